@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+// Paywall: paywall and subscription entitlement service.
+//
+// Dependency direction (one way):
+//   PaywallCore (pure domain) <- PaywallStore (SQLite via GRDB)
+//   PaywallCore <- PaywallCrypto (the only module that calls OpenSSL, via COpenSSL)
+//   PaywallService (orchestrates) -> PaywallStore, PaywallCrypto
+//   paywall (CLI, thin adapter) -> PaywallService
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Paywall",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "paywall", targets: ["paywall"]),
+        .executable(name: "paywall-bench", targets: ["StoreBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Pure domain types: no I/O, no C.
+        .target(name: "PaywallCore", swiftSettings: strict),
+
+        // OpenSSL libcrypto, reached only through PaywallCrypto.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "PaywallCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+
+        // The SQLite account store over GRDB (system libsqlite3).
+        .target(
+            name: "PaywallStore",
+            dependencies: ["PaywallCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+
+        // Orchestration: sign-up, sign-in, trials, memberships, sessions.
+        .target(
+            name: "PaywallService",
+            dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto"],
+            swiftSettings: strict
+        ),
+
+        // The `paywall` command-line tool: a thin adapter over the service.
+        .executableTarget(
+            name: "paywall",
+            dependencies: [
+                "PaywallService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Benchmarks: our store beside the same SQL in a plain C loop over libsqlite3.
+        .target(
+            name: "CSQLiteLoop",
+            path: "Benchmarks/CSQLiteLoop",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
+        .executableTarget(
+            name: "StoreBenchmark",
+            dependencies: ["PaywallStore", "PaywallCore", "CSQLiteLoop"],
+            path: "Benchmarks/StoreBenchmark",
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "PaywallCoreTests", dependencies: ["PaywallCore"]),
+        .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
+        .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore"]),
+        .testTarget(
+            name: "PaywallServiceTests",
+            dependencies: ["PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto"]
+        ),
+        .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallStore", "PaywallCore"]),
+    ]
+)

@@ -1,0 +1,26 @@
+// The small C surface of OpenSSL libcrypto that PaywallCrypto uses.
+// Only PaywallCrypto imports this module.
+#ifndef PAYWALL_COPENSSL_SHIM_H
+#define PAYWALL_COPENSSL_SHIM_H
+
+#define OPENSSL_API_COMPAT 30000
+#define OPENSSL_NO_DEPRECATED 1
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+/// `OPENSSL_free` is a function-like macro; Swift cannot import it.
+static inline void paywall_openssl_free(void *ptr) { OPENSSL_free(ptr); }
+
+#endif

@@ -1,0 +1,42 @@
+/// The rules a new password must meet.
+public struct PasswordPolicy: Sendable, Equatable {
+    /// Why a password was refused.
+    public enum Violation: Error, Equatable, Sendable, CustomStringConvertible {
+        case tooShort(minimum: Int)
+        case tooLong(maximum: Int)
+        case common
+        case containsEmail
+
+        public var description: String {
+            switch self {
+            case let .tooShort(minimum): "it must be at least \(minimum) characters long"
+            case let .tooLong(maximum): "it must be at most \(maximum) characters long"
+            case .common: "it is in the list of commonly used passwords; choose another"
+            case .containsEmail: "it must not contain the email address"
+            }
+        }
+    }
+
+    /// Minimum length in characters (default 10).
+    public var minimumLength: Int
+    /// Maximum length in characters (default 1024; bounds the cost of hashing).
+    public var maximumLength: Int
+
+    public init(minimumLength: Int = 10, maximumLength: Int = 1024) {
+        self.minimumLength = minimumLength
+        self.maximumLength = maximumLength
+    }
+
+    /// The default policy: 10 to 1024 characters, not a common password.
+    public static let standard = PasswordPolicy()
+
+    /// Checks `password` for an account with `email`; throws the first rule it breaks.
+    public func validate(_ password: String, email: EmailAddress? = nil) throws(DomainError) {
+        let length = password.count
+        if length < minimumLength { throw .weakPassword(.tooShort(minimum: minimumLength)) }
+        if length > maximumLength { throw .weakPassword(.tooLong(maximum: maximumLength)) }
+        let lower = password.lowercased()
+        if CommonPasswords.all.contains(lower) { throw .weakPassword(.common) }
+        if let email, lower.contains(email.lookupKey) { throw .weakPassword(.containsEmail) }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+import PaywallCore
+import PaywallStore
+
+extension PaywallService {
+    /// Adds a title after validating its id (a slug), name and publisher.
+    public func addTitle(id: String, name: String, publisher: String, actor: AuditActor) throws(ServiceError) -> Title {
+        try mapped {
+            let slug = try TitleID(validating: id, kind: "title")
+            return try store.addTitle(
+                id: slug, name: validatedName(name, kind: "title"), publisher: validatedName(publisher, kind: "publisher"), actor: actor)
+        }
+    }
+
+    /// Adds a plan. `titles` is nil or empty for all titles, otherwise the listed ids.
+    public func addPlan(id: String, name: String, period: String, titles: [String]?, actor: AuditActor) throws(ServiceError) -> Plan {
+        try mapped {
+            let slug = try PlanID(validating: id, kind: "plan")
+            guard let billing = BillingPeriod(rawValue: period.lowercased()) else {
+                throw DomainError.invalidValue(field: "period", value: period, expected: "one of week, month, year")
+            }
+            let bundle: TitleBundle
+            if let titles, !titles.isEmpty {
+                bundle = .titles(Set(try titles.map { try TitleID(validating: $0, kind: "title") }))
+            } else {
+                bundle = .all
+            }
+            return try store.addPlan(id: slug, name: validatedName(name, kind: "plan"), period: billing, bundle: bundle, actor: actor)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import PaywallCore
+import PaywallStore
+
+extension PaywallService {
+    /// Starts the one free trial of the account's person (default length from the
+    /// configuration).
+    public func startTrial(account reference: String, length: TimeInterval? = nil, actor: AuditActor) throws(ServiceError) -> Trial {
+        try mapped {
+            let account = try store.account(matching: reference)
+            return try store.startTrial(accountID: account.id, duration: length ?? configuration.trialLength, actor: actor)
+        }
+    }
+
+    /// Grants a membership of `plan` until `until` (default: one billing period from now).
+    public func grantMembership(
+        account reference: String, plan: String, until: Date?, source: MembershipSource, actor: AuditActor, reason: String? = nil
+    ) throws(ServiceError) -> Membership {
+        try mapped {
+            let account = try store.account(matching: reference)
+            let planID = try PlanID(validating: plan, kind: "plan")
+            guard let found = try store.plan(id: planID) else { throw StoreError.planNotFound(planID.rawValue) }
+            let end = until ?? now.addingTimeInterval(found.period.approximateLength)
+            guard end > now else {
+                throw DomainError.invalidValue(field: "period end", value: TimeText.format(end), expected: "a time in the future")
+            }
+            return try store.grantMembership(accountID: account.id, planID: planID, periodEnd: end, source: source, actor: actor, reason: reason)
+        }
+    }
+
+    /// Cancels an account's membership of `plan` (or its only live membership when `plan`
+    /// is nil). `immediately` ends access now; otherwise at the end of the period.
+    public func cancelMembership(account reference: String, plan: String?, immediately: Bool, actor: AuditActor) throws(ServiceError) -> Membership {
+        try mapped {
+            let account = try store.account(matching: reference)
+            let live = try store.memberships(accountID: account.id).filter { $0.status != .expired }
+            let candidates: [Membership]
+            if let plan {
+                let planID = try PlanID(validating: plan, kind: "plan")
+                candidates = live.filter { $0.planID == planID }
+            } else {
+                candidates = live
+            }
+            guard let target = candidates.first else {
+                throw StoreError.membershipNotFound("for account '\(account.email)'\(plan.map { " and plan '\($0)'" } ?? "")")
+            }
+            guard candidates.count == 1 else {
+                throw DomainError.invalidValue(
+                    field: "plan", value: "(none)",
+                    expected: "one of \(candidates.map(\.planID.rawValue).joined(separator: ", ")) (the account has several memberships)")
+            }
+            return try store.cancelMembership(id: target.id, immediately: immediately, actor: actor)
+        }
+    }
+
+    /// Records that a reader opened an article.
+    public func recordRead(subject: MeterSubject, title: String, article: String, at: Date? = nil) throws(ServiceError) {
+        try mapped {
+            let read = ArticleRead(
+                subject: subject, titleID: try TitleID(validating: title, kind: "title"),
+                articleID: try ArticleRead.validateArticleID(article), at: at ?? now)
+            try store.recordRead(read)
+        }
+    }
+}

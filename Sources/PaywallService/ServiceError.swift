@@ -1,0 +1,48 @@
+import PaywallCore
+import PaywallCrypto
+import PaywallStore
+
+/// Why a service operation failed. Each case carries a message a user can act on; the
+/// HTTP layer maps them to stable codes.
+public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The input was malformed (email, password, id, date…).
+    case invalidInput(DomainError)
+    /// The store refused or failed.
+    case store(StoreError)
+    /// A cryptographic operation failed.
+    case crypto(CryptoError)
+    /// Wrong email or password (deliberately not saying which).
+    case invalidCredentials
+    /// The refresh token is unknown, expired or revoked.
+    case sessionRejected
+    /// A refresh token was used twice; its whole session family is now revoked.
+    case sessionReused
+
+    public var description: String {
+        switch self {
+        case let .invalidInput(error): error.description
+        case let .store(error): error.description
+        case let .crypto(error): error.description
+        case .invalidCredentials: "wrong email or password"
+        case .sessionRejected: "the session has expired or was revoked; sign in again"
+        case .sessionReused: "this refresh token was already used; every session of its family is revoked, sign in again"
+        }
+    }
+}
+
+/// Runs `body`, wrapping the errors of the lower layers.
+func mapped<T>(_ body: () throws -> T) throws(ServiceError) -> T {
+    do {
+        return try body()
+    } catch let error as ServiceError {
+        throw error
+    } catch let error as DomainError {
+        throw .invalidInput(error)
+    } catch let error as StoreError {
+        throw .store(error)
+    } catch let error as CryptoError {
+        throw .crypto(error)
+    } catch {
+        throw .store(.cannotOpen(path: "?", detail: String(describing: error)))
+    }
+}

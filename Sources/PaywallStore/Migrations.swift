@@ -1,0 +1,130 @@
+import GRDB
+
+/// The versioned, forward-only schema. Never edit a shipped migration: add a new one.
+enum Migrations {
+    /// Migration identifiers in order.
+    static var identifiers: [String] { migrator.migrations }
+
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+
+        migrator.registerMigration("v1-accounts") { db in
+            try db.execute(sql: """
+                CREATE TABLE accounts (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    email TEXT NOT NULL,
+                    email_key TEXT NOT NULL UNIQUE,
+                    display_name TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE TABLE credentials (
+                    account_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    password_hash TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE TABLE audit_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    details TEXT NOT NULL DEFAULT '{}'
+                );
+                CREATE INDEX audit_log_by_target ON audit_log(target, id);
+                CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+                    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+                CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+                    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+                """)
+        }
+
+        migrator.registerMigration("v2-catalog") { db in
+            try db.execute(sql: """
+                CREATE TABLE titles (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    publisher TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE plans (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    period TEXT NOT NULL CHECK (period IN ('week', 'month', 'year')),
+                    all_titles INTEGER NOT NULL CHECK (all_titles IN (0, 1)),
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE plan_titles (
+                    plan_id TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+                    title_id TEXT NOT NULL REFERENCES titles(id),
+                    PRIMARY KEY (plan_id, title_id)
+                ) WITHOUT ROWID;
+                """)
+        }
+
+        migrator.registerMigration("v3-trials-memberships") { db in
+            try db.execute(sql: """
+                CREATE TABLE trials (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    account_id TEXT UNIQUE REFERENCES accounts(id) ON DELETE SET NULL,
+                    person_key TEXT NOT NULL UNIQUE,
+                    started_at INTEGER NOT NULL,
+                    ends_at INTEGER NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('active', 'canceled'))
+                );
+                CREATE TABLE memberships (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    plan_id TEXT NOT NULL REFERENCES plans(id),
+                    status TEXT NOT NULL CHECK (status IN ('active', 'past_due', 'canceled', 'expired')),
+                    current_period_end INTEGER NOT NULL,
+                    grace_period_end INTEGER,
+                    cancel_at_period_end INTEGER NOT NULL DEFAULT 0 CHECK (cancel_at_period_end IN (0, 1)),
+                    source TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX memberships_by_account ON memberships(account_id);
+                CREATE UNIQUE INDEX memberships_one_live_per_plan
+                    ON memberships(account_id, plan_id) WHERE status != 'expired';
+                CREATE TABLE membership_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    membership_id INTEGER NOT NULL REFERENCES memberships(id) ON DELETE CASCADE,
+                    from_status TEXT,
+                    to_status TEXT NOT NULL,
+                    at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    reason TEXT
+                );
+                CREATE INDEX membership_events_by_membership ON membership_events(membership_id, id);
+                """)
+        }
+
+        migrator.registerMigration("v4-meters-sessions") { db in
+            try db.execute(sql: """
+                CREATE TABLE reads (
+                    id INTEGER PRIMARY KEY,
+                    subject TEXT NOT NULL,
+                    title_id TEXT NOT NULL REFERENCES titles(id),
+                    article_id TEXT NOT NULL,
+                    read_at INTEGER NOT NULL
+                );
+                CREATE INDEX reads_by_subject ON reads(subject, read_at, title_id, article_id);
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    family_id TEXT NOT NULL,
+                    token_hash BLOB NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    revoked_at INTEGER,
+                    replaced_by TEXT
+                );
+                CREATE INDEX sessions_by_family ON sessions(family_id);
+                CREATE INDEX sessions_by_account ON sessions(account_id);
+                """)
+        }
+
+        return migrator
+    }()
+}

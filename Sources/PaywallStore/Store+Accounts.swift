@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+extension Account {
+    static let columns = "id, email, display_name, created_at, updated_at"
+
+    init(row: Row) {
+        self.init(
+            id: AccountID(rawValue: row[0]),
+            email: row[1],
+            displayName: row[2],
+            createdAt: Date(millis: row[3]),
+            updatedAt: Date(millis: row[4])
+        )
+    }
+}
+
+extension Store {
+    /// Creates an account with an already hashed password. Throws
+    /// ``StoreError/duplicateEmail(_:)`` when the (case-insensitive) email is taken.
+    public func createAccount(
+        email: EmailAddress, displayName: String?, passwordHash: String, actor: AuditActor
+    ) throws(StoreError) -> Account {
+        let now = clock.now()
+        let account = Account(id: .generate(), email: email.value, displayName: displayName, createdAt: now, updatedAt: now)
+        return try write { db in
+            if try Self.accountRow(db, emailKey: email.lookupKey) != nil {
+                throw StoreError.duplicateEmail(email.value)
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [account.id.rawValue, account.email, email.lookupKey, displayName, now.millis, now.millis])
+            try db.cachedStatement(sql: "INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)")
+                .execute(arguments: [account.id.rawValue, passwordHash, now.millis])
+            try audit(db, actor: actor, action: "account.create", target: "account:\(account.id)", details: ["email": account.email])
+            return account
+        }
+    }
+
+    /// The account with this id, or nil.
+    public func account(id: AccountID) throws(StoreError) -> Account? {
+        try read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"), arguments: [id.rawValue])
+                .map(Account.init(row:))
+        }
+    }
+
+    /// The account with this email (compared case-insensitively), or nil.
+    public func account(email: EmailAddress) throws(StoreError) -> Account? {
+        try account(emailKey: email.lookupKey)
+    }
+
+    /// The account whose lower-cased email is `emailKey`, or nil.
+    public func account(emailKey: String) throws(StoreError) -> Account? {
+        try read { db in try Self.accountRow(db, emailKey: emailKey).map(Account.init(row:)) }
+    }
+
+    static func accountRow(_ db: Database, emailKey: String) throws -> Row? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"), arguments: [emailKey])
+    }
+
+    /// Resolves an account reference typed by an admin: an account id or an email.
+    /// Throws ``StoreError/accountNotFound(_:)``.
+    public func account(matching reference: String) throws(StoreError) -> Account {
+        let ref = reference.trimmingCharacters(in: .whitespacesAndNewlines)
+        if AccountID.looksLikeID(ref), let found = try account(id: AccountID(rawValue: ref.lowercased())) {
+            return found
+        }
+        if let found = try account(emailKey: ref.lowercased()) { return found }
+        throw .accountNotFound(ref)
+    }
+
+    /// Accounts ordered by creation, `limit` at a time after the row `offset`.
+    public func accounts(limit: Int = 100, offset: Int = 0) throws(StoreError) -> [Account] {
+        try read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts ORDER BY created_at, id LIMIT ? OFFSET ?"),
+                arguments: [max(0, limit), max(0, offset)]
+            ).map(Account.init(row:))
+        }
+    }
+
+    /// The number of accounts.
+    public func accountCount() throws(StoreError) -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM accounts") ?? 0 }
+    }
+
+    /// The stored password hash of an account, or nil when it has none.
+    public func passwordHash(accountID: AccountID) throws(StoreError) -> String? {
+        try read { db in
+            try String.fetchOne(db.cachedStatement(sql: "SELECT password_hash FROM credentials WHERE account_id = ?"), arguments: [accountID.rawValue])
+        }
+    }
+
+    /// Replaces an account's password hash. `action` names the reason in the audit log
+    /// (`account.set-password`, or `account.rehash-password` for an upgrade at sign-in).
+    public func setPasswordHash(accountID: AccountID, hash: String, actor: AuditActor, action: String = "account.set-password") throws(StoreError) {
+        let now = clock.now().millis
+        try write { db in
+            try Self.requireAccount(db, accountID)
+            try db.cachedStatement(sql: """
+                INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(account_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
+                """).execute(arguments: [accountID.rawValue, hash, now])
+            try db.cachedStatement(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?").execute(arguments: [now, accountID.rawValue])
+            try audit(db, actor: actor, action: action, target: "account:\(accountID)")
+        }
+    }
+
+    /// Changes an account's display name.
+    public func setDisplayName(accountID: AccountID, displayName: String?, actor: AuditActor) throws(StoreError) {
+        let now = clock.now().millis
+        try write { db in
+            try Self.requireAccount(db, accountID)
+            try db.cachedStatement(sql: "UPDATE accounts SET display_name = ?, updated_at = ? WHERE id = ?")
+                .execute(arguments: [displayName, now, accountID.rawValue])
+            try audit(db, actor: actor, action: "account.rename", target: "account:\(accountID)", details: ["displayName": displayName ?? ""])
+        }
+    }
+
+    /// Deletes an account with its credentials, memberships, sessions and reads. Its trial
+    /// stays recorded against the person (not the account), so re-creating the account
+    /// does not earn a second trial.
+    public func deleteAccount(id: AccountID, actor: AuditActor) throws(StoreError) {
+        try write { db in
+            let email = try Self.requireAccount(db, id)
+            try db.cachedStatement(sql: "DELETE FROM reads WHERE subject = ?").execute(arguments: [MeterSubject.account(id).key])
+            try db.cachedStatement(sql: "DELETE FROM accounts WHERE id = ?").execute(arguments: [id.rawValue])
+            try audit(db, actor: actor, action: "account.delete", target: "account:\(id)", details: ["email": email])
+        }
+    }
+
+    /// Throws ``StoreError/accountNotFound(_:)`` unless the account exists; returns its email.
+    @discardableResult
+    static func requireAccount(_ db: Database, _ id: AccountID) throws -> String {
+        guard let email = try String.fetchOne(db.cachedStatement(sql: "SELECT email FROM accounts WHERE id = ?"), arguments: [id.rawValue]) else {
+            throw StoreError.accountNotFound(id.rawValue)
+        }
+        return email
+    }
+}

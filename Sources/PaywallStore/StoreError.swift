@@ -1,0 +1,105 @@
+import GRDB
+
+/// A store failure, with what a user needs to act on it.
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    // The database file itself.
+    case notADatabase(path: String)
+    case corrupt(path: String, detail: String)
+    case readOnly(path: String)
+    case locked(path: String, timeoutSeconds: Double)
+    case cannotOpen(path: String, detail: String)
+    case diskFull(path: String)
+    case schemaTooNew(path: String, unknownMigrations: [String])
+    case schemaOutdated(path: String, pendingMigrations: [String])
+
+    // Domain lookups and constraints.
+    case accountNotFound(String)
+    case duplicateEmail(String)
+    case titleNotFound(String)
+    case duplicateTitle(String)
+    case planNotFound(String)
+    case duplicatePlan(String)
+    case emptyBundle(plan: String)
+    case trialAlreadyUsed(email: String)
+    case trialNotFound(account: String)
+    case membershipNotFound(String)
+    case membershipExists(account: String, plan: String, status: String)
+    case invalidTransition(from: String, to: String)
+    case sessionNotFound
+    case destinationExists(path: String)
+
+    /// Any other SQLite error, with its code, message and statement.
+    case sqlite(path: String, code: Int32, message: String, sql: String?)
+
+    public var description: String {
+        switch self {
+        case let .notADatabase(path):
+            return "\(path) is not a SQLite database (wrong file, or encrypted)"
+        case let .corrupt(path, detail):
+            return "\(path) is corrupt (\(detail)); restore it from a backup"
+        case let .readOnly(path):
+            return "\(path) is read-only: check the file's and its folder's permissions"
+        case let .locked(path, timeout):
+            return "\(path) is locked by another process (waited \(timeout) s); try again, or find the process holding it"
+        case let .cannotOpen(path, detail):
+            return "cannot open \(path): \(detail)"
+        case let .diskFull(path):
+            return "the disk holding \(path) is full"
+        case let .schemaTooNew(path, unknown):
+            return "\(path) was written by a newer paywall (unknown migrations: \(unknown.joined(separator: ", "))); upgrade paywall"
+        case let .schemaOutdated(path, pending):
+            return "\(path) needs migrations \(pending.joined(separator: ", ")); run 'paywall db migrate'"
+        case let .accountNotFound(ref):
+            return "no account '\(ref)'"
+        case let .duplicateEmail(email):
+            return "an account with email '\(email)' already exists"
+        case let .titleNotFound(id):
+            return "no title '\(id)'; list titles with 'paywall title list'"
+        case let .duplicateTitle(id):
+            return "title '\(id)' already exists"
+        case let .planNotFound(id):
+            return "no plan '\(id)'; list plans with 'paywall plan list'"
+        case let .duplicatePlan(id):
+            return "plan '\(id)' already exists"
+        case let .emptyBundle(plan):
+            return "plan '\(plan)' must grant all titles or at least one listed title"
+        case let .trialAlreadyUsed(email):
+            return "'\(email)' has already had a free trial (one per person)"
+        case let .trialNotFound(account):
+            return "account '\(account)' has no trial"
+        case let .membershipNotFound(ref):
+            return "no membership \(ref)"
+        case let .membershipExists(account, plan, status):
+            return "account '\(account)' already has a \(status) membership of plan '\(plan)'"
+        case let .invalidTransition(from, to):
+            return "a membership cannot go from \(from) to \(to)"
+        case .sessionNotFound:
+            return "no such session"
+        case let .destinationExists(path):
+            return "\(path) already exists; choose another destination"
+        case let .sqlite(path, code, message, sql):
+            let statement = sql.map { " in `\($0)`" } ?? ""
+            return "SQLite error \(code) on \(path): \(message)\(statement)"
+        }
+    }
+
+    /// Maps a GRDB error to the store's error for the file at `path`.
+    static func from(_ error: any Error, path: String, busyTimeout: Double) -> StoreError {
+        if let storeError = error as? StoreError { return storeError }
+        guard let dbError = error as? DatabaseError else {
+            return .cannotOpen(path: path, detail: String(describing: error))
+        }
+        let message = dbError.message ?? "unknown error"
+        switch dbError.resultCode {
+        case .SQLITE_NOTADB: return .notADatabase(path: path)
+        case .SQLITE_CORRUPT: return .corrupt(path: path, detail: message)
+        case .SQLITE_READONLY: return .readOnly(path: path)
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return .locked(path: path, timeoutSeconds: busyTimeout)
+        case .SQLITE_CANTOPEN: return .cannotOpen(path: path, detail: message)
+        case .SQLITE_FULL: return .diskFull(path: path)
+        case .SQLITE_PERM, .SQLITE_AUTH: return .readOnly(path: path)
+        default:
+            return .sqlite(path: path, code: dbError.extendedResultCode.rawValue, message: message, sql: dbError.sql)
+        }
+    }
+}

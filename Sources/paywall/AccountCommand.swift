@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallService
+
+struct AccountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account",
+        abstract: "Create, inspect and delete reader accounts.",
+        subcommands: [Create.self, Show.self, List.self, SetPassword.self, Delete.self]
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an account.",
+            discussion: """
+                The password is read from the first line of standard input (prompted for, \
+                without echo, on a terminal); it must have at least 10 characters and not be \
+                a commonly used password. Example:
+                  printf '%s\\n' "$PASSWORD" | paywall account create --email ada@example.com --name "Ada"
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The account's email address (unique, case-insensitive).") var email: String
+        @Option(help: "The reader's display name.") var name: String?
+
+        func run() throws {
+            try global.run { service in
+                let password = try readPassword(prompt: "Password for \(email): ")
+                let account = try service.signUp(email: email, password: password, displayName: name, actor: global.auditActor)
+                let view = AccountView(account)
+                if global.json { Output(json: true).emit(view) } else { print("created account \(account.id) <\(account.email)>") }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an account, its trial and memberships.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        struct Detail: Encodable {
+            var account: AccountView
+            var trial: TrialView?
+            var memberships: [MembershipView]
+            var trialEligible: Bool
+        }
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let found = try service.account(account)
+                let now = service.now
+                let trial = try service.store.trial(accountID: found.id)
+                let eligible = try (try? EmailAddress(found.email)).map { try service.store.isTrialEligible(email: $0) } ?? false
+                let memberships = try service.store.memberships(accountID: found.id).map { MembershipView($0, now: now) }
+                let detail = Detail(account: AccountView(found), trial: trial.map { TrialView($0, now: now) }, memberships: memberships, trialEligible: eligible)
+                let out = Output(json: global.json)
+                if global.json { out.emit(detail); return }
+                var fields = detail.account.fields
+                fields.append(("trial", detail.trial.map { "\($0.status) until \($0.endsAt.text)" } ?? (eligible ? "none (eligible)" : "none (already used)")))
+                out.fields(fields)
+                if !memberships.isEmpty {
+                    print("")
+                    out.table(MembershipView.header, memberships.map(\.row))
+                }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts, oldest first.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "At most this many accounts.") var limit = 100
+        @Option(help: "Skip this many accounts first.") var offset = 0
+
+        func validate() throws {
+            guard limit > 0, limit <= 100_000 else { throw ValidationError("--limit must be between 1 and 100000") }
+            guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
+        }
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let accounts = try service.store.accounts(limit: limit, offset: offset).map(AccountView.init)
+                let out = Output(json: global.json)
+                if global.json { out.emit(accounts); return }
+                out.table(["ID", "EMAIL", "NAME", "CREATED"], accounts.map { [$0.id, $0.email, $0.displayName ?? "-", $0.createdAt.text] })
+            }
+        }
+    }
+
+    struct SetPassword: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-password",
+            abstract: "Set an account's password (read from standard input) and sign it out everywhere."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run { service in
+                let found = try service.account(account)
+                let password = try readPassword(prompt: "New password for \(found.email): ")
+                try service.setPassword(account: found.id.rawValue, password: password, actor: global.auditActor)
+                if global.json { Output(json: true).emit(["id": found.id.rawValue, "result": "password-set"]) } else { print("password set for \(found.email)") }
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an account with its memberships, sessions and reads.",
+            discussion: "The person's trial stays recorded: a re-created account gets no second trial."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Flag(help: "Confirm the deletion (required).") var yes = false
+
+        func validate() throws {
+            guard yes else { throw ValidationError("deleting an account cannot be undone; add --yes to confirm") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let deleted = try service.deleteAccount(account, actor: global.auditActor)
+                if global.json { Output(json: true).emit(["id": deleted.id.rawValue, "result": "deleted"]) } else { print("deleted account \(deleted.id) <\(deleted.email)>") }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallService
+
+struct TitleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "title",
+        abstract: "Manage the catalog of titles.",
+        subcommands: [Add.self, List.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a title.",
+            discussion: "Example: paywall title add euronews --name Euronews --publisher \"Euronews SA\""
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The title's id: a-z, 0-9 and '-', e.g. euronews.") var id: String
+        @Option(help: "The title's name as readers see it.") var name: String
+        @Option(help: "The publisher.") var publisher: String
+
+        func run() throws {
+            try global.run { service in
+                let title = try service.addTitle(id: id, name: name, publisher: publisher, actor: global.auditActor)
+                if global.json { Output(json: true).emit(TitleView(title)) } else { print("added title \(title.id) (\(title.name))") }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List titles.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let titles = try service.store.titles().map(TitleView.init)
+                let out = Output(json: global.json)
+                if global.json { out.emit(titles); return }
+                out.table(["ID", "NAME", "PUBLISHER"], titles.map { [$0.id, $0.name, $0.publisher] })
+            }
+        }
+    }
+}
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Manage membership plans and the titles they grant.",
+        subcommands: [Add.self, List.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a plan.",
+            discussion: """
+                Examples:
+                  paywall plan add monthly-all --name "All titles, monthly" --period month --all
+                  paywall plan add news-annual --name "News, annual" --period year --titles euronews,the-daily
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The plan's id: a-z, 0-9 and '-'.") var id: String
+        @Option(help: "The plan's name.") var name: String
+        @Option(help: "Billing period: week, month or year.") var period: String
+        @Option(help: "Comma-separated title ids the plan grants.") var titles: String?
+        @Flag(help: "Grant every title, present and future.") var all = false
+
+        func validate() throws {
+            if all == (titles != nil) { throw ValidationError("give exactly one of --all or --titles") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let list = titles.map { $0.split(separator: ",").map { String($0) } }
+                if let list, list.isEmpty { throw ValidationError("--titles needs at least one title id") }
+                let plan = try service.addPlan(id: id, name: name, period: period, titles: list, actor: global.auditActor)
+                let view = PlanView(plan)
+                if global.json { Output(json: true).emit(view) } else { print("added plan \(view.id) (\(view.name), per \(view.period), \(view.titleText))") }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List plans.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let plans = try service.store.plans().map(PlanView.init)
+                let out = Output(json: global.json)
+                if global.json { out.emit(plans); return }
+                out.table(["ID", "NAME", "PERIOD", "TITLES"], plans.map { [$0.id, $0.name, $0.period, $0.titleText] })
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallService
+
+struct MembershipCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "membership",
+        abstract: "Grant, cancel and inspect memberships.",
+        subcommands: [Grant.self, Cancel.self, Show.self]
+    )
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Grant an account a membership of a plan.",
+            discussion: """
+                The period ends at --until (ISO 8601 date or time), or after --for (e.g. 30d), \
+                or by default one billing period of the plan from now. Granting a plan the \
+                account has as canceled or past due reactivates that membership.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Option(help: "The plan id.") var plan: String
+        @Option(help: "End of the period, e.g. 2026-12-31 or 2026-12-31T12:00:00Z.") var until: String?
+        @Option(name: .customLong("for"), help: "Length of the period, e.g. 30d, 12w.") var length: String?
+        @Option(help: "Where the membership comes from: admin or comp.") var source = "admin"
+        @Option(help: "Why, for the history.") var reason: String?
+
+        func validate() throws {
+            if until != nil, length != nil { throw ValidationError("give at most one of --until and --for") }
+            guard ["admin", "comp"].contains(source) else { throw ValidationError("--source must be admin or comp") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let end = try parseEnd(until: until, for: length, now: service.now)
+                let membership = try service.grantMembership(
+                    account: account, plan: plan, until: end, source: MembershipSource(rawValue: source), actor: global.auditActor, reason: reason)
+                let view = MembershipView(membership, now: service.now)
+                if global.json { Output(json: true).emit(view) } else { print("membership #\(view.id): \(view.plan) \(view.status) until \(view.currentPeriodEnd.text)") }
+            }
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a membership.",
+            discussion: "Access continues until the end of the paid period, unless --now ends it at once."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Option(help: "The plan id (needed when the account has several memberships).") var plan: String?
+        @Flag(help: "End access now instead of at the end of the period.") var now = false
+
+        func run() throws {
+            try global.run { service in
+                let membership = try service.cancelMembership(account: account, plan: plan, immediately: now, actor: global.auditActor)
+                let view = MembershipView(membership, now: service.now)
+                if global.json { Output(json: true).emit(view); return }
+                if now {
+                    print("membership #\(view.id) (\(view.plan)) ended now")
+                } else {
+                    print("membership #\(view.id) (\(view.plan)) canceled; access until \(view.currentPeriodEnd.text)")
+                }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an account's memberships and their status history.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let found = try service.account(account)
+                let now = service.now
+                let views = try service.store.memberships(accountID: found.id).map {
+                    MembershipView($0, now: now, history: try service.store.membershipHistory(id: $0.id))
+                }
+                let out = Output(json: global.json)
+                if global.json { out.emit(views); return }
+                if views.isEmpty { print("\(found.email) has no memberships"); return }
+                out.table(MembershipView.header, views.map(\.row))
+                for view in views {
+                    print("\nhistory of #\(view.id):")
+                    for change in view.history ?? [] {
+                        print("  \(change.at.text)  \(change.from ?? "-") -> \(change.to)  by \(change.actor)\(change.reason.map { "  (\($0))" } ?? "")")
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct TrialCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trial",
+        abstract: "Start and inspect free trials (one per person, ever).",
+        subcommands: [Start.self, Show.self]
+    )
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start an account's free trial.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Option(help: "Length in days.") var days = 14
+
+        func validate() throws {
+            guard (1...366).contains(days) else { throw ValidationError("--days must be between 1 and 366") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let trial = try service.startTrial(account: account, length: TimeInterval(days) * 86_400, actor: global.auditActor)
+                let view = TrialView(trial, now: service.now)
+                if global.json { Output(json: true).emit(view) } else { print("trial #\(view.id) started; ends \(view.endsAt.text)") }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an account's trial.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let found = try service.account(account)
+                guard let trial = try service.store.trial(accountID: found.id) else {
+                    let eligible = try (try? EmailAddress(found.email)).map { try service.store.isTrialEligible(email: $0) } ?? false
+                    if global.json {
+                        Output(json: true).emit(["trial": nil, "eligible": eligible] as [String: Bool?])
+                    } else {
+                        print("\(found.email) has no trial (\(eligible ? "eligible for one" : "the person already had one"))")
+                    }
+                    return
+                }
+                let view = TrialView(trial, now: service.now)
+                if global.json { Output(json: true).emit(view) } else { Output(json: false).fields(view.fields) }
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+import Foundation
+
+/// Options every command that touches the database accepts.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The SQLite database file.", discussion: "Default: $PAYWALL_DB, else ./paywall.sqlite.", valueName: "path"))
+    var db: String?
+
+    @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("Who is making the change, for the audit log (default: the OS user).", valueName: "name"))
+    var actor: String?
+
+    /// The database path in force.
+    var databasePath: String {
+        db ?? ProcessInfo.processInfo.environment["PAYWALL_DB"] ?? "paywall.sqlite"
+    }
+}

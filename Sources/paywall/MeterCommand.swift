@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallService
+import PaywallStore
+
+struct MeterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meter",
+        abstract: "Record and count article reads (the metered free articles).",
+        subcommands: [Record.self, Import.self, Show.self]
+    )
+
+    /// Whose reads: exactly one of --account and --device.
+    struct Subject: ParsableArguments {
+        @Option(help: "A signed-in reader: email or account id.") var account: String?
+        @Option(help: "An anonymous reader's device id.") var device: String?
+
+        func validate() throws {
+            if (account == nil) == (device == nil) { throw ValidationError("give exactly one of --account and --device") }
+        }
+
+        func resolve(_ service: PaywallService) throws -> MeterSubject {
+            if let account { return .account(try service.account(account).id) }
+            return try MeterSubject.device(validating: device ?? "")
+        }
+    }
+
+    struct Record: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record that a reader opened an article.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var subject: Subject
+        @Option(help: "The title id.") var title: String
+        @Option(help: "The article id.") var article: String
+        @Option(help: "When (ISO 8601); default now.") var at: String?
+
+        func run() throws {
+            try global.run { service in
+                let when = try at.map { try TimeText.instant($0) }
+                let who = try subject.resolve(service)
+                try service.recordRead(subject: who, title: title, article: article, at: when)
+                if global.json { Output(json: true).emit(["result": "recorded", "subject": who.key]) } else { print("recorded read of \(title)/\(article) by \(who)") }
+            }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import reads from standard input, one JSON object per line.",
+            discussion: """
+                Each line: {"account": EMAIL-OR-ID | "device": ID, "title": T, "article": A, "at": ISO-8601 (optional)}.
+                Reads are committed in batches of --batch lines; after each commit a line \
+                'committed N' (N = lines committed so far) is printed and flushed, so a caller \
+                knows exactly what is stored. A bad line stops the import with its line number; \
+                the lines before it stay committed, nothing of its batch is.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Lines per transaction.") var batch = 500
+
+        struct Line: Decodable {
+            var account: String?
+            var device: String?
+            var title: String
+            var article: String
+            var at: String?
+        }
+
+        func validate() throws {
+            guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                var pending: [ArticleRead] = []
+                var committed = 0
+                var lineNumber = 0
+                var accounts: [String: AccountID] = [:]
+                func flush() throws {
+                    guard !pending.isEmpty else { return }
+                    try service.store.recordReads(pending)
+                    committed += pending.count
+                    pending.removeAll(keepingCapacity: true)
+                    // Unbuffered: the caller may rely on every acknowledged line being stored.
+                    FileHandle.standardOutput.write(Data("committed \(committed)\n".utf8))
+                }
+                while let text = readLine() {
+                    lineNumber += 1
+                    if text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+                    do {
+                        let line = try JSONDecoder().decode(Line.self, from: Data(text.utf8))
+                        let subject: MeterSubject
+                        switch (line.account, line.device) {
+                        case let (account?, nil):
+                            if let id = accounts[account] {
+                                subject = .account(id)
+                            } else {
+                                let id = try service.account(account).id
+                                accounts[account] = id
+                                subject = .account(id)
+                            }
+                        case let (nil, device?):
+                            subject = try MeterSubject.device(validating: device)
+                        default:
+                            throw ValidationError("give exactly one of \"account\" and \"device\"")
+                        }
+                        pending.append(ArticleRead(
+                            subject: subject, titleID: try TitleID(validating: line.title, kind: "title"),
+                            articleID: try ArticleRead.validateArticleID(line.article),
+                            at: try line.at.map { try TimeText.instant($0) } ?? service.now))
+                        if pending.count >= batch { try flush() }
+                    } catch let error as DecodingError {
+                        throw ValidationError("line \(lineNumber): not a read object (\(Self.describe(error)))")
+                    } catch let error as ValidationError {
+                        throw ValidationError("line \(lineNumber): \(error.message)")
+                    } catch let error as ServiceError {
+                        throw ValidationError("line \(lineNumber): \(error.description)")
+                    } catch let error as DomainError {
+                        throw ValidationError("line \(lineNumber): \(error.description)")
+                    } catch let error as StoreError {
+                        throw ServiceError.store(error)
+                    }
+                }
+                try flush()
+                if committed == 0 { FileHandle.standardOutput.write(Data("committed 0\n".utf8)) }
+            }
+        }
+
+        static func describe(_ error: DecodingError) -> String {
+            switch error {
+            case let .keyNotFound(key, _): "missing \"\(key.stringValue)\""
+            case let .typeMismatch(_, context), let .valueNotFound(_, context):
+                "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+            case .dataCorrupted: "invalid JSON"
+            @unknown default: "invalid"
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Count the distinct articles a reader read in a rolling window.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var subject: Subject
+        @Option(help: "The window, e.g. 30d, 24h.") var window = "30d"
+        @Option(help: "Count only this title's articles.") var title: String?
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let who = try subject.resolve(service)
+                let length = try TimeText.duration(window)
+                let titleID = try title.map { try TitleID(validating: $0, kind: "title") }
+                let usage = try service.store.meterUsage(subject: who, window: length, title: titleID)
+                struct View: Encodable { var subject: String; var used: Int; var windowStart: Date; var windowEnd: Date; var title: String? }
+                let view = View(subject: who.key, used: usage.used, windowStart: usage.windowStart, windowEnd: usage.windowEnd, title: title)
+                if global.json { Output(json: true).emit(view) } else {
+                    print("\(usage.used) distinct article(s)\(title.map { " of \($0)" } ?? "") read by \(who) since \(usage.windowStart.text)")
+                }
+            }
+        }
+    }
+}

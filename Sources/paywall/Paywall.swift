@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// The `paywall` command: administer accounts, the catalog, entitlements and the database.
+@main
+struct Paywall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paywall",
+        abstract: "Paywall and subscription entitlement service.",
+        discussion: """
+            Every command works on one SQLite database: --db PATH, else $PAYWALL_DB, else \
+            ./paywall.sqlite (created and migrated on first use). Add --json for machine-readable \
+            output. Exit status: 0 success; 1 refused (bad input, not found, conflict); \
+            2 the database cannot be used (locked, read-only, corrupt, not SQLite); 64 usage error. \
+            Every change is recorded in the audit log ('paywall audit list').
+            """,
+        subcommands: [
+            AccountCommand.self, TitleCommand.self, PlanCommand.self, MembershipCommand.self,
+            TrialCommand.self, MeterCommand.self, AuditCommand.self, DatabaseCommand.self,
+        ]
+    )
+}

@@ -73,14 +73,14 @@ extension Store {
         }.flatMap { $0.isUsable(at: now) ? $0 : nil }
     }
 
-    /// Revokes every session of an account (sign out everywhere). Returns how many.
+    /// Revokes every usable session of an account (sign out everywhere). Returns how many.
     @discardableResult
     public func revokeSessions(accountID: AccountID, actor: AuditActor) throws(StoreError) -> Int {
         let now = clock.now()
         return try write { db in
             try Self.requireAccount(db, accountID)
-            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL")
-                .execute(arguments: [now.millis, accountID.rawValue])
+            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?")
+                .execute(arguments: [now.millis, accountID.rawValue, now.millis])
             let count = db.changesCount
             try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
             return count

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+@testable import PaywallCore
+
+@Suite("Identifiers, durations and dates")
+struct ValueTests {
+    @Test("slugs", arguments: ["euronews", "the-daily-1", "a", "9news"])
+    func validSlug(_ text: String) throws {
+        #expect(try Slug(validating: text, kind: "title").rawValue == text)
+    }
+
+    @Test("bad slugs", arguments: ["", "Euronews", "-x", "a b", "a_b", "ü", String(repeating: "a", count: 65), "a/b"])
+    func invalidSlug(_ text: String) {
+        #expect(throws: DomainError.self) { try Slug(validating: text, kind: "title") }
+    }
+
+    @Test("durations", arguments: [("90s", 90.0), ("15m", 900), ("12h", 43_200), ("14d", 1_209_600), ("2w", 1_209_600), (" 30D ", 2_592_000)])
+    func durations(_ text: String, seconds: Double) throws {
+        #expect(try TimeText.duration(text) == seconds)
+    }
+
+    @Test("bad durations", arguments: ["", "d", "0d", "-1d", "1.5d", "10", "10y", "1 d", "99999999999999999999d", "+5d"])
+    func badDurations(_ text: String) {
+        #expect(throws: DomainError.invalidDuration(text)) { try TimeText.duration(text) }
+    }
+
+    @Test("instants")
+    func instants() throws {
+        #expect(try TimeText.instant("2026-12-31") == Date(timeIntervalSince1970: 1_798_675_200))
+        #expect(try TimeText.instant("2026-12-31T23:59:59Z") == Date(timeIntervalSince1970: 1_798_761_599))
+        #expect(try TimeText.instant("2026-12-31T23:59:59+01:00") == Date(timeIntervalSince1970: 1_798_757_999))
+        #expect(try TimeText.instant("2026-12-31T23:59:59.500Z").timeIntervalSince1970 == 1_798_761_599.5)
+        #expect(TimeText.format(Date(timeIntervalSince1970: 1_798_761_599)) == "2026-12-31T23:59:59Z")
+    }
+
+    @Test("malformed dates", arguments: ["", "tomorrow", "2026-13-01", "2026-02-30", "31/12/2026", "2026-12-31T25:00:00Z", "2026-12-31 10:00"])
+    func badDates(_ text: String) {
+        #expect(throws: DomainError.self) { try TimeText.instant(text) }
+    }
+
+    @Test("names are trimmed and bounded")
+    func names() throws {
+        #expect(try validatedName("  Euronews ", kind: "title") == "Euronews")
+        #expect(throws: DomainError.self) { try validatedName("  ", kind: "title") }
+        #expect(throws: DomainError.self) { try validatedName("a\u{0007}b", kind: "title") }
+        #expect(throws: DomainError.self) { try validatedName(String(repeating: "n", count: 201), kind: "title") }
+    }
+
+    @Test("device ids and article ids")
+    func meterIds() throws {
+        #expect(try MeterSubject.device(validating: "dev-123").key == "device:dev-123")
+        #expect(throws: DomainError.self) { try MeterSubject.device(validating: "has space") }
+        #expect(throws: DomainError.self) { try MeterSubject.device(validating: String(repeating: "d", count: 129)) }
+        #expect(try ArticleRead.validateArticleID(" zelenskyy-talks ") == "zelenskyy-talks")
+        #expect(throws: DomainError.self) { try ArticleRead.validateArticleID("") }
+        #expect(throws: DomainError.self) { try ArticleRead.validateArticleID("a\nb") }
+    }
+}
+
+@Suite("Entitlement states over time")
+struct EntitlementStateTests {
+    let start = Date(timeIntervalSince1970: 1_767_225_600)
+
+    func membership(_ status: MembershipStatus, grace: Date? = nil) -> Membership {
+        Membership(id: 1, accountID: AccountID(rawValue: "a"), planID: PlanID(rawValue: "p"), status: status,
+                   currentPeriodEnd: start.addingTimeInterval(30 * 86_400), gracePeriodEnd: grace,
+                   cancelAtPeriodEnd: false, source: .admin, createdAt: start, updatedAt: start)
+    }
+
+    @Test("active and canceled last until the period ends; past due until the grace ends")
+    func access() {
+        let before = start.addingTimeInterval(29 * 86_400)
+        let after = start.addingTimeInterval(31 * 86_400)
+        #expect(membership(.active).grantsAccess(at: before))
+        #expect(!membership(.active).grantsAccess(at: after))
+        #expect(membership(.active).effectiveStatus(at: after) == .expired)
+        #expect(membership(.canceled).grantsAccess(at: before))
+        #expect(membership(.canceled).effectiveStatus(at: before) == .canceled)
+        #expect(!membership(.canceled).grantsAccess(at: after))
+        let grace = start.addingTimeInterval(35 * 86_400)
+        #expect(membership(.pastDue, grace: grace).grantsAccess(at: after))
+        #expect(!membership(.pastDue, grace: grace).grantsAccess(at: grace))
+        #expect(!membership(.expired).grantsAccess(at: before))
+    }
+
+    @Test("a trial expires at its end")
+    func trial() {
+        let trial = Trial(id: 1, accountID: nil, personKey: "p", startedAt: start, endsAt: start.addingTimeInterval(100), storedStatus: .active)
+        #expect(trial.status(at: start.addingTimeInterval(99)) == .active)
+        #expect(trial.status(at: start.addingTimeInterval(100)) == .expired)
+        var canceled = trial
+        canceled.storedStatus = .canceled
+        #expect(canceled.status(at: start) == .canceled)
+    }
+
+    @Test("the manual clock moves only when told")
+    func clock() {
+        let clock = ManualClock(start)
+        #expect(clock.now() == start)
+        clock.advance(by: 60)
+        #expect(clock.now() == start.addingTimeInterval(60))
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+import PaywallCore
+@testable import PaywallStore
+
+@Suite("Accounts and catalog")
+struct AccountStoreTests {
+    @Test("create, then find by id, by email in any case, and by reference")
+    func createAndFind() throws {
+        let f = try StoreFixture()
+        let created = try f.store.createAccount(email: EmailAddress(" Ada@Example.com "), displayName: "Ada", passwordHash: "$h", actor: f.admin)
+        #expect(created.email == "Ada@Example.com")
+        #expect(try f.store.account(id: created.id) == created)
+        #expect(try f.store.account(email: EmailAddress("ADA@example.COM")) == created)
+        #expect(try f.store.account(matching: "ada@example.com") == created)
+        #expect(try f.store.account(matching: created.id.rawValue.uppercased()) == created)
+        #expect(try f.store.passwordHash(accountID: created.id) == "$h")
+        #expect(throws: StoreError.accountNotFound("nobody@example.com")) { try f.store.account(matching: "nobody@example.com") }
+        let audit = try f.store.auditEntries()
+        #expect(audit.first?.action == "account.create")
+        #expect(audit.first?.target == "account:\(created.id)")
+        #expect(audit.first?.actor == f.admin)
+    }
+
+    @Test("a duplicate email, in another case, is refused and writes nothing")
+    func duplicate() throws {
+        let f = try StoreFixture()
+        try f.account("ada@example.com")
+        let before = try f.snapshot()
+        #expect(throws: StoreError.duplicateEmail("ADA@example.com")) { try f.account("ADA@example.com") }
+        #expect(try f.snapshot() == before)
+    }
+
+    @Test("listing pages in creation order")
+    func list() throws {
+        let f = try StoreFixture()
+        for index in 0..<5 {
+            try f.account("reader\(index)@example.com")
+            f.clock.advance(by: 1)
+        }
+        #expect(try f.store.accounts(limit: 2, offset: 0).map(\.email) == ["reader0@example.com", "reader1@example.com"])
+        #expect(try f.store.accounts(limit: 10, offset: 4).map(\.email) == ["reader4@example.com"])
+        #expect(try f.store.accountCount() == 5)
+    }
+
+    @Test("password and name changes update the account and the audit log")
+    func updates() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        f.clock.advance(by: 60)
+        try f.store.setPasswordHash(accountID: account.id, hash: "$new", actor: f.admin)
+        try f.store.setDisplayName(accountID: account.id, displayName: "Ada L.", actor: f.admin)
+        let updated = try #require(try f.store.account(id: account.id))
+        #expect(updated.displayName == "Ada L.")
+        #expect(updated.updatedAt == account.createdAt.addingTimeInterval(60))
+        #expect(try f.store.passwordHash(accountID: account.id) == "$new")
+        #expect(try f.store.auditEntries(target: "account:\(account.id)").map(\.action) == ["account.rename", "account.set-password", "account.create"])
+        let ghost = AccountID.generate()
+        #expect(throws: StoreError.accountNotFound(ghost.rawValue)) { try f.store.setPasswordHash(accountID: ghost, hash: "$x", actor: f.admin) }
+    }
+
+    @Test("deleting removes the account, its credentials, memberships, sessions and reads")
+    func delete() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        try f.plan("all")
+        let account = try f.account("ada@example.com")
+        _ = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "all"), periodEnd: f.clock.now().addingTimeInterval(86_400), source: .admin, actor: f.admin)
+        _ = try f.store.createSession(accountID: account.id, tokenHash: [1, 2, 3], lifetime: 3_600)
+        try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
+        try f.store.deleteAccount(id: account.id, actor: f.admin)
+        let counts = try f.snapshot()
+        for table in ["accounts", "credentials", "memberships", "membership_events", "sessions", "reads"] {
+            #expect(counts[table] == 0, "\(table) still has rows")
+        }
+        #expect(try f.store.auditEntries().first?.action == "account.delete")
+        #expect(throws: StoreError.accountNotFound(account.id.rawValue)) { try f.store.deleteAccount(id: account.id, actor: f.admin) }
+    }
+
+    @Test("titles and plans: duplicates and unknown titles are refused and write nothing")
+    func catalog() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        try f.title("the-daily")
+        let plan = try f.plan("news", bundle: .titles([TitleID(rawValue: "euronews"), TitleID(rawValue: "the-daily")]))
+        #expect(try f.store.plan(id: plan.id)?.bundle == .titles([TitleID(rawValue: "euronews"), TitleID(rawValue: "the-daily")]))
+        try f.plan("everything")
+        #expect(try f.store.plan(id: PlanID(rawValue: "everything"))?.bundle == .all)
+        #expect(try f.store.titles().map(\.id.rawValue) == ["euronews", "the-daily"])
+        #expect(try f.store.plans().map(\.id.rawValue) == ["everything", "news"])
+
+        let before = try f.snapshot()
+        #expect(throws: StoreError.duplicateTitle("euronews")) { try f.title("euronews") }
+        #expect(throws: StoreError.duplicatePlan("news")) { try f.plan("news") }
+        #expect(throws: StoreError.titleNotFound("missing")) {
+            try f.plan("bad", bundle: .titles([TitleID(rawValue: "euronews"), TitleID(rawValue: "missing")]))
+        }
+        #expect(throws: StoreError.emptyBundle(plan: "empty")) { try f.plan("empty", bundle: .titles([])) }
+        #expect(try f.snapshot() == before)
+    }
+
+    @Test("the audit log is append-only, even to raw SQL")
+    func auditAppendOnly() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        #expect(throws: (any Error).self) { try f.store.pool.write { try $0.execute(sql: "DELETE FROM audit_log") } }
+        #expect(throws: (any Error).self) { try f.store.pool.write { try $0.execute(sql: "UPDATE audit_log SET actor = 'x'") } }
+        #expect(try f.store.auditCount() == 1)
+        try f.store.recordAudit(actor: f.admin, action: "token.comp", target: "account:x", details: ["days": "7"])
+        #expect(try f.store.auditEntries().first?.details == #"{"days":"7"}"#)
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import PaywallCore
+@testable import PaywallStore
+
+@Suite("Meters and sessions")
+struct MeterAndSessionStoreTests {
+    let day: TimeInterval = 86_400
+
+    func read(_ f: StoreFixture, _ subject: MeterSubject, _ title: String, _ article: String) throws {
+        try f.store.recordRead(ArticleRead(subject: subject, titleID: TitleID(rawValue: title), articleID: article, at: f.clock.now()))
+    }
+
+    @Test("a rolling window of distinct articles; re-reads count once")
+    func rollingWindow() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        try f.title("the-daily")
+        let device = MeterSubject.device("dev-1")
+        try read(f, device, "euronews", "a1")
+        f.clock.advance(by: 10 * day)
+        try read(f, device, "euronews", "a2")
+        try read(f, device, "euronews", "a2")
+        try read(f, device, "the-daily", "a2")
+        #expect(try f.store.meterUsage(subject: device, window: 30 * day).used == 3)
+        #expect(try f.store.meterUsage(subject: device, window: 30 * day, title: TitleID(rawValue: "euronews")).used == 2)
+        #expect(try f.store.hasRead(subject: device, title: TitleID(rawValue: "euronews"), article: "a2", window: 30 * day))
+        #expect(try !f.store.hasRead(subject: device, title: TitleID(rawValue: "euronews"), article: "a3", window: 30 * day))
+        // a1 leaves the window 30 days after it was read.
+        f.clock.advance(by: 20 * day)
+        #expect(try f.store.meterUsage(subject: device, window: 30 * day).used == 2)
+        // Another reader's meter is separate.
+        #expect(try f.store.meterUsage(subject: .device("dev-2"), window: 30 * day).used == 0)
+        #expect(try f.store.readCount() == 4)
+    }
+
+    @Test("a read of an unknown title is refused and writes nothing")
+    func unknownTitle() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let before = try f.snapshot()
+        #expect(throws: StoreError.titleNotFound("nope")) { try read(f, .device("d"), "nope", "a1") }
+        let reads = [
+            ArticleRead(subject: .device("d"), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()),
+            ArticleRead(subject: .device("d"), titleID: TitleID(rawValue: "nope"), articleID: "a2", at: f.clock.now()),
+        ]
+        #expect(throws: StoreError.titleNotFound("nope")) { try f.store.recordReads(reads) }
+        #expect(try f.snapshot() == before)
+    }
+
+    @Test("refresh tokens rotate within a family; a reused token revokes the family")
+    func rotation() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        let first = try f.store.createSession(accountID: account.id, tokenHash: [1], lifetime: 30 * day)
+        #expect(try f.store.session(tokenHash: [1]) == first)
+        guard case let .rotated(second) = try f.store.rotateSession(tokenHash: [1], newTokenHash: [2], lifetime: 30 * day) else {
+            Issue.record("expected a rotation")
+            return
+        }
+        #expect(second.familyID == first.familyID)
+        #expect(try f.store.session(tokenHash: [1]) == nil)
+        #expect(try f.store.session(tokenHash: [2]) == second)
+        // The old token again: theft assumed, the whole family goes.
+        #expect(try f.store.rotateSession(tokenHash: [1], newTokenHash: [3], lifetime: 30 * day) == .reuseDetected(familyID: first.familyID))
+        #expect(try f.store.session(tokenHash: [2]) == nil)
+        #expect(try f.store.rotateSession(tokenHash: [2], newTokenHash: [4], lifetime: 30 * day) == .rejected)
+        #expect(try f.store.rotateSession(tokenHash: [9], newTokenHash: [5], lifetime: 30 * day) == .rejected)
+    }
+
+    @Test("sessions expire and can be revoked for an account")
+    func expiryAndRevocation() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        _ = try f.store.createSession(accountID: account.id, tokenHash: [1], lifetime: day)
+        _ = try f.store.createSession(accountID: account.id, tokenHash: [2], lifetime: 2 * day)
+        f.clock.advance(by: day)
+        #expect(try f.store.session(tokenHash: [1]) == nil)
+        #expect(try f.store.rotateSession(tokenHash: [1], newTokenHash: [3], lifetime: day) == .rejected)
+        #expect(try f.store.activeSessions(accountID: account.id).count == 1)
+        #expect(try f.store.revokeSessions(accountID: account.id, actor: f.admin) == 1)
+        #expect(try f.store.session(tokenHash: [2]) == nil)
+        #expect(throws: StoreError.accountNotFound("x")) {
+            try f.store.createSession(accountID: AccountID(rawValue: "x"), tokenHash: [7], lifetime: day)
+        }
+    }
+}

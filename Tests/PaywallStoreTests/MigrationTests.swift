@@ -1,0 +1,103 @@
+import Foundation
+import GRDB
+import Testing
+import PaywallCore
+@testable import PaywallStore
+
+@Suite("Migrations")
+struct MigrationTests {
+    func tempPath() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-migrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder.appendingPathComponent("db.sqlite").path
+    }
+
+    @Test("an empty file gets every migration, and a second open changes nothing")
+    func fromEmpty() throws {
+        let path = try tempPath()
+        let store = try Store(path: path)
+        let health = try store.health()
+        #expect(health.appliedMigrations == Store.knownMigrations)
+        #expect(health.isHealthy)
+        let journal = try store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(journal == "wal")
+        let fk = try store.pool.read { try Int.fetchOne($0, sql: "PRAGMA foreign_keys") }
+        #expect(fk == 1)
+        let sync = try store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+        #expect(sync == 2, "synchronous should be FULL")
+        try store.close()
+        let again = try Store(path: path)
+        #expect(try again.appliedMigrations() == Store.knownMigrations)
+    }
+
+    /// Data written at each schema version, using only the tables that version has.
+    func seed(_ db: Database, upTo index: Int) throws {
+        try db.execute(sql: "INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at) VALUES ('acc-1', 'Ada@Example.com', 'ada@example.com', 'Ada', 1, 1)")
+        try db.execute(sql: "INSERT INTO credentials (account_id, password_hash, updated_at) VALUES ('acc-1', '$scrypt$old', 1)")
+        try db.execute(sql: "INSERT INTO audit_log (at, actor, action, target) VALUES (1, 'admin:old', 'account.create', 'account:acc-1')")
+        if index >= 1 {
+            try db.execute(sql: "INSERT INTO titles (id, name, publisher, created_at) VALUES ('euronews', 'Euronews', 'Euronews SA', 1)")
+            try db.execute(sql: "INSERT INTO plans (id, name, period, all_titles, created_at) VALUES ('news', 'News', 'month', 0, 1)")
+            try db.execute(sql: "INSERT INTO plan_titles (plan_id, title_id) VALUES ('news', 'euronews')")
+        }
+        if index >= 2 {
+            try db.execute(sql: "INSERT INTO trials (account_id, person_key, started_at, ends_at, status) VALUES ('acc-1', 'ada@example.com', 1, 2, 'active')")
+            try db.execute(sql: """
+                INSERT INTO memberships (account_id, plan_id, status, current_period_end, source, created_at, updated_at)
+                VALUES ('acc-1', 'news', 'active', 9999999999999, 'admin', 1, 1)
+                """)
+        }
+        if index >= 3 {
+            try db.execute(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES ('device:d', 'euronews', 'a1', 1)")
+        }
+    }
+
+    @Test("every earlier schema version migrates to the current one, keeping its data",
+          arguments: Array(Migrations.identifiers.indices.dropLast()))
+    func fromEarlier(_ index: Int) throws {
+        let path = try tempPath()
+        let target = Migrations.identifiers[index]
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try Migrations.migrator.migrate(queue, upTo: target)
+            try queue.write { try seed($0, upTo: index) }
+            try queue.close()
+        }
+        let store = try Store(path: path)
+        let health = try store.health()
+        #expect(health.appliedMigrations == Store.knownMigrations)
+        #expect(health.isHealthy)
+        let account = try #require(try store.account(matching: "ada@example.com"))
+        #expect(account.displayName == "Ada")
+        #expect(try store.passwordHash(accountID: account.id) == "$scrypt$old")
+        if index >= 1 { #expect(try store.plan(id: PlanID(rawValue: "news"))?.bundle == .titles([TitleID(rawValue: "euronews")])) }
+        if index >= 2 { #expect(try store.memberships(accountID: account.id).count == 1) }
+        // The migrated file takes every current operation.
+        if index < 1 { _ = try store.addTitle(id: TitleID(rawValue: "euronews"), name: "Euronews", publisher: "E", actor: .system) }
+        try store.recordRead(ArticleRead(subject: .device("d2"), titleID: TitleID(rawValue: "euronews"), articleID: "a9", at: Date()))
+        #expect(try store.auditCount() >= 1)
+    }
+
+    @Test("a file migrated by a newer paywall is refused, untouched")
+    func tooNew() throws {
+        let path = try tempPath()
+        try Store(path: path).close()
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-future')") }
+        try queue.close()
+        #expect(throws: StoreError.schemaTooNew(path: path, unknownMigrations: ["v99-future"])) { try Store(path: path) }
+    }
+
+    @Test("read-only opening refuses a file that needs migrations")
+    func readOnlyOutdated() throws {
+        let path = try tempPath()
+        let queue = try DatabaseQueue(path: path)
+        try Migrations.migrator.migrate(queue, upTo: Migrations.identifiers[0])
+        try queue.close()
+        var configuration = StoreConfiguration()
+        configuration.readOnly = true
+        #expect(throws: StoreError.schemaOutdated(path: path, pendingMigrations: Array(Migrations.identifiers.dropFirst()))) {
+            try Store(path: path, configuration: configuration)
+        }
+    }
+}

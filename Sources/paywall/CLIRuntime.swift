@@ -11,6 +11,13 @@ enum ExitStatus {
     static let databaseUnavailable = ExitCode(2)
 }
 
+/// A refusal found by the CLI itself (bad input on standard input, say): one line on
+/// stderr and exit status 1, without the usage text a ``ValidationError`` prints.
+struct CLIFailure: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
 /// Writes one line to standard error.
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("paywall: error: \(message)\n".utf8))
@@ -31,7 +38,7 @@ extension GlobalOptions {
             configuration.store.readOnly = readOnly
             if let text = ProcessInfo.processInfo.environment["PAYWALL_SCRYPT_LN"] {
                 // Lowered only by tests: the default is OWASP's N = 2^17.
-                guard let logN = Int(text) else { throw ValidationError("PAYWALL_SCRYPT_LN must be a number") }
+                guard let logN = Int(text) else { throw CLIFailure("PAYWALL_SCRYPT_LN must be a number") }
                 configuration.passwordHashing = ScryptParameters(logN: logN, r: 8, p: 1)
             }
             if let text = ProcessInfo.processInfo.environment["PAYWALL_BUSY_TIMEOUT"], let seconds = Double(text) {
@@ -42,6 +49,9 @@ extension GlobalOptions {
         } catch let error as ServiceError {
             printError(error.description)
             throw Self.exitCode(for: error)
+        } catch let error as CLIFailure {
+            printError(error.message)
+            throw ExitStatus.refused
         } catch let error as DomainError {
             printError(error.description)
             throw ExitStatus.refused
@@ -109,11 +119,11 @@ struct Output {
 /// machine could see them.
 func readPassword(prompt: String) throws -> String {
     if isatty(STDIN_FILENO) == 1 {
-        guard let raw = getpass(prompt) else { throw ValidationError("no password entered") }
+        guard let raw = getpass(prompt) else { throw CLIFailure("no password entered") }
         return String(cString: raw)
     }
     guard let line = readLine(strippingNewline: true) else {
-        throw ValidationError("expected the password on standard input")
+        throw CLIFailure("expected the password on the first line of standard input")
     }
     return line
 }

@@ -73,7 +73,7 @@ struct PlanCommand: ParsableCommand {
         func run() throws {
             try global.run { service in
                 let list = titles.map { $0.split(separator: ",").map { String($0) } }
-                if let list, list.isEmpty { throw ValidationError("--titles needs at least one title id") }
+                if let list, list.isEmpty { throw CLIFailure("--titles needs at least one title id") }
                 let plan = try service.addPlan(id: id, name: name, period: period, titles: list, actor: global.auditActor)
                 let view = PlanView(plan)
                 if global.json { Output(json: true).emit(view) } else { print("added plan \(view.id) (\(view.name), per \(view.period), \(view.titleText))") }

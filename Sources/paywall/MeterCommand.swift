@@ -102,7 +102,7 @@ struct MeterCommand: ParsableCommand {
                         case let (nil, device?):
                             subject = try MeterSubject.device(validating: device)
                         default:
-                            throw ValidationError("give exactly one of \"account\" and \"device\"")
+                            throw CLIFailure("give exactly one of \"account\" and \"device\"")
                         }
                         pending.append(ArticleRead(
                             subject: subject, titleID: try TitleID(validating: line.title, kind: "title"),
@@ -110,15 +110,13 @@ struct MeterCommand: ParsableCommand {
                             at: try line.at.map { try TimeText.instant($0) } ?? service.now))
                         if pending.count >= batch { try flush() }
                     } catch let error as DecodingError {
-                        throw ValidationError("line \(lineNumber): not a read object (\(Self.describe(error)))")
-                    } catch let error as ValidationError {
-                        throw ValidationError("line \(lineNumber): \(error.message)")
+                        throw CLIFailure("line \(lineNumber): not a read object (\(Self.describe(error)))")
+                    } catch let error as CLIFailure {
+                        throw CLIFailure("line \(lineNumber): \(error.message)")
                     } catch let error as ServiceError {
-                        throw ValidationError("line \(lineNumber): \(error.description)")
+                        throw CLIFailure("line \(lineNumber): \(error.description)")
                     } catch let error as DomainError {
-                        throw ValidationError("line \(lineNumber): \(error.description)")
-                    } catch let error as StoreError {
-                        throw ServiceError.store(error)
+                        throw CLIFailure("line \(lineNumber): \(error.description)")
                     }
                 }
                 try flush()

@@ -1,0 +1,77 @@
+import Foundation
+import PaywallCore
+import PaywallStore
+
+/// Runs the built `paywall` executable against a database in a temporary folder.
+struct CLIHarness {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    let folder: URL
+    var database: String { folder.appendingPathComponent("paywall.sqlite").path }
+
+    init() throws {
+        // A child that exits before reading its input must not kill the test runner.
+        signal(SIGPIPE, SIG_IGN)
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    /// The `paywall` binary built beside the test bundle.
+    static let executable: URL = {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paywall"),
+            Bundle.main.bundleURL.appendingPathComponent("paywall"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("paywall"),
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/debug/paywall"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }()
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["PAYWALL_DB"] = database
+        env["PAYWALL_SCRYPT_LN"] = "10"  // cheap hashing in tests only
+        env["USER"] = "tester"
+        return env
+    }
+
+    /// Runs `paywall ARGS`, feeding `input` on standard input.
+    @discardableResult
+    func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.environment = environment.merging(extraEnvironment) { $1 }
+        process.currentDirectoryURL = folder
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
+        try? stdin.fileHandleForWriting.close()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    /// Row counts of the database, to prove a refused command changed nothing.
+    func snapshot() throws -> [Int] {
+        var configuration = StoreConfiguration()
+        configuration.readOnly = true
+        let store = try Store(path: database, configuration: configuration)
+        defer { try? store.close() }
+        return [try store.accountCount(), try store.auditCount(), try store.titles().count, try store.plans().count, try store.readCount()]
+    }
+
+    /// Decodes JSON output.
+    func json(_ text: String) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(text.utf8))
+    }
+}

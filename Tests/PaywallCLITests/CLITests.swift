@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+import PaywallCore
+@testable import PaywallStore
+
+@Suite("paywall CLI", .serialized)
+struct CLITests {
+    /// A database with a title, two plans and one account.
+    func seeded() throws -> CLIHarness {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        #expect(try cli.run(["title", "add", "the-daily", "--name", "The Daily", "--publisher", "Daily Ltd"]).status == 0)
+        #expect(try cli.run(["plan", "add", "monthly-all", "--name", "All titles", "--period", "month", "--all"]).status == 0)
+        #expect(try cli.run(["plan", "add", "news", "--name", "News", "--period", "year", "--titles", "euronews"]).status == 0)
+        let created = try cli.run(["account", "create", "--email", "Ada@Example.com", "--name", "Ada"], input: "correct horse battery\n")
+        #expect(created.status == 0, "\(created.stderr)")
+        return cli
+    }
+
+    @Test("an admin's session: accounts, trials, memberships, meters, audit, in text and JSON")
+    func adminFlow() throws {
+        let cli = try seeded()
+        let show = try cli.run(["account", "show", "ada@example.com", "--json"])
+        #expect(show.status == 0)
+        let detail = try #require(try cli.json(show.stdout) as? [String: Any])
+        let account = try #require(detail["account"] as? [String: Any])
+        #expect(account["email"] as? String == "Ada@Example.com")
+        #expect(detail["trialEligible"] as? Bool == true)
+        let id = try #require(account["id"] as? String)
+
+        #expect(try cli.run(["trial", "start", id, "--days", "14"]).stdout.contains("trial #1 started"))
+        let trial = try #require(try cli.json(try cli.run(["trial", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])
+        #expect(trial["status"] as? String == "active")
+
+        let grant = try cli.run(["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2099-01-01", "--json"])
+        #expect(grant.status == 0, "\(grant.stderr)")
+        #expect((try cli.json(grant.stdout) as? [String: Any])?["currentPeriodEnd"] as? String == "2099-01-01T00:00:00Z")
+        #expect(try cli.run(["membership", "cancel", "ada@example.com"]).stdout.contains("access until 2099-01-01T00:00:00Z"))
+        let memberships = try #require(try cli.json(try cli.run(["membership", "show", "ada@example.com", "--json"]).stdout) as? [[String: Any]])
+        #expect(memberships.count == 1)
+        #expect(memberships[0]["status"] as? String == "canceled")
+        #expect((memberships[0]["history"] as? [[String: Any]])?.count == 2)
+
+        #expect(try cli.run(["meter", "record", "--account", "ada@example.com", "--title", "euronews", "--article", "a1"]).status == 0)
+        #expect(try cli.run(["meter", "record", "--account", "ada@example.com", "--title", "euronews", "--article", "a1"]).status == 0)
+        #expect(try cli.run(["meter", "record", "--device", "dev-9", "--title", "the-daily", "--article", "a2"]).status == 0)
+        let meter = try #require(try cli.json(try cli.run(["meter", "show", "--account", id, "--json"]).stdout) as? [String: Any])
+        #expect(meter["used"] as? Int == 1)
+
+        let list = try #require(try cli.json(try cli.run(["account", "list", "--json"]).stdout) as? [[String: Any]])
+        #expect(list.count == 1)
+        let titles = try cli.run(["title", "list"])
+        #expect(titles.stdout.contains("euronews") && titles.stdout.contains("The Daily"))
+        #expect(try cli.run(["plan", "list"]).stdout.contains("all titles"))
+
+        let audit = try #require(try cli.json(try cli.run(["audit", "list", "--json", "--limit", "100"]).stdout) as? [[String: Any]])
+        let actions = audit.compactMap { $0["action"] as? String }
+        for action in ["title.add", "plan.add", "account.create", "trial.start", "membership.grant", "membership.status"] {
+            #expect(actions.contains(action), "missing \(action)")
+        }
+        #expect(audit.allSatisfy { $0["actor"] as? String == "admin:tester" })
+        #expect(try cli.run(["audit", "list", "--account", "ada@example.com"]).stdout.contains("trial.start"))
+
+        let check = try cli.run(["db", "check"])
+        #expect(check.status == 0)
+        #expect(check.stdout.contains("healthy"))
+        let backup = cli.folder.appendingPathComponent("backup.sqlite").path
+        #expect(try cli.run(["db", "backup", backup]).status == 0)
+        #expect(try cli.run(["db", "backup", backup]).status == 1)
+        #expect(try cli.run(["db", "check", "--db", backup, "--json"]).stdout.contains("\"healthy\" : true"))
+
+        #expect(try cli.run(["account", "set-password", "ada@example.com"], input: "another fine passphrase\n").status == 0)
+        #expect(try cli.run(["account", "delete", "ada@example.com", "--yes"]).status == 0)
+        #expect(try cli.run(["account", "show", "ada@example.com"]).status == 1)
+    }
+
+    @Test("refused commands: one line on stderr, exit 1, nothing written", arguments: [
+        (["account", "create", "--email", "bad@@example.com"], "correct horse battery\n", "invalid email address"),
+        (["account", "create", "--email", "b@example.com"], "short\n", "at least 10 characters"),
+        (["account", "create", "--email", "b@example.com"], "password123\n", "commonly used"),
+        (["account", "create", "--email", "ADA@example.com"], "correct horse battery\n", "already exists"),
+        (["account", "create", "--email", "b@example.com"], "", "expected the password"),
+        (["account", "show", "nobody@example.com"], "", "no account 'nobody@example.com'"),
+        (["account", "set-password", "ada@example.com"], "short\n", "at least 10 characters"),
+        (["account", "delete", "ghost@example.com", "--yes"], "", "no account"),
+        (["title", "add", "euronews", "--name", "E", "--publisher", "P"], "", "already exists"),
+        (["title", "add", "Bad Id", "--name", "E", "--publisher", "P"], "", "invalid title id"),
+        (["title", "add", "ok-id", "--name", "   ", "--publisher", "P"], "", "invalid title name"),
+        (["plan", "add", "x", "--name", "X", "--period", "month", "--titles", "euronews,nope"], "", "no title 'nope'"),
+        (["plan", "add", "x", "--name", "X", "--period", "fortnight", "--all"], "", "expected one of week, month, year"),
+        (["plan", "add", "news", "--name", "X", "--period", "month", "--all"], "", "already exists"),
+        (["membership", "grant", "ada@example.com", "--plan", "nope"], "", "no plan 'nope'"),
+        (["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2026-02-30"], "", "invalid date"),
+        (["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2001-01-01"], "", "a time in the future"),
+        (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "ten days"], "", "invalid duration"),
+        (["membership", "grant", "nobody@example.com", "--plan", "news"], "", "no account"),
+        (["membership", "cancel", "ada@example.com"], "", "no membership"),
+        (["trial", "start", "nobody@example.com"], "", "no account"),
+        (["meter", "record", "--device", "d1", "--title", "nope", "--article", "a"], "", "no title 'nope'"),
+        (["meter", "record", "--device", "d 1", "--title", "euronews", "--article", "a"], "", "invalid device id"),
+        (["meter", "record", "--device", "d1", "--title", "euronews", "--article", "a", "--at", "yesterday"], "", "invalid date"),
+        (["meter", "show", "--device", "d1", "--window", "forever"], "", "invalid duration"),
+    ] as [([String], String, String)])
+    func refused(arguments: [String], input: String, message: String) throws {
+        let cli = try seeded()
+        let before = try cli.snapshot()
+        let result = try cli.run(arguments, input: input)
+        #expect(result.status == 1, "exit \(result.status): \(result.stderr)")
+        #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
+        #expect(result.stderr.hasPrefix("paywall: error: "))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(try cli.snapshot() == before)
+    }
+
+    @Test("a second trial for the same person is refused", arguments: ["ada@example.com", "ADA+again@example.com"])
+    func secondTrial(email: String) throws {
+        let cli = try seeded()
+        #expect(try cli.run(["trial", "start", "ada@example.com"]).status == 0)
+        if email != "ada@example.com" {
+            #expect(try cli.run(["account", "create", "--email", email], input: "correct horse battery\n").status == 0)
+        }
+        let before = try cli.snapshot()
+        let result = try cli.run(["trial", "start", email])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("already had a free trial"))
+        #expect(try cli.snapshot() == before)
+    }
+
+    @Test("usage errors exit 64 and explain", arguments: [
+        ["plan", "add", "x", "--name", "X", "--period", "month"],
+        ["plan", "add", "x", "--name", "X", "--period", "month", "--all", "--titles", "a"],
+        ["account", "delete", "ada@example.com"],
+        ["meter", "record", "--title", "euronews", "--article", "a"],
+        ["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2099-01-01", "--for", "3d"],
+        ["account", "list", "--limit", "0"],
+        ["trial", "start", "ada@example.com", "--days", "0"],
+        ["account", "frobnicate"],
+    ])
+    func usage(arguments: [String]) throws {
+        let cli = try seeded()
+        let before = try cli.snapshot()
+        let result = try cli.run(arguments)
+        #expect(result.status == 64, "exit \(result.status)")
+        #expect(result.stderr.contains("Error:"))
+        #expect(try cli.snapshot() == before)
+    }
+
+    @Test("a file that is not SQLite: exit 2 and the file named")
+    func notADatabase() throws {
+        let cli = try CLIHarness()
+        let path = cli.folder.appendingPathComponent("notes.txt").path
+        try Data("shopping list: eggs, milk\n".utf8).write(to: URL(fileURLWithPath: path))
+        for command in [["account", "list"], ["title", "add", "x", "--name", "X", "--publisher", "P"], ["db", "check"], ["db", "migrate"]] {
+            let result = try cli.run(command + ["--db", path])
+            #expect(result.status == 2)
+            #expect(result.stderr == "paywall: error: \(path) is not a SQLite database (wrong file, or encrypted)\n")
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "shopping list: eggs, milk\n")
+    }
+
+    @Test("a database locked by another process: exit 2 after the timeout, nothing written")
+    func locked() throws {
+        let cli = try seeded()
+        let before = try cli.snapshot()
+        let locker = try LockHolder(path: cli.database)
+        defer { locker.release() }
+        let result = try cli.run(["title", "add", "x", "--name", "X", "--publisher", "P"], extraEnvironment: ["PAYWALL_BUSY_TIMEOUT": "0.3"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("\(cli.database) is locked by another process"))
+        locker.release()
+        #expect(try cli.snapshot() == before)
+    }
+
+    @Test("reading commands on a missing database say so instead of creating it")
+    func missingDatabase() throws {
+        let cli = try CLIHarness()
+        let result = try cli.run(["account", "list"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no such file"))
+        #expect(!FileManager.default.fileExists(atPath: cli.database))
+        #expect(try cli.run(["db", "migrate"]).status == 0)
+        #expect(try cli.run(["account", "list", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")
+    }
+
+    @Test("--help explains each command")
+    func help() throws {
+        let cli = try CLIHarness()
+        let root = try cli.run(["--help"])
+        #expect(root.status == 0)
+        for command in ["account", "title", "plan", "membership", "trial", "meter", "audit", "db"] {
+            #expect(root.stdout.contains(command))
+            let sub = try cli.run([command, "--help"])
+            #expect(sub.status == 0)
+            #expect(sub.stdout.contains("SUBCOMMANDS"))
+        }
+        #expect(try cli.run(["account", "create", "--help"]).stdout.contains("standard input"))
+    }
+}
+
+/// Another process (python3's sqlite3) holding the database's write lock until released.
+final class LockHolder: @unchecked Sendable {
+    let process = Process()
+    let input = Pipe()
+
+    init(path: String) throws {
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute('BEGIN EXCLUSIVE')
+            print('locked', flush=True)
+            sys.stdin.read()
+            """, path]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let line = output.fileHandleForReading.availableData
+        guard String(decoding: line, as: UTF8.self).contains("locked") else {
+            throw StoreError.cannotOpen(path: path, detail: "lock helper did not start")
+        }
+    }
+
+    func release() {
+        guard process.isRunning else { return }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}

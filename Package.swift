@@ -14,7 +14,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "Paywall",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "paywall", targets: ["paywall"]),
         .executable(name: "paywall-bench", targets: ["StoreBenchmark"]),
@@ -38,7 +38,11 @@ let package = Package(
         // The SQLite account store over GRDB (system libsqlite3).
         .target(
             name: "PaywallStore",
-            dependencies: ["PaywallCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "PaywallCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
 

@@ -25,7 +25,7 @@ extension Store {
         let now = clock.now()
         let account = Account(id: .generate(), email: email.value, displayName: displayName, createdAt: now, updatedAt: now)
         return try write { db in
-            if try Self.accountRow(db, emailKey: email.lookupKey) != nil {
+            if try Self.account(db, emailKey: email.lookupKey) != nil {
                 throw StoreError.duplicateEmail(email.value)
             }
             try db.cachedStatement(sql: """
@@ -41,10 +41,7 @@ extension Store {
 
     /// The account with this id, or nil.
     public func account(id: AccountID) throws(StoreError) -> Account? {
-        try read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"), arguments: [id.rawValue])
-                .map(Account.init(row:))
-        }
+        try readHot { reader, db in try reader.account(id: id.rawValue, db) }
     }
 
     /// The account with this email (compared case-insensitively), or nil.
@@ -54,11 +51,12 @@ extension Store {
 
     /// The account whose lower-cased email is `emailKey`, or nil.
     public func account(emailKey: String) throws(StoreError) -> Account? {
-        try read { db in try Self.accountRow(db, emailKey: emailKey).map(Account.init(row:)) }
+        try readHot { reader, db in try reader.account(emailKey: emailKey, db) }
     }
 
-    static func accountRow(_ db: Database, emailKey: String) throws -> Row? {
+    static func account(_ db: Database, emailKey: String) throws -> Account? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"), arguments: [emailKey])
+            .map(Account.init(row:))
     }
 
     /// Resolves an account reference typed by an admin: an account id or an email.

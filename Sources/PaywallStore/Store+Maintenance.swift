@@ -58,6 +58,9 @@ extension Store {
 
     /// Closes the database; further calls fail.
     public func close() throws(StoreError) {
-        do { try pool.close() } catch { throw StoreError.from(error, path: path, busyTimeout: busyTimeout) }
+        do {
+            try hotReaders.close()
+            try pool.close()
+        } catch { throw StoreError.from(error, path: path, busyTimeout: busyTimeout) }
     }
 }

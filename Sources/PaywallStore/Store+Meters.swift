@@ -31,17 +31,8 @@ extension Store {
     public func meterUsage(subject: MeterSubject, window: TimeInterval, title: TitleID? = nil) throws(StoreError) -> MeterUsage {
         let end = clock.now()
         let start = end.addingTimeInterval(-window)
-        let used = try read { db in
-            if let title {
-                return try Int.fetchOne(db.cachedStatement(sql: """
-                    SELECT COUNT(*) FROM (SELECT DISTINCT article_id FROM reads
-                    WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ?)
-                    """), arguments: [subject.key, start.millis, end.millis, title.rawValue]) ?? 0
-            }
-            return try Int.fetchOne(db.cachedStatement(sql: """
-                SELECT COUNT(*) FROM (SELECT DISTINCT title_id, article_id FROM reads
-                WHERE subject = ? AND read_at > ? AND read_at <= ?)
-                """), arguments: [subject.key, start.millis, end.millis]) ?? 0
+        let used = try readHot { reader, db in
+            try reader.meterCount(subject: subject.key, start: start.millis, end: end.millis, title: title?.rawValue, db)
         }
         return MeterUsage(used: used, windowStart: start, windowEnd: end)
     }
@@ -50,10 +41,8 @@ extension Store {
     public func hasRead(subject: MeterSubject, title: TitleID, article: String, window: TimeInterval) throws(StoreError) -> Bool {
         let end = clock.now()
         let start = end.addingTimeInterval(-window)
-        return try read { db in
-            try Bool.fetchOne(db.cachedStatement(sql: """
-                SELECT EXISTS (SELECT 1 FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ? AND article_id = ?)
-                """), arguments: [subject.key, start.millis, end.millis, title.rawValue, article]) ?? false
+        return try readHot { reader, db in
+            try reader.hasRead(subject: subject.key, title: title.rawValue, article: article, start: start.millis, end: end.millis, db)
         }
     }
 

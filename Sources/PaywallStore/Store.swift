@@ -14,6 +14,7 @@ public final class Store: Sendable {
     /// The source of "now".
     public let clock: any PaywallClock
     let pool: DatabasePool
+    let hotReaders: HotReaders
     let busyTimeout: Double
     let readOnly: Bool
 
@@ -56,6 +57,7 @@ public final class Store: Sendable {
                 }
                 try Migrations.migrator.migrate(pool)
             }
+            hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout)
         } catch {
             throw StoreError.from(error, path: path, busyTimeout: configuration.busyTimeout)
         }
@@ -80,6 +82,16 @@ public final class Store: Sendable {
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
             return try pool.read(body)
+        } catch {
+            throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// Runs a hot-path query (one statement, atomic on its own) on a hot reader. Use
+    /// ``read(_:)`` for everything else.
+    func readHot<T>(_ body: (HotReader, Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try hotReaders.read(body)
         } catch {
             throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
         }

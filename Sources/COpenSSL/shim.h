@@ -23,4 +23,11 @@
 /// `OPENSSL_free` is a function-like macro; Swift cannot import it.
 static inline void paywall_openssl_free(void *ptr) { OPENSSL_free(ptr); }
 
+/// `EVP_PKEY_Q_keygen` is variadic; Swift cannot call it.
+static inline EVP_PKEY *paywall_keygen_p256(void) { return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"); }
+static inline EVP_PKEY *paywall_keygen_ed25519(void) { return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"); }
+
+/// `BIO_get_mem_data` is a macro.
+static inline long paywall_bio_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+
 #endif

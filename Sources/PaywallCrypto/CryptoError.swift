@@ -8,12 +8,15 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformedPasswordHash(String)
     /// Scrypt parameters outside the supported bounds.
     case unsupportedParameters(String)
+    /// A key that cannot be used: wrong type or curve, malformed encoding, off the curve.
+    case invalidKey(String)
 
     public var description: String {
         switch self {
         case let .openSSL(operation, reason): "OpenSSL failed in \(operation): \(reason)"
         case let .malformedPasswordHash(reason): "malformed password hash: \(reason)"
         case let .unsupportedParameters(reason): "unsupported scrypt parameters: \(reason)"
+        case let .invalidKey(reason): "invalid key: \(reason)"
         }
     }
 

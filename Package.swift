@@ -35,6 +35,9 @@ let package = Package(
         ),
         .target(name: "PaywallCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
 
+        // Signed access tokens (JWS/JWT), the key ring in Keys/ and the JWKS.
+        .target(name: "PaywallTokens", dependencies: ["PaywallCore", "PaywallCrypto"], swiftSettings: strict),
+
         // The SQLite account store over GRDB (system libsqlite3).
         .target(
             name: "PaywallStore",
@@ -49,7 +52,7 @@ let package = Package(
         // Orchestration: sign-up, sign-in, trials, memberships, sessions.
         .target(
             name: "PaywallService",
-            dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto"],
+            dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens"],
             swiftSettings: strict
         ),
 
@@ -78,6 +81,7 @@ let package = Package(
 
         .testTarget(name: "PaywallCoreTests", dependencies: ["PaywallCore"]),
         .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
+        .testTarget(name: "PaywallTokensTests", dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore"]),
         .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore"]),
         .testTarget(
             name: "PaywallServiceTests",

@@ -1,0 +1,170 @@
+import Foundation
+import PaywallCore
+
+/// The registered claims every token of ours carries (RFC 7519 §4.1).
+public struct RegisteredClaims: Equatable, Sendable {
+    public var issuer: String
+    /// The account id, or `device:<id>` for an anonymous reader's article grant.
+    public var subject: String
+    public var audience: [String]
+    public var issuedAt: Date
+    public var notBefore: Date
+    public var expiresAt: Date
+    public var tokenID: String
+
+    public init(issuer: String, subject: String, audience: [String], issuedAt: Date, notBefore: Date, expiresAt: Date, tokenID: String) {
+        self.issuer = issuer
+        self.subject = subject
+        self.audience = audience
+        self.issuedAt = issuedAt
+        self.notBefore = notBefore
+        self.expiresAt = expiresAt
+        self.tokenID = tokenID
+    }
+
+    func write(into object: inout JSONObject) {
+        object["iss"] = .string(issuer)
+        object["sub"] = .string(subject)
+        object["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map(JSONValue.string))
+        object["iat"] = .number(issuedAt.timeIntervalSince1970.rounded(.down))
+        object["nbf"] = .number(notBefore.timeIntervalSince1970.rounded(.down))
+        object["exp"] = .number(expiresAt.timeIntervalSince1970.rounded(.down))
+        object["jti"] = .string(tokenID)
+    }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        issuer = try Self.string(object, "iss")
+        subject = try Self.string(object, "sub")
+        switch object["aud"] {
+        case let .string(value)?: audience = [value]
+        case let .array(values)?:
+            audience = values.compactMap(\.stringValue)
+            guard audience.count == values.count, !audience.isEmpty else { throw .invalidClaim("aud", reason: "must be a string or an array of strings") }
+        case nil: throw .missingClaim("aud")
+        default: throw .invalidClaim("aud", reason: "must be a string or an array of strings")
+        }
+        issuedAt = try Self.date(object, "iat")
+        expiresAt = try Self.date(object, "exp")
+        notBefore = object["nbf"] == nil ? issuedAt : try Self.date(object, "nbf")
+        tokenID = try Self.string(object, "jti")
+    }
+
+    static func string(_ object: JSONObject, _ name: String) throws(TokenError) -> String {
+        guard let value = object[name] else { throw .missingClaim(name) }
+        guard let text = value.stringValue, !text.isEmpty else { throw .invalidClaim(name, reason: "must be a non-empty string") }
+        return text
+    }
+
+    static func date(_ object: JSONObject, _ name: String) throws(TokenError) -> Date {
+        guard let value = object[name] else { throw .missingClaim(name) }
+        guard let seconds = value.numberValue, seconds >= 0, seconds < 1e11 else { throw .invalidClaim(name, reason: "must be a NumericDate") }
+        return Date(timeIntervalSince1970: seconds)
+    }
+}
+
+/// An access token's claims: who, and the entitlements the policy needs offline.
+public struct AccessClaims: Equatable, Sendable {
+    public var registered: RegisteredClaims
+    public var entitlements: EntitlementSnapshot
+
+    public init(registered: RegisteredClaims, entitlements: EntitlementSnapshot) {
+        self.registered = registered
+        self.entitlements = entitlements
+    }
+
+    var json: JSONValue {
+        var object = JSONObject()
+        registered.write(into: &object)
+        var entitlement = JSONObject()
+        entitlement["memberships"] = .array(entitlements.memberships.map { membership in
+            var item = JSONObject()
+            item["status"] = .string(membership.status.rawValue)
+            item["plan"] = .string(membership.plan.rawValue)
+            switch membership.titles {
+            case .all: item["titles"] = .string("all")
+            case let .titles(set): item["titles"] = .array(set.sorted().map { .string($0.rawValue) })
+            }
+            item["periodEnd"] = .number(membership.periodEnd.timeIntervalSince1970.rounded(.down))
+            if let grace = membership.graceEnd { item["graceEnd"] = .number(grace.timeIntervalSince1970.rounded(.down)) }
+            return .object(item)
+        })
+        if let trial = entitlements.trialEndsAt { entitlement["trialEnd"] = .number(trial.timeIntervalSince1970.rounded(.down)) }
+        object["ent"] = .object(entitlement)
+        return .object(object)
+    }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        registered = try RegisteredClaims(object)
+        guard let ent = object["ent"]?.objectValue else { throw .missingClaim("ent") }
+        var memberships: [MembershipEntitlement] = []
+        for item in ent["memberships"]?.arrayValue ?? [] {
+            guard let member = item.objectValue,
+                  let status = member["status"]?.stringValue.flatMap(MembershipStatus.init(rawValue:)),
+                  let plan = member["plan"]?.stringValue
+            else { throw .invalidClaim("ent.memberships", reason: "each needs a known status and a plan") }
+            let titles: TitleBundle
+            switch member["titles"] {
+            case .string("all")?: titles = .all
+            case let .array(list)?: titles = .titles(Set(list.compactMap(\.stringValue).map(TitleID.init(rawValue:))))
+            default: throw .invalidClaim("ent.memberships", reason: "titles must be \"all\" or a list")
+            }
+            let periodEnd = try RegisteredClaims.date(member, "periodEnd")
+            let grace = member["graceEnd"] == nil ? nil : try RegisteredClaims.date(member, "graceEnd")
+            memberships.append(MembershipEntitlement(status: status, plan: PlanID(rawValue: plan), titles: titles, periodEnd: periodEnd, graceEnd: grace))
+        }
+        let trial = ent["trialEnd"] == nil ? nil : try RegisteredClaims.date(ent, "trialEnd")
+        entitlements = EntitlementSnapshot(memberships: memberships, trialEndsAt: trial)
+    }
+}
+
+/// An article grant's claims: this subject may read this article of this title in full.
+public struct ArticleGrantClaims: Equatable, Sendable {
+    public var registered: RegisteredClaims
+    public var title: String
+    public var article: String
+
+    public init(registered: RegisteredClaims, title: String, article: String) {
+        self.registered = registered
+        self.title = title
+        self.article = article
+    }
+
+    var json: JSONValue {
+        var object = JSONObject()
+        registered.write(into: &object)
+        object["title"] = .string(title)
+        object["article"] = .string(article)
+        return .object(object)
+    }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        registered = try RegisteredClaims(object)
+        title = try RegisteredClaims.string(object, "title")
+        article = try RegisteredClaims.string(object, "article")
+    }
+}
+
+/// A comp grant's claims: free access to these titles until the token expires.
+public struct CompGrantClaims: Equatable, Sendable {
+    public var registered: RegisteredClaims
+    public var titles: [String]
+
+    public init(registered: RegisteredClaims, titles: [String]) {
+        self.registered = registered
+        self.titles = titles
+    }
+
+    var json: JSONValue {
+        var object = JSONObject()
+        registered.write(into: &object)
+        object["titles"] = .array(titles.map(JSONValue.string))
+        return .object(object)
+    }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        registered = try RegisteredClaims(object)
+        guard let list = object["titles"]?.arrayValue, !list.isEmpty else { throw .missingClaim("titles") }
+        titles = list.compactMap(\.stringValue)
+        guard titles.count == list.count else { throw .invalidClaim("titles", reason: "must be strings") }
+    }
+}

@@ -1,0 +1,121 @@
+import PaywallCrypto
+
+/// A key the verifier trusts, pinned to its algorithm.
+public struct VerificationKey: Sendable {
+    public let kid: String
+    public let publicKey: PublicKey
+
+    public init(kid: String, publicKey: PublicKey) {
+        self.kid = kid
+        self.publicKey = publicKey
+    }
+
+    public init(_ jwk: JWK) { self.init(kid: jwk.kid, publicKey: jwk.publicKey) }
+}
+
+/// A JWS whose signature checked out: its protected header and payload.
+public struct VerifiedJWS: Sendable {
+    public let header: JSONObject
+    public let payload: [UInt8]
+    public let kid: String
+}
+
+/// Verifies JWS compact serializations (RFC 7515) following RFC 8725: the algorithm is
+/// the key's, never the token's word; `none` and everything but ES256/Ed25519 are
+/// refused; `jku`, `x5u`, `x5c`, `jwk` and unknown `crit` are refused; the key must be
+/// named by `kid`; base64url is strict; the size is bounded; JSON with duplicate member
+/// names is refused.
+public struct JWSVerifier: Sendable {
+    /// Header parameters that would make us fetch or trust a key from the token itself.
+    static let forbiddenHeaders = ["jku", "x5u", "x5c", "jwk", "x5t", "x5t#S256", "zip"]
+
+    public let keys: [String: VerificationKey]
+    /// The largest token accepted, in bytes (default 8 KiB).
+    public var maximumSize: Int
+
+    public init(keys: [VerificationKey], maximumSize: Int = 8_192) {
+        var byKid: [String: VerificationKey] = [:]
+        for key in keys where byKid[key.kid] == nil { byKid[key.kid] = key }
+        self.keys = byKid
+        self.maximumSize = maximumSize
+    }
+
+    /// Checks the signature and header of `token`; returns its header and payload.
+    public func verify(_ token: String) throws(TokenError) -> VerifiedJWS {
+        let bytes = Array(token.utf8)
+        guard bytes.count <= maximumSize else { throw .tooLarge(limit: maximumSize) }
+        let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .malformed("expected three dot-separated parts (JWS compact serialization)") }
+        guard !parts[0].isEmpty, !parts[2].isEmpty else { throw .malformed("empty header or signature") }
+        guard let headerBytes = Base64URL.decode(utf8: parts[0]) else { throw .malformed("header is not strict base64url") }
+        guard let payload = Base64URL.decode(utf8: parts[1]) else { throw .malformed("payload is not strict base64url") }
+        guard let signature = Base64URL.decode(utf8: parts[2]) else { throw .malformed("signature is not strict base64url") }
+        let header: JSONObject
+        do {
+            guard case let .object(object) = try JSONValue.parse(headerBytes, maxDepth: 4) else { throw TokenError.malformed("header is not a JSON object") }
+            header = object
+        } catch let error as JSONError {
+            throw .malformed("header: \(error)")
+        } catch {
+            throw .malformed("header is not a JSON object")
+        }
+
+        guard let alg = header["alg"]?.stringValue else { throw .malformed("header has no \"alg\"") }
+        guard let algorithm = SignatureAlgorithm(headerName: alg) else { throw .unsupportedAlgorithm(alg) }
+        for name in Self.forbiddenHeaders where header[name] != nil { throw .forbiddenHeader(name) }
+        if header["crit"] != nil { throw .unknownCritical }
+        if let b64 = header["b64"], b64 != .bool(true) { throw .forbiddenHeader("b64") }
+        guard let kid = header["kid"]?.stringValue else { throw .malformed("header has no \"kid\"") }
+        guard let key = keys[kid] else { throw .unknownKey(kid) }
+        guard key.publicKey.algorithm == algorithm else {
+            throw .algorithmMismatch(header: alg, key: key.publicKey.algorithm.rawValue)
+        }
+        let signingInput = Array(bytes[..<(parts[0].count + 1 + parts[1].count)])
+        guard key.publicKey.verify(signature: signature, message: signingInput) else { throw .badSignature }
+        return VerifiedJWS(header: header, payload: payload, kid: kid)
+    }
+}
+
+extension SignatureAlgorithm {
+    /// The algorithm named by a JWS `alg` header: exactly `ES256`, `Ed25519` or the older
+    /// `EdDSA` (case-sensitive, as RFC 7515 requires).
+    init?(headerName: String) {
+        switch headerName {
+        case "ES256": self = .es256
+        case "Ed25519", "EdDSA": self = .ed25519
+        default: return nil
+        }
+    }
+}
+
+/// Signs JWS compact serializations with one private key.
+public struct JWSSigner: Sendable {
+    public let key: PrivateKey
+    public let kid: String
+
+    public init(key: PrivateKey, kid: String) {
+        self.key = key
+        self.kid = kid
+    }
+
+    /// `BASE64URL(header).BASE64URL(payload).BASE64URL(signature)` with header
+    /// `{"alg":…,"kid":…,"typ":…}`.
+    public func sign(type: String, payload: JSONValue) throws(CryptoError) -> String {
+        var header = [UInt8]()
+        header.reserveCapacity(120)
+        header.append(contentsOf: #"{"alg":""#.utf8)
+        header.append(contentsOf: key.algorithm.rawValue.utf8)
+        header.append(contentsOf: #"","kid":"#.utf8)
+        JSONValue.writeString(kid, to: &header)
+        header.append(contentsOf: #","typ":"#.utf8)
+        JSONValue.writeString(type, to: &header)
+        header.append(UInt8(ascii: "}"))
+        var input = Base64URL.encode(header)
+        input.append(".")
+        input.append(Base64URL.encode(payload.serialized()))
+        let signature = try key.sign(Array(input.utf8))
+        input.append(".")
+        input.append(Base64URL.encode(signature))
+        return input
+    }
+}

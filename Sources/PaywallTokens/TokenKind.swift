@@ -1,0 +1,26 @@
+/// The kinds of token we issue, each with its own `typ` so that one can never be
+/// accepted as another (RFC 8725 §3.11).
+public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// A reader's entitlements, minutes long (RFC 9068's `at+jwt`).
+    case access = "at+jwt"
+    /// Proof that one reader may read one article in full, for a content server or CDN.
+    case articleGrant = "paywall-article+jwt"
+    /// Complimentary access to listed titles for some days, issued by support staff.
+    case comp = "paywall-comp+jwt"
+
+    public var description: String {
+        switch self {
+        case .access: "access token"
+        case .articleGrant: "article grant"
+        case .comp: "comp grant"
+        }
+    }
+
+    /// The kind a `typ` header names (case-insensitive; `application/` prefix allowed).
+    public init?(typ: String) {
+        var value = typ.lowercased()
+        if value.hasPrefix("application/") { value.removeFirst("application/".count) }
+        guard let kind = TokenKind(rawValue: value) else { return nil }
+        self = kind
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import PaywallCore
+
+/// A verified token of any of our kinds.
+public enum VerifiedToken: Equatable, Sendable {
+    case access(AccessClaims)
+    case articleGrant(ArticleGrantClaims)
+    case comp(CompGrantClaims)
+
+    public var registered: RegisteredClaims {
+        switch self {
+        case let .access(claims): claims.registered
+        case let .articleGrant(claims): claims.registered
+        case let .comp(claims): claims.registered
+        }
+    }
+
+    public var kind: TokenKind {
+        switch self {
+        case .access: .access
+        case .articleGrant: .articleGrant
+        case .comp: .comp
+        }
+    }
+}
+
+/// Verifies our tokens end to end: the JWS (see ``JWSVerifier``), then `typ`, `iss`,
+/// `aud`, `exp`, `nbf` and `iat` with a small leeway, then the kind's own claims.
+public struct TokenVerifier: Sendable {
+    public let jws: JWSVerifier
+    public let issuer: String
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    public let leeway: TimeInterval
+    public let clock: any PaywallClock
+
+    public init(jws: JWSVerifier, issuer: String, leeway: TimeInterval = 30, clock: any PaywallClock = SystemClock()) {
+        self.jws = jws
+        self.issuer = issuer
+        self.leeway = leeway
+        self.clock = clock
+    }
+
+    /// Verifies an access token for `audience`.
+    public func verifyAccess(_ token: String, audience: String) throws(TokenError) -> AccessClaims {
+        guard case let .access(claims) = try verify(token, expecting: [.access], audience: audience) else { throw .wrongType(expected: TokenKind.access.rawValue, actual: nil) }
+        return claims
+    }
+
+    /// Verifies an article grant for `audience`.
+    public func verifyArticleGrant(_ token: String, audience: String) throws(TokenError) -> ArticleGrantClaims {
+        guard case let .articleGrant(claims) = try verify(token, expecting: [.articleGrant], audience: audience) else { throw .wrongType(expected: TokenKind.articleGrant.rawValue, actual: nil) }
+        return claims
+    }
+
+    /// Verifies a comp grant for `audience`.
+    public func verifyComp(_ token: String, audience: String) throws(TokenError) -> CompGrantClaims {
+        guard case let .comp(claims) = try verify(token, expecting: [.comp], audience: audience) else { throw .wrongType(expected: TokenKind.comp.rawValue, actual: nil) }
+        return claims
+    }
+
+    /// Verifies a token that must be one of `kinds`.
+    public func verify(_ token: String, expecting kinds: Set<TokenKind>, audience: String) throws(TokenError) -> VerifiedToken {
+        let verified = try jws.verify(token)
+        let typ = verified.header["typ"]?.stringValue
+        guard let kind = typ.flatMap(TokenKind.init(typ:)), kinds.contains(kind) else {
+            throw .wrongType(expected: kinds.map(\.rawValue).sorted().joined(separator: " or "), actual: typ)
+        }
+        let object: JSONObject
+        do {
+            guard case let .object(parsed) = try JSONValue.parse(verified.payload, maxDepth: 8) else { throw TokenError.malformed("claims are not a JSON object") }
+            object = parsed
+        } catch let error as JSONError {
+            throw .malformed("claims: \(error)")
+        } catch {
+            throw .malformed("claims are not a JSON object")
+        }
+        let registered = try RegisteredClaims(object)
+        guard registered.issuer == issuer else { throw .wrongIssuer(registered.issuer) }
+        guard registered.audience.contains(audience) else { throw .wrongAudience }
+        let now = clock.now()
+        if now.timeIntervalSince(registered.expiresAt) > leeway { throw .expired(registered.expiresAt) }
+        if registered.notBefore.timeIntervalSince(now) > leeway { throw .notYetValid(registered.notBefore) }
+        if registered.issuedAt.timeIntervalSince(now) > leeway { throw .issuedInFuture(registered.issuedAt) }
+        switch kind {
+        case .access: return .access(try AccessClaims(object))
+        case .articleGrant: return .articleGrant(try ArticleGrantClaims(object))
+        case .comp: return .comp(try CompGrantClaims(object))
+        }
+    }
+}
+
+/// Issues our tokens with the key ring's signing key.
+public struct TokenIssuer: Sendable {
+    public let signer: JWSSigner
+    public let issuer: String
+    public let clock: any PaywallClock
+
+    public init(signer: JWSSigner, issuer: String, clock: any PaywallClock = SystemClock()) {
+        self.signer = signer
+        self.issuer = issuer
+        self.clock = clock
+    }
+
+    func registered(subject: String, audience: String, lifetime: TimeInterval) -> RegisteredClaims {
+        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
+        return RegisteredClaims(
+            issuer: issuer, subject: subject, audience: [audience], issuedAt: now, notBefore: now,
+            expiresAt: now.addingTimeInterval(lifetime), tokenID: UUID().uuidString.lowercased())
+    }
+
+    /// An access token carrying `entitlements`.
+    public func accessToken(subject: String, audience: String, lifetime: TimeInterval, entitlements: EntitlementSnapshot) throws -> (String, AccessClaims) {
+        let claims = AccessClaims(registered: registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements)
+        return (try signer.sign(type: TokenKind.access.rawValue, payload: claims.json), claims)
+    }
+
+    /// An article grant.
+    public func articleGrant(subject: String, audience: String, title: String, article: String, lifetime: TimeInterval) throws -> (String, ArticleGrantClaims) {
+        let claims = ArticleGrantClaims(registered: registered(subject: subject, audience: audience, lifetime: lifetime), title: title, article: article)
+        return (try signer.sign(type: TokenKind.articleGrant.rawValue, payload: claims.json), claims)
+    }
+
+    /// A comp grant for `titles`.
+    public func compGrant(subject: String, audience: String, titles: [String], lifetime: TimeInterval) throws -> (String, CompGrantClaims) {
+        let claims = CompGrantClaims(registered: registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)
+        return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.json), claims)
+    }
+}

@@ -79,8 +79,8 @@ public struct TokenVerifier: Sendable {
         guard registered.audience.contains(audience) else { throw .wrongAudience }
         let now = clock.now()
         if now.timeIntervalSince(registered.expiresAt) > leeway { throw .expired(registered.expiresAt) }
-        if registered.notBefore.timeIntervalSince(now) > leeway { throw .notYetValid(registered.notBefore) }
         if registered.issuedAt.timeIntervalSince(now) > leeway { throw .issuedInFuture(registered.issuedAt) }
+        if registered.notBefore.timeIntervalSince(now) > leeway { throw .notYetValid(registered.notBefore) }
         switch kind {
         case .access: return .access(try AccessClaims(object))
         case .articleGrant: return .articleGrant(try ArticleGrantClaims(object))

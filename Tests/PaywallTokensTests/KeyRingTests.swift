@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+import PaywallCore
+import PaywallCrypto
+@testable import PaywallTokens
+
+@Suite("Key ring in Keys/")
+struct KeyRingTests {
+    let start = Date(timeIntervalSince1970: 1_790_000_000)
+
+    func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-keys-\(UUID().uuidString)/Keys")
+        return url
+    }
+
+    func mode(_ path: String) throws -> Int {
+        try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+    }
+
+    @Test("a development key is created on first use, private key mode 0600, and loads back")
+    func firstUse() throws {
+        let dir = try folder()
+        let (ring, created) = try KeyRing.loadOrCreate(directory: dir, now: start)
+        let record = try #require(created)
+        #expect(record.algorithm == .es256)
+        #expect(try mode(dir.appendingPathComponent("\(record.kid).pem").path) == 0o600)
+        #expect(try mode(dir.path) == 0o700)
+        let pem = try String(contentsOf: dir.appendingPathComponent("\(record.kid).pem"), encoding: .utf8)
+        #expect(pem.hasPrefix("-----BEGIN PRIVATE KEY-----"))
+        #expect(ring.state(of: record, at: start) == .active)
+        let (again, createdAgain) = try KeyRing.loadOrCreate(directory: dir, now: start)
+        #expect(createdAgain == nil)
+        #expect(again.records == ring.records)
+        // The kid is the RFC 7638 thumbprint of the public key.
+        #expect(record.kid == JWK.thumbprint(try #require(again.signingKey(at: start)).1.publicKey))
+    }
+
+    @Test("rotation publishes the new key first; the old one keeps verifying, then may be retired")
+    func rotation() throws {
+        let dir = try folder()
+        var ring = try KeyRing.load(directory: dir)
+        let first = try ring.add(.es256, now: start, activatesAt: start)
+        let second = try ring.add(.ed25519, now: start, activatesAt: start.addingTimeInterval(600))
+        #expect(ring.state(of: second, at: start) == .next)
+        #expect(ring.signingKey(at: start)?.0.kid == first.kid)
+        #expect(ring.jwks(at: start).keys.map(\.kid).sorted() == [first.kid, second.kid].sorted())
+
+        let later = start.addingTimeInterval(600)
+        #expect(ring.signingKey(at: later)?.0.kid == second.kid)
+        #expect(ring.state(of: first, at: later) == .verifyOnly)
+
+        // A token signed by the old key still verifies while it is verify-only.
+        let oldSigner = JWSSigner(key: try #require(ring.signingKey(at: start)).1, kid: first.kid)
+        let token = try oldSigner.sign(type: "at+jwt", payload: .object(["x": .number(1)]))
+        _ = try JWSVerifier(keys: ring.verificationKeys(at: later)).verify(token)
+
+        #expect(throws: KeyRingError.retiringSigningKey(second.kid)) { try ring.retire(kid: second.kid, now: later, force: false) }
+        #expect(throws: KeyRingError.tooSoonToRetire(kid: first.kid, until: later.addingTimeInterval(KeyRing.verifyOnlyPeriod))) {
+            try ring.retire(kid: first.kid, now: later.addingTimeInterval(86_400), force: false)
+        }
+        let retiredAt = later.addingTimeInterval(KeyRing.verifyOnlyPeriod)
+        try ring.retire(kid: first.kid, now: retiredAt, force: false)
+        #expect(ring.state(of: try #require(ring.records.first { $0.kid == first.kid }), at: retiredAt) == .retired)
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("\(first.kid).pem").path))
+        #expect(throws: TokenError.unknownKey(first.kid)) { try JWSVerifier(keys: ring.verificationKeys(at: retiredAt)).verify(token) }
+        #expect(throws: KeyRingError.alreadyRetired(first.kid)) { try ring.retire(kid: first.kid, now: retiredAt, force: false) }
+        #expect(throws: KeyRingError.unknownKey("nope")) { try ring.retire(kid: "nope", now: retiredAt, force: false) }
+
+        // Everything survives a reload.
+        let reloaded = try KeyRing.load(directory: dir)
+        #expect(reloaded.records == ring.records)
+        #expect(reloaded.jwks(at: retiredAt).keys.map(\.kid) == [second.kid])
+    }
+
+    @Test("a private key readable by others is refused with the fix")
+    func permissions() throws {
+        let dir = try folder()
+        var ring = try KeyRing.load(directory: dir)
+        let record = try ring.add(.es256, now: start, activatesAt: start)
+        let pem = dir.appendingPathComponent("\(record.kid).pem").path
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: pem)
+        #expect(throws: KeyRingError.insecurePermissions(path: pem, mode: "644")) { try KeyRing.load(directory: dir) }
+    }
+
+    @Test("a missing, swapped or corrupt file is a clear error")
+    func damage() throws {
+        let dir = try folder()
+        var ring = try KeyRing.load(directory: dir)
+        let a = try ring.add(.es256, now: start, activatesAt: start)
+        let pemA = dir.appendingPathComponent("\(a.kid).pem")
+        let saved = try Data(contentsOf: pemA)
+
+        try FileManager.default.removeItem(at: pemA)
+        #expect(throws: KeyRingError.missingPrivateKey(kid: a.kid, path: pemA.path)) { try KeyRing.load(directory: dir) }
+
+        // Another key's PEM under this kid: the thumbprint gives it away.
+        try KeyRing.writeSecret(try PrivateKey.generate(.es256).pem(), to: pemA)
+        #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir) }
+        try FileManager.default.removeItem(at: pemA)
+        try KeyRing.writeSecret(String(decoding: saved, as: UTF8.self), to: pemA)
+        _ = try KeyRing.load(directory: dir)
+
+        try Data("{\"keys\": [{\"kid\": \"x\"}]}".utf8).write(to: dir.appendingPathComponent("keyring.json"))
+        #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir) }
+        try Data("not json".utf8).write(to: dir.appendingPathComponent("keyring.json"))
+        #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir) }
+    }
+
+    @Test("JWKS: published JWKs re-import to the same keys; keys for encryption are refused")
+    func jwks() throws {
+        let dir = try folder()
+        var ring = try KeyRing.load(directory: dir)
+        _ = try ring.add(.es256, now: start, activatesAt: start)
+        _ = try ring.add(.ed25519, now: start, activatesAt: start)
+        let published = ring.jwks(at: start)
+        let parsed = try JWKS(json: JSONValue.parse(published.json.serialized()))
+        #expect(parsed.keys == published.keys)
+        for key in published.keys {
+            guard case var .object(object) = key.json else { continue }
+            object["use"] = .string("enc")
+            #expect(throws: TokenError.self) { try JWK(json: .object(object)) }
+        }
+    }
+
+    @Test("RFC 8037 appendix A.3: the Ed25519 JWK thumbprint")
+    func rfc8037Thumbprint() throws {
+        let jwk = try JWK(json: .object(["kty": .string("OKP"), "crv": .string("Ed25519"), "x": .string("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")]))
+        #expect(JWK.thumbprint(jwk.publicKey) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k")
+    }
+}

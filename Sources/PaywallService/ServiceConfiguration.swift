@@ -16,6 +16,18 @@ public struct ServiceConfiguration: Sendable {
     public var trialLength: TimeInterval = 14 * 86_400
     /// How the database is opened.
     public var store = StoreConfiguration()
+    /// The key ring's folder (default `./Keys`).
+    public var keysDirectory = URL(fileURLWithPath: "Keys")
+    /// The `iss` of every token we issue and the only one we accept.
+    public var issuer = "paywall"
+    /// The default `aud` of tokens (the HTTP API).
+    public var audience = "paywall-api"
+    /// Lifetime of an access token (15 minutes; at most a day).
+    public var accessTokenLifetime: TimeInterval = 15 * 60
+    /// Lifetime of an article grant (5 minutes; at most an hour).
+    public var articleGrantLifetime: TimeInterval = 5 * 60
+    /// Clock skew tolerated when verifying (30 s).
+    public var tokenLeeway: TimeInterval = 30
 
     public init() {}
 }

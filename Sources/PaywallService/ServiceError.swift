@@ -1,6 +1,7 @@
 import PaywallCore
 import PaywallCrypto
 import PaywallStore
+import PaywallTokens
 
 /// Why a service operation failed. Each case carries a message a user can act on; the
 /// HTTP layer maps them to stable codes.
@@ -17,6 +18,10 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case sessionRejected
     /// A refresh token was used twice; its whole session family is now revoked.
     case sessionReused
+    /// A token was refused, with the precise reason (not for callers' eyes over HTTP).
+    case token(TokenError)
+    /// The key ring cannot be used or changed as asked.
+    case keys(KeyRingError)
 
     public var description: String {
         switch self {
@@ -26,6 +31,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCredentials: "wrong email or password"
         case .sessionRejected: "the session has expired or was revoked; sign in again"
         case .sessionReused: "this refresh token was already used; every session of its family is revoked, sign in again"
+        case let .token(error): error.description
+        case let .keys(error): error.description
         }
     }
 }
@@ -42,6 +49,10 @@ func mapped<T>(_ body: () throws -> T) throws(ServiceError) -> T {
         throw .store(error)
     } catch let error as CryptoError {
         throw .crypto(error)
+    } catch let error as TokenError {
+        throw .token(error)
+    } catch let error as KeyRingError {
+        throw .keys(error)
     } catch {
         throw .store(.cannotOpen(path: "?", detail: String(describing: error)))
     }

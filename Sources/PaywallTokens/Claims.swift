@@ -72,7 +72,7 @@ public struct AccessClaims: Equatable, Sendable {
         self.entitlements = entitlements
     }
 
-    var json: JSONValue {
+    public var json: JSONValue {
         var object = JSONObject()
         registered.write(into: &object)
         var entitlement = JSONObject()
@@ -129,7 +129,7 @@ public struct ArticleGrantClaims: Equatable, Sendable {
         self.article = article
     }
 
-    var json: JSONValue {
+    public var json: JSONValue {
         var object = JSONObject()
         registered.write(into: &object)
         object["title"] = .string(title)
@@ -154,7 +154,7 @@ public struct CompGrantClaims: Equatable, Sendable {
         self.titles = titles
     }
 
-    var json: JSONValue {
+    public var json: JSONValue {
         var object = JSONObject()
         registered.write(into: &object)
         object["titles"] = .array(titles.map(JSONValue.string))

@@ -120,15 +120,21 @@ public struct KeyRing: Sendable {
         return signingRecord(at: now)?.kid == record.kid ? .active : .verifyOnly
     }
 
+    /// The signer: among live keys already active, the latest to activate; on a tie, the
+    /// one added last.
     func signingRecord(at now: Date) -> KeyRecord? {
-        records.filter { $0.retiredAt == nil && $0.activatesAt <= now }
-            .max { ($0.activatesAt, $0.createdAt) < ($1.activatesAt, $1.createdAt) }
+        var best: (offset: Int, record: KeyRecord)?
+        for (offset, record) in records.enumerated() where record.retiredAt == nil && record.activatesAt <= now {
+            if let current = best, current.record.activatesAt > record.activatesAt { continue }
+            best = (offset, record)
+        }
+        return best?.record
     }
 
-    /// When a verify-only key stopped signing: when the next newer key activated.
+    /// When a verify-only key stopped signing: when a key added after it activated.
     func supersededAt(_ record: KeyRecord, now: Date) -> Date? {
-        records.filter { $0.kid != record.kid && $0.activatesAt > record.activatesAt && $0.activatesAt <= now }
-            .map(\.activatesAt).min()
+        guard let index = records.firstIndex(where: { $0.kid == record.kid }) else { return nil }
+        return records[(index + 1)...].map(\.activatesAt).filter { $0 <= now }.min().map { max($0, record.activatesAt) }
     }
 
     /// The key that signs at `now`, with its record.
@@ -161,7 +167,9 @@ public struct KeyRing: Sendable {
             key = try PrivateKey.generate(algorithm)
             pem = try key.pem()
         } catch { throw .crypto(error.description) }
-        let record = KeyRecord(kid: JWK.thumbprint(key.publicKey), algorithm: algorithm, createdAt: now, activatesAt: activatesAt, retiredAt: nil)
+        // Whole seconds, as the manifest stores them.
+        let record = KeyRecord(kid: JWK.thumbprint(key.publicKey), algorithm: algorithm, createdAt: Self.second(now),
+                               activatesAt: Self.second(activatesAt), retiredAt: nil)
         try ensureDirectory()
         try Self.writeSecret(pem, to: pemURL(record.kid))
         var updated = records
@@ -192,13 +200,15 @@ public struct KeyRing: Sendable {
         default: break
         }
         var updated = records
-        updated[index].retiredAt = now
+        updated[index].retiredAt = Self.second(now)
         try writeManifest(updated)
         records = updated
         privateKeys[kid] = nil
         try? FileManager.default.removeItem(at: pemURL(kid))
         return updated[index]
     }
+
+    static func second(_ date: Date) -> Date { Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)) }
 
     // MARK: - Files
 
@@ -250,6 +260,9 @@ public struct KeyRing: Sendable {
 
     struct DecodeError: Error { let message: String }
 
+    /// A kid names a file: base64url characters only.
+    static let kidCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
     static func decode(_ data: Data) throws(DecodeError) -> [KeyRecord] {
         let root: JSONValue
         do { root = try JSONValue.parse(Array(data)) } catch { throw DecodeError(message: error.description) }
@@ -259,7 +272,7 @@ public struct KeyRing: Sendable {
             guard let object = item.objectValue, let kid = object["kid"]?.stringValue,
                   let alg = object["alg"]?.stringValue.flatMap(SignatureAlgorithm.init(rawValue:)),
                   let created = object["createdAt"]?.numberValue, let activates = object["activatesAt"]?.numberValue,
-                  kid.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !kid.isEmpty
+                  kid.utf8.allSatisfy({ Self.kidCharacters.contains($0) }), !kid.isEmpty
             else { throw DecodeError(message: "a key entry lacks kid, alg, createdAt or activatesAt") }
             let retired = object["retiredAt"]?.numberValue.map { Date(timeIntervalSince1970: $0) }
             records.append(KeyRecord(kid: kid, algorithm: alg, createdAt: Date(timeIntervalSince1970: created),

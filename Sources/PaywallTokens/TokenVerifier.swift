@@ -126,3 +126,35 @@ public struct TokenIssuer: Sendable {
         return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.json), claims)
     }
 }
+
+extension VerifiedToken {
+    /// The claims as JSON.
+    public var json: JSONValue {
+        switch self {
+        case let .access(claims): claims.json
+        case let .articleGrant(claims): claims.json
+        case let .comp(claims): claims.json
+        }
+    }
+}
+
+/// A token taken apart without checking anything: for `paywall token inspect`.
+public struct UnverifiedToken: Sendable {
+    public let header: JSONValue
+    public let payload: JSONValue
+
+    /// Decodes the header and payload of a compact JWS. Trusts nothing.
+    public init(_ token: String) throws(TokenError) {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .malformed("expected three dot-separated parts") }
+        guard let header = Base64URL.decode(parts[0]), let payload = Base64URL.decode(parts[1]) else {
+            throw .malformed("not base64url")
+        }
+        do {
+            self.header = try JSONValue.parse(header)
+            self.payload = try JSONValue.parse(payload)
+        } catch {
+            throw .malformed(error.description)
+        }
+    }
+}

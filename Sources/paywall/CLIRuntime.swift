@@ -4,6 +4,7 @@ import PaywallCore
 import PaywallCrypto
 import PaywallService
 import PaywallStore
+import PaywallTokens
 
 /// Exit statuses, documented in `paywall --help`.
 enum ExitStatus {
@@ -41,6 +42,8 @@ extension GlobalOptions {
                 guard let logN = Int(text) else { throw CLIFailure("PAYWALL_SCRYPT_LN must be a number") }
                 configuration.passwordHashing = ScryptParameters(logN: logN, r: 8, p: 1)
             }
+            configuration.keysDirectory = URL(fileURLWithPath: keysPath)
+            if let issuer = ProcessInfo.processInfo.environment["PAYWALL_ISSUER"] { configuration.issuer = issuer }
             if let text = ProcessInfo.processInfo.environment["PAYWALL_BUSY_TIMEOUT"], let seconds = Double(text) {
                 configuration.store.busyTimeout = seconds
             }
@@ -70,8 +73,20 @@ extension GlobalOptions {
                 return ExitStatus.refused
             }
         }
+        if case let .keys(keyError) = error {
+            switch keyError {
+            case .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions: return ExitStatus.databaseUnavailable
+            default: return ExitStatus.refused
+            }
+        }
         return ExitStatus.refused
     }
+}
+
+/// Says on stderr that a development key was just created.
+func announce(_ created: KeyRecord?, in folder: String) {
+    guard let created else { return }
+    FileHandle.standardError.write(Data("paywall: no signing key in \(folder): created development key \(created.kid) (\(created.algorithm))\n".utf8))
 }
 
 /// Output in text or JSON.
@@ -93,6 +108,17 @@ struct Output {
         let width = pairs.map(\.0.count).max() ?? 0
         for (key, value) in pairs {
             print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        }
+    }
+
+    /// Prints a JSON value pretty (sorted keys).
+    func emit(json value: JSONValue) {
+        let compact = Data(value.serialized())
+        if let object = try? JSONSerialization.jsonObject(with: compact),
+           let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+            print(String(decoding: pretty, as: UTF8.self))
+        } else {
+            print(String(decoding: compact, as: UTF8.self))
         }
     }
 

@@ -12,6 +12,7 @@ struct CLIHarness {
 
     let folder: URL
     var database: String { folder.appendingPathComponent("paywall.sqlite").path }
+    var keys: String { folder.appendingPathComponent("Keys").path }
 
     init() throws {
         // A child that exits before reading its input must not kill the test runner.
@@ -35,6 +36,7 @@ struct CLIHarness {
     var environment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["PAYWALL_DB"] = database
+        env["PAYWALL_KEYS"] = keys
         env["PAYWALL_SCRYPT_LN"] = "10"  // cheap hashing in tests only
         env["USER"] = "tester"
         return env

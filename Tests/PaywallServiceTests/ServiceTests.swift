@@ -15,7 +15,9 @@ final class ServiceFixture: @unchecked Sendable {
     init(hashing: ScryptParameters = .testing) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-service-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        service = try PaywallService(databasePath: folder.appendingPathComponent("db.sqlite").path, configuration: Self.configuration(clock, hashing))
+        var configuration = Self.configuration(clock, hashing)
+        configuration.keysDirectory = folder.appendingPathComponent("Keys")
+        service = try PaywallService(databasePath: folder.appendingPathComponent("db.sqlite").path, configuration: configuration)
     }
 
     static func configuration(_ clock: ManualClock, _ hashing: ScryptParameters) -> ServiceConfiguration {

@@ -72,6 +72,15 @@ struct KeyRingTests {
         #expect(reloaded.jwks(at: retiredAt).keys.map(\.kid) == [second.kid])
     }
 
+    @Test("keys generated in the same second: the one added last signs")
+    func sameSecond() throws {
+        var ring = try KeyRing.load(directory: try folder())
+        let first = try ring.add(.es256, now: start, activatesAt: start)
+        let second = try ring.add(.ed25519, now: start.addingTimeInterval(0.4), activatesAt: start.addingTimeInterval(0.4))
+        #expect(ring.signingKey(at: start.addingTimeInterval(1))?.0.kid == second.kid)
+        #expect(ring.state(of: first, at: start.addingTimeInterval(1)) == .verifyOnly)
+    }
+
     @Test("a private key readable by others is refused with the fix")
     func permissions() throws {
         let dir = try folder()

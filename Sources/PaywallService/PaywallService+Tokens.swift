@@ -1,0 +1,172 @@
+import Foundation
+import PaywallCore
+import PaywallCrypto
+import PaywallStore
+import PaywallTokens
+
+/// Limits on what admins may ask for.
+public enum TokenLimits {
+    public static let maximumAccessLifetime: TimeInterval = 86_400
+    public static let maximumGrantLifetime: TimeInterval = 3_600
+    /// Comp grants last whole days, at most 31 (so a superseded key verifies them all).
+    public static let maximumCompDays = 31
+}
+
+/// An issued token and what it says.
+public struct IssuedToken: Sendable {
+    public var token: String
+    public var kind: TokenKind
+    public var kid: String
+    public var claims: RegisteredClaims
+}
+
+extension PaywallService {
+    // MARK: - Keys
+
+    /// The key ring, creating a development key on first use. `created` is that key, so
+    /// the caller can say so.
+    public func keyRing() throws(ServiceError) -> (ring: KeyRing, created: KeyRecord?) {
+        try mapped {
+            let (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now)
+            if let created {
+                try store.recordAudit(actor: .system, action: "key.generate", target: "key:\(created.kid)", details: ["alg": created.algorithm.rawValue, "reason": "development key on first use"])
+            }
+            return (ring, created)
+        }
+    }
+
+    /// The key ring as it is on disk (no key is created).
+    public func loadKeyRing() throws(ServiceError) -> KeyRing {
+        try mapped { try KeyRing.load(directory: configuration.keysDirectory) }
+    }
+
+    /// Generates a key that signs from now on (the previous signer becomes verify-only).
+    public func generateKey(_ algorithm: SignatureAlgorithm, actor: AuditActor) throws(ServiceError) -> KeyRecord {
+        try changeKeys(action: "key.generate", actor: actor) { ring, now in try ring.add(algorithm, now: now, activatesAt: now) }
+    }
+
+    /// Generates the next key, published at once and signing after `publishAhead`.
+    public func rotateKey(_ algorithm: SignatureAlgorithm, publishAhead: TimeInterval, actor: AuditActor) throws(ServiceError) -> KeyRecord {
+        try changeKeys(action: "key.rotate", actor: actor) { ring, now in try ring.add(algorithm, now: now, activatesAt: now.addingTimeInterval(publishAhead)) }
+    }
+
+    /// Retires a key (refused for the signing key, or too soon, unless `force`).
+    public func retireKey(kid: String, force: Bool, actor: AuditActor) throws(ServiceError) -> KeyRecord {
+        try changeKeys(action: "key.retire", actor: actor) { ring, now in try ring.retire(kid: kid, now: now, force: force) }
+    }
+
+    private func changeKeys(action: String, actor: AuditActor, _ change: (inout KeyRing, Date) throws -> KeyRecord) throws(ServiceError) -> KeyRecord {
+        try mapped {
+            var ring = try KeyRing.load(directory: configuration.keysDirectory)
+            let record = try change(&ring, now)
+            try store.recordAudit(actor: actor, action: action, target: "key:\(record.kid)", details: [
+                "alg": record.algorithm.rawValue, "activatesAt": TimeText.format(record.activatesAt),
+            ])
+            return record
+        }
+    }
+
+    // MARK: - Issuing
+
+    func issuer() throws -> TokenIssuer {
+        let (ring, _) = try keyRing()
+        guard let (record, key) = ring.signingKey(at: now) else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
+        return TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock)
+    }
+
+    /// What an account is entitled to now: memberships that grant access and a running trial.
+    public func entitlements(accountID: AccountID) throws(ServiceError) -> EntitlementSnapshot {
+        try mapped {
+            let at = now
+            var plans: [PlanID: Plan] = [:]
+            let memberships = try store.memberships(accountID: accountID).filter { $0.grantsAccess(at: at) }.map { membership in
+                let plan = try plans[membership.planID] ?? store.plan(id: membership.planID)
+                plans[membership.planID] = plan
+                return MembershipEntitlement(
+                    status: membership.status, plan: membership.planID, titles: plan?.bundle ?? .titles([]),
+                    periodEnd: membership.currentPeriodEnd, graceEnd: membership.status == .pastDue ? membership.gracePeriodEnd : nil)
+            }
+            let trial = try store.trial(accountID: accountID).flatMap { $0.status(at: at) == .active ? $0.endsAt : nil }
+            return EntitlementSnapshot(memberships: memberships, trialEndsAt: trial)
+        }
+    }
+
+    /// Issues an access token with the account's current entitlements.
+    public func issueAccessToken(account reference: String, lifetime: TimeInterval?, audience: String?) throws(ServiceError) -> IssuedToken {
+        try mapped {
+            let ttl = lifetime ?? configuration.accessTokenLifetime
+            try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAccessLifetime)
+            let account = try store.account(matching: reference)
+            let snapshot = try entitlements(accountID: account.id)
+            let issuer = try issuer()
+            let (token, claims) = try issuer.accessToken(subject: account.id.rawValue, audience: audience ?? configuration.audience, lifetime: ttl, entitlements: snapshot)
+            return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered)
+        }
+    }
+
+    /// Issues an article grant for an account (by reference) or an anonymous device.
+    public func issueArticleGrant(subject: MeterSubject, title: String, article: String, lifetime: TimeInterval?, audience: String?) throws(ServiceError) -> IssuedToken {
+        try mapped {
+            let ttl = lifetime ?? configuration.articleGrantLifetime
+            try Self.checkLifetime(ttl, maximum: TokenLimits.maximumGrantLifetime)
+            let titleID = try TitleID(validating: title, kind: "title")
+            guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
+            let articleID = try ArticleRead.validateArticleID(article)
+            let sub: String
+            switch subject {
+            case let .account(id): sub = id.rawValue
+            case .device: sub = subject.key
+            }
+            let issuer = try issuer()
+            let (token, claims) = try issuer.articleGrant(subject: sub, audience: audience ?? configuration.audience, title: titleID.rawValue, article: articleID, lifetime: ttl)
+            return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered)
+        }
+    }
+
+    /// Issues a comp grant: free access to `titles` for `days` days. Recorded in the audit log.
+    public func issueCompGrant(account reference: String, titles: [String], days: Int, audience: String?, actor: AuditActor) throws(ServiceError) -> IssuedToken {
+        try mapped {
+            guard (1...TokenLimits.maximumCompDays).contains(days) else {
+                throw DomainError.invalidValue(field: "days", value: String(days), expected: "1 to \(TokenLimits.maximumCompDays)")
+            }
+            guard !titles.isEmpty else { throw DomainError.invalidValue(field: "titles", value: "", expected: "at least one title id") }
+            let account = try store.account(matching: reference)
+            var ids: [String] = []
+            for title in titles {
+                let id = try TitleID(validating: title, kind: "title")
+                guard try store.title(id: id) != nil else { throw StoreError.titleNotFound(id.rawValue) }
+                if !ids.contains(id.rawValue) { ids.append(id.rawValue) }
+            }
+            let issuer = try issuer()
+            let (token, claims) = try issuer.compGrant(subject: account.id.rawValue, audience: audience ?? configuration.audience, titles: ids, lifetime: TimeInterval(days) * 86_400)
+            try store.recordAudit(actor: actor, action: "token.comp", target: "account:\(account.id)", details: [
+                "titles": ids.joined(separator: ","), "days": String(days), "jti": claims.registered.tokenID, "kid": issuer.signer.kid,
+            ])
+            return IssuedToken(token: token, kind: .comp, kid: issuer.signer.kid, claims: claims.registered)
+        }
+    }
+
+    static func checkLifetime(_ ttl: TimeInterval, maximum: TimeInterval) throws {
+        guard ttl > 0, ttl <= maximum else {
+            throw DomainError.invalidValue(field: "lifetime", value: "\(Int(ttl))s", expected: "more than 0 and at most \(Int(maximum))s")
+        }
+    }
+
+    // MARK: - Verifying
+
+    /// A verifier trusting the ring's live keys.
+    public func tokenVerifier() throws(ServiceError) -> TokenVerifier {
+        let ring = try loadKeyRing()
+        return TokenVerifier(jws: JWSVerifier(keys: ring.verificationKeys(at: now)), issuer: configuration.issuer, leeway: configuration.tokenLeeway, clock: store.clock)
+    }
+
+    /// Verifies a token of any of our kinds for `audience`.
+    public func verifyToken(_ token: String, audience: String?) throws(ServiceError) -> VerifiedToken {
+        let verifier = try tokenVerifier()
+        do {
+            return try verifier.verify(token, expecting: Set(TokenKind.allCases), audience: audience ?? configuration.audience)
+        } catch {
+            throw .token(error)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallCrypto
+import PaywallService
+import PaywallTokens
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Manage the token signing keys in Keys/ and publish their JWKS.",
+        discussion: """
+            States: next (published, not yet signing), active (signs), verify-only (superseded, \
+            still verifies its tokens), retired (private key deleted, nothing it signed verifies). \
+            Each key's id is its RFC 7638 JWK thumbprint.
+            """,
+        subcommands: [Generate.self, List.self, Rotate.self, Retire.self, JWKSCommand.self]
+    )
+
+    static func algorithm(_ name: String) throws -> SignatureAlgorithm {
+        guard let algorithm = SignatureAlgorithm(name: name) else { throw ValidationError("--alg must be ES256 or Ed25519") }
+        return algorithm
+    }
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Generate a key that signs from now on (the previous one becomes verify-only).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "ES256 (default) or Ed25519.") var alg = "ES256"
+
+        func validate() throws { _ = try KeysCommand.algorithm(alg) }
+
+        func run() throws {
+            try global.run { service in
+                let record = try service.generateKey(try KeysCommand.algorithm(alg), actor: global.auditActor)
+                if global.json { Output(json: true).emit(KeyView(record, state: .active)) } else { print("generated \(record.algorithm) key \(record.kid); it signs from now on") }
+            }
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a new key now and let it take over signing after --publish-ahead.",
+            discussion: """
+                Verifiers that cache the JWKS see the new key before any token uses it. The old key \
+                stays verify-only; retire it once its longest-lived tokens have expired (31 days).
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "ES256 (default) or Ed25519.") var alg = "ES256"
+        @Option(name: .customLong("publish-ahead"), help: "How long the key is published before it signs, e.g. 10m, 1h, 0s.") var publishAhead = "10m"
+
+        func validate() throws { _ = try KeysCommand.algorithm(alg) }
+
+        func run() throws {
+            try global.run { service in
+                let ahead = publishAhead.trimmingCharacters(in: .whitespaces) == "0s" ? 0 : try TimeText.duration(publishAhead)
+                let record = try service.rotateKey(try KeysCommand.algorithm(alg), publishAhead: ahead, actor: global.auditActor)
+                let ring = try service.loadKeyRing()
+                if global.json { Output(json: true).emit(KeyView(record, state: ring.state(of: record, at: service.now))); return }
+                print("published \(record.algorithm) key \(record.kid); it signs from \(record.activatesAt.text)")
+            }
+        }
+    }
+
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Retire a key: its private key is deleted and its tokens stop verifying.",
+            discussion: "Refused for the signing key, and for a superseded key whose tokens may still be live, unless --force."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key id.") var kid: String
+        @Flag(help: "Retire even if tokens it signed may still be live.") var force = false
+
+        func run() throws {
+            try global.run { service in
+                let record = try service.retireKey(kid: kid, force: force, actor: global.auditActor)
+                if global.json { Output(json: true).emit(KeyView(record, state: .retired)) } else { print("retired key \(record.kid)") }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keys and their states.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run { service in
+                let (ring, created) = try service.keyRing()
+                announce(created, in: global.keysPath)
+                let now = service.now
+                let views = ring.records.map { KeyView($0, state: ring.state(of: $0, at: now)) }
+                let out = Output(json: global.json)
+                if global.json { out.emit(views); return }
+                out.table(["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "RETIRED"], views.map {
+                    [$0.kid, $0.alg, $0.state, $0.createdAt.text, $0.activatesAt.text, $0.retiredAt.text]
+                })
+            }
+        }
+    }
+
+    struct JWKSCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "jwks", abstract: "Print the public key set (JWKS) that verifiers use.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run { service in
+                let (ring, created) = try service.keyRing()
+                announce(created, in: global.keysPath)
+                Output(json: true).emit(json: ring.jwks(at: service.now).json)
+            }
+        }
+    }
+}
+
+struct KeyView: Encodable {
+    var kid: String
+    var alg: String
+    var state: String
+    var createdAt: Date
+    var activatesAt: Date
+    var retiredAt: Date?
+
+    init(_ record: KeyRecord, state: KeyState) {
+        kid = record.kid
+        alg = record.algorithm.rawValue
+        self.state = state.rawValue
+        createdAt = record.createdAt
+        activatesAt = record.activatesAt
+        retiredAt = record.retiredAt
+    }
+}

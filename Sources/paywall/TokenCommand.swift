@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallService
+import PaywallTokens
+
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Issue, verify and inspect signed tokens.",
+        discussion: """
+            Kinds (each with its own typ): access tokens (at+jwt) carry a reader's entitlements; \
+            article grants (paywall-article+jwt) let one reader read one article in full; comp \
+            grants (paywall-comp+jwt) give free access to titles for some days.
+            """,
+        subcommands: [Issue.self, Grant.self, Comp.self, Verify.self, Inspect.self]
+    )
+
+    struct IssuedView: Encodable {
+        var token: String
+        var kind: String
+        var kid: String
+        var subject: String
+        var audience: [String]
+        var expiresAt: Date
+        var jti: String
+
+        init(_ issued: IssuedToken) {
+            token = issued.token
+            kind = issued.kind.rawValue
+            kid = issued.kid
+            subject = issued.claims.subject
+            audience = issued.claims.audience
+            expiresAt = issued.claims.expiresAt
+            jti = issued.claims.tokenID
+        }
+    }
+
+    static func emit(_ issued: IssuedToken, json: Bool) {
+        if json { Output(json: true).emit(IssuedView(issued)) } else { print(issued.token) }
+    }
+
+    /// Reads a token argument; `-` means the first line of standard input.
+    static func read(_ argument: String) throws -> String {
+        if argument == "-" {
+            guard let line = readLine() else { throw CLIFailure("expected a token on standard input") }
+            return line.trimmingCharacters(in: .whitespaces)
+        }
+        return argument
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue an access token carrying an account's current entitlements.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The account's email or id.") var account: String
+        @Option(help: "Lifetime, e.g. 15m (at most 24h).") var ttl = "15m"
+        @Option(help: "Audience (default: paywall-api).") var aud: String?
+
+        func run() throws {
+            try global.run { service in
+                announce(try service.keyRing().created, in: global.keysPath)
+                let issued = try service.issueAccessToken(account: account, lifetime: try TimeText.duration(ttl), audience: aud)
+                TokenCommand.emit(issued, json: global.json)
+            }
+        }
+    }
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue an article grant: one reader may read one article in full.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var subject: MeterCommand.Subject
+        @Option(help: "The title id.") var title: String
+        @Option(help: "The article id.") var article: String
+        @Option(help: "Lifetime, e.g. 5m (at most 1h).") var ttl = "5m"
+        @Option(help: "Audience (default: paywall-api).") var aud: String?
+
+        func run() throws {
+            try global.run { service in
+                announce(try service.keyRing().created, in: global.keysPath)
+                let issued = try service.issueArticleGrant(subject: try subject.resolve(service), title: title, article: article, lifetime: try TimeText.duration(ttl), audience: aud)
+                TokenCommand.emit(issued, json: global.json)
+            }
+        }
+    }
+
+    struct Comp: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue a comp grant: free access to titles for some days (recorded in the audit log).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The account's email or id.") var account: String
+        @Option(help: "Comma-separated title ids.") var title: String
+        @Option(help: "Days of free access (1 to 31).") var days: Int
+        @Option(help: "Audience (default: paywall-api).") var aud: String?
+
+        func validate() throws {
+            guard (1...TokenLimits.maximumCompDays).contains(days) else { throw ValidationError("--days must be between 1 and \(TokenLimits.maximumCompDays)") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                announce(try service.keyRing().created, in: global.keysPath)
+                let titles = title.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let issued = try service.issueCompGrant(account: account, titles: titles, days: days, audience: aud, actor: global.auditActor)
+                TokenCommand.emit(issued, json: global.json)
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify a token: exit 0 and print its claims when valid; exit 1 and the reason when not.",
+            discussion: "Pass - to read the token from standard input (keeps it out of the process list)."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The token, or - for standard input.") var token: String
+        @Option(help: "Audience to verify for (default: paywall-api).") var aud: String?
+
+        func run() throws {
+            try global.run(readOnly: false) { service in
+                let verified = try service.verifyToken(try TokenCommand.read(token), audience: aud)
+                if global.json {
+                    Output(json: true).emit(json: .object(["valid": .bool(true), "kind": .string(verified.kind.rawValue), "claims": verified.json]))
+                } else {
+                    print("valid \(verified.kind) for \(verified.registered.subject), expires \(verified.registered.expiresAt.text)")
+                    Output(json: true).emit(json: verified.json)
+                }
+            }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decode a token WITHOUT verifying it (for debugging; trusts nothing).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The token, or - for standard input.") var token: String
+
+        func run() throws {
+            do {
+                let decoded = try UnverifiedToken(try TokenCommand.read(token))
+                FileHandle.standardError.write(Data("paywall: NOT VERIFIED: decoded without checking signature, key, type or times; use 'paywall token verify'\n".utf8))
+                Output(json: true).emit(json: .object(["verified": .bool(false), "header": decoded.header, "payload": decoded.payload]))
+            } catch let error as TokenError {
+                printError(error.description)
+                throw ExitStatus.refused
+            }
+        }
+    }
+}

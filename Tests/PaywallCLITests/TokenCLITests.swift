@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+@Suite("paywall keys and token", .serialized)
+struct TokenCLITests {
+    func seeded() throws -> CLIHarness {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"]).status == 0)
+        #expect(try cli.run(["plan", "add", "all", "--name", "All", "--period", "month", "--all"]).status == 0)
+        #expect(try cli.run(["account", "create", "--email", "ada@example.com"], input: "correct horse battery\n").status == 0)
+        #expect(try cli.run(["membership", "grant", "ada@example.com", "--plan", "all"]).status == 0)
+        return cli
+    }
+
+    @Test("issue creates a development key (and says so); verify accepts it and prints the claims")
+    func issueAndVerify() throws {
+        let cli = try seeded()
+        let issued = try cli.run(["token", "issue", "--account", "ada@example.com", "--ttl", "10m"])
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(issued.stderr.contains("created development key"))
+        let token = issued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.split(separator: ".").count == 3)
+        let pems = try FileManager.default.contentsOfDirectory(atPath: cli.keys).filter { $0.hasSuffix(".pem") }
+        #expect(pems.count == 1)
+        let mode = try FileManager.default.attributesOfItem(atPath: cli.keys + "/" + pems[0])[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        let verified = try cli.run(["token", "verify", token, "--json"])
+        #expect(verified.status == 0)
+        let object = try #require(try cli.json(verified.stdout) as? [String: Any])
+        #expect(object["kind"] as? String == "at+jwt")
+        let claims = try #require(object["claims"] as? [String: Any])
+        #expect(((claims["ent"] as? [String: Any])?["memberships"] as? [[String: Any]])?.first?["titles"] as? String == "all")
+        #expect(try cli.run(["token", "verify", "-"], input: token + "\n").status == 0)
+        // Second issue: no new key, no announcement.
+        #expect(try !cli.run(["token", "issue", "--account", "ada@example.com"]).stderr.contains("created"))
+    }
+
+    @Test("refused tokens: exit 1 and the reason on one line", arguments: [
+        (["--aud", "somebody-else"], "not for this audience"),
+        ([], ""),
+    ] as [([String], String)])
+    func refused(extra: [String], message: String) throws {
+        let cli = try seeded()
+        let token = try cli.run(["token", "issue", "--account", "ada@example.com"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let candidate = extra.isEmpty ? String(token.dropLast(4)) + (token.hasSuffix("AAAA") ? "BBBB" : "AAAA") : token
+        let result = try cli.run(["token", "verify", candidate] + extra)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(message.isEmpty ? "bad signature" : message))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("garbage, a grant as an access token, inspect without trust")
+    func garbageAndInspect() throws {
+        let cli = try seeded()
+        let garbage = try cli.run(["token", "verify", "not-a-token"])
+        #expect(garbage.status == 1)
+        #expect(garbage.stderr.contains("malformed token"))
+        let grant = try cli.run(["token", "grant", "--device", "d1", "--title", "euronews", "--article", "a1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try cli.run(["token", "verify", grant]).status == 0)
+        let inspected = try cli.run(["token", "inspect", grant])
+        #expect(inspected.status == 0)
+        #expect(inspected.stderr.contains("NOT VERIFIED"))
+        #expect(inspected.stdout.contains("\"verified\" : false"))
+        #expect(inspected.stdout.contains("paywall-article+jwt"))
+        #expect(try cli.run(["token", "inspect", "x.y"]).status == 1)
+    }
+
+    @Test("comp grants are audited; bad ones are refused and write nothing")
+    func comp() throws {
+        let cli = try seeded()
+        let issued = try cli.run(["token", "comp", "--account", "ada@example.com", "--title", "euronews", "--days", "7", "--json"])
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(try cli.run(["audit", "list", "--account", "ada@example.com"]).stdout.contains("token.comp"))
+        let before = try cli.snapshot()
+        let unknown = try cli.run(["token", "comp", "--account", "ada@example.com", "--title", "nope", "--days", "7"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no title 'nope'"))
+        #expect(try cli.run(["token", "comp", "--account", "ada@example.com", "--title", "euronews", "--days", "0"]).status == 64)
+        #expect(try cli.run(["token", "issue", "--account", "ada@example.com", "--ttl", "2d"]).status == 1)
+        #expect(try cli.run(["token", "issue", "--account", "nobody@example.com"]).status == 1)
+        #expect(try cli.snapshot() == before)
+    }
+
+    @Test("keys: generate, rotate, list, jwks, retire with its safeguards")
+    func keys() throws {
+        let cli = try seeded()
+        let generated = try #require(try cli.json(try cli.run(["keys", "generate", "--json"]).stdout) as? [String: Any])
+        let first = try #require(generated["kid"] as? String)
+        let rotated = try #require(try cli.json(try cli.run(["keys", "rotate", "--alg", "Ed25519", "--json"]).stdout) as? [String: Any])
+        #expect(rotated["state"] as? String == "next")
+        let second = try #require(rotated["kid"] as? String)
+        let jwks = try #require(try cli.json(try cli.run(["keys", "jwks"]).stdout) as? [String: Any])
+        #expect((jwks["keys"] as? [[String: Any]])?.compactMap { $0["kid"] as? String }.sorted() == [first, second].sorted())
+        // The new key is published but the old one still signs.
+        let token = try cli.run(["token", "issue", "--account", "ada@example.com", "--json"])
+        #expect((try cli.json(token.stdout) as? [String: Any])?["kid"] as? String == first)
+
+        let retireActive = try cli.run(["keys", "retire", first])
+        #expect(retireActive.status == 1)
+        #expect(retireActive.stderr.contains("is the signing key"))
+        #expect(try cli.run(["keys", "retire", "no-such-kid"]).status == 1)
+        #expect(try cli.run(["keys", "generate", "--alg", "RS256"]).status == 64)
+        #expect(try cli.run(["keys", "rotate", "--publish-ahead", "soon"]).status == 1)
+
+        #expect(try cli.run(["keys", "rotate", "--publish-ahead", "0s"]).status == 0)
+        let listed = try #require(try cli.json(try cli.run(["keys", "list", "--json"]).stdout) as? [[String: Any]])
+        #expect(listed.filter { $0["state"] as? String == "active" }.count == 1)
+        #expect(listed.first { $0["kid"] as? String == first }?["state"] as? String == "verify-only")
+        let tooSoon = try cli.run(["keys", "retire", first])
+        #expect(tooSoon.status == 1)
+        #expect(tooSoon.stderr.contains("may still have live tokens"))
+        #expect(try cli.run(["keys", "retire", first, "--force"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: cli.keys + "/\(first).pem"))
+        let audit = try cli.run(["audit", "list"]).stdout
+        for action in ["key.generate", "key.rotate", "key.retire"] { #expect(audit.contains(action)) }
+    }
+
+    @Test("a private key readable by others stops the CLI with the fix")
+    func insecureKey() throws {
+        let cli = try seeded()
+        let kid = try #require(try cli.json(try cli.run(["keys", "generate", "--json"]).stdout) as? [String: Any])["kid"] as? String
+        let pem = cli.keys + "/\(try #require(kid)).pem"
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: pem)
+        let result = try cli.run(["token", "issue", "--account", "ada@example.com"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("chmod 600"))
+    }
+}

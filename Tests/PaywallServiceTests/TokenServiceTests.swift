@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import PaywallCore
+import PaywallCrypto
+import PaywallTokens
+@testable import PaywallService
+@testable import PaywallStore
+
+@Suite("Tokens through the service")
+struct TokenServiceTests {
+    func fixture() throws -> ServiceFixture {
+        let f = try ServiceFixture()
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        _ = try f.service.addTitle(id: "the-daily", name: "The Daily", publisher: "D", actor: f.admin)
+        _ = try f.service.addPlan(id: "news", name: "News", period: "month", titles: ["euronews"], actor: f.admin)
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        return f
+    }
+
+    @Test("the first token creates a development key; access tokens carry the live entitlements")
+    func accessToken() throws {
+        let f = try fixture()
+        #expect(try f.service.loadKeyRing().records.isEmpty)
+        let m = try f.service.grantMembership(account: "ada@example.com", plan: "news", until: nil, source: .admin, actor: f.admin)
+        _ = try f.service.startTrial(account: "ada@example.com", actor: f.admin)
+        let issued = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        #expect(try f.service.loadKeyRing().records.count == 1)
+        #expect(try f.service.store.auditEntries().contains { $0.action == "key.generate" })
+        guard case let .access(claims) = try f.service.verifyToken(issued.token, audience: nil) else {
+            Issue.record("not an access token")
+            return
+        }
+        #expect(claims.registered.expiresAt.timeIntervalSince(claims.registered.issuedAt) == 15 * 60)
+        #expect(claims.entitlements.memberships.map(\.plan.rawValue) == ["news"])
+        #expect(claims.entitlements.memberships.first?.titles == .titles([TitleID(rawValue: "euronews")]))
+        #expect(claims.entitlements.trialEndsAt == f.clock.now().addingTimeInterval(14 * 86_400))
+
+        // Past the period end the membership no longer appears; past due shows its grace.
+        _ = try f.service.store.changeStatus(id: m.id, to: .pastDue, graceEnd: f.clock.now().addingTimeInterval(40 * 86_400), actor: .system, reason: nil)
+        f.clock.advance(by: 35 * 86_400)
+        let later = try f.service.entitlements(accountID: f.service.account("ada@example.com").id)
+        #expect(later.memberships.first?.status == .pastDue)
+        #expect(later.trialEndsAt == nil)
+        f.clock.advance(by: 6 * 86_400)
+        #expect(try f.service.entitlements(accountID: f.service.account("ada@example.com").id).memberships.isEmpty)
+    }
+
+    @Test("grants and comps: validated, comps audited; bad requests write nothing")
+    func grantsAndComps() throws {
+        let f = try fixture()
+        let account = try f.service.account("ada@example.com")
+        let grant = try f.service.issueArticleGrant(subject: .device("dev-1"), title: "euronews", article: "a1", lifetime: nil, audience: "cdn")
+        #expect(grant.claims.subject == "device:dev-1")
+        guard case let .articleGrant(claims) = try f.service.verifyToken(grant.token, audience: "cdn") else { Issue.record("kind"); return }
+        #expect(claims.title == "euronews" && claims.article == "a1")
+        #expect(throws: ServiceError.token(.wrongAudience)) { try f.service.verifyToken(grant.token, audience: nil) }
+
+        let comp = try f.service.issueCompGrant(account: account.id.rawValue, titles: ["euronews", "the-daily", "euronews"], days: 7, audience: nil, actor: f.admin)
+        guard case let .comp(compClaims) = try f.service.verifyToken(comp.token, audience: nil) else { Issue.record("kind"); return }
+        #expect(compClaims.titles == ["euronews", "the-daily"])
+        #expect(compClaims.registered.expiresAt.timeIntervalSince(compClaims.registered.issuedAt) == 7 * 86_400)
+        let audit = try #require(try f.service.store.auditEntries(target: "account:\(account.id)").first)
+        #expect(audit.action == "token.comp")
+        #expect(audit.details.contains(compClaims.registered.tokenID))
+
+        let before = try f.counts()
+        #expect(throws: ServiceError.self) { try f.service.issueCompGrant(account: "ada@example.com", titles: ["nope"], days: 7, audience: nil, actor: f.admin) }
+        #expect(throws: ServiceError.self) { try f.service.issueCompGrant(account: "ada@example.com", titles: ["euronews"], days: 32, audience: nil, actor: f.admin) }
+        #expect(throws: ServiceError.self) { try f.service.issueCompGrant(account: "ada@example.com", titles: [], days: 7, audience: nil, actor: f.admin) }
+        #expect(throws: ServiceError.self) { try f.service.issueCompGrant(account: "nobody@example.com", titles: ["euronews"], days: 7, audience: nil, actor: f.admin) }
+        #expect(throws: ServiceError.self) { try f.service.issueArticleGrant(subject: .device("d"), title: "nope", article: "a", lifetime: nil, audience: nil) }
+        #expect(throws: ServiceError.self) { try f.service.issueArticleGrant(subject: .device("d"), title: "euronews", article: "a", lifetime: 7_200, audience: nil) }
+        #expect(throws: ServiceError.self) { try f.service.issueAccessToken(account: "ada@example.com", lifetime: 2 * 86_400, audience: nil) }
+        #expect(try f.counts() == before)
+    }
+
+    @Test("a token of a retired key no longer verifies; one of a rotated-out key still does")
+    func rotation() throws {
+        let f = try fixture()
+        let first = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        let next = try f.service.rotateKey(.ed25519, publishAhead: 600, actor: f.admin)
+        #expect(try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).kid == first.kid)
+        f.clock.advance(by: 600)
+        let second = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        #expect(second.kid == next.kid)
+        _ = try f.service.verifyToken(first.token, audience: nil)
+        #expect(throws: ServiceError.self) { try f.service.retireKey(kid: next.kid, force: false, actor: f.admin) }
+        _ = try f.service.retireKey(kid: first.kid, force: true, actor: f.admin)
+        #expect(throws: ServiceError.token(.unknownKey(first.kid))) { try f.service.verifyToken(first.token, audience: nil) }
+        _ = try f.service.verifyToken(second.token, audience: nil)
+    }
+}

@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "paywall", targets: ["paywall"]),
         .executable(name: "paywall-bench", targets: ["StoreBenchmark"]),
+        .executable(name: "paywall-token-bench", targets: ["TokenBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -76,6 +77,19 @@ let package = Package(
             name: "StoreBenchmark",
             dependencies: ["PaywallStore", "PaywallCore", "CSQLiteLoop"],
             path: "Benchmarks/StoreBenchmark",
+            swiftSettings: strict
+        ),
+
+        // Benchmarks: tokens beside raw OpenSSL EVP calls in a C loop (and PyJWT).
+        .target(
+            name: "CEVPLoop",
+            path: "Benchmarks/CEVPLoop",
+            linkerSettings: [.linkedLibrary("crypto")]
+        ),
+        .executableTarget(
+            name: "TokenBenchmark",
+            dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore", "CEVPLoop"],
+            path: "Benchmarks/TokenBenchmark",
             swiftSettings: strict
         ),
 

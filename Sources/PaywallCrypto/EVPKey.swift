@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// Owns an `EVP_PKEY`. OpenSSL allows concurrent signing and verifying with one key
 /// (each operation has its own context), so the handle is shared between threads.
@@ -50,5 +51,42 @@ enum P256 {
             return a < b
         }
         return false  // equal to n
+    }
+}
+
+/// A digest-sign or digest-verify context initialized once per key; each operation works on
+/// a copy. `EVP_DigestSignInit` fetches the algorithm implementations by name on every
+/// call; copying an initialized context skips that (BENCHMARKS.md).
+final class DigestTemplate: @unchecked Sendable {
+    private let template: OpaquePointer
+    private let lock = NSLock()
+
+    init(key: EVPKey, algorithm: SignatureAlgorithm, signing: Bool) throws(CryptoError) {
+        guard let context = EVP_MD_CTX_new() else { throw CryptoError.fromQueue("EVP_MD_CTX_new") }
+        let digest: UnsafePointer<CChar>? = algorithm == .es256 ? Digests.sha256.map { EVP_MD_get0_name($0) } ?? nil : nil
+        let ok = signing
+            ? EVP_DigestSignInit_ex(context, nil, digest, nil, nil, key.pointer, nil)
+            : EVP_DigestVerifyInit_ex(context, nil, digest, nil, nil, key.pointer, nil)
+        guard ok == 1 else {
+            EVP_MD_CTX_free(context)
+            throw CryptoError.fromQueue(signing ? "EVP_DigestSignInit_ex" : "EVP_DigestVerifyInit_ex")
+        }
+        template = context
+    }
+
+    deinit { EVP_MD_CTX_free(template) }
+
+    /// Runs `body` with a fresh copy of the initialized context (nil if OpenSSL fails).
+    func withContext<T>(_ body: (OpaquePointer) -> T) -> T? {
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
+        lock.lock()
+        let copied = EVP_MD_CTX_copy_ex(context, template)
+        lock.unlock()
+        guard copied == 1 else {
+            ERR_clear_error()
+            return nil
+        }
+        return body(context)
     }
 }

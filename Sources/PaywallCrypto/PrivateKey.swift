@@ -9,12 +9,18 @@ public struct PrivateKey: Sendable {
     public static func generate(_ algorithm: SignatureAlgorithm) throws(CryptoError) -> PrivateKey {
         let generated = algorithm == .es256 ? paywall_keygen_p256() : paywall_keygen_ed25519()
         guard let generated else { throw CryptoError.fromQueue("EVP_PKEY_Q_keygen") }
-        return PrivateKey(algorithm: algorithm, key: EVPKey(generated))
+        return try PrivateKey(algorithm: algorithm, key: EVPKey(generated))
     }
 
-    init(algorithm: SignatureAlgorithm, key: EVPKey) {
+    let signer: DigestTemplate
+    /// The matching public key.
+    public let publicKey: PublicKey
+
+    init(algorithm: SignatureAlgorithm, key: EVPKey) throws(CryptoError) {
         self.algorithm = algorithm
         self.key = key
+        self.signer = try DigestTemplate(key: key, algorithm: algorithm, signing: true)
+        self.publicKey = try Self.publicKey(of: key, algorithm: algorithm)
     }
 
     /// Reads a PKCS#8 PEM private key, which must be of `algorithm`.
@@ -31,7 +37,7 @@ public struct PrivateKey: Sendable {
         guard let parsed else { throw CryptoError.fromQueue("PEM_read_bio_PrivateKey").asInvalidKey }
         let key = EVPKey(parsed)
         try PublicKey.checkType(key, algorithm)
-        self.init(algorithm: algorithm, key: key)
+        try self.init(algorithm: algorithm, key: key)
     }
 
     /// The key as PKCS#8 PEM (unencrypted: protect the file with mode 0600).
@@ -47,33 +53,24 @@ public struct PrivateKey: Sendable {
         return String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
     }
 
-    /// The matching public key.
-    public var publicKey: PublicKey {
-        // Re-reading our own SubjectPublicKeyInfo cannot fail for a key OpenSSL made.
+    /// The public half, as its own key object (from our SubjectPublicKeyInfo).
+    static func publicKey(of key: EVPKey, algorithm: SignatureAlgorithm) throws(CryptoError) -> PublicKey {
         var output: UnsafeMutablePointer<UInt8>?
         let length = i2d_PUBKEY(key.pointer, &output)
-        let der = (length > 0 && output != nil) ? Array(UnsafeBufferPointer(start: output, count: Int(length))) : []
-        if let output { paywall_openssl_free(output) }
-        let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
-            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
-            return d2i_PUBKEY(nil, &cursor, buffer.count)
-        }
-        return PublicKey(algorithm: algorithm, key: parsed.map(EVPKey.init) ?? key)
+        guard length > 0, let output else { throw CryptoError.fromQueue("i2d_PUBKEY") }
+        defer { paywall_openssl_free(output) }
+        return try PublicKey(algorithm: algorithm, spki: Array(UnsafeBufferPointer(start: output, count: Int(length))))
     }
 
     /// Signs `message`; returns the JWS form (ES256: r‖s; Ed25519: 64 bytes).
     public func sign(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
-        guard let context = EVP_MD_CTX_new() else { throw CryptoError.fromQueue("EVP_MD_CTX_new") }
-        defer { EVP_MD_CTX_free(context) }
-        let digestName = algorithm == .es256 ? Digests.sha256.map { EVP_MD_get0_name($0) } ?? nil : nil
-        guard EVP_DigestSignInit_ex(context, nil, digestName, nil, nil, key.pointer, nil) == 1 else {
-            throw CryptoError.fromQueue("EVP_DigestSignInit_ex")
-        }
         var length = 80
         var signature = [UInt8](repeating: 0, count: length)
-        let ok = signature.withUnsafeMutableBufferPointer { sig in
-            message.withUnsafeBufferPointer { msg in
-                EVP_DigestSign(context, sig.baseAddress, &length, msg.baseAddress, msg.count)
+        let ok = signer.withContext { context in
+            signature.withUnsafeMutableBufferPointer { sig in
+                message.withUnsafeBufferPointer { msg in
+                    EVP_DigestSign(context, sig.baseAddress, &length, msg.baseAddress, msg.count)
+                }
             }
         }
         guard ok == 1 else { throw CryptoError.fromQueue("EVP_DigestSign") }

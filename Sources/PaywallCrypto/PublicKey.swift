@@ -5,10 +5,12 @@ public struct PublicKey: Sendable {
     /// The algorithm this key is pinned to.
     public let algorithm: SignatureAlgorithm
     let key: EVPKey
+    let verifier: DigestTemplate
 
-    init(algorithm: SignatureAlgorithm, key: EVPKey) {
+    init(algorithm: SignatureAlgorithm, key: EVPKey) throws(CryptoError) {
         self.algorithm = algorithm
         self.key = key
+        self.verifier = try DigestTemplate(key: key, algorithm: algorithm, signing: false)
     }
 
     /// Imports a raw public key: for ES256 the uncompressed point `0x04‖x‖y` (65 bytes),
@@ -32,7 +34,7 @@ public struct PublicKey: Sendable {
         guard let parsed else { throw CryptoError.fromQueue("d2i_PUBKEY").asInvalidKey }
         let key = EVPKey(parsed)
         try Self.checkType(key, algorithm)
-        self.init(algorithm: algorithm, key: key)
+        try self.init(algorithm: algorithm, key: key)
     }
 
     /// The raw public key: `0x04‖x‖y` for ES256, 32 bytes for Ed25519.
@@ -54,22 +56,18 @@ public struct PublicKey: Sendable {
             guard P256.isScalarInRange(signature[0..<32]), P256.isScalarInRange(signature[32..<64]),
                   let der = ECDSASignature.der(fromRaw: signature)
             else { return false }
-            return Self.digestVerify(key, digest: Digests.sha256, signature: der, message: message)
+            return digestVerify(signature: der, message: message)
         case .ed25519:
-            return Self.digestVerify(key, digest: nil, signature: signature, message: message)
+            return digestVerify(signature: signature, message: message)
         }
     }
 
-    static func digestVerify(_ key: EVPKey, digest: OpaquePointer?, signature: [UInt8], message: [UInt8]) -> Bool {
-        guard let context = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestVerifyInit_ex(context, nil, digest.map { EVP_MD_get0_name($0) } ?? nil, nil, nil, key.pointer, nil) == 1 else {
-            ERR_clear_error()
-            return false
-        }
-        let result = signature.withUnsafeBufferPointer { sig in
-            message.withUnsafeBufferPointer { msg in
-                EVP_DigestVerify(context, sig.baseAddress, sig.count, msg.baseAddress, msg.count)
+    func digestVerify(signature: [UInt8], message: [UInt8]) -> Bool {
+        let result = verifier.withContext { context in
+            signature.withUnsafeBufferPointer { sig in
+                message.withUnsafeBufferPointer { msg in
+                    EVP_DigestVerify(context, sig.baseAddress, sig.count, msg.baseAddress, msg.count)
+                }
             }
         }
         if result != 1 { ERR_clear_error() }

@@ -22,14 +22,20 @@ public struct RegisteredClaims: Equatable, Sendable {
         self.tokenID = tokenID
     }
 
-    func write(into object: inout JSONObject) {
-        object["iss"] = .string(issuer)
-        object["sub"] = .string(subject)
-        object["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map(JSONValue.string))
-        object["iat"] = .number(issuedAt.timeIntervalSince1970.rounded(.down))
-        object["nbf"] = .number(notBefore.timeIntervalSince1970.rounded(.down))
-        object["exp"] = .number(expiresAt.timeIntervalSince1970.rounded(.down))
-        object["jti"] = .string(tokenID)
+    func write(to writer: inout JSONWriter) {
+        writer.string("iss", issuer)
+        writer.string("sub", subject)
+        if audience.count == 1 {
+            writer.string("aud", audience[0])
+        } else {
+            writer.arrayValue("aud")
+            for value in audience { writer.string(value) }
+            writer.endArray()
+        }
+        writer.seconds("iat", issuedAt.timeIntervalSince1970)
+        writer.seconds("nbf", notBefore.timeIntervalSince1970)
+        writer.seconds("exp", expiresAt.timeIntervalSince1970)
+        writer.string("jti", tokenID)
     }
 
     init(_ object: JSONObject) throws(TokenError) {
@@ -72,26 +78,36 @@ public struct AccessClaims: Equatable, Sendable {
         self.entitlements = entitlements
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
-        registered.write(into: &object)
-        var entitlement = JSONObject()
-        entitlement["memberships"] = .array(entitlements.memberships.map { membership in
-            var item = JSONObject()
-            item["status"] = .string(membership.status.rawValue)
-            item["plan"] = .string(membership.plan.rawValue)
+    /// The claims as JSON bytes, as signed.
+    func encoded() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        registered.write(to: &writer)
+        writer.objectValue("ent")
+        writer.arrayValue("memberships")
+        for membership in entitlements.memberships {
+            writer.beginObject()
+            writer.string("status", membership.status.rawValue)
+            writer.string("plan", membership.plan.rawValue)
             switch membership.titles {
-            case .all: item["titles"] = .string("all")
-            case let .titles(set): item["titles"] = .array(set.sorted().map { .string($0.rawValue) })
+            case .all: writer.string("titles", "all")
+            case let .titles(set):
+                writer.arrayValue("titles")
+                for title in set.sorted() { writer.string(title.rawValue) }
+                writer.endArray()
             }
-            item["periodEnd"] = .number(membership.periodEnd.timeIntervalSince1970.rounded(.down))
-            if let grace = membership.graceEnd { item["graceEnd"] = .number(grace.timeIntervalSince1970.rounded(.down)) }
-            return .object(item)
-        })
-        if let trial = entitlements.trialEndsAt { entitlement["trialEnd"] = .number(trial.timeIntervalSince1970.rounded(.down)) }
-        object["ent"] = .object(entitlement)
-        return .object(object)
+            writer.seconds("periodEnd", membership.periodEnd.timeIntervalSince1970)
+            if let grace = membership.graceEnd { writer.seconds("graceEnd", grace.timeIntervalSince1970) }
+            writer.endObject()
+        }
+        writer.endArray()
+        if let trial = entitlements.trialEndsAt { writer.seconds("trialEnd", trial.timeIntervalSince1970) }
+        writer.endObject()
+        writer.endObject()
+        return writer.bytes
     }
+
+    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
 
     init(_ object: JSONObject) throws(TokenError) {
         registered = try RegisteredClaims(object)
@@ -129,13 +145,18 @@ public struct ArticleGrantClaims: Equatable, Sendable {
         self.article = article
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
-        registered.write(into: &object)
-        object["title"] = .string(title)
-        object["article"] = .string(article)
-        return .object(object)
+    /// The claims as JSON bytes, as signed.
+    func encoded() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        registered.write(to: &writer)
+        writer.string("title", title)
+        writer.string("article", article)
+        writer.endObject()
+        return writer.bytes
     }
+
+    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
 
     init(_ object: JSONObject) throws(TokenError) {
         registered = try RegisteredClaims(object)
@@ -154,12 +175,19 @@ public struct CompGrantClaims: Equatable, Sendable {
         self.titles = titles
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
-        registered.write(into: &object)
-        object["titles"] = .array(titles.map(JSONValue.string))
-        return .object(object)
+    /// The claims as JSON bytes, as signed.
+    func encoded() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        registered.write(to: &writer)
+        writer.arrayValue("titles")
+        for title in titles { writer.string(title) }
+        writer.endArray()
+        writer.endObject()
+        return writer.bytes
     }
+
+    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
 
     init(_ object: JSONObject) throws(TokenError) {
         registered = try RegisteredClaims(object)

@@ -51,10 +51,18 @@ public struct JSONError: Error, Equatable, Sendable, CustomStringConvertible {
 extension JSONValue {
     /// Parses UTF-8 JSON strictly. `maxDepth` bounds nesting.
     public static func parse<Bytes: Collection<UInt8>>(_ bytes: Bytes, maxDepth: Int = 32) throws(JSONError) -> JSONValue {
-        var parser = JSONParser(bytes: Array(bytes), maxDepth: maxDepth)
+        let result: Result<JSONValue, JSONError>? = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(JSONError) -> JSONValue in try parse(buffer: buffer, maxDepth: maxDepth) }
+        }
+        if let result { return try result.get() }
+        return try Array(bytes).withUnsafeBufferPointer { buffer throws(JSONError) -> JSONValue in try parse(buffer: buffer, maxDepth: maxDepth) }
+    }
+
+    static func parse(buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) throws(JSONError) -> JSONValue {
+        var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
-        if parser.index != parser.bytes.count { throw parser.error("unexpected data after the JSON value") }
+        if parser.index != buffer.count { throw parser.error("unexpected data after the JSON value") }
         return value
     }
 
@@ -98,6 +106,12 @@ extension JSONValue {
 
     static func writeString(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Fast path: nothing to escape.
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.append(contentsOf: value.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
@@ -116,11 +130,11 @@ extension JSONValue {
 }
 
 struct JSONParser {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
 
-    init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
@@ -128,7 +142,12 @@ struct JSONParser {
     func error(_ message: String) -> JSONError { JSONError(message: message, offset: index) }
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     mutating func parseValue(depth: Int) throws(JSONError) -> JSONValue {
@@ -157,7 +176,7 @@ struct JSONParser {
         if depth > maxDepth { throw error("nesting deeper than \(maxDepth)") }
         index += 1
         var members: [(String, JSONValue)] = []
-        var names = Set<String>()
+        var names = Set<String>()  // used once an object grows past 16 members
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -168,9 +187,14 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let nameOffset = index
             let name = try parseString()
-            guard names.insert(name).inserted else {
-                throw JSONError(message: "duplicate member name \"\(name)\"", offset: nameOffset)
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains { $0.0 == name }
+            } else {
+                if names.isEmpty { names = Set(members.map(\.0)) }
+                duplicate = !names.insert(name).inserted
             }
+            if duplicate { throw JSONError(message: "duplicate member name \"\(name)\"", offset: nameOffset) }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
@@ -204,6 +228,20 @@ struct JSONParser {
 
     mutating func parseString() throws(JSONError) -> String {
         index += 1
+        // Fast path: no escapes before the closing quote.
+        var scan = index
+        while scan < bytes.count {
+            let byte = bytes[scan]
+            if byte == UInt8(ascii: "\"") {
+                guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[index..<scan]), as: UTF8.self) else {
+                    throw error("invalid UTF-8 in string")
+                }
+                index = scan + 1
+                return text
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            scan += 1
+        }
         var out = [UInt8]()
         while true {
             guard index < bytes.count else { throw error("unterminated string") }

@@ -101,8 +101,13 @@ public struct JWSSigner: Sendable {
     /// `BASE64URL(header).BASE64URL(payload).BASE64URL(signature)` with header
     /// `{"alg":…,"kid":…,"typ":…}`.
     public func sign(type: String, payload: JSONValue) throws(CryptoError) -> String {
+        try sign(type: type, payload: payload.serialized())
+    }
+
+    /// Signs payload bytes (already JSON).
+    public func sign(type: String, payload: [UInt8]) throws(CryptoError) -> String {
         var header = [UInt8]()
-        header.reserveCapacity(120)
+        header.reserveCapacity(128)
         header.append(contentsOf: #"{"alg":""#.utf8)
         header.append(contentsOf: key.algorithm.rawValue.utf8)
         header.append(contentsOf: #"","kid":"#.utf8)
@@ -110,12 +115,14 @@ public struct JWSSigner: Sendable {
         header.append(contentsOf: #","typ":"#.utf8)
         JSONValue.writeString(type, to: &header)
         header.append(UInt8(ascii: "}"))
-        var input = Base64URL.encode(header)
-        input.append(".")
-        input.append(Base64URL.encode(payload.serialized()))
-        let signature = try key.sign(Array(input.utf8))
-        input.append(".")
-        input.append(Base64URL.encode(signature))
-        return input
+        var token = [UInt8]()
+        token.reserveCapacity((header.count + payload.count) * 4 / 3 + 100)
+        Base64URL.append(header, to: &token)
+        token.append(UInt8(ascii: "."))
+        Base64URL.append(payload, to: &token)
+        let signature = try key.sign(token)
+        token.append(UInt8(ascii: "."))
+        Base64URL.append(signature, to: &token)
+        return String(decoding: token, as: UTF8.self)
     }
 }

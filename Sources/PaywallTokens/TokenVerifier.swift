@@ -1,5 +1,6 @@
 import Foundation
 import PaywallCore
+import PaywallCrypto
 
 /// A verified token of any of our kinds.
 public enum VerifiedToken: Equatable, Sendable {
@@ -101,29 +102,34 @@ public struct TokenIssuer: Sendable {
         self.clock = clock
     }
 
-    func registered(subject: String, audience: String, lifetime: TimeInterval) -> RegisteredClaims {
+    func registered(subject: String, audience: String, lifetime: TimeInterval) throws -> RegisteredClaims {
         let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
         return RegisteredClaims(
             issuer: issuer, subject: subject, audience: [audience], issuedAt: now, notBefore: now,
-            expiresAt: now.addingTimeInterval(lifetime), tokenID: UUID().uuidString.lowercased())
+            expiresAt: now.addingTimeInterval(lifetime), tokenID: try Self.newTokenID())
+    }
+
+    /// 128 random bits, base64url (22 characters).
+    static func newTokenID() throws -> String {
+        Base64URL.encode(try SecureRandom.bytes(16))
     }
 
     /// An access token carrying `entitlements`.
     public func accessToken(subject: String, audience: String, lifetime: TimeInterval, entitlements: EntitlementSnapshot) throws -> (String, AccessClaims) {
-        let claims = AccessClaims(registered: registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements)
-        return (try signer.sign(type: TokenKind.access.rawValue, payload: claims.json), claims)
+        let claims = AccessClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements)
+        return (try signer.sign(type: TokenKind.access.rawValue, payload: claims.encoded()), claims)
     }
 
     /// An article grant.
     public func articleGrant(subject: String, audience: String, title: String, article: String, lifetime: TimeInterval) throws -> (String, ArticleGrantClaims) {
-        let claims = ArticleGrantClaims(registered: registered(subject: subject, audience: audience, lifetime: lifetime), title: title, article: article)
-        return (try signer.sign(type: TokenKind.articleGrant.rawValue, payload: claims.json), claims)
+        let claims = ArticleGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), title: title, article: article)
+        return (try signer.sign(type: TokenKind.articleGrant.rawValue, payload: claims.encoded()), claims)
     }
 
     /// A comp grant for `titles`.
     public func compGrant(subject: String, audience: String, titles: [String], lifetime: TimeInterval) throws -> (String, CompGrantClaims) {
-        let claims = CompGrantClaims(registered: registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)
-        return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.json), claims)
+        let claims = CompGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)
+        return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.encoded()), claims)
     }
 }
 

@@ -36,6 +36,9 @@ let package = Package(
         ),
         .target(name: "PaywallCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
 
+        // The policy language: parser, checker and evaluator (pure).
+        .target(name: "PaywallPolicy", dependencies: ["PaywallCore"], swiftSettings: strict),
+
         // Signed access tokens (JWS/JWT), the key ring in Keys/ and the JWKS.
         .target(name: "PaywallTokens", dependencies: ["PaywallCore", "PaywallCrypto"], swiftSettings: strict),
 
@@ -53,7 +56,7 @@ let package = Package(
         // Orchestration: sign-up, sign-in, trials, memberships, sessions.
         .target(
             name: "PaywallService",
-            dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens"],
+            dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy"],
             swiftSettings: strict
         ),
 
@@ -95,6 +98,7 @@ let package = Package(
 
         .testTarget(name: "PaywallCoreTests", dependencies: ["PaywallCore"]),
         .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
+        .testTarget(name: "PaywallPolicyTests", dependencies: ["PaywallPolicy", "PaywallCore"]),
         .testTarget(name: "PaywallTokensTests", dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore"]),
         .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore"]),
         .testTarget(

@@ -1,0 +1,250 @@
+import Foundation
+
+typealias Facts = UnsafePointer<DecisionFacts>
+
+/// A typed, compiled expression: a closure over the facts, and whether it is constant.
+enum Compiled {
+    case bool(@Sendable (Facts) -> Bool)
+    case number(@Sendable (Facts) -> Double)
+    case string(@Sendable (Facts) -> String)
+    case duration(@Sendable (Facts) -> Double)
+    case time(@Sendable (Facts) -> Double)
+    case ip(@Sendable (Facts) -> IPAddress?)
+    case cidr(CIDR)
+    case stringSet(@Sendable (Facts) -> Set<String>)
+    case numberSet(Set<Double>)
+    case cidrSet([CIDR])
+    case emptySet
+
+    var type: PolicyType {
+        switch self {
+        case .bool: .bool
+        case .number: .number
+        case .string: .string
+        case .duration: .duration
+        case .time: .time
+        case .ip: .ip
+        case .cidr: .cidr
+        case .stringSet: .stringSet
+        case .numberSet: .numberSet
+        case .cidrSet: .cidrSet
+        case .emptySet: .emptySet
+        }
+    }
+}
+
+/// Type-checks expressions against the schema and compiles them to closures.
+struct ExpressionCompiler {
+    let meters: [String: Int]
+    let meterLimits: [Int]
+    let sourceLines: (SourceLocation) -> String
+    /// Attribute roots the expression reads (user, membership, …).
+    var roots: Set<String> = []
+    var constant = true
+
+    func error(_ message: String, at location: SourceLocation) -> PolicyDiagnostic {
+        PolicyDiagnostic(at: location, message, sourceLine: sourceLines(location))
+    }
+
+    mutating func compileCondition(_ expression: Expression) throws(PolicyDiagnostic) -> @Sendable (Facts) -> Bool {
+        let compiled = try compile(expression)
+        guard case let .bool(function) = compiled else {
+            throw error("a condition must be true or false, not a \(compiled.type)", at: expression.location)
+        }
+        return function
+    }
+
+    mutating func compile(_ expression: Expression) throws(PolicyDiagnostic) -> Compiled {
+        switch expression {
+        case let .bool(value, _): return .bool { _ in value }
+        case let .number(value, _): return .number { _ in value }
+        case let .string(value, _): return .string { _ in value }
+        case let .duration(value, _): return .duration { _ in value }
+        case let .set(elements, location):
+            return try compileSet(elements, location)
+        case let .call(name, arguments, location):
+            guard case let .string(text, _)? = arguments.first else { throw error("\(name)(…) takes a quoted string", at: location) }
+            switch name {
+            case "time":
+                guard let date = ISO8601DateFormatter().date(from: text) else {
+                    throw error("time(\"\(text)\") is not an ISO 8601 instant such as 2026-01-01T00:00:00Z", at: location)
+                }
+                let seconds = date.timeIntervalSince1970
+                return .time { _ in seconds }
+            case "cidr":
+                guard let range = CIDR(text) else { throw error("cidr(\"\(text)\") is not an address range such as 203.0.113.0/24 or 2001:db8::/32", at: location) }
+                return .cidr(range)
+            default:
+                guard let address = IPAddress(text) else { throw error("ip(\"\(text)\") is not an IPv4 or IPv6 address", at: location) }
+                return .ip { _ in address }
+            }
+        case let .meter(name, field, location):
+            constant = false
+            roots.insert("meter")
+            guard let index = meters[name] else {
+                throw error("unknown meter \"\(name)\"\(closest(name, in: Array(meters.keys)).map { "; did you mean \"\($0)\"?" } ?? "; declare it with meter \"\(name)\" { limit N per D days }")", at: location)
+            }
+            let limit = Double(meterLimits[index])
+            switch field {
+            case "used": return .number { Double($0.pointee.meters[index].used) }
+            case "limit": return .number { _ in limit }
+            case "remaining": return .number { max(0, limit - Double($0.pointee.meters[index].used)) }
+            default:
+                throw error("meters have used, remaining and limit, not '\(field)'\(closest(field, in: Schema.meterFields).map { "; did you mean '\($0)'?" } ?? "")", at: location)
+            }
+        case let .attribute(path, location):
+            return try compileAttribute(path, location)
+        case let .not(inner, location):
+            let compiled = try compile(inner)
+            guard case let .bool(function) = compiled else { throw error("'not' needs true or false, not a \(compiled.type)", at: location) }
+            return .bool { !function($0) }
+        case let .binary(op, left, right, location):
+            return try compileBinary(op, left, right, location)
+        }
+    }
+
+    mutating func compileSet(_ elements: [Expression], _ location: SourceLocation) throws(PolicyDiagnostic) -> Compiled {
+        if elements.isEmpty { return .emptySet }
+        var strings: Set<String> = [], numbers: Set<Double> = [], ranges: [CIDR] = []
+        for element in elements {
+            switch element {
+            case let .string(value, _): strings.insert(value)
+            case let .number(value, _): numbers.insert(value)
+            case let .call("cidr", _, elementLocation):
+                guard case let .cidr(range) = try compile(element) else { throw error("bad range", at: elementLocation) }
+                ranges.append(range)
+            default:
+                throw error("set elements must be literals: strings, numbers or cidr(…)", at: element.location)
+            }
+        }
+        let kinds = [!strings.isEmpty, !numbers.isEmpty, !ranges.isEmpty].filter { $0 }.count
+        guard kinds == 1 else { throw error("a set holds one type of element", at: location) }
+        if !strings.isEmpty {
+            let constant = strings
+            return .stringSet { _ in constant }
+        }
+        if !numbers.isEmpty { return .numberSet(numbers) }
+        return .cidrSet(ranges)
+    }
+
+    mutating func compileAttribute(_ path: [String], _ location: SourceLocation) throws(PolicyDiagnostic) -> Compiled {
+        let name = path.joined(separator: ".")
+        guard Schema.attributes[name] != nil else {
+            let hint = closest(name, in: Array(Schema.attributes.keys)).map { "; did you mean '\($0)'?" } ?? ""
+            throw error("unknown attribute '\(name)'\(hint)", at: location)
+        }
+        if name != "now" {
+            constant = false
+            roots.insert(path[0])
+        } else {
+            constant = false
+        }
+        switch name {
+        case "user.signedIn": return .bool { $0.pointee.user.signedIn }
+        case "user.id": return .string { $0.pointee.user.id }
+        case "user.emailDomain": return .string { $0.pointee.user.emailDomain }
+        case "user.emailVerified": return .bool { $0.pointee.user.emailVerified }
+        case "user.createdAt": return .time { $0.pointee.user.createdAt.timeIntervalSince1970 }
+        case "membership.status": return .string { $0.pointee.membership.status }
+        case "membership.active": return .bool { $0.pointee.membership.active }
+        case "membership.plan": return .string { $0.pointee.membership.plan }
+        case "membership.titles": return .stringSet { $0.pointee.membership.titles }
+        case "membership.allTitles": return .bool { $0.pointee.membership.allTitles }
+        case "membership.periodEnds": return .time { $0.pointee.membership.periodEnds.timeIntervalSince1970 }
+        case "membership.graceEnds": return .time { $0.pointee.membership.graceEnds.timeIntervalSince1970 }
+        case "trial.active": return .bool { $0.pointee.trial.active }
+        case "trial.eligible": return .bool { $0.pointee.trial.eligible }
+        case "trial.endsAt": return .time { $0.pointee.trial.endsAt.timeIntervalSince1970 }
+        case "title.id": return .string { $0.pointee.title.id }
+        case "title.publisher": return .string { $0.pointee.title.publisher }
+        case "title.tags": return .stringSet { $0.pointee.title.tags }
+        case "article.id": return .string { $0.pointee.article.id }
+        case "article.free": return .bool { $0.pointee.article.free }
+        case "article.publishedAt": return .time { $0.pointee.article.publishedAt.timeIntervalSince1970 }
+        case "article.age": return .duration { $0.pointee.now.timeIntervalSince($0.pointee.article.publishedAt) }
+        case "article.section": return .string { $0.pointee.article.section }
+        case "article.tags": return .stringSet { $0.pointee.article.tags }
+        case "request.ip": return .ip { $0.pointee.request.ip }
+        case "request.country": return .string { $0.pointee.request.country }
+        case "request.referrerHost": return .string { $0.pointee.request.referrerHost }
+        case "request.channel": return .string { $0.pointee.request.channel }
+        case "request.verifiedCrawler": return .bool { $0.pointee.request.verifiedCrawler }
+        case "request.device": return .string { $0.pointee.request.device }
+        default: return .time { $0.pointee.now.timeIntervalSince1970 }
+        }
+    }
+
+    mutating func compileBinary(_ op: String, _ leftExpression: Expression, _ rightExpression: Expression, _ location: SourceLocation) throws(PolicyDiagnostic) -> Compiled {
+        let left = try compile(leftExpression)
+        let right = try compile(rightExpression)
+        func mismatch(_ verb: String) -> PolicyDiagnostic {
+            error("cannot \(verb) a \(left.type) and a \(right.type)", at: location)
+        }
+        switch op {
+        case "and", "or":
+            guard case let .bool(l) = left, case let .bool(r) = right else { throw error("'\(op)' needs true or false on both sides, not a \(left.type) and a \(right.type)", at: location) }
+            return op == "and" ? .bool { l($0) && r($0) } : .bool { l($0) || r($0) }
+        case "==", "!=":
+            try checkEnumeration(leftExpression, rightExpression, location)
+            let equal: @Sendable (Facts) -> Bool
+            switch (left, right) {
+            case let (.bool(l), .bool(r)): equal = { l($0) == r($0) }
+            case let (.number(l), .number(r)): equal = { l($0) == r($0) }
+            case let (.string(l), .string(r)): equal = { l($0) == r($0) }
+            case let (.duration(l), .duration(r)), let (.time(l), .time(r)): equal = { l($0) == r($0) }
+            case let (.ip(l), .ip(r)): equal = { l($0) != nil && l($0) == r($0) }
+            default: throw mismatch("compare")
+            }
+            return op == "==" ? .bool(equal) : .bool { !equal($0) }
+        case "<", "<=", ">", ">=":
+            let l: @Sendable (Facts) -> Double, r: @Sendable (Facts) -> Double
+            switch (left, right) {
+            case let (.number(a), .number(b)), let (.duration(a), .duration(b)), let (.time(a), .time(b)):
+                l = a
+                r = b
+            default: throw error("cannot order a \(left.type) and a \(right.type) with '\(op)'", at: location)
+            }
+            switch op {
+            case "<": return .bool { l($0) < r($0) }
+            case "<=": return .bool { l($0) <= r($0) }
+            case ">": return .bool { l($0) > r($0) }
+            default: return .bool { l($0) >= r($0) }
+            }
+        case "in":
+            switch (left, right) {
+            case let (.string(element), .stringSet(set)):
+                if case let .string(literal, _) = leftExpression {
+                    return .bool { set($0).contains(literal) }
+                }
+                return .bool { set($0).contains(element($0)) }
+            case (.string, .emptySet), (.number, .emptySet), (.ip, .emptySet): return .bool { _ in false }
+            case let (.number(element), .numberSet(set)): return .bool { set.contains(element($0)) }
+            case let (.ip(address), .cidr(range)): return .bool { address($0).map(range.contains) ?? false }
+            case let (.ip(address), .cidrSet(ranges)): return .bool { facts in address(facts).map { a in ranges.contains { $0.contains(a) } } ?? false }
+            default: throw error("cannot test a \(left.type) 'in' a \(right.type); 'in' takes a set, or an address and cidr(…)", at: location)
+            }
+        case "+", "-":
+            switch (left, right) {
+            case let (.time(t), .duration(d)): return op == "+" ? .time { t($0) + d($0) } : .time { t($0) - d($0) }
+            case let (.duration(d), .time(t)) where op == "+": return .time { t($0) + d($0) }
+            case let (.time(a), .time(b)) where op == "-": return .duration { a($0) - b($0) }
+            case let (.duration(a), .duration(b)): return op == "+" ? .duration { a($0) + b($0) } : .duration { a($0) - b($0) }
+            case let (.number(a), .number(b)): return op == "+" ? .number { a($0) + b($0) } : .number { a($0) - b($0) }
+            default: throw mismatch(op == "+" ? "add" : "subtract")
+            }
+        default:
+            throw error("unknown operator '\(op)'", at: location)
+        }
+    }
+
+    /// `membership.status == "activ"` is a typo, not a rule that never matches.
+    func checkEnumeration(_ left: Expression, _ right: Expression, _ location: SourceLocation) throws(PolicyDiagnostic) {
+        for (attribute, literal) in [(left, right), (right, left)] {
+            guard case let .attribute(path, _) = attribute, case let .string(value, literalLocation) = literal,
+                  let allowed = Schema.enumerations[path.joined(separator: ".")], !allowed.contains(value)
+            else { continue }
+            let hint = closest(value, in: Array(allowed)).map { "; did you mean \"\($0)\"?" } ?? ""
+            throw error("\(path.joined(separator: ".")) is never \"\(value)\"\(hint)", at: literalLocation)
+        }
+    }
+}

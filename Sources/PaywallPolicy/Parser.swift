@@ -1,0 +1,496 @@
+import Foundation
+
+/// Recursive-descent parser for policy files. Every error points at its token.
+struct Parser {
+    var tokens: [Token]
+    var position = 0
+    let lexer: Lexer
+    let source: [UInt8]
+    var ruleOrder: Int
+    /// Nesting depth of expressions, bounded so hostile input cannot exhaust the stack.
+    var depth = 0
+    static let maximumDepth = 64
+
+    init(file: String, source: String, firstRuleOrder: Int = 0) throws(PolicyDiagnostic) {
+        var lexer = Lexer(file: file, source: source)
+        tokens = try lexer.tokenize()
+        self.lexer = Lexer(file: file, source: source)
+        self.source = Array(source.utf8)
+        ruleOrder = firstRuleOrder
+    }
+
+    // MARK: - Token access
+
+    var current: Token { tokens[position] }
+
+    mutating func advance() -> Token {
+        let token = tokens[position]
+        if position < tokens.count - 1 { position += 1 }
+        return token
+    }
+
+    func error(_ message: String, at token: Token? = nil) -> PolicyDiagnostic {
+        let token = token ?? current
+        return PolicyDiagnostic(at: token.location, message, sourceLine: lexer.sourceLine(token.location.line))
+    }
+
+    mutating func skipNewlines() {
+        while current.kind == .newline || current.kind == .symbol(";") { _ = advance() }
+    }
+
+    func describe(_ kind: TokenKind) -> String {
+        switch kind {
+        case let .identifier(name): "'\(name)'"
+        case let .string(text): "\"\(text)\""
+        case let .number(value): "\(value)"
+        case let .symbol(symbol): "'\(symbol)'"
+        case .newline: "end of line"
+        case .end: "end of file"
+        }
+    }
+
+    mutating func expectSymbol(_ symbol: String, _ context: String) throws(PolicyDiagnostic) {
+        guard current.kind == .symbol(symbol) else { throw error("expected '\(symbol)' \(context), found \(describe(current.kind))") }
+        _ = advance()
+    }
+
+    mutating func expectKeyword(_ word: String, _ context: String) throws(PolicyDiagnostic) {
+        guard current.kind == .identifier(word) else { throw error("expected '\(word)' \(context), found \(describe(current.kind))") }
+        _ = advance()
+    }
+
+    mutating func expectString(_ context: String) throws(PolicyDiagnostic) -> String {
+        guard case let .string(text) = current.kind else { throw error("expected a quoted name \(context), found \(describe(current.kind))") }
+        _ = advance()
+        return text
+    }
+
+    mutating func expectNumber(_ context: String) throws(PolicyDiagnostic) -> Double {
+        guard case let .number(value) = current.kind else { throw error("expected a number \(context), found \(describe(current.kind))") }
+        _ = advance()
+        return value
+    }
+
+    /// Ends a statement: `;`, a line break, or the block's closing brace.
+    mutating func endStatement() throws(PolicyDiagnostic) {
+        switch current.kind {
+        case .newline, .symbol(";"): skipNewlines()
+        case .symbol("}"): break
+        default: throw error("expected the end of the statement, found \(describe(current.kind))")
+        }
+    }
+
+    // MARK: - File
+
+    mutating func parseFile() throws(PolicyDiagnostic) -> PolicyFileAST {
+        var file = PolicyFileAST(file: lexer.file, source: String(decoding: source, as: UTF8.self))
+        skipNewlines()
+        while current.kind != .end {
+            let start = current
+            guard case let .identifier(word) = start.kind else {
+                throw error("expected 'rule', 'meter', 'defaults' or 'title', found \(describe(start.kind))")
+            }
+            _ = advance()
+            switch word {
+            case "meter": file.meters.append(try parseMeter(start))
+            case "defaults": file.defaults.append(try parseSettingsBlock(start, context: "defaults"))
+            case "rule": file.rules.append(try parseRule(start, title: nil))
+            case "title": try parseTitle(start, into: &file)
+            default:
+                throw error("unknown declaration '\(word)'; expected 'rule', 'meter', 'defaults' or 'title'\(suggestion(word, ["rule", "meter", "defaults", "title"]))", at: start)
+            }
+            skipNewlines()
+        }
+        return file
+    }
+
+    mutating func parseMeter(_ start: Token) throws(PolicyDiagnostic) -> MeterDecl {
+        let name = try expectString("after 'meter'")
+        try expectSymbol("{", "after the meter's name")
+        skipNewlines()
+        try expectKeyword("limit", "in a meter (e.g. limit 3 per 30 days)")
+        let limitToken = current
+        let limit = try expectNumber("after 'limit'")
+        guard limit >= 0, limit <= 1_000_000, limit.rounded() == limit else { throw error("a meter's limit must be a whole number from 0 to 1000000", at: limitToken) }
+        try expectKeyword("per", "after the limit (e.g. limit 3 per 30 days)")
+        let windowToken = current
+        let window = try parseDurationLiteral()
+        guard window > 0 else { throw error("a meter's window must be longer than 0", at: windowToken) }
+        skipNewlines()
+        try expectSymbol("}", "to close the meter")
+        return MeterDecl(name: name, limit: Int(limit), window: window, location: start.location)
+    }
+
+    mutating func parseSettingsBlock(_ start: Token, context: String) throws(PolicyDiagnostic) -> SettingsDecl {
+        try expectSymbol("{", "after '\(context)'")
+        var settings = SettingsDecl(location: start.location)
+        skipNewlines()
+        while current.kind != .symbol("}") {
+            try parseSetting(into: &settings)
+            try endStatement()
+        }
+        _ = advance()
+        return settings
+    }
+
+    mutating func parseSetting(into settings: inout SettingsDecl) throws(PolicyDiagnostic) {
+        let token = current
+        guard case let .identifier(word) = token.kind else { throw error("expected 'access' or 'teaser', found \(describe(token.kind))") }
+        _ = advance()
+        switch word {
+        case "access":
+            settings.access = try parseLevel()
+        case "teaser":
+            let countToken = current
+            let count = try expectNumber("after 'teaser' (e.g. teaser 3 paragraphs)")
+            guard count >= 0, count <= 100, count.rounded() == count else { throw error("a teaser is 0 to 100 whole paragraphs", at: countToken) }
+            guard current.kind == .identifier("paragraphs") || current.kind == .identifier("paragraph") else {
+                throw error("expected 'paragraphs' after the teaser length")
+            }
+            _ = advance()
+            settings.teaserParagraphs = Int(count)
+        default:
+            throw error("unknown setting '\(word)'; expected 'access' or 'teaser'\(suggestion(word, ["access", "teaser"]))", at: token)
+        }
+    }
+
+    mutating func parseLevel() throws(PolicyDiagnostic) -> AccessLevel {
+        guard case let .identifier(word) = current.kind, let level = AccessLevel(name: word) else {
+            throw error("expected an access level: none, teaser or full; found \(describe(current.kind))")
+        }
+        _ = advance()
+        return level
+    }
+
+    mutating func parseTitle(_ start: Token, into file: inout PolicyFileAST) throws(PolicyDiagnostic) {
+        let id = try expectString("after 'title'")
+        try expectSymbol("{", "after the title's id")
+        var settings = SettingsDecl(location: start.location)
+        skipNewlines()
+        while current.kind != .symbol("}") {
+            if current.kind == .identifier("rule") {
+                let ruleToken = advance()
+                file.rules.append(try parseRule(ruleToken, title: id))
+                skipNewlines()
+            } else {
+                try parseSetting(into: &settings)
+                try endStatement()
+            }
+            if current.kind == .end { throw error("expected '}' to close title \"\(id)\"") }
+        }
+        _ = advance()
+        file.titles.append(TitleDecl(id: id, settings: settings, location: start.location))
+    }
+
+    mutating func parseRule(_ start: Token, title: String?) throws(PolicyDiagnostic) -> RuleDecl {
+        let name = try expectString("after 'rule'")
+        var shadow = false
+        if current.kind == .identifier("shadow") {
+            shadow = true
+            _ = advance()
+        }
+        try expectSymbol("{", "after the rule's name")
+        var rule = RuleDecl(name: name, shadow: shadow, conjuncts: [], effects: [], location: start.location, title: title, order: ruleOrder)
+        ruleOrder += 1
+        var sawWhen = false
+        skipNewlines()
+        while current.kind != .symbol("}") {
+            let token = current
+            guard case let .identifier(word) = token.kind else { throw error("expected 'when', 'grant', 'cap' or 'offer', found \(describe(token.kind))") }
+            _ = advance()
+            switch word {
+            case "when":
+                if sawWhen { throw error("a rule has one 'when'; combine conditions with 'and'", at: token) }
+                sawWhen = true
+                let expression = try parseExpression()
+                rule.conjuncts = conjuncts(of: expression)
+            case "grant":
+                let level = try parseLevel()
+                var meter: String?
+                if current.kind == .identifier("using") {
+                    _ = advance()
+                    try expectKeyword("meter", "after 'using'")
+                    meter = try expectString("naming the meter")
+                }
+                rule.effects.append(.grant(level, meter: meter, token.location))
+            case "cap":
+                rule.effects.append(.cap(try parseLevel(), token.location))
+            case "offer":
+                var offers: [Offer] = [try parseOffer()]
+                while current.kind == .symbol(",") {
+                    _ = advance()
+                    offers.append(try parseOffer())
+                }
+                rule.effects.append(.offer(offers, token.location))
+            default:
+                throw error("unknown statement '\(word)'; expected 'when', 'grant', 'cap' or 'offer'\(suggestion(word, ["when", "grant", "cap", "offer"]))", at: token)
+            }
+            try endStatement()
+            if current.kind == .end { throw error("expected '}' to close rule \"\(name)\"") }
+        }
+        _ = advance()
+        if rule.effects.isEmpty { throw error("rule \"\(name)\" has no effect: add 'grant', 'cap' or 'offer'", at: start) }
+        return rule
+    }
+
+    mutating func parseOffer() throws(PolicyDiagnostic) -> Offer {
+        let token = current
+        guard case let .identifier(word) = token.kind else { throw error("expected an offer: trial N days, signIn, signUp or subscribe") }
+        _ = advance()
+        switch word {
+        case "signIn": return .signIn
+        case "signUp": return .signUp
+        case "subscribe": return .subscribe
+        case "trial":
+            let durationToken = current
+            let seconds = try parseDurationLiteral()
+            let days = seconds / 86_400
+            guard days >= 1, days <= 366, days.rounded() == days else { throw error("a trial lasts 1 to 366 whole days", at: durationToken) }
+            return .trial(days: Int(days))
+        default:
+            throw error("unknown offer '\(word)'; expected trial N days, signIn, signUp or subscribe\(suggestion(word, ["trial", "signIn", "signUp", "subscribe"]))", at: token)
+        }
+    }
+
+    static let units: [String: Double] = [
+        "second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3_600, "hours": 3_600,
+        "day": 86_400, "days": 86_400, "week": 604_800, "weeks": 604_800,
+    ]
+
+    mutating func parseDurationLiteral() throws(PolicyDiagnostic) -> Double {
+        let value = try expectNumber("for a duration (e.g. 30 days)")
+        guard case let .identifier(unit) = current.kind, let seconds = Self.units[unit] else {
+            throw error("expected a unit after \(value): seconds, minutes, hours, days or weeks")
+        }
+        _ = advance()
+        return value * seconds
+    }
+
+    // MARK: - Expressions
+
+    func text(from start: Int, to end: Int) -> String {
+        String(decoding: source[max(0, start)..<min(end, source.count)], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The end offset of the token before the current one.
+    var previousEnd: Int {
+        guard position > 0 else { return 0 }
+        let next = tokens[position].offset
+        var end = next
+        while end > 0, [0x20, 0x09, 0x0A, 0x0D].contains(source[end - 1]) { end -= 1 }
+        return end
+    }
+
+    /// Splits a condition at top-level `and`s, keeping each part's source text.
+    func conjuncts(of expression: Expression) -> [Conjunct] {
+        conjunctParts.isEmpty ? [Conjunct(expression: expression, text: "")] : conjunctParts
+    }
+
+    var conjunctParts: [Conjunct] = []
+
+    mutating func parseExpression() throws(PolicyDiagnostic) -> Expression {
+        conjunctParts = []
+        let expression = try parseOr(topLevel: true)
+        return expression
+    }
+
+    /// A line break is allowed before `and` / `or`, continuing the condition.
+    mutating func continuation(_ word: String) -> Bool {
+        if current.kind == .identifier(word) { return true }
+        var look = position
+        while tokens[look].kind == .newline { look += 1 }
+        if look != position, tokens[look].kind == .identifier(word) {
+            position = look
+            return true
+        }
+        return false
+    }
+
+    mutating func parseOr(topLevel: Bool = false) throws(PolicyDiagnostic) -> Expression {
+        let startOffset = current.offset
+        var left = try parseAnd(topLevel: topLevel)
+        var sawOr = false
+        while continuation("or") {
+            let token = advance()
+            sawOr = true
+            let right = try parseAnd(topLevel: false)
+            left = .binary("or", left, right, token.location)
+        }
+        if topLevel, sawOr {
+            // A top-level `or` is one conjunct.
+            conjunctParts = [Conjunct(expression: left, text: text(from: startOffset, to: previousEnd))]
+        }
+        return left
+    }
+
+    mutating func parseAnd(topLevel: Bool) throws(PolicyDiagnostic) -> Expression {
+        var partStart = current.offset
+        var left = try parseNot()
+        var parts: [Conjunct] = [Conjunct(expression: left, text: text(from: partStart, to: previousEnd))]
+        while continuation("and") {
+            let token = advance()
+            partStart = current.offset
+            let right = try parseNot()
+            parts.append(Conjunct(expression: right, text: text(from: partStart, to: previousEnd)))
+            left = .binary("and", left, right, token.location)
+        }
+        if topLevel { conjunctParts = parts }
+        return left
+    }
+
+    mutating func parseNot() throws(PolicyDiagnostic) -> Expression {
+        if current.kind == .identifier("not") {
+            let token = advance()
+            return .not(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseNot() }, token.location)
+        }
+        return try parseComparison()
+    }
+
+    mutating func nested(_ body: (inout Parser) throws(PolicyDiagnostic) -> Expression) throws(PolicyDiagnostic) -> Expression {
+        depth += 1
+        defer { depth -= 1 }
+        if depth > Self.maximumDepth { throw error("expression nested deeper than \(Self.maximumDepth) levels") }
+        return try body(&self)
+    }
+
+    static let comparisons: Set<String> = ["==", "!=", "<", "<=", ">", ">="]
+
+    mutating func parseComparison() throws(PolicyDiagnostic) -> Expression {
+        let left = try parseAdditive()
+        if case let .symbol(symbol) = current.kind, Self.comparisons.contains(symbol) {
+            let token = advance()
+            let right = try parseAdditive()
+            if case let .symbol(next) = current.kind, Self.comparisons.contains(next) {
+                throw error("comparisons do not chain; use 'and'")
+            }
+            return .binary(symbol, left, right, token.location)
+        }
+        if current.kind == .identifier("in") {
+            let token = advance()
+            return .binary("in", left, try parseAdditive(), token.location)
+        }
+        return left
+    }
+
+    mutating func parseAdditive() throws(PolicyDiagnostic) -> Expression {
+        var left = try parsePrimary()
+        while current.kind == .symbol("+") || current.kind == .symbol("-") {
+            let token = advance()
+            guard case let .symbol(symbol) = token.kind else { break }
+            left = .binary(symbol, left, try parsePrimary(), token.location)
+        }
+        return left
+    }
+
+    mutating func parsePrimary() throws(PolicyDiagnostic) -> Expression {
+        let token = current
+        switch token.kind {
+        case .symbol("("):
+            _ = advance()
+            let inner = try nested { (p: inout Parser) throws(PolicyDiagnostic) in
+                p.skipNewlines()
+                let saved = p.conjunctParts
+                let expression = try p.parseOr()
+                p.conjunctParts = saved
+                p.skipNewlines()
+                return expression
+            }
+            try expectSymbol(")", "to close '('")
+            return inner
+        case .symbol("["):
+            _ = advance()
+            var elements: [Expression] = []
+            skipNewlines()
+            while current.kind != .symbol("]") {
+                elements.append(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseAdditive() })
+                skipNewlines()
+                if current.kind == .symbol(",") {
+                    _ = advance()
+                    skipNewlines()
+                } else if current.kind != .symbol("]") {
+                    throw error("expected ',' or ']' in a set, found \(describe(current.kind))")
+                }
+                if elements.count > 10_000 { throw error("set literal with more than 10000 elements") }
+            }
+            _ = advance()
+            return .set(elements, token.location)
+        case let .string(text):
+            _ = advance()
+            return .string(text, token.location)
+        case let .number(value):
+            _ = advance()
+            if case let .identifier(unit) = current.kind, let seconds = Self.units[unit] {
+                _ = advance()
+                return .duration(value * seconds, token.location)
+            }
+            return .number(value, token.location)
+        case .symbol("-"):
+            _ = advance()
+            guard case let .number(value) = current.kind else { throw error("expected a number after '-'") }
+            _ = advance()
+            return .number(-value, token.location)
+        case let .identifier(word):
+            _ = advance()
+            switch word {
+            case "true": return .bool(true, token.location)
+            case "false": return .bool(false, token.location)
+            case "time", "cidr", "ip":
+                try expectSymbol("(", "after '\(word)'")
+                guard case let .string(argument) = current.kind else { throw error("\(word)(…) takes a quoted string") }
+                let argumentToken = advance()
+                try expectSymbol(")", "to close \(word)(…)")
+                return .call(word, [.string(argument, argumentToken.location)], token.location)
+            case "meter":
+                try expectSymbol("(", "after 'meter' (e.g. meter(\"free-articles\").remaining)")
+                let name = try expectString("naming the meter")
+                try expectSymbol(")", "to close meter(…)")
+                try expectSymbol(".", "after meter(…): .used, .remaining or .limit")
+                guard case let .identifier(field) = current.kind else { throw error("expected used, remaining or limit after 'meter(…).'") }
+                _ = advance()
+                return .meter(name, field, token.location)
+            default:
+                var path = [word]
+                while current.kind == .symbol(".") {
+                    _ = advance()
+                    guard case let .identifier(part) = current.kind else { throw error("expected an attribute name after '.'") }
+                    _ = advance()
+                    path.append(part)
+                    if path.count > 4 { throw error("attribute path too long") }
+                }
+                return .attribute(path, token.location)
+            }
+        default:
+            throw error("expected a value or an attribute, found \(describe(token.kind))")
+        }
+    }
+
+    func suggestion(_ word: String, _ candidates: [String]) -> String {
+        closest(word, in: candidates).map { "; did you mean '\($0)'?" } ?? ""
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if close enough to be a typo.
+func closest(_ word: String, in candidates: [String]) -> String? {
+    var best: (String, Int)?
+    for candidate in candidates {
+        let distance = editDistance(word.lowercased(), candidate.lowercased())
+        if distance <= max(2, candidate.count / 3), distance < (best?.1 ?? .max) { best = (candidate, distance) }
+    }
+    return best?.0
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}

@@ -76,6 +76,7 @@ struct Parser {
         switch current.kind {
         case .newline, .symbol(";"): skipNewlines()
         case .symbol("}"): break
+        case .end: throw error("expected '}' to close the block before the end of the file")
         default: throw error("expected the end of the statement, found \(describe(current.kind))")
         }
     }

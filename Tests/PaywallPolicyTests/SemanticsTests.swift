@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+@testable import PaywallPolicy
+
+@Suite("Decision semantics")
+struct SemanticsTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func facts(signedIn: Bool = false, used: Int = 0, reread: Bool = false, title: String = "t") -> DecisionFacts {
+        var facts = DecisionFacts(now: now, meters: [MeterFacts(used: used, alreadyRead: reread)])
+        facts.user.signedIn = signedIn
+        facts.title.id = title
+        return facts
+    }
+
+    @Test("with no grant the defaults apply; a grant raises, the strictest cap lowers")
+    func levels() throws {
+        let policy = try compile("""
+            meter "m" { limit 1 per 1 day }
+            defaults { access none; teaser 4 paragraphs }
+            rule "teaser for signed in" { when user.signedIn; grant teaser }
+            rule "full for signed in" { when user.signedIn; grant full }
+            rule "cap a" { when title.id == "capped"; cap teaser }
+            rule "cap b" { when title.id == "capped"; cap none }
+            """)
+        #expect(policy.decide(facts()).access == .none)
+        #expect(policy.decide(facts()).decidingRules == ["defaults"])
+        let signed = policy.decide(facts(signedIn: true))
+        #expect(signed.access == .full)
+        #expect(signed.decidingRules == ["full for signed in"])
+        let capped = policy.decide(facts(signedIn: true, title: "capped"))
+        #expect(capped.access == .none)
+        #expect(capped.decidingRules == ["full for signed in", "cap b"])
+    }
+
+    @Test("rule order does not change the access (files compose)")
+    func orderIndependent() throws {
+        let rules = [
+            "rule \"a\" { when user.signedIn; grant full }",
+            "rule \"b\" { when title.id == \"t\"; cap teaser }",
+            "rule \"c\" { when not user.signedIn; offer signIn }",
+            "rule \"d\" { when user.signedIn; offer subscribe }",
+        ]
+        let forward = try compile(rules.joined(separator: "\n"))
+        let backward = try compile(rules.reversed().joined(separator: "\n"))
+        for f in [facts(), facts(signedIn: true), facts(signedIn: true, title: "u")] {
+            #expect(forward.decide(f).access == backward.decide(f).access)
+            #expect(Set(forward.decide(f).offers) == Set(backward.decide(f).offers))
+        }
+    }
+
+    @Test("a metered grant is used only when needed, consumes one unit, and re-reads are free")
+    func metering() throws {
+        let policy = try compile("""
+            meter "m" { limit 3 per 30 days }
+            rule "metered" { when user.signedIn; grant full using meter "m" }
+            rule "members" { when membership.active; grant full }
+            rule "teaser members" { when membership.plan == "basic"; grant teaser }
+            """)
+        let fresh = policy.decide(facts(signedIn: true, used: 0))
+        #expect(fresh.access == .full)
+        #expect(fresh.meter == MeterOutcome(name: "m", consumed: true, reread: false, used: 1, limit: 3))
+        let exhausted = policy.decide(facts(signedIn: true, used: 3))
+        #expect(exhausted.access == .teaser)
+        #expect(exhausted.meter?.consumed == false)
+        #expect(exhausted.meter?.remaining == 0)
+        let reread = policy.decide(facts(signedIn: true, used: 3, reread: true))
+        #expect(reread.access == .full)
+        #expect(reread.meter?.reread == true && reread.meter?.consumed == false)
+        var member = facts(signedIn: true, used: 0)
+        member.membership.active = true
+        let decided = policy.decide(member)
+        #expect(decided.access == .full)
+        #expect(decided.meter == nil, "an unmetered full grant leaves the meter alone")
+        #expect(decided.decidingRules == ["members"])
+    }
+
+    @Test("offers come from every matching rule, in policy order, only below full")
+    func offers() throws {
+        let policy = try compile("""
+            rule "one" { when not user.signedIn; offer signUp, signIn }
+            rule "two" { when true; offer trial 14 days, signIn }
+            rule "full for crawlers" { when request.verifiedCrawler; grant full }
+            """)
+        #expect(policy.decide(facts()).offers == [.signUp, .signIn, .trial(days: 14)])
+        var crawler = facts()
+        crawler.request.verifiedCrawler = true
+        #expect(policy.decide(crawler).offers == [])
+    }
+
+    @Test("title sections scope settings and rules to one title")
+    func titleSections() throws {
+        let policy = try compile("""
+            defaults { teaser 3 paragraphs }
+            title "short" {
+              teaser 1 paragraph
+              rule "free on short" { when true; grant full }
+            }
+            """)
+        #expect(policy.decide(facts(title: "short")).access == .full)
+        #expect(policy.decide(facts(title: "short")).teaserParagraphs == 1)
+        #expect(policy.decide(facts(title: "other")).access == .teaser)
+        #expect(policy.decide(facts(title: "other")).teaserParagraphs == 3)
+    }
+
+    @Test("shadow rules are reported, never enforced; explanations say which part failed")
+    func shadowAndExplain() throws {
+        let policy = try compile("""
+            rule "try this" shadow { when true; grant full }
+            rule "signed and trial" { when user.signedIn and trial.active; grant full }
+            """)
+        let decision = policy.decide(facts(signedIn: true), explain: true)
+        #expect(decision.access == .teaser)
+        #expect(decision.shadowMatches == ["try this"])
+        let trace = try #require(decision.explanation?.first { $0.rule == "signed and trial" })
+        #expect(!trace.matched)
+        #expect(trace.failedCondition == "trial.active")
+        #expect(decision.explanation?.first { $0.rule == "try this" }?.matched == true)
+    }
+
+    @Test("decisions are private and carry the revision; free-for-all only for reader-independent grants")
+    func metadata() throws {
+        let policy = try compile("""
+            rule "free section" { when article.section == "free"; grant full }
+            rule "signed" { when user.signedIn; grant full }
+            """)
+        var free = facts()
+        free.article.section = "free"
+        #expect(policy.decide(free).accessibleForFree)
+        #expect(!policy.decide(facts(signedIn: true)).accessibleForFree)
+        #expect(policy.decide(free).isPrivate)
+        #expect(policy.decide(free).revision.count == 16)
+        let other = try compile("rule \"free section\" { when article.section == \"gratis\"; grant full }")
+        #expect(other.revision != policy.revision)
+    }
+
+    @Test("IP addresses and ranges")
+    func addresses() {
+        #expect(CIDR("203.0.113.0/24")?.contains(IPAddress("203.0.113.255")!) == true)
+        #expect(CIDR("203.0.113.0/24")?.contains(IPAddress("203.0.114.0")!) == false)
+        #expect(CIDR("2001:db8::/32")?.contains(IPAddress("2001:db8:ffff::1")!) == true)
+        #expect(CIDR("2001:db8::/32")?.contains(IPAddress("2001:db9::1")!) == false)
+        #expect(CIDR("0.0.0.0/0")?.contains(IPAddress("8.8.8.8")!) == true)
+        #expect(CIDR("0.0.0.0/0")?.contains(IPAddress("::1")!) == false)
+        #expect(IPAddress("::ffff:1.2.3.4") != nil)
+        for bad in ["", "1.2.3", "1.2.3.256", "01.2.3.4", "1::2::3", "12345::", "g::1", "1.2.3.4.5"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
+        for bad in ["1.2.3.4", "1.2.3.4/33", "::/129", "1.2.3.4/-1", "x/8"] {
+            #expect(CIDR(bad) == nil, "\(bad)")
+        }
+    }
+}

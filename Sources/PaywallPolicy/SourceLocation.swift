@@ -43,7 +43,7 @@ public struct PolicyDiagnostic: Error, Hashable, Sendable, CustomStringConvertib
 }
 
 /// Several diagnostics at once (a policy set that does not check clean).
-public struct PolicyErrors: Error, Sendable, CustomStringConvertible {
+public struct PolicyErrors: Error, Equatable, Sendable, CustomStringConvertible {
     public var diagnostics: [PolicyDiagnostic]
     public init(_ diagnostics: [PolicyDiagnostic]) { self.diagnostics = diagnostics }
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }

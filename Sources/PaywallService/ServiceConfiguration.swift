@@ -18,6 +18,8 @@ public struct ServiceConfiguration: Sendable {
     public var store = StoreConfiguration()
     /// The key ring's folder (default `./Keys`).
     public var keysDirectory = URL(fileURLWithPath: "Keys")
+    /// The policy folder (default `./Policies`).
+    public var policyDirectory = URL(fileURLWithPath: "Policies")
     /// The `iss` of every token we issue and the only one we accept.
     public var issuer = "paywall"
     /// The default `aud` of tokens (the HTTP API).

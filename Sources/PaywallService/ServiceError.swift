@@ -1,5 +1,6 @@
 import PaywallCore
 import PaywallCrypto
+import PaywallPolicy
 import PaywallStore
 import PaywallTokens
 
@@ -22,6 +23,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case token(TokenError)
     /// The key ring cannot be used or changed as asked.
     case keys(KeyRingError)
+    /// The policy set does not check clean (every diagnostic, with file:line:column).
+    case policy(PolicyErrors)
 
     public var description: String {
         switch self {
@@ -33,6 +36,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .sessionReused: "this refresh token was already used; every session of its family is revoked, sign in again"
         case let .token(error): error.description
         case let .keys(error): error.description
+        case let .policy(errors): errors.description
         }
     }
 }

@@ -28,8 +28,8 @@ extension Store {
 
     /// Distinct articles `subject` read in the rolling window `(now - window, now]`,
     /// optionally only of one title.
-    public func meterUsage(subject: MeterSubject, window: TimeInterval, title: TitleID? = nil) throws(StoreError) -> MeterUsage {
-        let end = clock.now()
+    public func meterUsage(subject: MeterSubject, window: TimeInterval, title: TitleID? = nil, at instant: Date? = nil) throws(StoreError) -> MeterUsage {
+        let end = instant ?? clock.now()
         let start = end.addingTimeInterval(-window)
         let used = try readHot { reader, db in
             try reader.meterCount(subject: subject.key, start: start.millis, end: end.millis, title: title?.rawValue, db)
@@ -38,11 +38,32 @@ extension Store {
     }
 
     /// Whether `subject` already read this article within the window (a re-read is free).
-    public func hasRead(subject: MeterSubject, title: TitleID, article: String, window: TimeInterval) throws(StoreError) -> Bool {
-        let end = clock.now()
+    public func hasRead(subject: MeterSubject, title: TitleID, article: String, window: TimeInterval, at instant: Date? = nil) throws(StoreError) -> Bool {
+        let end = instant ?? clock.now()
         let start = end.addingTimeInterval(-window)
         return try readHot { reader, db in
             try reader.hasRead(subject: subject.key, title: title.rawValue, article: article, start: start.millis, end: end.millis, db)
+        }
+    }
+
+    /// Recorded reads from `since` on, oldest first, at most `limit`.
+    public func reads(since: Date, limit: Int) throws(StoreError) -> [ArticleRead] {
+        try read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT subject, title_id, article_id, read_at FROM reads WHERE read_at >= ? ORDER BY read_at, id LIMIT ?"),
+                arguments: [since.millis, max(0, limit)]
+            ).compactMap { row -> ArticleRead? in
+                let key: String = row[0]
+                let subject: MeterSubject
+                if key.hasPrefix("account:") {
+                    subject = .account(AccountID(rawValue: String(key.dropFirst("account:".count))))
+                } else if key.hasPrefix("device:") {
+                    subject = .device(String(key.dropFirst("device:".count)))
+                } else {
+                    return nil
+                }
+                return ArticleRead(subject: subject, titleID: TitleID(rawValue: row[1]), articleID: row[2], at: Date(millis: row[3]))
+            }
         }
     }
 

@@ -16,7 +16,7 @@ struct Paywall: ParsableCommand {
             """,
         subcommands: [
             AccountCommand.self, TitleCommand.self, PlanCommand.self, MembershipCommand.self,
-            TrialCommand.self, MeterCommand.self, KeysCommand.self, TokenCommand.self, AuditCommand.self, DatabaseCommand.self,
+            TrialCommand.self, MeterCommand.self, PolicyCommand.self, KeysCommand.self, TokenCommand.self, AuditCommand.self, DatabaseCommand.self,
         ]
     )
 }

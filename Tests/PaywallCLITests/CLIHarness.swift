@@ -21,6 +21,10 @@ struct CLIHarness {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
+    /// The shipped policy folder.
+    static let repositoryPolicies = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Policies").path
+
     /// The `paywall` binary built beside the test bundle.
     static let executable: URL = {
         let candidates = [
@@ -37,6 +41,7 @@ struct CLIHarness {
         var env = ProcessInfo.processInfo.environment
         env["PAYWALL_DB"] = database
         env["PAYWALL_KEYS"] = keys
+        env["PAYWALL_POLICIES"] = Self.repositoryPolicies
         env["PAYWALL_SCRYPT_LN"] = "10"  // cheap hashing in tests only
         env["USER"] = "tester"
         return env

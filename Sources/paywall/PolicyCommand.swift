@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallPolicy
+import PaywallService
+
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Check, test and try the paywall rules in Policies/.",
+        discussion: "The language is documented in Policies/README.md.",
+        subcommands: [Check.self, Test.self, Decide.self, Diff.self]
+    )
+
+    /// The policy folder: the argument, else $PAYWALL_POLICIES, else ./Policies.
+    static func folder(_ argument: String?) -> URL {
+        URL(fileURLWithPath: argument ?? ProcessInfo.processInfo.environment["PAYWALL_POLICIES"] ?? "Policies")
+    }
+
+    /// Compiles a folder or prints every diagnostic and exits 1.
+    static func compile(_ folder: URL) throws -> Policy {
+        do {
+            return try PolicyCompiler.load(directory: folder)
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            let count = error.diagnostics.count
+            printError("\(folder.path): \(count) error\(count == 1 ? "" : "s"); the policy was not loaded")
+            throw ExitStatus.refused
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a policy folder: syntax, attributes, types, meters, duplicate names, rules that can never match.",
+            discussion: "Errors print as file:line:column with the line and a caret. Exit 0 when clean, 1 otherwise."
+        )
+        @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
+        @Flag(help: "Print machine-readable JSON.") var json = false
+
+        func run() throws {
+            let folder = PolicyCommand.folder(directory)
+            let policy = try PolicyCommand.compile(folder)
+            if json {
+                Output(json: true).emit(["folder": folder.path, "revision": policy.revision, "rules": String(policy.ruleNames.count), "result": "ok"])
+            } else {
+                print("\(folder.path): ok — \(policy.ruleNames.count) rules, \(policy.meters.count) meters, \(policy.titleSections.count) title sections (revision \(policy.revision))")
+            }
+        }
+    }
+
+    struct Test: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the policy tests in FOLDER/tests and report rules no test exercises.",
+            discussion: "Exit 0 when every test passes, 1 otherwise."
+        )
+        @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
+
+        func run() throws {
+            let folder = PolicyCommand.folder(directory)
+            let policy = try PolicyCommand.compile(folder)
+            let tests: [PolicyTestCase]
+            do {
+                tests = try PolicyTestRunner.load(directory: folder.appendingPathComponent("tests"), policy: policy)
+            } catch {
+                printError(error.description)
+                throw ExitStatus.refused
+            }
+            let results = PolicyTestRunner.run(tests, policy: policy)
+            for result in results where !result.passed {
+                print("FAIL \(result.test.name) (\(URL(fileURLWithPath: result.test.file).lastPathComponent))")
+                for failure in result.failures { print("     \(failure)") }
+            }
+            let unexercised = PolicyTestRunner.unexercisedRules(results, policy: policy)
+            for rule in unexercised { print("not exercised by any test: rule \"\(rule)\"") }
+            let failed = results.filter { !$0.passed }.count
+            print("\(results.count - failed) passed, \(failed) failed")
+            if failed > 0 { throw ExitStatus.refused }
+        }
+    }
+
+    struct Decide: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decide for a reader, title and article, from the real store.",
+            discussion: "Example: paywall policy decide --account ada@example.com --title euronews --article a1 --explain"
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "A signed-in reader: email or account id.") var account: String?
+        @Flag(help: "An anonymous reader.") var anonymous = false
+        @Option(help: "The anonymous reader's device id (for the meter).") var device: String?
+        @Option(help: "The title id.") var title: String
+        @Option(help: "The article id.") var article: String
+        @Option(help: "Decide as of this instant (ISO 8601; default now).") var at: String?
+        @Option(help: "The reader's IP address.") var ip: String?
+        @Option(help: "The request's country code.") var country: String?
+        @Option(help: "web, app, rss, email or api.") var channel = "web"
+        @Flag(help: "The publisher marked the article free.") var free = false
+        @Option(help: "The article's section.") var section: String?
+        @Option(help: "An article tag (repeatable).") var tag: [String] = []
+        @Option(help: "When the article was published (ISO 8601).") var published: String?
+        @Option(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var policies: String?
+        @Flag(help: "List every rule, whether it matched, and which part failed.") var explain = false
+        @Flag(help: "Record the read when it uses the meter.") var record = false
+
+        func validate() throws {
+            if (account == nil) == !anonymous { throw ValidationError("give exactly one of --account and --anonymous") }
+            if device != nil, !anonymous { throw ValidationError("--device is for --anonymous readers") }
+            guard ["web", "app", "rss", "email", "api"].contains(channel) else { throw ValidationError("--channel is web, app, rss, email or api") }
+        }
+
+        func run() throws {
+            let policy = try PolicyCommand.compile(PolicyCommand.folder(policies))
+            try global.run(readOnly: !record) { service in
+                var request = RequestFacts()
+                if let ip {
+                    guard let address = IPAddress(ip) else { throw CLIFailure("--ip '\(ip)' is not an IPv4 or IPv6 address") }
+                    request.ip = address
+                }
+                request.country = country ?? ""
+                request.channel = channel
+                var input = ArticleInput(id: article)
+                input.free = free
+                input.section = section ?? ""
+                input.tags = Set(tag)
+                input.publishedAt = try published.map { try TimeText.instant($0) }
+                let reader: Reader = account.map { .account($0) } ?? .anonymous(device: device)
+                let decision = try service.decide(
+                    reader: reader, title: title, article: input, request: request, at: try at.map { try TimeText.instant($0) },
+                    policy: policy, explain: explain, record: record)
+                let view = DecisionView(decision)
+                if global.json { Output(json: true).emit(view); return }
+                var fields: [(String, String)] = [
+                    ("access", decision.access.description + (decision.access == .teaser ? " (\(decision.teaserParagraphs) paragraph\(decision.teaserParagraphs == 1 ? "" : "s"))" : "")),
+                    ("offers", decision.offers.isEmpty ? "-" : decision.offers.map(\.description).joined(separator: ", ")),
+                    ("decided by", decision.decidingRules.joined(separator: "; ")),
+                ]
+                if let meter = decision.meter {
+                    fields.append(("meter", "\(meter.name): \(meter.used)/\(meter.limit) used\(meter.consumed ? " (this read uses one)" : meter.reread ? " (re-read, free)" : "")"))
+                }
+                if !decision.shadowMatches.isEmpty { fields.append(("shadow", decision.shadowMatches.joined(separator: "; "))) }
+                fields.append(("free for all", decision.accessibleForFree ? "yes" : "no"))
+                fields.append(("revision", decision.revision))
+                Output(json: false).fields(fields)
+                if let explanation = decision.explanation {
+                    print("")
+                    for trace in explanation {
+                        let mark = trace.matched ? "✓" : "✗"
+                        let why = trace.failedCondition.map { $0.isEmpty ? "" : "  (false: \($0))" } ?? ""
+                        print("\(mark) \(trace.rule)\(trace.shadow ? " [shadow]" : "")\(why)")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replay recorded reads through the running and a proposed policy; report what would change.",
+            discussion: "Impact analysis before a change goes live. The proposed folder must check clean."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The proposed policy folder.") var proposed: String
+        @Option(help: "Replay reads from this instant on (ISO 8601; default 30 days ago).") var since: String?
+        @Option(help: "The running policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var policies: String?
+        @Option(help: "Replay at most this many reads.") var limit = 100_000
+
+        func run() throws {
+            let current = try PolicyCommand.compile(PolicyCommand.folder(policies))
+            let next = try PolicyCommand.compile(URL(fileURLWithPath: proposed))
+            try global.run(readOnly: true) { service in
+                let start = try since.map { try TimeText.instant($0) } ?? service.now.addingTimeInterval(-30 * 86_400)
+                let impact = try service.policyImpact(current: current, proposed: next, since: start, limit: limit)
+                if global.json {
+                    struct View: Encodable { var replayed: Int; var changed: Int; var byTitle: [String: Int]; var byRule: [String: Int]; var byAccess: [String: Int] }
+                    Output(json: true).emit(View(replayed: impact.replayed, changed: impact.changed, byTitle: impact.byTitle, byRule: impact.byRule, byAccess: impact.byAccess))
+                    return
+                }
+                print("replayed \(impact.replayed) reads since \(start.text): \(impact.changed) decisions would change (revision \(current.revision) → \(next.revision))")
+                for (label, counts) in [("by title", impact.byTitle), ("by access", impact.byAccess), ("by rule", impact.byRule)] where !counts.isEmpty {
+                    print("\n\(label):")
+                    for (key, count) in counts.sorted(by: { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }) {
+                        print("  \(String(count).leftPad(6))  \(key)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct DecisionView: Encodable {
+    var access: String
+    var teaserParagraphs: Int
+    var offers: [String]
+    var decidingRules: [String]
+    var meter: MeterView?
+    var shadowMatches: [String]
+    var revision: String
+    var isPrivate: Bool
+    var accessibleForFree: Bool
+    var explanation: [TraceView]?
+
+    struct MeterView: Encodable { var name: String; var consumed: Bool; var reread: Bool; var used: Int; var remaining: Int; var limit: Int }
+    struct TraceView: Encodable { var rule: String; var matched: Bool; var shadow: Bool; var failedCondition: String?; var location: String }
+
+    init(_ decision: Decision) {
+        access = decision.access.description
+        teaserParagraphs = decision.teaserParagraphs
+        offers = decision.offers.map(\.description)
+        decidingRules = decision.decidingRules
+        meter = decision.meter.map { MeterView(name: $0.name, consumed: $0.consumed, reread: $0.reread, used: $0.used, remaining: $0.remaining, limit: $0.limit) }
+        shadowMatches = decision.shadowMatches
+        revision = decision.revision
+        isPrivate = decision.isPrivate
+        accessibleForFree = decision.accessibleForFree
+        explanation = decision.explanation?.map { TraceView(rule: $0.rule, matched: $0.matched, shadow: $0.shadow, failedCondition: $0.failedCondition, location: $0.location.description) }
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "paywall", targets: ["paywall"]),
         .executable(name: "paywall-bench", targets: ["StoreBenchmark"]),
         .executable(name: "paywall-token-bench", targets: ["TokenBenchmark"]),
+        .executable(name: "paywall-policy-bench", targets: ["PolicyBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -93,6 +94,15 @@ let package = Package(
             name: "TokenBenchmark",
             dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore", "CEVPLoop"],
             path: "Benchmarks/TokenBenchmark",
+            swiftSettings: strict
+        ),
+
+        // Benchmark: decisions per second, beside Cedar (cedarpy).
+        .executableTarget(
+            name: "PolicyBenchmark",
+            dependencies: ["PaywallPolicy"],
+            path: "Benchmarks/PolicyBenchmark",
+            exclude: ["cedar_reference.py"],
             swiftSettings: strict
         ),
 

@@ -61,9 +61,22 @@ public final class Policy: Sendable {
     public let titleSections: Set<String>
     let defaults: Settings
     let titleSettings: [String: Settings]
-    let globalRules: [CompiledRule]
-    /// Per title with a section: global and title rules merged in policy order.
-    let rulesByTitle: [String: [CompiledRule]]
+    let globalScope: Scope
+    /// Per title with a section: its settings, and global and title rules merged in policy order.
+    let scopes: [String: Scope]
+
+    /// The rules and settings that apply to one title.
+    final class Scope: Sendable {
+        let rules: [CompiledRule]
+        let settings: Settings
+        /// What `decidingRules` says when the settings decided.
+        let settingsName: String
+        init(rules: [CompiledRule], settings: Settings, settingsName: String) {
+            self.rules = rules
+            self.settings = settings
+            self.settingsName = settingsName
+        }
+    }
 
     init(revision: String, meters: [MeterDefinition], defaults: Settings, titleSettings: [String: Settings], rules: [CompiledRule]) {
         self.revision = revision
@@ -72,36 +85,42 @@ public final class Policy: Sendable {
         self.titleSettings = titleSettings
         let ordered = rules.sorted { $0.order < $1.order }
         ruleNames = ordered.map(\.name)
-        globalRules = ordered.filter { $0.title == nil }
-        var byTitle: [String: [CompiledRule]] = [:]
+        globalScope = Scope(rules: ordered.filter { $0.title == nil }, settings: defaults, settingsName: "defaults")
+        var byTitle: [String: Scope] = [:]
         let titles = Set(titleSettings.keys).union(ordered.compactMap(\.title))
         for title in titles {
-            byTitle[title] = ordered.filter { $0.title == nil || $0.title == title }
+            let settings = titleSettings[title]
+            byTitle[title] = Scope(
+                rules: ordered.filter { $0.title == nil || $0.title == title }, settings: settings ?? defaults,
+                settingsName: settings == nil ? "defaults" : "title \"\(title)\" settings")
         }
-        rulesByTitle = byTitle
+        scopes = byTitle
         titleSections = titles
     }
 
     /// Decides for `facts`. With `explain`, every rule is listed with why it did not match.
-    public func decide(_ facts: DecisionFacts, explain: Bool = false) -> Decision {
-        withUnsafePointer(to: facts) { decide(pointer: $0, explain: explain) }
+    public func decide(_ facts: borrowing DecisionFacts, explain: Bool = false) -> Decision {
+        let scope = scopes.isEmpty ? globalScope : (scopes[facts.title.id] ?? globalScope)
+        return withUnsafePointer(to: facts) { decide($0, scope: scope, explain: explain) }
     }
 
-    func decide(pointer facts: Facts, explain: Bool) -> Decision {
-        let titleID = facts.pointee.title.id
-        let rules = rulesByTitle.isEmpty ? globalRules : (rulesByTitle[titleID] ?? globalRules)
-        let settings = titleSettings[titleID] ?? defaults
+    func decide(_ facts: Facts, scope: Scope, explain: Bool) -> Decision {
+        let rules = scope.rules
+        let settings = scope.settings
 
         var grantLevel: AccessLevel?
         var grantRule: CompiledRule?
         var capLevel = AccessLevel.full
         var capRule: CompiledRule?
-        var matched: [CompiledRule] = []
-        matched.reserveCapacity(8)
+        // Matched rules as a bit set (the common case, up to 64 rules) without allocating.
+        var matchedBits: UInt64 = 0
+        var matchedBeyond64: [Int] = []
+        var anyMetered = false
+        var anyOffers = false
         var shadowMatches: [String] = []
         var traces: [RuleTrace] = []
 
-        for rule in rules {
+        for (index, rule) in rules.enumerated() {
             let holds = rule.condition(facts)
             if explain {
                 var failed: String?
@@ -113,7 +132,9 @@ public final class Policy: Sendable {
                 shadowMatches.append(rule.name)
                 continue
             }
-            matched.append(rule)
+            if index < 64 { matchedBits |= 1 << UInt64(index) } else { matchedBeyond64.append(index) }
+            anyMetered = anyMetered || !rule.meteredGrants.isEmpty
+            anyOffers = anyOffers || !rule.offers.isEmpty
             if let level = rule.grant, grantLevel.map({ level > $0 }) ?? true {
                 grantLevel = level
                 grantRule = rule
@@ -131,7 +152,10 @@ public final class Policy: Sendable {
         var meterOutcome: MeterOutcome?
 
         // A metered grant counts only where it raises the (capped) access.
-        search: for rule in matched where !rule.meteredGrants.isEmpty {
+        func isMatched(_ index: Int) -> Bool {
+            index < 64 ? matchedBits & (1 << UInt64(index)) != 0 : matchedBeyond64.contains(index)
+        }
+        search: for (index, rule) in rules.enumerated() where anyMetered && !rule.meteredGrants.isEmpty && isMatched(index) {
             for grant in rule.meteredGrants where min(grant.level, capLevel) > access {
                 let definition = meters[grant.meter]
                 let state = facts.pointee.meters.indices.contains(grant.meter) ? facts.pointee.meters[grant.meter] : MeterFacts()
@@ -151,12 +175,12 @@ public final class Policy: Sendable {
         }
 
         var names = deciding.map(\.name)
-        if names.isEmpty { names = [titleSettings[titleID] != nil ? "title \"\(titleID)\" settings" : "defaults"] }
+        if names.isEmpty { names = [scope.settingsName] }
         if let capRule, capLevel < uncapped { names.append(capRule.name) }
 
         var offers: [Offer] = []
-        if access < .full {
-            for rule in matched {
+        if access < .full, anyOffers {
+            for (index, rule) in rules.enumerated() where !rule.offers.isEmpty && isMatched(index) {
                 for offer in rule.offers where !offers.contains(offer) { offers.append(offer) }
             }
         }

@@ -16,29 +16,39 @@ public enum JSONValue: Equatable, Sendable {
     public var objectValue: JSONObject? { if case let .object(value) = self { value } else { nil } }
 }
 
+/// A member of a JSON object.
+public struct JSONMember: Equatable, Sendable {
+    public var name: String
+    public var value: JSONValue
+    public init(name: String, value: JSONValue) {
+        self.name = name
+        self.value = value
+    }
+}
+
 /// A JSON object with unique member names, in order.
 public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
-    public private(set) var members: [(String, JSONValue)]
+    public private(set) var members: [JSONMember]
 
-    public init(_ members: [(String, JSONValue)] = []) { self.members = members }
-    public init(dictionaryLiteral elements: (String, JSONValue)...) { members = elements }
+    public init(_ members: [(String, JSONValue)] = []) { self.members = members.map { JSONMember(name: $0.0, value: $0.1) } }
+    init(members: [JSONMember]) { self.members = members }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { members = elements.map { JSONMember(name: $0.0, value: $0.1) } }
 
     public subscript(name: String) -> JSONValue? {
-        get { members.first { $0.0 == name }?.1 }
+        get {
+            for member in members where member.name == name { return member.value }
+            return nil
+        }
         set {
-            if let index = members.firstIndex(where: { $0.0 == name }) {
-                if let newValue { members[index].1 = newValue } else { members.remove(at: index) }
+            if let index = members.firstIndex(where: { $0.name == name }) {
+                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
             } else if let newValue {
-                members.append((name, newValue))
+                members.append(JSONMember(name: name, value: newValue))
             }
         }
     }
 
-    public var keys: [String] { members.map(\.0) }
-
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
-        lhs.members.count == rhs.members.count && zip(lhs.members, rhs.members).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-    }
+    public var keys: [String] { members.map(\.name) }
 }
 
 /// Why JSON was refused.
@@ -51,11 +61,12 @@ public struct JSONError: Error, Equatable, Sendable, CustomStringConvertible {
 extension JSONValue {
     /// Parses UTF-8 JSON strictly. `maxDepth` bounds nesting.
     public static func parse<Bytes: Collection<UInt8>>(_ bytes: Bytes, maxDepth: Int = 32) throws(JSONError) -> JSONValue {
-        let result: Result<JSONValue, JSONError>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(JSONError) -> JSONValue in try parse(buffer: buffer, maxDepth: maxDepth) }
-        }
-        if let result { return try result.get() }
-        return try Array(bytes).withUnsafeBufferPointer { buffer throws(JSONError) -> JSONValue in try parse(buffer: buffer, maxDepth: maxDepth) }
+        try parse(Array(bytes), maxDepth: maxDepth)
+    }
+
+    /// Parses UTF-8 JSON strictly (the non-generic path tokens take).
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 32) throws(JSONError) -> JSONValue {
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) -> JSONValue in try parse(buffer: buffer, maxDepth: maxDepth) }
     }
 
     static func parse(buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) throws(JSONError) -> JSONValue {
@@ -94,11 +105,11 @@ extension JSONValue {
             out.append(UInt8(ascii: "]"))
         case let .object(object):
             out.append(UInt8(ascii: "{"))
-            for (index, (name, value)) in object.members.enumerated() {
+            for (index, member) in object.members.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                Self.writeString(name, to: &out)
+                Self.writeString(member.name, to: &out)
                 out.append(UInt8(ascii: ":"))
-                value.write(to: &out)
+                member.value.write(to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
@@ -106,9 +117,13 @@ extension JSONValue {
 
     static func writeString(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        // Fast path: nothing to escape.
-        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out.append(contentsOf: value.utf8)
+        // Fast path: contiguous UTF-8 with nothing to escape.
+        let copied: Bool? = value.utf8.withContiguousStorageIfAvailable { buffer in
+            for byte in buffer where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            out.append(contentsOf: buffer)
+            return true
+        }
+        if copied == true {
             out.append(UInt8(ascii: "\""))
             return
         }
@@ -175,12 +190,12 @@ struct JSONParser {
     mutating func parseObject(depth: Int) throws(JSONError) -> JSONObject {
         if depth > maxDepth { throw error("nesting deeper than \(maxDepth)") }
         index += 1
-        var members: [(String, JSONValue)] = []
+        var members: [JSONMember] = []
         var names = Set<String>()  // used once an object grows past 16 members
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return JSONObject(members)
+            return JSONObject(members: members)
         }
         while true {
             skipWhitespace()
@@ -189,20 +204,20 @@ struct JSONParser {
             let name = try parseString()
             let duplicate: Bool
             if members.count < 16 {
-                duplicate = members.contains { $0.0 == name }
+                duplicate = members.contains { $0.name == name }
             } else {
-                if names.isEmpty { names = Set(members.map(\.0)) }
+                if names.isEmpty { names = Set(members.map(\.name)) }
                 duplicate = !names.insert(name).inserted
             }
             if duplicate { throw JSONError(message: "duplicate member name \"\(name)\"", offset: nameOffset) }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
-            members.append((name, try parseValue(depth: depth)))
+            members.append(JSONMember(name: name, value: try parseValue(depth: depth)))
             skipWhitespace()
             guard index < bytes.count else { throw error("unterminated object") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return JSONObject(members) }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return JSONObject(members: members) }
             throw error("expected ',' or '}'")
         }
     }

@@ -2,8 +2,9 @@
 /// serialized on the signing path.
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
-    /// For each open container: whether nothing has been written in it yet.
-    private var first: [Bool] = []
+    /// For each open container (bit = depth, up to 64): whether nothing is written in it yet.
+    private var first: UInt64 = 0
+    private var depth = 0
     /// A member name was written; its value comes next (no separator).
     private var afterKey = false
 
@@ -13,16 +14,30 @@ struct JSONWriter {
     private mutating func beforeValue() {
         if afterKey {
             afterKey = false
-        } else if let isFirst = first.last {
-            if !isFirst { bytes.append(UInt8(ascii: ",")) }
-            first[first.count - 1] = false
+        } else if depth > 0 {
+            let bit: UInt64 = 1 << UInt64(depth - 1)
+            if first & bit == 0 { bytes.append(UInt8(ascii: ",")) }
+            first &= ~bit
         }
     }
 
-    mutating func beginObject() { beforeValue(); bytes.append(UInt8(ascii: "{")); first.append(true) }
-    mutating func endObject() { bytes.append(UInt8(ascii: "}")); first.removeLast() }
-    mutating func beginArray() { beforeValue(); bytes.append(UInt8(ascii: "[")); first.append(true) }
-    mutating func endArray() { bytes.append(UInt8(ascii: "]")); first.removeLast() }
+    private mutating func open(_ byte: UInt8) {
+        beforeValue()
+        bytes.append(byte)
+        precondition(depth < 64, "JSON nested deeper than 64")
+        first |= 1 << UInt64(depth)
+        depth += 1
+    }
+
+    private mutating func close(_ byte: UInt8) {
+        bytes.append(byte)
+        depth -= 1
+    }
+
+    mutating func beginObject() { open(UInt8(ascii: "{")) }
+    mutating func endObject() { close(UInt8(ascii: "}")) }
+    mutating func beginArray() { open(UInt8(ascii: "[")) }
+    mutating func endArray() { close(UInt8(ascii: "]")) }
 
     /// Writes a member name; the next value written is its value.
     mutating func key(_ name: String) {
@@ -33,7 +48,23 @@ struct JSONWriter {
     }
 
     mutating func string(_ value: String) { beforeValue(); JSONValue.writeString(value, to: &bytes) }
-    mutating func integer(_ value: Int64) { beforeValue(); bytes.append(contentsOf: String(value).utf8) }
+    mutating func integer(_ value: Int64) {
+        beforeValue()
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            bytes.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
     /// A NumericDate: whole seconds since 1970.
     mutating func seconds(_ value: Double) { integer(Int64(value.rounded(.down))) }
 

@@ -93,9 +93,30 @@ public struct JWSSigner: Sendable {
     public let key: PrivateKey
     public let kid: String
 
+    /// The encoded protected header of each kind, made once.
+    private let headers: [String: [UInt8]]
+
     public init(key: PrivateKey, kid: String) {
         self.key = key
         self.kid = kid
+        var headers: [String: [UInt8]] = [:]
+        for kind in TokenKind.allCases { headers[kind.rawValue] = Self.encodedHeader(algorithm: key.algorithm, kid: kid, type: kind.rawValue) }
+        self.headers = headers
+    }
+
+    static func encodedHeader(algorithm: SignatureAlgorithm, kid: String, type: String) -> [UInt8] {
+        var header = [UInt8]()
+        header.reserveCapacity(128)
+        header.append(contentsOf: #"{"alg":""#.utf8)
+        header.append(contentsOf: algorithm.rawValue.utf8)
+        header.append(contentsOf: #"","kid":"#.utf8)
+        JSONValue.writeString(kid, to: &header)
+        header.append(contentsOf: #","typ":"#.utf8)
+        JSONValue.writeString(type, to: &header)
+        header.append(UInt8(ascii: "}"))
+        var encoded = [UInt8]()
+        Base64URL.append(header, to: &encoded)
+        return encoded
     }
 
     /// `BASE64URL(header).BASE64URL(payload).BASE64URL(signature)` with header
@@ -106,18 +127,10 @@ public struct JWSSigner: Sendable {
 
     /// Signs payload bytes (already JSON).
     public func sign(type: String, payload: [UInt8]) throws(CryptoError) -> String {
-        var header = [UInt8]()
-        header.reserveCapacity(128)
-        header.append(contentsOf: #"{"alg":""#.utf8)
-        header.append(contentsOf: key.algorithm.rawValue.utf8)
-        header.append(contentsOf: #"","kid":"#.utf8)
-        JSONValue.writeString(kid, to: &header)
-        header.append(contentsOf: #","typ":"#.utf8)
-        JSONValue.writeString(type, to: &header)
-        header.append(UInt8(ascii: "}"))
+        let header = headers[type] ?? Self.encodedHeader(algorithm: key.algorithm, kid: kid, type: type)
         var token = [UInt8]()
-        token.reserveCapacity((header.count + payload.count) * 4 / 3 + 100)
-        Base64URL.append(header, to: &token)
+        token.reserveCapacity(header.count + payload.count * 4 / 3 + 100)
+        token.append(contentsOf: header)
         token.append(UInt8(ascii: "."))
         Base64URL.append(payload, to: &token)
         let signature = try key.sign(token)

@@ -111,7 +111,7 @@ public struct TokenIssuer: Sendable {
 
     /// 128 random bits, base64url (22 characters).
     static func newTokenID() throws -> String {
-        Base64URL.encode(try SecureRandom.bytes(16))
+        Base64URL.encode(try SecureRandom.bytes16())
     }
 
     /// An access token carrying `entitlements`.

@@ -128,3 +128,28 @@ struct SigningKeyTests {
         #expect(!P256.isScalarInRange(ArraySlice([UInt8](repeating: 0xFF, count: 32))))
     }
 }
+
+@Suite("ECDSA signature encodings")
+struct ECDSAEncodingTests {
+    @Test("the direct DER parser agrees with OpenSSL's on real and edge-case signatures")
+    func derParsers() throws {
+        let key = try PrivateKey.generate(.es256)
+        for index in 0..<300 {
+            let raw = try key.sign(Array("message \(index)".utf8))
+            let der = try #require(ECDSASignature.der(fromRaw: raw))
+            #expect(der == ECDSASignature.derWithOpenSSL(fromRaw: raw))
+            #expect(ECDSASignature.parseDirect(der) == raw)
+            #expect(ECDSASignature.parseWithOpenSSL(der) == raw)
+        }
+        // Short r (leading zero bytes dropped by DER) and high bit set (a 0x00 prefix added).
+        var small = [UInt8](repeating: 0, count: 64)
+        small[31] = 1
+        small[32] = 0x80
+        small[63] = 7
+        let der = try #require(ECDSASignature.der(fromRaw: small))
+        #expect(der == ECDSASignature.derWithOpenSSL(fromRaw: small))
+        #expect(ECDSASignature.parseDirect(der) == small)
+        #expect(ECDSASignature.parseDirect([0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01]) == nil)
+        #expect(ECDSASignature.parseDirect([0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]) == nil)
+    }
+}

@@ -110,11 +110,13 @@ let package = Package(
         .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
         .testTarget(name: "PaywallPolicyTests", dependencies: ["PaywallPolicy", "PaywallCore"]),
         .testTarget(name: "PaywallTokensTests", dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore"]),
-        .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore"]),
+        // Helpers shared by test targets (another process holding a database lock).
+        .target(name: "PaywallTestSupport", path: "Tests/PaywallTestSupport"),
+        .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore", "PaywallTestSupport"]),
         .testTarget(
             name: "PaywallServiceTests",
             dependencies: ["PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto"]
         ),
-        .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallStore", "PaywallCore"]),
+        .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallStore", "PaywallCore", "PaywallTestSupport"]),
     ]
 )

@@ -106,14 +106,15 @@ final class HotReader: @unchecked Sendable {
     private func account(_ statement: Statement, key: String, _ db: Database) throws -> Account? {
         let handle = statement.sqliteStatement
         defer { sqlite3_reset(handle) }
-        bind(handle, 1, key)
-        guard try step(handle, db) else { return nil }
-        return Account(
-            id: AccountID(rawValue: text(handle, 0) ?? ""),
-            email: text(handle, 1) ?? "",
-            displayName: text(handle, 2),
-            createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
-            updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
+        return try withBound(handle, 1, key) { () throws -> Account? in
+            guard try step(handle, db) else { return nil }
+            return Account(
+                id: AccountID(rawValue: text(handle, 0) ?? ""),
+                email: text(handle, 1) ?? "",
+                displayName: text(handle, 2),
+                createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
+                updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
+        }
     }
 
     /// Distinct articles read by `subject` in `(start, end]`, optionally of one title.
@@ -121,25 +122,30 @@ final class HotReader: @unchecked Sendable {
         let statements = try prepared(db)
         let handle = (title == nil ? statements.meterAll : statements.meterTitle).sqliteStatement
         defer { sqlite3_reset(handle) }
-        bind(handle, 1, subject)
         sqlite3_bind_int64(handle, 2, start)
         sqlite3_bind_int64(handle, 3, end)
-        if let title { bind(handle, 4, title) }
-        guard try step(handle, db) else { return 0 }
-        return Int(sqlite3_column_int64(handle, 0))
+        return try withBound(handle, 1, subject) { () throws -> Int in
+            try withBound(handle, 4, title) { () throws -> Int in
+                guard try step(handle, db) else { return 0 }
+                return Int(sqlite3_column_int64(handle, 0))
+            }
+        }
     }
 
     /// Whether `subject` read this article in `(start, end]`.
     func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64, _ db: Database) throws -> Bool {
         let handle = try prepared(db).readInWindow.sqliteStatement
         defer { sqlite3_reset(handle) }
-        bind(handle, 1, subject)
         sqlite3_bind_int64(handle, 2, start)
         sqlite3_bind_int64(handle, 3, end)
-        bind(handle, 4, title)
-        bind(handle, 5, article)
-        guard try step(handle, db) else { return false }
-        return sqlite3_column_int64(handle, 0) != 0
+        return try withBound(handle, 1, subject) { () throws -> Bool in
+            try withBound(handle, 4, title) { () throws -> Bool in
+                try withBound(handle, 5, article) { () throws -> Bool in
+                    guard try step(handle, db) else { return false }
+                    return sqlite3_column_int64(handle, 0) != 0
+                }
+            }
+        }
     }
 
     // MARK: - Statement access
@@ -147,12 +153,21 @@ final class HotReader: @unchecked Sendable {
     /// SQLite copies the bytes (SQLITE_TRANSIENT).
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    private func bind(_ handle: SQLiteStatement, _ index: Int32, _ value: String) {
-        var value = value
-        value.withUTF8 { bytes in
-            _ = bytes.withMemoryRebound(to: CChar.self) { chars in
-                sqlite3_bind_text(handle, index, chars.baseAddress, Int32(chars.count), Self.transient)
+    /// Binds `value` without copying (SQLITE_STATIC: SQLite reads the bytes in place), runs
+    /// `body` while they are valid, and unbinds before they go away. Nil binds nothing.
+    private func withBound<T>(_ handle: SQLiteStatement, _ index: Int32, _ value: String?, _ body: () throws -> T) throws -> T {
+        guard var value else { return try body() }
+        return try value.withUTF8 { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                if let address = chars.baseAddress {
+                    _ = sqlite3_bind_text(handle, index, address, Int32(chars.count), nil)
+                } else {
+                    // An empty string may have no buffer; bind "" (SQLite copies it).
+                    _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+                }
             }
+            defer { sqlite3_bind_null(handle, index) }
+            return try body()
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PaywallTestSupport
 import Testing
 import PaywallCore
 @testable import PaywallStore
@@ -195,36 +196,5 @@ struct CLITests {
             #expect(sub.stdout.contains("SUBCOMMANDS"))
         }
         #expect(try cli.run(["account", "create", "--help"]).stdout.contains("standard input"))
-    }
-}
-
-/// Another process (python3's sqlite3) holding the database's write lock until released.
-final class LockHolder: @unchecked Sendable {
-    let process = Process()
-    let input = Pipe()
-
-    init(path: String) throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", """
-            import sqlite3, sys
-            c = sqlite3.connect(sys.argv[1], isolation_level=None)
-            c.execute('BEGIN EXCLUSIVE')
-            print('locked', flush=True)
-            sys.stdin.read()
-            """, path]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        let line = output.fileHandleForReading.availableData
-        guard String(decoding: line, as: UTF8.self).contains("locked") else {
-            throw StoreError.cannotOpen(path: path, detail: "lock helper did not start")
-        }
-    }
-
-    func release() {
-        guard process.isRunning else { return }
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
     }
 }

@@ -16,6 +16,8 @@ struct AccountStoreTests {
         #expect(try f.store.account(matching: created.id.rawValue.uppercased()) == created)
         #expect(try f.store.passwordHash(accountID: created.id) == "$h")
         #expect(throws: StoreError.accountNotFound("nobody@example.com")) { try f.store.account(matching: "nobody@example.com") }
+        #expect(try f.store.account(emailKey: "") == nil)
+        #expect(try f.store.meterUsage(subject: .device(""), window: 60).used == 0)
         let audit = try f.store.auditEntries()
         #expect(audit.first?.action == "account.create")
         #expect(audit.first?.target == "account:\(created.id)")

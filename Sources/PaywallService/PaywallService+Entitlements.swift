@@ -28,9 +28,24 @@ extension PaywallService {
         }
     }
 
+    /// How a membership is canceled.
+    public enum Cancellation: Sendable {
+        /// Status `canceled`: access until the period ends.
+        case canceled
+        /// Status `expired`: access ends now.
+        case immediately
+        /// Stays `active`, marked not to renew at the period end.
+        case atPeriodEnd
+    }
+
     /// Cancels an account's membership of `plan` (or its only live membership when `plan`
     /// is nil). `immediately` ends access now; otherwise at the end of the period.
     public func cancelMembership(account reference: String, plan: String?, immediately: Bool, actor: AuditActor) throws(ServiceError) -> Membership {
+        try cancelMembership(account: reference, plan: plan, how: immediately ? .immediately : .canceled, actor: actor)
+    }
+
+    /// Cancels a membership in the way asked.
+    public func cancelMembership(account reference: String, plan: String?, how: Cancellation, actor: AuditActor) throws(ServiceError) -> Membership {
         try mapped {
             let account = try store.account(matching: reference)
             let live = try store.memberships(accountID: account.id).filter { $0.status != .expired }
@@ -49,7 +64,11 @@ extension PaywallService {
                     field: "plan", value: "(none)",
                     expected: "one of \(candidates.map(\.planID.rawValue).joined(separator: ", ")) (the account has several memberships)")
             }
-            return try store.cancelMembership(id: target.id, immediately: immediately, actor: actor)
+            switch how {
+            case .canceled: return try store.cancelMembership(id: target.id, immediately: false, actor: actor)
+            case .immediately: return try store.cancelMembership(id: target.id, immediately: true, actor: actor)
+            case .atPeriodEnd: return try store.scheduleCancellation(id: target.id, actor: actor)
+            }
         }
     }
 

@@ -46,19 +46,30 @@ struct MembershipCommand: ParsableCommand {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel a membership.",
-            discussion: "Access continues until the end of the paid period, unless --now ends it at once."
+            discussion: """
+                Access continues until the end of the paid period (status canceled), unless --now ends \
+                it at once (expired). --at-period-end keeps it active and marks it not to renew.
+                """
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
         @Option(help: "The plan id (needed when the account has several memberships).") var plan: String?
         @Flag(help: "End access now instead of at the end of the period.") var now = false
+        @Flag(name: .customLong("at-period-end"), help: "Stay active until the period ends, then do not renew.") var atPeriodEnd = false
+
+        func validate() throws {
+            if now, atPeriodEnd { throw ValidationError("give at most one of --now and --at-period-end") }
+        }
 
         func run() throws {
             try global.run { service in
-                let membership = try service.cancelMembership(account: account, plan: plan, immediately: now, actor: global.auditActor)
+                let how: PaywallService.Cancellation = now ? .immediately : atPeriodEnd ? .atPeriodEnd : .canceled
+                let membership = try service.cancelMembership(account: account, plan: plan, how: how, actor: global.auditActor)
                 let view = MembershipView(membership, now: service.now)
                 if global.json { Output(json: true).emit(view); return }
-                if now {
+                if atPeriodEnd {
+                    print("membership #\(view.id) (\(view.plan)) stays active until \(view.currentPeriodEnd.text) and will not renew")
+                } else if now {
                     print("membership #\(view.id) (\(view.plan)) ended now")
                 } else {
                     print("membership #\(view.id) (\(view.plan)) canceled; access until \(view.currentPeriodEnd.text)")

@@ -36,6 +36,8 @@ struct CLITests {
         let grant = try cli.run(["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2099-01-01", "--json"])
         #expect(grant.status == 0, "\(grant.stderr)")
         #expect((try cli.json(grant.stdout) as? [String: Any])?["currentPeriodEnd"] as? String == "2099-01-01T00:00:00Z")
+        #expect(try cli.run(["membership", "cancel", "ada@example.com", "--at-period-end"]).stdout.contains("will not renew"))
+        #expect(try cli.run(["membership", "cancel", "ada@example.com", "--at-period-end", "--now"]).status == 64)
         #expect(try cli.run(["membership", "cancel", "ada@example.com"]).stdout.contains("access until 2099-01-01T00:00:00Z"))
         let memberships = try #require(try cli.json(try cli.run(["membership", "show", "ada@example.com", "--json"]).stdout) as? [[String: Any]])
         #expect(memberships.count == 1)

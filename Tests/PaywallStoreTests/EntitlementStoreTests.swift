@@ -120,6 +120,22 @@ struct EntitlementStoreTests {
         #expect(try f.snapshot() == before)
     }
 
+    @Test("cancel at period end keeps the membership active and marks it; not for an expired one")
+    func scheduleCancellation() throws {
+        let f = try StoreFixture()
+        try f.plan("monthly")
+        let account = try f.account("ada@example.com")
+        let m = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "monthly"), periodEnd: f.clock.now().addingTimeInterval(day), source: .admin, actor: f.admin)
+        let scheduled = try f.store.scheduleCancellation(id: m.id, actor: f.admin)
+        #expect(scheduled.status == .active)
+        #expect(scheduled.cancelAtPeriodEnd)
+        #expect(try f.store.auditEntries().first?.action == "membership.schedule-cancel")
+        _ = try f.store.cancelMembership(id: m.id, immediately: true, actor: f.admin)
+        let before = try f.snapshot()
+        #expect(throws: StoreError.invalidTransition(from: "expired", to: "cancel at period end")) { try f.store.scheduleCancellation(id: m.id, actor: f.admin) }
+        #expect(try f.snapshot() == before)
+    }
+
     @Test("granting a canceled plan again reactivates the same membership")
     func reactivate() throws {
         let f = try StoreFixture()

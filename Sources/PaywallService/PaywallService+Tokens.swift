@@ -42,23 +42,25 @@ extension PaywallService {
 
     /// Generates a key that signs from now on (the previous signer becomes verify-only).
     public func generateKey(_ algorithm: SignatureAlgorithm, actor: AuditActor) throws(ServiceError) -> KeyRecord {
-        try changeKeys(action: "key.generate", actor: actor) { ring, now in try ring.add(algorithm, now: now, activatesAt: now) }
+        try changeKeys(action: "key.generate", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.add(algorithm, now: now, activatesAt: now) }
     }
 
     /// Generates the next key, published at once and signing after `publishAhead`.
     public func rotateKey(_ algorithm: SignatureAlgorithm, publishAhead: TimeInterval, actor: AuditActor) throws(ServiceError) -> KeyRecord {
-        try changeKeys(action: "key.rotate", actor: actor) { ring, now in try ring.add(algorithm, now: now, activatesAt: now.addingTimeInterval(publishAhead)) }
+        try changeKeys(action: "key.rotate", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.add(algorithm, now: now, activatesAt: now.addingTimeInterval(publishAhead)) }
     }
 
     /// Retires a key (refused for the signing key, or too soon, unless `force`).
     public func retireKey(kid: String, force: Bool, actor: AuditActor) throws(ServiceError) -> KeyRecord {
-        try changeKeys(action: "key.retire", actor: actor) { ring, now in try ring.retire(kid: kid, now: now, force: force) }
+        try changeKeys(action: "key.retire", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.retire(kid: kid, now: now, force: force) }
     }
 
-    private func changeKeys(action: String, actor: AuditActor, _ change: (inout KeyRing, Date) throws -> KeyRecord) throws(ServiceError) -> KeyRecord {
+    private func changeKeys(action: String, actor: AuditActor, _ change: (inout KeyRing, Date) throws(KeyRingError) -> KeyRecord) throws(ServiceError) -> KeyRecord {
         try mapped {
-            var ring = try KeyRing.load(directory: configuration.keysDirectory)
-            let record = try change(&ring, now)
+            let at = now
+            let (_, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
+                try change(&ring, at)
+            }
             try store.recordAudit(actor: actor, action: action, target: "key:\(record.kid)", details: [
                 "alg": record.algorithm.rawValue, "activatesAt": TimeText.format(record.activatesAt),
             ])

@@ -105,10 +105,29 @@ public struct KeyRing: Sendable {
     /// Loads the ring, creating an ES256 development key if it has none that can sign.
     /// Returns the key it created, if any, so the caller can say so.
     public static func loadOrCreate(directory: URL, now: Date) throws(KeyRingError) -> (KeyRing, KeyRecord?) {
-        var ring = try load(directory: directory)
+        let ring = try load(directory: directory)
         if ring.signingKey(at: now) != nil { return (ring, nil) }
-        let record = try ring.add(.es256, now: now, activatesAt: now)
-        return (ring, record)
+        return try modify(directory: directory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord? in
+            // Another process may have created one while we waited for the lock.
+            if ring.signingKey(at: now) != nil { return nil }
+            return try ring.add(.es256, now: now, activatesAt: now)
+        }
+    }
+
+    /// Changes the ring under an exclusive lock on `Keys/.lock`, on a copy loaded inside
+    /// the lock, so that two processes changing keys at once lose neither change.
+    public static func modify<T>(directory: URL, _ change: (inout KeyRing) throws(KeyRingError) -> T) throws(KeyRingError) -> (KeyRing, T) {
+        var probe = KeyRing(directory: directory, records: [], privateKeys: [:])
+        try probe.ensureDirectory()
+        let lockPath = directory.appendingPathComponent(".lock").path
+        let descriptor = open(lockPath, O_RDWR | O_CREAT, 0o600)
+        guard descriptor >= 0 else { throw .cannotAccess(path: lockPath, reason: String(cString: strerror(errno))) }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_EX) == 0 else { throw .cannotAccess(path: lockPath, reason: String(cString: strerror(errno))) }
+        defer { flock(descriptor, LOCK_UN) }
+        var ring = try load(directory: directory)
+        let result = try change(&ring)
+        return (ring, result)
     }
 
     // MARK: - States

@@ -81,6 +81,25 @@ struct KeyRingTests {
         #expect(ring.state(of: first, at: start.addingTimeInterval(1)) == .verifyOnly)
     }
 
+    @Test("keys added from many threads at once are all kept (the ring is locked while changing)")
+    func concurrentChanges() async throws {
+        let dir = try folder()
+        let start = self.start
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    _ = try KeyRing.modify(directory: dir) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
+                        try ring.add(index.isMultiple(of: 2) ? .es256 : .ed25519, now: start, activatesAt: start)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let ring = try KeyRing.load(directory: dir)
+        #expect(ring.records.count == 8)
+        #expect(ring.verificationKeys(at: start).count == 8)
+    }
+
     @Test("a private key readable by others is refused with the fix")
     func permissions() throws {
         let dir = try folder()

@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore", "PaywallTestSupport"]),
         .testTarget(
             name: "PaywallServiceTests",
-            dependencies: ["PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto"]
+            dependencies: ["PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto", "PaywallPolicy"]
         ),
         .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallStore", "PaywallCore", "PaywallTestSupport"]),
     ]

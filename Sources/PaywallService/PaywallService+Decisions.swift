@@ -115,24 +115,32 @@ extension PaywallService {
     }
 
     /// Decides for a reader, title and article. With `record`, a read that uses a meter
-    /// (or re-reads) is recorded, so the meter counts it.
+    /// (or re-reads) is recorded atomically: if a concurrent read took the meter's last
+    /// unit meanwhile, the decision is made again on the updated meter.
     public func decide(
         reader: Reader, title: String, article: ArticleInput, request: RequestFacts = RequestFacts(), at: Date? = nil,
         policy: Policy, explain: Bool = false, record: Bool = false
     ) throws(ServiceError) -> Decision {
         let instant = at ?? now
-        let facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
-        let decision = policy.decide(facts, explain: explain)
-        if record, let meter = decision.meter, meter.consumed || meter.reread {
-            let subject: MeterSubject
-            if facts.user.signedIn {
-                subject = .account(AccountID(rawValue: facts.user.id))
-            } else if case let .anonymous(device?) = reader {
-                subject = try mapped { try MeterSubject.device(validating: device) }
-            } else {
-                return decision
-            }
-            try recordRead(subject: subject, title: facts.title.id, article: facts.article.id, at: instant)
+        var facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
+        var decision = policy.decide(facts, explain: explain)
+        guard record, let outcome = decision.meter, outcome.consumed || outcome.reread,
+              let index = policy.meters.firstIndex(where: { $0.name == outcome.name })
+        else { return decision }
+        let subject: MeterSubject
+        if facts.user.signedIn {
+            subject = .account(AccountID(rawValue: facts.user.id))
+        } else if case let .anonymous(device?) = reader {
+            subject = try mapped { try MeterSubject.device(validating: device) }
+        } else {
+            return decision
+        }
+        let meter = policy.meters[index]
+        let read = ArticleRead(subject: subject, titleID: TitleID(rawValue: facts.title.id), articleID: facts.article.id, at: instant)
+        let result = try mapped { try store.recordMeteredRead(read, window: meter.window, limit: meter.limit) }
+        if case let .exhausted(used) = result {
+            facts.meters[index] = MeterFacts(used: used, alreadyRead: false)
+            decision = policy.decide(facts, explain: explain)
         }
         return decision
     }

@@ -10,6 +10,39 @@ extension Store {
         try write { db in try Self.insertRead(db, read) }
     }
 
+    /// The outcome of ``recordMeteredRead(_:window:limit:)``.
+    public enum MeteredRead: Equatable, Sendable {
+        /// Counted: the meter now stands at `used`.
+        case recorded(used: Int)
+        /// Already counted in the window: recorded again, free.
+        case reread
+        /// The meter was full (another read took the last unit): nothing recorded.
+        case exhausted(used: Int)
+    }
+
+    /// Records a read against a meter of `limit` articles per `window`, atomically: the
+    /// check and the insert run in one write transaction, so concurrent readers cannot
+    /// overspend a meter.
+    public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
+        let start = read.at.addingTimeInterval(-window).millis
+        let end = read.at.millis
+        return try write { db in
+            let already = try Bool.fetchOne(db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ? AND article_id = ?)
+                """), arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
+            if already {
+                try Self.insertRead(db, read)
+                return .reread
+            }
+            let used = try Int.fetchOne(db.cachedStatement(sql: """
+                SELECT COUNT(*) FROM (SELECT DISTINCT title_id, article_id FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?)
+                """), arguments: [read.subject.key, start, end]) ?? 0
+            guard used < limit else { return .exhausted(used: used) }
+            try Self.insertRead(db, read)
+            return .recorded(used: used + 1)
+        }
+    }
+
     /// Records several reads in one transaction (all or none).
     public func recordReads(_ reads: [ArticleRead]) throws(StoreError) {
         try write { db in

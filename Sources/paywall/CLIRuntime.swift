@@ -37,9 +37,13 @@ extension GlobalOptions {
         do {
             var configuration = ServiceConfiguration()
             configuration.store.readOnly = readOnly
-            if let text = ProcessInfo.processInfo.environment["PAYWALL_SCRYPT_LN"] {
-                // Lowered only by tests: the default is OWASP's N = 2^17.
+            let environment = ProcessInfo.processInfo.environment
+            if let text = environment["PAYWALL_SCRYPT_LN"] {
+                // May raise the cost; lowering it below OWASP's N = 2^17 is for tests only.
                 guard let logN = Int(text) else { throw CLIFailure("PAYWALL_SCRYPT_LN must be a number") }
+                if logN < ScryptParameters.owasp.logN, environment["PAYWALL_TESTING"] != "1" {
+                    throw CLIFailure("PAYWALL_SCRYPT_LN=\(logN) is below OWASP's minimum (17); only tests may lower it (PAYWALL_TESTING=1)")
+                }
                 configuration.passwordHashing = ScryptParameters(logN: logN, r: 8, p: 1)
             }
             configuration.keysDirectory = URL(fileURLWithPath: keysPath)

@@ -43,6 +43,7 @@ struct CLIHarness {
         env["PAYWALL_KEYS"] = keys
         env["PAYWALL_POLICIES"] = Self.repositoryPolicies
         env["PAYWALL_SCRYPT_LN"] = "10"  // cheap hashing in tests only
+        env["PAYWALL_TESTING"] = "1"
         env["USER"] = "tester"
         return env
     }

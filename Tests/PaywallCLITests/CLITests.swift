@@ -186,6 +186,14 @@ struct CLITests {
         #expect(try cli.run(["account", "list", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")
     }
 
+    @Test("weak password hashing is refused outside tests")
+    func weakHashing() throws {
+        let cli = try CLIHarness()
+        let result = try cli.run(["account", "create", "--email", "b@example.com"], input: "correct horse battery\n", extraEnvironment: ["PAYWALL_TESTING": "0"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("below OWASP's minimum"))
+    }
+
     @Test("--help explains each command")
     func help() throws {
         let cli = try CLIHarness()

@@ -235,6 +235,10 @@ public struct KeyRing: Sendable {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
             if !isDirectory.boolValue { throw .cannotAccess(path: directory.path, reason: "not a folder") }
+            // The folder came with the repository (its README): close it to others too.
+            if let mode = (try? FileManager.default.attributesOfItem(atPath: directory.path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory.path)
+            }
             return
         }
         do {

@@ -72,6 +72,15 @@ struct KeyRingTests {
         #expect(reloaded.jwks(at: retiredAt).keys.map(\.kid) == [second.kid])
     }
 
+    @Test("an existing open key folder (as cloned, with its README) is closed to others when a key is written")
+    func existingFolder() throws {
+        let dir = try folder()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        var ring = try KeyRing.load(directory: dir)
+        _ = try ring.add(.es256, now: start, activatesAt: start)
+        #expect(try mode(dir.path) == 0o700)
+    }
+
     @Test("keys generated in the same second: the one added last signs")
     func sameSecond() throws {
         var ring = try KeyRing.load(directory: try folder())

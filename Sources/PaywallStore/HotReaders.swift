@@ -67,18 +67,9 @@ final class HotReader: @unchecked Sendable {
             Statements(
                 accountByEmail:                 try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"),
                 accountByID: try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"),
-                meterAll: try db.makeStatement(sql: """
-                    SELECT COUNT(*) FROM (SELECT DISTINCT title_id, article_id FROM reads
-                    WHERE subject = ? AND read_at > ? AND read_at <= ?)
-                    """),
-                meterTitle: try db.makeStatement(sql: """
-                    SELECT COUNT(*) FROM (SELECT DISTINCT article_id FROM reads
-                    WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ?)
-                    """),
-                readInWindow: try db.makeStatement(sql: """
-                    SELECT EXISTS (SELECT 1 FROM reads
-                    WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ? AND article_id = ?)
-                    """))
+                meterAll: try db.makeStatement(sql: MeterSQL.countAll),
+                meterTitle: try db.makeStatement(sql: MeterSQL.countTitle),
+                readInWindow: try db.makeStatement(sql: MeterSQL.readInWindow))
         }
     }
 

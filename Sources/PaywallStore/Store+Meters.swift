@@ -27,16 +27,13 @@ extension Store {
         let start = read.at.addingTimeInterval(-window).millis
         let end = read.at.millis
         return try write { db in
-            let already = try Bool.fetchOne(db.cachedStatement(sql: """
-                SELECT EXISTS (SELECT 1 FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ? AND article_id = ?)
-                """), arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
+            let already = try Bool.fetchOne(db.cachedStatement(sql: MeterSQL.readInWindow),
+                arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
             if already {
                 try Self.insertRead(db, read)
                 return .reread
             }
-            let used = try Int.fetchOne(db.cachedStatement(sql: """
-                SELECT COUNT(*) FROM (SELECT DISTINCT title_id, article_id FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?)
-                """), arguments: [read.subject.key, start, end]) ?? 0
+            let used = try Int.fetchOne(db.cachedStatement(sql: MeterSQL.countAll), arguments: [read.subject.key, start, end]) ?? 0
             guard used < limit else { return .exhausted(used: used) }
             try Self.insertRead(db, read)
             return .recorded(used: used + 1)

@@ -104,11 +104,10 @@ extension PaywallService {
             facts.periodEnds = best.currentPeriodEnd
             facts.graceEnds = best.gracePeriodEnd ?? best.currentPeriodEnd
         }
-        for membership in memberships where membership.grantsAccess(at: at) {
-            switch try store.plan(id: membership.planID)?.bundle {
-            case .all?: facts.allTitles = true
-            case let .titles(set)?: facts.titles.formUnion(set.map(\.rawValue))
-            case nil: break
+        for live in try liveMemberships(memberships, at: at) {
+            switch live.titles {
+            case .all: facts.allTitles = true
+            case let .titles(set): facts.titles.formUnion(set.map(\.rawValue))
             }
         }
         return facts
@@ -161,7 +160,9 @@ extension PaywallService {
             let before = read.at.addingTimeInterval(-0.001)
             let article = ArticleInput(id: read.articleID)
             let currentFacts = try facts(reader: reader, title: read.titleID.rawValue, article: article, request: RequestFacts(), at: before, policy: current)
-            let proposedFacts = try facts(reader: reader, title: read.titleID.rawValue, article: article, request: RequestFacts(), at: before, policy: proposed)
+            // Facts depend on the policy only through its meters.
+            let proposedFacts = current.meters == proposed.meters ? currentFacts
+                : try facts(reader: reader, title: read.titleID.rawValue, article: article, request: RequestFacts(), at: before, policy: proposed)
             let a = current.decide(currentFacts)
             let b = proposed.decide(proposedFacts)
             impact.replayed += 1

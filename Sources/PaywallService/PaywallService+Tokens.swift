@@ -18,6 +18,8 @@ public struct IssuedToken: Sendable {
     public var kind: TokenKind
     public var kid: String
     public var claims: RegisteredClaims
+    /// The development key created on first use to sign this token, if any.
+    public var createdKey: KeyRecord?
 }
 
 extension PaywallService {
@@ -70,26 +72,32 @@ extension PaywallService {
 
     // MARK: - Issuing
 
-    func issuer() throws -> TokenIssuer {
-        let (ring, _) = try keyRing()
+    /// The issuer for the ring's signing key, and the development key created for it, if any.
+    func issuer() throws -> (TokenIssuer, KeyRecord?) {
+        let (ring, created) = try keyRing()
         guard let (record, key) = ring.signingKey(at: now) else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
-        return TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock)
+        return (TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock), created)
     }
 
     /// What an account is entitled to now: memberships that grant access and a running trial.
     public func entitlements(accountID: AccountID) throws(ServiceError) -> EntitlementSnapshot {
         try mapped {
             let at = now
-            var plans: [PlanID: Plan] = [:]
-            let memberships = try store.memberships(accountID: accountID).filter { $0.grantsAccess(at: at) }.map { membership in
-                let plan = try plans[membership.planID] ?? store.plan(id: membership.planID)
-                plans[membership.planID] = plan
-                return MembershipEntitlement(
-                    status: membership.status, plan: membership.planID, titles: plan?.bundle ?? .titles([]),
-                    periodEnd: membership.currentPeriodEnd, graceEnd: membership.status == .pastDue ? membership.gracePeriodEnd : nil)
-            }
             let trial = try store.trial(accountID: accountID).flatMap { $0.status(at: at) == .active ? $0.endsAt : nil }
-            return EntitlementSnapshot(memberships: memberships, trialEndsAt: trial)
+            return EntitlementSnapshot(memberships: try liveMemberships(try store.memberships(accountID: accountID), at: at), trialEndsAt: trial)
+        }
+    }
+
+    /// The memberships that grant access at `at`, each with its plan's titles (one plan
+    /// read per distinct plan). Shared by access tokens and policy decisions.
+    func liveMemberships(_ memberships: [Membership], at: Date) throws -> [MembershipEntitlement] {
+        var plans: [PlanID: Plan] = [:]
+        return try memberships.filter { $0.grantsAccess(at: at) }.map { membership in
+            let plan = try plans[membership.planID] ?? store.plan(id: membership.planID)
+            plans[membership.planID] = plan
+            return MembershipEntitlement(
+                status: membership.status, plan: membership.planID, titles: plan?.bundle ?? .titles([]),
+                periodEnd: membership.currentPeriodEnd, graceEnd: membership.status == .pastDue ? membership.gracePeriodEnd : nil)
         }
     }
 
@@ -100,9 +108,9 @@ extension PaywallService {
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAccessLifetime)
             let account = try store.account(matching: reference)
             let snapshot = try entitlements(accountID: account.id)
-            let issuer = try issuer()
+            let (issuer, created) = try issuer()
             let (token, claims) = try issuer.accessToken(subject: account.id.rawValue, audience: audience ?? configuration.audience, lifetime: ttl, entitlements: snapshot)
-            return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered)
+            return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }
 
@@ -119,9 +127,9 @@ extension PaywallService {
             case let .account(id): sub = id.rawValue
             case .device: sub = subject.key
             }
-            let issuer = try issuer()
+            let (issuer, created) = try issuer()
             let (token, claims) = try issuer.articleGrant(subject: sub, audience: audience ?? configuration.audience, title: titleID.rawValue, article: articleID, lifetime: ttl)
-            return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered)
+            return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }
 
@@ -139,12 +147,12 @@ extension PaywallService {
                 guard try store.title(id: id) != nil else { throw StoreError.titleNotFound(id.rawValue) }
                 if !ids.contains(id.rawValue) { ids.append(id.rawValue) }
             }
-            let issuer = try issuer()
+            let (issuer, created) = try issuer()
             let (token, claims) = try issuer.compGrant(subject: account.id.rawValue, audience: audience ?? configuration.audience, titles: ids, lifetime: TimeInterval(days) * 86_400)
             try store.recordAudit(actor: actor, action: "token.comp", target: "account:\(account.id)", details: [
                 "titles": ids.joined(separator: ","), "days": String(days), "jti": claims.registered.tokenID, "kid": issuer.signer.kid,
             ])
-            return IssuedToken(token: token, kind: .comp, kid: issuer.signer.kid, claims: claims.registered)
+            return IssuedToken(token: token, kind: .comp, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }
 

@@ -36,7 +36,8 @@ struct TokenCommand: ParsableCommand {
         }
     }
 
-    static func emit(_ issued: IssuedToken, json: Bool) {
+    static func emit(_ issued: IssuedToken, json: Bool, keys: String) {
+        announce(issued.createdKey, in: keys)
         if json { Output(json: true).emit(IssuedView(issued)) } else { print(issued.token) }
     }
 
@@ -58,9 +59,8 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                announce(try service.keyRing().created, in: global.keysPath)
                 let issued = try service.issueAccessToken(account: account, lifetime: try TimeText.duration(ttl), audience: aud)
-                TokenCommand.emit(issued, json: global.json)
+                TokenCommand.emit(issued, json: global.json, keys: global.keysPath)
             }
         }
     }
@@ -76,9 +76,8 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                announce(try service.keyRing().created, in: global.keysPath)
                 let issued = try service.issueArticleGrant(subject: try subject.resolve(service), title: title, article: article, lifetime: try TimeText.duration(ttl), audience: aud)
-                TokenCommand.emit(issued, json: global.json)
+                TokenCommand.emit(issued, json: global.json, keys: global.keysPath)
             }
         }
     }
@@ -97,10 +96,9 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                announce(try service.keyRing().created, in: global.keysPath)
                 let titles = title.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let issued = try service.issueCompGrant(account: account, titles: titles, days: days, audience: aud, actor: global.auditActor)
-                TokenCommand.emit(issued, json: global.json)
+                TokenCommand.emit(issued, json: global.json, keys: global.keysPath)
             }
         }
     }

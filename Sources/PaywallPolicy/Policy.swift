@@ -59,8 +59,6 @@ public final class Policy: Sendable {
     public let ruleNames: [String]
     /// Title ids with their own section.
     public let titleSections: Set<String>
-    let defaults: Settings
-    let titleSettings: [String: Settings]
     let globalScope: Scope
     /// Per title with a section: its settings, and global and title rules merged in policy order.
     let scopes: [String: Scope]
@@ -81,8 +79,6 @@ public final class Policy: Sendable {
     init(revision: String, meters: [MeterDefinition], defaults: Settings, titleSettings: [String: Settings], rules: [CompiledRule]) {
         self.revision = revision
         self.meters = meters
-        self.defaults = defaults
-        self.titleSettings = titleSettings
         let ordered = rules.sorted { $0.order < $1.order }
         ruleNames = ordered.map(\.name)
         globalScope = Scope(rules: ordered.filter { $0.title == nil }, settings: defaults, settingsName: "defaults")

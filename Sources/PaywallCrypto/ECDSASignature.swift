@@ -57,23 +57,4 @@ enum ECDSASignature {
         let content = integer(raw[0..<32]) + integer(raw[32..<64])
         return [0x30, UInt8(content.count)] + content
     }
-
-    /// r‖s → DER through OpenSSL (kept to check the direct encoder against).
-    static func derWithOpenSSL(fromRaw raw: [UInt8]) -> [UInt8]? {
-        guard raw.count == 64, let signature = ECDSA_SIG_new() else { return nil }
-        defer { ECDSA_SIG_free(signature) }
-        let (r, s) = raw.withUnsafeBufferPointer { buffer in
-            (BN_bin2bn(buffer.baseAddress, 32, nil), BN_bin2bn(buffer.baseAddress! + 32, 32, nil))
-        }
-        guard let r, let s, ECDSA_SIG_set0(signature, r, s) == 1 else {
-            BN_free(r)
-            BN_free(s)
-            return nil
-        }
-        var output: UnsafeMutablePointer<UInt8>?
-        let length = i2d_ECDSA_SIG(signature, &output)
-        guard length > 0, let output else { return nil }
-        defer { paywall_openssl_free(output) }
-        return Array(UnsafeBufferPointer(start: output, count: Int(length)))
-    }
 }

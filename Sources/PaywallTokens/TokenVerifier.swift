@@ -90,49 +90,6 @@ public struct TokenVerifier: Sendable {
     }
 }
 
-/// Issues our tokens with the key ring's signing key.
-public struct TokenIssuer: Sendable {
-    public let signer: JWSSigner
-    public let issuer: String
-    public let clock: any PaywallClock
-
-    public init(signer: JWSSigner, issuer: String, clock: any PaywallClock = SystemClock()) {
-        self.signer = signer
-        self.issuer = issuer
-        self.clock = clock
-    }
-
-    func registered(subject: String, audience: String, lifetime: TimeInterval) throws -> RegisteredClaims {
-        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
-        return RegisteredClaims(
-            issuer: issuer, subject: subject, audience: [audience], issuedAt: now, notBefore: now,
-            expiresAt: now.addingTimeInterval(lifetime), tokenID: try Self.newTokenID())
-    }
-
-    /// 128 random bits, base64url (22 characters).
-    static func newTokenID() throws -> String {
-        Base64URL.encode(try SecureRandom.bytes16())
-    }
-
-    /// An access token carrying `entitlements`.
-    public func accessToken(subject: String, audience: String, lifetime: TimeInterval, entitlements: EntitlementSnapshot) throws -> (String, AccessClaims) {
-        let claims = AccessClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements)
-        return (try signer.sign(type: TokenKind.access.rawValue, payload: claims.encoded()), claims)
-    }
-
-    /// An article grant.
-    public func articleGrant(subject: String, audience: String, title: String, article: String, lifetime: TimeInterval) throws -> (String, ArticleGrantClaims) {
-        let claims = ArticleGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), title: title, article: article)
-        return (try signer.sign(type: TokenKind.articleGrant.rawValue, payload: claims.encoded()), claims)
-    }
-
-    /// A comp grant for `titles`.
-    public func compGrant(subject: String, audience: String, titles: [String], lifetime: TimeInterval) throws -> (String, CompGrantClaims) {
-        let claims = CompGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)
-        return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.encoded()), claims)
-    }
-}
-
 extension VerifiedToken {
     /// The claims as JSON.
     public var json: JSONValue {
@@ -140,27 +97,6 @@ extension VerifiedToken {
         case let .access(claims): claims.json
         case let .articleGrant(claims): claims.json
         case let .comp(claims): claims.json
-        }
-    }
-}
-
-/// A token taken apart without checking anything: for `paywall token inspect`.
-public struct UnverifiedToken: Sendable {
-    public let header: JSONValue
-    public let payload: JSONValue
-
-    /// Decodes the header and payload of a compact JWS. Trusts nothing.
-    public init(_ token: String) throws(TokenError) {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { throw .malformed("expected three dot-separated parts") }
-        guard let header = Base64URL.decode(parts[0]), let payload = Base64URL.decode(parts[1]) else {
-            throw .malformed("not base64url")
-        }
-        do {
-            self.header = try JSONValue.parse(header)
-            self.payload = try JSONValue.parse(payload)
-        } catch {
-            throw .malformed(error.description)
         }
     }
 }

@@ -131,13 +131,12 @@ struct SigningKeyTests {
 
 @Suite("ECDSA signature encodings")
 struct ECDSAEncodingTests {
-    @Test("the direct DER parser agrees with OpenSSL's on real and edge-case signatures")
+    @Test("our DER encoder and parser agree with OpenSSL's parser on real and edge-case signatures")
     func derParsers() throws {
         let key = try PrivateKey.generate(.es256)
         for index in 0..<300 {
             let raw = try key.sign(Array("message \(index)".utf8))
             let der = try #require(ECDSASignature.der(fromRaw: raw))
-            #expect(der == ECDSASignature.derWithOpenSSL(fromRaw: raw))
             #expect(ECDSASignature.parseDirect(der) == raw)
             #expect(ECDSASignature.parseWithOpenSSL(der) == raw)
         }
@@ -147,8 +146,8 @@ struct ECDSAEncodingTests {
         small[32] = 0x80
         small[63] = 7
         let der = try #require(ECDSASignature.der(fromRaw: small))
-        #expect(der == ECDSASignature.derWithOpenSSL(fromRaw: small))
         #expect(ECDSASignature.parseDirect(der) == small)
+        #expect(ECDSASignature.parseWithOpenSSL(der) == small, "OpenSSL reads our DER the same way")
         #expect(ECDSASignature.parseDirect([0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01]) == nil)
         #expect(ECDSASignature.parseDirect([0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]) == nil)
     }

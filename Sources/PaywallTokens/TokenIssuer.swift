@@ -1,0 +1,46 @@
+import Foundation
+import PaywallCore
+import PaywallCrypto
+
+/// Issues our tokens with the key ring's signing key.
+public struct TokenIssuer: Sendable {
+    public let signer: JWSSigner
+    public let issuer: String
+    public let clock: any PaywallClock
+
+    public init(signer: JWSSigner, issuer: String, clock: any PaywallClock = SystemClock()) {
+        self.signer = signer
+        self.issuer = issuer
+        self.clock = clock
+    }
+
+    func registered(subject: String, audience: String, lifetime: TimeInterval) throws -> RegisteredClaims {
+        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
+        return RegisteredClaims(
+            issuer: issuer, subject: subject, audience: [audience], issuedAt: now, notBefore: now,
+            expiresAt: now.addingTimeInterval(lifetime), tokenID: try Self.newTokenID())
+    }
+
+    /// 128 random bits, base64url (22 characters).
+    static func newTokenID() throws -> String {
+        Base64URL.encode(try SecureRandom.bytes16())
+    }
+
+    /// An access token carrying `entitlements`.
+    public func accessToken(subject: String, audience: String, lifetime: TimeInterval, entitlements: EntitlementSnapshot) throws -> (String, AccessClaims) {
+        let claims = AccessClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements)
+        return (try signer.sign(type: TokenKind.access.rawValue, payload: claims.encoded()), claims)
+    }
+
+    /// An article grant.
+    public func articleGrant(subject: String, audience: String, title: String, article: String, lifetime: TimeInterval) throws -> (String, ArticleGrantClaims) {
+        let claims = ArticleGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), title: title, article: article)
+        return (try signer.sign(type: TokenKind.articleGrant.rawValue, payload: claims.encoded()), claims)
+    }
+
+    /// A comp grant for `titles`.
+    public func compGrant(subject: String, audience: String, titles: [String], lifetime: TimeInterval) throws -> (String, CompGrantClaims) {
+        let claims = CompGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)
+        return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.encoded()), claims)
+    }
+}

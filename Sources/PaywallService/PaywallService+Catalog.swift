@@ -6,7 +6,7 @@ extension PaywallService {
     /// Adds a title after validating its id (a slug), name and publisher.
     public func addTitle(id: String, name: String, publisher: String, actor: AuditActor) throws(ServiceError) -> Title {
         try mapped {
-            let slug = try TitleID(validating: id, kind: "title")
+            let slug = try TitleID(validating: id)
             return try store.addTitle(
                 id: slug, name: validatedName(name, kind: "title"), publisher: validatedName(publisher, kind: "publisher"), actor: actor)
         }
@@ -15,13 +15,13 @@ extension PaywallService {
     /// Adds a plan. `titles` is nil or empty for all titles, otherwise the listed ids.
     public func addPlan(id: String, name: String, period: String, titles: [String]?, actor: AuditActor) throws(ServiceError) -> Plan {
         try mapped {
-            let slug = try PlanID(validating: id, kind: "plan")
+            let slug = try PlanID(validating: id)
             guard let billing = BillingPeriod(rawValue: period.lowercased()) else {
                 throw DomainError.invalidValue(field: "period", value: period, expected: "one of week, month, year")
             }
             let bundle: TitleBundle
             if let titles, !titles.isEmpty {
-                bundle = .titles(Set(try titles.map { try TitleID(validating: $0, kind: "title") }))
+                bundle = .titles(Set(try titles.map { try TitleID(validating: $0) }))
             } else {
                 bundle = .all
             }

@@ -46,7 +46,7 @@ extension PaywallService {
     /// The facts a decision needs, gathered from the store as of `at`.
     public func facts(reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at: Date, policy: Policy) throws(ServiceError) -> DecisionFacts {
         try mapped {
-            let titleID = try TitleID(validating: title, kind: "title")
+            let titleID = try TitleID(validating: title)
             guard let catalogTitle = try store.title(id: titleID) else { throw StoreError.titleNotFound(titleID.rawValue) }
             let articleID = try ArticleRead.validateArticleID(article.id)
             var facts = DecisionFacts(now: at)

@@ -18,7 +18,7 @@ extension PaywallService {
     ) throws(ServiceError) -> Membership {
         try mapped {
             let account = try store.account(matching: reference)
-            let planID = try PlanID(validating: plan, kind: "plan")
+            let planID = try PlanID(validating: plan)
             guard let found = try store.plan(id: planID) else { throw StoreError.planNotFound(planID.rawValue) }
             let end = until ?? now.addingTimeInterval(found.period.approximateLength)
             guard end > now else {
@@ -51,7 +51,7 @@ extension PaywallService {
             let live = try store.memberships(accountID: account.id).filter { $0.status != .expired }
             let candidates: [Membership]
             if let plan {
-                let planID = try PlanID(validating: plan, kind: "plan")
+                let planID = try PlanID(validating: plan)
                 candidates = live.filter { $0.planID == planID }
             } else {
                 candidates = live
@@ -76,7 +76,7 @@ extension PaywallService {
     public func recordRead(subject: MeterSubject, title: String, article: String, at: Date? = nil) throws(ServiceError) {
         try mapped {
             let read = ArticleRead(
-                subject: subject, titleID: try TitleID(validating: title, kind: "title"),
+                subject: subject, titleID: try TitleID(validating: title),
                 articleID: try ArticleRead.validateArticleID(article), at: at ?? now)
             try store.recordRead(read)
         }

@@ -119,7 +119,7 @@ extension PaywallService {
         try mapped {
             let ttl = lifetime ?? configuration.articleGrantLifetime
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumGrantLifetime)
-            let titleID = try TitleID(validating: title, kind: "title")
+            let titleID = try TitleID(validating: title)
             guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
             let articleID = try ArticleRead.validateArticleID(article)
             let sub: String
@@ -143,7 +143,7 @@ extension PaywallService {
             let account = try store.account(matching: reference)
             var ids: [String] = []
             for title in titles {
-                let id = try TitleID(validating: title, kind: "title")
+                let id = try TitleID(validating: title)
                 guard try store.title(id: id) != nil else { throw StoreError.titleNotFound(id.rawValue) }
                 if !ids.contains(id.rawValue) { ids.append(id.rawValue) }
             }

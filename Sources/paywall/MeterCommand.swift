@@ -105,7 +105,7 @@ struct MeterCommand: ParsableCommand {
                             throw CLIFailure("give exactly one of \"account\" and \"device\"")
                         }
                         pending.append(ArticleRead(
-                            subject: subject, titleID: try TitleID(validating: line.title, kind: "title"),
+                            subject: subject, titleID: try TitleID(validating: line.title),
                             articleID: try ArticleRead.validateArticleID(line.article),
                             at: try line.at.map { try TimeText.instant($0) } ?? service.now))
                         if pending.count >= batch { try flush() }
@@ -146,7 +146,7 @@ struct MeterCommand: ParsableCommand {
             try global.run(readOnly: true) { service in
                 let who = try subject.resolve(service)
                 let length = try TimeText.duration(window)
-                let titleID = try title.map { try TitleID(validating: $0, kind: "title") }
+                let titleID = try title.map { try TitleID(validating: $0) }
                 let usage = try service.store.meterUsage(subject: who, window: length, title: titleID)
                 struct View: Encodable { var subject: String; var used: Int; var windowStart: Date; var windowEnd: Date; var title: String? }
                 let view = View(subject: who.key, used: usage.used, windowStart: usage.windowStart, windowEnd: usage.windowEnd, title: title)

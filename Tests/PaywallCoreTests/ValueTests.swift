@@ -6,12 +6,12 @@ import Testing
 struct ValueTests {
     @Test("slugs", arguments: ["euronews", "the-daily-1", "a", "9news"])
     func validSlug(_ text: String) throws {
-        #expect(try Slug(validating: text, kind: "title").rawValue == text)
+        #expect(try TitleID(validating: text).rawValue == text)
     }
 
     @Test("bad slugs", arguments: ["", "Euronews", "-x", "a b", "a_b", "ü", String(repeating: "a", count: 65), "a/b"])
     func invalidSlug(_ text: String) {
-        #expect(throws: DomainError.self) { try Slug(validating: text, kind: "title") }
+        #expect(throws: DomainError.self) { try TitleID(validating: text) }
     }
 
     @Test("durations", arguments: [("90s", 90.0), ("15m", 900), ("12h", 43_200), ("14d", 1_209_600), ("2w", 1_209_600), (" 30D ", 2_592_000)])

@@ -2,10 +2,13 @@
 // Paywall: paywall and subscription entitlement service.
 //
 // Dependency direction (one way):
-//   PaywallCore (pure domain) <- PaywallStore (SQLite via GRDB)
-//   PaywallCore <- PaywallCrypto (the only module that calls OpenSSL, via COpenSSL)
-//   PaywallService (orchestrates) -> PaywallStore, PaywallCrypto
-//   paywall (CLI, thin adapter) -> PaywallService
+//   PaywallCore (pure domain types) <- PaywallPolicy (pure: the policy language)
+//   PaywallCrypto (the only module that calls OpenSSL, via COpenSSL) <- PaywallTokens (JWS, key ring)
+//   PaywallCore <- PaywallStore (SQLite via GRDB)
+//   PaywallService (orchestrates; owns configuration, the policy and the key ring)
+//       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy
+//   PaywallViews (the JSON shapes every adapter shows) -> PaywallService
+//   paywall (CLI, thin adapter) -> PaywallService, PaywallViews
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -54,10 +57,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Orchestration: sign-up, sign-in, trials, memberships, sessions.
+        // Orchestration: the one way in for every adapter (accounts, catalog, trials,
+        // memberships, sessions, decisions, tokens); holds the policy and the key ring.
         .target(
             name: "PaywallService",
             dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy"],
+            swiftSettings: strict
+        ),
+
+        // The JSON shapes adapters print and serve (CLI --json, HTTP bodies).
+        .target(
+            name: "PaywallViews",
+            dependencies: ["PaywallService", "PaywallCore", "PaywallPolicy", "PaywallTokens", "PaywallStore"],
             swiftSettings: strict
         ),
 
@@ -66,6 +77,7 @@ let package = Package(
             name: "paywall",
             dependencies: [
                 "PaywallService",
+                "PaywallViews",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -110,12 +122,20 @@ let package = Package(
         .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
         .testTarget(name: "PaywallPolicyTests", dependencies: ["PaywallPolicy", "PaywallCore"]),
         .testTarget(name: "PaywallTokensTests", dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore"]),
-        // Helpers shared by test targets (another process holding a database lock).
-        .target(name: "PaywallTestSupport", path: "Tests/PaywallTestSupport"),
+        // Helpers shared by test targets: store and service fixtures, temporary folders,
+        // another process holding a database lock.
+        .target(
+            name: "PaywallTestSupport",
+            dependencies: [
+                "PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Tests/PaywallTestSupport"
+        ),
         .testTarget(name: "PaywallStoreTests", dependencies: ["PaywallStore", "PaywallCore", "PaywallTestSupport"]),
         .testTarget(
             name: "PaywallServiceTests",
-            dependencies: ["PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto", "PaywallPolicy"]
+            dependencies: ["PaywallService", "PaywallViews", "PaywallStore", "PaywallCore", "PaywallCrypto", "PaywallPolicy", "PaywallTokens", "PaywallTestSupport"]
         ),
         .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallStore", "PaywallCore", "PaywallTestSupport"]),
     ]

@@ -5,13 +5,32 @@ public struct Title: Hashable, Sendable, Codable {
     public var id: TitleID
     public var name: String
     public var publisher: String
+    /// Labels policies can test (`title.tags`), e.g. `academic`, `local`.
+    public var tags: Set<String>
     public var createdAt: Date
 
-    public init(id: TitleID, name: String, publisher: String, createdAt: Date) {
+    public init(id: TitleID, name: String, publisher: String, tags: Set<String> = [], createdAt: Date) {
         self.id = id
         self.name = name
         self.publisher = publisher
+        self.tags = tags
         self.createdAt = createdAt
+    }
+
+    /// At most this many tags per title.
+    public static let maximumTags = 32
+
+    /// Validates tags: each a slug (`a-z`, `0-9`, `-`, at most 64 characters), at most
+    /// ``maximumTags`` of them. Returns them lower-cased and trimmed.
+    public static func validatedTags(_ tags: [String]) throws(DomainError) -> Set<String> {
+        var result: Set<String> = []
+        for tag in tags {
+            result.insert(try validateSlug(tag.lowercased(), kind: "tag"))
+        }
+        guard result.count <= maximumTags else {
+            throw DomainError.invalidValue(field: "tags", value: "\(result.count) tags", expected: "at most \(maximumTags)")
+        }
+        return result
     }
 }
 

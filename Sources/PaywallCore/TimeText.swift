@@ -3,6 +3,9 @@ import Foundation
 /// Parsing and printing of the durations and instants that admins type.
 public enum TimeText {
     /// Parses `90s`, `15m`, `12h`, `14d`, `2w` (a positive whole number and a unit).
+    /// The longest duration accepted anywhere (100 years).
+    public static let maximumDuration: TimeInterval = 100 * 366 * 86_400
+
     public static func duration(_ text: String) throws(DomainError) -> TimeInterval {
         let value = text.trimmingWhitespace().lowercased()
         guard let unit = value.last, let number = Int(value.dropLast()), number > 0,
@@ -18,7 +21,7 @@ public enum TimeText {
         default: throw .invalidDuration(text)
         }
         let (total, overflow) = number.multipliedReportingOverflow(by: seconds)
-        guard !overflow, total <= 100 * 366 * 86_400 else { throw .invalidDuration(text) }
+        guard !overflow, TimeInterval(total) <= maximumDuration else { throw .invalidDuration(text) }
         return TimeInterval(total)
     }
 

@@ -147,6 +147,7 @@ struct ExpressionCompiler {
         case "user.createdAt": return .time { $0.pointee.user.createdAt.timeIntervalSince1970 }
         case "membership.status": return .string { $0.pointee.membership.status }
         case "membership.active": return .bool { $0.pointee.membership.active }
+        case "membership.entitled": return .bool { $0.pointee.membership.entitled }
         case "membership.plan": return .string { $0.pointee.membership.plan }
         case "membership.titles": return .stringSet { $0.pointee.membership.titles }
         case "membership.allTitles": return .bool { $0.pointee.membership.allTitles }

@@ -28,20 +28,37 @@ public struct UserFacts: Sendable {
     public init() {}
 }
 
-/// The reader's best membership (active over past due over canceled), and the titles of
-/// every membership that currently grants access.
+/// The reader's membership *on the title being decided*: of the reader's memberships whose
+/// plan covers this title, the best one at the decision time (active over past due over
+/// canceled over expired, then the later period end). Statuses are as in effect at that
+/// instant: an active or canceled membership whose period has ended, or a past-due one
+/// whose grace has ended, is `expired` even if the store has not caught up yet.
+/// `titles`/`allTitles` describe every membership that grants access, whatever the title.
 public struct MembershipFacts: Sendable {
-    /// `active`, `past_due`, `canceled`, `expired`, or `none`.
+    /// The effective status of the membership covering this title: `active`, `past_due`,
+    /// `canceled`, `expired`, or `none` (no membership of the reader covers it).
     public var status = "none"
-    /// Status `active` and within the period.
+    /// `status == "active"`: paid up and within the period.
     public var active = false
+    /// That membership gives access now: active, past due within its grace period, or
+    /// canceled before its period ends.
+    public var entitled = false
+    /// The plan of that membership ("" without one).
     public var plan = ""
+    /// The titles of every membership of the reader that gives access now.
     public var titles: Set<String> = []
-    /// All titles, whatever `titles` lists (a plan granting every title).
+    /// Some membership that gives access now grants every title.
     public var allTitles = false
+    /// End of that membership's paid period.
     public var periodEnds = Date(timeIntervalSince1970: 0)
+    /// End of its grace period when past due (else the period end).
     public var graceEnds = Date(timeIntervalSince1970: 0)
     public init() {}
+
+    /// Whether an effective status gives access (`entitled`).
+    public static func entitles(_ status: String) -> Bool {
+        status == "active" || status == "past_due" || status == "canceled"
+    }
 }
 
 public struct TrialFacts: Sendable {

@@ -62,9 +62,13 @@ public enum PolicyTestRunner {
                 throw failHere("\"at\" must be an ISO 8601 instant such as 2026-06-01T10:00:00Z")
             }
             var facts = DecisionFacts(now: at, meters: Array(repeating: MeterFacts(), count: policy.meters.count))
-            for (key, value) in (test["facts"] as? [String: Any] ?? [:]) {
+            let given = test["facts"] as? [String: Any] ?? [:]
+            for (key, value) in given {
                 do { try set(key, value, in: &facts) } catch { throw failHere(error.message) }
             }
+            // `active` and `entitled` follow from the (effective) status unless a test sets them.
+            if given["membership.active"] == nil { facts.membership.active = facts.membership.status == "active" }
+            if given["membership.entitled"] == nil { facts.membership.entitled = MembershipFacts.entitles(facts.membership.status) }
             for (meterName, value) in (test["meters"] as? [String: Any] ?? [:]) {
                 guard let index = policy.meters.firstIndex(where: { $0.name == meterName }) else { throw failHere("unknown meter \"\(meterName)\"") }
                 guard let object = value as? [String: Any] else { throw failHere("meter \"\(meterName)\" must be {\"used\": N, \"alreadyRead\": bool}") }
@@ -126,6 +130,7 @@ public enum PolicyTestRunner {
         case "user.createdAt": facts.user.createdAt = try time()
         case "membership.status": facts.membership.status = try string()
         case "membership.active": facts.membership.active = try bool()
+        case "membership.entitled": facts.membership.entitled = try bool()
         case "membership.plan": facts.membership.plan = try string()
         case "membership.titles": facts.membership.titles = try strings()
         case "membership.allTitles": facts.membership.allTitles = try bool()

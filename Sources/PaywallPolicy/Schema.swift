@@ -13,7 +13,7 @@ public enum PolicyType: String, Sendable, CustomStringConvertible {
 enum Schema {
     static let attributes: [String: PolicyType] = [
         "user.signedIn": .bool, "user.id": .string, "user.emailDomain": .string, "user.emailVerified": .bool, "user.createdAt": .time,
-        "membership.status": .string, "membership.active": .bool, "membership.plan": .string, "membership.titles": .stringSet, "membership.allTitles": .bool,
+        "membership.status": .string, "membership.active": .bool, "membership.entitled": .bool, "membership.plan": .string, "membership.titles": .stringSet, "membership.allTitles": .bool,
         "membership.periodEnds": .time, "membership.graceEnds": .time,
         "trial.active": .bool, "trial.eligible": .bool, "trial.endsAt": .time,
         "title.id": .string, "title.publisher": .string, "title.tags": .stringSet,

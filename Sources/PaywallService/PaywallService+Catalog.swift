@@ -3,13 +3,19 @@ import PaywallCore
 import PaywallStore
 
 extension PaywallService {
-    /// Adds a title after validating its id (a slug), name and publisher.
-    public func addTitle(id: String, name: String, publisher: String, actor: AuditActor) throws(ServiceError) -> Title {
+    /// Adds a title after validating its id (a slug), name, publisher and tags.
+    public func addTitle(id: String, name: String, publisher: String, tags: [String] = [], actor: AuditActor) throws(ServiceError) -> Title {
         try mapped {
             let slug = try TitleID(validating: id)
             return try store.addTitle(
-                id: slug, name: validatedName(name, kind: "title"), publisher: validatedName(publisher, kind: "publisher"), actor: actor)
+                id: slug, name: validatedName(name, kind: "title"), publisher: validatedName(publisher, kind: "publisher"),
+                tags: Title.validatedTags(tags), actor: actor)
         }
+    }
+
+    /// Replaces a title's tags (what policies read as `title.tags`).
+    public func setTitleTags(id: String, tags: [String], actor: AuditActor) throws(ServiceError) -> Title {
+        try mapped { try store.setTitleTags(id: TitleID(validating: id), tags: Title.validatedTags(tags), actor: actor) }
     }
 
     /// Adds a plan. `titles` is nil or empty for all titles, otherwise the listed ids.

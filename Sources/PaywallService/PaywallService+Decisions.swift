@@ -34,15 +34,6 @@ public struct PolicyImpact: Sendable {
 }
 
 extension PaywallService {
-    /// Loads and checks the policy set (default `./Policies`).
-    public func loadPolicy(directory: URL? = nil) throws(ServiceError) -> Policy {
-        do {
-            return try PolicyCompiler.load(directory: directory ?? configuration.policyDirectory)
-        } catch {
-            throw .policy(error)
-        }
-    }
-
     /// The facts a decision needs, gathered from the store as of `at`.
     public func facts(reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at: Date, policy: Policy) throws(ServiceError) -> DecisionFacts {
         try mapped {
@@ -52,6 +43,7 @@ extension PaywallService {
             var facts = DecisionFacts(now: at)
             facts.title.id = catalogTitle.id.rawValue
             facts.title.publisher = catalogTitle.publisher
+            facts.title.tags = catalogTitle.tags
             facts.article.id = articleID
             facts.article.free = article.free
             facts.article.publishedAt = article.publishedAt ?? at
@@ -67,8 +59,9 @@ extension PaywallService {
                 facts.user.signedIn = true
                 facts.user.id = account.id.rawValue
                 facts.user.emailDomain = email?.domain ?? ""
+                facts.user.emailVerified = account.emailVerifiedAt != nil
                 facts.user.createdAt = account.createdAt
-                facts.membership = try membershipFacts(accountID: account.id, at: at)
+                facts.membership = try membershipFacts(accountID: account.id, title: titleID, at: at)
                 if let trial = try store.trial(accountID: account.id) {
                     facts.trial.active = trial.status(at: at) == .active
                     facts.trial.endsAt = trial.endsAt
@@ -82,7 +75,9 @@ extension PaywallService {
                 subject = try device.map { try MeterSubject.device(validating: $0) }
             }
             facts.meters = try policy.meters.map { meter in
-                guard let subject else { return MeterFacts() }
+                // Without a subject nothing can be counted or recorded: the meter is spent
+                // (fail closed), or every reader could read without limit by sending no id.
+                guard let subject else { return MeterFacts(used: meter.limit, alreadyRead: false) }
                 let used = try store.meterUsage(subject: subject, window: meter.window, at: at).used
                 let reread = try store.hasRead(subject: subject, title: titleID, article: articleID, window: meter.window, at: at)
                 return MeterFacts(used: used, alreadyRead: reread)
@@ -91,26 +86,47 @@ extension PaywallService {
         }
     }
 
-    /// The reader's best membership at `at`, and the titles of all that grant access.
-    func membershipFacts(accountID: AccountID, at: Date) throws -> MembershipFacts {
+    /// The membership facts for `title` at `at`: the best of the reader's memberships that
+    /// cover the title, by status *in effect at `at`* (see ``MembershipFacts``), and the
+    /// titles of every membership that gives access. Access tokens carry the same
+    /// memberships (``entitlements(accountID:)``), so both always agree.
+    func membershipFacts(accountID: AccountID, title: TitleID, at: Date) throws -> MembershipFacts {
         var facts = MembershipFacts()
-        let memberships = try store.memberships(accountID: accountID)
-        let rank: [MembershipStatus: Int] = [.active: 3, .pastDue: 2, .canceled: 1, .expired: 0]
-        let best = memberships.max { (rank[$0.status] ?? 0, $0.currentPeriodEnd) < (rank[$1.status] ?? 0, $1.currentPeriodEnd) }
-        if let best {
-            facts.status = best.status.rawValue
-            facts.active = best.status == .active && at < best.currentPeriodEnd
-            facts.plan = best.planID.rawValue
-            facts.periodEnds = best.currentPeriodEnd
-            facts.graceEnds = best.gracePeriodEnd ?? best.currentPeriodEnd
-        }
-        for live in try liveMemberships(memberships, at: at) {
-            switch live.titles {
-            case .all: facts.allTitles = true
-            case let .titles(set): facts.titles.formUnion(set.map(\.rawValue))
+        var best: (membership: Membership, status: MembershipStatus)?
+        for (membership, bundle) in try membershipsWithTitles(accountID: accountID) {
+            let status = membership.effectiveStatus(at: at)
+            if status != .expired {
+                switch bundle {
+                case .all: facts.allTitles = true
+                case let .titles(set): facts.titles.formUnion(set.map(\.rawValue))
+                }
             }
+            guard bundle.contains(title) else { continue }
+            if let current = best {
+                let key = (Self.statusRank(status), membership.currentPeriodEnd)
+                if key <= (Self.statusRank(current.status), current.membership.currentPeriodEnd) { continue }
+            }
+            best = (membership, status)
+        }
+        if let (membership, status) = best {
+            facts.status = status.rawValue
+            facts.active = status == .active
+            facts.entitled = status != .expired
+            facts.plan = membership.planID.rawValue
+            facts.periodEnds = membership.currentPeriodEnd
+            facts.graceEnds = (status == .pastDue ? membership.gracePeriodEnd : nil) ?? membership.currentPeriodEnd
         }
         return facts
+    }
+
+    /// Which membership wins when several cover a title.
+    static func statusRank(_ status: MembershipStatus) -> Int {
+        switch status {
+        case .active: 3
+        case .pastDue: 2
+        case .canceled: 1
+        case .expired: 0
+        }
     }
 
     /// Decides for a reader, title and article. With `record`, a read that uses a meter
@@ -118,8 +134,10 @@ extension PaywallService {
     /// unit meanwhile, the decision is made again on the updated meter.
     public func decide(
         reader: Reader, title: String, article: ArticleInput, request: RequestFacts = RequestFacts(), at: Date? = nil,
-        policy: Policy, explain: Bool = false, record: Bool = false
+        policy proposed: Policy? = nil, explain: Bool = false, record: Bool = false
     ) throws(ServiceError) -> Decision {
+        let policy: Policy
+        if let proposed { policy = proposed } else { policy = try self.policy() }
         let instant = at ?? now
         var facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
         var decision = policy.decide(facts, explain: explain)

@@ -25,21 +25,21 @@ public struct IssuedToken: Sendable {
 extension PaywallService {
     // MARK: - Keys
 
-    /// The key ring, creating a development key on first use. `created` is that key, so
-    /// the caller can say so.
-    public func keyRing() throws(ServiceError) -> (ring: KeyRing, created: KeyRecord?) {
-        try mapped {
-            let (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now)
-            if let created {
-                try store.recordAudit(actor: .system, action: "key.generate", target: "key:\(created.kid)", details: ["alg": created.algorithm.rawValue, "reason": "development key on first use"])
-            }
-            return (ring, created)
-        }
+    /// The key ring in force (loaded once; see ``reloadKeys()``).
+    public func keyRing() throws(ServiceError) -> KeyRing {
+        try keys().ring
     }
 
-    /// The key ring as it is on disk (no key is created).
-    public func loadKeyRing() throws(ServiceError) -> KeyRing {
-        try mapped { try KeyRing.load(directory: configuration.keysDirectory) }
+    /// The ring's JWKS: the public keys a verifier at the edge needs.
+    public func jwks() throws(ServiceError) -> JWKS {
+        try keyRing().jwks(at: now)
+    }
+
+    /// The state of every key at `now`.
+    public func keyStates() throws(ServiceError) -> [(KeyRecord, KeyState)] {
+        let ring = try keyRing()
+        let at = now
+        return ring.records.map { ($0, ring.state(of: $0, at: at)) }
     }
 
     /// Generates a key that signs from now on (the previous signer becomes verify-only).
@@ -60,9 +60,10 @@ extension PaywallService {
     private func changeKeys(action: String, actor: AuditActor, _ change: (inout KeyRing, Date) throws(KeyRingError) -> KeyRecord) throws(ServiceError) -> KeyRecord {
         try mapped {
             let at = now
-            let (_, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
+            let (ring, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
                 try change(&ring, at)
             }
+            hold(ring)
             try store.recordAudit(actor: actor, action: action, target: "key:\(record.kid)", details: [
                 "alg": record.algorithm.rawValue, "activatesAt": TimeText.format(record.activatesAt),
             ])
@@ -72,9 +73,22 @@ extension PaywallService {
 
     // MARK: - Issuing
 
-    /// The issuer for the ring's signing key, and the development key created for it, if any.
+    /// The issuer for the ring's signing key. Without one, a development key is created
+    /// when the configuration allows it (returned, so the caller can say so); otherwise
+    /// this fails with ``KeyRingError/noSigningKey(path:)``.
     func issuer() throws -> (TokenIssuer, KeyRecord?) {
-        let (ring, created) = try keyRing()
+        var ring = try keys().ring
+        var created: KeyRecord?
+        if ring.signingKey(at: now) == nil {
+            guard configuration.developmentKeys else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
+            (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now)
+            hold(ring)
+            if let created {
+                try store.recordAudit(actor: .system, action: "key.generate", target: "key:\(created.kid)", details: [
+                    "alg": created.algorithm.rawValue, "reason": "development key on first use",
+                ])
+            }
+        }
         guard let (record, key) = ring.signingKey(at: now) else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
         return (TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock), created)
     }
@@ -84,20 +98,27 @@ extension PaywallService {
         try mapped {
             let at = now
             let trial = try store.trial(accountID: accountID).flatMap { $0.status(at: at) == .active ? $0.endsAt : nil }
-            return EntitlementSnapshot(memberships: try liveMemberships(try store.memberships(accountID: accountID), at: at), trialEndsAt: trial)
+            return EntitlementSnapshot(memberships: try liveMemberships(accountID: accountID, at: at), trialEndsAt: trial)
         }
     }
 
-    /// The memberships that grant access at `at`, each with its plan's titles (one plan
-    /// read per distinct plan). Shared by access tokens and policy decisions.
-    func liveMemberships(_ memberships: [Membership], at: Date) throws -> [MembershipEntitlement] {
+    /// The memberships that grant access at `at`, each with its plan's titles.
+    func liveMemberships(accountID: AccountID, at: Date) throws -> [MembershipEntitlement] {
+        try membershipsWithTitles(accountID: accountID).filter { $0.0.grantsAccess(at: at) }.map { membership, bundle in
+            MembershipEntitlement(
+                status: membership.status, plan: membership.planID, titles: bundle,
+                periodEnd: membership.currentPeriodEnd, graceEnd: membership.status == .pastDue ? membership.gracePeriodEnd : nil)
+        }
+    }
+
+    /// Every membership of the account with the titles its plan grants (one plan read per
+    /// distinct plan). Shared by access tokens and policy decisions.
+    func membershipsWithTitles(accountID: AccountID) throws -> [(Membership, TitleBundle)] {
         var plans: [PlanID: Plan] = [:]
-        return try memberships.filter { $0.grantsAccess(at: at) }.map { membership in
+        return try store.memberships(accountID: accountID).map { membership in
             let plan = try plans[membership.planID] ?? store.plan(id: membership.planID)
             plans[membership.planID] = plan
-            return MembershipEntitlement(
-                status: membership.status, plan: membership.planID, titles: plan?.bundle ?? .titles([]),
-                periodEnd: membership.currentPeriodEnd, graceEnd: membership.status == .pastDue ? membership.gracePeriodEnd : nil)
+            return (membership, plan?.bundle ?? .titles([]))
         }
     }
 
@@ -164,17 +185,18 @@ extension PaywallService {
 
     // MARK: - Verifying
 
-    /// A verifier trusting the ring's live keys.
+    /// A verifier trusting the live keys of the ring in force (built once per ring).
     public func tokenVerifier() throws(ServiceError) -> TokenVerifier {
-        let ring = try loadKeyRing()
-        return TokenVerifier(jws: JWSVerifier(keys: ring.verificationKeys(at: now)), issuer: configuration.issuer, leeway: configuration.tokenLeeway, clock: store.clock)
+        try keys().verifier
     }
 
-    /// Verifies a token of any of our kinds for `audience`.
-    public func verifyToken(_ token: String, audience: String?) throws(ServiceError) -> VerifiedToken {
+    /// Verifies a token of one of the `kinds` for `audience` (default: the configured one).
+    /// Callers name the kind they will act on, so an access token is never taken for an
+    /// article grant.
+    public func verifyToken(_ token: String, kinds: Set<TokenKind>, audience: String? = nil) throws(ServiceError) -> VerifiedToken {
         let verifier = try tokenVerifier()
         do {
-            return try verifier.verify(token, expecting: Set(TokenKind.allCases), audience: audience ?? configuration.audience)
+            return try verifier.verify(token, expecting: kinds, audience: audience ?? configuration.audience)
         } catch {
             throw .token(error)
         }

@@ -1,30 +1,139 @@
 import Foundation
 import PaywallCore
 import PaywallCrypto
+import PaywallPolicy
 import PaywallStore
+import PaywallTokens
+import Synchronization
 
-/// The service: validates input, orchestrates the store and the cryptography, and is the
-/// one thing the CLI and the HTTP server talk to.
+/// The service: validates input, orchestrates the store and the cryptography, holds the
+/// policy and the key ring, and is the one thing the CLI and the HTTP server talk to.
+///
+/// Every operation has a synchronous form (for the CLI and tests) and, for those that
+/// block (fsync'd writes, scrypt), an `async` form that runs on a bounded pool of threads
+/// (``BlockingPool``), never on Swift's cooperative pool.
 public final class PaywallService: Sendable {
-    /// The account store.
-    public let store: Store
+    /// The account store: reached only through the service.
+    let store: Store
     /// The settings in force.
     public let configuration: ServiceConfiguration
     let hasher: PasswordHasher
+    let blocking: BlockingPool
+    /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
+    private let heldPolicy = Mutex<Policy?>(nil)
+    /// Loaded on first use, replaced by ``reloadKeys()`` and after every key change.
+    private let heldKeys = Mutex<HeldKeys?>(nil)
 
-    /// Opens the database at `databasePath` (creating and migrating it as needed).
-    public convenience init(databasePath: String, configuration: ServiceConfiguration = ServiceConfiguration()) throws(ServiceError) {
-        let store = try mapped { try Store(path: databasePath, configuration: configuration.store) }
+    struct HeldKeys: Sendable {
+        var ring: KeyRing
+        var verifier: TokenVerifier
+    }
+
+    /// Opens the database at the configured path (creating and migrating it as needed).
+    public convenience init(configuration: ServiceConfiguration) throws(ServiceError) {
+        var storeConfiguration = configuration.store
+        storeConfiguration.clock = configuration.clock
+        let store = try mapped { try Store(path: configuration.databasePath, configuration: storeConfiguration) }
         try self.init(store: store, configuration: configuration)
     }
 
-    /// A service over an open store.
-    public init(store: Store, configuration: ServiceConfiguration = ServiceConfiguration()) throws(ServiceError) {
+    /// A service over an open store (whose clock is the service's).
+    init(store: Store, configuration: ServiceConfiguration) throws(ServiceError) {
         self.store = store
+        var configuration = configuration
+        configuration.clock = store.clock
         self.configuration = configuration
+        if configuration.passwordHashing.logN < ServiceConfiguration.minimumPasswordHashing.logN, !configuration.testing {
+            throw .configuration(
+                name: "password hashing", value: "N=2^\(configuration.passwordHashing.logN)",
+                expected: "at least OWASP's N=2^\(ServiceConfiguration.minimumPasswordHashing.logN) outside tests")
+        }
         self.hasher = try mapped { try PasswordHasher(parameters: configuration.passwordHashing) }
+        self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
     }
 
-    /// "Now", from the store's clock.
+    /// "Now", from the configured clock.
     public var now: Date { store.clock.now() }
+
+    /// The database file.
+    public var databasePath: String { store.path }
+
+    /// Runs blocking work on the service's thread pool (see ``BlockingPool``).
+    public func blocking<T: Sendable>(_ body: @escaping @Sendable (PaywallService) throws(ServiceError) -> T) async throws(ServiceError) -> T {
+        try await blocking.run { () throws(ServiceError) -> T in try body(self) }
+    }
+
+    // MARK: - The policy
+
+    /// The policy in force: loaded from the configured folder on first use.
+    public func policy() throws(ServiceError) -> Policy {
+        do {
+            return try heldPolicy.withLock { (held: inout Policy?) throws(ServiceError) -> Policy in
+                if let held { return held }
+                let loaded = try loadPolicy(directory: configuration.policyDirectory)
+                held = loaded
+                return loaded
+            }
+        }
+    }
+
+    /// Loads the configured policy folder again. A set that does not check is refused
+    /// (the error lists every diagnostic) and the policy in force stays.
+    @discardableResult
+    public func reloadPolicy() throws(ServiceError) -> Policy {
+        let loaded = try loadPolicy(directory: configuration.policyDirectory)
+        heldPolicy.withLock { $0 = loaded }
+        return loaded
+    }
+
+    /// Loads and checks a policy folder without putting it in force (`policy check`,
+    /// `policy diff`).
+    public func loadPolicy(directory: URL) throws(ServiceError) -> Policy {
+        do {
+            return try PolicyCompiler.load(directory: directory)
+        } catch {
+            throw .policy(error)
+        }
+    }
+
+    // MARK: - The key ring
+
+    /// The key ring in force and a verifier trusting its live keys: loaded on first use.
+    func keys() throws(ServiceError) -> HeldKeys {
+        try heldKeys.withLock { (held: inout HeldKeys?) throws(ServiceError) -> HeldKeys in
+            if let held { return held }
+            let loaded = try loadKeys()
+            held = loaded
+            return loaded
+        }
+    }
+
+    /// Loads the key folder again (after a rotation by another process, say). A folder
+    /// that cannot be read is refused and the ring in force stays.
+    @discardableResult
+    public func reloadKeys() throws(ServiceError) -> KeyRing {
+        let loaded = try loadKeys()
+        heldKeys.withLock { $0 = loaded }
+        return loaded.ring
+    }
+
+    private func loadKeys() throws(ServiceError) -> HeldKeys {
+        let ring = try mapped { try KeyRing.load(directory: configuration.keysDirectory) }
+        return HeldKeys(ring: ring, verifier: verifier(for: ring))
+    }
+
+    func verifier(for ring: KeyRing) -> TokenVerifier {
+        TokenVerifier(jws: JWSVerifier(keys: ring.verificationKeys(at: now)), issuer: configuration.issuer, leeway: configuration.tokenLeeway, clock: store.clock)
+    }
+
+    /// Puts a ring just written in force.
+    func hold(_ ring: KeyRing) {
+        heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring)) }
+    }
+
+    /// Closes the database and stops the blocking threads.
+    public func close() throws(ServiceError) {
+        blocking.shutdown()
+        try mapped { try store.close() }
+    }
 }

@@ -3,11 +3,22 @@ import PaywallCore
 import PaywallCrypto
 import PaywallStore
 
-/// Settings of the service; the defaults are the production ones.
+/// Settings of the service; the defaults are the production ones. Adapters build it with
+/// ``resolve(environment:overrides:)`` (the one place that reads `PAYWALL_*` variables) and
+/// never read the environment themselves.
 public struct ServiceConfiguration: Sendable {
-    /// Scrypt cost for new password hashes (OWASP's N = 2^17, r = 8, p = 1). Lower it only
-    /// in tests. Hashes made with weaker parameters are upgraded at the next sign-in.
+    /// The SQLite database file (default `./paywall.sqlite`).
+    public var databasePath = "paywall.sqlite"
+    /// Scrypt cost for new password hashes (OWASP's N = 2^17, r = 8, p = 1). Hashes made
+    /// with weaker parameters are upgraded at the next sign-in.
     public var passwordHashing: ScryptParameters = .owasp
+    /// The cheapest scrypt cost accepted for new hashes: OWASP's, unless ``testing``.
+    public static let minimumPasswordHashing: ScryptParameters = .owasp
+    /// At most this many password hashes computed at once (each takes 128·r·N bytes:
+    /// 128 MiB at OWASP's cost), so a burst of sign-ins cannot take the memory.
+    public var concurrentPasswordHashes = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Threads that run blocking work (fsync'd writes, scrypt) for the async API.
+    public var blockingThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
     /// Rules for new passwords.
     public var passwordPolicy: PasswordPolicy = .standard
     /// How long a refresh token lives (30 days).
@@ -16,8 +27,13 @@ public struct ServiceConfiguration: Sendable {
     public var trialLength: TimeInterval = 14 * 86_400
     /// How the database is opened.
     public var store = StoreConfiguration()
+    /// The source of "now" for every decision, token and stored time.
+    public var clock: any PaywallClock = SystemClock()
     /// The key ring's folder (default `./Keys`).
     public var keysDirectory = URL(fileURLWithPath: "Keys")
+    /// Whether a development signing key may be created when the ring has none. Off by
+    /// default: a production server refuses to start without a key instead.
+    public var developmentKeys = false
     /// The policy folder (default `./Policies`).
     public var policyDirectory = URL(fileURLWithPath: "Policies")
     /// The `iss` of every token we issue and the only one we accept.
@@ -30,6 +46,81 @@ public struct ServiceConfiguration: Sendable {
     public var articleGrantLifetime: TimeInterval = 5 * 60
     /// Clock skew tolerated when verifying (30 s).
     public var tokenLeeway: TimeInterval = 30
+    /// Test mode: allows scrypt below OWASP's cost. Never set in production.
+    public var testing = false
 
     public init() {}
+
+    /// Values an adapter's flags give; each wins over its environment variable.
+    public struct Overrides: Sendable {
+        public var databasePath: String?
+        public var keysDirectory: String?
+        public var policyDirectory: String?
+        public var readOnly = false
+        public var developmentKeys: Bool?
+        /// Whether development keys are allowed when neither the flag nor
+        /// `PAYWALL_DEV_KEYS` says (the CLI's first-use convenience; off for servers).
+        public var developmentKeysByDefault = false
+        public init() {}
+    }
+
+    /// The configuration from `PAYWALL_*` environment variables and the adapter's flags:
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `PAYWALL_DB` | database file |
+    /// | `PAYWALL_KEYS` | key folder |
+    /// | `PAYWALL_POLICIES` | policy folder |
+    /// | `PAYWALL_ISSUER`, `PAYWALL_AUDIENCE` | token `iss` and default `aud` |
+    /// | `PAYWALL_BUSY_TIMEOUT` | seconds a write waits for a lock |
+    /// | `PAYWALL_SCRYPT_LN` | log2 of scrypt's N (at least 17 unless testing) |
+    /// | `PAYWALL_TESTING=1` | test mode |
+    /// | `PAYWALL_DEV_KEYS=0/1` | create a development key when none exists |
+    ///
+    /// Invalid values are refused with the variable's name and what it takes.
+    public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {
+            .configuration(name: name, value: value, expected: expected)
+        }
+        func flag(_ name: String) throws(ServiceError) -> Bool? {
+            guard let text = environment[name] else { return nil }
+            switch text.lowercased() {
+            case "1", "true", "yes": return true
+            case "0", "false", "no", "": return false
+            default: throw invalid(name, text, "1 or 0")
+            }
+        }
+        configuration.testing = try flag("PAYWALL_TESTING") ?? false
+        configuration.databasePath = overrides.databasePath ?? environment["PAYWALL_DB"] ?? configuration.databasePath
+        if let keys = overrides.keysDirectory ?? environment["PAYWALL_KEYS"] { configuration.keysDirectory = URL(fileURLWithPath: keys) }
+        if let policies = overrides.policyDirectory ?? environment["PAYWALL_POLICIES"] {
+            configuration.policyDirectory = URL(fileURLWithPath: policies)
+        }
+        if let developmentKeys = overrides.developmentKeys {
+            configuration.developmentKeys = developmentKeys
+        } else {
+            configuration.developmentKeys = try flag("PAYWALL_DEV_KEYS") ?? overrides.developmentKeysByDefault
+        }
+        for (name, path) in [("PAYWALL_ISSUER", \ServiceConfiguration.issuer), ("PAYWALL_AUDIENCE", \ServiceConfiguration.audience)] {
+            guard let value = environment[name] else { continue }
+            guard !value.isEmpty, value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw invalid(name, value, "1 to 256 printable characters")
+            }
+            configuration[keyPath: path] = value
+        }
+        if let text = environment["PAYWALL_BUSY_TIMEOUT"] {
+            guard let seconds = Double(text), seconds >= 0, seconds <= 600 else { throw invalid("PAYWALL_BUSY_TIMEOUT", text, "seconds from 0 to 600") }
+            configuration.store.busyTimeout = seconds
+        }
+        if let text = environment["PAYWALL_SCRYPT_LN"] {
+            guard let logN = Int(text), (1...22).contains(logN) else { throw invalid("PAYWALL_SCRYPT_LN", text, "a whole number from 17 to 22") }
+            if logN < minimumPasswordHashing.logN, !configuration.testing {
+                throw invalid("PAYWALL_SCRYPT_LN", text, "at least \(minimumPasswordHashing.logN): lower is below OWASP's minimum, which only tests may use (PAYWALL_TESTING=1)")
+            }
+            configuration.passwordHashing = ScryptParameters(logN: logN, r: 8, p: 1)
+        }
+        configuration.store.readOnly = overrides.readOnly
+        return configuration
+    }
 }

@@ -4,11 +4,32 @@ import PaywallPolicy
 import PaywallStore
 import PaywallTokens
 
-/// Why a service operation failed. Each case carries a message a user can act on; the
-/// HTTP layer maps them to stable codes.
+/// What kind of failure an error is: the one thing adapters map from (the CLI's exit
+/// status, the HTTP status).
+public enum ServiceErrorCategory: String, Sendable, CaseIterable {
+    /// The input is malformed or breaks a rule (HTTP 400/422; exit 1).
+    case invalid
+    /// What the input names does not exist (404; exit 1).
+    case notFound
+    /// The request clashes with what is stored (409; exit 1).
+    case conflict
+    /// Who is asking could not be established (401; exit 1).
+    case unauthorized
+    /// They may not do this (403; exit 1).
+    case forbidden
+    /// The database or the keys cannot be used now (503; exit 2).
+    case unavailable
+    /// A fault of ours or of a library (500; exit 2).
+    case `internal`
+}
+
+/// Why a service operation failed. Each case carries a message a user can act on; adapters
+/// map ``category`` to their statuses and may show ``code``, a stable identifier.
 public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The input was malformed (email, password, id, date…).
     case invalidInput(DomainError)
+    /// A setting (environment variable or flag) has an invalid value.
+    case configuration(name: String, value: String, expected: String)
     /// The store refused or failed.
     case store(StoreError)
     /// A cryptographic operation failed.
@@ -25,10 +46,13 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case keys(KeyRingError)
     /// The policy set does not check clean (every diagnostic, with file:line:column).
     case policy(PolicyErrors)
+    /// The service is shutting down and takes no more work.
+    case shuttingDown
 
     public var description: String {
         switch self {
         case let .invalidInput(error): error.description
+        case let .configuration(name, value, expected): "invalid \(name) '\(value.prefix(80))': expected \(expected)"
         case let .store(error): error.description
         case let .crypto(error): error.description
         case .invalidCredentials: "wrong email or password"
@@ -37,6 +61,84 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .token(error): error.description
         case let .keys(error): error.description
         case let .policy(errors): errors.description
+        case .shuttingDown: "the service is shutting down"
+        }
+    }
+
+    /// The kind of failure.
+    public var category: ServiceErrorCategory {
+        switch self {
+        case .invalidInput, .configuration, .policy: .invalid
+        case let .store(error): Self.category(of: error)
+        case let .crypto(error):
+            switch error {
+            case .openSSL: .internal
+            default: .invalid
+            }
+        case .invalidCredentials, .sessionRejected, .sessionReused, .token: .unauthorized
+        case let .keys(error):
+            switch error {
+            case .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .noSigningKey: .unavailable
+            case .unknownKey: .notFound
+            case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
+            case .crypto: .internal
+            }
+        case .shuttingDown: .unavailable
+        }
+    }
+
+    static func category(of error: StoreError) -> ServiceErrorCategory {
+        switch error {
+        case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: .unavailable
+        case .sqlite: .internal
+        case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound: .notFound
+        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists: .conflict
+        case .emptyBundle: .invalid
+        }
+    }
+
+    /// A stable, machine-readable name of the error (for JSON bodies and scripts).
+    public var code: String {
+        switch self {
+        case let .invalidInput(error):
+            switch error {
+            case .invalidEmail: "invalid_email"
+            case .weakPassword: "weak_password"
+            case .invalidIdentifier: "invalid_identifier"
+            case .invalidName: "invalid_name"
+            case .invalidDuration: "invalid_duration"
+            case .invalidDate: "invalid_date"
+            case .invalidValue: "invalid_value"
+            }
+        case .configuration: "invalid_configuration"
+        case let .store(error):
+            switch error {
+            case .notADatabase, .corrupt, .readOnly, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: "database_unavailable"
+            case .locked: "database_locked"
+            case .sqlite: "database_error"
+            case .accountNotFound: "account_not_found"
+            case .titleNotFound: "title_not_found"
+            case .planNotFound: "plan_not_found"
+            case .trialNotFound: "trial_not_found"
+            case .membershipNotFound: "membership_not_found"
+            case .sessionNotFound: "session_not_found"
+            case .duplicateEmail: "email_taken"
+            case .duplicateTitle: "title_exists"
+            case .duplicatePlan: "plan_exists"
+            case .trialAlreadyUsed: "trial_already_used"
+            case .membershipExists: "membership_exists"
+            case .invalidTransition: "invalid_transition"
+            case .destinationExists: "destination_exists"
+            case .emptyBundle: "empty_bundle"
+            }
+        case .crypto: category == .internal ? "crypto_failure" : "invalid_secret"
+        case .invalidCredentials: "invalid_credentials"
+        case .sessionRejected: "session_rejected"
+        case .sessionReused: "session_reused"
+        case .token: "invalid_token"
+        case .keys: category == .unavailable ? "keys_unavailable" : "key_refused"
+        case .policy: "invalid_policy"
+        case .shuttingDown: "shutting_down"
         }
     }
 }
@@ -45,19 +147,23 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
 func mapped<T>(_ body: () throws -> T) throws(ServiceError) -> T {
     do {
         return try body()
-    } catch let error as ServiceError {
-        throw error
-    } catch let error as DomainError {
-        throw .invalidInput(error)
-    } catch let error as StoreError {
-        throw .store(error)
-    } catch let error as CryptoError {
-        throw .crypto(error)
-    } catch let error as TokenError {
-        throw .token(error)
-    } catch let error as KeyRingError {
-        throw .keys(error)
     } catch {
-        throw .store(.cannotOpen(path: "?", detail: String(describing: error)))
+        throw ServiceError.wrapping(error)
+    }
+}
+
+extension ServiceError {
+    /// The service error for an error of a lower layer.
+    public static func wrapping(_ error: any Error) -> ServiceError {
+        switch error {
+        case let error as ServiceError: error
+        case let error as DomainError: .invalidInput(error)
+        case let error as StoreError: .store(error)
+        case let error as CryptoError: .crypto(error)
+        case let error as TokenError: .token(error)
+        case let error as KeyRingError: .keys(error)
+        case let error as PolicyErrors: .policy(error)
+        default: .store(.sqlite(path: "?", code: -1, message: String(describing: error), sql: nil))
+        }
     }
 }

@@ -103,6 +103,7 @@ final class HotReader: @unchecked Sendable {
                 id: AccountID(rawValue: text(handle, 0) ?? ""),
                 email: text(handle, 1) ?? "",
                 displayName: text(handle, 2),
+                emailVerifiedAt: sqlite3_column_type(handle, 5) == SQLITE_NULL ? nil : Date(millis: sqlite3_column_int64(handle, 5)),
                 createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
                 updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
         }

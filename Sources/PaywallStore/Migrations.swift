@@ -125,6 +125,17 @@ enum Migrations {
                 """)
         }
 
+        migrator.registerMigration("v5-verified-email-title-tags") { db in
+            try db.execute(sql: """
+                ALTER TABLE accounts ADD COLUMN email_verified_at INTEGER;
+                CREATE TABLE title_tags (
+                    title_id TEXT NOT NULL REFERENCES titles(id) ON DELETE CASCADE,
+                    tag TEXT NOT NULL,
+                    PRIMARY KEY (title_id, tag)
+                ) WITHOUT ROWID;
+                """)
+        }
+
         return migrator
     }()
 }

@@ -3,13 +3,14 @@ import GRDB
 import PaywallCore
 
 extension Account {
-    static let columns = "id, email, display_name, created_at, updated_at"
+    static let columns = "id, email, display_name, created_at, updated_at, email_verified_at"
 
     init(row: Row) {
         self.init(
             id: AccountID(rawValue: row[0]),
             email: row[1],
             displayName: row[2],
+            emailVerifiedAt: (row[5] as Int64?).map(Date.init(millis:)),
             createdAt: Date(millis: row[3]),
             updatedAt: Date(millis: row[4])
         )
@@ -104,6 +105,22 @@ extension Store {
                 """).execute(arguments: [accountID.rawValue, hash, now])
             try db.cachedStatement(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?").execute(arguments: [now, accountID.rawValue])
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
+        }
+    }
+
+    /// Records that the account's email address is verified (idempotent: the first
+    /// verification time stays). Returns the account as stored.
+    public func markEmailVerified(accountID: AccountID, actor: AuditActor, method: String) throws(StoreError) -> Account {
+        let now = clock.now().millis
+        return try write { db in
+            let email = try Self.requireAccount(db, accountID)
+            try db.cachedStatement(sql: "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?")
+                .execute(arguments: [now, now, accountID.rawValue])
+            try audit(db, actor: actor, action: "account.verify-email", target: "account:\(accountID)", details: ["email": email, "method": method])
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"), arguments: [accountID.rawValue]) else {
+                throw StoreError.accountNotFound(accountID.rawValue)
+            }
+            return Account(row: row)
         }
     }
 

@@ -3,34 +3,64 @@ import GRDB
 import PaywallCore
 
 extension Store {
-    /// Adds a title to the catalog.
-    public func addTitle(id: TitleID, name: String, publisher: String, actor: AuditActor) throws(StoreError) -> Title {
-        let title = Title(id: id, name: name, publisher: publisher, createdAt: clock.now())
+    /// Adds a title to the catalog, with its (already validated) tags.
+    public func addTitle(id: TitleID, name: String, publisher: String, tags: Set<String> = [], actor: AuditActor) throws(StoreError) -> Title {
+        let title = Title(id: id, name: name, publisher: publisher, tags: tags, createdAt: clock.now())
         return try write { db in
             if try Self.titleExists(db, id) { throw StoreError.duplicateTitle(id.rawValue) }
             try db.cachedStatement(sql: "INSERT INTO titles (id, name, publisher, created_at) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [id.rawValue, name, publisher, title.createdAt.millis])
-            try audit(db, actor: actor, action: "title.add", target: "title:\(id)", details: ["name": name, "publisher": publisher])
+            try Self.insertTags(db, id, tags)
+            try audit(db, actor: actor, action: "title.add", target: "title:\(id)", details: [
+                "name": name, "publisher": publisher, "tags": tags.sorted().joined(separator: ","),
+            ])
             return title
         }
+    }
+
+    /// Replaces a title's tags. Returns the title as stored.
+    public func setTitleTags(id: TitleID, tags: Set<String>, actor: AuditActor) throws(StoreError) -> Title {
+        try write { db in
+            guard try Self.titleExists(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            try db.cachedStatement(sql: "DELETE FROM title_tags WHERE title_id = ?").execute(arguments: [id.rawValue])
+            try Self.insertTags(db, id, tags)
+            try audit(db, actor: actor, action: "title.set-tags", target: "title:\(id)", details: ["tags": tags.sorted().joined(separator: ",")])
+            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            return title
+        }
+    }
+
+    static func insertTags(_ db: Database, _ id: TitleID, _ tags: Set<String>) throws {
+        for tag in tags.sorted() {
+            try db.cachedStatement(sql: "INSERT INTO title_tags (title_id, tag) VALUES (?, ?)").execute(arguments: [id.rawValue, tag])
+        }
+    }
+
+    /// Title columns with the tags folded into one text (tags are slugs: no commas).
+    private static let titleSelect = """
+        SELECT t.id, t.name, t.publisher, t.created_at,
+               (SELECT group_concat(tag, ',') FROM title_tags WHERE title_id = t.id) FROM titles t
+        """
+
+    private static func title(row: Row) -> Title {
+        let tags = (row[4] as String?).map { Set($0.split(separator: ",").map(String.init)) } ?? []
+        return Title(id: TitleID(rawValue: row[0]), name: row[1], publisher: row[2], tags: tags, createdAt: Date(millis: row[3]))
+    }
+
+    static func title(_ db: Database, _ id: TitleID) throws -> Title? {
+        try Row.fetchOne(db.cachedStatement(sql: "\(titleSelect) WHERE t.id = ?"), arguments: [id.rawValue]).map(title(row:))
     }
 
     /// Every title, by id.
     public func titles() throws(StoreError) -> [Title] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, publisher, created_at FROM titles ORDER BY id").map {
-                Title(id: TitleID(rawValue: $0[0]), name: $0[1], publisher: $0[2], createdAt: Date(millis: $0[3]))
-            }
+            try Row.fetchAll(db.cachedStatement(sql: "\(Self.titleSelect) ORDER BY t.id")).map(Self.title(row:))
         }
     }
 
     /// The title with this id, or nil.
     public func title(id: TitleID) throws(StoreError) -> Title? {
-        try read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name, publisher, created_at FROM titles WHERE id = ?"), arguments: [id.rawValue]).map {
-                Title(id: TitleID(rawValue: $0[0]), name: $0[1], publisher: $0[2], createdAt: Date(millis: $0[3]))
-            }
-        }
+        try read { db in try Self.title(db, id) }
     }
 
     static func titleExists(_ db: Database, _ id: TitleID) throws -> Bool {

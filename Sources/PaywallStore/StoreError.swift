@@ -36,7 +36,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .notADatabase(path):
             return "\(path) is not a SQLite database (wrong file, or encrypted)"
         case let .corrupt(path, detail):
-            return "\(path) is corrupt (\(detail)); restore it from a backup"
+            return "\(path) is corrupt (\(detail))"
         case let .readOnly(path):
             return "\(path) is read-only: check the file's and its folder's permissions"
         case let .locked(path, timeout):
@@ -46,19 +46,19 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .diskFull(path):
             return "the disk holding \(path) is full"
         case let .schemaTooNew(path, unknown):
-            return "\(path) was written by a newer paywall (unknown migrations: \(unknown.joined(separator: ", "))); upgrade paywall"
+            return "\(path) was written by a newer paywall (unknown migrations: \(unknown.joined(separator: ", ")))"
         case let .schemaOutdated(path, pending):
-            return "\(path) needs migrations \(pending.joined(separator: ", ")); run 'paywall db migrate'"
+            return "\(path) needs migrations \(pending.joined(separator: ", ")) before it can be opened read-only"
         case let .accountNotFound(ref):
             return "no account '\(ref)'"
         case let .duplicateEmail(email):
             return "an account with email '\(email)' already exists"
         case let .titleNotFound(id):
-            return "no title '\(id)'; list titles with 'paywall title list'"
+            return "no title '\(id)'"
         case let .duplicateTitle(id):
             return "title '\(id)' already exists"
         case let .planNotFound(id):
-            return "no plan '\(id)'; list plans with 'paywall plan list'"
+            return "no plan '\(id)'"
         case let .duplicatePlan(id):
             return "plan '\(id)' already exists"
         case let .emptyBundle(plan):

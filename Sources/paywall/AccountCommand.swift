@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
+import PaywallViews
 
 struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account",
         abstract: "Create, inspect and delete reader accounts.",
-        subcommands: [Create.self, Show.self, List.self, SetPassword.self, Delete.self]
+        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetPassword.self, Delete.self]
     )
 
     struct Create: ParsableCommand {
@@ -39,29 +40,17 @@ struct AccountCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
 
-        struct Detail: Encodable {
-            var account: AccountView
-            var trial: TrialView?
-            var memberships: [MembershipView]
-            var trialEligible: Bool
-        }
-
         func run() throws {
             try global.run(readOnly: true) { service in
-                let found = try service.account(account)
-                let now = service.now
-                let trial = try service.store.trial(accountID: found.id)
-                let eligible = try (try? EmailAddress(found.email)).map { try service.store.isTrialEligible(email: $0) } ?? false
-                let memberships = try service.store.memberships(accountID: found.id).map { MembershipView($0, now: now) }
-                let detail = Detail(account: AccountView(found), trial: trial.map { TrialView($0, now: now) }, memberships: memberships, trialEligible: eligible)
+                let detail = AccountDetailView(try service.accountDetail(account), now: service.now)
                 let out = Output(json: global.json)
                 if global.json { out.emit(detail); return }
                 var fields = detail.account.fields
-                fields.append(("trial", detail.trial.map { "\($0.status) until \($0.endsAt.text)" } ?? (eligible ? "none (eligible)" : "none (already used)")))
+                fields.append(("trial", detail.trial.map { "\($0.status) until \($0.endsAt.text)" } ?? (detail.trialEligible ? "none (eligible)" : "none (already used)")))
                 out.fields(fields)
-                if !memberships.isEmpty {
+                if !detail.memberships.isEmpty {
                     print("")
-                    out.table(MembershipView.header, memberships.map(\.row))
+                    out.table(MembershipView.header, detail.memberships.map(\.row))
                 }
             }
         }
@@ -80,10 +69,33 @@ struct AccountCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let accounts = try service.store.accounts(limit: limit, offset: offset).map(AccountView.init)
+                let accounts = try service.accounts(limit: limit, offset: offset).map(AccountView.init)
                 let out = Output(json: global.json)
                 if global.json { out.emit(accounts); return }
                 out.table(["ID", "EMAIL", "NAME", "CREATED"], accounts.map { [$0.id, $0.email, $0.displayName ?? "-", $0.createdAt.text] })
+            }
+        }
+    }
+
+    struct VerifyEmail: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "verify-email",
+            abstract: "Mark an account's email address as verified.",
+            discussion: """
+                For an address checked by other means (support, a partner's list). Policies read it \
+                as user.emailVerified, e.g. a university's licence for verified addresses at its \
+                domain. Idempotent: the first verification time stays. Audited.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run { service in
+                let verified = try service.markEmailVerified(account: account, method: "admin", actor: global.auditActor)
+                if global.json { Output(json: true).emit(AccountView(verified)) } else {
+                    print("email of \(verified.id) <\(verified.email)> verified at \(verified.emailVerifiedAt.text)")
+                }
             }
         }
     }

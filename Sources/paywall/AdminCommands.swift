@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
-import PaywallStore
+import PaywallViews
 
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,9 +25,7 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                var filter = target
-                if let account { filter = "account:\(try service.account(account).id)" }
-                let entries = try service.store.auditEntries(target: filter, limit: limit).map(AuditView.init)
+                let entries = try service.auditEntries(account: account, target: target, limit: limit).map(AuditView.init)
                 let out = Output(json: global.json)
                 if global.json { out.emit(entries); return }
                 out.table(["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS"], entries.map {
@@ -51,11 +49,11 @@ struct DatabaseCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                let applied = try service.store.appliedMigrations()
+                let applied = try service.appliedMigrations()
                 if global.json {
-                    Output(json: true).emit(["path": service.store.path, "migrations": applied.joined(separator: ",")])
+                    Output(json: true).emit(["path": service.databasePath, "migrations": applied.joined(separator: ",")])
                 } else {
-                    print("\(service.store.path) is up to date (\(applied.count) migrations: \(applied.joined(separator: ", ")))")
+                    print("\(service.databasePath) is up to date (\(applied.count) migrations: \(applied.joined(separator: ", ")))")
                 }
             }
         }
@@ -68,41 +66,25 @@ struct DatabaseCommand: ParsableCommand {
         )
         @OptionGroup var global: GlobalOptions
 
-        struct View: Encodable {
-            var path: String
-            var healthy: Bool
-            var integrity: [String]
-            var foreignKeyViolations: [String]
-            var appliedMigrations: [String]
-            var pendingMigrations: [String]
-            var accounts: Int
-            var auditEntries: Int
-        }
-
         func run() throws {
             var healthy = true
             try global.run(readOnly: true) { service in
-                let health = try service.store.health()
-                healthy = health.isHealthy
-                let view = View(
-                    path: service.store.path, healthy: health.isHealthy, integrity: health.integrity,
-                    foreignKeyViolations: health.foreignKeyViolations, appliedMigrations: health.appliedMigrations,
-                    pendingMigrations: health.pendingMigrations, accounts: try service.store.accountCount(),
-                    auditEntries: try service.store.auditCount())
+                let view = DatabaseReportView(try service.databaseReport())
+                healthy = view.healthy
                 let out = Output(json: global.json)
                 if global.json { out.emit(view); return }
                 out.fields([
                     ("database", view.path),
                     ("integrity", view.integrity.joined(separator: "; ")),
                     ("foreign keys", view.foreignKeyViolations.isEmpty ? "ok" : view.foreignKeyViolations.joined(separator: "; ")),
-                    ("schema", "\(view.appliedMigrations.count)/\(Store.knownMigrations.count) migrations" + (view.pendingMigrations.isEmpty ? "" : " (pending: \(view.pendingMigrations.joined(separator: ", ")))")),
+                    ("schema", "\(view.appliedMigrations.count)/\(view.knownMigrations) migrations" + (view.pendingMigrations.isEmpty ? "" : " (pending: \(view.pendingMigrations.joined(separator: ", ")))")),
                     ("accounts", String(view.accounts)),
                     ("audit entries", String(view.auditEntries)),
                     ("result", view.healthy ? "healthy" : "PROBLEMS FOUND"),
                 ])
             }
             if !healthy {
-                printError("\(global.databasePath) failed its check")
+                printError("the database failed its check")
                 throw ExitStatus.refused
             }
         }
@@ -118,9 +100,8 @@ struct DatabaseCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                try service.store.backup(to: destination)
-                try service.store.recordAudit(actor: global.auditActor, action: "db.backup", target: "db", details: ["destination": destination])
-                if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.store.path) to \(destination)") }
+                try service.backup(to: destination, actor: global.auditActor)
+                if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.databasePath) to \(destination)") }
             }
         }
     }

@@ -5,6 +5,7 @@ import PaywallCrypto
 import PaywallService
 import PaywallStore
 import PaywallTokens
+import PaywallViews
 
 /// Exit statuses, documented in `paywall --help`.
 enum ExitStatus {
@@ -31,66 +32,90 @@ extension GlobalOptions {
         return .admin(name)
     }
 
-    /// Opens the service, runs `body`, and turns any failure into one line on stderr and
-    /// a non-zero exit status.
-    func run(readOnly: Bool = false, _ body: (PaywallService) throws -> Void) throws {
-        do {
-            var configuration = ServiceConfiguration()
-            configuration.store.readOnly = readOnly
-            let environment = ProcessInfo.processInfo.environment
-            if let text = environment["PAYWALL_SCRYPT_LN"] {
-                // May raise the cost; lowering it below OWASP's N = 2^17 is for tests only.
-                guard let logN = Int(text) else { throw CLIFailure("PAYWALL_SCRYPT_LN must be a number") }
-                if logN < ScryptParameters.owasp.logN, environment["PAYWALL_TESTING"] != "1" {
-                    throw CLIFailure("PAYWALL_SCRYPT_LN=\(logN) is below OWASP's minimum (17); only tests may lower it (PAYWALL_TESTING=1)")
-                }
-                configuration.passwordHashing = ScryptParameters(logN: logN, r: 8, p: 1)
-            }
-            configuration.keysDirectory = URL(fileURLWithPath: keysPath)
-            if let issuer = ProcessInfo.processInfo.environment["PAYWALL_ISSUER"] { configuration.issuer = issuer }
-            if let text = ProcessInfo.processInfo.environment["PAYWALL_BUSY_TIMEOUT"], let seconds = Double(text) {
-                configuration.store.busyTimeout = seconds
-            }
-            let service = try PaywallService(databasePath: databasePath, configuration: configuration)
-            try body(service)
-        } catch let error as ServiceError {
-            printError(error.description)
-            throw Self.exitCode(for: error)
-        } catch let error as CLIFailure {
-            printError(error.message)
-            throw ExitStatus.refused
-        } catch let error as DomainError {
-            printError(error.description)
-            throw ExitStatus.refused
-        } catch let error as StoreError {
-            printError(error.description)
-            throw Self.exitCode(for: .store(error))
-        }
+    /// The service's configuration from the environment and these flags.
+    func configuration(readOnly: Bool) throws(ServiceError) -> ServiceConfiguration {
+        var overrides = ServiceConfiguration.Overrides()
+        overrides.databasePath = db
+        overrides.keysDirectory = keys
+        overrides.readOnly = readOnly
+        // The CLI's first-use convenience: a development key when the ring has none (said
+        // on stderr when it happens). PAYWALL_DEV_KEYS=0 turns it off.
+        overrides.developmentKeysByDefault = true
+        return try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
     }
 
-    static func exitCode(for error: ServiceError) -> ExitCode {
-        if case let .store(storeError) = error {
-            switch storeError {
-            case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .sqlite:
-                return ExitStatus.databaseUnavailable
-            default:
-                return ExitStatus.refused
-            }
+    /// Opens the service, runs `body`, and turns any failure into one line on stderr and
+    /// a non-zero exit status.
+    func run(readOnly: Bool = false, policies: String? = nil, _ body: (PaywallService) throws -> Void) throws {
+        do {
+            var configuration = try configuration(readOnly: readOnly)
+            if let policies { configuration.policyDirectory = URL(fileURLWithPath: policies) }
+            let service = try PaywallService(configuration: configuration)
+            try body(service)
+        } catch {
+            throw fail(error)
         }
-        if case let .keys(keyError) = error {
-            switch keyError {
-            case .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions: return ExitStatus.databaseUnavailable
-            default: return ExitStatus.refused
-            }
-        }
+    }
+}
+
+/// Prints an error (with a hint on what to run next, when there is one) and returns the
+/// exit status for it: 1 refused, 2 the database or keys cannot be used.
+func fail(_ error: any Error) -> any Error {
+    switch error {
+    case let error as ExitCode: return error
+    case let error as CLIFailure:
+        printError(error.message)
         return ExitStatus.refused
+    default:
+        let error = ServiceError.wrapping(error)
+        if case let .policy(errors) = error {
+            // Every diagnostic, as file:line:column with the line and a caret.
+            FileHandle.standardError.write(Data((errors.description + "\n").utf8))
+            let count = errors.diagnostics.count
+            printError("\(count) error\(count == 1 ? "" : "s"); the policy was not loaded")
+        } else {
+            printError(error.description + (hint(for: error).map { " (\($0))" } ?? ""))
+        }
+        return exitCode(for: error.category)
+    }
+}
+
+func exitCode(for category: ServiceErrorCategory) -> ExitCode {
+    switch category {
+    case .invalid, .notFound, .conflict, .unauthorized, .forbidden: ExitStatus.refused
+    case .unavailable, .internal: ExitStatus.databaseUnavailable
+    }
+}
+
+/// What to run next, in the CLI's words (the service's messages name no command).
+func hint(for error: ServiceError) -> String? {
+    switch error {
+    case let .store(error):
+        switch error {
+        case .schemaOutdated: "run 'paywall db migrate'"
+        case .schemaTooNew: "upgrade paywall"
+        case .titleNotFound: "list titles with 'paywall title list'"
+        case .planNotFound: "list plans with 'paywall plan list'"
+        case .accountNotFound: "list accounts with 'paywall account list'"
+        case .corrupt: "check it with 'paywall db check'; restore it from a backup"
+        default: nil
+        }
+    case let .keys(error):
+        switch error {
+        case .noSigningKey: "make one with 'paywall keys generate'"
+        case .unknownKey: "list keys with 'paywall keys list'"
+        case .missingPrivateKey, .tooSoonToRetire: "'paywall keys retire KID --force' retires it anyway"
+        case .retiringSigningKey: "rotate first with 'paywall keys rotate'"
+        default: nil
+        }
+    default: nil
     }
 }
 
 /// Says on stderr that a development key was just created.
-func announce(_ created: KeyRecord?, in folder: String) {
+func announce(_ created: KeyRecord?, in folder: URL) {
     guard let created else { return }
-    FileHandle.standardError.write(Data("paywall: no signing key in \(folder): created development key \(created.kid) (\(created.algorithm))\n".utf8))
+    FileHandle.standardError.write(Data("paywall: no signing key in \(folder.path): created development key \(created.kid) (\(created.algorithm)); PAYWALL_DEV_KEYS=0 refuses instead\n".utf8))
 }
 
 /// Output in text or JSON.
@@ -99,10 +124,7 @@ struct Output {
 
     /// Prints an encodable value as pretty JSON (sorted keys, ISO 8601 dates).
     func emit<T: Encodable>(_ value: T) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        if let data = try? encoder.encode(value) {
+        if let data = try? ViewEncoding.encoder(pretty: true).encode(value) {
             print(String(decoding: data, as: UTF8.self))
         }
     }

@@ -2,28 +2,55 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
+import PaywallViews
 
 struct TitleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "title",
         abstract: "Manage the catalog of titles.",
-        subcommands: [Add.self, List.self]
+        subcommands: [Add.self, List.self, Tag.self]
     )
+
+    /// Tags from repeated or comma-separated `--tag` values.
+    static func tags(_ values: [String]) -> [String] {
+        values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a title.",
-            discussion: "Example: paywall title add euronews --name Euronews --publisher \"Euronews SA\""
+            discussion: "Example: paywall title add euronews --name Euronews --publisher \"Euronews SA\" --tag news"
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The title's id: a-z, 0-9 and '-', e.g. euronews.") var id: String
         @Option(help: "The title's name as readers see it.") var name: String
         @Option(help: "The publisher.") var publisher: String
+        @Option(help: ArgumentHelp("A tag policies can test as title.tags (repeatable, or comma-separated).", valueName: "tag")) var tag: [String] = []
 
         func run() throws {
             try global.run { service in
-                let title = try service.addTitle(id: id, name: name, publisher: publisher, actor: global.auditActor)
+                let title = try service.addTitle(id: id, name: name, publisher: publisher, tags: TitleCommand.tags(tag), actor: global.auditActor)
                 if global.json { Output(json: true).emit(TitleView(title)) } else { print("added title \(title.id) (\(title.name))") }
+            }
+        }
+    }
+
+    struct Tag: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace a title's tags (policies read them as title.tags).",
+            discussion: """
+                Tags are a-z, 0-9 and '-', at most 32 per title. Give no --tag to remove them all. Example:
+                  paywall title tag the-lancet --tag academic --tag science
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The title's id.") var id: String
+        @Option(help: ArgumentHelp("A tag (repeatable, or comma-separated).", valueName: "tag")) var tag: [String] = []
+
+        func run() throws {
+            try global.run { service in
+                let view = TitleView(try service.setTitleTags(id: id, tags: TitleCommand.tags(tag), actor: global.auditActor))
+                if global.json { Output(json: true).emit(view) } else { print("title \(view.id) tags: \(view.tagText)") }
             }
         }
     }
@@ -34,10 +61,10 @@ struct TitleCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let titles = try service.store.titles().map(TitleView.init)
+                let titles = try service.titles().map { TitleView($0) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(titles); return }
-                out.table(["ID", "NAME", "PUBLISHER"], titles.map { [$0.id, $0.name, $0.publisher] })
+                out.table(["ID", "NAME", "PUBLISHER", "TAGS"], titles.map { [$0.id, $0.name, $0.publisher, $0.tagText] })
             }
         }
     }
@@ -87,7 +114,7 @@ struct PlanCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let plans = try service.store.plans().map(PlanView.init)
+                let plans = try service.plans().map { PlanView($0) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(plans); return }
                 out.table(["ID", "NAME", "PERIOD", "TITLES"], plans.map { [$0.id, $0.name, $0.period, $0.titleText] })

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
+import PaywallViews
 
 struct MembershipCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,11 +86,9 @@ struct MembershipCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let found = try service.account(account)
+                let (found, records) = try service.membershipRecords(account: account)
                 let now = service.now
-                let views = try service.store.memberships(accountID: found.id).map {
-                    MembershipView($0, now: now, history: try service.store.membershipHistory(id: $0.id))
-                }
+                let views = records.map { MembershipView($0.membership, now: now, history: $0.history) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(views); return }
                 if views.isEmpty { print("\(found.email) has no memberships"); return }
@@ -138,13 +137,13 @@ struct TrialCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let found = try service.account(account)
-                guard let trial = try service.store.trial(accountID: found.id) else {
-                    let eligible = try (try? EmailAddress(found.email)).map { try service.store.isTrialEligible(email: $0) } ?? false
+                let detail = try service.accountDetail(account)
+                guard let trial = detail.trial else {
+                    let eligible = detail.trialEligible
                     if global.json {
                         Output(json: true).emit(["trial": nil, "eligible": eligible] as [String: Bool?])
                     } else {
-                        print("\(found.email) has no trial (\(eligible ? "eligible for one" : "the person already had one"))")
+                        print("\(detail.account.email) has no trial (\(eligible ? "eligible for one" : "the person already had one"))")
                     }
                     return
                 }

@@ -14,14 +14,4 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("The signing key folder.", discussion: "Default: $PAYWALL_KEYS, else ./Keys.", valueName: "dir"))
     var keys: String?
-
-    /// The key folder in force.
-    var keysPath: String {
-        keys ?? ProcessInfo.processInfo.environment["PAYWALL_KEYS"] ?? "Keys"
-    }
-
-    /// The database path in force.
-    var databasePath: String {
-        db ?? ProcessInfo.processInfo.environment["PAYWALL_DB"] ?? "paywall.sqlite"
-    }
 }

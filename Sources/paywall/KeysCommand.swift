@@ -4,6 +4,7 @@ import PaywallCore
 import PaywallCrypto
 import PaywallService
 import PaywallTokens
+import PaywallViews
 
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,8 +56,8 @@ struct KeysCommand: ParsableCommand {
             try global.run { service in
                 let ahead = publishAhead.trimmingCharacters(in: .whitespaces) == "0s" ? 0 : try TimeText.duration(publishAhead)
                 let record = try service.rotateKey(try KeysCommand.algorithm(alg), publishAhead: ahead, actor: global.auditActor)
-                let ring = try service.loadKeyRing()
-                if global.json { Output(json: true).emit(KeyView(record, state: ring.state(of: record, at: service.now))); return }
+                let state = try service.keyStates().first { $0.0.kid == record.kid }?.1 ?? .next
+                if global.json { Output(json: true).emit(KeyView(record, state: state)); return }
                 print("published \(record.algorithm) key \(record.kid); it signs from \(record.activatesAt.text)")
             }
         }
@@ -85,10 +86,7 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                let (ring, created) = try service.keyRing()
-                announce(created, in: global.keysPath)
-                let now = service.now
-                let views = ring.records.map { KeyView($0, state: ring.state(of: $0, at: now)) }
+                let views = try service.keyStates().map { KeyView($0.0, state: $0.1) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(views); return }
                 out.table(["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "RETIRED"], views.map {
@@ -104,28 +102,8 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                let (ring, created) = try service.keyRing()
-                announce(created, in: global.keysPath)
-                Output(json: true).emit(json: ring.jwks(at: service.now).json)
+                Output(json: true).emit(json: try service.jwks().json)
             }
         }
-    }
-}
-
-struct KeyView: Encodable {
-    var kid: String
-    var alg: String
-    var state: String
-    var createdAt: Date
-    var activatesAt: Date
-    var retiredAt: Date?
-
-    init(_ record: KeyRecord, state: KeyState) {
-        kid = record.kid
-        alg = record.algorithm.rawValue
-        self.state = state.rawValue
-        createdAt = record.createdAt
-        activatesAt = record.activatesAt
-        retiredAt = record.retiredAt
     }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
-import PaywallStore
+import PaywallViews
 
 struct MeterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,8 +21,7 @@ struct MeterCommand: ParsableCommand {
         }
 
         func resolve(_ service: PaywallService) throws -> MeterSubject {
-            if let account { return .account(try service.account(account).id) }
-            return try MeterSubject.device(validating: device ?? "")
+            try service.meterSubject(account: account, device: device)
         }
     }
 
@@ -78,7 +77,7 @@ struct MeterCommand: ParsableCommand {
                 var accounts: [String: AccountID] = [:]
                 func flush() throws {
                     guard !pending.isEmpty else { return }
-                    try service.store.recordReads(pending)
+                    try service.importReads(pending)
                     committed += pending.count
                     pending.removeAll(keepingCapacity: true)
                     // Unbuffered: the caller may rely on every acknowledged line being stored.
@@ -104,10 +103,8 @@ struct MeterCommand: ParsableCommand {
                         default:
                             throw CLIFailure("give exactly one of \"account\" and \"device\"")
                         }
-                        pending.append(ArticleRead(
-                            subject: subject, titleID: try TitleID(validating: line.title),
-                            articleID: try ArticleRead.validateArticleID(line.article),
-                            at: try line.at.map { try TimeText.instant($0) } ?? service.now))
+                        pending.append(try service.articleRead(
+                            subject: subject, title: line.title, article: line.article, at: try line.at.map { try TimeText.instant($0) }))
                         if pending.count >= batch { try flush() }
                     } catch let error as DecodingError {
                         throw CLIFailure("line \(lineNumber): not a read object (\(Self.describe(error)))")
@@ -145,13 +142,9 @@ struct MeterCommand: ParsableCommand {
         func run() throws {
             try global.run(readOnly: true) { service in
                 let who = try subject.resolve(service)
-                let length = try TimeText.duration(window)
-                let titleID = try title.map { try TitleID(validating: $0) }
-                let usage = try service.store.meterUsage(subject: who, window: length, title: titleID)
-                struct View: Encodable { var subject: String; var used: Int; var windowStart: Date; var windowEnd: Date; var title: String? }
-                let view = View(subject: who.key, used: usage.used, windowStart: usage.windowStart, windowEnd: usage.windowEnd, title: title)
+                let view = MeterReportView(try service.meterReport(subject: who, window: try TimeText.duration(window), title: title))
                 if global.json { Output(json: true).emit(view) } else {
-                    print("\(usage.used) distinct article(s)\(title.map { " of \($0)" } ?? "") read by \(who) since \(usage.windowStart.text)")
+                    print("\(view.used) distinct article(s)\(view.title.map { " of \($0)" } ?? "") read by \(who) since \(view.windowStart.text)")
                 }
             }
         }

@@ -3,6 +3,7 @@ import Foundation
 import PaywallCore
 import PaywallPolicy
 import PaywallService
+import PaywallViews
 
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,20 +13,21 @@ struct PolicyCommand: ParsableCommand {
         subcommands: [Check.self, Test.self, Decide.self, Diff.self]
     )
 
-    /// The policy folder: the argument, else $PAYWALL_POLICIES, else ./Policies.
-    static func folder(_ argument: String?) -> URL {
-        URL(fileURLWithPath: argument ?? ProcessInfo.processInfo.environment["PAYWALL_POLICIES"] ?? "Policies")
-    }
+    /// Options of the commands that read a policy folder but no database.
+    struct Folder: ParsableArguments {
+        @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
 
-    /// Compiles a folder or prints every diagnostic and exits 1.
-    static func compile(_ folder: URL) throws -> Policy {
-        do {
-            return try PolicyCompiler.load(directory: folder)
-        } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            let count = error.diagnostics.count
-            printError("\(folder.path): \(count) error\(count == 1 ? "" : "s"); the policy was not loaded")
-            throw ExitStatus.refused
+        /// Loads and checks the folder (the service prints nothing; errors go through `fail`).
+        func load() throws -> (URL, Policy) {
+            do {
+                var overrides = ServiceConfiguration.Overrides()
+                overrides.policyDirectory = directory
+                let configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+                let folder = configuration.policyDirectory
+                return (folder, try PolicyCompiler.load(directory: folder))
+            } catch {
+                throw fail(error)
+            }
         }
     }
 
@@ -34,12 +36,11 @@ struct PolicyCommand: ParsableCommand {
             abstract: "Check a policy folder: syntax, attributes, types, meters, duplicate names, rules that can never match.",
             discussion: "Errors print as file:line:column with the line and a caret. Exit 0 when clean, 1 otherwise."
         )
-        @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
+        @OptionGroup var folderOption: Folder
         @Flag(help: "Print machine-readable JSON.") var json = false
 
         func run() throws {
-            let folder = PolicyCommand.folder(directory)
-            let policy = try PolicyCommand.compile(folder)
+            let (folder, policy) = try folderOption.load()
             if json {
                 Output(json: true).emit(["folder": folder.path, "revision": policy.revision, "rules": String(policy.ruleNames.count), "result": "ok"])
             } else {
@@ -53,11 +54,10 @@ struct PolicyCommand: ParsableCommand {
             abstract: "Run the policy tests in FOLDER/tests and report rules no test exercises.",
             discussion: "Exit 0 when every test passes, 1 otherwise."
         )
-        @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
+        @OptionGroup var folderOption: Folder
 
         func run() throws {
-            let folder = PolicyCommand.folder(directory)
-            let policy = try PolicyCommand.compile(folder)
+            let (folder, policy) = try folderOption.load()
             let tests: [PolicyTestCase]
             do {
                 tests = try PolicyTestRunner.load(directory: folder.appendingPathComponent("tests"), policy: policy)
@@ -108,8 +108,7 @@ struct PolicyCommand: ParsableCommand {
         }
 
         func run() throws {
-            let policy = try PolicyCommand.compile(PolicyCommand.folder(policies))
-            try global.run(readOnly: !record) { service in
+            try global.run(readOnly: !record, policies: policies) { service in
                 var request = RequestFacts()
                 if let ip {
                     guard let address = IPAddress(ip) else { throw CLIFailure("--ip '\(ip)' is not an IPv4 or IPv6 address") }
@@ -125,7 +124,7 @@ struct PolicyCommand: ParsableCommand {
                 let reader: Reader = account.map { .account($0) } ?? .anonymous(device: device)
                 let decision = try service.decide(
                     reader: reader, title: title, article: input, request: request, at: try at.map { try TimeText.instant($0) },
-                    policy: policy, explain: explain, record: record)
+                    explain: explain, record: record)
                 let view = DecisionView(decision)
                 if global.json { Output(json: true).emit(view); return }
                 var fields: [(String, String)] = [
@@ -164,16 +163,12 @@ struct PolicyCommand: ParsableCommand {
         @Option(help: "Replay at most this many reads.") var limit = 100_000
 
         func run() throws {
-            let current = try PolicyCommand.compile(PolicyCommand.folder(policies))
-            let next = try PolicyCommand.compile(URL(fileURLWithPath: proposed))
-            try global.run(readOnly: true) { service in
+            try global.run(readOnly: true, policies: policies) { service in
+                let current = try service.policy()
+                let next = try service.loadPolicy(directory: URL(fileURLWithPath: proposed))
                 let start = try since.map { try TimeText.instant($0) } ?? service.now.addingTimeInterval(-30 * 86_400)
                 let impact = try service.policyImpact(current: current, proposed: next, since: start, limit: limit)
-                if global.json {
-                    struct View: Encodable { var replayed: Int; var changed: Int; var byTitle: [String: Int]; var byRule: [String: Int]; var byAccess: [String: Int] }
-                    Output(json: true).emit(View(replayed: impact.replayed, changed: impact.changed, byTitle: impact.byTitle, byRule: impact.byRule, byAccess: impact.byAccess))
-                    return
-                }
+                if global.json { Output(json: true).emit(PolicyImpactView(impact)); return }
                 print("replayed \(impact.replayed) reads since \(start.text): \(impact.changed) decisions would change (revision \(current.revision) → \(next.revision))")
                 for (label, counts) in [("by title", impact.byTitle), ("by access", impact.byAccess), ("by rule", impact.byRule)] where !counts.isEmpty {
                     print("\n\(label):")
@@ -183,35 +178,6 @@ struct PolicyCommand: ParsableCommand {
                 }
             }
         }
-    }
-}
-
-struct DecisionView: Encodable {
-    var access: String
-    var teaserParagraphs: Int
-    var offers: [String]
-    var decidingRules: [String]
-    var meter: MeterView?
-    var shadowMatches: [String]
-    var revision: String
-    var isPrivate: Bool
-    var accessibleForFree: Bool
-    var explanation: [TraceView]?
-
-    struct MeterView: Encodable { var name: String; var consumed: Bool; var reread: Bool; var used: Int; var remaining: Int; var limit: Int }
-    struct TraceView: Encodable { var rule: String; var matched: Bool; var shadow: Bool; var failedCondition: String?; var location: String }
-
-    init(_ decision: Decision) {
-        access = decision.access.description
-        teaserParagraphs = decision.teaserParagraphs
-        offers = decision.offers.map(\.description)
-        decidingRules = decision.decidingRules
-        meter = decision.meter.map { MeterView(name: $0.name, consumed: $0.consumed, reread: $0.reread, used: $0.used, remaining: $0.remaining, limit: $0.limit) }
-        shadowMatches = decision.shadowMatches
-        revision = decision.revision
-        isPrivate = decision.isPrivate
-        accessibleForFree = decision.accessibleForFree
-        explanation = decision.explanation?.map { TraceView(rule: $0.rule, matched: $0.matched, shadow: $0.shadow, failedCondition: $0.failedCondition, location: $0.location.description) }
     }
 }
 

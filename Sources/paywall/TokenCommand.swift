@@ -3,6 +3,7 @@ import Foundation
 import PaywallCore
 import PaywallService
 import PaywallTokens
+import PaywallViews
 
 struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,29 +17,9 @@ struct TokenCommand: ParsableCommand {
         subcommands: [Issue.self, Grant.self, Comp.self, Verify.self, Inspect.self]
     )
 
-    struct IssuedView: Encodable {
-        var token: String
-        var kind: String
-        var kid: String
-        var subject: String
-        var audience: [String]
-        var expiresAt: Date
-        var jti: String
-
-        init(_ issued: IssuedToken) {
-            token = issued.token
-            kind = issued.kind.rawValue
-            kid = issued.kid
-            subject = issued.claims.subject
-            audience = issued.claims.audience
-            expiresAt = issued.claims.expiresAt
-            jti = issued.claims.tokenID
-        }
-    }
-
-    static func emit(_ issued: IssuedToken, json: Bool, keys: String) {
-        announce(issued.createdKey, in: keys)
-        if json { Output(json: true).emit(IssuedView(issued)) } else { print(issued.token) }
+    static func emit(_ issued: IssuedToken, json: Bool, service: PaywallService) {
+        announce(issued.createdKey, in: service.configuration.keysDirectory)
+        if json { Output(json: true).emit(IssuedTokenView(issued)) } else { print(issued.token) }
     }
 
     /// Reads a token argument; `-` means the first line of standard input.
@@ -60,7 +41,7 @@ struct TokenCommand: ParsableCommand {
         func run() throws {
             try global.run { service in
                 let issued = try service.issueAccessToken(account: account, lifetime: try TimeText.duration(ttl), audience: aud)
-                TokenCommand.emit(issued, json: global.json, keys: global.keysPath)
+                TokenCommand.emit(issued, json: global.json, service: service)
             }
         }
     }
@@ -77,7 +58,7 @@ struct TokenCommand: ParsableCommand {
         func run() throws {
             try global.run { service in
                 let issued = try service.issueArticleGrant(subject: try subject.resolve(service), title: title, article: article, lifetime: try TimeText.duration(ttl), audience: aud)
-                TokenCommand.emit(issued, json: global.json, keys: global.keysPath)
+                TokenCommand.emit(issued, json: global.json, service: service)
             }
         }
     }
@@ -98,7 +79,7 @@ struct TokenCommand: ParsableCommand {
             try global.run { service in
                 let titles = title.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let issued = try service.issueCompGrant(account: account, titles: titles, days: days, audience: aud, actor: global.auditActor)
-                TokenCommand.emit(issued, json: global.json, keys: global.keysPath)
+                TokenCommand.emit(issued, json: global.json, service: service)
             }
         }
     }
@@ -111,10 +92,18 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The token, or - for standard input.") var token: String
         @Option(help: "Audience to verify for (default: paywall-api).") var aud: String?
+        @Option(help: "The kind the token must be: access, article or comp (a token of another kind is refused).") var kind = "access"
+
+        static let kinds: [String: TokenKind] = ["access": .access, "article": .articleGrant, "comp": .comp]
+
+        func validate() throws {
+            guard Self.kinds[kind] != nil else { throw ValidationError("--kind must be access, article or comp") }
+        }
 
         func run() throws {
-            try global.run(readOnly: false) { service in
-                let verified = try service.verifyToken(try TokenCommand.read(token), audience: aud)
+            try global.run(readOnly: true) { service in
+                let expected = Self.kinds[kind].map { Set([$0]) } ?? []
+                let verified = try service.verifyToken(try TokenCommand.read(token), kinds: expected, audience: aud)
                 if global.json {
                     Output(json: true).emit(json: .object(["valid": .bool(true), "kind": .string(verified.kind.rawValue), "claims": verified.json]))
                 } else {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PaywallTestSupport
 import PaywallCore
 import PaywallPolicy
 @testable import PaywallService

@@ -4,37 +4,7 @@ import PaywallCore
 import PaywallCrypto
 @testable import PaywallService
 @testable import PaywallStore
-
-/// A service over a fresh database with cheap scrypt parameters and a manual clock.
-final class ServiceFixture: @unchecked Sendable {
-    let folder: URL
-    let clock = ManualClock()
-    let service: PaywallService
-    let admin = AuditActor.admin("test")
-
-    init(hashing: ScryptParameters = .testing) throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-service-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var configuration = Self.configuration(clock, hashing)
-        configuration.keysDirectory = folder.appendingPathComponent("Keys")
-        service = try PaywallService(databasePath: folder.appendingPathComponent("db.sqlite").path, configuration: configuration)
-    }
-
-    static func configuration(_ clock: ManualClock, _ hashing: ScryptParameters) -> ServiceConfiguration {
-        var configuration = ServiceConfiguration()
-        configuration.passwordHashing = hashing
-        configuration.store.clock = clock
-        return configuration
-    }
-
-    var path: String { folder.appendingPathComponent("db.sqlite").path }
-
-    func counts() throws -> (Int, Int) {
-        (try service.store.accountCount(), try service.store.auditCount())
-    }
-
-    deinit { try? FileManager.default.removeItem(at: folder) }
-}
+import PaywallTestSupport
 
 @Suite("Sign-up and sign-in")
 struct AccountServiceTests {

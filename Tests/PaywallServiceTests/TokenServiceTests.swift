@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PaywallTestSupport
 import PaywallCore
 import PaywallCrypto
 import PaywallTokens
@@ -20,13 +21,13 @@ struct TokenServiceTests {
     @Test("the first token creates a development key; access tokens carry the live entitlements")
     func accessToken() throws {
         let f = try fixture()
-        #expect(try f.service.loadKeyRing().records.isEmpty)
+        #expect(try f.service.keyRing().records.isEmpty)
         let m = try f.service.grantMembership(account: "ada@example.com", plan: "news", until: nil, source: .admin, actor: f.admin)
         _ = try f.service.startTrial(account: "ada@example.com", actor: f.admin)
         let issued = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
-        #expect(try f.service.loadKeyRing().records.count == 1)
+        #expect(try f.service.keyRing().records.count == 1)
         #expect(try f.service.store.auditEntries().contains { $0.action == "key.generate" })
-        guard case let .access(claims) = try f.service.verifyToken(issued.token, audience: nil) else {
+        guard case let .access(claims) = try f.service.verifyToken(issued.token, kinds: Set(TokenKind.allCases), audience: nil) else {
             Issue.record("not an access token")
             return
         }
@@ -51,12 +52,12 @@ struct TokenServiceTests {
         let account = try f.service.account("ada@example.com")
         let grant = try f.service.issueArticleGrant(subject: .device("dev-1"), title: "euronews", article: "a1", lifetime: nil, audience: "cdn")
         #expect(grant.claims.subject == "device:dev-1")
-        guard case let .articleGrant(claims) = try f.service.verifyToken(grant.token, audience: "cdn") else { Issue.record("kind"); return }
+        guard case let .articleGrant(claims) = try f.service.verifyToken(grant.token, kinds: Set(TokenKind.allCases), audience: "cdn") else { Issue.record("kind"); return }
         #expect(claims.title == "euronews" && claims.article == "a1")
-        #expect(throws: ServiceError.token(.wrongAudience)) { try f.service.verifyToken(grant.token, audience: nil) }
+        #expect(throws: ServiceError.token(.wrongAudience)) { try f.service.verifyToken(grant.token, kinds: Set(TokenKind.allCases), audience: nil) }
 
         let comp = try f.service.issueCompGrant(account: account.id.rawValue, titles: ["euronews", "the-daily", "euronews"], days: 7, audience: nil, actor: f.admin)
-        guard case let .comp(compClaims) = try f.service.verifyToken(comp.token, audience: nil) else { Issue.record("kind"); return }
+        guard case let .comp(compClaims) = try f.service.verifyToken(comp.token, kinds: Set(TokenKind.allCases), audience: nil) else { Issue.record("kind"); return }
         #expect(compClaims.titles == ["euronews", "the-daily"])
         #expect(compClaims.registered.expiresAt.timeIntervalSince(compClaims.registered.issuedAt) == 7 * 86_400)
         let audit = try #require(try f.service.store.auditEntries(target: "account:\(account.id)").first)
@@ -83,10 +84,10 @@ struct TokenServiceTests {
         f.clock.advance(by: 600)
         let second = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
         #expect(second.kid == next.kid)
-        _ = try f.service.verifyToken(first.token, audience: nil)
+        _ = try f.service.verifyToken(first.token, kinds: Set(TokenKind.allCases), audience: nil)
         #expect(throws: ServiceError.self) { try f.service.retireKey(kid: next.kid, force: false, actor: f.admin) }
         _ = try f.service.retireKey(kid: first.kid, force: true, actor: f.admin)
-        #expect(throws: ServiceError.token(.unknownKey(first.kid))) { try f.service.verifyToken(first.token, audience: nil) }
-        _ = try f.service.verifyToken(second.token, audience: nil)
+        #expect(throws: ServiceError.token(.unknownKey(first.kid))) { try f.service.verifyToken(first.token, kinds: Set(TokenKind.allCases), audience: nil) }
+        _ = try f.service.verifyToken(second.token, kinds: Set(TokenKind.allCases), audience: nil)
     }
 }

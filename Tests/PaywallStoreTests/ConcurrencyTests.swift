@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PaywallCore
 @testable import PaywallStore
+import PaywallTestSupport
 
 @Suite("Concurrency")
 struct ConcurrencyTests {

@@ -1,0 +1,173 @@
+import Foundation
+import PaywallCore
+import PaywallStore
+
+/// An account with its trial and memberships, as an admin or the reader sees it.
+public struct AccountDetail: Sendable {
+    public var account: Account
+    public var trial: Trial?
+    /// Whether the person may still start a free trial (one per person, ever).
+    public var trialEligible: Bool
+    public var memberships: [Membership]
+}
+
+/// A membership with its status history, oldest change first.
+public struct MembershipRecord: Sendable {
+    public var membership: Membership
+    public var history: [MembershipStatusChange]
+}
+
+/// Reads counted by a meter for one reader.
+public struct MeterReport: Sendable {
+    public var subject: MeterSubject
+    public var title: TitleID?
+    public var usage: MeterUsage
+}
+
+/// The state of the database: integrity, schema and sizes.
+public struct DatabaseReport: Sendable {
+    public var path: String
+    public var health: StoreHealth
+    public var knownMigrations: [String]
+    public var accounts: Int
+    public var auditEntries: Int
+}
+
+extension PaywallService {
+    // MARK: - Accounts
+
+    /// An account with its trial, trial eligibility and memberships.
+    public func accountDetail(_ reference: String) throws(ServiceError) -> AccountDetail {
+        try mapped {
+            let account = try store.account(matching: reference)
+            return AccountDetail(
+                account: account, trial: try store.trial(accountID: account.id),
+                trialEligible: try trialEligible(account),
+                memberships: try store.memberships(accountID: account.id))
+        }
+    }
+
+    /// Whether the account's person may still start a trial.
+    func trialEligible(_ account: Account) throws -> Bool {
+        guard let email = try? EmailAddress(account.email) else { return false }
+        return try store.isTrialEligible(email: email)
+    }
+
+    /// Accounts ordered by creation, `limit` at a time after the row `offset`.
+    public func accounts(limit: Int, offset: Int) throws(ServiceError) -> [Account] {
+        guard (1...100_000).contains(limit) else {
+            throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 100000"))
+        }
+        guard offset >= 0 else { throw .invalidInput(.invalidValue(field: "offset", value: String(offset), expected: "0 or more")) }
+        return try mapped { try store.accounts(limit: limit, offset: offset) }
+    }
+
+    /// Marks an account's email address verified (an admin who checked it by other means,
+    /// or later the verification link). Policies see it as `user.emailVerified`.
+    public func markEmailVerified(account reference: String, method: String, actor: AuditActor) throws(ServiceError) -> Account {
+        try mapped {
+            let account = try store.account(matching: reference)
+            return try store.markEmailVerified(accountID: account.id, actor: actor, method: method)
+        }
+    }
+
+    /// An account's memberships, each with its status history.
+    public func membershipRecords(account reference: String) throws(ServiceError) -> (Account, [MembershipRecord]) {
+        try mapped {
+            let account = try store.account(matching: reference)
+            let records = try store.memberships(accountID: account.id).map {
+                MembershipRecord(membership: $0, history: try store.membershipHistory(id: $0.id))
+            }
+            return (account, records)
+        }
+    }
+
+    // MARK: - Catalog
+
+    /// Every title, by id.
+    public func titles() throws(ServiceError) -> [Title] {
+        try mapped { try store.titles() }
+    }
+
+    /// Every plan, by id.
+    public func plans() throws(ServiceError) -> [Plan] {
+        try mapped { try store.plans() }
+    }
+
+    // MARK: - Meters
+
+    /// The reader named by an account reference or a device id (exactly one).
+    public func meterSubject(account: String?, device: String?) throws(ServiceError) -> MeterSubject {
+        try mapped {
+            switch (account, device) {
+            case let (account?, nil): return .account(try store.account(matching: account).id)
+            case let (nil, device?): return try MeterSubject.device(validating: device)
+            default: throw DomainError.invalidValue(field: "reader", value: "", expected: "exactly one of an account and a device id")
+            }
+        }
+    }
+
+    /// Distinct articles `subject` read in the rolling `window` up to now, optionally of one title.
+    public func meterReport(subject: MeterSubject, window: TimeInterval, title: String?) throws(ServiceError) -> MeterReport {
+        try mapped {
+            guard window > 0, window <= TimeText.maximumDuration else {
+                throw DomainError.invalidValue(field: "window", value: "\(Int(window))s", expected: "more than 0 and at most 100 years")
+            }
+            let titleID = try title.map { try TitleID(validating: $0) }
+            return MeterReport(subject: subject, title: titleID, usage: try store.meterUsage(subject: subject, window: window, title: titleID))
+        }
+    }
+
+    /// Checks one imported read (title and article ids; the time defaults to now).
+    public func articleRead(subject: MeterSubject, title: String, article: String, at: Date?) throws(ServiceError) -> ArticleRead {
+        try mapped {
+            ArticleRead(
+                subject: subject, titleID: try TitleID(validating: title),
+                articleID: try ArticleRead.validateArticleID(article), at: at ?? now)
+        }
+    }
+
+    /// Stores reads in one transaction: all or none.
+    public func importReads(_ reads: [ArticleRead]) throws(ServiceError) {
+        try mapped { try store.recordReads(reads) }
+    }
+
+    // MARK: - Audit and the database
+
+    /// Audit entries, newest first, about one account (by reference) or one target.
+    public func auditEntries(account: String? = nil, target: String? = nil, limit: Int) throws(ServiceError) -> [AuditEntry] {
+        guard (1...100_000).contains(limit) else {
+            throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 100000"))
+        }
+        return try mapped {
+            var filter = target
+            if let account {
+                guard target == nil else { throw DomainError.invalidValue(field: "filter", value: "account and target", expected: "at most one of them") }
+                filter = "account:\(try store.account(matching: account).id)"
+            }
+            return try store.auditEntries(target: filter, limit: limit)
+        }
+    }
+
+    /// Integrity, foreign keys, schema version and sizes.
+    public func databaseReport() throws(ServiceError) -> DatabaseReport {
+        try mapped {
+            DatabaseReport(
+                path: store.path, health: try store.health(), knownMigrations: Store.knownMigrations,
+                accounts: try store.accountCount(), auditEntries: try store.auditCount())
+        }
+    }
+
+    /// Migrations applied to the database, in order (opening the service applied any pending).
+    public func appliedMigrations() throws(ServiceError) -> [String] {
+        try mapped { try store.appliedMigrations() }
+    }
+
+    /// Copies the database, consistently and while in use, to a new file; audited.
+    public func backup(to destination: String, actor: AuditActor) throws(ServiceError) {
+        try mapped {
+            try store.backup(to: destination)
+            try store.recordAudit(actor: actor, action: "db.backup", target: "db", details: ["destination": destination])
+        }
+    }
+}

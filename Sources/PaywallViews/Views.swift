@@ -1,0 +1,327 @@
+import Foundation
+import PaywallCore
+import PaywallPolicy
+import PaywallService
+import PaywallStore
+import PaywallTokens
+
+/// The JSON shapes of what paywall shows: the CLI's `--json` output and the HTTP API's
+/// bodies are these same structures. Field names are stable: scripts and apps depend on
+/// them. Dates encode as ISO 8601 (``ViewEncoding``).
+public struct AccountView: Encodable, Sendable {
+    public var id: String
+    public var email: String
+    public var displayName: String?
+    public var emailVerified: Bool
+    public var emailVerifiedAt: Date?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(_ account: Account) {
+        id = account.id.rawValue
+        email = account.email
+        displayName = account.displayName
+        emailVerified = account.emailVerifiedAt != nil
+        emailVerifiedAt = account.emailVerifiedAt
+        createdAt = account.createdAt
+        updatedAt = account.updatedAt
+    }
+}
+
+public struct TitleView: Encodable, Sendable {
+    public var id: String
+    public var name: String
+    public var publisher: String
+    public var tags: [String]
+    public var createdAt: Date
+
+    public init(_ title: Title) {
+        id = title.id.rawValue
+        name = title.name
+        publisher = title.publisher
+        tags = title.tags.sorted()
+        createdAt = title.createdAt
+    }
+}
+
+public struct PlanView: Encodable, Sendable {
+    public var id: String
+    public var name: String
+    public var period: String
+    /// `["*"]` for all titles.
+    public var titles: [String]
+    public var allTitles: Bool
+    public var createdAt: Date
+
+    public init(_ plan: Plan) {
+        id = plan.id.rawValue
+        name = plan.name
+        period = plan.period.rawValue
+        switch plan.bundle {
+        case .all:
+            titles = []
+            allTitles = true
+        case let .titles(set):
+            titles = set.sorted().map(\.rawValue)
+            allTitles = false
+        }
+        createdAt = plan.createdAt
+    }
+
+}
+
+public struct TrialView: Encodable, Sendable {
+    public var id: Int64
+    public var accountId: String?
+    public var status: String
+    public var startedAt: Date
+    public var endsAt: Date
+
+    public init(_ trial: Trial, now: Date) {
+        id = trial.id
+        accountId = trial.accountID?.rawValue
+        status = trial.status(at: now).rawValue
+        startedAt = trial.startedAt
+        endsAt = trial.endsAt
+    }
+}
+
+public struct MembershipView: Encodable, Sendable {
+    public var id: Int64
+    public var accountId: String
+    public var plan: String
+    public var status: String
+    public var storedStatus: String
+    public var currentPeriodEnd: Date
+    public var gracePeriodEnd: Date?
+    public var cancelAtPeriodEnd: Bool
+    public var source: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var history: [ChangeView]?
+
+    public struct ChangeView: Encodable, Sendable {
+        public var from: String?
+        public var to: String
+        public var at: Date
+        public var actor: String
+        public var reason: String?
+    }
+
+    public init(_ membership: Membership, now: Date, history: [MembershipStatusChange]? = nil) {
+        id = membership.id
+        accountId = membership.accountID.rawValue
+        plan = membership.planID.rawValue
+        status = membership.effectiveStatus(at: now).rawValue
+        storedStatus = membership.status.rawValue
+        currentPeriodEnd = membership.currentPeriodEnd
+        gracePeriodEnd = membership.gracePeriodEnd
+        cancelAtPeriodEnd = membership.cancelAtPeriodEnd
+        source = membership.source.rawValue
+        createdAt = membership.createdAt
+        updatedAt = membership.updatedAt
+        self.history = history?.map { ChangeView(from: $0.from?.rawValue, to: $0.to.rawValue, at: $0.at, actor: $0.actor, reason: $0.reason) }
+    }
+
+}
+
+public struct AuditView: Encodable, Sendable {
+    public var id: Int64
+    public var at: Date
+    public var actor: String
+    public var action: String
+    public var target: String
+    public var details: String
+
+    public init(_ entry: AuditEntry) {
+        id = entry.id
+        at = entry.at
+        actor = entry.actor.rawValue
+        action = entry.action
+        target = entry.target
+        details = entry.details
+    }
+}
+
+/// An account with its trial, trial eligibility and memberships (`account show`, `GET /v1/me`).
+public struct AccountDetailView: Encodable, Sendable {
+    public var account: AccountView
+    public var trial: TrialView?
+    public var memberships: [MembershipView]
+    public var trialEligible: Bool
+
+    public init(_ detail: AccountDetail, now: Date) {
+        account = AccountView(detail.account)
+        trial = detail.trial.map { TrialView($0, now: now) }
+        memberships = detail.memberships.map { MembershipView($0, now: now) }
+        trialEligible = detail.trialEligible
+    }
+}
+
+/// A decision, with its explanation when asked for.
+public struct DecisionView: Encodable, Sendable {
+    public var access: String
+    public var teaserParagraphs: Int
+    public var offers: [String]
+    public var decidingRules: [String]
+    public var meter: MeterView?
+    public var shadowMatches: [String]
+    public var revision: String
+    public var isPrivate: Bool
+    public var accessibleForFree: Bool
+    public var explanation: [TraceView]?
+
+    public struct MeterView: Encodable, Sendable {
+        public var name: String
+        public var consumed: Bool
+        public var reread: Bool
+        public var used: Int
+        public var remaining: Int
+        public var limit: Int
+    }
+
+    public struct TraceView: Encodable, Sendable {
+        public var rule: String
+        public var matched: Bool
+        public var shadow: Bool
+        public var failedCondition: String?
+        public var location: String
+    }
+
+    public init(_ decision: Decision) {
+        access = decision.access.description
+        teaserParagraphs = decision.teaserParagraphs
+        offers = decision.offers.map(\.description)
+        decidingRules = decision.decidingRules
+        meter = decision.meter.map { MeterView(name: $0.name, consumed: $0.consumed, reread: $0.reread, used: $0.used, remaining: $0.remaining, limit: $0.limit) }
+        shadowMatches = decision.shadowMatches
+        revision = decision.revision
+        isPrivate = decision.isPrivate
+        accessibleForFree = decision.accessibleForFree
+        explanation = decision.explanation?.map {
+            TraceView(rule: $0.rule, matched: $0.matched, shadow: $0.shadow, failedCondition: $0.failedCondition, location: $0.location.description)
+        }
+    }
+}
+
+/// How a proposed policy would change recorded decisions.
+public struct PolicyImpactView: Encodable, Sendable {
+    public var replayed: Int
+    public var changed: Int
+    public var byTitle: [String: Int]
+    public var byRule: [String: Int]
+    public var byAccess: [String: Int]
+
+    public init(_ impact: PolicyImpact) {
+        replayed = impact.replayed
+        changed = impact.changed
+        byTitle = impact.byTitle
+        byRule = impact.byRule
+        byAccess = impact.byAccess
+    }
+}
+
+/// A signing key and its state.
+public struct KeyView: Encodable, Sendable {
+    public var kid: String
+    public var alg: String
+    public var state: String
+    public var createdAt: Date
+    public var activatesAt: Date
+    public var retiredAt: Date?
+
+    public init(_ record: KeyRecord, state: KeyState) {
+        kid = record.kid
+        alg = record.algorithm.rawValue
+        self.state = state.rawValue
+        createdAt = record.createdAt
+        activatesAt = record.activatesAt
+        retiredAt = record.retiredAt
+    }
+}
+
+/// An issued token and what it says.
+public struct IssuedTokenView: Encodable, Sendable {
+    public var token: String
+    public var kind: String
+    public var kid: String
+    public var subject: String
+    public var audience: [String]
+    public var expiresAt: Date
+    public var jti: String
+
+    public init(_ issued: IssuedToken) {
+        token = issued.token
+        kind = issued.kind.rawValue
+        kid = issued.kid
+        subject = issued.claims.subject
+        audience = issued.claims.audience
+        expiresAt = issued.claims.expiresAt
+        jti = issued.claims.tokenID
+    }
+}
+
+/// Articles a reader read in a rolling window.
+public struct MeterReportView: Encodable, Sendable {
+    public var subject: String
+    public var used: Int
+    public var windowStart: Date
+    public var windowEnd: Date
+    public var title: String?
+
+    public init(_ report: MeterReport) {
+        subject = report.subject.key
+        used = report.usage.used
+        windowStart = report.usage.windowStart
+        windowEnd = report.usage.windowEnd
+        title = report.title?.rawValue
+    }
+}
+
+/// The database's health, schema and sizes.
+public struct DatabaseReportView: Encodable, Sendable {
+    public var path: String
+    public var healthy: Bool
+    public var integrity: [String]
+    public var foreignKeyViolations: [String]
+    public var appliedMigrations: [String]
+    public var pendingMigrations: [String]
+    public var knownMigrations: Int
+    public var accounts: Int
+    public var auditEntries: Int
+
+    public init(_ report: DatabaseReport) {
+        path = report.path
+        healthy = report.health.isHealthy
+        integrity = report.health.integrity
+        foreignKeyViolations = report.health.foreignKeyViolations
+        appliedMigrations = report.health.appliedMigrations
+        pendingMigrations = report.health.pendingMigrations
+        knownMigrations = report.knownMigrations.count
+        accounts = report.accounts
+        auditEntries = report.auditEntries
+    }
+}
+
+/// An error as adapters show it: the category's stable code and the message.
+public struct ErrorView: Encodable, Sendable {
+    public var code: String
+    public var category: String
+    public var message: String
+
+    public init(_ error: ServiceError) {
+        code = error.code
+        category = error.category.rawValue
+        message = error.description
+    }
+}
+
+/// The one JSON encoding of views: sorted keys, ISO 8601 dates, `/` unescaped.
+public enum ViewEncoding {
+    public static func encoder(pretty: Bool) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import GRDB
+import PaywallCore
+import PaywallCrypto
+@testable import PaywallService
+@testable import PaywallStore
+
+/// A temporary folder, removed when the last reference goes.
+public final class TestFolder: @unchecked Sendable {
+    public let url: URL
+
+    public init(_ prefix: String) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Every table's row count, to prove a refused operation wrote nothing.
+public func rowCounts(_ store: Store) throws -> [String: Int] {
+    try store.pool.read { db in
+        var counts: [String: Int] = [:]
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations'")
+        for table in tables {
+            counts[table] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \"\(table)\"") ?? 0
+        }
+        return counts
+    }
+}
+
+/// A fresh database in its own temporary folder, with a manual clock.
+public final class StoreFixture: @unchecked Sendable {
+    public let directory: TestFolder
+    public let clock = ManualClock()
+    public let store: Store
+    public let admin = AuditActor.admin("test")
+
+    public var folder: URL { directory.url }
+    public var path: String { directory.path("paywall.sqlite") }
+
+    public init(configure: (inout StoreConfiguration) -> Void = { _ in }) throws {
+        directory = try TestFolder("paywall-store")
+        var configuration = StoreConfiguration()
+        configuration.clock = clock
+        configure(&configuration)
+        store = try Store(path: directory.path("paywall.sqlite"), configuration: configuration)
+    }
+
+    deinit { try? store.close() }
+
+    @discardableResult
+    public func account(_ email: String) throws -> Account {
+        try store.createAccount(email: EmailAddress(email), displayName: nil, passwordHash: "$scrypt$test", actor: admin)
+    }
+
+    @discardableResult
+    public func title(_ id: String) throws -> Title {
+        try store.addTitle(id: TitleID(rawValue: id), name: id.capitalized, publisher: "Pub", actor: admin)
+    }
+
+    @discardableResult
+    public func plan(_ id: String, bundle: TitleBundle = .all) throws -> Plan {
+        try store.addPlan(id: PlanID(rawValue: id), name: id, period: .month, bundle: bundle, actor: admin)
+    }
+
+    /// Counts rows in every table, to prove a refused operation wrote nothing.
+    public func snapshot() throws -> [String: Int] { try rowCounts(store) }
+}
+
+/// A service over a fresh database with cheap scrypt parameters (test mode), a manual
+/// clock, its own key folder (development keys allowed) and the shipped policy.
+public final class ServiceFixture: @unchecked Sendable {
+    public let directory: TestFolder
+    public let clock = ManualClock()
+    public let service: PaywallService
+    public let admin = AuditActor.admin("test")
+
+    public var folder: URL { directory.url }
+    public var path: String { directory.path("db.sqlite") }
+
+    public init(hashing: ScryptParameters = .testing, configure: (inout ServiceConfiguration) -> Void = { _ in }) throws {
+        directory = try TestFolder("paywall-service")
+        var configuration = Self.configuration(clock, hashing)
+        configuration.databasePath = directory.path("db.sqlite")
+        configuration.keysDirectory = directory.url.appendingPathComponent("Keys")
+        configure(&configuration)
+        service = try PaywallService(configuration: configuration)
+    }
+
+    /// Test-mode settings: cheap scrypt, the manual clock, development keys, the shipped policy.
+    public static func configuration(_ clock: ManualClock, _ hashing: ScryptParameters) -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        configuration.testing = true
+        configuration.passwordHashing = hashing
+        configuration.clock = clock
+        configuration.developmentKeys = true
+        configuration.policyDirectory = repositoryRoot.appendingPathComponent("Policies")
+        return configuration
+    }
+
+    public var store: Store { service.store }
+
+    public func counts() throws -> (Int, Int) {
+        (try service.store.accountCount(), try service.store.auditCount())
+    }
+
+    public func snapshot() throws -> [String: Int] { try rowCounts(service.store) }
+}
+
+/// The repository's root folder (tests read `Policies/` and `../shared/` from it).
+public let repositoryRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url
+}()

@@ -137,6 +137,6 @@ let package = Package(
             name: "PaywallServiceTests",
             dependencies: ["PaywallService", "PaywallViews", "PaywallStore", "PaywallCore", "PaywallCrypto", "PaywallPolicy", "PaywallTokens", "PaywallTestSupport"]
         ),
-        .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallStore", "PaywallCore", "PaywallTestSupport"]),
+        .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallService", "PaywallTokens", "PaywallStore", "PaywallCore", "PaywallTestSupport"]),
     ]
 )

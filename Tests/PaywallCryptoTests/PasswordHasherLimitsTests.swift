@@ -127,18 +127,20 @@ struct PasswordHasherLimitsTests {
         let hasher = try PasswordHasher(parameters: ScryptParameters(logN: 14, r: 8, p: 1))
         let stored = try hasher.hash("the real password")
         try hasher.burnVerificationTime("warm up")
-        func median(_ body: () throws -> Void) rethrows -> Duration {
-            var times: [Duration] = []
-            for _ in 0..<5 {
-                let started = ContinuousClock.now
-                try body()
-                times.append(ContinuousClock.now - started)
-            }
-            return times.sorted()[2]
+        // Interleaved, so that load from other tests weighs on both alike.
+        var verifyTimes: [Duration] = []
+        var burnTimes: [Duration] = []
+        for _ in 0..<9 {
+            var started = ContinuousClock.now
+            _ = try hasher.verify("a wrong guess", against: stored)
+            verifyTimes.append(ContinuousClock.now - started)
+            started = ContinuousClock.now
+            try hasher.burnVerificationTime("a wrong guess")
+            burnTimes.append(ContinuousClock.now - started)
         }
-        let verify = try median { _ = try hasher.verify("a wrong guess", against: stored) }
-        let burn = try median { try hasher.burnVerificationTime("a wrong guess") }
+        let verify = verifyTimes.sorted()[4]
+        let burn = burnTimes.sorted()[4]
         let ratio = burn / verify
-        #expect(ratio > 0.5 && ratio < 2, "burn \(burn) vs verify \(verify)")
+        #expect(ratio > 0.33 && ratio < 3, "burn \(burn) vs verify \(verify)")
     }
 }

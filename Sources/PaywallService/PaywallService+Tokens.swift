@@ -29,7 +29,7 @@ extension PaywallService {
     /// the caller can say so.
     public func keyRing() throws(ServiceError) -> (ring: KeyRing, created: KeyRecord?) {
         try mapped {
-            let (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now)
+            let (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now, createDevelopmentKey: true)
             if let created {
                 try store.recordAudit(actor: .system, action: "key.generate", target: "key:\(created.kid)", details: ["alg": created.algorithm.rawValue, "reason": "development key on first use"])
             }
@@ -75,7 +75,7 @@ extension PaywallService {
     /// The issuer for the ring's signing key, and the development key created for it, if any.
     func issuer() throws -> (TokenIssuer, KeyRecord?) {
         let (ring, created) = try keyRing()
-        guard let (record, key) = ring.signingKey(at: now) else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
+        let (record, key) = try ring.signingKey(at: now)
         return (TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock), created)
     }
 

@@ -10,13 +10,16 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
     /// The lower-cased address: the key accounts are unique by.
     public var lookupKey: String { value.lowercased() }
 
-    /// The lower-cased address with `+tag` removed and, for Gmail, dots ignored.
+    /// The lower-cased address with `+tag` removed and, for Gmail, dots ignored. A local
+    /// part that starts with `+` is kept whole: the key never has an empty local part.
     public var personKey: String {
         let lower = lookupKey
         guard let at = lower.lastIndex(of: "@") else { return lower }
         var local = String(lower[..<at])
         var domain = String(lower[lower.index(after: at)...])
-        if let plus = local.firstIndex(of: "+") {
+        // Only a tag after something: "+x@d.com" keeps its local part (stripping it would
+        // leave "@d.com", one key shared by every such address).
+        if let plus = local.firstIndex(of: "+"), plus != local.startIndex {
             local = String(local[..<plus])
         }
         if domain == "googlemail.com" { domain = "gmail.com" }

@@ -8,6 +8,8 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformedPasswordHash(String)
     /// Scrypt parameters outside the supported bounds.
     case unsupportedParameters(String)
+    /// A password longer than the hasher accepts (refused before any scrypt work).
+    case passwordTooLong(bytes: Int, limit: Int)
     /// A key that cannot be used: wrong type or curve, malformed encoding, off the curve.
     case invalidKey(String)
 
@@ -17,6 +19,7 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .malformedPasswordHash(reason): "malformed password hash: \(reason)"
         case let .unsupportedParameters(reason): "unsupported scrypt parameters: \(reason)"
         case let .invalidKey(reason): "invalid key: \(reason)"
+        case let .passwordTooLong(bytes, limit): "password is \(bytes) bytes long; at most \(limit) bytes (UTF-8) are accepted"
         }
     }
 

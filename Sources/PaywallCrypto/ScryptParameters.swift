@@ -30,13 +30,26 @@ public struct ScryptParameters: Hashable, Sendable, CustomStringConvertible {
         logN >= other.logN && r >= other.r && p >= other.p
     }
 
-    /// Checks the bounds we accept (also for hashes read back from storage, so that a
-    /// tampered row cannot make us allocate without limit).
+    /// The most memory one hash may ask for: 128 · r · N ≤ 256 MiB (twice OWASP's 128 MiB).
+    public static let maximumMemoryBytes: UInt64 = 256 << 20
+    /// The most parallelism a hash may ask for (each unit of p is one more full pass).
+    public static let maximumParallelism = 4
+    /// The bounds of log2 N and of r (with 128 · r · N ≤ 256 MiB on top).
+    public static let logNRange = 1...21
+    public static let blockSizeRange = 1...16
+
+    /// Checks the bounds we accept, for the configured parameters and for every hash read
+    /// back from storage, so that a tampered or hostile row cannot make a sign-in allocate
+    /// hundreds of MiB or burn many times the expected CPU: ln in 1...21, r in 1...16,
+    /// p in 1...4, and 128 · r · N at most 256 MiB.
     public func validate() throws(CryptoError) {
-        guard (1...22).contains(logN) else { throw .unsupportedParameters("ln=\(logN) is outside 1...22") }
-        guard (1...32).contains(r) else { throw .unsupportedParameters("r=\(r) is outside 1...32") }
-        guard (1...16).contains(p) else { throw .unsupportedParameters("p=\(p) is outside 1...16") }
-        guard memoryBytes <= 1 << 30 else { throw .unsupportedParameters("needs more than 1 GiB of memory") }
+        guard Self.logNRange.contains(logN) else { throw .unsupportedParameters("ln=\(logN) is outside \(Self.logNRange.lowerBound)...\(Self.logNRange.upperBound)") }
+        guard Self.blockSizeRange.contains(r) else { throw .unsupportedParameters("r=\(r) is outside \(Self.blockSizeRange.lowerBound)...\(Self.blockSizeRange.upperBound)") }
+        guard (1...Self.maximumParallelism).contains(p) else { throw .unsupportedParameters("p=\(p) is outside 1...\(Self.maximumParallelism)") }
+        let memory = 128 * UInt64(r) * n
+        guard memory <= Self.maximumMemoryBytes else {
+            throw .unsupportedParameters("\(self) needs \(memory >> 20) MiB (128·r·N), more than \(Self.maximumMemoryBytes >> 20) MiB")
+        }
     }
 
     public var description: String { "ln=\(logN),r=\(r),p=\(p)" }

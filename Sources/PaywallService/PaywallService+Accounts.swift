@@ -32,7 +32,7 @@ extension PaywallService {
                   let account = try store.account(email: email),
                   let stored = try store.passwordHash(accountID: account.id)
             else {
-                hasher.burnVerificationTime(password)
+                try hasher.burnVerificationTime(password)
                 throw ServiceError.invalidCredentials
             }
             switch try hasher.verify(password, against: stored) {

@@ -79,9 +79,9 @@ extension PaywallService {
     func issuer() throws -> (TokenIssuer, KeyRecord?) {
         var ring = try keys().ring
         var created: KeyRecord?
-        if ring.signingKey(at: now) == nil {
-            guard configuration.developmentKeys else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
-            (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now)
+        if ring.signingRecord(at: now) == nil {
+            // Without the development switch this throws noSigningKey: no key is made silently.
+            (ring, created) = try KeyRing.loadOrCreate(directory: configuration.keysDirectory, now: now, createDevelopmentKey: configuration.developmentKeys)
             hold(ring)
             if let created {
                 try store.recordAudit(actor: .system, action: "key.generate", target: "key:\(created.kid)", details: [
@@ -89,7 +89,7 @@ extension PaywallService {
                 ])
             }
         }
-        guard let (record, key) = ring.signingKey(at: now) else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
+        let (record, key) = try ring.signingKey(at: now)
         return (TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock), created)
     }
 

@@ -48,7 +48,9 @@ public final class PaywallService: Sendable {
                 name: "password hashing", value: "N=2^\(configuration.passwordHashing.logN)",
                 expected: "at least OWASP's N=2^\(ServiceConfiguration.minimumPasswordHashing.logN) outside tests")
         }
-        self.hasher = try mapped { try PasswordHasher(parameters: configuration.passwordHashing) }
+        self.hasher = try mapped {
+            try PasswordHasher(parameters: configuration.passwordHashing, maximumConcurrentHashes: configuration.concurrentPasswordHashes)
+        }
         self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
     }
 

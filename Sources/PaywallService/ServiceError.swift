@@ -78,7 +78,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCredentials, .sessionRejected, .sessionReused, .token: .unauthorized
         case let .keys(error):
             switch error {
-            case .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .noSigningKey: .unavailable
+            case .noSigningKey, .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink,
+                 .notRegularFile, .wrongOwner: .unavailable
             case .unknownKey: .notFound
             case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
             case .crypto: .internal

@@ -32,11 +32,21 @@ public enum KeyRingError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotAccess(path: String, reason: String)
     case corrupt(path: String, reason: String)
     case missingPrivateKey(kid: String, path: String)
+    /// A private key file with group or other permission bits.
     case insecurePermissions(path: String, mode: String)
+    /// The key folder or the manifest can be written by other users.
+    case writableByOthers(path: String, mode: String)
+    /// A key file or the key folder is a symbolic link.
+    case symbolicLink(path: String)
+    /// A key file that is not a regular file (a FIFO, a device, a folder…).
+    case notRegularFile(path: String)
+    /// A key file (or the folder) owned by another user than the one running paywall.
+    case wrongOwner(path: String, owner: UInt32, expected: UInt32)
     case unknownKey(String)
     case alreadyRetired(String)
     case retiringSigningKey(String)
     case tooSoonToRetire(kid: String, until: Date)
+    /// No key signs now in the folder at `path` (none is created without being asked).
     case noSigningKey(path: String)
     case crypto(String)
 
@@ -44,72 +54,83 @@ public enum KeyRingError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .cannotAccess(path, reason): "cannot use key folder \(path): \(reason)"
         case let .corrupt(path, reason): "\(path) is not a valid key ring (\(reason)); restore it from a backup"
-        case let .missingPrivateKey(kid, path): "private key of \(kid) is missing (\(path)); restore it, or retire the key with --force"
+        case let .missingPrivateKey(kid, path): "private key of \(kid) is missing (\(path)); restore it, or retire the key"
         case let .insecurePermissions(path, mode): "\(path) has mode \(mode): private keys must not be readable by others; run chmod 600 \(path)"
-        case let .unknownKey(kid): "no key '\(kid)' in the ring; see 'paywall keys list'"
+        case let .writableByOthers(path, mode): "\(path) has mode \(mode): other users could replace the signing keys; run chmod go-w \(path)"
+        case let .symbolicLink(path): "\(path) is a symbolic link, refused for key files and the key folder; replace it with the real file or folder"
+        case let .notRegularFile(path): "\(path) is not a regular file; remove it and restore the key ring from a backup"
+        case let .wrongOwner(path, owner, expected): "\(path) belongs to uid \(owner), not to uid \(expected) running paywall; run chown \(expected) \(path), or run paywall as its owner"
+        case let .unknownKey(kid): "no key '\(kid)' in the ring"
         case let .alreadyRetired(kid): "key \(kid) is already retired"
-        case let .retiringSigningKey(kid): "key \(kid) is the signing key; rotate first ('paywall keys rotate'), then retire it once its tokens have expired"
-        case let .tooSoonToRetire(kid, until): "key \(kid) may still have live tokens until \(TokenTime.format(until)); retire it after that, or use --force"
-        case let .noSigningKey(path): "no active signing key in \(path); run 'paywall keys generate'"
+        case let .retiringSigningKey(kid): "key \(kid) is the signing key; rotate to a new key first, then retire it once its tokens have expired"
+        case let .tooSoonToRetire(kid, until): "key \(kid) may still have live tokens until \(TokenTime.format(until)); retire it after that, or force it"
+        case let .noSigningKey(path): "no active signing key in \(path) (none is created without the development setting)"
         case let .crypto(reason): reason
+        }
+    }
+
+    /// Whether the key folder itself is unusable (missing, damaged or unsafe files), as
+    /// opposed to a request the ring refuses.
+    public var isUnusableFolder: Bool {
+        switch self {
+        case .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink, .notRegularFile, .wrongOwner: true
+        default: false
         }
     }
 }
 
-/// The signing keys in a folder (`Keys/` by default): `keyring.json` lists every key and
-/// its times; each live key's private half is `<kid>.pem`, PKCS#8, mode 0600.
+/// The signing keys in a folder (`Keys/` by default): `keyring.json` lists every key, its
+/// times and its public JWK; each live key's private half is `<kid>.pem`, PKCS#8, mode 0600.
+///
+/// Loading reads the manifest only: verification and the JWKS never open a private key
+/// file. Only ``signingKey(at:)`` opens one, the signing key's. Every file is opened
+/// without following links and checked on its open descriptor (see `KeyFolder`).
 public struct KeyRing: Sendable {
     public let directory: URL
     public private(set) var records: [KeyRecord]
-    private var privateKeys: [String: PrivateKey]
+    /// The public half of every key whose manifest entry has one (every live key).
+    private var publicKeys: [String: PublicKey]
 
     /// How long a superseded key keeps verifying before it may be retired: the longest
     /// token lifetime we issue (31-day comp grants) plus the leeway.
     public static let verifyOnlyPeriod: TimeInterval = 31 * 86_400 + 60
 
-    var manifestURL: URL { directory.appendingPathComponent("keyring.json") }
+    static let manifestName = "keyring.json"
+    static let manifestLimit = 1 << 20
+    static let privateKeyLimit = 64 << 10
+
+    var manifestURL: URL { directory.appendingPathComponent(Self.manifestName) }
     func pemURL(_ kid: String) -> URL { directory.appendingPathComponent("\(kid).pem") }
 
     // MARK: - Loading
 
-    /// Loads the ring; an absent or empty folder is an empty ring.
+    /// Loads the ring for verification and the JWKS: reads `keyring.json` only, never a
+    /// private key file. An absent folder or manifest is an empty ring.
+    ///
+    /// A manifest written before public keys were stored in it (version 1) still loads:
+    /// the public half of each live key is derived from its private key file, and the
+    /// manifest is rewritten with them (under the lock) so this happens once. If it cannot
+    /// be rewritten (a read-only folder), loading still succeeds; any key change
+    /// (`paywall keys generate|rotate|retire`) upgrades it.
     public static func load(directory: URL) throws(KeyRingError) -> KeyRing {
-        var ring = KeyRing(directory: directory, records: [], privateKeys: [:])
-        let manifest = ring.manifestURL
-        guard FileManager.default.fileExists(atPath: manifest.path) else { return ring }
-        let data: Data
-        do { data = try Data(contentsOf: manifest) } catch { throw .cannotAccess(path: manifest.path, reason: error.localizedDescription) }
-        let records: [KeyRecord]
-        do { records = try Self.decode(data) } catch { throw .corrupt(path: manifest.path, reason: error.message) }
-        ring.records = records
-        for record in records where record.retiredAt == nil {
-            let url = ring.pemURL(record.kid)
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-                  let pemData = FileManager.default.contents(atPath: url.path)
-            else { throw .missingPrivateKey(kid: record.kid, path: url.path) }
-            if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
-                throw .insecurePermissions(path: url.path, mode: String(mode, radix: 8))
-            }
-            let key: PrivateKey
-            do { key = try PrivateKey(pem: String(decoding: pemData, as: UTF8.self), algorithm: record.algorithm) } catch {
-                throw .corrupt(path: url.path, reason: error.description)
-            }
-            guard JWK.thumbprint(key.publicKey) == record.kid else {
-                throw .corrupt(path: url.path, reason: "the key's thumbprint is not \(record.kid)")
-            }
-            ring.privateKeys[record.kid] = key
-        }
-        return ring
+        let (ring, derived) = try read(directory: directory)
+        guard derived else { return ring }
+        let upgraded = try? modify(directory: directory) { (_: inout KeyRing) throws(KeyRingError) in }
+        return upgraded?.0 ?? ring
     }
 
-    /// Loads the ring, creating an ES256 development key if it has none that can sign.
-    /// Returns the key it created, if any, so the caller can say so.
-    public static func loadOrCreate(directory: URL, now: Date) throws(KeyRingError) -> (KeyRing, KeyRecord?) {
+    /// Loads the ring and checks that a key signs at `now`. Without a signing key it
+    /// throws ``KeyRingError/noSigningKey(path:)`` (the fix: `paywall keys generate`),
+    /// unless `createDevelopmentKey`, when it creates an ES256 key that signs at once and
+    /// returns it so the caller can say so. Pass `true` only in development: no key is
+    /// ever created otherwise.
+    public static func loadOrCreate(directory: URL, now: Date, createDevelopmentKey: Bool) throws(KeyRingError) -> (KeyRing, KeyRecord?) {
         let ring = try load(directory: directory)
-        if ring.signingKey(at: now) != nil { return (ring, nil) }
+        if ring.signingRecord(at: now) != nil { return (ring, nil) }
+        guard createDevelopmentKey else { throw .noSigningKey(path: directory.path) }
         return try modify(directory: directory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord? in
             // Another process may have created one while we waited for the lock.
-            if ring.signingKey(at: now) != nil { return nil }
+            if ring.signingRecord(at: now) != nil { return nil }
             return try ring.add(.es256, now: now, activatesAt: now)
         }
     }
@@ -117,17 +138,43 @@ public struct KeyRing: Sendable {
     /// Changes the ring under an exclusive lock on `Keys/.lock`, on a copy loaded inside
     /// the lock, so that two processes changing keys at once lose neither change.
     public static func modify<T>(directory: URL, _ change: (inout KeyRing) throws(KeyRingError) -> T) throws(KeyRingError) -> (KeyRing, T) {
-        var probe = KeyRing(directory: directory, records: [], privateKeys: [:])
-        try probe.ensureDirectory()
-        let lockPath = directory.appendingPathComponent(".lock").path
-        let descriptor = open(lockPath, O_RDWR | O_CREAT, 0o600)
-        guard descriptor >= 0 else { throw .cannotAccess(path: lockPath, reason: String(cString: strerror(errno))) }
+        let folder = try ensureDirectory(directory)
+        let descriptor = try folder.openLock()
         defer { close(descriptor) }
-        guard flock(descriptor, LOCK_EX) == 0 else { throw .cannotAccess(path: lockPath, reason: String(cString: strerror(errno))) }
+        guard flock(descriptor, LOCK_EX) == 0 else { throw .cannotAccess(path: folder.path(".lock"), reason: String(cString: strerror(errno))) }
         defer { flock(descriptor, LOCK_UN) }
-        var ring = try load(directory: directory)
+        var (ring, derived) = try read(directory: directory)
         let result = try change(&ring)
+        if derived { try ring.writeManifest(ring.records, publicKeys: ring.publicKeys) }
         return (ring, result)
+    }
+
+    /// Reads the manifest; `derived` when some live key's public half had to be derived
+    /// from its private key file (a version-1 manifest).
+    static func read(directory: URL) throws(KeyRingError) -> (KeyRing, derived: Bool) {
+        var ring = KeyRing(directory: directory, records: [], publicKeys: [:])
+        guard let folder = try KeyFolder.opening(directory),
+              let data = try folder.read(manifestName, secret: false, limit: manifestLimit)
+        else { return (ring, false) }
+        let path = ring.manifestURL.path
+        let entries: [(KeyRecord, JSONValue?)]
+        do { entries = try Self.decode(data) } catch { throw .corrupt(path: path, reason: error.message) }
+        var derived = false
+        for (record, jwkJSON) in entries {
+            if let jwkJSON {
+                let jwk: JWK
+                do { jwk = try JWK(json: jwkJSON) } catch { throw .corrupt(path: path, reason: "the public key of \(record.kid): \(error)") }
+                guard jwk.algorithm == record.algorithm, jwk.kid == record.kid, JWK.thumbprint(jwk.publicKey) == record.kid else {
+                    throw .corrupt(path: path, reason: "the public key of \(record.kid) does not match its kid or alg")
+                }
+                ring.publicKeys[record.kid] = jwk.publicKey
+            } else if record.retiredAt == nil {
+                ring.publicKeys[record.kid] = try ring.privateKey(of: record, in: folder).publicKey
+                derived = true
+            }
+        }
+        ring.records = entries.map(\.0)
+        return (ring, derived)
     }
 
     // MARK: - States
@@ -139,9 +186,9 @@ public struct KeyRing: Sendable {
         return signingRecord(at: now)?.kid == record.kid ? .active : .verifyOnly
     }
 
-    /// The signer: among live keys already active, the latest to activate; on a tie, the
-    /// one added last.
-    func signingRecord(at now: Date) -> KeyRecord? {
+    /// The record of the key that signs at `now` (no file is opened): among live keys
+    /// already active, the latest to activate; on a tie, the one added last.
+    public func signingRecord(at now: Date) -> KeyRecord? {
         var best: (offset: Int, record: KeyRecord)?
         for (offset, record) in records.enumerated() where record.retiredAt == nil && record.activatesAt <= now {
             if let current = best, current.record.activatesAt > record.activatesAt { continue }
@@ -156,16 +203,39 @@ public struct KeyRing: Sendable {
         return records[(index + 1)...].map(\.activatesAt).filter { $0 <= now }.min().map { max($0, record.activatesAt) }
     }
 
-    /// The key that signs at `now`, with its record.
-    public func signingKey(at now: Date) -> (KeyRecord, PrivateKey)? {
-        guard let record = signingRecord(at: now), let key = privateKeys[record.kid] else { return nil }
-        return (record, key)
+    /// The key that signs at `now`, with its record: the one place a private key file is
+    /// opened (and checked: no link, a regular file of ours, mode 0600 or stricter).
+    /// Throws ``KeyRingError/noSigningKey(path:)`` when no key signs at `now`.
+    public func signingKey(at now: Date) throws(KeyRingError) -> (KeyRecord, PrivateKey) {
+        guard let record = signingRecord(at: now) else { throw .noSigningKey(path: directory.path) }
+        guard let folder = try KeyFolder.opening(directory) else { throw .missingPrivateKey(kid: record.kid, path: pemURL(record.kid).path) }
+        return (record, try privateKey(of: record, in: folder))
     }
 
-    /// Keys that verify at `now`: every key not retired (the next key too: it is ours).
+    /// Reads and checks the private key of `record`.
+    func privateKey(of record: KeyRecord, in folder: KeyFolder) throws(KeyRingError) -> PrivateKey {
+        let path = pemURL(record.kid).path
+        guard let pemData = try folder.read("\(record.kid).pem", secret: true, limit: Self.privateKeyLimit) else {
+            throw .missingPrivateKey(kid: record.kid, path: path)
+        }
+        let key: PrivateKey
+        do { key = try PrivateKey(pem: String(decoding: pemData, as: UTF8.self), algorithm: record.algorithm) } catch {
+            throw .corrupt(path: path, reason: error.description)
+        }
+        guard JWK.thumbprint(key.publicKey) == record.kid else {
+            throw .corrupt(path: path, reason: "the key's thumbprint is not \(record.kid)")
+        }
+        return key
+    }
+
+    /// The public key of `kid`, from the manifest.
+    public func publicKey(of kid: String) -> PublicKey? { publicKeys[kid] }
+
+    /// Keys that verify at `now`: every key not retired (the next key too: it is ours),
+    /// from the public keys in the manifest.
     public func verificationKeys(at now: Date) -> [VerificationKey] {
         records.filter { state(of: $0, at: now) != .retired }.compactMap { record in
-            privateKeys[record.kid].map { VerificationKey(kid: record.kid, publicKey: $0.publicKey) }
+            publicKeys[record.kid].map { VerificationKey(kid: record.kid, publicKey: $0) }
         }
     }
 
@@ -189,18 +259,20 @@ public struct KeyRing: Sendable {
         // Whole seconds, as the manifest stores them.
         let record = KeyRecord(kid: JWK.thumbprint(key.publicKey), algorithm: algorithm, createdAt: Self.second(now),
                                activatesAt: Self.second(activatesAt), retiredAt: nil)
-        try ensureDirectory()
+        _ = try Self.ensureDirectory(directory)
         try Self.writeSecret(pem, to: pemURL(record.kid))
         var updated = records
         updated.append(record)
+        var keys = publicKeys
+        keys[record.kid] = key.publicKey
         do {
-            try writeManifest(updated)
+            try writeManifest(updated, publicKeys: keys)
         } catch {
             try? FileManager.default.removeItem(at: pemURL(record.kid))
             throw error
         }
         records = updated
-        privateKeys[record.kid] = key
+        publicKeys = keys
         return record
     }
 
@@ -220,9 +292,8 @@ public struct KeyRing: Sendable {
         }
         var updated = records
         updated[index].retiredAt = Self.second(now)
-        try writeManifest(updated)
+        try writeManifest(updated, publicKeys: publicKeys)
         records = updated
-        privateKeys[kid] = nil
         try? FileManager.default.removeItem(at: pemURL(kid))
         return updated[index]
     }
@@ -231,25 +302,26 @@ public struct KeyRing: Sendable {
 
     // MARK: - Files
 
-    func ensureDirectory() throws(KeyRingError) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
-            if !isDirectory.boolValue { throw .cannotAccess(path: directory.path, reason: "not a folder") }
-            // The folder came with the repository (its README): close it to others too.
-            if let mode = (try? FileManager.default.attributesOfItem(atPath: directory.path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
-                try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory.path)
-            }
-            return
+    /// Opens the folder, creating it with mode 0700 when absent. An existing folder that
+    /// others may read (as cloned, with its README) is closed to them; one that others may
+    /// write, or a link, is refused.
+    @discardableResult
+    static func ensureDirectory(_ directory: URL) throws(KeyRingError) -> KeyFolder {
+        if let folder = try KeyFolder.opening(directory) {
+            if folder.mode & 0o077 != 0 { _ = fchmod(folder.descriptor, 0o700) }
+            return folder
         }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch { throw .cannotAccess(path: directory.path, reason: error.localizedDescription) }
+        guard let folder = try KeyFolder.opening(directory) else { throw .cannotAccess(path: directory.path, reason: "the folder vanished") }
+        return folder
     }
 
     /// Creates `url` with mode 0600 from the start (never readable by others, not even
     /// for an instant), writes and syncs it.
     static func writeSecret(_ text: String, to url: URL) throws(KeyRingError) {
-        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw .cannotAccess(path: url.path, reason: String(cString: strerror(errno))) }
         let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         do {
@@ -262,10 +334,10 @@ public struct KeyRing: Sendable {
         }
     }
 
-    /// Writes the manifest atomically (a temporary file renamed over the old one).
-    func writeManifest(_ records: [KeyRecord]) throws(KeyRingError) {
+    /// Writes the manifest (version 2: each key with its public JWK) atomically, mode 0644.
+    func writeManifest(_ records: [KeyRecord], publicKeys: [String: PublicKey]) throws(KeyRingError) {
         let object: JSONValue = .object([
-            "version": .number(1),
+            "version": .number(2),
             "keys": .array(records.map { record in
                 var item = JSONObject()
                 item["kid"] = .string(record.kid)
@@ -273,12 +345,12 @@ public struct KeyRing: Sendable {
                 item["createdAt"] = .number(record.createdAt.timeIntervalSince1970.rounded(.down))
                 item["activatesAt"] = .number(record.activatesAt.timeIntervalSince1970.rounded(.down))
                 item["retiredAt"] = record.retiredAt.map { .number($0.timeIntervalSince1970.rounded(.down)) } ?? .null
+                if let key = publicKeys[record.kid] { item["jwk"] = JWK(publicKey: key, kid: record.kid).json }
                 return .object(item)
             }),
         ])
-        do {
-            try Data(object.serialized() + [0x0A]).write(to: manifestURL, options: .atomic)
-        } catch { throw .cannotAccess(path: manifestURL.path, reason: error.localizedDescription) }
+        let folder = try Self.ensureDirectory(directory)
+        try folder.replace(Self.manifestName, with: object.serialized() + [0x0A])
     }
 
     struct DecodeError: Error { let message: String }
@@ -286,20 +358,24 @@ public struct KeyRing: Sendable {
     /// A kid names a file: base64url characters only.
     static let kidCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    static func decode(_ data: Data) throws(DecodeError) -> [KeyRecord] {
+    /// The records, each with its public JWK when the manifest has one (version 2).
+    static func decode(_ data: [UInt8]) throws(DecodeError) -> [(KeyRecord, JSONValue?)] {
         let root: JSONValue
-        do { root = try JSONValue.parse(Array(data)) } catch { throw DecodeError(message: error.description) }
+        do { root = try JSONValue.parse(data) } catch { throw DecodeError(message: error.description) }
         guard let list = root.objectValue?["keys"]?.arrayValue else { throw DecodeError(message: "no \"keys\" list") }
-        var records: [KeyRecord] = []
+        var records: [(KeyRecord, JSONValue?)] = []
+        var seen = Set<String>()
         for item in list {
             guard let object = item.objectValue, let kid = object["kid"]?.stringValue,
                   let alg = object["alg"]?.stringValue.flatMap(SignatureAlgorithm.init(rawValue:)),
                   let created = object["createdAt"]?.numberValue, let activates = object["activatesAt"]?.numberValue,
-                  kid.utf8.allSatisfy({ Self.kidCharacters.contains($0) }), !kid.isEmpty
+                  kid.utf8.allSatisfy({ Self.kidCharacters.contains($0) }), !kid.isEmpty, kid.utf8.count <= 128
             else { throw DecodeError(message: "a key entry lacks kid, alg, createdAt or activatesAt") }
+            guard seen.insert(kid).inserted else { throw DecodeError(message: "key \(kid) is listed twice") }
             let retired = object["retiredAt"]?.numberValue.map { Date(timeIntervalSince1970: $0) }
-            records.append(KeyRecord(kid: kid, algorithm: alg, createdAt: Date(timeIntervalSince1970: created),
-                                     activatesAt: Date(timeIntervalSince1970: activates), retiredAt: retired))
+            let jwk = object["jwk"].flatMap { $0 == .null ? nil : $0 }
+            records.append((KeyRecord(kid: kid, algorithm: alg, createdAt: Date(timeIntervalSince1970: created),
+                                      activatesAt: Date(timeIntervalSince1970: activates), retiredAt: retired), jwk))
         }
         return records
     }

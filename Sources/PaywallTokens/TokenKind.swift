@@ -23,4 +23,27 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
         guard let kind = TokenKind(rawValue: value) else { return nil }
         self = kind
     }
+
+    /// The short name used on the command line: `access`, `article` or `comp`.
+    public var name: String {
+        switch self {
+        case .access: "access"
+        case .articleGrant: "article"
+        case .comp: "comp"
+        }
+    }
+
+    /// The kind a short name (`access`, `article`, `comp`) or a `typ` names; nil for
+    /// anything else. For `paywall token verify --kind NAME`:
+    /// `verifier.verify(token, expecting: [kind], audience: audience)`.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "access": self = .access
+        case "article", "article-grant": self = .articleGrant
+        case "comp": self = .comp
+        default:
+            guard let kind = TokenKind(typ: name) else { return nil }
+            self = kind
+        }
+    }
 }

@@ -50,6 +50,17 @@ struct EmailAddressTests {
         #expect(try EmailAddress(raw).personKey == expected)
     }
 
+    @Test("a +tag that is the whole local part is not stripped to an empty local part", arguments: [
+        ("+x@d.com", "+x@d.com"),
+        ("+@d.com", "+@d.com"),
+        ("+Trial2@Gmail.com", "+trial2@gmail.com"),
+    ])
+    func plusOnlyLocalPart(_ raw: String, expected: String) throws {
+        let key = try EmailAddress(raw).personKey
+        #expect(!key.hasPrefix("@"))
+        #expect(key == expected)
+    }
+
     @Test("domain is the lower-cased part after the @")
     func domain() throws {
         #expect(try EmailAddress("Ada@Corp.Example.COM").domain == "corp.example.com")

@@ -51,7 +51,7 @@ struct InteropTests {
         let record = try ring.add(algorithm, now: Date(), activatesAt: Date())
         let jwksPath = dir.appendingPathComponent("jwks.json")
         try Data(ring.jwks(at: Date()).json.serialized()).write(to: jwksPath)
-        let issuer = TokenIssuer(signer: JWSSigner(key: try #require(ring.signingKey(at: Date())).1, kid: record.kid), issuer: "paywall")
+        let issuer = TokenIssuer(signer: JWSSigner(key: try ring.signingKey(at: Date()).1, kid: record.kid), issuer: "paywall")
         let snapshot = EntitlementSnapshot(memberships: [MembershipEntitlement(status: .active, plan: PlanID(rawValue: "monthly-all"), titles: .all, periodEnd: Date().addingTimeInterval(86_400), graceEnd: nil)], trialEndsAt: nil)
         let (token, claims) = try issuer.accessToken(subject: "acc-1", audience: "api", lifetime: 900, entitlements: snapshot)
 

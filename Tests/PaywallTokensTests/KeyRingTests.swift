@@ -20,7 +20,7 @@ struct KeyRingTests {
     @Test("a development key is created on first use, private key mode 0600, and loads back")
     func firstUse() throws {
         let dir = try folder()
-        let (ring, created) = try KeyRing.loadOrCreate(directory: dir, now: start)
+        let (ring, created) = try KeyRing.loadOrCreate(directory: dir, now: start, createDevelopmentKey: true)
         let record = try #require(created)
         #expect(record.algorithm == .es256)
         #expect(try mode(dir.appendingPathComponent("\(record.kid).pem").path) == 0o600)
@@ -28,11 +28,11 @@ struct KeyRingTests {
         let pem = try String(contentsOf: dir.appendingPathComponent("\(record.kid).pem"), encoding: .utf8)
         #expect(pem.hasPrefix("-----BEGIN PRIVATE KEY-----"))
         #expect(ring.state(of: record, at: start) == .active)
-        let (again, createdAgain) = try KeyRing.loadOrCreate(directory: dir, now: start)
+        let (again, createdAgain) = try KeyRing.loadOrCreate(directory: dir, now: start, createDevelopmentKey: true)
         #expect(createdAgain == nil)
         #expect(again.records == ring.records)
         // The kid is the RFC 7638 thumbprint of the public key.
-        #expect(record.kid == JWK.thumbprint(try #require(again.signingKey(at: start)).1.publicKey))
+        #expect(record.kid == JWK.thumbprint(try again.signingKey(at: start).1.publicKey))
     }
 
     @Test("rotation publishes the new key first; the old one keeps verifying, then may be retired")
@@ -42,15 +42,15 @@ struct KeyRingTests {
         let first = try ring.add(.es256, now: start, activatesAt: start)
         let second = try ring.add(.ed25519, now: start, activatesAt: start.addingTimeInterval(600))
         #expect(ring.state(of: second, at: start) == .next)
-        #expect(ring.signingKey(at: start)?.0.kid == first.kid)
+        #expect(try ring.signingKey(at: start).0.kid == first.kid)
         #expect(ring.jwks(at: start).keys.map(\.kid).sorted() == [first.kid, second.kid].sorted())
 
         let later = start.addingTimeInterval(600)
-        #expect(ring.signingKey(at: later)?.0.kid == second.kid)
+        #expect(try ring.signingKey(at: later).0.kid == second.kid)
         #expect(ring.state(of: first, at: later) == .verifyOnly)
 
         // A token signed by the old key still verifies while it is verify-only.
-        let oldSigner = JWSSigner(key: try #require(ring.signingKey(at: start)).1, kid: first.kid)
+        let oldSigner = JWSSigner(key: try ring.signingKey(at: start).1, kid: first.kid)
         let token = try oldSigner.sign(type: "at+jwt", payload: .object(["x": .number(1)]))
         _ = try JWSVerifier(keys: ring.verificationKeys(at: later)).verify(token)
 
@@ -86,7 +86,7 @@ struct KeyRingTests {
         var ring = try KeyRing.load(directory: try folder())
         let first = try ring.add(.es256, now: start, activatesAt: start)
         let second = try ring.add(.ed25519, now: start.addingTimeInterval(0.4), activatesAt: start.addingTimeInterval(0.4))
-        #expect(ring.signingKey(at: start.addingTimeInterval(1))?.0.kid == second.kid)
+        #expect(try ring.signingKey(at: start.addingTimeInterval(1)).0.kid == second.kid)
         #expect(ring.state(of: first, at: start.addingTimeInterval(1)) == .verifyOnly)
     }
 
@@ -116,7 +116,10 @@ struct KeyRingTests {
         let record = try ring.add(.es256, now: start, activatesAt: start)
         let pem = dir.appendingPathComponent("\(record.kid).pem").path
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: pem)
-        #expect(throws: KeyRingError.insecurePermissions(path: pem, mode: "644")) { try KeyRing.load(directory: dir) }
+        // Loading for verification does not read it; signing does, and refuses it.
+        let loaded = try KeyRing.load(directory: dir)
+        #expect(throws: KeyRingError.insecurePermissions(path: pem, mode: "644")) { try loaded.signingKey(at: start) }
+        #expect(KeyRingError.insecurePermissions(path: pem, mode: "644").description.contains("chmod 600 \(pem)"))
     }
 
     @Test("a missing, swapped or corrupt file is a clear error")
@@ -128,14 +131,14 @@ struct KeyRingTests {
         let saved = try Data(contentsOf: pemA)
 
         try FileManager.default.removeItem(at: pemA)
-        #expect(throws: KeyRingError.missingPrivateKey(kid: a.kid, path: pemA.path)) { try KeyRing.load(directory: dir) }
+        #expect(throws: KeyRingError.missingPrivateKey(kid: a.kid, path: pemA.path)) { try KeyRing.load(directory: dir).signingKey(at: start) }
 
         // Another key's PEM under this kid: the thumbprint gives it away.
         try KeyRing.writeSecret(try PrivateKey.generate(.es256).pem(), to: pemA)
-        #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir) }
+        #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir).signingKey(at: start) }
         try FileManager.default.removeItem(at: pemA)
         try KeyRing.writeSecret(String(decoding: saved, as: UTF8.self), to: pemA)
-        _ = try KeyRing.load(directory: dir)
+        _ = try KeyRing.load(directory: dir).signingKey(at: start)
 
         try Data("{\"keys\": [{\"kid\": \"x\"}]}".utf8).write(to: dir.appendingPathComponent("keyring.json"))
         #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir) }

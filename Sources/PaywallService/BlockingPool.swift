@@ -39,6 +39,14 @@ final class BlockingPool: Sendable {
         state.condition.unlock()
     }
 
+    static let threadKey = "paywall.blocking-pool"
+
+    /// The pool thread running the caller, if it is one (Foundation's `Thread.name` is
+    /// not reliable on Linux).
+    static var currentThread: String? {
+        Thread.current.threadDictionary[threadKey] as? String
+    }
+
     /// The most jobs that ran at once (for tests).
     var peakConcurrency: Int {
         state.condition.lock()
@@ -70,8 +78,12 @@ final class BlockingPool: Sendable {
         // Threads start on first use: a CLI run that never awaits starts none.
         if state.started < threadCount, state.started < state.jobs.count - state.head + state.busy {
             state.started += 1
-            let thread = Thread { BlockingPool.work(state) }
-            thread.name = "\(name)-\(state.started)"
+            let threadName = "\(name)-\(state.started)"
+            let thread = Thread {
+                Thread.current.threadDictionary[BlockingPool.threadKey] = threadName
+                BlockingPool.work(state)
+            }
+            thread.name = threadName
             thread.stackSize = 1 << 20
             thread.start()
         }

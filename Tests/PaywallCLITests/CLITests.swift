@@ -103,6 +103,10 @@ struct CLITests {
         (["meter", "record", "--device", "d 1", "--title", "euronews", "--article", "a"], "", "invalid device id"),
         (["meter", "record", "--device", "d1", "--title", "euronews", "--article", "a", "--at", "yesterday"], "", "invalid date"),
         (["meter", "show", "--device", "d1", "--window", "forever"], "", "invalid duration"),
+        (["account", "verify-email", "nobody@example.com"], "", "no account 'nobody@example.com' (list accounts with 'paywall account list')"),
+        (["title", "tag", "nope", "--tag", "x"], "", "no title 'nope' (list titles with 'paywall title list')"),
+        (["title", "tag", "euronews", "--tag", "Not A Tag"], "", "invalid tag"),
+        (["title", "add", "x", "--name", "X", "--publisher", "P", "--tag", "ok,-bad"], "", "invalid tag '-bad'"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
         let cli = try seeded()
@@ -114,6 +118,27 @@ struct CLITests {
         #expect(result.stderr.split(separator: "\n").count == 1)
         #expect(result.stdout.isEmpty)
         #expect(try cli.snapshot() == before)
+    }
+
+    @Test("verified email and title tags: set by admins, shown, audited")
+    func verificationAndTags() throws {
+        let cli = try seeded()
+        let shown = try cli.json(try cli.run(["account", "show", "ada@example.com", "--json"]).stdout) as? [String: Any]
+        #expect((shown?["account"] as? [String: Any])?["emailVerified"] as? Bool == false)
+        let verified = try cli.run(["account", "verify-email", "ada@example.com"])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(verified.stdout.contains("verified at"))
+        let again = try cli.json(try cli.run(["account", "show", "ada@example.com", "--json"]).stdout) as? [String: Any]
+        #expect((again?["account"] as? [String: Any])?["emailVerified"] as? Bool == true)
+        #expect(try cli.run(["account", "show", "ada@example.com"]).stdout.contains("(verified)"))
+
+        let tagged = try cli.run(["title", "tag", "euronews", "--tag", "News", "--tag", "europe,video", "--json"])
+        #expect(tagged.status == 0, "\(tagged.stderr)")
+        #expect((try cli.json(tagged.stdout) as? [String: Any])?["tags"] as? [String] == ["europe", "news", "video"])
+        #expect(try cli.run(["title", "list"]).stdout.contains("europe,news,video"))
+        let audit = try cli.run(["audit", "list", "--json"]).stdout
+        #expect(audit.contains("account.verify-email") && audit.contains("title.set-tags"))
+        #expect(try cli.run(["title", "tag", "euronews"]).stdout.contains("tags: -"), "no --tag clears them")
     }
 
     @Test("a second trial for the same person is refused", arguments: ["ada@example.com", "ADA+again@example.com"])

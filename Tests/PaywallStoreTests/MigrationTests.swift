@@ -50,6 +50,10 @@ struct MigrationTests {
         if index >= 3 {
             try db.execute(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES ('device:d', 'euronews', 'a1', 1)")
         }
+        if index >= 4 {
+            try db.execute(sql: "UPDATE accounts SET email_verified_at = 5 WHERE id = 'acc-1'")
+            try db.execute(sql: "INSERT INTO title_tags (title_id, tag) VALUES ('euronews', 'news')")
+        }
     }
 
     @Test("every earlier schema version migrates to the current one, keeping its data",
@@ -72,6 +76,9 @@ struct MigrationTests {
         #expect(try store.passwordHash(accountID: account.id) == "$scrypt$old")
         if index >= 1 { #expect(try store.plan(id: PlanID(rawValue: "news"))?.bundle == .titles([TitleID(rawValue: "euronews")])) }
         if index >= 2 { #expect(try store.memberships(accountID: account.id).count == 1) }
+        // Verification and tags: none before v5 (nothing is invented), kept from v5 on.
+        #expect(account.emailVerifiedAt == (index >= 4 ? Date(timeIntervalSince1970: 0.005) : nil))
+        if index >= 1 { #expect(try store.title(id: TitleID(rawValue: "euronews"))?.tags == (index >= 4 ? ["news"] : [])) }
         // The migrated file takes every current operation.
         if index < 1 { _ = try store.addTitle(id: TitleID(rawValue: "euronews"), name: "Euronews", publisher: "E", actor: .system) }
         try store.recordRead(ArticleRead(subject: .device("d2"), titleID: TitleID(rawValue: "euronews"), articleID: "a9", at: Date()))

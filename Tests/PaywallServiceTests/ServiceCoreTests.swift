@@ -1,0 +1,281 @@
+import Foundation
+import Testing
+import PaywallTestSupport
+import PaywallCore
+import PaywallCrypto
+import PaywallPolicy
+import PaywallTokens
+@testable import PaywallService
+@testable import PaywallStore
+
+@Suite("Configuration, held policy and keys, errors, the blocking pool")
+struct ServiceCoreTests {
+    // MARK: - Configuration
+
+    @Test("the environment is read in one place; flags win; bad values name the variable")
+    func configuration() throws {
+        let env = ["PAYWALL_DB": "/data/p.sqlite", "PAYWALL_KEYS": "/keys", "PAYWALL_POLICIES": "/pol", "PAYWALL_ISSUER": "news-paywall",
+                   "PAYWALL_AUDIENCE": "web", "PAYWALL_BUSY_TIMEOUT": "2.5"]
+        let fromEnv = try ServiceConfiguration.resolve(environment: env)
+        #expect(fromEnv.databasePath == "/data/p.sqlite" && fromEnv.keysDirectory.path == "/keys" && fromEnv.policyDirectory.path == "/pol")
+        #expect(fromEnv.issuer == "news-paywall" && fromEnv.audience == "web" && fromEnv.store.busyTimeout == 2.5)
+        #expect(!fromEnv.developmentKeys && !fromEnv.testing, "production defaults: no development key, no test mode")
+
+        var overrides = ServiceConfiguration.Overrides()
+        overrides.databasePath = "flag.sqlite"
+        overrides.keysDirectory = "flag-keys"
+        overrides.developmentKeysByDefault = true
+        let flagged = try ServiceConfiguration.resolve(environment: env, overrides: overrides)
+        #expect(flagged.databasePath == "flag.sqlite" && flagged.keysDirectory.lastPathComponent == "flag-keys" && flagged.developmentKeys)
+        #expect(try !ServiceConfiguration.resolve(environment: ["PAYWALL_DEV_KEYS": "0"], overrides: overrides).developmentKeys)
+
+        let bad: [([String: String], String)] = [
+            (["PAYWALL_BUSY_TIMEOUT": "soon"], "PAYWALL_BUSY_TIMEOUT"),
+            (["PAYWALL_BUSY_TIMEOUT": "-1"], "PAYWALL_BUSY_TIMEOUT"),
+            (["PAYWALL_SCRYPT_LN": "12"], "OWASP"),
+            (["PAYWALL_SCRYPT_LN": "abc", "PAYWALL_TESTING": "1"], "PAYWALL_SCRYPT_LN"),
+            (["PAYWALL_TESTING": "maybe"], "PAYWALL_TESTING"),
+            (["PAYWALL_DEV_KEYS": "2"], "PAYWALL_DEV_KEYS"),
+            (["PAYWALL_ISSUER": ""], "PAYWALL_ISSUER"),
+            (["PAYWALL_AUDIENCE": "a\nb"], "PAYWALL_AUDIENCE"),
+        ]
+        for (environment, named) in bad {
+            do {
+                _ = try ServiceConfiguration.resolve(environment: environment)
+                Issue.record("accepted \(environment)")
+            } catch {
+                #expect(error.category == .invalid && error.code == "invalid_configuration")
+                #expect(error.description.contains(named), "\(error.description)")
+            }
+        }
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_SCRYPT_LN": "12", "PAYWALL_TESTING": "1"]).passwordHashing.logN == 12)
+    }
+
+    @Test("a service refuses weak scrypt outside test mode")
+    func weakHashingRefused() throws {
+        #expect(throws: ServiceError.self) {
+            _ = try ServiceFixture { $0.testing = false }
+        }
+    }
+
+    // MARK: - Errors
+
+    @Test("every error has a category adapters map from, and a stable code")
+    func categories() {
+        let table: [(ServiceError, ServiceErrorCategory, String)] = [
+            (.invalidInput(.invalidEmail("x", reason: "r")), .invalid, "invalid_email"),
+            (.store(.accountNotFound("x")), .notFound, "account_not_found"),
+            (.store(.titleNotFound("x")), .notFound, "title_not_found"),
+            (.store(.duplicateEmail("x")), .conflict, "email_taken"),
+            (.store(.trialAlreadyUsed(email: "x")), .conflict, "trial_already_used"),
+            (.invalidCredentials, .unauthorized, "invalid_credentials"),
+            (.sessionReused, .unauthorized, "session_reused"),
+            (.token(.wrongAudience), .unauthorized, "invalid_token"),
+            (.store(.locked(path: "p", timeoutSeconds: 1)), .unavailable, "database_locked"),
+            (.store(.corrupt(path: "p", detail: "d")), .unavailable, "database_unavailable"),
+            (.keys(.noSigningKey(path: "k")), .unavailable, "keys_unavailable"),
+            (.keys(.retiringSigningKey("k")), .conflict, "key_refused"),
+            (.store(.sqlite(path: "p", code: 1, message: "m", sql: nil)), .internal, "database_error"),
+            (.shuttingDown, .unavailable, "shutting_down"),
+        ]
+        for (error, category, code) in table {
+            #expect(error.category == category, "\(error)")
+            #expect(error.code == code, "\(error)")
+        }
+        // Messages of the lower layers name no CLI command: adapters add their own hints.
+        for error in [ServiceError.store(.titleNotFound("x")), .store(.schemaOutdated(path: "p", pendingMigrations: ["v9"])), .keys(.noSigningKey(path: "k")),
+                      .keys(.unknownKey("k")), .keys(.tooSoonToRetire(kid: "k", until: Date()))] {
+            #expect(!error.description.contains("paywall "), "\(error.description)")
+            #expect(!error.description.contains("--"), "\(error.description)")
+        }
+    }
+
+    // MARK: - The held policy
+
+    func policyFolder() throws -> TestFolder {
+        let folder = try TestFolder("paywall-policies")
+        try FileManager.default.copyItem(
+            at: repositoryRoot.appendingPathComponent("Policies/paywall.policy"), to: folder.url.appendingPathComponent("paywall.policy"))
+        return folder
+    }
+
+    @Test("the policy is loaded once; a reload that does not check is refused and the old one stays")
+    func policyReload() async throws {
+        let policies = try policyFolder()
+        let f = try ServiceFixture { $0.policyDirectory = policies.url }
+        let first = try f.service.policy()
+        #expect(try f.service.policy() === first, "held, not loaded per call")
+        let file = policies.url.appendingPathComponent("paywall.policy")
+        let original = try String(contentsOf: file, encoding: .utf8)
+
+        try (original + "\nrule \"broken\" { when user.signedin; grant full }\n").write(to: file, atomically: true, encoding: .utf8)
+        do {
+            try f.service.reloadPolicy()
+            Issue.record("a broken policy was loaded")
+        } catch {
+            #expect(error.category == .invalid)
+            #expect(error.description.contains("paywall.policy:"), "names file:line:column")
+        }
+        #expect(try f.service.policy() === first, "the old policy stays in force")
+
+        try (original + "\nrule \"new\" { when request.channel == \"email\"; grant full }\n").write(to: file, atomically: true, encoding: .utf8)
+        // Readers keep deciding while it is replaced.
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<50 {
+                        let decision = try f.service.decide(reader: .anonymous(device: "d1"), title: "euronews", article: ArticleInput(id: "a"))
+                        #expect(decision.access == .teaser)
+                    }
+                }
+            }
+            group.addTask { _ = try f.service.reloadPolicy() }
+            try await group.waitForAll()
+        }
+        let second = try f.service.policy()
+        #expect(second.revision != first.revision)
+        #expect(second.ruleNames.contains("new"))
+    }
+
+    // MARK: - The held key ring
+
+    @Test("no key is created without the development setting; the ring is held until reloaded")
+    func keysHeldAndReloaded() throws {
+        let f = try ServiceFixture { $0.developmentKeys = false }
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        do {
+            _ = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+            Issue.record("issued without a key")
+        } catch {
+            #expect(error == .keys(.noSigningKey(path: f.service.configuration.keysDirectory.path)))
+            #expect(error.category == .unavailable)
+        }
+        #expect(!FileManager.default.fileExists(atPath: f.service.configuration.keysDirectory.path), "nothing written")
+
+        // Another process (here: another service on the same folder) makes a key; with none
+        // held, the next signature looks at the folder again and finds it.
+        let admin = try PaywallService(store: f.service.store, configuration: f.service.configuration)
+        let record = try admin.generateKey(.es256, actor: f.admin)
+        let issued = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        #expect(issued.kid == record.kid)
+
+        // A rotation by the other process: this service keeps its ring (and its verifier)
+        // until reloaded, so the new key's tokens verify only after reloadKeys().
+        let rotated = try admin.rotateKey(.es256, publishAhead: 0, actor: f.admin)
+        let fromOther = try admin.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        #expect(fromOther.kid == rotated.kid)
+        #expect(try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).kid == record.kid, "held ring")
+        #expect(throws: ServiceError.self) { try f.service.verifyToken(fromOther.token, kinds: [.access]) }
+        try f.service.reloadKeys()
+        #expect(try f.service.verifyToken(fromOther.token, kinds: [.access]).kind == .access)
+        #expect(try f.service.verifyToken(issued.token, kinds: [.access]).kind == .access)
+        #expect(throws: ServiceError.self) { try f.service.verifyToken(issued.token, kinds: [.articleGrant]) }
+
+        // A rotation made here is in force here at once, without a reload.
+        let next = try f.service.rotateKey(.ed25519, publishAhead: 0, actor: f.admin)
+        #expect(try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).kid == next.kid)
+        #expect(try f.service.verifyToken(issued.token, kinds: [.access]).kind == .access, "the superseded key still verifies")
+        #expect(try f.service.jwks().keys.count == 3)
+    }
+
+    // MARK: - The blocking pool
+
+    @Test("blocking work runs on the service's bounded threads, never on the cooperative pool")
+    func blockingPool() async throws {
+        let f = try ServiceFixture { $0.blockingThreads = 2 }
+        let names = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    try await f.service.blocking { service throws(ServiceError) in
+                        _ = try service.signUp(email: "r\(index)@example.com", password: "correct horse battery", displayName: nil, actor: .system)
+                        Thread.sleep(forTimeInterval: 0.02)
+                        return BlockingPool.currentThread ?? "not a pool thread"
+                    }
+                }
+            }
+            var names: [String] = []
+            for try await name in group { names.append(name) }
+            return names
+        }
+        #expect(names.count == 8)
+        #expect(BlockingPool.currentThread == nil, "the test itself runs on the cooperative pool")
+        #expect(names.allSatisfy { $0.hasPrefix("paywall-blocking-") }, "\(names)")
+        #expect(f.service.blocking.peakConcurrency <= 2)
+        #expect(f.service.blocking.peakConcurrency >= 1)
+        #expect(try f.service.accounts(limit: 100, offset: 0).count == 8)
+
+        // The async face: the same operations, same errors.
+        let account = try await f.service.signUp(email: "async@example.com", password: "correct horse battery", displayName: nil, actor: .system)
+        let signIn = try await f.service.signIn(email: "async@example.com", password: "correct horse battery")
+        #expect(signIn.account.id == account.id)
+        do {
+            _ = try await f.service.signIn(email: "async@example.com", password: "wrong password here")
+            Issue.record("signed in with a wrong password")
+        } catch {
+            #expect(error == .invalidCredentials)
+        }
+        try f.service.close()
+        do {
+            _ = try await f.service.signIn(email: "async@example.com", password: "correct horse battery")
+            Issue.record("work accepted after close")
+        } catch {
+            #expect(error == .shuttingDown)
+        }
+    }
+
+    // MARK: - Facts fed from the store
+
+    @Test("a verified email and title tags reach the policy: the shipped university rule matches")
+    func verifiedEmailAndTags() throws {
+        let f = try ServiceFixture()
+        let s = f.service
+        _ = try s.addTitle(id: "the-lancet", name: "The Lancet", publisher: "Elsevier", tags: ["Academic", "science"], actor: f.admin)
+        _ = try s.addTitle(id: "the-daily", name: "The Daily", publisher: "D", actor: f.admin)
+        _ = try s.signUp(email: "prof@uni.example.edu", password: "correct horse battery", displayName: nil, actor: f.admin)
+        for n in 1...3 { try s.recordRead(subject: .account(try s.account("prof@uni.example.edu").id), title: "the-daily", article: "used-\(n)") }
+        let article = ArticleInput(id: "paper")
+
+        var decision = try s.decide(reader: .account("prof@uni.example.edu"), title: "the-lancet", article: article)
+        #expect(decision.access == .teaser, "not verified yet")
+        let verified = try s.markEmailVerified(account: "prof@uni.example.edu", method: "admin", actor: f.admin)
+        #expect(verified.emailVerifiedAt == f.clock.now())
+        f.clock.advance(by: 60)
+        #expect(try s.markEmailVerified(account: "prof@uni.example.edu", method: "admin", actor: f.admin).emailVerifiedAt == verified.emailVerifiedAt,
+                "idempotent: the first time stays")
+        decision = try s.decide(reader: .account("prof@uni.example.edu"), title: "the-lancet", article: article)
+        #expect(decision.access == .full)
+        #expect(decision.decidingRules == ["staff and students of a partner university"])
+        #expect(try s.decide(reader: .account("prof@uni.example.edu"), title: "the-daily", article: article).access == .teaser, "untagged title")
+        #expect(try s.store.auditEntries().contains { $0.action == "account.verify-email" })
+
+        // Tags: validated, replaced whole, audited; bad input writes nothing.
+        #expect(try s.titles().first { $0.id.rawValue == "the-lancet" }?.tags == ["academic", "science"])
+        let before = try f.snapshot()
+        for bad in [["a b"], ["-x"], [""], [String(repeating: "t", count: 65)], (0...32).map { "t\($0)" }] {
+            #expect(throws: ServiceError.self) { try s.setTitleTags(id: "the-lancet", tags: bad, actor: f.admin) }
+        }
+        #expect(throws: ServiceError.store(.titleNotFound("nope"))) { try s.setTitleTags(id: "nope", tags: ["a"], actor: f.admin) }
+        #expect(try f.snapshot() == before)
+        #expect(try s.setTitleTags(id: "the-lancet", tags: [], actor: f.admin).tags.isEmpty)
+        #expect(try s.decide(reader: .account("prof@uni.example.edu"), title: "the-lancet", article: article).access == .teaser)
+    }
+
+    @Test("an anonymous reader without a device id has no free articles: the meter fails closed")
+    func noMeterSubject() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        let policy = try PolicyCompiler.compile([PolicySource(name: "t.policy", text: """
+            meter "anon" { limit 5 per 30 days }
+            rule "anonymous readers get five articles" { when not user.signedIn; grant full using meter "anon" }
+            """)])
+        let facts = try f.service.facts(reader: .anonymous(device: nil), title: "euronews", article: ArticleInput(id: "a"), request: RequestFacts(), at: f.clock.now(), policy: policy)
+        #expect(facts.meters == [MeterFacts(used: 5, alreadyRead: false)])
+        let before = try f.snapshot()
+        let decision = try f.service.decide(reader: .anonymous(device: nil), title: "euronews", article: ArticleInput(id: "a"), policy: policy, record: true)
+        #expect(decision.access == .teaser)
+        #expect(try f.snapshot() == before, "nothing recorded")
+        let withDevice = try f.service.decide(reader: .anonymous(device: "d1"), title: "euronews", article: ArticleInput(id: "a"), policy: policy, record: true)
+        #expect(withDevice.access == .full)
+    }
+}

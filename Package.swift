@@ -4,6 +4,7 @@
 // Dependency direction (one way):
 //   PaywallCore (pure domain) <- PaywallStore (SQLite via GRDB)
 //   PaywallCore <- PaywallCrypto (the only module that calls OpenSSL, via COpenSSL)
+//   PaywallStore -> PaywallCrypto (refresh tokens: random bytes, SHA-256, sealing)
 //   PaywallService (orchestrates) -> PaywallStore, PaywallCrypto
 //   paywall (CLI, thin adapter) -> PaywallService
 import PackageDescription
@@ -43,11 +44,13 @@ let package = Package(
         // Signed access tokens (JWS/JWT), the key ring in Keys/ and the JWKS.
         .target(name: "PaywallTokens", dependencies: ["PaywallCore", "PaywallCrypto"], swiftSettings: strict),
 
-        // The SQLite account store over GRDB (system libsqlite3).
+        // The SQLite account store over GRDB (system libsqlite3). It makes and checks
+        // refresh tokens itself (PaywallCrypto), since it keeps only their hashes.
         .target(
             name: "PaywallStore",
             dependencies: [
                 "PaywallCore",
+                "PaywallCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

@@ -100,7 +100,7 @@ struct MigrationTests {
         }
         #expect(session.familyStartedAt == started.familyStartedAt)
         #expect(try store.refreshSession(token: token, lifetime: 86_400) == .alreadyRotated(token: next, session: session))
-        try store.revokeSessions(accountID: account.id, actor: .system)
+        #expect(try store.setPasswordHash(accountID: account.id, hash: "$scrypt$new", actor: .system, revokeSessions: true) >= 1)
         #expect(try store.refreshSession(token: token, lifetime: 86_400) == .reuseDetected(familyID: started.familyID))
     }
 

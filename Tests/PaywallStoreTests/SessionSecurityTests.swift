@@ -238,4 +238,49 @@ struct SessionSecurityTests {
         #expect(try shorter.refreshSession(token: fresh, lifetime: 30 * day) == .rejected)
         #expect(try f.store.session(token: fresh) != nil)
     }
+
+    // MARK: - Password change
+
+    @Test("a new password and signing out everywhere happen in one transaction, with their audit entries")
+    func passwordChangeRevokesSessions() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        let other = try f.account("bob@example.com")
+        let (a, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
+        let (b, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
+        let (c, _) = try f.store.createSession(accountID: other.id, lifetime: 30 * day)
+        #expect(try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$new", actor: f.admin, revokeSessions: true) == 2)
+        #expect(try f.store.passwordHash(accountID: account.id) == "$scrypt$new")
+        #expect(try f.store.session(token: a) == nil)
+        #expect(try f.store.session(token: b) == nil)
+        #expect(try f.store.session(token: c) != nil)
+        let actions = try f.store.auditEntries(target: "account:\(account.id)").prefix(2).map(\.action)
+        #expect(actions == ["session.revoke-all", "account.set-password"])
+        // Without revokeSessions (a rehash at sign-in) sessions stay.
+        #expect(try f.store.setPasswordHash(accountID: other.id, hash: "$scrypt$re", actor: .system, action: "account.rehash-password") == 0)
+        #expect(try f.store.session(token: c) != nil)
+    }
+
+    @Test("when revoking the sessions fails, the password is not changed either")
+    func passwordChangeAtomic() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        let (token, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
+        try f.store.pool.writeWithoutTransaction { db in
+            try db.execute(sql: """
+                CREATE TEMP TRIGGER refuse_revocation BEFORE UPDATE OF revoked_at ON main.sessions
+                BEGIN SELECT RAISE(ABORT, 'revocation refused'); END
+                """)
+        }
+        let before = try f.snapshot()
+        let audit = try f.store.auditEntries()
+        #expect(throws: StoreError.self) {
+            try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$new", actor: f.admin, revokeSessions: true)
+        }
+        #expect(try f.store.passwordHash(accountID: account.id) == "$scrypt$test")
+        #expect(try f.store.account(id: account.id)?.updatedAt == account.updatedAt)
+        #expect(try f.store.auditEntries() == audit)
+        #expect(try f.snapshot() == before)
+        #expect(try f.store.session(token: token) != nil)
+    }
 }

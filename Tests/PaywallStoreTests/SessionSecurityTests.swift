@@ -107,6 +107,31 @@ struct SessionSecurityTests {
         #expect(try f.store.session(token: third) != nil)
     }
 
+    @Test("many refreshes of one token at once: one rotation, every caller gets the same successor")
+    func concurrentRefreshes() async throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        let (token, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
+        let store = f.store
+        let outcomes = try await withThrowingTaskGroup(of: SessionRefresh.self) { group in
+            for _ in 0..<8 { group.addTask { try store.refreshSession(token: token, lifetime: 30 * 86_400) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        var rotations: [String] = [], repeats: [String] = []
+        for outcome in outcomes {
+            switch outcome {
+            case let .rotated(next, _): rotations.append(next)
+            case let .alreadyRotated(next, _): repeats.append(next)
+            default: Issue.record("unexpected \(outcome)")
+            }
+        }
+        #expect(rotations.count == 1)
+        #expect(repeats.count == 7)
+        #expect(Set(rotations + repeats).count == 1)
+        #expect(try f.store.activeSessions(accountID: account.id).count == 1)
+        #expect(try reuseEntries(f, account).isEmpty)
+    }
+
     @Test("after the grace window the old token is reuse: family revoked and audited")
     func afterGrace() throws {
         let f = try StoreFixture()

@@ -264,6 +264,22 @@ struct SessionSecurityTests {
         #expect(try f.store.session(token: fresh) != nil)
     }
 
+    @Test("rotation by hash (the service's current path) respects the family lifetime too")
+    func familyLifetimeByHash() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        let start = f.clock.now()
+        _ = try f.store.createSession(accountID: account.id, tokenHash: [0], lifetime: 30 * day)
+        for step in 1...3 {
+            f.clock.advance(by: 29 * day)
+            _ = try f.store.rotateSession(tokenHash: [UInt8(step - 1)], newTokenHash: [UInt8(step)], lifetime: 30 * day)
+        }
+        #expect(try f.store.session(tokenHash: [3])?.expiresAt == start.addingTimeInterval(90 * day))
+        f.clock.advance(by: 3 * day)
+        #expect(try f.store.session(tokenHash: [3]) == nil)
+        #expect(try f.store.rotateSession(tokenHash: [3], newTokenHash: [4], lifetime: 30 * day) == .rejected)
+    }
+
     // MARK: - Password change
 
     @Test("a new password and signing out everywhere happen in one transaction, with their audit entries")

@@ -4,7 +4,7 @@
 // Dependency direction (one way):
 //   PaywallCore (pure domain types) <- PaywallPolicy (pure: the policy language)
 //   PaywallCrypto (the only module that calls OpenSSL, via COpenSSL) <- PaywallTokens (JWS, key ring)
-//   PaywallCore <- PaywallStore (SQLite via GRDB)
+//   PaywallCore <- PaywallStore (SQLite via GRDB) -> PaywallCrypto (refresh tokens: random bytes, SHA-256, sealing)
 //   PaywallService (orchestrates; owns configuration, the policy and the key ring)
 //       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy
 //   PaywallViews (the JSON shapes every adapter shows) -> PaywallService
@@ -46,11 +46,13 @@ let package = Package(
         // Signed access tokens (JWS/JWT), the key ring in Keys/ and the JWKS.
         .target(name: "PaywallTokens", dependencies: ["PaywallCore", "PaywallCrypto"], swiftSettings: strict),
 
-        // The SQLite account store over GRDB (system libsqlite3).
+        // The SQLite account store over GRDB (system libsqlite3). It makes and checks
+        // refresh tokens itself (PaywallCrypto), since it keeps only their hashes.
         .target(
             name: "PaywallStore",
             dependencies: [
                 "PaywallCore",
+                "PaywallCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

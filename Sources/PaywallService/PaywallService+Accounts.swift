@@ -50,15 +50,15 @@ extension PaywallService {
     }
 
     /// Sets a new password (checked against the policy) and signs the account out
-    /// everywhere.
+    /// everywhere, in one transaction: there is no moment where the new password is set
+    /// and an old session still refreshes.
     public func setPassword(account reference: String, password: String, actor: AuditActor) throws(ServiceError) {
         try mapped {
             let account = try store.account(matching: reference)
             let email = try? EmailAddress(account.email)
             try configuration.passwordPolicy.validate(password, email: email)
             let hash = try hasher.hash(password)
-            try store.setPasswordHash(accountID: account.id, hash: hash, actor: actor)
-            try store.revokeSessions(accountID: account.id, actor: actor)
+            try store.setPasswordHash(accountID: account.id, hash: hash, actor: actor, revokeSessions: true)
         }
     }
 
@@ -81,31 +81,20 @@ extension PaywallService {
     /// Starts a session: returns the refresh token (to hand to the reader, once) and the
     /// stored session, which keeps only the token's SHA-256.
     public func startSession(accountID: AccountID) throws(ServiceError) -> (String, RefreshSession) {
-        try mapped {
-            let token = try Self.newRefreshToken()
-            let session = try store.createSession(accountID: accountID, tokenHash: SHA256.hash(token), lifetime: configuration.sessionLifetime)
-            return (token, session)
-        }
+        try mapped { try store.createSession(accountID: accountID, lifetime: configuration.sessionLifetime) }
     }
 
-    /// Exchanges a refresh token for a new one. A token used twice revokes its family.
+    /// Exchanges a refresh token for a new one. The same token sent again within a few
+    /// seconds (a client's concurrent refresh, RFC 9700 §4.14.2) gets the same successor;
+    /// later, or once the successor was used, it is reuse: the whole family is revoked
+    /// and the reuse audited.
     public func refreshSession(token: String) throws(ServiceError) -> (String, RefreshSession) {
         try mapped {
-            let next = try Self.newRefreshToken()
-            switch try store.rotateSession(tokenHash: SHA256.hash(token), newTokenHash: SHA256.hash(next), lifetime: configuration.sessionLifetime) {
-            case let .rotated(session): return (next, session)
+            switch try store.refreshSession(token: token, lifetime: configuration.sessionLifetime) {
+            case let .rotated(next, session), let .alreadyRotated(next, session): return (next, session)
             case .reuseDetected: throw ServiceError.sessionReused
             case .rejected: throw ServiceError.sessionRejected
             }
         }
-    }
-
-    /// 32 random bytes, base64url without padding.
-    static func newRefreshToken() throws -> String {
-        let bytes = try SecureRandom.bytes(32)
-        return Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

@@ -91,7 +91,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     static func category(of error: StoreError) -> ServiceErrorCategory {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: .unavailable
-        case .sqlite: .internal
+        case .sqlite, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists: .conflict
         case .emptyBundle: .invalid
@@ -117,6 +117,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .notADatabase, .corrupt, .readOnly, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: "database_unavailable"
             case .locked: "database_locked"
             case .sqlite: "database_error"
+            case .randomUnavailable: "random_unavailable"
             case .accountNotFound: "account_not_found"
             case .titleNotFound: "title_not_found"
             case .planNotFound: "plan_not_found"

@@ -65,7 +65,7 @@ final class HotReader: @unchecked Sendable {
         self.queue = queue
         statements = try queue.inDatabase { db in
             Statements(
-                accountByEmail:                 try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"),
+                accountByEmail: try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"),
                 accountByID: try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"),
                 meterAll: try db.makeStatement(sql: MeterSQL.countAll),
                 meterTitle: try db.makeStatement(sql: MeterSQL.countTitle),
@@ -96,16 +96,17 @@ final class HotReader: @unchecked Sendable {
 
     private func account(_ statement: Statement, key: String, _ db: Database) throws -> Account? {
         let handle = statement.sqliteStatement
-        defer { sqlite3_reset(handle) }
-        return try withBound(handle, 1, key) { () throws -> Account? in
-            guard try step(handle, db) else { return nil }
-            return Account(
-                id: AccountID(rawValue: text(handle, 0) ?? ""),
-                email: text(handle, 1) ?? "",
-                displayName: text(handle, 2),
-                emailVerifiedAt: sqlite3_column_type(handle, 5) == SQLITE_NULL ? nil : Date(millis: sqlite3_column_int64(handle, 5)),
-                createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
-                updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
+        return try withText(handle, 1, key, db) { () throws -> Account? in
+            try run(handle, db) { () throws -> Account? in
+                guard try step(handle, db) else { return nil }
+                return Account(
+                    id: AccountID(rawValue: text(handle, 0) ?? ""),
+                    email: text(handle, 1) ?? "",
+                    displayName: text(handle, 2),
+                    emailVerifiedAt: sqlite3_column_type(handle, 5) == SQLITE_NULL ? nil : Date(millis: sqlite3_column_int64(handle, 5)),
+                    createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
+                    updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
+            }
         }
     }
 
@@ -113,13 +114,14 @@ final class HotReader: @unchecked Sendable {
     func meterCount(subject: String, start: Int64, end: Int64, title: String?, _ db: Database) throws -> Int {
         let statements = try prepared(db)
         let handle = (title == nil ? statements.meterAll : statements.meterTitle).sqliteStatement
-        defer { sqlite3_reset(handle) }
-        sqlite3_bind_int64(handle, 2, start)
-        sqlite3_bind_int64(handle, 3, end)
-        return try withBound(handle, 1, subject) { () throws -> Int in
-            try withBound(handle, 4, title) { () throws -> Int in
-                guard try step(handle, db) else { return 0 }
-                return Int(sqlite3_column_int64(handle, 0))
+        try bind(handle, 2, start, db)
+        try bind(handle, 3, end, db)
+        return try withText(handle, 1, subject, db) { () throws -> Int in
+            try withText(handle, 4, title, db) { () throws -> Int in
+                try run(handle, db) { () throws -> Int in
+                    guard try step(handle, db) else { return 0 }
+                    return Int(sqlite3_column_int64(handle, 0))
+                }
             }
         }
     }
@@ -127,40 +129,91 @@ final class HotReader: @unchecked Sendable {
     /// Whether `subject` read this article in `(start, end]`.
     func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64, _ db: Database) throws -> Bool {
         let handle = try prepared(db).readInWindow.sqliteStatement
-        defer { sqlite3_reset(handle) }
-        sqlite3_bind_int64(handle, 2, start)
-        sqlite3_bind_int64(handle, 3, end)
-        return try withBound(handle, 1, subject) { () throws -> Bool in
-            try withBound(handle, 4, title) { () throws -> Bool in
-                try withBound(handle, 5, article) { () throws -> Bool in
-                    guard try step(handle, db) else { return false }
-                    return sqlite3_column_int64(handle, 0) != 0
+        try bind(handle, 2, start, db)
+        try bind(handle, 3, end, db)
+        return try withText(handle, 1, subject, db) { () throws -> Bool in
+            try withText(handle, 4, title, db) { () throws -> Bool in
+                try withText(handle, 5, article, db) { () throws -> Bool in
+                    try run(handle, db) { () throws -> Bool in
+                        guard try step(handle, db) else { return false }
+                        return sqlite3_column_int64(handle, 0) != 0
+                    }
                 }
             }
         }
     }
 
     // MARK: - Statement access
+    //
+    // A hot statement is always left reset with no bindings: bind, step, read the
+    // columns, reset, clear the bindings, in that order, and all of it while the bound
+    // strings' bytes are alive (they are bound SQLITE_STATIC, without a copy). Every
+    // SQLite return code is checked; a failure resets and clears the statement before it
+    // is thrown as an error carrying the SQL.
 
     /// SQLite copies the bytes (SQLITE_TRANSIENT).
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    /// Binds `value` without copying (SQLITE_STATIC: SQLite reads the bytes in place), runs
-    /// `body` while they are valid, and unbinds before they go away. Nil binds nothing.
-    private func withBound<T>(_ handle: SQLiteStatement, _ index: Int32, _ value: String?, _ body: () throws -> T) throws -> T {
+    /// Binds an integer; on failure leaves the statement clean and throws.
+    private func bind(_ handle: SQLiteStatement, _ index: Int32, _ value: Int64, _ db: Database) throws {
+        let code = sqlite3_bind_int64(handle, index, value)
+        if code != SQLITE_OK { throw failure(code, handle, db) }
+    }
+
+    /// Binds `value` without copying (SQLITE_STATIC: SQLite reads the bytes in place) and
+    /// runs `body` while they are valid; `body` must end with ``run(_:_:_:)``, which
+    /// resets and clears the statement before the bytes go away. Nil binds nothing.
+    private func withText<T>(_ handle: SQLiteStatement, _ index: Int32, _ value: String?, _ db: Database, _ body: () throws -> T) throws -> T {
         guard var value else { return try body() }
         return try value.withUTF8 { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { chars in
+            let code = bytes.withMemoryRebound(to: CChar.self) { chars in
                 if let address = chars.baseAddress {
-                    _ = sqlite3_bind_text(handle, index, address, Int32(chars.count), nil)
+                    sqlite3_bind_text64(handle, index, address, sqlite3_uint64(chars.count), nil, UInt8(SQLITE_UTF8))
                 } else {
                     // An empty string may have no buffer; bind "" (SQLite copies it).
-                    _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+                    sqlite3_bind_text(handle, index, "", 0, Self.transient)
                 }
             }
-            defer { sqlite3_bind_null(handle, index) }
+            if code != SQLITE_OK { throw failure(code, handle, db) }
             return try body()
         }
+    }
+
+    /// Runs `body` (steps and reads columns), then resets the statement and clears its
+    /// bindings, whatever `body` did. A failure of either is thrown (after `body`'s own).
+    private func run<T>(_ handle: SQLiteStatement, _ db: Database, _ body: () throws -> T) throws -> T {
+        let value: T
+        do {
+            value = try body()
+        } catch {
+            // The step's error is the one to report; reset repeats it.
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+            throw error
+        }
+        let reset = sqlite3_reset(handle)
+        let clear = sqlite3_clear_bindings(handle)
+        if reset != SQLITE_OK { throw failure(reset, handle, db) }
+        if clear != SQLITE_OK { throw failure(clear, handle, db) }
+        return value
+    }
+
+    /// Leaves the statement reset and unbound, and describes `code` with the statement's
+    /// SQL.
+    private func failure(_ code: Int32, _ handle: SQLiteStatement, _ db: Database) -> DatabaseError {
+        let error = self.error(code, handle, db)
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        return error
+    }
+
+    private func error(_ code: Int32, _ handle: SQLiteStatement, _ db: Database) -> DatabaseError {
+        let connection = db.sqliteConnection
+        // The connection's message belongs to this failure only when its code matches.
+        let message = sqlite3_extended_errcode(connection) & 0xFF == code & 0xFF
+            ? String(cString: sqlite3_errmsg(connection))
+            : String(cString: sqlite3_errstr(code))
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: String(cString: sqlite3_sql(handle)))
     }
 
     /// Steps once: true for a row, false when done; SQLite's error otherwise.
@@ -169,11 +222,7 @@ final class HotReader: @unchecked Sendable {
         switch code {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default:
-            throw DatabaseError(
-                resultCode: ResultCode(rawValue: code),
-                message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-                sql: String(cString: sqlite3_sql(handle)))
+        default: throw error(code, handle, db)
         }
     }
 

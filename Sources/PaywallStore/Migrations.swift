@@ -136,6 +136,20 @@ enum Migrations {
                 """)
         }
 
+        // Session families get an absolute lifetime (counted from `family_started_at`,
+        // backfilled from each family's oldest session) and a rotated token keeps its
+        // successor sealed under itself (`successor_sealed`: the successor's 32 bytes
+        // XOR SHA-256("paywall refresh successor" || old token)), for the grace window.
+        // A row inserted without a start counts as started in 1970: expired, not immortal.
+        migrator.registerMigration("v6-session-families") { db in
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN family_started_at INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE sessions ADD COLUMN successor_sealed BLOB;
+                UPDATE sessions SET family_started_at =
+                    (SELECT MIN(family.created_at) FROM sessions AS family WHERE family.family_id = sessions.family_id);
+                """)
+        }
+
         return migrator
     }()
 }

@@ -95,16 +95,23 @@ extension Store {
 
     /// Replaces an account's password hash. `action` names the reason in the audit log
     /// (`account.set-password`, or `account.rehash-password` for an upgrade at sign-in).
-    public func setPasswordHash(accountID: AccountID, hash: String, actor: AuditActor, action: String = "account.set-password") throws(StoreError) {
-        let now = clock.now().millis
-        try write { db in
+    /// With `revokeSessions`, every usable session of the account is revoked in the same
+    /// transaction (audited as `session.revoke-all`): either both happen or neither.
+    /// Returns the number of sessions revoked.
+    @discardableResult
+    public func setPasswordHash(
+        accountID: AccountID, hash: String, actor: AuditActor, action: String = "account.set-password", revokeSessions: Bool = false
+    ) throws(StoreError) -> Int {
+        let now = clock.now()
+        return try write { db in
             try Self.requireAccount(db, accountID)
             try db.cachedStatement(sql: """
                 INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)
                 ON CONFLICT(account_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
-                """).execute(arguments: [accountID.rawValue, hash, now])
-            try db.cachedStatement(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?").execute(arguments: [now, accountID.rawValue])
+                """).execute(arguments: [accountID.rawValue, hash, now.millis])
+            try db.cachedStatement(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?").execute(arguments: [now.millis, accountID.rawValue])
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
+            return revokeSessions ? try self.revokeSessions(db, accountID: accountID, actor: actor, now: now) : 0
         }
     }
 

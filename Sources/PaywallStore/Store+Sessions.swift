@@ -1,36 +1,105 @@
 import Foundation
 import GRDB
 import PaywallCore
+import PaywallCrypto
 
 extension RefreshSession {
-    static let columns = "id, account_id, family_id, created_at, expires_at, revoked_at"
+    static let columns = "id, account_id, family_id, created_at, expires_at, revoked_at, family_started_at"
 
     init(row: Row) {
         self.init(
             id: row[0], accountID: AccountID(rawValue: row[1]), familyID: row[2],
             createdAt: Date(millis: row[3]), expiresAt: Date(millis: row[4]),
-            revokedAt: (row[5] as Int64?).map(Date.init(millis:)))
+            revokedAt: (row[5] as Int64?).map(Date.init(millis:)),
+            familyStartedAt: Date(millis: row[6]))
     }
 }
 
-/// The outcome of presenting a refresh token.
+/// The outcome of presenting a refresh token by its hash (``Store/rotateSession(tokenHash:newTokenHash:lifetime:)``).
 public enum SessionRotation: Equatable, Sendable {
     /// The old token was valid; it is now revoked and `session` replaces it.
     case rotated(RefreshSession)
     /// The token had already been used: the whole family is revoked (likely theft).
     case reuseDetected(familyID: String)
-    /// The token expired or was revoked.
+    /// The token expired or was revoked, its family outlived its lifetime, or it is unknown.
     case rejected
 }
 
+/// The outcome of presenting a refresh token (``Store/refreshSession(token:lifetime:)``).
+public enum SessionRefresh: Equatable, Sendable {
+    /// The token was valid: it is now spent, and `token` (shown once) opens `session`.
+    case rotated(token: String, session: RefreshSession)
+    /// The token had been rotated moments ago (within the grace window) and its successor
+    /// is still current: the same successor again, for a client that refreshed twice at
+    /// once. Nothing was revoked.
+    case alreadyRotated(token: String, session: RefreshSession)
+    /// The token had already been used: the whole family is revoked (likely theft), and a
+    /// `session.reuse` audit entry names it.
+    case reuseDetected(familyID: String)
+    /// The token expired or was revoked, its family outlived its lifetime, or it is unknown.
+    case rejected
+}
+
+/// Refresh tokens: 32 random bytes in base64url without padding (43 characters), stored as
+/// the SHA-256 of that text. A rotated token keeps its successor sealed under itself, so
+/// that only someone presenting the old token can recover the successor.
+enum RefreshToken {
+    static let byteCount = 32
+
+    /// A new token's bytes and text.
+    static func generate() throws(StoreError) -> (bytes: [UInt8], text: String) {
+        let bytes: [UInt8]
+        do {
+            bytes = try SecureRandom.bytes(byteCount)
+        } catch {
+            throw .randomUnavailable(detail: error.description)
+        }
+        return (bytes, text(bytes))
+    }
+
+    static func text(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// What the store keeps of a token.
+    static func hash(_ text: String) -> [UInt8] { SHA256.hash(text) }
+
+    /// The one-time pad that seals a successor under `oldToken`:
+    /// SHA-256("paywall refresh successor" || old token).
+    static func pad(oldToken: String) -> [UInt8] {
+        SHA256.hash(Array("paywall refresh successor".utf8) + Array(oldToken.utf8))
+    }
+
+    /// `a` XOR `b` (both `byteCount` long, or nil).
+    static func xor(_ a: [UInt8], _ b: [UInt8]) -> [UInt8]? {
+        guard a.count == byteCount, b.count == byteCount else { return nil }
+        return zip(a, b).map { $0 ^ $1 }
+    }
+}
+
 extension Store {
+    // MARK: - Starting a session
+
+    /// Starts a session (a new family) for an account and returns its refresh token, to
+    /// hand to the reader once; the store keeps only the token's SHA-256.
+    public func createSession(accountID: AccountID, lifetime: TimeInterval) throws(StoreError) -> (token: String, session: RefreshSession) {
+        let token = try RefreshToken.generate()
+        let session = try createSession(accountID: accountID, tokenHash: RefreshToken.hash(token.text), lifetime: lifetime)
+        return (token.text, session)
+    }
+
     /// Stores a new session (a new family) for an account. `tokenHash` is the SHA-256 of
-    /// the refresh token; the token itself is never stored.
+    /// the refresh token; the token itself is never stored. Prefer
+    /// ``createSession(accountID:lifetime:)``, which makes the token.
     public func createSession(accountID: AccountID, tokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> RefreshSession {
-        let now = clock.now()
+        let now = storedNow()
         let session = RefreshSession(
             id: UUID().uuidString.lowercased(), accountID: accountID, familyID: UUID().uuidString.lowercased(),
-            createdAt: now, expiresAt: now.addingTimeInterval(lifetime), revokedAt: nil)
+            createdAt: now, expiresAt: Self.stored(now.addingTimeInterval(min(lifetime, sessionFamilyLifetime))), revokedAt: nil,
+            familyStartedAt: now)
         try write { db in
             try Self.requireAccount(db, accountID)
             try Self.insertSession(db, session, tokenHash: tokenHash)
@@ -38,39 +107,135 @@ extension Store {
         return session
     }
 
-    /// Exchanges a refresh token (by hash) for a new one in the same family.
-    public func rotateSession(tokenHash: [UInt8], newTokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> SessionRotation {
-        let now = clock.now()
+    // MARK: - Refreshing
+
+    /// Exchanges a refresh token for a new one in the same family, in one transaction:
+    ///
+    /// - a usable token is spent and a new one returned (`.rotated`); the new session ends
+    ///   `lifetime` from now, but never after its family's lifetime
+    ///   (``StoreConfiguration/sessionFamilyLifetime``);
+    /// - a token already rotated within ``StoreConfiguration/refreshGraceWindow``, whose
+    ///   successor is still current (neither rotated nor revoked), gets that same successor
+    ///   (`.alreadyRotated`): a client's concurrent refreshes do not sign it out;
+    /// - any other use of a rotated token revokes the whole family and records a
+    ///   `session.reuse` audit entry (`.reuseDetected`);
+    /// - an unknown, expired or revoked token, or one of a family past its lifetime, is
+    ///   `.rejected`.
+    public func refreshSession(token: String, lifetime: TimeInterval) throws(StoreError) -> SessionRefresh {
+        let now = storedNow()
+        let next = try RefreshToken.generate()
+        let pad = RefreshToken.pad(oldToken: token)
+        let successor = Successor(tokenHash: RefreshToken.hash(next.text), sealed: RefreshToken.xor(next.bytes, pad))
         return try write { db in
-            guard let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT \(RefreshSession.columns), replaced_by FROM sessions WHERE token_hash = ?"),
-                arguments: [Data(tokenHash)])
-            else { return .rejected }
-            let old = RefreshSession(row: row)
-            let replacedBy: String? = row[6]
-            if replacedBy != nil {
-                try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE family_id = ?")
-                    .execute(arguments: [now.millis, old.familyID])
-                return .reuseDetected(familyID: old.familyID)
+            switch try rotate(db, tokenHash: RefreshToken.hash(token), successor: successor, pad: pad, lifetime: lifetime, now: now) {
+            case let .rotated(session): .rotated(token: next.text, session: session)
+            case let .alreadyRotated(token, session): .alreadyRotated(token: token, session: session)
+            case let .reuseDetected(familyID): .reuseDetected(familyID: familyID)
+            case .rejected: .rejected
             }
-            guard old.isUsable(at: now) else { return .rejected }
-            let next = RefreshSession(
-                id: UUID().uuidString.lowercased(), accountID: old.accountID, familyID: old.familyID,
-                createdAt: now, expiresAt: now.addingTimeInterval(lifetime), revokedAt: nil)
-            try Self.insertSession(db, next, tokenHash: newTokenHash)
-            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ?, replaced_by = ? WHERE id = ?")
-                .execute(arguments: [now.millis, next.id, old.id])
-            return .rotated(next)
         }
     }
 
+    /// Exchanges a refresh token, by hash, for the new token hash `newTokenHash` in the
+    /// same family. Like ``refreshSession(token:lifetime:)`` (family lifetime, reuse
+    /// detection and its audit entry) but without the grace window, which needs the token
+    /// itself: any second use of a token revokes its family.
+    public func rotateSession(tokenHash: [UInt8], newTokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> SessionRotation {
+        let now = storedNow()
+        return try write { db in
+            switch try rotate(db, tokenHash: tokenHash, successor: Successor(tokenHash: newTokenHash, sealed: nil), pad: nil, lifetime: lifetime, now: now) {
+            case let .rotated(session): .rotated(session)
+            case let .reuseDetected(familyID): .reuseDetected(familyID: familyID)
+            case .alreadyRotated, .rejected: .rejected  // no grace without a pad
+            }
+        }
+    }
+
+    /// The token that replaces a rotated one: its hash, and its bytes sealed under the
+    /// old token (nil when the old token is not known, only its hash).
+    struct Successor {
+        var tokenHash: [UInt8]
+        var sealed: [UInt8]?
+    }
+
+    enum Rotation {
+        case rotated(RefreshSession)
+        case alreadyRotated(token: String, session: RefreshSession)
+        case reuseDetected(familyID: String)
+        case rejected
+    }
+
+    /// One refresh, inside the caller's write transaction. `pad` unseals the successor of
+    /// an already rotated token (nil: no grace).
+    func rotate(_ db: Database, tokenHash: [UInt8], successor: Successor, pad: [UInt8]?, lifetime: TimeInterval, now: Date) throws -> Rotation {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(RefreshSession.columns), replaced_by, successor_sealed FROM sessions WHERE token_hash = ?"),
+            arguments: [Data(tokenHash)])
+        else { return .rejected }
+        let old = RefreshSession(row: row)
+        let familyEnd = old.familyStartedAt.addingTimeInterval(sessionFamilyLifetime)
+
+        if let replacedBy = row[7] as String? {
+            if let pad, let sealed = row[8] as Data?,
+               let found = try currentSuccessor(db, of: old, id: replacedBy, sealed: Array(sealed), pad: pad, familyEnd: familyEnd, now: now) {
+                return .alreadyRotated(token: found.token, session: found.session)
+            }
+            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE family_id = ?")
+                .execute(arguments: [now.millis, old.familyID])
+            // The family and the reused session, never the token or its hash.
+            try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
+                      details: ["family": old.familyID, "session": old.id])
+            return .reuseDetected(familyID: old.familyID)
+        }
+
+        guard old.isUsable(at: now), now < familyEnd else { return .rejected }
+        let next = RefreshSession(
+            id: UUID().uuidString.lowercased(), accountID: old.accountID, familyID: old.familyID,
+            createdAt: now, expiresAt: Self.stored(min(now.addingTimeInterval(lifetime), familyEnd)), revokedAt: nil,
+            familyStartedAt: old.familyStartedAt)
+        try Self.insertSession(db, next, tokenHash: successor.tokenHash)
+        // A rotated session's revoked_at is the moment of its rotation (later revocations
+        // never overwrite it): the grace window counts from it.
+        try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ?, replaced_by = ?, successor_sealed = ? WHERE id = ?")
+            .execute(arguments: [now.millis, next.id, successor.sealed.map { Data($0) }, old.id])
+        return .rotated(next)
+    }
+
+    /// The successor of `old`, unsealed, when `old` was rotated within the grace window
+    /// and the successor is still current; nil otherwise (including when the unsealed
+    /// token does not match the successor's stored hash).
+    private func currentSuccessor(
+        _ db: Database, of old: RefreshSession, id: String, sealed: [UInt8], pad: [UInt8], familyEnd: Date, now: Date
+    ) throws -> (token: String, session: RefreshSession)? {
+        guard let rotatedAt = old.revokedAt, now < rotatedAt.addingTimeInterval(refreshGraceWindow), now < familyEnd,
+              let row = try Row.fetchOne(
+                  db.cachedStatement(sql: "SELECT \(RefreshSession.columns), replaced_by, token_hash FROM sessions WHERE id = ?"),
+                  arguments: [id])
+        else { return nil }
+        let session = RefreshSession(row: row)
+        guard session.familyID == old.familyID, (row[7] as String?) == nil, session.isUsable(at: now),
+              let storedHash = row[8] as Data?,
+              let bytes = RefreshToken.xor(sealed, pad)
+        else { return nil }
+        let token = RefreshToken.text(bytes)
+        guard ConstantTime.equal(RefreshToken.hash(token), Array(storedHash)) else { return nil }
+        return (token, session)
+    }
+
+    // MARK: - Reading and revoking
+
     /// The usable session holding this refresh token, or nil.
+    public func session(token: String) throws(StoreError) -> RefreshSession? {
+        try session(tokenHash: RefreshToken.hash(token))
+    }
+
+    /// The usable session whose refresh token has this SHA-256, or nil.
     public func session(tokenHash: [UInt8]) throws(StoreError) -> RefreshSession? {
         let now = clock.now()
         return try read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT \(RefreshSession.columns) FROM sessions WHERE token_hash = ?"), arguments: [Data(tokenHash)])
                 .map(RefreshSession.init(row:))
-        }.flatMap { $0.isUsable(at: now) ? $0 : nil }
+        }.flatMap { isLive($0, at: now) ? $0 : nil }
     }
 
     /// Revokes every usable session of an account (sign out everywhere). Returns how many.
@@ -79,29 +244,52 @@ extension Store {
         let now = clock.now()
         return try write { db in
             try Self.requireAccount(db, accountID)
-            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?")
-                .execute(arguments: [now.millis, accountID.rawValue, now.millis])
-            let count = db.changesCount
-            try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
-            return count
+            return try revokeSessions(db, accountID: accountID, actor: actor, now: now)
         }
+    }
+
+    /// Revokes an account's usable sessions inside the caller's write transaction, with
+    /// its `session.revoke-all` audit entry. Returns how many.
+    func revokeSessions(_ db: Database, accountID: AccountID, actor: AuditActor, now: Date) throws -> Int {
+        try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?")
+            .execute(arguments: [now.millis, accountID.rawValue, now.millis])
+        let count = db.changesCount
+        try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
+        return count
     }
 
     /// An account's sessions that can still be used.
     public func activeSessions(accountID: AccountID) throws(StoreError) -> [RefreshSession] {
-        let now = clock.now().millis
+        let now = clock.now()
         return try read { db in
             try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT \(RefreshSession.columns) FROM sessions WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at"),
-                arguments: [accountID.rawValue, now]
+                db.cachedStatement(sql: """
+                    SELECT \(RefreshSession.columns) FROM sessions
+                    WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ? AND family_started_at > ?
+                    ORDER BY created_at
+                    """),
+                arguments: [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
             ).map(RefreshSession.init(row:))
         }
     }
 
+    /// Now, to the millisecond, as stored: a returned session equals the one read back.
+    func storedNow() -> Date { Self.stored(clock.now()) }
+
+    /// An instant to the millisecond, as stored.
+    static func stored(_ date: Date) -> Date { Date(millis: date.millis) }
+
+    /// Whether a session can be used at `now`: not revoked, not expired, and its family
+    /// within its lifetime (which may have been shortened since the session was made).
+    func isLive(_ session: RefreshSession, at now: Date) -> Bool {
+        session.isUsable(at: now) && now < session.familyStartedAt.addingTimeInterval(sessionFamilyLifetime)
+    }
+
     static func insertSession(_ db: Database, _ session: RefreshSession, tokenHash: [UInt8]) throws {
         try db.cachedStatement(sql: """
-            INSERT INTO sessions (id, account_id, family_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO sessions (id, account_id, family_id, token_hash, created_at, expires_at, family_started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [session.id, session.accountID.rawValue, session.familyID, Data(tokenHash),
-                                     session.createdAt.millis, session.expiresAt.millis])
+                                     session.createdAt.millis, session.expiresAt.millis, session.familyStartedAt.millis])
     }
 }

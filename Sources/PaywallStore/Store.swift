@@ -17,6 +17,8 @@ public final class Store: Sendable {
     let hotReaders: HotReaders
     let busyTimeout: Double
     let readOnly: Bool
+    let sessionFamilyLifetime: TimeInterval
+    let refreshGraceWindow: TimeInterval
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     public init(path: String, configuration: StoreConfiguration = StoreConfiguration()) throws(StoreError) {
@@ -24,6 +26,8 @@ public final class Store: Sendable {
         self.clock = configuration.clock
         self.busyTimeout = configuration.busyTimeout
         self.readOnly = configuration.readOnly
+        self.sessionFamilyLifetime = max(0, configuration.sessionFamilyLifetime)
+        self.refreshGraceWindow = max(0, configuration.refreshGraceWindow)
 
         if configuration.readOnly, !FileManager.default.fileExists(atPath: path) {
             throw .cannotOpen(path: path, detail: "no such file")

@@ -1,3 +1,4 @@
+import Foundation
 import PaywallCore
 
 /// How a ``Store`` opens its database.
@@ -11,6 +12,13 @@ public struct StoreConfiguration: Sendable {
     public var durableCommits = true
     /// Number of concurrent reader connections (default 8).
     public var maximumReaderCount = 8
+    /// The longest a session family lives, from its first sign-in (default 90 days):
+    /// rotation never extends a session past it, and a refresh after it is rejected.
+    public var sessionFamilyLifetime: TimeInterval = 90 * 86_400
+    /// How long after a refresh token was rotated a second submission of it (a concurrent
+    /// refresh, RFC 9700 §4.14.2) gets the same successor instead of revoking the family,
+    /// while that successor is still current (default 10 s; 0 turns it off).
+    public var refreshGraceWindow: TimeInterval = 10
     /// The source of "now".
     public var clock: any PaywallClock = SystemClock()
 

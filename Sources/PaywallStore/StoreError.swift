@@ -26,6 +26,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case membershipExists(account: String, plan: String, status: String)
     case invalidTransition(from: String, to: String)
     case sessionNotFound
+    /// No random bytes could be drawn for a refresh token.
+    case randomUnavailable(detail: String)
     case destinationExists(path: String)
 
     /// Any other SQLite error, with its code, message and statement.
@@ -75,6 +77,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "a membership cannot go from \(from) to \(to)"
         case .sessionNotFound:
             return "no such session"
+        case let .randomUnavailable(detail):
+            return "cannot draw random bytes for a refresh token: \(detail)"
         case let .destinationExists(path):
             return "\(path) already exists; choose another destination"
         case let .sqlite(path, code, message, sql):

@@ -81,8 +81,14 @@ struct AccountServiceTests {
         let first = try f.service.signIn(email: "ada@example.com", password: "correct horse battery")
         let (second, session) = try f.service.refreshSession(token: first.refreshToken)
         #expect(session.familyID == first.session.familyID)
+        // A double submit at once (two tabs refreshing) gets the same successor...
+        let (repeated, _) = try f.service.refreshSession(token: first.refreshToken)
+        #expect(repeated == second)
+        // ...but later it is reuse: the family is revoked and the reuse audited.
+        f.clock.advance(by: 11)
         #expect(throws: ServiceError.sessionReused) { try f.service.refreshSession(token: first.refreshToken) }
         #expect(throws: ServiceError.sessionRejected) { try f.service.refreshSession(token: second) }
+        #expect(try f.service.store.auditEntries().contains { $0.action == "session.reuse" })
 
         let again = try f.service.signIn(email: "ada@example.com", password: "correct horse battery")
         #expect(throws: ServiceError.invalidInput(.weakPassword(.tooShort(minimum: 10)))) {

@@ -30,8 +30,13 @@ struct MigrationTests {
         #expect(try again.appliedMigrations() == Store.knownMigrations)
     }
 
+    /// When the seeded sessions were made, relative to now.
+    static let hour: Int64 = 3_600_000
+    static let day: Int64 = 24 * hour
+
     /// Data written at each schema version, using only the tables that version has.
     func seed(_ db: Database, upTo index: Int) throws {
+        let now = Date().millis
         try db.execute(sql: "INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at) VALUES ('acc-1', 'Ada@Example.com', 'ada@example.com', 'Ada', 1, 1)")
         try db.execute(sql: "INSERT INTO credentials (account_id, password_hash, updated_at) VALUES ('acc-1', '$scrypt$old', 1)")
         try db.execute(sql: "INSERT INTO audit_log (at, actor, action, target) VALUES (1, 'admin:old', 'account.create', 'account:acc-1')")
@@ -49,6 +54,16 @@ struct MigrationTests {
         }
         if index >= 3 {
             try db.execute(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES ('device:d', 'euronews', 'a1', 1)")
+            // A family rotated once (s-1 replaced by s-2), and one that began 100 days ago
+            // with a long-lived session: past the 90-day family lifetime once migrated.
+            try db.execute(sql: """
+                INSERT INTO sessions (id, account_id, family_id, token_hash, created_at, expires_at, revoked_at, replaced_by) VALUES
+                    ('s-1', 'acc-1', 'fam-1', x'A1', ?, ?, ?, 's-2'),
+                    ('s-2', 'acc-1', 'fam-1', x'A2', ?, ?, NULL, NULL),
+                    ('s-3', 'acc-1', 'fam-old', x'A3', ?, ?, NULL, NULL)
+                """, arguments: [now - 2 * Self.hour, now + 30 * Self.day, now - Self.hour,
+                                 now - Self.hour, now + 30 * Self.day,
+                                 now - 100 * Self.day, now + 30 * Self.day])
         }
         if index >= 4 {
             try db.execute(sql: "UPDATE accounts SET email_verified_at = 5 WHERE id = 'acc-1'")
@@ -83,6 +98,36 @@ struct MigrationTests {
         if index < 1 { _ = try store.addTitle(id: TitleID(rawValue: "euronews"), name: "Euronews", publisher: "E", actor: .system) }
         try store.recordRead(ArticleRead(subject: .device("d2"), titleID: TitleID(rawValue: "euronews"), articleID: "a9", at: Date()))
         #expect(try store.auditCount() >= 1)
+        if index >= 3 { try checkSeededSessions(store, account) }
+        // Sessions: a new family, its rotation, a concurrent refresh, a reuse.
+        let (token, started) = try store.createSession(accountID: account.id, lifetime: 86_400)
+        guard case let .rotated(next, session) = try store.refreshSession(token: token, lifetime: 86_400) else {
+            Issue.record("expected a rotation")
+            return
+        }
+        #expect(session.familyStartedAt == started.familyStartedAt)
+        #expect(try store.refreshSession(token: token, lifetime: 86_400) == .alreadyRotated(token: next, session: session))
+        #expect(try store.setPasswordHash(accountID: account.id, hash: "$scrypt$new", actor: .system, revokeSessions: true) >= 1)
+        #expect(try store.refreshSession(token: token, lifetime: 86_400) == .reuseDetected(familyID: started.familyID))
+    }
+
+    /// The sessions seeded before migration v5: each family's start is its oldest session,
+    /// the old family is past its lifetime, and the rotated token is still reuse.
+    func checkSeededSessions(_ store: Store, _ account: Account) throws {
+        let current = try #require(try store.session(tokenHash: [0xA2]))
+        let rotatedAt = try #require(try store.pool.read { try Int64.fetchOne($0, sql: "SELECT created_at FROM sessions WHERE id = 's-1'") })
+        #expect(current.familyStartedAt == Date(millis: rotatedAt))
+        #expect(try store.activeSessions(accountID: account.id).map(\.id) == ["s-2"])
+        #expect(try store.session(tokenHash: [0xA3]) == nil)
+        #expect(try store.rotateSession(tokenHash: [0xA3], newTokenHash: [0xB3], lifetime: 86_400) == .rejected)
+        guard case let .rotated(next) = try store.rotateSession(tokenHash: [0xA2], newTokenHash: [0xB2], lifetime: 86_400) else {
+            Issue.record("expected a rotation")
+            return
+        }
+        #expect(next.familyStartedAt == current.familyStartedAt)
+        #expect(try store.rotateSession(tokenHash: [0xA1], newTokenHash: [0xB1], lifetime: 86_400) == .reuseDetected(familyID: "fam-1"))
+        #expect(try store.session(tokenHash: [0xB2]) == nil)
+        #expect(try store.auditEntries(target: "account:acc-1").first?.action == "session.reuse")
     }
 
     @Test("a file migrated by a newer paywall is refused, untouched")

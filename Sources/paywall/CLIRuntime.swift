@@ -3,7 +3,6 @@ import Foundation
 import PaywallCore
 import PaywallCrypto
 import PaywallService
-import PaywallStore
 import PaywallTokens
 import PaywallViews
 

@@ -28,6 +28,10 @@ struct PasswordPolicyTests {
     @Test("too long or containing the email")
     func otherRules() throws {
         #expect(throws: DomainError.weakPassword(.tooLong(maximum: 1024))) { try policy.validate(String(repeating: "x7", count: 513)) }
+        // Counted in UTF-8 bytes, like the hasher: 400 characters of 3 bytes each are too long,
+        // so a password the policy accepts is never refused by the hasher.
+        #expect(throws: DomainError.weakPassword(.tooLong(maximum: 1024))) { try policy.validate(String(repeating: "€", count: 400)) }
+        try policy.validate(String(repeating: "€", count: 300) + "x")
         let email = try EmailAddress("ada@example.com")
         #expect(throws: DomainError.weakPassword(.containsEmail)) { try policy.validate("my ADA@example.com pw", email: email) }
         try policy.validate("an unrelated passphrase", email: email)

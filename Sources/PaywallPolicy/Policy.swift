@@ -15,8 +15,8 @@ final class CompiledRule: Sendable {
     let title: String?
     let order: Int
     let location: SourceLocation
-    let condition: @Sendable (Facts) -> Bool
-    let conjuncts: [(test: @Sendable (Facts) -> Bool, text: String)]
+    let condition: @Sendable (FactsPointer) -> Bool
+    let conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)]
     /// The highest unmetered grant, if any.
     let grant: AccessLevel?
     /// Metered grants: level and meter index.
@@ -26,8 +26,8 @@ final class CompiledRule: Sendable {
     /// Whether the condition reads nothing about the reader (so a grant is free for all).
     let readerIndependent: Bool
 
-    init(name: String, shadow: Bool, title: String?, order: Int, location: SourceLocation, condition: @escaping @Sendable (Facts) -> Bool,
-         conjuncts: [(test: @Sendable (Facts) -> Bool, text: String)], grant: AccessLevel?, meteredGrants: [(level: AccessLevel, meter: Int)],
+    init(name: String, shadow: Bool, title: String?, order: Int, location: SourceLocation, condition: @escaping @Sendable (FactsPointer) -> Bool,
+         conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)], grant: AccessLevel?, meteredGrants: [(level: AccessLevel, meter: Int)],
          cap: AccessLevel?, offers: [Offer], readerIndependent: Bool) {
         self.name = name
         self.shadow = shadow
@@ -100,7 +100,7 @@ public final class Policy: Sendable {
         return withUnsafePointer(to: facts) { decide($0, scope: scope, explain: explain) }
     }
 
-    func decide(_ facts: Facts, scope: Scope, explain: Bool) -> Decision {
+    func decide(_ facts: FactsPointer, scope: Scope, explain: Bool) -> Decision {
         let rules = scope.rules
         let settings = scope.settings
 

@@ -37,7 +37,7 @@ extension PaywallService {
     /// Loads and checks the policy set (default `./Policies`).
     public func loadPolicy(directory: URL? = nil) throws(ServiceError) -> Policy {
         do {
-            return try PolicyCompiler.load(directory: directory ?? configuration.policyDirectory)
+            return try PolicyLoader.load(directory: directory ?? configuration.policyDirectory)
         } catch {
             throw .policy(error)
         }

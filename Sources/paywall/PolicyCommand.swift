@@ -20,7 +20,7 @@ struct PolicyCommand: ParsableCommand {
     /// Compiles a folder or prints every diagnostic and exits 1.
     static func compile(_ folder: URL) throws -> Policy {
         do {
-            return try PolicyCompiler.load(directory: folder)
+            return try PolicyLoader.load(directory: folder)
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             let count = error.diagnostics.count

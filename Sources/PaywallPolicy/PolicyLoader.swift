@@ -10,8 +10,9 @@ public struct PolicySource: Sendable {
     }
 }
 
-/// Parses, checks and compiles policy files. A set with any error is never compiled.
-public enum PolicyCompiler {
+/// Loads a policy set: reads the `*.policy` files of a folder, parses, checks and compiles
+/// them (expressions through ``ExpressionCompiler``). A set with any error is never compiled.
+public enum PolicyLoader {
     /// Loads every `*.policy` file of `directory` (sorted by name).
     public static func load(directory: URL) throws(PolicyErrors) -> Policy {
         try compile(try sources(in: directory))
@@ -138,7 +139,7 @@ public enum PolicyCompiler {
 
     static func compileRule(_ rule: RuleDecl, meterIndex: [String: Int], meters: [MeterDefinition], sourceLine: @escaping (SourceLocation) -> String) throws(PolicyDiagnostic) -> CompiledRule {
         var compiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
-        var conjuncts: [(test: @Sendable (Facts) -> Bool, text: String)] = []
+        var conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)] = []
         for part in rule.conjuncts {
             var partCompiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
             let test = try partCompiler.compileCondition(part.expression)
@@ -172,7 +173,7 @@ public enum PolicyCompiler {
             }
         }
         let tests = conjuncts.map(\.test)
-        let condition: @Sendable (Facts) -> Bool
+        let condition: @Sendable (FactsPointer) -> Bool
         switch tests.count {
         case 0: condition = { _ in true }
         case 1: condition = tests[0]
@@ -224,6 +225,10 @@ public enum PolicyCompiler {
         return String(hash, radix: 16).leftPadded(to: 16)
     }
 }
+
+/// The former name of ``PolicyLoader``, kept so callers build unchanged.
+@available(*, deprecated, renamed: "PolicyLoader")
+public typealias PolicyCompiler = PolicyLoader
 
 extension String {
     func leftPadded(to length: Int) -> String {

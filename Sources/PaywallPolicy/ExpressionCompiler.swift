@@ -1,17 +1,19 @@
 import Foundation
 
-typealias Facts = UnsafePointer<DecisionFacts>
+/// The facts of one decision, passed by address: a by-value parameter to a stored closure
+/// would copy the whole struct at every call.
+typealias FactsPointer = UnsafePointer<DecisionFacts>
 
 /// A typed, compiled expression: a closure over the facts, and whether it is constant.
 enum Compiled {
-    case bool(@Sendable (Facts) -> Bool)
-    case number(@Sendable (Facts) -> Double)
-    case string(@Sendable (Facts) -> String)
-    case duration(@Sendable (Facts) -> Double)
-    case time(@Sendable (Facts) -> Double)
-    case ip(@Sendable (Facts) -> IPAddress?)
+    case bool(@Sendable (FactsPointer) -> Bool)
+    case number(@Sendable (FactsPointer) -> Double)
+    case string(@Sendable (FactsPointer) -> String)
+    case duration(@Sendable (FactsPointer) -> Double)
+    case time(@Sendable (FactsPointer) -> Double)
+    case ip(@Sendable (FactsPointer) -> IPAddress?)
     case cidr(CIDR)
-    case stringSet(@Sendable (Facts) -> Set<String>)
+    case stringSet(@Sendable (FactsPointer) -> Set<String>)
     case numberSet(Set<Double>)
     case cidrSet([CIDR])
     case emptySet
@@ -46,7 +48,7 @@ struct ExpressionCompiler {
         PolicyDiagnostic(at: location, message, sourceLine: sourceLines(location))
     }
 
-    mutating func compileCondition(_ expression: Expression) throws(PolicyDiagnostic) -> @Sendable (Facts) -> Bool {
+    mutating func compileCondition(_ expression: Expression) throws(PolicyDiagnostic) -> @Sendable (FactsPointer) -> Bool {
         let compiled = try compile(expression)
         guard case let .bool(function) = compiled else {
             throw error("a condition must be true or false, not a \(compiled.type)", at: expression.location)
@@ -186,7 +188,7 @@ struct ExpressionCompiler {
             return op == "and" ? .bool { l($0) && r($0) } : .bool { l($0) || r($0) }
         case "==", "!=":
             try checkEnumeration(leftExpression, rightExpression, location)
-            let equal: @Sendable (Facts) -> Bool
+            let equal: @Sendable (FactsPointer) -> Bool
             switch (left, right) {
             case let (.bool(l), .bool(r)): equal = { l($0) == r($0) }
             case let (.number(l), .number(r)): equal = { l($0) == r($0) }
@@ -197,7 +199,7 @@ struct ExpressionCompiler {
             }
             return op == "==" ? .bool(equal) : .bool { !equal($0) }
         case "<", "<=", ">", ">=":
-            let l: @Sendable (Facts) -> Double, r: @Sendable (Facts) -> Double
+            let l: @Sendable (FactsPointer) -> Double, r: @Sendable (FactsPointer) -> Double
             switch (left, right) {
             case let (.number(a), .number(b)), let (.duration(a), .duration(b)), let (.time(a), .time(b)):
                 l = a

@@ -24,16 +24,29 @@ struct Lexer {
     var index = 0
     var line = 1
     var lineStart = 0
+    /// A byte offset on the current line whose column is known: columns are counted from
+    /// here, so lexing a long line stays linear (not from the line's start at every lexeme).
+    var columnAnchor = 0
+    var anchorColumn = 1
 
     init(file: String, source: String) {
         self.file = file
         self.bytes = Array(source.utf8)
     }
 
+    /// The location of `offset` on the current line. Columns count characters, not bytes.
     func location(at offset: Int) -> SourceLocation {
-        // Columns count characters, not bytes.
-        let column = String(decoding: bytes[lineStart..<min(offset, bytes.count)], as: UTF8.self).count + 1
-        return SourceLocation(file: file, line: line, column: column)
+        let end = min(max(offset, lineStart), bytes.count)
+        let (from, column) = columnAnchor >= lineStart && columnAnchor <= end ? (columnAnchor, anchorColumn) : (lineStart, 1)
+        return SourceLocation(file: file, line: line, column: column + String(decoding: bytes[from..<end], as: UTF8.self).count)
+    }
+
+    /// The location of `offset`, which becomes the anchor of later columns on the line.
+    mutating func anchoredLocation(at offset: Int) -> SourceLocation {
+        let location = location(at: offset)
+        columnAnchor = min(max(offset, lineStart), bytes.count)
+        anchorColumn = location.column
+        return location
     }
 
     func sourceLine(_ number: Int) -> String {
@@ -79,7 +92,7 @@ struct Lexer {
             }
         }
         let start = index
-        let location = location(at: start)
+        let location = anchoredLocation(at: start)
         guard index < bytes.count else { return Lexeme(kind: .end, location: location, offset: start) }
         let byte = bytes[index]
 

@@ -140,6 +140,7 @@ public enum PolicyLoader {
     static func compileRule(_ rule: RuleDecl, meterIndex: [String: Int], meters: [MeterDefinition], sourceLine: @escaping (SourceLocation) -> String) throws(PolicyDiagnostic) -> CompiledRule {
         var compiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
         var conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)] = []
+        var readerIndependentTests: [@Sendable (FactsPointer) -> Bool] = []
         for part in rule.conjuncts {
             var partCompiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
             let test = try partCompiler.compileCondition(part.expression)
@@ -147,6 +148,7 @@ public enum PolicyLoader {
                 throw PolicyDiagnostic(at: part.expression.location, "rule \"\(rule.name)\" can never match: '\(part.text)' is always false", sourceLine: sourceLine(part.expression.location))
             }
             compiler.roots.formUnion(partCompiler.roots)
+            if partCompiler.roots.isDisjoint(with: Schema.readerRoots) { readerIndependentTests.append(test) }
             conjuncts.append((test: test, text: part.text))
         }
         try checkContradictions(rule, sourceLine: sourceLine)
@@ -185,7 +187,7 @@ public enum PolicyLoader {
         return CompiledRule(
             name: rule.name, shadow: rule.shadow, title: rule.title, order: rule.order, location: rule.location,
             condition: condition, conjuncts: conjuncts, grant: grant, meteredGrants: metered, cap: cap, offers: offers,
-            readerIndependent: compiler.roots.isDisjoint(with: Schema.readerRoots))
+            readerIndependent: compiler.roots.isDisjoint(with: Schema.readerRoots), readerIndependentTests: readerIndependentTests)
     }
 
     /// `a == "x" and a == "y"`, and `b and not b`, can never hold.

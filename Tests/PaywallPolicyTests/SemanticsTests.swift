@@ -134,6 +134,39 @@ struct SemanticsTests {
         #expect(other.revision != policy.revision)
     }
 
+    @Test("free for all only when everyone reads in full: a cap that may hold for some reader says not free")
+    func freeForAll() throws {
+        let policy = try compile("""
+            rule "publisher-marked free articles" { when article.free; grant full }
+            rule "members" { when membership.active; grant full }
+            rule "embargoed articles are for members only" { when "embargo" in article.tags and not membership.active; cap teaser }
+            rule "no archive" { when article.section == "archive"; cap teaser }
+            """)
+        var free = facts()
+        free.article.free = true
+        let open = policy.decide(free)
+        #expect(open.access == .full && open.accessibleForFree)
+        // An embargo cap on a publisher-marked free article: a teaser, so not free.
+        var embargoed = free
+        embargoed.article.tags = ["embargo"]
+        let capped = policy.decide(embargoed)
+        #expect(capped.access == .teaser)
+        #expect(!capped.accessibleForFree)
+        // A member reads it in full, but others do not: still not free for all.
+        embargoed.membership.active = true
+        let member = policy.decide(embargoed)
+        #expect(member.access == .full)
+        #expect(!member.accessibleForFree)
+        // A cap that reads nothing about the reader and holds: not free either.
+        var archived = free
+        archived.article.section = "archive"
+        #expect(!policy.decide(archived).accessibleForFree)
+        // A publisher mark the policy does not honour is not free.
+        let strict = try compile("rule \"members\" { when membership.active; grant full }")
+        #expect(strict.decide(free).access == .teaser)
+        #expect(!strict.decide(free).accessibleForFree)
+    }
+
     @Test("an IPv4-mapped IPv6 address is its IPv4 address: in the same ranges, under the same caps")
     func mappedAddresses() throws {
         let mapped = try #require(IPAddress("::ffff:203.0.113.5"))

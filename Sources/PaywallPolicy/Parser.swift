@@ -258,13 +258,26 @@ struct Parser {
         "day": 86_400, "days": 86_400, "week": 604_800, "weeks": 604_800,
     ]
 
+    /// The longest duration a policy may write: 100 years of 366 days, as the command line
+    /// accepts. Longer ones would overflow millisecond timestamps downstream (a meter window
+    /// is subtracted from now).
+    static let maximumDuration: Double = 100 * 366 * 86_400
+
     mutating func parseDurationLiteral() throws(PolicyDiagnostic) -> Double {
+        let numberLexeme = current
         let value = try expectNumber("for a duration (e.g. 30 days)")
         guard case let .identifier(unit) = current.kind, let seconds = Self.units[unit] else {
             throw error("expected a unit after \(value): seconds, minutes, hours, days or weeks")
         }
         _ = advance()
-        return value * seconds
+        return try checkedDuration(value * seconds, at: numberLexeme)
+    }
+
+    func checkedDuration(_ seconds: Double, at lexeme: Lexeme) throws(PolicyDiagnostic) -> Double {
+        guard seconds <= Self.maximumDuration else {
+            throw error("a duration may not be longer than 100 years (\(Int(Self.maximumDuration / 86_400)) days)", at: lexeme)
+        }
+        return seconds
     }
 
     // MARK: - Expressions
@@ -422,7 +435,7 @@ struct Parser {
             _ = advance()
             if case let .identifier(unit) = current.kind, let seconds = Self.units[unit] {
                 _ = advance()
-                return .duration(value * seconds, lexeme.location)
+                return .duration(try checkedDuration(value * seconds, at: lexeme), lexeme.location)
             }
             return .number(value, lexeme.location)
         case .symbol("-"):

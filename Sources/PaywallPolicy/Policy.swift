@@ -173,7 +173,8 @@ public final class Policy: Sendable {
         search: for (index, rule) in rules.enumerated() where anyMetered && !rule.meteredGrants.isEmpty && isMatched(index) {
             for grant in rule.meteredGrants where min(grant.level, capLevel) > access {
                 let definition = meters[grant.meter]
-                let state = facts.pointee.meters.indices.contains(grant.meter) ? facts.pointee.meters[grant.meter] : MeterFacts()
+                // Facts without this meter fail closed: the meter reads as used up.
+                let state = facts.pointee.meters.indices.contains(grant.meter) ? facts.pointee.meters[grant.meter] : MeterFacts(used: definition.limit)
                 if state.alreadyRead {
                     meterOutcome = MeterOutcome(name: definition.name, consumed: false, reread: true, used: state.used, limit: definition.limit)
                 } else if state.used < definition.limit {

@@ -42,4 +42,38 @@ struct LimitsTests {
         let found = diagnostics("rule \"ééé\" { when user.nope; grant full }")
         #expect(found.first?.location == SourceLocation(file: "test.policy", line: 1, column: 19))
     }
+
+    @Test("durations longer than 100 years are refused where they are written")
+    func longDurations() throws {
+        let meter = diagnostics("meter \"m\" { limit 3 per 20000000000 weeks }")
+        let first = try #require(meter.first)
+        #expect(first.location == SourceLocation(file: "test.policy", line: 1, column: 25))
+        #expect(first.description.hasPrefix("test.policy:1:25: error: a duration may not be longer than 100 years (36600 days)"))
+        #expect(diagnostics("rule \"a\" { when article.age < 999999999999 days; grant full }").first?.message.contains("longer than 100 years") == true)
+        #expect(diagnostics("rule \"a\" { when user.signedIn; offer trial 99999999999999 weeks }").isEmpty == false)
+        let longest = try compile("meter \"m\" { limit 3 per 36600 days }\nrule \"a\" { when article.age < 5227 weeks; grant full }")
+        #expect(longest.meters.first?.window == Parser.maximumDuration)
+        #expect(!diagnostics("meter \"m\" { limit 3 per 36601 days }").isEmpty)
+    }
+
+    @Test("facts with fewer meters than the policy fail closed: a missing meter is used up")
+    func missingMeterFacts() throws {
+        let policy = try compile("""
+            meter "first" { limit 3 per 30 days }
+            meter "second" { limit 5 per 30 days }
+            rule "metered" { when user.signedIn; grant full using meter "second" }
+            rule "left" { when meter("second").remaining > 0 and meter("second").used < 5; offer subscribe }
+            """)
+        var facts = DecisionFacts(now: now, meters: [MeterFacts()])
+        facts.user.signedIn = true
+        let decision = policy.decide(facts, explain: true)
+        #expect(decision.access == .teaser)
+        #expect(decision.meter == MeterOutcome(name: "second", consumed: false, reread: false, used: 5, limit: 5))
+        #expect(decision.offers == [])
+        facts.meters = []
+        #expect(policy.decide(facts).access == .teaser)
+        facts.meters = [MeterFacts(), MeterFacts(used: 1)]
+        #expect(policy.decide(facts).access == .full)
+        #expect(policy.decide(facts).offers == [])
+    }
 }

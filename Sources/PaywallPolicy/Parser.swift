@@ -320,36 +320,42 @@ struct Parser {
         return false
     }
 
+    /// `a or b or …`: parsed in a loop into one flat node (a chain of any length uses
+    /// constant stack).
     mutating func parseOr(topLevel: Bool = false) throws(PolicyDiagnostic) -> Expression {
         let startOffset = current.offset
-        var left = try parseAnd(topLevel: topLevel)
-        var sawOr = false
+        var operands = [try parseAnd(topLevel: topLevel)]
+        var operators: [SourceLocation] = []
         while continuation("or") {
-            let lexeme = advance()
-            sawOr = true
-            let right = try parseAnd(topLevel: false)
-            left = .binary("or", left, right, lexeme.location)
+            operators.append(advance().location)
+            operands.append(try parseAnd(topLevel: false))
         }
-        if topLevel, sawOr {
+        guard !operators.isEmpty else { return operands[0] }
+        let expression = Expression.chain(.or, operands, operators: operators)
+        if topLevel {
             // A top-level `or` is one conjunct.
-            conjunctParts = [Conjunct(expression: left, text: text(from: startOffset, to: previousEnd))]
+            conjunctParts = [Conjunct(expression: expression, text: text(from: startOffset, to: previousEnd))]
         }
-        return left
+        return expression
     }
 
+    /// `a and b and …`: one flat node. At the top level each operand is also kept, with
+    /// its source text, as a conjunct (explanations quote the first false one).
     mutating func parseAnd(topLevel: Bool) throws(PolicyDiagnostic) -> Expression {
         var partStart = current.offset
-        var left = try parseNot()
-        var parts: [Conjunct] = [Conjunct(expression: left, text: text(from: partStart, to: previousEnd))]
+        var operands = [try parseNot()]
+        var operators: [SourceLocation] = []
+        var parts: [Conjunct] = []
+        if topLevel { parts.append(Conjunct(expression: operands[0], text: text(from: partStart, to: previousEnd))) }
         while continuation("and") {
-            let lexeme = advance()
+            operators.append(advance().location)
             partStart = current.offset
-            let right = try parseNot()
-            parts.append(Conjunct(expression: right, text: text(from: partStart, to: previousEnd)))
-            left = .binary("and", left, right, lexeme.location)
+            let operand = try parseNot()
+            operands.append(operand)
+            if topLevel { parts.append(Conjunct(expression: operand, text: text(from: partStart, to: previousEnd))) }
         }
         if topLevel { conjunctParts = parts }
-        return left
+        return operators.isEmpty ? operands[0] : .chain(.and, operands, operators: operators)
     }
 
     mutating func parseNot() throws(PolicyDiagnostic) -> Expression {
@@ -386,14 +392,15 @@ struct Parser {
         return left
     }
 
+    /// `a + b - c …`: one flat node.
     mutating func parseAdditive() throws(PolicyDiagnostic) -> Expression {
-        var left = try parsePrimary()
+        let first = try parsePrimary()
+        var terms: [SumTerm] = []
         while current.kind == .symbol("+") || current.kind == .symbol("-") {
             let lexeme = advance()
-            guard case let .symbol(symbol) = lexeme.kind else { break }
-            left = .binary(symbol, left, try parsePrimary(), lexeme.location)
+            terms.append(SumTerm(subtract: lexeme.kind == .symbol("-"), operand: try parsePrimary(), location: lexeme.location))
         }
-        return left
+        return terms.isEmpty ? first : .sum(first, terms)
     }
 
     mutating func parsePrimary() throws(PolicyDiagnostic) -> Expression {

@@ -86,12 +86,13 @@ struct ExpressionCompiler {
             guard let index = meters[name] else {
                 throw error("unknown meter \"\(name)\"\(closest(name, in: Array(meters.keys)).map { "; did you mean \"\($0)\"?" } ?? "; declare it with meter \"\(name)\" { limit N per D days }")", at: location)
             }
-            let limit = Double(meterLimits[index])
-            // Facts without this meter fail closed: the meter reads as used up.
+            let limitCount = meterLimits[index]
+            let limit = Double(limitCount)
+            // Facts without this meter, or with an impossible count, fail closed: used up.
             switch field {
-            case "used": return .number { $0.pointee.meters.indices.contains(index) ? Double($0.pointee.meters[index].used) : limit }
+            case "used": return .number { Double($0.pointee.meterState(index, limit: limitCount).used) }
             case "limit": return .number { _ in limit }
-            case "remaining": return .number { $0.pointee.meters.indices.contains(index) ? max(0, limit - Double($0.pointee.meters[index].used)) : 0 }
+            case "remaining": return .number { max(0, limit - Double($0.pointee.meterState(index, limit: limitCount).used)) }
             default:
                 throw error("meters have used, remaining and limit, not '\(field)'\(closest(field, in: Schema.meterFields).map { "; did you mean '\($0)'?" } ?? "")", at: location)
             }

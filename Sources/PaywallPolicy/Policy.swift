@@ -57,6 +57,15 @@ final class CompiledRule: Sendable {
     }
 }
 
+extension DecisionFacts {
+    /// The state of meter `index` (of `limit` articles), failing closed: facts without the
+    /// meter, or with a negative count, read as used up, so they never grant a read.
+    func meterState(_ index: Int, limit: Int) -> MeterFacts {
+        guard meters.indices.contains(index), meters[index].used >= 0 else { return MeterFacts(used: limit) }
+        return meters[index]
+    }
+}
+
 struct Settings: Sendable {
     var access: AccessLevel
     var teaserParagraphs: Int
@@ -173,8 +182,7 @@ public final class Policy: Sendable {
         search: for (index, rule) in rules.enumerated() where anyMetered && !rule.meteredGrants.isEmpty && isMatched(index) {
             for grant in rule.meteredGrants where min(grant.level, capLevel) > access {
                 let definition = meters[grant.meter]
-                // Facts without this meter fail closed: the meter reads as used up.
-                let state = facts.pointee.meters.indices.contains(grant.meter) ? facts.pointee.meters[grant.meter] : MeterFacts(used: definition.limit)
+                let state = facts.pointee.meterState(grant.meter, limit: definition.limit)
                 if state.alreadyRead {
                     meterOutcome = MeterOutcome(name: definition.name, consumed: false, reread: true, used: state.used, limit: definition.limit)
                 } else if state.used < definition.limit {

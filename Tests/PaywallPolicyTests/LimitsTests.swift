@@ -159,4 +159,22 @@ struct LimitsTests {
         #expect(policy.decide(facts).access == .full)
         #expect(policy.decide(facts).offers == [])
     }
+
+    @Test("impossible meter counts fail closed and never trap")
+    func hostileMeterCounts() throws {
+        let policy = try compile("""
+            meter "m" { limit 3 per 30 days }
+            rule "metered" { when user.signedIn; grant full using meter "m" }
+            rule "left" { when meter("m").remaining > 0 or meter("m").used < 0; offer subscribe }
+            """)
+        for used in [Int.min, -1, Int.max] {
+            var facts = DecisionFacts(now: now, meters: [MeterFacts(used: used)])
+            facts.user.signedIn = true
+            let decision = policy.decide(facts)
+            #expect(decision.access == .teaser, "used \(used)")
+            #expect(decision.meter?.remaining == 0, "used \(used)")
+            #expect(decision.meter?.consumed == false, "used \(used)")
+            #expect(decision.offers == [], "used \(used)")
+        }
+    }
 }

@@ -403,38 +403,54 @@ struct Parser {
         return terms.isEmpty ? first : .sum(first, terms)
     }
 
+    /// A value, an attribute or a parenthesized condition. Each kind has its own function:
+    /// only `(…)` recurses, and its frames stay small, so the deepest nesting allowed fits
+    /// a small thread stack even in debug builds.
     mutating func parsePrimary() throws(PolicyDiagnostic) -> Expression {
+        switch current.kind {
+        case .symbol("("): return try parseParenthesized()
+        case .symbol("["): return try parseSet()
+        case .identifier: return try parseWord()
+        default: return try parseLiteral()
+        }
+    }
+
+    mutating func parseParenthesized() throws(PolicyDiagnostic) -> Expression {
+        _ = advance()
+        let inner = try nested { (p: inout Parser) throws(PolicyDiagnostic) in
+            p.skipNewlines()
+            let saved = p.conjunctParts
+            let expression = try p.parseOr()
+            p.conjunctParts = saved
+            p.skipNewlines()
+            return expression
+        }
+        try expectSymbol(")", "to close '('")
+        return inner
+    }
+
+    mutating func parseSet() throws(PolicyDiagnostic) -> Expression {
+        let lexeme = advance()
+        var elements: [Expression] = []
+        skipNewlines()
+        while current.kind != .symbol("]") {
+            elements.append(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseAdditive() })
+            skipNewlines()
+            if current.kind == .symbol(",") {
+                _ = advance()
+                skipNewlines()
+            } else if current.kind != .symbol("]") {
+                throw error("expected ',' or ']' in a set, found \(describe(current.kind))")
+            }
+            if elements.count > 10_000 { throw error("set literal with more than 10000 elements") }
+        }
+        _ = advance()
+        return .set(elements, lexeme.location)
+    }
+
+    mutating func parseLiteral() throws(PolicyDiagnostic) -> Expression {
         let lexeme = current
         switch lexeme.kind {
-        case .symbol("("):
-            _ = advance()
-            let inner = try nested { (p: inout Parser) throws(PolicyDiagnostic) in
-                p.skipNewlines()
-                let saved = p.conjunctParts
-                let expression = try p.parseOr()
-                p.conjunctParts = saved
-                p.skipNewlines()
-                return expression
-            }
-            try expectSymbol(")", "to close '('")
-            return inner
-        case .symbol("["):
-            _ = advance()
-            var elements: [Expression] = []
-            skipNewlines()
-            while current.kind != .symbol("]") {
-                elements.append(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseAdditive() })
-                skipNewlines()
-                if current.kind == .symbol(",") {
-                    _ = advance()
-                    skipNewlines()
-                } else if current.kind != .symbol("]") {
-                    throw error("expected ',' or ']' in a set, found \(describe(current.kind))")
-                }
-                if elements.count > 10_000 { throw error("set literal with more than 10000 elements") }
-            }
-            _ = advance()
-            return .set(elements, lexeme.location)
         case let .string(text):
             _ = advance()
             return .string(text, lexeme.location)
@@ -450,38 +466,42 @@ struct Parser {
             guard case let .number(value) = current.kind else { throw error("expected a number after '-'") }
             _ = advance()
             return .number(-value, lexeme.location)
-        case let .identifier(word):
-            _ = advance()
-            switch word {
-            case "true": return .bool(true, lexeme.location)
-            case "false": return .bool(false, lexeme.location)
-            case "time", "cidr", "ip":
-                try expectSymbol("(", "after '\(word)'")
-                guard case let .string(argument) = current.kind else { throw error("\(word)(…) takes a quoted string") }
-                let argumentLexeme = advance()
-                try expectSymbol(")", "to close \(word)(…)")
-                return .call(word, [.string(argument, argumentLexeme.location)], lexeme.location)
-            case "meter":
-                try expectSymbol("(", "after 'meter' (e.g. meter(\"free-articles\").remaining)")
-                let name = try expectString("naming the meter")
-                try expectSymbol(")", "to close meter(…)")
-                try expectSymbol(".", "after meter(…): .used, .remaining or .limit")
-                guard case let .identifier(field) = current.kind else { throw error("expected used, remaining or limit after 'meter(…).'") }
-                _ = advance()
-                return .meter(name, field, lexeme.location)
-            default:
-                var path = [word]
-                while current.kind == .symbol(".") {
-                    _ = advance()
-                    guard case let .identifier(part) = current.kind else { throw error("expected an attribute name after '.'") }
-                    _ = advance()
-                    path.append(part)
-                    if path.count > 4 { throw error("attribute path too long") }
-                }
-                return .attribute(path, lexeme.location)
-            }
         default:
             throw error("expected a value or an attribute, found \(describe(lexeme.kind))")
+        }
+    }
+
+    /// `true`, `false`, `time(…)`, `cidr(…)`, `ip(…)`, `meter(…).field` or an attribute path.
+    mutating func parseWord() throws(PolicyDiagnostic) -> Expression {
+        let lexeme = advance()
+        guard case let .identifier(word) = lexeme.kind else { throw error("expected a value or an attribute, found \(describe(lexeme.kind))", at: lexeme) }
+        switch word {
+        case "true": return .bool(true, lexeme.location)
+        case "false": return .bool(false, lexeme.location)
+        case "time", "cidr", "ip":
+            try expectSymbol("(", "after '\(word)'")
+            guard case let .string(argument) = current.kind else { throw error("\(word)(…) takes a quoted string") }
+            let argumentLexeme = advance()
+            try expectSymbol(")", "to close \(word)(…)")
+            return .call(word, [.string(argument, argumentLexeme.location)], lexeme.location)
+        case "meter":
+            try expectSymbol("(", "after 'meter' (e.g. meter(\"free-articles\").remaining)")
+            let name = try expectString("naming the meter")
+            try expectSymbol(")", "to close meter(…)")
+            try expectSymbol(".", "after meter(…): .used, .remaining or .limit")
+            guard case let .identifier(field) = current.kind else { throw error("expected used, remaining or limit after 'meter(…).'") }
+            _ = advance()
+            return .meter(name, field, lexeme.location)
+        default:
+            var path = [word]
+            while current.kind == .symbol(".") {
+                _ = advance()
+                guard case let .identifier(part) = current.kind else { throw error("expected an attribute name after '.'") }
+                _ = advance()
+                path.append(part)
+                if path.count > 4 { throw error("attribute path too long") }
+            }
+            return .attribute(path, lexeme.location)
         }
     }
 

@@ -44,8 +44,13 @@ struct LimitsTests {
         let nestedAnd = "rule \"nested and\" {\n  when (user.signedIn" + String(repeating: "\n and user.signedIn", count: terms - 1) + ") or request.verifiedCrawler\n  grant full\n}\n"
         // `+` and `-` on one line: +25,000 seconds in all.
         let sum = "rule \"sum\" { when article.publishedAt" + String(repeating: " + 2 seconds - 1 second", count: terms / 2) + " > now; grant full }\n"
+        // Nesting with chains at every level (nesting itself recurses, bounded by
+        // Parser.maximumDepth; 24 levels here).
+        var deep = "trial.active"
+        for _ in 0..<8 { deep = "not (not \(deep) and user.emailVerified or true)" }
+        let nested = "rule \"nested\" { when article.free and (\(deep)); grant full }\n"
         for source in [or, and, nestedAnd, sum] { #expect(source.utf8.count <= Lexer.maximumSourceSize) }
-        let sources = [or, and, nestedAnd, sum].enumerated().map { PolicySource(name: "chain\($0.offset).policy", text: $0.element) }
+        let sources = [or, and, nestedAnd, sum, nested].enumerated().map { PolicySource(name: "chain\($0.offset).policy", text: $0.element) }
 
         var base = DecisionFacts(now: now)
         base.article.publishedAt = now.addingTimeInterval(-30_000)  // the sum is 5,000 s short of now

@@ -40,7 +40,7 @@ func policy(titles: Int) throws -> Policy {
         }
         text += "}\n"
     }
-    return try PolicyCompiler.compile([PolicySource(name: "bench.policy", text: text)])
+    return try PolicyLoader.compile([PolicySource(name: "bench.policy", text: text)])
 }
 
 /// 1,024 readers of every kind, over the titles.

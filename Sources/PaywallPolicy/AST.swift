@@ -81,15 +81,38 @@ indirect enum Expression: Sendable {
     /// `meter("free-articles").remaining`.
     case meter(String, String, SourceLocation)
     case not(Expression, SourceLocation)
+    /// A comparison or `in`: `==`, `!=`, `<`, `<=`, `>`, `>=`, `in` (they do not chain).
     case binary(String, Expression, Expression, SourceLocation)
+    /// `a and b and …` or `a or b or …`: one flat node however long the
+    /// chain, so parsing, compiling, evaluating and freeing it never recurse per operand.
+    case chain(Connective, [Expression], operators: [SourceLocation])
+    /// `a + b - c …`, left to right: flat for the same reason.
+    case sum(Expression, [SumTerm])
 
+    /// Where errors about the expression point: an operator's location for operations.
     var location: SourceLocation {
         switch self {
         case let .bool(_, l), let .number(_, l), let .string(_, l), let .duration(_, l), let .set(_, l),
              let .call(_, _, l), let .attribute(_, l), let .meter(_, _, l), let .not(_, l), let .binary(_, _, _, l):
             return l
+        case let .chain(_, operands, operators):
+            return operators.first ?? operands.first?.location ?? SourceLocation(file: "", line: 1, column: 1)
+        case let .sum(first, terms):
+            return terms.first?.location ?? first.location
         }
     }
+}
+
+/// The connective of a chain of conditions.
+enum Connective: String, Sendable {
+    case and, or
+}
+
+/// One `+ x` or `- x` of a sum, with the operator's location.
+struct SumTerm: Sendable {
+    var subtract: Bool
+    var operand: Expression
+    var location: SourceLocation
 }
 
 /// One conjunct of a condition with its source text (for explanations).

@@ -10,7 +10,8 @@ public struct MeterOutcome: Hashable, Sendable {
     /// Articles used in the window, counting this one if consumed.
     public var used: Int
     public var limit: Int
-    public var remaining: Int { max(0, limit - used) }
+    /// Never negative, and never traps whatever the counts.
+    public var remaining: Int { used >= limit ? 0 : limit - max(used, 0) }
 }
 
 /// One rule in an explanation.

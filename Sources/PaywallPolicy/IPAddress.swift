@@ -1,21 +1,21 @@
-/// An IPv4 or IPv6 address as 128 bits (IPv4 as ::ffff:a.b.c.d).
+/// An IPv4 or IPv6 address as 128 bits (IPv4 as ::ffff:a.b.c.d). An IPv4-mapped IPv6
+/// address (`::ffff:203.0.113.5`) *is* the IPv4 address: equal to it, in the same ranges.
 public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     public var high: UInt64
     public var low: UInt64
-    public let isIPv4: Bool
+    /// Whether the address is IPv4, written either way (`203.0.113.5`, `::ffff:203.0.113.5`).
+    public var isIPv4: Bool { high == 0 && low >> 32 == 0xFFFF }
 
     /// Parses dotted IPv4 or RFC 4291 IPv6 text (with `::`, and embedded IPv4).
     public init?(_ text: String) {
         if let v4 = Self.parseIPv4(Substring(text)) {
             high = 0
             low = 0xFFFF_0000_0000 | UInt64(v4)
-            isIPv4 = true
             return
         }
         guard let groups = Self.parseIPv6(text) else { return nil }
         high = groups[0..<4].reduce(0) { $0 << 16 | UInt64($1) }
         low = groups[4..<8].reduce(0) { $0 << 16 | UInt64($1) }
-        isIPv4 = false
     }
 
     static func parseIPv4(_ text: Substring) -> UInt32? {
@@ -78,21 +78,25 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPAddress(String(parts[0])), let bits = Int(parts[1]) else { return nil }
-        let maximum = address.isIPv4 ? 32 : 128
-        guard (0...maximum).contains(bits), parts[1].allSatisfy(\.isNumber) else { return nil }
-        let total = address.isIPv4 ? 96 + bits : bits
+        // The prefix counts IPv4 bits after dotted text, IPv6 bits after IPv6 text (also
+        // `::ffff:203.0.113.0/120`, the IPv4-mapped form of 203.0.113.0/24).
+        let dotted = !parts[0].contains(":")
+        guard (0...(dotted ? 32 : 128)).contains(bits), parts[1].allSatisfy(\.isNumber) else { return nil }
+        let total = dotted ? 96 + bits : bits
         maskHigh = total >= 64 ? UInt64.max : (total == 0 ? 0 : UInt64.max << (64 - total))
         maskLow = total <= 64 ? 0 : (total >= 128 ? UInt64.max : UInt64.max << (128 - total))
         var network = address
         network.high &= maskHigh
         network.low &= maskLow
         self.network = network
-        prefix = bits
+        // A range inside the IPv4-mapped block is an IPv4 range: keep its prefix in IPv4 bits.
+        prefix = !dotted && total >= 96 && network.isIPv4 ? total - 96 : bits
     }
 
-    /// Whether `address` is in the range (an IPv4 address never matches an IPv6 range's v4 part unless mapped).
+    /// Whether `address` is in the range, over all 128 bits: an IPv4 range holds its IPv4
+    /// addresses however they are written, and no other IPv6 address.
     public func contains(_ address: IPAddress) -> Bool {
-        address.isIPv4 == network.isIPv4 && address.high & maskHigh == network.high && address.low & maskLow == network.low
+        address.high & maskHigh == network.high && address.low & maskLow == network.low
     }
 
     public var description: String { "\(network)/\(prefix)" }

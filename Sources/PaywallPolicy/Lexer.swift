@@ -1,5 +1,5 @@
-/// Tokens of the policy language.
-enum TokenKind: Equatable, Sendable {
+/// Lexemes of the policy language (named so, not "tokens", which in this project are JWTs).
+enum LexemeKind: Equatable, Sendable {
     case identifier(String)
     case string(String)
     case number(Double)
@@ -8,14 +8,14 @@ enum TokenKind: Equatable, Sendable {
     case end
 }
 
-struct Token: Sendable {
-    var kind: TokenKind
+struct Lexeme: Sendable {
+    var kind: LexemeKind
     var location: SourceLocation
-    /// Byte offset of the token's start in the source.
+    /// Byte offset of the lexeme's start in the source.
     var offset: Int
 }
 
-/// Splits a policy file into tokens. Comments run from `#` or `//` to the end of the line.
+/// Splits a policy file into lexemes. Comments run from `#` or `//` to the end of the line.
 struct Lexer {
     static let maximumSourceSize = 1 << 20
 
@@ -24,16 +24,29 @@ struct Lexer {
     var index = 0
     var line = 1
     var lineStart = 0
+    /// A byte offset on the current line whose column is known: columns are counted from
+    /// here, so lexing a long line stays linear (not from the line's start at every lexeme).
+    var columnAnchor = 0
+    var anchorColumn = 1
 
     init(file: String, source: String) {
         self.file = file
         self.bytes = Array(source.utf8)
     }
 
+    /// The location of `offset` on the current line. Columns count characters, not bytes.
     func location(at offset: Int) -> SourceLocation {
-        // Columns count characters, not bytes.
-        let column = String(decoding: bytes[lineStart..<min(offset, bytes.count)], as: UTF8.self).count + 1
-        return SourceLocation(file: file, line: line, column: column)
+        let end = min(max(offset, lineStart), bytes.count)
+        let (from, column) = columnAnchor >= lineStart && columnAnchor <= end ? (columnAnchor, anchorColumn) : (lineStart, 1)
+        return SourceLocation(file: file, line: line, column: column + String(decoding: bytes[from..<end], as: UTF8.self).count)
+    }
+
+    /// The location of `offset`, which becomes the anchor of later columns on the line.
+    mutating func anchoredLocation(at offset: Int) -> SourceLocation {
+        let location = location(at: offset)
+        columnAnchor = min(max(offset, lineStart), bytes.count)
+        anchorColumn = location.column
+        return location
     }
 
     func sourceLine(_ number: Int) -> String {
@@ -54,19 +67,19 @@ struct Lexer {
         return PolicyDiagnostic(at: location, message, sourceLine: sourceLine(location.line))
     }
 
-    mutating func tokenize() throws(PolicyDiagnostic) -> [Token] {
+    mutating func scan() throws(PolicyDiagnostic) -> [Lexeme] {
         guard bytes.count <= Self.maximumSourceSize else {
             throw PolicyDiagnostic(at: SourceLocation(file: file, line: 1, column: 1), "policy file is larger than \(Self.maximumSourceSize) bytes")
         }
-        var tokens: [Token] = []
+        var lexemes: [Lexeme] = []
         while true {
-            let token = try next()
-            tokens.append(token)
-            if token.kind == .end { return tokens }
+            let lexeme = try next()
+            lexemes.append(lexeme)
+            if lexeme.kind == .end { return lexemes }
         }
     }
 
-    mutating func next() throws(PolicyDiagnostic) -> Token {
+    mutating func next() throws(PolicyDiagnostic) -> Lexeme {
         // Skip spaces and comments.
         while index < bytes.count {
             let byte = bytes[index]
@@ -79,19 +92,19 @@ struct Lexer {
             }
         }
         let start = index
-        let location = location(at: start)
-        guard index < bytes.count else { return Token(kind: .end, location: location, offset: start) }
+        let location = anchoredLocation(at: start)
+        guard index < bytes.count else { return Lexeme(kind: .end, location: location, offset: start) }
         let byte = bytes[index]
 
         if byte == 0x0A {
             index += 1
             line += 1
             lineStart = index
-            return Token(kind: .newline, location: location, offset: start)
+            return Lexeme(kind: .newline, location: location, offset: start)
         }
         if isIdentifierStart(byte) {
             while index < bytes.count, isIdentifierPart(bytes[index]) { index += 1 }
-            return Token(kind: .identifier(String(decoding: bytes[start..<index], as: UTF8.self)), location: location, offset: start)
+            return Lexeme(kind: .identifier(String(decoding: bytes[start..<index], as: UTF8.self)), location: location, offset: start)
         }
         if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
             while index < bytes.count, (bytes[index] >= UInt8(ascii: "0") && bytes[index] <= UInt8(ascii: "9")) || bytes[index] == UInt8(ascii: "_") { index += 1 }
@@ -101,7 +114,7 @@ struct Lexer {
             }
             let text = String(decoding: bytes[start..<index], as: UTF8.self).replacingOccurrences(of: "_", with: "")
             guard let value = Double(text), value.isFinite, value < 1e15 else { throw error("number out of range", at: start) }
-            return Token(kind: .number(value), location: location, offset: start)
+            return Lexeme(kind: .number(value), location: location, offset: start)
         }
         if byte == UInt8(ascii: "\"") {
             index += 1
@@ -127,17 +140,17 @@ struct Lexer {
                 if out.count > 4_096 { throw error("string longer than 4096 bytes", at: start) }
             }
             guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8 in string", at: start) }
-            return Token(kind: .string(text), location: location, offset: start)
+            return Lexeme(kind: .string(text), location: location, offset: start)
         }
         let two = index + 1 < bytes.count ? String(decoding: bytes[index...index + 1], as: UTF8.self) : ""
         if ["==", "!=", "<=", ">="].contains(two) {
             index += 2
-            return Token(kind: .symbol(two), location: location, offset: start)
+            return Lexeme(kind: .symbol(two), location: location, offset: start)
         }
         let one = String(decoding: [byte], as: UTF8.self)
         if "{}()[],;.<>+-".contains(one) {
             index += 1
-            return Token(kind: .symbol(one), location: location, offset: start)
+            return Lexeme(kind: .symbol(one), location: location, offset: start)
         }
         if byte == UInt8(ascii: "=") { throw error("'=' is not an operator; compare with '=='", at: start) }
         throw error("unexpected character '\(String(decoding: bytes[start..<min(start + 4, bytes.count)], as: UTF8.self).prefix(1))'", at: start)

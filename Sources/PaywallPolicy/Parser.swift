@@ -1,8 +1,8 @@
 import Foundation
 
-/// Recursive-descent parser for policy files. Every error points at its token.
+/// Recursive-descent parser for policy files. Every error points at its lexeme.
 struct Parser {
-    var tokens: [Token]
+    var lexemes: [Lexeme]
     var position = 0
     let lexer: Lexer
     let source: [UInt8]
@@ -13,32 +13,32 @@ struct Parser {
 
     init(file: String, source: String, firstRuleOrder: Int = 0) throws(PolicyDiagnostic) {
         var lexer = Lexer(file: file, source: source)
-        tokens = try lexer.tokenize()
+        lexemes = try lexer.scan()
         self.lexer = Lexer(file: file, source: source)
         self.source = Array(source.utf8)
         ruleOrder = firstRuleOrder
     }
 
-    // MARK: - Token access
+    // MARK: - Lexeme access
 
-    var current: Token { tokens[position] }
+    var current: Lexeme { lexemes[position] }
 
-    mutating func advance() -> Token {
-        let token = tokens[position]
-        if position < tokens.count - 1 { position += 1 }
-        return token
+    mutating func advance() -> Lexeme {
+        let lexeme = lexemes[position]
+        if position < lexemes.count - 1 { position += 1 }
+        return lexeme
     }
 
-    func error(_ message: String, at token: Token? = nil) -> PolicyDiagnostic {
-        let token = token ?? current
-        return PolicyDiagnostic(at: token.location, message, sourceLine: lexer.sourceLine(token.location.line))
+    func error(_ message: String, at lexeme: Lexeme? = nil) -> PolicyDiagnostic {
+        let lexeme = lexeme ?? current
+        return PolicyDiagnostic(at: lexeme.location, message, sourceLine: lexer.sourceLine(lexeme.location.line))
     }
 
     mutating func skipNewlines() {
         while current.kind == .newline || current.kind == .symbol(";") { _ = advance() }
     }
 
-    func describe(_ kind: TokenKind) -> String {
+    func describe(_ kind: LexemeKind) -> String {
         switch kind {
         case let .identifier(name): "'\(name)'"
         case let .string(text): "\"\(text)\""
@@ -105,24 +105,24 @@ struct Parser {
         return file
     }
 
-    mutating func parseMeter(_ start: Token) throws(PolicyDiagnostic) -> MeterDecl {
+    mutating func parseMeter(_ start: Lexeme) throws(PolicyDiagnostic) -> MeterDecl {
         let name = try expectString("after 'meter'")
         try expectSymbol("{", "after the meter's name")
         skipNewlines()
         try expectKeyword("limit", "in a meter (e.g. limit 3 per 30 days)")
-        let limitToken = current
+        let limitLexeme = current
         let limit = try expectNumber("after 'limit'")
-        guard limit >= 0, limit <= 1_000_000, limit.rounded() == limit else { throw error("a meter's limit must be a whole number from 0 to 1000000", at: limitToken) }
+        guard limit >= 0, limit <= 1_000_000, limit.rounded() == limit else { throw error("a meter's limit must be a whole number from 0 to 1000000", at: limitLexeme) }
         try expectKeyword("per", "after the limit (e.g. limit 3 per 30 days)")
-        let windowToken = current
+        let windowLexeme = current
         let window = try parseDurationLiteral()
-        guard window > 0 else { throw error("a meter's window must be longer than 0", at: windowToken) }
+        guard window > 0 else { throw error("a meter's window must be longer than 0", at: windowLexeme) }
         skipNewlines()
         try expectSymbol("}", "to close the meter")
         return MeterDecl(name: name, limit: Int(limit), window: window, location: start.location)
     }
 
-    mutating func parseSettingsBlock(_ start: Token, context: String) throws(PolicyDiagnostic) -> SettingsDecl {
+    mutating func parseSettingsBlock(_ start: Lexeme, context: String) throws(PolicyDiagnostic) -> SettingsDecl {
         try expectSymbol("{", "after '\(context)'")
         var settings = SettingsDecl(location: start.location)
         skipNewlines()
@@ -135,23 +135,23 @@ struct Parser {
     }
 
     mutating func parseSetting(into settings: inout SettingsDecl) throws(PolicyDiagnostic) {
-        let token = current
-        guard case let .identifier(word) = token.kind else { throw error("expected 'access' or 'teaser', found \(describe(token.kind))") }
+        let lexeme = current
+        guard case let .identifier(word) = lexeme.kind else { throw error("expected 'access' or 'teaser', found \(describe(lexeme.kind))") }
         _ = advance()
         switch word {
         case "access":
             settings.access = try parseLevel()
         case "teaser":
-            let countToken = current
+            let countLexeme = current
             let count = try expectNumber("after 'teaser' (e.g. teaser 3 paragraphs)")
-            guard count >= 0, count <= 100, count.rounded() == count else { throw error("a teaser is 0 to 100 whole paragraphs", at: countToken) }
+            guard count >= 0, count <= 100, count.rounded() == count else { throw error("a teaser is 0 to 100 whole paragraphs", at: countLexeme) }
             guard current.kind == .identifier("paragraphs") || current.kind == .identifier("paragraph") else {
                 throw error("expected 'paragraphs' after the teaser length")
             }
             _ = advance()
             settings.teaserParagraphs = Int(count)
         default:
-            throw error("unknown setting '\(word)'; expected 'access' or 'teaser'\(suggestion(word, ["access", "teaser"]))", at: token)
+            throw error("unknown setting '\(word)'; expected 'access' or 'teaser'\(suggestion(word, ["access", "teaser"]))", at: lexeme)
         }
     }
 
@@ -163,15 +163,15 @@ struct Parser {
         return level
     }
 
-    mutating func parseTitle(_ start: Token, into file: inout PolicyFileAST) throws(PolicyDiagnostic) {
+    mutating func parseTitle(_ start: Lexeme, into file: inout PolicyFileAST) throws(PolicyDiagnostic) {
         let id = try expectString("after 'title'")
         try expectSymbol("{", "after the title's id")
         var settings = SettingsDecl(location: start.location)
         skipNewlines()
         while current.kind != .symbol("}") {
             if current.kind == .identifier("rule") {
-                let ruleToken = advance()
-                file.rules.append(try parseRule(ruleToken, title: id))
+                let ruleLexeme = advance()
+                file.rules.append(try parseRule(ruleLexeme, title: id))
                 skipNewlines()
             } else {
                 try parseSetting(into: &settings)
@@ -183,7 +183,7 @@ struct Parser {
         file.titles.append(TitleDecl(id: id, settings: settings, location: start.location))
     }
 
-    mutating func parseRule(_ start: Token, title: String?) throws(PolicyDiagnostic) -> RuleDecl {
+    mutating func parseRule(_ start: Lexeme, title: String?) throws(PolicyDiagnostic) -> RuleDecl {
         let name = try expectString("after 'rule'")
         var shadow = false
         if current.kind == .identifier("shadow") {
@@ -196,12 +196,12 @@ struct Parser {
         var sawWhen = false
         skipNewlines()
         while current.kind != .symbol("}") {
-            let token = current
-            guard case let .identifier(word) = token.kind else { throw error("expected 'when', 'grant', 'cap' or 'offer', found \(describe(token.kind))") }
+            let lexeme = current
+            guard case let .identifier(word) = lexeme.kind else { throw error("expected 'when', 'grant', 'cap' or 'offer', found \(describe(lexeme.kind))") }
             _ = advance()
             switch word {
             case "when":
-                if sawWhen { throw error("a rule has one 'when'; combine conditions with 'and'", at: token) }
+                if sawWhen { throw error("a rule has one 'when'; combine conditions with 'and'", at: lexeme) }
                 sawWhen = true
                 let expression = try parseExpression()
                 rule.conjuncts = conjuncts(of: expression)
@@ -213,18 +213,18 @@ struct Parser {
                     try expectKeyword("meter", "after 'using'")
                     meter = try expectString("naming the meter")
                 }
-                rule.effects.append(.grant(level, meter: meter, token.location))
+                rule.effects.append(.grant(level, meter: meter, lexeme.location))
             case "cap":
-                rule.effects.append(.cap(try parseLevel(), token.location))
+                rule.effects.append(.cap(try parseLevel(), lexeme.location))
             case "offer":
                 var offers: [Offer] = [try parseOffer()]
                 while current.kind == .symbol(",") {
                     _ = advance()
                     offers.append(try parseOffer())
                 }
-                rule.effects.append(.offer(offers, token.location))
+                rule.effects.append(.offer(offers, lexeme.location))
             default:
-                throw error("unknown statement '\(word)'; expected 'when', 'grant', 'cap' or 'offer'\(suggestion(word, ["when", "grant", "cap", "offer"]))", at: token)
+                throw error("unknown statement '\(word)'; expected 'when', 'grant', 'cap' or 'offer'\(suggestion(word, ["when", "grant", "cap", "offer"]))", at: lexeme)
             }
             try endStatement()
             if current.kind == .end { throw error("expected '}' to close rule \"\(name)\"") }
@@ -235,21 +235,21 @@ struct Parser {
     }
 
     mutating func parseOffer() throws(PolicyDiagnostic) -> Offer {
-        let token = current
-        guard case let .identifier(word) = token.kind else { throw error("expected an offer: trial N days, signIn, signUp or subscribe") }
+        let lexeme = current
+        guard case let .identifier(word) = lexeme.kind else { throw error("expected an offer: trial N days, signIn, signUp or subscribe") }
         _ = advance()
         switch word {
         case "signIn": return .signIn
         case "signUp": return .signUp
         case "subscribe": return .subscribe
         case "trial":
-            let durationToken = current
+            let durationLexeme = current
             let seconds = try parseDurationLiteral()
             let days = seconds / 86_400
-            guard days >= 1, days <= 366, days.rounded() == days else { throw error("a trial lasts 1 to 366 whole days", at: durationToken) }
+            guard days >= 1, days <= 366, days.rounded() == days else { throw error("a trial lasts 1 to 366 whole days", at: durationLexeme) }
             return .trial(days: Int(days))
         default:
-            throw error("unknown offer '\(word)'; expected trial N days, signIn, signUp or subscribe\(suggestion(word, ["trial", "signIn", "signUp", "subscribe"]))", at: token)
+            throw error("unknown offer '\(word)'; expected trial N days, signIn, signUp or subscribe\(suggestion(word, ["trial", "signIn", "signUp", "subscribe"]))", at: lexeme)
         }
     }
 
@@ -258,13 +258,26 @@ struct Parser {
         "day": 86_400, "days": 86_400, "week": 604_800, "weeks": 604_800,
     ]
 
+    /// The longest duration a policy may write: 100 years of 366 days, as the command line
+    /// accepts. Longer ones would overflow millisecond timestamps downstream (a meter window
+    /// is subtracted from now).
+    static let maximumDuration: Double = 100 * 366 * 86_400
+
     mutating func parseDurationLiteral() throws(PolicyDiagnostic) -> Double {
+        let numberLexeme = current
         let value = try expectNumber("for a duration (e.g. 30 days)")
         guard case let .identifier(unit) = current.kind, let seconds = Self.units[unit] else {
             throw error("expected a unit after \(value): seconds, minutes, hours, days or weeks")
         }
         _ = advance()
-        return value * seconds
+        return try checkedDuration(value * seconds, at: numberLexeme)
+    }
+
+    func checkedDuration(_ seconds: Double, at lexeme: Lexeme) throws(PolicyDiagnostic) -> Double {
+        guard seconds <= Self.maximumDuration else {
+            throw error("a duration may not be longer than 100 years (\(Int(Self.maximumDuration / 86_400)) days)", at: lexeme)
+        }
+        return seconds
     }
 
     // MARK: - Expressions
@@ -273,10 +286,10 @@ struct Parser {
         String(decoding: source[max(0, start)..<min(end, source.count)], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The end offset of the token before the current one.
+    /// The end offset of the lexeme before the current one.
     var previousEnd: Int {
         guard position > 0 else { return 0 }
-        let next = tokens[position].offset
+        let next = lexemes[position].offset
         var end = next
         while end > 0, [0x20, 0x09, 0x0A, 0x0D].contains(source[end - 1]) { end -= 1 }
         return end
@@ -299,50 +312,56 @@ struct Parser {
     mutating func continuation(_ word: String) -> Bool {
         if current.kind == .identifier(word) { return true }
         var look = position
-        while tokens[look].kind == .newline { look += 1 }
-        if look != position, tokens[look].kind == .identifier(word) {
+        while lexemes[look].kind == .newline { look += 1 }
+        if look != position, lexemes[look].kind == .identifier(word) {
             position = look
             return true
         }
         return false
     }
 
+    /// `a or b or …`: parsed in a loop into one flat node (a chain of any length uses
+    /// constant stack).
     mutating func parseOr(topLevel: Bool = false) throws(PolicyDiagnostic) -> Expression {
         let startOffset = current.offset
-        var left = try parseAnd(topLevel: topLevel)
-        var sawOr = false
+        var operands = [try parseAnd(topLevel: topLevel)]
+        var operators: [SourceLocation] = []
         while continuation("or") {
-            let token = advance()
-            sawOr = true
-            let right = try parseAnd(topLevel: false)
-            left = .binary("or", left, right, token.location)
+            operators.append(advance().location)
+            operands.append(try parseAnd(topLevel: false))
         }
-        if topLevel, sawOr {
+        guard !operators.isEmpty else { return operands[0] }
+        let expression = Expression.chain(.or, operands, operators: operators)
+        if topLevel {
             // A top-level `or` is one conjunct.
-            conjunctParts = [Conjunct(expression: left, text: text(from: startOffset, to: previousEnd))]
+            conjunctParts = [Conjunct(expression: expression, text: text(from: startOffset, to: previousEnd))]
         }
-        return left
+        return expression
     }
 
+    /// `a and b and …`: one flat node. At the top level each operand is also kept, with
+    /// its source text, as a conjunct (explanations quote the first false one).
     mutating func parseAnd(topLevel: Bool) throws(PolicyDiagnostic) -> Expression {
         var partStart = current.offset
-        var left = try parseNot()
-        var parts: [Conjunct] = [Conjunct(expression: left, text: text(from: partStart, to: previousEnd))]
+        var operands = [try parseNot()]
+        var operators: [SourceLocation] = []
+        var parts: [Conjunct] = []
+        if topLevel { parts.append(Conjunct(expression: operands[0], text: text(from: partStart, to: previousEnd))) }
         while continuation("and") {
-            let token = advance()
+            operators.append(advance().location)
             partStart = current.offset
-            let right = try parseNot()
-            parts.append(Conjunct(expression: right, text: text(from: partStart, to: previousEnd)))
-            left = .binary("and", left, right, token.location)
+            let operand = try parseNot()
+            operands.append(operand)
+            if topLevel { parts.append(Conjunct(expression: operand, text: text(from: partStart, to: previousEnd))) }
         }
         if topLevel { conjunctParts = parts }
-        return left
+        return operators.isEmpty ? operands[0] : .chain(.and, operands, operators: operators)
     }
 
     mutating func parseNot() throws(PolicyDiagnostic) -> Expression {
         if current.kind == .identifier("not") {
-            let token = advance()
-            return .not(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseNot() }, token.location)
+            let lexeme = advance()
+            return .not(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseNot() }, lexeme.location)
         }
         return try parseComparison()
     }
@@ -359,109 +378,130 @@ struct Parser {
     mutating func parseComparison() throws(PolicyDiagnostic) -> Expression {
         let left = try parseAdditive()
         if case let .symbol(symbol) = current.kind, Self.comparisons.contains(symbol) {
-            let token = advance()
+            let lexeme = advance()
             let right = try parseAdditive()
             if case let .symbol(next) = current.kind, Self.comparisons.contains(next) {
                 throw error("comparisons do not chain; use 'and'")
             }
-            return .binary(symbol, left, right, token.location)
+            return .binary(symbol, left, right, lexeme.location)
         }
         if current.kind == .identifier("in") {
-            let token = advance()
-            return .binary("in", left, try parseAdditive(), token.location)
+            let lexeme = advance()
+            return .binary("in", left, try parseAdditive(), lexeme.location)
         }
         return left
     }
 
+    /// `a + b - c …`: one flat node.
     mutating func parseAdditive() throws(PolicyDiagnostic) -> Expression {
-        var left = try parsePrimary()
+        let first = try parsePrimary()
+        var terms: [SumTerm] = []
         while current.kind == .symbol("+") || current.kind == .symbol("-") {
-            let token = advance()
-            guard case let .symbol(symbol) = token.kind else { break }
-            left = .binary(symbol, left, try parsePrimary(), token.location)
+            let lexeme = advance()
+            terms.append(SumTerm(subtract: lexeme.kind == .symbol("-"), operand: try parsePrimary(), location: lexeme.location))
         }
-        return left
+        return terms.isEmpty ? first : .sum(first, terms)
     }
 
+    /// A value, an attribute or a parenthesized condition. Each kind has its own function:
+    /// only `(…)` recurses, and its frames stay small, so the deepest nesting allowed fits
+    /// a small thread stack even in debug builds.
     mutating func parsePrimary() throws(PolicyDiagnostic) -> Expression {
-        let token = current
-        switch token.kind {
-        case .symbol("("):
-            _ = advance()
-            let inner = try nested { (p: inout Parser) throws(PolicyDiagnostic) in
-                p.skipNewlines()
-                let saved = p.conjunctParts
-                let expression = try p.parseOr()
-                p.conjunctParts = saved
-                p.skipNewlines()
-                return expression
-            }
-            try expectSymbol(")", "to close '('")
-            return inner
-        case .symbol("["):
-            _ = advance()
-            var elements: [Expression] = []
+        switch current.kind {
+        case .symbol("("): return try parseParenthesized()
+        case .symbol("["): return try parseSet()
+        case .identifier: return try parseWord()
+        default: return try parseLiteral()
+        }
+    }
+
+    mutating func parseParenthesized() throws(PolicyDiagnostic) -> Expression {
+        _ = advance()
+        let inner = try nested { (p: inout Parser) throws(PolicyDiagnostic) in
+            p.skipNewlines()
+            let saved = p.conjunctParts
+            let expression = try p.parseOr()
+            p.conjunctParts = saved
+            p.skipNewlines()
+            return expression
+        }
+        try expectSymbol(")", "to close '('")
+        return inner
+    }
+
+    mutating func parseSet() throws(PolicyDiagnostic) -> Expression {
+        let lexeme = advance()
+        var elements: [Expression] = []
+        skipNewlines()
+        while current.kind != .symbol("]") {
+            elements.append(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseAdditive() })
             skipNewlines()
-            while current.kind != .symbol("]") {
-                elements.append(try nested { (p: inout Parser) throws(PolicyDiagnostic) in try p.parseAdditive() })
+            if current.kind == .symbol(",") {
+                _ = advance()
                 skipNewlines()
-                if current.kind == .symbol(",") {
-                    _ = advance()
-                    skipNewlines()
-                } else if current.kind != .symbol("]") {
-                    throw error("expected ',' or ']' in a set, found \(describe(current.kind))")
-                }
-                if elements.count > 10_000 { throw error("set literal with more than 10000 elements") }
+            } else if current.kind != .symbol("]") {
+                throw error("expected ',' or ']' in a set, found \(describe(current.kind))")
             }
-            _ = advance()
-            return .set(elements, token.location)
+            if elements.count > 10_000 { throw error("set literal with more than 10000 elements") }
+        }
+        _ = advance()
+        return .set(elements, lexeme.location)
+    }
+
+    mutating func parseLiteral() throws(PolicyDiagnostic) -> Expression {
+        let lexeme = current
+        switch lexeme.kind {
         case let .string(text):
             _ = advance()
-            return .string(text, token.location)
+            return .string(text, lexeme.location)
         case let .number(value):
             _ = advance()
             if case let .identifier(unit) = current.kind, let seconds = Self.units[unit] {
                 _ = advance()
-                return .duration(value * seconds, token.location)
+                return .duration(try checkedDuration(value * seconds, at: lexeme), lexeme.location)
             }
-            return .number(value, token.location)
+            return .number(value, lexeme.location)
         case .symbol("-"):
             _ = advance()
             guard case let .number(value) = current.kind else { throw error("expected a number after '-'") }
             _ = advance()
-            return .number(-value, token.location)
-        case let .identifier(word):
-            _ = advance()
-            switch word {
-            case "true": return .bool(true, token.location)
-            case "false": return .bool(false, token.location)
-            case "time", "cidr", "ip":
-                try expectSymbol("(", "after '\(word)'")
-                guard case let .string(argument) = current.kind else { throw error("\(word)(…) takes a quoted string") }
-                let argumentToken = advance()
-                try expectSymbol(")", "to close \(word)(…)")
-                return .call(word, [.string(argument, argumentToken.location)], token.location)
-            case "meter":
-                try expectSymbol("(", "after 'meter' (e.g. meter(\"free-articles\").remaining)")
-                let name = try expectString("naming the meter")
-                try expectSymbol(")", "to close meter(…)")
-                try expectSymbol(".", "after meter(…): .used, .remaining or .limit")
-                guard case let .identifier(field) = current.kind else { throw error("expected used, remaining or limit after 'meter(…).'") }
-                _ = advance()
-                return .meter(name, field, token.location)
-            default:
-                var path = [word]
-                while current.kind == .symbol(".") {
-                    _ = advance()
-                    guard case let .identifier(part) = current.kind else { throw error("expected an attribute name after '.'") }
-                    _ = advance()
-                    path.append(part)
-                    if path.count > 4 { throw error("attribute path too long") }
-                }
-                return .attribute(path, token.location)
-            }
+            return .number(-value, lexeme.location)
         default:
-            throw error("expected a value or an attribute, found \(describe(token.kind))")
+            throw error("expected a value or an attribute, found \(describe(lexeme.kind))")
+        }
+    }
+
+    /// `true`, `false`, `time(…)`, `cidr(…)`, `ip(…)`, `meter(…).field` or an attribute path.
+    mutating func parseWord() throws(PolicyDiagnostic) -> Expression {
+        let lexeme = advance()
+        guard case let .identifier(word) = lexeme.kind else { throw error("expected a value or an attribute, found \(describe(lexeme.kind))", at: lexeme) }
+        switch word {
+        case "true": return .bool(true, lexeme.location)
+        case "false": return .bool(false, lexeme.location)
+        case "time", "cidr", "ip":
+            try expectSymbol("(", "after '\(word)'")
+            guard case let .string(argument) = current.kind else { throw error("\(word)(…) takes a quoted string") }
+            let argumentLexeme = advance()
+            try expectSymbol(")", "to close \(word)(…)")
+            return .call(word, [.string(argument, argumentLexeme.location)], lexeme.location)
+        case "meter":
+            try expectSymbol("(", "after 'meter' (e.g. meter(\"free-articles\").remaining)")
+            let name = try expectString("naming the meter")
+            try expectSymbol(")", "to close meter(…)")
+            try expectSymbol(".", "after meter(…): .used, .remaining or .limit")
+            guard case let .identifier(field) = current.kind else { throw error("expected used, remaining or limit after 'meter(…).'") }
+            _ = advance()
+            return .meter(name, field, lexeme.location)
+        default:
+            var path = [word]
+            while current.kind == .symbol(".") {
+                _ = advance()
+                guard case let .identifier(part) = current.kind else { throw error("expected an attribute name after '.'") }
+                _ = advance()
+                path.append(part)
+                if path.count > 4 { throw error("attribute path too long") }
+            }
+            return .attribute(path, lexeme.location)
         }
     }
 

@@ -15,8 +15,8 @@ final class CompiledRule: Sendable {
     let title: String?
     let order: Int
     let location: SourceLocation
-    let condition: @Sendable (Facts) -> Bool
-    let conjuncts: [(test: @Sendable (Facts) -> Bool, text: String)]
+    let condition: @Sendable (FactsPointer) -> Bool
+    let conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)]
     /// The highest unmetered grant, if any.
     let grant: AccessLevel?
     /// Metered grants: level and meter index.
@@ -25,10 +25,15 @@ final class CompiledRule: Sendable {
     let offers: [Offer]
     /// Whether the condition reads nothing about the reader (so a grant is free for all).
     let readerIndependent: Bool
+    /// The tests of the conjuncts that read nothing about the reader: when one is false the
+    /// rule matches for no reader of this article.
+    let readerIndependentTests: [@Sendable (FactsPointer) -> Bool]
+    /// An unmetered full grant whose condition reads nothing about the reader.
+    let grantsFullToAnyone: Bool
 
-    init(name: String, shadow: Bool, title: String?, order: Int, location: SourceLocation, condition: @escaping @Sendable (Facts) -> Bool,
-         conjuncts: [(test: @Sendable (Facts) -> Bool, text: String)], grant: AccessLevel?, meteredGrants: [(level: AccessLevel, meter: Int)],
-         cap: AccessLevel?, offers: [Offer], readerIndependent: Bool) {
+    init(name: String, shadow: Bool, title: String?, order: Int, location: SourceLocation, condition: @escaping @Sendable (FactsPointer) -> Bool,
+         conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)], grant: AccessLevel?, meteredGrants: [(level: AccessLevel, meter: Int)],
+         cap: AccessLevel?, offers: [Offer], readerIndependent: Bool, readerIndependentTests: [@Sendable (FactsPointer) -> Bool]) {
         self.name = name
         self.shadow = shadow
         self.title = title
@@ -41,6 +46,23 @@ final class CompiledRule: Sendable {
         self.cap = cap
         self.offers = offers
         self.readerIndependent = readerIndependent
+        self.readerIndependentTests = readerIndependentTests
+        grantsFullToAnyone = readerIndependent && grant == .full && !shadow
+    }
+
+    /// Whether the rule could match for some reader of the article `facts` describe.
+    func couldMatchSomeReader(_ facts: FactsPointer) -> Bool {
+        for test in readerIndependentTests where !test(facts) { return false }
+        return true
+    }
+}
+
+extension DecisionFacts {
+    /// The state of meter `index` (of `limit` articles), failing closed: facts without the
+    /// meter, or with a negative count, read as used up, so they never grant a read.
+    func meterState(_ index: Int, limit: Int) -> MeterFacts {
+        guard meters.indices.contains(index), meters[index].used >= 0 else { return MeterFacts(used: limit) }
+        return meters[index]
     }
 }
 
@@ -69,10 +91,14 @@ public final class Policy: Sendable {
         let settings: Settings
         /// What `decidingRules` says when the settings decided.
         let settingsName: String
+        /// Enforced caps below full whose conditions read the reader: they may hold for
+        /// another reader, so an article they could cap is not free for everyone.
+        let readerDependentCaps: [CompiledRule]
         init(rules: [CompiledRule], settings: Settings, settingsName: String) {
             self.rules = rules
             self.settings = settings
             self.settingsName = settingsName
+            readerDependentCaps = rules.filter { !$0.shadow && !$0.readerIndependent && ($0.cap ?? .full) < .full }
         }
     }
 
@@ -100,7 +126,7 @@ public final class Policy: Sendable {
         return withUnsafePointer(to: facts) { decide($0, scope: scope, explain: explain) }
     }
 
-    func decide(_ facts: Facts, scope: Scope, explain: Bool) -> Decision {
+    func decide(_ facts: FactsPointer, scope: Scope, explain: Bool) -> Decision {
         let rules = scope.rules
         let settings = scope.settings
 
@@ -113,6 +139,7 @@ public final class Policy: Sendable {
         var matchedBeyond64: [Int] = []
         var anyMetered = false
         var anyOffers = false
+        var fullToAnyone = false
         var shadowMatches: [String] = []
         var traces: [RuleTrace] = []
 
@@ -131,6 +158,7 @@ public final class Policy: Sendable {
             if index < 64 { matchedBits |= 1 << UInt64(index) } else { matchedBeyond64.append(index) }
             anyMetered = anyMetered || !rule.meteredGrants.isEmpty
             anyOffers = anyOffers || !rule.offers.isEmpty
+            fullToAnyone = fullToAnyone || rule.grantsFullToAnyone
             if let level = rule.grant, grantLevel.map({ level > $0 }) ?? true {
                 grantLevel = level
                 grantRule = rule
@@ -154,7 +182,7 @@ public final class Policy: Sendable {
         search: for (index, rule) in rules.enumerated() where anyMetered && !rule.meteredGrants.isEmpty && isMatched(index) {
             for grant in rule.meteredGrants where min(grant.level, capLevel) > access {
                 let definition = meters[grant.meter]
-                let state = facts.pointee.meters.indices.contains(grant.meter) ? facts.pointee.meters[grant.meter] : MeterFacts()
+                let state = facts.pointee.meterState(grant.meter, limit: definition.limit)
                 if state.alreadyRead {
                     meterOutcome = MeterOutcome(name: definition.name, consumed: false, reread: true, used: state.used, limit: definition.limit)
                 } else if state.used < definition.limit {
@@ -180,8 +208,12 @@ public final class Policy: Sendable {
                 for offer in rule.offers where !offers.contains(offer) { offers.append(offer) }
             }
         }
-        let freeForAll = facts.pointee.article.free || (access == .full && meterOutcome?.consumed != true && meterOutcome?.reread != true
-            && (deciding.first?.readerIndependent ?? false))
+        // Free for all (schema.org isAccessibleForFree): full access that no reader can miss,
+        // granted by a rule that reads nothing about the reader, with no meter used, and no
+        // cap that could hold for another reader. A publisher's "free" mark alone is not
+        // enough: a cap (an embargo, say) may still leave others a teaser.
+        let freeForAll = access == .full && fullToAnyone && meterOutcome == nil
+            && !scope.readerDependentCaps.contains { $0.couldMatchSomeReader(facts) }
 
         return Decision(
             access: access, teaserParagraphs: settings.teaserParagraphs, offers: offers, meter: meterOutcome,

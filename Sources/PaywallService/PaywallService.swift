@@ -92,7 +92,7 @@ public final class PaywallService: Sendable {
     /// `policy diff`).
     public func loadPolicy(directory: URL) throws(ServiceError) -> Policy {
         do {
-            return try PolicyCompiler.load(directory: directory)
+            return try PolicyLoader.load(directory: directory)
         } catch {
             throw .policy(error)
         }

@@ -125,8 +125,16 @@ public final class Store: Sendable {
 }
 
 extension Date {
-    /// Milliseconds since 1970, the stored form of every instant.
-    var millis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    /// Milliseconds since 1970, the stored form of every instant. Clamped, never trapping:
+    /// a window of 10^10 weeks before now is far before any stored time, and saying so
+    /// is enough (`Int64(Double)` traps outside its range and on NaN).
+    var millis: Int64 {
+        let value = (timeIntervalSince1970 * 1000).rounded()
+        if value.isNaN { return 0 }
+        if value >= 9.2e18 { return .max }
+        if value <= -9.2e18 { return .min }
+        return Int64(value)
+    }
 
     init(millis: Int64) { self.init(timeIntervalSince1970: Double(millis) / 1000) }
 }

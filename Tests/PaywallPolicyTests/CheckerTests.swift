@@ -3,7 +3,7 @@ import Testing
 @testable import PaywallPolicy
 
 func compile(_ text: String, file: String = "test.policy") throws(PolicyErrors) -> Policy {
-    try PolicyCompiler.compile([PolicySource(name: file, text: text)])
+    try PolicyLoader.compile([PolicySource(name: file, text: text)])
 }
 
 /// The diagnostics of a policy that must not compile.

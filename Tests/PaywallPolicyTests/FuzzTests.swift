@@ -46,7 +46,7 @@ struct FuzzTests {
             var text = ""
             text.unicodeScalars.append(contentsOf: scalars)
             do {
-                let policy = try PolicyCompiler.compile([PolicySource(name: "fuzz.policy", text: text)])
+                let policy = try PolicyLoader.compile([PolicySource(name: "fuzz.policy", text: text)])
                 _ = policy.decide(DecisionFacts(now: Date(), meters: policy.meters.map { _ in MeterFacts() }), explain: true)
                 compiled += 1
             } catch {
@@ -59,13 +59,13 @@ struct FuzzTests {
         #expect(compiled < 500, "mutations should break most policies")
     }
 
-    @Test("random token soup never crashes")
+    @Test("random lexeme soup never crashes")
     func soup() {
         var random = SplitMix64(state: 99)
         for _ in 0..<1_000 {
             let text = (0..<Int.random(in: 1...60, using: &random)).map { _ in Self.fragments.randomElement(using: &random)! }.joined(separator: " ")
             do {
-                _ = try PolicyCompiler.compile([PolicySource(name: "soup.policy", text: text)])
+                _ = try PolicyLoader.compile([PolicySource(name: "soup.policy", text: text)])
             } catch {
                 #expect(!error.diagnostics.isEmpty)
             }

@@ -134,6 +134,74 @@ struct SemanticsTests {
         #expect(other.revision != policy.revision)
     }
 
+    @Test("free for all only when everyone reads in full: a cap that may hold for some reader says not free")
+    func freeForAll() throws {
+        let policy = try compile("""
+            rule "publisher-marked free articles" { when article.free; grant full }
+            rule "members" { when membership.active; grant full }
+            rule "embargoed articles are for members only" { when "embargo" in article.tags and not membership.active; cap teaser }
+            rule "no archive" { when article.section == "archive"; cap teaser }
+            """)
+        var free = facts()
+        free.article.free = true
+        let open = policy.decide(free)
+        #expect(open.access == .full && open.accessibleForFree)
+        // An embargo cap on a publisher-marked free article: a teaser, so not free.
+        var embargoed = free
+        embargoed.article.tags = ["embargo"]
+        let capped = policy.decide(embargoed)
+        #expect(capped.access == .teaser)
+        #expect(!capped.accessibleForFree)
+        // A member reads it in full, but others do not: still not free for all.
+        embargoed.membership.active = true
+        let member = policy.decide(embargoed)
+        #expect(member.access == .full)
+        #expect(!member.accessibleForFree)
+        // A cap that reads nothing about the reader and holds: not free either.
+        var archived = free
+        archived.article.section = "archive"
+        #expect(!policy.decide(archived).accessibleForFree)
+        // A publisher mark the policy does not honour is not free.
+        let strict = try compile("rule \"members\" { when membership.active; grant full }")
+        #expect(strict.decide(free).access == .teaser)
+        #expect(!strict.decide(free).accessibleForFree)
+    }
+
+    @Test("an IPv4-mapped IPv6 address is its IPv4 address: in the same ranges, under the same caps")
+    func mappedAddresses() throws {
+        let mapped = try #require(IPAddress("::ffff:203.0.113.5"))
+        #expect(mapped == IPAddress("203.0.113.5"))
+        #expect(mapped.isIPv4)
+        #expect(mapped.description == "203.0.113.5")
+        #expect(IPAddress("::ffff:cb00:7105") == IPAddress("203.0.113.5"))
+        #expect(CIDR("203.0.113.0/24")?.contains(mapped) == true)
+        #expect(CIDR("203.0.114.0/24")?.contains(mapped) == false)
+        #expect(CIDR("::ffff:203.0.113.0/120")?.contains(IPAddress("203.0.113.9")!) == true)
+        #expect(CIDR("::ffff:203.0.113.0/120")?.description == "203.0.113.0/24")
+        #expect(CIDR("2001:db8::/32")?.contains(mapped) == false)
+        #expect(CIDR("203.0.113.0/24")?.contains(IPAddress("::203.0.113.5")!) == false, "IPv4-compatible (deprecated) is not mapped")
+
+        let policy = try compile("""
+            rule "office" { when request.ip in cidr("203.0.113.0/24"); grant full }
+            rule "campus" { when request.ip in [cidr("198.51.100.0/24"), cidr("2001:db8:42::/48")]; grant full }
+            rule "members" { when membership.active; grant full }
+            rule "blocked network" { when request.ip in cidr("192.0.2.0/24") or request.ip == ip("192.0.2.200"); cap none }
+            """)
+        var reader = facts()
+        reader.request.ip = mapped
+        #expect(policy.decide(reader).access == .full)
+        reader.request.ip = IPAddress("::ffff:198.51.100.7")
+        #expect(policy.decide(reader).access == .full)
+        var member = facts()
+        member.membership.active = true
+        member.request.ip = IPAddress("::ffff:192.0.2.7")
+        #expect(policy.decide(member).access == .none)
+        member.request.ip = IPAddress("::FFFF:192.0.2.200")
+        #expect(policy.decide(member).access == .none)
+        member.request.ip = IPAddress("192.0.3.1")
+        #expect(policy.decide(member).access == .full)
+    }
+
     @Test("IP addresses and ranges")
     func addresses() {
         #expect(CIDR("203.0.113.0/24")?.contains(IPAddress("203.0.113.255")!) == true)

@@ -11,7 +11,7 @@ enum Repository {
 struct ShippedPolicyTests {
     @Test("checks clean, passes every test in Policies/tests, and every rule is exercised")
     func shipped() throws {
-        let policy = try PolicyCompiler.load(directory: Repository.policies)
+        let policy = try PolicyLoader.load(directory: Repository.policies)
         let tests = try PolicyTestRunner.load(directory: Repository.policies.appendingPathComponent("tests"), policy: policy)
         #expect(tests.count >= 20)
         let results = PolicyTestRunner.run(tests, policy: policy)

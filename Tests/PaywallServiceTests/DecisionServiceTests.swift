@@ -23,7 +23,7 @@ struct DecisionServiceTests {
         _ = try f.service.addTitle(id: "le-monde", name: "Le Monde", publisher: "LM", actor: f.admin)
         _ = try f.service.addPlan(id: "news", name: "News", period: "month", titles: ["euronews"], actor: f.admin)
         _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
-        return (f, try PolicyCompiler.compile([PolicySource(name: "test.policy", text: policyText)]))
+        return (f, try PolicyLoader.compile([PolicySource(name: "test.policy", text: policyText)]))
     }
 
     @Test("facts come from the store: membership titles, trial, meters")

@@ -265,7 +265,7 @@ struct ServiceCoreTests {
     func noMeterSubject() throws {
         let f = try ServiceFixture()
         _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
-        let policy = try PolicyCompiler.compile([PolicySource(name: "t.policy", text: """
+        let policy = try PolicyLoader.compile([PolicySource(name: "t.policy", text: """
             meter "anon" { limit 5 per 30 days }
             rule "anonymous readers get five articles" { when not user.signedIn; grant full using meter "anon" }
             """)])

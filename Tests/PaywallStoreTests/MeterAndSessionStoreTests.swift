@@ -35,6 +35,22 @@ struct MeterAndSessionStoreTests {
         #expect(try f.store.readCount() == 4)
     }
 
+    @Test("absurd windows and instants never trap: they count everything, or nothing")
+    func absurdWindows() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let device = MeterSubject.device("dev-1")
+        try read(f, device, "euronews", "a1")
+        for window in [20_000_000_000 * 7 * day, .greatestFiniteMagnitude, .infinity] {
+            #expect(try f.store.meterUsage(subject: device, window: window).used == 1)
+            #expect(try f.store.hasRead(subject: device, title: TitleID(rawValue: "euronews"), article: "a1", window: window))
+            #expect(try f.store.recordMeteredRead(
+                ArticleRead(subject: device, titleID: TitleID(rawValue: "euronews"), articleID: "a2", at: f.clock.now()), window: window, limit: 1)
+                == .exhausted(used: 1))
+        }
+        #expect(try f.store.meterUsage(subject: device, window: 30 * day, at: .distantFuture).used == 0)
+    }
+
     @Test("a read of an unknown title is refused and writes nothing")
     func unknownTitle() throws {
         let f = try StoreFixture()

@@ -1,17 +1,19 @@
 import Foundation
 
-typealias Facts = UnsafePointer<DecisionFacts>
+/// The facts of one decision, passed by address: a by-value parameter to a stored closure
+/// would copy the whole struct at every call.
+typealias FactsPointer = UnsafePointer<DecisionFacts>
 
 /// A typed, compiled expression: a closure over the facts, and whether it is constant.
 enum Compiled {
-    case bool(@Sendable (Facts) -> Bool)
-    case number(@Sendable (Facts) -> Double)
-    case string(@Sendable (Facts) -> String)
-    case duration(@Sendable (Facts) -> Double)
-    case time(@Sendable (Facts) -> Double)
-    case ip(@Sendable (Facts) -> IPAddress?)
+    case bool(@Sendable (FactsPointer) -> Bool)
+    case number(@Sendable (FactsPointer) -> Double)
+    case string(@Sendable (FactsPointer) -> String)
+    case duration(@Sendable (FactsPointer) -> Double)
+    case time(@Sendable (FactsPointer) -> Double)
+    case ip(@Sendable (FactsPointer) -> IPAddress?)
     case cidr(CIDR)
-    case stringSet(@Sendable (Facts) -> Set<String>)
+    case stringSet(@Sendable (FactsPointer) -> Set<String>)
     case numberSet(Set<Double>)
     case cidrSet([CIDR])
     case emptySet
@@ -46,7 +48,7 @@ struct ExpressionCompiler {
         PolicyDiagnostic(at: location, message, sourceLine: sourceLines(location))
     }
 
-    mutating func compileCondition(_ expression: Expression) throws(PolicyDiagnostic) -> @Sendable (Facts) -> Bool {
+    mutating func compileCondition(_ expression: Expression) throws(PolicyDiagnostic) -> @Sendable (FactsPointer) -> Bool {
         let compiled = try compile(expression)
         guard case let .bool(function) = compiled else {
             throw error("a condition must be true or false, not a \(compiled.type)", at: expression.location)
@@ -84,11 +86,13 @@ struct ExpressionCompiler {
             guard let index = meters[name] else {
                 throw error("unknown meter \"\(name)\"\(closest(name, in: Array(meters.keys)).map { "; did you mean \"\($0)\"?" } ?? "; declare it with meter \"\(name)\" { limit N per D days }")", at: location)
             }
-            let limit = Double(meterLimits[index])
+            let limitCount = meterLimits[index]
+            let limit = Double(limitCount)
+            // Facts without this meter, or with an impossible count, fail closed: used up.
             switch field {
-            case "used": return .number { Double($0.pointee.meters[index].used) }
+            case "used": return .number { Double($0.pointee.meterState(index, limit: limitCount).used) }
             case "limit": return .number { _ in limit }
-            case "remaining": return .number { max(0, limit - Double($0.pointee.meters[index].used)) }
+            case "remaining": return .number { max(0, limit - Double($0.pointee.meterState(index, limit: limitCount).used)) }
             default:
                 throw error("meters have used, remaining and limit, not '\(field)'\(closest(field, in: Schema.meterFields).map { "; did you mean '\($0)'?" } ?? "")", at: location)
             }
@@ -100,6 +104,122 @@ struct ExpressionCompiler {
             return .bool { !function($0) }
         case let .binary(op, left, right, location):
             return try compileBinary(op, left, right, location)
+        case let .chain(connective, operands, operators):
+            return try compileChain(connective, operands, operators)
+        case let .sum(first, terms):
+            return try compileSum(first, terms)
+        }
+    }
+
+    /// `a and b and …` / `a or b or …`: the operands' closures in one array, evaluated in a
+    /// loop (a nested closure per operand would recurse per operand when evaluated).
+    mutating func compileChain(_ connective: Connective, _ operandExpressions: [Expression], _ operators: [SourceLocation]) throws(PolicyDiagnostic) -> Compiled {
+        var compiled: [Compiled] = []
+        compiled.reserveCapacity(operandExpressions.count)
+        for operand in operandExpressions { compiled.append(try compile(operand)) }
+        var collected: [@Sendable (FactsPointer) -> Bool] = []
+        collected.reserveCapacity(compiled.count)
+        for (index, operand) in compiled.enumerated() {
+            guard case let .bool(test) = operand else {
+                // The operator next to the offending operand, and the pair it joins.
+                let left = index == 0 ? 0 : index - 1
+                let right = min(left + 1, compiled.count - 1)
+                let location = operators.isEmpty ? operandExpressions[index].location : operators[min(left, operators.count - 1)]
+                throw error("'\(connective.rawValue)' needs true or false on both sides, not a \(compiled[left].type) and a \(compiled[right].type)", at: location)
+            }
+            collected.append(test)
+        }
+        let tests = collected
+        switch (connective, tests.count) {
+        case (_, 0): return .bool { _ in connective == .and }
+        case (_, 1): return .bool(tests[0])
+        case (.and, 2):
+            let a = tests[0], b = tests[1]
+            return .bool { a($0) && b($0) }
+        case (.or, 2):
+            let a = tests[0], b = tests[1]
+            return .bool { a($0) || b($0) }
+        case (.and, _):
+            return .bool { facts in
+                for test in tests where !test(facts) { return false }
+                return true
+            }
+        case (.or, _):
+            return .bool { facts in
+                for test in tests where test(facts) { return true }
+                return false
+            }
+        }
+    }
+
+    /// `a + b - c …`: numbers, durations and times are all seconds (or plain numbers), so a
+    /// sum is the signed operands added in a loop; its type is folded here, left to right.
+    mutating func compileSum(_ firstExpression: Expression, _ terms: [SumTerm]) throws(PolicyDiagnostic) -> Compiled {
+        let first = try compile(firstExpression)
+        guard let (firstValue, firstType) = Self.scalar(first) else {
+            guard let term = terms.first else { return first }
+            let operand = try compile(term.operand)
+            throw error("cannot \(term.subtract ? "subtract" : "add") a \(first.type) and a \(operand.type)", at: term.location)
+        }
+        var type = firstType
+        var values: [@Sendable (FactsPointer) -> Double] = [firstValue]
+        var signs: [Double] = [1]
+        values.reserveCapacity(terms.count + 1)
+        signs.reserveCapacity(terms.count + 1)
+        for term in terms {
+            let operand = try compile(term.operand)
+            let scalar = Self.scalar(operand)
+            let result: PolicyType?
+            switch (type, scalar?.1, term.subtract) {
+            case (.time, .duration, _): result = .time
+            case (.duration, .time, false): result = .time
+            case (.time, .time, true): result = .duration
+            case (.duration, .duration, _): result = .duration
+            case (.number, .number, _): result = .number
+            default: result = nil
+            }
+            guard let result, let (value, _) = scalar else {
+                throw error("cannot \(term.subtract ? "subtract" : "add") a \(type) and a \(operand.type)", at: term.location)
+            }
+            type = result
+            values.append(value)
+            signs.append(term.subtract ? -1 : 1)
+        }
+        let sum: @Sendable (FactsPointer) -> Double
+        if values.count == 2 {
+            let a = values[0], b = values[1]
+            if signs[1] < 0 {
+                sum = { a($0) - b($0) }
+            } else {
+                sum = { a($0) + b($0) }
+            }
+        } else {
+            let terms = zip(signs, values).map { SignedTerm(sign: $0, value: $1) }
+            sum = { facts in
+                var total = 0.0
+                for term in terms { total += term.sign * term.value(facts) }
+                return total
+            }
+        }
+        switch type {
+        case .time: return .time(sum)
+        case .duration: return .duration(sum)
+        default: return .number(sum)
+        }
+    }
+
+    struct SignedTerm: Sendable {
+        let sign: Double
+        let value: @Sendable (FactsPointer) -> Double
+    }
+
+    /// The closure and type of a number, duration or time.
+    static func scalar(_ compiled: Compiled) -> ((@Sendable (FactsPointer) -> Double), PolicyType)? {
+        switch compiled {
+        case let .number(f): (f, .number)
+        case let .duration(f): (f, .duration)
+        case let .time(f): (f, .time)
+        default: nil
         }
     }
 
@@ -182,12 +302,9 @@ struct ExpressionCompiler {
             error("cannot \(verb) a \(left.type) and a \(right.type)", at: location)
         }
         switch op {
-        case "and", "or":
-            guard case let .bool(l) = left, case let .bool(r) = right else { throw error("'\(op)' needs true or false on both sides, not a \(left.type) and a \(right.type)", at: location) }
-            return op == "and" ? .bool { l($0) && r($0) } : .bool { l($0) || r($0) }
         case "==", "!=":
             try checkEnumeration(leftExpression, rightExpression, location)
-            let equal: @Sendable (Facts) -> Bool
+            let equal: @Sendable (FactsPointer) -> Bool
             switch (left, right) {
             case let (.bool(l), .bool(r)): equal = { l($0) == r($0) }
             case let (.number(l), .number(r)): equal = { l($0) == r($0) }
@@ -198,7 +315,7 @@ struct ExpressionCompiler {
             }
             return op == "==" ? .bool(equal) : .bool { !equal($0) }
         case "<", "<=", ">", ">=":
-            let l: @Sendable (Facts) -> Double, r: @Sendable (Facts) -> Double
+            let l: @Sendable (FactsPointer) -> Double, r: @Sendable (FactsPointer) -> Double
             switch (left, right) {
             case let (.number(a), .number(b)), let (.duration(a), .duration(b)), let (.time(a), .time(b)):
                 l = a
@@ -223,15 +340,6 @@ struct ExpressionCompiler {
             case let (.ip(address), .cidr(range)): return .bool { address($0).map(range.contains) ?? false }
             case let (.ip(address), .cidrSet(ranges)): return .bool { facts in address(facts).map { a in ranges.contains { $0.contains(a) } } ?? false }
             default: throw error("cannot test a \(left.type) 'in' a \(right.type); 'in' takes a set, or an address and cidr(…)", at: location)
-            }
-        case "+", "-":
-            switch (left, right) {
-            case let (.time(t), .duration(d)): return op == "+" ? .time { t($0) + d($0) } : .time { t($0) - d($0) }
-            case let (.duration(d), .time(t)) where op == "+": return .time { t($0) + d($0) }
-            case let (.time(a), .time(b)) where op == "-": return .duration { a($0) - b($0) }
-            case let (.duration(a), .duration(b)): return op == "+" ? .duration { a($0) + b($0) } : .duration { a($0) - b($0) }
-            case let (.number(a), .number(b)): return op == "+" ? .number { a($0) + b($0) } : .number { a($0) - b($0) }
-            default: throw mismatch(op == "+" ? "add" : "subtract")
             }
         default:
             throw error("unknown operator '\(op)'", at: location)

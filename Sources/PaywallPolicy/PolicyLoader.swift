@@ -10,8 +10,9 @@ public struct PolicySource: Sendable {
     }
 }
 
-/// Parses, checks and compiles policy files. A set with any error is never compiled.
-public enum PolicyCompiler {
+/// Loads a policy set: reads the `*.policy` files of a folder, parses, checks and compiles
+/// them (expressions through ``ExpressionCompiler``). A set with any error is never compiled.
+public enum PolicyLoader {
     /// Loads every `*.policy` file of `directory` (sorted by name).
     public static func load(directory: URL) throws(PolicyErrors) -> Policy {
         try compile(try sources(in: directory))
@@ -138,7 +139,8 @@ public enum PolicyCompiler {
 
     static func compileRule(_ rule: RuleDecl, meterIndex: [String: Int], meters: [MeterDefinition], sourceLine: @escaping (SourceLocation) -> String) throws(PolicyDiagnostic) -> CompiledRule {
         var compiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
-        var conjuncts: [(test: @Sendable (Facts) -> Bool, text: String)] = []
+        var conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)] = []
+        var readerIndependentTests: [@Sendable (FactsPointer) -> Bool] = []
         for part in rule.conjuncts {
             var partCompiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
             let test = try partCompiler.compileCondition(part.expression)
@@ -146,6 +148,7 @@ public enum PolicyCompiler {
                 throw PolicyDiagnostic(at: part.expression.location, "rule \"\(rule.name)\" can never match: '\(part.text)' is always false", sourceLine: sourceLine(part.expression.location))
             }
             compiler.roots.formUnion(partCompiler.roots)
+            if partCompiler.roots.isDisjoint(with: Schema.readerRoots) { readerIndependentTests.append(test) }
             conjuncts.append((test: test, text: part.text))
         }
         try checkContradictions(rule, sourceLine: sourceLine)
@@ -172,7 +175,7 @@ public enum PolicyCompiler {
             }
         }
         let tests = conjuncts.map(\.test)
-        let condition: @Sendable (Facts) -> Bool
+        let condition: @Sendable (FactsPointer) -> Bool
         switch tests.count {
         case 0: condition = { _ in true }
         case 1: condition = tests[0]
@@ -184,7 +187,7 @@ public enum PolicyCompiler {
         return CompiledRule(
             name: rule.name, shadow: rule.shadow, title: rule.title, order: rule.order, location: rule.location,
             condition: condition, conjuncts: conjuncts, grant: grant, meteredGrants: metered, cap: cap, offers: offers,
-            readerIndependent: compiler.roots.isDisjoint(with: Schema.readerRoots))
+            readerIndependent: compiler.roots.isDisjoint(with: Schema.readerRoots), readerIndependentTests: readerIndependentTests)
     }
 
     /// `a == "x" and a == "y"`, and `b and not b`, can never hold.

@@ -1,4 +1,5 @@
 import Foundation
+import PaywallCore
 
 /// Recursive-descent parser for policy files. Every error points at its lexeme.
 struct Parser {
@@ -261,7 +262,7 @@ struct Parser {
     /// The longest duration a policy may write: 100 years of 366 days, as the command line
     /// accepts. Longer ones would overflow millisecond timestamps downstream (a meter window
     /// is subtracted from now).
-    static let maximumDuration: Double = 100 * 366 * 86_400
+    static let maximumDuration: Double = TimeText.maximumDuration
 
     mutating func parseDurationLiteral() throws(PolicyDiagnostic) -> Double {
         let numberLexeme = current

@@ -20,22 +20,34 @@ final class BlockingPool: Sendable {
 
     private let state = State()
     let threadCount: Int
+    /// At most this many jobs wait; past it work is refused (``ServiceError/overloaded``)
+    /// instead of piling up in memory behind a stalled disk.
+    let queueLimit: Int
     let name: String
 
-    init(threads: Int, name: String) {
+    init(threads: Int, queueLimit: Int = 10_000, name: String) {
         threadCount = max(1, threads)
+        self.queueLimit = max(1, queueLimit)
         self.name = name
     }
 
     deinit {
-        shutdown()
+        stop(wait: false)
     }
 
-    /// Stops the threads once the queued jobs have run; later jobs are refused.
+    /// Refuses new jobs, lets the queued and running ones finish, and returns once every
+    /// thread has ended: after it, nothing of the pool touches the store.
     func shutdown() {
+        stop(wait: true)
+    }
+
+    private func stop(wait: Bool) {
         state.condition.lock()
         state.stopping = true
         state.condition.broadcast()
+        if wait {
+            while state.started > 0 { state.condition.wait() }
+        }
         state.condition.unlock()
     }
 
@@ -64,16 +76,18 @@ final class BlockingPool: Sendable {
                     continuation.resume(returning: .failure(error))
                 }
             }
-            if !accepted { continuation.resume(returning: .failure(.shuttingDown)) }
+            if let refusal = accepted { continuation.resume(returning: .failure(refusal)) }
         }
         return try result.get()
     }
 
-    private func enqueue(_ job: @escaping @Sendable () -> Void) -> Bool {
+    /// Queues `job`; returns why it was refused, if it was.
+    private func enqueue(_ job: @escaping @Sendable () -> Void) -> ServiceError? {
         let state = state
         state.condition.lock()
         defer { state.condition.unlock() }
-        if state.stopping { return false }
+        if state.stopping { return .shuttingDown }
+        if state.jobs.count - state.head >= queueLimit { return .overloaded }
         state.jobs.append(job)
         // Threads start on first use: a CLI run that never awaits starts none.
         if state.started < threadCount, state.started < state.jobs.count - state.head + state.busy {
@@ -88,7 +102,7 @@ final class BlockingPool: Sendable {
             thread.start()
         }
         state.condition.signal()
-        return true
+        return nil
     }
 
     private static func work(_ state: State) {
@@ -97,6 +111,7 @@ final class BlockingPool: Sendable {
             while state.head == state.jobs.count, !state.stopping { state.condition.wait() }
             if state.head == state.jobs.count {  // stopping and drained
                 state.started -= 1
+                state.condition.broadcast()  // a shutdown() may be waiting for the last thread
                 state.condition.unlock()
                 return
             }

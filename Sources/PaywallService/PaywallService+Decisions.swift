@@ -94,6 +94,10 @@ extension PaywallService {
         var facts = MembershipFacts()
         var best: (membership: Membership, status: MembershipStatus)?
         for (membership, bundle) in try membershipsWithTitles(accountID: accountID) {
+            // A decision in the past (`--at`, `policy diff` replaying reads) must not count
+            // a membership that did not exist yet. (Past statuses are as stored now: the
+            // history is not replayed.)
+            guard membership.createdAt <= at else { continue }
             let status = membership.effectiveStatus(at: at)
             if status != .expired {
                 switch bundle {

@@ -111,7 +111,7 @@ extension PaywallService {
     public func meterReport(subject: MeterSubject, window: TimeInterval, title: String?) throws(ServiceError) -> MeterReport {
         try mapped {
             guard window > 0, window <= TimeText.maximumDuration else {
-                throw DomainError.invalidValue(field: "window", value: "\(Int(window))s", expected: "more than 0 and at most 100 years")
+                throw DomainError.invalidValue(field: "window", value: "\(window)s", expected: "more than 0 and at most 100 years")
             }
             let titleID = try title.map { try TitleID(validating: $0) }
             return MeterReport(subject: subject, title: titleID, usage: try store.meterUsage(subject: subject, window: window, title: titleID))

@@ -60,10 +60,13 @@ extension PaywallService {
     private func changeKeys(action: String, actor: AuditActor, _ change: (inout KeyRing, Date) throws(KeyRingError) -> KeyRecord) throws(ServiceError) -> KeyRecord {
         try mapped {
             let at = now
-            let (ring, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
-                try change(&ring, at)
+            let (_, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
+                let record = try change(&ring, at)
+                // Held while the folder is still locked: two changes at once in this
+                // process cannot end holding the older ring.
+                hold(ring)
+                return record
             }
-            hold(ring)
             try store.recordAudit(actor: actor, action: action, target: "key:\(record.kid)", details: [
                 "alg": record.algorithm.rawValue, "activatesAt": TimeText.format(record.activatesAt),
             ])
@@ -179,7 +182,8 @@ extension PaywallService {
 
     static func checkLifetime(_ ttl: TimeInterval, maximum: TimeInterval) throws {
         guard ttl > 0, ttl <= maximum else {
-            throw DomainError.invalidValue(field: "lifetime", value: "\(Int(ttl))s", expected: "more than 0 and at most \(Int(maximum))s")
+            // The rejected value is shown as given: Int(Double) would trap on NaN or 1e300.
+            throw DomainError.invalidValue(field: "lifetime", value: "\(ttl)s", expected: "more than 0 and at most \(Int(maximum))s")
         }
     }
 

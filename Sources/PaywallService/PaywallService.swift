@@ -43,13 +43,18 @@ public final class PaywallService: Sendable {
         var configuration = configuration
         configuration.clock = store.clock
         self.configuration = configuration
-        if configuration.passwordHashing.logN < ServiceConfiguration.minimumPasswordHashing.logN, !configuration.testing {
-            throw .configuration(
-                name: "password hashing", value: "N=2^\(configuration.passwordHashing.logN)",
-                expected: "at least OWASP's N=2^\(ServiceConfiguration.minimumPasswordHashing.logN) outside tests")
-        }
-        self.hasher = try mapped {
-            try PasswordHasher(parameters: configuration.passwordHashing, maximumConcurrentHashes: configuration.concurrentPasswordHashes)
+        do throws(ServiceError) {
+            if !configuration.passwordHashing.isAtLeast(ServiceConfiguration.minimumPasswordHashing), !configuration.testing {
+                throw ServiceError.configuration(
+                    name: "password hashing", value: configuration.passwordHashing.description,
+                    expected: "at least OWASP's \(ServiceConfiguration.minimumPasswordHashing) outside tests")
+            }
+            self.hasher = try mapped {
+                try PasswordHasher(parameters: configuration.passwordHashing, maximumConcurrentHashes: configuration.concurrentPasswordHashes)
+            }
+        } catch {
+            try? store.close()  // opened by the convenience initializer for us
+            throw error
         }
         self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
     }
@@ -67,16 +72,26 @@ public final class PaywallService: Sendable {
 
     // MARK: - The policy
 
-    /// The policy in force: loaded from the configured folder on first use.
+    /// The policy in force: loaded from the configured folder on first use (a server
+    /// loads it at start with ``prepareToServe()``).
     public func policy() throws(ServiceError) -> Policy {
-        do {
-            return try heldPolicy.withLock { (held: inout Policy?) throws(ServiceError) -> Policy in
-                if let held { return held }
-                let loaded = try loadPolicy(directory: configuration.policyDirectory)
-                held = loaded
-                return loaded
-            }
+        try heldPolicy.withLock { (held: inout Policy?) throws(ServiceError) -> Policy in
+            if let held { return held }
+            let loaded = try loadPolicy(directory: configuration.policyDirectory)
+            held = loaded
+            return loaded
         }
+    }
+
+    /// What a server checks before it takes a request: the policy loads and checks, the
+    /// key ring loads, and a key signs now (without the development setting none is
+    /// made: ``KeyRingError/noSigningKey(path:)``). Returns the development key it made,
+    /// if it made one, so the caller can say so.
+    @discardableResult
+    public func prepareToServe() throws(ServiceError) -> KeyRecord? {
+        try reloadPolicy()
+        try reloadKeys()
+        return try mapped { try issuer().1 }
     }
 
     /// Loads the configured policy folder again. A set that does not check is refused
@@ -88,9 +103,13 @@ public final class PaywallService: Sendable {
         return loaded
     }
 
-    /// Loads and checks a policy folder without putting it in force (`policy check`,
-    /// `policy diff`).
+    /// Loads and checks a policy folder without putting it in force (`policy diff`).
     public func loadPolicy(directory: URL) throws(ServiceError) -> Policy {
+        try Self.checkPolicy(directory: directory)
+    }
+
+    /// Loads and checks a policy folder; needs no database (`policy check`, `policy test`).
+    public static func checkPolicy(directory: URL) throws(ServiceError) -> Policy {
         do {
             return try PolicyLoader.load(directory: directory)
         } catch {
@@ -133,7 +152,8 @@ public final class PaywallService: Sendable {
         heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring)) }
     }
 
-    /// Closes the database and stops the blocking threads.
+    /// Stops taking blocking work, waits for what is queued and running to finish, then
+    /// closes the database.
     public func close() throws(ServiceError) {
         blocking.shutdown()
         try mapped { try store.close() }

@@ -114,11 +114,15 @@ public struct ServiceConfiguration: Sendable {
             configuration.store.busyTimeout = seconds
         }
         if let text = environment["PAYWALL_SCRYPT_LN"] {
-            guard let logN = Int(text), (1...22).contains(logN) else { throw invalid("PAYWALL_SCRYPT_LN", text, "a whole number from 17 to 22") }
-            if logN < minimumPasswordHashing.logN, !configuration.testing {
+            // With r = 8 the hasher's 256 MiB bound allows N up to 2^18.
+            let lowest = configuration.testing ? 1 : minimumPasswordHashing.logN
+            guard let logN = Int(text), logN >= 1, logN <= 30 else { throw invalid("PAYWALL_SCRYPT_LN", text, "a whole number from \(lowest) to 18") }
+            let parameters = ScryptParameters(logN: logN, r: 8, p: 1)
+            if !parameters.isAtLeast(minimumPasswordHashing), !configuration.testing {
                 throw invalid("PAYWALL_SCRYPT_LN", text, "at least \(minimumPasswordHashing.logN): lower is below OWASP's minimum, which only tests may use (PAYWALL_TESTING=1)")
             }
-            configuration.passwordHashing = ScryptParameters(logN: logN, r: 8, p: 1)
+            do { try parameters.validate() } catch { throw invalid("PAYWALL_SCRYPT_LN", text, "a whole number from \(lowest) to 18 (\(error))") }
+            configuration.passwordHashing = parameters
         }
         configuration.store.readOnly = overrides.readOnly
         return configuration

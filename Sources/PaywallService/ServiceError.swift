@@ -48,6 +48,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case policy(PolicyErrors)
     /// The service is shutting down and takes no more work.
     case shuttingDown
+    /// Too much blocking work is already waiting; try again shortly.
+    case overloaded
 
     public var description: String {
         switch self {
@@ -62,6 +64,26 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .keys(error): error.description
         case let .policy(errors): errors.description
         case .shuttingDown: "the service is shutting down"
+        case .overloaded: "too many requests are waiting; try again shortly"
+        }
+    }
+
+    /// What may be shown to someone outside (an HTTP client): the full message for their
+    /// own mistakes, and a generic one where the detail is ours (SQL, paths, key files) or
+    /// would help an attacker (why a token or a password was refused). The full message
+    /// belongs in the log.
+    public var publicMessage: String {
+        switch category {
+        case .invalid, .notFound, .conflict, .forbidden:
+            if case .policy = self { return "the policy could not be loaded" }
+            return description
+        case .unauthorized:
+            switch self {
+            case .invalidCredentials, .sessionRejected, .sessionReused: return description
+            default: return "the token was refused"
+            }
+        case .unavailable: return self == .overloaded ? description : "the service is unavailable; try again shortly"
+        case .internal: return "an internal error occurred"
         }
     }
 
@@ -72,8 +94,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .store(error): Self.category(of: error)
         case let .crypto(error):
             switch error {
-            case .openSSL: .internal
-            default: .invalid
+            // A password too long is the caller's; a stored hash we cannot use is ours.
+            case .passwordTooLong: .invalid
+            default: .internal
             }
         case .invalidCredentials, .sessionRejected, .sessionReused, .token: .unauthorized
         case let .keys(error):
@@ -84,7 +107,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
             case .crypto: .internal
             }
-        case .shuttingDown: .unavailable
+        case .shuttingDown, .overloaded: .unavailable
         }
     }
 
@@ -133,7 +156,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .destinationExists: "destination_exists"
             case .emptyBundle: "empty_bundle"
             }
-        case .crypto: category == .internal ? "crypto_failure" : "invalid_secret"
+        case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
         case .invalidCredentials: "invalid_credentials"
         case .sessionRejected: "session_rejected"
         case .sessionReused: "session_reused"
@@ -141,6 +164,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .keys: category == .unavailable ? "keys_unavailable" : "key_refused"
         case .policy: "invalid_policy"
         case .shuttingDown: "shutting_down"
+        case .overloaded: "overloaded"
         }
     }
 }

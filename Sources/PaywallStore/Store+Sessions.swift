@@ -16,7 +16,7 @@ extension RefreshSession {
 }
 
 /// The outcome of presenting a refresh token by its hash (``Store/rotateSession(tokenHash:newTokenHash:lifetime:)``).
-public enum SessionRotation: Equatable, Sendable {
+enum SessionRotation: Equatable, Sendable {
     /// The old token was valid; it is now revoked and `session` replaces it.
     case rotated(RefreshSession)
     /// The token had already been used: the whole family is revoked (likely theft).
@@ -94,7 +94,7 @@ extension Store {
     /// Stores a new session (a new family) for an account. `tokenHash` is the SHA-256 of
     /// the refresh token; the token itself is never stored. Prefer
     /// ``createSession(accountID:lifetime:)``, which makes the token.
-    public func createSession(accountID: AccountID, tokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> RefreshSession {
+    func createSession(accountID: AccountID, tokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> RefreshSession {
         let now = storedNow()
         let session = RefreshSession(
             id: UUID().uuidString.lowercased(), accountID: accountID, familyID: UUID().uuidString.lowercased(),
@@ -140,7 +140,7 @@ extension Store {
     /// same family. Like ``refreshSession(token:lifetime:)`` (family lifetime, reuse
     /// detection and its audit entry) but without the grace window, which needs the token
     /// itself: any second use of a token revokes its family.
-    public func rotateSession(tokenHash: [UInt8], newTokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> SessionRotation {
+    func rotateSession(tokenHash: [UInt8], newTokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> SessionRotation {
         let now = storedNow()
         return try write { db in
             switch try rotate(db, tokenHash: tokenHash, successor: Successor(tokenHash: newTokenHash, sealed: nil), pad: nil, lifetime: lifetime, now: now) {
@@ -180,11 +180,15 @@ extension Store {
                let found = try currentSuccessor(db, of: old, id: replacedBy, sealed: Array(sealed), pad: pad, familyEnd: familyEnd, now: now) {
                 return .alreadyRotated(token: found.token, session: found.session)
             }
-            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE family_id = ?")
+            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ? AND (revoked_at IS NULL OR successor_sealed IS NOT NULL)")
                 .execute(arguments: [now.millis, old.familyID])
-            // The family and the reused session, never the token or its hash.
-            try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
-                      details: ["family": old.familyID, "session": old.id])
+            // Audited once, when it revokes something: replaying a token of a family already
+            // revoked must not let anyone flood the audit log. The family and the reused
+            // session are named, never the token or its hash.
+            if db.changesCount > 0 {
+                try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
+                          details: ["family": old.familyID, "session": old.id])
+            }
             return .reuseDetected(familyID: old.familyID)
         }
 
@@ -198,6 +202,9 @@ extension Store {
         // never overwrite it): the grace window counts from it.
         try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ?, replaced_by = ?, successor_sealed = ? WHERE id = ?")
             .execute(arguments: [now.millis, next.id, successor.sealed.map { Data($0) }, old.id])
+        // Seals past their grace window open nothing any more: drop them.
+        try db.cachedStatement(sql: "UPDATE sessions SET successor_sealed = NULL WHERE family_id = ? AND successor_sealed IS NOT NULL AND revoked_at < ?")
+            .execute(arguments: [old.familyID, now.addingTimeInterval(-refreshGraceWindow).millis])
         return .rotated(next)
     }
 
@@ -230,7 +237,7 @@ extension Store {
     }
 
     /// The usable session whose refresh token has this SHA-256, or nil.
-    public func session(tokenHash: [UInt8]) throws(StoreError) -> RefreshSession? {
+    func session(tokenHash: [UInt8]) throws(StoreError) -> RefreshSession? {
         let now = clock.now()
         return try read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT \(RefreshSession.columns) FROM sessions WHERE token_hash = ?"), arguments: [Data(tokenHash)])

@@ -32,10 +32,11 @@ extension GlobalOptions {
     }
 
     /// The service's configuration from the environment and these flags.
-    func configuration(readOnly: Bool) throws(ServiceError) -> ServiceConfiguration {
+    func configuration(readOnly: Bool, policies: String?) throws(ServiceError) -> ServiceConfiguration {
         var overrides = ServiceConfiguration.Overrides()
         overrides.databasePath = db
         overrides.keysDirectory = keys
+        overrides.policyDirectory = policies
         overrides.readOnly = readOnly
         // The CLI's first-use convenience: a development key when the ring has none (said
         // on stderr when it happens). PAYWALL_DEV_KEYS=0 turns it off.
@@ -47,9 +48,7 @@ extension GlobalOptions {
     /// a non-zero exit status.
     func run(readOnly: Bool = false, policies: String? = nil, _ body: (PaywallService) throws -> Void) throws {
         do {
-            var configuration = try configuration(readOnly: readOnly)
-            if let policies { configuration.policyDirectory = URL(fileURLWithPath: policies) }
-            let service = try PaywallService(configuration: configuration)
+            let service = try PaywallService(configuration: try configuration(readOnly: readOnly, policies: policies))
             try body(service)
         } catch {
             throw fail(error)

@@ -24,7 +24,7 @@ struct PolicyCommand: ParsableCommand {
                 overrides.policyDirectory = directory
                 let configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
                 let folder = configuration.policyDirectory
-                return (folder, try PolicyLoader.load(directory: folder))
+                return (folder, try PaywallService.checkPolicy(directory: folder))
             } catch {
                 throw fail(error)
             }

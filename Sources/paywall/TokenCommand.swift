@@ -94,15 +94,13 @@ struct TokenCommand: ParsableCommand {
         @Option(help: "Audience to verify for (default: paywall-api).") var aud: String?
         @Option(help: "The kind the token must be: access, article or comp (a token of another kind is refused).") var kind = "access"
 
-        static let kinds: [String: TokenKind] = ["access": .access, "article": .articleGrant, "comp": .comp]
-
         func validate() throws {
-            guard Self.kinds[kind] != nil else { throw ValidationError("--kind must be access, article or comp") }
+            guard TokenKind(name: kind) != nil else { throw ValidationError("--kind must be access, article or comp") }
         }
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let expected = Self.kinds[kind].map { Set([$0]) } ?? []
+                let expected = TokenKind(name: kind).map { Set([$0]) } ?? []
                 let verified = try service.verifyToken(try TokenCommand.read(token), kinds: expected, audience: aud)
                 if global.json {
                     Output(json: true).emit(json: .object(["valid": .bool(true), "kind": .string(verified.kind.rawValue), "claims": verified.json]))

@@ -38,6 +38,8 @@ struct ServiceCoreTests {
             (["PAYWALL_DEV_KEYS": "2"], "PAYWALL_DEV_KEYS"),
             (["PAYWALL_ISSUER": ""], "PAYWALL_ISSUER"),
             (["PAYWALL_AUDIENCE": "a\nb"], "PAYWALL_AUDIENCE"),
+        (["PAYWALL_SCRYPT_LN": "19"], "17 to 18"),
+        (["PAYWALL_SCRYPT_LN": "99999999999999999999"], "PAYWALL_SCRYPT_LN"),
         ]
         for (environment, named) in bad {
             do {
@@ -177,6 +179,15 @@ struct ServiceCoreTests {
         #expect(try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).kid == next.kid)
         #expect(try f.service.verifyToken(issued.token, kinds: [.access]).kind == .access, "the superseded key still verifies")
         #expect(try f.service.jwks().keys.count == 3)
+
+        // A folder that no longer loads is refused on reload; the ring in force stays.
+        let manifest = f.service.configuration.keysDirectory.appendingPathComponent("keyring.json")
+        let saved = try Data(contentsOf: manifest)
+        try Data("{ not json".utf8).write(to: manifest)
+        #expect(throws: ServiceError.self) { try f.service.reloadKeys() }
+        #expect(try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).kid == next.kid)
+        try saved.write(to: manifest)
+        #expect(try f.service.reloadKeys().records.count == 3)
     }
 
     // MARK: - The blocking pool
@@ -201,8 +212,7 @@ struct ServiceCoreTests {
         #expect(names.count == 8)
         #expect(BlockingPool.currentThread == nil, "the test itself runs on the cooperative pool")
         #expect(names.allSatisfy { $0.hasPrefix("paywall-blocking-") }, "\(names)")
-        #expect(f.service.blocking.peakConcurrency <= 2)
-        #expect(f.service.blocking.peakConcurrency >= 1)
+        #expect(f.service.blocking.peakConcurrency == 2, "eight jobs of 20 ms on two threads: both busy at once, never three")
         #expect(try f.service.accounts(limit: 100, offset: 0).count == 8)
 
         // The async face: the same operations, same errors.
@@ -222,6 +232,86 @@ struct ServiceCoreTests {
         } catch {
             #expect(error == .shuttingDown)
         }
+    }
+
+    @Test("the pool refuses work past its queue limit, and close waits for queued work")
+    func poolLimits() async throws {
+        let pool = BlockingPool(threads: 1, queueLimit: 2, name: "test-pool")
+        let gate = DispatchSemaphore(value: 0)
+        let finished = ManagedAtomicCounter()
+        var tasks: [Task<Result<Int, ServiceError>, Never>] = []
+        for index in 0..<4 {
+            tasks.append(Task {
+                do throws(ServiceError) {
+                    return .success(try await pool.run { () throws(ServiceError) -> Int in
+                        gate.wait()
+                        finished.increment()
+                        return index
+                    })
+                } catch { return .failure(error) }
+            })
+            try await Task.sleep(for: .milliseconds(30))  // one running, then two queued, then refused
+        }
+        for _ in 0..<4 { gate.signal() }
+        var refused = 0
+        for task in tasks { if case .failure(.overloaded) = await task.value { refused += 1 } }
+        #expect(refused == 1)
+        #expect(finished.value == 3)
+
+        // close(): queued work still runs to the end; nothing runs after.
+        let f = try ServiceFixture { $0.blockingThreads = 1 }
+        let slow = Task { try await f.service.blocking { service throws(ServiceError) in
+            Thread.sleep(forTimeInterval: 0.2)
+            return try service.addTitle(id: "late", name: "Late", publisher: "P", actor: .system).id.rawValue
+        } }
+        try await Task.sleep(for: .milliseconds(50))
+        try f.service.close()
+        #expect(try await slow.value == "late", "the running job finished before the store closed")
+        #expect(try rowCounts(path: f.path)["titles"] == 1)
+    }
+
+    @Test("messages for outsiders: the caller's mistakes in full; our internals and token reasons never")
+    func publicMessages() {
+        #expect(ServiceError.store(.accountNotFound("x")).publicMessage == "no account 'x'")
+        let sql = ServiceError.store(.sqlite(path: "/srv/paywall.sqlite", code: 1, message: "no such table", sql: "SELECT secret FROM t"))
+        #expect(!sql.publicMessage.contains("/srv") && !sql.publicMessage.contains("SELECT"))
+        let key = ServiceError.keys(.insecurePermissions(path: "/srv/Keys/k.pem", mode: "644"))
+        #expect(!key.publicMessage.contains("/srv"))
+        let token = ServiceError.token(.wrongAudience)
+        #expect(token.publicMessage == "the token was refused")
+        #expect(ServiceError.crypto(.malformedPasswordHash("bad")).category == .internal, "a stored hash we cannot use is our fault")
+        #expect(ServiceError.crypto(.passwordTooLong(bytes: 2000, limit: 1024)).category == .invalid)
+    }
+
+    @Test("a server refuses to start without a signing key; with the development setting it makes one and says so")
+    func prepareToServe() throws {
+        let production = try ServiceFixture { $0.developmentKeys = false }
+        #expect(throws: ServiceError.keys(.noSigningKey(path: production.service.configuration.keysDirectory.path))) {
+            try production.service.prepareToServe()
+        }
+        let demo = try ServiceFixture { $0.developmentKeys = true }
+        let created = try demo.service.prepareToServe()
+        #expect(created != nil)
+        #expect(try demo.service.prepareToServe() == nil, "made once")
+        let broken = try TestFolder("paywall-broken-policy")
+        try Data("rule \"x\" { when nope; grant full }".utf8).write(to: broken.url.appendingPathComponent("a.policy"))
+        let badPolicy = try ServiceFixture { $0.policyDirectory = broken.url }
+        #expect(throws: ServiceError.self) { try badPolicy.service.prepareToServe() }
+    }
+
+    @Test("a decision in the past does not count a membership that did not exist yet")
+    func pastDecision() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        _ = try f.service.addPlan(id: "all", name: "All", period: "month", titles: nil, actor: f.admin)
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let before = f.clock.now()
+        f.clock.advance(by: 86_400)
+        _ = try f.service.grantMembership(account: "ada@example.com", plan: "all", until: nil, source: .admin, actor: f.admin)
+        let then = try f.service.decide(reader: .account("ada@example.com"), title: "euronews", article: ArticleInput(id: "a"), at: before)
+        #expect(then.decidingRules != ["members read the titles in their plan"])
+        let now = try f.service.decide(reader: .account("ada@example.com"), title: "euronews", article: ArticleInput(id: "a"))
+        #expect(now.decidingRules == ["members read the titles in their plan"])
     }
 
     // MARK: - Facts fed from the store
@@ -278,4 +368,12 @@ struct ServiceCoreTests {
         let withDevice = try f.service.decide(reader: .anonymous(device: "d1"), title: "euronews", article: ArticleInput(id: "a"), policy: policy, record: true)
         #expect(withDevice.access == .full)
     }
+}
+
+/// A counter shared by threads (tests only).
+final class ManagedAtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

@@ -147,6 +147,14 @@ struct SessionSecurityTests {
         #expect(entries.count == 1)
         #expect(try entries.first.map(details) == ["family": started.familyID, "session": started.id])
         #expect(entries.allSatisfy { !$0.details.contains(first) && !$0.details.contains(second) })
+        // Replaying a token of a family already revoked is still refused, but writes no more
+        // entries: a stolen old token cannot flood the audit log. No seal is left behind.
+        for _ in 0..<5 {
+            #expect(try f.store.refreshSession(token: first, lifetime: 30 * day) == .reuseDetected(familyID: started.familyID))
+        }
+        #expect(try reuseEntries(f, account).count == 1)
+        let seals = try f.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sessions WHERE successor_sealed IS NOT NULL") }
+        #expect(seals == 0)
     }
 
     @Test("a configurable grace window; zero turns it off")

@@ -78,9 +78,10 @@ extension PaywallService {
 
     // MARK: - Sessions
 
-    /// Starts a session: returns the refresh token (to hand to the reader, once) and the
+    /// Starts a session after a checked sign-in (internal: an adapter must never start one
+    /// without credentials): returns the refresh token (to hand to the reader, once) and the
     /// stored session, which keeps only the token's SHA-256.
-    public func startSession(accountID: AccountID) throws(ServiceError) -> (String, RefreshSession) {
+    func startSession(accountID: AccountID) throws(ServiceError) -> (String, RefreshSession) {
         try mapped { try store.createSession(accountID: accountID, lifetime: configuration.sessionLifetime) }
     }
 

@@ -27,6 +27,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Pure domain types: no I/O, no C.
@@ -64,6 +69,7 @@ let package = Package(
         .target(
             name: "PaywallService",
             dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy"],
+            resources: [.copy("Resources/demo.json")],
             swiftSettings: strict
         ),
 
@@ -74,13 +80,32 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The HTTP API (Hummingbird 2): routes over the service, shared by `paywall serve`
+        // and the tests.
+        .target(
+            name: "PaywallHTTP",
+            dependencies: [
+                "PaywallService", "PaywallViews", "PaywallCore", "PaywallPolicy", "PaywallTokens", "PaywallCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("openapi.json")],
+            swiftSettings: strict
+        ),
+
         // The `paywall` command-line tool: a thin adapter over the service.
         .executableTarget(
             name: "paywall",
             dependencies: [
                 "PaywallService",
                 "PaywallViews",
+                "PaywallHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -138,6 +163,13 @@ let package = Package(
         .testTarget(
             name: "PaywallServiceTests",
             dependencies: ["PaywallService", "PaywallViews", "PaywallStore", "PaywallCore", "PaywallCrypto", "PaywallPolicy", "PaywallTokens", "PaywallTestSupport"]
+        ),
+        .testTarget(
+            name: "PaywallHTTPTests",
+            dependencies: [
+                "PaywallHTTP", "PaywallService", "PaywallTokens", "PaywallCore", "PaywallTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(name: "PaywallCLITests", dependencies: ["paywall", "PaywallService", "PaywallTokens", "PaywallStore", "PaywallCore", "PaywallTestSupport"]),
     ]

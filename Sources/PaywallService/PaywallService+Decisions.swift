@@ -159,9 +159,18 @@ extension PaywallService {
         let meter = policy.meters[index]
         let read = ArticleRead(subject: subject, titleID: TitleID(rawValue: facts.title.id), articleID: facts.article.id, at: instant)
         let result = try mapped { try store.recordMeteredRead(read, window: meter.window, limit: meter.limit) }
-        if case let .exhausted(used) = result {
+        switch result {
+        case let .exhausted(used):
+            // A concurrent read took the last unit: decide again on the meter as it is.
             facts.meters[index] = MeterFacts(used: used, alreadyRead: false)
             decision = policy.decide(facts, explain: explain)
+        case .reread:
+            // The same article was counted meanwhile (the same check twice at once): free.
+            decision.meter?.consumed = false
+            decision.meter?.reread = true
+            if outcome.consumed { decision.meter?.used -= 1 }
+        case let .recorded(used):
+            decision.meter?.used = used
         }
         return decision
     }

@@ -19,6 +19,8 @@ public final class PaywallService: Sendable {
     public let configuration: ServiceConfiguration
     let hasher: PasswordHasher
     let blocking: BlockingPool
+    /// Verified access and device tokens, until they expire.
+    let tokenCache: VerifiedTokenCache
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
     private let heldPolicy = Mutex<Policy?>(nil)
     /// Loaded on first use, replaced by ``reloadKeys()`` and after every key change.
@@ -57,6 +59,7 @@ public final class PaywallService: Sendable {
             throw error
         }
         self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
+        self.tokenCache = VerifiedTokenCache(capacity: configuration.tokenCacheCapacity)
     }
 
     /// "Now", from the configured clock.
@@ -135,6 +138,7 @@ public final class PaywallService: Sendable {
     public func reloadKeys() throws(ServiceError) -> KeyRing {
         let loaded = try loadKeys()
         heldKeys.withLock { $0 = loaded }
+        tokenCache.removeAll()
         return loaded.ring
     }
 
@@ -147,9 +151,11 @@ public final class PaywallService: Sendable {
         TokenVerifier(jws: JWSVerifier(keys: ring.verificationKeys(at: now)), issuer: configuration.issuer, leeway: configuration.tokenLeeway, clock: store.clock)
     }
 
-    /// Puts a ring just written in force.
+    /// Puts a ring just written in force. Cached verifications are forgotten: a key
+    /// retired must stop vouching for its tokens at once.
     func hold(_ ring: KeyRing) {
         heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring)) }
+        tokenCache.removeAll()
     }
 
     /// Stops taking blocking work, waits for what is queued and running to finish, then

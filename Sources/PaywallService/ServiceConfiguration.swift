@@ -46,6 +46,11 @@ public struct ServiceConfiguration: Sendable {
     public var articleGrantLifetime: TimeInterval = 5 * 60
     /// Clock skew tolerated when verifying (30 s).
     public var tokenLeeway: TimeInterval = 30
+    /// Lifetime of an anonymous reader's device token (30 days; renewed by presenting it,
+    /// and never longer than a superseded key keeps verifying).
+    public var deviceTokenLifetime: TimeInterval = 30 * 86_400
+    /// Verified tokens kept in memory (0 turns the cache off).
+    public var tokenCacheCapacity = 100_000
     /// Test mode: allows scrypt below OWASP's cost. Never set in production.
     public var testing = false
 

@@ -37,6 +37,12 @@ extension Store {
         }
     }
 
+    /// Opens and ends a write transaction (writes nothing): fails when the database is
+    /// read-only, locked past the busy timeout, or its disk is gone.
+    public func checkWritable() throws(StoreError) {
+        try write { _ in }
+    }
+
     /// Migrations applied to the file, in order.
     public func appliedMigrations() throws(StoreError) -> [String] {
         try health().appliedMigrations

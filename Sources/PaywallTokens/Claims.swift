@@ -196,3 +196,35 @@ public struct CompGrantClaims: Equatable, Sendable {
         guard titles.count == list.count else { throw .invalidClaim("titles", reason: "must be strings") }
     }
 }
+
+/// A device token's claims: the registered ones, with `sub` = `device:<id>`.
+public struct DeviceClaims: Equatable, Sendable {
+    public var registered: RegisteredClaims
+
+    public init(registered: RegisteredClaims) {
+        self.registered = registered
+    }
+
+    /// The device id (`sub` without its `device:` prefix).
+    public var deviceID: String { String(registered.subject.dropFirst(DeviceClaims.prefix.count)) }
+
+    static let prefix = "device:"
+
+    /// The claims as JSON bytes, as signed.
+    func encoded() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        registered.write(to: &writer)
+        writer.endObject()
+        return writer.bytes
+    }
+
+    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        registered = try RegisteredClaims(object)
+        guard registered.subject.hasPrefix(Self.prefix), registered.subject.count > Self.prefix.count else {
+            throw .invalidClaim("sub", reason: "must be device:<id>")
+        }
+    }
+}

@@ -38,6 +38,12 @@ public struct TokenIssuer: Sendable {
         return (try signer.sign(type: TokenKind.articleGrant.rawValue, payload: claims.encoded()), claims)
     }
 
+    /// A device token for `device` (an id the service made).
+    public func deviceToken(device: String, audience: String, lifetime: TimeInterval) throws -> (String, DeviceClaims) {
+        let claims = DeviceClaims(registered: try registered(subject: DeviceClaims.prefix + device, audience: audience, lifetime: lifetime))
+        return (try signer.sign(type: TokenKind.device.rawValue, payload: claims.encoded()), claims)
+    }
+
     /// A comp grant for `titles`.
     public func compGrant(subject: String, audience: String, titles: [String], lifetime: TimeInterval) throws -> (String, CompGrantClaims) {
         let claims = CompGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)

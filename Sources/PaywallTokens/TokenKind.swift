@@ -7,12 +7,16 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
     case articleGrant = "paywall-article+jwt"
     /// Complimentary access to listed titles for some days, issued by support staff.
     case comp = "paywall-comp+jwt"
+    /// An anonymous reader's device (`sub` = `device:<id>`), so the meter is kept on the
+    /// server and not in a cookie the reader can clear. Renewed by presenting it.
+    case device = "paywall-device+jwt"
 
     public var description: String {
         switch self {
         case .access: "access token"
         case .articleGrant: "article grant"
         case .comp: "comp grant"
+        case .device: "device token"
         }
     }
 
@@ -30,6 +34,7 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
         case .access: "access"
         case .articleGrant: "article"
         case .comp: "comp"
+        case .device: "device"
         }
     }
 
@@ -41,6 +46,7 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
         case "access": self = .access
         case "article", "article-grant": self = .articleGrant
         case "comp": self = .comp
+        case "device": self = .device
         default:
             guard let kind = TokenKind(typ: name) else { return nil }
             self = kind

@@ -7,12 +7,14 @@ public enum VerifiedToken: Equatable, Sendable {
     case access(AccessClaims)
     case articleGrant(ArticleGrantClaims)
     case comp(CompGrantClaims)
+    case device(DeviceClaims)
 
     public var registered: RegisteredClaims {
         switch self {
         case let .access(claims): claims.registered
         case let .articleGrant(claims): claims.registered
         case let .comp(claims): claims.registered
+        case let .device(claims): claims.registered
         }
     }
 
@@ -21,6 +23,7 @@ public enum VerifiedToken: Equatable, Sendable {
         case .access: .access
         case .articleGrant: .articleGrant
         case .comp: .comp
+        case .device: .device
         }
     }
 }
@@ -86,6 +89,7 @@ public struct TokenVerifier: Sendable {
         case .access: return .access(try AccessClaims(object))
         case .articleGrant: return .articleGrant(try ArticleGrantClaims(object))
         case .comp: return .comp(try CompGrantClaims(object))
+        case .device: return .device(try DeviceClaims(object))
         }
     }
 }
@@ -97,6 +101,7 @@ extension VerifiedToken {
         case let .access(claims): claims.json
         case let .articleGrant(claims): claims.json
         case let .comp(claims): claims.json
+        case let .device(claims): claims.json
         }
     }
 }

@@ -325,3 +325,119 @@ public enum ViewEncoding {
         return encoder
     }
 }
+
+/// The answer to `POST /v1/access`.
+public struct AccessView: Encodable, Sendable {
+    public var access: String
+    public var teaserParagraphs: Int
+    /// In the policy's order: `{"type": "signUp"}`, `{"type": "trial", "days": 14}`, …
+    public var offers: [OfferView]
+    public var meter: AccessMeterView?
+    public var decidingRules: [String]
+    public var policyRevision: String
+    /// A `paywall-article+jwt` a content server accepts, when the access is full.
+    public var articleGrant: String?
+    public var articleGrantExpiresAt: Date?
+    /// The schema.org JSON-LD the article page should carry.
+    public var jsonLd: JSONLDView
+
+    public struct OfferView: Encodable, Sendable, Equatable {
+        public var type: String
+        public var days: Int?
+    }
+
+    public struct AccessMeterView: Encodable, Sendable {
+        public var name: String
+        public var used: Int
+        public var limit: Int
+        public var remaining: Int
+        /// Whether this check used a unit (false for a re-read).
+        public var consumed: Bool
+        /// When the oldest counted read leaves the window (a unit frees up).
+        public var resetsAt: Date?
+    }
+
+    /// `NewsArticle` with `isAccessibleForFree` and, when paywalled, the `hasPart` that
+    /// names the gated block, as search engines require.
+    public struct JSONLDView: Encodable, Sendable {
+        public var context = "https://schema.org"
+        public var type = "NewsArticle"
+        public var isAccessibleForFree: Bool
+        public var hasPart: PartView?
+
+        public struct PartView: Encodable, Sendable {
+            public var type = "WebPageElement"
+            public var isAccessibleForFree = false
+            public var cssSelector: String
+
+            enum CodingKeys: String, CodingKey {
+                case type = "@type", isAccessibleForFree, cssSelector
+            }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case context = "@context", type = "@type", isAccessibleForFree, hasPart
+        }
+    }
+
+    /// The CSS selector of the block a page gates (`<div class="paywalled">`).
+    public static let gatedSelector = ".paywalled"
+
+    public init(_ answer: AccessAnswer) {
+        let decision = answer.decision
+        access = decision.access.description
+        teaserParagraphs = decision.teaserParagraphs
+        offers = decision.offers.map(OfferView.init)
+        meter = decision.meter.map {
+            AccessMeterView(name: $0.name, used: $0.used, limit: $0.limit, remaining: $0.remaining, consumed: $0.consumed, resetsAt: answer.meterResetsAt)
+        }
+        decidingRules = decision.decidingRules
+        policyRevision = decision.revision
+        articleGrant = answer.articleGrant?.token
+        articleGrantExpiresAt = answer.articleGrant?.claims.expiresAt
+        jsonLd = JSONLDView(
+            isAccessibleForFree: decision.accessibleForFree,
+            hasPart: decision.accessibleForFree ? nil : JSONLDView.PartView(cssSelector: Self.gatedSelector))
+    }
+}
+
+extension AccessView.OfferView {
+    public init(_ offer: Offer) {
+        switch offer {
+        case let .trial(days): self.init(type: "trial", days: days)
+        case .signIn: self.init(type: "signIn", days: nil)
+        case .signUp: self.init(type: "signUp", days: nil)
+        case .subscribe: self.init(type: "subscribe", days: nil)
+        }
+    }
+}
+
+/// One article of `POST /v1/access/preview`: what a list page draws.
+public struct PreviewItemView: Encodable, Sendable {
+    public var title: String
+    public var article: String
+    public var access: String
+    /// Free for everyone (a "free" badge).
+    public var accessibleForFree: Bool
+    /// Reading it would use a unit of a meter.
+    public var metered: Bool
+
+    public init(title: String, article: String, decision: Decision) {
+        self.title = title
+        self.article = article
+        access = decision.access.description
+        accessibleForFree = decision.accessibleForFree
+        metered = decision.meter?.consumed ?? false
+    }
+}
+
+/// A device token for an anonymous reader (`POST /v1/devices`).
+public struct DeviceTokenView: Encodable, Sendable {
+    public var deviceToken: String
+    public var expiresAt: Date
+
+    public init(_ issued: IssuedToken) {
+        deviceToken = issued.token
+        expiresAt = issued.claims.expiresAt
+    }
+}

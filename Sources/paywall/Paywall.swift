@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `paywall` command: administer accounts, the catalog, entitlements and the database.
 @main
-struct Paywall: ParsableCommand {
+struct Paywall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paywall",
         abstract: "Paywall and subscription entitlement service.",
@@ -15,7 +15,7 @@ struct Paywall: ParsableCommand {
             Every change is recorded in the audit log ('paywall audit list').
             """,
         subcommands: [
-            AccountCommand.self, TitleCommand.self, PlanCommand.self, MembershipCommand.self,
+            ServeCommand.self, AccountCommand.self, TitleCommand.self, PlanCommand.self, MembershipCommand.self,
             TrialCommand.self, MeterCommand.self, PolicyCommand.self, KeysCommand.self, TokenCommand.self, AuditCommand.self, DatabaseCommand.self,
         ]
     )

@@ -1,0 +1,38 @@
+import Foundation
+import Logging
+
+/// One JSON object per line on standard error: `{"at", "level", "label", "message", ...metadata}`.
+/// For log collectors; the text format is swift-log's stream handler.
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    let label: String
+    private static let lock = NSLock()
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var object: [String: Any] = [
+            "at": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue, "label": label, "message": event.message.description,
+        ]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = Self.plain(value) }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        FileHandle.standardError.write(data + Data("\n".utf8))
+    }
+
+    static func plain(_ value: Logger.Metadata.Value) -> Any {
+        switch value {
+        case let .string(text): text
+        case let .stringConvertible(value): value.description
+        case let .array(values): values.map(plain)
+        case let .dictionary(values): values.mapValues(plain)
+        }
+    }
+}

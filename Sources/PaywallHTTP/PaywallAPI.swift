@@ -1,0 +1,222 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PaywallCore
+import PaywallCrypto
+import PaywallPolicy
+import PaywallService
+import PaywallTokens
+import PaywallViews
+
+/// The request context of the API: Hummingbird's, plus the client's address.
+public struct PaywallRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The HTTP API over a ``PaywallService``: routes only; every decision, token and write
+/// is the service's. `paywall serve` and the tests build the same router.
+public struct PaywallAPI: Sendable {
+    public let service: PaywallService
+    /// Device tokens minted per client address (a burst, then one per interval).
+    public let deviceMinting: RateLimiter
+    /// How long verifiers may cache the JWKS: shorter than the key ring's publish-ahead
+    /// time, so a new key is seen before it signs.
+    public let jwksMaxAge: Int
+
+    public init(service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300) {
+        self.service = service
+        self.deviceMinting = deviceMinting
+        self.jwksMaxAge = jwksMaxAge
+    }
+
+    /// Every route, with the error and request-id middleware.
+    public func router() -> Router<PaywallRequestContext> {
+        let router = Router(context: PaywallRequestContext.self)
+        router.middlewares.add(RequestIDMiddleware())
+        router.middlewares.add(ErrorMiddleware())
+        router.post("/v1/access") { request, context in try await self.access(request, context) }
+        router.post("/v1/access/preview") { request, context in try await self.preview(request, context) }
+        router.post("/v1/devices") { request, context in try await self.devices(request, context) }
+        router.get("/.well-known/jwks.json") { request, _ in try self.jwks(request) }
+        router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
+        router.get("/readyz") { _, _ in try self.ready() }
+        router.get("/openapi.json") { _, _ in try Self.openAPI() }
+        return router
+    }
+
+    // MARK: - Access
+
+    func access(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        let reader = try readerOf(request)
+        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context))
+        let answer = try await service.checkAccess(input, reader: reader)
+        return try Self.json(AccessView(answer), private: true)
+    }
+
+    func preview(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        let reader = try readerOf(request)
+        let body = try await RequestBody.object(&request).only(["articles"])
+        guard let items = try body.list("articles") else { throw body.missing("articles") }
+        guard (1...PaywallService.maximumPreview).contains(items.count) else {
+            throw body.invalid("articles", "a list of 1 to \(PaywallService.maximumPreview) articles")
+        }
+        let facts = requestFacts(request, context)
+        let inputs = try items.enumerated().map { index, item in
+            guard let object = item.objectValue else { throw body.invalid("articles[\(index)]", "an object") }
+            return try AccessRequest(RequestBody.Fields(object: object, path: "articles[\(index)]"), request: facts)
+        }
+        let decisions = try service.previewAccess(inputs, reader: reader)
+        struct Preview: Encodable { var articles: [PreviewItemView] }
+        let views = zip(inputs, decisions).map { PreviewItemView(title: $0.title, article: $0.article.id, decision: $1) }
+        return try Self.json(Preview(articles: views), private: true)
+    }
+
+    // MARK: - Devices
+
+    func devices(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        // An empty body or an empty object: a new device. A device token in the
+        // Authorization header: the same device, renewed.
+        if request.headers[.contentLength] != "0", request.headers[.contentType] != nil {
+            _ = try await RequestBody.object(&request).only([])
+        }
+        let renewing = try bearer(request)
+        if renewing == nil {
+            let client = context.remoteAddress?.ipAddress ?? "unknown"
+            if let wait = deviceMinting.take(client, at: service.now) { throw APIError.rateLimited(retryAfter: wait) }
+        }
+        let issued = try await service.blocking { service throws(ServiceError) in try service.issueDeviceToken(renewing: renewing) }
+        var response = try Self.json(DeviceTokenView(issued), private: true)
+        response.status = renewing == nil ? .created : .ok
+        return response
+    }
+
+    // MARK: - Keys and operations
+
+    func jwks(_ request: Request) throws -> Response {
+        let body = Data(try service.jwks().json.serialized())
+        let tag = "\"" + Base64URL.encode(Array(SHA256.hash(body).prefix(16))) + "\""
+        var headers: HTTPFields = [
+            .contentType: "application/json", .cacheControl: "public, max-age=\(jwksMaxAge)", .eTag: tag,
+        ]
+        if request.headers[.ifNoneMatch] == tag {
+            headers[.contentType] = nil
+            return Response(status: .notModified, headers: headers)
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    func ready() throws -> Response {
+        let report = try service.readiness()
+        struct Ready: Encodable { var status: String; var database: Bool; var policyRevision: String; var signingKey: String }
+        return try Self.json(Ready(status: "ready", database: report.databaseWritable, policyRevision: report.policyRevision, signingKey: report.signingKey))
+    }
+
+    static let openAPIDocument: Data? = Bundle.module.url(forResource: "openapi", withExtension: "json").flatMap { try? Data(contentsOf: $0) }
+
+    static func openAPI() throws -> Response {
+        guard let document = openAPIDocument else { throw APIError(status: .internalServerError, code: "internal", message: "the API document is missing") }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document)))
+    }
+
+    // MARK: - Helpers
+
+    /// The bearer token, if any; a malformed Authorization header is refused.
+    func bearer(_ request: Request) throws -> String? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].utf8.count <= 8192 else {
+            throw APIError.badAuthorization
+        }
+        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+    }
+
+    func readerOf(_ request: Request) throws -> AccessReader {
+        try service.accessReader(bearer: try bearer(request))
+    }
+
+    /// What the request itself tells the policy: the client's address.
+    func requestFacts(_ request: Request, _ context: PaywallRequestContext) -> RequestFacts {
+        var facts = RequestFacts()
+        if let address = context.remoteAddress?.ipAddress { facts.ip = IPAddress(address) }
+        facts.channel = "api"
+        return facts
+    }
+
+    static func json(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func json<T: Encodable>(_ value: T, private isPrivate: Bool = false) throws -> Response {
+        let data = try ViewEncoding.encoder(pretty: false).encode(value)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: isPrivate ? "private, no-store" : "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns every error into the API's JSON error, and logs the full reason (never the
+/// request's tokens or body).
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = PaywallRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as ServiceError {
+            let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
+            context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(error.description)])
+            throw APIError(error)
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound: throw APIError.notFound
+            case .methodNotAllowed: throw APIError.methodNotAllowed
+            default: throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)
+            }
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            throw APIError.tooLarge(RequestBody.limit)
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": .string(String(describing: error))])
+            throw APIError(status: .internalServerError, code: "internal", message: "an internal error occurred")
+        }
+    }
+}
+
+/// Every log line of a request carries its id: the client's `X-Request-Id` (when it is a
+/// sane token) or a new one, echoed back.
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = PaywallRequestContext
+    static let header = HTTPField.Name("X-Request-Id")!
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let given = request.headers[Self.header].flatMap { id in
+            id.utf8.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) } ? id : nil
+        }
+        let id = given ?? UUID().uuidString.lowercased()
+        context.logger[metadataKey: "request"] = .string(id)
+        do {
+            var response = try await next(request, context)
+            response.headers[Self.header] = id
+            return response
+        } catch let error as APIError {
+            var error = error
+            error.headers[Self.header] = id
+            throw error
+        }
+    }
+}

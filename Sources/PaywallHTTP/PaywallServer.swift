@@ -1,0 +1,109 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PaywallService
+import ServiceLifecycle
+import UnixSignals
+
+/// Where and how the server listens and logs: from `PAYWALL_HOST`, `PAYWALL_PORT`,
+/// `PAYWALL_LOG_LEVEL`, `PAYWALL_LOG_FORMAT`, overridden by flags. Invalid values are
+/// refused with the setting's name, before anything binds.
+public struct ServerSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var logLevel: Logger.Level = .info
+    public enum LogFormat: String, Sendable { case text, json }
+    public var logFormat: LogFormat = .text
+
+    public init() {}
+
+    /// Flags given on the command line (nil: not given).
+    public struct Flags: Sendable {
+        public var host: String?
+        public var port: Int?
+        public var logLevel: String?
+        public var logFormat: String?
+        public init() {}
+    }
+
+    public static func resolve(environment: [String: String], flags: Flags) throws(ServiceError) -> ServerSettings {
+        var settings = ServerSettings()
+        func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {
+            .configuration(name: name, value: value, expected: expected)
+        }
+        if let host = flags.host ?? environment["PAYWALL_HOST"] {
+            guard !host.isEmpty, host.utf8.count <= 253, host.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw invalid(flags.host != nil ? "--host" : "PAYWALL_HOST", host, "an address or host name to listen on, e.g. 127.0.0.1 or ::1")
+            }
+            settings.host = host
+        }
+        if let port = flags.port {
+            guard (0...65_535).contains(port) else { throw invalid("--port", String(port), "a port from 0 to 65535 (0: any free port)") }
+            settings.port = port
+        } else if let text = environment["PAYWALL_PORT"] {
+            guard let port = Int(text), (0...65_535).contains(port) else { throw invalid("PAYWALL_PORT", text, "a port from 0 to 65535") }
+            settings.port = port
+        }
+        if let text = flags.logLevel ?? environment["PAYWALL_LOG_LEVEL"] {
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw invalid(flags.logLevel != nil ? "--log-level" : "PAYWALL_LOG_LEVEL", text, "trace, debug, info, notice, warning, error or critical")
+            }
+            settings.logLevel = level
+        }
+        if let text = flags.logFormat ?? environment["PAYWALL_LOG_FORMAT"] {
+            guard let format = LogFormat(rawValue: text.lowercased()) else {
+                throw invalid(flags.logFormat != nil ? "--log-format" : "PAYWALL_LOG_FORMAT", text, "text or json")
+            }
+            settings.logFormat = format
+        }
+        return settings
+    }
+}
+
+/// Runs the API until SIGTERM or SIGINT: stops accepting, lets requests in flight finish,
+/// then returns (the caller closes the service). SIGHUP reloads the policy and the key
+/// ring; a policy that does not check is refused and logged, and the old one stays.
+public enum PaywallServer {
+    public static func run(
+        api: PaywallAPI, settings: ServerSettings, logger: Logger,
+        onReady: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
+    ) async throws {
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "paywall"),
+            onServerRunning: { channel in
+                await onReady(settings.host, channel.localAddress?.port ?? settings.port)
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [app, ReloadOnHangup(service: api.service, logger: logger)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Reloads the policy and the key ring on SIGHUP.
+struct ReloadOnHangup: Service {
+    let service: PaywallService
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            do {
+                let policy = try service.reloadPolicy()
+                logger.notice("policy reloaded", metadata: ["revision": .string(policy.revision)])
+            } catch {
+                logger.error("policy refused; the previous one stays", metadata: ["reason": .string(error.description)])
+            }
+            do {
+                let ring = try service.reloadKeys()
+                logger.notice("keys reloaded", metadata: ["keys": .string(String(ring.records.count))])
+            } catch {
+                logger.error("keys refused; the previous ring stays", metadata: ["reason": .string(error.description)])
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PaywallCore
+import PaywallPolicy
+import PaywallService
+import PaywallTokens
+
+/// A JSON request body read strictly: `application/json` only (415), at most `limit` bytes
+/// (413), valid JSON without duplicate member names, no field the API does not know
+/// (400 `unknown_field`), every field of its type (400 `invalid_field`).
+struct RequestBody {
+    /// The largest body any route takes (a preview of 100 articles fits easily).
+    static let limit = 64 * 1024
+
+    static func object(_ request: inout Request) async throws -> Fields {
+        let type = request.headers[.contentType]?.lowercased() ?? ""
+        guard type == "application/json" || type.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge(limit)
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(buffer.readableBytesView, maxDepth: 8)
+        } catch {
+            throw APIError.badJSON("the body is not valid JSON: \(error)")
+        }
+        guard case let .object(object) = value else { throw APIError.badJSON("the body must be a JSON object") }
+        return Fields(object: object, path: "")
+    }
+
+    /// The members of one JSON object, read by name and type.
+    struct Fields {
+        let object: JSONObject
+        let path: String
+
+        func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+        /// Refuses members not in `allowed`.
+        func only(_ allowed: Set<String>) throws -> Fields {
+            if let unknown = object.keys.first(where: { !allowed.contains($0) }) {
+                throw APIError(status: .badRequest, code: "unknown_field", message: "unknown field '\(name(String(unknown.prefix(64))))'")
+            }
+            return self
+        }
+
+        func invalid(_ key: String, _ expected: String) -> APIError {
+            APIError(status: .badRequest, code: "invalid_field", message: "'\(name(key))' must be \(expected)")
+        }
+
+        func missing(_ key: String) -> APIError {
+            APIError(status: .badRequest, code: "missing_field", message: "'\(name(key))' is required")
+        }
+
+        func string(_ key: String) throws -> String? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let text = value.stringValue else { throw invalid(key, "a string") }
+            return text
+        }
+
+        func requiredString(_ key: String) throws -> String {
+            guard let text = try string(key) else { throw missing(key) }
+            return text
+        }
+
+        func bool(_ key: String) throws -> Bool? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let flag = value.boolValue else { throw invalid(key, "true or false") }
+            return flag
+        }
+
+        func strings(_ key: String, max: Int) throws -> [String]? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let list = value.arrayValue, list.count <= max else { throw invalid(key, "a list of at most \(max) strings") }
+            return try list.map { item in
+                guard let text = item.stringValue else { throw invalid(key, "a list of strings") }
+                return text
+            }
+        }
+
+        func time(_ key: String) throws -> Date? {
+            guard let text = try string(key) else { return nil }
+            do { return try TimeText.instant(text) } catch { throw invalid(key, "an ISO 8601 instant such as 2026-06-01T10:00:00Z") }
+        }
+
+        func fields(_ key: String) throws -> Fields? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let inner = value.objectValue else { throw invalid(key, "an object") }
+            return Fields(object: inner, path: name(key))
+        }
+
+        func list(_ key: String) throws -> [JSONValue]? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let items = value.arrayValue else { throw invalid(key, "a list") }
+            return items
+        }
+    }
+}
+
+extension AccessRequest {
+    static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
+
+    /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`.
+    init(_ fields: RequestBody.Fields, request facts: RequestFacts) throws {
+        let body = try fields.only(["title", "article", "channel"])
+        guard let articleFields = try body.fields("article") else { throw body.missing("article") }
+        let article = try articleFields.only(["id", "free", "publishedAt", "section", "tags"])
+        var input = ArticleInput(id: try article.requiredString("id"))
+        input.free = try article.bool("free") ?? false
+        input.publishedAt = try article.time("publishedAt")
+        input.section = try article.string("section") ?? ""
+        input.tags = Set(try article.strings("tags", max: 32) ?? [])
+        var request = facts
+        if let channel = try body.string("channel") {
+            guard Self.channels.contains(channel) else { throw body.invalid("channel", "one of web, app, rss, email, api") }
+            request.channel = channel
+        }
+        self.init(title: try body.requiredString("title"), article: input, request: request)
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import PaywallCore
+import PaywallCrypto
+import PaywallPolicy
+import PaywallStore
+import PaywallTokens
+import Synchronization
+
+/// One access check, as a reader's app or page asks it.
+public struct AccessRequest: Sendable {
+    public var title: String
+    public var article: ArticleInput
+    public var request: RequestFacts
+    public init(title: String, article: ArticleInput, request: RequestFacts = RequestFacts()) {
+        self.title = title
+        self.article = article
+        self.request = request
+    }
+}
+
+/// Who asked, as established from their token.
+public enum AccessReader: Sendable, Equatable {
+    /// A signed-in reader (an access token); the account id.
+    case account(AccountID)
+    /// An anonymous reader with a device token; the device id.
+    case device(String)
+    /// No token: nothing can be counted, so metered grants give nothing.
+    case anonymous
+
+    var reader: Reader {
+        switch self {
+        case let .account(id): .account(id.rawValue)
+        case let .device(id): .anonymous(device: id)
+        case .anonymous: .anonymous(device: nil)
+        }
+    }
+
+    var meterSubject: MeterSubject? {
+        switch self {
+        case let .account(id): .account(id)
+        case let .device(id): .device(id)
+        case .anonymous: nil
+        }
+    }
+}
+
+/// The answer to an access check: the decision, when its meter frees a unit again, and
+/// the article grant a content server accepts when the access is full.
+public struct AccessAnswer: Sendable {
+    public var reader: AccessReader
+    public var title: TitleID
+    public var articleID: String
+    public var decision: Decision
+    /// When the oldest read counted by the decision's meter leaves the window.
+    public var meterResetsAt: Date?
+    /// An article grant (`paywall-article+jwt`) when the access is full.
+    public var articleGrant: IssuedToken?
+}
+
+extension PaywallService {
+    // MARK: - Readers from tokens
+
+    /// The reader a bearer token names: an access token is a signed-in reader, a device
+    /// token an anonymous device; no token is an anonymous reader without a device. Any
+    /// other token, or one that fails verification, is refused (``ServiceError/token(_:)``).
+    /// Verified tokens are cached until they expire (``VerifiedTokenCache``).
+    public func accessReader(bearer: String?) throws(ServiceError) -> AccessReader {
+        guard let bearer else { return .anonymous }
+        switch try verifyCached(bearer, kinds: [.access, .device]) {
+        case let .access(claims): return .account(AccountID(rawValue: claims.registered.subject))
+        case let .device(claims): return .device(claims.deviceID)
+        default: throw .token(.wrongType(expected: TokenKind.access.rawValue, actual: nil))
+        }
+    }
+
+    /// Verifies through the cache of verified tokens (keyed by the token's SHA-256).
+    func verifyCached(_ token: String, kinds: Set<TokenKind>) throws(ServiceError) -> VerifiedToken {
+        let key = SHA256.hash(token)
+        let at = now
+        if let hit = tokenCache.lookup(key, kinds: kinds, audience: configuration.audience, at: at) { return hit }
+        let verified = try verifyToken(token, kinds: kinds)
+        tokenCache.insert(key, verified, at: at)
+        return verified
+    }
+
+    // MARK: - Access checks
+
+    /// Decides for the reader and records a metered read exactly once (the check and the
+    /// insert in one transaction; a second identical check at once is a free re-read).
+    /// When the access is full, an article grant proves it.
+    public func checkAccess(_ request: AccessRequest, reader: AccessReader) throws(ServiceError) -> AccessAnswer {
+        let at = now
+        let decision: Decision
+        do {
+            decision = try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, record: true)
+        } catch let error where reader != .anonymous && error == .store(.accountNotFound(Self.accountReference(reader))) {
+            // A valid token for an account deleted since: the token no longer names anyone.
+            throw .token(.invalidClaim("sub", reason: "no such account"))
+        }
+        let title = try mapped { try TitleID(validating: request.title) }
+        let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
+        var answer = AccessAnswer(reader: reader, title: title, articleID: articleID, decision: decision)
+        if let meter = decision.meter, let subject = reader.meterSubject, let index = try policy().meters.firstIndex(where: { $0.name == meter.name }) {
+            let window = try policy().meters[index].window
+            answer.meterResetsAt = try mapped { try store.oldestCountedRead(subject: subject, window: window, at: at)?.addingTimeInterval(window) }
+        }
+        if decision.access == .full {
+            let subject: MeterSubject = reader.meterSubject ?? .device("anonymous")
+            answer.articleGrant = try issueArticleGrant(subject: subject, title: title.rawValue, article: articleID, lifetime: nil, audience: nil)
+        }
+        return answer
+    }
+
+    /// The async form: runs on the blocking pool (a metered check writes, fsync'd).
+    public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
+        try await blocking { service throws(ServiceError) in try service.checkAccess(request, reader: reader) }
+    }
+
+    static func accountReference(_ reader: AccessReader) -> String {
+        if case let .account(id) = reader { return id.rawValue }
+        return ""
+    }
+
+    /// At most this many articles in one preview.
+    public static let maximumPreview = 100
+
+    /// Decides for several articles at once without consuming or recording anything
+    /// (a list page's locks and "free" badges).
+    public func previewAccess(_ requests: [AccessRequest], reader: AccessReader) throws(ServiceError) -> [Decision] {
+        guard (1...Self.maximumPreview).contains(requests.count) else {
+            throw .invalidInput(.invalidValue(field: "articles", value: "\(requests.count) articles", expected: "1 to \(Self.maximumPreview)"))
+        }
+        let at = now
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(requests.count)
+        for request in requests {
+            do {
+                decisions.append(try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at))
+            } catch let error where reader != .anonymous && error == .store(.accountNotFound(Self.accountReference(reader))) {
+                throw .token(.invalidClaim("sub", reason: "no such account"))
+            }
+        }
+        return decisions
+    }
+
+    // MARK: - Device tokens
+
+    /// A device token for an anonymous reader: a new device, or the same device again when
+    /// `renewing` is a valid device token (so its meter carries on).
+    public func issueDeviceToken(renewing: String?) throws(ServiceError) -> IssuedToken {
+        let device: String
+        if let renewing {
+            guard case let .device(claims) = try verifyCached(renewing, kinds: [.device]) else {
+                throw .token(.wrongType(expected: TokenKind.device.rawValue, actual: nil))
+            }
+            device = claims.deviceID
+        } else {
+            device = try mapped { Base64URL.encode(try SecureRandom.bytes16()) }
+        }
+        return try mapped {
+            let (issuer, created) = try issuer()
+            let (token, claims) = try issuer.deviceToken(device: device, audience: configuration.audience, lifetime: configuration.deviceTokenLifetime)
+            return IssuedToken(token: token, kind: .device, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
+        }
+    }
+}
+
+/// Verified tokens by the SHA-256 of their text, until they expire: a reader's repeated
+/// checks pay one signature verification (about 50 µs for ES256) per token, not per
+/// request. Bounded; when full, expired entries go first, then an arbitrary half.
+final class VerifiedTokenCache: Sendable {
+    private struct Entry: Sendable {
+        var token: VerifiedToken
+        var expiresAt: Date
+    }
+
+    private let entries = Mutex<[[UInt8]: Entry]>([:])
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(0, capacity)
+    }
+
+    /// A cached token of one of `kinds` for `audience`, still within its lifetime.
+    func lookup(_ key: [UInt8], kinds: Set<TokenKind>, audience: String, at now: Date) -> VerifiedToken? {
+        guard capacity > 0, let entry = entries.withLock({ $0[key] }) else { return nil }
+        guard now < entry.expiresAt, kinds.contains(entry.token.kind), entry.token.registered.audience.contains(audience) else { return nil }
+        return entry.token
+    }
+
+    func insert(_ key: [UInt8], _ token: VerifiedToken, at now: Date) {
+        guard capacity > 0 else { return }
+        entries.withLock { entries in
+            if entries.count >= capacity {
+                entries = entries.filter { $0.value.expiresAt > now }
+                if entries.count >= capacity {
+                    for key in entries.keys.prefix(entries.count / 2 + 1) { entries.removeValue(forKey: key) }
+                }
+            }
+            entries[key] = Entry(token: token, expiresAt: token.registered.expiresAt)
+        }
+    }
+
+    var count: Int { entries.withLock { $0.count } }
+
+    /// Forgets every token (after a key is retired, tokens it signed must stop passing).
+    func removeAll() { entries.withLock { $0.removeAll() } }
+}
+
+/// What `/readyz` reports.
+public struct Readiness: Sendable {
+    public var databaseWritable: Bool
+    public var policyRevision: String
+    public var signingKey: String
+}
+
+extension PaywallService {
+    /// Whether the service can take requests: the database takes a write transaction, the
+    /// policy is loaded and a key signs. Throws the reason when it cannot.
+    public func readiness() throws(ServiceError) -> Readiness {
+        let policy = try policy()
+        let ring = try keyRing()
+        guard let signer = ring.signingRecord(at: now) else { throw .keys(.noSigningKey(path: configuration.keysDirectory.path)) }
+        try mapped { try store.checkWritable() }
+        return Readiness(databaseWritable: true, policyRevision: policy.revision, signingKey: signer.kid)
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Synchronization
+
+/// A token bucket per key (a client address, say): `burst` requests at once, then one
+/// every `interval`. Bounded in memory: past `maximumKeys` keys, full buckets are dropped
+/// first (they carry no state worth keeping), then the oldest.
+public final class RateLimiter: Sendable {
+    private struct Bucket: Sendable {
+        var tokens: Double
+        var updated: Date
+    }
+
+    private let buckets = Mutex<[String: Bucket]>([:])
+    public let burst: Double
+    public let interval: TimeInterval
+    public let maximumKeys: Int
+
+    public init(burst: Int, interval: TimeInterval, maximumKeys: Int = 100_000) {
+        self.burst = Double(max(1, burst))
+        self.interval = max(0.001, interval)
+        self.maximumKeys = max(1, maximumKeys)
+    }
+
+    /// Takes one token for `key`: nil when allowed, else the seconds until one is free.
+    public func take(_ key: String, at now: Date) -> TimeInterval? {
+        buckets.withLock { buckets in
+            var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
+            let refill = max(0, now.timeIntervalSince(bucket.updated)) / interval
+            bucket.tokens = min(burst, bucket.tokens + refill)
+            bucket.updated = now
+            if bucket.tokens >= 1 {
+                bucket.tokens -= 1
+                if buckets[key] == nil, buckets.count >= maximumKeys { Self.prune(&buckets, now: now, burst: burst, interval: interval) }
+                buckets[key] = bucket
+                return nil
+            }
+            buckets[key] = bucket
+            return (1 - bucket.tokens) * interval
+        }
+    }
+
+    private static func prune(_ buckets: inout [String: Bucket], now: Date, burst: Double, interval: TimeInterval) {
+        buckets = buckets.filter { _, bucket in bucket.tokens + now.timeIntervalSince(bucket.updated) / interval < burst }
+        if buckets.count >= 1 {
+            let oldest = buckets.sorted { $0.value.updated < $1.value.updated }.prefix(buckets.count / 2)
+            for (key, _) in oldest { buckets.removeValue(forKey: key) }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PaywallCore
+import PaywallHTTP
+import PaywallService
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the HTTP API: access checks, device tokens, the JWKS.",
+        discussion: """
+            With --demo (a newcomer's first command): listens on 127.0.0.1:8080, creates and \
+            migrates ./paywall.sqlite, makes a development key in Keys/ if there is none, loads \
+            the shipped Policies/ and a sample catalog with three readers, and prints how to try it. \
+            Without --demo it refuses to start without a signing key and never invents data. \
+            SIGTERM or SIGINT: stops accepting, finishes requests in flight, closes the database, \
+            exits 0. SIGHUP: reloads the policy and the key ring (a policy that does not check is \
+            refused and the old one stays). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
+            PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
+            PAYWALL_LOG_LEVEL, PAYWALL_LOG_FORMAT. The API: GET /openapi.json.
+            """
+    )
+
+    @Flag(help: "Demo mode: a development key and a sample catalog and readers.") var demo = false
+    @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1).", valueName: "host")) var host: String?
+    @Option(help: ArgumentHelp("Port (default 8080; 0: any free port).", valueName: "port")) var port: Int?
+    @Option(help: ArgumentHelp("The SQLite database file (default ./paywall.sqlite).", valueName: "path")) var db: String?
+    @Option(help: ArgumentHelp("The signing key folder (default ./Keys).", valueName: "dir")) var keys: String?
+    @Option(help: ArgumentHelp("The policy folder (default ./Policies).", valueName: "dir")) var policies: String?
+    @Option(help: ArgumentHelp("The tokens' iss (default paywall).", valueName: "name")) var issuer: String?
+    @Option(help: ArgumentHelp("The tokens' aud (default paywall-api).", valueName: "name")) var audience: String?
+    @Option(name: .customLong("access-ttl"), help: ArgumentHelp("Access token lifetime, e.g. 15m (at most 24h).", valueName: "duration")) var accessTTL: String?
+    @Option(name: .customLong("grant-ttl"), help: ArgumentHelp("Article grant lifetime, e.g. 5m (at most 1h).", valueName: "duration")) var grantTTL: String?
+    @Option(name: .customLong("device-ttl"), help: ArgumentHelp("Device token lifetime, e.g. 30d (at most 31d).", valueName: "duration")) var deviceTTL: String?
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String?
+    @Option(name: .customLong("log-format"), help: ArgumentHelp("text or json.", valueName: "format")) var logFormat: String?
+
+    /// Every setting, checked before anything opens or binds: invalid ones are usage errors (exit 64).
+    func settings() throws -> (ServiceConfiguration, ServerSettings) {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            var overrides = ServiceConfiguration.Overrides()
+            overrides.databasePath = db
+            overrides.keysDirectory = keys
+            overrides.policyDirectory = policies
+            overrides.developmentKeys = demo ? true : nil
+            var configuration = try ServiceConfiguration.resolve(environment: environment, overrides: overrides)
+            if let issuer { configuration.issuer = try Self.label(issuer, "--issuer") }
+            if let audience { configuration.audience = try Self.label(audience, "--audience") }
+            if let accessTTL { configuration.accessTokenLifetime = try Self.duration(accessTTL, "--access-ttl", maximum: TokenLimits.maximumAccessLifetime) }
+            if let grantTTL { configuration.articleGrantLifetime = try Self.duration(grantTTL, "--grant-ttl", maximum: TokenLimits.maximumGrantLifetime) }
+            if let deviceTTL { configuration.deviceTokenLifetime = try Self.duration(deviceTTL, "--device-ttl", maximum: 31 * 86_400) }
+            var flags = ServerSettings.Flags()
+            flags.host = host
+            flags.port = port
+            flags.logLevel = logLevel
+            flags.logFormat = logFormat
+            return (configuration, try ServerSettings.resolve(environment: environment, flags: flags))
+        } catch let error as ServiceError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    static func label(_ value: String, _ name: String) throws(ServiceError) -> String {
+        guard !value.isEmpty, value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .configuration(name: name, value: value, expected: "1 to 256 printable characters")
+        }
+        return value
+    }
+
+    static func duration(_ text: String, _ name: String, maximum: TimeInterval) throws(ServiceError) -> TimeInterval {
+        guard let seconds = try? TimeText.duration(text), seconds <= maximum else {
+            throw .configuration(name: name, value: text, expected: "a duration such as 15m, up to \(Int(maximum))s")
+        }
+        return seconds
+    }
+
+    func run() async throws {
+        let (configuration, server) = try settings()
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = server.logFormat == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = server.logLevel
+            return handler
+        }
+        let logger = Logger(label: "paywall")
+        let service: PaywallService
+        do {
+            service = try PaywallService(configuration: configuration)
+            if let created = try service.prepareToServe() {
+                announce(created, in: configuration.keysDirectory)
+            }
+        } catch {
+            throw fail(error)
+        }
+        var demoReaders: [DemoReader] = []
+        if demo {
+            do {
+                let load = try service.loadDemoData()
+                demoReaders = load.readers
+                logger.notice("demo data", metadata: ["titles": .string(String(load.titlesAdded)), "plans": .string(String(load.plansAdded)), "accounts": .string(String(load.accountsAdded.count))])
+            } catch {
+                throw fail(error)
+            }
+        }
+        let api = PaywallAPI(service: service)
+        let isDemo = demo
+        let readers = demoReaders
+        do {
+            try await PaywallServer.run(api: api, settings: server, logger: logger) { host, port in
+                Self.printWelcome(host: host, port: port, database: service.databasePath, demo: isDemo, readers: readers)
+            }
+        } catch {
+            try? service.close()
+            throw fail(error)
+        }
+        do { try service.close() } catch { throw fail(error) }
+    }
+
+    static func printWelcome(host: String, port: Int, database: String, demo: Bool, readers: [DemoReader]) {
+        let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        var lines = ["paywall: listening on \(base) (database \(database)); the API is described at \(base)/openapi.json"]
+        if demo {
+            lines += [
+                "",
+                "Try it (an anonymous reader gets a device token, then asks for the seed's Euronews article):",
+                "  DEVICE=$(curl -s -X POST \(base)/v1/devices | sed -E 's/.*\"deviceToken\":\"([^\"]+)\".*/\\1/')",
+                "  curl -s -X POST \(base)/v1/access -H \"Authorization: Bearer $DEVICE\" -H 'Content-Type: application/json' \\",
+                "       -d '{\"title\":\"euronews\",\"article\":{\"id\":\"zelenskyy-talks\"}}'",
+                "",
+                "Sample readers (demo passwords; tokens for them: paywall token issue --account EMAIL):",
+            ]
+            for reader in readers { lines.append("  \(reader.email)  \(reader.plan.map { "plan \($0)" } ?? "no membership")") }
+        }
+        // Unbuffered: a script (or a test) waits for this line to know the port.
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+}

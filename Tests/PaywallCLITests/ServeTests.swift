@@ -1,0 +1,250 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+import PaywallCore
+@testable import PaywallStore
+
+/// `paywall serve` as a process, on a free loopback port.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let stdout = Pipe()
+    let stderr = Pipe()
+    private(set) var port = 0
+
+    struct DidNotStart: Error, CustomStringConvertible {
+        var status: Int32
+        var stderr: String
+        var description: String { "the server did not start (status \(status)): \(stderr)" }
+    }
+
+    init(_ cli: CLIHarness, arguments: [String] = [], environment: [String: String] = [:]) throws {
+        process.executableURL = CLIHarness.executable
+        process.arguments = ["serve", "--port", "0"] + arguments
+        process.environment = cli.environment.merging(environment) { $1 }
+        process.currentDirectoryURL = cli.folder
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // The first stdout line says where it listens.
+        var buffer = ""
+        let reader = stdout.fileHandleForReading
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            buffer += String(decoding: chunk, as: UTF8.self)
+            if let range = buffer.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                let text = buffer[range]
+                port = Int(text.split(separator: ":").last ?? "") ?? 0
+                break
+            }
+        }
+        guard port > 0 else {
+            process.waitUntilExit()
+            throw DidNotStart(status: process.terminationStatus, stderr: String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    /// Sends `signal` and waits for the exit status.
+    @discardableResult
+    func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A minimal JSON client over URLSession (a real HTTP client, loopback only).
+struct APIClient: Sendable {
+    let base: String
+
+    struct Reply: Sendable {
+        var status: Int
+        var access: String
+        var deviceToken: String
+    }
+
+    func post(_ path: String, _ body: String, token: String? = nil) async throws -> Reply {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        return try await send(request)
+    }
+
+    func get(_ path: String) async throws -> Reply {
+        try await send(URLRequest(url: URL(string: base + path)!))
+    }
+
+    private func send(_ request: URLRequest) async throws -> Reply {
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return Reply(status: status, access: object["access"] as? String ?? "", deviceToken: object["deviceToken"] as? String ?? "")
+    }
+
+    func access(title: String, article: String, token: String?) async throws -> String {
+        let reply = try await post("/v1/access", #"{"title":"\#(title)","article":{"id":"\#(article)"}}"#, token: token)
+        return reply.access.isEmpty ? "status \(reply.status)" : reply.access
+    }
+}
+
+@Suite("paywall serve, end to end", .serialized)
+struct ServeTests {
+    /// A policy where anonymous devices are metered too (the shipped one meters signed-in
+    /// readers only), so a device's meter can be seen surviving a restart.
+    static let policy = """
+        meter "free" { limit 3 per 30 days }
+        defaults { access teaser; teaser 2 paragraphs }
+        rule "members" { when membership.entitled; grant full }
+        rule "metered" { when true; grant full using meter "free" }
+        rule "offers" { when not membership.entitled; offer subscribe }
+        """
+
+    func seeded() throws -> CLIHarness {
+        let cli = try CLIHarness()
+        let policies = cli.folder.appendingPathComponent("policies")
+        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
+        try Data(Self.policy.utf8).write(to: policies.appendingPathComponent("test.policy"))
+        for command in [
+            ["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"],
+            ["title", "add", "le-monde", "--name", "Le Monde", "--publisher", "LM"],
+            ["plan", "add", "news", "--name", "News", "--period", "month", "--titles", "euronews"],
+            ["keys", "generate"],
+        ] { #expect(try cli.run(command).status == 0) }
+        for email in ["member@example.com", "reader@example.com"] {
+            #expect(try cli.run(["account", "create", "--email", email], input: "correct horse battery\n").status == 0)
+        }
+        #expect(try cli.run(["membership", "grant", "member@example.com", "--plan", "news"]).status == 0)
+        return cli
+    }
+
+    func token(_ cli: CLIHarness, _ email: String) throws -> String {
+        try cli.run(["token", "issue", "--account", email]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("without --demo and without a key it refuses to start; bad settings are usage errors before binding")
+    func refusals() throws {
+        let cli = try CLIHarness()
+        #expect(throws: ServerProcess.DidNotStart.self) { try ServerProcess(cli, environment: ["PAYWALL_DEV_KEYS": "0"]) }
+        do {
+            _ = try ServerProcess(cli, environment: ["PAYWALL_DEV_KEYS": "0"])
+        } catch let error as ServerProcess.DidNotStart {
+            #expect(error.status == 2)
+            #expect(error.stderr.contains("no active signing key"), "\(error.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "no key was made")
+        #expect(throws: ServerProcess.DidNotStart.self, "no development key unless asked for") { try ServerProcess(cli) }
+        for (arguments, environment) in [(["--port", "70000"], [:]), ([], ["PAYWALL_PORT": "eighty"]), (["--port", "0", "--log-level", "loud"], [:]),
+                                         (["--port", "0", "--access-ttl", "9d"], [:]), (["--port", "0"], ["PAYWALL_SCRYPT_LN": "3", "PAYWALL_TESTING": "0"]),
+                                         (["--port", "0", "--log-format", "xml"], [:]), (["--port", "0", "--host", ""], [:])] as [([String], [String: String])] {
+            let result = try cli.run(["serve"] + arguments, extraEnvironment: environment)
+            #expect(result.status == 64, "\(arguments) \(environment): \(result.stderr)")
+            #expect(result.stderr.contains("invalid"), "\(result.stderr)")
+        }
+    }
+
+    @Test("members, metered readers, concurrent checks, device meters across a restart, SIGTERM exits 0")
+    func journey() async throws {
+        let cli = try seeded()
+        let arguments = ["--policies", cli.folder.appendingPathComponent("policies").path]
+        let server = try ServerProcess(cli, arguments: arguments)
+        let client = APIClient(base: server.base)
+
+        // A member reads the plan's titles in full; elsewhere the meter applies.
+        let member = try token(cli, "member@example.com")
+        #expect(try await client.access(title: "euronews", article: "m1", token: member) == "full")
+
+        // A signed-in reader without a membership: exactly the policy's three, then the teaser.
+        let reader = try token(cli, "reader@example.com")
+        var answers: [String] = []
+        for article in ["r1", "r2"] { answers.append(try await client.access(title: "le-monde", article: article, token: reader)) }
+        #expect(answers == ["full", "full"])
+        // 20 concurrent checks of different articles with one unit left: exactly one full.
+        let concurrent = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<20 { group.addTask { try await client.access(title: "le-monde", article: "c\(index)", token: reader) } }
+            var all: [String] = []
+            for try await answer in group { all.append(answer) }
+            return all
+        }
+        #expect(concurrent.filter { $0 == "full" }.count == 1, "\(concurrent)")
+        #expect(concurrent.filter { $0 == "teaser" }.count == 19)
+        #expect(try await client.access(title: "le-monde", article: "r1", token: reader) == "full", "a re-read is free")
+
+        // The same article twice at once, for a device: counted once.
+        let device = try await client.post("/v1/devices", "{}")
+        #expect(device.status == 201)
+        let deviceToken = device.deviceToken
+        async let first = client.access(title: "euronews", article: "d1", token: deviceToken)
+        async let second = client.access(title: "euronews", article: "d1", token: deviceToken)
+        #expect(try await [first, second] == ["full", "full"])
+        #expect(try await client.access(title: "euronews", article: "d2", token: deviceToken) == "full")
+
+        // SIGTERM: drains, closes, exits 0. The device's meter is in the store.
+        #expect(server.stop(SIGTERM) == 0)
+        let restarted = try ServerProcess(cli, arguments: arguments)
+        let again = APIClient(base: restarted.base)
+        #expect(try await again.access(title: "euronews", article: "d3", token: deviceToken) == "full", "third of three")
+        #expect(try await again.access(title: "euronews", article: "d4", token: deviceToken) == "teaser", "the meter survived the restart")
+        #expect(try await again.get("/healthz").status == 200)
+        #expect(restarted.stop(SIGTERM) == 0)
+
+        let store = try Store(path: cli.database, configuration: { var c = StoreConfiguration(); c.readOnly = true; return c }())
+        let deviceKey = try #require(try store.reads(since: .distantPast, limit: 10_000).first { $0.articleID == "d1" }?.subject)
+        #expect(try store.meterUsage(subject: deviceKey, window: 30 * 86_400).used == 3)
+    }
+
+    @Test("kill -9 during a stream of metered checks: every read answered full is in the store")
+    func killDuringChecks() async throws {
+        let cli = try seeded()
+        let arguments = ["--policies", cli.folder.appendingPathComponent("policies").path]
+        let server = try ServerProcess(cli, arguments: arguments)
+        let client = APIClient(base: server.base)
+        // Each device has three free articles; many devices, checked concurrently.
+        var devices: [String] = []
+        for _ in 0..<12 { devices.append(try await client.post("/v1/devices", "{}").deviceToken) }
+        let acknowledged = AcknowledgedReads()
+        let checks = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for (index, device) in devices.enumerated() {
+                    group.addTask {
+                        for article in 0..<3 {
+                            if let answer = try? await client.access(title: "euronews", article: "k\(index)-\(article)", token: device), answer == "full" {
+                                acknowledged.add("k\(index)-\(article)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        while acknowledged.count < 12, !Task.isCancelled { try await Task.sleep(for: .milliseconds(5)) }
+        server.stop(SIGKILL)
+        await checks.value
+        #expect(acknowledged.count >= 12)
+
+        let store = try Store(path: cli.database)
+        let stored = Set(try store.reads(since: .distantPast, limit: 100_000).map(\.articleID))
+        let lost = acknowledged.all.subtracting(stored)
+        #expect(lost.isEmpty, "answered full but not stored: \(lost.sorted())")
+        #expect(try store.health().isHealthy)
+    }
+}
+
+/// Reads the server answered `full`, collected from concurrent tasks.
+final class AcknowledgedReads: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reads: Set<String> = []
+    func add(_ read: String) { lock.lock(); reads.insert(read); lock.unlock() }
+    var count: Int { lock.lock(); defer { lock.unlock() }; return reads.count }
+    var all: Set<String> { lock.lock(); defer { lock.unlock() }; return reads }
+}

@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure domain types: no I/O, no C.
@@ -68,7 +70,10 @@ let package = Package(
         // memberships, sessions, decisions, tokens); holds the policy and the key ring.
         .target(
             name: "PaywallService",
-            dependencies: ["PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy"],
+            dependencies: [
+                "PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             resources: [.copy("Resources/demo.json")],
             swiftSettings: strict
         ),
@@ -92,6 +97,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             resources: [.copy("openapi.json")],
             swiftSettings: strict
@@ -106,6 +113,8 @@ let package = Package(
                 "PaywallHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import NIOCore
 import PaywallCore
 import PaywallCrypto
@@ -31,15 +33,23 @@ public struct PaywallAPI: Sendable {
     /// time, so a new key is seen before it signs.
     public let jwksMaxAge: Int
 
-    public init(service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300) {
+    /// The registry `/metrics` shows (the server bootstraps swift-metrics with it); nil: no route.
+    public let metrics: PrometheusCollectorRegistry?
+
+    public init(
+        service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
+        metrics: PrometheusCollectorRegistry? = nil
+    ) {
         self.service = service
         self.deviceMinting = deviceMinting
         self.jwksMaxAge = jwksMaxAge
+        self.metrics = metrics
     }
 
     /// Every route, with the error and request-id middleware.
     public func router() -> Router<PaywallRequestContext> {
         let router = Router(context: PaywallRequestContext.self)
+        router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(RequestIDMiddleware())
         router.middlewares.add(ErrorMiddleware())
         router.post("/v1/access") { request, context in try await self.access(request, context) }
@@ -49,6 +59,13 @@ public struct PaywallAPI: Sendable {
         router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
         router.get("/readyz") { _, _ in try self.ready() }
         router.get("/openapi.json") { _, _ in try Self.openAPI() }
+        if let metrics {
+            router.get("/metrics") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+            }
+        }
         return router
     }
 
@@ -59,6 +76,7 @@ public struct PaywallAPI: Sendable {
         let reader = try readerOf(request)
         let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context))
         let answer = try await service.checkAccess(input, reader: reader)
+        Self.count(answer.decision)
         return try Self.json(AccessView(answer), private: true)
     }
 
@@ -131,6 +149,17 @@ public struct PaywallAPI: Sendable {
 
     // MARK: - Helpers
 
+    /// Decisions by access and deciding rule (names from the policy: a bounded set), and
+    /// meter units consumed.
+    static func count(_ decision: Decision) {
+        Counter(label: "paywall_decisions_total", dimensions: [
+            ("access", decision.access.description), ("rule", decision.decidingRules.first ?? "none"),
+        ]).increment()
+        if let meter = decision.meter, meter.consumed {
+            Counter(label: "paywall_meter_units_consumed_total", dimensions: [("meter", meter.name)]).increment()
+        }
+    }
+
     /// The bearer token, if any; a malformed Authorization header is refused.
     func bearer(_ request: Request) throws -> String? {
         guard let header = request.headers[.authorization] else { return nil }
@@ -177,6 +206,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as ServiceError {
+            Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
             context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(error.description)])
             throw APIError(error)

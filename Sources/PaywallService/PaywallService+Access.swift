@@ -4,6 +4,7 @@ import PaywallCrypto
 import PaywallPolicy
 import PaywallStore
 import PaywallTokens
+import Metrics
 import Synchronization
 
 /// One access check, as a reader's app or page asks it.
@@ -77,10 +78,19 @@ extension PaywallService {
     func verifyCached(_ token: String, kinds: Set<TokenKind>) throws(ServiceError) -> VerifiedToken {
         let key = SHA256.hash(token)
         let at = now
-        if let hit = tokenCache.lookup(key, kinds: kinds, audience: configuration.audience, at: at) { return hit }
-        let verified = try verifyToken(token, kinds: kinds)
-        tokenCache.insert(key, verified, at: at)
-        return verified
+        if let hit = tokenCache.lookup(key, kinds: kinds, audience: configuration.audience, at: at) {
+            Counter(label: "paywall_token_cache_hits_total").increment()
+            return hit
+        }
+        do {
+            let verified = try verifyToken(token, kinds: kinds)
+            Counter(label: "paywall_token_verifications_total", dimensions: [("result", "valid")]).increment()
+            tokenCache.insert(key, verified, at: at)
+            return verified
+        } catch {
+            Counter(label: "paywall_token_verifications_total", dimensions: [("result", "refused")]).increment()
+            throw error
+        }
     }
 
     // MARK: - Access checks

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import PaywallCore
 import PaywallHTTP
 import PaywallService
@@ -84,6 +86,9 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "paywall")
+        // Prometheus over swift-metrics: what /metrics shows.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let service: PaywallService
         do {
             service = try PaywallService(configuration: configuration)
@@ -103,7 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        let api = PaywallAPI(service: service)
+        let api = PaywallAPI(service: service, metrics: registry)
         let isDemo = demo
         let readers = demoReaders
         do {

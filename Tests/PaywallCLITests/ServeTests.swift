@@ -82,6 +82,11 @@ struct APIClient: Sendable {
         return try await send(request)
     }
 
+    func text(_ path: String) async throws -> String {
+        let (data, _) = try await URLSession.shared.data(for: URLRequest(url: URL(string: base + path)!))
+        return String(decoding: data, as: UTF8.self)
+    }
+
     func get(_ path: String) async throws -> Reply {
         try await send(URLRequest(url: URL(string: base + path)!))
     }
@@ -197,6 +202,13 @@ struct ServeTests {
         #expect(try await again.access(title: "euronews", article: "d3", token: deviceToken) == "full", "third of three")
         #expect(try await again.access(title: "euronews", article: "d4", token: deviceToken) == "teaser", "the meter survived the restart")
         #expect(try await again.get("/healthz").status == 200)
+        // Prometheus metrics over swift-metrics: decisions by access and rule, units, token checks, latency.
+        let metrics = try await again.text("/metrics")
+        #expect(metrics.contains(#"paywall_decisions_total{access="full",rule="metered"} 1"#), "\(metrics.prefix(2000))")
+        #expect(metrics.contains(#"paywall_decisions_total{access="teaser",rule="defaults"} 1"#))
+        #expect(metrics.contains(#"paywall_meter_units_consumed_total{meter="free"} 1"#))
+        #expect(metrics.contains("paywall_token_verifications_total"))
+        #expect(metrics.contains("http_server_request_duration"))
         #expect(restarted.stop(SIGTERM) == 0)
 
         let store = try Store(path: cli.database, configuration: { var c = StoreConfiguration(); c.readOnly = true; return c }())

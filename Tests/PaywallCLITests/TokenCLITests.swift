@@ -104,7 +104,7 @@ struct TokenCLITests {
         #expect((try cli.json(token.stdout) as? [String: Any])?["kid"] as? String == first)
 
         let retireActive = try cli.run(["keys", "retire", first])
-        #expect(retireActive.status == 1)
+        #expect(retireActive.status == 1, "stdout: \(retireActive.stdout) stderr: \(retireActive.stderr) keys: \(try cli.run(["keys", "list"]).stdout)")
         #expect(retireActive.stderr.contains("is the signing key"))
         #expect(try cli.run(["keys", "retire", "no-such-kid"]).status == 1)
         #expect(try cli.run(["keys", "generate", "--alg", "RS256"]).status == 64)
@@ -115,7 +115,7 @@ struct TokenCLITests {
         #expect(listed.filter { $0["state"] as? String == "active" }.count == 1)
         #expect(listed.first { $0["kid"] as? String == first }?["state"] as? String == "verify-only")
         let tooSoon = try cli.run(["keys", "retire", first])
-        #expect(tooSoon.status == 1)
+        #expect(tooSoon.status == 1, "stdout: \(tooSoon.stdout) stderr: \(tooSoon.stderr)")
         #expect(tooSoon.stderr.contains("may still have live tokens"))
         #expect(try cli.run(["keys", "retire", first, "--force"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/\(first).pem"))

@@ -18,7 +18,10 @@ public struct ServiceConfiguration: Sendable {
     /// 128 MiB at OWASP's cost), so a burst of sign-ins cannot take the memory.
     public var concurrentPasswordHashes = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Threads that run blocking work (fsync'd writes, scrypt) for the async API.
-    public var blockingThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    /// Most of their time is spent waiting (fsync, locks), not computing: enough of them
+    /// lets concurrent metered reads share a commit (`GroupCommit`); scrypt is bounded
+    /// separately by `concurrentPasswordHashes`.
+    public var blockingThreads = max(32, 8 * ProcessInfo.processInfo.activeProcessorCount)
     /// Rules for new passwords.
     public var passwordPolicy: PasswordPolicy = .standard
     /// How long a refresh token lives (30 days).

@@ -22,22 +22,58 @@ extension Store {
 
     /// Records a read against a meter of `limit` articles per `window`, atomically: the
     /// check and the insert run in one write transaction, so concurrent readers cannot
-    /// overspend a meter.
+    /// overspend a meter. Concurrent calls share transactions (``GroupCommit``); each
+    /// returns once the transaction holding its read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
+        if readOnly { throw StoreError.readOnly(path: path) }
+        let pending = GroupCommit.Pending(read: read, window: window, limit: limit)
+        return try groupCommit.submit(pending) { batch in commitMetered(batch) }.get()
+    }
+
+    /// One transaction for a batch of metered reads, each in a savepoint of its own.
+    private func commitMetered(_ batch: [GroupCommit.Pending]) {
+        do {
+            let outcomes: [Result<MeteredRead, StoreError>] = try write { db in
+                try batch.map { pending in
+                    var outcome: Result<MeteredRead, StoreError> = .failure(.sqlite(path: path, code: -1, message: "not run", sql: nil))
+                    do {
+                        try db.inSavepoint {
+                            outcome = .success(try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit))
+                            return .commit
+                        }
+                    } catch let error as StoreError {
+                        outcome = .failure(error)
+                    } catch let error as DatabaseError where Self.failsAlone(error) {
+                        outcome = .failure(StoreError.from(error, path: path, busyTimeout: busyTimeout))
+                    }
+                    return outcome
+                }
+            }
+            for (pending, outcome) in zip(batch, outcomes) { pending.result = outcome }
+        } catch {
+            // The transaction itself failed (locked, disk full…): nothing of it is stored.
+            for pending in batch { pending.result = .failure(error) }
+        }
+    }
+
+    /// Errors that concern one read, not the transaction (constraint violations).
+    private static func failsAlone(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_CONSTRAINT
+    }
+
+    static func meteredRead(_ db: Database, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> MeteredRead {
         let start = read.at.addingTimeInterval(-window).millis
         let end = read.at.millis
-        return try write { db in
-            let already = try Bool.fetchOne(db.cachedStatement(sql: MeterSQL.readInWindow),
-                arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
-            if already {
-                try Self.insertRead(db, read)
-                return .reread
-            }
-            let used = try Int.fetchOne(db.cachedStatement(sql: MeterSQL.countAll), arguments: [read.subject.key, start, end]) ?? 0
-            guard used < limit else { return .exhausted(used: used) }
-            try Self.insertRead(db, read)
-            return .recorded(used: used + 1)
+        let already = try Bool.fetchOne(db.cachedStatement(sql: MeterSQL.readInWindow),
+            arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
+        if already {
+            try insertRead(db, read)
+            return .reread
         }
+        let used = try Int.fetchOne(db.cachedStatement(sql: MeterSQL.countAll), arguments: [read.subject.key, start, end]) ?? 0
+        guard used < limit else { return .exhausted(used: used) }
+        try insertRead(db, read)
+        return .recorded(used: used + 1)
     }
 
     /// When the oldest read counted in `subject`'s window ending at `at` was made (nil

@@ -15,6 +15,8 @@ public final class Store: Sendable {
     public let clock: any PaywallClock
     let pool: DatabasePool
     let hotReaders: HotReaders
+    /// Concurrent metered reads committed together.
+    let groupCommit = GroupCommit()
     let busyTimeout: Double
     let readOnly: Bool
     let sessionFamilyLifetime: TimeInterval

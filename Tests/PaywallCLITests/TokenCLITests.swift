@@ -104,7 +104,8 @@ struct TokenCLITests {
         #expect((try cli.json(token.stdout) as? [String: Any])?["kid"] as? String == first)
 
         let retireActive = try cli.run(["keys", "retire", first])
-        #expect(retireActive.status == 1, "stdout: \(retireActive.stdout) stderr: \(retireActive.stderr) keys: \(try cli.run(["keys", "list"]).stdout)")
+        let keysNow = try cli.run(["keys", "list"]).stdout
+        #expect(retireActive.status == 1, "stdout: \(retireActive.stdout) stderr: \(retireActive.stderr) keys: \(keysNow)")
         #expect(retireActive.stderr.contains("is the signing key"))
         #expect(try cli.run(["keys", "retire", "no-such-kid"]).status == 1)
         #expect(try cli.run(["keys", "generate", "--alg", "RS256"]).status == 64)

@@ -102,3 +102,43 @@ struct MeterAndSessionStoreTests {
         }
     }
 }
+
+@Suite("Group commit of metered reads")
+struct GroupCommitTests {
+    @Test("concurrent metered reads share transactions, each answered exactly; a bad read fails alone")
+    func sharedCommits() async throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let store = f.store
+        let now = f.clock.now()
+        // 40 readers each read 5 articles at once with a limit of 3; one asks for a title
+        // that does not exist.
+        let results = await withTaskGroup(of: (Int, Result<Store.MeteredRead, StoreError>).self) { group in
+            for reader in 0..<40 {
+                for article in 0..<5 {
+                    group.addTask {
+                        let title = reader == 7 && article == 2 ? "nope" : "euronews"
+                        let read = ArticleRead(subject: .device("d\(reader)"), titleID: TitleID(rawValue: title), articleID: "a\(article)", at: now)
+                        do throws(StoreError) {
+                            return (reader, .success(try store.recordMeteredRead(read, window: 86_400, limit: 3)))
+                        } catch { return (reader, .failure(error)) }
+                    }
+                }
+            }
+            var all: [(Int, Result<Store.MeteredRead, StoreError>)] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        for reader in 0..<40 {
+            let used = try store.meterUsage(subject: .device("d\(reader)"), window: 86_400).used
+            let mine = results.filter { $0.0 == reader }.map(\.1)
+            let recorded = mine.filter { if case .success(.recorded) = $0 { true } else { false } }.count
+            #expect(recorded == 3, "reader \(reader): exactly the limit")
+            #expect(used == 3)
+        }
+        #expect(results.contains { $0.0 == 7 && $0.1 == .failure(.titleNotFound("nope")) })
+        let (batches, reads) = store.groupCommit.statistics
+        #expect(reads == 200)
+        #expect(batches < reads, "concurrent reads shared commits (\(batches) transactions for \(reads) reads)")
+    }
+}

@@ -106,29 +106,37 @@ struct MeterAndSessionStoreTests {
 @Suite("Group commit of metered reads")
 struct GroupCommitTests {
     @Test("concurrent metered reads share transactions, each answered exactly; a bad read fails alone")
-    func sharedCommits() async throws {
+    func sharedCommits() throws {
         let f = try StoreFixture()
         try f.title("euronews")
         let store = f.store
         let now = f.clock.now()
-        // 40 readers each read 5 articles at once with a limit of 3; one asks for a title
-        // that does not exist.
-        let results = await withTaskGroup(of: (Int, Result<Store.MeteredRead, StoreError>).self) { group in
-            for reader in 0..<40 {
+        // 40 readers on threads of their own (as the service's blocking pool runs them) each
+        // read 5 articles at once with a limit of 3; one asks for a title that does not exist.
+        let collected = LockedResults()
+        let ready = DispatchGroup()
+        let done = DispatchGroup()
+        let start = DispatchSemaphore(value: 0)
+        for reader in 0..<40 {
+            ready.enter()
+            done.enter()
+            Thread {
+                ready.leave()
+                start.wait()
                 for article in 0..<5 {
-                    group.addTask {
-                        let title = reader == 7 && article == 2 ? "nope" : "euronews"
-                        let read = ArticleRead(subject: .device("d\(reader)"), titleID: TitleID(rawValue: title), articleID: "a\(article)", at: now)
-                        do throws(StoreError) {
-                            return (reader, .success(try store.recordMeteredRead(read, window: 86_400, limit: 3)))
-                        } catch { return (reader, .failure(error)) }
-                    }
+                    let title = reader == 7 && article == 2 ? "nope" : "euronews"
+                    let read = ArticleRead(subject: .device("d\(reader)"), titleID: TitleID(rawValue: title), articleID: "a\(article)", at: now)
+                    do throws(StoreError) {
+                        collected.add(reader, .success(try store.recordMeteredRead(read, window: 86_400, limit: 3)))
+                    } catch { collected.add(reader, .failure(error)) }
                 }
-            }
-            var all: [(Int, Result<Store.MeteredRead, StoreError>)] = []
-            for await result in group { all.append(result) }
-            return all
+                done.leave()
+            }.start()
         }
+        ready.wait()
+        for _ in 0..<40 { start.signal() }
+        done.wait()
+        let results = collected.all
         for reader in 0..<40 {
             let used = try store.meterUsage(subject: .device("d\(reader)"), window: 86_400).used
             let mine = results.filter { $0.0 == reader }.map(\.1)
@@ -141,4 +149,11 @@ struct GroupCommitTests {
         #expect(reads == 200)
         #expect(batches < reads, "concurrent reads shared commits (\(batches) transactions for \(reads) reads)")
     }
+}
+
+final class LockedResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [(Int, Result<Store.MeteredRead, StoreError>)] = []
+    func add(_ reader: Int, _ result: Result<Store.MeteredRead, StoreError>) { lock.lock(); results.append((reader, result)); lock.unlock() }
+    var all: [(Int, Result<Store.MeteredRead, StoreError>)] { lock.lock(); defer { lock.unlock() }; return results }
 }

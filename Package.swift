@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "paywall-bench", targets: ["StoreBenchmark"]),
         .executable(name: "paywall-token-bench", targets: ["TokenBenchmark"]),
         .executable(name: "paywall-policy-bench", targets: ["PolicyBenchmark"]),
+        .executable(name: "paywall-http-bench", targets: ["HTTPBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -151,6 +152,18 @@ let package = Package(
             dependencies: ["PaywallPolicy"],
             path: "Benchmarks/PolicyBenchmark",
             exclude: ["cedar_reference.py"],
+            swiftSettings: strict
+        ),
+
+        // Benchmark: the HTTP API under wrk beside a bare Hummingbird route (run.sh).
+        .executableTarget(
+            name: "HTTPBenchmark",
+            dependencies: [
+                "PaywallService", "PaywallCore", "PaywallCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Benchmarks/HTTPBenchmark",
+            exclude: ["run.sh", "wrk.lua"],
             swiftSettings: strict
         ),
 

@@ -1,0 +1,104 @@
+// paywall-http-bench: the fixtures and the reference server of Benchmarks/HTTPBenchmark/run.sh.
+//
+//   paywall-http-bench prepare DIR [--members 200] [--tokens 10000] [--readers 2000] [--cold 150000]
+//       a database, a key ring, a benchmark policy and token files in DIR (see run.sh)
+//   paywall-http-bench bare PORT
+//       the reference: a bare Hummingbird route returning a small JSON body
+import Foundation
+import Hummingbird
+import PaywallCore
+import PaywallCrypto
+import PaywallService
+
+/// Every signed-in reader has a large meter (so each metered check records a read);
+/// members read in full without it; anonymous devices get the teaser.
+let benchmarkPolicy = """
+    meter "bench" { limit 1000000 per 30 days }
+    defaults { access teaser; teaser 2 paragraphs }
+    rule "members" { when membership.entitled; grant full }
+    rule "metered" { when user.signedIn; grant full using meter "bench" }
+    rule "offers" { when not user.signedIn; offer signUp, signIn, trial 14 days }
+    """
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("paywall-http-bench: \(message)\n".utf8))
+    exit(64)
+}
+
+func option(_ name: String, _ arguments: [String], default value: Int) -> Int {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return value }
+    guard let number = Int(arguments[index + 1]), number > 0 else { fail("\(name) takes a positive number") }
+    return number
+}
+
+func write(_ lines: [String], to url: URL) throws {
+    try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+}
+
+func prepare(_ folder: URL, _ arguments: [String]) throws {
+    let members = option("--members", arguments, default: 200)
+    let tokens = option("--tokens", arguments, default: 10_000)
+    let readers = option("--readers", arguments, default: 2_000)
+    let cold = option("--cold", arguments, default: 150_000)
+    try FileManager.default.createDirectory(at: folder.appendingPathComponent("policies"), withIntermediateDirectories: true)
+    try Data(benchmarkPolicy.utf8).write(to: folder.appendingPathComponent("policies/bench.policy"))
+    var configuration = ServiceConfiguration()
+    configuration.databasePath = folder.appendingPathComponent("paywall.sqlite").path
+    configuration.keysDirectory = folder.appendingPathComponent("Keys")
+    configuration.policyDirectory = folder.appendingPathComponent("policies")
+    configuration.developmentKeys = true
+    configuration.testing = true  // cheap scrypt: these accounts are fixtures, never signed in to
+    configuration.passwordHashing = ScryptParameters(logN: 4, r: 8, p: 1)
+    configuration.accessTokenLifetime = 86_400
+    let service = try PaywallService(configuration: configuration)
+    _ = try service.prepareToServe()
+    let actor = AuditActor.system
+    for id in ["euronews", "le-monde", "the-daily"] {
+        _ = try service.addTitle(id: id, name: id, publisher: "P", actor: actor)
+    }
+    _ = try service.addPlan(id: "all", name: "All titles", period: "month", titles: nil, actor: actor)
+    var memberEmails: [String] = []
+    for index in 0..<members {
+        let email = "member\(index)@bench.example"
+        _ = try service.signUp(email: email, password: "benchmark passphrase \(index)", displayName: nil, actor: actor)
+        _ = try service.grantMembership(account: email, plan: "all", until: nil, source: .comp, actor: actor)
+        memberEmails.append(email)
+    }
+    var readerEmails: [String] = []
+    for index in 0..<readers {
+        let email = "reader\(index)@bench.example"
+        _ = try service.signUp(email: email, password: "benchmark passphrase \(index)", displayName: nil, actor: actor)
+        readerEmails.append(email)
+    }
+    func accessTokens(_ emails: [String], _ count: Int) throws -> [String] {
+        try (0..<count).map { try service.issueAccessToken(account: emails[$0 % emails.count], lifetime: nil, audience: nil).token }
+    }
+    try write(try accessTokens(memberEmails, tokens), to: folder.appendingPathComponent("member-tokens.txt"))
+    try write(try accessTokens(memberEmails, cold), to: folder.appendingPathComponent("cold-tokens.txt"))
+    try write(try accessTokens(readerEmails, readers), to: folder.appendingPathComponent("reader-tokens.txt"))
+    try write(try (0..<2_000).map { _ in try service.issueDeviceToken(renewing: nil).token }, to: folder.appendingPathComponent("device-tokens.txt"))
+    try service.close()
+    print("prepared \(folder.path): \(members) members, \(tokens) member tokens, \(readers) metered readers, \(cold) cold tokens, 2000 devices")
+}
+
+func bare(port: Int) async throws {
+    let router = Router()
+    let body = ByteBuffer(string: #"{"access":"full","ok":true}"#)
+    router.post("/bare") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+    try await app.runService()
+}
+
+let arguments = CommandLine.arguments
+switch arguments.dropFirst().first {
+case "prepare":
+    guard arguments.count >= 3 else { fail("usage: paywall-http-bench prepare DIR [--members N] [--tokens N] [--readers N] [--cold N]") }
+    try prepare(URL(fileURLWithPath: arguments[2]), arguments)
+case "bare":
+    guard arguments.count >= 3, let port = Int(arguments[2]) else { fail("usage: paywall-http-bench bare PORT") }
+    try await bare(port: port)
+default:
+    fail("usage: paywall-http-bench prepare DIR … | bare PORT")
+}

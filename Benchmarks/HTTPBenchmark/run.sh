@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The HTTP API under wrk, beside a bare Hummingbird route measured in the same run.
+#   Benchmarks/HTTPBenchmark/run.sh [seconds per scenario, default 10]
+# Needs wrk (Debian: apt-get install wrk) and openssl. Loopback only; stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECONDS_EACH="${1:-10}"
+CONNECTIONS=64
+THREADS=2
+command -v wrk > /dev/null || { echo "run.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
+
+swift build -c release --product paywall > /dev/null
+swift build -c release --product paywall-http-bench > /dev/null
+BIN=.build/release
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]:-}"; do kill "$pid" 2> /dev/null || true; done; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+"$BIN/paywall-http-bench" prepare "$DIR" > /dev/null
+wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+# name mode tokens port seconds
+scenario() {
+  local out
+  out=$(MODE="$2" TOKENS="$3" THREADS=$THREADS wrk -t$THREADS -c$CONNECTIONS -d"$5"s --latency -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:$4" 2>&1)
+  local rps p50 p99 non2xx sockets
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  sockets=$(echo "$out" | awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}')
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$(( ${non2xx:-0} + ${sockets:-0} ))"
+}
+
+echo "| scenario ($CONNECTIONS connections, $THREADS wrk threads, ${SECONDS_EACH}s) | requests/s | p50 | p99 | errors |"
+echo "|---|---:|---:|---:|---:|"
+
+"$BIN/paywall-http-bench" bare 18181 > /dev/null 2>&1 & PIDS+=($!)
+wait_port 18181
+scenario "bare Hummingbird route (reference)" bare "" 18181/bare "$SECONDS_EACH"
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2> /dev/null || true
+
+"$BIN/paywall" serve --port 18182 --db "$DIR/paywall.sqlite" --keys "$DIR/Keys" --policies "$DIR/policies" --log-level error > /dev/null & PIDS+=($!)
+wait_port 18182
+SERVER=${PIDS[-1]}
+scenario "POST /v1/access, members (10,000 tokens)" member "$DIR/member-tokens.txt" 18182/v1/access "$SECONDS_EACH"
+scenario "POST /v1/access, anonymous devices" device "$DIR/device-tokens.txt" 18182/v1/access "$SECONDS_EACH"
+scenario "POST /v1/access, metered (each records a read, FULL)" metered "$DIR/reader-tokens.txt" 18182/v1/access "$SECONDS_EACH"
+scenario "POST /v1/access, a cold token each time" cold "$DIR/cold-tokens.txt" 18182/v1/access 5
+kill -TERM "$SERVER"; wait "$SERVER" 2> /dev/null || true
+
+verify=$(openssl speed -seconds 5 -multi 2 ecdsap256 2> /dev/null | awk '/256 bits ecdsa/ {v=$NF} END {print v}')
+echo
+echo "openssl speed -multi 2 ecdsap256 (same cores): ${verify:-?} verifies/s"
+reads=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM reads').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
+echo "reads recorded by the metered scenario: $reads"

@@ -69,6 +69,12 @@ public struct ServiceConfiguration: Sendable {
         /// Whether development keys are allowed when neither the flag nor
         /// `PAYWALL_DEV_KEYS` says (the CLI's first-use convenience; off for servers).
         public var developmentKeysByDefault = false
+        public var issuer: String?
+        public var audience: String?
+        /// Token lifetimes as written (`15m`, `30d`).
+        public var accessTokenLifetime: String?
+        public var articleGrantLifetime: String?
+        public var deviceTokenLifetime: String?
         public init() {}
     }
 
@@ -110,12 +116,24 @@ public struct ServiceConfiguration: Sendable {
         } else {
             configuration.developmentKeys = try flag("PAYWALL_DEV_KEYS") ?? overrides.developmentKeysByDefault
         }
-        for (name, path) in [("PAYWALL_ISSUER", \ServiceConfiguration.issuer), ("PAYWALL_AUDIENCE", \ServiceConfiguration.audience)] {
-            guard let value = environment[name] else { continue }
+        for (name, flag, path) in [("PAYWALL_ISSUER", overrides.issuer, \ServiceConfiguration.issuer), ("PAYWALL_AUDIENCE", overrides.audience, \ServiceConfiguration.audience)] {
+            guard let value = flag ?? environment[name] else { continue }
             guard !value.isEmpty, value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw invalid(name, value, "1 to 256 printable characters")
+                throw invalid(flag != nil ? name.replacingOccurrences(of: "PAYWALL_", with: "--").lowercased() : name, value, "1 to 256 printable characters")
             }
             configuration[keyPath: path] = value
+        }
+        let lifetimes: [(String, String, String?, WritableKeyPath<ServiceConfiguration, TimeInterval>, TimeInterval)] = [
+            ("PAYWALL_ACCESS_TTL", "--access-ttl", overrides.accessTokenLifetime, \.accessTokenLifetime, 86_400),
+            ("PAYWALL_GRANT_TTL", "--grant-ttl", overrides.articleGrantLifetime, \.articleGrantLifetime, 3_600),
+            ("PAYWALL_DEVICE_TTL", "--device-ttl", overrides.deviceTokenLifetime, \.deviceTokenLifetime, 31 * 86_400),
+        ]
+        for (variable, flagName, flag, path, maximum) in lifetimes {
+            guard let text = flag ?? environment[variable] else { continue }
+            guard let seconds = try? TimeText.duration(text), seconds <= maximum else {
+                throw invalid(flag != nil ? flagName : variable, text, "a duration such as 15m, at most \(Int(maximum))s")
+            }
+            configuration[keyPath: path] = seconds
         }
         if let text = environment["PAYWALL_BUSY_TIMEOUT"] {
             guard let seconds = Double(text), seconds >= 0, seconds <= 600 else { throw invalid("PAYWALL_BUSY_TIMEOUT", text, "seconds from 0 to 600") }

@@ -20,7 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
             exits 0. SIGHUP: reloads the policy and the key ring (a policy that does not check is \
             refused and the old one stays). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
             PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
-            PAYWALL_LOG_LEVEL, PAYWALL_LOG_FORMAT. The API: GET /openapi.json.
+            PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
+            PAYWALL_LOG_FORMAT. The API: GET /openapi.json.
             """
     )
 
@@ -47,12 +48,12 @@ struct ServeCommand: AsyncParsableCommand {
             overrides.keysDirectory = keys
             overrides.policyDirectory = policies
             overrides.developmentKeys = demo ? true : nil
-            var configuration = try ServiceConfiguration.resolve(environment: environment, overrides: overrides)
-            if let issuer { configuration.issuer = try Self.label(issuer, "--issuer") }
-            if let audience { configuration.audience = try Self.label(audience, "--audience") }
-            if let accessTTL { configuration.accessTokenLifetime = try Self.duration(accessTTL, "--access-ttl", maximum: TokenLimits.maximumAccessLifetime) }
-            if let grantTTL { configuration.articleGrantLifetime = try Self.duration(grantTTL, "--grant-ttl", maximum: TokenLimits.maximumGrantLifetime) }
-            if let deviceTTL { configuration.deviceTokenLifetime = try Self.duration(deviceTTL, "--device-ttl", maximum: 31 * 86_400) }
+            overrides.issuer = issuer
+            overrides.audience = audience
+            overrides.accessTokenLifetime = accessTTL
+            overrides.articleGrantLifetime = grantTTL
+            overrides.deviceTokenLifetime = deviceTTL
+            let configuration = try ServiceConfiguration.resolve(environment: environment, overrides: overrides)
             var flags = ServerSettings.Flags()
             flags.host = host
             flags.port = port
@@ -62,20 +63,6 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ServiceError {
             throw ValidationError(error.description)
         }
-    }
-
-    static func label(_ value: String, _ name: String) throws(ServiceError) -> String {
-        guard !value.isEmpty, value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .configuration(name: name, value: value, expected: "1 to 256 printable characters")
-        }
-        return value
-    }
-
-    static func duration(_ text: String, _ name: String, maximum: TimeInterval) throws(ServiceError) -> TimeInterval {
-        guard let seconds = try? TimeText.duration(text), seconds <= maximum else {
-            throw .configuration(name: name, value: text, expected: "a duration such as 15m, up to \(Int(maximum))s")
-        }
-        return seconds
     }
 
     func run() async throws {

@@ -39,6 +39,8 @@ struct ServiceCoreTests {
             (["PAYWALL_ISSUER": ""], "PAYWALL_ISSUER"),
             (["PAYWALL_AUDIENCE": "a\nb"], "PAYWALL_AUDIENCE"),
         (["PAYWALL_SCRYPT_LN": "19"], "17 to 18"),
+        (["PAYWALL_ACCESS_TTL": "2d"], "PAYWALL_ACCESS_TTL"),
+        (["PAYWALL_DEVICE_TTL": "soon"], "PAYWALL_DEVICE_TTL"),
         (["PAYWALL_SCRYPT_LN": "99999999999999999999"], "PAYWALL_SCRYPT_LN"),
         ]
         for (environment, named) in bad {
@@ -51,6 +53,8 @@ struct ServiceCoreTests {
             }
         }
         #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_SCRYPT_LN": "12", "PAYWALL_TESTING": "1"]).passwordHashing.logN == 12)
+        let lifetimes = try ServiceConfiguration.resolve(environment: ["PAYWALL_ACCESS_TTL": "30m", "PAYWALL_GRANT_TTL": "1m", "PAYWALL_DEVICE_TTL": "7d"])
+        #expect(lifetimes.accessTokenLifetime == 1_800 && lifetimes.articleGrantLifetime == 60 && lifetimes.deviceTokenLifetime == 7 * 86_400)
     }
 
     @Test("a service refuses weak scrypt outside test mode")
@@ -312,6 +316,30 @@ struct ServiceCoreTests {
         #expect(then.decidingRules != ["members read the titles in their plan"])
         let now = try f.service.decide(reader: .account("ada@example.com"), title: "euronews", article: ArticleInput(id: "a"))
         #expect(now.decidingRules == ["members read the titles in their plan"])
+    }
+
+    @Test("verified tokens are cached until they expire, per kind and audience; a key change empties the cache")
+    func tokenCache() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let access = try f.service.issueAccessToken(account: "ada@example.com", lifetime: 60, audience: nil).token
+        #expect(f.service.tokenCache.count == 0)
+        let reader = try f.service.accessReader(bearer: access)
+        guard case .account = reader else { Issue.record("not an account reader"); return }
+        #expect(f.service.tokenCache.count == 1)
+        #expect(try f.service.accessReader(bearer: access) == reader)
+        #expect(f.service.tokenCache.count == 1, "a hit, not a second entry")
+        // Another kind is never taken from the cache: an access token is not a device token.
+        #expect(throws: ServiceError.self) { try f.service.issueDeviceToken(renewing: access) }
+        // Past its expiry the cached entry is not used: verification refuses it.
+        f.clock.advance(by: 120)
+        #expect(throws: ServiceError.self) { try f.service.accessReader(bearer: access) }
+        // A key change forgets every cached verification.
+        let fresh = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).token
+        _ = try f.service.accessReader(bearer: fresh)
+        #expect(f.service.tokenCache.count >= 1)
+        _ = try f.service.rotateKey(.es256, publishAhead: 0, actor: f.admin)
+        #expect(f.service.tokenCache.count == 0)
     }
 
     // MARK: - Facts fed from the store

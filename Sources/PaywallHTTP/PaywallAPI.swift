@@ -197,7 +197,7 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Every log line of a request carries its id: the client's `X-Request-Id` (when it is a
-/// sane token) or a new one, echoed back.
+/// sane token: 1 to 64 of A-Z a-z 0-9 . _ -) or a new one, echoed back.
 struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = PaywallRequestContext
     static let header = HTTPField.Name("X-Request-Id")!
@@ -205,7 +205,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let given = request.headers[Self.header].flatMap { id in
-            id.utf8.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) } ? id : nil
+            !id.isEmpty && id.utf8.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) } ? id : nil
         }
         let id = given ?? UUID().uuidString.lowercased()
         context.logger[metadataKey: "request"] = .string(id)

@@ -101,7 +101,7 @@ seed_args=()
 
 status=0
 (cd "$work" && "${schemathesis[@]}" run "$base/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method,allow_header_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$examples" "${seed_args[@]}" \
     --workers 1 --request-timeout 10 --generation-database none \

@@ -52,6 +52,12 @@ public struct PaywallAPI: Sendable {
         return router
     }
 
+    /// The methods each route takes, as `Allow` lists them: another method gets 405.
+    static let methods: [String: String] = [
+        "/v1/access": "POST", "/v1/access/preview": "POST", "/v1/devices": "POST",
+        "/.well-known/jwks.json": "GET", "/healthz": "GET", "/readyz": "GET", "/openapi.json": "GET",
+    ]
+
     // MARK: - Access
 
     func access(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
@@ -182,8 +188,11 @@ struct ErrorMiddleware: RouterMiddleware {
             throw APIError(error)
         } catch let error as HTTPError {
             switch error.status {
-            case .notFound: throw APIError.notFound
-            case .methodNotAllowed: throw APIError.methodNotAllowed
+            case .notFound:
+                // The router answers 404 for a known path with another method: that is 405.
+                if let allowed = PaywallAPI.methods[request.uri.path] { throw APIError.methodNotAllowed(allow: allowed) }
+                throw APIError.notFound
+            case .methodNotAllowed: throw APIError.methodNotAllowed(allow: PaywallAPI.methods[request.uri.path])
             default: throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)
             }
         } catch let error as NIOTooManyBytesError {

@@ -10,6 +10,7 @@ stays as generated.
 """
 
 import os
+import re
 import zlib
 
 import schemathesis
@@ -28,8 +29,13 @@ def _pick(value, choices, keep_one_in):
     return choices[(digest // keep_one_in) % len(choices)]
 
 
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
 def _with_catalog_title(check):
-    if isinstance(check, dict) and isinstance(check.get("title"), str):
+    """A check with a catalog title instead of its generated one, when that one is a valid
+    slug (an invalid title stays: negative cases must stay negative)."""
+    if isinstance(check, dict) and isinstance(check.get("title"), str) and SLUG.fullmatch(check["title"]):
         title = _pick(check["title"], TITLES, 4)
         if title is not None:
             check = dict(check, title=title)

@@ -63,7 +63,11 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(status: .contentTooLarge, code: "body_too_large", message: "the body is larger than \(limit) bytes")
     }
     static let notFound = APIError(status: .notFound, code: "not_found", message: "no such route")
-    static let methodNotAllowed = APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "this route does not take that method")
+    static func methodNotAllowed(allow: String?) -> APIError {
+        APIError(
+            status: .methodNotAllowed, code: "method_not_allowed", message: "this route does not take that method",
+            headers: allow.map { [.allow: $0] } ?? [:])
+    }
     static let badAuthorization = APIError(
         status: .unauthorized, code: "invalid_token", message: "send the token as 'Authorization: Bearer <token>'")
     static func rateLimited(retryAfter: TimeInterval) -> APIError {

@@ -69,6 +69,12 @@ public struct PaywallAPI: Sendable {
         return router
     }
 
+    /// The methods each route takes, as `Allow` lists them: another method gets 405.
+    static let methods: [String: String] = [
+        "/v1/access": "POST", "/v1/access/preview": "POST", "/v1/devices": "POST",
+        "/.well-known/jwks.json": "GET", "/healthz": "GET", "/readyz": "GET", "/openapi.json": "GET",
+    ]
+
     // MARK: - Access
 
     func access(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
@@ -212,8 +218,11 @@ struct ErrorMiddleware: RouterMiddleware {
             throw APIError(error)
         } catch let error as HTTPError {
             switch error.status {
-            case .notFound: throw APIError.notFound
-            case .methodNotAllowed: throw APIError.methodNotAllowed
+            case .notFound:
+                // The router answers 404 for a known path with another method: that is 405.
+                if let allowed = PaywallAPI.methods[request.uri.path] { throw APIError.methodNotAllowed(allow: allowed) }
+                throw APIError.notFound
+            case .methodNotAllowed: throw APIError.methodNotAllowed(allow: PaywallAPI.methods[request.uri.path])
             default: throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)
             }
         } catch let error as NIOTooManyBytesError {
@@ -227,7 +236,7 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Every log line of a request carries its id: the client's `X-Request-Id` (when it is a
-/// sane token) or a new one, echoed back.
+/// sane token: 1 to 64 of A-Z a-z 0-9 . _ -) or a new one, echoed back.
 struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = PaywallRequestContext
     static let header = HTTPField.Name("X-Request-Id")!
@@ -235,7 +244,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let given = request.headers[Self.header].flatMap { id in
-            id.utf8.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) } ? id : nil
+            !id.isEmpty && id.utf8.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) } ? id : nil
         }
         let id = given ?? UUID().uuidString.lowercased()
         context.logger[metadataKey: "request"] = .string(id)

@@ -1,0 +1,66 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import PaywallTestSupport
+import Testing
+
+@testable import PaywallHTTP
+
+/// The OpenAPI document is the contract (`.ci/api-contract.sh` runs schemathesis against the
+/// running server with it); these checks keep the served document and the routes in step.
+@Suite("OpenAPI document")
+struct OpenAPIDocumentTests {
+    /// Every route the router serves, as the document must list it.
+    static let routes: Set<String> = [
+        "POST /v1/access", "POST /v1/access/preview", "POST /v1/devices",
+        "GET /.well-known/jwks.json", "GET /healthz", "GET /readyz", "GET /openapi.json",
+    ]
+
+    func document() throws -> [String: Any] {
+        let data = try #require(PaywallAPI.openAPIDocument, "the bundled openapi.json is missing")
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test("is OpenAPI 3.1 and lists exactly the served routes")
+    func listsTheRoutes() throws {
+        let document = try document()
+        #expect((document["openapi"] as? String)?.hasPrefix("3.1") == true)
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let methods: Set<String> = ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
+        var listed: Set<String> = []
+        for (path, item) in paths {
+            for method in item.keys where methods.contains(method) { listed.insert("\(method.uppercased()) \(path)") }
+        }
+        #expect(listed == Self.routes)
+    }
+
+    @Test("every operation documents its error responses with the error shape")
+    func errorsAreDocumented() throws {
+        let document = try document()
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        for route in Self.routes {
+            let parts = route.split(separator: " ").map(String.init)
+            let operation = try #require(paths[parts[1]]?[parts[0].lowercased()] as? [String: Any], "\(route)")
+            let responses = try #require(operation["responses"] as? [String: Any], "\(route)")
+            #expect(responses["200"] != nil || responses["201"] != nil, "\(route)")
+            if parts[0] == "POST" {
+                for status in ["400", "401", "413", "415", "500", "503"] { #expect(responses[status] != nil, "\(route) \(status)") }
+            }
+        }
+    }
+
+    @Test("GET /openapi.json serves the document in the repository")
+    func servesTheRepositoryDocument() async throws {
+        let fixture = try ServiceFixture()
+        let app = Application(router: PaywallAPI(service: fixture.service).router())
+        let file = try Data(contentsOf: repositoryRoot.appendingPathComponent("Sources/PaywallHTTP/openapi.json"))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/openapi.json", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "application/json")
+                #expect(Data(buffer: response.body) == file)
+            }
+        }
+    }
+}

@@ -39,7 +39,8 @@ public struct PaywallAPI: Sendable {
 
     /// Every route, with the error and request-id middleware.
     public func router() -> Router<PaywallRequestContext> {
-        let router = Router(context: PaywallRequestContext.self)
+        // HEAD answers wherever GET does (as HTTP requires).
+        let router = Router(context: PaywallRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(RequestIDMiddleware())
         router.middlewares.add(ErrorMiddleware())
         router.post("/v1/access") { request, context in try await self.access(request, context) }
@@ -49,7 +50,27 @@ public struct PaywallAPI: Sendable {
         router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
         router.get("/readyz") { _, _ in try self.ready() }
         router.get("/openapi.json") { _, _ in try Self.openAPI() }
+        Self.refuseOtherMethods(router)
         return router
+    }
+
+    /// Hummingbird answers a known path asked with a method it has no route for as an
+    /// unknown route (404): every other method of each path is answered 405 here instead,
+    /// with the `Allow` header.
+    static func refuseOtherMethods(_ router: Router<PaywallRequestContext>) {
+        let routes: [(path: String, allowed: HTTPRequest.Method)] = [
+            ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
+            ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
+        ]
+        let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+        for route in routes {
+            var refusal = APIError.methodNotAllowed
+            refusal.headers[.allow] = route.allowed == .get ? "GET, HEAD" : route.allowed.rawValue
+            let error = refusal
+            for method in methods where method != route.allowed && !(method == .head && route.allowed == .get) {
+                router.on(RouterPath(route.path), method: method) { _, _ -> Response in throw error }
+            }
+        }
     }
 
     // MARK: - Access

@@ -166,9 +166,10 @@ extension PaywallService {
             decision = policy.decide(facts, explain: explain)
         case .reread:
             // The same article was counted meanwhile (the same check twice at once): free.
+            // The other check's unit is in the meter, so `used` (which counted this article)
+            // stays as decided, as a sequential re-read would show it.
             decision.meter?.consumed = false
             decision.meter?.reread = true
-            if outcome.consumed { decision.meter?.used -= 1 }
         case let .recorded(used):
             decision.meter?.used = used
         }

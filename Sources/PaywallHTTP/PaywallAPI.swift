@@ -106,9 +106,10 @@ public struct PaywallAPI: Sendable {
 
     func devices(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         var request = request
-        // An empty body or an empty object: a new device. A device token in the
-        // Authorization header: the same device, renewed.
-        if request.headers[.contentLength] != "0", request.headers[.contentType] != nil {
+        // An empty body (whatever the headers say) or an empty object: a new device. A
+        // device token in the Authorization header: the same device, renewed. Any other
+        // body is read as strictly as everywhere (415 without a JSON content type).
+        if try await request.collectBody(upTo: RequestBody.limit).readableBytes > 0 {
             _ = try await RequestBody.object(&request).only([])
         }
         let renewing = try bearer(request)

@@ -76,6 +76,8 @@ struct BadInputTests {
         // Devices.
         Refusal(name: "devices with an unknown field", uri: "/v1/devices", body: #"{"device":"mine"}"#, status: .badRequest, code: "unknown_field"),
         Refusal(name: "devices with a JSON array", uri: "/v1/devices", body: "[]", status: .badRequest, code: "invalid_json"),
+        Refusal(name: "devices oversized body", uri: "/v1/devices", body: "{" + String(repeating: " ", count: 64 * 1024) + "}", status: .contentTooLarge, code: "body_too_large"),
+        Refusal(name: "devices without a content type", uri: "/v1/devices", body: "{}", contentType: nil, status: .unsupportedMediaType, code: "unsupported_media_type"),
         Refusal(name: "devices text/plain", uri: "/v1/devices", body: "hello", contentType: "text/plain", status: .unsupportedMediaType, code: "unsupported_media_type"),
         // Routes and methods.
         Refusal(name: "unknown route", method: .get, uri: "/v1/nothing-here", contentType: nil, status: .notFound, code: "not_found"),

@@ -120,6 +120,17 @@ struct DeviceRouteTests {
         #expect(renewedClaims.registered.expiresAt > claims.registered.expiresAt)
     }
 
+    @Test("an empty body with a JSON content type is a new device too (as an empty object is)")
+    func emptyJSONBody() async throws {
+        let f = try seededFixture()
+        let (noBody, emptyBody) = try await withAPI(f) { client in
+            (try await client.post("/v1/devices", nil), try await client.post("/v1/devices", ""))
+        }
+        #expect(noBody.status == .created, "\(noBody.text)")
+        #expect(emptyBody.status == .created, "\(emptyBody.text)")
+        #expect(try noBody.object()["deviceToken"] is String)
+    }
+
     @Test("renewal refuses access tokens and article grants")
     func renewalKinds() async throws {
         let f = try seededFixture()

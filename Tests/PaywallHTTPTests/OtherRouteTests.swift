@@ -82,7 +82,7 @@ struct PreviewRouteTests {
 
 @Suite("POST /v1/devices in process")
 struct DeviceRouteTests {
-    @Test("a new device: 201 and a device token; renewal keeps the device; the meter survives renewal")
+    @Test("a new device: 201 and a device token; renewal keeps the device (same sub), with a later expiry")
     func newAndRenewed() async throws {
         let f = try seededFixture()
         _ = try accessToken(f, "member@example.com")  // the development key exists (its creation is audited)

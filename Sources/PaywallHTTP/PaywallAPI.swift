@@ -48,7 +48,8 @@ public struct PaywallAPI: Sendable {
 
     /// Every route, with the error and request-id middleware.
     public func router() -> Router<PaywallRequestContext> {
-        let router = Router(context: PaywallRequestContext.self)
+        // HEAD answers wherever GET does (as HTTP requires).
+        let router = Router(context: PaywallRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(RequestIDMiddleware())
         router.middlewares.add(ErrorMiddleware())
@@ -66,14 +67,31 @@ public struct PaywallAPI: Sendable {
                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }
         }
+        Self.refuseOtherMethods(router)
         return router
     }
 
-    /// The methods each route takes, as `Allow` lists them: another method gets 405.
-    static let methods: [String: String] = [
-        "/v1/access": "POST", "/v1/access/preview": "POST", "/v1/devices": "POST",
-        "/.well-known/jwks.json": "GET", "/healthz": "GET", "/readyz": "GET", "/openapi.json": "GET",
+    /// Each route's path and the one method it takes.
+    static let routes: [(path: String, allowed: HTTPRequest.Method)] = [
+        ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
+        ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
     ]
+
+    /// The methods each route takes, as `Allow` lists them.
+    static let methods: [String: String] = Dictionary(uniqueKeysWithValues: routes.map { ($0.path, $0.allowed == .get ? "GET, HEAD" : $0.allowed.rawValue) })
+
+    /// Hummingbird answers a known path asked with a method it has no route for as an
+    /// unknown route (404): every other method of each path is answered 405 here instead,
+    /// with the `Allow` header (the error middleware does the same for any other method).
+    static func refuseOtherMethods(_ router: Router<PaywallRequestContext>) {
+        let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+        for route in routes {
+            let error = APIError.methodNotAllowed(allow: Self.methods[route.path])
+            for method in methods where method != route.allowed && !(method == .head && route.allowed == .get) {
+                router.on(RouterPath(route.path), method: method) { _, _ -> Response in throw error }
+            }
+        }
+    }
 
     // MARK: - Access
 
@@ -109,9 +127,10 @@ public struct PaywallAPI: Sendable {
 
     func devices(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         var request = request
-        // An empty body or an empty object: a new device. A device token in the
-        // Authorization header: the same device, renewed.
-        if request.headers[.contentLength] != "0", request.headers[.contentType] != nil {
+        // An empty body (whatever the headers say) or an empty object: a new device. A
+        // device token in the Authorization header: the same device, renewed. Any other
+        // body is read as strictly as everywhere (415 without a JSON content type).
+        if try await request.collectBody(upTo: RequestBody.limit).readableBytes > 0 {
             _ = try await RequestBody.object(&request).only([])
         }
         let renewing = try bearer(request)

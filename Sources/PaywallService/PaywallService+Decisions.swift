@@ -166,9 +166,12 @@ extension PaywallService {
             decision = policy.decide(facts, explain: explain)
         case .reread:
             // The same article was counted meanwhile (the same check twice at once): free.
+            // The facts' count and re-read check are two reads, and a concurrent check of
+            // this article may have committed between them or since: show the meter as it
+            // stands now (it counts this article), as a sequential re-read would.
             decision.meter?.consumed = false
             decision.meter?.reread = true
-            if outcome.consumed { decision.meter?.used -= 1 }
+            if let usage = try? store.meterUsage(subject: subject, window: meter.window, at: instant) { decision.meter?.used = usage.used }
         case let .recorded(used):
             decision.meter?.used = used
         }

@@ -17,7 +17,7 @@ end
 
 function init(args)
   threads = tonumber(os.getenv("THREADS") or "2")
-  if file then
+  if file and file ~= "" then
     for line in io.lines(file) do tokens[#tokens + 1] = line end
   end
 end

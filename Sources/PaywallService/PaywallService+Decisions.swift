@@ -142,22 +142,55 @@ extension PaywallService {
     ) throws(ServiceError) -> Decision {
         let policy: Policy
         if let proposed { policy = proposed } else { policy = try self.policy() }
-        let instant = at ?? now
-        var facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
-        var decision = policy.decide(facts, explain: explain)
-        guard record, let outcome = decision.meter, outcome.consumed || outcome.reread,
+        let (decision, pending) = try plan(reader: reader, title: title, article: article, request: request, at: at ?? now, policy: policy, explain: explain)
+        guard record, let pending else { return decision }
+        return try complete(pending)
+    }
+
+    /// A decision whose metered read still has to be recorded (``complete(_:)``).
+    struct PendingRead: Sendable {
+        var facts: DecisionFacts
+        var decision: Decision
+        var policy: Policy
+        var index: Int
+        var read: ArticleRead
+        var explain: Bool
+    }
+
+    /// Gathers the facts and decides; when the decision uses a meter (or re-reads), says
+    /// what to record. Reads only: hot readers and memory.
+    func plan(
+        reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at instant: Date, policy: Policy, explain: Bool
+    ) throws(ServiceError) -> (Decision, PendingRead?) {
+        let facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
+        let decision = policy.decide(facts, explain: explain)
+        guard let outcome = decision.meter, outcome.consumed || outcome.reread,
               let index = policy.meters.firstIndex(where: { $0.name == outcome.name })
-        else { return decision }
+        else { return (decision, nil) }
         let subject: MeterSubject
         if facts.user.signedIn {
             subject = .account(AccountID(rawValue: facts.user.id))
         } else if case let .anonymous(device?) = reader {
             subject = try mapped { try MeterSubject.device(validating: device) }
         } else {
-            return decision
+            return (decision, nil)
         }
-        let meter = policy.meters[index]
         let read = ArticleRead(subject: subject, titleID: TitleID(rawValue: facts.title.id), articleID: facts.article.id, at: instant)
+        return (decision, PendingRead(facts: facts, decision: decision, policy: policy, index: index, read: read, explain: explain))
+    }
+
+    /// Records a planned metered read atomically (a durable write: the blocking pool's
+    /// work) and returns the decision as it stands after it.
+    func complete(_ pending: PendingRead) throws(ServiceError) -> Decision {
+        var facts = pending.facts
+        var decision = pending.decision
+        let policy = pending.policy
+        let index = pending.index
+        let explain = pending.explain
+        let read = pending.read
+        let subject = read.subject
+        let instant = read.at
+        let meter = policy.meters[index]
         let result = try mapped { try store.recordMeteredRead(read, window: meter.window, limit: meter.limit) }
         switch result {
         case let .exhausted(used):

@@ -92,8 +92,19 @@ extension PaywallService {
                 ])
             }
         }
-        let (record, key) = try ring.signingKey(at: now)
-        return (TokenIssuer(signer: JWSSigner(key: key, kid: record.kid), issuer: configuration.issuer, clock: store.clock), created)
+        return (TokenIssuer(signer: try signer(ring), issuer: configuration.issuer, clock: store.clock), created)
+    }
+
+    /// The signer of the ring's signing key, its private key read once and kept: opening,
+    /// checking and parsing the PEM file costs about 1 ms, which capped `POST /v1/access`
+    /// at ~1,000 grants a second (measured with Benchmarks/HTTPBenchmark/run.sh).
+    func signer(_ ring: KeyRing) throws -> JWSSigner {
+        guard let record = ring.signingRecord(at: now) else { throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path) }
+        if let cached = heldSigner.withLock({ $0 }), cached.kid == record.kid { return cached }
+        let (signing, key) = try ring.signingKey(at: now)
+        let signer = JWSSigner(key: key, kid: signing.kid)
+        heldSigner.withLock { $0 = signer }
+        return signer
     }
 
     /// What an account is entitled to now: memberships that grant access and a running trial.

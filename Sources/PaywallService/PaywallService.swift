@@ -19,6 +19,8 @@ public final class PaywallService: Sendable {
     public let configuration: ServiceConfiguration
     let hasher: PasswordHasher
     let blocking: BlockingPool
+    /// The signing key's signer, once its private key has been read (see ``signer(_:)``).
+    let heldSigner = Mutex<JWSSigner?>(nil)
     /// Verified access and device tokens, until they expire.
     let tokenCache: VerifiedTokenCache
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
@@ -138,6 +140,7 @@ public final class PaywallService: Sendable {
     public func reloadKeys() throws(ServiceError) -> KeyRing {
         let loaded = try loadKeys()
         heldKeys.withLock { $0 = loaded }
+        heldSigner.withLock { $0 = nil }
         tokenCache.removeAll()
         return loaded.ring
     }
@@ -155,6 +158,7 @@ public final class PaywallService: Sendable {
     /// retired must stop vouching for its tokens at once.
     func hold(_ ring: KeyRing) {
         heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring)) }
+        heldSigner.withLock { $0 = nil }
         tokenCache.removeAll()
     }
 

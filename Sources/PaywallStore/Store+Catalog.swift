@@ -58,9 +58,9 @@ extension Store {
         }
     }
 
-    /// The title with this id, or nil.
+    /// The title with this id, or nil. (One statement, on every access check: a hot reader.)
     public func title(id: TitleID) throws(StoreError) -> Title? {
-        try read { db in try Self.title(db, id) }
+        try readHot { _, db in try Self.title(db, id) }
     }
 
     static func titleExists(_ db: Database, _ id: TitleID) throws -> Bool {
@@ -103,20 +103,25 @@ extension Store {
         }
     }
 
-    /// The plan with this id, or nil.
+    /// The plan with this id, or nil. (One statement, on every access check: a hot reader.)
     public func plan(id: PlanID) throws(StoreError) -> Plan? {
-        try read { db in try Self.plan(db, id) }
+        try readHot { _, db in try Self.plan(db, id) }
     }
 
+    /// One statement (title ids are slugs: no commas), so it is atomic on its own.
     static func plan(_ db: Database, _ id: PlanID) throws -> Plan? {
         guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT id, name, period, all_titles, created_at FROM plans WHERE id = ?"), arguments: [id.rawValue]
+            db.cachedStatement(sql: """
+                SELECT p.id, p.name, p.period, p.all_titles, p.created_at,
+                       (SELECT group_concat(title_id, ',') FROM plan_titles WHERE plan_id = p.id)
+                FROM plans p WHERE p.id = ?
+                """), arguments: [id.rawValue]
         ) else { return nil }
         let bundle: TitleBundle
         if row[3] as Bool {
             bundle = .all
         } else {
-            let titles = try String.fetchAll(db.cachedStatement(sql: "SELECT title_id FROM plan_titles WHERE plan_id = ?"), arguments: [id.rawValue])
+            let titles = (row[5] as String?).map { $0.split(separator: ",").map(String.init) } ?? []
             bundle = .titles(Set(titles.map(TitleID.init(rawValue:))))
         }
         let period = BillingPeriod(rawValue: row[2]) ?? .month

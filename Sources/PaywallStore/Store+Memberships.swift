@@ -125,7 +125,8 @@ extension Store {
 
     /// An account's memberships, newest first.
     public func memberships(accountID: AccountID) throws(StoreError) -> [Membership] {
-        try read { db in
+        // One statement, on every access check: a hot reader (see HotReaders).
+        try readHot { _, db in
             try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC"), arguments: [accountID.rawValue])
                 .map(Membership.init(row:))
         }

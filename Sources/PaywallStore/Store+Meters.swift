@@ -79,7 +79,7 @@ extension Store {
     /// When the oldest read counted in `subject`'s window ending at `at` was made (nil
     /// when none is): the meter frees a unit once it leaves the window.
     public func oldestCountedRead(subject: MeterSubject, window: TimeInterval, at instant: Date) throws(StoreError) -> Date? {
-        try read { db in
+        try readHot { _, db in
             try Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT MIN(read_at) FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?"),
                 arguments: [subject.key, instant.addingTimeInterval(-window).millis, instant.millis]

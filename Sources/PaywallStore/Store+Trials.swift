@@ -44,7 +44,7 @@ extension Store {
 
     /// The trial of an account, or nil if it never had one.
     public func trial(accountID: AccountID) throws(StoreError) -> Trial? {
-        try read { db in
+        try readHot { _, db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Trial.columns) FROM trials WHERE account_id = ?"), arguments: [accountID.rawValue])
                 .map(Trial.init(row:))
         }
@@ -52,7 +52,7 @@ extension Store {
 
     /// Whether the person behind `email` may still start a free trial.
     public func isTrialEligible(email: EmailAddress) throws(StoreError) -> Bool {
-        try read { db in
+        try readHot { _, db in
             !(try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)"), arguments: [email.personKey]) ?? false)
         }
     }

@@ -58,7 +58,7 @@ public struct PaywallAPI: Sendable {
         router.post("/v1/devices") { request, context in try await self.devices(request, context) }
         router.get("/.well-known/jwks.json") { request, _ in try self.jwks(request) }
         router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
-        router.get("/readyz") { _, _ in try self.ready() }
+        router.get("/readyz") { _, _ in try await self.ready() }
         router.get("/openapi.json") { _, _ in try Self.openAPI() }
         if let metrics {
             router.get("/metrics") { _, _ in
@@ -117,7 +117,7 @@ public struct PaywallAPI: Sendable {
             guard let object = item.objectValue else { throw body.invalid("articles[\(index)]", "an object") }
             return try AccessRequest(RequestBody.Fields(object: object, path: "articles[\(index)]"), request: facts)
         }
-        let decisions = try service.previewAccess(inputs, reader: reader)
+        let decisions = try await service.blocking { service throws(ServiceError) in try service.previewAccess(inputs, reader: reader) }
         struct Preview: Encodable { var articles: [PreviewItemView] }
         let views = zip(inputs, decisions).map { PreviewItemView(title: $0.title, article: $0.article.id, decision: $1) }
         return try Self.json(Preview(articles: views), private: true)
@@ -135,7 +135,7 @@ public struct PaywallAPI: Sendable {
         }
         let renewing = try bearer(request)
         if renewing == nil {
-            let client = context.remoteAddress?.ipAddress ?? "unknown"
+            let client = rateLimitKey(context.remoteAddress?.ipAddress)
             if let wait = deviceMinting.take(client, at: service.now) { throw APIError.rateLimited(retryAfter: wait) }
         }
         let issued = try await service.blocking { service throws(ServiceError) in try service.issueDeviceToken(renewing: renewing) }
@@ -159,8 +159,9 @@ public struct PaywallAPI: Sendable {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    func ready() throws -> Response {
-        let report = try service.readiness()
+    func ready() async throws -> Response {
+        // A write transaction (and up to the busy timeout): off the cooperative pool.
+        let report = try await service.blocking { service throws(ServiceError) in try service.readiness() }
         struct Ready: Encodable { var status: String; var database: Bool; var policyRevision: String; var signingKey: String }
         return try Self.json(Ready(status: "ready", database: report.databaseWritable, policyRevision: report.policyRevision, signingKey: report.signingKey))
     }
@@ -229,6 +230,7 @@ struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as APIError {
+            Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
             throw error
         } catch let error as ServiceError {
             Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()

@@ -76,10 +76,14 @@ public enum PaywallServer {
                 await onReady(settings.host, channel.localAddress?.port ?? settings.port)
             },
             logger: logger)
-        let group = ServiceGroup(configuration: .init(
+        var configuration = ServiceGroupConfiguration(
             services: [app, ReloadOnHangup(service: api.service, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            logger: logger)
+        // Requests in flight get this long to finish; a slow client cannot hold the
+        // shutdown forever.
+        configuration.maximumGracefulShutdownDuration = .seconds(20)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
     }
 }

@@ -27,7 +27,8 @@ struct RequestBody {
         do {
             value = try JSONValue.parse(buffer.readableBytesView, maxDepth: 8)
         } catch {
-            throw APIError.badJSON("the body is not valid JSON: \(error)")
+            // The parser's offset only, never the input's text.
+            throw APIError.badJSON("the body is not valid JSON (at byte \(error.offset))")
         }
         guard case let .object(object) = value else { throw APIError.badJSON("the body must be a JSON object") }
         return Fields(object: object, path: "")
@@ -99,6 +100,14 @@ struct RequestBody {
             return items
         }
     }
+}
+
+/// The key a client address is rate-limited by: an IPv4 address, or the /64 of an IPv6
+/// one (a single host usually owns a whole /64, so per-address keys would not limit it).
+func rateLimitKey(_ address: String?) -> String {
+    guard let address else { return "unknown" }
+    guard address.contains(":"), let ip = IPAddress(address), !ip.isIPv4 else { return address }
+    return String(ip.high, radix: 16) + "::/64"
 }
 
 extension AccessRequest {

@@ -83,9 +83,11 @@ extension PaywallService {
             return hit
         }
         do {
+            // Taken before verifying: if the keys change meanwhile, this result is not cached.
+            let generation = tokenCache.generation
             let verified = try verifyToken(token, kinds: kinds)
             Counter(label: "paywall_token_verifications_total", dimensions: [("result", "valid")]).increment()
-            tokenCache.insert(key, verified, at: at)
+            tokenCache.insert(key, verified, at: at, generation: generation)
             return verified
         } catch {
             Counter(label: "paywall_token_verifications_total", dimensions: [("result", "refused")]).increment()
@@ -141,6 +143,8 @@ extension PaywallService {
             throw .token(.invalidClaim("sub", reason: "no such account"))
         }
         if let pending {
+            // The grant's key must be usable before a unit is spent on it.
+            _ = try mapped { try issuer() }
             decision = try await blocking { service throws(ServiceError) in try service.complete(pending) }
         }
         return try answer(decision, request: request, reader: reader, policy: policy, at: at)
@@ -204,7 +208,14 @@ final class VerifiedTokenCache: Sendable {
         var expiresAt: Date
     }
 
-    private let entries = Mutex<[[UInt8]: Entry]>([:])
+    private struct State: Sendable {
+        var entries: [[UInt8]: Entry] = [:]
+        /// Bumped whenever the keys change: a verification made against the old keys is
+        /// not cached after it.
+        var generation = 0
+    }
+
+    private let state = Mutex(State())
     let capacity: Int
 
     init(capacity: Int) {
@@ -213,28 +224,36 @@ final class VerifiedTokenCache: Sendable {
 
     /// A cached token of one of `kinds` for `audience`, still within its lifetime.
     func lookup(_ key: [UInt8], kinds: Set<TokenKind>, audience: String, at now: Date) -> VerifiedToken? {
-        guard capacity > 0, let entry = entries.withLock({ $0[key] }) else { return nil }
+        guard capacity > 0, let entry = state.withLock({ $0.entries[key] }) else { return nil }
         guard now < entry.expiresAt, kinds.contains(entry.token.kind), entry.token.registered.audience.contains(audience) else { return nil }
         return entry.token
     }
 
-    func insert(_ key: [UInt8], _ token: VerifiedToken, at now: Date) {
+    var generation: Int { state.withLock { $0.generation } }
+
+    func insert(_ key: [UInt8], _ token: VerifiedToken, at now: Date, generation: Int) {
         guard capacity > 0 else { return }
-        entries.withLock { entries in
-            if entries.count >= capacity {
-                entries = entries.filter { $0.value.expiresAt > now }
-                if entries.count >= capacity {
-                    for key in entries.keys.prefix(entries.count / 2 + 1) { entries.removeValue(forKey: key) }
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.entries.count >= capacity {
+                state.entries = state.entries.filter { $0.value.expiresAt > now }
+                if state.entries.count >= capacity {
+                    for key in Array(state.entries.keys.prefix(state.entries.count / 2 + 1)) { state.entries.removeValue(forKey: key) }
                 }
             }
-            entries[key] = Entry(token: token, expiresAt: token.registered.expiresAt)
+            state.entries[key] = Entry(token: token, expiresAt: token.registered.expiresAt)
         }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    var count: Int { state.withLock { $0.entries.count } }
 
     /// Forgets every token (after a key is retired, tokens it signed must stop passing).
-    func removeAll() { entries.withLock { $0.removeAll() } }
+    func removeAll() {
+        state.withLock { state in
+            state.entries.removeAll()
+            state.generation += 1
+        }
+    }
 }
 
 /// What `/readyz` reports.

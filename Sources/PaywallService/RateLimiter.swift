@@ -2,8 +2,9 @@ import Foundation
 import Synchronization
 
 /// A token bucket per key (a client address, say): `burst` requests at once, then one
-/// every `interval`. Bounded in memory: past `maximumKeys` keys, full buckets are dropped
-/// first (they carry no state worth keeping), then the oldest.
+/// every `interval`. Bounded in memory: past `maximumKeys` keys, refilled buckets are
+/// dropped; if every bucket is still limiting someone, new keys are refused until some
+/// refill (never forgetting a client being limited).
 public final class RateLimiter: Sendable {
     private struct Bucket: Sendable {
         var tokens: Double
@@ -29,8 +30,13 @@ public final class RateLimiter: Sendable {
             bucket.tokens = min(burst, bucket.tokens + refill)
             bucket.updated = now
             if bucket.tokens >= 1 {
+                if buckets[key] == nil, buckets.count >= maximumKeys {
+                    Self.prune(&buckets, now: now, burst: burst, interval: interval)
+                    // Still full of clients being limited: refuse newcomers rather than
+                    // forget the limited (an attacker filling the table must not reset it).
+                    if buckets.count >= maximumKeys { return interval }
+                }
                 bucket.tokens -= 1
-                if buckets[key] == nil, buckets.count >= maximumKeys { Self.prune(&buckets, now: now, burst: burst, interval: interval) }
                 buckets[key] = bucket
                 return nil
             }
@@ -39,11 +45,8 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// Drops the buckets that have refilled (they hold no state worth keeping).
     private static func prune(_ buckets: inout [String: Bucket], now: Date, burst: Double, interval: TimeInterval) {
         buckets = buckets.filter { _, bucket in bucket.tokens + now.timeIntervalSince(bucket.updated) / interval < burst }
-        if buckets.count >= 1 {
-            let oldest = buckets.sorted { $0.value.updated < $1.value.updated }.prefix(buckets.count / 2)
-            for (key, _) in oldest { buckets.removeValue(forKey: key) }
-        }
     }
 }

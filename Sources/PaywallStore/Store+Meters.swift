@@ -63,7 +63,10 @@ extension Store {
 
     static func meteredRead(_ db: Database, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> MeteredRead {
         let start = read.at.addingTimeInterval(-window).millis
-        let end = read.at.millis
+        // No upper bound: concurrent checks are stamped when they start but committed in
+        // the order they reach the writer, so a read stamped a millisecond *later* may
+        // already hold the last unit. Counting it is what keeps the meter exact.
+        let end = Int64.max
         let already = try Bool.fetchOne(db.cachedStatement(sql: MeterSQL.readInWindow),
             arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
         if already {

@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import PaywallCore
-import PaywallHTTP
+@testable import PaywallHTTP
 import PaywallService
 import PaywallTestSupport
 import PaywallTokens
@@ -300,5 +300,16 @@ struct OperationsRouteTests {
         }
         #expect(head.status == .ok)
         #expect(head.body.readableBytes == 0)
+    }
+}
+
+@Suite("Rate-limit keys")
+struct RateLimitKeyTests {
+    @Test("IPv4 addresses are their own key; IPv6 ones share their /64")
+    func keys() {
+        #expect(rateLimitKey("203.0.113.5") == "203.0.113.5")
+        #expect(rateLimitKey("2001:db8:1:2::1") == rateLimitKey("2001:db8:1:2:ffff::9"))
+        #expect(rateLimitKey("2001:db8:1:2::1") != rateLimitKey("2001:db8:1:3::1"))
+        #expect(rateLimitKey(nil) == "unknown")
     }
 }

@@ -405,3 +405,37 @@ final class ManagedAtomicCounter: @unchecked Sendable {
     func increment() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
+
+@Suite("Rate limiter and token cache generations")
+struct LimiterAndCacheTests {
+    @Test("a bucket per key; a table full of limited clients refuses newcomers instead of forgetting them")
+    func limiter() {
+        let limiter = RateLimiter(burst: 2, interval: 60, maximumKeys: 2)
+        let t = Date(timeIntervalSince1970: 1_000_000)
+        #expect(limiter.take("a", at: t) == nil)
+        #expect(limiter.take("a", at: t) == nil)
+        #expect(limiter.take("a", at: t) != nil, "burst spent")
+        #expect(limiter.take("b", at: t) == nil)
+        #expect(limiter.take("b", at: t) == nil)
+        // Full of clients being limited: a newcomer waits, and "a" is still limited.
+        #expect(limiter.take("c", at: t) != nil)
+        #expect(limiter.take("a", at: t) != nil)
+        // Once buckets refill they are dropped and newcomers get in.
+        #expect(limiter.take("c", at: t.addingTimeInterval(600)) == nil)
+    }
+
+    @Test("a verification made against keys that changed meanwhile is not cached")
+    func staleGeneration() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let token = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil).token
+        let verified = try f.service.verifyToken(token, kinds: [.access])
+        let cache = f.service.tokenCache
+        let before = cache.generation
+        cache.removeAll()  // the keys changed while it was being verified
+        cache.insert(SHA256.hash(token), verified, at: f.clock.now(), generation: before)
+        #expect(cache.count == 0)
+        cache.insert(SHA256.hash(token), verified, at: f.clock.now(), generation: cache.generation)
+        #expect(cache.count == 1)
+    }
+}

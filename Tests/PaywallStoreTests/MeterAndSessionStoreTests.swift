@@ -157,3 +157,18 @@ final class LockedResults: @unchecked Sendable {
     func add(_ reader: Int, _ result: Result<Store.MeteredRead, StoreError>) { lock.lock(); results.append((reader, result)); lock.unlock() }
     var all: [(Int, Result<Store.MeteredRead, StoreError>)] { lock.lock(); defer { lock.unlock() }; return results }
 }
+
+@Suite("Metered reads committed out of order")
+struct OutOfOrderMeterTests {
+    @Test("a read stamped later but committed first holds the last unit: the earlier one is refused")
+    func laterStampCommittedFirst() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let t = f.clock.now()
+        let later = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "b", at: t.addingTimeInterval(0.002))
+        let earlier = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: t)
+        #expect(try f.store.recordMeteredRead(later, window: 86_400, limit: 1) == .recorded(used: 1))
+        #expect(try f.store.recordMeteredRead(earlier, window: 86_400, limit: 1) == .exhausted(used: 1))
+        #expect(try f.store.meterUsage(subject: .device("d1"), window: 86_400, at: t.addingTimeInterval(1)).used == 1)
+    }
+}

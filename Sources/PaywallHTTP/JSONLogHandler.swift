@@ -17,10 +17,13 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = [
-            "at": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue, "label": label, "message": event.message.description,
-        ]
+        var object: [String: Any] = [:]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = Self.plain(value) }
+        // Set last: metadata can never overwrite what the line is.
+        object["at"] = Date().formatted(.iso8601)
+        object["level"] = event.level.rawValue
+        object["label"] = label
+        object["message"] = event.message.description
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         Self.lock.lock()
         defer { Self.lock.unlock() }

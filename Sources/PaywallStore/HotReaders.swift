@@ -17,6 +17,9 @@ final class HotReaders: Sendable {
     private let readers: [HotReader]
     private let available: Mutex<[Int]>
     private let slots: DispatchSemaphore
+    /// The snapshot the calling thread is in, if any (see ``snapshot(_:)``): one slot per
+    /// thread for the whole process (pthread keys are few), tagged with its readers.
+    private static let current = ThreadSpecificSnapshot()
 
     init(path: String, count: Int, busyTimeout: Double) throws {
         var config = Configuration()
@@ -28,8 +31,16 @@ final class HotReaders: Sendable {
         slots = DispatchSemaphore(value: readers.count)
     }
 
-    /// Runs `body` on a free reader, on that reader's connection.
+    /// This store's snapshot on the calling thread.
+    private var currentSnapshot: SnapshotContext? {
+        guard let context = Self.current.value, context.owner === self else { return nil }
+        return context
+    }
+
+    /// Runs `body` on a free reader, on that reader's connection; inside a ``snapshot(_:)``
+    /// on this thread, on the snapshot's connection and transaction.
     func read<T>(_ body: (HotReader, Database) throws -> T) throws -> T {
+        if let snapshot = currentSnapshot { return try body(snapshot.reader, snapshot.db) }
         slots.wait()
         let index = available.withLock { $0.removeLast() }
         defer {
@@ -40,8 +51,62 @@ final class HotReaders: Sendable {
         return try reader.queue.inDatabase { db in try body(reader, db) }
     }
 
+    /// Runs `body` with every hot read it makes on this thread in one read transaction of
+    /// one reader: one consistent snapshot (a meter's count and "already read?" cannot
+    /// straddle a concurrent commit), and one WAL read lock instead of one per statement.
+    func snapshot<T>(_ body: () throws -> T) throws -> T {
+        if currentSnapshot != nil { return try body() }
+        let outer = Self.current.value  // another store's snapshot: put back after
+        slots.wait()
+        let index = available.withLock { $0.removeLast() }
+        defer {
+            available.withLock { $0.append(index) }
+            slots.signal()
+        }
+        let reader = readers[index]
+        return try reader.queue.inDatabase { db in
+            try db.execute(sql: "BEGIN DEFERRED")
+            Self.current.value = SnapshotContext(owner: self, reader: reader, db: db)
+            defer {
+                Self.current.value = outer
+                try? db.execute(sql: "COMMIT")
+            }
+            return try body()
+        }
+    }
+
     func close() throws {
         for reader in readers { try reader.close() }
+    }
+}
+
+/// The reader and connection of a snapshot in progress.
+final class SnapshotContext {
+    unowned let owner: HotReaders
+    unowned let reader: HotReader
+    unowned let db: Database
+    init(owner: HotReaders, reader: HotReader, db: Database) {
+        self.owner = owner
+        self.reader = reader
+        self.db = db
+    }
+}
+
+/// A per-thread slot (pthread-specific data): the snapshot is entered and left on one
+/// thread, synchronously, so the nested reads find it without any locking.
+final class ThreadSpecificSnapshot: @unchecked Sendable {
+    private var key = pthread_key_t()
+
+    init() {
+        pthread_key_create(&key, nil)
+    }
+
+    var value: SnapshotContext? {
+        get { pthread_getspecific(key).map { Unmanaged<SnapshotContext>.fromOpaque($0).takeUnretainedValue() } }
+        set {
+            if let old = pthread_getspecific(key) { Unmanaged<SnapshotContext>.fromOpaque(old).release() }
+            pthread_setspecific(key, newValue.map { Unmanaged.passRetained($0).toOpaque() })
+        }
     }
 }
 

@@ -103,6 +103,16 @@ public final class Store: Sendable {
         }
     }
 
+    /// Runs `body` so that every hot-path read it makes (on this thread) sees one snapshot
+    /// of the database, on one reader. For the facts of a decision.
+    public func snapshot<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try hotReaders.snapshot(body)
+        } catch let error as DatabaseError {
+            throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
+        }  // the body's own errors (invalid input, not found) pass through as they are
+    }
+
     /// Runs `body` in an immediate write transaction, mapping errors. Nothing is written
     /// when `body` throws.
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {

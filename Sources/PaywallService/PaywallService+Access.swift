@@ -30,7 +30,7 @@ public enum AccessReader: Sendable, Equatable {
 
     var reader: Reader {
         switch self {
-        case let .account(id): .account(id.rawValue)
+        case let .account(id): .tokenAccount(id)
         case let .device(id): .anonymous(device: id)
         case .anonymous: .anonymous(device: nil)
         }
@@ -79,18 +79,18 @@ extension PaywallService {
         let key = SHA256.hash(token)
         let at = now
         if let hit = tokenCache.lookup(key, kinds: kinds, audience: configuration.audience, at: at) {
-            Counter(label: "paywall_token_cache_hits_total").increment()
+            TokenCounters.cacheHits.increment()
             return hit
         }
         do {
             // Taken before verifying: if the keys change meanwhile, this result is not cached.
             let generation = tokenCache.generation
             let verified = try verifyToken(token, kinds: kinds)
-            Counter(label: "paywall_token_verifications_total", dimensions: [("result", "valid")]).increment()
+            TokenCounters.valid.increment()
             tokenCache.insert(key, verified, at: at, generation: generation)
             return verified
         } catch {
-            Counter(label: "paywall_token_verifications_total", dimensions: [("result", "refused")]).increment()
+            TokenCounters.refused.increment()
             throw error
         }
     }
@@ -100,59 +100,35 @@ extension PaywallService {
     /// Decides for the reader and records a metered read exactly once (the check and the
     /// insert in one transaction; a second identical check at once is a free re-read).
     /// When the access is full, an article grant proves it.
-    public func checkAccess(_ request: AccessRequest, reader: AccessReader) throws(ServiceError) -> AccessAnswer {
+    ///
+    /// The facts come from one snapshot on a hot reader and the policy is pure, so they run
+    /// on the caller's task; only a metered read's durable write (fsync) goes to the
+    /// blocking pool. Measured (Benchmarks/HTTPBenchmark): hopping every check to the pool
+    /// cost members about half their throughput in thread switches.
+    public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
         let at = now
-        let decision: Decision
-        do {
-            decision = try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, record: true)
-        } catch let error where reader != .anonymous && error == .store(.accountNotFound(Self.accountReference(reader))) {
-            // A valid token for an account deleted since: the token no longer names anyone.
-            throw .token(.invalidClaim("sub", reason: "no such account"))
+        let policy = try policy()
+        var (facts, decision, pending) = try plan(
+            reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
+        // The grant's key must be usable before a unit is spent on it; read once, used below.
+        let grantIssuer: TokenIssuer? = decision.access == .full ? try mapped { () throws -> TokenIssuer in try self.issuer().0 } : nil
+        if let pending {
+            decision = try await blocking { service throws(ServiceError) in try service.complete(pending) }
+            facts = pending.facts
         }
-        return try answer(decision, request: request, reader: reader, policy: try policy(), at: at)
-    }
-
-    /// The answer around a decision: when the meter frees a unit, and the article grant.
-    func answer(_ decision: Decision, request: AccessRequest, reader: AccessReader, policy: Policy, at: Date) throws(ServiceError) -> AccessAnswer {
-        let title = try mapped { try TitleID(validating: request.title) }
-        let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
-        var answer = AccessAnswer(reader: reader, title: title, articleID: articleID, decision: decision)
+        // The ids were validated and the title found when the facts were gathered.
+        let title = TitleID(rawValue: facts.title.id)
+        var answer = AccessAnswer(reader: reader, title: title, articleID: facts.article.id, decision: decision)
         if let meter = decision.meter, let subject = reader.meterSubject, let index = policy.meters.firstIndex(where: { $0.name == meter.name }) {
             let window = policy.meters[index].window
             answer.meterResetsAt = try mapped { try store.oldestCountedRead(subject: subject, window: window, at: at)?.addingTimeInterval(window) }
         }
-        if decision.access == .full {
-            let subject: MeterSubject = reader.meterSubject ?? .device("anonymous")
-            answer.articleGrant = try issueArticleGrant(subject: subject, title: title.rawValue, article: articleID, lifetime: nil, audience: nil)
+        if decision.access == .full, let issuer = grantIssuer {
+            answer.articleGrant = try mapped {
+                try articleGrant(issuer, subject: reader.meterSubject ?? .device("anonymous"), title: title, article: facts.article.id, lifetime: configuration.articleGrantLifetime)
+            }
         }
         return answer
-    }
-
-    /// The async form. The facts come from hot readers and memory and the policy is pure,
-    /// so they run on the caller's task; only a metered read's durable write (fsync) goes
-    /// to the blocking pool. Measured (Benchmarks/HTTPBenchmark): hopping every check to
-    /// the pool cost members about half their throughput in thread switches.
-    public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
-        let at = now
-        let policy = try policy()
-        var decision: Decision
-        let pending: PendingRead?
-        do {
-            (decision, pending) = try plan(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
-        } catch let error where reader != .anonymous && error == .store(.accountNotFound(Self.accountReference(reader))) {
-            throw .token(.invalidClaim("sub", reason: "no such account"))
-        }
-        if let pending {
-            // The grant's key must be usable before a unit is spent on it.
-            _ = try mapped { try issuer() }
-            decision = try await blocking { service throws(ServiceError) in try service.complete(pending) }
-        }
-        return try answer(decision, request: request, reader: reader, policy: policy, at: at)
-    }
-
-    static func accountReference(_ reader: AccessReader) -> String {
-        if case let .account(id) = reader { return id.rawValue }
-        return ""
     }
 
     /// At most this many articles in one preview.
@@ -168,11 +144,7 @@ extension PaywallService {
         var decisions: [Decision] = []
         decisions.reserveCapacity(requests.count)
         for request in requests {
-            do {
-                decisions.append(try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at))
-            } catch let error where reader != .anonymous && error == .store(.accountNotFound(Self.accountReference(reader))) {
-                throw .token(.invalidClaim("sub", reason: "no such account"))
-            }
+            decisions.append(try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at))
         }
         return decisions
     }
@@ -197,6 +169,14 @@ extension PaywallService {
             return IssuedToken(token: token, kind: .device, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }
+}
+
+/// The token counters, made once (on first use, after the server set up its metrics):
+/// every access check touches one, and making a counter looks it up in the registry.
+enum TokenCounters {
+    static let cacheHits = Counter(label: "paywall_token_cache_hits_total")
+    static let valid = Counter(label: "paywall_token_verifications_total", dimensions: [("result", "valid")])
+    static let refused = Counter(label: "paywall_token_verifications_total", dimensions: [("result", "refused")])
 }
 
 /// Verified tokens by the SHA-256 of their text, until they expire: a reader's repeated

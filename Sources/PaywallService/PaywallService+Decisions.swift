@@ -5,8 +5,11 @@ import PaywallStore
 
 /// Who is reading.
 public enum Reader: Sendable {
-    /// A signed-in reader (email or account id).
+    /// A signed-in reader named by an admin (email or account id).
     case account(String)
+    /// A signed-in reader whose access token names this account: an account deleted since
+    /// makes the token invalid (``ServiceError/token(_:)``), not a missing record.
+    case tokenAccount(AccountID)
     /// An anonymous reader, with the device id the app or cookie gives, if any.
     case anonymous(device: String?)
 }
@@ -53,10 +56,16 @@ extension PaywallService {
             facts.article.tags = article.tags
             facts.request = request
 
-            let subject: MeterSubject?
+            let account: Account?
             switch reader {
-            case let .account(reference):
-                let account = try store.account(matching: reference)
+            case let .tokenAccount(id):
+                guard let found = try store.account(id: id) else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
+                account = found
+            case let .account(reference): account = try store.account(matching: reference)
+            case .anonymous: account = nil
+            }
+            let subject: MeterSubject?
+            if let account {
                 let email = try? EmailAddress(account.email)
                 facts.user.signedIn = true
                 facts.user.id = account.id.rawValue
@@ -72,9 +81,13 @@ extension PaywallService {
                     facts.trial.eligible = try email.map { try store.isTrialEligible(email: $0) } ?? false
                 }
                 subject = .account(account.id)
-            case let .anonymous(device):
+            } else {
                 facts.trial.eligible = true  // anyone may sign up for one
-                subject = try device.map { try MeterSubject.device(validating: $0) }
+                if case let .anonymous(device?) = reader {
+                    subject = try MeterSubject.device(validating: device)
+                } else {
+                    subject = nil
+                }
             }
             facts.meters = try policy.meters.map { meter in
                 // Without a subject nothing can be counted or recorded: the meter is spent
@@ -117,7 +130,7 @@ extension PaywallService {
         if let (membership, status) = best {
             facts.status = status.rawValue
             facts.active = status == .active
-            facts.entitled = status != .expired
+            facts.entitled = MembershipFacts.entitles(facts.status)
             facts.plan = membership.planID.rawValue
             facts.periodEnds = membership.currentPeriodEnd
             facts.graceEnds = (status == .pastDue ? membership.gracePeriodEnd : nil) ?? membership.currentPeriodEnd
@@ -144,7 +157,7 @@ extension PaywallService {
     ) throws(ServiceError) -> Decision {
         let policy: Policy
         if let proposed { policy = proposed } else { policy = try self.policy() }
-        let (decision, pending) = try plan(reader: reader, title: title, article: article, request: request, at: at ?? now, policy: policy, explain: explain)
+        let (_, decision, pending) = try plan(reader: reader, title: title, article: article, request: request, at: at ?? now, policy: policy, explain: explain)
         guard record, let pending else { return decision }
         return try complete(pending)
     }
@@ -163,22 +176,22 @@ extension PaywallService {
     /// what to record. Reads only: hot readers and memory.
     func plan(
         reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at instant: Date, policy: Policy, explain: Bool
-    ) throws(ServiceError) -> (Decision, PendingRead?) {
+    ) throws(ServiceError) -> (DecisionFacts, Decision, PendingRead?) {
         let facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
         let decision = policy.decide(facts, explain: explain)
         guard let outcome = decision.meter, outcome.consumed || outcome.reread,
               let index = policy.meters.firstIndex(where: { $0.name == outcome.name })
-        else { return (decision, nil) }
+        else { return (facts, decision, nil) }
         let subject: MeterSubject
         if facts.user.signedIn {
             subject = .account(AccountID(rawValue: facts.user.id))
         } else if case let .anonymous(device?) = reader {
             subject = try mapped { try MeterSubject.device(validating: device) }
         } else {
-            return (decision, nil)
+            return (facts, decision, nil)
         }
         let read = ArticleRead(subject: subject, titleID: TitleID(rawValue: facts.title.id), articleID: facts.article.id, at: instant)
-        return (decision, PendingRead(facts: facts, decision: decision, policy: policy, index: index, read: read, explain: explain))
+        return (facts, decision, PendingRead(facts: facts, decision: decision, policy: policy, index: index, read: read, explain: explain))
     }
 
     /// Records a planned metered read atomically (a durable write: the blocking pool's

@@ -157,15 +157,24 @@ extension PaywallService {
             let titleID = try TitleID(validating: title)
             guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
             let articleID = try ArticleRead.validateArticleID(article)
-            let sub: String
-            switch subject {
-            case let .account(id): sub = id.rawValue
-            case .device: sub = subject.key
-            }
             let (issuer, created) = try issuer()
-            let (token, claims) = try issuer.articleGrant(subject: sub, audience: audience ?? configuration.audience, title: titleID.rawValue, article: articleID, lifetime: ttl)
-            return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
+            var issued = try articleGrant(issuer, subject: subject, title: titleID, article: articleID, lifetime: ttl, audience: audience)
+            issued.createdKey = created
+            return issued
         }
+    }
+
+    /// An article grant for ids already checked (an access check found the title).
+    func articleGrant(
+        _ issuer: TokenIssuer, subject: MeterSubject, title: TitleID, article: String, lifetime: TimeInterval, audience: String? = nil
+    ) throws -> IssuedToken {
+        let sub: String
+        switch subject {
+        case let .account(id): sub = id.rawValue
+        case .device: sub = subject.key
+        }
+        let (token, claims) = try issuer.articleGrant(subject: sub, audience: audience ?? configuration.audience, title: title.rawValue, article: article, lifetime: lifetime)
+        return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered, createdKey: nil)
     }
 
     /// Issues a comp grant: free access to `titles` for `days` days. Recorded in the audit log.

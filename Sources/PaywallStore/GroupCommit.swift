@@ -41,7 +41,9 @@ final class GroupCommit: @unchecked Sendable {
     }
 
     /// Queues `pending`, and either leads a batch or waits for the leader to commit it.
-    func submit(_ pending: Pending, commit: ([Pending]) -> Void) -> Result<Store.MeteredRead, StoreError> {
+    /// `commit` returns one outcome per read of the batch; they are handed out under the
+    /// lock the followers read them under.
+    func submit(_ pending: Pending, commit: ([Pending]) -> [Result<Store.MeteredRead, StoreError>]) -> Result<Store.MeteredRead, StoreError> {
         condition.lock()
         queue.append(pending)
         while pending.result == nil {
@@ -53,8 +55,9 @@ final class GroupCommit: @unchecked Sendable {
             let batch = Array(queue.prefix(maximumBatch))
             queue.removeFirst(batch.count)
             condition.unlock()
-            commit(batch)  // sets every result
+            let outcomes = commit(batch)
             condition.lock()
+            for (item, outcome) in zip(batch, outcomes) { item.result = outcome }
             batches += 1
             reads += batch.count
             leading = false

@@ -41,14 +41,18 @@ final class HotReaders: Sendable {
     /// on this thread, on the snapshot's connection and transaction.
     func read<T>(_ body: (HotReader, Database) throws -> T) throws -> T {
         if let snapshot = currentSnapshot { return try body(snapshot.reader, snapshot.db) }
+        return try withFreeReader { reader in try reader.queue.inDatabase { db in try body(reader, db) } }
+    }
+
+    /// Takes a free reader for the time of `body`.
+    private func withFreeReader<T>(_ body: (HotReader) throws -> T) rethrows -> T {
         slots.wait()
         let index = available.withLock { $0.removeLast() }
         defer {
             available.withLock { $0.append(index) }
             slots.signal()
         }
-        let reader = readers[index]
-        return try reader.queue.inDatabase { db in try body(reader, db) }
+        return try body(readers[index])
     }
 
     /// Runs `body` with every hot read it makes on this thread in one read transaction of
@@ -57,14 +61,7 @@ final class HotReaders: Sendable {
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         if currentSnapshot != nil { return try body() }
         let outer = Self.current.value  // another store's snapshot: put back after
-        slots.wait()
-        let index = available.withLock { $0.removeLast() }
-        defer {
-            available.withLock { $0.append(index) }
-            slots.signal()
-        }
-        let reader = readers[index]
-        return try reader.queue.inDatabase { db in
+        return try withFreeReader { reader in try reader.queue.inDatabase { db in
             try db.execute(sql: "BEGIN DEFERRED")
             Self.current.value = SnapshotContext(owner: self, reader: reader, db: db)
             defer {
@@ -72,7 +69,7 @@ final class HotReaders: Sendable {
                 try? db.execute(sql: "COMMIT")
             }
             return try body()
-        }
+        } }
     }
 
     func close() throws {

@@ -30,8 +30,9 @@ extension Store {
         return try groupCommit.submit(pending) { batch in commitMetered(batch) }.get()
     }
 
-    /// One transaction for a batch of metered reads, each in a savepoint of its own.
-    private func commitMetered(_ batch: [GroupCommit.Pending]) {
+    /// One transaction for a batch of metered reads, each in a savepoint of its own; an
+    /// outcome per read.
+    private func commitMetered(_ batch: [GroupCommit.Pending]) -> [Result<MeteredRead, StoreError>] {
         do {
             let outcomes: [Result<MeteredRead, StoreError>] = try write { db in
                 try batch.map { pending in
@@ -49,10 +50,10 @@ extension Store {
                     return outcome
                 }
             }
-            for (pending, outcome) in zip(batch, outcomes) { pending.result = outcome }
+            return outcomes
         } catch {
             // The transaction itself failed (locked, disk full…): nothing of it is stored.
-            for pending in batch { pending.result = .failure(error) }
+            return batch.map { _ in .failure(error) }
         }
     }
 

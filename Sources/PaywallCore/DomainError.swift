@@ -15,7 +15,7 @@ public enum DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .weakPassword(violation):
             return "password rejected: \(violation)"
         case let .invalidIdentifier(kind, value, reason):
-            return kind == "tag" ? "invalid tag '\(value)': \(reason)" : "invalid \(kind) id '\(value)': \(reason)"
+            return "invalid \(kind) '\(value)': \(reason)"
         case let .invalidName(kind, reason):
             return "invalid \(kind) name: \(reason)"
         case let .invalidDuration(value):

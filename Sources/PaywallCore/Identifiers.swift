@@ -15,7 +15,7 @@ public struct AccountID: RawRepresentable, Hashable, Sendable, Codable, CustomSt
 /// `-`, starting with a letter or digit (e.g. `euronews`, `annual-all`). Each identifier is
 /// its own type, so a plan id can never be passed where a title id is expected.
 public protocol SlugIdentifier: RawRepresentable, Hashable, Sendable, Codable, Comparable, CustomStringConvertible where RawValue == String {
-    /// What the identifier names, for messages ("title", "plan").
+    /// What the identifier is called in messages ("title id", "plan id").
     static var kind: String { get }
     /// Wraps an already validated value (from the store).
     init(rawValue: String)
@@ -50,14 +50,14 @@ private let slugCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789-".unicode
 
 /// A title's identifier, e.g. `euronews`.
 public struct TitleID: SlugIdentifier {
-    public static let kind = "title"
+    public static let kind = "title id"
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 }
 
 /// A plan's identifier, e.g. `monthly-all`.
 public struct PlanID: SlugIdentifier {
-    public static let kind = "plan"
+    public static let kind = "plan id"
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 }

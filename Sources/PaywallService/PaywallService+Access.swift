@@ -236,9 +236,8 @@ final class VerifiedTokenCache: Sendable {
     }
 }
 
-/// What `/readyz` reports.
+/// What `/readyz` reports (the database took a write transaction, or this was thrown).
 public struct Readiness: Sendable {
-    public var databaseWritable: Bool
     public var policyRevision: String
     public var signingKey: String
 }
@@ -251,6 +250,6 @@ extension PaywallService {
         let ring = try keyRing()
         guard let signer = ring.signingRecord(at: now) else { throw .keys(.noSigningKey(path: configuration.keysDirectory.path)) }
         try mapped { try store.checkWritable() }
-        return Readiness(databaseWritable: true, policyRevision: policy.revision, signingKey: signer.kid)
+        return Readiness(policyRevision: policy.revision, signingKey: signer.kid)
     }
 }

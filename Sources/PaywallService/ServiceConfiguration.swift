@@ -116,10 +116,13 @@ public struct ServiceConfiguration: Sendable {
         } else {
             configuration.developmentKeys = try flag("PAYWALL_DEV_KEYS") ?? overrides.developmentKeysByDefault
         }
-        for (name, flag, path) in [("PAYWALL_ISSUER", overrides.issuer, \ServiceConfiguration.issuer), ("PAYWALL_AUDIENCE", overrides.audience, \ServiceConfiguration.audience)] {
+        let labels: [(String, String, String?, WritableKeyPath<ServiceConfiguration, String>)] = [
+            ("PAYWALL_ISSUER", "--issuer", overrides.issuer, \.issuer), ("PAYWALL_AUDIENCE", "--audience", overrides.audience, \.audience),
+        ]
+        for (name, flagName, flag, path) in labels {
             guard let value = flag ?? environment[name] else { continue }
             guard !value.isEmpty, value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw invalid(flag != nil ? name.replacingOccurrences(of: "PAYWALL_", with: "--").lowercased() : name, value, "1 to 256 printable characters")
+                throw invalid(flag != nil ? flagName : name, value, "1 to 256 printable characters")
             }
             configuration[keyPath: path] = value
         }

@@ -87,6 +87,12 @@ func bare(port: Int) async throws {
     router.post("/bare") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
+    // The same, after reading the request body in full (what every POST route pays).
+    router.post("/bare-body") { request, _ in
+        var request = request
+        _ = try await request.collectBody(upTo: 65_536)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
     try await app.runService()
 }

@@ -37,6 +37,6 @@ function request()
   end
   if mode == "metered" then article = "m" .. id .. "-" .. counter end
   local body = '{"title":"euronews","article":{"id":"' .. article .. '"}}'
-  local path = mode == "bare" and "/bare" or "/v1/access"
+  local path = (mode == "bare" and "/bare") or (mode == "bare-body" and "/bare-body") or "/v1/access"
   return wrk.format("POST", path, headers, body)
 end

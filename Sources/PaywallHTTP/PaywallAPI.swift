@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import Synchronization
 import NIOCore
 import PaywallCore
 import PaywallCrypto
@@ -101,7 +102,7 @@ public struct PaywallAPI: Sendable {
         let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context))
         let answer = try await service.checkAccess(input, reader: reader)
         Self.count(answer.decision)
-        return try Self.json(AccessView(answer), private: true)
+        return Self.json(bytes: AccessView(answer).jsonBytes(), private: true)
     }
 
     func preview(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
@@ -189,11 +190,26 @@ public struct PaywallAPI: Sendable {
     /// The bearer token, if any; a malformed Authorization header is refused.
     func bearer(_ request: Request) throws -> String? {
         guard let header = request.headers[.authorization] else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].utf8.count <= 8192 else {
-            throw APIError.badAuthorization
+        guard let token = Self.bearerToken(header) else { throw APIError.badAuthorization }
+        return token
+    }
+
+    /// The token of `Bearer <token>` (scheme case-insensitive, spaces or tabs around the
+    /// token ignored); nil for anything else. Byte by byte: on every check, and
+    /// Foundation's `trimmingCharacters` alone cost 5% of a member check (measured).
+    static func bearerToken(_ header: String) -> String? {
+        var header = header
+        return header.withUTF8 { bytes -> String? in
+            func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+            let scheme = Array("bearer".utf8)
+            guard bytes.count > scheme.count, blank(bytes[scheme.count]) else { return nil }
+            for index in 0..<scheme.count where bytes[index] | 0x20 != scheme[index] { return nil }
+            var start = scheme.count + 1, end = bytes.count
+            while start < end, blank(bytes[start]) { start += 1 }
+            while end > start, blank(bytes[end - 1]) { end -= 1 }
+            guard start < end, end - start <= 8192 else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
-        return String(parts[1]).trimmingCharacters(in: .whitespaces)
     }
 
     func readerOf(_ request: Request) throws -> AccessReader {
@@ -213,11 +229,14 @@ public struct PaywallAPI: Sendable {
     }
 
     static func json<T: Encodable>(_ value: T, private isPrivate: Bool = false) throws -> Response {
-        let data = try ViewEncoding.encoder(pretty: false).encode(value)
-        return Response(
+        json(bytes: try ViewEncoding.encoder(pretty: false).encode(value), private: isPrivate)
+    }
+
+    static func json(bytes: some Sequence<UInt8>, private isPrivate: Bool = false) -> Response {
+        Response(
             status: .ok,
             headers: [.contentType: "application/json; charset=utf-8", .cacheControl: isPrivate ? "private, no-store" : "no-store"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }
 
@@ -262,12 +281,28 @@ struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = PaywallRequestContext
     static let header = HTTPField.Name("X-Request-Id")!
 
+    /// Ids made here: a random prefix per process and a counter, unique across restarts
+    /// and servers without a UUID per request (`UUID().uuidString` was 2% of a check).
+    static let prefix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        prefix + "-" + String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
+    }
+
+    static func isSane(_ id: String) -> Bool {
+        id.utf8.count >= 1 && id.utf8.count <= 64 && id.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): true
+            default: false
+            }
+        }
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let given = request.headers[Self.header].flatMap { id in
-            !id.isEmpty && id.utf8.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) } ? id : nil
-        }
-        let id = given ?? UUID().uuidString.lowercased()
+        let id = request.headers[Self.header].flatMap { Self.isSane($0) ? $0 : nil } ?? Self.next()
         context.logger[metadataKey: "request"] = .string(id)
         do {
             var response = try await next(request, context)

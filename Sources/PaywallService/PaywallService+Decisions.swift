@@ -66,10 +66,10 @@ extension PaywallService {
             }
             let subject: MeterSubject?
             if let account {
-                let email = try? EmailAddress(account.email)
+                let email = EmailAddress(stored: account.email)
                 facts.user.signedIn = true
                 facts.user.id = account.id.rawValue
-                facts.user.emailDomain = email?.domain ?? ""
+                facts.user.emailDomain = email.domain
                 facts.user.emailVerified = account.emailVerifiedAt != nil
                 facts.user.createdAt = account.createdAt
                 facts.membership = try membershipFacts(accountID: account.id, title: titleID, at: at)
@@ -78,7 +78,7 @@ extension PaywallService {
                     facts.trial.endsAt = trial.endsAt
                     facts.trial.eligible = false
                 } else {
-                    facts.trial.eligible = try email.map { try store.isTrialEligible(email: $0) } ?? false
+                    facts.trial.eligible = try store.isTrialEligible(email: email)
                 }
                 subject = .account(account.id)
             } else {

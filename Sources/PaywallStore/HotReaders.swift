@@ -62,11 +62,12 @@ final class HotReaders: Sendable {
         if currentSnapshot != nil { return try body() }
         let outer = Self.current.value  // another store's snapshot: put back after
         return try withFreeReader { reader in try reader.queue.inDatabase { db in
-            try db.execute(sql: "BEGIN DEFERRED")
+            // Prepared once per connection: `execute(sql:)` parsed both on every check.
+            try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
             Self.current.value = SnapshotContext(owner: self, reader: reader, db: db)
             defer {
                 Self.current.value = outer
-                try? db.execute(sql: "COMMIT")
+                do { try db.cachedStatement(sql: "COMMIT").execute() } catch { try? db.execute(sql: "ROLLBACK") }
             }
             return try body()
         } }

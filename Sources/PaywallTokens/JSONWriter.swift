@@ -1,14 +1,14 @@
 /// Writes compact JSON straight into bytes (no intermediate tree): how token claims are
-/// serialized on the signing path.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+/// serialized on the signing path, and the access check's answer (`AccessView`).
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
     /// For each open container (bit = depth, up to 64): whether nothing is written in it yet.
     private var first: UInt64 = 0
     private var depth = 0
     /// A member name was written; its value comes next (no separator).
     private var afterKey = false
 
-    init(capacity: Int = 512) { bytes.reserveCapacity(capacity) }
+    public init(capacity: Int = 512) { bytes.reserveCapacity(capacity) }
 
     /// Writes the separator a new element needs, if any.
     private mutating func beforeValue() {
@@ -34,21 +34,21 @@ struct JSONWriter {
         depth -= 1
     }
 
-    mutating func beginObject() { open(UInt8(ascii: "{")) }
-    mutating func endObject() { close(UInt8(ascii: "}")) }
-    mutating func beginArray() { open(UInt8(ascii: "[")) }
-    mutating func endArray() { close(UInt8(ascii: "]")) }
+    public mutating func beginObject() { open(UInt8(ascii: "{")) }
+    public mutating func endObject() { close(UInt8(ascii: "}")) }
+    public mutating func beginArray() { open(UInt8(ascii: "[")) }
+    public mutating func endArray() { close(UInt8(ascii: "]")) }
 
     /// Writes a member name; the next value written is its value.
-    mutating func key(_ name: String) {
+    public mutating func key(_ name: String) {
         beforeValue()
         JSONValue.writeString(name, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
         afterKey = true
     }
 
-    mutating func string(_ value: String) { beforeValue(); JSONValue.writeString(value, to: &bytes) }
-    mutating func integer(_ value: Int64) {
+    public mutating func string(_ value: String) { beforeValue(); JSONValue.writeString(value, to: &bytes) }
+    public mutating func integer(_ value: Int64) {
         beforeValue()
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
@@ -65,11 +65,17 @@ struct JSONWriter {
             bytes.append(contentsOf: buffer[(20 - count)...])
         }
     }
+    public mutating func bool(_ value: Bool) {
+        beforeValue()
+        bytes.append(contentsOf: value ? Array("true".utf8) : Array("false".utf8))
+    }
+    /// Bytes the caller vouches are one complete JSON value (a number or date it formatted).
+    public mutating func raw(_ value: some Sequence<UInt8>) { beforeValue(); bytes.append(contentsOf: value) }
     /// A NumericDate: whole seconds since 1970.
-    mutating func seconds(_ value: Double) { integer(Int64(value.rounded(.down))) }
+    public mutating func seconds(_ value: Double) { integer(Int64(value.rounded(.down))) }
 
-    mutating func string(_ name: String, _ value: String) { key(name); string(value) }
-    mutating func seconds(_ name: String, _ value: Double) { key(name); seconds(value) }
-    mutating func objectValue(_ name: String) { key(name); beginObject() }
-    mutating func arrayValue(_ name: String) { key(name); beginArray() }
+    public mutating func string(_ name: String, _ value: String) { key(name); string(value) }
+    public mutating func seconds(_ name: String, _ value: Double) { key(name); seconds(value) }
+    public mutating func objectValue(_ name: String) { key(name); beginObject() }
+    public mutating func arrayValue(_ name: String) { key(name); beginArray() }
 }

@@ -185,7 +185,9 @@ struct AccessRouteTests {
         #expect(ids[0] == "req-42_abc.DEF")
         for id in ids[1...3] {
             let id = try #require(id)
-            #expect(UUID(uuidString: id) != nil, "a new id: \(id)")
+            // Made here: hex process prefix, '-', hex counter (sane by our own rule).
+            let parts = id.split(separator: "-")
+            #expect(parts.count == 2 && parts.allSatisfy { UInt64($0, radix: 16) != nil }, "a new id: \(id)")
         }
         #expect(Set(ids[1...3]).count == 3, "each request its own id")
         #expect(ids[4] == "bad-json-1" && responses[4].status == .badRequest)

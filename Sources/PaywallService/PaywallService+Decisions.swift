@@ -197,16 +197,39 @@ extension PaywallService {
     /// Records a planned metered read atomically (a durable write: the blocking pool's
     /// work) and returns the decision as it stands after it.
     func complete(_ pending: PendingRead) throws(ServiceError) -> Decision {
+        let meter = pending.policy.meters[pending.index]
+        let result = try mapped { try store.recordMeteredRead(pending.read, window: meter.window, limit: meter.limit) }
+        return settle(pending, result)
+    }
+
+    /// At most this many metered reads wait for a transaction; past it checks are refused
+    /// (``ServiceError/overloaded``) instead of piling up in memory behind a stalled disk.
+    static let meteredReadsWaitingLimit = 10_000
+
+    /// ``complete(_:)`` for async callers: the read waits for its transaction without
+    /// holding a thread (``Store/recordMeteredRead(_:window:limit:)``).
+    func complete(_ pending: PendingRead) async throws(ServiceError) -> Decision {
+        if store.meteredReadsWaiting >= Self.meteredReadsWaitingLimit { throw .overloaded }
+        let meter = pending.policy.meters[pending.index]
+        let result: Store.MeteredRead
+        do {
+            result = try await store.recordMeteredRead(pending.read, window: meter.window, limit: meter.limit)
+        } catch {
+            throw .store(error)
+        }
+        return settle(pending, result)
+    }
+
+    /// The decision as it stands once the read is recorded (or found taken meanwhile).
+    private func settle(_ pending: PendingRead, _ result: Store.MeteredRead) -> Decision {
         var facts = pending.facts
         var decision = pending.decision
         let policy = pending.policy
         let index = pending.index
         let explain = pending.explain
-        let read = pending.read
-        let subject = read.subject
-        let instant = read.at
+        let subject = pending.read.subject
+        let instant = pending.read.at
         let meter = policy.meters[index]
-        let result = try mapped { try store.recordMeteredRead(read, window: meter.window, limit: meter.limit) }
         switch result {
         case let .exhausted(used):
             // A concurrent read took the last unit: decide again on the meter as it is.

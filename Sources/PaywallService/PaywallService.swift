@@ -23,6 +23,8 @@ public final class PaywallService: Sendable {
     let heldSigner = Mutex<JWSSigner?>(nil)
     /// Verified access and device tokens, until they expire.
     let tokenCache: VerifiedTokenCache
+    /// Article grants of access checks, reused while young (see ``GrantCache``).
+    let grantCache: GrantCache
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
     private let heldPolicy = Mutex<Policy?>(nil)
     /// Loaded on first use, replaced by ``reloadKeys()`` and after every key change.
@@ -62,6 +64,7 @@ public final class PaywallService: Sendable {
         }
         self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
         self.tokenCache = VerifiedTokenCache(capacity: configuration.tokenCacheCapacity)
+        self.grantCache = GrantCache(capacity: configuration.tokenCacheCapacity)
     }
 
     /// "Now", from the configured clock.
@@ -142,6 +145,7 @@ public final class PaywallService: Sendable {
         heldKeys.withLock { $0 = loaded }
         heldSigner.withLock { $0 = nil }
         tokenCache.removeAll()
+        grantCache.removeAll()
         return loaded.ring
     }
 
@@ -160,6 +164,7 @@ public final class PaywallService: Sendable {
         heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring)) }
         heldSigner.withLock { $0 = nil }
         tokenCache.removeAll()
+        grantCache.removeAll()
     }
 
     /// Stops taking blocking work, waits for what is queued and running to finish, then

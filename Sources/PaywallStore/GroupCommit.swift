@@ -7,69 +7,145 @@ import PaywallCore
 ///
 /// Why: a durable commit costs one fsync, about 130–240 µs here (BENCHMARKS.md, "record a
 /// read"), so one transaction per read caps a server at 4–7 thousand metered checks a
-/// second whatever its CPU. Readers that arrive while a commit is in flight queue up; the
-/// first of them becomes the next leader and runs them all in one transaction. Each read
-/// is still checked and inserted in order inside that transaction, so the meter's last
-/// unit stays exact, and each caller is answered only after the commit that holds its
-/// read (nothing acknowledged can be lost). A read that fails (an unknown title) fails
-/// alone: it runs in a savepoint of its own.
+/// second whatever its CPU. Reads queue up here; one committer thread takes everything
+/// waiting (up to ``maximumBatch``) and runs it in one transaction. Each read is still
+/// checked and inserted in order inside that transaction, so the meter's last unit stays
+/// exact, and each caller is answered only after the commit that holds its read (nothing
+/// acknowledged can be lost). A read that fails (an unknown title) fails alone: it runs in
+/// a savepoint of its own.
+///
+/// Why a thread of its own rather than the caller's: an async caller (an HTTP access
+/// check) suspends instead of holding a thread while it waits, and nobody is woken but the
+/// callers whose reads committed. The first version let each caller wait on a pool thread
+/// and woke them all after every commit; `perf` showed a third of a metered check's CPU in
+/// those hops and wake-ups (BENCHMARKS.md, HTTP API).
 final class GroupCommit: @unchecked Sendable {
-    /// One waiting read and, once its batch committed, its outcome.
-    final class Pending {
+    typealias Outcome = Result<Store.MeteredRead, StoreError>
+
+    /// One waiting read, and who to tell its outcome once its batch committed.
+    struct Pending: Sendable {
         let read: ArticleRead
         let window: TimeInterval
         let limit: Int
-        var result: Result<Store.MeteredRead, StoreError>?
-        init(read: ArticleRead, window: TimeInterval, limit: Int) {
-            self.read = read
-            self.window = window
-            self.limit = limit
-        }
+        let deliver: @Sendable (Outcome) -> Void
     }
 
     private let condition = NSCondition()
     private var queue: [Pending] = []
-    private var leading = false
+    /// The committer thread is running (it ends after ``idleTimeout`` without work).
+    private var committing = false
+    private var closed = false
     /// Batches committed and reads in them (for tests and benchmarks).
-    private(set) var batches = 0
-    private(set) var reads = 0
-    /// At most this many reads in one transaction (bounds the time a lock is held).
-    let maximumBatch: Int
+    private var batches = 0
+    private var reads = 0
 
-    init(maximumBatch: Int = 256) {
+    /// At most this many reads in one transaction (bounds the time the write lock is held).
+    let maximumBatch: Int
+    /// How long the committer thread waits for more work before it ends.
+    let idleTimeout: TimeInterval
+
+    init(maximumBatch: Int = 256, idleTimeout: TimeInterval = 2) {
         self.maximumBatch = max(1, maximumBatch)
+        self.idleTimeout = idleTimeout
     }
 
-    /// Queues `pending`, and either leads a batch or waits for the leader to commit it.
-    /// `commit` returns one outcome per read of the batch; they are handed out under the
-    /// lock the followers read them under.
-    func submit(_ pending: Pending, commit: ([Pending]) -> [Result<Store.MeteredRead, StoreError>]) -> Result<Store.MeteredRead, StoreError> {
+    /// Queues `pending`; its `deliver` is called on the committer thread once the
+    /// transaction holding it has committed (or failed). `commit` runs a batch in one
+    /// transaction and returns an outcome per read; the thread it starts keeps it (and what
+    /// it captures) until the thread ends or ``close()``.
+    func enqueue(_ pending: Pending, commit: @escaping @Sendable ([Pending]) -> [Outcome], closedError: @autoclosure () -> StoreError) {
         condition.lock()
+        if closed {
+            condition.unlock()
+            pending.deliver(.failure(closedError()))
+            return
+        }
         queue.append(pending)
-        while pending.result == nil {
-            if leading {
-                condition.wait()
+        let start = !committing
+        committing = true
+        condition.signal()
+        condition.unlock()
+        if start {
+            let thread = Thread { [self] in run(commit) }
+            thread.name = "paywall-group-commit"
+            thread.start()
+        }
+    }
+
+    /// The committer: batches until the queue stays empty for ``idleTimeout`` (or the
+    /// store closes and the queue is drained).
+    private func run(_ commit: @Sendable ([Pending]) -> [Outcome]) {
+        condition.lock()
+        while true {
+            if queue.isEmpty {
+                if closed { break }
+                if !condition.wait(until: Date().addingTimeInterval(idleTimeout)), queue.isEmpty { break }
                 continue
             }
-            leading = true
             let batch = Array(queue.prefix(maximumBatch))
             queue.removeFirst(batch.count)
             condition.unlock()
             let outcomes = commit(batch)
             condition.lock()
-            for (item, outcome) in zip(batch, outcomes) { item.result = outcome }
             batches += 1
             reads += batch.count
-            leading = false
-            condition.broadcast()
+            condition.unlock()
+            for (item, outcome) in zip(batch, outcomes) { item.deliver(outcome) }
+            condition.lock()
         }
+        committing = false
+        condition.broadcast()  // close() waits for this
         condition.unlock()
-        return pending.result ?? .failure(.sqlite(path: "?", code: -1, message: "no result", sql: nil))
+    }
+
+    /// Blocks until `pending` is committed: for synchronous callers (the CLI, tests).
+    func submit(
+        read: ArticleRead, window: TimeInterval, limit: Int, commit: @escaping @Sendable ([Pending]) -> [Outcome], closedError: @autoclosure () -> StoreError
+    ) -> Outcome {
+        let box = OutcomeBox()
+        enqueue(Pending(read: read, window: window, limit: limit, deliver: { box.set($0) }), commit: commit, closedError: closedError())
+        return box.wait()
+    }
+
+    /// Reads waiting for a transaction now.
+    var waiting: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count
     }
 
     var statistics: (batches: Int, reads: Int) {
         condition.lock()
         defer { condition.unlock() }
         return (batches, reads)
+    }
+
+    /// Refuses new reads, commits those queued, and returns once the committer has ended.
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        while committing { condition.wait() }
+        condition.unlock()
+    }
+}
+
+/// One outcome handed from the committer thread to a caller blocked on it.
+private final class OutcomeBox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var outcome: GroupCommit.Outcome?
+
+    func set(_ value: GroupCommit.Outcome) {
+        condition.lock()
+        outcome = value
+        condition.signal()
+        condition.unlock()
+    }
+
+    func wait() -> GroupCommit.Outcome {
+        condition.lock()
+        defer { condition.unlock() }
+        while outcome == nil { condition.wait() }
+        return outcome ?? .failure(.sqlite(path: "?", code: -1, message: "no outcome", sql: nil))
     }
 }

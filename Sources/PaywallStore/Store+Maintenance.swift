@@ -64,6 +64,8 @@ extension Store {
 
     /// Closes the database; further calls fail.
     public func close() throws(StoreError) {
+        // Metered reads already queued are committed (and answered) first.
+        groupCommit.close()
         do {
             try hotReaders.close()
             try pool.close()

@@ -26,9 +26,25 @@ extension Store {
     /// returns once the transaction holding its read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
         if readOnly { throw StoreError.readOnly(path: path) }
-        let pending = GroupCommit.Pending(read: read, window: window, limit: limit)
-        return try groupCommit.submit(pending) { batch in commitMetered(batch) }.get()
+        return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get()
     }
+
+    /// ``recordMeteredRead(_:window:limit:)`` for async callers: suspends (holding no
+    /// thread) until the transaction holding the read has committed.
+    public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> MeteredRead {
+        if readOnly { throw StoreError.readOnly(path: path) }
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<GroupCommit.Outcome, Never>) in
+            groupCommit.enqueue(
+                GroupCommit.Pending(read: read, window: window, limit: limit, deliver: { continuation.resume(returning: $0) }),
+                commit: { [self] in commitMetered($0) }, closedError: closedError)
+        }
+        return try outcome.get()
+    }
+
+    /// Metered reads waiting for their transaction.
+    public var meteredReadsWaiting: Int { groupCommit.waiting }
+
+    private var closedError: StoreError { .cannotOpen(path: path, detail: "the store is closed") }
 
     /// One transaction for a batch of metered reads, each in a savepoint of its own; an
     /// outcome per read.

@@ -60,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
             flags.logLevel = logLevel
             flags.logFormat = logFormat
             return (configuration, try ServerSettings.resolve(environment: environment, flags: flags))
-        } catch let error as ServiceError {
+        } catch {
             throw ValidationError(error.description)
         }
     }

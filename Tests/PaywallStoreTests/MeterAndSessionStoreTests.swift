@@ -158,6 +158,64 @@ final class LockedResults: @unchecked Sendable {
     var all: [(Int, Result<Store.MeteredRead, StoreError>)] { lock.lock(); defer { lock.unlock() }; return results }
 }
 
+@Suite("Group commit for async callers")
+struct AsyncGroupCommitTests {
+    @Test("300 concurrent async reads of one subject with a limit of 3: exactly 3 recorded, the rest exhausted or re-reads, in shared transactions")
+    func lastUnitExact() async throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let store = f.store
+        let now = f.clock.now()
+        let outcomes = try await withThrowingTaskGroup(of: Store.MeteredRead.self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    // 100 articles, each asked three times at once.
+                    let read = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "a\(index % 100)", at: now)
+                    return try await store.recordMeteredRead(read, window: 86_400, limit: 3)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let recorded = outcomes.filter { if case .recorded = $0 { true } else { false } }.count
+        let rereads = outcomes.filter { $0 == .reread }.count
+        #expect(recorded == 3)
+        #expect(rereads == 6, "each recorded article asked twice more: free re-reads")
+        #expect(outcomes.count - recorded - rereads == 291)
+        #expect(try store.meterUsage(subject: .device("d1"), window: 86_400).used == 3)
+        #expect(try rowCounts(path: f.path)["reads"] == 9, "3 counted, 6 free re-reads recorded as such")
+        let (batches, reads) = store.groupCommit.statistics
+        #expect(reads == 300 && batches < 300)
+    }
+
+    @Test("closing the store commits what is queued; a read after it fails with a clear error and writes nothing")
+    func closeDrains() async throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let store = f.store
+        let now = f.clock.now()
+        let answered = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<50 {
+                group.addTask {
+                    let read = ArticleRead(subject: .device("d\(index)"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: now)
+                    return try await store.recordMeteredRead(read, window: 86_400, limit: 3) == .recorded(used: 1)
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        try store.close()
+        #expect(answered == 50)
+        #expect(try rowCounts(path: f.path)["reads"] == 50)
+        let late = ArticleRead(subject: .device("late"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: now)
+        await #expect(throws: StoreError.cannotOpen(path: f.path, detail: "the store is closed")) {
+            _ = try await store.recordMeteredRead(late, window: 86_400, limit: 3)
+        }
+        #expect(throws: StoreError.cannotOpen(path: f.path, detail: "the store is closed")) {
+            _ = try store.recordMeteredRead(late, window: 86_400, limit: 3)
+        }
+        #expect(try rowCounts(path: f.path)["reads"] == 50)
+    }
+}
+
 @Suite("Metered reads committed out of order")
 struct OutOfOrderMeterTests {
     @Test("a read stamped later but committed first holds the last unit: the earlier one is refused")

@@ -125,15 +125,10 @@ extension PaywallService {
         }
     }
 
-    /// Every membership of the account with the titles its plan grants (one plan read per
-    /// distinct plan). Shared by access tokens and policy decisions.
+    /// Every membership of the account with the titles its plan grants (one statement).
+    /// Shared by access tokens and policy decisions.
     func membershipsWithTitles(accountID: AccountID) throws -> [(Membership, TitleBundle)] {
-        var plans: [PlanID: Plan] = [:]
-        return try store.memberships(accountID: accountID).map { membership in
-            let plan = try plans[membership.planID] ?? store.plan(id: membership.planID)
-            plans[membership.planID] = plan
-            return (membership, plan?.bundle ?? .titles([]))
-        }
+        try store.membershipsWithBundles(accountID: accountID)
     }
 
     /// Issues an access token with the account's current entitlements.

@@ -122,7 +122,21 @@ final class HotReader: @unchecked Sendable {
         let meterAll: Statement
         let meterTitle: Statement
         let readInWindow: Statement
+        let titleByID: Statement
+        let membershipsWithBundles: Statement
     }
+
+    /// A title and its tags (comma-joined: tags are slugs). Argument: the title id.
+    static let titleSQL = "\(Store.titleSelect) WHERE t.id = ?"
+
+    /// An account's memberships, newest first, each with its plan's bundle in the same
+    /// row (one statement instead of one per plan). Argument: the account id.
+    static let membershipsSQL = """
+        SELECT \(Membership.columns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")),
+               p.all_titles, (SELECT group_concat(title_id, ',') FROM plan_titles WHERE plan_id = m.plan_id)
+        FROM memberships m LEFT JOIN plans p ON p.id = m.plan_id
+        WHERE m.account_id = ? ORDER BY m.id DESC
+        """
 
     init(_ queue: DatabaseQueue) throws {
         self.queue = queue
@@ -132,7 +146,9 @@ final class HotReader: @unchecked Sendable {
                 accountByID: try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"),
                 meterAll: try db.makeStatement(sql: MeterSQL.countAll),
                 meterTitle: try db.makeStatement(sql: MeterSQL.countTitle),
-                readInWindow: try db.makeStatement(sql: MeterSQL.readInWindow))
+                readInWindow: try db.makeStatement(sql: MeterSQL.readInWindow),
+                titleByID: try db.makeStatement(sql: Self.titleSQL),
+                membershipsWithBundles: try db.makeStatement(sql: Self.membershipsSQL))
         }
     }
 
@@ -171,6 +187,57 @@ final class HotReader: @unchecked Sendable {
                     updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
             }
         }
+    }
+
+    /// The title with this id, with its tags.
+    func title(id: String, _ db: Database) throws -> Title? {
+        let handle = try prepared(db).titleByID.sqliteStatement
+        return try withText(handle, 1, id, db) { () throws -> Title? in
+            try run(handle, db) { () throws -> Title? in
+                guard try step(handle, db) else { return nil }
+                return Title(
+                    id: TitleID(rawValue: text(handle, 0) ?? ""), name: text(handle, 1) ?? "", publisher: text(handle, 2) ?? "",
+                    tags: Self.list(text(handle, 4)), createdAt: Date(millis: sqlite3_column_int64(handle, 3)))
+            }
+        }
+    }
+
+    /// Every membership of the account, newest first, with the titles its plan grants (a
+    /// plan that no longer exists grants none).
+    func membershipsWithBundles(accountID: String, _ db: Database) throws -> [(Membership, TitleBundle)] {
+        let handle = try prepared(db).membershipsWithBundles.sqliteStatement
+        return try withText(handle, 1, accountID, db) { () throws -> [(Membership, TitleBundle)] in
+            try run(handle, db) { () throws -> [(Membership, TitleBundle)] in
+                var found: [(Membership, TitleBundle)] = []
+                while try step(handle, db) {
+                    let membership = Membership(
+                        id: sqlite3_column_int64(handle, 0),
+                        accountID: AccountID(rawValue: text(handle, 1) ?? ""),
+                        planID: PlanID(rawValue: text(handle, 2) ?? ""),
+                        status: MembershipStatus(rawValue: text(handle, 3) ?? "") ?? .expired,
+                        currentPeriodEnd: Date(millis: sqlite3_column_int64(handle, 4)),
+                        gracePeriodEnd: sqlite3_column_type(handle, 5) == SQLITE_NULL ? nil : Date(millis: sqlite3_column_int64(handle, 5)),
+                        cancelAtPeriodEnd: sqlite3_column_int64(handle, 6) != 0,
+                        source: MembershipSource(rawValue: text(handle, 7) ?? ""),
+                        createdAt: Date(millis: sqlite3_column_int64(handle, 8)),
+                        updatedAt: Date(millis: sqlite3_column_int64(handle, 9)))
+                    let bundle: TitleBundle
+                    if sqlite3_column_type(handle, 10) != SQLITE_NULL, sqlite3_column_int64(handle, 10) != 0 {
+                        bundle = .all
+                    } else {
+                        bundle = .titles(Set(Self.list(text(handle, 11)).map(TitleID.init(rawValue:))))
+                    }
+                    found.append((membership, bundle))
+                }
+                return found
+            }
+        }
+    }
+
+    /// The items of a `group_concat(…, ',')` of slugs.
+    private static func list(_ joined: String?) -> Set<String> {
+        guard let joined, !joined.isEmpty else { return [] }
+        return Set(joined.split(separator: ",").map(String.init))
     }
 
     /// Distinct articles read by `subject` in `(start, end]`, optionally of one title.

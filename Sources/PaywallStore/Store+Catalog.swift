@@ -37,7 +37,7 @@ extension Store {
     }
 
     /// Title columns with the tags folded into one text (tags are slugs: no commas).
-    private static let titleSelect = """
+    static let titleSelect = """
         SELECT t.id, t.name, t.publisher, t.created_at,
                (SELECT group_concat(tag, ',') FROM title_tags WHERE title_id = t.id) FROM titles t
         """
@@ -60,7 +60,7 @@ extension Store {
 
     /// The title with this id, or nil. (One statement, on every access check: a hot reader.)
     public func title(id: TitleID) throws(StoreError) -> Title? {
-        try readHot { _, db in try Self.title(db, id) }
+        try readHot { reader, db in try reader.title(id: id.rawValue, db) }
     }
 
     static func titleExists(_ db: Database, _ id: TitleID) throws -> Bool {

@@ -132,6 +132,12 @@ extension Store {
         }
     }
 
+    /// Every membership of the account, newest first, each with the titles its plan
+    /// grants: one statement on a hot reader (every access check reads it).
+    public func membershipsWithBundles(accountID: AccountID) throws(StoreError) -> [(Membership, TitleBundle)] {
+        try readHot { reader, db in try reader.membershipsWithBundles(accountID: accountID.rawValue, db) }
+    }
+
     /// A membership's status changes, oldest first.
     public func membershipHistory(id: Int64) throws(StoreError) -> [MembershipStatusChange] {
         try read { db in

@@ -98,7 +98,7 @@ public struct PaywallAPI: Sendable {
     func access(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         var request = request
         let reader = try readerOf(request)
-        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context))
+        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context), allowGift: true)
         let answer = try await service.checkAccess(input, reader: reader)
         Self.count(answer.decision)
         return try Self.json(AccessView(answer), private: true)

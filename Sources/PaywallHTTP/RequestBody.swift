@@ -113,9 +113,10 @@ func rateLimitKey(_ address: String?) -> String {
 extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
 
-    /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`.
-    init(_ fields: RequestBody.Fields, request facts: RequestFacts) throws {
-        let body = try fields.only(["title", "article", "channel"])
+    /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`,
+    /// and `"gift"` (a gift link's token) when `allowGift`.
+    init(_ fields: RequestBody.Fields, request facts: RequestFacts, allowGift: Bool = false) throws {
+        let body = try fields.only(allowGift ? ["title", "article", "channel", "gift"] : ["title", "article", "channel"])
         guard let articleFields = try body.fields("article") else { throw body.missing("article") }
         let article = try articleFields.only(["id", "free", "publishedAt", "section", "tags"])
         var input = ArticleInput(id: try article.requiredString("id"))
@@ -128,6 +129,6 @@ extension AccessRequest {
             guard Self.channels.contains(channel) else { throw body.invalid("channel", "one of web, app, rss, email, api") }
             request.channel = channel
         }
-        self.init(title: try body.requiredString("title"), article: input, request: request)
+        self.init(title: try body.requiredString("title"), article: input, request: request, gift: allowGift ? try body.string("gift") : nil)
     }
 }

@@ -34,6 +34,19 @@ struct RequestBody {
         return Fields(object: object, path: "")
     }
 
+    /// The body's object, or nil for an empty body (whatever the headers say): for routes
+    /// whose body is optional.
+    static func optionalObject(_ request: inout Request) async throws -> Fields? {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge(limit)
+        }
+        guard buffer.readableBytes > 0 else { return nil }
+        return try await object(&request)
+    }
+
     /// The members of one JSON object, read by name and type.
     struct Fields {
         let object: JSONObject
@@ -72,6 +85,12 @@ struct RequestBody {
             guard let value = object[key], value != .null else { return nil }
             guard let flag = value.boolValue else { throw invalid(key, "true or false") }
             return flag
+        }
+
+        func integer(_ key: String) throws -> Int? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let number = value.numberValue, number.rounded() == number, abs(number) < 1e9 else { throw invalid(key, "a whole number") }
+            return Int(number)
         }
 
         func strings(_ key: String, max: Int) throws -> [String]? {

@@ -61,6 +61,8 @@ public struct PaywallAPI: Sendable {
         router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
         router.get("/readyz") { _, _ in try await self.ready() }
         router.get("/openapi.json") { _, _ in try Self.openAPI() }
+        addAdminRoutes(to: router)
+        addGiftRoutes(to: router)
         if let metrics {
             router.get("/metrics") { _, _ in
                 Response(
@@ -72,24 +74,29 @@ public struct PaywallAPI: Sendable {
         return router
     }
 
-    /// Each route's path and the one method it takes.
+    /// Each route's path and a method it takes (a path taking several is listed once per method).
     static let routes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
         ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
-    ]
+    ] + adminRoutes + giftRoutes
 
-    /// The methods each route takes, as `Allow` lists them.
-    static let methods: [String: String] = Dictionary(uniqueKeysWithValues: routes.map { ($0.path, $0.allowed == .get ? "GET, HEAD" : $0.allowed.rawValue) })
+    /// The methods each path takes, in the table's order.
+    static let allowedMethods: [String: [HTTPRequest.Method]] = routes.reduce(into: [:]) { $0[$1.path, default: []].append($1.allowed) }
+
+    /// The methods each path takes, as `Allow` lists them (HEAD wherever GET).
+    static let methods: [String: String] = allowedMethods.mapValues { allowed in
+        allowed.flatMap { $0 == .get ? ["GET", "HEAD"] : [$0.rawValue] }.joined(separator: ", ")
+    }
 
     /// Hummingbird answers a known path asked with a method it has no route for as an
     /// unknown route (404): every other method of each path is answered 405 here instead,
     /// with the `Allow` header (the error middleware does the same for any other method).
     static func refuseOtherMethods(_ router: Router<PaywallRequestContext>) {
         let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
-        for route in routes {
-            let error = APIError.methodNotAllowed(allow: Self.methods[route.path])
-            for method in methods where method != route.allowed && !(method == .head && route.allowed == .get) {
-                router.on(RouterPath(route.path), method: method) { _, _ -> Response in throw error }
+        for (path, allowed) in allowedMethods {
+            let error = APIError.methodNotAllowed(allow: Self.methods[path])
+            for method in methods where !allowed.contains(method) && !(method == .head && allowed.contains(.get)) {
+                router.on(RouterPath(path), method: method) { _, _ -> Response in throw error }
             }
         }
     }
@@ -99,7 +106,7 @@ public struct PaywallAPI: Sendable {
     func access(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         var request = request
         let reader = try readerOf(request)
-        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context))
+        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context), allowGift: true)
         let answer = try await service.checkAccess(input, reader: reader)
         Self.count(answer.decision)
         return Self.json(bytes: AccessView(answer).jsonBytes(), private: true)

@@ -34,6 +34,19 @@ struct RequestBody {
         return Fields(object: object, path: "")
     }
 
+    /// The body's object, or nil for an empty body (whatever the headers say): for routes
+    /// whose body is optional.
+    static func optionalObject(_ request: inout Request) async throws -> Fields? {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge(limit)
+        }
+        guard buffer.readableBytes > 0 else { return nil }
+        return try await object(&request)
+    }
+
     /// The members of one JSON object, read by name and type.
     struct Fields {
         let object: JSONObject
@@ -72,6 +85,12 @@ struct RequestBody {
             guard let value = object[key], value != .null else { return nil }
             guard let flag = value.boolValue else { throw invalid(key, "true or false") }
             return flag
+        }
+
+        func integer(_ key: String) throws -> Int? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let number = value.numberValue, number.rounded() == number, abs(number) < 1e9 else { throw invalid(key, "a whole number") }
+            return Int(number)
         }
 
         func strings(_ key: String, max: Int) throws -> [String]? {
@@ -113,9 +132,10 @@ func rateLimitKey(_ address: String?) -> String {
 extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
 
-    /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`.
-    init(_ fields: RequestBody.Fields, request facts: RequestFacts) throws {
-        let body = try fields.only(["title", "article", "channel"])
+    /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`,
+    /// and `"gift"` (a gift link's token) when `allowGift`.
+    init(_ fields: RequestBody.Fields, request facts: RequestFacts, allowGift: Bool = false) throws {
+        let body = try fields.only(allowGift ? ["title", "article", "channel", "gift"] : ["title", "article", "channel"])
         guard let articleFields = try body.fields("article") else { throw body.missing("article") }
         let article = try articleFields.only(["id", "free", "publishedAt", "section", "tags"])
         var input = ArticleInput(id: try article.requiredString("id"))
@@ -128,6 +148,6 @@ extension AccessRequest {
             guard Self.channels.contains(channel) else { throw body.invalid("channel", "one of web, app, rss, email, api") }
             request.channel = channel
         }
-        self.init(title: try body.requiredString("title"), article: input, request: request)
+        self.init(title: try body.requiredString("title"), article: input, request: request, gift: allowGift ? try body.string("gift") : nil)
     }
 }

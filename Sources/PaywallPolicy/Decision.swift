@@ -47,3 +47,14 @@ public struct Decision: Hashable, Sendable {
     /// The response depends on the reader: caches must keep it private (`Cache-Control: private`).
     public var isPrivate: Bool { true }
 }
+
+extension Decision {
+    /// Full access granted outside the rules (a gift link, named by `reason`): no meter,
+    /// no offers, and not free for everyone (the page stays marked paywalled for search
+    /// engines: only the link's holders read it).
+    public static func granted(by reason: String, revision: String) -> Decision {
+        Decision(
+            access: .full, teaserParagraphs: 0, offers: [], meter: nil, decidingRules: [reason], shadowMatches: [],
+            revision: revision, accessibleForFree: false, explanation: nil)
+    }
+}

@@ -12,10 +12,14 @@ public struct AccessRequest: Sendable {
     public var title: String
     public var article: ArticleInput
     public var request: RequestFacts
-    public init(title: String, article: ArticleInput, request: RequestFacts = RequestFacts()) {
+    /// A gift link's token (`paywall-gift+jwt`): full access to its one article, decided
+    /// apart from the policy (see ``checkGiftAccess(_:gift:reader:)``).
+    public var gift: String?
+    public init(title: String, article: ArticleInput, request: RequestFacts = RequestFacts(), gift: String? = nil) {
         self.title = title
         self.article = article
         self.request = request
+        self.gift = gift
     }
 }
 
@@ -107,6 +111,7 @@ extension PaywallService {
     /// (Benchmarks/HTTPBenchmark): hopping every check to the blocking pool cost members
     /// about half their throughput in thread switches.
     public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
+        if let gift = request.gift { return try await checkGiftAccess(request, gift: gift, reader: reader) }
         let at = now
         let policy = try policy()
         var (facts, decision, pending) = try plan(

@@ -47,23 +47,7 @@ extension PaywallService {
     /// Cancels a membership in the way asked.
     public func cancelMembership(account reference: String, plan: String?, how: Cancellation, actor: AuditActor) throws(ServiceError) -> Membership {
         try mapped {
-            let account = try store.account(matching: reference)
-            let live = try store.memberships(accountID: account.id).filter { $0.status != .expired }
-            let candidates: [Membership]
-            if let plan {
-                let planID = try PlanID(validating: plan)
-                candidates = live.filter { $0.planID == planID }
-            } else {
-                candidates = live
-            }
-            guard let target = candidates.first else {
-                throw StoreError.membershipNotFound("for account '\(account.email)'\(plan.map { " and plan '\($0)'" } ?? "")")
-            }
-            guard candidates.count == 1 else {
-                throw DomainError.invalidValue(
-                    field: "plan", value: "(none)",
-                    expected: "one of \(candidates.map(\.planID.rawValue).joined(separator: ", ")) (the account has several memberships)")
-            }
+            let target = try liveMembership(account: reference, plan: plan)
             switch how {
             case .canceled: return try store.cancelMembership(id: target.id, immediately: false, actor: actor)
             case .immediately: return try store.cancelMembership(id: target.id, immediately: true, actor: actor)

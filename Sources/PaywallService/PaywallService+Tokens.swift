@@ -10,6 +10,10 @@ public enum TokenLimits {
     public static let maximumGrantLifetime: TimeInterval = 3_600
     /// Comp grants last whole days, at most 31 (so a superseded key verifies them all).
     public static let maximumCompDays = 31
+    /// Admin tokens are short-lived: a leaked one is useful for hours at most.
+    public static let maximumAdminLifetime: TimeInterval = 12 * 3_600
+    /// A gift link lasts at most 31 days, so a superseded key still verifies every one.
+    public static let maximumGiftLifetime: TimeInterval = 31 * 86_400
 }
 
 /// An issued token and what it says.

@@ -52,6 +52,13 @@ public struct ServiceConfiguration: Sendable {
     /// Lifetime of an anonymous reader's device token (30 days; renewed by presenting it,
     /// and never longer than a superseded key keeps verifying).
     public var deviceTokenLifetime: TimeInterval = 30 * 86_400
+    /// Default lifetime of an admin token (15 minutes; at most ``TokenLimits/maximumAdminLifetime``).
+    public var adminTokenLifetime: TimeInterval = 15 * 60
+    /// How long a gift link opens its article (7 days; at most 31, so a superseded key
+    /// still verifies every link it signed).
+    public var giftLifetime: TimeInterval = 7 * 86_400
+    /// Gift links a member may create per calendar month (UTC); 0 turns gifts off.
+    public var giftsPerMonth = 10
     /// Verified tokens kept in memory (0 turns the cache off).
     public var tokenCacheCapacity = 100_000
     /// Test mode: allows scrypt below OWASP's cost. Never set in production.
@@ -90,6 +97,9 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_SCRYPT_LN` | log2 of scrypt's N (at least 17 unless testing) |
     /// | `PAYWALL_TESTING=1` | test mode |
     /// | `PAYWALL_DEV_KEYS=0/1` | create a development key when none exists |
+    /// | `PAYWALL_ADMIN_TTL` | default lifetime of admin tokens (e.g. 15m, at most 12h) |
+    /// | `PAYWALL_GIFT_TTL` | how long a gift link opens its article (e.g. 7d, at most 31d) |
+    /// | `PAYWALL_GIFT_MONTHLY_LIMIT` | gift links per member per calendar month (0 to 1000; 0: off) |
     ///
     /// Invalid values are refused with the variable's name and what it takes.
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
@@ -130,6 +140,8 @@ public struct ServiceConfiguration: Sendable {
             ("PAYWALL_ACCESS_TTL", "--access-ttl", overrides.accessTokenLifetime, \.accessTokenLifetime, 86_400),
             ("PAYWALL_GRANT_TTL", "--grant-ttl", overrides.articleGrantLifetime, \.articleGrantLifetime, 3_600),
             ("PAYWALL_DEVICE_TTL", "--device-ttl", overrides.deviceTokenLifetime, \.deviceTokenLifetime, 31 * 86_400),
+            ("PAYWALL_ADMIN_TTL", "--admin-ttl", nil, \.adminTokenLifetime, TokenLimits.maximumAdminLifetime),
+            ("PAYWALL_GIFT_TTL", "--gift-ttl", nil, \.giftLifetime, TokenLimits.maximumGiftLifetime),
         ]
         for (variable, flagName, flag, path, maximum) in lifetimes {
             guard let text = flag ?? environment[variable] else { continue }
@@ -137,6 +149,10 @@ public struct ServiceConfiguration: Sendable {
                 throw invalid(flag != nil ? flagName : variable, text, "a duration such as 15m, at most \(Int(maximum))s")
             }
             configuration[keyPath: path] = seconds
+        }
+        if let text = environment["PAYWALL_GIFT_MONTHLY_LIMIT"] {
+            guard let limit = Int(text), (0...1000).contains(limit) else { throw invalid("PAYWALL_GIFT_MONTHLY_LIMIT", text, "a whole number from 0 to 1000") }
+            configuration.giftsPerMonth = limit
         }
         if let text = environment["PAYWALL_BUSY_TIMEOUT"] {
             guard let seconds = Double(text), seconds >= 0, seconds <= 600 else { throw invalid("PAYWALL_BUSY_TIMEOUT", text, "seconds from 0 to 600") }

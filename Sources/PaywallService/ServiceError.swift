@@ -1,3 +1,4 @@
+import Foundation
 import PaywallCore
 import PaywallCrypto
 import PaywallPolicy
@@ -50,6 +51,18 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case shuttingDown
     /// Too much blocking work is already waiting; try again shortly.
     case overloaded
+    /// The operation needs a bearer token and none was given.
+    case tokenRequired
+    /// An admin operation was asked with a valid token that is not an admin token.
+    case adminTokenRequired
+    /// The admin token lacks the scope the operation needs (its name).
+    case missingScope(String)
+    /// Only a member whose plan covers the title may do this (give its articles).
+    case notEntitled(title: String)
+    /// The member already made `limit` gift links this month; the next one from `resetsAt`.
+    case giftLimitReached(limit: Int, resetsAt: Date)
+    /// A gift link that is not valid (the precise reason, for the log only).
+    case giftRefused(String)
 
     public var description: String {
         switch self {
@@ -65,6 +78,13 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .policy(errors): errors.description
         case .shuttingDown: "the service is shutting down"
         case .overloaded: "too many requests are waiting; try again shortly"
+        case .tokenRequired: "this operation needs a bearer token"
+        case .adminTokenRequired: "this operation needs an admin token ('paywall token admin'); a reader's token is not one"
+        case let .missingScope(scope): "the admin token lacks the '\(scope)' scope this operation needs"
+        case let .notEntitled(title): "only a member whose plan includes title '\(title)' may give its articles"
+        case let .giftLimitReached(limit, resetsAt):
+            limit == 0 ? "gift links are turned off" : "you have made \(limit) gift links this month, the most allowed; the next from \(TimeText.format(resetsAt))"
+        case let .giftRefused(reason): "the gift link was refused: \(reason)"
         }
     }
 
@@ -76,10 +96,12 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch category {
         case .invalid, .notFound, .conflict, .forbidden:
             if case .policy = self { return "the policy could not be loaded" }
+            // Why a gift token failed would help someone forging one; the reader needs only this.
+            if case .giftRefused = self { return "the gift link is not valid for this article, or has expired" }
             return description
         case .unauthorized:
             switch self {
-            case .invalidCredentials, .sessionRejected, .sessionReused: return description
+            case .invalidCredentials, .sessionRejected, .sessionReused, .tokenRequired: return description
             default: return "the token was refused"
             }
         case .unavailable: return self == .overloaded ? description : "the service is unavailable; try again shortly"
@@ -98,7 +120,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .passwordTooLong: .invalid
             default: .internal
             }
-        case .invalidCredentials, .sessionRejected, .sessionReused, .token: .unauthorized
+        case .invalidCredentials, .sessionRejected, .sessionReused, .token, .tokenRequired: .unauthorized
+        case .adminTokenRequired, .missingScope, .notEntitled, .giftLimitReached, .giftRefused: .forbidden
         case let .keys(error):
             switch error {
             case .noSigningKey, .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink,
@@ -165,6 +188,12 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .policy: "invalid_policy"
         case .shuttingDown: "shutting_down"
         case .overloaded: "overloaded"
+        case .tokenRequired: "token_required"
+        case .adminTokenRequired: "admin_token_required"
+        case .missingScope: "insufficient_scope"
+        case .notEntitled: "not_entitled"
+        case .giftLimitReached: "gift_limit_reached"
+        case .giftRefused: "invalid_gift"
         }
     }
 }

@@ -150,6 +150,35 @@ enum Migrations {
                 """)
         }
 
+        // Gift links and their reads, and an index for the admin API's audit filters.
+        // A gift read is kept apart from `reads`: meters count every row of `reads`, and a
+        // gift must consume nothing of its recipient's meter. `gift_reads` keeps no foreign
+        // key to `gifts`: what publishers are paid on survives the giver's account (whose
+        // gifts go with it, so their links stop opening).
+        migrator.registerMigration("v8-admin-gifts") { db in
+            try db.execute(sql: """
+                CREATE TABLE gifts (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    title_id TEXT NOT NULL REFERENCES titles(id),
+                    article_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX gifts_by_account ON gifts(account_id, created_at);
+                CREATE TABLE gift_reads (
+                    id INTEGER PRIMARY KEY,
+                    gift_id TEXT NOT NULL,
+                    subject TEXT,
+                    title_id TEXT NOT NULL REFERENCES titles(id),
+                    article_id TEXT NOT NULL,
+                    read_at INTEGER NOT NULL
+                );
+                CREATE INDEX gift_reads_by_title ON gift_reads(title_id, read_at);
+                CREATE INDEX audit_log_by_actor ON audit_log(actor, id);
+                """)
+        }
+
         return migrator
     }()
 }

@@ -228,3 +228,90 @@ public struct DeviceClaims: Equatable, Sendable {
         }
     }
 }
+
+/// What an admin token allows: each scope opens one part of `/admin/v1`.
+public enum AdminScope: String, Sendable, CaseIterable, Comparable, CustomStringConvertible {
+    /// Titles and plans.
+    case catalog
+    /// Accounts, memberships, trials and comps.
+    case members
+    /// The audit log and the reads report (what publishers are paid on).
+    case audit
+    /// The policy in force and its reload.
+    case policy
+
+    public var description: String { rawValue }
+    public static func < (lhs: AdminScope, rhs: AdminScope) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// An admin token's claims: who (`sub`, the admin's name) and what they may do (`scope`,
+/// space-separated as in RFC 8693 §4.2).
+public struct AdminClaims: Equatable, Sendable {
+    public var registered: RegisteredClaims
+    public var scopes: Set<AdminScope>
+
+    public init(registered: RegisteredClaims, scopes: Set<AdminScope>) {
+        self.registered = registered
+        self.scopes = scopes
+    }
+
+    /// The claims as JSON bytes, as signed.
+    func encoded() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        registered.write(to: &writer)
+        writer.string("scope", scopes.sorted().map(\.rawValue).joined(separator: " "))
+        writer.endObject()
+        return writer.bytes
+    }
+
+    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        registered = try RegisteredClaims(object)
+        let text = try RegisteredClaims.string(object, "scope")
+        var scopes: Set<AdminScope> = []
+        for name in text.split(separator: " ") {
+            // An unknown scope is refused, not ignored: a token minted for a newer server
+            // must not quietly mean less (or, after a rename, something else) here.
+            guard let scope = AdminScope(rawValue: String(name)) else { throw .invalidClaim("scope", reason: "unknown scope") }
+            scopes.insert(scope)
+        }
+        guard !scopes.isEmpty else { throw .invalidClaim("scope", reason: "must name at least one scope") }
+        self.scopes = scopes
+    }
+}
+
+/// A gift link's claims: the bearer may read this article of this title in full until the
+/// token expires. `sub` is the giving member's account id; `jti` is the gift's id (the
+/// service refuses a gift it has no record of).
+public struct GiftClaims: Equatable, Sendable {
+    public var registered: RegisteredClaims
+    public var title: String
+    public var article: String
+
+    public init(registered: RegisteredClaims, title: String, article: String) {
+        self.registered = registered
+        self.title = title
+        self.article = article
+    }
+
+    /// The claims as JSON bytes, as signed.
+    func encoded() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        registered.write(to: &writer)
+        writer.string("title", title)
+        writer.string("article", article)
+        writer.endObject()
+        return writer.bytes
+    }
+
+    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
+
+    init(_ object: JSONObject) throws(TokenError) {
+        registered = try RegisteredClaims(object)
+        title = try RegisteredClaims.string(object, "title")
+        article = try RegisteredClaims.string(object, "article")
+    }
+}

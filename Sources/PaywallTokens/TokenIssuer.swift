@@ -49,4 +49,16 @@ public struct TokenIssuer: Sendable {
         let claims = CompGrantClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), titles: titles)
         return (try signer.sign(type: TokenKind.comp.rawValue, payload: claims.encoded()), claims)
     }
+
+    /// An admin token for `subject` (the admin's name) with `scopes`.
+    public func adminToken(subject: String, audience: String, scopes: Set<AdminScope>, lifetime: TimeInterval) throws -> (String, AdminClaims) {
+        let claims = AdminClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), scopes: scopes)
+        return (try signer.sign(type: TokenKind.admin.rawValue, payload: claims.encoded()), claims)
+    }
+
+    /// A gift link's token: anyone may read `article` of `title` in full until it expires.
+    public func giftToken(subject: String, audience: String, title: String, article: String, lifetime: TimeInterval) throws -> (String, GiftClaims) {
+        let claims = GiftClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), title: title, article: article)
+        return (try signer.sign(type: TokenKind.gift.rawValue, payload: claims.encoded()), claims)
+    }
 }

@@ -10,6 +10,13 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
     /// An anonymous reader's device (`sub` = `device:<id>`), so the meter is kept on the
     /// server and not in a cookie the reader can clear. Renewed by presenting it.
     case device = "paywall-device+jwt"
+    /// An administrator's bearer token for `/admin/v1` (`sub` = the admin's name, `scope` =
+    /// what they may do), minutes to hours long. Its own `typ` so a reader's token can never
+    /// be taken for one, nor one of these for a reader's.
+    case admin = "paywall-admin+jwt"
+    /// A gift link: anyone holding it may read one article in full for some days
+    /// (`sub` = the giving member's account id).
+    case gift = "paywall-gift+jwt"
 
     public var description: String {
         switch self {
@@ -17,6 +24,8 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
         case .articleGrant: "article grant"
         case .comp: "comp grant"
         case .device: "device token"
+        case .admin: "admin token"
+        case .gift: "gift link"
         }
     }
 
@@ -28,13 +37,15 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
         self = kind
     }
 
-    /// The short name used on the command line: `access`, `article` or `comp`.
+    /// The short name used on the command line: `access`, `article`, `comp`, `device`, `admin` or `gift`.
     public var name: String {
         switch self {
         case .access: "access"
         case .articleGrant: "article"
         case .comp: "comp"
         case .device: "device"
+        case .admin: "admin"
+        case .gift: "gift"
         }
     }
 
@@ -47,6 +58,8 @@ public enum TokenKind: String, Sendable, CaseIterable, CustomStringConvertible {
         case "article", "article-grant": self = .articleGrant
         case "comp": self = .comp
         case "device": self = .device
+        case "admin": self = .admin
+        case "gift": self = .gift
         default:
             guard let kind = TokenKind(typ: name) else { return nil }
             self = kind

@@ -8,6 +8,8 @@ public enum VerifiedToken: Equatable, Sendable {
     case articleGrant(ArticleGrantClaims)
     case comp(CompGrantClaims)
     case device(DeviceClaims)
+    case admin(AdminClaims)
+    case gift(GiftClaims)
 
     public var registered: RegisteredClaims {
         switch self {
@@ -15,6 +17,8 @@ public enum VerifiedToken: Equatable, Sendable {
         case let .articleGrant(claims): claims.registered
         case let .comp(claims): claims.registered
         case let .device(claims): claims.registered
+        case let .admin(claims): claims.registered
+        case let .gift(claims): claims.registered
         }
     }
 
@@ -24,6 +28,8 @@ public enum VerifiedToken: Equatable, Sendable {
         case .articleGrant: .articleGrant
         case .comp: .comp
         case .device: .device
+        case .admin: .admin
+        case .gift: .gift
         }
     }
 }
@@ -90,6 +96,8 @@ public struct TokenVerifier: Sendable {
         case .articleGrant: return .articleGrant(try ArticleGrantClaims(object))
         case .comp: return .comp(try CompGrantClaims(object))
         case .device: return .device(try DeviceClaims(object))
+        case .admin: return .admin(try AdminClaims(object))
+        case .gift: return .gift(try GiftClaims(object))
         }
     }
 }
@@ -102,6 +110,8 @@ extension VerifiedToken {
         case let .articleGrant(claims): claims.json
         case let .comp(claims): claims.json
         case let .device(claims): claims.json
+        case let .admin(claims): claims.json
+        case let .gift(claims): claims.json
         }
     }
 }

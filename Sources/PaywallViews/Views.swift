@@ -441,3 +441,93 @@ public struct DeviceTokenView: Encodable, Sendable {
         expiresAt = issued.claims.expiresAt
     }
 }
+
+/// A page of the audit log (`GET /admin/v1/audit`).
+public struct AuditPageView: Encodable, Sendable {
+    public var entries: [AuditView]
+    /// Pass as `before` to get the next, older page; absent on the last page.
+    public var nextBefore: Int64?
+
+    public init(_ page: AuditPage) {
+        entries = page.entries.map(AuditView.init)
+        nextBefore = page.nextBefore
+    }
+}
+
+/// The policy in force (`GET /admin/v1/policy`, and after a reload).
+public struct PolicySummaryView: Encodable, Sendable {
+    public var revision: String
+    public var previousRevision: String?
+    public var rules: [String]
+    public var meters: [MeterDefinitionView]
+
+    public struct MeterDefinitionView: Encodable, Sendable {
+        public var name: String
+        public var limit: Int
+        public var windowSeconds: Int
+    }
+
+    public init(_ summary: PolicySummary) {
+        revision = summary.revision
+        previousRevision = summary.previousRevision
+        rules = summary.rules
+        meters = summary.meters.map { MeterDefinitionView(name: $0.name, limit: $0.limit, windowSeconds: Int($0.window)) }
+    }
+}
+
+/// Reads per title over a period (`GET /admin/v1/reads`): what publishers are paid on.
+public struct ReadsReportView: Encodable, Sendable {
+    public var from: Date
+    public var to: Date
+    public var titles: [TitleReadsView]
+
+    public struct TitleReadsView: Encodable, Sendable {
+        public var title: String
+        /// Metered reads recorded (re-reads included).
+        public var reads: Int
+        public var readers: Int
+        public var articles: Int
+        /// Reads through gift links (they use no meter).
+        public var giftReads: Int
+        public var giftArticles: Int
+    }
+
+    public init(_ report: ReadsReport) {
+        from = report.from
+        to = report.to
+        titles = report.titles.map {
+            TitleReadsView(title: $0.titleID.rawValue, reads: $0.reads, readers: $0.readers, articles: $0.articles, giftReads: $0.giftReads, giftArticles: $0.giftArticles)
+        }
+    }
+}
+
+/// An account's trial, or whether it may still start one (`trial show`, the admin API).
+public struct TrialStatusView: Encodable, Sendable {
+    public var trial: TrialView?
+    public var eligible: Bool
+
+    public init(_ detail: AccountDetail, now: Date) {
+        trial = detail.trial.map { TrialView($0, now: now) }
+        eligible = detail.trialEligible
+    }
+}
+
+/// A gift link just made (`POST /v1/gifts`).
+public struct GiftView: Encodable, Sendable {
+    /// The `paywall-gift+jwt` the link carries; `POST /v1/access` takes it as `gift`.
+    public var giftToken: String
+    public var title: String
+    public var article: String
+    public var expiresAt: Date
+    public var giftsUsedThisMonth: Int
+    public var monthlyLimit: Int
+
+    public init(_ issued: IssuedGift) {
+        giftToken = issued.token
+        title = issued.gift.titleID.rawValue
+        article = issued.gift.articleID
+        expiresAt = issued.gift.expiresAt
+        giftsUsedThisMonth = issued.usedThisMonth
+        monthlyLimit = issued.monthlyLimit
+    }
+}

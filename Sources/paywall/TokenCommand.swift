@@ -12,9 +12,11 @@ struct TokenCommand: ParsableCommand {
         discussion: """
             Kinds (each with its own typ): access tokens (at+jwt) carry a reader's entitlements; \
             article grants (paywall-article+jwt) let one reader read one article in full; comp \
-            grants (paywall-comp+jwt) give free access to titles for some days.
+            grants (paywall-comp+jwt) give free access to titles for some days; admin tokens \
+            (paywall-admin+jwt) open the admin API (/admin/v1) for some scopes; gift links \
+            (paywall-gift+jwt) are made by members over the API (POST /v1/gifts).
             """,
-        subcommands: [Issue.self, Grant.self, Comp.self, Verify.self, Inspect.self]
+        subcommands: [Issue.self, Grant.self, Comp.self, Admin.self, Verify.self, Inspect.self]
     )
 
     static func emit(_ issued: IssuedToken, json: Bool, service: PaywallService) {
@@ -84,6 +86,41 @@ struct TokenCommand: ParsableCommand {
         }
     }
 
+    struct Admin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue an admin token for the admin API (/admin/v1); recorded in the audit log.",
+            discussion: """
+                The token's subject is the admin's name: every call made with it is audited as \
+                admin:<subject>. Scopes: catalog (titles and plans), members (accounts, memberships, \
+                trials, comps), audit (the audit log and the reads report), policy (the policy in \
+                force and its reload). Keep tokens short-lived; send one as 'Authorization: Bearer <token>'.
+
+                Example: paywall token admin --scope catalog --scope members --subject alice --lifetime 30m
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("scope"), help: "A scope: catalog, members, audit or policy (repeat for several).") var scopes: [String] = []
+        @Option(help: "The admin's name: the token's subject and the actor in the audit log.") var subject: String
+        @Option(help: "Lifetime, e.g. 30m (default 15m or PAYWALL_ADMIN_TTL; at most 12h).") var lifetime: String?
+        @Option(help: "Audience (default: paywall-api).") var aud: String?
+
+        func validate() throws {
+            guard !scopes.isEmpty else { throw ValidationError("give at least one --scope (catalog, members, audit, policy)") }
+            for scope in scopes where AdminScope(rawValue: scope) == nil {
+                throw ValidationError("unknown scope '\(scope)': use catalog, members, audit or policy")
+            }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let lifetime = try lifetime.map { try TimeText.duration($0) }
+                let issued = try service.issueAdminToken(
+                    subject: subject, scopes: Set(scopes.compactMap(AdminScope.init(rawValue:))), lifetime: lifetime, audience: aud, actor: global.auditActor)
+                TokenCommand.emit(issued, json: global.json, service: service)
+            }
+        }
+    }
+
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify a token: exit 0 and print its claims when valid; exit 1 and the reason when not.",
@@ -92,10 +129,10 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The token, or - for standard input.") var token: String
         @Option(help: "Audience to verify for (default: paywall-api).") var aud: String?
-        @Option(help: "The kind the token must be: access, article or comp (a token of another kind is refused).") var kind = "access"
+        @Option(help: "The kind the token must be: access, article, comp, device, admin or gift (a token of another kind is refused).") var kind = "access"
 
         func validate() throws {
-            guard TokenKind(name: kind) != nil else { throw ValidationError("--kind must be access, article or comp") }
+            guard TokenKind(name: kind) != nil else { throw ValidationError("--kind must be access, article, comp, device, admin or gift") }
         }
 
         func run() throws {

@@ -15,7 +15,20 @@ struct OpenAPIDocumentTests {
     static let routes: Set<String> = [
         "POST /v1/access", "POST /v1/access/preview", "POST /v1/devices",
         "GET /.well-known/jwks.json", "GET /healthz", "GET /readyz", "GET /openapi.json",
+        "POST /v1/gifts",
+        "GET /admin/v1/titles", "POST /admin/v1/titles", "GET /admin/v1/titles/{title}", "PATCH /admin/v1/titles/{title}",
+        "GET /admin/v1/plans", "POST /admin/v1/plans", "GET /admin/v1/plans/{plan}",
+        "GET /admin/v1/accounts/{account}", "GET /admin/v1/accounts/{account}/memberships", "POST /admin/v1/accounts/{account}/memberships",
+        "POST /admin/v1/accounts/{account}/memberships/cancel", "POST /admin/v1/accounts/{account}/memberships/past-due",
+        "POST /admin/v1/accounts/{account}/comps", "GET /admin/v1/accounts/{account}/trial", "POST /admin/v1/accounts/{account}/trial",
+        "POST /admin/v1/accounts/{account}/trial/end",
+        "GET /admin/v1/audit", "GET /admin/v1/reads", "GET /admin/v1/policy", "POST /admin/v1/policy/reload",
     ]
+
+    @Test("the router's method table lists exactly the documented routes")
+    func tableMatchesDocument() {
+        #expect(Set(PaywallAPI.routes.map { "\($0.allowed.rawValue) \($0.path)" }) == Self.routes)
+    }
 
     func document() throws -> [String: Any] {
         let data = try #require(PaywallAPI.openAPIDocument, "the bundled openapi.json is missing")

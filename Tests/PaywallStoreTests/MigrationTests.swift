@@ -69,6 +69,13 @@ struct MigrationTests {
             try db.execute(sql: "UPDATE accounts SET email_verified_at = 5 WHERE id = 'acc-1'")
             try db.execute(sql: "INSERT INTO title_tags (title_id, tag) VALUES ('euronews', 'news')")
         }
+        if index >= 5 {
+            // Written by a v6 server: every session carries its family's start.
+            try db.execute(sql: """
+                UPDATE sessions SET family_started_at =
+                    (SELECT MIN(family.created_at) FROM sessions AS family WHERE family.family_id = sessions.family_id)
+                """)
+        }
     }
 
     @Test("every earlier schema version migrates to the current one, keeping its data",

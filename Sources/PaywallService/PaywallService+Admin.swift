@@ -1,0 +1,258 @@
+import Foundation
+import PaywallCore
+import PaywallPolicy
+import PaywallStore
+import PaywallTokens
+
+/// An administrator as an admin token establishes them: their name (the token's `sub`)
+/// and scopes. Every admin operation is audited with ``actor``.
+public struct AdminPrincipal: Sendable, Equatable {
+    public var name: String
+    public var scopes: Set<AdminScope>
+    /// The token's `jti`, recorded with reads so an entry leads back to the token.
+    public var tokenID: String
+
+    public var actor: AuditActor { .admin(name) }
+
+    public init(name: String, scopes: Set<AdminScope>, tokenID: String) {
+        self.name = name
+        self.scopes = scopes
+        self.tokenID = tokenID
+    }
+}
+
+/// A page of the audit log, newest first.
+public struct AuditPage: Sendable {
+    public var entries: [AuditEntry]
+    /// Pass as `before` for the next (older) page; nil on the last page.
+    public var nextBefore: Int64?
+}
+
+/// The policy in force, as an admin sees it.
+public struct PolicySummary: Sendable {
+    public var revision: String
+    public var rules: [String]
+    public var meters: [MeterDefinition]
+    /// After a reload: the revision that was in force before it.
+    public var previousRevision: String?
+}
+
+/// Reads per title over a period (what publishers are paid on).
+public struct ReadsReport: Sendable {
+    public var from: Date
+    public var to: Date
+    public var titles: [TitleReadCounts]
+}
+
+extension PaywallService {
+    /// The most entries one page of the audit log holds.
+    public static let maximumAuditPage = 1_000
+    /// The longest period one reads report covers (about 10 years).
+    public static let maximumReportPeriod: TimeInterval = 3_660 * 86_400
+
+    // MARK: - Admin tokens
+
+    /// Issues an admin token for `subject` (the admin's name: 1 to 64 of letters, digits,
+    /// `.`, `_`, `-`, `@`) with `scopes`, for `lifetime` (default from the configuration,
+    /// at most ``TokenLimits/maximumAdminLifetime``). Audited: who minted which token.
+    public func issueAdminToken(
+        subject: String, scopes: Set<AdminScope>, lifetime: TimeInterval?, audience: String?, actor: AuditActor
+    ) throws(ServiceError) -> IssuedToken {
+        try mapped {
+            let name = try Self.validatedAdminName(subject)
+            guard !scopes.isEmpty else {
+                throw DomainError.invalidValue(field: "scope", value: "", expected: "at least one of \(AdminScope.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let ttl = lifetime ?? configuration.adminTokenLifetime
+            try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAdminLifetime)
+            let (issuer, created) = try issuer()
+            let (token, claims) = try issuer.adminToken(subject: name, audience: audience ?? configuration.audience, scopes: scopes, lifetime: ttl)
+            try store.recordAudit(actor: actor, action: "token.admin", target: "admin:\(name)", details: [
+                "scope": scopes.sorted().map(\.rawValue).joined(separator: " "), "jti": claims.registered.tokenID, "kid": issuer.signer.kid,
+                "expiresAt": TimeText.format(claims.registered.expiresAt),
+            ])
+            return IssuedToken(token: token, kind: .admin, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
+        }
+    }
+
+    /// An admin's name as it appears in `sub` and the audit log (`admin:<name>`).
+    static func validatedAdminName(_ raw: String) throws(DomainError) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@".unicodeScalars)
+        guard (1...64).contains(raw.unicodeScalars.count), raw.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw .invalidValue(field: "subject", value: raw, expected: "1 to 64 letters, digits, '.', '_', '-' or '@'")
+        }
+        return raw
+    }
+
+    /// The administrator a bearer token names, if it is a valid admin token with `scope`.
+    /// No token: ``ServiceError/tokenRequired`` (401); a token that fails verification:
+    /// ``ServiceError/token(_:)`` (401); a valid token of another kind (a reader's):
+    /// ``ServiceError/adminTokenRequired`` (403); without the scope:
+    /// ``ServiceError/missingScope(_:)`` (403).
+    public func adminPrincipal(bearer: String?, requiring scope: AdminScope) throws(ServiceError) -> AdminPrincipal {
+        guard let bearer else { throw .tokenRequired }
+        // Every kind is verified in full (signature, iss, aud, times) before its kind is
+        // judged: a forged or expired token is 401 whatever its typ says; only a genuine
+        // token of another kind is "forbidden". Not cached: admin calls are few.
+        guard case let .admin(claims) = try verifyToken(bearer, kinds: Set(TokenKind.allCases)) else { throw .adminTokenRequired }
+        guard claims.scopes.contains(scope) else { throw .missingScope(scope.rawValue) }
+        return AdminPrincipal(name: claims.registered.subject, scopes: claims.scopes, tokenID: claims.registered.tokenID)
+    }
+
+    /// Runs an admin read and records it (admins reading readers' data is itself audited);
+    /// a read that fails records nothing.
+    func auditedRead<T>(_ admin: AdminPrincipal, _ action: String, target: String, details: [String: String] = [:], _ body: () throws -> T) throws(ServiceError) -> T {
+        try mapped {
+            let value = try body()
+            var details = details
+            details["jti"] = admin.tokenID
+            try store.recordAudit(actor: admin.actor, action: action, target: target, details: details)
+            return value
+        }
+    }
+
+    // MARK: - Catalog
+
+    /// Every title (audited as `admin.titles.list`).
+    public func adminTitles(by admin: AdminPrincipal) throws(ServiceError) -> [Title] {
+        try auditedRead(admin, "admin.titles.list", target: "catalog") { try store.titles() }
+    }
+
+    /// One title by id.
+    public func adminTitle(_ id: String, by admin: AdminPrincipal) throws(ServiceError) -> Title {
+        try auditedRead(admin, "admin.title.view", target: "title:\(id)") {
+            let titleID = try TitleID(validating: id)
+            guard let title = try store.title(id: titleID) else { throw StoreError.titleNotFound(titleID.rawValue) }
+            return title
+        }
+    }
+
+    /// Every plan.
+    public func adminPlans(by admin: AdminPrincipal) throws(ServiceError) -> [Plan] {
+        try auditedRead(admin, "admin.plans.list", target: "catalog") { try store.plans() }
+    }
+
+    /// One plan by id.
+    public func adminPlan(_ id: String, by admin: AdminPrincipal) throws(ServiceError) -> Plan {
+        try auditedRead(admin, "admin.plan.view", target: "plan:\(id)") {
+            let planID = try PlanID(validating: id)
+            guard let plan = try store.plan(id: planID) else { throw StoreError.planNotFound(planID.rawValue) }
+            return plan
+        }
+    }
+
+    // MARK: - Members
+
+    /// An account (by id or email) with its trial and memberships.
+    public func adminAccount(_ reference: String, by admin: AdminPrincipal) throws(ServiceError) -> AccountDetail {
+        let detail = try accountDetail(reference)
+        return try auditedRead(admin, "admin.account.view", target: "account:\(detail.account.id)") { detail }
+    }
+
+    /// An account's memberships with their histories.
+    public func adminMemberships(account reference: String, by admin: AdminPrincipal) throws(ServiceError) -> (Account, [MembershipRecord]) {
+        let records = try membershipRecords(account: reference)
+        return try auditedRead(admin, "admin.memberships.view", target: "account:\(records.0.id)") { records }
+    }
+
+    /// Marks the account's membership of `plan` (or its only live one) past due: access
+    /// continues until `graceEnd`, which must be in the future.
+    public func markPastDue(account reference: String, plan: String?, graceEnd: Date, actor: AuditActor) throws(ServiceError) -> Membership {
+        try mapped {
+            guard graceEnd > now else {
+                throw DomainError.invalidValue(field: "graceEnd", value: TimeText.format(graceEnd), expected: "a time in the future")
+            }
+            let target = try liveMembership(account: reference, plan: plan)
+            return try store.changeStatus(id: target.id, to: .pastDue, graceEnd: graceEnd, actor: actor, reason: "payment failed")
+        }
+    }
+
+    /// The account's one live (not expired) membership of `plan`, or its only live one.
+    func liveMembership(account reference: String, plan: String?) throws -> Membership {
+        let account = try store.account(matching: reference)
+        let live = try store.memberships(accountID: account.id).filter { $0.status != .expired }
+        let candidates: [Membership]
+        if let plan {
+            let planID = try PlanID(validating: plan)
+            candidates = live.filter { $0.planID == planID }
+        } else {
+            candidates = live
+        }
+        guard let target = candidates.first else {
+            throw StoreError.membershipNotFound("for account '\(account.email)'\(plan.map { " and plan '\($0)'" } ?? "")")
+        }
+        guard candidates.count == 1 else {
+            throw DomainError.invalidValue(
+                field: "plan", value: "(none)",
+                expected: "one of \(candidates.map(\.planID.rawValue).joined(separator: ", ")) (the account has several memberships)")
+        }
+        return target
+    }
+
+    /// Ends an account's running trial now (the person still cannot start another).
+    public func endTrial(account reference: String, actor: AuditActor) throws(ServiceError) -> Trial {
+        try mapped {
+            let account = try store.account(matching: reference)
+            return try store.cancelTrial(accountID: account.id, actor: actor)
+        }
+    }
+
+    // MARK: - Audit and reports
+
+    /// A page of the audit log matching `filter`, optionally about one account (by id or
+    /// email, instead of `filter.target`), newest first.
+    public func adminAuditPage(filter: AuditFilter, account: String?, limit: Int, by admin: AdminPrincipal) throws(ServiceError) -> AuditPage {
+        guard (1...Self.maximumAuditPage).contains(limit) else {
+            throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to \(Self.maximumAuditPage)"))
+        }
+        var filter = filter
+        if let account {
+            guard filter.target == nil else { throw .invalidInput(.invalidValue(field: "filter", value: "account and target", expected: "at most one of them")) }
+            filter.target = "account:\(try self.account(account).id)"
+        }
+        if let since = filter.since, let until = filter.until, since >= until {
+            throw .invalidInput(.invalidValue(field: "until", value: TimeText.format(until), expected: "later than since"))
+        }
+        return try auditedRead(admin, "admin.audit.list", target: "audit") {
+            // One more than asked: whether an older page exists, without a count.
+            let found = try store.auditEntries(filter: filter, limit: limit + 1)
+            let entries = Array(found.prefix(limit))
+            return AuditPage(entries: entries, nextBefore: found.count > limit ? entries.last?.id : nil)
+        }
+    }
+
+    /// Reads per title in `[from, to)`: metered and through gift links.
+    public func readsReport(from: Date, to: Date, title: String?, by admin: AdminPrincipal) throws(ServiceError) -> ReadsReport {
+        guard from < to, to.timeIntervalSince(from) <= Self.maximumReportPeriod else {
+            throw .invalidInput(.invalidValue(field: "to", value: TimeText.format(to), expected: "later than from, and at most 3660 days after it"))
+        }
+        return try auditedRead(admin, "admin.reads.report", target: "catalog", details: ["from": TimeText.format(from), "to": TimeText.format(to)]) {
+            let titleID = try title.map { try TitleID(validating: $0) }
+            if let titleID, try store.title(id: titleID) == nil { throw StoreError.titleNotFound(titleID.rawValue) }
+            return ReadsReport(from: from, to: to, titles: try store.readsByTitle(from: from, to: to, title: titleID))
+        }
+    }
+
+    // MARK: - Policy
+
+    /// The policy in force.
+    public func adminPolicy(by admin: AdminPrincipal) throws(ServiceError) -> PolicySummary {
+        let policy = try policy()
+        return try auditedRead(admin, "admin.policy.view", target: "policy") {
+            PolicySummary(revision: policy.revision, rules: policy.ruleNames, meters: policy.meters)
+        }
+    }
+
+    /// Loads the policy folder again and puts it in force when it checks (the running
+    /// one stays otherwise); audited with both revisions.
+    public func adminReloadPolicy(by admin: AdminPrincipal) throws(ServiceError) -> PolicySummary {
+        let previous = try? policy().revision
+        let loaded = try reloadPolicy()
+        try mapped {
+            try store.recordAudit(actor: admin.actor, action: "policy.reload", target: "policy", details: [
+                "from": previous ?? "none", "to": loaded.revision, "jti": admin.tokenID,
+            ])
+        }
+        return PolicySummary(revision: loaded.revision, rules: loaded.ruleNames, meters: loaded.meters, previousRevision: previous)
+    }
+}

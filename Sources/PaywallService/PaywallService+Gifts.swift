@@ -1,0 +1,100 @@
+import Foundation
+import PaywallCore
+import PaywallPolicy
+import PaywallStore
+import PaywallTokens
+
+/// A gift link just made: its token (the link carries it) and the member's monthly count.
+public struct IssuedGift: Sendable {
+    public var token: String
+    public var gift: Gift
+    /// Gift links the member has made this month, this one included.
+    public var usedThisMonth: Int
+    public var monthlyLimit: Int
+}
+
+extension PaywallService {
+    // MARK: - Making gift links
+
+    /// Makes a gift link: anyone holding its token may read `article` of `title` in full
+    /// for ``ServiceConfiguration/giftLifetime``. Only a signed-in reader whose membership
+    /// covers the title may give it (``ServiceError/notEntitled(title:)``), at most
+    /// ``ServiceConfiguration/giftsPerMonth`` a calendar month, counted exactly
+    /// (``Store/createGift(_:limit:)``). A durable write: run it on the blocking pool.
+    public func createGift(reader: AccessReader, title: String, article: String) throws(ServiceError) -> IssuedGift {
+        let accountID: AccountID
+        switch reader {
+        case .anonymous: throw .tokenRequired
+        case .device: throw .notEntitled(title: title)
+        case let .account(id): accountID = id
+        }
+        return try mapped {
+            let titleID = try TitleID(validating: title)
+            let articleID = try ArticleRead.validateArticleID(article)
+            let at = now
+            guard try store.account(id: accountID) != nil else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
+            guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
+            // "Entitled" as the policy sees it (one definition): a trial is not a membership.
+            guard try membershipFacts(accountID: accountID, title: titleID, at: at).entitled else {
+                throw ServiceError.notEntitled(title: titleID.rawValue)
+            }
+            let limit = configuration.giftsPerMonth
+            let month = Gift.month(of: at)
+            guard limit > 0 else { throw ServiceError.giftLimitReached(limit: 0, resetsAt: month.end) }
+            let (issuer, _) = try issuer()
+            let (token, claims) = try issuer.giftToken(
+                subject: accountID.rawValue, audience: configuration.audience, title: titleID.rawValue, article: articleID,
+                lifetime: configuration.giftLifetime)
+            // The token's own times, so the stored gift and the link expire together.
+            let gift = Gift(
+                id: claims.registered.tokenID, accountID: accountID, titleID: titleID, articleID: articleID,
+                createdAt: claims.registered.issuedAt, expiresAt: claims.registered.expiresAt)
+            switch try store.createGift(gift, limit: limit) {
+            case let .created(used): return IssuedGift(token: token, gift: gift, usedThisMonth: used, monthlyLimit: limit)
+            case .limitReached: throw ServiceError.giftLimitReached(limit: limit, resetsAt: month.end)
+            }
+        }
+    }
+
+    // MARK: - Reading through a gift link
+
+    /// Full access to a gift link's one article, for anyone holding it: the token must
+    /// verify as a `paywall-gift+jwt`, name this title and article, and its gift must still
+    /// be on record (deleting the giver's account withdraws their links). The read is
+    /// recorded as a gift read (publishers are paid on it) and uses no meter. Anything
+    /// wrong with the gift is ``ServiceError/giftRefused(_:)`` (403): the reader's own token,
+    /// if any, is not what failed.
+    public func checkGiftAccess(_ request: AccessRequest, gift token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
+        let gift = try verifiedGift(token, title: request.title, article: request.article.id)
+        let revision = try policy().revision
+        let at = now
+        try await blocking { service throws(ServiceError) in
+            try mapped { try service.store.recordGiftRead(gift, subject: reader.meterSubject, at: at) }
+        }
+        var answer = AccessAnswer(reader: reader, title: gift.titleID, articleID: gift.articleID, decision: .granted(by: "gift", revision: revision))
+        answer.articleGrant = try mapped {
+            try articleGrant(
+                try issuer().0, subject: reader.meterSubject ?? .device("anonymous"), title: gift.titleID, article: gift.articleID,
+                lifetime: configuration.articleGrantLifetime)
+        }
+        return answer
+    }
+
+    /// The stored gift a token proves, for this title and article.
+    func verifiedGift(_ token: String, title: String, article: String) throws(ServiceError) -> Gift {
+        let titleID = try mapped { try TitleID(validating: title) }
+        let articleID = try mapped { try ArticleRead.validateArticleID(article) }
+        let verified: VerifiedToken
+        do throws(ServiceError) {
+            verified = try verifyToken(token, kinds: [.gift])
+        } catch {
+            if case let .token(reason) = error { throw .giftRefused(reason.description) }
+            throw error
+        }
+        guard case let .gift(claims) = verified else { throw .giftRefused("not a gift link") }
+        guard claims.title == titleID.rawValue, claims.article == articleID else { throw .giftRefused("the link is for another article") }
+        guard let gift = try mapped({ try store.gift(id: claims.registered.tokenID) }) else { throw .giftRefused("no such gift on record") }
+        guard gift.titleID == titleID, gift.articleID == articleID else { throw .giftRefused("the link is for another article") }
+        return gift
+    }
+}

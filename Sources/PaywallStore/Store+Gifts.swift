@@ -1,0 +1,74 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+extension Gift {
+    static let columns = "id, account_id, title_id, article_id, created_at, expires_at"
+
+    init(row: Row) {
+        self.init(
+            id: row[0], accountID: AccountID(rawValue: row[1]), titleID: TitleID(rawValue: row[2]), articleID: row[3],
+            createdAt: Date(millis: row[4]), expiresAt: Date(millis: row[5]))
+    }
+}
+
+extension Store {
+    /// The outcome of ``createGift(_:limit:)``.
+    public enum GiftCreation: Equatable, Sendable {
+        /// Stored; the member has now made `used` gifts this month.
+        case created(used: Int)
+        /// The member already made `used` (at least the limit) this month: nothing stored.
+        case limitReached(used: Int)
+    }
+
+    /// Stores a gift unless its member already made `limit` this calendar month. The count
+    /// and the insert run in one write transaction (SQLite has one writer), so concurrent
+    /// requests cannot overshoot the limit. Audited with the member as the actor.
+    public func createGift(_ gift: Gift, limit: Int) throws(StoreError) -> GiftCreation {
+        let month = Gift.month(of: gift.createdAt)
+        return try write { db in
+            _ = try Self.requireAccount(db, gift.accountID)
+            guard try Self.titleExists(db, gift.titleID) else { throw StoreError.titleNotFound(gift.titleID.rawValue) }
+            let used = try Self.giftCount(db, gift.accountID, from: month.start, to: month.end)
+            guard used < limit else { return .limitReached(used: used) }
+            try db.cachedStatement(sql: """
+                INSERT INTO gifts (id, account_id, title_id, article_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [gift.id, gift.accountID.rawValue, gift.titleID.rawValue, gift.articleID, gift.createdAt.millis, gift.expiresAt.millis])
+            try audit(db, actor: .account(gift.accountID), action: "gift.create", target: "title:\(gift.titleID)", details: [
+                "gift": gift.id, "article": gift.articleID, "expiresAt": TimeText.format(gift.expiresAt),
+            ])
+            return .created(used: used + 1)
+        }
+    }
+
+    static func giftCount(_ db: Database, _ accountID: AccountID, from: Date, to: Date) throws -> Int {
+        try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT COUNT(*) FROM gifts WHERE account_id = ? AND created_at >= ? AND created_at < ?"),
+            arguments: [accountID.rawValue, from.millis, to.millis]) ?? 0
+    }
+
+    /// Gifts the member made in `[from, to)`.
+    public func giftCount(accountID: AccountID, from: Date, to: Date) throws(StoreError) -> Int {
+        try read { db in try Self.giftCount(db, accountID, from: from, to: to) }
+    }
+
+    /// The gift with this id, or nil (never made, or its member's account was deleted).
+    public func gift(id: String) throws(StoreError) -> Gift? {
+        try read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Gift.columns) FROM gifts WHERE id = ?"), arguments: [id]).map(Gift.init(row:))
+        }
+    }
+
+    /// Records that `subject` (nil: an anonymous reader without a device) read a gift's
+    /// article. Kept apart from metered reads: it consumes no meter.
+    public func recordGiftRead(_ gift: Gift, subject: MeterSubject?, at instant: Date) throws(StoreError) {
+        try write { db in
+            do {
+                try db.cachedStatement(sql: "INSERT INTO gift_reads (gift_id, subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?, ?)")
+                    .execute(arguments: [gift.id, subject?.key, gift.titleID.rawValue, gift.articleID, instant.millis])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+                throw StoreError.titleNotFound(gift.titleID.rawValue)
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PaywallCore
+@testable import PaywallHTTP
+import PaywallService
+import PaywallTestSupport
+import PaywallTokens
+import Testing
+
+/// An admin token for `subject` with `scopes`.
+func adminToken(_ f: ServiceFixture, _ scopes: Set<AdminScope> = Set(AdminScope.allCases), subject: String = "alice", lifetime: TimeInterval? = nil, audience: String? = nil) throws -> String {
+    try f.service.issueAdminToken(subject: subject, scopes: scopes, lifetime: lifetime, audience: audience, actor: f.admin).token
+}
+
+extension TestClientProtocol {
+    /// Any method, with a bearer token and a JSON body when given.
+    func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, token: String? = nil) async throws -> TestResponse {
+        var fields: HTTPFields = [:]
+        if body != nil { fields[.contentType] = "application/json" }
+        if let token { fields[.authorization] = "Bearer \(token)" }
+        return try await execute(uri: uri, method: method, headers: fields, body: body.map { ByteBuffer(string: $0) })
+    }
+}
+
+@Suite("Admin API /admin/v1 in process")
+struct AdminRouteTests {
+    /// One call of every admin route that succeeds with the right token, and its scope.
+    static let calls: [(method: HTTPRequest.Method, path: String, body: String?, scope: AdminScope)] = [
+        (.get, "/admin/v1/titles", nil, .catalog),
+        (.post, "/admin/v1/titles", #"{"id":"el-pais","name":"El País","publisher":"PRISA","tags":["spanish"]}"#, .catalog),
+        (.get, "/admin/v1/titles/euronews", nil, .catalog),
+        (.patch, "/admin/v1/titles/euronews", #"{"tags":["europe","video"]}"#, .catalog),
+        (.get, "/admin/v1/plans", nil, .catalog),
+        (.post, "/admin/v1/plans", #"{"id":"daily","name":"Daily","period":"week","titles":["the-daily"]}"#, .catalog),
+        (.get, "/admin/v1/plans/news", nil, .catalog),
+        (.get, "/admin/v1/accounts/member@example.com", nil, .members),
+        (.get, "/admin/v1/accounts/member%40example.com/memberships", nil, .members),
+        (.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","reason":"support ticket 12"}"#, .members),
+        (.post, "/admin/v1/accounts/member@example.com/memberships/cancel", #"{"mode":"now"}"#, .members),
+        (.post, "/admin/v1/accounts/member@example.com/memberships/past-due", #"{"graceEnd":"2026-01-08T00:00:00Z"}"#, .members),
+        (.post, "/admin/v1/accounts/reader@example.com/comps", #"{"titles":["the-daily"],"days":7}"#, .members),
+        (.get, "/admin/v1/accounts/trial@example.com/trial", nil, .members),
+        (.post, "/admin/v1/accounts/reader@example.com/trial", #"{"days":7}"#, .members),
+        (.post, "/admin/v1/accounts/trial@example.com/trial/end", nil, .members),
+        (.get, "/admin/v1/audit?limit=5", nil, .audit),
+        (.get, "/admin/v1/reads?from=2025-12-01T00:00:00Z&to=2026-02-01T00:00:00Z", nil, .audit),
+        (.get, "/admin/v1/policy", nil, .policy),
+        (.post, "/admin/v1/policy/reload", nil, .policy),
+    ]
+
+    @Test("every admin route succeeds with a token of its scope, and audits the admin as the actor")
+    func everyRouteSucceeds() async throws {
+        for call in Self.calls {
+            let f = try seededFixture()
+            let token = try adminToken(f, [call.scope], subject: "alice")
+            let auditBefore = try f.snapshot()["audit_log"] ?? 0
+            let response = try await withAPI(f) { client in try await client.call(call.method, call.path, call.body, token: token) }
+            #expect([.ok, .created].contains(response.status), "\(call.method) \(call.path): \(response.text)")
+            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            let entries = try f.service.auditEntries(limit: 1)
+            #expect(try (try f.snapshot()["audit_log"] ?? 0) > auditBefore, "\(call.method) \(call.path) wrote no audit entry")
+            #expect(entries.first?.actor == .admin("alice"), "\(call.method) \(call.path): \(entries.first?.actor.rawValue ?? "none")")
+        }
+    }
+
+    /// The token mistakes and what each must get.
+    enum Mistake: String, CaseIterable, Sendable {
+        case none, malformedHeader, reader, device, comp, wrongScope, expired, wrongAudience, wrongType, badSignature
+    }
+
+    @Test("every token and scope mistake on every route: 401 or 403 with a stable code, nothing written", arguments: Mistake.allCases)
+    func tokenMistakes(_ mistake: Mistake) async throws {
+        let f = try seededFixture()
+        for call in Self.calls {
+            let other = AdminScope.allCases.first { $0 != call.scope } ?? .catalog
+            var token: String?
+            var header: String?
+            switch mistake {
+            case .none: token = nil
+            case .malformedHeader: header = "Token abc"
+            case .reader: token = try accessToken(f, "member@example.com")
+            case .device: token = try f.service.issueDeviceToken(renewing: nil).token
+            case .comp: token = try f.service.issueCompGrant(account: "reader@example.com", titles: ["euronews"], days: 1, audience: nil, actor: f.admin).token
+            case .wrongScope: token = try adminToken(f, [other])
+            case .expired:
+                let issued = try adminToken(f, [call.scope], lifetime: 60)
+                f.clock.advance(by: 120)
+                token = issued
+            case .wrongAudience: token = try adminToken(f, [call.scope], audience: "somebody-else")
+            case .wrongType:
+                // Signed with the service's own key, but typed as a generic JWT.
+                _ = try adminToken(f)  // makes the development key
+                let ring = try KeyRing.load(directory: f.folder.appendingPathComponent("Keys"))
+                let (record, key) = try ring.signingKey(at: f.clock.now())
+                let now = Int(f.clock.now().timeIntervalSince1970)
+                let payload = #"{"iss":"paywall","sub":"alice","aud":"paywall-api","iat":\#(now),"exp":\#(now + 600),"jti":"x","scope":"catalog members audit policy"}"#
+                token = try JWSSigner(key: key, kid: record.kid).sign(type: "JWT", payload: Array(payload.utf8))
+            case .badSignature:
+                let good = try adminToken(f, [call.scope])
+                token = String(good.dropLast(4)) + (good.hasSuffix("AAAA") ? "BBBB" : "AAAA")
+            }
+            let before = try f.snapshot()
+            let (sentToken, sentHeader) = (token, header)
+            let response = try await withAPI(f) { client in
+                var fields: HTTPFields = [:]
+                if call.body != nil { fields[.contentType] = "application/json" }
+                if let sentToken { fields[.authorization] = "Bearer \(sentToken)" }
+                if let sentHeader { fields[.authorization] = sentHeader }
+                return try await client.execute(uri: call.path, method: call.method, headers: fields, body: call.body.map { ByteBuffer(string: $0) })
+            }
+            let route = "\(call.method) \(call.path) with \(mistake)"
+            switch mistake {
+            case .none:
+                #expect(response.status == .unauthorized, "\(route)")
+                #expect(response.errorCode == "token_required", "\(route)")
+                #expect(response.headers[.wwwAuthenticate] == "Bearer")
+            case .malformedHeader, .expired, .wrongAudience, .wrongType, .badSignature:
+                #expect(response.status == .unauthorized, "\(route)")
+                #expect(response.errorCode == "invalid_token", "\(route)")
+                #expect(response.errorMessage == "the token was refused" || mistake == .malformedHeader, "the reason stays in the log: \(response.text)")
+            case .reader, .device, .comp:
+                #expect(response.status == .forbidden, "\(route)")
+                #expect(response.errorCode == "admin_token_required", "\(route)")
+            case .wrongScope:
+                #expect(response.status == .forbidden, "\(route)")
+                #expect(response.errorCode == "insufficient_scope", "\(route)")
+                #expect(response.errorMessage?.contains("'\(call.scope.rawValue)'") == true, "\(route): \(response.text)")
+            }
+            #expect(try f.snapshot() == before, "\(route) wrote something")
+            if mistake == .expired { f.clock.advance(by: -120) }
+        }
+    }
+
+    @Test("titles: list, create, get, retag; bad input refused with stable codes, nothing written")
+    func titles() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.catalog])
+        let (list, created, duplicate, got, missing, badSlug, retagged, unknownField, badTags, query) = try await withAPI(f) { client in
+            (try await client.call(.get, "/admin/v1/titles", token: token),
+             try await client.call(.post, "/admin/v1/titles", #"{"id":"el-pais","name":"El País","publisher":"PRISA"}"#, token: token),
+             try await client.call(.post, "/admin/v1/titles", #"{"id":"euronews","name":"E","publisher":"E"}"#, token: token),
+             try await client.call(.get, "/admin/v1/titles/el-pais", token: token),
+             try await client.call(.get, "/admin/v1/titles/nope", token: token),
+             try await client.call(.get, "/admin/v1/titles/Not%20A%20Slug", token: token),
+             try await client.call(.patch, "/admin/v1/titles/el-pais", #"{"tags":["Spanish","daily"]}"#, token: token),
+             try await client.call(.post, "/admin/v1/titles", #"{"id":"x","name":"X","publisher":"X","owner":"me"}"#, token: token),
+             try await client.call(.patch, "/admin/v1/titles/el-pais", #"{"tags":["no spaces"]}"#, token: token),
+             try await client.call(.get, "/admin/v1/titles?limit=1", token: token))
+        }
+        #expect(list.status == .ok)
+        #expect(try (try list.object()["titles"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["euronews", "le-monde", "the-daily"])
+        #expect(created.status == .created)
+        #expect(try created.object()["id"] as? String == "el-pais")
+        #expect(duplicate.status == .conflict && duplicate.errorCode == "title_exists")
+        #expect(try got.status == .ok && (try got.object()["publisher"] as? String) == "PRISA")
+        #expect(missing.status == .notFound && missing.errorCode == "title_not_found")
+        #expect(badSlug.status == .badRequest && badSlug.errorCode == "invalid_identifier", "\(badSlug.text)")
+        #expect(try retagged.status == .ok && (try retagged.object()["tags"] as? [String]) == ["daily", "spanish"])
+        #expect(unknownField.status == .badRequest && unknownField.errorCode == "unknown_field")
+        #expect(badTags.status == .badRequest && badTags.errorCode == "invalid_identifier", "\(badTags.text)")
+        #expect(query.status == .badRequest && query.errorCode == "unknown_parameter")
+        #expect(try f.service.titles().count == 4)
+        #expect(try f.service.auditEntries(target: "title:el-pais", limit: 10).map(\.actor).allSatisfy { $0 == .admin("alice") })
+    }
+
+    @Test("plans: list, create, get; an unknown title or period refused")
+    func plans() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.catalog])
+        let before = try f.snapshot()
+        let (badPeriod, badTitle, missingName) = try await withAPI(f) { client in
+            (try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"decade"}"#, token: token),
+             try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month","titles":["nope"]}"#, token: token),
+             try await client.call(.post, "/admin/v1/plans", #"{"id":"p","period":"month"}"#, token: token))
+        }
+        #expect(badPeriod.status == .badRequest && badPeriod.errorCode == "invalid_value")
+        #expect(badTitle.status == .notFound && badTitle.errorCode == "title_not_found")
+        #expect(missingName.status == .badRequest && missingName.errorCode == "missing_field")
+        #expect(try f.snapshot() == before)
+        let (created, all, one, missing) = try await withAPI(f) { client in
+            (try await client.call(.post, "/admin/v1/plans", #"{"id":"everything","name":"Everything","period":"year"}"#, token: token),
+             try await client.call(.get, "/admin/v1/plans", token: token),
+             try await client.call(.get, "/admin/v1/plans/everything", token: token),
+             try await client.call(.get, "/admin/v1/plans/nope", token: token))
+        }
+        #expect(try created.status == .created && (try created.object()["allTitles"] as? Bool) == true)
+        #expect(try (try all.object()["plans"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["everything", "news"])
+        #expect(try one.status == .ok && (try one.object()["period"] as? String) == "year")
+        #expect(missing.status == .notFound && missing.errorCode == "plan_not_found")
+    }
+
+    @Test("accounts by email or id; memberships granted, comped, canceled three ways, marked past due")
+    func members() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.members])
+        let member = try f.service.account("member@example.com")
+        let (byEmail, byID, unknown) = try await withAPI(f) { client in
+            (try await client.call(.get, "/admin/v1/accounts/MEMBER@example.com", token: token),
+             try await client.call(.get, "/admin/v1/accounts/\(member.id.rawValue)", token: token),
+             try await client.call(.get, "/admin/v1/accounts/nobody@example.com", token: token))
+        }
+        #expect(byEmail.status == .ok && byEmail.headers[.cacheControl] == "private, no-store")
+        #expect(try ((try byEmail.object()["account"] as? [String: Any])?["id"] as? String) == member.id.rawValue)
+        #expect(try ((try byID.object()["memberships"] as? [[String: Any]])?.first?["plan"] as? String) == "news")
+        #expect(unknown.status == .notFound && unknown.errorCode == "account_not_found")
+
+        let before = try f.snapshot()
+        let refused = try await withAPI(f) { client in
+            [try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships", #"{"plan":"news"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"nope"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","source":"stripe"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","until":"2020-01-01T00:00:00Z"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships/cancel", "{}", token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/cancel", #"{"mode":"later"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/past-due", "{}", token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/past-due", #"{"graceEnd":"2025-01-01T00:00:00Z"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/past-due", #"{"graceEnd":"soon"}"#, token: token)]
+        }
+        #expect(refused.map(\.status) == [.conflict, .notFound, .badRequest, .badRequest, .notFound, .badRequest, .badRequest, .badRequest, .badRequest])
+        #expect(refused.map(\.errorCode) == ["membership_exists", "plan_not_found", "invalid_field", "invalid_value", "membership_not_found", "invalid_field", "missing_field", "invalid_value", "invalid_field"])
+        #expect(try f.snapshot() == before, "refusals write nothing")
+
+        let (comp, pastDue, noRenewal, canceled, ended, history) = try await withAPI(f) { client in
+            (try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","source":"comp","until":"2026-03-01T00:00:00Z"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/past-due", #"{"plan":"news","graceEnd":"2026-01-10T00:00:00Z"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships/cancel", #"{"mode":"no_renewal"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships/cancel", #"{"plan":"news"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/cancel", #"{"mode":"now"}"#, token: token),
+             try await client.call(.get, "/admin/v1/accounts/member@example.com/memberships", token: token))
+        }
+        #expect(try comp.status == .created && (try comp.object()["source"] as? String) == "comp")
+        #expect(try pastDue.status == .ok && (try pastDue.object()["status"] as? String) == "past_due")
+        #expect(try (try pastDue.object()["gracePeriodEnd"] as? String) == "2026-01-10T00:00:00Z")
+        #expect(try (try noRenewal.object()["cancelAtPeriodEnd"] as? Bool) == true && (try noRenewal.object()["status"] as? String) == "active")
+        #expect(try (try canceled.object()["status"] as? String) == "canceled")
+        #expect(try (try ended.object()["status"] as? String) == "expired")
+        let memberships = try #require(try history.object()["memberships"] as? [[String: Any]])
+        #expect((memberships.first?["history"] as? [[String: Any]])?.compactMap { $0["to"] as? String } == ["active", "past_due", "expired"])
+        #expect((memberships.first?["history"] as? [[String: Any]])?.last?["actor"] as? String == "admin:alice")
+    }
+
+    @Test("trials: shown, started once per person, ended; comps issued")
+    func trials() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.members])
+        let (none, started, again, shown, ended, endNone, badDays, comp, badComp) = try await withAPI(f) { client in
+            (try await client.call(.get, "/admin/v1/accounts/reader@example.com/trial", token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/trial", "{}", token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/trial", #"{"days":3}"#, token: token),
+             try await client.call(.get, "/admin/v1/accounts/reader@example.com/trial", token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/trial/end", token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/trial/end", token: token),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/trial", #"{"days":0}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/comps", #"{"titles":["the-daily"],"days":3}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/comps", #"{"titles":["the-daily"],"days":90}"#, token: token))
+        }
+        #expect(try none.status == .ok && (try none.object()["eligible"] as? Bool) == true && (try none.object()["trial"]) == nil)
+        #expect(try started.status == .created && (try started.object()["endsAt"] as? String) == "2026-01-15T00:00:00Z")
+        #expect(again.status == .conflict && again.errorCode == "trial_already_used")
+        #expect(try ((try shown.object()["trial"] as? [String: Any])?["status"] as? String) == "active")
+        #expect(try ended.status == .ok && (try ended.object()["status"] as? String) == "canceled")
+        #expect(endNone.status == .notFound && endNone.errorCode == "trial_not_found")
+        #expect(badDays.status == .badRequest && badDays.errorCode == "invalid_field")
+        #expect(try comp.status == .created && (try comp.object()["kind"] as? String) == "paywall-comp+jwt")
+        #expect(badComp.status == .badRequest && badComp.errorCode == "invalid_value")
+    }
+
+    @Test("the audit log: filters and keyset paging")
+    func audit() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.audit])
+        let total = try f.snapshot()["audit_log"] ?? 0
+        let (first, badLimit, badSince, badBefore, unknown, byAction, byPrefix, byActor, byAccount, bothFilters) = try await withAPI(f) { client in
+            (try await client.call(.get, "/admin/v1/audit?limit=3", token: token),
+             try await client.call(.get, "/admin/v1/audit?limit=0", token: token),
+             try await client.call(.get, "/admin/v1/audit?since=yesterday", token: token),
+             try await client.call(.get, "/admin/v1/audit?before=-1", token: token),
+             try await client.call(.get, "/admin/v1/audit?who=me", token: token),
+             try await client.call(.get, "/admin/v1/audit?action=title.add", token: token),
+             try await client.call(.get, "/admin/v1/audit?action=membership.", token: token),
+             try await client.call(.get, "/admin/v1/audit?actor=admin:alice", token: token),
+             try await client.call(.get, "/admin/v1/audit?account=member@example.com", token: token),
+             try await client.call(.get, "/admin/v1/audit?account=member@example.com&target=catalog", token: token))
+        }
+        let page = try first.object()
+        let entries = try #require(page["entries"] as? [[String: Any]])
+        #expect(entries.count == 3)
+        let next = try #require(page["nextBefore"] as? Int)
+        #expect(next == entries.last?["id"] as? Int)
+        #expect([badLimit, badSince, badBefore].allSatisfy { $0.status == .badRequest && $0.errorCode == "invalid_parameter" })
+        #expect(unknown.status == .badRequest && unknown.errorCode == "unknown_parameter")
+        #expect(try (try byAction.object()["entries"] as? [[String: Any]])?.count == 3)
+        #expect(try (try byPrefix.object()["entries"] as? [[String: Any]])?.compactMap { $0["action"] as? String } == ["membership.grant"])
+        // The admin's own earlier reads of the log are in it, as admin:alice.
+        #expect(try (try byActor.object()["entries"] as? [[String: Any]])?.allSatisfy { $0["action"] as? String == "admin.audit.list" } == true)
+        #expect(try (try byActor.object()["entries"] as? [[String: Any]])?.isEmpty == false)
+        #expect(try (try byAccount.object()["entries"] as? [[String: Any]])?.compactMap { $0["action"] as? String } == ["membership.grant", "account.create"])
+        #expect(bothFilters.status == .badRequest && bothFilters.errorCode == "invalid_value")
+
+        // Paging walks every entry once, newest first.
+        var seen: [Int] = []
+        var before: Int?
+        repeat {
+            let uri = "/admin/v1/audit?limit=4" + (before.map { "&before=\($0)" } ?? "")
+            let response = try await withAPI(f) { client in try await client.call(.get, uri, token: token) }
+            let object = try response.object()
+            seen += (object["entries"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+            before = object["nextBefore"] as? Int
+        } while before != nil && seen.count < 1_000
+        #expect(seen.count >= total && seen == seen.sorted(by: >) && Set(seen).count == seen.count)
+    }
+
+    @Test("reads per title over a period, metered and gift; bad periods refused")
+    func reads() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.audit])
+        let reader = try accessToken(f, "reader@example.com")
+        let (report, oneTitle, backwards, missing, unknownTitle) = try await withAPI(f) { client in
+            _ = try await client.access(article: "a1", token: reader)
+            _ = try await client.access(article: "a1", token: reader)
+            _ = try await client.access(title: "the-daily", article: "d1", token: reader)
+            return (try await client.call(.get, "/admin/v1/reads?from=2025-12-31T00:00:00Z&to=2026-01-02T00:00:00Z", token: token),
+                    try await client.call(.get, "/admin/v1/reads?from=2025-12-31T00:00:00Z&to=2026-01-02T00:00:00Z&title=le-monde", token: token),
+                    try await client.call(.get, "/admin/v1/reads?from=2026-01-02T00:00:00Z&to=2025-12-31T00:00:00Z", token: token),
+                    try await client.call(.get, "/admin/v1/reads?from=2026-01-02T00:00:00Z", token: token),
+                    try await client.call(.get, "/admin/v1/reads?from=2025-12-31T00:00:00Z&to=2026-01-02T00:00:00Z&title=nope", token: token))
+        }
+        let titles = try #require(try report.object()["titles"] as? [[String: Any]])
+        #expect(titles.compactMap { $0["title"] as? String } == ["euronews", "the-daily"])
+        #expect(titles.first?["reads"] as? Int == 2 && titles.first?["articles"] as? Int == 1 && titles.first?["readers"] as? Int == 1)
+        #expect(try ((try oneTitle.object()["titles"] as? [[String: Any]])?.first?["reads"] as? Int) == 0)
+        #expect(backwards.status == .badRequest && backwards.errorCode == "invalid_value")
+        #expect(missing.status == .badRequest && missing.errorCode == "missing_parameter")
+        #expect(unknownTitle.status == .notFound && unknownTitle.errorCode == "title_not_found")
+    }
+
+    @Test("the policy in force and a reload, audited with both revisions; a broken folder is refused and the running policy stays")
+    func policy() async throws {
+        let policies = try TestFolder("paywall-policies")
+        for name in try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("Policies").path) {
+            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/\(name)"), to: policies.url.appendingPathComponent(name))
+        }
+        let f = try seededFixture { $0.policyDirectory = policies.url }
+        let token = try adminToken(f, [.policy])
+        let revision = try f.service.policy().revision
+        let (shown, reloaded) = try await withAPI(f) { client in
+            (try await client.call(.get, "/admin/v1/policy", token: token), try await client.call(.post, "/admin/v1/policy/reload", token: token))
+        }
+        #expect(try shown.status == .ok && (try shown.object()["revision"] as? String) == revision)
+        #expect(try (try shown.object()["meters"] as? [[String: Any]])?.isEmpty == false)
+        #expect(try reloaded.status == .ok && (try reloaded.object()["previousRevision"] as? String) == revision)
+        #expect(try f.service.auditEntries(target: "policy", limit: 1).first?.action == "policy.reload")
+
+        let files = try FileManager.default.contentsOfDirectory(atPath: policies.url.path).filter { $0.hasSuffix(".policy") }
+        let file = try #require(files.first.map { policies.url.appendingPathComponent($0) })
+        try "rule broken {".write(to: file, atomically: true, encoding: .utf8)
+        let before = try f.snapshot()
+        let (refused, badBody) = try await withAPI(f) { client in
+            (try await client.call(.post, "/admin/v1/policy/reload", token: token), try await client.call(.post, "/admin/v1/policy/reload", #"{"force":true}"#, token: token))
+        }
+        #expect(refused.status == .badRequest && refused.errorCode == "invalid_policy")
+        #expect(badBody.status == .badRequest && badBody.errorCode == "unknown_field")
+        #expect(try f.service.policy().revision == revision)
+        #expect(try f.snapshot() == before)
+    }
+
+    @Test("other methods on admin paths: 405 with Allow")
+    func methods() async throws {
+        let f = try seededFixture()
+        let (delete, put) = try await withAPI(f) { client in
+            (try await client.call(.delete, "/admin/v1/titles"), try await client.call(.put, "/admin/v1/titles/euronews"))
+        }
+        #expect(delete.status == .methodNotAllowed && delete.headers[.allow] == "GET, HEAD, POST")
+        #expect(put.status == .methodNotAllowed && put.headers[.allow] == "GET, HEAD, PATCH")
+    }
+}

@@ -30,10 +30,13 @@ final class CompiledRule: Sendable {
     let readerIndependentTests: [@Sendable (FactsPointer) -> Bool]
     /// An unmetered full grant whose condition reads nothing about the reader.
     let grantsFullToAnyone: Bool
+    /// Whether the condition reads a meter (`meter("name").used` …).
+    let conditionReadsMeters: Bool
 
     init(name: String, shadow: Bool, title: String?, order: Int, location: SourceLocation, condition: @escaping @Sendable (FactsPointer) -> Bool,
          conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)], grant: AccessLevel?, meteredGrants: [(level: AccessLevel, meter: Int)],
-         cap: AccessLevel?, offers: [Offer], readerIndependent: Bool, readerIndependentTests: [@Sendable (FactsPointer) -> Bool]) {
+         cap: AccessLevel?, offers: [Offer], readerIndependent: Bool, readerIndependentTests: [@Sendable (FactsPointer) -> Bool],
+         conditionReadsMeters: Bool) {
         self.name = name
         self.shadow = shadow
         self.title = title
@@ -48,6 +51,7 @@ final class CompiledRule: Sendable {
         self.readerIndependent = readerIndependent
         self.readerIndependentTests = readerIndependentTests
         grantsFullToAnyone = readerIndependent && grant == .full && !shadow
+        self.conditionReadsMeters = conditionReadsMeters
     }
 
     /// Whether the rule could match for some reader of the article `facts` describe.
@@ -81,6 +85,10 @@ public final class Policy: Sendable {
     public let ruleNames: [String]
     /// Title ids with their own section.
     public let titleSections: Set<String>
+    /// Whether some rule's condition reads a meter. When none does, meters can only matter
+    /// through metered grants, which count only where they raise the access: a decision
+    /// that is already full without them is the decision (see ``decidesWithoutMeters(_:)``).
+    public let conditionsReadMeters: Bool
     let globalScope: Scope
     /// Per title with a section: its settings, and global and title rules merged in policy order.
     let scopes: [String: Scope]
@@ -118,6 +126,17 @@ public final class Policy: Sendable {
         }
         scopes = byTitle
         titleSections = titles
+        conditionsReadMeters = rules.contains { $0.conditionReadsMeters }
+    }
+
+    /// The decision for `facts` gathered without meter facts, when it cannot depend on
+    /// them: no condition reads a meter and the access is full already (a metered grant
+    /// only ever raises it). Nil: gather the meters and decide. Lets a member's check skip
+    /// the meter's queries (measured: about 6% of it).
+    public func decidesWithoutMeters(_ facts: borrowing DecisionFacts) -> Decision? {
+        guard !conditionsReadMeters else { return nil }
+        let decision = decide(facts)
+        return decision.access == .full ? decision : nil
     }
 
     /// Decides for `facts`. With `explain`, every rule is listed with why it did not match.

@@ -139,6 +139,7 @@ public enum PolicyLoader {
 
     static func compileRule(_ rule: RuleDecl, meterIndex: [String: Int], meters: [MeterDefinition], sourceLine: @escaping (SourceLocation) -> String) throws(PolicyDiagnostic) -> CompiledRule {
         var compiler = ExpressionCompiler(meters: meterIndex, meterLimits: meters.map(\.limit), sourceLines: sourceLine)
+        var conditionReadsMeters = false
         var conjuncts: [(test: @Sendable (FactsPointer) -> Bool, text: String)] = []
         var readerIndependentTests: [@Sendable (FactsPointer) -> Bool] = []
         for part in rule.conjuncts {
@@ -148,6 +149,7 @@ public enum PolicyLoader {
                 throw PolicyDiagnostic(at: part.expression.location, "rule \"\(rule.name)\" can never match: '\(part.text)' is always false", sourceLine: sourceLine(part.expression.location))
             }
             compiler.roots.formUnion(partCompiler.roots)
+            conditionReadsMeters = conditionReadsMeters || partCompiler.roots.contains("meter")
             if partCompiler.roots.isDisjoint(with: Schema.readerRoots) { readerIndependentTests.append(test) }
             conjuncts.append((test: test, text: part.text))
         }
@@ -187,7 +189,8 @@ public enum PolicyLoader {
         return CompiledRule(
             name: rule.name, shadow: rule.shadow, title: rule.title, order: rule.order, location: rule.location,
             condition: condition, conjuncts: conjuncts, grant: grant, meteredGrants: metered, cap: cap, offers: offers,
-            readerIndependent: compiler.roots.isDisjoint(with: Schema.readerRoots), readerIndependentTests: readerIndependentTests)
+            readerIndependent: compiler.roots.isDisjoint(with: Schema.readerRoots), readerIndependentTests: readerIndependentTests,
+            conditionReadsMeters: conditionReadsMeters)
     }
 
     /// `a == "x" and a == "y"`, and `b and not b`, can never hold.

@@ -39,6 +39,15 @@ public struct PolicyImpact: Sendable {
 extension PaywallService {
     /// The facts a decision needs, gathered from the store as of `at`.
     public func facts(reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at: Date, policy: Policy) throws(ServiceError) -> DecisionFacts {
+        try facts(reader: reader, title: title, article: article, request: request, at: at, policy: policy, skipMeters: nil)
+    }
+
+    /// The facts; when `skipMeters` says so of the facts without meters, they are returned
+    /// without them (the meters' queries not run), still inside the one snapshot.
+    func facts(
+        reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at: Date, policy: Policy,
+        skipMeters: ((DecisionFacts) -> Bool)?
+    ) throws(ServiceError) -> DecisionFacts {
         // Every read below in one snapshot of the database (measured: a per-statement read
         // transaction took a WAL lock each, several per check).
         try mapped { try store.snapshot {
@@ -89,6 +98,7 @@ extension PaywallService {
                     subject = nil
                 }
             }
+            if let skipMeters, skipMeters(facts) { return facts }
             facts.meters = try policy.meters.map { meter in
                 // Without a subject nothing can be counted or recorded: the meter is spent
                 // (fail closed), or every reader could read without limit by sending no id.
@@ -177,8 +187,16 @@ extension PaywallService {
     func plan(
         reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at instant: Date, policy: Policy, explain: Bool
     ) throws(ServiceError) -> (DecisionFacts, Decision, PendingRead?) {
-        let facts = try facts(reader: reader, title: title, article: article, request: request, at: instant, policy: policy)
-        let decision = policy.decide(facts, explain: explain)
+        // A decision full without the meters is final: their queries are skipped (not when
+        // explaining, which shows every fact).
+        var early: Decision?
+        let facts = try facts(
+            reader: reader, title: title, article: article, request: request, at: instant, policy: policy,
+            skipMeters: explain ? nil : { facts in
+                early = policy.decidesWithoutMeters(facts)
+                return early != nil
+            })
+        let decision = early ?? policy.decide(facts, explain: explain)
         guard let outcome = decision.meter, outcome.consumed || outcome.reread,
               let index = policy.meters.firstIndex(where: { $0.name == outcome.name })
         else { return (facts, decision, nil) }

@@ -1,3 +1,4 @@
+import Foundation
 import PaywallCore
 import PaywallCrypto
 import PaywallPolicy
@@ -17,6 +18,8 @@ public enum ServiceErrorCategory: String, Sendable, CaseIterable {
     case unauthorized
     /// They may not do this (403; exit 1).
     case forbidden
+    /// Too many attempts: wait and try again (429 with `Retry-After`; exit 1).
+    case rateLimited
     /// The database or the keys cannot be used now (503; exit 2).
     case unavailable
     /// A fault of ours or of a library (500; exit 2).
@@ -50,6 +53,14 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case shuttingDown
     /// Too much blocking work is already waiting; try again shortly.
     case overloaded
+    /// Too many failed sign-ins for this email or from this address: wait `retryAfter` seconds.
+    case tooManyAttempts(retryAfter: TimeInterval)
+    /// Too much mail to this address lately: wait `retryAfter` seconds.
+    case tooMuchMail(retryAfter: TimeInterval)
+    /// An email link that is unknown, expired, superseded or already used.
+    case linkInvalid
+    /// The policy in force offers no free trial.
+    case trialNotOffered
 
     public var description: String {
         switch self {
@@ -65,6 +76,10 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .policy(errors): errors.description
         case .shuttingDown: "the service is shutting down"
         case .overloaded: "too many requests are waiting; try again shortly"
+        case let .tooManyAttempts(wait): "too many failed sign-ins; try again in \(Self.seconds(wait)) seconds"
+        case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
+        case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
+        case .trialNotOffered: "no free trial is offered"
         }
     }
 
@@ -74,7 +89,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// belongs in the log.
     public var publicMessage: String {
         switch category {
-        case .invalid, .notFound, .conflict, .forbidden:
+        case .invalid, .notFound, .conflict, .forbidden, .rateLimited:
             if case .policy = self { return "the policy could not be loaded" }
             return description
         case .unauthorized:
@@ -85,6 +100,20 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unavailable: return self == .overloaded ? description : "the service is unavailable; try again shortly"
         case .internal: return "an internal error occurred"
         }
+    }
+
+    /// The seconds a client must wait before retrying, for errors that say so.
+    public var retryAfter: TimeInterval? {
+        switch self {
+        case let .tooManyAttempts(wait), let .tooMuchMail(wait): max(1, wait)
+        default: nil
+        }
+    }
+
+    /// Whole seconds, at least 1, at most a day (never trapping on NaN or huge values).
+    public static func seconds(_ wait: TimeInterval) -> Int {
+        guard wait.isFinite else { return 86_400 }
+        return Int(min(86_400, max(1, wait.rounded(.up))))
     }
 
     /// The kind of failure.
@@ -108,6 +137,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .crypto: .internal
             }
         case .shuttingDown, .overloaded: .unavailable
+        case .tooManyAttempts, .tooMuchMail: .rateLimited
+        case .linkInvalid: .invalid
+        case .trialNotOffered: .conflict
         }
     }
 
@@ -165,6 +197,10 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .policy: "invalid_policy"
         case .shuttingDown: "shutting_down"
         case .overloaded: "overloaded"
+        case .tooManyAttempts: "too_many_attempts"
+        case .tooMuchMail: "too_much_mail"
+        case .linkInvalid: "link_invalid"
+        case .trialNotOffered: "trial_not_offered"
         }
     }
 }

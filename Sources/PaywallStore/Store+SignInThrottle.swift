@@ -24,7 +24,7 @@ extension Store {
     /// holds only what is still limiting someone. Returns the latest block set, if any.
     @discardableResult
     public func recordSignInFailure(
-        keys: [(key: String, window: TimeInterval, block: @Sendable (Int) -> TimeInterval)], at now: Date
+        keys: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)], at now: Date
     ) throws(StoreError) -> Date? {
         try write { db in
             let oldest = keys.map(\.window).max() ?? 0

@@ -67,6 +67,7 @@ public struct PaywallAPI: Sendable {
                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }
         }
+        addAccountRoutes(router)
         Self.refuseOtherMethods(router)
         return router
     }
@@ -75,7 +76,7 @@ public struct PaywallAPI: Sendable {
     static let routes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
         ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
-    ]
+    ] + accountRoutes
 
     /// The methods each route takes, as `Allow` lists them.
     static let methods: [String: String] = Dictionary(uniqueKeysWithValues: routes.map { ($0.path, $0.allowed == .get ? "GET, HEAD" : $0.allowed.rawValue) })

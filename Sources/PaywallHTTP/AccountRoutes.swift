@@ -77,8 +77,8 @@ extension PaywallAPI {
         var request = request
         let body = try await RequestBody.object(&request).only(["refreshToken"])
         let token = try body.requiredString("refreshToken")
-        _ = try await service.blocking { service throws(ServiceError) in try service.signOut(refreshToken: token) }
-        return Self.noContent()
+        let ended = try await service.blocking { service throws(ServiceError) in try service.signOut(refreshToken: token) }
+        return try Self.json(EndedSession(session: SessionView(ended)), private: true)
     }
 
     func signOutEverywhere(_ request: Request) async throws -> Response {
@@ -93,8 +93,8 @@ extension PaywallAPI {
     func revokeSession(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         let account = try service.signedInAccount(bearer: try bearer(request))
         let id = context.parameters.get("id") ?? ""
-        _ = try await service.blocking { service throws(ServiceError) in try service.revokeSession(id: id, accountID: account) }
-        return Self.noContent()
+        let ended = try await service.blocking { service throws(ServiceError) in try service.revokeSession(id: id, accountID: account) }
+        return try Self.json(EndedSession(session: SessionView(ended)), private: true)
     }
 
     // MARK: - The reader's own account
@@ -124,7 +124,7 @@ extension PaywallAPI {
         }
         Self.log(delivery, context)
         struct Queued: Encodable { var verificationMail: String }
-        return try Self.json(Queued(verificationMail: MailStatus(delivery).rawValue), private: true, status: .accepted)
+        return try Self.json(Queued(verificationMail: MailStatus(delivery).rawValue), private: true)
     }
 
     func verifyEmail(_ request: Request) async throws -> Response {
@@ -143,7 +143,7 @@ extension PaywallAPI {
         let delivery = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email) }
         Self.log(delivery, context)
         // The same answer whether or not the email has an account.
-        return try Self.json(#"{"status":"accepted"}"#, status: .accepted)
+        return Self.json(#"{"status":"accepted"}"#)
     }
 
     func resetPassword(_ request: Request) async throws -> Response {
@@ -176,15 +176,8 @@ extension PaywallAPI {
         }
     }
 
-    static func noContent() -> Response {
-        Response(status: .noContent, headers: [.cacheControl: "no-store"])
-    }
-
-    static func json(_ text: String, status: HTTPResponse.Status) throws -> Response {
-        var response = json(text)
-        response.status = status
-        return response
-    }
+    /// The session a sign-out or revocation ended.
+    struct EndedSession: Encodable { var session: SessionView }
 
     static func json<T: Encodable>(_ value: T, private isPrivate: Bool, status: HTTPResponse.Status) throws -> Response {
         var response = try json(value, private: isPrivate)

@@ -15,6 +15,9 @@ struct OpenAPIDocumentTests {
     static let routes: Set<String> = [
         "POST /v1/access", "POST /v1/access/preview", "POST /v1/devices",
         "GET /.well-known/jwks.json", "GET /healthz", "GET /readyz", "GET /openapi.json",
+        "POST /v1/accounts", "POST /v1/sessions", "POST /v1/sessions/refresh", "POST /v1/sessions/sign-out",
+        "POST /v1/sessions/sign-out-everywhere", "GET /v1/me", "DELETE /v1/me/sessions/{id}", "POST /v1/email/verification",
+        "POST /v1/email/verify", "POST /v1/password/forgot", "POST /v1/password/reset", "POST /v1/trials",
     ]
 
     func document() throws -> [String: Any] {

@@ -148,7 +148,10 @@ extension PaywallService {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        let oneLine = { (text: String) in text.filter { $0 != "\r" && $0 != "\n" } }
+        // By scalar: "\r\n" is one Character in Swift, equal to neither "\r" nor "\n".
+        let oneLine = { (text: String) in
+            String(String.UnicodeScalarView(text.unicodeScalars.filter { !CharacterSet.newlines.contains($0) }))
+        }
         let text = """
             From: \(oneLine(from))
             To: \(oneLine(message.recipient))

@@ -135,6 +135,15 @@ extension PaywallService {
         return (sent, failed)
     }
 
+    /// One delivery pass for an operator (`paywall mail deliver`): refused without a
+    /// sendmail command, so a cron job without one fails loudly instead of doing nothing.
+    public func deliverPendingMail() throws(ServiceError) -> (Int, Int) {
+        guard configuration.sendmailCommand != nil else {
+            throw .configuration(name: "PAYWALL_SENDMAIL", value: "", expected: "a sendmail-compatible command to deliver mail with")
+        }
+        return deliverMail(limit: 1_000)
+    }
+
     /// The outbox, newest first (bodies of sent messages are erased).
     public func outbox(limit: Int = 100) throws(ServiceError) -> [OutboxMessage] {
         try mapped { try store.outbox(limit: limit) }

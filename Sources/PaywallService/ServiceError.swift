@@ -61,6 +61,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case linkInvalid
     /// The policy in force offers no free trial.
     case trialNotOffered
+    /// The sendmail command refused `count` messages; they stay in the outbox.
+    case mailNotDelivered(count: Int)
 
     public var description: String {
         switch self {
@@ -80,6 +82,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
+        case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
     }
 
@@ -136,7 +139,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
             case .crypto: .internal
             }
-        case .shuttingDown, .overloaded: .unavailable
+        case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
         case .tooManyAttempts, .tooMuchMail: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
@@ -201,6 +204,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooMuchMail: "too_much_mail"
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
+        case .mailNotDelivered: "mail_not_delivered"
         }
     }
 }

@@ -51,6 +51,8 @@ public enum ReaderLimits {
     public static let deviceName = 64
     /// A refresh token or link token longer than this is not ours (ours are 43).
     public static let token = 256
+    /// A device token (as the Authorization header's limit).
+    public static let deviceToken = 8_192
 }
 
 extension PaywallService {
@@ -78,6 +80,7 @@ extension PaywallService {
         email rawEmail: String, password: String, name: String, deviceToken: String?, deviceName: String?
     ) throws(ServiceError) -> ReaderSession {
         let device: String? = try deviceToken.map { (token: String) throws(ServiceError) -> String in
+            guard token.utf8.count <= ReaderLimits.deviceToken else { throw .token(.malformed("the device token is longer than \(ReaderLimits.deviceToken) bytes")) }
             guard case let .device(claims) = try verifyCached(token, kinds: [.device]) else {
                 throw .token(.wrongType(expected: TokenKind.device.rawValue, actual: nil))
             }

@@ -134,6 +134,19 @@ struct AccountRouteTests {
         #expect(outbox.count == 1 && outbox[0].sentAt != nil && outbox[0].body.isEmpty)
     }
 
+    @Test("the device token may come as the bearer instead of in the body")
+    func signUpWithBearerDevice() async throws {
+        let f = try readerFixture(mail: nil)
+        let signUp = try await withAPI(f) { client in
+            let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
+            let sub = try #require(try claims(of: device)["sub"] as? String)
+            try await f.service.recordRead(subject: .device(String(sub.dropFirst("device:".count))), title: "euronews", article: "a1")
+            return try await client.signUp("bearer@example.com", token: device)
+        }
+        #expect(signUp.status == .created, "\(signUp.text)")
+        #expect(try signUp.object()["carriedReads"] as? Int == 1)
+    }
+
     @Test("sign-up refusals write nothing")
     func signUpRefusals() async throws {
         let f = try readerFixture(mail: nil)

@@ -24,6 +24,7 @@ public struct APIError: HTTPResponseError, Sendable {
     public init(_ error: ServiceError) {
         self.init(status: Self.status(for: error.category), code: error.code, message: error.publicMessage)
         if error.category == .unavailable { headers[.retryAfter] = "1" }
+        if let wait = error.retryAfter { headers[.retryAfter] = String(ServiceError.seconds(wait)) }
     }
 
     static func status(for category: ServiceErrorCategory) -> HTTPResponse.Status {
@@ -33,6 +34,7 @@ public struct APIError: HTTPResponseError, Sendable {
         case .conflict: .conflict
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
+        case .rateLimited: .tooManyRequests
         case .unavailable: .serviceUnavailable
         case .internal: .internalServerError
         }

@@ -70,6 +70,7 @@ public struct PaywallAPI: Sendable {
                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }
         }
+        addAccountRoutes(router)
         Self.refuseOtherMethods(router)
         return router
     }
@@ -78,7 +79,7 @@ public struct PaywallAPI: Sendable {
     static let routes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
         ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
-    ] + adminRoutes + giftRoutes
+    ] + adminRoutes + giftRoutes + accountRoutes
 
     /// The methods each path takes, in the table's order.
     static let allowedMethods: [String: [HTTPRequest.Method]] = routes.reduce(into: [:]) { $0[$1.path, default: []].append($1.allowed) }

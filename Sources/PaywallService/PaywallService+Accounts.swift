@@ -27,6 +27,15 @@ extension PaywallService {
     /// weaker than the configured parameters it is upgraded. Takes the same time whether
     /// or not the account exists.
     public func signIn(email rawEmail: String, password: String) throws(ServiceError) -> SignIn {
+        let account = try checkCredentials(email: rawEmail, password: password)
+        let (token, session) = try startSession(accountID: account.id)
+        return SignIn(account: account, refreshToken: token, session: session)
+    }
+
+    /// The account whose email and password these are, or ``ServiceError/invalidCredentials``
+    /// (the same error, after the same hash work, for an unknown email and a wrong
+    /// password). Upgrades a hash weaker than the configured parameters.
+    func checkCredentials(email rawEmail: String, password: String) throws(ServiceError) -> Account {
         try mapped {
             guard let email = try? EmailAddress(rawEmail),
                   let account = try store.account(email: email),
@@ -44,8 +53,7 @@ extension PaywallService {
                     try store.setPasswordHash(accountID: account.id, hash: upgraded, actor: .system, action: "account.rehash-password")
                 }
             }
-            let (token, session) = try startSession(accountID: account.id)
-            return SignIn(account: account, refreshToken: token, session: session)
+            return account
         }
     }
 

@@ -63,6 +63,28 @@ public struct ServiceConfiguration: Sendable {
     public var tokenCacheCapacity = 100_000
     /// Test mode: allows scrypt below OWASP's cost. Never set in production.
     public var testing = false
+    /// At most this many sessions per account (default 5): signing in past it ends the
+    /// least recently used one (`PAYWALL_MAX_SESSIONS`).
+    public var maximumSessions = 5
+    /// The sendmail-compatible command that delivers mail, as program and arguments
+    /// (`PAYWALL_SENDMAIL="/usr/sbin/sendmail -t"`): the message goes to its standard
+    /// input with its `To:` header. Nil: mail waits in the outbox.
+    public var sendmailCommand: [String]?
+    /// The `From:` of mail we send (`PAYWALL_MAIL_FROM`).
+    public var mailFrom = "paywall@localhost"
+    /// Where links in mail point: the reader's app's page, which posts the token to the
+    /// API (`PAYWALL_LINK_BASE`). The token goes in the fragment, which browsers never send
+    /// to a server, so it stays out of web servers' logs.
+    public var linkBase = "http://localhost:8080"
+    /// How long an email verification link works (2 days).
+    public var verificationLinkLifetime: TimeInterval = 2 * 86_400
+    /// How long a password reset link works (1 hour).
+    public var resetLinkLifetime: TimeInterval = 3_600
+    /// At most this many messages to one address per hour (a reset form must not be a way
+    /// to flood someone's mailbox).
+    public var mailsPerAddressPerHour = 5
+    /// How failed sign-ins are slowed and refused.
+    public var signInThrottle = SignInThrottle()
 
     public init() {}
 
@@ -100,6 +122,10 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_ADMIN_TTL` | default lifetime of admin tokens (e.g. 15m, at most 12h) |
     /// | `PAYWALL_GIFT_TTL` | how long a gift link opens its article (e.g. 7d, at most 31d) |
     /// | `PAYWALL_GIFT_MONTHLY_LIMIT` | gift links per member per calendar month (0 to 1000; 0: off) |
+    /// | `PAYWALL_MAX_SESSIONS` | sessions per account (1 to 100, default 5) |
+    /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
+    /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
+    /// | `PAYWALL_LINK_BASE` | http(s) URL the links in mail start with |
     ///
     /// Invalid values are refused with the variable's name and what it takes.
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
@@ -169,7 +195,51 @@ public struct ServiceConfiguration: Sendable {
             do { try parameters.validate() } catch { throw invalid("PAYWALL_SCRYPT_LN", text, "a whole number from \(lowest) to 18 (\(error))") }
             configuration.passwordHashing = parameters
         }
+        if let text = environment["PAYWALL_MAX_SESSIONS"] {
+            guard let count = Int(text), (1...100).contains(count) else { throw invalid("PAYWALL_MAX_SESSIONS", text, "a whole number from 1 to 100") }
+            configuration.maximumSessions = count
+        }
+        if let text = environment["PAYWALL_SENDMAIL"], !text.trimmingCharacters(in: .whitespaces).isEmpty {
+            // Split on spaces, never through a shell: nothing in the setting is interpreted.
+            let words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard let program = words.first, program.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: program) else {
+                throw invalid("PAYWALL_SENDMAIL", text, "the absolute path of an executable sendmail-compatible program, then its arguments")
+            }
+            configuration.sendmailCommand = words
+        }
+        if let text = environment["PAYWALL_MAIL_FROM"] {
+            guard (try? EmailAddress(text)) != nil else { throw invalid("PAYWALL_MAIL_FROM", text, "an email address") }
+            configuration.mailFrom = text
+        }
+        if let text = environment["PAYWALL_LINK_BASE"] {
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil, url.query == nil,
+                  url.fragment == nil, text.utf8.count <= 512
+            else { throw invalid("PAYWALL_LINK_BASE", text, "an http or https URL without query or fragment, such as https://app.example.com") }
+            configuration.linkBase = text.hasSuffix("/") ? String(text.dropLast()) : text
+        }
         configuration.store.readOnly = overrides.readOnly
         return configuration
+    }
+}
+
+/// How failed sign-ins are slowed, then refused, per account (the email asked for, known
+/// or not, so the answer says nothing about whether it has an account) and per client
+/// address. Within `window` from a key's first failure: the first `free` failures cost
+/// nothing; each further one makes the next attempt wait twice as long (1 s, 2 s, 4 s…);
+/// from `refuseAfter` failures on, the key is refused for a whole `window`.
+public struct SignInThrottle: Sendable, Equatable {
+    public var window: TimeInterval = 15 * 60
+    public var accountFree = 5
+    public var accountRefuseAfter = 10
+    public var clientFree = 20
+    public var clientRefuseAfter = 100
+
+    public init() {}
+
+    /// How long a key with `failures` failures waits before its next attempt.
+    public func wait(failures: Int, free: Int, refuseAfter: Int) -> TimeInterval {
+        if failures >= refuseAfter { return window }
+        guard failures > free else { return 0 }
+        return min(window, Double(1 << min(20, failures - free - 1)))
     }
 }

@@ -18,6 +18,8 @@ public enum ServiceErrorCategory: String, Sendable, CaseIterable {
     case unauthorized
     /// They may not do this (403; exit 1).
     case forbidden
+    /// Too many attempts: wait and try again (429 with `Retry-After`; exit 1).
+    case rateLimited
     /// The database or the keys cannot be used now (503; exit 2).
     case unavailable
     /// A fault of ours or of a library (500; exit 2).
@@ -63,6 +65,16 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case giftLimitReached(limit: Int, resetsAt: Date)
     /// A gift link that is not valid (the precise reason, for the log only).
     case giftRefused(String)
+    /// Too many failed sign-ins for this email or from this address: wait `retryAfter` seconds.
+    case tooManyAttempts(retryAfter: TimeInterval)
+    /// Too much mail to this address lately: wait `retryAfter` seconds.
+    case tooMuchMail(retryAfter: TimeInterval)
+    /// An email link that is unknown, expired, superseded or already used.
+    case linkInvalid
+    /// The policy in force offers no free trial.
+    case trialNotOffered
+    /// The sendmail command refused `count` messages; they stay in the outbox.
+    case mailNotDelivered(count: Int)
 
     public var description: String {
         switch self {
@@ -85,6 +97,11 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .giftLimitReached(limit, resetsAt):
             limit == 0 ? "gift links are turned off" : "you have made \(limit) gift links this month, the most allowed; the next from \(TimeText.format(resetsAt))"
         case let .giftRefused(reason): "the gift link was refused: \(reason)"
+        case let .tooManyAttempts(wait): "too many failed sign-ins; try again in \(Self.seconds(wait)) seconds"
+        case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
+        case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
+        case .trialNotOffered: "no free trial is offered"
+        case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
     }
 
@@ -94,7 +111,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// belongs in the log.
     public var publicMessage: String {
         switch category {
-        case .invalid, .notFound, .conflict, .forbidden:
+        case .invalid, .notFound, .conflict, .forbidden, .rateLimited:
             if case .policy = self { return "the policy could not be loaded" }
             // Why a gift token failed would help someone forging one; the reader needs only this.
             if case .giftRefused = self { return "the gift link is not valid for this article, or has expired" }
@@ -107,6 +124,20 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unavailable: return self == .overloaded ? description : "the service is unavailable; try again shortly"
         case .internal: return "an internal error occurred"
         }
+    }
+
+    /// The seconds a client must wait before retrying, for errors that say so.
+    public var retryAfter: TimeInterval? {
+        switch self {
+        case let .tooManyAttempts(wait), let .tooMuchMail(wait): max(1, wait)
+        default: nil
+        }
+    }
+
+    /// Whole seconds, at least 1, at most a day (never trapping on NaN or huge values).
+    public static func seconds(_ wait: TimeInterval) -> Int {
+        guard wait.isFinite else { return 86_400 }
+        return Int(min(86_400, max(1, wait.rounded(.up))))
     }
 
     /// The kind of failure.
@@ -130,7 +161,10 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
             case .crypto: .internal
             }
-        case .shuttingDown, .overloaded: .unavailable
+        case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
+        case .tooManyAttempts, .tooMuchMail: .rateLimited
+        case .linkInvalid: .invalid
+        case .trialNotOffered: .conflict
         }
     }
 
@@ -194,6 +228,11 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notEntitled: "not_entitled"
         case .giftLimitReached: "gift_limit_reached"
         case .giftRefused: "invalid_gift"
+        case .tooManyAttempts: "too_many_attempts"
+        case .tooMuchMail: "too_much_mail"
+        case .linkInvalid: "link_invalid"
+        case .trialNotOffered: "trial_not_offered"
+        case .mailNotDelivered: "mail_not_delivered"
         }
     }
 }

@@ -150,6 +150,52 @@ enum Migrations {
                 """)
         }
 
+        // Readers over HTTP. A session family is what a reader sees as "a session": it
+        // gets the device name given at sign-in (`session_devices`; its last use is the
+        // creation of its current token). Failed sign-ins are counted per email and per
+        // client address so the throttle survives a restart (`sign_in_failures`).
+        // Single-use email links keep only their token's SHA-256 (`email_links`); mail
+        // waits in `outbox` until a sendmail command takes it (`next_attempt_at` is both
+        // a lease against double delivery and the retry backoff).
+        migrator.registerMigration("v7-accounts-http") { db in
+            try db.execute(sql: """
+                CREATE TABLE session_devices (
+                    family_id TEXT PRIMARY KEY NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    device_name TEXT
+                );
+                CREATE INDEX session_devices_by_account ON session_devices(account_id);
+                CREATE TABLE sign_in_failures (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    failures INTEGER NOT NULL,
+                    window_start INTEGER NOT NULL,
+                    blocked_until INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                CREATE TABLE email_links (
+                    token_hash BLOB PRIMARY KEY NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    purpose TEXT NOT NULL CHECK (purpose IN ('verify-email', 'reset-password')),
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX email_links_by_account ON email_links(account_id, purpose);
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    recipient TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    sent_at INTEGER,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT
+                );
+                CREATE INDEX outbox_pending ON outbox(sent_at, next_attempt_at);
+                CREATE INDEX outbox_by_recipient ON outbox(recipient, created_at);
+                """)
+        }
+
         // Gift links and their reads, and an index for the admin API's audit filters.
         // A gift read is kept apart from `reads`: meters count every row of `reads`, and a
         // gift must consume nothing of its recipient's meter. `gift_reads` keeps no foreign

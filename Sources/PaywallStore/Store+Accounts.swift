@@ -26,18 +26,24 @@ extension Store {
         let now = clock.now()
         let account = Account(id: .generate(), email: email.value, displayName: displayName, createdAt: now, updatedAt: now)
         return try write { db in
-            if try Self.account(db, emailKey: email.lookupKey) != nil {
-                throw StoreError.duplicateEmail(email.value)
-            }
-            try db.cachedStatement(sql: """
-                INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [account.id.rawValue, account.email, email.lookupKey, displayName, now.millis, now.millis])
-            try db.cachedStatement(sql: "INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)")
-                .execute(arguments: [account.id.rawValue, passwordHash, now.millis])
-            try audit(db, actor: actor, action: "account.create", target: "account:\(account.id)", details: ["email": account.email])
+            try insertAccount(db, account, emailKey: email.lookupKey, passwordHash: passwordHash, actor: actor)
             return account
         }
+    }
+
+    /// Inserts a new account and its credentials inside the caller's write transaction,
+    /// audited; refuses a taken email.
+    func insertAccount(_ db: Database, _ account: Account, emailKey: String, passwordHash: String, actor: AuditActor) throws {
+        if try Self.account(db, emailKey: emailKey) != nil {
+            throw StoreError.duplicateEmail(account.email)
+        }
+        try db.cachedStatement(sql: """
+            INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [account.id.rawValue, account.email, emailKey, account.displayName, account.createdAt.millis, account.updatedAt.millis])
+        try db.cachedStatement(sql: "INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)")
+            .execute(arguments: [account.id.rawValue, passwordHash, account.createdAt.millis])
+        try audit(db, actor: actor, action: "account.create", target: "account:\(account.id)", details: ["email": account.email])
     }
 
     /// The account with this id, or nil.

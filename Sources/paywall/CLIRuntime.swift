@@ -80,7 +80,7 @@ func fail(_ error: any Error) -> any Error {
 
 func exitCode(for category: ServiceErrorCategory) -> ExitCode {
     switch category {
-    case .invalid, .notFound, .conflict, .unauthorized, .forbidden: ExitStatus.refused
+    case .invalid, .notFound, .conflict, .unauthorized, .forbidden, .rateLimited: ExitStatus.refused
     case .unavailable, .internal: ExitStatus.databaseUnavailable
     }
 }

@@ -23,6 +23,9 @@ struct OpenAPIDocumentTests {
         "POST /admin/v1/accounts/{account}/comps", "GET /admin/v1/accounts/{account}/trial", "POST /admin/v1/accounts/{account}/trial",
         "POST /admin/v1/accounts/{account}/trial/end",
         "GET /admin/v1/audit", "GET /admin/v1/reads", "GET /admin/v1/policy", "POST /admin/v1/policy/reload",
+        "POST /v1/accounts", "POST /v1/sessions", "POST /v1/sessions/refresh", "POST /v1/sessions/sign-out",
+        "POST /v1/sessions/sign-out-everywhere", "GET /v1/me", "DELETE /v1/me/sessions/{id}", "POST /v1/email/verification",
+        "POST /v1/email/verify", "POST /v1/password/forgot", "POST /v1/password/reset", "POST /v1/trials",
     ]
 
     @Test("the router's method table lists exactly the documented routes")

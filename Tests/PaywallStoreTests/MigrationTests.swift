@@ -70,7 +70,7 @@ struct MigrationTests {
             try db.execute(sql: "INSERT INTO title_tags (title_id, tag) VALUES ('euronews', 'news')")
         }
         if index >= 5 {
-            // Written by a v6 server: every session carries its family's start.
+            // From v6 on, every session row carries its family's start (as v6's code writes it).
             try db.execute(sql: """
                 UPDATE sessions SET family_started_at =
                     (SELECT MIN(family.created_at) FROM sessions AS family WHERE family.family_id = sessions.family_id)
@@ -105,7 +105,16 @@ struct MigrationTests {
         if index < 1 { _ = try store.addTitle(id: TitleID(rawValue: "euronews"), name: "Euronews", publisher: "E", actor: .system) }
         try store.recordRead(ArticleRead(subject: .device("d2"), titleID: TitleID(rawValue: "euronews"), articleID: "a9", at: Date()))
         #expect(try store.auditCount() >= 1)
-        if index >= 3 { try checkSeededSessions(store, account) }
+        // v7: sessions made before it are listed (one per live family, without a device
+        // name) and count toward the cap; the device's reads can move to the account.
+        if index >= 3 {
+            let inUse = try store.sessionsInUse(accountID: account.id)
+            #expect(inUse.map(\.id) == ["fam-1"] && inUse.first?.deviceName == nil)
+            #expect(try store.moveDeviceReads(device: "d", to: account.id, actor: .system) == 1)
+            try checkSeededSessions(store, account)
+        }
+        let capped = try store.startSession(accountID: account.id, lifetime: 86_400, deviceName: "phone", maximum: 1)
+        #expect(try store.sessionsInUse(accountID: account.id).map(\.id) == [capped.active.id])
         // Sessions: a new family, its rotation, a concurrent refresh, a reuse.
         let (token, started) = try store.createSession(accountID: account.id, lifetime: 86_400)
         guard case let .rotated(next, session) = try store.refreshSession(token: token, lifetime: 86_400) else {

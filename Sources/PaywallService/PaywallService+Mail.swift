@@ -1,0 +1,213 @@
+import Foundation
+import PaywallCore
+import PaywallStore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What became of queued mail: the message just queued, and what one delivery pass did.
+public struct MailDelivery: Sendable, Equatable {
+    /// The outbox id of the message just queued.
+    public var queued: Int64
+    /// Whether a sendmail command is configured (without one, mail waits in the outbox).
+    public var sendmailConfigured: Bool
+    public var sent = 0
+    public var failed = 0
+}
+
+extension PaywallService {
+    // MARK: - Links by mail
+
+    /// Queues a new email verification link for the account (the previous one stops
+    /// working) and tries to deliver it.
+    public func sendVerificationLink(accountID: AccountID, actor: AuditActor) throws(ServiceError) -> MailDelivery {
+        let lifetime = configuration.verificationLinkLifetime
+        return try sendLink(accountID: accountID, purpose: .verifyEmail, lifetime: lifetime, actor: actor) { account, token in
+            OutgoingMail(
+                recipient: account.email, subject: "Confirm your email address",
+                body: """
+                    Hello \(account.displayName ?? ""),
+
+                    To confirm that \(account.email) is your address, open this link within \(Int(lifetime / 3_600)) hours:
+
+                    \(configuration.linkBase)/verify-email#token=\(token)
+
+                    If you did not sign up, ignore this message.
+
+                    """)
+        }
+    }
+
+    /// Asks for a password reset link for `email`. Answers nothing about whether the email
+    /// has an account: nil when it has none, or when that address already had its share of
+    /// mail this hour (the caller answers the same either way).
+    public func requestPasswordReset(email rawEmail: String) throws(ServiceError) -> MailDelivery? {
+        guard let email = try? EmailAddress(rawEmail) else {
+            throw .invalidInput(.invalidEmail(String(rawEmail.prefix(254)), reason: "it is not an email address"))
+        }
+        guard let account = try mapped({ try store.account(email: email) }) else { return nil }
+        let lifetime = configuration.resetLinkLifetime
+        do {
+            return try sendLink(accountID: account.id, purpose: .resetPassword, lifetime: lifetime, actor: .system) { account, token in
+                OutgoingMail(
+                    recipient: account.email, subject: "Reset your password",
+                    body: """
+                        Hello \(account.displayName ?? ""),
+
+                        Someone asked to reset the password of \(account.email). To choose a new one, open this link within \(Int(lifetime / 60)) minutes:
+
+                        \(configuration.linkBase)/reset-password#token=\(token)
+
+                        The link works once. If it was not you, ignore this message: your password stays as it is.
+
+                        """)
+            }
+        } catch .tooMuchMail {
+            return nil
+        }
+    }
+
+    private func sendLink(
+        accountID: AccountID, purpose: EmailLinkPurpose, lifetime: TimeInterval, actor: AuditActor,
+        compose: (Account, String) -> OutgoingMail
+    ) throws(ServiceError) -> MailDelivery {
+        let id: Int64 = try mapped {
+            guard let account = try store.account(id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
+            let since = now.addingTimeInterval(-3_600)
+            if try store.mailCount(recipient: account.email, since: since) >= configuration.mailsPerAddressPerHour {
+                throw ServiceError.tooMuchMail(retryAfter: 3_600)
+            }
+            return try store.issueEmailLink(accountID: accountID, purpose: purpose, lifetime: lifetime, actor: actor, compose: compose)
+        }
+        var delivery = MailDelivery(queued: id, sendmailConfigured: configuration.sendmailCommand != nil)
+        let (sent, failed) = deliverMail()
+        delivery.sent = sent
+        delivery.failed = failed
+        return delivery
+    }
+
+    /// Uses an email verification link: the account's email is verified from now on
+    /// (`user.emailVerified` for the policy).
+    public func verifyEmail(token: String) throws(ServiceError) -> Account {
+        guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .linkInvalid }
+        guard let account = try mapped({ try store.verifyEmail(token: token) }) else { throw .linkInvalid }
+        return account
+    }
+
+    /// Uses a password reset link: sets the new password (checked against the policy) and
+    /// ends every session of the account. Returns the account and how many sessions ended.
+    public func resetPassword(token: String, password: String) throws(ServiceError) -> (Account, Int) {
+        guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .linkInvalid }
+        return try mapped {
+            // Checked before the (slow) hashing; used, atomically, after it.
+            guard let id = try store.emailLinkAccount(token: token, purpose: .resetPassword),
+                  let account = try store.account(id: id)
+            else { throw ServiceError.linkInvalid }
+            try configuration.passwordPolicy.validate(password, email: try? EmailAddress(account.email))
+            let hash = try hasher.hash(password)
+            guard let (_, ended) = try store.resetPassword(token: token, hash: hash) else { throw ServiceError.linkInvalid }
+            return (account, ended)
+        }
+    }
+
+    // MARK: - Delivery
+
+    /// Hands due outbox messages to the sendmail command, one process each; a message the
+    /// command refuses is tried again later (a minute per attempt so far). Without a
+    /// command, does nothing: mail waits in the outbox. Returns (sent, failed).
+    @discardableResult
+    public func deliverMail(limit: Int = 20) -> (Int, Int) {
+        guard let command = configuration.sendmailCommand, !command.isEmpty else { return (0, 0) }
+        guard let messages = try? store.claimMail(limit: limit, lease: 120) else { return (0, 1) }
+        var sent = 0
+        var failed = 0
+        for message in messages {
+            if let error = Self.runSendmail(command, message: Self.rfc5322(message, from: configuration.mailFrom, at: now)) {
+                failed += 1
+                try? store.markMailFailed(id: message.id, error: error, retryAfter: 60 * Double(message.attempts + 1))
+            } else {
+                sent += 1
+                try? store.markMailSent(id: message.id)
+            }
+        }
+        return (sent, failed)
+    }
+
+    /// One delivery pass for an operator (`paywall mail deliver`): refused without a
+    /// sendmail command, so a cron job without one fails loudly instead of doing nothing.
+    public func deliverPendingMail() throws(ServiceError) -> (Int, Int) {
+        guard configuration.sendmailCommand != nil else {
+            throw .configuration(name: "PAYWALL_SENDMAIL", value: "", expected: "a sendmail-compatible command to deliver mail with")
+        }
+        return deliverMail(limit: 1_000)
+    }
+
+    /// The outbox, newest first (bodies of sent messages are erased).
+    public func outbox(limit: Int = 100) throws(ServiceError) -> [OutboxMessage] {
+        try mapped { try store.outbox(limit: limit) }
+    }
+
+    /// A plain-text message: the headers sendmail `-t` reads its recipient from. Every
+    /// header value is one we validated (an ASCII address, a fixed subject): nothing a
+    /// reader typed can add a header.
+    static func rfc5322(_ message: OutboxMessage, from: String, at date: Date) -> Data {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
+        // By scalar: "\r\n" is one Character in Swift, equal to neither "\r" nor "\n".
+        let oneLine = { (text: String) in
+            String(String.UnicodeScalarView(text.unicodeScalars.filter { !CharacterSet.newlines.contains($0) }))
+        }
+        let text = """
+            From: \(oneLine(from))
+            To: \(oneLine(message.recipient))
+            Subject: \(oneLine(message.subject))
+            Date: \(formatter.string(from: date))
+            MIME-Version: 1.0
+            Content-Type: text/plain; charset=utf-8
+            Content-Transfer-Encoding: 8bit
+
+            \(message.body)
+            """
+        return Data(text.utf8)
+    }
+
+    /// Runs the command with `message` on its standard input: nil when it exits 0, else
+    /// why not. Never through a shell. Gives up (and kills it) after `timeout` seconds.
+    static func runSendmail(_ command: [String], message: Data, timeout: TimeInterval = 30) -> String? {
+        ignoreSIGPIPE
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        do {
+            try process.run()
+        } catch {
+            return "could not start the sendmail command"
+        }
+        // A command that exits without reading closes the pipe: the write fails (EPIPE,
+        // SIGPIPE ignored), and the exit status says what happened.
+        try? input.fileHandleForWriting.write(contentsOf: message)
+        try? input.fileHandleForWriting.close()
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            done.wait()
+            return "the sendmail command did not finish within \(Int(timeout)) seconds"
+        }
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            return "the sendmail command exited with status \(process.terminationStatus)"
+        }
+        return nil
+    }
+
+    /// Writing to a command that exited must fail with EPIPE, not kill the server.
+    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+}

@@ -1,0 +1,236 @@
+import Foundation
+import PaywallCore
+import PaywallCrypto
+import PaywallPolicy
+import PaywallStore
+import PaywallTokens
+
+/// What a reader's app gets from signing up, signing in or refreshing: an access token
+/// (minutes long), a refresh token (shown once, stored hashed) and the session they open.
+public struct ReaderSession: Sendable {
+    public var account: Account
+    public var accessToken: IssuedToken
+    public var refreshToken: String
+    public var refreshTokenExpiresAt: Date
+    public var session: ActiveSession
+    /// Sessions the cap ended to make room for this one (least recently used first).
+    public var endedSessions: [ActiveSession] = []
+    /// Reads of the device given at sign-up that now count for the account.
+    public var carriedReads = 0
+    /// The verification mail queued at sign-up, and what became of it.
+    public var mail: MailDelivery?
+}
+
+/// A reader's own view of their account (`GET /v1/me`).
+public struct ReaderProfile: Sendable {
+    public var account: Account
+    public var memberships: [Membership]
+    public var trial: Trial?
+    /// Whether this person may still start a free trial, and how long the policy's is.
+    public var trialEligible: Bool
+    public var offeredTrialDays: Int?
+    public var meters: [MeterStanding]
+    public var sessions: [ActiveSession]
+    public var now: Date
+}
+
+/// A meter of the policy as it stands for one reader.
+public struct MeterStanding: Sendable, Equatable {
+    public var name: String
+    public var limit: Int
+    public var used: Int
+    public var window: TimeInterval
+    /// When the oldest counted read leaves the window (nil: nothing counted).
+    public var resetsAt: Date?
+    public var remaining: Int { max(0, limit - used) }
+}
+
+/// Limits on what a reader sends (stated in the OpenAPI document too).
+public enum ReaderLimits {
+    /// A device name, in characters.
+    public static let deviceName = 64
+    /// A refresh token or link token longer than this is not ours (ours are 43).
+    public static let token = 256
+    /// A device token (as the Authorization header's limit).
+    public static let deviceToken = 8_192
+}
+
+extension PaywallService {
+    // MARK: - Who is asking
+
+    /// The account an access token names. Device tokens and every other kind are refused,
+    /// and so is the token of an account deleted since it was issued.
+    public func signedInAccount(bearer: String?) throws(ServiceError) -> AccountID {
+        guard let bearer else { throw .token(.malformed("no access token: send 'Authorization: Bearer <access token>'")) }
+        guard case let .access(claims) = try verifyCached(bearer, kinds: [.access]) else {
+            throw .token(.wrongType(expected: TokenKind.access.rawValue, actual: nil))
+        }
+        let id = AccountID(rawValue: claims.registered.subject)
+        guard try mapped({ try store.account(id: id) }) != nil else { throw .token(.invalidClaim("sub", reason: "no such account")) }
+        return id
+    }
+
+    // MARK: - Signing up and in
+
+    /// Signs a reader up and in: checks everything first (email, password, name, device
+    /// token, device name), then in one transaction creates the account and moves the
+    /// device's reads to it; starts a session and queues the email verification mail.
+    /// `device` is the reader's device token, if they had one (its meter carries over).
+    public func signUpReader(
+        email rawEmail: String, password: String, name: String, deviceToken: String?, deviceName: String?
+    ) throws(ServiceError) -> ReaderSession {
+        let device: String? = try deviceToken.map { (token: String) throws(ServiceError) -> String in
+            guard token.utf8.count <= ReaderLimits.deviceToken else { throw .token(.malformed("the device token is longer than \(ReaderLimits.deviceToken) bytes")) }
+            guard case let .device(claims) = try verifyCached(token, kinds: [.device]) else {
+                throw .token(.wrongType(expected: TokenKind.device.rawValue, actual: nil))
+            }
+            return claims.deviceID
+        }
+        let (account, carried): (Account, Int) = try mapped {
+            let email = try EmailAddress(rawEmail)
+            try configuration.passwordPolicy.validate(password, email: email)
+            let displayName = try validatedName(name, kind: "display")
+            _ = try Self.validDeviceName(deviceName)
+            if try store.account(email: email) != nil { throw StoreError.duplicateEmail(email.value) }
+            let hash = try hasher.hash(password)
+            return try store.createAccount(email: email, displayName: displayName, passwordHash: hash, carryingReadsOf: device, actor: .system)
+        }
+        var session = try openSession(account: account, deviceName: deviceName)
+        session.carriedReads = carried
+        // The account exists whatever happens to the mail: a failure to queue it is not a
+        // failed sign-up (the reader can ask for another link).
+        session.mail = try? sendVerificationLink(accountID: account.id, actor: .account(account.id))
+        return session
+    }
+
+    /// Signs a reader in. Refused with ``ServiceError/tooManyAttempts(retryAfter:)`` while
+    /// the email asked for, or the client address, is throttled (before any hashing, so a
+    /// flood costs no scrypt); a failure counts against both. Unknown emails and wrong
+    /// passwords answer alike and take about the same time (the same hash work, the same
+    /// durable write). `client` is the address key the adapter rate-limits by.
+    public func signInReader(email rawEmail: String, password: String, deviceName: String?, client: String) throws(ServiceError) -> ReaderSession {
+        _ = try mapped { try Self.validDeviceName(deviceName) }
+        let throttle = configuration.signInThrottle
+        // The email as asked (bounded: an address is at most 254 characters), known or not.
+        let emailKey = "email:" + String(rawEmail.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().prefix(254))
+        let clientKey = "client:" + String(client.prefix(128))
+        if let until = try mapped({ try store.signInBlockedUntil(keys: [emailKey, clientKey], at: now) }) {
+            throw .tooManyAttempts(retryAfter: until.timeIntervalSince(now))
+        }
+        let account: Account
+        do {
+            account = try checkCredentials(email: rawEmail, password: password)
+        } catch .invalidCredentials {
+            try mapped {
+                try store.recordSignInFailure(keys: [
+                    (emailKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }),
+                    (clientKey, throttle.window, { throttle.wait(failures: $0, free: throttle.clientFree, refuseAfter: throttle.clientRefuseAfter) }),
+                ], at: now)
+            }
+            throw .invalidCredentials
+        }
+        // The account's count restarts; the address's does not (one account of one's own
+        // must not reset the budget for guessing others').
+        try mapped { try store.clearSignInFailures(key: emailKey) }
+        return try openSession(account: account, deviceName: deviceName)
+    }
+
+    /// A new session within the cap, with its first access token.
+    func openSession(account: Account, deviceName: String?) throws(ServiceError) -> ReaderSession {
+        try mapped {
+            let name = try Self.validDeviceName(deviceName)
+            let started = try store.startSession(
+                accountID: account.id, lifetime: configuration.sessionLifetime, deviceName: name, maximum: configuration.maximumSessions)
+            return ReaderSession(
+                account: account, accessToken: try accessToken(for: account.id), refreshToken: started.token,
+                refreshTokenExpiresAt: started.session.expiresAt, session: started.active, endedSessions: started.ended)
+        }
+    }
+
+    /// An access token for an account, with its entitlements now.
+    func accessToken(for id: AccountID) throws -> IssuedToken {
+        let snapshot = try entitlements(accountID: id)
+        let (issuer, created) = try issuer()
+        let (token, claims) = try issuer.accessToken(
+            subject: id.rawValue, audience: configuration.audience, lifetime: configuration.accessTokenLifetime, entitlements: snapshot)
+        return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
+    }
+
+    static func validDeviceName(_ name: String?) throws -> String? {
+        guard let name else { return nil }
+        let value = try validatedName(name, kind: "device")
+        guard value.count <= ReaderLimits.deviceName else {
+            throw DomainError.invalidName(kind: "device", reason: "it is longer than \(ReaderLimits.deviceName) characters")
+        }
+        return value
+    }
+
+    // MARK: - Refreshing and signing out
+
+    /// Exchanges a refresh token for a new one and a fresh access token (rotation with
+    /// reuse detection: ``refreshSession(token:)``).
+    public func refreshReader(token: String) throws(ServiceError) -> ReaderSession {
+        guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .sessionRejected }
+        let (next, session) = try refreshSession(token: token)
+        return try mapped {
+            guard let account = try store.account(id: session.accountID),
+                  let active = try store.sessionsInUse(accountID: session.accountID).first(where: { $0.id == session.familyID })
+            else { throw ServiceError.sessionRejected }
+            return ReaderSession(
+                account: account, accessToken: try accessToken(for: account.id), refreshToken: next,
+                refreshTokenExpiresAt: session.expiresAt, session: active)
+        }
+    }
+
+    /// Ends the session holding this refresh token (sign out on this device).
+    public func signOut(refreshToken token: String) throws(ServiceError) -> ActiveSession {
+        guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .sessionRejected }
+        return try mapped {
+            guard let session = try store.sessionInUse(token: token) else { throw ServiceError.sessionRejected }
+            return try store.revokeSession(id: session.id, accountID: session.accountID, actor: .account(session.accountID))
+        }
+    }
+
+    /// Ends every session of the account (sign out everywhere). Returns how many ended.
+    /// Access tokens already issued stay valid until they expire (minutes).
+    public func signOutEverywhere(accountID: AccountID) throws(ServiceError) -> Int {
+        try mapped { try store.revokeSessions(accountID: accountID, actor: .account(accountID)) }
+    }
+
+    /// Ends one of the account's own sessions, by id.
+    public func revokeSession(id: String, accountID: AccountID) throws(ServiceError) -> ActiveSession {
+        guard !id.isEmpty, id.utf8.count <= 64 else { throw .store(.sessionNotFound) }
+        return try mapped { try store.revokeSession(id: id, accountID: accountID, actor: .account(accountID)) }
+    }
+
+    // MARK: - The reader's own account
+
+    /// The account, memberships, trial, free articles left per meter and sessions in use.
+    public func profile(accountID: AccountID) throws(ServiceError) -> ReaderProfile {
+        let policy = try policy()
+        let at = now
+        return try mapped {
+            guard let account = try store.account(id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
+            let trial = try store.trial(accountID: accountID)
+            let eligible = try trial == nil && (try? EmailAddress(account.email)).map { try store.isTrialEligible(email: $0) } ?? false
+            let subject = MeterSubject.account(accountID)
+            let meters = try policy.meters.map { meter in
+                MeterStanding(
+                    name: meter.name, limit: meter.limit, used: try store.meterUsage(subject: subject, window: meter.window, at: at).used,
+                    window: meter.window,
+                    resetsAt: try store.oldestCountedRead(subject: subject, window: meter.window, at: at)?.addingTimeInterval(meter.window))
+            }
+            return ReaderProfile(
+                account: account, memberships: try store.memberships(accountID: accountID), trial: trial, trialEligible: eligible,
+                offeredTrialDays: policy.offeredTrialDays, meters: meters, sessions: try store.sessionsInUse(accountID: accountID), now: at)
+        }
+    }
+
+    /// Starts the reader's free trial, as long as the policy's `offer trial N days` says.
+    /// One per person, ever: refused with ``StoreError/trialAlreadyUsed(email:)`` when
+    /// this account, or any with the same normalized email, had one.
+    public func startOfferedTrial(accountID: AccountID) throws(ServiceError) -> Trial {
+        guard let days = try policy().offeredTrialDays else { throw .trialNotOffered }
+        return try mapped { try store.startTrial(accountID: accountID, duration: TimeInterval(days) * 86_400, actor: .account(accountID)) }
+    }
+}

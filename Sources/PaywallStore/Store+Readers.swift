@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+/// A sign-in's new session, and the sessions the cap ended to make room for it.
+public struct StartedSession: Sendable {
+    /// The refresh token, shown once; the store keeps its SHA-256 only.
+    public var token: String
+    public var session: RefreshSession
+    public var active: ActiveSession
+    /// Least recently used sessions ended because the account was at its cap.
+    public var ended: [ActiveSession]
+}
+
+extension Store {
+    // MARK: - Accounts with a device's reads
+
+    /// Creates an account and, when `device` is given, moves that device's recorded reads
+    /// to it, in one transaction: the account never exists without the meter it was
+    /// promised, and the reads are never counted twice. The move is audited
+    /// (`meter.carry-over`, with the number of reads). Returns the account and how many
+    /// reads moved.
+    public func createAccount(
+        email: EmailAddress, displayName: String?, passwordHash: String, carryingReadsOf device: String?, actor: AuditActor
+    ) throws(StoreError) -> (Account, Int) {
+        let now = storedNow()
+        let account = Account(id: .generate(), email: email.value, displayName: displayName, createdAt: now, updatedAt: now)
+        return try write { db in
+            try insertAccount(db, account, emailKey: email.lookupKey, passwordHash: passwordHash, actor: actor)
+            guard let device else { return (account, 0) }
+            return (account, try moveReads(db, from: .device(device), to: account.id, actor: actor))
+        }
+    }
+
+    /// Moves every read of a device to an account (a reader signing up keeps the meter the
+    /// device had), audited as `meter.carry-over`. Returns how many reads moved.
+    @discardableResult
+    public func moveDeviceReads(device: String, to accountID: AccountID, actor: AuditActor) throws(StoreError) -> Int {
+        try write { db in
+            try Self.requireAccount(db, accountID)
+            return try moveReads(db, from: .device(device), to: accountID, actor: actor)
+        }
+    }
+
+    private func moveReads(_ db: Database, from subject: MeterSubject, to accountID: AccountID, actor: AuditActor) throws -> Int {
+        try db.cachedStatement(sql: "UPDATE reads SET subject = ? WHERE subject = ?")
+            .execute(arguments: [MeterSubject.account(accountID).key, subject.key])
+        let moved = db.changesCount
+        if moved > 0 {
+            try audit(db, actor: actor, action: "meter.carry-over", target: "account:\(accountID)", details: [
+                "from": subject.key, "reads": String(moved),
+            ])
+        }
+        return moved
+    }
+
+    // MARK: - Sessions as readers see them
+
+    /// Starts a session (a new family) named after the reader's device, and keeps the
+    /// account within `maximum` sessions: past it, the least recently used sessions end
+    /// (audited as `session.evict`), in the same transaction as the new one starts, so
+    /// two sign-ins at once cannot both slip under the cap.
+    public func startSession(
+        accountID: AccountID, lifetime: TimeInterval, deviceName: String?, maximum: Int
+    ) throws(StoreError) -> StartedSession {
+        let token = try RefreshToken.generate()
+        let now = storedNow()
+        let session = RefreshSession(
+            id: UUID().uuidString.lowercased(), accountID: accountID, familyID: UUID().uuidString.lowercased(),
+            createdAt: now, expiresAt: Self.stored(now.addingTimeInterval(min(lifetime, sessionFamilyLifetime))), revokedAt: nil,
+            familyStartedAt: now)
+        let ended: [ActiveSession] = try write { db in
+            try Self.requireAccount(db, accountID)
+            try Self.insertSession(db, session, tokenHash: RefreshToken.hash(token.text))
+            try db.cachedStatement(sql: "INSERT INTO session_devices (family_id, account_id, device_name) VALUES (?, ?, ?)")
+                .execute(arguments: [session.familyID, accountID.rawValue, deviceName])
+            // The others, most recently used first: the new session always stays.
+            let others = try activeSessions(db, accountID: accountID, now: now).filter { $0.id != session.familyID }
+            let over = others.count - (max(1, maximum) - 1)
+            guard over > 0 else { return [] }
+            let evicted = Array(others.suffix(over))
+            for victim in evicted {
+                try revokeFamily(db, victim.id, now: now)
+                try audit(db, actor: .system, action: "session.evict", target: "account:\(accountID)", details: [
+                    "session": victim.id, "reason": "more than \(max(1, maximum)) sessions",
+                ])
+            }
+            return evicted
+        }
+        let active = ActiveSession(
+            id: session.familyID, accountID: accountID, deviceName: deviceName, startedAt: now, lastUsedAt: now, expiresAt: session.expiresAt)
+        return StartedSession(token: token.text, session: session, active: active, ended: ended)
+    }
+
+    /// An account's sessions in use (one per live family), most recently used first.
+    public func sessionsInUse(accountID: AccountID) throws(StoreError) -> [ActiveSession] {
+        let now = clock.now()
+        return try read { db in try activeSessions(db, accountID: accountID, now: now) }
+    }
+
+    /// The live session (family) holding this refresh token, as readers see it; nil when
+    /// the token is unknown, spent, revoked or expired.
+    public func sessionInUse(token: String) throws(StoreError) -> ActiveSession? {
+        guard let session = try session(token: token) else { return nil }
+        return try sessionsInUse(accountID: session.accountID).first { $0.id == session.familyID }
+    }
+
+    private func activeSessions(_ db: Database, accountID: AccountID, now: Date) throws -> [ActiveSession] {
+        // A family has at most one row neither revoked nor rotated: its current token.
+        // Ties (the same millisecond) go to the later insert.
+        try Row.fetchAll(
+            db.cachedStatement(sql: """
+                SELECT s.family_id, s.family_started_at, s.created_at, s.expires_at, d.device_name
+                FROM sessions AS s LEFT JOIN session_devices AS d ON d.family_id = s.family_id
+                WHERE s.account_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND s.family_started_at > ?
+                ORDER BY s.created_at DESC, s.rowid DESC
+                """),
+            arguments: [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
+        ).map { row in
+            ActiveSession(
+                id: row[0], accountID: accountID, deviceName: row[4], startedAt: Date(millis: row[1]),
+                lastUsedAt: Date(millis: row[2]), expiresAt: Date(millis: row[3]))
+        }
+    }
+
+    /// Ends one of the account's sessions (by its family id), audited as `session.revoke`.
+    /// Throws ``StoreError/sessionNotFound`` when the account has no such live session
+    /// (another account's session is not found either: ids are not confirmed to strangers).
+    @discardableResult
+    public func revokeSession(id: String, accountID: AccountID, actor: AuditActor) throws(StoreError) -> ActiveSession {
+        let now = storedNow()
+        return try write { db in
+            guard let session = try activeSessions(db, accountID: accountID, now: now).first(where: { $0.id == id }) else {
+                throw StoreError.sessionNotFound
+            }
+            try revokeFamily(db, id, now: now)
+            try audit(db, actor: actor, action: "session.revoke", target: "account:\(accountID)", details: ["session": id])
+            return session
+        }
+    }
+
+    /// Revokes every token of a family and drops its sealed successors, so a rotated token
+    /// presented within the grace window opens nothing.
+    private func revokeFamily(_ db: Database, _ familyID: String, now: Date) throws {
+        try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ?")
+            .execute(arguments: [now.millis, familyID])
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+extension Store {
+    /// The latest moment until which any of `keys` is blocked from signing in, if one is
+    /// blocked at `now`. Keys are the service's (`email:…`, `client:…`).
+    public func signInBlockedUntil(keys: [String], at now: Date) throws(StoreError) -> Date? {
+        try read { db in
+            var latest: Int64 = 0
+            for key in keys {
+                let until = try Int64.fetchOne(db.cachedStatement(sql: "SELECT blocked_until FROM sign_in_failures WHERE key = ?"), arguments: [key]) ?? 0
+                latest = max(latest, until)
+            }
+            return latest > now.millis ? Date(millis: latest) : nil
+        }
+    }
+
+    /// Counts one failed sign-in against each key, in one durable transaction (the counters
+    /// survive a restart, so restarting the server does not reset an attacker's budget).
+    /// A key's count restarts once its `window` has passed since its first failure; `block`
+    /// turns a count into how long the key must wait before the next attempt (0: none).
+    /// Rows whose window and block are both over are dropped on the way, so the table
+    /// holds only what is still limiting someone. Returns the latest block set, if any.
+    @discardableResult
+    public func recordSignInFailure(
+        keys: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)], at now: Date
+    ) throws(StoreError) -> Date? {
+        try write { db in
+            let oldest = keys.map(\.window).max() ?? 0
+            try db.cachedStatement(sql: "DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?")
+                .execute(arguments: [now.addingTimeInterval(-oldest).millis, now.millis])
+            var latest: Date?
+            for entry in keys {
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT failures, window_start FROM sign_in_failures WHERE key = ?"), arguments: [entry.key])
+                var failures = 1
+                var start = now.millis
+                if let row, Date(millis: row[1]) > now.addingTimeInterval(-entry.window) {
+                    failures = (row[0] as Int) + 1
+                    start = row[1]
+                }
+                let wait = max(0, entry.block(failures))
+                let until = wait > 0 ? now.addingTimeInterval(wait) : nil
+                try db.cachedStatement(sql: """
+                    INSERT INTO sign_in_failures (key, failures, window_start, blocked_until) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
+                        blocked_until = excluded.blocked_until
+                    """).execute(arguments: [entry.key, failures, start, until?.millis ?? 0])
+                if let until, until > (latest ?? .distantPast) { latest = until }
+            }
+            return latest
+        }
+    }
+
+    /// Forgets the failures of `key` (after a successful sign-in to that account).
+    public func clearSignInFailures(key: String) throws(StoreError) {
+        try write { db in
+            try db.cachedStatement(sql: "DELETE FROM sign_in_failures WHERE key = ?").execute(arguments: [key])
+        }
+    }
+}

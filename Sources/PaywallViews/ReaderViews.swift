@@ -1,0 +1,114 @@
+import Foundation
+import PaywallCore
+import PaywallService
+
+/// A session as the reader sees it (`GET /v1/me`, sign-in answers).
+public struct SessionView: Encodable, Sendable {
+    public var id: String
+    public var deviceName: String?
+    public var startedAt: Date
+    public var lastUsedAt: Date
+    public var expiresAt: Date
+
+    public init(_ session: ActiveSession) {
+        id = session.id
+        deviceName = session.deviceName
+        startedAt = session.startedAt
+        lastUsedAt = session.lastUsedAt
+        expiresAt = session.expiresAt
+    }
+}
+
+/// Sign up, sign in and refresh: the tokens, the session they open, and what the cap ended.
+public struct ReaderSessionView: Encodable, Sendable {
+    public var account: AccountView
+    public var tokenType = "Bearer"
+    public var accessToken: String
+    public var accessTokenExpiresAt: Date
+    public var refreshToken: String
+    public var refreshTokenExpiresAt: Date
+    public var session: SessionView
+    /// Sessions ended because the account was at its cap (least recently used).
+    public var endedSessions: [SessionView]
+    /// Reads of the device token given at sign-up that now count for the account.
+    public var carriedReads: Int
+    /// Sign-up only: `sent`, `queued` (waiting in the outbox) or `failed` (to be retried).
+    public var verificationMail: String?
+
+    public init(_ session: ReaderSession) {
+        account = AccountView(session.account)
+        accessToken = session.accessToken.token
+        accessTokenExpiresAt = session.accessToken.claims.expiresAt
+        refreshToken = session.refreshToken
+        refreshTokenExpiresAt = session.refreshTokenExpiresAt
+        self.session = SessionView(session.session)
+        endedSessions = session.endedSessions.map(SessionView.init)
+        carriedReads = session.carriedReads
+        verificationMail = session.mail.map(MailStatus.init).map(\.rawValue)
+    }
+}
+
+/// What happened to a mail just queued.
+public enum MailStatus: String, Sendable {
+    case sent, queued, failed
+
+    public init(_ delivery: MailDelivery) {
+        self = delivery.sent > 0 ? .sent : delivery.failed > 0 ? .failed : .queued
+    }
+}
+
+/// A reader's trial, with the whole days it has left (0 once over).
+public struct ReaderTrialView: Encodable, Sendable {
+    public var status: String
+    public var startedAt: Date
+    public var endsAt: Date
+    public var daysLeft: Int
+
+    public init(_ trial: Trial, now: Date) {
+        let status = trial.status(at: now)
+        self.status = status.rawValue
+        startedAt = trial.startedAt
+        endsAt = trial.endsAt
+        daysLeft = status == .active ? Int((trial.endsAt.timeIntervalSince(now) / 86_400).rounded(.up)) : 0
+    }
+}
+
+/// A meter as it stands for the reader: free articles left this window.
+public struct MeterStandingView: Encodable, Sendable {
+    public var name: String
+    public var limit: Int
+    public var used: Int
+    public var remaining: Int
+    public var windowDays: Double
+    public var resetsAt: Date?
+
+    public init(_ meter: MeterStanding) {
+        name = meter.name
+        limit = meter.limit
+        used = meter.used
+        remaining = meter.remaining
+        windowDays = meter.window / 86_400
+        resetsAt = meter.resetsAt
+    }
+}
+
+/// `GET /v1/me`.
+public struct ProfileView: Encodable, Sendable {
+    public var account: AccountView
+    public var memberships: [MembershipView]
+    public var trial: ReaderTrialView?
+    public var trialEligible: Bool
+    public var offeredTrialDays: Int?
+    public var meters: [MeterStandingView]
+    public var sessions: [SessionView]
+
+    public init(_ profile: ReaderProfile) {
+        account = AccountView(profile.account)
+        memberships = profile.memberships.map { MembershipView($0, now: profile.now) }
+        trial = profile.trial.map { ReaderTrialView($0, now: profile.now) }
+        trialEligible = profile.trialEligible
+        offeredTrialDays = profile.offeredTrialDays
+        meters = profile.meters.map(MeterStandingView.init)
+        sessions = profile.sessions.map(SessionView.init)
+    }
+}

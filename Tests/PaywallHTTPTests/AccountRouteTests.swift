@@ -1,0 +1,506 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PaywallCore
+@testable import PaywallHTTP
+import PaywallService
+import PaywallTestSupport
+import Testing
+
+/// A fake sendmail: a shell script that appends each message it is given to a file.
+final class FakeSendmail: @unchecked Sendable {
+    let folder: TestFolder
+    var script: String { folder.path("sendmail") }
+    var capture: String { folder.path("mail.txt") }
+
+    init(exitStatus: Int = 0) throws {
+        folder = try TestFolder("paywall-sendmail")
+        let text = """
+            #!/bin/sh
+            cat >> '\(folder.path("mail.txt"))'
+            printf '\\n.END.\\n' >> '\(folder.path("mail.txt"))'
+            exit \(exitStatus)
+
+            """
+        try text.write(toFile: folder.path("sendmail"), atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path("sendmail"))
+    }
+
+    /// Every captured message.
+    func messages() -> [String] {
+        guard let text = try? String(contentsOfFile: capture, encoding: .utf8) else { return [] }
+        return text.components(separatedBy: "\n.END.\n").filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+    }
+
+    /// The token of the newest link to `page` (`verify-email`, `reset-password`).
+    func token(_ page: String) throws -> String {
+        let message = try #require(messages().last { $0.contains("/\(page)#token=") }, "no mail with a \(page) link")
+        let range = try #require(message.range(of: "/\(page)#token=[A-Za-z0-9_-]+", options: .regularExpression))
+        return String(message[range].split(separator: "=").last ?? "")
+    }
+}
+
+/// A seeded service whose mail goes to a fake sendmail.
+func readerFixture(mail: FakeSendmail?, configure: @escaping (inout ServiceConfiguration) -> Void = { _ in }) throws -> ServiceFixture {
+    try seededFixture { configuration in
+        configuration.sendmailCommand = mail.map { [$0.script, "-t"] }
+        configure(&configuration)
+    }
+}
+
+extension TestClientProtocol {
+    func json(_ uri: String, _ object: [String: Any], token: String? = nil) async throws -> TestResponse {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return try await post(uri, String(decoding: data, as: UTF8.self), token: token)
+    }
+
+    func signUp(_ email: String, name: String = "Rita Reader", password: String = "a long enough passphrase", extra: [String: Any] = [:], token: String? = nil) async throws -> TestResponse {
+        try await json("/v1/accounts", ["email": email, "password": password, "name": name].merging(extra) { $1 }, token: token)
+    }
+
+    func signIn(_ email: String, password: String = "correct horse battery", deviceName: String? = nil) async throws -> TestResponse {
+        var body: [String: Any] = ["email": email, "password": password]
+        if let deviceName { body["deviceName"] = deviceName }
+        return try await json("/v1/sessions", body)
+    }
+
+    func call(_ uri: String, method: HTTPRequest.Method, token: String?) async throws -> TestResponse {
+        var headers: HTTPFields = [:]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await execute(uri: uri, method: method, headers: headers)
+    }
+}
+
+extension TestResponse {
+    func string(_ path: String...) throws -> String {
+        var value: Any = try object()
+        for key in path { value = try #require((value as? [String: Any])?[key], "no \(path) in \(text)") }
+        return try #require(value as? String, "\(path) is not a string in \(text)")
+    }
+}
+
+@Suite("Readers' accounts over HTTP")
+struct AccountRouteTests {
+    @Test("sign up with a device token: its reads carry over, the verification mail is sent, the link verifies once")
+    func signUpJourney() async throws {
+        let mail = try FakeSendmail()
+        let f = try readerFixture(mail: mail)
+        let (signUp, me, verify, again, beforeAgain, afterAgain) = try await withAPI(f) { client in
+            let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
+            // The shipped policy meters signed-in readers only: the device's reads are
+            // recorded as an app's other meters would record them.
+            let sub = try #require(try claims(of: device)["sub"] as? String)
+            for article in ["a1", "a2"] {
+                try await f.service.recordRead(subject: .device(String(sub.dropFirst("device:".count))), title: "euronews", article: article)
+            }
+            let signUp = try await client.signUp("New.Reader+news@example.com", extra: ["deviceToken": device, "deviceName": "Rita's phone"])
+            let access = try signUp.string("accessToken")
+            let me = try await client.get("/v1/me", headers: [.authorization: "Bearer \(access)"])
+            let token = try mail.token("verify-email")
+            let verify = try await client.json("/v1/email/verify", ["token": token])
+            let before = try f.snapshot()
+            let again = try await client.json("/v1/email/verify", ["token": token])
+            return (signUp, me, verify, again, before, try f.snapshot())
+        }
+        #expect(signUp.status == .created, "\(signUp.text)")
+        let body = try signUp.object()
+        #expect(body["carriedReads"] as? Int == 2)
+        #expect(body["verificationMail"] as? String == "sent")
+        #expect(body["tokenType"] as? String == "Bearer")
+        #expect((body["refreshToken"] as? String)?.count == 43)
+        #expect(try signUp.string("account", "displayName") == "Rita Reader")
+        #expect(try signUp.string("session", "deviceName") == "Rita's phone")
+        #expect(try claims(of: try signUp.string("accessToken"))["sub"] as? String == (try signUp.string("account", "id")))
+
+        #expect(me.status == .ok, "\(me.text)")
+        let profile = try me.object()
+        let meters = try #require(profile["meters"] as? [[String: Any]])
+        #expect(meters.first?["used"] as? Int == 2 && meters.first?["remaining"] as? Int == 1, "the device's reads count for the account")
+        #expect((profile["sessions"] as? [[String: Any]])?.count == 1)
+        #expect(profile["trialEligible"] as? Bool == true && profile["offeredTrialDays"] as? Int == 14)
+        #expect((profile["account"] as? [String: Any])?["emailVerified"] as? Bool == false)
+
+        let message = try #require(mail.messages().first)
+        #expect(message.contains("To: New.Reader+news@example.com"))
+        #expect(message.contains("Subject: Confirm your email address"))
+        #expect(verify.status == .ok, "\(verify.text)")
+        #expect(try (try verify.object()["account"] as? [String: Any])?["emailVerified"] as? Bool == true)
+        #expect(again.status == .badRequest && again.errorCode == "link_invalid", "single use")
+        #expect(beforeAgain == afterAgain)
+        // The outbox keeps no link once the mail is sent; the store keeps the link's hash only.
+        let outbox = try f.service.outbox()
+        #expect(outbox.count == 1 && outbox[0].sentAt != nil && outbox[0].body.isEmpty)
+    }
+
+    @Test("the device token may come as the bearer instead of in the body")
+    func signUpWithBearerDevice() async throws {
+        let f = try readerFixture(mail: nil)
+        let signUp = try await withAPI(f) { client in
+            let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
+            let sub = try #require(try claims(of: device)["sub"] as? String)
+            try await f.service.recordRead(subject: .device(String(sub.dropFirst("device:".count))), title: "euronews", article: "a1")
+            return try await client.signUp("bearer@example.com", token: device)
+        }
+        #expect(signUp.status == .created, "\(signUp.text)")
+        #expect(try signUp.object()["carriedReads"] as? Int == 1)
+    }
+
+    @Test("sign-up refusals write nothing")
+    func signUpRefusals() async throws {
+        let f = try readerFixture(mail: nil)
+        let cases: [([String: Any], String?, HTTPResponse.Status, String)] = [
+            (["email": "x@example.com", "password": "a long enough passphrase"], nil, .badRequest, "missing_field"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "admin": true], nil, .badRequest, "unknown_field"),
+            (["email": "not an email", "password": "a long enough passphrase", "name": "X"], nil, .badRequest, "invalid_email"),
+            (["email": "x@example.com", "password": "short", "name": "X"], nil, .badRequest, "weak_password"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": "  "], nil, .badRequest, "invalid_name"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": String(repeating: "n", count: 201)], nil, .badRequest, "invalid_name"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "deviceName": String(repeating: "d", count: 65)], nil, .badRequest, "invalid_name"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "deviceToken": "not-a-token"], nil, .unauthorized, "invalid_token"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": "X"], "a.b.c", .unauthorized, "invalid_token"),
+            (["email": "READER@example.com", "password": "a long enough passphrase", "name": "X"], nil, .conflict, "email_taken"),
+            (["email": "x@example.com", "password": 12, "name": "X"], nil, .badRequest, "invalid_field"),
+        ]
+        let member = try accessToken(f, "member@example.com")
+        let before = try f.snapshot()
+        let bodies = try cases.map { (String(decoding: try JSONSerialization.data(withJSONObject: $0.0), as: UTF8.self), $0.1) }
+        let answers = try await withAPI(f) { client in
+            var answers: [TestResponse] = []
+            for (body, token) in bodies { answers.append(try await client.post("/v1/accounts", body, token: token)) }
+            // An access token is not a device token.
+            answers.append(try await client.json("/v1/accounts", ["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "deviceToken": member]))
+            answers.append(try await client.post("/v1/accounts", "{", token: nil))
+            answers.append(try await client.post("/v1/accounts", "{}", contentType: "text/plain"))
+            return answers
+        }
+        for (answer, expected) in zip(answers, cases) {
+            #expect(answer.status == expected.2 && answer.errorCode == expected.3, "\(expected.0): \(answer.text)")
+        }
+        #expect(answers[cases.count].status == .unauthorized && answers[cases.count].errorCode == "invalid_token")
+        #expect(answers[cases.count + 1].errorCode == "invalid_json")
+        #expect(answers[cases.count + 2].status == .unsupportedMediaType)
+        #expect(try f.snapshot() == before)
+    }
+
+    @Test("sign in, refresh with rotation; a reused refresh token revokes the family and is audited")
+    func refreshRotation() async throws {
+        let f = try readerFixture(mail: nil)
+        let (first, second, reused, afterReuse) = try await withAPI(f) { client in
+            let signIn = try await client.signIn("reader@example.com", deviceName: "laptop")
+            #expect(signIn.status == .created, "\(signIn.text)")
+            let token = try signIn.string("refreshToken")
+            let second = try await client.json("/v1/sessions/refresh", ["refreshToken": token])
+            f.clock.advance(by: 11)  // past the grace window for concurrent refreshes
+            let reused = try await client.json("/v1/sessions/refresh", ["refreshToken": token])
+            let afterReuse = try await client.json("/v1/sessions/refresh", ["refreshToken": try second.string("refreshToken")])
+            return (signIn, second, reused, afterReuse)
+        }
+        #expect(second.status == .ok, "\(second.text)")
+        #expect(try second.string("refreshToken") != (try first.string("refreshToken")))
+        #expect(try second.string("session", "id") == (try first.string("session", "id")), "a session keeps its id across refreshes")
+        #expect(try second.string("session", "deviceName") == "laptop")
+        #expect(reused.status == .unauthorized && reused.errorCode == "session_reused")
+        #expect(afterReuse.status == .unauthorized && afterReuse.errorCode == "session_rejected", "the whole family is revoked")
+        let reader = try f.service.account("reader@example.com")
+        #expect(try f.service.auditEntries(target: "account:\(reader.id)", limit: 100).contains { $0.action == "session.reuse" })
+    }
+
+    @Test("refresh refusals: unknown, empty, oversized tokens; nothing written")
+    func refreshRefusals() async throws {
+        let f = try readerFixture(mail: nil)
+        let before = try f.snapshot()
+        let answers = try await withAPI(f) { client in
+            [try await client.json("/v1/sessions/refresh", ["refreshToken": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]),
+             try await client.json("/v1/sessions/refresh", ["refreshToken": ""]),
+             try await client.json("/v1/sessions/refresh", ["refreshToken": String(repeating: "A", count: 5000)]),
+             try await client.json("/v1/sessions/refresh", [:]),
+             try await client.json("/v1/sessions/sign-out", ["refreshToken": "nope"])]
+        }
+        #expect(answers.prefix(3).allSatisfy { $0.status == .unauthorized && $0.errorCode == "session_rejected" })
+        #expect(answers[3].errorCode == "missing_field")
+        #expect(answers[4].status == .unauthorized && answers[4].errorCode == "session_rejected")
+        #expect(try f.snapshot() == before)
+    }
+
+    @Test("past the session cap, signing in ends the least recently used session and says so")
+    func sessionCap() async throws {
+        let f = try readerFixture(mail: nil) { $0.maximumSessions = 2 }
+        let (signIns, refreshedOld, me) = try await withAPI(f) { client in
+            var signIns: [TestResponse] = []
+            for device in ["phone", "tablet"] {
+                signIns.append(try await client.signIn("reader@example.com", deviceName: device))
+                f.clock.advance(by: 60)
+            }
+            // The phone refreshes: now the tablet is the least recently used.
+            let refreshed = try await client.json("/v1/sessions/refresh", ["refreshToken": try signIns[0].string("refreshToken")])
+            f.clock.advance(by: 60)
+            signIns.append(try await client.signIn("reader@example.com", deviceName: "laptop"))
+            let tabletRefresh = try await client.json("/v1/sessions/refresh", ["refreshToken": try signIns[1].string("refreshToken")])
+            let me = try await client.get("/v1/me", headers: [.authorization: "Bearer \(try signIns[2].string("accessToken"))"])
+            _ = refreshed
+            return (signIns, tabletRefresh, me)
+        }
+        #expect(signIns.map { (try? $0.object()["endedSessions"] as? [Any])?.count } == [0, 0, 1])
+        let ended = try #require((try signIns[2].object()["endedSessions"] as? [[String: Any]])?.first)
+        #expect(ended["deviceName"] as? String == "tablet")
+        #expect(try ended["id"] as? String == (try signIns[1].string("session", "id")))
+        #expect(refreshedOld.status == .unauthorized && refreshedOld.errorCode == "session_rejected")
+        let sessions = try #require(try me.object()["sessions"] as? [[String: Any]])
+        #expect(sessions.map { $0["deviceName"] as? String } == ["laptop", "phone"], "most recently used first")
+        #expect(sessions.allSatisfy { $0["lastUsedAt"] is String && $0["startedAt"] is String })
+    }
+
+    @Test("sign out, sign out everywhere and revoking one session; refusals write nothing")
+    func signingOut() async throws {
+        let f = try readerFixture(mail: nil)
+        try await withAPI(f) { client in
+            let one = try await client.signIn("reader@example.com", deviceName: "one")
+            let two = try await client.signIn("reader@example.com", deviceName: "two")
+            let three = try await client.signIn("reader@example.com", deviceName: "three")
+            let memberSession = try await client.signIn("member@example.com")
+            let access = try three.string("accessToken")
+
+            let out = try await client.json("/v1/sessions/sign-out", ["refreshToken": try one.string("refreshToken")])
+            #expect(try out.status == .ok && (try out.string("session", "deviceName")) == "one", "\(out.text)")
+            var before = try f.snapshot()
+            let outAgain = try await client.json("/v1/sessions/sign-out", ["refreshToken": try one.string("refreshToken")])
+            #expect(outAgain.status == .unauthorized && outAgain.errorCode == "session_rejected")
+            #expect(try f.snapshot() == before)
+
+            let id = try two.string("session", "id")
+            let revoked = try await client.call("/v1/me/sessions/\(id)", method: .delete, token: access)
+            #expect(try revoked.status == .ok && (try revoked.string("session", "id")) == id, "\(revoked.text)")
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try two.string("refreshToken")]).errorCode == "session_rejected")
+            before = try f.snapshot()
+            let refusals = [
+                try await client.call("/v1/me/sessions/\(id)", method: .delete, token: access),
+                try await client.call("/v1/me/sessions/\(try memberSession.string("session", "id"))", method: .delete, token: access),
+                try await client.call("/v1/me/sessions/\(id)", method: .delete, token: nil),
+                try await client.call("/v1/me/sessions/\(id)", method: .get, token: access),
+            ]
+            #expect(refusals[0].status == .notFound && refusals[0].errorCode == "session_not_found")
+            #expect(refusals[1].status == .notFound && refusals[1].errorCode == "session_not_found", "another account's session is not found")
+            #expect(refusals[2].status == .unauthorized && refusals[2].errorCode == "invalid_token")
+            #expect(refusals[3].status == .methodNotAllowed && refusals[3].headers[.allow] == "DELETE")
+            #expect(try f.snapshot() == before)
+
+            let everywhere = try await client.post("/v1/sessions/sign-out-everywhere", nil, token: access, contentType: nil)
+            #expect(try everywhere.status == .ok && (try everywhere.object()["endedSessions"] as? Int) == 1, "\(everywhere.text)")
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try three.string("refreshToken")]).errorCode == "session_rejected")
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try memberSession.string("refreshToken")]).status == .ok, "other accounts keep theirs")
+            let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
+            before = try f.snapshot()
+            let deviceAnswer = try await client.post("/v1/sessions/sign-out-everywhere", nil, token: device, contentType: nil)
+            #expect(deviceAnswer.status == .unauthorized && deviceAnswer.errorCode == "invalid_token", "a device token is not a reader")
+            let bodyAnswer = try await client.post("/v1/sessions/sign-out-everywhere", #"{"all":true}"#, token: access)
+            #expect(bodyAnswer.errorCode == "unknown_field")
+            #expect(try f.snapshot() == before)
+        }
+    }
+
+    @Test("sign-in answers alike for an unknown email and a wrong password, then 429 with Retry-After; a restart keeps the count")
+    func throttledSignIn() async throws {
+        let f = try readerFixture(mail: nil) { configuration in
+            configuration.signInThrottle.accountFree = 2
+            configuration.signInThrottle.accountRefuseAfter = 4
+        }
+        func attempts(_ email: String) async throws -> [(HTTPResponse.Status, String?, String?)] {
+            try await withAPI(f) { client in
+                var answers: [(HTTPResponse.Status, String?, String?)] = []
+                for _ in 0..<4 {
+                    let answer = try await client.signIn(email, password: "wrong password here")
+                    answers.append((answer.status, answer.errorCode, answer.headers[.retryAfter]))
+                }
+                return answers
+            }
+        }
+        let known = try await attempts("reader@example.com")
+        let unknown = try await attempts("nobody@example.com")
+        #expect(known.map(\.0) == [.unauthorized, .unauthorized, .unauthorized, .tooManyRequests])
+        #expect(known.map(\.1) == ["invalid_credentials", "invalid_credentials", "invalid_credentials", "too_many_attempts"])
+        #expect(known[3].2 == "1", "the third failure makes the next attempt wait a second")
+        #expect(unknown.map(\.0) == known.map(\.0) && unknown.map(\.1) == known.map(\.1) && unknown.map(\.2) == known.map(\.2))
+
+        // While blocked, even the right password is refused, and nothing is hashed or written.
+        let before = try f.snapshot()
+        let blocked = try await withAPI(f) { client in try await client.signIn("reader@example.com") }
+        #expect(blocked.status == .tooManyRequests)
+        #expect(try f.snapshot() == before)
+
+        // A new service over the same database (a restart) still refuses.
+        var configuration = f.service.configuration
+        configuration.databasePath = f.path
+        let restarted = try PaywallService(configuration: configuration)
+        defer { try? restarted.close() }
+        #expect(throws: ServiceError.tooManyAttempts(retryAfter: 1)) {
+            try restarted.signInReader(email: "reader@example.com", password: "correct horse battery", deviceName: nil, client: "127.0.0.1")
+        }
+        // Once the wait is over, the right password works and clears the account's count.
+        f.clock.advance(by: 2)
+        let fine = try await withAPI(f) { client in try await client.signIn("reader@example.com") }
+        #expect(fine.status == .created, "\(fine.text)")
+    }
+
+    @Test("password reset by a single-use link: a newer link voids the older, sessions end, the new password works")
+    func passwordReset() async throws {
+        let mail = try FakeSendmail()
+        let f = try readerFixture(mail: mail)
+        try await withAPI(f) { client in
+            let session = try await client.signIn("reader@example.com")
+            var before = try f.snapshot()
+            let unknown = try await client.json("/v1/password/forgot", ["email": "nobody@example.com"])
+            #expect(unknown.status == .ok && unknown.text == #"{"status":"accepted"}"#)
+            #expect(try f.snapshot() == before, "nothing queued for an unknown email")
+            #expect(try await client.json("/v1/password/forgot", ["email": "nope"]).errorCode == "invalid_email")
+
+            let first = try await client.json("/v1/password/forgot", ["email": "Reader@Example.com"])
+            #expect(first.status == .ok && first.text == unknown.text, "the same answer whether or not the account exists")
+            let older = try mail.token("reset-password")
+            _ = try await client.json("/v1/password/forgot", ["email": "reader@example.com"])
+            let newer = try mail.token("reset-password")
+            #expect(older != newer)
+
+            before = try f.snapshot()
+            let stale = try await client.json("/v1/password/reset", ["token": older, "password": "a brand new passphrase"])
+            #expect(stale.status == .badRequest && stale.errorCode == "link_invalid")
+            let weak = try await client.json("/v1/password/reset", ["token": newer, "password": "short"])
+            #expect(weak.errorCode == "weak_password")
+            #expect(try f.snapshot() == before)
+
+            let reset = try await client.json("/v1/password/reset", ["token": newer, "password": "a brand new passphrase"])
+            #expect(try reset.status == .ok && (try reset.object()["endedSessions"] as? Int) == 1, "\(reset.text)")
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try session.string("refreshToken")]).errorCode == "session_rejected")
+            #expect(try await client.signIn("reader@example.com").status == .unauthorized)
+            #expect(try await client.signIn("reader@example.com", password: "a brand new passphrase").status == .created)
+            before = try f.snapshot()
+            let twice = try await client.json("/v1/password/reset", ["token": newer, "password": "another new passphrase"])
+            #expect(twice.errorCode == "link_invalid")
+            #expect(try f.snapshot() == before)
+        }
+    }
+
+    @Test("a link expires")
+    func linkExpires() async throws {
+        let mail = try FakeSendmail()
+        let f = try readerFixture(mail: mail)
+        try await withAPI(f) { client in
+            _ = try await client.json("/v1/password/forgot", ["email": "reader@example.com"])
+            f.clock.advance(by: 3_601)
+            let late = try await client.json("/v1/password/reset", ["token": try mail.token("reset-password"), "password": "a brand new passphrase"])
+            #expect(late.errorCode == "link_invalid")
+        }
+    }
+
+    @Test("without a sendmail command mail waits in the outbox; a resend voids the previous link")
+    func queuedMail() async throws {
+        let f = try readerFixture(mail: nil)
+        try await withAPI(f) { client in
+            let signUp = try await client.signUp("queued@example.com")
+            #expect(try signUp.object()["verificationMail"] as? String == "queued")
+            let resent = try await client.post("/v1/email/verification", nil, token: try signUp.string("accessToken"), contentType: nil)
+            #expect(try resent.status == .ok && (try resent.object()["verificationMail"] as? String) == "queued", "\(resent.text)")
+            let outbox = try f.service.outbox()
+            #expect(outbox.count == 2 && outbox.allSatisfy { $0.sentAt == nil && $0.recipient == "queued@example.com" })
+            let tokens = outbox.compactMap { message in message.body.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression).map { String(message.body[$0].dropFirst(7)) } }
+            #expect(tokens.count == 2)
+            // Newest first: the older link is void, the newer verifies.
+            #expect(try await client.json("/v1/email/verify", ["token": tokens[1]]).errorCode == "link_invalid")
+            #expect(try await client.json("/v1/email/verify", ["token": tokens[0]]).status == .ok)
+            #expect(try await client.post("/v1/email/verification", nil, contentType: nil).errorCode == "invalid_token")
+        }
+    }
+
+    @Test("a failing sendmail keeps the message in the outbox, to be tried again")
+    func failingSendmail() async throws {
+        let mail = try FakeSendmail(exitStatus: 75)
+        let f = try readerFixture(mail: mail)
+        let signUp = try await withAPI(f) { client in try await client.signUp("fails@example.com") }
+        #expect(signUp.status == .created)
+        #expect(try signUp.object()["verificationMail"] as? String == "failed")
+        let message = try #require(try f.service.outbox().first)
+        #expect(message.sentAt == nil && message.attempts == 1 && message.lastError?.contains("75") == true && !message.body.isEmpty)
+    }
+
+    @Test("too much mail to one address is refused (resend) or silently dropped (forgot password)")
+    func mailLimit() async throws {
+        let f = try readerFixture(mail: nil) { $0.mailsPerAddressPerHour = 2 }
+        try await withAPI(f) { client in
+            let signUp = try await client.signUp("busy@example.com")  // mail 1
+            let access = try signUp.string("accessToken")
+            #expect(try await client.post("/v1/email/verification", nil, token: access, contentType: nil).status == .ok)  // mail 2
+            let before = try f.snapshot()
+            let third = try await client.post("/v1/email/verification", nil, token: access, contentType: nil)
+            #expect(third.status == .tooManyRequests && third.errorCode == "too_much_mail" && third.headers[.retryAfter] == "3600")
+            let forgot = try await client.json("/v1/password/forgot", ["email": "busy@example.com"])
+            #expect(forgot.status == .ok)
+            #expect(try f.snapshot() == before)
+        }
+    }
+
+    @Test("POST /v1/trials starts the policy's trial once per person; refusals write nothing")
+    func trials() async throws {
+        let f = try readerFixture(mail: nil)
+        try await withAPI(f) { client in
+            let signUp = try await client.signUp("jo.smith@gmail.com")
+            let access = try signUp.string("accessToken")
+            let started = try await client.post("/v1/trials", nil, token: access, contentType: nil)
+            #expect(started.status == .created, "\(started.text)")
+            let trial = try #require(try started.object()["trial"] as? [String: Any])
+            #expect(trial["daysLeft"] as? Int == 14 && trial["status"] as? String == "active")
+            let me = try await client.get("/v1/me", headers: [.authorization: "Bearer \(access)"])
+            #expect(try (try me.object()["trial"] as? [String: Any])?["daysLeft"] as? Int == 14)
+            #expect(try me.object()["trialEligible"] as? Bool == false)
+
+            let alias = try await client.signUp("josmith+news@gmail.com")
+            let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
+            let before = try f.snapshot()
+            let again = try await client.post("/v1/trials", nil, token: access, contentType: nil)
+            let aliased = try await client.post("/v1/trials", nil, token: try alias.string("accessToken"), contentType: nil)
+            let anonymous = try await client.post("/v1/trials", nil, contentType: nil)
+            let byDevice = try await client.post("/v1/trials", nil, token: device, contentType: nil)
+            let withBody = try await client.post("/v1/trials", #"{"days":90}"#, token: try alias.string("accessToken"))
+            #expect(again.status == .conflict && again.errorCode == "trial_already_used")
+            #expect(aliased.status == .conflict && aliased.errorCode == "trial_already_used", "one trial per person: the normalized email")
+            #expect(anonymous.status == .unauthorized && anonymous.errorCode == "invalid_token")
+            #expect(byDevice.status == .unauthorized && byDevice.errorCode == "invalid_token")
+            #expect(withBody.errorCode == "unknown_field")
+            #expect(try f.snapshot() == before)
+        }
+    }
+
+    @Test("GET /v1/me: memberships, trial, meters; a token of a deleted account is refused")
+    func profile() async throws {
+        let f = try readerFixture(mail: nil)
+        let member = try accessToken(f, "member@example.com")
+        let trial = try accessToken(f, "trial@example.com")
+        let reader = try accessToken(f, "reader@example.com")
+        let (asMember, asTrial, deleted, noToken) = try await withAPI(f) { client in
+            let asMember = try await client.get("/v1/me", headers: [.authorization: "Bearer \(member)"])
+            let asTrial = try await client.get("/v1/me", headers: [.authorization: "Bearer \(trial)"])
+            _ = try f.service.deleteAccount("reader@example.com", actor: f.admin)
+            return (asMember, asTrial, try await client.get("/v1/me", headers: [.authorization: "Bearer \(reader)"]), try await client.get("/v1/me"))
+        }
+        let memberships = try #require(try asMember.object()["memberships"] as? [[String: Any]])
+        #expect(memberships.map { $0["plan"] as? String } == ["news"] && memberships.first?["status"] as? String == "active")
+        #expect(try asMember.object()["trial"] == nil)
+        #expect(try (try asTrial.object()["trial"] as? [String: Any])?["daysLeft"] as? Int == 14)
+        #expect(deleted.status == .unauthorized && deleted.errorCode == "invalid_token")
+        #expect(noToken.status == .unauthorized && noToken.errorCode == "invalid_token")
+    }
+
+    @Test("each account route takes one method: others get 405 with Allow")
+    func methods() async throws {
+        let f = try readerFixture(mail: nil)
+        try await withAPI(f) { client in
+            for (path, allowed) in PaywallAPI.accountRoutes {
+                let uri = path.replacingOccurrences(of: "{id}", with: "abc")
+                let other: HTTPRequest.Method = allowed == .get ? .post : .get
+                let answer = try await client.execute(uri: uri, method: other, headers: [:])
+                #expect(answer.status == .methodNotAllowed && answer.errorCode == "method_not_allowed", "\(other) \(uri)")
+                #expect(answer.headers[.allow] == (allowed == .get ? "GET, HEAD" : allowed.rawValue), "\(uri)")
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PaywallCore
+@testable import PaywallHTTP
+import PaywallService
+import PaywallTestSupport
+import Synchronization
+import Testing
+
+/// Every log line of a request, rendered with its metadata.
+final class CapturedLog: Sendable {
+    let lines = Mutex<[String]>([])
+
+    struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            let all = self.metadata.merging(extra ?? [:]) { $1 }
+            let text = "\(level) \(message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+            self.log.lines.withLock { $0.append(text) }
+        }
+    }
+
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+}
+
+@Suite("Mail and the log")
+struct MailLogTests {
+    @Test("without a sendmail command the log says mail is queued, never the link, a token or a password")
+    func queuedMailIsLoggedWithoutTheLink() async throws {
+        let f = try seededFixture()
+        let log = CapturedLog()
+        let app = Application(router: PaywallAPI(service: f.service).router(), logger: Logger(label: "test") { _ in CapturedLog.Handler(log: log) })
+        let (signUp, forgot) = try await app.test(.router) { client in
+            (try await client.signUp("logged@example.com", password: "a secret passphrase"),
+             try await client.json("/v1/password/forgot", ["email": "logged@example.com"]))
+        }
+        #expect(signUp.status == .created && forgot.status == .ok)
+        let outbox = try f.service.outbox()
+        #expect(outbox.count == 2)
+        let tokens = outbox.compactMap { message in
+            message.body.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression).map { String(message.body[$0].dropFirst(7)) }
+        }
+        #expect(tokens.count == 2)
+        let text = log.text
+        #expect(text.contains("mail queued in the outbox"), "\(text)")
+        #expect(text.contains("outbox=\(outbox[0].id)") && text.contains("outbox=\(outbox[1].id)"))
+        for secret in tokens + ["a secret passphrase", try signUp.string("refreshToken"), try signUp.string("accessToken")] {
+            #expect(!text.contains(secret), "a secret reached the log")
+        }
+    }
+}

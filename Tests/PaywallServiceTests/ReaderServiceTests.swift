@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import PaywallTestSupport
+import PaywallCore
+import PaywallPolicy
+@testable import PaywallService
+@testable import PaywallStore
+
+@Suite("Readers' accounts in the service")
+struct ReaderServiceTests {
+    @Test("reader settings come from PAYWALL_* variables; bad values name the variable")
+    func configuration() throws {
+        let defaults = try ServiceConfiguration.resolve(environment: [:])
+        #expect(defaults.maximumSessions == 5 && defaults.sendmailCommand == nil)
+        let set = try ServiceConfiguration.resolve(environment: [
+            "PAYWALL_MAX_SESSIONS": "2", "PAYWALL_SENDMAIL": "/bin/cat -t  -i", "PAYWALL_MAIL_FROM": "news@example.com",
+            "PAYWALL_LINK_BASE": "https://app.example.com/",
+        ])
+        #expect(set.maximumSessions == 2)
+        #expect(set.sendmailCommand == ["/bin/cat", "-t", "-i"], "split on spaces, no shell")
+        #expect(set.mailFrom == "news@example.com" && set.linkBase == "https://app.example.com")
+        let bad: [([String: String], String)] = [
+            (["PAYWALL_MAX_SESSIONS": "0"], "PAYWALL_MAX_SESSIONS"),
+            (["PAYWALL_MAX_SESSIONS": "many"], "PAYWALL_MAX_SESSIONS"),
+            (["PAYWALL_SENDMAIL": "sendmail -t"], "PAYWALL_SENDMAIL"),
+            (["PAYWALL_SENDMAIL": "/no/such/sendmail -t"], "PAYWALL_SENDMAIL"),
+            (["PAYWALL_MAIL_FROM": "not an address"], "PAYWALL_MAIL_FROM"),
+            (["PAYWALL_LINK_BASE": "ftp://example.com"], "PAYWALL_LINK_BASE"),
+            (["PAYWALL_LINK_BASE": "https://example.com/?x=1"], "PAYWALL_LINK_BASE"),
+        ]
+        for (environment, named) in bad {
+            #expect(throws: ServiceError.self, "\(environment)") { try ServiceConfiguration.resolve(environment: environment) }
+            do { _ = try ServiceConfiguration.resolve(environment: environment) } catch {
+                #expect(error.description.contains(named) && error.code == "invalid_configuration", "\(error)")
+            }
+        }
+    }
+
+    @Test("the throttle: free failures, then doubling waits, then refusal for the window")
+    func throttle() {
+        let throttle = SignInThrottle()
+        let waits = (1...11).map { throttle.wait(failures: $0, free: 5, refuseAfter: 10) }
+        #expect(waits == [0, 0, 0, 0, 0, 1, 2, 4, 8, 900, 900])
+        #expect(throttle.wait(failures: Int.max, free: 5, refuseAfter: Int.max) == 900, "capped at the window, never trapping")
+    }
+
+    @Test("new errors: categories, codes, Retry-After")
+    func errors() {
+        let table: [(ServiceError, ServiceErrorCategory, String)] = [
+            (.tooManyAttempts(retryAfter: 3), .rateLimited, "too_many_attempts"),
+            (.tooMuchMail(retryAfter: 3_600), .rateLimited, "too_much_mail"),
+            (.linkInvalid, .invalid, "link_invalid"),
+            (.trialNotOffered, .conflict, "trial_not_offered"),
+            (.mailNotDelivered(count: 2), .unavailable, "mail_not_delivered"),
+        ]
+        for (error, category, code) in table {
+            #expect(error.category == category && error.code == code, "\(error)")
+            if category != .unavailable { #expect(error.publicMessage == error.description) }
+        }
+        #expect(ServiceError.tooManyAttempts(retryAfter: 0.2).retryAfter == 1)
+        #expect(ServiceError.linkInvalid.retryAfter == nil)
+        #expect(ServiceError.seconds(.nan) == 86_400 && ServiceError.seconds(1e300) == 86_400 && ServiceError.seconds(2.1) == 3)
+    }
+
+    @Test("the policy names the trial's length; a policy without a trial offer refuses trials, writing nothing")
+    func trialOffer() throws {
+        let f = try ServiceFixture()
+        #expect(try f.service.policy().offeredTrialDays == 14)
+
+        let folder = try TestFolder("paywall-no-trial")
+        try """
+            meter "free" { limit 3 per 30 days }
+            defaults {
+              access teaser
+              teaser 3 paragraphs
+            }
+            rule "members" {
+              when membership.active
+              grant full
+            }
+            rule "subscribe" {
+              when not membership.entitled
+              offer subscribe
+            }
+            """.write(toFile: folder.path("paywall.policy"), atomically: true, encoding: .utf8)
+        let g = try ServiceFixture { $0.policyDirectory = folder.url }
+        #expect(try g.service.policy().offeredTrialDays == nil)
+        let account = try g.service.signUp(email: "a@example.com", password: "a long enough passphrase", displayName: nil, actor: g.admin)
+        let before = try g.snapshot()
+        #expect(throws: ServiceError.trialNotOffered) { try g.service.startOfferedTrial(accountID: account.id) }
+        #expect(try g.snapshot() == before)
+    }
+
+    @Test("sign-up checks everything before writing; a device token of another kind is refused")
+    func signUpChecksFirst() throws {
+        let f = try ServiceFixture()
+        let account = try f.service.signUp(email: "old@example.com", password: "a long enough passphrase", displayName: nil, actor: f.admin)
+        let access = try f.service.issueAccessToken(account: account.id.rawValue, lifetime: nil, audience: nil).token
+        let before = try f.snapshot()
+        #expect(throws: ServiceError.self) {
+            try f.service.signUpReader(email: "new@example.com", password: "a long enough passphrase", name: "N", deviceToken: access, deviceName: nil)
+        }
+        #expect(throws: ServiceError.self) {
+            try f.service.signUpReader(email: "new@example.com", password: "a long enough passphrase", name: "N", deviceToken: nil, deviceName: "bad\u{7}name")
+        }
+        #expect(try f.snapshot() == before)
+        let session = try f.service.signUpReader(email: "new@example.com", password: "a long enough passphrase", name: "N", deviceToken: nil, deviceName: "phone")
+        #expect(session.mail?.sendmailConfigured == false && session.mail?.sent == 0)
+        #expect(try f.service.signedInAccount(bearer: session.accessToken.token) == session.account.id)
+    }
+
+    @Test("the message handed to sendmail: headers from validated values only")
+    func message() {
+        let message = OutboxMessage(
+            id: 1, recipient: "a@example.com", subject: "Confirm\r\nBcc: x@evil.example", body: "Hello\nlink", createdAt: Date(), expiresAt: Date(),
+            sentAt: nil, attempts: 0, lastError: nil)
+        let text = String(decoding: PaywallService.rfc5322(message, from: "paywall@example.com", at: Date(timeIntervalSince1970: 0)), as: UTF8.self)
+        #expect(text.hasPrefix("From: paywall@example.com\nTo: a@example.com\nSubject: ConfirmBcc: x@evil.example\nDate: Thu, 01 Jan 1970 00:00:00 +0000\n"))
+        #expect(!text.contains("\nBcc:"), "a line break cannot add a header")
+        #expect(text.hasSuffix("\n\nHello\nlink"))
+        #expect(PaywallService.runSendmail(["/bin/true"], message: Data(text.utf8)) == nil)
+        #expect(PaywallService.runSendmail(["/bin/false"], message: Data(text.utf8))?.contains("status 1") == true)
+        #expect(PaywallService.runSendmail(["/no/such/program"], message: Data()) != nil)
+    }
+}

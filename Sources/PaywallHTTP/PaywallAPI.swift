@@ -89,6 +89,22 @@ public struct PaywallAPI: Sendable {
         allowed.flatMap { $0 == .get ? ["GET", "HEAD"] : [$0.rawValue] }.joined(separator: ", ")
     }
 
+    /// The `Allow` list of the route `path` (a request's path) belongs to: literal paths
+    /// first, then patterns whose `{name}` segments match any one segment. Nil: no route.
+    static func allowHeader(forPath path: String) -> String? {
+        if let allowed = methods[path] { return allowed }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return patterns.first { pattern in
+            pattern.segments.count == segments.count
+                && zip(pattern.segments, segments).allSatisfy { $0.hasPrefix("{") ? !$1.isEmpty : $0 == $1 }
+        }?.allow
+    }
+
+    /// The paths with `{name}` segments, split once.
+    static let patterns: [(segments: [Substring], allow: String)] = methods.keys.sorted().filter { $0.contains("{") }.compactMap { path in
+        methods[path].map { (path.split(separator: "/", omittingEmptySubsequences: false), $0) }
+    }
+
     /// Hummingbird answers a known path asked with a method it has no route for as an
     /// unknown route (404): every other method of each path is answered 405 here instead,
     /// with the `Allow` header (the error middleware does the same for any other method).
@@ -268,9 +284,9 @@ struct ErrorMiddleware: RouterMiddleware {
             switch error.status {
             case .notFound:
                 // The router answers 404 for a known path with another method: that is 405.
-                if let allowed = PaywallAPI.methods[request.uri.path] { throw APIError.methodNotAllowed(allow: allowed) }
+                if let allowed = PaywallAPI.allowHeader(forPath: request.uri.path) { throw APIError.methodNotAllowed(allow: allowed) }
                 throw APIError.notFound
-            case .methodNotAllowed: throw APIError.methodNotAllowed(allow: PaywallAPI.methods[request.uri.path])
+            case .methodNotAllowed: throw APIError.methodNotAllowed(allow: PaywallAPI.allowHeader(forPath: request.uri.path))
             default: throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)
             }
         } catch let error as NIOTooManyBytesError {

@@ -128,6 +128,23 @@ struct BadInputTests {
         #expect(headPost.status == .methodNotAllowed)
     }
 
+    @Test("unusual methods on routes with a path parameter: 405 with the route's Allow, not 404")
+    func allowOnPatterns() async throws {
+        let f = try seededFixture()
+        let (trace, query, unknownPath, deeper, empty) = try await withAPI(f) { client in
+            (try await client.execute(uri: "/admin/v1/titles/euronews", method: .init("TRACE")!),
+             try await client.execute(uri: "/v1/me/sessions/abc", method: .init("QUERY")!),
+             try await client.execute(uri: "/admin/v1/nothing/here", method: .init("TRACE")!),
+             try await client.execute(uri: "/admin/v1/titles/euronews/extra", method: .init("TRACE")!),
+             try await client.execute(uri: "/admin/v1/titles/", method: .init("TRACE")!))
+        }
+        #expect(trace.status == .methodNotAllowed && trace.headers[.allow] == "GET, HEAD, PATCH")
+        #expect(query.status == .methodNotAllowed && query.headers[.allow] == "DELETE")
+        #expect(unknownPath.status == .notFound && unknownPath.errorCode == "not_found")
+        #expect(deeper.status == .notFound, "a pattern matches whole segments only")
+        #expect(empty.status == .notFound, "an empty segment is no title")
+    }
+
     @Test("a body of exactly the limit is read; one byte more is 413")
     func limit() async throws {
         let f = try seededFixture()

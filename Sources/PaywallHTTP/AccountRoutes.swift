@@ -56,7 +56,7 @@ extension PaywallAPI {
         let body = try await RequestBody.object(&request).only(["email", "password", "deviceName"])
         let (email, password) = (try body.requiredString("email"), try body.requiredString("password"))
         let deviceName = try body.string("deviceName")
-        let client = rateLimitKey(context.remoteAddress?.ipAddress)
+        let client = rateLimitKey(clientAddress(request, context))
         let session = try await service.blocking { service throws(ServiceError) in
             try service.signInReader(email: email, password: password, deviceName: deviceName, client: client)
         }

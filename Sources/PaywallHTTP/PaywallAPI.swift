@@ -36,15 +36,39 @@ public struct PaywallAPI: Sendable {
 
     /// The registry `/metrics` shows (the server bootstraps swift-metrics with it); nil: no route.
     public let metrics: PrometheusCollectorRegistry?
+    /// Peers whose `X-Forwarded-For` names the client (``clientAddress(_:_:)``).
+    public let trustedProxies: [CIDR]
 
     public init(
         service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
-        metrics: PrometheusCollectorRegistry? = nil
+        metrics: PrometheusCollectorRegistry? = nil, trustedProxies: [CIDR] = []
     ) {
         self.service = service
         self.deviceMinting = deviceMinting
         self.jwksMaxAge = jwksMaxAge
         self.metrics = metrics
+        self.trustedProxies = trustedProxies
+    }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+    /// address in `X-Forwarded-For` that is not a trusted proxy (read from the right: the
+    /// entries left of it were written by the client and prove nothing). A malformed entry
+    /// ends the walk at the last trusted hop.
+    func clientAddress(_ request: Request, _ context: PaywallRequestContext) -> String? {
+        guard let peer = context.remoteAddress?.ipAddress else { return nil }
+        guard !trustedProxies.isEmpty, let peerIP = IPAddress(peer), trustedProxies.contains(where: { $0.contains(peerIP) }) else { return peer }
+        var client = peer
+        for header in request.headers[values: Self.forwardedFor].reversed() {
+            for entry in header.split(separator: ",").reversed() {
+                let text = entry.trimmingCharacters(in: .whitespaces)
+                guard let ip = IPAddress(text) else { return client }
+                client = text
+                if !trustedProxies.contains(where: { $0.contains(ip) }) { return client }
+            }
+        }
+        return client
     }
 
     /// Every route, with the error and request-id middleware.
@@ -160,7 +184,7 @@ public struct PaywallAPI: Sendable {
         }
         let renewing = try bearer(request)
         if renewing == nil {
-            let client = rateLimitKey(context.remoteAddress?.ipAddress)
+            let client = rateLimitKey(clientAddress(request, context))
             if let wait = deviceMinting.take(client, at: service.now) { throw APIError.rateLimited(retryAfter: wait) }
         }
         let issued = try await service.blocking { service throws(ServiceError) in try service.issueDeviceToken(renewing: renewing) }
@@ -243,7 +267,7 @@ public struct PaywallAPI: Sendable {
     /// What the request itself tells the policy: the client's address.
     func requestFacts(_ request: Request, _ context: PaywallRequestContext) -> RequestFacts {
         var facts = RequestFacts()
-        if let address = context.remoteAddress?.ipAddress { facts.ip = IPAddress(address) }
+        if let address = clientAddress(request, context) { facts.ip = IPAddress(address) }
         facts.channel = "api"
         return facts
     }

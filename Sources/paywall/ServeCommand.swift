@@ -38,6 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("device-ttl"), help: ArgumentHelp("Device token lifetime, e.g. 30d (at most 31d).", valueName: "duration")) var deviceTTL: String?
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String?
     @Option(name: .customLong("log-format"), help: ArgumentHelp("text or json.", valueName: "format")) var logFormat: String?
+    @Option(name: .customLong("trusted-proxies"), help: ArgumentHelp("Proxies whose X-Forwarded-For names the client, e.g. 10.0.0.0/8,192.0.2.7 (default: none; the peer is the client).", valueName: "ranges")) var trustedProxies: String?
 
     /// Every setting, checked before anything opens or binds: invalid ones are usage errors (exit 64).
     func settings() throws -> (ServiceConfiguration, ServerSettings) {
@@ -59,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
             flags.port = port
             flags.logLevel = logLevel
             flags.logFormat = logFormat
+            flags.trustedProxies = trustedProxies
             return (configuration, try ServerSettings.resolve(environment: environment, flags: flags))
         } catch {
             throw ValidationError(error.description)
@@ -95,7 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        let api = PaywallAPI(service: service, metrics: registry)
+        let api = PaywallAPI(service: service, metrics: registry, trustedProxies: server.trustedProxies)
         let isDemo = demo
         let readers = demoReaders
         do {

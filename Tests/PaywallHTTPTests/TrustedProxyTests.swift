@@ -1,0 +1,75 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import PaywallHTTP
+import PaywallPolicy
+import PaywallService
+import PaywallTestSupport
+import Testing
+
+/// Behind a trusted proxy the client is the nearest untrusted address of X-Forwarded-For;
+/// from anyone else the header is ignored. Observed through the per-client rate limit of
+/// device minting, over a real socket (the peer is 127.0.0.1).
+@Suite("Client addresses behind trusted proxies")
+struct TrustedProxyTests {
+    static let forwarded = HTTPField.Name("X-Forwarded-For")!
+
+    /// The statuses of device mintings with these X-Forwarded-For values (a burst of 1 per
+    /// client, no refill during the test).
+    static func mint(trusting proxies: [String], _ forwardedFor: [String?]) async throws -> [HTTPResponse.Status] {
+        let f = try seededFixture()
+        let api = PaywallAPI(service: f.service, deviceMinting: RateLimiter(burst: 1, interval: 3_600), trustedProxies: proxies.compactMap(CIDR.init))
+        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        return try await app.test(.live) { client in
+            var statuses: [HTTPResponse.Status] = []
+            for value in forwardedFor {
+                var headers: HTTPFields = [:]
+                if let value { headers[Self.forwarded] = value }
+                statuses.append(try await client.execute(uri: "/v1/devices", method: .post, headers: headers).status)
+            }
+            return statuses
+        }
+    }
+
+    @Test("no trusted proxy: X-Forwarded-For is ignored (a client cannot pick a fresh address per request)")
+    func untrusted() async throws {
+        #expect(try await Self.mint(trusting: [], ["203.0.113.1", "203.0.113.2", nil]) == [.created, .tooManyRequests, .tooManyRequests])
+        #expect(try await Self.mint(trusting: ["10.0.0.0/8"], ["203.0.113.1", "203.0.113.2"]) == [.created, .tooManyRequests], "the peer is not in the list")
+    }
+
+    @Test("from a trusted proxy: each forwarded client has its own limit")
+    func trusted() async throws {
+        #expect(try await Self.mint(trusting: ["127.0.0.1/32"], ["203.0.113.1", "203.0.113.2", "203.0.113.1"]) == [.created, .created, .tooManyRequests])
+    }
+
+    @Test("the nearest untrusted hop counts: what the client wrote to the left proves nothing")
+    func rightmostUntrusted() async throws {
+        let statuses = try await Self.mint(trusting: ["127.0.0.0/8", "10.0.0.0/8"], [
+            "198.51.100.7, 203.0.113.1",            // client 203.0.113.1
+            "198.51.100.8, 203.0.113.1, 10.1.2.3",  // a second trusted hop: still 203.0.113.1
+            "not-an-address, 203.0.113.9",          // 203.0.113.9
+            "203.0.113.9, garbage",                 // malformed nearest entry: the proxy itself
+            "203.0.113.10, garbage",                // the proxy again: limited
+        ])
+        #expect(statuses == [.created, .tooManyRequests, .created, .created, .tooManyRequests])
+    }
+
+    @Test("PAYWALL_TRUSTED_PROXIES and --trusted-proxies: ranges or bare addresses; anything else refused by name")
+    func settings() throws {
+        let parsed = try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"], flags: .init())
+        #expect(parsed.trustedProxies.map(\.description) == [CIDR("10.0.0.0/8"), CIDR("192.0.2.7/32"), CIDR("2001:db8::/32")].compactMap { $0?.description })
+        var flags = ServerSettings.Flags()
+        flags.trustedProxies = "::1"
+        #expect(try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "bad"], flags: flags).trustedProxies.count == 1, "the flag wins")
+        #expect(try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": " "], flags: .init()).trustedProxies.isEmpty, "empty: none")
+        for bad in ["10.0.0.0/33", "proxy.example", "10.0.0.1,", ","] {
+            #expect(throws: ServiceError.self, "\(bad)") { try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": bad], flags: .init()) }
+        }
+        do {
+            _ = try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "nope"], flags: .init())
+        } catch {
+            #expect(error.description.contains("PAYWALL_TRUSTED_PROXIES"))
+        }
+    }
+}

@@ -8,7 +8,8 @@
 //   PaywallService (orchestrates; owns configuration, the policy and the key ring)
 //       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy
 //   PaywallViews (the JSON shapes every adapter shows) -> PaywallService
-//   paywall (CLI, thin adapter) -> PaywallService, PaywallViews
+//   PaywallWeb (the reader's HTML pages, thin adapter) -> PaywallService, PaywallViews
+//   paywall (CLI, thin adapter) -> PaywallService, PaywallViews, PaywallHTTP, PaywallWeb
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -35,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // Pure domain types: no I/O, no C.
@@ -87,11 +89,11 @@ let package = Package(
         ),
 
         // The HTTP API (Hummingbird 2): routes over the service, shared by `paywall serve`
-        // and the tests.
+        // and the tests; the reader's web pages (PaywallWeb) are mounted on its router.
         .target(
             name: "PaywallHTTP",
             dependencies: [
-                "PaywallService", "PaywallViews", "PaywallCore", "PaywallPolicy", "PaywallTokens", "PaywallCrypto",
+                "PaywallWeb", "PaywallService", "PaywallViews", "PaywallCore", "PaywallPolicy", "PaywallTokens", "PaywallCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -105,6 +107,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The reader's web pages (server-rendered HTML from Mustache templates): a thin
+        // adapter over the service, mounted on the API's router by `paywall serve`.
+        .target(
+            name: "PaywallWeb",
+            dependencies: [
+                "PaywallService", "PaywallViews", "PaywallCore", "PaywallPolicy", "PaywallCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            // The pages' templates and stylesheet, and the demo articles `--demo` loads (the
+            // texts are the publisher's content, which the service never holds: see Articles.swift).
+            resources: [.copy("Templates"), .copy("Static"), .copy("Content")],
+            swiftSettings: strict
+        ),
+
         // The `paywall` command-line tool: a thin adapter over the service.
         .executableTarget(
             name: "paywall",
@@ -112,6 +132,7 @@ let package = Package(
                 "PaywallService",
                 "PaywallViews",
                 "PaywallHTTP",
+                "PaywallWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -190,6 +211,13 @@ let package = Package(
             name: "PaywallHTTPTests",
             dependencies: [
                 "PaywallHTTP", "PaywallService", "PaywallTokens", "PaywallCore", "PaywallTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "PaywallWebTests",
+            dependencies: [
+                "PaywallWeb", "PaywallHTTP", "PaywallService", "PaywallCore", "PaywallTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -12,6 +12,7 @@ import PaywallPolicy
 import PaywallService
 import PaywallTokens
 import PaywallViews
+import PaywallWeb
 
 /// The request context of the API: Hummingbird's, plus the client's address.
 public struct PaywallRequestContext: RequestContext, RemoteAddressRequestContext {
@@ -38,6 +39,9 @@ public struct PaywallAPI: Sendable {
     public let metrics: PrometheusCollectorRegistry?
     /// Peers whose `X-Forwarded-For` names the client (``clientAddress(_:_:)``).
     public let trustedProxies: [CIDR]
+
+    /// The reader's web pages (PaywallWeb), mounted on this router when set (`paywall serve`).
+    public var web: WebSite?
 
     public init(
         service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
@@ -87,6 +91,7 @@ public struct PaywallAPI: Sendable {
         router.get("/openapi.json") { _, _ in try Self.openAPI() }
         addAdminRoutes(to: router)
         addGiftRoutes(to: router)
+        web?.addRoutes(to: router)
         if let metrics {
             router.get("/metrics") { _, _ in
                 Response(

@@ -6,6 +6,7 @@ import Prometheus
 import PaywallCore
 import PaywallHTTP
 import PaywallService
+import PaywallWeb
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
             refused and the old one stays). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
             PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
             PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
-            PAYWALL_LOG_FORMAT. The API: GET /openapi.json.
+            PAYWALL_LOG_FORMAT, PAYWALL_SECURE_COOKIES (1 when served over TLS). The API: GET /openapi.json; \
+            the reader's web pages: GET /.
             """
     )
 
@@ -69,6 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, server) = try settings()
+        let webSettings: WebSettings
+        do { webSettings = try WebSettings.resolve(environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError(error.description) }
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = server.logFormat == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = server.logLevel
@@ -97,7 +101,15 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        let api = PaywallAPI(service: service, metrics: registry, trustedProxies: server.trustedProxies)
+        var api = PaywallAPI(service: service, metrics: registry, trustedProxies: server.trustedProxies)
+        do {
+            // The reader's pages on the same server; article texts only with --demo (in
+            // production they are the publisher's CMS's, never invented here).
+            api.web = try WebSite(service: service, articles: demo ? ArticleLibrary.demo() : .empty, settings: webSettings)
+        } catch {
+            try? service.close()
+            throw fail(error)
+        }
         let isDemo = demo
         let readers = demoReaders
         do {
@@ -116,6 +128,8 @@ struct ServeCommand: AsyncParsableCommand {
         var lines = ["paywall: listening on \(base) (database \(database)); the API is described at \(base)/openapi.json"]
         if demo {
             lines += [
+                "",
+                "Open \(base)/ in a browser: the demo catalog, the seed's Euronews article behind the paywall, sign up, the trial.",
                 "",
                 "Try it (an anonymous reader gets a device token, then asks for the seed's Euronews article):",
                 "  DEVICE=$(curl -s -X POST \(base)/v1/devices | sed -E 's/.*\"deviceToken\":\"([^\"]+)\".*/\\1/')",

@@ -1,0 +1,428 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PaywallCore
+import PaywallPolicy
+import PaywallService
+import PaywallViews
+
+extension WebSite {
+    // MARK: - The front page
+
+    /// The catalog's titles and their articles, each with a badge from ONE preview call
+    /// (nothing consumed). At most ``PaywallService/maximumPreview`` articles are listed: a
+    /// front page is a selection, and one preview is the service's bound.
+    func home(_ visit: Visit) async throws -> Response {
+        let titles = try await service.blocking { service throws(ServiceError) in try service.titles() }
+        let listed = Array(titles.flatMap { title in articles.articles(of: title.id.rawValue).map { (title, $0) } }.prefix(PaywallService.maximumPreview))
+        var decisions: [Decision] = []
+        if !listed.isEmpty {
+            let requests = listed.map { AccessRequest(title: $0.0.id.rawValue, article: $0.1.input, request: visit.facts) }
+            let reader = visit.accessReader
+            decisions = try await service.blocking { service throws(ServiceError) in try service.previewAccess(requests, reader: reader) }
+        }
+        var items: [String: [[String: Any]]] = [:]
+        var top: [String: Any]?
+        for ((title, article), decision) in zip(listed, decisions) {
+            var item = Self.badge(decision)
+            item["headline"] = article.headline
+            item["byline"] = article.byline
+            item["href"] = Self.path(title: title.id.rawValue, article: article.id)
+            items[title.id.rawValue, default: []].append(item)
+            // The library's first article (the seed's Euronews story in the demo) leads the page.
+            if top == nil, article.title == articles.articles.first?.title, article.id == articles.articles.first?.id {
+                var lead = item
+                lead["titleName"] = title.name
+                top = lead
+            }
+        }
+        let sections: [[String: Any]] = titles.map { title in
+            let list = items[title.id.rawValue] ?? []
+            return ["id": title.id.rawValue, "name": title.name, "publisher": title.publisher, "articles": list, "hasArticles": !list.isEmpty]
+        }
+        var values: [String: Any] = ["titles": sections, "hasTitles": !sections.isEmpty, "hasArticles": !listed.isEmpty]
+        if let top { values["top"] = top }
+        return page("home", visit, title: "Get all your news in one place", description: "100’s of premium titles. One app.", values: values)
+    }
+
+    /// The badge a list shows for a decision: free for everyone, included (member, trial, a
+    /// re-read), uses a free article (metered), or locked.
+    static func badge(_ decision: Decision) -> [String: Any] {
+        if decision.accessibleForFree { return ["badge": "Free", "badgeClass": "free", "locked": false] }
+        switch decision.access {
+        case .full where decision.meter?.consumed == true: return ["badge": "Uses a free article", "badgeClass": "metered", "locked": false]
+        case .full: return ["badge": "Included", "badgeClass": "open", "locked": false]
+        case .teaser, .none: return ["badge": "Subscribers", "badgeClass": "locked", "locked": true]
+        }
+    }
+
+    static func path(title: String, article: String) -> String { "/titles/\(title)/articles/\(article)" }
+
+    // MARK: - An article
+
+    /// Asks the service for a decision (a metered read is recorded once) and renders exactly
+    /// what it allows: the teaser's paragraphs and the paywall box with the policy's offers
+    /// in its order, or the full text with no box, or (access `none`) the headline alone.
+    /// Paragraphs past what is allowed are never put in the page, hidden or otherwise.
+    func articlePage(_ visit: Visit, title titleID: String, article articleID: String) async throws -> Response {
+        guard let article = articles.article(title: titleID, id: articleID) else { return notFound(visit) }
+        let titles = try await service.blocking { service throws(ServiceError) in try service.titles() }
+        guard let title = titles.first(where: { $0.id.rawValue == titleID }) else { return notFound(visit) }
+        let answer: AccessAnswer
+        do {
+            answer = try await service.checkAccess(AccessRequest(title: titleID, article: article.input, request: visit.facts), reader: visit.accessReader)
+        } catch {
+            if error.category == .notFound || error.category == .invalid { return notFound(visit) }
+            throw error
+        }
+        let decision = answer.decision
+        let count = article.paragraphs.count
+        let here = Self.path(title: titleID, article: articleID)
+
+        var values: [String: Any] = [
+            "titleID": titleID, "titleName": title.name, "headline": article.headline, "byline": article.byline,
+        ]
+        if let section = article.section { values["section"] = section }
+        if let published = article.published { values["published"] = ["iso": Self.iso(published), "text": Self.longDate(published)] }
+
+        switch decision.access {
+        case .full:
+            // Marked free: all of it in the open. Otherwise the part past the policy's
+            // teaser sits in the block JSON-LD names as gated (`.paywalled`).
+            let open = decision.accessibleForFree ? count : min(max(decision.teaserParagraphs, 0), count)
+            values["open"] = Array(article.paragraphs[0..<open])
+            if open < count {
+                values["gated"] = ["paragraphs": Array(article.paragraphs[open..<count])]
+            }
+        case .teaser, .none:
+            let shown = decision.access == .teaser ? min(max(decision.teaserParagraphs, 0), count) : 0
+            values["open"] = Array(article.paragraphs[0..<shown])
+            values["paywall"] = paywallBox(decision, visit: visit, next: here)
+        }
+        if let note = Self.meterNote(decision) { values["meterNote"] = note }
+
+        // Shared text: the publisher's summary, written for sharing, never a body paragraph;
+        // with access `none` not even that (the headline alone is what the reader may see).
+        let description = decision.access == .none ? nil : article.summary
+        let jsonLd = Self.jsonLd(answer, article: article, title: title, description: description)
+        return page("article", visit, title: article.headline, description: description, ogType: "article", jsonLd: jsonLd, values: values)
+    }
+
+    /// The box in place of the rest of the text: the offers the policy returned, in its order.
+    func paywallBox(_ decision: Decision, visit: Visit, next: String) -> [String: Any] {
+        let spent = decision.meter.map { $0.remaining == 0 } ?? false
+        let heading: String =
+            if visit.reader == nil { "Sign up to read this article" }
+            else if spent { "You’ve read your free articles this month" }
+            else { "This article is for members" }
+        let offers: [[String: Any]] = decision.offers.map { offer in
+            switch offer {
+            case .signUp: ["signUp": true, "href": "/signup?next=\(next)"]
+            case .signIn: ["signIn": true, "href": "/signin?next=\(next)"]
+            case let .trial(days):
+                ["trial": true, "days": days, "daysFree": Self.daysFree(days), "signedIn": visit.reader != nil, "href": "/signup?next=\(next)", "next": next]
+            case .subscribe: ["subscribe": true, "href": "/account"]
+            }
+        }
+        return ["heading": heading, "offers": offers, "none": decision.access == .none]
+    }
+
+    /// What the reader's meter says on this page, if it took part.
+    static func meterNote(_ decision: Decision) -> String? {
+        guard let meter = decision.meter else { return nil }
+        if decision.access == .full, meter.reread { return "You have read this article before this month: it does not count again." }
+        if decision.access == .full, meter.consumed {
+            return meter.remaining == 1 ? "You have 1 free article left this month." : "You have \(meter.remaining) free articles left this month."
+        }
+        if decision.access < .full, meter.remaining == 0 { return "You have read your \(meter.limit) free articles this month." }
+        return nil
+    }
+
+    /// schema.org `NewsArticle`: the API's `isAccessibleForFree` and `hasPart` (naming the
+    /// gated block by ``AccessView/gatedSelector``) plus the headline, author, date and
+    /// publisher; `<` `>` `&` escaped so the block cannot end its script element.
+    static func jsonLd(_ answer: AccessAnswer, article: Article, title: Title, description: String?) -> String {
+        let encoder = ViewEncoding.encoder(pretty: false)
+        var object: [String: Any] = [:]
+        if let data = try? encoder.encode(AccessView(answer).jsonLd), let base = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            object = base
+        }
+        object["headline"] = article.headline
+        object["author"] = ["@type": "Person", "name": article.byline]
+        object["publisher"] = ["@type": "Organization", "name": title.name]
+        if let published = article.published { object["datePublished"] = iso(published) }
+        if let description { object["description"] = description }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+            .replacingOccurrences(of: "<", with: "\\u003c").replacingOccurrences(of: ">", with: "\\u003e").replacingOccurrences(of: "&", with: "\\u0026")
+    }
+
+    // MARK: - Sign in, sign up, sign out
+
+    func nextPath(_ visit: Visit) -> String? {
+        NextPath.validated(visit.form?["next"] ?? visit.request.uri.queryParameters["next"].map(String.init))
+    }
+
+    func signInPage(_ visit: Visit) -> Response {
+        if visit.reader != nil { return redirect(nextPath(visit) ?? "/account") }
+        return signInForm(visit, status: .ok, email: "", errors: [:])
+    }
+
+    func signInForm(_ visit: Visit, status: HTTPResponse.Status, email: String, errors: [String: String]) -> Response {
+        var values: [String: Any] = ["email": email, "next": nextPath(visit) ?? ""]
+        for (field, message) in errors { values[field + "Error"] = message }
+        return page("signin", visit, status: status, title: "Sign in", values: values)
+    }
+
+    func signIn(_ visit: Visit) async throws -> Response {
+        guard let form = visit.form else { return signInForm(visit, status: .badRequest, email: "", errors: [:]) }
+        let email = form.text("email")
+        let password = form["password"] ?? ""
+        var errors: [String: String] = [:]
+        if email.isEmpty { errors["email"] = "Enter your email address." }
+        if password.isEmpty { errors["password"] = "Enter your password." }
+        guard errors.isEmpty else { return signInForm(visit, status: .unprocessableContent, email: email, errors: errors) }
+        let signedIn: SignIn
+        do {
+            signedIn = try await service.signIn(email: email, password: password)
+        } catch {
+            // (A `catch .invalidCredentials` pattern crashes the 6.3.1 compiler's SIL verifier.)
+            guard case .invalidCredentials = error else { throw error }
+            return signInForm(visit, status: .unprocessableContent, email: email, errors: ["form": "That email and password do not match an account."])
+        }
+        return startSession(signedIn, then: nextPath(visit) ?? "/account")
+    }
+
+    /// Signed in: the refresh token goes into the HttpOnly cookie (the page never sees a
+    /// token), for as long as the session lives.
+    func startSession(_ signedIn: SignIn, then location: String) -> Response {
+        var response = redirect(location)
+        let lifetime = max(0, Int(signedIn.session.expiresAt.timeIntervalSince(service.now)))
+        response.setCookie(cookie(Cookies.session, signedIn.refreshToken, maxAge: lifetime))
+        return response
+    }
+
+    func signUpPage(_ visit: Visit) -> Response {
+        if visit.reader != nil { return redirect(nextPath(visit) ?? "/account") }
+        return signUpForm(visit, status: .ok, name: "", email: "", errors: [:])
+    }
+
+    func signUpForm(_ visit: Visit, status: HTTPResponse.Status, name: String, email: String, errors: [String: String]) -> Response {
+        var values: [String: Any] = [
+            "name": name, "email": email, "next": nextPath(visit) ?? "", "minimumLength": service.configuration.passwordPolicy.minimumLength,
+        ]
+        for (field, message) in errors { values[field + "Error"] = message }
+        return page("signup", visit, status: status, title: "Sign up", values: values)
+    }
+
+    func signUp(_ visit: Visit) async throws -> Response {
+        guard let form = visit.form else { return signUpForm(visit, status: .badRequest, name: "", email: "", errors: [:]) }
+        let name = form.text("name")
+        let email = form.text("email")
+        let password = form["password"] ?? ""
+        var errors: [String: String] = [:]
+        if email.isEmpty { errors["email"] = "Enter your email address." }
+        if password.isEmpty { errors["password"] = "Choose a password." }
+        guard errors.isEmpty else { return signUpForm(visit, status: .unprocessableContent, name: name, email: email, errors: errors) }
+        do {
+            _ = try await service.signUp(email: email, password: password, displayName: name.isEmpty ? nil : name, actor: AuditActor(rawValue: "web:signup"))
+        } catch {
+            // The reader's own mistakes, shown beside the field; anything else is ours.
+            switch error {
+            case let .invalidInput(.invalidEmail(_, reason)): errors["email"] = "That email address is not valid: \(reason)."
+            case .invalidInput(.weakPassword): errors["password"] = Self.sentence(error.publicMessage)
+            case .invalidInput(.invalidName): errors["name"] = Self.sentence(error.publicMessage)
+            case .store(.duplicateEmail): errors["email"] = "An account with this email already exists. Sign in instead."
+            case .crypto: errors["password"] = Self.sentence(error.publicMessage)
+            default: throw error
+            }
+            return signUpForm(visit, status: .unprocessableContent, name: name, email: email, errors: errors)
+        }
+        let signedIn = try await service.signIn(email: email, password: password)
+        return startSession(signedIn, then: nextPath(visit) ?? "/")
+    }
+
+    static func sentence(_ text: String) -> String {
+        guard let first = text.first else { return text }
+        let body = first.uppercased() + text.dropFirst()
+        return body.hasSuffix(".") ? body : body + "."
+    }
+
+    func signOut(_ visit: Visit) async throws -> Response {
+        if let token = visit.sessionToken, let reader = visit.reader {
+            let actor = AuditActor.account(reader.account.id)
+            try await service.blocking { service throws(ServiceError) in try service.signOut(refreshToken: token, actor: actor) }
+        }
+        var response = redirect("/")
+        response.setCookie(cookie(Cookies.session, "", maxAge: 0))
+        return response
+    }
+
+    // MARK: - Trial and account
+
+    func startTrial(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        do {
+            _ = try await service.startTrial(account: reader.account.id.rawValue, actor: .account(reader.account.id))
+        } catch {
+            switch error {
+            case .store(.trialAlreadyUsed): return try await account(visit, status: .conflict, error: "Your free trial has already been used: there is one per person.")
+            default: throw error
+            }
+        }
+        return redirect(nextPath(visit) ?? "/account")
+    }
+
+    func account(_ visit: Visit) async throws -> Response {
+        try await account(visit, status: .ok, error: nil)
+    }
+
+    func account(_ visit: Visit, status: HTTPResponse.Status, error: String?) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let id = reader.account.id
+        let summary = try await service.blocking { service throws(ServiceError) in try service.readerSummary(account: id) }
+        var values: [String: Any] = [
+            "name": summary.account.displayName ?? "", "email": summary.account.email,
+            "memberSince": Self.longDate(summary.account.createdAt),
+        ]
+        if let error { values["error"] = error }
+        let memberships: [[String: Any]] = summary.memberships.map { line in
+            [
+                "plan": line.planName, "status": Self.statusText(line.status), "active": line.status != .expired,
+                "until": Self.longDate(line.membership.currentPeriodEnd), "renews": !line.membership.cancelAtPeriodEnd && line.status == .active,
+            ]
+        }
+        values["memberships"] = memberships
+        values["hasMemberships"] = !memberships.isEmpty
+        if let trial = summary.trial, let status = summary.trialStatus {
+            var trialValues: [String: Any] = ["ends": Self.longDate(trial.endsAt), "active": status == .active]
+            if let days = summary.trialDaysLeft { trialValues["daysLeft"] = days == 1 ? "1 day left" : "\(days) days left" }
+            values["trial"] = trialValues
+        }
+        if summary.trialEligible { values["trialEligible"] = ["days": Int(service.configuration.trialLength / 86_400), "daysFree": Self.daysFree(Int(service.configuration.trialLength / 86_400))] }
+        if let meter = summary.meter {
+            var meterValues: [String: Any] = [
+                "remaining": meter.remaining, "limit": meter.limit, "used": meter.used,
+                "days": Int(meter.window / 86_400),
+            ]
+            if let resets = meter.resetsAt, meter.remaining == 0 { meterValues["resets"] = Self.longDate(resets) }
+            values["meter"] = meterValues
+        }
+        return page("account", visit, status: status, title: "Your account", values: values)
+    }
+
+    static func statusText(_ status: MembershipStatus) -> String {
+        switch status {
+        case .active: "Active"
+        case .pastDue: "Payment failed: access continues during the grace period"
+        case .canceled: "Canceled: access until the period ends"
+        case .expired: "Ended"
+        }
+    }
+
+    // MARK: - Feed and sitemap (titles, links and dates only: no text of any article)
+
+    func feed(_ visit: Visit) async throws -> Response {
+        let base = baseURL(visit.request)
+        let entries = try await listedArticles().map { title, article -> [String: Any] in
+            [
+                "headline": article.headline, "byline": article.byline, "titleName": title.name,
+                "url": base + Self.path(title: title.id.rawValue, article: article.id),
+                "updated": Self.iso(article.published ?? Date(timeIntervalSince1970: 0)),
+            ]
+        }
+        let updated = articles.articles.compactMap(\.published).max() ?? Date(timeIntervalSince1970: 0)
+        let body = templates.render(["base": base, "entries": entries, "updated": Self.iso(updated)] as [String: Any], withTemplate: "feed") ?? ""
+        return Response(
+            status: .ok, headers: [.contentType: "application/atom+xml; charset=utf-8", .cacheControl: "public, max-age=300"],
+            body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    func sitemap(_ visit: Visit) async throws -> Response {
+        let base = baseURL(visit.request)
+        let urls = [base + "/"] + (try await listedArticles().map { base + Self.path(title: $0.0.id.rawValue, article: $0.1.id) })
+        let body = templates.render(["urls": urls.map { ["loc": $0] }] as [String: Any], withTemplate: "sitemap") ?? ""
+        return Response(
+            status: .ok, headers: [.contentType: "application/xml; charset=utf-8", .cacheControl: "public, max-age=300"],
+            body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// Every article of a title in the catalog, in the library's order.
+    func listedArticles() async throws -> [(Title, Article)] {
+        let titles = try await service.blocking { service throws(ServiceError) in try service.titles() }
+        let byID = Dictionary(titles.map { ($0.id.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
+        return articles.articles.compactMap { article in byID[article.title].map { ($0, article) } }
+    }
+
+    func baseURL(_ request: Request) -> String {
+        let host = request.head.authority ?? "localhost"
+        return (settings.secureCookies ? "https://" : "http://") + host
+    }
+
+    // MARK: - Rendering
+
+    func notFound(_ visit: Visit) -> Response {
+        errorPage(visit, status: .notFound, message: "We could not find that page. It may have moved, or the link may be wrong.")
+    }
+
+    /// An error page: a heading and a sentence, never the text of what was asked for.
+    func errorPage(_ visit: Visit, status: HTTPResponse.Status, message: String) -> Response {
+        let heading: String =
+            switch status.code {
+            case 404: "Page not found"
+            case 403: "This form could not be accepted"
+            case 413, 415: "This form could not be read"
+            case 503: "Please try again shortly"
+            default: "Something went wrong"
+            }
+        return page("error", visit, status: status, title: heading, values: ["heading": heading, "message": message, "code": status.code])
+    }
+
+    func page(
+        _ template: String, _ visit: Visit, status: HTTPResponse.Status = .ok, title: String, description: String? = nil,
+        ogType: String = "website", jsonLd: String? = nil, values: [String: Any]
+    ) -> Response {
+        var object = values
+        object["pageTitle"] = title
+        object["ogType"] = ogType
+        object["csrf"] = visit.csrfToken
+        if let description { object["description"] = description }
+        if let jsonLd { object["jsonLd"] = jsonLd }
+        if let reader = visit.reader {
+            object["reader"] = ["name": reader.account.displayName ?? reader.account.email]
+        }
+        guard let html = templates.render(object, withTemplate: template) else {
+            return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "internal error\n")))
+        }
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    // MARK: - Words and dates
+
+    /// "Fourteen days free", as the seed page says it.
+    static func daysFree(_ days: Int) -> String {
+        let words = [
+            "Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven", "Twelve", "Thirteen",
+            "Fourteen", "Fifteen", "Sixteen", "Seventeen", "Eighteen", "Nineteen", "Twenty", "Twenty-one", "Twenty-two",
+            "Twenty-three", "Twenty-four", "Twenty-five", "Twenty-six", "Twenty-seven", "Twenty-eight", "Twenty-nine", "Thirty",
+            "Thirty-one",
+        ]
+        let number = words.indices.contains(days) ? words[days] : String(days)
+        return days == 1 ? "\(number) day free" : "\(number) days free"
+    }
+
+    static func iso(_ date: Date) -> String {
+        ISO8601DateFormatter.string(from: date, timeZone: TimeZone(identifier: "UTC") ?? .current, formatOptions: [.withInternetDateTime])
+    }
+
+    /// "23 July 2025" (UTC), without a shared formatter (DateFormatter is not Sendable).
+    static func longDate(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+        let parts = calendar.dateComponents([.day, .month, .year], from: date)
+        let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+        let month = parts.month.flatMap { months.indices.contains($0 - 1) ? months[$0 - 1] : nil } ?? ""
+        return "\(parts.day ?? 1) \(month) \(parts.year ?? 1970)"
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Mustache
+import NIOCore
+import PaywallCore
+import PaywallCrypto
+import PaywallPolicy
+import PaywallService
+
+/// How the pages are served.
+public struct WebSettings: Sendable, Equatable {
+    /// Mark cookies `Secure` and expect `https` origins: set when the site is reached over
+    /// TLS (a proxy in front of `paywall serve` terminates it).
+    public var secureCookies = false
+
+    public init(secureCookies: Bool = false) {
+        self.secureCookies = secureCookies
+    }
+
+    /// From `PAYWALL_SECURE_COOKIES` (`1`/`true` or `0`/`false`); anything else is refused
+    /// with the variable's name.
+    public static func resolve(environment: [String: String]) throws(ServiceError) -> WebSettings {
+        var settings = WebSettings()
+        if let text = environment["PAYWALL_SECURE_COOKIES"] {
+            switch text.lowercased() {
+            case "1", "true", "yes": settings.secureCookies = true
+            case "0", "false", "no", "": settings.secureCookies = false
+            default: throw .configuration(name: "PAYWALL_SECURE_COOKIES", value: text, expected: "1 or 0 (1 when the site is served over TLS)")
+            }
+        }
+        return settings
+    }
+}
+
+/// The reader's web pages: server-rendered HTML over ``PaywallService``. A thin adapter:
+/// the service decides, reads and writes; this renders what it allows, and nothing else of
+/// an article's text ever leaves the server.
+public struct WebSite: Sendable {
+    public let service: PaywallService
+    public let articles: ArticleLibrary
+    public let settings: WebSettings
+    let templates: MustacheLibrary
+    let csrf: CSRF
+    let stylesheet: ByteBuffer
+    let favicon: ByteBuffer
+
+    public init(service: PaywallService, articles: ArticleLibrary, settings: WebSettings = WebSettings()) throws {
+        self.service = service
+        self.articles = articles
+        self.settings = settings
+        templates = try Self.loadTemplates()
+        csrf = try CSRF.random()
+        stylesheet = try Self.staticFile("site.css")
+        favicon = try Self.staticFile("favicon.svg")
+    }
+
+    static func loadTemplates() throws -> MustacheLibrary {
+        guard let folder = Bundle.module.url(forResource: "Templates", withExtension: nil) else {
+            throw WebSetupError.missingResource("Templates")
+        }
+        var library = MustacheLibrary()
+        let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+        for file in files where file.pathExtension == "mustache" {
+            let name = file.deletingPathExtension().lastPathComponent
+            do { try library.register(String(contentsOf: file, encoding: .utf8), named: name) } catch {
+                throw WebSetupError.template(name, String(describing: error))
+            }
+        }
+        return library
+    }
+
+    static func staticFile(_ name: String) throws -> ByteBuffer {
+        guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Static") else {
+            throw WebSetupError.missingResource("Static/\(name)")
+        }
+        return ByteBuffer(bytes: try Data(contentsOf: url))
+    }
+
+    // MARK: - Routes
+
+    /// The pages' routes, added to the API's router (`paywall serve` mounts both on one server).
+    public func addRoutes<Context: RemoteAddressRequestContext>(to router: Router<Context>) {
+        router.get("/") { request, context in await self.run(request, context) { visit in try await self.home(visit) } }
+        router.get("/titles/:title/articles/:article") { request, context in
+            await self.run(request, context) { visit in
+                try await self.articlePage(visit, title: context.parameters.get("title") ?? "", article: context.parameters.get("article") ?? "")
+            }
+        }
+        router.get("/signin") { request, context in await self.run(request, context) { visit in self.signInPage(visit) } }
+        router.post("/signin") { request, context in await self.run(request, context, form: true) { visit in try await self.signIn(visit) } }
+        router.get("/signup") { request, context in await self.run(request, context) { visit in self.signUpPage(visit) } }
+        router.post("/signup") { request, context in await self.run(request, context, form: true) { visit in try await self.signUp(visit) } }
+        router.post("/signout") { request, context in await self.run(request, context, form: true) { visit in try await self.signOut(visit) } }
+        router.post("/trial") { request, context in await self.run(request, context, form: true) { visit in try await self.startTrial(visit) } }
+        router.get("/account") { request, context in await self.run(request, context) { visit in try await self.account(visit) } }
+        router.get("/feed.xml") { request, context in await self.run(request, context) { visit in try await self.feed(visit) } }
+        router.get("/sitemap.xml") { request, context in await self.run(request, context) { visit in try await self.sitemap(visit) } }
+        router.get("/static/site.css") { _, _ in self.asset(self.stylesheet, type: "text/css; charset=utf-8") }
+        router.get("/static/favicon.svg") { _, _ in self.asset(self.favicon, type: "image/svg+xml") }
+        router.get("/favicon.ico") { _, _ in self.asset(self.favicon, type: "image/svg+xml") }
+    }
+
+    // MARK: - Every request
+
+    /// What one request knows about its reader.
+    struct Visit: Sendable {
+        var request: Request
+        var logger: Logger
+        var facts: RequestFacts
+        /// The signed-in reader, if the session cookie opens a session.
+        var reader: WebReader?
+        /// The session cookie's token (only when it opens a session).
+        var sessionToken: String?
+        /// Whether a session cookie was sent that opens nothing (it is cleared).
+        var staleSession: Bool
+        /// The CSRF seed cookie, and whether it is new (to be set).
+        var csrfSeed: String
+        var newSeed: Bool
+        /// The token every form of this page carries.
+        var csrfToken: String
+        /// The submitted form (POST).
+        var form: Form?
+
+        var accessReader: AccessReader { reader.map { .account($0.account.id) } ?? .anonymous }
+    }
+
+    /// Resolves the reader, checks a form's CSRF token and origin, runs `body`, and turns
+    /// every failure into an HTML error page (never the API's JSON, never a stack of text
+    /// the reader is not entitled to), with the pages' security headers.
+    func run<Context: RemoteAddressRequestContext>(
+        _ request: Request, _ context: Context, form expectsForm: Bool = false, _ body: @Sendable (Visit) async throws -> Response
+    ) async -> Response {
+        var request = request
+        var facts = RequestFacts()
+        if let address = context.remoteAddress?.ipAddress { facts.ip = IPAddress(address) }
+        facts.channel = "web"
+        let cookies = request.cookies
+        var visit = Visit(
+            request: request, logger: context.logger, facts: facts, reader: nil, sessionToken: nil, staleSession: false,
+            csrfSeed: "", newSeed: false, csrfToken: "", form: nil)
+        do {
+            if let token = cookies[Cookies.session]?.value {
+                if Cookies.isToken(token), let reader = try await service.blocking({ service throws(ServiceError) in try service.webReader(refreshToken: token) }) {
+                    visit.reader = reader
+                    visit.sessionToken = token
+                } else {
+                    visit.staleSession = true
+                }
+            }
+            if let seed = cookies[Cookies.csrf]?.value, Cookies.isToken(seed) {
+                visit.csrfSeed = seed
+            } else {
+                visit.csrfSeed = try Self.newToken()
+                visit.newSeed = true
+            }
+            visit.csrfToken = csrf.token(seed: visit.csrfSeed, session: visit.sessionToken)
+            if expectsForm {
+                guard (request.headers[.contentType] ?? "").lowercased().hasPrefix("application/x-www-form-urlencoded") else {
+                    return finish(errorPage(visit, status: .unsupportedMediaType, message: "This form must be sent by the page's own form."), visit)
+                }
+                let buffer: ByteBuffer
+                do { buffer = try await request.collectBody(upTo: Form.limit) } catch {
+                    return finish(errorPage(visit, status: .contentTooLarge, message: "That form was too large."), visit)
+                }
+                let form = Form(urlEncoded: String(buffer: buffer))
+                // A forged cross-site form: refused before anything is read or written.
+                guard originAllowed(request), !visit.newSeed,
+                      csrf.isValid(form["csrf"], seed: visit.csrfSeed, session: visit.sessionToken)
+                else {
+                    context.logger.info("web form refused", metadata: ["reason": "csrf", "path": .string(request.uri.path)])
+                    return finish(
+                        errorPage(visit, status: .forbidden, message: "This form has expired or did not come from this site. Go back, reload the page and try again."),
+                        visit)
+                }
+                visit.form = form
+            }
+            return finish(try await body(visit), visit)
+        } catch {
+            context.logger.error("web page failed", metadata: ["path": .string(request.uri.path), "error": .string(String(describing: error))])
+            let status: HTTPResponse.Status = (error as? ServiceError)?.category == .unavailable ? .serviceUnavailable : .internalServerError
+            return finish(errorPage(visit, status: status, message: "Something went wrong on our side. Please try again in a moment."), visit)
+        }
+    }
+
+    /// `Origin`, when the browser sends it (every modern browser does on a POST), must be
+    /// this site: a second check beside the CSRF token.
+    func originAllowed(_ request: Request) -> Bool {
+        guard let origin = request.headers[.origin] else { return true }
+        guard let host = request.head.authority else { return false }
+        return origin == (settings.secureCookies ? "https://" : "http://") + host
+    }
+
+    static func newToken() throws -> String {
+        Base64URL.encode(try SecureRandom.bytes(32))
+    }
+
+    /// The pages' headers: a strict CSP (no scripts at all, styles and images from this site
+    /// only, forms post here only, never framed), no sniffing, no referrer beyond this site,
+    /// and never cached by anyone: every page shows who is signed in and what they may read.
+    func finish(_ response: Response, _ visit: Visit) -> Response {
+        var response = response
+        response.headers[.contentSecurityPolicy] =
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[Self.referrerPolicy] = "same-origin"
+        response.headers[Self.frameOptions] = "DENY"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "private, no-store" }
+        if visit.newSeed, !visit.csrfSeed.isEmpty {
+            response.setCookie(cookie(Cookies.csrf, visit.csrfSeed, maxAge: nil))
+        }
+        if visit.staleSession, response.headers[values: .setCookie].allSatisfy({ !$0.hasPrefix(Cookies.session + "=") }) {
+            response.setCookie(cookie(Cookies.session, "", maxAge: 0))
+        }
+        return response
+    }
+
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let frameOptions = HTTPField.Name("X-Frame-Options")!
+
+    /// Every cookie: HttpOnly, SameSite=Lax, the whole site, Secure over TLS.
+    func cookie(_ name: String, _ value: String, maxAge: Int?) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: settings.secureCookies, httpOnly: true, sameSite: .lax)
+    }
+
+    func asset(_ buffer: ByteBuffer, type: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: type, .cacheControl: "public, max-age=3600", .xContentTypeOptions: "nosniff"],
+            body: .init(byteBuffer: buffer))
+    }
+
+    func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location])
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import PaywallCore
+import PaywallService
+import PaywallTestSupport
+import PaywallWeb
+import Testing
+
+@Suite("Sign up, sign in, the trial, the account page and their forms")
+struct FormsTests {
+    let library: ArticleLibrary
+    init() throws { library = try ArticleLibrary.demo() }
+
+    /// Gated articles (not free, not headline-only) in the library's order.
+    var gated: [Article] { library.articles.filter { $0.free != true && $0.section != "opinion" } }
+
+    @Test("the journey: sign up, metered full articles, the meter spent, the trial, sign out")
+    func journey() async throws {
+        let f = try demoFixture()
+        let seed = try #require(library.article(title: "euronews", id: "zelenskyy-talks"))
+        let others = Array(gated.filter { $0.id != seed.id }.prefix(3))
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            #expect(try await browser.get("/signup?next=\(seedPath)").status == .ok)
+            let signedUp = try await browser.post(
+                "/signup", [("name", "Web Reader"), ("email", "web@example.com"), ("password", "a long web passphrase"), ("next", seedPath)])
+            #expect(signedUp.status == .seeOther)
+            #expect(signedUp.headers[.location] == seedPath)
+            let cookie = try #require(signedUp.headers[values: .setCookie].first { $0.hasPrefix("paywall_session=") })
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"))
+            #expect(!cookie.contains("Secure"))
+
+            // Three free articles: full, each says how many are left.
+            var html = try await browser.get(seedPath).text
+            for paragraph in seed.paragraphs { #expect(contains(html, paragraph: paragraph)) }
+            #expect(html.contains("You have 2 free articles left this month."))
+            html = try await browser.get("/titles/\(others[0].title)/articles/\(others[0].id)").text
+            #expect(html.contains("You have 1 free article left this month."))
+            html = try await browser.get("/titles/\(others[1].title)/articles/\(others[1].id)").text
+            #expect(html.contains("You have 0 free articles left this month."))
+            // Re-reading one is free.
+            html = try await browser.get(seedPath).text
+            #expect(contains(html, paragraph: seed.paragraphs[11]))
+            // Used up: the teaser, and the trial offered with a form.
+            let fourth = others[2]
+            let fourthPath = "/titles/\(fourth.title)/articles/\(fourth.id)"
+            html = try await browser.get(fourthPath).text
+            #expect(html.contains("You’ve read your free articles this month"))
+            #expect(!contains(html, paragraph: fourth.paragraphs[4]))
+            #expect(html.contains(#"<form method="post" action="/trial">"#))
+            #expect(html.contains("Start your 14-day free trial"))
+            var account = try await browser.get("/account").text
+            #expect(account.contains("<strong>0 of 3</strong> free articles left"))
+            #expect(account.contains("Web Reader"))
+
+            // The trial: full text again, and the account page counts its days.
+            let trial = try await browser.post("/trial", [("next", fourthPath)])
+            #expect(trial.status == .seeOther)
+            #expect(trial.headers[.location] == fourthPath)
+            html = try await browser.get(fourthPath).text
+            for paragraph in fourth.paragraphs { #expect(contains(html, paragraph: paragraph)) }
+            #expect(!html.contains("class=\"paywall\""))
+            account = try await browser.get("/account").text
+            #expect(account.contains("14 days left"))
+            // A second trial is refused on the account page.
+            let again = try await browser.post("/trial", [])
+            #expect(again.status == .conflict)
+            #expect(again.text.contains("already been used"))
+
+            // Sign out: the teaser again, and the old cookie opens nothing any more.
+            let session = try #require(await browser.cookies["paywall_session"])
+            let signedOut = try await browser.post("/signout", [])
+            #expect(signedOut.status == .seeOther)
+            #expect(await browser.cookies["paywall_session"] == nil)
+            html = try await browser.get(fourthPath).text
+            #expect(!contains(html, paragraph: fourth.paragraphs[4]))
+            #expect(html.contains("Sign up to read this article"))
+            await browser.setCookie("paywall_session", session)
+            let replay = try await browser.get(fourthPath)
+            #expect(!contains(replay.text, paragraph: fourth.paragraphs[4]))
+            #expect(replay.headers[values: .setCookie].contains { $0.hasPrefix("paywall_session=;") })
+            #expect(try await browser.get("/account").status == .seeOther)
+        }
+    }
+
+    @Test("bad sign-up input: an inline error beside the field, the input kept but never the password, nothing written")
+    func badSignUp() async throws {
+        let f = try demoFixture()
+        let cases: [(name: String, email: String, password: String, field: String)] = [
+            ("Ann", "not an email", "a long web passphrase", "email-error"),
+            ("Ann", "ann@example.com", "short", "password-error"),
+            ("Ann", "reader@example.com", "a long web passphrase", "email-error"),
+            ("Ann", "", "a long web passphrase", "email-error"),
+            ("Ann", "ann@example.com", "", "password-error"),
+        ]
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            for item in cases {
+                _ = try await browser.get("/signup")
+                let before = try f.snapshot()
+                let response = try await browser.post("/signup", [("name", item.name), ("email", item.email), ("password", item.password)])
+                #expect(response.status == .unprocessableContent, "\(item)")
+                let html = response.text
+                #expect(html.contains("id=\"\(item.field)\""), "\(item)")
+                #expect(html.contains("aria-invalid=\"true\""))
+                #expect(html.contains("value=\"Ann\""))
+                if !item.email.isEmpty { #expect(html.contains("value=\"\(item.email)\"")) }
+                if !item.password.isEmpty { #expect(!html.contains(item.password)) }
+                #expect(response.headers[values: .setCookie].allSatisfy { !$0.hasPrefix("paywall_session=") })
+                #expect(try f.snapshot() == before, "\(item)")
+            }
+        }
+    }
+
+    @Test("a wrong password: an inline error, the email kept, no session")
+    func badSignIn() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            let before = try f.snapshot()
+            let response = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "not the passphrase")])
+            #expect(response.status == .unprocessableContent)
+            #expect(response.text.contains("That email and password do not match an account."))
+            #expect(response.text.contains(#"value="reader@example.com""#))
+            #expect(!response.text.contains("not the passphrase"))
+            #expect(try f.snapshot() == before)
+            #expect(await browser.cookies["paywall_session"] == nil)
+        }
+    }
+
+    @Test("CSRF: a missing, wrong or other session's token, no CSRF cookie, or a foreign Origin: 403 and nothing written")
+    func csrf() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            let anonymousToken = try #require(await browser.lastCSRF)
+            let member = [("email", "member@example.com"), ("password", "demo member passphrase")]
+            let signUp = [("email", "csrf@example.com"), ("password", "a long web passphrase")]
+            func refused(_ response: TestResponse) -> Bool {
+                response.status == .forbidden && response.text.contains("did not come from this site")
+                    && response.headers[values: .setCookie].allSatisfy { !$0.hasPrefix("paywall_session=") }
+            }
+            var before = try f.snapshot()
+            #expect(refused(try await browser.post("/signup", signUp, csrf: .some(nil))))
+            #expect(refused(try await browser.post("/signup", signUp, csrf: "forged")))
+            #expect(refused(try await browser.post("/signup", signUp, headers: [.origin: "https://evil.example"])))
+            #expect(refused(try await browser.post("/signin", member, headers: [.origin: "null"])))
+            #expect(try f.snapshot() == before)
+
+            // Signed in: a token made for the anonymous visit no longer works.
+            #expect(try await browser.post("/signin", member).status == .seeOther)
+            _ = try await browser.get("/account")
+            before = try f.snapshot()
+            #expect(refused(try await browser.post("/trial", [], csrf: anonymousToken)))
+            #expect(refused(try await browser.post("/signout", [], csrf: .some(nil))))
+            // Another browser's CSRF cookie with this page's token.
+            let token = try #require(await browser.lastCSRF)
+            await browser.setCookie("paywall_csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            #expect(refused(try await browser.post("/trial", [], csrf: token)))
+            #expect(try f.snapshot() == before)
+            // Without any CSRF cookie.
+            await browser.setCookie("paywall_csrf", nil)
+            #expect(refused(try await browser.post("/signout", [], csrf: token)))
+            #expect(try f.snapshot() == before)
+        }
+    }
+
+    @Test("forms only as forms: another content type is refused, and `next` never leaves the site", arguments: [
+        "//evil.example/", "https://evil.example/", "/\\evil.example", "/account?x=1", "javascript:alert(1)",
+    ])
+    func nextStaysHere(next: String) async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            let response = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "demo reader passphrase"), ("next", next)])
+            #expect(response.status == .seeOther)
+            #expect(response.headers[.location] == "/account")
+            let json = try await client.execute(
+                uri: "/signin", method: .post, headers: [.contentType: "application/json"], body: .init(string: #"{"email":"a"}"#))
+            #expect(json.status == .unsupportedMediaType)
+        }
+    }
+
+    @Test("Secure cookies when served over TLS (a setting)")
+    func secureCookies() async throws {
+        let f = try demoFixture()
+        try await withSite(f, settings: WebSettings(secureCookies: true)) { client in
+            let browser = Browser(client)
+            let page = try await browser.get("/signin")
+            #expect(page.headers[values: .setCookie].allSatisfy { $0.contains("Secure") })
+            let response = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "demo reader passphrase")])
+            let cookie = try #require(response.headers[values: .setCookie].first { $0.hasPrefix("paywall_session=") })
+            #expect(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"))
+        }
+        #expect(throws: ServiceError.self) { try WebSettings.resolve(environment: ["PAYWALL_SECURE_COOKIES": "maybe"]) }
+        #expect(try WebSettings.resolve(environment: ["PAYWALL_SECURE_COOKIES": "1"]).secureCookies)
+        #expect(try !WebSettings.resolve(environment: [:]).secureCookies)
+    }
+
+    @Test("the account page needs a session; a member sees their plan")
+    func accountPage() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let anonymous = try await client.execute(uri: "/account", method: .get)
+            #expect(anonymous.status == .seeOther)
+            #expect(anonymous.headers[.location] == "/signin?next=/account")
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            _ = try await browser.post("/signin", [("email", "member@example.com"), ("password", "demo member passphrase")])
+            let html = try await browser.get("/account").text
+            #expect(html.contains("All titles, monthly"))
+            #expect(html.contains("Active"))
+            #expect(html.contains("Max Member"))
+        }
+    }
+}

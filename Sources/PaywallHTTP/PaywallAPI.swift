@@ -37,42 +37,26 @@ public struct PaywallAPI: Sendable {
 
     /// The registry `/metrics` shows (the server bootstraps swift-metrics with it); nil: no route.
     public let metrics: PrometheusCollectorRegistry?
-    /// Peers whose `X-Forwarded-For` names the client (``clientAddress(_:_:)``).
-    public let trustedProxies: [CIDR]
 
     /// The reader's web pages (PaywallWeb), mounted on this router when set (`paywall serve`).
     public var web: WebSite?
 
     public init(
         service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
-        metrics: PrometheusCollectorRegistry? = nil, trustedProxies: [CIDR] = []
+        metrics: PrometheusCollectorRegistry? = nil
     ) {
         self.service = service
         self.deviceMinting = deviceMinting
         self.jwksMaxAge = jwksMaxAge
         self.metrics = metrics
-        self.trustedProxies = trustedProxies
     }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
-    /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
-    /// address in `X-Forwarded-For` that is not a trusted proxy (read from the right: the
-    /// entries left of it were written by the client and prove nothing). A malformed entry
-    /// ends the walk at the last trusted hop.
+    /// The client's address: the peer's, or the one a trusted proxy forwarded
+    /// (``TrustedProxies``, from the service's configuration).
     func clientAddress(_ request: Request, _ context: PaywallRequestContext) -> String? {
-        guard let peer = context.remoteAddress?.ipAddress else { return nil }
-        guard !trustedProxies.isEmpty, let peerIP = IPAddress(peer), trustedProxies.contains(where: { $0.contains(peerIP) }) else { return peer }
-        var client = peer
-        for header in request.headers[values: Self.forwardedFor].reversed() {
-            for entry in header.split(separator: ",").reversed() {
-                let text = entry.trimmingCharacters(in: .whitespaces)
-                guard let ip = IPAddress(text) else { return client }
-                client = text
-                if !trustedProxies.contains(where: { $0.contains(ip) }) { return client }
-            }
-        }
-        return client
+        service.configuration.trustedProxies.client(peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[values: Self.forwardedFor])
     }
 
     /// Every route, with the error and request-id middleware.

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import Logging
-import PaywallPolicy
 import NIOCore
 import PaywallService
 import ServiceLifecycle
@@ -16,10 +15,6 @@ public struct ServerSettings: Sendable, Equatable {
     public var logLevel: Logger.Level = .info
     public enum LogFormat: String, Sendable { case text, json }
     public var logFormat: LogFormat = .text
-    /// Proxies (load balancers, CDNs) whose `X-Forwarded-For` is believed: behind one,
-    /// every client would otherwise have the proxy's address (one rate limit and one
-    /// sign-in throttle for everybody, and the policy's `request.ip` wrong).
-    public var trustedProxies: [CIDR] = []
 
     public init() {}
 
@@ -29,7 +24,6 @@ public struct ServerSettings: Sendable, Equatable {
         public var port: Int?
         public var logLevel: String?
         public var logFormat: String?
-        public var trustedProxies: String?
         public init() {}
     }
 
@@ -62,21 +56,6 @@ public struct ServerSettings: Sendable, Equatable {
                 throw invalid(flags.logFormat != nil ? "--log-format" : "PAYWALL_LOG_FORMAT", text, "text or json")
             }
             settings.logFormat = format
-        }
-        // Empty: none (as unset).
-        if let text = flags.trustedProxies ?? environment["PAYWALL_TRUSTED_PROXIES"], !text.trimmingCharacters(in: .whitespaces).isEmpty {
-            let name = flags.trustedProxies != nil ? "--trusted-proxies" : "PAYWALL_TRUSTED_PROXIES"
-            var ranges: [CIDR] = []
-            for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-                let entry = item.trimmingCharacters(in: .whitespaces)
-                // A bare address is its own /32 or /128.
-                let range = CIDR(entry) ?? IPAddress(entry).flatMap { CIDR(entry + ($0.isIPv4 ? "/32" : "/128")) }
-                guard let range, ranges.count < 256 else {
-                    throw invalid(name, text, "a comma-separated list of at most 256 addresses or ranges, e.g. 10.0.0.0/8,2001:db8::/32")
-                }
-                ranges.append(range)
-            }
-            settings.trustedProxies = ranges
         }
         return settings
     }

@@ -61,6 +61,8 @@ public struct ServiceConfiguration: Sendable {
     public var giftsPerMonth = 10
     /// Verified tokens kept in memory (0 turns the cache off).
     public var tokenCacheCapacity = 100_000
+    /// Proxies whose `X-Forwarded-For` names the client (``TrustedProxies``).
+    public var trustedProxies = TrustedProxies()
     /// Test mode: allows scrypt below OWASP's cost. Never set in production.
     public var testing = false
     /// At most this many sessions per account (default 5): signing in past it ends the
@@ -104,6 +106,8 @@ public struct ServiceConfiguration: Sendable {
         public var accessTokenLifetime: String?
         public var articleGrantLifetime: String?
         public var deviceTokenLifetime: String?
+        /// As written (`10.0.0.0/8,192.0.2.7`).
+        public var trustedProxies: String?
         public init() {}
     }
 
@@ -126,6 +130,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
     /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
     /// | `PAYWALL_LINK_BASE` | http(s) URL the links in mail start with |
+    /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
     ///
     /// Invalid values are refused with the variable's name and what it takes.
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
@@ -218,6 +223,13 @@ public struct ServiceConfiguration: Sendable {
             configuration.linkBase = text.hasSuffix("/") ? String(text.dropLast()) : text
         }
         configuration.store.readOnly = overrides.readOnly
+        if let text = overrides.trustedProxies ?? environment["PAYWALL_TRUSTED_PROXIES"] {
+            guard let proxies = TrustedProxies(parsing: text) else {
+                throw invalid(overrides.trustedProxies != nil ? "--trusted-proxies" : "PAYWALL_TRUSTED_PROXIES", text,
+                              "a comma-separated list of at most 256 addresses or ranges, e.g. 10.0.0.0/8,2001:db8::/32")
+            }
+            configuration.trustedProxies = proxies
+        }
         return configuration
     }
 }

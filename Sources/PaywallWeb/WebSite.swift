@@ -134,7 +134,11 @@ public struct WebSite: Sendable {
     ) async -> Response {
         var request = request
         var facts = RequestFacts()
-        if let address = context.remoteAddress?.ipAddress { facts.ip = IPAddress(address) }
+        // The same client address as the API's (behind a trusted proxy, the forwarded one).
+        let forwarded = request.headers[values: HTTPField.Name("X-Forwarded-For")!]
+        if let address = service.configuration.trustedProxies.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded) {
+            facts.ip = IPAddress(address)
+        }
         facts.channel = "web"
         let cookies = request.cookies
         var visit = Visit(

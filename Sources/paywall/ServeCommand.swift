@@ -56,13 +56,13 @@ struct ServeCommand: AsyncParsableCommand {
             overrides.accessTokenLifetime = accessTTL
             overrides.articleGrantLifetime = grantTTL
             overrides.deviceTokenLifetime = deviceTTL
+            overrides.trustedProxies = trustedProxies
             let configuration = try ServiceConfiguration.resolve(environment: environment, overrides: overrides)
             var flags = ServerSettings.Flags()
             flags.host = host
             flags.port = port
             flags.logLevel = logLevel
             flags.logFormat = logFormat
-            flags.trustedProxies = trustedProxies
             return (configuration, try ServerSettings.resolve(environment: environment, flags: flags))
         } catch {
             throw ValidationError(error.description)
@@ -101,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        var api = PaywallAPI(service: service, metrics: registry, trustedProxies: server.trustedProxies)
+        var api = PaywallAPI(service: service, metrics: registry)
         do {
             // The reader's pages on the same server; article texts only with --demo (in
             // production they are the publisher's CMS's, never invented here).

@@ -18,8 +18,8 @@ struct TrustedProxyTests {
     /// The statuses of device mintings with these X-Forwarded-For values (a burst of 1 per
     /// client, no refill during the test).
     static func mint(trusting proxies: [String], _ forwardedFor: [String?]) async throws -> [HTTPResponse.Status] {
-        let f = try seededFixture()
-        let api = PaywallAPI(service: f.service, deviceMinting: RateLimiter(burst: 1, interval: 3_600), trustedProxies: proxies.compactMap(CIDR.init))
+        let f = try seededFixture { $0.trustedProxies = TrustedProxies(proxies.compactMap(CIDR.init)) }
+        let api = PaywallAPI(service: f.service, deviceMinting: RateLimiter(burst: 1, interval: 3_600))
         let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         return try await app.test(.live) { client in
             var statuses: [HTTPResponse.Status] = []
@@ -57,19 +57,31 @@ struct TrustedProxyTests {
 
     @Test("PAYWALL_TRUSTED_PROXIES and --trusted-proxies: ranges or bare addresses; anything else refused by name")
     func settings() throws {
-        let parsed = try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"], flags: .init())
-        #expect(parsed.trustedProxies.map(\.description) == [CIDR("10.0.0.0/8"), CIDR("192.0.2.7/32"), CIDR("2001:db8::/32")].compactMap { $0?.description })
-        var flags = ServerSettings.Flags()
-        flags.trustedProxies = "::1"
-        #expect(try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "bad"], flags: flags).trustedProxies.count == 1, "the flag wins")
-        #expect(try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": " "], flags: .init()).trustedProxies.isEmpty, "empty: none")
+        let parsed = try ServiceConfiguration.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"])
+        #expect(parsed.trustedProxies.ranges.map(\.description) == [CIDR("10.0.0.0/8"), CIDR("192.0.2.7/32"), CIDR("2001:db8::/32")].compactMap { $0?.description })
+        var overrides = ServiceConfiguration.Overrides()
+        overrides.trustedProxies = "::1"
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "bad"], overrides: overrides).trustedProxies.ranges.count == 1, "the flag wins")
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": " "]).trustedProxies.ranges.isEmpty, "empty: none")
         for bad in ["10.0.0.0/33", "proxy.example", "10.0.0.1,", ","] {
-            #expect(throws: ServiceError.self, "\(bad)") { try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": bad], flags: .init()) }
+            #expect(throws: ServiceError.self, "\(bad)") { try ServiceConfiguration.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": bad]) }
         }
         do {
-            _ = try ServerSettings.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "nope"], flags: .init())
+            _ = try ServiceConfiguration.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "nope"])
+            Issue.record("accepted")
         } catch {
             #expect(error.description.contains("PAYWALL_TRUSTED_PROXIES"))
         }
+    }
+
+    @Test("a client behind a trusted proxy is the forwarded address, never one it wrote itself")
+    func resolution() {
+        let proxies = TrustedProxies([CIDR("10.0.0.0/8")].compactMap { $0 })
+        #expect(proxies.client(peer: "10.0.0.1", forwardedFor: ["1.2.3.4, 5.6.7.8"]) == "5.6.7.8")
+        #expect(proxies.client(peer: "10.0.0.1", forwardedFor: ["1.2.3.4", "5.6.7.8, 10.9.9.9"]) == "5.6.7.8", "several header lines, a second proxy hop")
+        #expect(proxies.client(peer: "10.0.0.1", forwardedFor: ["10.0.0.2"]) == "10.0.0.2", "every hop trusted: the farthest")
+        #expect(proxies.client(peer: "10.0.0.1", forwardedFor: ["5.6.7.8, x"]) == "10.0.0.1")
+        #expect(proxies.client(peer: "192.0.2.1", forwardedFor: ["5.6.7.8"]) == "192.0.2.1", "an untrusted peer")
+        #expect(proxies.client(peer: nil, forwardedFor: ["5.6.7.8"]) == nil)
     }
 }

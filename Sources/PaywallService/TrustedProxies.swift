@@ -1,0 +1,49 @@
+import Foundation
+import PaywallPolicy
+
+/// Proxies (load balancers, CDNs) whose `X-Forwarded-For` is believed. Behind one, every
+/// client would otherwise have the proxy's address: one rate limit and one sign-in
+/// throttle for everybody, and the policy's `request.ip` wrong. Shared by every adapter
+/// that serves HTTP (the API and the web pages), so they agree on who the client is.
+public struct TrustedProxies: Sendable, Equatable {
+    public var ranges: [CIDR] = []
+
+    public init(_ ranges: [CIDR] = []) {
+        self.ranges = ranges
+    }
+
+    /// A comma-separated list of ranges or bare addresses (`10.0.0.0/8,192.0.2.7`); empty
+    /// or blank: none. Nil when an item is neither, or past 256 items.
+    public init?(parsing text: String) {
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { return }
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let entry = item.trimmingCharacters(in: .whitespaces)
+            // A bare address is its own /32 or /128.
+            guard let range = CIDR(entry) ?? IPAddress(entry).flatMap({ CIDR(entry + ($0.isIPv4 ? "/32" : "/128")) }), ranges.count < 256 else {
+                return nil
+            }
+            ranges.append(range)
+        }
+    }
+
+    func trusts(_ address: IPAddress) -> Bool { ranges.contains { $0.contains(address) } }
+
+    /// The client's address: `peer`, or, when the peer is a trusted proxy, the nearest
+    /// address of `forwardedFor` (the `X-Forwarded-For` header values, in order) that is
+    /// not a trusted proxy, read from the right: entries left of it were written by the
+    /// client and prove nothing. A malformed entry ends the walk at the last trusted hop.
+    public func client(peer: String?, forwardedFor: [String]) -> String? {
+        guard let peer else { return nil }
+        guard !ranges.isEmpty, let peerIP = IPAddress(peer), trusts(peerIP) else { return peer }
+        var client = peer
+        for header in forwardedFor.reversed() {
+            for entry in header.split(separator: ",").reversed() {
+                let text = entry.trimmingCharacters(in: .whitespaces)
+                guard let ip = IPAddress(text) else { return client }
+                client = text
+                if !trusts(ip) { return client }
+            }
+        }
+        return client
+    }
+}

@@ -44,8 +44,9 @@ extension PaywallAPI {
         // The device token in the body, or (an app that sends it everywhere) as the bearer.
         let deviceToken = try body.string("deviceToken") ?? bearer(request)
         let deviceName = try body.string("deviceName")
+        let client = rateLimitKey(clientAddress(request, context))
         let session = try await service.blocking { service throws(ServiceError) in
-            try service.signUpReader(email: email, password: password, name: name, deviceToken: deviceToken, deviceName: deviceName)
+            try service.signUpReader(email: email, password: password, name: name, deviceToken: deviceToken, deviceName: deviceName, client: client)
         }
         Self.log(session.mail, context)
         return try Self.json(ReaderSessionView(session), private: true, status: .created)

@@ -123,11 +123,7 @@ struct RequestBody {
 
 /// The key a client address is rate-limited by: an IPv4 address, or the /64 of an IPv6
 /// one (a single host usually owns a whole /64, so per-address keys would not limit it).
-func rateLimitKey(_ address: String?) -> String {
-    guard let address else { return "unknown" }
-    guard address.contains(":"), let ip = IPAddress(address), !ip.isIPv4 else { return address }
-    return String(ip.high, radix: 16) + "::/64"
-}
+func rateLimitKey(_ address: String?) -> String { clientRateLimitKey(address) }
 
 extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]

@@ -108,6 +108,9 @@ extension PaywallService {
             try configuration.passwordPolicy.validate(password, email: try? EmailAddress(account.email))
             let hash = try hasher.hash(password)
             guard let (_, ended) = try store.resetPassword(token: token, hash: hash) else { throw ServiceError.linkInvalid }
+            // Whoever proved they hold the mailbox may sign in at once: failed guesses by
+            // others before the reset no longer hold the account.
+            try store.clearSignInFailures(key: Self.signInThrottleKey(EmailAddress(stored: account.email)))
             return (account, ended)
         }
     }

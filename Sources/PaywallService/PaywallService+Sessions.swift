@@ -76,9 +76,13 @@ extension PaywallService {
     /// token, device name), then in one transaction creates the account and moves the
     /// device's reads to it; starts a session and queues the email verification mail.
     /// `device` is the reader's device token, if they had one (its meter carries over).
+    ///
+    /// `client` (the adapter's address key) is held to ``signUpLimit`` sign-ups: each costs
+    /// a password hash, an account and a mail to an address the caller chooses.
     public func signUpReader(
-        email rawEmail: String, password: String, name: String, deviceToken: String?, deviceName: String?
+        email rawEmail: String, password: String, name: String, deviceToken: String?, deviceName: String?, client: String? = nil
     ) throws(ServiceError) -> ReaderSession {
+        if let client, let wait = signUps.take(client, at: now) { throw .tooManySignUps(retryAfter: wait) }
         let device: String? = try deviceToken.map { (token: String) throws(ServiceError) -> String in
             guard token.utf8.count <= ReaderLimits.deviceToken else { throw .token(.malformed("the device token is longer than \(ReaderLimits.deviceToken) bytes")) }
             guard case let .device(claims) = try verifyCached(token, kinds: [.device]) else {
@@ -111,10 +115,15 @@ extension PaywallService {
     public func signInReader(email rawEmail: String, password: String, deviceName: String?, client: String) throws(ServiceError) -> ReaderSession {
         _ = try mapped { try Self.validDeviceName(deviceName) }
         let throttle = configuration.signInThrottle
-        // The email as asked (bounded: an address is at most 254 characters), known or not.
-        let emailKey = "email:" + String(rawEmail.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().prefix(254))
+        // The account the email names, known or not, keyed exactly as accounts are looked
+        // up (`EmailAddress.lookupKey`): any spelling that reaches an account's password
+        // shares its budget (a key of its own per variant, e.g. a trailing combining mark
+        // the address parser trims, was a fresh budget each). Text that is no address
+        // cannot reach a password: only the client's budget applies to it.
+        let emailKey = (try? EmailAddress(rawEmail)).map { Self.signInThrottleKey($0) }
         let clientKey = "client:" + String(client.prefix(128))
-        if let until = try mapped({ try store.signInBlockedUntil(keys: [emailKey, clientKey], at: now) }) {
+        let keys = [emailKey, clientKey].compactMap { $0 }
+        if let until = try mapped({ try store.signInBlockedUntil(keys: keys, at: now) }) {
             throw .tooManyAttempts(retryAfter: until.timeIntervalSince(now))
         }
         let account: Account
@@ -122,18 +131,24 @@ extension PaywallService {
             account = try checkCredentials(email: rawEmail, password: password)
         } catch .invalidCredentials {
             try mapped {
-                try store.recordSignInFailure(keys: [
-                    (emailKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }),
+                var counted: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)] = [
                     (clientKey, throttle.window, { throttle.wait(failures: $0, free: throttle.clientFree, refuseAfter: throttle.clientRefuseAfter) }),
-                ], at: now)
+                ]
+                if let emailKey {
+                    counted.append((emailKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }))
+                }
+                try store.recordSignInFailure(keys: counted, at: now)
             }
             throw .invalidCredentials
         }
         // The account's count restarts; the address's does not (one account of one's own
         // must not reset the budget for guessing others').
-        try mapped { try store.clearSignInFailures(key: emailKey) }
+        if let emailKey { try mapped { try store.clearSignInFailures(key: emailKey) } }
         return try openSession(account: account, deviceName: deviceName)
     }
+
+    /// The sign-in throttle's key for an account's email.
+    static func signInThrottleKey(_ email: EmailAddress) -> String { "email:" + email.lookupKey }
 
     /// A new session within the cap, with its first access token.
     func openSession(account: Account, deviceName: String?) throws(ServiceError) -> ReaderSession {

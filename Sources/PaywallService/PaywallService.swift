@@ -23,6 +23,9 @@ public final class PaywallService: Sendable {
     let heldSigner = Mutex<JWSSigner?>(nil)
     /// Verified access and device tokens, until they expire.
     let tokenCache: VerifiedTokenCache
+    /// Sign-ups per client address: a burst (``ServiceConfiguration/signUpsPerAddress``),
+    /// then one a minute.
+    let signUps: RateLimiter
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
@@ -65,6 +68,7 @@ public final class PaywallService: Sendable {
         self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
         self.tokenCache = VerifiedTokenCache(capacity: configuration.tokenCacheCapacity)
         self.grantCache = GrantCache(capacity: configuration.tokenCacheCapacity)
+        self.signUps = RateLimiter(burst: configuration.signUpsPerAddress, interval: 60)
     }
 
     /// "Now", from the configured clock.

@@ -15,8 +15,9 @@ public struct ServiceConfiguration: Sendable {
     /// The cheapest scrypt cost accepted for new hashes: OWASP's, unless ``testing``.
     public static let minimumPasswordHashing: ScryptParameters = .owasp
     /// At most this many password hashes computed at once (each takes 128·r·N bytes:
-    /// 128 MiB at OWASP's cost), so a burst of sign-ins cannot take the memory.
-    public var concurrentPasswordHashes = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// 128 MiB at OWASP's cost), so a burst of sign-ins cannot take the memory, nor more
+    /// than half the cores: access checks keep the rest (one core on a 2-core machine).
+    public var concurrentPasswordHashes = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
     /// Threads that run blocking work (fsync'd writes, scrypt) for the async API.
     /// Most of their time is spent waiting (fsync, locks), not computing: enough of them
     /// lets concurrent metered reads share a commit (`GroupCommit`); scrypt is bounded
@@ -68,6 +69,8 @@ public struct ServiceConfiguration: Sendable {
     /// At most this many sessions per account (default 5): signing in past it ends the
     /// least recently used one (`PAYWALL_MAX_SESSIONS`).
     public var maximumSessions = 5
+    /// Sign-ups a client address may make at once; then one a minute.
+    public var signUpsPerAddress = 10
     /// The sendmail-compatible command that delivers mail, as program and arguments
     /// (`PAYWALL_SENDMAIL="/usr/sbin/sendmail -t"`): the message goes to its standard
     /// input with its `To:` header. Nil: mail waits in the outbox.
@@ -127,6 +130,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_GIFT_TTL` | how long a gift link opens its article (e.g. 7d, at most 31d) |
     /// | `PAYWALL_GIFT_MONTHLY_LIMIT` | gift links per member per calendar month (0 to 1000; 0: off) |
     /// | `PAYWALL_MAX_SESSIONS` | sessions per account (1 to 100, default 5) |
+    /// | `PAYWALL_SIGNUPS_PER_ADDRESS` | sign-ups a client address may make at once, then one a minute (default 10) |
     /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
     /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
     /// | `PAYWALL_LINK_BASE` | http(s) URL the links in mail start with |
@@ -203,6 +207,12 @@ public struct ServiceConfiguration: Sendable {
         if let text = environment["PAYWALL_MAX_SESSIONS"] {
             guard let count = Int(text), (1...100).contains(count) else { throw invalid("PAYWALL_MAX_SESSIONS", text, "a whole number from 1 to 100") }
             configuration.maximumSessions = count
+        }
+        if let text = environment["PAYWALL_SIGNUPS_PER_ADDRESS"] {
+            guard let count = Int(text), (1...1_000_000).contains(count) else {
+                throw invalid("PAYWALL_SIGNUPS_PER_ADDRESS", text, "a whole number from 1 to 1000000")
+            }
+            configuration.signUpsPerAddress = count
         }
         if let text = environment["PAYWALL_SENDMAIL"], !text.trimmingCharacters(in: .whitespaces).isEmpty {
             // Split on spaces, never through a shell: nothing in the setting is interpreted.

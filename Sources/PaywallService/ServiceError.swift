@@ -69,6 +69,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyAttempts(retryAfter: TimeInterval)
     /// Too much mail to this address lately: wait `retryAfter` seconds.
     case tooMuchMail(retryAfter: TimeInterval)
+    /// Too many sign-ups from this client address lately: wait `retryAfter` seconds.
+    case tooManySignUps(retryAfter: TimeInterval)
     /// An email link that is unknown, expired, superseded or already used.
     case linkInvalid
     /// The policy in force offers no free trial.
@@ -99,6 +101,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .giftRefused(reason): "the gift link was refused: \(reason)"
         case let .tooManyAttempts(wait): "too many failed sign-ins; try again in \(Self.seconds(wait)) seconds"
         case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
+        case let .tooManySignUps(wait): "too many sign-ups from this address; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
         case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
@@ -129,7 +132,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The seconds a client must wait before retrying, for errors that say so.
     public var retryAfter: TimeInterval? {
         switch self {
-        case let .tooManyAttempts(wait), let .tooMuchMail(wait): max(1, wait)
+        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait): max(1, wait)
         default: nil
         }
     }
@@ -162,7 +165,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .crypto: .internal
             }
         case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
-        case .tooManyAttempts, .tooMuchMail: .rateLimited
+        case .tooManyAttempts, .tooMuchMail, .tooManySignUps: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
         }
@@ -230,6 +233,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .giftRefused: "invalid_gift"
         case .tooManyAttempts: "too_many_attempts"
         case .tooMuchMail: "too_much_mail"
+        case .tooManySignUps: "too_many_sign_ups"
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
         case .mailNotDelivered: "mail_not_delivered"

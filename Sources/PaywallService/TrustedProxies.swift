@@ -47,3 +47,11 @@ public struct TrustedProxies: Sendable, Equatable {
         return client
     }
 }
+
+/// The key a client address is rate-limited and throttled by: the address, or for IPv6
+/// its /64 (one subscriber's network: rotating through it must not buy fresh budgets).
+public func clientRateLimitKey(_ address: String?) -> String {
+    guard let address else { return "unknown" }
+    guard address.contains(":"), let ip = IPAddress(address), !ip.isIPv4 else { return address }
+    return String(ip.high, radix: 16) + "::/64"
+}

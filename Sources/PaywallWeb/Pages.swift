@@ -183,22 +183,31 @@ extension WebSite {
         if email.isEmpty { errors["email"] = "Enter your email address." }
         if password.isEmpty { errors["password"] = "Enter your password." }
         guard errors.isEmpty else { return signInForm(visit, status: .unprocessableContent, email: email, errors: errors) }
-        let signedIn: SignIn
+        let signedIn: ReaderSession
+        let client = visit.clientKey
         do {
-            signedIn = try await service.signIn(email: email, password: password)
+            // The readers' sign-in: the session cap and the sign-in throttle, as over the API.
+            signedIn = try await service.blocking { service throws(ServiceError) in
+                try service.signInReader(email: email, password: password, deviceName: Self.deviceName, client: client)
+            }
         } catch {
             // (A `catch .invalidCredentials` pattern crashes the 6.3.1 compiler's SIL verifier.)
-            guard case .invalidCredentials = error else { throw error }
-            return signInForm(visit, status: .unprocessableContent, email: email, errors: ["form": "That email and password do not match an account."])
+            switch error {
+            case .invalidCredentials:
+                return signInForm(visit, status: .unprocessableContent, email: email, errors: ["form": "That email and password do not match an account."])
+            case .tooManyAttempts:
+                return signInForm(visit, status: .tooManyRequests, email: email, errors: ["form": Self.sentence(error.publicMessage)])
+            default: throw error
+            }
         }
         return startSession(signedIn, then: nextPath(visit) ?? "/account")
     }
 
     /// Signed in: the refresh token goes into the HttpOnly cookie (the page never sees a
     /// token), for as long as the session lives.
-    func startSession(_ signedIn: SignIn, then location: String) -> Response {
+    func startSession(_ signedIn: ReaderSession, then location: String) -> Response {
         var response = redirect(location)
-        let lifetime = max(0, Int(signedIn.session.expiresAt.timeIntervalSince(service.now)))
+        let lifetime = max(0, Int(signedIn.refreshTokenExpiresAt.timeIntervalSince(service.now)))
         response.setCookie(cookie(Cookies.session, signedIn.refreshToken, maxAge: lifetime))
         return response
     }
@@ -225,8 +234,13 @@ extension WebSite {
         if email.isEmpty { errors["email"] = "Enter your email address." }
         if password.isEmpty { errors["password"] = "Choose a password." }
         guard errors.isEmpty else { return signUpForm(visit, status: .unprocessableContent, name: name, email: email, errors: errors) }
+        let signedUp: ReaderSession
+        let client = visit.clientKey
         do {
-            _ = try await service.signUp(email: email, password: password, displayName: name.isEmpty ? nil : name, actor: AuditActor(rawValue: "web:signup"))
+            // The readers' sign-up: verification mail, the per-address limit, the session cap.
+            signedUp = try await service.blocking { service throws(ServiceError) in
+                try service.signUpReader(email: email, password: password, name: name, deviceToken: nil, deviceName: Self.deviceName, client: client)
+            }
         } catch {
             // The reader's own mistakes, shown beside the field; anything else is ours.
             switch error {
@@ -235,13 +249,18 @@ extension WebSite {
             case .invalidInput(.invalidName): errors["name"] = Self.sentence(error.publicMessage)
             case .store(.duplicateEmail): errors["email"] = "An account with this email already exists. Sign in instead."
             case .crypto: errors["password"] = Self.sentence(error.publicMessage)
+            case .tooManySignUps:
+                errors["form"] = Self.sentence(error.publicMessage)
+                return signUpForm(visit, status: .tooManyRequests, name: name, email: email, errors: errors)
             default: throw error
             }
             return signUpForm(visit, status: .unprocessableContent, name: name, email: email, errors: errors)
         }
-        let signedIn = try await service.signIn(email: email, password: password)
-        return startSession(signedIn, then: nextPath(visit) ?? "/")
+        return startSession(signedUp, then: nextPath(visit) ?? "/")
     }
+
+    /// The device name web sessions carry (the account page's session list shows it).
+    static let deviceName = "Web browser"
 
     static func sentence(_ text: String) -> String {
         guard let first = text.first else { return text }
@@ -264,10 +283,13 @@ extension WebSite {
     func startTrial(_ visit: Visit) async throws -> Response {
         guard let reader = visit.reader else { return redirect("/signin?next=/account") }
         do {
-            _ = try await service.startTrial(account: reader.account.id.rawValue, actor: .account(reader.account.id))
+            // The length the policy's `offer trial N days` names (as POST /v1/trials).
+            let id = reader.account.id
+            _ = try await service.blocking { service throws(ServiceError) in try service.startOfferedTrial(accountID: id) }
         } catch {
             switch error {
             case .store(.trialAlreadyUsed): return try await account(visit, status: .conflict, error: "Your free trial has already been used: there is one per person.")
+            case .trialNotOffered: return try await account(visit, status: .conflict, error: "No free trial is offered at the moment.")
             default: throw error
             }
         }

@@ -120,6 +120,8 @@ public struct WebSite: Sendable {
         var newSeed: Bool
         /// The token every form of this page carries.
         var csrfToken: String
+        /// The client's address as rate limits key it (``clientRateLimitKey(_:)``).
+        var clientKey: String
         /// The submitted form (POST).
         var form: Form?
 
@@ -136,14 +138,13 @@ public struct WebSite: Sendable {
         var facts = RequestFacts()
         // The same client address as the API's (behind a trusted proxy, the forwarded one).
         let forwarded = request.headers[values: HTTPField.Name("X-Forwarded-For")!]
-        if let address = service.configuration.trustedProxies.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded) {
-            facts.ip = IPAddress(address)
-        }
+        let client = service.configuration.trustedProxies.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded)
+        if let client { facts.ip = IPAddress(client) }
         facts.channel = "web"
         let cookies = request.cookies
         var visit = Visit(
             request: request, logger: context.logger, facts: facts, reader: nil, sessionToken: nil, staleSession: false,
-            csrfSeed: "", newSeed: false, csrfToken: "", form: nil)
+            csrfSeed: "", newSeed: false, csrfToken: "", clientKey: clientRateLimitKey(client), form: nil)
         do {
             if let token = cookies[Cookies.session]?.value {
                 if Cookies.isToken(token), let reader = try await service.blocking({ service throws(ServiceError) in try service.webReader(refreshToken: token) }) {

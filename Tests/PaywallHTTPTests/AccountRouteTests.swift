@@ -147,6 +147,23 @@ struct AccountRouteTests {
         #expect(try signUp.object()["carriedReads"] as? Int == 1)
     }
 
+    @Test("sign-ups per client address: the burst, then 429 too_many_sign_ups with Retry-After, nothing written")
+    func signUpLimit() async throws {
+        let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 2 }
+        try await withAPI(f) { client in
+            #expect(try await client.signUp("one@example.com").status == .created)
+            #expect(try await client.signUp("two@example.com").status == .created)
+            let before = try f.snapshot()
+            let refused = try await client.signUp("three@example.com")
+            #expect(refused.status == .tooManyRequests && refused.errorCode == "too_many_sign_ups")
+            #expect(Int(refused.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            #expect(try f.snapshot() == before)
+            // Still refused while the burst is spent (one more a minute).
+            #expect(try await client.signUp("four@example.com").status == .tooManyRequests)
+        }
+        #expect(throws: ServiceError.self) { try f.service.account("three@example.com") }
+    }
+
     @Test("sign-up refusals write nothing")
     func signUpRefusals() async throws {
         let f = try readerFixture(mail: nil)

@@ -123,3 +123,43 @@ struct ReaderServiceTests {
         #expect(PaywallService.runSendmail(["/no/such/program"], message: Data()) != nil)
     }
 }
+
+@Suite("The sign-in throttle's key")
+struct SignInThrottleKeyTests {
+    @Test("every spelling that reaches an account's password shares its budget")
+    func variantsShareBudget() throws {
+        let f = try ServiceFixture()
+        let s = f.service
+        _ = try s.signUp(email: "victim@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        // Each spelling below is the victim's account to EmailAddress (trimmed, case-folded).
+        let variants = ["victim@example.com", "VICTIM@example.com", " victim@example.com ", "victim@example.com \u{301}", "Victim@Example.com\u{301}"]
+        var refusals = 0
+        for attempt in 0..<14 {
+            // Each from its own address, so only the account's budget can run out.
+            do {
+                _ = try s.signInReader(email: variants[attempt % variants.count], password: "wrong password \(attempt)", deviceName: nil, client: "client-\(attempt)")
+                Issue.record("a wrong password was accepted")
+            } catch .tooManyAttempts {
+                refusals += 1
+            } catch .invalidCredentials {
+                // counted
+            }
+            f.clock.advance(by: 20)  // past the doubling waits (at most 8 s), within the window
+        }
+        // 12 of the 14 reach the account (the last variant is no ASCII address): refused
+        // once the tenth has failed.
+        #expect(refusals == 2, "the variants shared one budget and ran it out")
+        do {
+            _ = try s.signInReader(email: "victim@example.com", password: "correct horse battery", deviceName: nil, client: "elsewhere")
+            Issue.record("signed in while the account's budget is spent")
+        } catch {
+            #expect(error.code == "too_many_attempts")
+        }
+        // Text that is no address reaches no password: only the client's budget counts it.
+        for attempt in 0..<12 {
+            #expect(throws: ServiceError.invalidCredentials) {
+                try s.signInReader(email: "not an address \(attempt)", password: "x", deviceName: nil, client: "other-\(attempt)")
+            }
+        }
+    }
+}

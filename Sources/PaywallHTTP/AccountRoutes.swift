@@ -164,8 +164,6 @@ extension PaywallAPI {
         let metadata: Logger.Metadata = ["outbox": .string(String(delivery.queued))]
         if !delivery.sendmailConfigured {
             context.logger.notice("mail queued in the outbox; no sendmail command is configured (PAYWALL_SENDMAIL)", metadata: metadata)
-        } else if delivery.failed > 0 {
-            context.logger.warning("the sendmail command refused mail; it stays in the outbox and is tried again", metadata: metadata)
         }
     }
 

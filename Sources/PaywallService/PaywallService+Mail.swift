@@ -7,21 +7,20 @@ import Glibc
 import Darwin
 #endif
 
-/// What became of queued mail: the message just queued, and what one delivery pass did.
+/// Mail just queued: its outbox id, and whether a sendmail command will take it (the mail
+/// courier delivers it; without a command it waits in the outbox).
 public struct MailDelivery: Sendable, Equatable {
     /// The outbox id of the message just queued.
     public var queued: Int64
     /// Whether a sendmail command is configured (without one, mail waits in the outbox).
     public var sendmailConfigured: Bool
-    public var sent = 0
-    public var failed = 0
 }
 
 extension PaywallService {
     // MARK: - Links by mail
 
     /// Queues a new email verification link for the account (the previous one stops
-    /// working) and tries to deliver it.
+    /// working); the mail courier delivers it.
     public func sendVerificationLink(accountID: AccountID, actor: AuditActor) throws(ServiceError) -> MailDelivery {
         let lifetime = configuration.verificationLinkLifetime
         return try sendLink(accountID: accountID, purpose: .verifyEmail, lifetime: lifetime, actor: actor) { account, token in
@@ -81,11 +80,17 @@ extension PaywallService {
             }
             return try store.issueEmailLink(accountID: accountID, purpose: purpose, lifetime: lifetime, actor: actor, compose: compose)
         }
-        var delivery = MailDelivery(queued: id, sendmailConfigured: configuration.sendmailCommand != nil)
-        let (sent, failed) = deliverMail()
-        delivery.sent = sent
-        delivery.failed = failed
-        return delivery
+        // Delivered by the courier, not here (see ``MailCourier``).
+        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
+        return MailDelivery(queued: id, sendmailConfigured: configuration.sendmailCommand != nil)
+    }
+
+    /// Waits until the mail courier has made a delivery pass that started after this call
+    /// (at most `timeout`): whatever was queued before is sent or waiting for a retry.
+    @discardableResult
+    public func flushMail(timeout: TimeInterval = 60) -> Bool {
+        guard configuration.sendmailCommand != nil else { return true }
+        return mailCourier.flush({ [weak self] in self?.deliverMail() }, timeout: timeout)
     }
 
     /// Uses an email verification link: the account's email is verified from now on
@@ -202,7 +207,11 @@ extension PaywallService {
         try? input.fileHandleForWriting.close()
         if done.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
-            done.wait()
+            // A command that ignores SIGTERM must not hold the courier for ever.
+            if done.wait(timeout: .now() + 2) == .timedOut {
+                kill(process.processIdentifier, SIGKILL)
+                done.wait()
+            }
             return "the sendmail command did not finish within \(Int(timeout)) seconds"
         }
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {

@@ -23,6 +23,8 @@ public final class PaywallService: Sendable {
     let heldSigner = Mutex<JWSSigner?>(nil)
     /// Verified access and device tokens, until they expire.
     let tokenCache: VerifiedTokenCache
+    /// Delivers queued mail off the request path (``MailCourier``).
+    let mailCourier = MailCourier()
     /// Sign-ups per client address: a burst (``ServiceConfiguration/signUpsPerAddress``),
     /// then one a minute.
     let signUps: RateLimiter
@@ -174,6 +176,7 @@ public final class PaywallService: Sendable {
     /// Stops taking blocking work, waits for what is queued and running to finish, then
     /// closes the database.
     public func close() throws(ServiceError) {
+        mailCourier.stop()
         blocking.shutdown()
         try mapped { try store.close() }
     }

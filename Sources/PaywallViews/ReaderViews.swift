@@ -48,12 +48,13 @@ public struct ReaderSessionView: Encodable, Sendable {
     }
 }
 
-/// What happened to a mail just queued.
+/// What happened to a mail just queued: queued, always, now that a courier delivers it
+/// after the answer (`sent` and `failed` stay in the contract for clients that read them).
 public enum MailStatus: String, Sendable {
     case sent, queued, failed
 
     public init(_ delivery: MailDelivery) {
-        self = delivery.sent > 0 ? .sent : delivery.failed > 0 ? .failed : .queued
+        self = .queued
     }
 }
 

@@ -28,8 +28,13 @@ final class FakeSendmail: @unchecked Sendable {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path("sendmail"))
     }
 
-    /// Every captured message.
+    /// The service whose courier delivers to this script (set by ``readerFixture``).
+    weak var service: PaywallService?
+
+    /// Every captured message (after the courier's next pass: mail is delivered after the
+    /// answer that queued it).
     func messages() -> [String] {
+        service?.flushMail(timeout: 10)
         guard let text = try? String(contentsOfFile: capture, encoding: .utf8) else { return [] }
         return text.components(separatedBy: "\n.END.\n").filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
     }
@@ -44,10 +49,12 @@ final class FakeSendmail: @unchecked Sendable {
 
 /// A seeded service whose mail goes to a fake sendmail.
 func readerFixture(mail: FakeSendmail?, configure: @escaping (inout ServiceConfiguration) -> Void = { _ in }) throws -> ServiceFixture {
-    try seededFixture { configuration in
+    let f = try seededFixture { configuration in
         configuration.sendmailCommand = mail.map { [$0.script, "-t"] }
         configure(&configuration)
     }
+    mail?.service = f.service
+    return f
 }
 
 extension TestClientProtocol {
@@ -107,7 +114,7 @@ struct AccountRouteTests {
         #expect(signUp.status == .created, "\(signUp.text)")
         let body = try signUp.object()
         #expect(body["carriedReads"] as? Int == 2)
-        #expect(body["verificationMail"] as? String == "sent")
+        #expect(body["verificationMail"] as? String == "queued", "delivered after the answer, by the courier")
         #expect(body["tokenType"] as? String == "Bearer")
         #expect((body["refreshToken"] as? String)?.count == 43)
         #expect(try signUp.string("account", "displayName") == "Rita Reader")
@@ -429,13 +436,40 @@ struct AccountRouteTests {
         }
     }
 
+    @Test("mail is delivered after the answer, off the request: a sendmail that blocks holds up no sign-up")
+    func deliveryOffTheRequest() async throws {
+        let folder = try TestFolder("paywall-gated-sendmail")
+        let gate = folder.path("gate"), capture = folder.path("mail.txt"), script = folder.path("sendmail")
+        // Waits until the test opens the gate, then captures the message.
+        try """
+            #!/bin/sh
+            while [ ! -e '\(gate)' ]; do sleep 0.05; done
+            cat >> '\(capture)'
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let f = try readerFixture(mail: nil) { $0.sendmailCommand = [script, "-t"] }
+        let answers = try await withAPI(f) { client in
+            [try await client.signUp("first@example.com"), try await client.signUp("second@example.com")]
+        }
+        // Both answered while the command was still blocked on the first message.
+        #expect(answers.map(\.status) == [.created, .created])
+        #expect(!FileManager.default.fileExists(atPath: capture))
+        #expect(try f.service.outbox().allSatisfy { $0.sentAt == nil })
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        #expect(f.service.flushMail(timeout: 30))
+        let captured = try String(contentsOfFile: capture, encoding: .utf8)
+        #expect(captured.contains("To: first@example.com") && captured.contains("To: second@example.com"))
+        #expect(try f.service.outbox().allSatisfy { $0.sentAt != nil })
+    }
+
     @Test("a failing sendmail keeps the message in the outbox, to be tried again")
     func failingSendmail() async throws {
         let mail = try FakeSendmail(exitStatus: 75)
         let f = try readerFixture(mail: mail)
         let signUp = try await withAPI(f) { client in try await client.signUp("fails@example.com") }
         #expect(signUp.status == .created)
-        #expect(try signUp.object()["verificationMail"] as? String == "failed")
+        #expect(try signUp.object()["verificationMail"] as? String == "queued")
+        #expect(f.service.flushMail(timeout: 10))
         let message = try #require(try f.service.outbox().first)
         #expect(message.sentAt == nil && message.attempts == 1 && message.lastError?.contains("75") == true && !message.body.isEmpty)
     }

@@ -225,6 +225,12 @@ enum Migrations {
                 """)
         }
 
+        // A gift read counts once per gift and reader (`recordGiftRead`): the lookup
+        // needs an index by gift.
+        migrator.registerMigration("v9-gift-reads-by-gift") { db in
+            try db.execute(sql: "CREATE INDEX gift_reads_by_gift ON gift_reads(gift_id, subject)")
+        }
+
         return migrator
     }()
 }

@@ -61,14 +61,24 @@ extension Store {
 
     /// Records that `subject` (nil: an anonymous reader without a device) read a gift's
     /// article. Kept apart from metered reads: it consumes no meter.
-    public func recordGiftRead(_ gift: Gift, subject: MeterSubject?, at instant: Date) throws(StoreError) {
+    ///
+    /// Once per gift and reader (one row for all anonymous readers of a gift): publishers
+    /// are paid on these, and a loop over one link must not count again and again (nor
+    /// cost a durable insert each time). Returns whether a read was recorded.
+    @discardableResult
+    public func recordGiftRead(_ gift: Gift, subject: MeterSubject?, at instant: Date) throws(StoreError) -> Bool {
         try write { db in
+            let seen = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM gift_reads WHERE gift_id = ? AND subject IS ?)"),
+                arguments: [gift.id, subject?.key]) ?? false
+            if seen { return false }
             do {
                 try db.cachedStatement(sql: "INSERT INTO gift_reads (gift_id, subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?, ?)")
                     .execute(arguments: [gift.id, subject?.key, gift.titleID.rawValue, gift.articleID, instant.millis])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
                 throw StoreError.titleNotFound(gift.titleID.rawValue)
             }
+            return true
         }
     }
 }

@@ -22,7 +22,7 @@ struct GiftStoreTests {
             try queue.close()
         }
         let store = try Store(path: path)
-        #expect(try store.appliedMigrations().last == "v8-admin-gifts")
+        #expect(try store.appliedMigrations().suffix(2) == ["v8-admin-gifts", "v9-gift-reads-by-gift"])
         #expect(try store.health().isHealthy)
         let account = AccountID(rawValue: "acc-1")
         let title = TitleID(rawValue: "euronews")
@@ -34,8 +34,11 @@ struct GiftStoreTests {
         #expect(try store.createGift(second, limit: 1) == .limitReached(used: 1))
         #expect(try store.gift(id: "g2") == nil)
         #expect(try store.gift(id: "g1") == gift)
-        try store.recordGiftRead(gift, subject: .account(account), at: at)
-        try store.recordGiftRead(gift, subject: nil, at: at)
+        #expect(try store.recordGiftRead(gift, subject: .account(account), at: at))
+        #expect(try store.recordGiftRead(gift, subject: nil, at: at))
+        // Again, by the same readers: counted once each (a loop over a link pays nothing more).
+        #expect(try !store.recordGiftRead(gift, subject: .account(account), at: at.addingTimeInterval(60)))
+        #expect(try !store.recordGiftRead(gift, subject: nil, at: at.addingTimeInterval(60)))
         // The meter counts the old read only: gift reads are not in it.
         #expect(try store.meterUsage(subject: .account(account), window: 1e10, at: at).used == 1)
         let counts = try store.readsByTitle(from: Date(timeIntervalSince1970: 0), to: at.addingTimeInterval(1), title: nil)

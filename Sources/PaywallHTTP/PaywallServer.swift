@@ -77,7 +77,7 @@ public enum PaywallServer {
             },
             logger: logger)
         var configuration = ServiceGroupConfiguration(
-            services: [app, ReloadOnHangup(service: api.service, logger: logger)],
+            services: [app, ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // Requests in flight get this long to finish; a slow client cannot hold the
@@ -108,6 +108,32 @@ struct ReloadOnHangup: Service {
             } catch {
                 logger.error("keys refused; the previous ring stays", metadata: ["reason": .string(error.description)])
             }
+        }
+    }
+}
+
+/// Deletes expired sessions, links and old mail every hour (``PaywallService/prune(actor:)``),
+/// so the tables every refresh and every mail add do not grow for ever. Off the
+/// cooperative pool (a write transaction).
+struct PruneHourly: Service {
+    let service: PaywallService
+    let logger: Logger
+    var interval: Duration = .seconds(3_600)
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                let report = try await service.blocking { service throws(ServiceError) in try service.prune(actor: .system) }
+                if report.sessions + report.sessionDevices + report.emailLinks + report.outbox > 0 {
+                    logger.info("pruned", metadata: [
+                        "sessions": .string(String(report.sessions)), "links": .string(String(report.emailLinks)), "outbox": .string(String(report.outbox)),
+                    ])
+                }
+            } catch {
+                logger.warning("pruning failed; tried again next hour", metadata: ["reason": .string(error.description)])
+            }
+            // Ends at once on shutdown (cancelled), not after the hour.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -170,4 +170,20 @@ extension PaywallService {
             try store.recordAudit(actor: actor, action: "db.backup", target: "db", details: ["destination": destination])
         }
     }
+
+    /// Deletes expired sessions, links and sent mail (``Store/prune(at:)``). The server runs
+    /// it every hour; `paywall db prune` on demand. Audited when it deleted anything.
+    @discardableResult
+    public func prune(actor: AuditActor) throws(ServiceError) -> PruneReport {
+        try mapped {
+            let report = try store.prune(at: now)
+            if report != PruneReport() {
+                try store.recordAudit(actor: actor, action: "db.prune", target: "db", details: [
+                    "sessions": String(report.sessions), "sessionDevices": String(report.sessionDevices),
+                    "emailLinks": String(report.emailLinks), "outbox": String(report.outbox),
+                ])
+            }
+            return report
+        }
+    }
 }

@@ -40,7 +40,7 @@ struct DatabaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
         abstract: "Migrate, check and back up the database.",
-        subcommands: [Migrate.self, Check.self, Backup.self]
+        subcommands: [Migrate.self, Check.self, Backup.self, Prune.self]
     )
 
     struct Migrate: ParsableCommand {
@@ -86,6 +86,26 @@ struct DatabaseCommand: ParsableCommand {
             if !healthy {
                 printError("the database failed its check")
                 throw ExitStatus.refused
+            }
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete expired sessions, email links and old mail.",
+            discussion: "Refresh-token rows and mail sent or expired more than 7 days ago, expired links. `paywall serve` does this every hour; nothing live is touched."
+        )
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run { service in
+                let report = try service.prune(actor: global.auditActor)
+                let out = Output(json: global.json)
+                if global.json {
+                    out.emit(["sessions": report.sessions, "sessionDevices": report.sessionDevices, "emailLinks": report.emailLinks, "outbox": report.outbox])
+                } else {
+                    print("deleted \(report.sessions) expired session rows, \(report.sessionDevices) device names, \(report.emailLinks) links, \(report.outbox) old messages")
+                }
             }
         }
     }

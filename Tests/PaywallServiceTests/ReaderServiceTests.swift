@@ -164,3 +164,37 @@ struct SignInThrottleKeyTests {
         }
     }
 }
+
+@Suite("Pruning what only grows")
+struct PruneTests {
+    @Test("expired session rows, orphaned device names, expired links and old mail go; live sessions, their refresh and unexpired mail stay")
+    func prune() throws {
+        let f = try ServiceFixture()
+        let s = f.service
+        for email in ["old@example.com", "new@example.com"] {
+            _ = try s.signUp(email: email, password: "correct horse battery", displayName: nil, actor: f.admin)
+        }
+        // A family refreshed twice (three rows), a reset link and its mail, all at t0.
+        let old = try s.signInReader(email: "old@example.com", password: "correct horse battery", deviceName: "old phone", client: "c")
+        let second = try s.refreshReader(token: old.refreshToken)
+        _ = try s.refreshReader(token: second.refreshToken)
+        _ = try s.requestPasswordReset(email: "old@example.com")
+        let before = try f.snapshot()
+        #expect(before["sessions"] == 3 && before["email_links"] == 1 && before["outbox"] == 1)
+        #expect(try s.prune(actor: f.admin) == PruneReport(), "nothing is old yet")
+        #expect(try f.snapshot() == before, "and nothing audited")
+
+        // 38 days on: the old family expired 8 days ago; a new reader signs in now.
+        f.clock.advance(by: 38 * 86_400)
+        let live = try s.signInReader(email: "new@example.com", password: "correct horse battery", deviceName: "new phone", client: "c")
+        let report = try s.prune(actor: f.admin)
+        #expect(report.sessions == 3 && report.sessionDevices == 1 && report.emailLinks == 1 && report.outbox == 1)
+        let after = try f.snapshot()
+        #expect(after["sessions"] == 1 && after["session_devices"] == 1 && after["email_links"] == 0 && after["outbox"] == 0)
+        #expect(after["accounts"] == before["accounts"])
+        // The live session still refreshes; the pruned tokens are refused.
+        #expect(try s.refreshReader(token: live.refreshToken).account.email == "new@example.com")
+        #expect(throws: ServiceError.self) { try s.refreshReader(token: second.refreshToken) }
+        #expect(try s.store.auditEntries(filter: AuditFilter(action: "db.prune"), limit: 5).count == 1)
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+/// What one pruning pass deleted.
+public struct PruneReport: Sendable, Equatable {
+    public var sessions = 0
+    public var sessionDevices = 0
+    public var emailLinks = 0
+    public var outbox = 0
+    public init() {}
+}
+
+extension Store {
+    /// Rows kept this long after they stop mattering (an expired refresh token is refused
+    /// either way; a week keeps recent history for support questions).
+    public static let pruneAfter: TimeInterval = 7 * 86_400
+
+    /// Deletes what only grows and no longer matters: refresh-token rows expired more than
+    /// ``pruneAfter`` ago (every refresh adds one: about 3,000 a month for an active
+    /// reader), device names of session families with no row left, expired email links,
+    /// and outbox messages sent or expired more than ``pruneAfter`` ago. One transaction;
+    /// nothing a live session, link or unsent message needs is touched.
+    public func prune(at now: Date? = nil) throws(StoreError) -> PruneReport {
+        let at = now ?? clock.now()
+        let cutoff = at.addingTimeInterval(-Self.pruneAfter).millis
+        return try write { db in
+            var report = PruneReport()
+            try db.cachedStatement(sql: "DELETE FROM sessions WHERE expires_at < ?").execute(arguments: [cutoff])
+            report.sessions = db.changesCount
+            try db.cachedStatement(sql: "DELETE FROM session_devices WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = session_devices.family_id)")
+                .execute()
+            report.sessionDevices = db.changesCount
+            try db.cachedStatement(sql: "DELETE FROM email_links WHERE expires_at < ?").execute(arguments: [at.millis])
+            report.emailLinks = db.changesCount
+            try db.cachedStatement(sql: "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?").execute(arguments: [cutoff, cutoff])
+            report.outbox = db.changesCount
+            return report
+        }
+    }
+}

@@ -26,7 +26,6 @@ struct PasswordHasherLimitsTests {
     func hostileStored(_ parameters: String) throws {
         let hasher = try PasswordHasher(parameters: .testing)
         let encoded = try storedHash(parameters)
-        let started = ContinuousClock.now
         do {
             _ = try hasher.verify("whatever password", against: encoded)
             Issue.record("\(parameters) was computed")
@@ -34,7 +33,7 @@ struct PasswordHasherLimitsTests {
             guard case let .unsupportedParameters(reason) = error else { Issue.record("\(error)"); return }
             #expect(reason.contains("refused, not computed"))
         }
-        #expect(ContinuousClock.now - started < .milliseconds(50))
+        // Not computed: the hash gate never ran (a proof that does not depend on the clock).
         #expect(hasher.gate.runs.load(ordering: .relaxed) == 0)
     }
 
@@ -57,12 +56,10 @@ struct PasswordHasherLimitsTests {
         let hasher = try PasswordHasher(parameters: .testing)
         let huge = String(repeating: "p", count: 1_000_000)
         let stored = try storedHash("ln=17,r=8,p=1")  // OWASP cost if it were computed
-        let started = ContinuousClock.now
         #expect(throws: CryptoError.passwordTooLong(bytes: 1_000_000, limit: 1_024)) { try hasher.verify(huge, against: stored) }
         #expect(throws: CryptoError.passwordTooLong(bytes: 1_000_000, limit: 1_024)) { try hasher.hash(huge) }
         #expect(throws: CryptoError.passwordTooLong(bytes: 1_000_000, limit: 1_024)) { try hasher.burnVerificationTime(huge) }
-        #expect(ContinuousClock.now - started < .milliseconds(100))
-        #expect(hasher.gate.runs.load(ordering: .relaxed) == 0)
+        #expect(hasher.gate.runs.load(ordering: .relaxed) == 0, "refused before any hashing")
         // Bytes, not characters: 513 two-byte characters are too many; 1024 bytes are fine.
         #expect(throws: CryptoError.passwordTooLong(bytes: 1_026, limit: 1_024)) { try hasher.hash(String(repeating: "é", count: 513)) }
         let longest = String(repeating: "x", count: 1_024)

@@ -222,7 +222,7 @@ public struct ServiceConfiguration: Sendable {
             // A server whose time anyone who can write a file moves would void every
             // expiry: only a test process may have one.
             guard configuration.testing else {
-                throw invalid("PAYWALL_TEST_CLOCK_FILE", path, "no value outside tests: a clock read from a file moves every expiry, so it needs PAYWALL_TESTING=1")
+                throw invalid("PAYWALL_TEST_CLOCK_FILE", path, "no value outside tests: a clock read from a file is for tests only (it moves every expiry), with PAYWALL_TESTING=1")
             }
             do {
                 configuration.clock = try FileClock(path: path)

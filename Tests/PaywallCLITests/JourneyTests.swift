@@ -279,3 +279,19 @@ struct JourneyTests {
         #expect(server.stop(SIGTERM) == 0)
     }
 }
+
+@Suite("The test clock setting and the real binary")
+struct TestClockSettingTests {
+    @Test("paywall serve refuses PAYWALL_TEST_CLOCK_FILE outside test mode (exit 64, before binding), naming the variable")
+    func refusedOutsideTests() throws {
+        let cli = try CLIHarness()
+        let clock = cli.folder.appendingPathComponent("now").path
+        try "2026-03-02T09:00:00Z\n".write(toFile: clock, atomically: true, encoding: .utf8)
+        // OWASP's cost, so that the only setting test mode would allow is the clock.
+        let result = try cli.run(["serve", "--port", "0", "--demo"],
+                                 extraEnvironment: ["PAYWALL_TESTING": "0", "PAYWALL_SCRYPT_LN": "17", "PAYWALL_TEST_CLOCK_FILE": clock])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains("PAYWALL_TEST_CLOCK_FILE") && result.stderr.contains("PAYWALL_TESTING=1"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.database), "nothing opened")
+    }
+}

@@ -1,7 +1,8 @@
 // paywall-http-bench: the fixtures and the reference server of Benchmarks/HTTPBenchmark/run.sh.
 //
-//   paywall-http-bench prepare DIR [--members 200] [--tokens 10000] [--readers 2000] [--cold 150000]
-//       a database, a key ring, a benchmark policy and token files in DIR (see run.sh)
+//   paywall-http-bench prepare DIR [--members 200] [--tokens 10000] [--readers 2000] [--cold 150000] [--signins 8]
+//       a database, a key ring, a benchmark policy, token files and the sign-in accounts'
+//       emails and passwords (signin-accounts.txt) in DIR (see run.sh)
 //   paywall-http-bench bare PORT
 //       the reference: a bare Hummingbird route returning a small JSON body
 import Foundation
@@ -40,6 +41,7 @@ func prepare(_ folder: URL, _ arguments: [String]) throws {
     let tokens = option("--tokens", arguments, default: 10_000)
     let readers = option("--readers", arguments, default: 2_000)
     let cold = option("--cold", arguments, default: 150_000)
+    let signIns = option("--signins", arguments, default: 8)
     try FileManager.default.createDirectory(at: folder.appendingPathComponent("policies"), withIntermediateDirectories: true)
     try Data(benchmarkPolicy.utf8).write(to: folder.appendingPathComponent("policies/bench.policy"))
     var configuration = ServiceConfiguration()
@@ -78,7 +80,23 @@ func prepare(_ folder: URL, _ arguments: [String]) throws {
     try write(try accessTokens(readerEmails, readers), to: folder.appendingPathComponent("reader-tokens.txt"))
     try write(try (0..<2_000).map { _ in try service.issueDeviceToken(renewing: nil).token }, to: folder.appendingPathComponent("device-tokens.txt"))
     try service.close()
-    print("prepared \(folder.path): \(members) members, \(tokens) member tokens, \(readers) metered readers, \(cold) cold tokens, 2000 devices")
+
+    // The accounts the sign-in scenario signs in to, hashed at the cost a production server
+    // uses (OWASP's scrypt, the default the benchmark server runs with): a sign-in then
+    // costs what it costs in production, and no hash is upgraded (rehashed) on the way.
+    var production = configuration
+    production.testing = false
+    production.passwordHashing = .owasp
+    let signInService = try PaywallService(configuration: production)
+    var signInLines: [String] = []
+    for index in 0..<signIns {
+        let email = "signin\(index)@bench.example", password = "sign-in benchmark passphrase \(index)"
+        _ = try signInService.signUp(email: email, password: password, displayName: nil, actor: actor)
+        signInLines.append("\(email)\t\(password)")
+    }
+    try signInService.close()
+    try write(signInLines, to: folder.appendingPathComponent("signin-accounts.txt"))
+    print("prepared \(folder.path): \(members) members, \(tokens) member tokens, \(readers) metered readers, \(cold) cold tokens, 2000 devices, \(signIns) sign-in accounts (OWASP scrypt)")
 }
 
 func bare(port: Int) async throws {
@@ -100,7 +118,7 @@ func bare(port: Int) async throws {
 let arguments = CommandLine.arguments
 switch arguments.dropFirst().first {
 case "prepare":
-    guard arguments.count >= 3 else { fail("usage: paywall-http-bench prepare DIR [--members N] [--tokens N] [--readers N] [--cold N]") }
+    guard arguments.count >= 3 else { fail("usage: paywall-http-bench prepare DIR [--members N] [--tokens N] [--readers N] [--cold N] [--signins N]") }
     try prepare(URL(fileURLWithPath: arguments[2]), arguments)
 case "bare":
     guard arguments.count >= 3, let port = Int(arguments[2]) else { fail("usage: paywall-http-bench bare PORT") }

@@ -20,25 +20,32 @@ trap cleanup EXIT
 "$BIN/paywall-http-bench" prepare "$DIR" > /dev/null
 wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-# name mode tokens port seconds
-# The server's CPU time (user + system, in clock ticks) so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
-scenario() {
-  local out before after requests
-  before=$(cpu_ticks)
-  out=$(MODE="$2" TOKENS="$3" THREADS=$THREADS wrk -t$THREADS -c$CONNECTIONS -d"$5"s --latency -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:$4" 2>&1)
-  local rps p50 p99 non2xx sockets
+# A table row from wrk's output: name, output, server CPU µs/request.
+row() {
+  local out="$2" rps p50 p99 non2xx sockets
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   sockets=$(echo "$out" | awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}')
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$(( ${non2xx:-0} + ${sockets:-0} ))" "$3"
+}
+
+# The server's CPU time (user + system, in clock ticks) so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+# name mode tokens port seconds [shared: the server also serves another client meanwhile,
+# so its CPU per request means nothing and is not printed]
+scenario() {
+  local out before after requests cpu
+  before=$(cpu_ticks)
+  out=$(MODE="$2" TOKENS="$3" THREADS=$THREADS wrk -t$THREADS -c$CONNECTIONS -d"$5"s --latency -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:$4" 2>&1)
   after=$(cpu_ticks)
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   # CPU microseconds the server spent per request: steadier than requests/s on a shared
   # machine (wrk and other work take the rest of the cores).
   cpu=$(awk -v t=$((after - before)) -v n="${requests:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "?" }')
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$(( ${non2xx:-0} + ${sockets:-0} ))" "$cpu"
+  [ "${6:-}" = shared ] && cpu="–"
+  row "$1" "$out" "$cpu"
 }
 
 echo "| scenario ($CONNECTIONS connections, $THREADS wrk threads, ${SECONDS_EACH}s) | requests/s | p50 | p99 | errors | server CPU µs/request |"
@@ -62,10 +69,26 @@ scenario "POST /v1/access, members (10,000 tokens)" member "$DIR/member-tokens.t
 scenario "POST /v1/access, anonymous devices" device "$DIR/device-tokens.txt" 18182/v1/access "$SECONDS_EACH"
 scenario "POST /v1/access, metered (each records a read, FULL)" metered "$DIR/reader-tokens.txt" 18182/v1/access "$SECONDS_EACH"
 scenario "POST /v1/access, a cold token each time" cold "$DIR/cold-tokens.txt" 18182/v1/access 5
+
+# Member checks while a second client signs in continuously: real accounts, passwords
+# hashed at OWASP's scrypt cost (the server runs with the production default), more
+# connections than the hashing bound so sign-ins queue. The same checks alone just before,
+# for the comparison. The sign-in client starts a second before and ends a second after.
+SIGNIN_CONNECTIONS=4
+scenario "POST /v1/access, members, alone (reference for the next row)" member "$DIR/member-tokens.txt" 18182/v1/access "$SECONDS_EACH"
+MODE=signin TOKENS="$DIR/signin-accounts.txt" THREADS=1 wrk -t1 -c$SIGNIN_CONNECTIONS -d$((SECONDS_EACH + 2))s --timeout 30s --latency \
+  -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:18182/v1/sessions" > "$DIR/signin.txt" 2>&1 & PIDS+=($!)
+SIGNIN=${PIDS[-1]}
+sleep 1
+scenario "POST /v1/access, members, while a second client signs in" member "$DIR/member-tokens.txt" 18182/v1/access "$SECONDS_EACH" shared
+wait "$SIGNIN" || true
+row "POST /v1/sessions, sign-ins meanwhile (OWASP scrypt, $SIGNIN_CONNECTIONS connections, $((SECONDS_EACH + 2))s)" "$(cat "$DIR/signin.txt")" "–"
 kill -TERM "$SERVER"; wait "$SERVER" 2> /dev/null || true
 
 verify=$(openssl speed -seconds 5 -multi 2 ecdsap256 2> /dev/null | awk '/256 bits ecdsa/ {v=$NF} END {print v}')
 echo
 echo "openssl speed -multi 2 ecdsap256 (same cores): ${verify:-?} verifies/s"
+sessions=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM sessions').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
 reads=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM reads').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
 echo "reads recorded by the metered scenario: $reads"
+echo "sessions in the store (one per sign-in): $sessions"

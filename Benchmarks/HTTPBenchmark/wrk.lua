@@ -1,8 +1,11 @@
 -- wrk script for Benchmarks/HTTPBenchmark/run.sh.
--- MODE: bare | member | device | metered | cold; TOKENS: a file of bearer tokens.
+-- MODE: bare | member | device | metered | cold | signin; TOKENS: a file of bearer tokens
+-- (signin: of "email<TAB>password" lines).
 -- member/device cycle through their tokens; cold gives every request a token never used
 -- before (each thread takes its own stripe of the file); metered asks for a new article
--- on every request, so each check records a read.
+-- on every request, so each check records a read; signin posts a real account's email and
+-- password to /v1/sessions, cycling through the accounts (every sign-in succeeds, so the
+-- failed-sign-in throttle never applies; past the session cap the oldest session ends).
 local mode = os.getenv("MODE") or "bare"
 local file = os.getenv("TOKENS")
 local tokens = {}
@@ -22,8 +25,19 @@ function init(args)
   end
 end
 
+local function json_string(text)
+  -- gsub returns the count too: the parentheses keep the string only.
+  local escaped = (text:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end))
+  return '"' .. escaped .. '"'
+end
+
 function request()
   counter = counter + 1
+  if mode == "signin" then
+    local email, password = tokens[(counter + id * 3) % #tokens + 1]:match("^([^\t]+)\t(.*)$")
+    local body = '{"email":' .. json_string(email) .. ',"password":' .. json_string(password) .. ',"deviceName":"wrk"}'
+    return wrk.format("POST", "/v1/sessions", { ["Content-Type"] = "application/json" }, body)
+  end
   local headers = { ["Content-Type"] = "application/json" }
   local article = "a" .. (counter % 50)
   if #tokens > 0 then

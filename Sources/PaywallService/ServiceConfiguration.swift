@@ -135,6 +135,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
     /// | `PAYWALL_LINK_BASE` | http(s) URL the links in mail start with |
     /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
+    /// | `PAYWALL_TEST_CLOCK_FILE` | tests only (with `PAYWALL_TESTING=1`): "now" is the instant in this file (``FileClock``) |
     ///
     /// Invalid values are refused with the variable's name and what it takes.
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
@@ -231,6 +232,18 @@ public struct ServiceConfiguration: Sendable {
                   url.fragment == nil, text.utf8.count <= 512
             else { throw invalid("PAYWALL_LINK_BASE", text, "an http or https URL without query or fragment, such as https://app.example.com") }
             configuration.linkBase = text.hasSuffix("/") ? String(text.dropLast()) : text
+        }
+        if let path = environment["PAYWALL_TEST_CLOCK_FILE"], !path.isEmpty {
+            // A server whose time anyone who can write a file moves would void every
+            // expiry: only a test process may have one.
+            guard configuration.testing else {
+                throw invalid("PAYWALL_TEST_CLOCK_FILE", path, "no value outside tests: a clock read from a file is for tests only (it moves every expiry), with PAYWALL_TESTING=1")
+            }
+            do {
+                configuration.clock = try FileClock(path: path)
+            } catch {
+                throw invalid("PAYWALL_TEST_CLOCK_FILE", path, "a readable file holding an ISO 8601 instant or seconds since 1970 (\(error))")
+            }
         }
         configuration.store.readOnly = overrides.readOnly
         if let text = overrides.trustedProxies ?? environment["PAYWALL_TRUSTED_PROXIES"] {

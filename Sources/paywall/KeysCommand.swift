@@ -66,7 +66,7 @@ struct KeysCommand: ParsableCommand {
     struct Retire: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Retire a key: its private key is deleted and its tokens stop verifying.",
-            discussion: "Refused for the signing key, and for a superseded key whose tokens may still be live, unless --force."
+            discussion: "Refused for the signing key, and for a superseded key whose tokens may still be live, unless --force. A key id may start with '-' (it is base64url): write options first and `--` before it, e.g. `paywall keys retire --force -- -Xy2…`."
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The key id.") var kid: String

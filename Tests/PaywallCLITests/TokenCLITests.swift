@@ -103,7 +103,7 @@ struct TokenCLITests {
         let token = try cli.run(["token", "issue", "--account", "ada@example.com", "--json"])
         #expect((try cli.json(token.stdout) as? [String: Any])?["kid"] as? String == first)
 
-        let retireActive = try cli.run(["keys", "retire", first])
+        let retireActive = try cli.run(["keys", "retire", "--", first])
         let keysNow = try cli.run(["keys", "list"]).stdout
         #expect(retireActive.status == 1, "stdout: \(retireActive.stdout) stderr: \(retireActive.stderr) keys: \(keysNow)")
         #expect(retireActive.stderr.contains("is the signing key"))
@@ -115,10 +115,10 @@ struct TokenCLITests {
         let listed = try #require(try cli.json(try cli.run(["keys", "list", "--json"]).stdout) as? [[String: Any]])
         #expect(listed.filter { $0["state"] as? String == "active" }.count == 1)
         #expect(listed.first { $0["kid"] as? String == first }?["state"] as? String == "verify-only")
-        let tooSoon = try cli.run(["keys", "retire", first])
+        let tooSoon = try cli.run(["keys", "retire", "--", first])
         #expect(tooSoon.status == 1, "stdout: \(tooSoon.stdout) stderr: \(tooSoon.stderr)")
         #expect(tooSoon.stderr.contains("may still have live tokens"))
-        #expect(try cli.run(["keys", "retire", first, "--force"]).status == 0)
+        #expect(try cli.run(["keys", "retire", "--force", "--", first]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/\(first).pem"))
         let audit = try cli.run(["audit", "list"]).stdout
         for action in ["key.generate", "key.rotate", "key.retire"] { #expect(audit.contains(action)) }

@@ -81,13 +81,14 @@ public enum AppStoreNotification {
         let kind = try payload.requiredString("notificationType")
         let subtype = try payload.string("subtype")
         let type = subtype.map { "\(kind)/\($0)" } ?? kind
-        guard let signedDate = try payload.millis("signedDate") else { throw .malformedEvent("'signedDate' is required") }
         // A summary notification (bulk renewal extension) has no `data`: nothing per subscription.
         guard let data = try payload.fields("data") else { return (id, type, nil) }
+        // Another app's notification is refused before anything else is read of it.
         let bundle = try data.requiredString("bundleId")
         guard bundle == verifier.bundleID else { throw .wrongBundle(bundle) }
         let environment = try data.requiredString("environment")
         guard environment == verifier.environment else { throw .wrongEnvironment(environment) }
+        guard let signedDate = try payload.millis("signedDate") else { throw .malformedEvent("'signedDate' is required") }
         guard handled(kind) else { return (id, type, nil) }
         guard let signedTransaction = try data.string("signedTransactionInfo") else { throw .malformedEvent("'data.signedTransactionInfo' is required") }
         let transaction = JSONFields(try verifier.verify(signedTransaction, at: signedDate), path: "transaction")

@@ -129,7 +129,6 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             default: return "the token was refused"
             }
         case .unavailable:
-            if case .billing = self { return description }
             return self == .overloaded ? description : "the service is unavailable; try again shortly"
         case .internal: return "an internal error occurred"
         }
@@ -175,7 +174,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
         case let .billing(error):
-            if case .notConfigured = error { .unavailable } else { .invalid }
+            // 404, not 503: a server without the provider's settings has no such endpoint,
+            // and the provider keeps the event to deliver again.
+            if case .notConfigured = error { .notFound } else { .invalid }
         }
     }
 

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import PaywallCore
 import PaywallService
+import PaywallViews
 
 /// The payment providers' webhooks. Each route reads the body, calls one service method
 /// on the blocking pool (the event is written durably before the answer: a 2xx means it
@@ -68,32 +69,4 @@ extension PaywallAPI {
     }
 }
 
-/// A Stripe price or App Store product and the plan it buys.
-struct BillingProductView: Encodable {
-    var provider: String
-    var product: String
-    var plan: String
 
-    init(_ mapping: BillingPlanMapping) {
-        provider = mapping.provider.rawValue
-        product = mapping.externalID
-        plan = mapping.planID.rawValue
-    }
-}
-
-/// What became of a provider's event.
-struct BillingResultView: Encodable {
-    var provider: String
-    var event: String
-    var type: String
-    var outcome: String
-    var detail: String?
-
-    init(_ result: BillingResult) {
-        provider = result.provider.rawValue
-        event = result.eventID
-        type = result.type
-        outcome = result.outcome.rawValue
-        detail = result.detail
-    }
-}

@@ -229,7 +229,7 @@ enum Migrations {
         // both memberships, so "one live membership per plan" becomes one per plan and source.
         // `billing_events` records every event id once (duplicates are answered from it), with
         // its change as JSON so a pending or failed one can be applied later; pending events
-        // wait on `waiting_for` (`customer:…` or `subscription:…`). `billing_subscriptions`
+        // wait on `waiting_for` (`stripe:customer:…`, `apple:subscription:…`). `billing_subscriptions`
         // keeps the provider time of the newest event applied (`as_of`), so an older
         // snapshot never overwrites a newer one. `billing_customers` links a Stripe customer
         // or the appAccountToken given to the app to an account; `billing_plans` maps

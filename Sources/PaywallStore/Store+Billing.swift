@@ -102,7 +102,7 @@ extension Store {
                 return []
             }
             try applier.insertLink(provider, customer, accountID, actor: actor)
-            return try applier.drain(["customer:\(customer)"])
+            return try applier.drain([BillingApplier.key(provider, customer: customer)])
         }
     }
 
@@ -206,10 +206,15 @@ struct BillingApplier {
     let db: Database
     let now: Date
 
+    /// What a pending event waits for: its customer's link or its subscription's first
+    /// state, per provider (`stripe:customer:cus_…`, `apple:subscription:…`).
+    static func key(_ provider: BillingProvider, customer: String) -> String { "\(provider):customer:\(customer)" }
+    static func key(_ provider: BillingProvider, subscription: String) -> String { "\(provider):subscription:\(subscription)" }
+
     /// What applying one change did.
     struct Applied {
         var result: BillingResult
-        /// For a pending event: what it waits for (`customer:…`, `subscription:…`).
+        /// For a pending event: what it waits for (see ``key(_:customer:)``).
         var waitingFor: String?
         /// Keys this event satisfied: pending events waiting on them can go now.
         var unblocked: [String] = []
@@ -259,7 +264,7 @@ struct BillingApplier {
                 }
             } else {
                 try insertLink(change.provider, customer, account, actor: change.provider.actor)
-                unblocked.append("customer:\(customer)")
+                unblocked.append(Self.key(change.provider, customer: customer))
             }
             accountID = account
             result.accountID = account
@@ -273,9 +278,9 @@ struct BillingApplier {
         if accountID == nil { accountID = stored?.accountID }
         guard let accountID else {
             if let customer = change.customer {
-                return outcome(.pending, "customer \(customer) is not linked to an account yet", waiting: "customer:\(customer)", unblocked: unblocked)
+                return outcome(.pending, "customer \(customer) is not linked to an account yet", waiting: Self.key(change.provider, customer: customer), unblocked: unblocked)
             }
-            return outcome(.pending, "subscription \(state.id) is not known yet", waiting: "subscription:\(state.id)", unblocked: unblocked)
+            return outcome(.pending, "subscription \(state.id) is not known yet", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         result.accountID = accountID
         if let stored {
@@ -287,10 +292,10 @@ struct BillingApplier {
         // What the event leaves out stays as stored.
         let mapped = try plan(change.provider, state.products)
         guard let product = mapped?.product ?? state.products.first ?? stored?.product else {
-            return outcome(.pending, "subscription \(state.id) is not known yet (the event names no price)", waiting: "subscription:\(state.id)", unblocked: unblocked)
+            return outcome(.pending, "subscription \(state.id) is not known yet (the event names no price)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         guard let status = state.status ?? stored?.status else {
-            return outcome(.pending, "subscription \(state.id) is not known yet (the event gives no status)", waiting: "subscription:\(state.id)", unblocked: unblocked)
+            return outcome(.pending, "subscription \(state.id) is not known yet (the event gives no status)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         let planID: PlanID
         if let mapped {
@@ -308,7 +313,7 @@ struct BillingApplier {
             graceEnd = storedGrace
         }
         guard status == .expired || periodEnd != nil else {
-            return outcome(.pending, "subscription \(state.id) has no period end yet", waiting: "subscription:\(state.id)", unblocked: unblocked)
+            return outcome(.pending, "subscription \(state.id) has no period end yet", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         let membershipID = try changeMembership(
             change: change, state: state, accountID: accountID, planID: planID, current: stored?.membershipID, status: status,
@@ -327,7 +332,7 @@ struct BillingApplier {
                 periodEnd?.millis, status == .pastDue ? graceEnd?.millis : nil, cancel, state.isFinal,
                 max(change.occurredAt, stored?.asOf ?? change.occurredAt).millis, now.millis,
             ])
-        if stored == nil { unblocked.append("subscription:\(state.id)") }
+        if stored == nil { unblocked.append(Self.key(change.provider, subscription: state.id)) }
         return outcome(.applied, nil, unblocked: unblocked)
     }
 

@@ -20,6 +20,15 @@ final class EventLedger: @unchecked Sendable {
 struct BillingCrashTests {
     static let secret = StripeFixtures.secret
 
+    /// A session of its own with short timeouts: requests to the killed server fail fast
+    /// instead of queueing behind other suites' requests on the shared session.
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 10
+        configuration.httpMaximumConnectionsPerHost = 8
+        return URLSession(configuration: configuration)
+    }()
+
     static func post(_ base: String, _ body: [UInt8]) async -> Int {
         guard let url = URL(string: base + "/v1/billing/stripe") else { return 0 }
         var request = URLRequest(url: url)
@@ -27,7 +36,7 @@ struct BillingCrashTests {
         request.httpBody = Data(body)
         request.setValue("application/json; charset=utf-8", forHTTPHeaderField: "Content-Type")
         request.setValue(StripeFixtures.signature(body, at: Date()), forHTTPHeaderField: "Stripe-Signature")
-        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return 0 }
+        guard let (_, response) = try? await session.data(for: request) else { return 0 }
         return (response as? HTTPURLResponse)?.statusCode ?? 0
     }
 
@@ -79,7 +88,7 @@ struct BillingCrashTests {
                 }
             }
         }
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(120)
         while ledger.count < 30, Date() < deadline { try await Task.sleep(for: .milliseconds(2)) }
         server.stop(SIGKILL)
         await work.value

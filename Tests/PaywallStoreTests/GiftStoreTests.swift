@@ -22,7 +22,7 @@ struct GiftStoreTests {
             try queue.close()
         }
         let store = try Store(path: path)
-        #expect(try store.appliedMigrations().last == "v8-admin-gifts")
+        #expect(try store.appliedMigrations().contains("v8-admin-gifts"))
         #expect(try store.health().isHealthy)
         let account = AccountID(rawValue: "acc-1")
         let title = TitleID(rawValue: "euronews")

@@ -112,6 +112,16 @@ struct BillingCrashTests {
                 #expect(status == 200, "\(id): \(status)")
             }
         }
+        // Counted by provider, type and outcome.
+        let metricsURL = try #require(URL(string: restarted.base + "/metrics"))
+        let (metricsData, _) = try await Self.session.data(from: metricsURL)
+        let metrics = String(decoding: metricsData, as: UTF8.self)
+        #expect(metrics.contains(#"paywall_billing_events_total{provider="stripe",type="customer.subscription.created",outcome="applied"}"#),
+                "\(metrics.prefix(3000))")
+        #expect(metrics.contains(#"paywall_billing_events_total{provider="stripe",type="unverified",outcome="received"} 120"#))
+        if acknowledged.count > 0 {
+            #expect(metrics.contains(#"outcome="duplicate"}"#))
+        }
         restarted.stop(SIGTERM)
 
         let store = try Store(path: cli.database)

@@ -34,7 +34,7 @@ public enum BillingError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingSignature: "the Stripe-Signature header is missing"
         case let .malformedSignature(detail): "the Stripe-Signature header is malformed: \(detail)"
         case .signatureMismatch: "no signature matches the body under any configured secret"
-        case let .timestampOutOfTolerance(seconds): "the signature's timestamp is \(seconds) s from now (at most 300 s allowed)"
+        case let .timestampOutOfTolerance(seconds): "the signature's timestamp is \(seconds) s from now, beyond the tolerance (a replay, or a clock off)"
         case let .malformedJWS(detail): "the signed payload is not a valid JWS: \(detail)"
         case let .untrustedChain(detail): "the certificate chain does not verify up to the configured root: \(detail)"
         case let .missingMarker(certificate, oid): "the \(certificate) certificate lacks Apple's marker extension \(oid)"

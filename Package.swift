@@ -5,8 +5,9 @@
 //   PaywallCore (pure domain types) <- PaywallPolicy (pure: the policy language)
 //   PaywallCrypto (the only module that calls OpenSSL, via COpenSSL) <- PaywallTokens (JWS, key ring)
 //   PaywallCore <- PaywallStore (SQLite via GRDB) -> PaywallCrypto (refresh tokens: random bytes, SHA-256, sealing)
+//   PaywallCore, PaywallCrypto, PaywallTokens <- PaywallBilling (provider events: verification, parsing)
 //   PaywallService (orchestrates; owns configuration, the policy and the key ring)
-//       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy
+//       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy, PaywallBilling
 //   PaywallViews (the JSON shapes every adapter shows) -> PaywallService
 //   PaywallWeb (the reader's HTML pages, thin adapter) -> PaywallService, PaywallViews
 //   paywall (CLI, thin adapter) -> PaywallService, PaywallViews, PaywallHTTP, PaywallWeb
@@ -50,6 +51,12 @@ let package = Package(
         ),
         .target(name: "PaywallCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
 
+        // Payment providers' events (Stripe webhooks, App Store Server Notifications):
+        // signature and certificate-chain verification and parsing into changes of
+        // memberships, without storage. A module of its own: the service stays about
+        // orchestration, and verification is tested without a database.
+        .target(name: "PaywallBilling", dependencies: ["PaywallCore", "PaywallCrypto", "PaywallTokens"], swiftSettings: strict),
+
         // The policy language: parser, checker and evaluator (pure).
         .target(name: "PaywallPolicy", dependencies: ["PaywallCore"], swiftSettings: strict),
 
@@ -74,7 +81,7 @@ let package = Package(
         .target(
             name: "PaywallService",
             dependencies: [
-                "PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy",
+                "PaywallCore", "PaywallStore", "PaywallCrypto", "PaywallTokens", "PaywallPolicy", "PaywallBilling",
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             resources: [.copy("Resources/demo.json")],
@@ -190,6 +197,7 @@ let package = Package(
 
         .testTarget(name: "PaywallCoreTests", dependencies: ["PaywallCore"]),
         .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
+        .testTarget(name: "PaywallBillingTests", dependencies: ["PaywallBilling", "PaywallCrypto", "PaywallCore", "PaywallTokens", "PaywallTestSupport"]),
         .testTarget(name: "PaywallPolicyTests", dependencies: ["PaywallPolicy", "PaywallCore"]),
         .testTarget(name: "PaywallTokensTests", dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore"]),
         // Helpers shared by test targets: store and service fixtures, temporary folders,

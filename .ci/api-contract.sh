@@ -50,7 +50,9 @@ fail() {
 }
 
 # The server runs in the temporary folder: its database, keys and nothing else there.
-(cd "$work" && exec "$binary" serve --demo --host 127.0.0.1 --port 0 \
+# A Stripe webhook secret, so generated events reach the signature check (400) rather than
+# the not-configured answer; the App Store route stays unconfigured (404).
+(cd "$work" && PAYWALL_STRIPE_WEBHOOK_SECRETS=whsec_api_contract_0123456789 exec "$binary" serve --demo --host 127.0.0.1 --port 0 \
     --db "$work/paywall.sqlite" --keys "$work/Keys" --policies "$repo/Policies" \
     --log-level warning >"$work/server.out" 2>"$work/server.err") &
 server_pid=$!

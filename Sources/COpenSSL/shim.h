@@ -17,6 +17,10 @@
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <openssl/objects.h>
+#include <openssl/hmac.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
@@ -29,5 +33,11 @@ static inline EVP_PKEY *paywall_keygen_ed25519(void) { return EVP_PKEY_Q_keygen(
 
 /// `BIO_get_mem_data` is a macro.
 static inline long paywall_bio_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+
+/// The `sk_X509_*` stack functions are macro-generated; wrapped so Swift sees plain calls.
+static inline STACK_OF(X509) *paywall_x509_stack_new(void) { return sk_X509_new_null(); }
+static inline int paywall_x509_stack_push(STACK_OF(X509) *stack, X509 *cert) { return sk_X509_push(stack, cert); }
+/// Frees the stack and the certificates in it.
+static inline void paywall_x509_stack_free(STACK_OF(X509) *stack) { sk_X509_pop_free(stack, X509_free); }
 
 #endif

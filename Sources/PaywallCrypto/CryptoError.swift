@@ -12,6 +12,10 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     case passwordTooLong(bytes: Int, limit: Int)
     /// A key that cannot be used: wrong type or curve, malformed encoding, off the curve.
     case invalidKey(String)
+    /// Bytes that are not one X.509 certificate.
+    case invalidCertificate(String)
+    /// A certificate chain that does not verify up to the trusted root (OpenSSL's reason).
+    case untrustedCertificate(String)
 
     public var description: String {
         switch self {
@@ -19,6 +23,8 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .malformedPasswordHash(reason): "malformed password hash: \(reason)"
         case let .unsupportedParameters(reason): "unsupported scrypt parameters: \(reason)"
         case let .invalidKey(reason): "invalid key: \(reason)"
+        case let .invalidCertificate(reason): "invalid certificate: \(reason)"
+        case let .untrustedCertificate(reason): "the certificate chain does not verify: \(reason)"
         case let .passwordTooLong(bytes, limit): "password is \(bytes) bytes long; at most \(limit) bytes (UTF-8) are accepted"
         }
     }

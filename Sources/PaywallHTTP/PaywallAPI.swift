@@ -76,6 +76,7 @@ public struct PaywallAPI: Sendable {
         addAdminRoutes(to: router)
         addGiftRoutes(to: router)
         web?.addRoutes(to: router)
+        addBillingRoutes(to: router)
         if let metrics {
             router.get("/metrics") { _, _ in
                 Response(
@@ -92,7 +93,7 @@ public struct PaywallAPI: Sendable {
     static let routes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
         ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
-    ] + adminRoutes + giftRoutes + accountRoutes
+    ] + adminRoutes + giftRoutes + accountRoutes + billingRoutes
 
     /// The methods each path takes, in the table's order.
     static let allowedMethods: [String: [HTTPRequest.Method]] = routes.reduce(into: [:]) { $0[$1.path, default: []].append($1.allowed) }

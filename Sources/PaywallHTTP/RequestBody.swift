@@ -34,6 +34,16 @@ struct RequestBody {
         return Fields(object: object, path: "")
     }
 
+    /// The body's bytes as sent, whatever the content type (webhooks whose signature covers
+    /// the exact bytes); at most `limit` (413).
+    static func bytes(_ request: inout Request) async throws -> [UInt8] {
+        do {
+            return Array(try await request.collectBody(upTo: limit).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge(limit)
+        }
+    }
+
     /// The body's object, or nil for an empty body (whatever the headers say): for routes
     /// whose body is optional.
     static func optionalObject(_ request: inout Request) async throws -> Fields? {

@@ -90,6 +90,21 @@ public struct ServiceConfiguration: Sendable {
     public var mailsPerAddressPerHour = 5
     /// How failed sign-ins are slowed and refused.
     public var signInThrottle = SignInThrottle()
+    /// The Stripe webhook endpoint's signing secrets (`whsec_…`); several while one is
+    /// rolled (`PAYWALL_STRIPE_WEBHOOK_SECRETS`, comma-separated). Empty: the Stripe route
+    /// refuses every event (503 `billing_not_configured`).
+    public var stripeWebhookSecrets: [String] = []
+    /// How long a Stripe subscription whose payment failed keeps access while Stripe
+    /// retries (7 days; `PAYWALL_STRIPE_GRACE`).
+    public var stripeGracePeriod: TimeInterval = 7 * 86_400
+    /// The root certificate App Store signed data must chain up to (Apple Root CA - G3),
+    /// DER (`PAYWALL_APPLE_ROOT_CERT`: a DER or PEM file). Nil: the App Store route
+    /// refuses every notification (503 `billing_not_configured`).
+    public var appleRootCertificate: [UInt8]?
+    /// The app's bundle id notifications must be for (`PAYWALL_APPLE_BUNDLE_ID`).
+    public var appleBundleID: String?
+    /// `Production` or `Sandbox` (`PAYWALL_APPLE_ENVIRONMENT`, default Production).
+    public var appleEnvironment = "Production"
 
     public init() {}
 
@@ -136,6 +151,11 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_LINK_BASE` | http(s) URL the links in mail start with |
     /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
     /// | `PAYWALL_TEST_CLOCK_FILE` | tests only (with `PAYWALL_TESTING=1`): "now" is the instant in this file (``FileClock``) |
+    /// | `PAYWALL_STRIPE_WEBHOOK_SECRETS` | Stripe endpoint signing secrets, comma-separated (several while rolling) |
+    /// | `PAYWALL_STRIPE_GRACE` | access kept after a failed Stripe payment (e.g. 7d, at most 60d) |
+    /// | `PAYWALL_APPLE_ROOT_CERT` | path of the Apple root certificate (DER or PEM) App Store data must chain to |
+    /// | `PAYWALL_APPLE_BUNDLE_ID` | the app's bundle id (required with the root) |
+    /// | `PAYWALL_APPLE_ENVIRONMENT` | `Production` (default) or `Sandbox` |
     ///
     /// Invalid values are refused with the variable's name and what it takes.
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
@@ -245,6 +265,7 @@ public struct ServiceConfiguration: Sendable {
                 throw invalid("PAYWALL_TEST_CLOCK_FILE", path, "a readable file holding an ISO 8601 instant or seconds since 1970 (\(error))")
             }
         }
+        try resolveBilling(environment, into: &configuration)
         configuration.store.readOnly = overrides.readOnly
         if let text = overrides.trustedProxies ?? environment["PAYWALL_TRUSTED_PROXIES"] {
             guard let proxies = TrustedProxies(parsing: text) else {
@@ -254,6 +275,50 @@ public struct ServiceConfiguration: Sendable {
             configuration.trustedProxies = proxies
         }
         return configuration
+    }
+}
+
+extension ServiceConfiguration {
+    /// The payment providers' settings (see ``resolve(environment:overrides:)``).
+    static func resolveBilling(_ environment: [String: String], into configuration: inout ServiceConfiguration) throws(ServiceError) {
+        if let text = environment["PAYWALL_STRIPE_WEBHOOK_SECRETS"] {
+            let secrets = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            // Never echo a secret in the error: only its position.
+            for (index, secret) in secrets.enumerated() where secret.utf8.count < 16 || secret.utf8.count > 256 || secret.contains(" ") {
+                throw ServiceError.configuration(
+                    name: "PAYWALL_STRIPE_WEBHOOK_SECRETS", value: "(secret \(index + 1))", expected: "secrets of 16 to 256 characters without spaces, such as whsec_…")
+            }
+            configuration.stripeWebhookSecrets = secrets
+        }
+        if let text = environment["PAYWALL_STRIPE_GRACE"] {
+            guard let seconds = try? TimeText.duration(text), seconds >= 0, seconds <= 60 * 86_400 else {
+                throw ServiceError.configuration(name: "PAYWALL_STRIPE_GRACE", value: text, expected: "a duration such as 7d, at most 60d")
+            }
+            configuration.stripeGracePeriod = seconds
+        }
+        if let path = environment["PAYWALL_APPLE_ROOT_CERT"], !path.isEmpty {
+            guard let data = FileManager.default.contents(atPath: path), let root = try? X509Certificate(pemOrDER: Array(data)) else {
+                throw ServiceError.configuration(name: "PAYWALL_APPLE_ROOT_CERT", value: path, expected: "a readable DER or PEM certificate file (Apple Root CA - G3)")
+            }
+            configuration.appleRootCertificate = root.der
+        }
+        if let bundle = environment["PAYWALL_APPLE_BUNDLE_ID"], !bundle.isEmpty {
+            guard bundle.utf8.count <= 255, !bundle.contains(" ") else {
+                throw ServiceError.configuration(name: "PAYWALL_APPLE_BUNDLE_ID", value: bundle, expected: "a bundle id such as com.example.app")
+            }
+            configuration.appleBundleID = bundle
+        }
+        if let text = environment["PAYWALL_APPLE_ENVIRONMENT"] {
+            guard ["Production", "Sandbox"].contains(text) else {
+                throw ServiceError.configuration(name: "PAYWALL_APPLE_ENVIRONMENT", value: text, expected: "Production or Sandbox")
+            }
+            configuration.appleEnvironment = text
+        }
+        if (configuration.appleRootCertificate == nil) != (configuration.appleBundleID == nil) {
+            throw ServiceError.configuration(
+                name: configuration.appleBundleID == nil ? "PAYWALL_APPLE_BUNDLE_ID" : "PAYWALL_APPLE_ROOT_CERT", value: "",
+                expected: "both PAYWALL_APPLE_ROOT_CERT and PAYWALL_APPLE_BUNDLE_ID, or neither")
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PaywallBilling
 import PaywallCore
 import PaywallCrypto
 import PaywallPolicy
@@ -77,6 +78,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case trialNotOffered
     /// The sendmail command refused `count` messages; they stay in the outbox.
     case mailNotDelivered(count: Int)
+    /// A payment provider's event was refused (signature, chain, shape) or its provider is
+    /// not configured; nothing was written.
+    case billing(BillingError)
 
     public var description: String {
         switch self {
@@ -104,6 +108,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooManySignUps(wait): "too many sign-ups from this address; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
+        case let .billing(error): error.description
         case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
     }
@@ -118,13 +123,16 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             if case .policy = self { return "the policy could not be loaded" }
             // Why a gift token failed would help someone forging one; the reader needs only this.
             if case .giftRefused = self { return "the gift link is not valid for this article, or has expired" }
+            // Which check a forged event failed would help the forger; the log has it.
+            if case let .billing(error) = self, error.isSignatureFailure { return "the event's signature could not be verified" }
             return description
         case .unauthorized:
             switch self {
             case .invalidCredentials, .sessionRejected, .sessionReused, .tokenRequired: return description
             default: return "the token was refused"
             }
-        case .unavailable: return self == .overloaded ? description : "the service is unavailable; try again shortly"
+        case .unavailable:
+            return self == .overloaded ? description : "the service is unavailable; try again shortly"
         case .internal: return "an internal error occurred"
         }
     }
@@ -168,6 +176,10 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts, .tooMuchMail, .tooManySignUps: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
+        case let .billing(error):
+            // 404, not 503: a server without the provider's settings has no such endpoint,
+            // and the provider keeps the event to deliver again.
+            if case .notConfigured = error { .notFound } else { .invalid }
         }
     }
 
@@ -176,7 +188,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: .unavailable
         case .sqlite, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound: .notFound
-        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists: .conflict
+        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle: .invalid
         }
     }
@@ -214,6 +226,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .membershipExists: "membership_exists"
             case .invalidTransition: "invalid_transition"
             case .destinationExists: "destination_exists"
+            case .billingCustomerLinked: "customer_linked"
             case .emptyBundle: "empty_bundle"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
@@ -237,6 +250,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
         case .mailNotDelivered: "mail_not_delivered"
+        case let .billing(error):
+            if case .notConfigured = error { "billing_not_configured" } else if error.isSignatureFailure { "invalid_signature" } else { "invalid_event" }
         }
     }
 }
@@ -261,6 +276,7 @@ extension ServiceError {
         case let error as TokenError: .token(error)
         case let error as KeyRingError: .keys(error)
         case let error as PolicyErrors: .policy(error)
+        case let error as BillingError: .billing(error)
         default: .store(.sqlite(path: "?", code: -1, message: String(describing: error), sql: nil))
         }
     }

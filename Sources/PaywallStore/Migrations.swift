@@ -231,6 +231,75 @@ enum Migrations {
             try db.execute(sql: "CREATE INDEX gift_reads_by_gift ON gift_reads(gift_id, subject)")
         }
 
+        // Memberships from payments (Stripe, App Store). A reader paying through both keeps
+        // both memberships, so "one live membership per plan" becomes one per plan and source.
+        // `billing_events` records every event id once (duplicates are answered from it), with
+        // its change as JSON so a pending or failed one can be applied later; pending events
+        // wait on `waiting_for` (`stripe:customer:…`, `apple:subscription:…`). `billing_subscriptions`
+        // keeps the provider time of the newest event applied (`as_of`), so an older
+        // snapshot never overwrites a newer one. `billing_customers` links a Stripe customer
+        // or the appAccountToken given to the app to an account; `billing_plans` maps
+        // Stripe prices and App Store products to plans.
+        migrator.registerMigration("v10-billing") { db in
+            try db.execute(sql: """
+                DROP INDEX memberships_one_live_per_plan;
+                CREATE UNIQUE INDEX memberships_one_live_per_plan_source
+                    ON memberships(account_id, plan_id, source) WHERE status != 'expired';
+                CREATE TABLE billing_plans (
+                    provider TEXT NOT NULL CHECK (provider IN ('stripe', 'apple')),
+                    external_id TEXT NOT NULL,
+                    plan_id TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (provider, external_id)
+                ) WITHOUT ROWID;
+                CREATE TABLE billing_customers (
+                    provider TEXT NOT NULL CHECK (provider IN ('stripe', 'apple')),
+                    customer_id TEXT NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (provider, customer_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX billing_customers_by_account ON billing_customers(account_id);
+                CREATE TABLE billing_subscriptions (
+                    provider TEXT NOT NULL CHECK (provider IN ('stripe', 'apple')),
+                    subscription_id TEXT NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    membership_id INTEGER REFERENCES memberships(id) ON DELETE SET NULL,
+                    product TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('active', 'past_due', 'expired')),
+                    provider_status TEXT NOT NULL,
+                    period_end INTEGER,
+                    grace_end INTEGER,
+                    cancel_at_period_end INTEGER NOT NULL CHECK (cancel_at_period_end IN (0, 1)),
+                    final INTEGER NOT NULL CHECK (final IN (0, 1)),
+                    as_of INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (provider, subscription_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX billing_subscriptions_by_account ON billing_subscriptions(account_id);
+                CREATE TABLE billing_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    provider TEXT NOT NULL CHECK (provider IN ('stripe', 'apple')),
+                    event_id TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'pending', 'stale', 'failed', 'ignored')),
+                    detail TEXT,
+                    waiting_for TEXT,
+                    customer_id TEXT,
+                    subscription_id TEXT,
+                    account_id TEXT REFERENCES accounts(id) ON DELETE SET NULL,
+                    occurred_at INTEGER NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 1,
+                    change TEXT NOT NULL,
+                    UNIQUE (provider, event_id)
+                );
+                CREATE INDEX billing_events_waiting ON billing_events(waiting_for, occurred_at) WHERE outcome = 'pending';
+                CREATE INDEX billing_events_by_account ON billing_events(account_id, id);
+                CREATE INDEX billing_events_unapplied ON billing_events(outcome, id) WHERE outcome IN ('pending', 'failed');
+                """)
+        }
+
         return migrator
     }()
 }

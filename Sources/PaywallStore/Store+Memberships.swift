@@ -37,7 +37,9 @@ extension Store {
             let email = try Self.requireAccount(db, accountID)
             guard try Self.planExists(db, planID) else { throw StoreError.planNotFound(planID.rawValue) }
             if let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT \(Membership.columns) FROM memberships WHERE account_id = ? AND plan_id = ? AND status != 'expired'"),
+                // Memberships paid through a provider are the provider's to change (v10-billing):
+                // an admin grant beside one is a membership of its own.
+                db.cachedStatement(sql: "SELECT \(Membership.columns) FROM memberships WHERE account_id = ? AND plan_id = ? AND status != 'expired' AND source NOT IN ('stripe', 'apple')"),
                 arguments: [accountID.rawValue, planID.rawValue]
             ) {
                 let existing = Membership(row: row)

@@ -29,6 +29,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// No random bytes could be drawn for a refresh token.
     case randomUnavailable(detail: String)
     case destinationExists(path: String)
+    /// A payment provider's customer already linked to another account.
+    case billingCustomerLinked(customer: String, account: String)
 
     /// Any other SQLite error, with its code, message and statement.
     case sqlite(path: String, code: Int32, message: String, sql: String?)
@@ -79,6 +81,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no such session"
         case let .randomUnavailable(detail):
             return "cannot draw random bytes for a refresh token: \(detail)"
+        case let .billingCustomerLinked(customer, account):
+            return "customer '\(customer)' is already linked to account \(account)"
         case let .destinationExists(path):
             return "\(path) already exists; choose another destination"
         case let .sqlite(path, code, message, sql):

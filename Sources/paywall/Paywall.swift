@@ -20,6 +20,7 @@ struct Paywall: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, AccountCommand.self, TitleCommand.self, PlanCommand.self, MembershipCommand.self,
             TrialCommand.self, MeterCommand.self, PolicyCommand.self, KeysCommand.self, TokenCommand.self, AuditCommand.self, DatabaseCommand.self, MailCommand.self,
+            BillingCommand.self,
         ]
     )
 }

@@ -22,7 +22,7 @@ struct GiftStoreTests {
             try queue.close()
         }
         let store = try Store(path: path)
-        #expect(try store.appliedMigrations().suffix(2) == ["v8-admin-gifts", "v9-gift-reads-by-gift"])
+        #expect(try store.appliedMigrations().contains("v8-admin-gifts") && store.appliedMigrations().contains("v9-gift-reads-by-gift"))
         #expect(try store.health().isHealthy)
         let account = AccountID(rawValue: "acc-1")
         let title = TitleID(rawValue: "euronews")

@@ -113,6 +113,18 @@ struct MigrationTests {
             #expect(try store.moveDeviceReads(device: "d", to: account.id, actor: .system) == 1)
             try checkSeededSessions(store, account)
         }
+        // v10: a membership paid through Stripe beside the admin one of the same plan (one
+        // live membership per plan and source), its event recorded once.
+        if index >= 2 {
+            _ = try store.mapBillingProduct(provider: .stripe, externalID: "price_news", planID: PlanID(rawValue: "news"), actor: .system)
+            let change = BillingChange(
+                provider: .stripe, eventID: "evt_1", type: "customer.subscription.created", occurredAt: Date(), customer: "cus_1",
+                subscription: SubscriptionState(id: "sub_1", products: ["price_news"], status: .active, providerStatus: "active", periodEnd: Date().addingTimeInterval(86_400)))
+            #expect(try store.applyBilling(change).outcome == .pending)
+            #expect(try store.linkBillingCustomer(provider: .stripe, customer: "cus_1", accountID: account.id, actor: .system).map(\.outcome) == [.applied])
+            #expect(try store.applyBilling(change).outcome == .duplicate)
+            #expect(Set(try store.memberships(accountID: account.id).map(\.source)) == [.admin, .stripe])
+        }
         let capped = try store.startSession(accountID: account.id, lifetime: 86_400, deviceName: "phone", maximum: 1)
         #expect(try store.sessionsInUse(accountID: account.id).map(\.id) == [capped.active.id])
         // Sessions: a new family, its rotation, a concurrent refresh, a reuse.

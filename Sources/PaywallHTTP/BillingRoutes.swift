@@ -1,0 +1,72 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PaywallCore
+import PaywallService
+import PaywallViews
+
+/// The payment providers' webhooks. Each route reads the body, calls one service method
+/// on the blocking pool (the event is written durably before the answer: a 2xx means it
+/// is applied, or kept, exactly once) and answers what became of the event. A refused
+/// event (bad signature, broken chain) is 400 with nothing written; the log says why,
+/// never with the body.
+extension PaywallAPI {
+    static let billingRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
+        ("/v1/billing/stripe", .post), ("/v1/billing/apple", .post), ("/v1/me/app-account-token", .get),
+        ("/admin/v1/billing/products", .get), ("/admin/v1/billing/products", .post),
+    ]
+
+    static let stripeSignature = HTTPField.Name("Stripe-Signature")!
+
+    func addBillingRoutes(to router: Router<PaywallRequestContext>) {
+        router.post("/v1/billing/stripe") { request, _ in
+            var request = request
+            // Stripe sends `application/json; charset=utf-8`; the signature covers the body's
+            // exact bytes: read them, never re-encoded JSON.
+            let type = request.headers[.contentType]?.lowercased() ?? ""
+            guard type == "application/json" || type.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
+            let body = try await RequestBody.bytes(&request)
+            let signature = request.headers[Self.stripeSignature]
+            let result = try await service.blocking { service throws(ServiceError) in try service.receiveStripeEvent(body: body, signature: signature) }
+            return try Self.json(BillingResultView(result))
+        }
+        router.post("/v1/billing/apple") { request, _ in
+            var request = request
+            let body = try await RequestBody.object(&request).only(["signedPayload"])
+            let payload = try body.requiredString("signedPayload")
+            let result = try await service.blocking { service throws(ServiceError) in try service.receiveAppleNotification(signedPayload: payload) }
+            return try Self.json(BillingResultView(result))
+        }
+        // The app sets this token on its purchases, so App Store notifications find the
+        // account. Made on first ask (a write: on the blocking pool), then always the same.
+        router.get("/v1/me/app-account-token") { request, _ in
+            let account = try service.signedInAccount(bearer: try bearer(request))
+            try Self.noQuery(request)
+            let token = try await service.blocking { service throws(ServiceError) in
+                try service.appAccountToken(account: account.rawValue, actor: .account(account))
+            }
+            struct Token: Encodable { var appAccountToken: String }
+            return try Self.json(Token(appAccountToken: token.uuidString.lowercased()), private: true)
+        }
+        router.get("/admin/v1/billing/products") { request, _ in
+            _ = try self.admin(request, .catalog)
+            try Self.noQuery(request)
+            let mappings = try await service.blocking { service throws(ServiceError) in try service.billingMappings() }
+            return try Self.json(["products": mappings.map(BillingProductView.init)])
+        }
+        router.post("/admin/v1/billing/products") { request, _ in
+            let admin = try self.admin(request, .catalog)
+            var request = request
+            let body = try await RequestBody.object(&request).only(["provider", "product", "plan"])
+            guard let provider = BillingProvider(rawValue: try body.requiredString("provider")) else { throw body.invalid("provider", "stripe or apple") }
+            let (product, plan) = (try body.requiredString("product"), try body.requiredString("plan"))
+            let mapping = try await service.blocking { service throws(ServiceError) in
+                try service.mapBillingProduct(provider: provider, externalID: product, plan: plan, actor: admin.actor)
+            }
+            return try Self.created(BillingProductView(mapping))
+        }
+    }
+}
+
+

@@ -1,0 +1,204 @@
+import Foundation
+import Metrics
+import PaywallBilling
+import PaywallCore
+import PaywallCrypto
+import PaywallStore
+
+/// Memberships from payments: Stripe webhooks and App Store Server Notifications. The
+/// providers' requests are verified (PaywallBilling), reduced to a change, and applied by
+/// the store in one transaction per event (see ``Store/applyBilling(_:)``).
+extension PaywallService {
+    /// Takes a Stripe webhook: `body` exactly as received (the signature covers its bytes)
+    /// and the `Stripe-Signature` header. Refusals write nothing.
+    public func receiveStripeEvent(body: [UInt8], signature: String?) throws(ServiceError) -> BillingResult {
+        BillingMetrics.count("received", .stripe, type: "unverified")
+        do {
+            let secrets = configuration.stripeWebhookSecrets
+            guard !secrets.isEmpty else { throw BillingError.notConfigured(.stripe) }
+            try StripeSignatureVerifier(secrets: secrets).verify(body: body, header: signature, now: now)
+            return try takeStripe(body: body)
+        } catch let error as BillingError {
+            BillingMetrics.count("refused", .stripe, type: "unverified")
+            throw ServiceError.billing(error)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// Takes an App Store Server Notification V2 (the `signedPayload` of its body).
+    public func receiveAppleNotification(signedPayload: String) throws(ServiceError) -> BillingResult {
+        BillingMetrics.count("received", .apple, type: "unverified")
+        do {
+            let (id, type, change) = try AppStoreNotification.parse(signedPayload: signedPayload, verifier: try appStoreVerifier(), now: now)
+            return try take(.apple, id: id, type: type, change: change)
+        } catch let error as BillingError {
+            BillingMetrics.count("refused", .apple, type: "unverified")
+            throw ServiceError.billing(error)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// Applies events from a file again (recovery): Stripe events as JSON, one per line or
+    /// a JSON array, taken without their signatures (the operator vouches for the file);
+    /// App Store `signedPayload`s one per line, verified as on the route. Events already
+    /// applied are duplicates and change nothing.
+    public func replayBillingEvents(provider: BillingProvider, contents: [UInt8]) throws(ServiceError) -> [BillingResult] {
+        do {
+            switch provider {
+            case .stripe:
+                return try Self.stripeEvents(in: contents).map { event throws -> BillingResult in try takeStripe(body: event) }
+            case .apple:
+                let verifier = try appStoreVerifier()
+                return try String(decoding: contents, as: UTF8.self).split(whereSeparator: \.isNewline).map { line throws -> BillingResult in
+                    var text = line.trimmingCharacters(in: .whitespaces)
+                    // A line may be the notification's whole body, `{"signedPayload": "…"}`.
+                    if text.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                       let payload = object["signedPayload"] as? String {
+                        text = payload
+                    }
+                    let (id, type, change) = try AppStoreNotification.parse(signedPayload: text, verifier: verifier, now: now)
+                    return try take(.apple, id: id, type: type, change: change)
+                }
+            }
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// Applies again the events that could not be applied (after a price was mapped or a
+    /// customer linked by hand).
+    public func retryBillingEvents() throws(ServiceError) -> [BillingResult] {
+        let results = try mapped { try store.retryBillingEvents() }
+        results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
+        return results
+    }
+
+    /// The appAccountToken the app sets on its purchases for this account (made on first
+    /// ask, then always the same): App Store notifications find the account by it.
+    public func appAccountToken(account reference: String, actor: AuditActor) throws(ServiceError) -> UUID {
+        try mapped {
+            let account = try store.account(matching: reference)
+            if let link = try store.billingLinks(accountID: account.id).first(where: { $0.provider == .apple }), let token = UUID(uuidString: link.customer) {
+                return token
+            }
+            let token = UUID()
+            let results = try store.linkBillingCustomer(provider: .apple, customer: token.uuidString.lowercased(), accountID: account.id, actor: actor)
+            results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
+            return token
+        }
+    }
+
+    /// Links a Stripe customer to an account by hand (a customer made outside Checkout);
+    /// the events that waited for it are applied.
+    public func linkStripeCustomer(_ customer: String, account reference: String, actor: AuditActor) throws(ServiceError) -> [BillingResult] {
+        try mapped {
+            guard customer.hasPrefix("cus_"), customer.utf8.count <= 255 else {
+                throw DomainError.invalidValue(field: "customer", value: customer, expected: "a Stripe customer id such as cus_…")
+            }
+            let account = try store.account(matching: reference)
+            let results = try store.linkBillingCustomer(provider: .stripe, customer: customer, accountID: account.id, actor: actor)
+            results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
+            return results
+        }
+    }
+
+    /// What the payment providers know of an account.
+    public struct BillingOverview: Sendable {
+        public var account: Account
+        public var links: [BillingLink]
+        public var subscriptions: [BillingSubscription]
+        public var events: [BillingEventRecord]
+    }
+
+    /// An account's provider links, subscriptions and recent events.
+    public func billingOverview(account reference: String, limit: Int = 20) throws(ServiceError) -> BillingOverview {
+        try mapped {
+            let account = try store.account(matching: reference)
+            return BillingOverview(
+                account: account, links: try store.billingLinks(accountID: account.id), subscriptions: try store.billingSubscriptions(accountID: account.id),
+                events: try store.billingEvents(accountID: account.id, limit: limit))
+        }
+    }
+
+    /// Events not applied (pending, failed), newest first, with why.
+    public func unappliedBillingEvents(limit: Int = 100) throws(ServiceError) -> [BillingEventRecord] {
+        try mapped { try store.billingEvents(unappliedOnly: true, limit: limit) }
+    }
+
+    /// Maps a Stripe price or App Store product to a plan.
+    public func mapBillingProduct(provider: BillingProvider, externalID: String, plan: String, actor: AuditActor) throws(ServiceError) -> BillingPlanMapping {
+        try mapped {
+            let id = externalID.trimmingCharacters(in: .whitespaces)
+            guard !id.isEmpty, id.utf8.count <= 255, !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw DomainError.invalidValue(field: "product", value: externalID, expected: "a Stripe price id or App Store product id (1 to 255 characters)")
+            }
+            return try store.mapBillingProduct(provider: provider, externalID: id, planID: try PlanID(validating: plan), actor: actor)
+        }
+    }
+
+    /// Removes a price or product mapping.
+    public func unmapBillingProduct(provider: BillingProvider, externalID: String, actor: AuditActor) throws(ServiceError) {
+        try mapped {
+            guard try store.unmapBillingProduct(provider: provider, externalID: externalID, actor: actor) else {
+                throw StoreError.planNotFound("for \(provider) '\(externalID)'")
+            }
+        }
+    }
+
+    /// Every price and product mapping.
+    public func billingMappings() throws(ServiceError) -> [BillingPlanMapping] {
+        try mapped { try store.billingMappings() }
+    }
+
+    // MARK: - Helpers
+
+    private func takeStripe(body: [UInt8]) throws -> BillingResult {
+        let (id, type, change) = try StripeEvent.parse(body, grace: configuration.stripeGracePeriod)
+        return try take(.stripe, id: id, type: type, change: change)
+    }
+
+    private func take(_ provider: BillingProvider, id: String, type: String, change: BillingChange?) throws -> BillingResult {
+        // Types we do not act on are answered, not stored: a redelivery changes nothing either.
+        guard let change else {
+            BillingMetrics.count("ignored", provider, type: type)
+            return BillingResult(provider: provider, eventID: id, type: type, outcome: .ignored, detail: "not a type this service acts on")
+        }
+        let result = try store.applyBilling(change)
+        BillingMetrics.count(result.outcome.rawValue, provider, type: type)
+        return result
+    }
+
+    private func appStoreVerifier() throws(BillingError) -> AppStoreVerifier {
+        guard let der = configuration.appleRootCertificate, let bundle = configuration.appleBundleID,
+              let root = try? X509Certificate(der: der)
+        else { throw .notConfigured(.apple) }
+        return AppStoreVerifier(root: root, bundleID: bundle, environment: configuration.appleEnvironment)
+    }
+
+    /// The events of a replay file: a JSON array of events, or one event per line.
+    static func stripeEvents(in contents: [UInt8]) throws -> [[UInt8]] {
+        let text = String(decoding: contents, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.hasPrefix("[") {
+            guard let list = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
+                throw BillingError.malformedEvent("the file is not a JSON array of events")
+            }
+            return try list.map { try Array(JSONSerialization.data(withJSONObject: $0)) }
+        }
+        return text.split(whereSeparator: \.isNewline).map { Array($0.utf8) }.filter { !$0.isEmpty }
+    }
+}
+
+/// Billing counters: `paywall_billing_events_total{provider, type, outcome}` where outcome
+/// is received, refused (before the type is known: type `unverified`), or what became of
+/// the event (applied, duplicate, pending, stale, failed, ignored). Types come from the
+/// fixed sets the parsers act on, so the label stays bounded; others count as `other`.
+enum BillingMetrics {
+    static func count(_ outcome: String, _ provider: BillingProvider, type: String) {
+        let known = StripeEvent.handledTypes.contains(type) || type == "unverified" || type.range(of: "^[A-Z_]{1,40}(/[A-Z_]{1,40})?$", options: .regularExpression) != nil
+        Counter(label: "paywall_billing_events_total", dimensions: [
+            ("provider", provider.rawValue), ("type", known ? type : "other"), ("outcome", outcome),
+        ]).increment()
+    }
+}

@@ -1,0 +1,475 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+/// Memberships from payment providers' events. Each event is taken in one write
+/// transaction: its id recorded, its change applied to the membership, the history and the
+/// audit log — so an event answered 2xx is applied exactly once, and one that was not
+/// (a crash before the commit) is applied when the provider delivers it again.
+extension Store {
+    /// Takes one verified event: records its id and applies it once. Pending events waiting
+    /// for what this one brings (a customer's link, a subscription) are applied with it.
+    public func applyBilling(_ change: BillingChange) throws(StoreError) -> BillingResult {
+        let now = clock.now()
+        return try write { db in
+            if let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, outcome FROM billing_events WHERE provider = ? AND event_id = ?"),
+                arguments: [change.provider.rawValue, change.eventID]
+            ) {
+                let id: Int64 = row[0]
+                // A failed event is tried again when it comes again; anything else was settled.
+                guard row[1] == BillingOutcome.failed.rawValue else {
+                    return BillingResult(provider: change.provider, eventID: change.eventID, type: change.type, outcome: .duplicate)
+                }
+                return try retry(db, id: id, change: change, now: now)
+            }
+            let applied = try BillingApplier(store: self, db: db, now: now).apply(change)
+            try insertEvent(db, change, applied, now: now)
+            try BillingApplier(store: self, db: db, now: now).drain(applied.unblocked)
+            return applied.result
+        }
+    }
+
+    /// Applies again every failed or pending event (after a price was mapped, say), oldest
+    /// first; returns what became of each.
+    public func retryBillingEvents() throws(StoreError) -> [BillingResult] {
+        let now = clock.now()
+        return try write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, change FROM billing_events WHERE outcome IN ('pending', 'failed') ORDER BY occurred_at, id")
+            var results: [BillingResult] = []
+            for row in rows {
+                let id: Int64 = row[0]
+                guard let change = Self.decodeChange(row[1]) else { continue }
+                results.append(try retry(db, id: id, change: change, now: now))
+            }
+            return results
+        }
+    }
+
+    private func retry(_ db: Database, id: Int64, change: BillingChange, now: Date) throws -> BillingResult {
+        let applier = BillingApplier(store: self, db: db, now: now)
+        let applied = try applier.apply(change)
+        try Self.updateEvent(db, id: id, applied)
+        try applier.drain(applied.unblocked)
+        return applied.result
+    }
+
+    private func insertEvent(_ db: Database, _ change: BillingChange, _ applied: BillingApplier.Applied, now: Date) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO billing_events (provider, event_id, type, outcome, detail, waiting_for, customer_id, subscription_id, account_id,
+                occurred_at, received_at, change)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                change.provider.rawValue, change.eventID, change.type, applied.result.outcome.rawValue, applied.result.detail, applied.waitingFor,
+                change.customer, change.subscription?.id, applied.result.accountID?.rawValue, change.occurredAt.millis, now.millis,
+                Self.encodeChange(change),
+            ])
+    }
+
+    static func updateEvent(_ db: Database, id: Int64, _ applied: BillingApplier.Applied) throws {
+        try db.cachedStatement(sql: """
+            UPDATE billing_events SET outcome = ?, detail = ?, waiting_for = ?, account_id = COALESCE(?, account_id), attempts = attempts + 1
+            WHERE id = ?
+            """).execute(arguments: [
+                applied.result.outcome.rawValue, applied.result.detail, applied.waitingFor, applied.result.accountID?.rawValue, id,
+            ])
+    }
+
+    static func encodeChange(_ change: BillingChange) -> String {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(change)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decodeChange(_ text: String) -> BillingChange? {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return try? decoder.decode(BillingChange.self, from: Data(text.utf8))
+    }
+
+    // MARK: - Links and mappings
+
+    /// Links a provider customer to an account (the appAccountToken given to the app, or a
+    /// Stripe customer by hand), then applies the events that waited for it.
+    public func linkBillingCustomer(provider: BillingProvider, customer: String, accountID: AccountID, actor: AuditActor) throws(StoreError) -> [BillingResult] {
+        let now = clock.now()
+        return try write { db in
+            _ = try Self.requireAccount(db, accountID)
+            let applier = BillingApplier(store: self, db: db, now: now)
+            if let linked = try applier.linkedAccount(provider, customer) {
+                guard linked == accountID else { throw StoreError.billingCustomerLinked(customer: customer, account: linked.rawValue) }
+                return []
+            }
+            try applier.insertLink(provider, customer, accountID, actor: actor)
+            return try applier.drain([BillingApplier.key(provider, customer: customer)])
+        }
+    }
+
+    /// The customers linked to an account.
+    public func billingLinks(accountID: AccountID) throws(StoreError) -> [BillingLink] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT provider, customer_id, account_id, created_at FROM billing_customers WHERE account_id = ? ORDER BY created_at, customer_id",
+                             arguments: [accountID.rawValue]).compactMap { row in
+                BillingProvider(rawValue: row[0]).map {
+                    BillingLink(provider: $0, customer: row[1], accountID: AccountID(rawValue: row[2]), createdAt: Date(millis: row[3]))
+                }
+            }
+        }
+    }
+
+    /// The account a provider customer is linked to.
+    public func billingAccount(provider: BillingProvider, customer: String) throws(StoreError) -> AccountID? {
+        try read { db in
+            try String.fetchOne(db, sql: "SELECT account_id FROM billing_customers WHERE provider = ? AND customer_id = ?",
+                                arguments: [provider.rawValue, customer]).map(AccountID.init(rawValue:))
+        }
+    }
+
+    /// An account's provider subscriptions as last applied.
+    public func billingSubscriptions(accountID: AccountID) throws(StoreError) -> [BillingSubscription] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT provider, subscription_id, account_id, membership_id, product, status, provider_status, period_end, cancel_at_period_end, as_of
+                FROM billing_subscriptions WHERE account_id = ? ORDER BY as_of DESC
+                """, arguments: [accountID.rawValue]).compactMap { row in
+                guard let provider = BillingProvider(rawValue: row[0]), let status = BillingStatus(rawValue: row[5]) else { return nil }
+                return BillingSubscription(
+                    provider: provider, id: row[1], accountID: AccountID(rawValue: row[2]), membershipID: row[3], product: row[4], status: status,
+                    providerStatus: row[6], periodEnd: (row[7] as Int64?).map(Date.init(millis:)), cancelAtPeriodEnd: row[8], asOf: Date(millis: row[9]))
+            }
+        }
+    }
+
+    /// Stored events, newest first: an account's, or those not applied (pending and failed).
+    public func billingEvents(accountID: AccountID? = nil, unappliedOnly: Bool = false, limit: Int = 50) throws(StoreError) -> [BillingEventRecord] {
+        try read { db in
+            var conditions: [String] = []
+            var arguments: [any DatabaseValueConvertible] = []
+            if let accountID {
+                conditions.append("account_id = ?")
+                arguments.append(accountID.rawValue)
+            }
+            if unappliedOnly { conditions.append("outcome IN ('pending', 'failed')") }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments.append(max(0, limit))
+            return try Row.fetchAll(db, sql: """
+                SELECT id, provider, event_id, type, outcome, detail, customer_id, subscription_id, account_id, occurred_at, received_at, attempts
+                FROM billing_events \(filter) ORDER BY id DESC LIMIT ?
+                """, arguments: StatementArguments(arguments)).compactMap { row in
+                guard let provider = BillingProvider(rawValue: row[1]), let outcome = BillingOutcome(rawValue: row[4]) else { return nil }
+                return BillingEventRecord(
+                    id: row[0], provider: provider, eventID: row[2], type: row[3], outcome: outcome, detail: row[5], customer: row[6],
+                    subscriptionID: row[7], accountID: (row[8] as String?).map(AccountID.init(rawValue:)), occurredAt: Date(millis: row[9]),
+                    receivedAt: Date(millis: row[10]), attempts: row[11])
+            }
+        }
+    }
+
+    /// Maps a provider's price or product to a plan (replacing an earlier mapping).
+    public func mapBillingProduct(provider: BillingProvider, externalID: String, planID: PlanID, actor: AuditActor) throws(StoreError) -> BillingPlanMapping {
+        let now = clock.now()
+        return try write { db in
+            guard try Self.planExists(db, planID) else { throw StoreError.planNotFound(planID.rawValue) }
+            try db.execute(sql: """
+                INSERT INTO billing_plans (provider, external_id, plan_id, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (provider, external_id) DO UPDATE SET plan_id = excluded.plan_id
+                """, arguments: [provider.rawValue, externalID, planID.rawValue, now.millis])
+            try audit(db, actor: actor, action: "billing.map", target: "plan:\(planID)", details: ["provider": provider.rawValue, "product": externalID])
+            return BillingPlanMapping(provider: provider, externalID: externalID, planID: planID)
+        }
+    }
+
+    /// Removes a mapping; false when there was none.
+    public func unmapBillingProduct(provider: BillingProvider, externalID: String, actor: AuditActor) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(sql: "DELETE FROM billing_plans WHERE provider = ? AND external_id = ?", arguments: [provider.rawValue, externalID])
+            guard db.changesCount > 0 else { return false }
+            try audit(db, actor: actor, action: "billing.unmap", target: "billing:\(provider)", details: ["product": externalID])
+            return true
+        }
+    }
+
+    /// Every price and product mapping.
+    public func billingMappings() throws(StoreError) -> [BillingPlanMapping] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT provider, external_id, plan_id FROM billing_plans ORDER BY provider, external_id").compactMap { row in
+                BillingProvider(rawValue: row[0]).map { BillingPlanMapping(provider: $0, externalID: row[1], planID: PlanID(rawValue: row[2])) }
+            }
+        }
+    }
+}
+
+/// Applies events inside one write transaction.
+struct BillingApplier {
+    let store: Store
+    let db: Database
+    let now: Date
+
+    /// What a pending event waits for: its customer's link or its subscription's first
+    /// state, per provider (`stripe:customer:cus_…`, `apple:subscription:…`).
+    static func key(_ provider: BillingProvider, customer: String) -> String { "\(provider):customer:\(customer)" }
+    static func key(_ provider: BillingProvider, subscription: String) -> String { "\(provider):subscription:\(subscription)" }
+
+    /// What applying one change did.
+    struct Applied {
+        var result: BillingResult
+        /// For a pending event: what it waits for (see ``key(_:customer:)``).
+        var waitingFor: String?
+        /// Keys this event satisfied: pending events waiting on them can go now.
+        var unblocked: [String] = []
+    }
+
+    /// Applies every pending event waiting on `keys` (oldest provider time first), and
+    /// what those unblock in turn.
+    @discardableResult
+    func drain(_ keys: [String]) throws -> [BillingResult] {
+        var queue = keys
+        var results: [BillingResult] = []
+        while let key = queue.first {
+            queue.removeFirst()
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT id, change FROM billing_events WHERE waiting_for = ? AND outcome = 'pending' ORDER BY occurred_at, id
+                """), arguments: [key])
+            for row in rows {
+                let id: Int64 = row[0]
+                guard let change = Store.decodeChange(row[1]) else { continue }
+                let applied = try apply(change)
+                try Store.updateEvent(db, id: id, applied)
+                results.append(applied.result)
+                queue.append(contentsOf: applied.unblocked)
+            }
+        }
+        return results
+    }
+
+    func apply(_ change: BillingChange) throws -> Applied {
+        var result = BillingResult(provider: change.provider, eventID: change.eventID, type: change.type, outcome: .applied)
+        func outcome(_ outcome: BillingOutcome, _ detail: String?, waiting: String? = nil, unblocked: [String] = []) -> Applied {
+            result.outcome = outcome
+            result.detail = detail
+            return Applied(result: result, waitingFor: waiting, unblocked: unblocked)
+        }
+        var unblocked: [String] = []
+        var accountID: AccountID?
+
+        // A Checkout session links its customer to the account that started it.
+        if let link = change.linkAccount {
+            guard let customer = change.customer else { return outcome(.ignored, "the session has no customer") }
+            let account = AccountID(rawValue: link.lowercased())
+            guard try Store.requireAccountOrNil(db, account) else { return outcome(.failed, "no account '\(link.prefix(64))' (client_reference_id)") }
+            if let linked = try linkedAccount(change.provider, customer) {
+                guard linked == account else {
+                    return outcome(.failed, "customer \(customer) is already linked to account \(linked)")
+                }
+            } else {
+                try insertLink(change.provider, customer, account, actor: change.provider.actor)
+                unblocked.append(Self.key(change.provider, customer: customer))
+            }
+            accountID = account
+            result.accountID = account
+        }
+        guard let state = change.subscription else {
+            if change.linkAccount != nil { return outcome(.applied, nil, unblocked: unblocked) }
+            return outcome(.ignored, "the event names no subscription")
+        }
+        if accountID == nil, let customer = change.customer { accountID = try linkedAccount(change.provider, customer) }
+        let stored = try subscription(change.provider, state.id)
+        if accountID == nil { accountID = stored?.accountID }
+        guard let accountID else {
+            if let customer = change.customer {
+                return outcome(.pending, "customer \(customer) is not linked to an account yet", waiting: Self.key(change.provider, customer: customer), unblocked: unblocked)
+            }
+            return outcome(.pending, "subscription \(state.id) is not known yet", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
+        }
+        result.accountID = accountID
+        if let stored {
+            if stored.isFinal { return outcome(.stale, "subscription \(state.id) has already ended", unblocked: unblocked) }
+            if change.occurredAt < stored.asOf {
+                return outcome(.stale, "older than the state already applied (of \(TimeText.format(stored.asOf)))", unblocked: unblocked)
+            }
+        }
+        // What the event leaves out stays as stored.
+        let mapped = try plan(change.provider, state.products)
+        guard let product = mapped?.product ?? state.products.first ?? stored?.product else {
+            return outcome(.pending, "subscription \(state.id) is not known yet (the event names no price)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
+        }
+        guard let status = state.status ?? stored?.status else {
+            return outcome(.pending, "subscription \(state.id) is not known yet (the event gives no status)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
+        }
+        let planID: PlanID
+        if let mapped {
+            planID = mapped.plan
+        } else if state.products.isEmpty, let storedPlan = try storedPlan(change.provider, stored) {
+            planID = storedPlan
+        } else {
+            return outcome(.failed, "no plan is mapped to \(change.provider) \(change.provider == .stripe ? "price" : "product") '\(product)'", unblocked: unblocked)
+        }
+        let periodEnd = state.periodEnd ?? stored?.periodEnd
+        let cancel = state.cancelAtPeriodEnd ?? stored?.cancelAtPeriodEnd ?? false
+        var graceEnd = state.graceEnd
+        // A Stripe grace is counted from the first failure: later retries that fail do not extend it.
+        if status == .pastDue, stored?.status == .pastDue, let storedGrace = stored?.graceEnd, change.provider == .stripe {
+            graceEnd = storedGrace
+        }
+        guard status == .expired || periodEnd != nil else {
+            return outcome(.pending, "subscription \(state.id) has no period end yet", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
+        }
+        let membershipID = try changeMembership(
+            change: change, state: state, accountID: accountID, planID: planID, current: stored?.membershipID, status: status,
+            periodEnd: periodEnd ?? now, graceEnd: graceEnd, cancel: cancel)
+        result.membershipID = membershipID
+        try db.cachedStatement(sql: """
+            INSERT INTO billing_subscriptions (provider, subscription_id, account_id, membership_id, product, status, provider_status, period_end,
+                grace_end, cancel_at_period_end, final, as_of, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (provider, subscription_id) DO UPDATE SET
+                membership_id = excluded.membership_id, product = excluded.product, status = excluded.status,
+                provider_status = excluded.provider_status, period_end = excluded.period_end, grace_end = excluded.grace_end,
+                cancel_at_period_end = excluded.cancel_at_period_end, final = excluded.final, as_of = excluded.as_of, updated_at = excluded.updated_at
+            """).execute(arguments: [
+                change.provider.rawValue, state.id, accountID.rawValue, membershipID, product, status.rawValue, state.providerStatus,
+                periodEnd?.millis, status == .pastDue ? graceEnd?.millis : nil, cancel, state.isFinal,
+                max(change.occurredAt, stored?.asOf ?? change.occurredAt).millis, now.millis,
+            ])
+        if stored == nil { unblocked.append(Self.key(change.provider, subscription: state.id)) }
+        return outcome(.applied, nil, unblocked: unblocked)
+    }
+
+    /// Moves the subscription's membership to what the event says; returns the membership
+    /// now tied to the subscription (nil: none, e.g. an unpaid first invoice).
+    private func changeMembership(
+        change: BillingChange, state: SubscriptionState, accountID: AccountID, planID: PlanID, current currentID: Int64?,
+        status: BillingStatus, periodEnd: Date, graceEnd: Date?, cancel: Bool
+    ) throws -> Int64? {
+        let source = change.provider.membershipSource
+        let actor = change.provider.actor
+        let reason = "\(change.type) \(change.eventID) (\(change.provider) subscription \(state.id): \(state.providerStatus))"
+        var details: [String: String] = [
+            "provider": change.provider.rawValue, "event": change.eventID, "type": change.type, "subscription": state.id,
+            "providerStatus": state.providerStatus, "plan": planID.rawValue,
+        ]
+        if let customer = change.customer { details["customer"] = customer }
+        var current = try currentID.map { try Store.membership(db, $0) }
+        if let found = current, found.status == .expired { current = nil }
+        // A new price of another plan: the old plan's membership ends, the new one starts.
+        if let found = current, found.planID != planID {
+            try setMembership(found, status: .expired, periodEnd: found.currentPeriodEnd, graceEnd: nil, cancel: found.cancelAtPeriodEnd)
+            try Store.recordTransition(db, id: found.id, from: found.status, to: .expired, at: now, actor: actor, reason: "plan changed to \(planID): \(reason)")
+            try store.audit(db, actor: actor, action: "membership.status", target: "account:\(accountID)",
+                            details: details.merging(["membership": String(found.id), "from": found.status.rawValue, "to": "expired"]) { $1 })
+            current = nil
+        }
+        let target: MembershipStatus = switch status {
+        case .active: .active
+        case .pastDue: .pastDue
+        case .expired: .expired
+        }
+        let grace = target == .pastDue ? (graceEnd ?? periodEnd) : nil
+        details["periodEnd"] = TimeText.format(periodEnd)
+        if let grace { details["graceEnd"] = TimeText.format(grace) }
+        details["cancelAtPeriodEnd"] = cancel ? "true" : "false"
+        if current == nil, target != .expired {
+            // Another subscription of the same plan through the same provider holds the live
+            // membership (a reader who bought twice): this one shares it.
+            if let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT \(Membership.columns) FROM memberships WHERE account_id = ? AND plan_id = ? AND source = ? AND status != 'expired'
+                """), arguments: [accountID.rawValue, planID.rawValue, source.rawValue]) {
+                current = Membership(row: row)
+            }
+        }
+        guard let current else {
+            guard target != .expired else { return currentID }
+            try db.cachedStatement(sql: """
+                INSERT INTO memberships (account_id, plan_id, status, current_period_end, grace_period_end, cancel_at_period_end, source, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [accountID.rawValue, planID.rawValue, target.rawValue, periodEnd.millis, grace?.millis, cancel, source.rawValue,
+                                         now.millis, now.millis])
+            let id = db.lastInsertedRowID
+            try Store.recordTransition(db, id: id, from: nil, to: target, at: now, actor: actor, reason: reason)
+            try store.audit(db, actor: actor, action: "membership.grant", target: "account:\(accountID)",
+                            details: details.merging(["membership": String(id), "to": target.rawValue]) { $1 })
+            return id
+        }
+        let unchanged = current.status == target && current.currentPeriodEnd == periodEnd && current.gracePeriodEnd == grace
+            && current.cancelAtPeriodEnd == cancel
+        guard !unchanged else { return current.id }
+        // An expired membership keeps the period it had; an ended grace is not rewritten.
+        let newEnd = target == .expired ? current.currentPeriodEnd : periodEnd
+        try setMembership(current, status: target, periodEnd: newEnd, graceEnd: target == .expired ? current.gracePeriodEnd : grace, cancel: cancel)
+        if current.status != target {
+            try Store.recordTransition(db, id: current.id, from: current.status, to: target, at: now, actor: actor, reason: reason)
+        }
+        try store.audit(db, actor: actor, action: current.status != target ? "membership.status" : "membership.renew", target: "account:\(accountID)",
+                        details: details.merging(["membership": String(current.id), "from": current.status.rawValue, "to": target.rawValue]) { $1 })
+        return current.id
+    }
+
+    private func setMembership(_ membership: Membership, status: MembershipStatus, periodEnd: Date, graceEnd: Date?, cancel: Bool) throws {
+        try db.cachedStatement(sql: """
+            UPDATE memberships SET status = ?, current_period_end = ?, grace_period_end = ?, cancel_at_period_end = ?, updated_at = ? WHERE id = ?
+            """).execute(arguments: [status.rawValue, periodEnd.millis, graceEnd?.millis, cancel, now.millis, membership.id])
+    }
+
+    // MARK: - Lookups
+
+    struct StoredSubscription {
+        var accountID: AccountID
+        var membershipID: Int64?
+        var product: String
+        var status: BillingStatus
+        var periodEnd: Date?
+        var graceEnd: Date?
+        var cancelAtPeriodEnd: Bool
+        var isFinal: Bool
+        var asOf: Date
+    }
+
+    func subscription(_ provider: BillingProvider, _ id: String) throws -> StoredSubscription? {
+        try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT account_id, membership_id, product, status, period_end, grace_end, cancel_at_period_end, final, as_of
+            FROM billing_subscriptions WHERE provider = ? AND subscription_id = ?
+            """), arguments: [provider.rawValue, id]).map { row in
+            StoredSubscription(
+                accountID: AccountID(rawValue: row[0]), membershipID: row[1], product: row[2], status: BillingStatus(rawValue: row[3]) ?? .expired,
+                periodEnd: (row[4] as Int64?).map(Date.init(millis:)), graceEnd: (row[5] as Int64?).map(Date.init(millis:)),
+                cancelAtPeriodEnd: row[6], isFinal: row[7], asOf: Date(millis: row[8]))
+        }
+    }
+
+    func linkedAccount(_ provider: BillingProvider, _ customer: String) throws -> AccountID? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT account_id FROM billing_customers WHERE provider = ? AND customer_id = ?"),
+                            arguments: [provider.rawValue, customer]).map(AccountID.init(rawValue:))
+    }
+
+    func insertLink(_ provider: BillingProvider, _ customer: String, _ accountID: AccountID, actor: AuditActor) throws {
+        try db.cachedStatement(sql: "INSERT INTO billing_customers (provider, customer_id, account_id, created_at) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [provider.rawValue, customer, accountID.rawValue, now.millis])
+        try store.audit(db, actor: actor, action: "billing.link", target: "account:\(accountID)", details: ["provider": provider.rawValue, "customer": customer])
+    }
+
+    /// The first of `products` mapped to a plan.
+    func plan(_ provider: BillingProvider, _ products: [String]) throws -> (product: String, plan: PlanID)? {
+        for product in products {
+            if let plan = try String.fetchOne(db.cachedStatement(sql: "SELECT plan_id FROM billing_plans WHERE provider = ? AND external_id = ?"),
+                                              arguments: [provider.rawValue, product]) {
+                return (product, PlanID(rawValue: plan))
+            }
+        }
+        return nil
+    }
+
+    /// The plan of the membership a stored subscription holds (for events naming no price).
+    func storedPlan(_ provider: BillingProvider, _ stored: StoredSubscription?) throws -> PlanID? {
+        guard let stored else { return nil }
+        if let mapped = try plan(provider, [stored.product]) { return mapped.plan }
+        guard let id = stored.membershipID else { return nil }
+        return try Store.membership(db, id).planID
+    }
+}
+
+extension Store {
+    static func requireAccountOrNil(_ db: Database, _ id: AccountID) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)"), arguments: [id.rawValue]) ?? false
+    }
+}

@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import PaywallCore
+import PaywallService
+import PaywallViews
+
+/// `paywall billing`: the payment providers' side of memberships.
+struct BillingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billing",
+        abstract: "Memberships from payments: Stripe and App Store links, events, price mappings.",
+        discussion: """
+            Stripe webhooks (POST /v1/billing/stripe) and App Store Server Notifications \
+            (POST /v1/billing/apple) keep memberships in step with payments. These commands \
+            show what the providers know of an account, map prices and products to plans, \
+            list the events that could not be applied and why, and apply events again.
+            """,
+        subcommands: [Show.self, Map.self, Unmap.self, Products.self, Failures.self, Retry.self, Replay.self, LinkCustomer.self, AppToken.self]
+    )
+
+    static func provider(_ text: String) throws -> BillingProvider {
+        guard let provider = BillingProvider(rawValue: text) else { throw ValidationError("the provider must be stripe or apple") }
+        return provider
+    }
+
+    static func printResults(_ results: [BillingResult], json: Bool) {
+        if json {
+            Output(json: true).emit(results.map(BillingResultView.init))
+            return
+        }
+        Output(json: false).table(
+            ["PROVIDER", "EVENT", "TYPE", "OUTCOME", "DETAIL"],
+            results.map { [$0.provider.rawValue, $0.eventID, $0.type, $0.outcome.rawValue, $0.detail ?? ""] })
+        let counts = Dictionary(grouping: results, by: \.outcome).mapValues(\.count)
+        print(BillingOutcome.allCases.compactMap { outcome in counts[outcome].map { "\($0) \(outcome.rawValue)" } }.joined(separator: ", "))
+    }
+
+    static func printEvents(_ events: [BillingEventRecord]) {
+        Output(json: false).table(
+            ["RECEIVED", "PROVIDER", "EVENT", "TYPE", "OUTCOME", "DETAIL"],
+            events.map { [TimeText.format($0.receivedAt), $0.provider.rawValue, $0.eventID, $0.type, $0.outcome.rawValue, $0.detail ?? ""] })
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an account's provider links, subscriptions and recent events.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Option(help: "How many recent events (1 to 500).") var limit = 20
+
+        func validate() throws {
+            guard (1...500).contains(limit) else { throw ValidationError("--limit must be from 1 to 500") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let overview = try service.billingOverview(account: account, limit: limit)
+                if global.json { Output(json: true).emit(BillingOverviewView(overview)); return }
+                print("account \(overview.account.email) (\(overview.account.id))")
+                print(overview.links.isEmpty ? "no provider links" : "links:")
+                for link in overview.links { print("  \(link.provider)  \(link.customer)  since \(TimeText.format(link.createdAt))") }
+                print(overview.subscriptions.isEmpty ? "no provider subscriptions" : "subscriptions:")
+                for sub in overview.subscriptions {
+                    let end = sub.periodEnd.map { " until \(TimeText.format($0))" } ?? ""
+                    let membership = sub.membershipID.map { " (membership #\($0))" } ?? ""
+                    print("  \(sub.provider)  \(sub.id)  \(sub.product)  \(sub.status.rawValue) [\(sub.providerStatus)]\(end)\(sub.cancelAtPeriodEnd ? ", not renewing" : "")\(membership)")
+                }
+                if overview.events.isEmpty { print("no events"); return }
+                print("recent events:")
+                BillingCommand.printEvents(overview.events)
+            }
+        }
+    }
+
+    struct Map: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Map a Stripe price or App Store product to a plan.",
+            discussion: "e.g. 'paywall billing map stripe price_1PgafmB7WZ01zgkW6dKueIc5 news'. Replaces an earlier mapping of it.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "stripe or apple.") var provider: String
+        @Argument(help: "The Stripe price id or App Store product id.") var product: String
+        @Argument(help: "The plan id.") var plan: String
+
+        func run() throws {
+            let provider = try BillingCommand.provider(provider)
+            try global.run { service in
+                let mapping = try service.mapBillingProduct(provider: provider, externalID: product, plan: plan, actor: global.auditActor)
+                if global.json { Output(json: true).emit(BillingProductView(mapping)) } else { print("\(provider) \(mapping.externalID) buys plan \(mapping.planID)") }
+            }
+        }
+    }
+
+    struct Unmap: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a price or product mapping.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "stripe or apple.") var provider: String
+        @Argument(help: "The Stripe price id or App Store product id.") var product: String
+
+        func run() throws {
+            let provider = try BillingCommand.provider(provider)
+            try global.run { service in
+                try service.unmapBillingProduct(provider: provider, externalID: product, actor: global.auditActor)
+                if !global.json { print("\(provider) \(product) is mapped to no plan now") }
+            }
+        }
+    }
+
+    struct Products: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the prices and products mapped to plans.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run { service in
+                let mappings = try service.billingMappings()
+                if global.json { Output(json: true).emit(mappings.map(BillingProductView.init)); return }
+                Output(json: false).table(["PROVIDER", "PRODUCT", "PLAN"], mappings.map { [$0.provider.rawValue, $0.externalID, $0.planID.rawValue] })
+            }
+        }
+    }
+
+    struct Failures: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the events that could not be applied, and why.",
+            discussion: "Pending events wait for their customer's link (or their subscription); failed ones for a fix (a price to map) and 'paywall billing retry'.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "At most this many (1 to 1000).") var limit = 100
+
+        func validate() throws {
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let events = try service.unappliedBillingEvents(limit: limit)
+                if global.json { Output(json: true).emit(events.map(BillingEventView.init)); return }
+                if events.isEmpty { print("every event was applied"); return }
+                BillingCommand.printEvents(events)
+            }
+        }
+    }
+
+    struct Retry: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Apply the pending and failed events again (after mapping a price, say).")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try global.run { service in BillingCommand.printResults(try service.retryBillingEvents(), json: global.json) }
+        }
+    }
+
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply provider events from a file (recovery).",
+            discussion: """
+                stripe: events as Stripe's API or dashboard gives them, a JSON array or one per \
+                line, taken without signatures (you vouch for the file). apple: signedPayloads (or \
+                whole notification bodies) one per line, verified as the route verifies them. \
+                Events already taken are duplicates and change nothing.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "stripe or apple.") var provider: String
+        @Argument(help: "The file ('-' for standard input).") var file: String
+
+        func run() throws {
+            let provider = try BillingCommand.provider(provider)
+            let contents: Data
+            if file == "-" {
+                contents = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+                contents = data
+            }
+            try global.run { service in BillingCommand.printResults(try service.replayBillingEvents(provider: provider, contents: Array(contents)), json: global.json) }
+        }
+    }
+
+    struct LinkCustomer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "link-customer",
+            abstract: "Link a Stripe customer to an account by hand (a customer made outside Checkout).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Argument(help: "The Stripe customer id (cus_…).") var customer: String
+
+        func run() throws {
+            try global.run { service in
+                let results = try service.linkStripeCustomer(customer, account: account, actor: global.auditActor)
+                if global.json { Output(json: true).emit(results.map(BillingResultView.init)); return }
+                print("\(customer) is linked to \(account); \(results.count) waiting event\(results.count == 1 ? "" : "s") applied")
+            }
+        }
+    }
+
+    struct AppToken: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "app-token",
+            abstract: "The appAccountToken the app sets on an account's App Store purchases.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run { service in
+                let token = try service.appAccountToken(account: account, actor: global.auditActor).uuidString.lowercased()
+                if global.json { Output(json: true).emit(["appAccountToken": token]) } else { print(token) }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import PaywallCore
+import PaywallTestSupport
+import Testing
+
+/// `paywall billing`: mappings, replay from a file, what could not be applied and why,
+/// retry, an account's links and events.
+@Suite("paywall billing")
+struct BillingCLITests {
+    @Test("map prices, replay Stripe events from a file, list failures, retry, show the account")
+    func flow() throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        #expect(try cli.run(["plan", "add", "news", "--name", "News", "--period", "month", "--titles", "euronews"]).status == 0)
+        #expect(try cli.run(["account", "create", "--email", "ada@example.com"], input: "correct horse battery\n").status == 0)
+        let account = try #require((try cli.json(try cli.run(["account", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])?["account"] as? [String: Any])
+        let id = try #require(account["id"] as? String)
+
+        let mapped = try cli.run(["billing", "map", "stripe", "price_news", "news"])
+        #expect(mapped.status == 0 && mapped.stdout.contains("stripe price_news buys plan news"), "\(mapped.stderr)")
+        #expect(try cli.run(["billing", "map", "paypal", "x", "news"]).status != 0)
+        #expect(try cli.run(["billing", "map", "stripe", "price_x", "nope"]).stderr.contains("no plan 'nope'"))
+
+        let now = Date()
+        let end = now.addingTimeInterval(30 * 86_400)
+        let events = [
+            StripeFixtures.event(id: "evt_1", type: "checkout.session.completed", created: now,
+                                 object: StripeFixtures.checkout(customer: "cus_1", account: id, subscription: "sub_1")),
+            StripeFixtures.event(id: "evt_2", type: "customer.subscription.created", created: now.addingTimeInterval(1), object: StripeFixtures.subscription(
+                id: "sub_1", customer: "cus_1", status: "active", price: "price_news", periodEnd: end)),
+            StripeFixtures.event(id: "evt_3", type: "customer.subscription.created", created: now.addingTimeInterval(1), object: StripeFixtures.subscription(
+                id: "sub_2", customer: "cus_1", status: "active", price: "price_unmapped", periodEnd: end)),
+        ].map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
+        let file = cli.folder.appendingPathComponent("events.jsonl")
+        try events.write(to: file, atomically: true, encoding: .utf8)
+        let replayed = try cli.run(["billing", "replay", "stripe", file.path])
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+        #expect(replayed.stdout.contains("2 applied, 1 failed"))
+        let again = try cli.run(["billing", "replay", "stripe", file.path, "--json"])
+        let outcomes = (try cli.json(again.stdout) as? [[String: Any]])?.compactMap { $0["outcome"] as? String }
+        #expect(outcomes == ["duplicate", "duplicate", "failed"])
+
+        let failures = try cli.run(["billing", "failures"])
+        #expect(failures.stdout.contains("evt_3") && failures.stdout.contains("no plan is mapped to stripe price 'price_unmapped'"))
+        #expect(try cli.run(["billing", "map", "stripe", "price_unmapped", "news"]).status == 0)
+        let retried = try cli.run(["billing", "retry"])
+        #expect(retried.stdout.contains("1 applied"), "\(retried.stdout)")
+        #expect(try cli.run(["billing", "failures"]).stdout.contains("every event was applied"))
+
+        let shown = try cli.run(["billing", "show", "ada@example.com"])
+        #expect(shown.stdout.contains("stripe  cus_1") && shown.stdout.contains("sub_1") && shown.stdout.contains("evt_2"), "\(shown.stdout)")
+        let overview = try #require(try cli.json(try cli.run(["billing", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])
+        #expect((overview["subscriptions"] as? [Any])?.count == 2)
+        let memberships = try cli.run(["membership", "show", "ada@example.com"])
+        #expect(memberships.stdout.contains("stripe"), "\(memberships.stdout)")
+
+        let token = try cli.run(["billing", "app-token", "ada@example.com"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(UUID(uuidString: token) != nil)
+        #expect(try cli.run(["billing", "app-token", "ada@example.com"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == token)
+        let products = try cli.run(["billing", "products"])
+        #expect(products.stdout.contains("price_news") && products.stdout.contains("price_unmapped"))
+    }
+}

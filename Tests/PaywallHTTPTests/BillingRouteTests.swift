@@ -1,0 +1,152 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PaywallCore
+import PaywallHTTP
+import PaywallService
+import PaywallTestSupport
+import PaywallTokens
+import Testing
+
+/// The billing routes over HTTP: the body's exact bytes verified, one service call,
+/// refusals answered 400 with nothing written.
+@Suite("Billing routes")
+struct BillingRouteTests {
+    static let stripeSignature = HTTPField.Name("Stripe-Signature")!
+
+    static func fixture(configured: Bool = true) throws -> ServiceFixture {
+        let f = try seededFixture { if configured { $0.stripeWebhookSecrets = [StripeFixtures.secret] } }
+        _ = try f.service.mapBillingProduct(provider: .stripe, externalID: "price_news", plan: "news", actor: f.admin)
+        return f
+    }
+
+    static func stripe(_ client: any TestClientProtocol, _ body: [UInt8], signature: String?) async throws -> TestResponse {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let signature { headers[stripeSignature] = signature }
+        return try await client.execute(uri: "/v1/billing/stripe", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+    }
+
+    @Test("Stripe events signed over their exact bytes are applied, once; the reader then reads as a member")
+    func stripeApplied() async throws {
+        let f = try Self.fixture()
+        let account = try f.service.account("reader@example.com").id.rawValue
+        let now = f.service.now
+        // Bytes as Stripe sends them: pretty-printed, which re-encoding would change.
+        let checkout = Array(String(decoding: StripeFixtures.event(id: "evt_1", type: "checkout.session.completed", created: now,
+                                                                   object: StripeFixtures.checkout(customer: "cus_1", account: account, subscription: "sub_1")), as: UTF8.self)
+            .replacingOccurrences(of: ",\"", with: ",\n  \"").utf8)
+        let created = StripeFixtures.event(id: "evt_2", type: "customer.subscription.created", created: now, object: StripeFixtures.subscription(
+            id: "sub_1", customer: "cus_1", status: "active", price: "price_news", periodEnd: now.addingTimeInterval(30 * 86_400)))
+        let token = try accessToken(f, "reader@example.com")
+        try await withAPI(f) { client in
+            let first = try await Self.stripe(client, checkout, signature: StripeFixtures.signature(checkout, at: now))
+            #expect(first.status == .ok)
+            let firstOutcome = try first.object()["outcome"] as? String
+            #expect(firstOutcome == "applied")
+            let second = try await Self.stripe(client, created, signature: StripeFixtures.signature(created, at: now))
+            let secondOutcome = try second.object()["outcome"] as? String
+            #expect(secondOutcome == "applied")
+            let again = try await Self.stripe(client, created, signature: StripeFixtures.signature(created, at: now))
+            let duplicate = try again.object() as? [String: String]
+            #expect(duplicate == ["provider": "stripe", "event": "evt_2", "type": "customer.subscription.created", "outcome": "duplicate"])
+            let access = try await client.access(article: "a1", tags: ["embargo"], token: token)
+            let level = try access.object()["access"] as? String
+            #expect(level == "full")
+        }
+    }
+
+    @Test("refused: bad or missing signature (400 invalid_signature), wrong media type (415), too large (413), not configured (404); nothing written")
+    func stripeRefused() async throws {
+        let f = try Self.fixture()
+        let body = StripeFixtures.event(id: "evt_1", type: "checkout.session.completed", created: f.service.now,
+                                        object: StripeFixtures.checkout(customer: "cus_1", account: nil, subscription: nil))
+        let before = try f.snapshot()
+        try await withAPI(f) { client in
+            let missing = try await Self.stripe(client, body, signature: nil)
+            #expect(missing.status == .badRequest && missing.errorCode == "invalid_signature")
+            let wrong = try await Self.stripe(client, body, signature: StripeFixtures.signature(body, at: f.service.now, secret: "whsec_other_secret_0000"))
+            #expect(wrong.status == .badRequest && wrong.errorCode == "invalid_signature")
+            #expect(wrong.errorMessage == "the event's signature could not be verified")
+            let plain = try await client.execute(uri: "/v1/billing/stripe", method: .post, headers: [.contentType: "text/plain", Self.stripeSignature: "t=1"],
+                                                 body: ByteBuffer(bytes: body))
+            #expect(plain.status == .unsupportedMediaType)
+            let huge = [UInt8](repeating: 0x20, count: 70_000)
+            let large = try await Self.stripe(client, huge, signature: StripeFixtures.signature(huge, at: f.service.now))
+            #expect(large.status == .contentTooLarge)
+        }
+        #expect(try f.snapshot() == before)
+
+        let bare = try Self.fixture(configured: false)
+        let bareBefore = try bare.snapshot()
+        try await withAPI(bare) { client in
+            let response = try await Self.stripe(client, body, signature: StripeFixtures.signature(body, at: bare.service.now))
+            #expect(response.status == .notFound && response.errorCode == "billing_not_configured")
+            let apple = try await client.post("/v1/billing/apple", #"{"signedPayload": "a.b.c"}"#)
+            #expect(apple.status == .notFound && apple.errorCode == "billing_not_configured")
+        }
+        #expect(try bare.snapshot() == bareBefore)
+    }
+
+    @Test("App Store notifications: the reader's token, a signed notification applied, refusals 400")
+    func apple() async throws {
+        let chain = try AppleTestChain()
+        let f = try seededFixture {
+            $0.appleRootCertificate = chain.rootDER
+            $0.appleBundleID = "com.example"
+            $0.appleEnvironment = "Sandbox"
+        }
+        f.clock.advance(by: Date().timeIntervalSince1970.rounded(.down) - f.clock.now().timeIntervalSince1970)
+        _ = try f.service.mapBillingProduct(provider: .apple, externalID: "com.example.news", plan: "news", actor: f.admin)
+        let token = try accessToken(f, "reader@example.com")
+        try await withAPI(f) { client in
+            let tokenResponse = try await client.execute(uri: "/v1/me/app-account-token", method: .get, headers: [.authorization: "Bearer \(token)"])
+            #expect(tokenResponse.status == .ok)
+            let appToken = try #require(try tokenResponse.object()["appAccountToken"] as? String)
+            let again = try await client.execute(uri: "/v1/me/app-account-token", method: .get, headers: [.authorization: "Bearer \(token)"])
+            let sameToken = try again.object()["appAccountToken"] as? String
+            #expect(sameToken == appToken)
+            let unauthenticated = try await client.get("/v1/me/app-account-token")
+            #expect(unauthenticated.status == .unauthorized)
+
+            let signed = try chain.notification(
+                type: "SUBSCRIBED", subtype: "INITIAL_BUY", signedDate: f.service.now, originalTransactionID: "1", productID: "com.example.news",
+                expires: f.service.now.addingTimeInterval(30 * 86_400), appAccountToken: appToken)
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["signedPayload": signed]), as: UTF8.self)
+            let applied = try await client.post("/v1/billing/apple", body)
+            let outcome = try applied.object()["outcome"] as? String
+            #expect(applied.status == .ok && outcome == "applied")
+            let access = try await client.access(article: "a1", tags: ["embargo"], token: token)
+            let level = try access.object()["access"] as? String
+            #expect(level == "full")
+
+            let before = try f.snapshot()
+            let forged = try await client.post("/v1/billing/apple", #"{"signedPayload": "eyJhbGciOiJFUzI1NiJ9.e30.AAAA"}"#)
+            #expect(forged.status == .badRequest && forged.errorCode == "invalid_signature")
+            let unknown = try await client.post("/v1/billing/apple", #"{"signedPayload": "x", "extra": 1}"#)
+            #expect(unknown.status == .badRequest && unknown.errorCode == "unknown_field")
+            #expect(try f.snapshot() == before)
+        }
+    }
+
+    @Test("the admin API keeps the price and product mappings")
+    func adminMappings() async throws {
+        let f = try Self.fixture()
+        let admin = try adminToken(f, [.catalog])
+        let members = try adminToken(f, [.members])
+        try await withAPI(f) { client in
+            let made = try await client.post("/admin/v1/billing/products", #"{"provider": "apple", "product": "com.example.news", "plan": "news"}"#, token: admin)
+            #expect(made.status == .created)
+            let list = try await client.execute(uri: "/admin/v1/billing/products", method: .get, headers: [.authorization: "Bearer \(admin)"])
+            let products = try #require(try list.object()["products"] as? [[String: String]])
+            #expect(products == [["provider": "apple", "product": "com.example.news", "plan": "news"], ["provider": "stripe", "product": "price_news", "plan": "news"]])
+            let noPlan = try await client.post("/admin/v1/billing/products", #"{"provider": "stripe", "product": "price_x", "plan": "nope"}"#, token: admin)
+            #expect(noPlan.status == .notFound && noPlan.errorCode == "plan_not_found")
+            let badProvider = try await client.post("/admin/v1/billing/products", #"{"provider": "paypal", "product": "x", "plan": "news"}"#, token: admin)
+            #expect(badProvider.status == .badRequest && badProvider.errorCode == "invalid_field")
+            let forbidden = try await client.post("/admin/v1/billing/products", #"{"provider": "stripe", "product": "x", "plan": "news"}"#, token: members)
+            #expect(forbidden.status == .forbidden)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import PaywallCore
+import PaywallService
+import PaywallTestSupport
+import Testing
+
+/// App Store Server Notifications through the service, signed by a chain shaped like
+/// Apple's (made with openssl at test time), checked with access decisions.
+@Suite("App Store billing")
+struct AppleBillingTests {
+    static let chain: AppleTestChain? = try? AppleTestChain()
+
+    final class App: @unchecked Sendable {
+        let f: ServiceFixture
+        let chain: AppleTestChain
+        let account: AccountID
+        let token: String
+
+        init(chain: AppleTestChain? = AppleBillingTests.chain) throws {
+            let chain = try #require(chain)
+            self.chain = chain
+            f = try ServiceFixture {
+                $0.appleRootCertificate = chain.rootDER
+                $0.appleBundleID = "com.example"
+                $0.appleEnvironment = "Sandbox"
+                $0.stripeWebhookSecrets = [StripeFixtures.secret]
+            }
+            // The chain made a moment ago is valid from now on: the manual clock starts here.
+            f.clock.advance(by: Date().timeIntervalSince1970.rounded(.down) - f.clock.now().timeIntervalSince1970)
+            _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "Euronews SA", actor: f.admin)
+            _ = try f.service.addPlan(id: "news", name: "News", period: "month", titles: ["euronews"], actor: f.admin)
+            account = try f.service.signUp(email: "reader@example.com", password: "correct horse battery", displayName: nil, actor: f.admin).id
+            _ = try f.service.mapBillingProduct(provider: .apple, externalID: "com.example.news.monthly", plan: "news", actor: f.admin)
+            token = try f.service.appAccountToken(account: "reader@example.com", actor: f.admin).uuidString.lowercased()
+        }
+
+        var now: Date { f.service.now }
+
+        func payload(_ type: String, _ subtype: String? = nil, expires: Date, autoRenew: Bool = true, graceEnd: Date? = nil, token: String? = nil,
+                     uuid: String = UUID().uuidString.lowercased(), signedDate: Date? = nil, offerType: Int? = nil, bundle: String = "com.example") throws -> String {
+            try chain.notification(
+                uuid: uuid, type: type, subtype: subtype, signedDate: signedDate ?? now, bundleID: bundle, originalTransactionID: "2000000001",
+                productID: "com.example.news.monthly", expires: expires, appAccountToken: token ?? self.token, autoRenew: autoRenew, graceEnd: graceEnd,
+                offerType: offerType)
+        }
+
+        @discardableResult
+        func post(_ signedPayload: String) throws -> BillingResult { try f.service.receiveAppleNotification(signedPayload: signedPayload) }
+
+        @discardableResult
+        func post(_ type: String, _ subtype: String? = nil, expires: Date, autoRenew: Bool = true, graceEnd: Date? = nil) throws -> BillingResult {
+            try post(try payload(type, subtype, expires: expires, autoRenew: autoRenew, graceEnd: graceEnd))
+        }
+
+        func memberships() throws -> [Membership] { try f.service.membershipRecords(account: account.rawValue).1.map(\.membership) }
+
+        func access() async throws -> String {
+            var article = ArticleInput(id: "a1")
+            article.tags = ["embargo"]
+            let answer = try await f.service.checkAccess(AccessRequest(title: "euronews", article: article), reader: .account(account))
+            guard answer.decision.access.description == "full" else { return "no full access" }
+            return answer.decision.decidingRules.first ?? "none"
+        }
+    }
+
+    @Test("the token given to the app is the account's, always the same")
+    func token() throws {
+        let app = try App()
+        #expect(try app.f.service.appAccountToken(account: "reader@example.com", actor: app.f.admin).uuidString.lowercased() == app.token)
+        #expect(try app.f.service.billingOverview(account: "reader@example.com").links.map(\.customer) == [app.token])
+    }
+
+    @Test("a subscription's whole life: trial, renewal, failed renewal in grace, recovered, auto-renew off, expired")
+    func wholeLife() async throws {
+        let app = try App()
+        #expect(try await app.access() == "no full access")
+        let trialEnd = app.now.addingTimeInterval(7 * 86_400)
+        #expect(try app.post(try app.payload("SUBSCRIBED", "INITIAL_BUY", expires: trialEnd, offerType: 1)).outcome == .applied)
+        var membership = try #require(try app.memberships().first)
+        #expect(membership.source == .apple && membership.status == .active && membership.currentPeriodEnd == trialEnd)
+        #expect(try await app.access() == StripeBillingTests.member)
+
+        app.f.clock.advance(by: 7 * 86_400)
+        let firstEnd = app.now.addingTimeInterval(30 * 86_400)
+        try app.post("DID_RENEW", expires: firstEnd)
+        #expect(try app.memberships().first?.currentPeriodEnd == firstEnd)
+
+        app.f.clock.advance(by: 30 * 86_400)
+        let graceEnd = app.now.addingTimeInterval(16 * 86_400)
+        try app.post("DID_FAIL_TO_RENEW", "GRACE_PERIOD", expires: firstEnd, graceEnd: graceEnd)
+        membership = try #require(try app.memberships().first)
+        #expect(membership.status == .pastDue && membership.gracePeriodEnd == graceEnd)
+        #expect(try await app.access() == StripeBillingTests.grace)
+
+        app.f.clock.advance(by: 86_400)
+        let secondEnd = app.now.addingTimeInterval(30 * 86_400)
+        try app.post("DID_RENEW", "BILLING_RECOVERY", expires: secondEnd)
+        #expect(try app.memberships().first?.status == .active)
+        #expect(try await app.access() == StripeBillingTests.member)
+
+        app.f.clock.advance(by: 86_400)
+        try app.post("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED", expires: secondEnd, autoRenew: false)
+        membership = try #require(try app.memberships().first)
+        #expect(membership.status == .active && membership.cancelAtPeriodEnd)
+
+        app.f.clock.advance(by: secondEnd.timeIntervalSince(app.now) + 1)
+        try app.post("EXPIRED", "VOLUNTARY", expires: secondEnd, autoRenew: false)
+        #expect(try app.memberships().map(\.status) == [.expired])
+        #expect(try await app.access() == "no full access")
+        let history = try app.f.service.membershipRecords(account: "reader@example.com").1.first?.history ?? []
+        #expect(history.map(\.to) == [.active, .pastDue, .active, .expired])
+        #expect(history.allSatisfy { $0.actor == "billing:apple" && ($0.reason ?? "").contains("2000000001") })
+
+        // Resubscribed later: the same original transaction, a new membership.
+        app.f.clock.advance(by: 86_400)
+        try app.post("SUBSCRIBED", "RESUBSCRIBE", expires: app.now.addingTimeInterval(30 * 86_400))
+        #expect(try app.memberships().map(\.status) == [.active, .expired])
+    }
+
+    @Test("refund, revoke, grace period expired, and a failed renewal without grace end access",
+          arguments: [("REFUND", nil), ("REVOKE", nil), ("GRACE_PERIOD_EXPIRED", nil), ("DID_FAIL_TO_RENEW", nil), ("EXPIRED", "BILLING_RETRY")] as [(String, String?)])
+    func endings(_ type: String, _ subtype: String?) throws {
+        let app = try App()
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: app.now.addingTimeInterval(30 * 86_400))
+        app.f.clock.advance(by: 60)
+        #expect(try app.post(type, subtype, expires: app.now.addingTimeInterval(29 * 86_400)).outcome == .applied)
+        #expect(try app.memberships().map(\.status) == [.expired])
+    }
+
+    @Test("idempotent on notificationUUID; an older notification never overwrites a newer one")
+    func onceAndInOrder() throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(30 * 86_400)
+        let subscribed = try app.payload("SUBSCRIBED", "INITIAL_BUY", expires: end, signedDate: app.now)
+        let expired = try app.payload("EXPIRED", "VOLUNTARY", expires: end, signedDate: app.now.addingTimeInterval(60))
+        app.f.clock.advance(by: 120)
+        #expect(try app.post(expired).outcome == .applied)  // nothing to expire yet: recorded
+        #expect(try app.post(subscribed).outcome == .stale)
+        #expect(try app.memberships().isEmpty)
+        let before = try app.f.snapshot()
+        #expect(try app.post(subscribed).outcome == .duplicate)
+        #expect(try app.post(expired).outcome == .duplicate)
+        #expect(try app.f.snapshot() == before)
+        // TEST and other types are answered, not stored.
+        let test = try app.chain.sign(["notificationType": "TEST", "notificationUUID": UUID().uuidString, "signedDate": Int64(app.now.timeIntervalSince1970 * 1000),
+                                       "data": ["bundleId": "com.example", "environment": "Sandbox"]])
+        #expect(try app.post(test).outcome == .ignored)
+        #expect(try app.f.snapshot() == before)
+    }
+
+    @Test("an unknown appAccountToken is kept pending")
+    func unknownToken() throws {
+        let app = try App()
+        let stranger = UUID().uuidString.lowercased()
+        let result = try app.post(try app.payload("SUBSCRIBED", "INITIAL_BUY", expires: app.now.addingTimeInterval(86_400), token: stranger))
+        #expect(result.outcome == .pending)
+        #expect(try app.f.service.unappliedBillingEvents().first?.detail == "customer \(stranger) is not linked to an account yet")
+    }
+
+    @Test("refusals write nothing: another root, missing OIDs, another app, another environment, not configured")
+    func refusals() throws {
+        let app = try App()
+        let before = try app.f.snapshot()
+        func code(_ payload: String, _ service: PaywallService? = nil) -> String? {
+            do { _ = try (service ?? app.f.service).receiveAppleNotification(signedPayload: payload); return nil } catch { return error.code }
+        }
+        let end = app.now.addingTimeInterval(86_400)
+        let stranger = try AppleTestChain()
+        let strangerPayload = try stranger.notification(
+            type: "SUBSCRIBED", signedDate: app.now, originalTransactionID: "1", productID: "com.example.news.monthly", expires: end, appAccountToken: app.token)
+        #expect(code(strangerPayload) == "invalid_signature")
+        for (leaf, intermediate) in [(false, true), (true, false)] {
+            let unmarked = try AppleTestChain(leafMarker: leaf, intermediateMarker: intermediate)
+            let other = try ServiceFixture {
+                $0.appleRootCertificate = unmarked.rootDER
+                $0.appleBundleID = "com.example"
+                $0.appleEnvironment = "Sandbox"
+            }
+            let otherBefore = try other.snapshot()
+            #expect(code(try unmarked.notification(
+                type: "SUBSCRIBED", signedDate: app.now, originalTransactionID: "1", productID: "p", expires: end, appAccountToken: app.token), other.service)
+                == "invalid_signature")
+            #expect(try other.snapshot() == otherBefore)
+        }
+        #expect(code(try app.payload("SUBSCRIBED", expires: end, bundle: "com.example.wrong")) == "invalid_event")
+        #expect(code(try app.chain.notification(
+            type: "SUBSCRIBED", signedDate: app.now, environment: "Production", originalTransactionID: "1", productID: "p", expires: end,
+            appAccountToken: app.token)) == "invalid_event")
+        #expect(code("not.a.jws") == "invalid_signature")
+        #expect(try app.f.snapshot() == before)
+        let bare = try ServiceFixture()
+        #expect(code(try app.payload("SUBSCRIBED", expires: end), bare.service) == "billing_not_configured")
+    }
+
+    @Test("a reader paying through Stripe and the App Store keeps both memberships")
+    func bothProviders() async throws {
+        let app = try App()
+        _ = try app.f.service.mapBillingProduct(provider: .stripe, externalID: "price_news", plan: "news", actor: app.f.admin)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: app.now.addingTimeInterval(30 * 86_400))
+        func stripe(_ type: String, _ object: [String: Any], _ id: String) throws {
+            let body = StripeFixtures.event(id: id, type: type, created: app.now, object: object)
+            _ = try app.f.service.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: app.now))
+        }
+        try stripe("checkout.session.completed", StripeFixtures.checkout(customer: "cus_1", account: app.account.rawValue, subscription: "sub_1"), "evt_1")
+        try stripe("customer.subscription.created", StripeFixtures.subscription(
+            id: "sub_1", customer: "cus_1", status: "active", price: "price_news", periodEnd: app.now.addingTimeInterval(30 * 86_400)), "evt_2")
+        #expect(Set(try app.memberships().map(\.source)) == [.apple, .stripe])
+        // One of them ending leaves the other's access.
+        app.f.clock.advance(by: 60)
+        try app.post("REFUND", expires: app.now.addingTimeInterval(30 * 86_400))
+        #expect(try await app.access() == StripeBillingTests.member)
+        #expect(Set(try app.f.service.billingOverview(account: "reader@example.com").links.map(\.provider)) == [.apple, .stripe])
+    }
+}

@@ -51,7 +51,7 @@ extension WebSite {
     func refusal(_ visit: Visit, _ refusal: AdminRefusal) -> Response {
         switch refusal {
         case let .signIn(message):
-            var response = adminSignInForm(visit, status: message == nil ? .unauthorized : .unauthorized, error: message)
+            var response = adminSignInForm(visit, status: .unauthorized, error: message)
             if adminToken(visit) != nil || visit.request.cookies[Self.adminCookie] != nil { response.setCookie(adminCookie("", maxAge: 0)) }
             return response
         case let .scope(name):
@@ -110,7 +110,7 @@ extension WebSite {
 
     func adminHome(_ visit: Visit) async throws -> Response {
         switch await admin(visit, scope: nil) {
-        case let .failure(refusal): return refusal(visit, refusal)
+        case let .failure(why): return refusal(visit, why)
         case let .success(admin):
             let scopes = admin.scopes
             return adminPage("admin", visit, admin: admin, title: "Admin", values: [
@@ -123,7 +123,7 @@ extension WebSite {
     func adminDecisions(_ visit: Visit) async throws -> Response {
         let admin: AdminPrincipal
         switch await self.admin(visit, scope: .audit) {
-        case let .failure(refusal): return refusal(visit, refusal)
+        case let .failure(why): return refusal(visit, why)
         case let .success(found): admin = found
         }
         let decisions = try await service.blocking { service throws(ServiceError) in try service.recentDecisions(by: admin) }
@@ -163,7 +163,7 @@ extension WebSite {
     func adminReads(_ visit: Visit) async throws -> Response {
         let admin: AdminPrincipal
         switch await self.admin(visit, scope: .audit) {
-        case let .failure(refusal): return refusal(visit, refusal)
+        case let .failure(why): return refusal(visit, why)
         case let .success(found): admin = found
         }
         let month = Gift.month(of: service.now)
@@ -182,7 +182,7 @@ extension WebSite {
     func adminPolicy(_ visit: Visit) async throws -> Response {
         let admin: AdminPrincipal
         switch await self.admin(visit, scope: .policy) {
-        case let .failure(refusal): return refusal(visit, refusal)
+        case let .failure(why): return refusal(visit, why)
         case let .success(found): admin = found
         }
         let summary = try await service.blocking { service throws(ServiceError) in try service.adminPolicy(by: admin) }

@@ -71,7 +71,7 @@ extension WebSite {
         guard let title = titles.first(where: { $0.id.rawValue == titleID }) else { return notFound(visit) }
         let gift = Self.giftParameter(visit.request)
         let answer: AccessAnswer
-        do {
+        do throws(ServiceError) {
             if gift == "" { throw ServiceError.giftRefused("not a gift token") }
             let request = AccessRequest(title: titleID, article: article.input, request: visit.facts, gift: gift)
             answer = try await service.checkAccess(request, reader: visit.accessReader)

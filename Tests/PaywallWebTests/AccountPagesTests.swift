@@ -35,7 +35,7 @@ struct AccountPagesTests {
         try await withSite(f) { client in
             let browser = Browser(client)
             _ = try await browser.get("/signup")
-            #expect(try await browser.post("/signup", [("email", "verify@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
+            #expect(try await browser.post("/signup", [("name", "Vera"), ("email", "verify@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
             var account = try await browser.get("/account").text
             #expect(account.contains("Not confirmed yet") && account.contains(#"action="/account/verification""#))
             let token = try #require(try mailedToken(f, "verify-email", to: "verify@example.com"))
@@ -84,7 +84,7 @@ struct AccountPagesTests {
         try await withSite(f) { client in
             let browser = Browser(client)
             _ = try await browser.get("/signup")
-            #expect(try await browser.post("/signup", [("email", "resend@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
+            #expect(try await browser.post("/signup", [("name", "Remy"), ("email", "resend@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
             _ = try await browser.get("/account")
             let first = try #require(try mailedToken(f, "verify-email", to: "resend@example.com"))
             let mails = try f.service.outbox().count
@@ -101,7 +101,7 @@ struct AccountPagesTests {
             #expect(throws: ServiceError.self) { try f.service.verifyEmail(token: first) }
             // Signed out: the form sends to sign in, nothing queued.
             let anonymous = Browser(client)
-            _ = try await anonymous.get("/")
+            _ = try await anonymous.get("/signin")
             #expect(try await anonymous.post("/account/verification", []).headers[.location] == "/signin?next=/account")
             #expect(try f.service.outbox().count == mails + 1)
         }

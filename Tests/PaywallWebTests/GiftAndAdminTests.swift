@@ -76,7 +76,7 @@ struct GiftAndAdminTests {
             #expect(refused.status == .forbidden && refused.text.contains("Only members can give this article"))
             #expect(try f.snapshot()["gifts"] == gifts)
             // Signed out: to sign in.
-            _ = try await anonymous.get("/")
+            _ = try await anonymous.get("/signin")
             #expect(try await anonymous.post(seedPath + "/gift", []).headers[.location] == "/signin?next=\(seedPath)")
         }
     }
@@ -171,11 +171,11 @@ struct GiftAndAdminTests {
             #expect(html.contains("<td>teaser</td>") && html.contains("<td>full</td>"))
             let recorded = f.service.decisionLog.recent()
             #expect(recorded.count == 5)
-            for rule in Set(recorded.flatMap(\.decidingRules)) { #expect(html.contains(rule)) }
+            for rule in Set(recorded.flatMap(\.decidingRules)) { #expect(forms(of: rule).contains { html.contains($0) }, "\(rule)") }
             #expect(html.contains("Meter use") && html.contains("one used"))
             // Never who: no email, id, session token.
             let id = try f.service.account("reader@example.com").id.rawValue
-            for secret in ["reader@example.com", id, session] { #expect(!html.contains(secret)) }
+            for secret in ["reader@example.com", id, session] { #expect(!html.contains(secret), "\(secret)") }
 
             let reads = try await admin.get("/admin/reads")
             #expect(reads.status == .ok && reads.text.contains("Reads this month") && reads.text.contains(#"<th scope="row">euronews</th>"#))

@@ -37,7 +37,8 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "paywall")
+# Absolute: the server and the CLI run in a temporary folder (`.ci/run` passes a relative path).
+BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "paywall")
 SHOTS = os.environ.get("PAYWALL_SCREENSHOTS", "/tmp/paywall-screenshots")
 ARTICLES = json.load(open(os.path.join(ROOT, "Sources", "PaywallWeb", "Content", "demo-articles.json")))["articles"]
 SEED = next(a for a in ARTICLES if a["id"] == "zelenskyy-talks")

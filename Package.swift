@@ -9,7 +9,7 @@
 //   PaywallService (orchestrates; owns configuration, the policy and the key ring)
 //       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy, PaywallBilling
 //   PaywallViews (the JSON shapes every adapter shows) -> PaywallService
-//   PaywallWeb (the reader's HTML pages, thin adapter) -> PaywallService, PaywallViews
+//   PaywallWeb (the reader's HTML pages, thin adapter) -> PaywallService, PaywallViews (PaywallTokens for admin scopes)
 //   paywall (CLI, thin adapter) -> PaywallService, PaywallViews, PaywallHTTP, PaywallWeb
 import PackageDescription
 
@@ -119,7 +119,7 @@ let package = Package(
         .target(
             name: "PaywallWeb",
             dependencies: [
-                "PaywallService", "PaywallViews", "PaywallCore", "PaywallPolicy", "PaywallCrypto",
+                "PaywallService", "PaywallViews", "PaywallCore", "PaywallPolicy", "PaywallCrypto", "PaywallTokens",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,7 +5,9 @@ Starts `paywall serve --demo` on a free loopback port with a temporary database 
 folder, then walks the journey the seed page promises: the seed article anonymously
 (teaser and offers, the rest absent from the page source) -> sign up -> metered full
 articles -> free articles used up -> teaser -> start the trial -> full text -> sign out ->
-teaser again. Screenshots of the teaser, the full article and the account page at desktop
+teaser again; the confirmation link from the mail (its token read from the URL fragment by
+the page's script); a member's gift link; the admin area with a token from the CLI.
+Screenshots of the teaser, the full article, the account page and the admin decisions at desktop
 (1280) and phone (390) widths go to $PAYWALL_SCREENSHOTS (default /tmp/paywall-screenshots).
 Fails on any browser console error, on any serious or critical axe-core violation in a
 page, and when a leak crawl (every URL the site links or serves, as an anonymous reader and
@@ -19,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,10 +33,12 @@ import urllib.request
 from axe_selenium_python import Axe
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "paywall")
+# Absolute: the server and the CLI run in a temporary folder (`.ci/run` passes a relative path).
+BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "paywall")
 SHOTS = os.environ.get("PAYWALL_SCREENSHOTS", "/tmp/paywall-screenshots")
 ARTICLES = json.load(open(os.path.join(ROOT, "Sources", "PaywallWeb", "Content", "demo-articles.json")))["articles"]
 SEED = next(a for a in ARTICLES if a["id"] == "zelenskyy-talks")
@@ -148,6 +153,20 @@ def body_text(driver):
     return driver.find_element(By.TAG_NAME, "main").text
 
 
+def wait_text(driver, words, seconds=10):
+    """A page that navigates by itself (a form sent by a script, a click) shows `words`;
+    the old page's elements go stale meanwhile."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if words in body_text(driver):
+                return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            pass
+        time.sleep(0.05)
+    return False
+
+
 def fill(driver, fields):
     for name, value in fields.items():
         element = driver.find_element(By.NAME, name)
@@ -201,7 +220,67 @@ def crawl(base, cookies, label):
 
 # MARK: - The journey
 
-def journey(driver, base):
+def mailed_token(folder, email, page):
+    """The newest link of a kind in the outbox (the server's database; no mail is sent)."""
+    with sqlite3.connect(os.path.join(folder, "paywall.sqlite")) as db:
+        rows = db.execute("SELECT body FROM outbox WHERE recipient = ? ORDER BY id DESC", (email,)).fetchall()
+    for (body,) in rows:
+        match = re.search(r"/" + page + r"#token=([A-Za-z0-9_-]+)", body or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+def gift_and_admin(driver, base, folder):
+    """A member gives the seed article; the link opens it in full for a stranger. Then the
+    admin area with a token from the CLI."""
+    driver.delete_all_cookies()
+    visit(driver, base, "/signin")
+    fill(driver, {"email": "member@example.com", "password": "demo member passphrase"})
+    driver.find_element(By.CSS_SELECTOR, "form[action='/signin'] button[type=submit]").click()
+    wait_for(driver, base + "/account")
+    visit(driver, base, SEED_PATH)
+    driver.find_element(By.XPATH, "//button[contains(., 'Create a gift link')]").click()
+    check(wait_text(driver, "Your gift link"), "gift: no gift link page")
+    link = driver.find_element(By.ID, "gift-link").get_attribute("value")
+    check(link.startswith(base + SEED_PATH + "?gift="), f"gift: unexpected link {link}")
+    axe_check(driver, "the gift link page")
+    driver.delete_all_cookies()
+    visit(driver, base, link[len(base):])
+    text = body_text(driver)
+    check(all(p in text for p in SEED["paragraphs"]), "gift: the link does not open the article in full")
+    other = next(a for a in ARTICLES if not a.get("free") and a.get("section") != "opinion" and a["id"] != SEED["id"])
+    visit(driver, base, path_of(other) + link[len(base + SEED_PATH):], allow_status=403)
+    check("This gift link does not work" in body_text(driver), "gift: the link opened another article")
+    check(not leaks(driver.page_source, other["paragraphs"][-1]), "gift: another article's text is in the page")
+
+    result = subprocess.run(
+        [BINARY, "token", "admin", "--scope", "audit", "--scope", "policy", "--subject", "browser-test",
+         "--db", os.path.join(folder, "paywall.sqlite"), "--keys", os.path.join(folder, "Keys")],
+        cwd=folder, capture_output=True, text=True, timeout=60)
+    tokens = re.findall(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", result.stdout)
+    if not check(result.returncode == 0 and tokens, f"paywall token admin failed: {result.stderr.strip()}"):
+        return
+    visit(driver, base, "/admin", allow_status=401)
+    axe_check(driver, "admin sign-in")
+    fill(driver, {"token": tokens[-1]})
+    driver.find_element(By.CSS_SELECTOR, "form[action='/admin/signin'] button[type=submit]").click()
+    wait_for(driver, base + "/admin")
+    check("browser-test" in body_text(driver), "admin: not signed in")
+    admin_cookie = next((c for c in driver.get_cookies() if c["name"] == "paywall_admin"), None)
+    check(admin_cookie is not None and admin_cookie.get("httpOnly") and admin_cookie.get("sameSite") == "Strict"
+          and admin_cookie.get("path") == "/admin", f"admin: the cookie is not HttpOnly, Strict, /admin: {admin_cookie}")
+    axe_check(driver, "the admin home")
+    for path, label, words in (("/admin/decisions", "recent decisions", "zelenskyy-talks"), ("/admin/reads", "reads this month", "euronews"),
+                               ("/admin/policy", "the policy", "Revision")):
+        visit(driver, base, path)
+        check(words in body_text(driver), f"admin: {label} does not show {words}")
+        axe_check(driver, f"admin: {label}")
+    visit(driver, base, "/admin/decisions")
+    screenshots(driver, "admin-decisions")
+
+
+def journey(driver, base, folder):
     # 1. Anonymous: the seed article's teaser and offers; the rest is not in the page at all.
     visit(driver, base, SEED_PATH)
     text = body_text(driver)
@@ -249,13 +328,29 @@ def journey(driver, base):
     wait_for(driver, base + path_of(fourth))
     check(fourth["paragraphs"][-1] in body_text(driver), "trial: the article is not in full")
 
-    # 5. The account page: trial days left, free articles left.
+    # 5. The account page: trial days left, free articles left, this device, the email
+    # not confirmed yet.
     visit(driver, base, "/account")
     text = body_text(driver)
     check("14 days left" in text, "account: trial days left missing")
     check("0 of 3" in text, "account: free articles left missing")
+    check("Sign out this device" in text and "This browser" in text, "account: the signed-in devices are missing")
+    check("Not confirmed yet" in text, "account: the email is not said to be unconfirmed")
     axe_check(driver, "the account page")
     screenshots(driver, "account")
+
+    # 5b. The confirmation link from the mail: the page's script reads the fragment, posts
+    # it and removes it from the address bar; the account page then says so.
+    token = mailed_token(folder, "browser@example.com", "verify-email")
+    if check(token is not None, "no verification mail in the outbox"):
+        visit(driver, base, "/verify-email#token=" + token)
+        check(wait_text(driver, "Your email address is confirmed"), "verify email: the link did not confirm the address")
+        check("#" not in driver.current_url, f"verify email: the token stayed in the address bar: {driver.current_url}")
+        for error in console_errors(driver):
+            check(False, f"console error on the verification: {error.get('message')}")
+        axe_check(driver, "the email confirmed page")
+        visit(driver, base, "/account")
+        check("Confirmed" in body_text(driver) and "Not confirmed yet" not in body_text(driver), "account: the email is not confirmed")
 
     # 6. Sign out: the teaser again.
     driver.find_element(By.XPATH, "//header//button[contains(., 'Sign out')]").click()
@@ -267,7 +362,8 @@ def journey(driver, base):
 
     # Other pages, for axe and the console: the front page, sign in, a free article, a
     # headline-only article, an error page.
-    for path, label in (("/", "the front page"), ("/signin", "sign in"), ("/titles/euronews/articles/heatwave-advice", "a free article"),
+    for path, label in (("/", "the front page"), ("/signin", "sign in"), ("/forgot-password", "forgot password"),
+                        ("/verify-email", "verify email (no code)"), ("/reset-password", "reset password"), ("/titles/euronews/articles/heatwave-advice", "a free article"),
                         ("/titles/le-monde/articles/tribune-four-day-week", "a headline-only article")):
         visit(driver, base, path)
         axe_check(driver, label)
@@ -281,7 +377,8 @@ def main():
     driver = None
     try:
         driver = browser()
-        journey(driver, base)
+        journey(driver, base, folder)
+        gift_and_admin(driver, base, folder)
         crawl(base, {}, "an anonymous reader")
         # A signed-in reader without a membership (the demo's reader@example.com): the
         # crawl's first article pages spend the meter, the rest are teasers.

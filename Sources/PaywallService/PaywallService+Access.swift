@@ -141,6 +141,7 @@ extension PaywallService {
                 answer.articleGrant = issued
             }
         }
+        logDecision(answer)
         return answer
     }
 

@@ -11,6 +11,8 @@ public struct AdminPrincipal: Sendable, Equatable {
     public var scopes: Set<AdminScope>
     /// The token's `jti`, recorded with reads so an entry leads back to the token.
     public var tokenID: String
+    /// When the token expires (the admin pages' cookie lasts as long).
+    public var expiresAt: Date?
 
     public var actor: AuditActor { .admin(name) }
 
@@ -90,13 +92,22 @@ extension PaywallService {
     /// ``ServiceError/adminTokenRequired`` (403); without the scope:
     /// ``ServiceError/missingScope(_:)`` (403).
     public func adminPrincipal(bearer: String?, requiring scope: AdminScope) throws(ServiceError) -> AdminPrincipal {
+        let admin = try adminPrincipal(bearer: bearer)
+        guard admin.scopes.contains(scope) else { throw .missingScope(scope.rawValue) }
+        return admin
+    }
+
+    /// The administrator a valid admin token names, whatever its scopes (the admin pages'
+    /// sign-in; each page then asks for its own scope), with when the token expires.
+    public func adminPrincipal(bearer: String?) throws(ServiceError) -> AdminPrincipal {
         guard let bearer else { throw .tokenRequired }
         // Every kind is verified in full (signature, iss, aud, times) before its kind is
         // judged: a forged or expired token is 401 whatever its typ says; only a genuine
         // token of another kind is "forbidden". Not cached: admin calls are few.
         guard case let .admin(claims) = try verifyToken(bearer, kinds: Set(TokenKind.allCases)) else { throw .adminTokenRequired }
-        guard claims.scopes.contains(scope) else { throw .missingScope(scope.rawValue) }
-        return AdminPrincipal(name: claims.registered.subject, scopes: claims.scopes, tokenID: claims.registered.tokenID)
+        var admin = AdminPrincipal(name: claims.registered.subject, scopes: claims.scopes, tokenID: claims.registered.tokenID)
+        admin.expiresAt = claims.registered.expiresAt
+        return admin
     }
 
     /// Runs an admin read and records it (admins reading readers' data is itself audited);

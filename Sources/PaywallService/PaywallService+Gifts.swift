@@ -77,6 +77,7 @@ extension PaywallService {
                 try issuer().0, subject: reader.meterSubject ?? .device("anonymous"), title: gift.titleID, article: gift.articleID,
                 lifetime: configuration.articleGrantLifetime)
         }
+        logDecision(answer)
         return answer
     }
 
@@ -96,5 +97,20 @@ extension PaywallService {
         guard let gift = try mapped({ try store.gift(id: claims.registered.tokenID) }) else { throw .giftRefused("no such gift on record") }
         guard gift.titleID == titleID, gift.articleID == articleID else { throw .giftRefused("the link is for another article") }
         return gift
+    }
+
+    // MARK: - What a member may still give
+
+    /// Gift links an account may still make this month: nil when its membership does not
+    /// cover `title` (the page then offers no gift form), else how many it made and the
+    /// limit. Reads only; ``createGift(reader:title:article:)`` decides again when it writes.
+    public func giftAllowance(accountID: AccountID, title: String) throws(ServiceError) -> (used: Int, limit: Int)? {
+        try mapped {
+            guard let titleID = try? TitleID(validating: title) else { return nil }
+            let at = now
+            guard try membershipFacts(accountID: accountID, title: titleID, at: at).entitled else { return nil }
+            let month = Gift.month(of: at)
+            return (try store.giftCount(accountID: accountID, from: month.start, to: month.end), configuration.giftsPerMonth)
+        }
     }
 }

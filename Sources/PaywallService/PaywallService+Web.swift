@@ -39,6 +39,8 @@ public struct ReaderSummary: Sendable {
     /// Whether the person may still start their one free trial.
     public var trialEligible: Bool
     public var meter: MeterLine?
+    /// Sessions in use (one per signed-in device), most recently used first.
+    public var sessions: [ActiveSession]
     public var now: Date
 }
 
@@ -91,7 +93,8 @@ extension PaywallService {
             }
             return ReaderSummary(
                 account: account, memberships: memberships, trial: trial, trialStatus: trialStatus, trialDaysLeft: daysLeft,
-                trialEligible: try trialEligible(account), meter: meter, now: at)
+                trialEligible: try trialEligible(account), meter: meter,
+                sessions: try store.sessionsInUse(accountID: id).sorted { $0.lastUsedAt > $1.lastUsedAt }, now: at)
         }
     }
 }

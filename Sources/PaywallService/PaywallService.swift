@@ -30,6 +30,8 @@ public final class PaywallService: Sendable {
     let signUps: RateLimiter
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
+    /// The last access decisions, for the admin area (``DecisionLog``).
+    public let decisionLog = DecisionLog(capacity: 200)
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
     private let heldPolicy = Mutex<Policy?>(nil)
     /// Loaded on first use, replaced by ``reloadKeys()`` and after every key change.

@@ -69,10 +69,20 @@ extension WebSite {
         guard let article = articles.article(title: titleID, id: articleID) else { return notFound(visit) }
         let titles = try await service.blocking { service throws(ServiceError) in try service.titles() }
         guard let title = titles.first(where: { $0.id.rawValue == titleID }) else { return notFound(visit) }
+        let gift = Self.giftParameter(visit.request)
         let answer: AccessAnswer
-        do {
-            answer = try await service.checkAccess(AccessRequest(title: titleID, article: article.input, request: visit.facts), reader: visit.accessReader)
+        do throws(ServiceError) {
+            if gift == "" { throw ServiceError.giftRefused("not a gift token") }
+            let request = AccessRequest(title: titleID, article: article.input, request: visit.facts, gift: gift)
+            answer = try await service.checkAccess(request, reader: visit.accessReader)
         } catch {
+            // A gift link for another article, expired, withdrawn or forged: a page saying so
+            // and nothing of any article (the reader can open the article without it).
+            if case .giftRefused = error {
+                return errorPage(
+                    visit, status: .forbidden, heading: "This gift link does not work",
+                    message: "This gift link is not valid for this article, or has expired.", link: (Self.path(title: titleID, article: articleID), "Open the article"))
+            }
             if error.category == .notFound || error.category == .invalid { return notFound(visit) }
             throw error
         }
@@ -101,6 +111,10 @@ extension WebSite {
             values["paywall"] = paywallBox(decision, visit: visit, next: here)
         }
         if let note = Self.meterNote(decision) { values["meterNote"] = note }
+        if gift != nil { values["meterNote"] = "A gift from a member: this article is yours to read in full." }
+        if gift == nil, decision.access == .full, !decision.accessibleForFree, let form = try await giftForm(visit, title: titleID, article: articleID) {
+            values["giftForm"] = form
+        }
 
         // Shared text: the publisher's summary, written for sharing, never a body paragraph;
         // with access `none` not even that (the headline alone is what the reader may see).
@@ -309,6 +323,19 @@ extension WebSite {
             "memberSince": Self.longDate(summary.account.createdAt),
         ]
         if let error { values["error"] = error }
+        if error == nil, let key = visit.request.uri.queryParameters["done"].map(String.init), let notice = Self.accountNotices[key] {
+            values["notice"] = notice
+        }
+        values["emailVerified"] = summary.account.emailVerifiedAt != nil
+        let current = reader.session.familyID
+        let sessions: [[String: Any]] = summary.sessions.map { session in
+            [
+                "id": session.id, "device": session.deviceName ?? "A device without a name", "lastUsed": Self.dateTime(session.lastUsedAt),
+                "lastUsedISO": Self.iso(session.lastUsedAt), "started": Self.longDate(session.startedAt), "current": session.id == current,
+            ]
+        }
+        values["sessions"] = sessions
+        values["severalSessions"] = sessions.count > 1
         let memberships: [[String: Any]] = summary.memberships.map { line in
             [
                 "plan": line.planName, "status": Self.statusText(line.status), "active": line.status != .expired,
@@ -389,8 +416,11 @@ extension WebSite {
     }
 
     /// An error page: a heading and a sentence, never the text of what was asked for.
-    func errorPage(_ visit: Visit, status: HTTPResponse.Status, message: String) -> Response {
+    func errorPage(
+        _ visit: Visit, status: HTTPResponse.Status, heading given: String? = nil, message: String, link: (String, String)? = nil
+    ) -> Response {
         let heading: String =
+            if let given { given } else {
             switch status.code {
             case 404: "Page not found"
             case 403: "This form could not be accepted"
@@ -398,7 +428,10 @@ extension WebSite {
             case 503: "Please try again shortly"
             default: "Something went wrong"
             }
-        return page("error", visit, status: status, title: heading, values: ["heading": heading, "message": message, "code": status.code])
+            }
+        var values: [String: Any] = ["heading": heading, "message": message, "code": status.code]
+        values["link"] = ["href": link?.0 ?? "/", "text": link?.1 ?? "Back to the front page"]
+        return page("error", visit, status: status, title: heading, values: values)
     }
 
     func page(

@@ -53,10 +53,16 @@ enum Cookies {
     /// A value we could have made: base64url, 16 to 128 characters. Anything else in a
     /// cookie is ignored rather than looked up.
     static func isToken(_ value: String) -> Bool {
-        (16...128).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
+        (16...128).contains(value.utf8.count) && isBase64URL(value)
+    }
+
+    /// Only base64url characters (and, with `dots`, the `.` between a JWT's parts).
+    static func isBase64URL(_ value: String, dots: Bool = false) -> Bool {
+        value.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                  UInt8(ascii: "-"), UInt8(ascii: "_"): true
+            case UInt8(ascii: "."): dots
             default: false
             }
         }

@@ -45,6 +45,7 @@ public struct WebSite: Sendable {
     let csrf: CSRF
     let stylesheet: ByteBuffer
     let favicon: ByteBuffer
+    let linkScript: ByteBuffer
 
     public init(service: PaywallService, articles: ArticleLibrary, settings: WebSettings = WebSettings()) throws {
         self.service = service
@@ -54,6 +55,7 @@ public struct WebSite: Sendable {
         csrf = try CSRF.random()
         stylesheet = try Self.staticFile("site.css")
         favicon = try Self.staticFile("favicon.svg")
+        linkScript = try Self.staticFile("link-token.js")
     }
 
     static func loadTemplates() throws -> MustacheLibrary {
@@ -88,6 +90,11 @@ public struct WebSite: Sendable {
                 try await self.articlePage(visit, title: context.parameters.get("title") ?? "", article: context.parameters.get("article") ?? "")
             }
         }
+        router.post("/titles/:title/articles/:article/gift") { request, context in
+            await self.run(request, context, form: true) { visit in
+                try await self.createGift(visit, title: context.parameters.get("title") ?? "", article: context.parameters.get("article") ?? "")
+            }
+        }
         router.get("/signin") { request, context in await self.run(request, context) { visit in self.signInPage(visit) } }
         router.post("/signin") { request, context in await self.run(request, context, form: true) { visit in try await self.signIn(visit) } }
         router.get("/signup") { request, context in await self.run(request, context) { visit in self.signUpPage(visit) } }
@@ -95,9 +102,27 @@ public struct WebSite: Sendable {
         router.post("/signout") { request, context in await self.run(request, context, form: true) { visit in try await self.signOut(visit) } }
         router.post("/trial") { request, context in await self.run(request, context, form: true) { visit in try await self.startTrial(visit) } }
         router.get("/account") { request, context in await self.run(request, context) { visit in try await self.account(visit) } }
+        router.post("/account/verification") { request, context in await self.run(request, context, form: true) { visit in try await self.resendVerification(visit) } }
+        router.post("/account/sessions/revoke") { request, context in await self.run(request, context, form: true) { visit in try await self.revokeSession(visit) } }
+        router.post("/signout-everywhere") { request, context in await self.run(request, context, form: true) { visit in try await self.signOutEverywhere(visit) } }
+        // The pages the links in mail open (the token in the fragment: see AccountPages.swift).
+        router.get("/verify-email") { request, context in await self.run(request, context) { visit in self.verifyEmailPage(visit) } }
+        router.post("/verify-email") { request, context in await self.run(request, context, form: true) { visit in try await self.verifyEmail(visit) } }
+        router.get("/reset-password") { request, context in await self.run(request, context) { visit in self.resetPasswordPage(visit) } }
+        router.post("/reset-password") { request, context in await self.run(request, context, form: true) { visit in try await self.resetPassword(visit) } }
+        router.get("/forgot-password") { request, context in await self.run(request, context) { visit in self.forgotPasswordPage(visit) } }
+        router.post("/forgot-password") { request, context in await self.run(request, context, form: true) { visit in try await self.forgotPassword(visit) } }
+        // The admin area (AdminPages.swift).
+        router.get("/admin") { request, context in await self.run(request, context) { visit in try await self.adminHome(visit) } }
+        router.post("/admin/signin") { request, context in await self.run(request, context, form: true) { visit in try await self.adminSignIn(visit) } }
+        router.post("/admin/signout") { request, context in await self.run(request, context, form: true) { visit in self.adminSignOut(visit) } }
+        router.get("/admin/decisions") { request, context in await self.run(request, context) { visit in try await self.adminDecisions(visit) } }
+        router.get("/admin/reads") { request, context in await self.run(request, context) { visit in try await self.adminReads(visit) } }
+        router.get("/admin/policy") { request, context in await self.run(request, context) { visit in try await self.adminPolicy(visit) } }
         router.get("/feed.xml") { request, context in await self.run(request, context) { visit in try await self.feed(visit) } }
         router.get("/sitemap.xml") { request, context in await self.run(request, context) { visit in try await self.sitemap(visit) } }
         router.get("/static/site.css") { _, _ in self.asset(self.stylesheet, type: "text/css; charset=utf-8") }
+        router.get("/static/link-token.js") { _, _ in self.asset(self.linkScript, type: "text/javascript; charset=utf-8") }
         router.get("/static/favicon.svg") { _, _ in self.asset(self.favicon, type: "image/svg+xml") }
         router.get("/favicon.ico") { _, _ in self.asset(self.favicon, type: "image/svg+xml") }
     }
@@ -204,10 +229,14 @@ public struct WebSite: Sendable {
     /// The pages' headers: a strict CSP (no scripts at all, styles and images from this site
     /// only, forms post here only, never framed), no sniffing, no referrer beyond this site,
     /// and never cached by anyone: every page shows who is signed in and what they may read.
+    /// The two pages mail links open set their own CSP, which adds this site's scripts
+    /// (``linkPageCSP``).
     func finish(_ response: Response, _ visit: Visit) -> Response {
         var response = response
-        response.headers[.contentSecurityPolicy] =
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        if response.headers[.contentSecurityPolicy] == nil {
+            response.headers[.contentSecurityPolicy] =
+                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        }
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[Self.referrerPolicy] = "same-origin"
         response.headers[Self.frameOptions] = "DENY"

@@ -53,9 +53,23 @@ struct LeakTests {
             }
             #expect(forbidden.count > 30, "the demo should gate most of its text")
 
+            // A member's gift link for one gated article: it opens that article (checked
+            // apart below) and nothing else; on every other article's URL it is refused.
+            let member = AccessReader.account(try f.service.account("member@example.com").id)
+            let giftedArticle = try #require(library.articles.first { $0.free != true && $0.section != "opinion" })
+            let gift = try f.service.createGift(reader: member, title: giftedArticle.title, article: giftedArticle.id).token
+            let giftedPath = "/titles/\(giftedArticle.title)/articles/\(giftedArticle.id)"
+            let giftURLs = library.articles.filter { $0.id != giftedArticle.id || $0.title != giftedArticle.title }
+                .map { "/titles/\($0.title)/articles/\($0.id)?gift=\(gift)" }
+
             // Every URL the site links, from the front page, the feed and the sitemap, plus
-            // what it serves unlinked (error pages, the API's JSON).
-            var queue = ["/", "/feed.xml", "/sitemap.xml", "/openapi.json", "/titles/euronews/articles/nope", "/nope", "/account"]
+            // what it serves unlinked (error pages, the API's JSON, the pages mail links
+            // open, the admin area without a token, a gift link on other articles).
+            var queue = [
+                "/", "/feed.xml", "/sitemap.xml", "/openapi.json", "/titles/euronews/articles/nope", "/nope", "/account",
+                "/verify-email", "/reset-password", "/forgot-password", "/admin", "/admin/decisions", "/admin/reads", "/admin/policy",
+                "/static/link-token.js", giftedPath + "?gift=" + String(gift.dropLast(4)) + "AAAA",
+            ] + giftURLs
             var seen: Set<String> = []
             var bodies: [(String, String)] = []
             while let path = queue.popLast() {
@@ -75,6 +89,15 @@ struct LeakTests {
                 for (article, paragraph) in forbidden {
                     #expect(!contains(body, paragraph: paragraph), "\(who): \(path) leaks \(article.title)/\(article.id): \(paragraph.prefix(50))")
                 }
+            }
+            for url in giftURLs { #expect(seen.contains(url)) }
+
+            // The gifted article itself: all of it, and not a word of any other's gated text.
+            let gifted = try await browser.get(giftedPath + "?gift=" + gift)
+            #expect(gifted.status == .ok)
+            for paragraph in giftedArticle.paragraphs { #expect(contains(gifted.text, paragraph: paragraph), "\(who): the gift does not open its article") }
+            for (article, paragraph) in forbidden where article.id != giftedArticle.id || article.title != giftedArticle.title {
+                #expect(!contains(gifted.text, paragraph: paragraph), "\(who): the gifted page leaks \(article.title)/\(article.id)")
             }
         }
     }

@@ -1,0 +1,203 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PaywallCore
+import PaywallService
+
+/// The pages behind the links in mail (verify an email, reset a password), "forgot your
+/// password?", and the account page's session and mail forms.
+///
+/// The links carry their token in the URL fragment (`/verify-email#token=…`): a browser
+/// never sends a fragment to the server (so it is in no access log) nor in a `Referer`. The
+/// server therefore cannot read it: these two pages alone load one same-origin script
+/// (`/static/link-token.js`, CSP `script-src 'self'`, nothing inline) that copies it into
+/// the page's form and removes it from the address bar. Without scripts the form asks the
+/// reader to paste the code from the mail (or the whole link): the token is only ever sent
+/// in the body of a CSRF-protected POST.
+extension WebSite {
+    /// The CSP of the two link pages: the site's, plus this site's scripts.
+    static let linkPageCSP =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    /// A link token as the reader pasted it: the code alone, or the whole link (anything up
+    /// to `token=`). Nil when it cannot be one of ours (the service checks the rest).
+    static func linkToken(_ raw: String?) -> String? {
+        var text = (raw ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        if let range = text.range(of: "token=", options: .backwards) { text = String(text[range.upperBound...]) }
+        guard (16...ReaderLimits.token).contains(text.utf8.count), Cookies.isBase64URL(text) else { return nil }
+        return text
+    }
+
+    func linkPage(_ template: String, _ visit: Visit, status: HTTPResponse.Status = .ok, title: String, values: [String: Any]) -> Response {
+        var values = values
+        values["script"] = "/static/link-token.js"
+        var response = page(template, visit, status: status, title: title, values: values)
+        response.headers[.contentSecurityPolicy] = Self.linkPageCSP
+        return response
+    }
+
+    // MARK: - Verify an email
+
+    func verifyEmailPage(_ visit: Visit) -> Response {
+        linkPage("verify-email", visit, title: "Confirm your email address", values: [:])
+    }
+
+    func verifyEmail(_ visit: Visit) async throws -> Response {
+        guard let token = Self.linkToken(visit.form?["token"]) else {
+            return linkPage("verify-email", visit, status: .unprocessableContent, title: "Confirm your email address", values: [
+                "tokenError": "Paste the code from the mail (the part of the link after “token=”).",
+            ])
+        }
+        do {
+            let account = try await service.blocking { service throws(ServiceError) in try service.verifyEmail(token: token) }
+            return page("done", visit, title: "Email address confirmed", values: [
+                "heading": "Your email address is confirmed", "message": "Thank you: \(account.email) is confirmed.",
+                "link": visit.reader == nil ? "/signin" : "/account", "linkText": visit.reader == nil ? "Sign in" : "Your account",
+            ])
+        } catch {
+            guard case .linkInvalid = error else { throw error }
+            return linkExpired(visit, what: "confirmation", retry: "/account", retryText: "Ask for a new one from your account page")
+        }
+    }
+
+    /// A link that did not work: an error page, and nothing was written.
+    func linkExpired(_ visit: Visit, what: String, retry: String, retryText: String) -> Response {
+        errorPage(
+            visit, status: .badRequest, heading: "This link does not work",
+            message: "This \(what) link is invalid, has expired, or was already used.", link: (retry, retryText))
+    }
+
+    // MARK: - Reset a password
+
+    func resetPasswordPage(_ visit: Visit) -> Response {
+        resetForm(visit, status: .ok, token: "", errors: [:])
+    }
+
+    func resetForm(_ visit: Visit, status: HTTPResponse.Status, token: String, errors: [String: String]) -> Response {
+        var values: [String: Any] = ["token": token, "minimumLength": service.configuration.passwordPolicy.minimumLength]
+        for (field, message) in errors { values[field + "Error"] = message }
+        return linkPage("reset-password", visit, status: status, title: "Choose a new password", values: values)
+    }
+
+    func resetPassword(_ visit: Visit) async throws -> Response {
+        let password = visit.form?["password"] ?? ""
+        guard let token = Self.linkToken(visit.form?["token"]) else {
+            return resetForm(visit, status: .unprocessableContent, token: "", errors: [
+                "token": "Paste the code from the mail (the part of the link after “token=”).",
+            ])
+        }
+        guard !password.isEmpty else { return resetForm(visit, status: .unprocessableContent, token: token, errors: ["password": "Choose a new password."]) }
+        let ended: Int
+        do {
+            (_, ended) = try await service.blocking { service throws(ServiceError) in try service.resetPassword(token: token, password: password) }
+        } catch {
+            switch error {
+            case .linkInvalid: return linkExpired(visit, what: "password reset", retry: "/forgot-password", retryText: "Ask for a new link")
+            case .invalidInput(.weakPassword), .crypto:
+                // The reader's own mistake: the form again, the code kept (it is theirs, on
+                // a page no one caches).
+                return resetForm(visit, status: .unprocessableContent, token: token, errors: ["password": Self.sentence(error.publicMessage)])
+            default: throw error
+            }
+        }
+        var response = page("done", visit, title: "Password changed", values: [
+            "heading": "Your password is changed",
+            "message": ended == 0 ? "Sign in with your new password." : "Every device that was signed in has been signed out. Sign in with your new password.",
+            "link": "/signin", "linkText": "Sign in",
+        ])
+        // Every session of the account ended, this browser's too.
+        if visit.sessionToken != nil { response.setCookie(cookie(Cookies.session, "", maxAge: 0)) }
+        return response
+    }
+
+    // MARK: - Forgot your password?
+
+    func forgotPasswordPage(_ visit: Visit) -> Response {
+        page("forgot-password", visit, title: "Forgot your password?", values: ["email": ""])
+    }
+
+    /// The same answer for a known and an unknown email (and for an address that already
+    /// had its share of mail this hour): the page must not tell who has an account.
+    func forgotPassword(_ visit: Visit) async throws -> Response {
+        let email = visit.form?.text("email") ?? ""
+        guard !email.isEmpty else {
+            return page("forgot-password", visit, status: .unprocessableContent, title: "Forgot your password?", values: [
+                "email": email, "emailError": "Enter your email address.",
+            ])
+        }
+        do {
+            _ = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email) }
+        } catch {
+            // Only the address's form is judged, never whether it has an account.
+            guard case .invalidInput = error else { throw error }
+            return page("forgot-password", visit, status: .unprocessableContent, title: "Forgot your password?", values: [
+                "email": email, "emailError": "That is not an email address.",
+            ])
+        }
+        return page("done", visit, title: "Check your mail", values: [
+            "heading": "Check your mail",
+            "message": "If an account uses \(email), we have sent it a link to choose a new password. The link works once, within the hour.",
+            "link": "/signin", "linkText": "Back to sign in",
+        ])
+    }
+
+    // MARK: - The account page's forms
+
+    /// Notices the account page shows after its own forms (a fixed set: the query names
+    /// one, it cannot inject text).
+    static let accountNotices = [
+        "verification-sent": "We have sent you a new confirmation link. The previous one no longer works.",
+        "session-ended": "That device is signed out.",
+    ]
+
+    func resendVerification(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        if reader.account.emailVerifiedAt != nil { return redirect("/account") }
+        let id = reader.account.id
+        do {
+            _ = try await service.blocking { service throws(ServiceError) in try service.sendVerificationLink(accountID: id, actor: .account(id)) }
+        } catch {
+            guard case .tooMuchMail = error else { throw error }
+            return try await account(visit, status: .tooManyRequests, error: "We have sent several mails to this address in the last hour. Please try again later.")
+        }
+        return redirect("/account?done=verification-sent")
+    }
+
+    /// "Sign out this device": ends one of the reader's own sessions (only theirs: the
+    /// service looks the id up within their account). Ending this browser's own session
+    /// signs it out.
+    func revokeSession(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let sessionID = visit.form?.text("session") ?? ""
+        let id = reader.account.id
+        do {
+            _ = try await service.blocking { service throws(ServiceError) in try service.revokeSession(id: sessionID, accountID: id) }
+        } catch {
+            guard case .store(.sessionNotFound) = error else { throw error }
+            return try await account(visit, status: .notFound, error: "That device is not signed in (any more).")
+        }
+        if sessionID == reader.session.familyID {
+            var response = redirect("/")
+            response.setCookie(cookie(Cookies.session, "", maxAge: 0))
+            return response
+        }
+        return redirect("/account?done=session-ended")
+    }
+
+    func signOutEverywhere(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let id = reader.account.id
+        _ = try await service.blocking { service throws(ServiceError) in try service.signOutEverywhere(accountID: id) }
+        var response = redirect("/")
+        response.setCookie(cookie(Cookies.session, "", maxAge: 0))
+        return response
+    }
+
+    /// "23 July 2025, 14:05 UTC".
+    static func dateTime(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+        let parts = calendar.dateComponents([.hour, .minute], from: date)
+        return longDate(date) + String(format: ", %02d:%02d UTC", parts.hour ?? 0, parts.minute ?? 0)
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import PaywallCore
+import PaywallService
+import PaywallTestSupport
+import PaywallWeb
+import Testing
+
+/// Signs a browser in through the page's form and reads a page, so its CSRF token is the
+/// session's.
+func signIn(_ browser: Browser, _ email: String, _ password: String) async throws {
+    _ = try await browser.get("/signin")
+    let response = try await browser.post("/signin", [("email", email), ("password", password)])
+    #expect(response.status == .seeOther, "sign in as \(email): \(response.status)")
+    _ = try await browser.get("/account")
+}
+
+/// The newest link of a kind (`verify-email`, `reset-password`) in the outbox, for `email`.
+func mailedToken(_ f: ServiceFixture, _ page: String, to email: String) throws -> String? {
+    let message = try f.service.outbox().first { $0.recipient == email && $0.body.contains("/\(page)#token=") }
+    guard let body = message?.body, let range = body.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression) else { return nil }
+    return String(body[range].dropFirst(7))
+}
+
+func refusedAsForged(_ response: TestResponse) -> Bool {
+    response.status == .forbidden && response.text.contains("did not come from this site")
+}
+
+@Suite("The links in mail, forgot password, the account page's devices")
+struct AccountPagesTests {
+    @Test("verify email: the page loads one same-origin script; the code confirms once; bad, used or forged codes write nothing")
+    func verifyEmail() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signup")
+            #expect(try await browser.post("/signup", [("name", "Vera"), ("email", "verify@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
+            var account = try await browser.get("/account").text
+            #expect(account.contains("Not confirmed yet") && account.contains(#"action="/account/verification""#))
+            let token = try #require(try mailedToken(f, "verify-email", to: "verify@example.com"))
+
+            // The page: a form with a labelled code field, and the one script that reads the fragment.
+            let page = try await browser.get("/verify-email")
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true)
+            #expect(page.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
+            #expect(page.text.contains(#"<script src="/static/link-token.js" defer></script>"#))
+            #expect(page.text.contains(#"<label for="token">"#))
+            #expect(!page.text.contains("<script>"), "no inline script")
+            let script = try await browser.get("/static/link-token.js")
+            #expect(script.status == .ok && script.text.contains("replaceState") && script.headers[.contentType]?.hasPrefix("text/javascript") == true)
+            // Other pages still allow no script at all.
+            #expect(try await browser.get("/").headers[.contentSecurityPolicy]?.contains("script-src") == false)
+
+            // Refused forms, bad codes: nothing written, the link still unused.
+            _ = try await browser.get("/verify-email")
+            let before = try f.snapshot()
+            #expect(refusedAsForged(try await browser.post("/verify-email", [("token", token)], csrf: .some(nil))))
+            #expect(refusedAsForged(try await browser.post("/verify-email", [("token", token)], csrf: "forged")))
+            let malformed = try await browser.post("/verify-email", [("token", "not a code")])
+            #expect(malformed.status == .unprocessableContent && malformed.text.contains("Paste the code"))
+            _ = try await browser.get("/verify-email")
+            let unknown = try await browser.post("/verify-email", [("token", String(repeating: "A", count: 43))])
+            #expect(unknown.status == .badRequest && unknown.text.contains("This link does not work"))
+            #expect(try f.snapshot() == before)
+            #expect(try f.service.account("verify@example.com").emailVerifiedAt == nil)
+
+            // The whole link pasted works too; then the account says so; a second use fails.
+            _ = try await browser.get("/verify-email")
+            let confirmed = try await browser.post("/verify-email", [("token", "http://localhost:8080/verify-email#token=\(token)")])
+            #expect(confirmed.status == .ok && confirmed.text.contains("Your email address is confirmed"))
+            #expect(try f.service.account("verify@example.com").emailVerifiedAt != nil)
+            account = try await browser.get("/account").text
+            #expect(account.contains("Confirmed") && !account.contains("Not confirmed yet") && !account.contains(#"action="/account/verification""#))
+            _ = try await browser.get("/verify-email")
+            #expect(try await browser.post("/verify-email", [("token", token)]).status == .badRequest)
+        }
+    }
+
+    @Test("resend verification: a new link, the old one void; a forged form sends nothing")
+    func resendVerification() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signup")
+            #expect(try await browser.post("/signup", [("name", "Remy"), ("email", "resend@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
+            _ = try await browser.get("/account")
+            let first = try #require(try mailedToken(f, "verify-email", to: "resend@example.com"))
+            let mails = try f.service.outbox().count
+            #expect(refusedAsForged(try await browser.post("/account/verification", [], csrf: .some(nil))))
+            #expect(try f.service.outbox().count == mails)
+            let sent = try await browser.post("/account/verification", [])
+            #expect(sent.status == .seeOther && sent.headers[.location] == "/account?done=verification-sent")
+            #expect(try f.service.outbox().count == mails + 1)
+            #expect(try await browser.get("/account?done=verification-sent").text.contains("We have sent you a new confirmation link"))
+            // Only the fixed notices: anything else in the query shows nothing.
+            #expect(!(try await browser.get("/account?done=%3Cscript%3E").text.contains("&lt;script")))
+            let second = try #require(try mailedToken(f, "verify-email", to: "resend@example.com"))
+            #expect(first != second)
+            #expect(throws: ServiceError.self) { try f.service.verifyEmail(token: first) }
+            // Signed out: the form sends to sign in, nothing queued.
+            let anonymous = Browser(client)
+            _ = try await anonymous.get("/signin")
+            #expect(try await anonymous.post("/account/verification", []).headers[.location] == "/signin?next=/account")
+            #expect(try f.service.outbox().count == mails + 1)
+        }
+    }
+
+    @Test("forgot password answers alike for known and unknown emails; the reset link sets the password once and signs every device out")
+    func resetPassword() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            #expect(try await browser.get("/signin").text.contains(#"<a href="/forgot-password">Forgot your password?</a>"#))
+            #expect(try await browser.get("/forgot-password").status == .ok)
+            let mails = try f.service.outbox().count
+            let known = try await browser.post("/forgot-password", [("email", "reader@example.com")])
+            _ = try await browser.get("/forgot-password")
+            let unknown = try await browser.post("/forgot-password", [("email", "nobody@example.com")])
+            #expect(known.status == .ok && unknown.status == .ok)
+            func answer(_ html: String) -> String {
+                html.replacingOccurrences(of: #"name="csrf" value="[^"]+""#, with: "", options: .regularExpression)
+                    .replacingOccurrences(of: "reader@example.com", with: "X").replacingOccurrences(of: "nobody@example.com", with: "X")
+            }
+            #expect(answer(known.text) == answer(unknown.text))
+            #expect(known.text.contains("Check your mail"))
+            #expect(try f.service.outbox().count == mails + 1)
+            _ = try await browser.get("/forgot-password")
+            let invalid = try await browser.post("/forgot-password", [("email", "not an address")])
+            #expect(invalid.status == .unprocessableContent && invalid.text.contains("not an email address"))
+            _ = try await browser.get("/forgot-password")
+            #expect(refusedAsForged(try await browser.post("/forgot-password", [("email", "reader@example.com")], csrf: .some(nil))))
+            #expect(try f.service.outbox().count == mails + 1)
+            let token = try #require(try mailedToken(f, "reset-password", to: "reader@example.com"))
+
+            // Reader signed in elsewhere: the reset ends that session.
+            let other = Browser(client)
+            try await signIn(other, "reader@example.com", "demo reader passphrase")
+
+            let page = try await browser.get("/reset-password")
+            #expect(page.status == .ok && page.text.contains("link-token.js") && page.text.contains(#"<label for="password">New password</label>"#))
+            let before = try f.snapshot()
+            #expect(refusedAsForged(try await browser.post("/reset-password", [("token", token), ("password", "a brand new passphrase")], csrf: "forged")))
+            _ = try await browser.get("/reset-password")
+            let forged = try await browser.post("/reset-password", [("token", String(repeating: "B", count: 43)), ("password", "a brand new passphrase")])
+            #expect(forged.status == .badRequest && forged.text.contains("This link does not work"))
+            _ = try await browser.get("/reset-password")
+            let weak = try await browser.post("/reset-password", [("token", token), ("password", "short")])
+            #expect(weak.status == .unprocessableContent && weak.text.contains(#"value="\#(token)""#) && weak.text.contains(#"id="password-error""#))
+            #expect(try f.snapshot() == before)
+            #expect(try await other.get("/account").status == .ok, "nothing changed yet")
+
+            _ = try await browser.get("/reset-password")
+            let done = try await browser.post("/reset-password", [("token", token), ("password", "a brand new passphrase")])
+            #expect(done.status == .ok && done.text.contains("Your password is changed") && done.text.contains("signed out"))
+            #expect(try await other.get("/account").status == .seeOther, "the other device is signed out")
+            _ = try await browser.get("/reset-password")
+            #expect(try await browser.post("/reset-password", [("token", token), ("password", "another new passphrase")]).status == .badRequest)
+            let fresh = Browser(client)
+            try await signIn(fresh, "reader@example.com", "a brand new passphrase")
+        }
+    }
+
+    @Test("the account page lists devices; sign out this device, only one's own; sign out everywhere")
+    func sessions() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let phone = Browser(client), laptop = Browser(client), stranger = Browser(client)
+            try await signIn(phone, "reader@example.com", "demo reader passphrase")
+            try await signIn(laptop, "reader@example.com", "demo reader passphrase")
+            try await signIn(stranger, "member@example.com", "demo member passphrase")
+            let id = try f.service.account("reader@example.com").id
+            let sessions = try f.service.profile(accountID: id).sessions
+            #expect(sessions.count == 2)
+            let html = try await laptop.get("/account").text
+            #expect(html.components(separatedBy: "Sign out this device").count == 3)
+            #expect(html.components(separatedBy: "This browser").count == 2)
+            #expect(html.contains("Web browser") && html.contains("Last used"))
+            #expect(html.contains("Sign out everywhere") && html.contains("Signed-in devices"))
+            // Which one is the phone's: the one that is not marked "This browser" on the laptop.
+            let phoneHTML = try await phone.get("/account").text
+            let phoneSession = try #require(sessions.first { phoneHTML.range(of: #"This browser</span>[\s\S]*?name="session" value="\#($0.id)""#, options: .regularExpression) != nil })
+
+            // Forged forms, someone else's session, an unknown one: nothing ends.
+            _ = try await laptop.get("/account")
+            let before = try f.snapshot()
+            #expect(refusedAsForged(try await laptop.post("/account/sessions/revoke", [("session", phoneSession.id)], csrf: .some(nil))))
+            #expect(refusedAsForged(try await laptop.post("/signout-everywhere", [], csrf: "forged")))
+            let foreign = try await stranger.post("/account/sessions/revoke", [("session", phoneSession.id)])
+            #expect(foreign.status == .notFound)
+            _ = try await laptop.get("/account")
+            #expect(try await laptop.post("/account/sessions/revoke", [("session", "nope")]).status == .notFound)
+            #expect(try f.snapshot() == before)
+            #expect(try f.service.profile(accountID: id).sessions.count == 2)
+
+            // The laptop signs the phone out.
+            _ = try await laptop.get("/account")
+            let ended = try await laptop.post("/account/sessions/revoke", [("session", phoneSession.id)])
+            #expect(ended.status == .seeOther && ended.headers[.location] == "/account?done=session-ended")
+            #expect(try await phone.get("/account").status == .seeOther)
+            #expect(await phone.cookies["paywall_session"] == nil)
+            #expect(try await laptop.get("/account?done=session-ended").text.contains("That device is signed out."))
+            // Sign out everywhere: the laptop too, and only this account.
+            try await signIn(phone, "reader@example.com", "demo reader passphrase")
+            _ = try await laptop.get("/account")
+            let everywhere = try await laptop.post("/signout-everywhere", [])
+            #expect(everywhere.status == .seeOther && everywhere.headers[.location] == "/")
+            #expect(try await laptop.get("/account").status == .seeOther)
+            #expect(try await phone.get("/account").status == .seeOther)
+            #expect(try await stranger.get("/account").status == .ok)
+        }
+    }
+}

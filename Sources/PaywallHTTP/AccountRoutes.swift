@@ -141,7 +141,8 @@ extension PaywallAPI {
         var request = request
         let body = try await RequestBody.object(&request).only(["email"])
         let email = try body.requiredString("email")
-        let delivery = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email) }
+        let client = rateLimitKey(clientAddress(request, context))
+        let delivery = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email, client: client) }
         Self.log(delivery, context)
         // The same answer whether or not the email has an account.
         return Self.json(#"{"status":"accepted"}"#)

@@ -42,7 +42,10 @@ extension PaywallService {
     /// Asks for a password reset link for `email`. Answers nothing about whether the email
     /// has an account: nil when it has none, or when that address already had its share of
     /// mail this hour (the caller answers the same either way).
-    public func requestPasswordReset(email rawEmail: String) throws(ServiceError) -> MailDelivery? {
+    /// `client` (the adapter's address key) is held to the per-address limit
+    /// (``ServiceConfiguration/signUpsPerAddress``, then one a minute), known email or not.
+    public func requestPasswordReset(email rawEmail: String, client: String? = nil) throws(ServiceError) -> MailDelivery? {
+        if let client, let wait = resetRequests.take(client, at: now) { throw .tooManyResetRequests(retryAfter: wait) }
         guard let email = try? EmailAddress(rawEmail) else {
             throw .invalidInput(.invalidEmail(String(rawEmail.prefix(254)), reason: "it is not an email address"))
         }

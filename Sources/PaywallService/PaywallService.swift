@@ -28,6 +28,9 @@ public final class PaywallService: Sendable {
     /// Sign-ups per client address: a burst (``ServiceConfiguration/signUpsPerAddress``),
     /// then one a minute.
     let signUps: RateLimiter
+    /// Password-reset requests per client address (the same burst, then one a minute):
+    /// each may queue a mail to an address the caller names.
+    let resetRequests: RateLimiter
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
     /// The last access decisions, for the admin area (``DecisionLog``).
@@ -73,6 +76,7 @@ public final class PaywallService: Sendable {
         self.tokenCache = VerifiedTokenCache(capacity: configuration.tokenCacheCapacity)
         self.grantCache = GrantCache(capacity: configuration.tokenCacheCapacity)
         self.signUps = RateLimiter(burst: configuration.signUpsPerAddress, interval: 60)
+        self.resetRequests = RateLimiter(burst: configuration.signUpsPerAddress, interval: 60)
     }
 
     /// "Now", from the configured clock.

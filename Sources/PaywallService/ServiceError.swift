@@ -72,6 +72,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooMuchMail(retryAfter: TimeInterval)
     /// Too many sign-ups from this client address lately: wait `retryAfter` seconds.
     case tooManySignUps(retryAfter: TimeInterval)
+    /// Too many password-reset requests from this client address lately.
+    case tooManyResetRequests(retryAfter: TimeInterval)
     /// An email link that is unknown, expired, superseded or already used.
     case linkInvalid
     /// The policy in force offers no free trial.
@@ -106,6 +108,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooManyAttempts(wait): "too many failed sign-ins; try again in \(Self.seconds(wait)) seconds"
         case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
         case let .tooManySignUps(wait): "too many sign-ups from this address; try again in \(Self.seconds(wait)) seconds"
+        case let .tooManyResetRequests(wait): "too many password-reset requests from this address; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
         case let .billing(error): error.description
@@ -140,7 +143,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The seconds a client must wait before retrying, for errors that say so.
     public var retryAfter: TimeInterval? {
         switch self {
-        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait): max(1, wait)
+        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait), let .tooManyResetRequests(wait): max(1, wait)
         default: nil
         }
     }
@@ -173,7 +176,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .crypto: .internal
             }
         case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
-        case .tooManyAttempts, .tooMuchMail, .tooManySignUps: .rateLimited
+        case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
         case let .billing(error):
@@ -247,6 +250,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: "too_many_attempts"
         case .tooMuchMail: "too_much_mail"
         case .tooManySignUps: "too_many_sign_ups"
+        case .tooManyResetRequests: "too_many_reset_requests"
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
         case .mailNotDelivered: "mail_not_delivered"

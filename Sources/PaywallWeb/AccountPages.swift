@@ -125,9 +125,15 @@ extension WebSite {
                 "email": email, "emailError": "Enter your email address.",
             ])
         }
+        let client = visit.clientKey
         do {
-            _ = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email) }
+            _ = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email, client: client) }
         } catch {
+            if case .tooManyResetRequests = error {
+                return page("forgot-password", visit, status: .tooManyRequests, title: "Forgot your password?", values: [
+                    "email": email, "emailError": Self.sentence(error.publicMessage),
+                ])
+            }
             // Only the address's form is judged, never whether it has an account.
             guard case .invalidInput = error else { throw error }
             return page("forgot-password", visit, status: .unprocessableContent, title: "Forgot your password?", values: [

@@ -171,6 +171,21 @@ struct AccountRouteTests {
         #expect(throws: ServiceError.self) { try f.service.account("three@example.com") }
     }
 
+    @Test("password-reset requests per client address: the burst, then 429 too_many_reset_requests for known and unknown emails alike, nothing written")
+    func resetRequestLimit() async throws {
+        let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 2 }
+        try await withAPI(f) { client in
+            #expect(try await client.json("/v1/password/forgot", ["email": "reader@example.com"]).status == .ok)
+            #expect(try await client.json("/v1/password/forgot", ["email": "nobody@example.com"]).status == .ok)
+            let before = try f.snapshot()
+            for email in ["reader@example.com", "nobody@example.com"] {
+                let refused = try await client.json("/v1/password/forgot", ["email": email])
+                #expect(refused.status == .tooManyRequests && refused.errorCode == "too_many_reset_requests", "\(email)")
+            }
+            #expect(try f.snapshot() == before)
+        }
+    }
+
     @Test("sign-up refusals write nothing")
     func signUpRefusals() async throws {
         let f = try readerFixture(mail: nil)

@@ -48,7 +48,17 @@ public struct AppStoreVerifier: Sendable {
         guard let signature = Base64URL.decode(parts[2]), signature.count == 64 else { throw .malformedJWS("the signature is not 64 bytes") }
         // Apple's verifiers check the chain at the time the data was signed: certificates
         // outlive none of the data they sign.
-        let signedAt = payload["signedDate"]?.numberValue.map { Date(timeIntervalSince1970: $0 / 1000) } ?? fallback
+        // Read before anything is verified: only a whole number of milliseconds from 1970 to
+        // 9999 is a date (1e22 would have trapped converting to time_t).
+        let signedAt: Date
+        if let value = payload["signedDate"] {
+            guard let millis = value.numberValue, millis.isFinite, millis >= 0, millis < 253_402_300_800_000, millis == millis.rounded(.down) else {
+                throw .malformedJWS("signedDate is not a time in milliseconds since 1970")
+            }
+            signedAt = Date(timeIntervalSince1970: millis / 1000)
+        } else {
+            signedAt = fallback
+        }
         let (leaf, intermediate) = (certificates[0], certificates[1])
         guard leaf.hasExtension(oid: Self.leafMarker) else { throw .missingMarker(certificate: "leaf", oid: Self.leafMarker) }
         guard intermediate.hasExtension(oid: Self.intermediateMarker) else {

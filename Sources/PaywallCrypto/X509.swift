@@ -88,7 +88,11 @@ public enum X509Chain {
         guard let context = X509_STORE_CTX_new() else { throw CryptoError.fromQueue("X509_STORE_CTX_new") }
         defer { X509_STORE_CTX_free(context) }
         guard X509_STORE_CTX_init(context, store, leaf.pointer, untrusted) == 1 else { throw CryptoError.fromQueue("X509_STORE_CTX_init") }
-        X509_STORE_CTX_set_time(context, 0, time_t(at.timeIntervalSince1970.rounded(.down)))
+        // The instant comes from data not yet verified (a payload's signedDate): a value
+        // outside what time_t holds would trap in the conversion, so it is refused.
+        let seconds = at.timeIntervalSince1970.rounded(.down)
+        guard seconds.isFinite, abs(seconds) < 1e15 else { throw .untrustedCertificate("the time to check the chain at is out of range") }
+        X509_STORE_CTX_set_time(context, 0, time_t(seconds))
         let result = X509_verify_cert(context)
         if result != 1 {
             let code = X509_STORE_CTX_get_error(context)

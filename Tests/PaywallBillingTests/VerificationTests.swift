@@ -141,6 +141,28 @@ struct AppStoreVerificationTests {
         }
     }
 
+    @Test("a signedDate no time_t holds is refused before any check, never a crash; so is a chain time out of range")
+    func hostileSignedDate() throws {
+        let chain = try AppleTestChain()
+        let verifier = AppStoreVerifier(root: try X509Certificate(der: chain.rootDER), bundleID: "com.example", environment: "Sandbox")
+        for date in [1e22, -1e22, 1.5, -5.0] as [Double] {
+            let signed = try chain.sign(["notificationType": "TEST", "notificationUUID": "u", "signedDate": date,
+                                         "data": ["bundleId": "com.example", "environment": "Sandbox"]])
+            #expect("\(date)") {
+                try AppStoreNotification.parse(signedPayload: signed, verifier: verifier, now: Date())
+            } throws: { error in
+                if case .malformedJWS = error as? BillingError { true } else { false }
+            }
+        }
+        for seconds in [1e20, -1e20, Double.infinity] {
+            #expect(throws: CryptoError.untrustedCertificate("the time to check the chain at is out of range")) {
+                try X509Chain.verify(
+                    leaf: try X509Certificate(der: chain.leafDER), intermediates: [try X509Certificate(der: chain.intermediateDER)],
+                    root: try X509Certificate(der: chain.rootDER), at: Date(timeIntervalSince1970: seconds))
+            }
+        }
+    }
+
     @Test("a chain made here with Apple's OIDs verifies; without either OID, or a changed payload, it is refused")
     func madeChain() throws {
         let chain = try AppleTestChain()

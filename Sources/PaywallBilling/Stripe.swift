@@ -129,6 +129,13 @@ public enum StripeEvent {
             var prices: [String] = []
             var periodEnd: Date?
             for line in lines {
+                // Proration lines (a plan change's credit for unused time on the old price, or
+                // its remainder) do not say what the reader now has: the first mapped price of
+                // an upgrade's invoice would otherwise put them back on the old plan.
+                var proration = try line.bool("proration")
+                if proration == nil { proration = try line.fields("parent")?.fields("subscription_item_details")?.bool("proration") }
+                let amount = try line.integer("amount") ?? 0
+                if proration == true || amount < 0 { continue }
                 // Current versions: `pricing.price_details.price`; older: `price`.
                 var price = try line.fields("pricing")?.fields("price_details")?.id("price")
                 if price == nil { price = try line.id("price") }
@@ -140,7 +147,7 @@ public enum StripeEvent {
                     id: subscriptionID, products: prices, status: .active, providerStatus: "invoice paid", periodEnd: periodEnd)
             } else {
                 change.subscription = SubscriptionState(
-                    id: subscriptionID, products: prices, status: .pastDue, providerStatus: "invoice payment failed",
+                    id: subscriptionID, products: prices, status: .pastDue, providerStatus: SubscriptionState.failedPayment,
                     graceEnd: created.addingTimeInterval(grace))
             }
         default:

@@ -42,6 +42,8 @@ public struct SubscriptionState: Hashable, Sendable, Codable {
     public var status: BillingStatus?
     /// The provider's own word for the state (`trialing`, `DID_RENEW/BILLING_RECOVERY`…).
     public var providerStatus: String
+    /// ``providerStatus`` of a Stripe `invoice.payment_failed`.
+    public static let failedPayment = "invoice payment failed"
     public var periodEnd: Date?
     public var graceEnd: Date?
     public var cancelAtPeriodEnd: Bool?

@@ -21,6 +21,9 @@ public struct MembershipSource: RawRepresentable, Hashable, Sendable, Codable, C
     /// Complimentary access granted by support staff.
     public static let comp = MembershipSource(rawValue: "comp")
     public var description: String { rawValue }
+    /// Paid through a payment provider (`stripe`, `apple`): the provider's events change it,
+    /// not an administrator (its next event would undo the change).
+    public var isProvider: Bool { rawValue == "stripe" || rawValue == "apple" }
 }
 
 /// An account's membership of a plan.

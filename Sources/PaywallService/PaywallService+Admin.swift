@@ -178,10 +178,13 @@ extension PaywallService {
         }
     }
 
-    /// The account's one live (not expired) membership of `plan`, or its only live one.
+    /// The account's one live (not expired) membership of `plan`, or its only live one,
+    /// among those an administrator manages: a membership paid through Stripe or the App
+    /// Store is the provider's (an admin cancel would be undone by its next event, and an
+    /// admin grant beside it is a membership of its own).
     func liveMembership(account reference: String, plan: String?) throws -> Membership {
         let account = try store.account(matching: reference)
-        let live = try store.memberships(accountID: account.id).filter { $0.status != .expired }
+        let live = try store.memberships(accountID: account.id).filter { $0.status != .expired && !$0.source.isProvider }
         let candidates: [Membership]
         if let plan {
             let planID = try PlanID(validating: plan)

@@ -289,6 +289,12 @@ struct BillingApplier {
                 return outcome(.stale, "older than the state already applied (of \(TimeText.format(stored.asOf)))", unblocked: unblocked)
             }
         }
+        // A failed payment gives a grace only to a subscription that was paid: the failed
+        // first invoice of one never paid (incomplete: stored as expired, or not seen yet)
+        // must not open the titles for the grace period.
+        if state.status == .pastDue, state.providerStatus == SubscriptionState.failedPayment, stored.map({ $0.status == .expired }) ?? true {
+            return outcome(.stale, "a failed payment of subscription \(state.id), never paid, grants no grace", unblocked: unblocked)
+        }
         // What the event leaves out stays as stored.
         let mapped = try plan(change.provider, state.products)
         guard let product = mapped?.product ?? state.products.first ?? stored?.product else {

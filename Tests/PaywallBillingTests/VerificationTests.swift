@@ -77,6 +77,11 @@ struct StripeSignatureTests {
             id: "in_1", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end, paid: true))
         #expect(try StripeEvent.parse(invoice, grace: 0).change?.subscription == SubscriptionState(
             id: "sub_1", products: ["price_news"], status: .active, providerStatus: "invoice paid", periodEnd: end))
+        // An upgrade's invoice: its proration lines (old price credited, new one charged for
+        // the rest of the period) name no plan; the regular line does.
+        let upgrade = StripeFixtures.event(id: "evt_u", type: "invoice.paid", created: now, object: StripeFixtures.upgradeInvoice(
+            id: "in_2", customer: "cus_1", subscription: "sub_1", from: "price_news", to: "price_premium", periodEnd: end))
+        #expect(try StripeEvent.parse(upgrade, grace: 0).change?.subscription?.products == ["price_premium"])
         let other = StripeFixtures.event(id: "evt_d", type: "plan.created", created: now, object: StripeFixtures.object("price"))
         #expect(try StripeEvent.parse(other, grace: 0).change == nil)
         #expect(throws: BillingError.self) { try StripeEvent.parse(Array("[]".utf8), grace: 0) }

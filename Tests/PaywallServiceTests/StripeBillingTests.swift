@@ -190,15 +190,31 @@ struct StripeBillingTests {
         #expect(overview.events.count == 3 && overview.events.allSatisfy { $0.outcome == .applied })
     }
 
-    @Test("an invoice before its subscription is known waits for it")
+    @Test("the failed first invoice of an incomplete subscription opens nothing")
+    func incompleteFirstInvoiceFails() async throws {
+        let shop = try Shop()
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        try shop.post("customer.subscription.created", shop.subscription("incomplete", end: end))
+        shop.f.clock.advance(by: 1)
+        let failed = try shop.post("invoice.payment_failed", StripeFixtures.invoice(
+            id: "in_first", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end, paid: false))
+        #expect(failed.outcome == .stale)
+        #expect(try shop.memberships().allSatisfy { $0.status == .expired })
+        #expect(try await shop.access() != Self.member)
+    }
+
+    @Test("a failed invoice before its subscription is known grants nothing; the subscription decides")
     func invoiceFirst() throws {
         let shop = try Shop()
         _ = try shop.checkout()
         let end = shop.now.addingTimeInterval(30 * 86_400)
         let failed = try shop.post("invoice.payment_failed", StripeFixtures.invoice(
             id: "in_x", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end, paid: false))
-        // A failed payment names no period end of its own: it waits for the subscription.
-        #expect(failed.outcome == .pending)
+        // A failed payment of a subscription never seen paid opens nothing (an unpaid first
+        // invoice must not give the grace period's access).
+        #expect(failed.outcome == .stale)
+        #expect(try shop.memberships().isEmpty)
         shop.f.clock.advance(by: 1)
         try shop.post("customer.subscription.created", shop.subscription("active", end: end))
         // The subscription's snapshot is newer than the waiting invoice: that one is stale now.

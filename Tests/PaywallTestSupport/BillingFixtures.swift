@@ -72,7 +72,33 @@ public enum StripeFixtures {
         var line = (lines["data"] as? [[String: Any]])?.first ?? [:]
         line["period"] = ["start": Int(periodEnd.timeIntervalSince1970) - 30 * 86_400, "end": Int(periodEnd.timeIntervalSince1970)]
         line["pricing"] = ["type": "price_details", "price_details": ["price": price, "product": "prod_test"], "unit_amount_decimal": "1000"]
+        // The published example line is a proration; a renewal's line is not.
+        line["parent"] = ["type": "subscription_item_details", "subscription_item_details": [
+            "invoice_item": NSNull(), "proration": false, "proration_details": ["credited_items": NSNull()],
+            "subscription": subscription, "subscription_item": "si_test",
+        ] as [String: Any]]
         lines["data"] = [line]
+        invoice["lines"] = lines
+        return invoice
+    }
+
+    /// An upgrade's invoice: a proration credit for unused time on `from` (negative), a
+    /// proration charge for `to`'s remainder, then `to`'s regular line.
+    public static func upgradeInvoice(id: String, customer: String, subscription: String, from: String, to: String, periodEnd: Date) -> [String: Any] {
+        var invoice = Self.invoice(id: id, customer: customer, subscription: subscription, price: to, periodEnd: periodEnd, paid: true)
+        var lines = invoice["lines"] as? [String: Any] ?? [:]
+        let regular = (lines["data"] as? [[String: Any]])?.first ?? [:]
+        func proration(_ price: String, amount: Int) -> [String: Any] {
+            var line = regular
+            line["amount"] = amount
+            line["pricing"] = ["type": "price_details", "price_details": ["price": price, "product": "prod_test"], "unit_amount_decimal": String(abs(amount))]
+            line["parent"] = ["type": "subscription_item_details", "subscription_item_details": [
+                "invoice_item": NSNull(), "proration": true, "proration_details": ["credited_items": NSNull()],
+                "subscription": subscription, "subscription_item": "si_test",
+            ] as [String: Any]]
+            return line
+        }
+        lines["data"] = [proration(from, amount: -500), proration(to, amount: 800), regular]
         invoice["lines"] = lines
         return invoice
     }

@@ -208,6 +208,15 @@ struct BillingApplier {
 
     /// What a pending event waits for: its customer's link or its subscription's first
     /// state, per provider (`stripe:customer:cus_…`, `apple:subscription:…`).
+    /// How much access a billing status gives (to order same-instant snapshots).
+    static func accessRank(_ status: BillingStatus) -> Int {
+        switch status {
+        case .active: 2
+        case .pastDue: 1
+        case .expired: 0
+        }
+    }
+
     static func key(_ provider: BillingProvider, customer: String) -> String { "\(provider):customer:\(customer)" }
     static func key(_ provider: BillingProvider, subscription: String) -> String { "\(provider):subscription:\(subscription)" }
 
@@ -287,6 +296,14 @@ struct BillingApplier {
             if stored.isFinal { return outcome(.stale, "subscription \(state.id) has already ended", unblocked: unblocked) }
             if change.occurredAt < stored.asOf {
                 return outcome(.stale, "older than the state already applied (of \(TimeText.format(stored.asOf)))", unblocked: unblocked)
+            }
+            // Stripe stamps events in whole seconds, and a checkout sends `created`
+            // (incomplete), `updated` (active) and `invoice.paid` in the same second, in any
+            // order: at the same instant a snapshot never takes access away, unless it is the
+            // end (a deleted subscription).
+            if change.occurredAt == stored.asOf, !state.isFinal, let incoming = state.status,
+               Self.accessRank(incoming) < Self.accessRank(stored.status) {
+                return outcome(.stale, "as old as the state already applied and less than it (\(incoming.rawValue) after \(stored.status.rawValue))", unblocked: unblocked)
             }
         }
         // A failed payment gives a grace only to a subscription that was paid: the failed

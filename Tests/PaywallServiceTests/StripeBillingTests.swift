@@ -190,6 +190,24 @@ struct StripeBillingTests {
         #expect(overview.events.count == 3 && overview.events.allSatisfy { $0.outcome == .applied })
     }
 
+    @Test("a checkout's events in one second, in any order: the paid state stands; the end still ends it")
+    func sameSecond() async throws {
+        let shop = try Shop()
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        let second = shop.now
+        // `updated` (active) arrives before `created` (incomplete), both stamped the same second.
+        try shop.post("customer.subscription.updated", shop.subscription("active", end: end), created: second)
+        let created = try shop.post("customer.subscription.created", shop.subscription("incomplete", end: end), created: second)
+        #expect(created.outcome == .stale)
+        try shop.post("invoice.paid", shop.invoice(paid: true, end: end), created: second)
+        #expect(try shop.memberships().first?.status == .active)
+        #expect(try await shop.access() == Self.member)
+        // A deletion in that same second is the end, whatever the order.
+        try shop.post("customer.subscription.deleted", shop.subscription("canceled", end: end), created: second)
+        #expect(try shop.memberships().allSatisfy { $0.status == .expired })
+    }
+
     @Test("the failed first invoice of an incomplete subscription opens nothing")
     func incompleteFirstInvoiceFails() async throws {
         let shop = try Shop()

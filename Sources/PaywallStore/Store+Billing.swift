@@ -375,20 +375,25 @@ struct BillingApplier {
         if let customer = change.customer { details["customer"] = customer }
         var current = try currentID.map { try Store.membership(db, $0) }
         if let found = current, found.status == .expired { current = nil }
-        // A new price of another plan: the old plan's membership ends, the new one starts.
-        if let found = current, found.planID != planID {
+        // A new price of another plan: the old plan's membership ends, the new one starts
+        // (unless another live subscription of that plan shares it: it stays theirs).
+        if let found = current, found.planID != planID, try bestOtherSharer(of: found.id, provider: change.provider, except: state.id) != nil {
+            current = nil
+        } else if let found = current, found.planID != planID {
             try setMembership(found, status: .expired, periodEnd: found.currentPeriodEnd, graceEnd: nil, cancel: found.cancelAtPeriodEnd)
             try Store.recordTransition(db, id: found.id, from: found.status, to: .expired, at: now, actor: actor, reason: "plan changed to \(planID): \(reason)")
             try store.audit(db, actor: actor, action: "membership.status", target: "account:\(accountID)",
                             details: details.merging(["membership": String(found.id), "from": found.status.rawValue, "to": "expired"]) { $1 })
             current = nil
         }
-        let target: MembershipStatus = switch status {
+        var target: MembershipStatus = switch status {
         case .active: .active
         case .pastDue: .pastDue
         case .expired: .expired
         }
-        let grace = target == .pastDue ? (graceEnd ?? periodEnd) : nil
+        var grace = target == .pastDue ? (graceEnd ?? periodEnd) : nil
+        var periodEnd = periodEnd
+        var cancel = cancel
         details["periodEnd"] = TimeText.format(periodEnd)
         if let grace { details["graceEnd"] = TimeText.format(grace) }
         details["cancelAtPeriodEnd"] = cancel ? "true" : "false"
@@ -414,6 +419,16 @@ struct BillingApplier {
                             details: details.merging(["membership": String(id), "to": target.rawValue]) { $1 })
             return id
         }
+        // A reader who bought the plan twice: the membership both subscriptions share follows
+        // the better of them (ending one must not end the access the other still pays for).
+        if let other = try bestOtherSharer(of: current.id, provider: change.provider, except: state.id),
+           (Self.accessRank(other.status), other.periodEnd ?? .distantPast) > (Self.accessRank(status), periodEnd) {
+            target = other.status == .active ? .active : .pastDue
+            periodEnd = other.periodEnd ?? periodEnd
+            grace = target == .pastDue ? (other.graceEnd ?? periodEnd) : nil
+            cancel = other.cancel
+            details["keptBy"] = other.subscription
+        }
         let unchanged = current.status == target && current.currentPeriodEnd == periodEnd && current.gracePeriodEnd == grace
             && current.cancelAtPeriodEnd == cancel
         guard !unchanged else { return current.id }
@@ -426,6 +441,21 @@ struct BillingApplier {
         try store.audit(db, actor: actor, action: current.status != target ? "membership.status" : "membership.renew", target: "account:\(accountID)",
                         details: details.merging(["membership": String(current.id), "from": current.status.rawValue, "to": target.rawValue]) { $1 })
         return current.id
+    }
+
+    /// The best live state (most access, then the latest period end) among the other
+    /// subscriptions of `provider` that share membership `id`.
+    private func bestOtherSharer(of id: Int64, provider: BillingProvider, except subscription: String) throws
+        -> (subscription: String, status: BillingStatus, periodEnd: Date?, graceEnd: Date?, cancel: Bool)?
+    {
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT subscription_id, status, period_end, grace_end, cancel_at_period_end FROM billing_subscriptions
+            WHERE provider = ? AND membership_id = ? AND subscription_id != ? AND status != 'expired' AND final = 0
+            """), arguments: [provider.rawValue, id, subscription])
+        return rows.compactMap { row -> (subscription: String, status: BillingStatus, periodEnd: Date?, graceEnd: Date?, cancel: Bool)? in
+            guard let status = BillingStatus(rawValue: row[1]) else { return nil }
+            return (row[0], status, (row[2] as Int64?).map(Date.init(millis:)), (row[3] as Int64?).map(Date.init(millis:)), row[4])
+        }.max { (Self.accessRank($0.status), $0.periodEnd ?? .distantPast) < (Self.accessRank($1.status), $1.periodEnd ?? .distantPast) }
     }
 
     private func setMembership(_ membership: Membership, status: MembershipStatus, periodEnd: Date, graceEnd: Date?, cancel: Bool) throws {

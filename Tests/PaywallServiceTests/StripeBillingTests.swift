@@ -208,6 +208,31 @@ struct StripeBillingTests {
         #expect(try shop.memberships().allSatisfy { $0.status == .expired })
     }
 
+    @Test("a plan bought twice: ending one subscription keeps the access the other pays for")
+    func twoSubscriptionsOnePlan() async throws {
+        let shop = try Shop()
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        try shop.post("customer.subscription.created", shop.subscription("active", end: end))
+        shop.f.clock.advance(by: 1)
+        let second = StripeFixtures.subscription(id: "sub_2", customer: "cus_1", status: "active", price: "price_news",
+                                                 periodEnd: end.addingTimeInterval(86_400), cancelAtPeriodEnd: false)
+        try shop.post("customer.subscription.created", second)
+        #expect(try shop.memberships().filter { $0.status != .expired }.count == 1, "the two share one membership")
+        shop.f.clock.advance(by: 1)
+        // The second is cancelled at once: the first still pays for the plan.
+        var ended = second
+        ended["status"] = "canceled"
+        try shop.post("customer.subscription.deleted", ended)
+        #expect(try shop.memberships().first { $0.status != .expired }?.status == .active)
+        #expect(try await shop.access() == Self.member)
+        shop.f.clock.advance(by: 1)
+        // The first ends too: now the access ends.
+        try shop.post("customer.subscription.deleted", shop.subscription("canceled", end: end))
+        #expect(try shop.memberships().allSatisfy { $0.status == .expired })
+        #expect(try await shop.access() != Self.member)
+    }
+
     @Test("the failed first invoice of an incomplete subscription opens nothing")
     func incompleteFirstInvoiceFails() async throws {
         let shop = try Shop()

@@ -293,6 +293,12 @@ struct BillingApplier {
         }
         result.accountID = accountID
         if let stored {
+            // A subscription stays with the account it started on: a later event naming
+            // another account (an App Store transaction carrying another account's
+            // appAccountToken on the same Apple ID) must not move its membership silently.
+            if stored.accountID != accountID {
+                return outcome(.failed, "subscription \(state.id) belongs to account \(stored.accountID), not \(accountID)", unblocked: unblocked)
+            }
             if stored.isFinal { return outcome(.stale, "subscription \(state.id) has already ended", unblocked: unblocked) }
             if change.occurredAt < stored.asOf {
                 return outcome(.stale, "older than the state already applied (of \(TimeText.format(stored.asOf)))", unblocked: unblocked)

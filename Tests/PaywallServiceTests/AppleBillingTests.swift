@@ -148,6 +148,22 @@ struct AppleBillingTests {
         #expect(try app.f.snapshot() == before)
     }
 
+    @Test("a subscription stays with its account: a later transaction carrying another account's token fails, nothing moves")
+    func subscriptionPinned() async throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(30 * 86_400)
+        #expect(try app.post("SUBSCRIBED", "INITIAL_BUY", expires: end).outcome == .applied)
+        _ = try await app.f.service.signUp(email: "other@example.com", password: "correct horse battery", displayName: nil, actor: app.f.admin)
+        let otherToken = try app.f.service.appAccountToken(account: "other@example.com", actor: app.f.admin).uuidString.lowercased()
+        app.f.clock.advance(by: 60)
+        let moved = try app.post(try app.payload("DID_RENEW", expires: end.addingTimeInterval(30 * 86_400), token: otherToken))
+        #expect(moved.outcome == .failed)
+        #expect(try app.memberships().first?.currentPeriodEnd == end.roundedDownToSecond, "the first account's membership is untouched")
+        let other = try app.f.service.account("other@example.com")
+        #expect(try app.f.service.membershipRecords(account: other.id.rawValue).1.isEmpty, "the other account got nothing")
+        #expect(try await app.access() != "no full access")
+    }
+
     @Test("an unknown appAccountToken is kept pending")
     func unknownToken() throws {
         let app = try App()

@@ -127,7 +127,16 @@ public enum AppStoreNotification {
             // Only the renewal changes; the status stays as it is.
             state.cancelAtPeriodEnd = subtype == "AUTO_RENEW_DISABLED" ? true : subtype == "AUTO_RENEW_ENABLED" ? false : state.cancelAtPeriodEnd
         case "REFUND", "REVOKE":
+            // A refund of an earlier period (its transaction expired before this notice) takes
+            // nothing away from the period the reader is in now.
+            if let expires = state.periodEnd, expires <= signedDate, kind == "REFUND" { return (id, type, nil) }
             state.status = .expired
+        case "REFUND_REVERSED":
+            // Apple undid the refund: the transaction's period is the reader's again.
+            state.status = (state.periodEnd ?? .distantPast) > signedDate ? .active : .expired
+        case "RENEWAL_EXTENDED":
+            // The developer extended the period (a service outage, say): the new expiry stands.
+            state.status = .active
         default:
             return (id, type, nil)
         }
@@ -138,6 +147,7 @@ public enum AppStoreNotification {
     }
 
     static func handled(_ kind: String) -> Bool {
-        ["SUBSCRIBED", "DID_RENEW", "DID_FAIL_TO_RENEW", "GRACE_PERIOD_EXPIRED", "EXPIRED", "DID_CHANGE_RENEWAL_STATUS", "REFUND", "REVOKE"].contains(kind)
+        ["SUBSCRIBED", "DID_RENEW", "DID_FAIL_TO_RENEW", "GRACE_PERIOD_EXPIRED", "EXPIRED", "DID_CHANGE_RENEWAL_STATUS", "REFUND", "REVOKE",
+         "REFUND_REVERSED", "RENEWAL_EXTENDED"].contains(kind)
     }
 }

@@ -164,6 +164,28 @@ struct AppleBillingTests {
         #expect(try await app.access() != "no full access")
     }
 
+    @Test("a refund reversed gives the period back; a refund of an earlier period takes nothing; a renewal extended moves the expiry")
+    func refundsAndExtensions() async throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(30 * 86_400)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: end)
+        app.f.clock.advance(by: 60)
+        try app.post("REFUND", expires: end)
+        #expect(try await app.access() == "no full access")
+        app.f.clock.advance(by: 60)
+        #expect(try app.post("REFUND_REVERSED", expires: end).outcome == .applied)
+        #expect(try app.memberships().contains { $0.status == .active })
+        #expect(try await app.access() != "no full access")
+        app.f.clock.advance(by: 60)
+        // A refund of a period that ended before the notice: the current one stands.
+        #expect(try app.post("REFUND", expires: app.now.addingTimeInterval(-86_400)).outcome != .applied)
+        #expect(try await app.access() != "no full access")
+        app.f.clock.advance(by: 60)
+        let later = end.addingTimeInterval(7 * 86_400)
+        #expect(try app.post("RENEWAL_EXTENDED", expires: later).outcome == .applied)
+        #expect(try app.memberships().first { $0.status == .active }?.currentPeriodEnd == later.roundedDownToSecond)
+    }
+
     @Test("an unknown appAccountToken is kept pending")
     func unknownToken() throws {
         let app = try App()

@@ -134,6 +134,7 @@ public struct AccessClaims: Equatable, Sendable {
 }
 
 /// An article grant's claims: this subject may read this article of this title in full.
+/// Gift links carry the same claims (``GiftClaims``).
 public struct ArticleGrantClaims: Equatable, Sendable {
     public var registered: RegisteredClaims
     public var title: String
@@ -282,36 +283,8 @@ public struct AdminClaims: Equatable, Sendable {
     }
 }
 
-/// A gift link's claims: the bearer may read this article of this title in full until the
-/// token expires. `sub` is the giving member's account id; `jti` is the gift's id (the
-/// service refuses a gift it has no record of).
-public struct GiftClaims: Equatable, Sendable {
-    public var registered: RegisteredClaims
-    public var title: String
-    public var article: String
-
-    public init(registered: RegisteredClaims, title: String, article: String) {
-        self.registered = registered
-        self.title = title
-        self.article = article
-    }
-
-    /// The claims as JSON bytes, as signed.
-    func encoded() -> [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        registered.write(to: &writer)
-        writer.string("title", title)
-        writer.string("article", article)
-        writer.endObject()
-        return writer.bytes
-    }
-
-    public var json: JSONValue { (try? JSONValue.parse(encoded())) ?? .null }
-
-    init(_ object: JSONObject) throws(TokenError) {
-        registered = try RegisteredClaims(object)
-        title = try RegisteredClaims.string(object, "title")
-        article = try RegisteredClaims.string(object, "article")
-    }
-}
+/// A gift link's claims: the same shape as an article grant's (this article of this
+/// title, until the token expires); the token kind (`paywall-gift+jwt`) is what differs.
+/// `sub` is the giving member's account id; `jti` is the gift's id (the service refuses a
+/// gift it has no record of).
+public typealias GiftClaims = ArticleGrantClaims

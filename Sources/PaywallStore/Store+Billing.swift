@@ -118,14 +118,6 @@ extension Store {
         }
     }
 
-    /// The account a provider customer is linked to.
-    public func billingAccount(provider: BillingProvider, customer: String) throws(StoreError) -> AccountID? {
-        try read { db in
-            try String.fetchOne(db, sql: "SELECT account_id FROM billing_customers WHERE provider = ? AND customer_id = ?",
-                                arguments: [provider.rawValue, customer]).map(AccountID.init(rawValue:))
-        }
-    }
-
     /// An account's provider subscriptions as last applied.
     public func billingSubscriptions(accountID: AccountID) throws(StoreError) -> [BillingSubscription] {
         try read { db in

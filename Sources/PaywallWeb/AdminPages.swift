@@ -133,7 +133,7 @@ extension WebSite {
                 meter = "\(outcome.name): \(outcome.used) of \(outcome.limit)" + (outcome.consumed ? ", one used" : outcome.reread ? ", a re-read" : "")
             }
             return [
-                "time": Self.dateTime(decision.at), "iso": Self.iso(decision.at), "title": decision.title, "article": decision.article,
+                "time": Self.dateTime(decision.at), "iso": TimeText.format(decision.at), "title": decision.title, "article": decision.article,
                 "access": decision.access.description, "rules": decision.decidingRules.joined(separator: ", "), "reader": decision.readerKind.rawValue,
                 "meter": meter, "revision": String(decision.revision.prefix(12)),
             ]

@@ -94,7 +94,7 @@ extension WebSite {
             "titleID": titleID, "titleName": title.name, "headline": article.headline, "byline": article.byline,
         ]
         if let section = article.section { values["section"] = section }
-        if let published = article.published { values["published"] = ["iso": Self.iso(published), "text": Self.longDate(published)] }
+        if let published = article.published { values["published"] = ["iso": TimeText.format(published), "text": Self.longDate(published)] }
 
         switch decision.access {
         case .full:
@@ -165,7 +165,7 @@ extension WebSite {
         object["headline"] = article.headline
         object["author"] = ["@type": "Person", "name": article.byline]
         object["publisher"] = ["@type": "Organization", "name": title.name]
-        if let published = article.published { object["datePublished"] = iso(published) }
+        if let published = article.published { object["datePublished"] = TimeText.format(published) }
         if let description { object["description"] = description }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
@@ -331,7 +331,7 @@ extension WebSite {
         let sessions: [[String: Any]] = summary.sessions.map { session in
             [
                 "id": session.id, "device": session.deviceName ?? "A device without a name", "lastUsed": Self.dateTime(session.lastUsedAt),
-                "lastUsedISO": Self.iso(session.lastUsedAt), "started": Self.longDate(session.startedAt), "current": session.id == current,
+                "lastUsedISO": TimeText.format(session.lastUsedAt), "started": Self.longDate(session.startedAt), "current": session.id == current,
             ]
         }
         values["sessions"] = sessions
@@ -378,11 +378,11 @@ extension WebSite {
             [
                 "headline": article.headline, "byline": article.byline, "titleName": title.name,
                 "url": base + Self.path(title: title.id.rawValue, article: article.id),
-                "updated": Self.iso(article.published ?? Date(timeIntervalSince1970: 0)),
+                "updated": TimeText.format(article.published ?? Date(timeIntervalSince1970: 0)),
             ]
         }
         let updated = articles.articles.compactMap(\.published).max() ?? Date(timeIntervalSince1970: 0)
-        let body = templates.render(["base": base, "entries": entries, "updated": Self.iso(updated)] as [String: Any], withTemplate: "feed") ?? ""
+        let body = templates.render(["base": base, "entries": entries, "updated": TimeText.format(updated)] as [String: Any], withTemplate: "feed") ?? ""
         return Response(
             status: .ok, headers: [.contentType: "application/atom+xml; charset=utf-8", .cacheControl: "public, max-age=300"],
             body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -465,10 +465,6 @@ extension WebSite {
         ]
         let number = words.indices.contains(days) ? words[days] : String(days)
         return days == 1 ? "\(number) day free" : "\(number) days free"
-    }
-
-    static func iso(_ date: Date) -> String {
-        ISO8601DateFormatter.string(from: date, timeZone: TimeZone(identifier: "UTC") ?? .current, formatOptions: [.withInternetDateTime])
     }
 
     /// "23 July 2025" (UTC), without a shared formatter (DateFormatter is not Sendable).

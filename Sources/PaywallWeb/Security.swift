@@ -1,16 +1,6 @@
 import Foundation
 import PaywallCrypto
-
-/// HMAC-SHA256 (RFC 2104) over PaywallCrypto's SHA-256: signs the CSRF tokens.
-enum HMAC {
-    static func sha256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        let blockSize = 64
-        var key = key.count > blockSize ? SHA256.hash(key) : key
-        key += [UInt8](repeating: 0, count: blockSize - key.count)
-        let inner = SHA256.hash(key.map { $0 ^ 0x36 } + message)
-        return SHA256.hash(key.map { $0 ^ 0x5C } + inner)
-    }
-}
+import PaywallTokens
 
 /// Signed double-submit CSRF tokens. A browser holds a random `paywall_csrf` cookie; every
 /// form carries HMAC(key, cookie | session token) and every POST must send it back. A
@@ -26,19 +16,12 @@ struct CSRF: Sendable {
     static func random() throws -> CSRF { CSRF(key: try SecureRandom.bytes(32)) }
 
     func token(seed: String, session: String?) -> String {
-        Base64URL.encode(HMAC.sha256(key: key, message: Array((seed + "|" + (session ?? "")).utf8)))
+        Base64URL.encode(HMACSHA256.authenticate(key: key, message: Array((seed + "|" + (session ?? "")).utf8)))
     }
 
     func isValid(_ presented: String?, seed: String?, session: String?) -> Bool {
         guard let presented, let seed, Cookies.isToken(seed) else { return false }
         return ConstantTime.equal(Array(presented.utf8), Array(token(seed: seed, session: session).utf8))
-    }
-}
-
-enum Base64URL {
-    static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }
 

@@ -8,6 +8,7 @@ import PaywallCore
 import PaywallCrypto
 import PaywallPolicy
 import PaywallService
+import PaywallTokens
 
 /// How the pages are served.
 public struct WebSettings: Sendable, Equatable {

@@ -58,12 +58,6 @@ extension PaywallService {
         }
     }
 
-    /// Signs one browser out: revokes the session its cookie holds (audited). Signing out
-    /// twice, or with a token that opens nothing, writes nothing and is not an error.
-    public func signOut(refreshToken: String, actor: AuditActor) throws(ServiceError) {
-        try mapped { _ = try store.revokeSession(refreshToken: refreshToken, actor: actor) }
-    }
-
     /// The account page's facts: memberships with their plans, the trial and whether one may
     /// be started, and the policy's meter for the reader (the first meter the policy declares:
     /// the signed-in readers' free articles).

@@ -283,9 +283,14 @@ extension WebSite {
     }
 
     func signOut(_ visit: Visit) async throws -> Response {
-        if let token = visit.sessionToken, let reader = visit.reader {
-            let actor = AuditActor.account(reader.account.id)
-            try await service.blocking { service throws(ServiceError) in try service.signOut(refreshToken: token, actor: actor) }
+        if let token = visit.sessionToken, visit.reader != nil {
+            // The readers' sign-out (the whole session family, as over the API); a session
+            // already gone is nothing to do.
+            do {
+                _ = try await service.blocking { service throws(ServiceError) in try service.signOut(refreshToken: token) }
+            } catch {
+                guard case .sessionRejected = error else { throw error }
+            }
         }
         var response = redirect("/")
         response.setCookie(cookie(Cookies.session, "", maxAge: 0))

@@ -354,7 +354,11 @@ extension WebSite {
             if let days = summary.trialDaysLeft { trialValues["daysLeft"] = days == 1 ? "1 day left" : "\(days) days left" }
             values["trial"] = trialValues
         }
-        if summary.trialEligible { values["trialEligible"] = ["days": Int(service.configuration.trialLength / 86_400), "daysFree": Self.daysFree(Int(service.configuration.trialLength / 86_400))] }
+        // The length the trial button gives (the policy's `offer trial N days`, as
+        // startOfferedTrial); no button when the policy offers none.
+        if summary.trialEligible, let days = try service.policy().offeredTrialDays {
+            values["trialEligible"] = ["days": days, "daysFree": Self.daysFree(days)]
+        }
         if let meter = summary.meter {
             var meterValues: [String: Any] = [
                 "remaining": meter.remaining, "limit": meter.limit, "used": meter.used,

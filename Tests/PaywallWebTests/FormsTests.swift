@@ -113,6 +113,20 @@ struct FormsTests {
         }
     }
 
+    @Test("the account page offers the trial the button gives: the policy's length, not the configured default")
+    func accountTrialLength() async throws {
+        let f = try ServiceFixture { $0.trialLength = 30 * 86_400 }  // the shipped policy offers 14 days
+        _ = try f.service.loadDemoData(actor: f.admin)
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signup")
+            _ = try await browser.post("/signup", [("name", "Trial Reader"), ("email", "trial-length@example.com"), ("password", "a long web passphrase")])
+            let account = try await browser.get("/account").text
+            #expect(account.contains("Start your 14-day free trial"))
+            #expect(!account.contains("30-day"))
+        }
+    }
+
     @Test("a wrong password: an inline error, the email kept, no session")
     func badSignIn() async throws {
         let f = try demoFixture()

@@ -125,7 +125,7 @@ extension PaywallAPI {
         }
         Self.log(delivery, context)
         struct Queued: Encodable { var verificationMail: String }
-        return try Self.json(Queued(verificationMail: MailStatus(delivery).rawValue), private: true)
+        return try Self.json(Queued(verificationMail: MailStatus.queued.rawValue), private: true)
     }
 
     func verifyEmail(_ request: Request) async throws -> Response {

@@ -217,13 +217,25 @@ public struct PaywallAPI: Sendable {
     /// Decisions by access and deciding rule (names from the policy: a bounded set), and
     /// meter units consumed.
     static func count(_ decision: Decision) {
-        Counter(label: "paywall_decisions_total", dimensions: [
-            ("access", decision.access.description), ("rule", decision.decidingRules.first ?? "none"),
-        ]).increment()
+        decisionCounters.counter("\(decision.access)|\(decision.decidingRules.first ?? "none")") {
+            Counter(label: "paywall_decisions_total", dimensions: [
+                ("access", decision.access.description), ("rule", decision.decidingRules.first ?? "none"),
+            ])
+        }.increment()
         if let meter = decision.meter, meter.consumed {
-            Counter(label: "paywall_meter_units_consumed_total", dimensions: [("meter", meter.name)]).increment()
+            decisionCounters.counter("meter|" + meter.name) {
+                Counter(label: "paywall_meter_units_consumed_total", dimensions: [("meter", meter.name)])
+            }.increment()
         }
     }
+
+    /// The counters `count(_:)` increments, made once per key (each `Counter(label:…)` is a
+    /// registry lookup under its lock); the keys are the policy's access levels, rule and
+    /// meter names: a bounded set.
+    static let decisionCounters = CounterCache()
+
+    /// The token scheme `bearerToken(_:)` matches, made once.
+    static let bearerScheme = Array("bearer".utf8)
 
     /// The bearer token, if any; a malformed Authorization header is refused.
     func bearer(_ request: Request) throws -> String? {
@@ -239,7 +251,7 @@ public struct PaywallAPI: Sendable {
         var header = header
         return header.withUTF8 { bytes -> String? in
             func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-            let scheme = Array("bearer".utf8)
+            let scheme = Self.bearerScheme
             guard bytes.count > scheme.count, blank(bytes[scheme.count]) else { return nil }
             for index in 0..<scheme.count where bytes[index] | 0x20 != scheme[index] { return nil }
             var start = scheme.count + 1, end = bytes.count
@@ -350,6 +362,20 @@ struct RequestIDMiddleware: RouterMiddleware {
             var error = error
             error.headers[Self.header] = id
             throw error
+        }
+    }
+}
+
+/// Counters by a key, each made on first use.
+final class CounterCache: Sendable {
+    private let counters = Mutex<[String: Metrics.Counter]>([:])
+
+    func counter(_ key: String, make: () -> Metrics.Counter) -> Metrics.Counter {
+        counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = make()
+            counters[key] = counter
+            return counter
         }
     }
 }

@@ -137,13 +137,17 @@ func rateLimitKey(_ address: String?) -> String { clientRateLimitKey(address) }
 
 extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
+    /// The fields a check may name (made once: every check reads them).
+    static let fields: Set<String> = ["title", "article", "channel"]
+    static let giftFields = fields.union(["gift"])
+    static let articleFields: Set<String> = ["id", "free", "publishedAt", "section", "tags"]
 
     /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`,
     /// and `"gift"` (a gift link's token) when `allowGift`.
     init(_ fields: RequestBody.Fields, request facts: RequestFacts, allowGift: Bool = false) throws {
-        let body = try fields.only(allowGift ? ["title", "article", "channel", "gift"] : ["title", "article", "channel"])
+        let body = try fields.only(allowGift ? Self.giftFields : Self.fields)
         guard let articleFields = try body.fields("article") else { throw body.missing("article") }
-        let article = try articleFields.only(["id", "free", "publishedAt", "section", "tags"])
+        let article = try articleFields.only(Self.articleFields)
         var input = ArticleInput(id: try article.requiredString("id"))
         input.free = try article.bool("free") ?? false
         input.publishedAt = try article.time("publishedAt")

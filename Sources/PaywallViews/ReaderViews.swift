@@ -44,18 +44,14 @@ public struct ReaderSessionView: Encodable, Sendable {
         self.session = SessionView(session.session)
         endedSessions = session.endedSessions.map(SessionView.init)
         carriedReads = session.carriedReads
-        verificationMail = session.mail.map(MailStatus.init).map(\.rawValue)
+        verificationMail = session.mail.map { _ in MailStatus.queued.rawValue }
     }
 }
 
-/// What happened to a mail just queued: queued, always, now that a courier delivers it
+/// What happened to a mail just queued: `queued`, always, now that a courier delivers it
 /// after the answer (`sent` and `failed` stay in the contract for clients that read them).
 public enum MailStatus: String, Sendable {
     case sent, queued, failed
-
-    public init(_ delivery: MailDelivery) {
-        self = .queued
-    }
 }
 
 /// A reader's trial, with the whole days it has left (0 once over).

@@ -44,7 +44,7 @@ extension PaywallAPI {
         // The device token in the body, or (an app that sends it everywhere) as the bearer.
         let deviceToken = try body.string("deviceToken") ?? bearer(request)
         let deviceName = try body.string("deviceName")
-        let client = rateLimitKey(clientAddress(request, context))
+        let client = clientRateLimitKey(clientAddress(request, context))
         let session = try await service.blocking { service throws(ServiceError) in
             try service.signUpReader(email: email, password: password, name: name, deviceToken: deviceToken, deviceName: deviceName, client: client)
         }
@@ -57,7 +57,7 @@ extension PaywallAPI {
         let body = try await RequestBody.object(&request).only(["email", "password", "deviceName"])
         let (email, password) = (try body.requiredString("email"), try body.requiredString("password"))
         let deviceName = try body.string("deviceName")
-        let client = rateLimitKey(clientAddress(request, context))
+        let client = clientRateLimitKey(clientAddress(request, context))
         let session = try await service.blocking { service throws(ServiceError) in
             try service.signInReader(email: email, password: password, deviceName: deviceName, client: client)
         }
@@ -141,7 +141,7 @@ extension PaywallAPI {
         var request = request
         let body = try await RequestBody.object(&request).only(["email"])
         let email = try body.requiredString("email")
-        let client = rateLimitKey(clientAddress(request, context))
+        let client = clientRateLimitKey(clientAddress(request, context))
         let delivery = try await service.blocking { service throws(ServiceError) in try service.requestPasswordReset(email: email, client: client) }
         Self.log(delivery, context)
         // The same answer whether or not the email has an account.

@@ -169,12 +169,10 @@ public struct PaywallAPI: Sendable {
         // An empty body (whatever the headers say) or an empty object: a new device. A
         // device token in the Authorization header: the same device, renewed. Any other
         // body is read as strictly as everywhere (415 without a JSON content type).
-        if try await request.collectBody(upTo: RequestBody.limit).readableBytes > 0 {
-            _ = try await RequestBody.object(&request).only([])
-        }
+        _ = try await RequestBody.optionalObject(&request)?.only([])
         let renewing = try bearer(request)
         if renewing == nil {
-            let client = rateLimitKey(clientAddress(request, context))
+            let client = clientRateLimitKey(clientAddress(request, context))
             if let wait = deviceMinting.take(client, at: service.now) { throw APIError.rateLimited(retryAfter: wait) }
         }
         let issued = try await service.blocking { service throws(ServiceError) in try service.issueDeviceToken(renewing: renewing) }

@@ -131,10 +131,6 @@ struct RequestBody {
     }
 }
 
-/// The key a client address is rate-limited by: an IPv4 address, or the /64 of an IPv6
-/// one (a single host usually owns a whole /64, so per-address keys would not limit it).
-func rateLimitKey(_ address: String?) -> String { clientRateLimitKey(address) }
-
 extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
     /// The fields a check may name (made once: every check reads them).

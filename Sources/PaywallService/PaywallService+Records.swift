@@ -49,8 +49,7 @@ extension PaywallService {
 
     /// Whether the account's person may still start a trial.
     func trialEligible(_ account: Account) throws -> Bool {
-        guard let email = try? EmailAddress(account.email) else { return false }
-        return try store.isTrialEligible(email: email)
+        try store.isTrialEligible(email: EmailAddress(stored: account.email))
     }
 
     /// Accounts ordered by creation, `limit` at a time after the row `offset`.

@@ -227,7 +227,8 @@ extension PaywallService {
         return try mapped {
             guard let account = try store.account(id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let trial = try store.trial(accountID: accountID)
-            let eligible = try trial == nil && (try? EmailAddress(account.email)).map { try store.isTrialEligible(email: $0) } ?? false
+            // By the person's email key, which covers this account's own trial too.
+            let eligible = try trialEligible(account)
             let subject = MeterSubject.account(accountID)
             let meters = try policy.meters.map { meter in
                 MeterStanding(

@@ -307,9 +307,9 @@ struct OperationsRouteTests {
 struct RateLimitKeyTests {
     @Test("IPv4 addresses are their own key; IPv6 ones share their /64")
     func keys() {
-        #expect(rateLimitKey("203.0.113.5") == "203.0.113.5")
-        #expect(rateLimitKey("2001:db8:1:2::1") == rateLimitKey("2001:db8:1:2:ffff::9"))
-        #expect(rateLimitKey("2001:db8:1:2::1") != rateLimitKey("2001:db8:1:3::1"))
-        #expect(rateLimitKey(nil) == "unknown")
+        #expect(clientRateLimitKey("203.0.113.5") == "203.0.113.5")
+        #expect(clientRateLimitKey("2001:db8:1:2::1") == clientRateLimitKey("2001:db8:1:2:ffff::9"))
+        #expect(clientRateLimitKey("2001:db8:1:2::1") != clientRateLimitKey("2001:db8:1:3::1"))
+        #expect(clientRateLimitKey(nil) == "unknown")
     }
 }

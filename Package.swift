@@ -4,7 +4,7 @@
 // Dependency direction (one way):
 //   PaywallCore (pure domain types) <- PaywallPolicy (pure: the policy language)
 //   PaywallCrypto (the only module that calls OpenSSL, via COpenSSL) <- PaywallTokens (JWS, key ring)
-//   PaywallCore <- PaywallStore (SQLite via GRDB) -> PaywallCrypto (refresh tokens: random bytes, SHA-256, sealing)
+//   PaywallCore <- PaywallStore (SQLite via GRDB, PostgreSQL via postgres-nio) -> PaywallCrypto (refresh tokens: random bytes, SHA-256, sealing)
 //   PaywallCore, PaywallCrypto, PaywallTokens <- PaywallBilling (provider events: verification, parsing)
 //   PaywallService (orchestrates; owns configuration, the policy and the key ring)
 //       -> PaywallStore, PaywallTokens, PaywallCrypto, PaywallPolicy, PaywallBilling
@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure domain types: no I/O, no C.
@@ -72,6 +74,11 @@ let package = Package(
                 "PaywallCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

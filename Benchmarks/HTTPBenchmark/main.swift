@@ -45,7 +45,7 @@ func prepare(_ folder: URL, _ arguments: [String]) throws {
     try FileManager.default.createDirectory(at: folder.appendingPathComponent("policies"), withIntermediateDirectories: true)
     try Data(benchmarkPolicy.utf8).write(to: folder.appendingPathComponent("policies/bench.policy"))
     var configuration = ServiceConfiguration()
-    configuration.databasePath = folder.appendingPathComponent("paywall.sqlite").path
+    configuration.databaseLocation = folder.appendingPathComponent("paywall.sqlite").path
     configuration.keysDirectory = folder.appendingPathComponent("Keys")
     configuration.policyDirectory = folder.appendingPathComponent("policies")
     configuration.developmentKeys = true

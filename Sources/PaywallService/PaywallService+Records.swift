@@ -152,7 +152,7 @@ extension PaywallService {
     public func databaseReport() throws(ServiceError) -> DatabaseReport {
         try mapped {
             DatabaseReport(
-                path: store.path, health: try store.health(), knownMigrations: Store.knownMigrations,
+                path: store.location, health: try store.health(), knownMigrations: Store.knownMigrations,
                 accounts: try store.accountCount(), auditEntries: try store.auditCount())
         }
     }

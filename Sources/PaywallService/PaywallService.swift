@@ -49,7 +49,7 @@ public final class PaywallService: Sendable {
     public convenience init(configuration: ServiceConfiguration) throws(ServiceError) {
         var storeConfiguration = configuration.store
         storeConfiguration.clock = configuration.clock
-        let store = try mapped { try Store(path: configuration.databasePath, configuration: storeConfiguration) }
+        let store = try mapped { try Store(path: configuration.databaseLocation, configuration: storeConfiguration) }
         try self.init(store: store, configuration: configuration)
     }
 
@@ -82,8 +82,8 @@ public final class PaywallService: Sendable {
     /// "Now", from the configured clock.
     public var now: Date { store.clock.now() }
 
-    /// The database file.
-    public var databasePath: String { store.path }
+    /// Where the data is: the SQLite file, or the PostgreSQL URL without its password.
+    public var databaseLocation: String { store.location }
 
     /// Runs blocking work on the service's thread pool (see ``BlockingPool``).
     public func blocking<T: Sendable>(_ body: @escaping @Sendable (PaywallService) throws(ServiceError) -> T) async throws(ServiceError) -> T {

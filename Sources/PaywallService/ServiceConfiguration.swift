@@ -7,8 +7,9 @@ import PaywallStore
 /// ``resolve(environment:overrides:)`` (the one place that reads `PAYWALL_*` variables) and
 /// never read the environment themselves.
 public struct ServiceConfiguration: Sendable {
-    /// The SQLite database file (default `./paywall.sqlite`).
-    public var databasePath = "paywall.sqlite"
+    /// Where the data is: a SQLite file (default `./paywall.sqlite`), or a PostgreSQL
+    /// database shared by several servers (`postgres://user:password@host:port/database`).
+    public var databaseLocation = "paywall.sqlite"
     /// Scrypt cost for new password hashes (OWASP's N = 2^17, r = 8, p = 1). Hashes made
     /// with weaker parameters are upgraded at the next sign-in.
     public var passwordHashing: ScryptParameters = .owasp
@@ -110,7 +111,7 @@ public struct ServiceConfiguration: Sendable {
 
     /// Values an adapter's flags give; each wins over its environment variable.
     public struct Overrides: Sendable {
-        public var databasePath: String?
+        public var databaseLocation: String?
         public var keysDirectory: String?
         public var policyDirectory: String?
         public var readOnly = false
@@ -133,7 +134,7 @@ public struct ServiceConfiguration: Sendable {
     ///
     /// | variable | setting |
     /// |---|---|
-    /// | `PAYWALL_DB` | database file |
+    /// | `PAYWALL_DB` | database file, or `postgres://…` URL |
     /// | `PAYWALL_KEYS` | key folder |
     /// | `PAYWALL_POLICIES` | policy folder |
     /// | `PAYWALL_ISSUER`, `PAYWALL_AUDIENCE` | token `iss` and default `aud` |
@@ -172,7 +173,7 @@ public struct ServiceConfiguration: Sendable {
             }
         }
         configuration.testing = try flag("PAYWALL_TESTING") ?? false
-        configuration.databasePath = overrides.databasePath ?? environment["PAYWALL_DB"] ?? configuration.databasePath
+        configuration.databaseLocation = overrides.databaseLocation ?? environment["PAYWALL_DB"] ?? configuration.databaseLocation
         if let keys = overrides.keysDirectory ?? environment["PAYWALL_KEYS"] { configuration.keysDirectory = URL(fileURLWithPath: keys) }
         if let policies = overrides.policyDirectory ?? environment["PAYWALL_POLICIES"] {
             configuration.policyDirectory = URL(fileURLWithPath: policies)

@@ -188,8 +188,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
 
     static func category(of error: StoreError) -> ServiceErrorCategory {
         switch error {
-        case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: .unavailable
-        case .sqlite, .randomUnavailable: .internal
+        case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
+        case .sqlite, .postgres, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle: .invalid
@@ -212,9 +212,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .configuration: "invalid_configuration"
         case let .store(error):
             switch error {
-            case .notADatabase, .corrupt, .readOnly, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated: "database_unavailable"
+            case .notADatabase, .corrupt, .readOnly, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: "database_unavailable"
             case .locked: "database_locked"
-            case .sqlite: "database_error"
+            case .sqlite, .postgres: "database_error"
             case .randomUnavailable: "random_unavailable"
             case .accountNotFound: "account_not_found"
             case .titleNotFound: "title_not_found"

@@ -17,8 +17,7 @@ final class HotReaders: Sendable {
     private let readers: [HotReader]
     private let available: Mutex<[Int]>
     private let slots: DispatchSemaphore
-    /// The snapshot the calling thread is in, if any (see ``snapshot(_:)``): one slot per
-    /// thread for the whole process (pthread keys are few), tagged with its readers.
+    /// The snapshot the calling thread is in, if any (see ``snapshot(_:)``).
     private static let current = ThreadSpecificSnapshot()
 
     init(path: String, count: Int, busyTimeout: Double) throws {
@@ -31,17 +30,11 @@ final class HotReaders: Sendable {
         slots = DispatchSemaphore(value: readers.count)
     }
 
-    /// This store's snapshot on the calling thread.
-    private var currentSnapshot: SnapshotContext? {
-        guard let context = Self.current.value, context.owner === self else { return nil }
-        return context
-    }
-
     /// Runs `body` on a free reader, on that reader's connection; inside a ``snapshot(_:)``
     /// on this thread, on the snapshot's connection and transaction.
-    func read<T>(_ body: (HotReader, Database) throws -> T) throws -> T {
-        if let snapshot = currentSnapshot { return try body(snapshot.reader, snapshot.db) }
-        return try withFreeReader { reader in try reader.queue.inDatabase { db in try body(reader, db) } }
+    func read<T>(_ body: (any HotQueries) throws -> T) throws -> T {
+        if let snapshot = Self.current.current(of: self) { return try body(snapshot) }
+        return try withFreeReader { reader in try reader.queue.inDatabase { db in try body(SQLiteHotQueries(reader: reader, db: db)) } }
     }
 
     /// Takes a free reader for the time of `body`.
@@ -59,17 +52,14 @@ final class HotReaders: Sendable {
     /// one reader: one consistent snapshot (a meter's count and "already read?" cannot
     /// straddle a concurrent commit), and one WAL read lock instead of one per statement.
     func snapshot<T>(_ body: () throws -> T) throws -> T {
-        if currentSnapshot != nil { return try body() }
-        let outer = Self.current.value  // another store's snapshot: put back after
+        if Self.current.current(of: self) != nil { return try body() }
         return try withFreeReader { reader in try reader.queue.inDatabase { db in
             // Prepared once per connection: `execute(sql:)` parsed both on every check.
             try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
-            Self.current.value = SnapshotContext(owner: self, reader: reader, db: db)
             defer {
-                Self.current.value = outer
                 do { try db.cachedStatement(sql: "COMMIT").execute() } catch { try? db.execute(sql: "ROLLBACK") }
             }
-            return try body()
+            return try Self.current.with(owner: self, hot: SQLiteHotQueries(reader: reader, db: db), body)
         } }
     }
 
@@ -78,33 +68,23 @@ final class HotReaders: Sendable {
     }
 }
 
-/// The reader and connection of a snapshot in progress.
-final class SnapshotContext {
-    unowned let owner: HotReaders
-    unowned let reader: HotReader
-    unowned let db: Database
-    init(owner: HotReaders, reader: HotReader, db: Database) {
-        self.owner = owner
-        self.reader = reader
-        self.db = db
+/// A hot reader on its connection, as ``HotQueries``.
+struct SQLiteHotQueries: HotQueries {
+    let reader: HotReader
+    let db: Database
+
+    var connection: any SQLConnection { GRDBConnection(db: db) }
+    func account(emailKey: String) throws -> Account? { try reader.account(emailKey: emailKey, db) }
+    func account(id: String) throws -> Account? { try reader.account(id: id, db) }
+    func title(id: String) throws -> Title? { try reader.title(id: id, db) }
+    func membershipsWithBundles(accountID: String) throws -> [(Membership, TitleBundle)] {
+        try reader.membershipsWithBundles(accountID: accountID, db)
     }
-}
-
-/// A per-thread slot (pthread-specific data): the snapshot is entered and left on one
-/// thread, synchronously, so the nested reads find it without any locking.
-final class ThreadSpecificSnapshot: @unchecked Sendable {
-    private var key = pthread_key_t()
-
-    init() {
-        pthread_key_create(&key, nil)
+    func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int {
+        try reader.meterCount(subject: subject, start: start, end: end, title: title, db)
     }
-
-    var value: SnapshotContext? {
-        get { pthread_getspecific(key).map { Unmanaged<SnapshotContext>.fromOpaque($0).takeUnretainedValue() } }
-        set {
-            if let old = pthread_getspecific(key) { Unmanaged<SnapshotContext>.fromOpaque(old).release() }
-            pthread_setspecific(key, newValue.map { Unmanaged.passRetained($0).toOpaque() })
-        }
+    func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64) throws -> Bool {
+        try reader.hasRead(subject: subject, title: title, article: article, start: start, end: end, db)
     }
 }
 
@@ -127,16 +107,16 @@ final class HotReader: @unchecked Sendable {
     }
 
     /// A title and its tags (comma-joined: tags are slugs). Argument: the title id.
-    static let titleSQL = "\(Store.titleSelect) WHERE t.id = ?"
+    static let titleSQL = "\(Store.titleSelect(.sqlite)) WHERE t.id = ?"
 
     /// An account's memberships, newest first, each with its plan's bundle in the same
     /// row (one statement instead of one per plan). Argument: the account id.
-    static let membershipsSQL = """
+    static func membershipsSQL(_ dialect: SQLDialect) -> String { """
         SELECT \(Membership.columns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")),
-               p.all_titles, (SELECT group_concat(title_id, ',') FROM plan_titles WHERE plan_id = m.plan_id)
+               p.all_titles, (SELECT \(dialect == .sqlite ? "group_concat(title_id, ',')" : "string_agg(title_id, ',')") FROM plan_titles WHERE plan_id = m.plan_id)
         FROM memberships m LEFT JOIN plans p ON p.id = m.plan_id
         WHERE m.account_id = ? ORDER BY m.id DESC
-        """
+        """ }
 
     init(_ queue: DatabaseQueue) throws {
         self.queue = queue
@@ -148,7 +128,7 @@ final class HotReader: @unchecked Sendable {
                 meterTitle: try db.makeStatement(sql: MeterSQL.countTitle),
                 readInWindow: try db.makeStatement(sql: MeterSQL.readInWindow),
                 titleByID: try db.makeStatement(sql: Self.titleSQL),
-                membershipsWithBundles: try db.makeStatement(sql: Self.membershipsSQL))
+                membershipsWithBundles: try db.makeStatement(sql: Self.membershipsSQL(.sqlite)))
         }
     }
 
@@ -235,7 +215,7 @@ final class HotReader: @unchecked Sendable {
     }
 
     /// The items of a `group_concat(…, ',')` of slugs.
-    private static func list(_ joined: String?) -> Set<String> {
+    static func list(_ joined: String?) -> Set<String> {
         guard let joined, !joined.isEmpty else { return [] }
         return Set(joined.split(separator: ",").map(String.init))
     }

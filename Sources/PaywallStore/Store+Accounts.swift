@@ -1,11 +1,10 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Account {
     static let columns = "id, email, display_name, created_at, updated_at, email_verified_at"
 
-    init(row: Row) {
+    init(row: SQLRow) {
         self.init(
             id: AccountID(rawValue: row[0]),
             email: row[1],
@@ -33,22 +32,21 @@ extension Store {
 
     /// Inserts a new account and its credentials inside the caller's write transaction,
     /// audited; refuses a taken email.
-    func insertAccount(_ db: Database, _ account: Account, emailKey: String, passwordHash: String, actor: AuditActor) throws {
+    func insertAccount(_ db: any SQLConnection, _ account: Account, emailKey: String, passwordHash: String, actor: AuditActor) throws {
         if try Self.account(db, emailKey: emailKey) != nil {
             throw StoreError.duplicateEmail(account.email)
         }
-        try db.cachedStatement(sql: """
+        try db.execute("""
             INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [account.id.rawValue, account.email, emailKey, account.displayName, account.createdAt.millis, account.updatedAt.millis])
-        try db.cachedStatement(sql: "INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)")
-            .execute(arguments: [account.id.rawValue, passwordHash, account.createdAt.millis])
+            """, [account.id.rawValue, account.email, emailKey, account.displayName, account.createdAt.millis, account.updatedAt.millis])
+        try db.execute("INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)", [account.id.rawValue, passwordHash, account.createdAt.millis])
         try audit(db, actor: actor, action: "account.create", target: "account:\(account.id)", details: ["email": account.email])
     }
 
     /// The account with this id, or nil.
     public func account(id: AccountID) throws(StoreError) -> Account? {
-        try readHot { reader, db in try reader.account(id: id.rawValue, db) }
+        try readHot { hot in try hot.account(id: id.rawValue) }
     }
 
     /// The account with this email (compared case-insensitively), or nil.
@@ -58,11 +56,11 @@ extension Store {
 
     /// The account whose lower-cased email is `emailKey`, or nil.
     public func account(emailKey: String) throws(StoreError) -> Account? {
-        try readHot { reader, db in try reader.account(emailKey: emailKey, db) }
+        try readHot { hot in try hot.account(emailKey: emailKey) }
     }
 
-    static func account(_ db: Database, emailKey: String) throws -> Account? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"), arguments: [emailKey])
+    static func account(_ db: any SQLConnection, emailKey: String) throws -> Account? {
+        try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE email_key = ?", [emailKey])
             .map(Account.init(row:))
     }
 
@@ -80,22 +78,20 @@ extension Store {
     /// Accounts ordered by creation, `limit` at a time after the row `offset`.
     public func accounts(limit: Int = 100, offset: Int = 0) throws(StoreError) -> [Account] {
         try read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts ORDER BY created_at, id LIMIT ? OFFSET ?"),
-                arguments: [max(0, limit), max(0, offset)]
+            try db.fetchAll("SELECT \(Account.columns) FROM accounts ORDER BY created_at, id LIMIT ? OFFSET ?", [max(0, limit), max(0, offset)]
             ).map(Account.init(row:))
         }
     }
 
     /// The number of accounts.
     public func accountCount() throws(StoreError) -> Int {
-        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM accounts") ?? 0 }
+        try read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM accounts") ?? 0 }
     }
 
     /// The stored password hash of an account, or nil when it has none.
     public func passwordHash(accountID: AccountID) throws(StoreError) -> String? {
         try read { db in
-            try String.fetchOne(db.cachedStatement(sql: "SELECT password_hash FROM credentials WHERE account_id = ?"), arguments: [accountID.rawValue])
+            try db.fetchValue(String.self, "SELECT password_hash FROM credentials WHERE account_id = ?", [accountID.rawValue])
         }
     }
 
@@ -111,11 +107,11 @@ extension Store {
         let now = clock.now()
         return try write { db in
             try Self.requireAccount(db, accountID)
-            try db.cachedStatement(sql: """
+            try db.execute("""
                 INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)
                 ON CONFLICT(account_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
-                """).execute(arguments: [accountID.rawValue, hash, now.millis])
-            try db.cachedStatement(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?").execute(arguments: [now.millis, accountID.rawValue])
+                """, [accountID.rawValue, hash, now.millis])
+            try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
             return revokeSessions ? try self.revokeSessions(db, accountID: accountID, actor: actor, now: now) : 0
         }
@@ -127,10 +123,9 @@ extension Store {
         let now = clock.now().millis
         return try write { db in
             let email = try Self.requireAccount(db, accountID)
-            try db.cachedStatement(sql: "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?")
-                .execute(arguments: [now, now, accountID.rawValue])
+            try db.execute("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", [now, now, accountID.rawValue])
             try audit(db, actor: actor, action: "account.verify-email", target: "account:\(accountID)", details: ["email": email, "method": method])
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"), arguments: [accountID.rawValue]) else {
+            guard let row = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue]) else {
                 throw StoreError.accountNotFound(accountID.rawValue)
             }
             return Account(row: row)
@@ -142,8 +137,7 @@ extension Store {
         let now = clock.now().millis
         try write { db in
             try Self.requireAccount(db, accountID)
-            try db.cachedStatement(sql: "UPDATE accounts SET display_name = ?, updated_at = ? WHERE id = ?")
-                .execute(arguments: [displayName, now, accountID.rawValue])
+            try db.execute("UPDATE accounts SET display_name = ?, updated_at = ? WHERE id = ?", [displayName, now, accountID.rawValue])
             try audit(db, actor: actor, action: "account.rename", target: "account:\(accountID)", details: ["displayName": displayName ?? ""])
         }
     }
@@ -154,16 +148,16 @@ extension Store {
     public func deleteAccount(id: AccountID, actor: AuditActor) throws(StoreError) {
         try write { db in
             let email = try Self.requireAccount(db, id)
-            try db.cachedStatement(sql: "DELETE FROM reads WHERE subject = ?").execute(arguments: [MeterSubject.account(id).key])
-            try db.cachedStatement(sql: "DELETE FROM accounts WHERE id = ?").execute(arguments: [id.rawValue])
+            try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
+            try db.execute("DELETE FROM accounts WHERE id = ?", [id.rawValue])
             try audit(db, actor: actor, action: "account.delete", target: "account:\(id)", details: ["email": email])
         }
     }
 
     /// Throws ``StoreError/accountNotFound(_:)`` unless the account exists; returns its email.
     @discardableResult
-    static func requireAccount(_ db: Database, _ id: AccountID) throws -> String {
-        guard let email = try String.fetchOne(db.cachedStatement(sql: "SELECT email FROM accounts WHERE id = ?"), arguments: [id.rawValue]) else {
+    static func requireAccount(_ db: any SQLConnection, _ id: AccountID) throws -> String {
+        guard let email = try db.fetchValue(String.self, "SELECT email FROM accounts WHERE id = ?", [id.rawValue]) else {
             throw StoreError.accountNotFound(id.rawValue)
         }
         return email

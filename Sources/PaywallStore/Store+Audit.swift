@@ -1,20 +1,19 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Store {
     /// Audit entries, newest first, optionally only those about `target` (e.g. `account:…`).
     public func auditEntries(target: String? = nil, limit: Int = 100) throws(StoreError) -> [AuditEntry] {
         try read { db in
-            let rows: [Row]
+            let rows: [SQLRow]
             if let target {
-                rows = try Row.fetchAll(db.cachedStatement(sql: """
+                rows = try db.fetchAll("""
                     SELECT id, at, actor, action, target, details FROM audit_log WHERE target = ? ORDER BY id DESC LIMIT ?
-                    """), arguments: [target, max(0, limit)])
+                    """, [target, max(0, limit)])
             } else {
-                rows = try Row.fetchAll(db.cachedStatement(sql: """
+                rows = try db.fetchAll("""
                     SELECT id, at, actor, action, target, details FROM audit_log ORDER BY id DESC LIMIT ?
-                    """), arguments: [max(0, limit)])
+                    """, [max(0, limit)])
             }
             return rows.map {
                 AuditEntry(id: $0[0], at: Date(millis: $0[1]), actor: AuditActor(rawValue: $0[2]), action: $0[3], target: $0[4], details: $0[5])
@@ -24,7 +23,7 @@ extension Store {
 
     /// The number of audit entries.
     public func auditCount() throws(StoreError) -> Int {
-        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log") ?? 0 }
+        try read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM audit_log") ?? 0 }
     }
 
     /// Records an administrative action that has no row of its own (e.g. a token issued

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 /// Memberships from payment providers' events. Each event is taken in one write
@@ -12,9 +11,7 @@ extension Store {
     public func applyBilling(_ change: BillingChange) throws(StoreError) -> BillingResult {
         let now = clock.now()
         return try write { db in
-            if let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT id, outcome FROM billing_events WHERE provider = ? AND event_id = ?"),
-                arguments: [change.provider.rawValue, change.eventID]
+            if let row = try db.fetchOne("SELECT id, outcome FROM billing_events WHERE provider = ? AND event_id = ?", [change.provider.rawValue, change.eventID]
             ) {
                 let id: Int64 = row[0]
                 // A failed event is tried again when it comes again; anything else was settled.
@@ -35,7 +32,7 @@ extension Store {
     public func retryBillingEvents() throws(StoreError) -> [BillingResult] {
         let now = clock.now()
         return try write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT id, change FROM billing_events WHERE outcome IN ('pending', 'failed') ORDER BY occurred_at, id")
+            let rows = try db.fetchAll("SELECT id, change FROM billing_events WHERE outcome IN ('pending', 'failed') ORDER BY occurred_at, id")
             var results: [BillingResult] = []
             for row in rows {
                 let id: Int64 = row[0]
@@ -46,7 +43,7 @@ extension Store {
         }
     }
 
-    private func retry(_ db: Database, id: Int64, change: BillingChange, now: Date) throws -> BillingResult {
+    private func retry(_ db: any SQLConnection, id: Int64, change: BillingChange, now: Date) throws -> BillingResult {
         let applier = BillingApplier(store: self, db: db, now: now)
         let applied = try applier.apply(change)
         try Self.updateEvent(db, id: id, applied)
@@ -54,23 +51,23 @@ extension Store {
         return applied.result
     }
 
-    private func insertEvent(_ db: Database, _ change: BillingChange, _ applied: BillingApplier.Applied, now: Date) throws {
-        try db.cachedStatement(sql: """
+    private func insertEvent(_ db: any SQLConnection, _ change: BillingChange, _ applied: BillingApplier.Applied, now: Date) throws {
+        try db.execute("""
             INSERT INTO billing_events (provider, event_id, type, outcome, detail, waiting_for, customer_id, subscription_id, account_id,
                 occurred_at, received_at, change)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
+            """, [
                 change.provider.rawValue, change.eventID, change.type, applied.result.outcome.rawValue, applied.result.detail, applied.waitingFor,
                 change.customer, change.subscription?.id, applied.result.accountID?.rawValue, change.occurredAt.millis, now.millis,
                 Self.encodeChange(change),
             ])
     }
 
-    static func updateEvent(_ db: Database, id: Int64, _ applied: BillingApplier.Applied) throws {
-        try db.cachedStatement(sql: """
+    static func updateEvent(_ db: any SQLConnection, id: Int64, _ applied: BillingApplier.Applied) throws {
+        try db.execute("""
             UPDATE billing_events SET outcome = ?, detail = ?, waiting_for = ?, account_id = COALESCE(?, account_id), attempts = attempts + 1
             WHERE id = ?
-            """).execute(arguments: [
+            """, [
                 applied.result.outcome.rawValue, applied.result.detail, applied.waitingFor, applied.result.accountID?.rawValue, id,
             ])
     }
@@ -109,8 +106,7 @@ extension Store {
     /// The customers linked to an account.
     public func billingLinks(accountID: AccountID) throws(StoreError) -> [BillingLink] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT provider, customer_id, account_id, created_at FROM billing_customers WHERE account_id = ? ORDER BY created_at, customer_id",
-                             arguments: [accountID.rawValue]).compactMap { row in
+            try db.fetchAll("SELECT provider, customer_id, account_id, created_at FROM billing_customers WHERE account_id = ? ORDER BY created_at, customer_id", [accountID.rawValue]).compactMap { row in
                 BillingProvider(rawValue: row[0]).map {
                     BillingLink(provider: $0, customer: row[1], accountID: AccountID(rawValue: row[2]), createdAt: Date(millis: row[3]))
                 }
@@ -121,10 +117,10 @@ extension Store {
     /// An account's provider subscriptions as last applied.
     public func billingSubscriptions(accountID: AccountID) throws(StoreError) -> [BillingSubscription] {
         try read { db in
-            try Row.fetchAll(db, sql: """
+            try db.fetchAll("""
                 SELECT provider, subscription_id, account_id, membership_id, product, status, provider_status, period_end, cancel_at_period_end, as_of
                 FROM billing_subscriptions WHERE account_id = ? ORDER BY as_of DESC
-                """, arguments: [accountID.rawValue]).compactMap { row in
+                """, [accountID.rawValue]).compactMap { row in
                 guard let provider = BillingProvider(rawValue: row[0]), let status = BillingStatus(rawValue: row[5]) else { return nil }
                 return BillingSubscription(
                     provider: provider, id: row[1], accountID: AccountID(rawValue: row[2]), membershipID: row[3], product: row[4], status: status,
@@ -137,7 +133,7 @@ extension Store {
     public func billingEvents(accountID: AccountID? = nil, unappliedOnly: Bool = false, limit: Int = 50) throws(StoreError) -> [BillingEventRecord] {
         try read { db in
             var conditions: [String] = []
-            var arguments: [any DatabaseValueConvertible] = []
+            var arguments: SQLArguments = []
             if let accountID {
                 conditions.append("account_id = ?")
                 arguments.append(accountID.rawValue)
@@ -145,10 +141,10 @@ extension Store {
             if unappliedOnly { conditions.append("outcome IN ('pending', 'failed')") }
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments.append(max(0, limit))
-            return try Row.fetchAll(db, sql: """
+            return try db.fetchAll("""
                 SELECT id, provider, event_id, type, outcome, detail, customer_id, subscription_id, account_id, occurred_at, received_at, attempts
                 FROM billing_events \(filter) ORDER BY id DESC LIMIT ?
-                """, arguments: StatementArguments(arguments)).compactMap { row in
+                """, arguments).compactMap { row in
                 guard let provider = BillingProvider(rawValue: row[1]), let outcome = BillingOutcome(rawValue: row[4]) else { return nil }
                 return BillingEventRecord(
                     id: row[0], provider: provider, eventID: row[2], type: row[3], outcome: outcome, detail: row[5], customer: row[6],
@@ -163,10 +159,10 @@ extension Store {
         let now = clock.now()
         return try write { db in
             guard try Self.planExists(db, planID) else { throw StoreError.planNotFound(planID.rawValue) }
-            try db.execute(sql: """
+            try db.execute("""
                 INSERT INTO billing_plans (provider, external_id, plan_id, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (provider, external_id) DO UPDATE SET plan_id = excluded.plan_id
-                """, arguments: [provider.rawValue, externalID, planID.rawValue, now.millis])
+                """, [provider.rawValue, externalID, planID.rawValue, now.millis])
             try audit(db, actor: actor, action: "billing.map", target: "plan:\(planID)", details: ["provider": provider.rawValue, "product": externalID])
             return BillingPlanMapping(provider: provider, externalID: externalID, planID: planID)
         }
@@ -175,8 +171,7 @@ extension Store {
     /// Removes a mapping; false when there was none.
     public func unmapBillingProduct(provider: BillingProvider, externalID: String, actor: AuditActor) throws(StoreError) -> Bool {
         try write { db in
-            try db.execute(sql: "DELETE FROM billing_plans WHERE provider = ? AND external_id = ?", arguments: [provider.rawValue, externalID])
-            guard db.changesCount > 0 else { return false }
+            guard try db.execute("DELETE FROM billing_plans WHERE provider = ? AND external_id = ?", [provider.rawValue, externalID]) > 0 else { return false }
             try audit(db, actor: actor, action: "billing.unmap", target: "billing:\(provider)", details: ["product": externalID])
             return true
         }
@@ -185,7 +180,7 @@ extension Store {
     /// Every price and product mapping.
     public func billingMappings() throws(StoreError) -> [BillingPlanMapping] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT provider, external_id, plan_id FROM billing_plans ORDER BY provider, external_id").compactMap { row in
+            try db.fetchAll("SELECT provider, external_id, plan_id FROM billing_plans ORDER BY provider, external_id").compactMap { row in
                 BillingProvider(rawValue: row[0]).map { BillingPlanMapping(provider: $0, externalID: row[1], planID: PlanID(rawValue: row[2])) }
             }
         }
@@ -195,7 +190,7 @@ extension Store {
 /// Applies events inside one write transaction.
 struct BillingApplier {
     let store: Store
-    let db: Database
+    let db: any SQLConnection
     let now: Date
 
     /// What a pending event waits for: its customer's link or its subscription's first
@@ -229,9 +224,9 @@ struct BillingApplier {
         var results: [BillingResult] = []
         while let key = queue.first {
             queue.removeFirst()
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            let rows = try db.fetchAll("""
                 SELECT id, change FROM billing_events WHERE waiting_for = ? AND outcome = 'pending' ORDER BY occurred_at, id
-                """), arguments: [key])
+                """, [key])
             for row in rows {
                 let id: Int64 = row[0]
                 guard let change = Store.decodeChange(row[1]) else { continue }
@@ -340,7 +335,7 @@ struct BillingApplier {
             change: change, state: state, accountID: accountID, planID: planID, current: stored?.membershipID, status: status,
             periodEnd: periodEnd ?? now, graceEnd: graceEnd, cancel: cancel)
         result.membershipID = membershipID
-        try db.cachedStatement(sql: """
+        try db.execute("""
             INSERT INTO billing_subscriptions (provider, subscription_id, account_id, membership_id, product, status, provider_status, period_end,
                 grace_end, cancel_at_period_end, final, as_of, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -348,7 +343,7 @@ struct BillingApplier {
                 membership_id = excluded.membership_id, product = excluded.product, status = excluded.status,
                 provider_status = excluded.provider_status, period_end = excluded.period_end, grace_end = excluded.grace_end,
                 cancel_at_period_end = excluded.cancel_at_period_end, final = excluded.final, as_of = excluded.as_of, updated_at = excluded.updated_at
-            """).execute(arguments: [
+            """, [
                 change.provider.rawValue, state.id, accountID.rawValue, membershipID, product, status.rawValue, state.providerStatus,
                 periodEnd?.millis, status == .pastDue ? graceEnd?.millis : nil, cancel, state.isFinal,
                 max(change.occurredAt, stored?.asOf ?? change.occurredAt).millis, now.millis,
@@ -398,20 +393,19 @@ struct BillingApplier {
         if current == nil, target != .expired {
             // Another subscription of the same plan through the same provider holds the live
             // membership (a reader who bought twice): this one shares it.
-            if let row = try Row.fetchOne(db.cachedStatement(sql: """
+            if let row = try db.fetchOne("""
                 SELECT \(Membership.columns) FROM memberships WHERE account_id = ? AND plan_id = ? AND source = ? AND status != 'expired'
-                """), arguments: [accountID.rawValue, planID.rawValue, source.rawValue]) {
+                """, [accountID.rawValue, planID.rawValue, source.rawValue]) {
                 current = Membership(row: row)
             }
         }
         guard let current else {
             guard target != .expired else { return currentID }
-            try db.cachedStatement(sql: """
+            let id = try db.insertedID("""
                 INSERT INTO memberships (account_id, plan_id, status, current_period_end, grace_period_end, cancel_at_period_end, source, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [accountID.rawValue, planID.rawValue, target.rawValue, periodEnd.millis, grace?.millis, cancel, source.rawValue,
+                """, [accountID.rawValue, planID.rawValue, target.rawValue, periodEnd.millis, grace?.millis, cancel, source.rawValue,
                                          now.millis, now.millis])
-            let id = db.lastInsertedRowID
             try Store.recordTransition(db, id: id, from: nil, to: target, at: now, actor: actor, reason: reason)
             try store.audit(db, actor: actor, action: "membership.grant", target: "account:\(accountID)",
                             details: details.merging(["membership": String(id), "to": target.rawValue]) { $1 })
@@ -446,10 +440,10 @@ struct BillingApplier {
     private func bestOtherSharer(of id: Int64, provider: BillingProvider, except subscription: String) throws
         -> (subscription: String, status: BillingStatus, periodEnd: Date?, graceEnd: Date?, cancel: Bool)?
     {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
+        let rows = try db.fetchAll("""
             SELECT subscription_id, status, period_end, grace_end, cancel_at_period_end FROM billing_subscriptions
             WHERE provider = ? AND membership_id = ? AND subscription_id != ? AND status != 'expired' AND final = 0
-            """), arguments: [provider.rawValue, id, subscription])
+            """, [provider.rawValue, id, subscription])
         return rows.compactMap { row -> (subscription: String, status: BillingStatus, periodEnd: Date?, graceEnd: Date?, cancel: Bool)? in
             guard let status = BillingStatus(rawValue: row[1]) else { return nil }
             return (row[0], status, (row[2] as Int64?).map(Date.init(millis:)), (row[3] as Int64?).map(Date.init(millis:)), row[4])
@@ -457,9 +451,9 @@ struct BillingApplier {
     }
 
     private func setMembership(_ membership: Membership, status: MembershipStatus, periodEnd: Date, graceEnd: Date?, cancel: Bool) throws {
-        try db.cachedStatement(sql: """
+        try db.execute("""
             UPDATE memberships SET status = ?, current_period_end = ?, grace_period_end = ?, cancel_at_period_end = ?, updated_at = ? WHERE id = ?
-            """).execute(arguments: [status.rawValue, periodEnd.millis, graceEnd?.millis, cancel, now.millis, membership.id])
+            """, [status.rawValue, periodEnd.millis, graceEnd?.millis, cancel, now.millis, membership.id])
     }
 
     // MARK: - Lookups
@@ -477,10 +471,10 @@ struct BillingApplier {
     }
 
     func subscription(_ provider: BillingProvider, _ id: String) throws -> StoredSubscription? {
-        try Row.fetchOne(db.cachedStatement(sql: """
+        try db.fetchOne("""
             SELECT account_id, membership_id, product, status, period_end, grace_end, cancel_at_period_end, final, as_of
             FROM billing_subscriptions WHERE provider = ? AND subscription_id = ?
-            """), arguments: [provider.rawValue, id]).map { row in
+            """, [provider.rawValue, id]).map { row in
             StoredSubscription(
                 accountID: AccountID(rawValue: row[0]), membershipID: row[1], product: row[2], status: BillingStatus(rawValue: row[3]) ?? .expired,
                 periodEnd: (row[4] as Int64?).map(Date.init(millis:)), graceEnd: (row[5] as Int64?).map(Date.init(millis:)),
@@ -489,21 +483,18 @@ struct BillingApplier {
     }
 
     func linkedAccount(_ provider: BillingProvider, _ customer: String) throws -> AccountID? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT account_id FROM billing_customers WHERE provider = ? AND customer_id = ?"),
-                            arguments: [provider.rawValue, customer]).map(AccountID.init(rawValue:))
+        try db.fetchValue(String.self, "SELECT account_id FROM billing_customers WHERE provider = ? AND customer_id = ?", [provider.rawValue, customer]).map(AccountID.init(rawValue:))
     }
 
     func insertLink(_ provider: BillingProvider, _ customer: String, _ accountID: AccountID, actor: AuditActor) throws {
-        try db.cachedStatement(sql: "INSERT INTO billing_customers (provider, customer_id, account_id, created_at) VALUES (?, ?, ?, ?)")
-            .execute(arguments: [provider.rawValue, customer, accountID.rawValue, now.millis])
+        try db.execute("INSERT INTO billing_customers (provider, customer_id, account_id, created_at) VALUES (?, ?, ?, ?)", [provider.rawValue, customer, accountID.rawValue, now.millis])
         try store.audit(db, actor: actor, action: "billing.link", target: "account:\(accountID)", details: ["provider": provider.rawValue, "customer": customer])
     }
 
     /// The first of `products` mapped to a plan.
     func plan(_ provider: BillingProvider, _ products: [String]) throws -> (product: String, plan: PlanID)? {
         for product in products {
-            if let plan = try String.fetchOne(db.cachedStatement(sql: "SELECT plan_id FROM billing_plans WHERE provider = ? AND external_id = ?"),
-                                              arguments: [provider.rawValue, product]) {
+            if let plan = try db.fetchValue(String.self, "SELECT plan_id FROM billing_plans WHERE provider = ? AND external_id = ?", [provider.rawValue, product]) {
                 return (product, PlanID(rawValue: plan))
             }
         }
@@ -520,7 +511,7 @@ struct BillingApplier {
 }
 
 extension Store {
-    static func requireAccountOrNil(_ db: Database, _ id: AccountID) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)"), arguments: [id.rawValue]) ?? false
+    static func requireAccountOrNil(_ db: any SQLConnection, _ id: AccountID) throws -> Bool {
+        try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)", [id.rawValue]) ?? false
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Store {
@@ -8,8 +7,7 @@ extension Store {
         let title = Title(id: id, name: name, publisher: publisher, tags: tags, createdAt: clock.now())
         return try write { db in
             if try Self.titleExists(db, id) { throw StoreError.duplicateTitle(id.rawValue) }
-            try db.cachedStatement(sql: "INSERT INTO titles (id, name, publisher, created_at) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [id.rawValue, name, publisher, title.createdAt.millis])
+            try db.execute("INSERT INTO titles (id, name, publisher, created_at) VALUES (?, ?, ?, ?)", [id.rawValue, name, publisher, title.createdAt.millis])
             try Self.insertTags(db, id, tags)
             try audit(db, actor: actor, action: "title.add", target: "title:\(id)", details: [
                 "name": name, "publisher": publisher, "tags": tags.sorted().joined(separator: ","),
@@ -22,7 +20,7 @@ extension Store {
     public func setTitleTags(id: TitleID, tags: Set<String>, actor: AuditActor) throws(StoreError) -> Title {
         try write { db in
             guard try Self.titleExists(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
-            try db.cachedStatement(sql: "DELETE FROM title_tags WHERE title_id = ?").execute(arguments: [id.rawValue])
+            try db.execute("DELETE FROM title_tags WHERE title_id = ?", [id.rawValue])
             try Self.insertTags(db, id, tags)
             try audit(db, actor: actor, action: "title.set-tags", target: "title:\(id)", details: ["tags": tags.sorted().joined(separator: ",")])
             guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
@@ -30,41 +28,41 @@ extension Store {
         }
     }
 
-    static func insertTags(_ db: Database, _ id: TitleID, _ tags: Set<String>) throws {
+    static func insertTags(_ db: any SQLConnection, _ id: TitleID, _ tags: Set<String>) throws {
         for tag in tags.sorted() {
-            try db.cachedStatement(sql: "INSERT INTO title_tags (title_id, tag) VALUES (?, ?)").execute(arguments: [id.rawValue, tag])
+            try db.execute("INSERT INTO title_tags (title_id, tag) VALUES (?, ?)", [id.rawValue, tag])
         }
     }
 
     /// Title columns with the tags folded into one text (tags are slugs: no commas).
-    static let titleSelect = """
+    static func titleSelect(_ dialect: SQLDialect) -> String { """
         SELECT t.id, t.name, t.publisher, t.created_at,
-               (SELECT group_concat(tag, ',') FROM title_tags WHERE title_id = t.id) FROM titles t
-        """
+               (SELECT \(dialect == .sqlite ? "group_concat(tag, ',')" : "string_agg(tag, ',')") FROM title_tags WHERE title_id = t.id) FROM titles t
+        """ }
 
-    private static func title(row: Row) -> Title {
+    private static func title(row: SQLRow) -> Title {
         let tags = (row[4] as String?).map { Set($0.split(separator: ",").map(String.init)) } ?? []
         return Title(id: TitleID(rawValue: row[0]), name: row[1], publisher: row[2], tags: tags, createdAt: Date(millis: row[3]))
     }
 
-    static func title(_ db: Database, _ id: TitleID) throws -> Title? {
-        try Row.fetchOne(db.cachedStatement(sql: "\(titleSelect) WHERE t.id = ?"), arguments: [id.rawValue]).map(title(row:))
+    static func title(_ db: any SQLConnection, _ id: TitleID) throws -> Title? {
+        try db.fetchOne("\(titleSelect(db.dialect)) WHERE t.id = ?", [id.rawValue]).map(title(row:))
     }
 
     /// Every title, by id.
     public func titles() throws(StoreError) -> [Title] {
         try read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "\(Self.titleSelect) ORDER BY t.id")).map(Self.title(row:))
+            try db.fetchAll("\(Self.titleSelect(db.dialect)) ORDER BY t.id").map(Self.title(row:))
         }
     }
 
     /// The title with this id, or nil. (One statement, on every access check: a hot reader.)
     public func title(id: TitleID) throws(StoreError) -> Title? {
-        try readHot { reader, db in try reader.title(id: id.rawValue, db) }
+        try readHot { hot in try hot.title(id: id.rawValue) }
     }
 
-    static func titleExists(_ db: Database, _ id: TitleID) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM titles WHERE id = ?)"), arguments: [id.rawValue]) ?? false
+    static func titleExists(_ db: any SQLConnection, _ id: TitleID) throws -> Bool {
+        try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM titles WHERE id = ?)", [id.rawValue]) ?? false
     }
 
     /// Adds a plan granting `bundle`. Every listed title must exist.
@@ -80,11 +78,9 @@ extension Store {
                     throw StoreError.titleNotFound(title.rawValue)
                 }
             }
-            try db.cachedStatement(sql: "INSERT INTO plans (id, name, period, all_titles, created_at) VALUES (?, ?, ?, ?, ?)")
-                .execute(arguments: [id.rawValue, name, period.rawValue, bundle == .all, plan.createdAt.millis])
+            try db.execute("INSERT INTO plans (id, name, period, all_titles, created_at) VALUES (?, ?, ?, ?, ?)", [id.rawValue, name, period.rawValue, bundle == .all, plan.createdAt.millis])
             for title in listed {
-                try db.cachedStatement(sql: "INSERT INTO plan_titles (plan_id, title_id) VALUES (?, ?)")
-                    .execute(arguments: [id.rawValue, title.rawValue])
+                try db.execute("INSERT INTO plan_titles (plan_id, title_id) VALUES (?, ?)", [id.rawValue, title.rawValue])
             }
             try audit(db, actor: actor, action: "plan.add", target: "plan:\(id)", details: [
                 "name": name, "period": period.rawValue,
@@ -97,7 +93,7 @@ extension Store {
     /// Every plan, by id.
     public func plans() throws(StoreError) -> [Plan] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT id FROM plans ORDER BY id").compactMap { row in
+            try db.fetchAll("SELECT id FROM plans ORDER BY id").compactMap { row in
                 try Self.plan(db, PlanID(rawValue: row[0]))
             }
         }
@@ -105,17 +101,16 @@ extension Store {
 
     /// The plan with this id, or nil. (One statement, on every access check: a hot reader.)
     public func plan(id: PlanID) throws(StoreError) -> Plan? {
-        try readHot { _, db in try Self.plan(db, id) }
+        try readHotSQL { db in try Self.plan(db, id) }
     }
 
     /// One statement (title ids are slugs: no commas), so it is atomic on its own.
-    static func plan(_ db: Database, _ id: PlanID) throws -> Plan? {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
+    static func plan(_ db: any SQLConnection, _ id: PlanID) throws -> Plan? {
+        guard let row = try db.fetchOne("""
                 SELECT p.id, p.name, p.period, p.all_titles, p.created_at,
-                       (SELECT group_concat(title_id, ',') FROM plan_titles WHERE plan_id = p.id)
+                       (SELECT \(db.concatenated("title_id")) FROM plan_titles WHERE plan_id = p.id)
                 FROM plans p WHERE p.id = ?
-                """), arguments: [id.rawValue]
+                """, [id.rawValue]
         ) else { return nil }
         let bundle: TitleBundle
         if row[3] as Bool {
@@ -128,7 +123,7 @@ extension Store {
         return Plan(id: PlanID(rawValue: row[0]), name: row[1], period: period, bundle: bundle, createdAt: Date(millis: row[4]))
     }
 
-    static func planExists(_ db: Database, _ id: PlanID) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM plans WHERE id = ?)"), arguments: [id.rawValue]) ?? false
+    static func planExists(_ db: any SQLConnection, _ id: PlanID) throws -> Bool {
+        try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM plans WHERE id = ?)", [id.rawValue]) ?? false
     }
 }

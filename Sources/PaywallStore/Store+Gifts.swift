@@ -1,11 +1,10 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Gift {
     static let columns = "id, account_id, title_id, article_id, created_at, expires_at"
 
-    init(row: Row) {
+    init(row: SQLRow) {
         self.init(
             id: row[0], accountID: AccountID(rawValue: row[1]), titleID: TitleID(rawValue: row[2]), articleID: row[3],
             createdAt: Date(millis: row[4]), expiresAt: Date(millis: row[5]))
@@ -31,9 +30,9 @@ extension Store {
             guard try Self.titleExists(db, gift.titleID) else { throw StoreError.titleNotFound(gift.titleID.rawValue) }
             let used = try Self.giftCount(db, gift.accountID, from: month.start, to: month.end)
             guard used < limit else { return .limitReached(used: used) }
-            try db.cachedStatement(sql: """
+            try db.execute("""
                 INSERT INTO gifts (id, account_id, title_id, article_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [gift.id, gift.accountID.rawValue, gift.titleID.rawValue, gift.articleID, gift.createdAt.millis, gift.expiresAt.millis])
+                """, [gift.id, gift.accountID.rawValue, gift.titleID.rawValue, gift.articleID, gift.createdAt.millis, gift.expiresAt.millis])
             try audit(db, actor: .account(gift.accountID), action: "gift.create", target: "title:\(gift.titleID)", details: [
                 "gift": gift.id, "article": gift.articleID, "expiresAt": TimeText.format(gift.expiresAt),
             ])
@@ -41,10 +40,8 @@ extension Store {
         }
     }
 
-    static func giftCount(_ db: Database, _ accountID: AccountID, from: Date, to: Date) throws -> Int {
-        try Int.fetchOne(
-            db.cachedStatement(sql: "SELECT COUNT(*) FROM gifts WHERE account_id = ? AND created_at >= ? AND created_at < ?"),
-            arguments: [accountID.rawValue, from.millis, to.millis]) ?? 0
+    static func giftCount(_ db: any SQLConnection, _ accountID: AccountID, from: Date, to: Date) throws -> Int {
+        try db.fetchValue(Int.self, "SELECT COUNT(*) FROM gifts WHERE account_id = ? AND created_at >= ? AND created_at < ?", [accountID.rawValue, from.millis, to.millis]) ?? 0
     }
 
     /// Gifts the member made in `[from, to)`.
@@ -55,7 +52,7 @@ extension Store {
     /// The gift with this id, or nil (never made, or its member's account was deleted).
     public func gift(id: String) throws(StoreError) -> Gift? {
         try read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Gift.columns) FROM gifts WHERE id = ?"), arguments: [id]).map(Gift.init(row:))
+            try db.fetchOne("SELECT \(Gift.columns) FROM gifts WHERE id = ?", [id]).map(Gift.init(row:))
         }
     }
 
@@ -68,14 +65,11 @@ extension Store {
     @discardableResult
     public func recordGiftRead(_ gift: Gift, subject: MeterSubject?, at instant: Date) throws(StoreError) -> Bool {
         try write { db in
-            let seen = try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM gift_reads WHERE gift_id = ? AND subject IS ?)"),
-                arguments: [gift.id, subject?.key]) ?? false
+            let seen = try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM gift_reads WHERE gift_id = ? AND subject IS NOT DISTINCT FROM ?)", [gift.id, subject?.key]) ?? false
             if seen { return false }
             do {
-                try db.cachedStatement(sql: "INSERT INTO gift_reads (gift_id, subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?, ?)")
-                    .execute(arguments: [gift.id, subject?.key, gift.titleID.rawValue, gift.articleID, instant.millis])
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+                try db.execute("INSERT INTO gift_reads (gift_id, subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?, ?)", [gift.id, subject?.key, gift.titleID.rawValue, gift.articleID, instant.millis])
+            } catch where SQLConstraint.violated(by: error) == .foreignKey {
                 throw StoreError.titleNotFound(gift.titleID.rawValue)
             }
             return true

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 /// The state of a database file's schema and contents.
@@ -21,19 +20,13 @@ extension Store {
     /// Every migration this version knows, in order.
     public static var knownMigrations: [String] { Migrations.identifiers }
 
-    /// Runs `PRAGMA integrity_check` and `foreign_key_check` and reads the schema version.
+    /// Checks the database (SQLite: `PRAGMA integrity_check` and `foreign_key_check`;
+    /// PostgreSQL checks as it writes) and reads the schema version.
     public func health() throws(StoreError) -> StoreHealth {
-        try read { db in
-            let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
-            let violations = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").map { row -> String in
-                let table: String = row[0]
-                let rowid: Int64? = row[1]
-                return "\(table) row \(rowid.map(String.init) ?? "?")"
-            }
-            let applied = try Migrations.migrator.appliedIdentifiers(db)
-            let ordered = Migrations.identifiers.filter { applied.contains($0) }
-            let pending = Migrations.identifiers.filter { !applied.contains($0) }
-            return StoreHealth(integrity: integrity, foreignKeyViolations: violations, appliedMigrations: ordered, pendingMigrations: pending)
+        do {
+            return try backend.health()
+        } catch {
+            throw backend.storeError(error)
         }
     }
 
@@ -49,16 +42,18 @@ extension Store {
     }
 
     /// Copies the database, consistently and while it is in use, to a new file at
-    /// `destination` (SQLite's online backup). Refuses to overwrite an existing file.
+    /// `destination` (SQLite's online backup). Refuses to overwrite an existing file. A
+    /// PostgreSQL store is backed up with PostgreSQL's own tools (`pg_dump`).
     public func backup(to destination: String) throws(StoreError) {
+        guard let sqlite = backend as? SQLiteBackend else {
+            throw .cannotOpen(path: location, detail: "backup copies a SQLite file; back up PostgreSQL with pg_dump")
+        }
         if FileManager.default.fileExists(atPath: destination) { throw .destinationExists(path: destination) }
         do {
-            let target = try DatabaseQueue(path: destination)
-            try pool.backup(to: target)
-            try target.close()
+            try sqlite.backup(to: destination)
         } catch {
             try? FileManager.default.removeItem(atPath: destination)
-            throw StoreError.from(error, path: destination, busyTimeout: busyTimeout)
+            throw StoreError.from(error, path: destination, busyTimeout: sqlite.busyTimeout)
         }
     }
 
@@ -67,8 +62,7 @@ extension Store {
         // Metered reads already queued are committed (and answered) first.
         groupCommit.close()
         do {
-            try hotReaders.close()
-            try pool.close()
-        } catch { throw StoreError.from(error, path: path, busyTimeout: busyTimeout) }
+            try backend.close()
+        } catch { throw backend.storeError(error) }
     }
 }

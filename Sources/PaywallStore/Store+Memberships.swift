@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Membership {
@@ -7,7 +6,7 @@ extension Membership {
         id, account_id, plan_id, status, current_period_end, grace_period_end, cancel_at_period_end, source, created_at, updated_at
         """
 
-    init(row: Row) {
+    init(row: SQLRow) {
         self.init(
             id: row[0],
             accountID: AccountID(rawValue: row[1]),
@@ -36,31 +35,30 @@ extension Store {
         return try write { db in
             let email = try Self.requireAccount(db, accountID)
             guard try Self.planExists(db, planID) else { throw StoreError.planNotFound(planID.rawValue) }
-            if let row = try Row.fetchOne(
-                // Memberships paid through a provider are the provider's to change (v10-billing):
-                // an admin grant beside one is a membership of its own.
-                db.cachedStatement(sql: "SELECT \(Membership.columns) FROM memberships WHERE account_id = ? AND plan_id = ? AND status != 'expired' AND source NOT IN ('stripe', 'apple')"),
-                arguments: [accountID.rawValue, planID.rawValue]
+            // Memberships paid through a provider are the provider's to change (v10-billing):
+            // an admin grant beside one is a membership of its own.
+            if let row = try db.fetchOne(
+                "SELECT \(Membership.columns) FROM memberships WHERE account_id = ? AND plan_id = ? AND status != 'expired' AND source NOT IN ('stripe', 'apple')",
+                [accountID.rawValue, planID.rawValue]
             ) {
                 let existing = Membership(row: row)
                 if existing.effectiveStatus(at: now) == .active {
                     throw StoreError.membershipExists(account: email, plan: planID.rawValue, status: existing.status.rawValue)
                 }
-                try db.cachedStatement(sql: """
+                try db.execute("""
                     UPDATE memberships SET status = 'active', current_period_end = ?, grace_period_end = NULL,
                         cancel_at_period_end = 0, source = ?, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [periodEnd.millis, source.rawValue, now.millis, existing.id])
+                    """, [periodEnd.millis, source.rawValue, now.millis, existing.id])
                 try Self.recordTransition(db, id: existing.id, from: existing.status, to: .active, at: now, actor: actor, reason: reason ?? "granted again")
                 try audit(db, actor: actor, action: "membership.grant", target: "account:\(accountID)", details: [
                     "membership": String(existing.id), "plan": planID.rawValue, "periodEnd": TimeText.format(periodEnd), "source": source.rawValue,
                 ])
                 return try Self.membership(db, existing.id)
             }
-            try db.cachedStatement(sql: """
+            let id = try db.insertedID("""
                 INSERT INTO memberships (account_id, plan_id, status, current_period_end, grace_period_end, cancel_at_period_end, source, created_at, updated_at)
                 VALUES (?, ?, 'active', ?, NULL, 0, ?, ?, ?)
-                """).execute(arguments: [accountID.rawValue, planID.rawValue, periodEnd.millis, source.rawValue, now.millis, now.millis])
-            let id = db.lastInsertedRowID
+                """, [accountID.rawValue, planID.rawValue, periodEnd.millis, source.rawValue, now.millis, now.millis])
             try Self.recordTransition(db, id: id, from: nil, to: .active, at: now, actor: actor, reason: reason ?? "granted")
             try audit(db, actor: actor, action: "membership.grant", target: "account:\(accountID)", details: [
                 "membership": String(id), "plan": planID.rawValue, "periodEnd": TimeText.format(periodEnd), "source": source.rawValue,
@@ -83,7 +81,7 @@ extension Store {
             guard current.status == .active || current.status == .pastDue else {
                 throw StoreError.invalidTransition(from: current.status.rawValue, to: "cancel at period end")
             }
-            try db.cachedStatement(sql: "UPDATE memberships SET cancel_at_period_end = 1, updated_at = ? WHERE id = ?").execute(arguments: [now.millis, id])
+            try db.execute("UPDATE memberships SET cancel_at_period_end = 1, updated_at = ? WHERE id = ?", [now.millis, id])
             try audit(db, actor: actor, action: "membership.schedule-cancel", target: "account:\(current.accountID)", details: ["membership": String(id)])
             return try Self.membership(db, id)
         }
@@ -99,8 +97,7 @@ extension Store {
                 throw StoreError.invalidTransition(from: current.status.rawValue, to: status.rawValue)
             }
             let grace: Int64? = status == .pastDue ? (graceEnd ?? current.currentPeriodEnd).millis : current.gracePeriodEnd?.millis
-            try db.cachedStatement(sql: "UPDATE memberships SET status = ?, grace_period_end = ?, updated_at = ? WHERE id = ?")
-                .execute(arguments: [status.rawValue, grace, now.millis, id])
+            try db.execute("UPDATE memberships SET status = ?, grace_period_end = ?, updated_at = ? WHERE id = ?", [status.rawValue, grace, now.millis, id])
             try Self.recordTransition(db, id: id, from: current.status, to: status, at: now, actor: actor, reason: reason)
             try audit(db, actor: actor, action: "membership.status", target: "account:\(current.accountID)", details: [
                 "membership": String(id), "from": current.status.rawValue, "to": status.rawValue,
@@ -128,8 +125,8 @@ extension Store {
     /// An account's memberships, newest first.
     public func memberships(accountID: AccountID) throws(StoreError) -> [Membership] {
         // One statement, on every access check: a hot reader (see HotReaders).
-        try readHot { _, db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC"), arguments: [accountID.rawValue])
+        try readHotSQL { db in
+            try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [accountID.rawValue])
                 .map(Membership.init(row:))
         }
     }
@@ -137,15 +134,13 @@ extension Store {
     /// Every membership of the account, newest first, each with the titles its plan
     /// grants: one statement on a hot reader (every access check reads it).
     public func membershipsWithBundles(accountID: AccountID) throws(StoreError) -> [(Membership, TitleBundle)] {
-        try readHot { reader, db in try reader.membershipsWithBundles(accountID: accountID.rawValue, db) }
+        try readHot { hot in try hot.membershipsWithBundles(accountID: accountID.rawValue) }
     }
 
     /// A membership's status changes, oldest first.
     public func membershipHistory(id: Int64) throws(StoreError) -> [MembershipStatusChange] {
         try read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT membership_id, from_status, to_status, at, actor, reason FROM membership_events WHERE membership_id = ? ORDER BY id"),
-                arguments: [id]
+            try db.fetchAll("SELECT membership_id, from_status, to_status, at, actor, reason FROM membership_events WHERE membership_id = ? ORDER BY id", [id]
             ).map { row in
                 MembershipStatusChange(
                     membershipID: row[0], from: (row[1] as String?).flatMap(MembershipStatus.init(rawValue:)),
@@ -154,15 +149,14 @@ extension Store {
         }
     }
 
-    static func membership(_ db: Database, _ id: Int64) throws -> Membership {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Membership.columns) FROM memberships WHERE id = ?"), arguments: [id]) else {
+    static func membership(_ db: any SQLConnection, _ id: Int64) throws -> Membership {
+        guard let row = try db.fetchOne("SELECT \(Membership.columns) FROM memberships WHERE id = ?", [id]) else {
             throw StoreError.membershipNotFound("#\(id)")
         }
         return Membership(row: row)
     }
 
-    static func recordTransition(_ db: Database, id: Int64, from: MembershipStatus?, to: MembershipStatus, at: Date, actor: AuditActor, reason: String?) throws {
-        try db.cachedStatement(sql: "INSERT INTO membership_events (membership_id, from_status, to_status, at, actor, reason) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [id, from?.rawValue, to.rawValue, at.millis, actor.rawValue, reason])
+    static func recordTransition(_ db: any SQLConnection, id: Int64, from: MembershipStatus?, to: MembershipStatus, at: Date, actor: AuditActor, reason: String?) throws {
+        try db.execute("INSERT INTO membership_events (membership_id, from_status, to_status, at, actor, reason) VALUES (?, ?, ?, ?, ?, ?)", [id, from?.rawValue, to.rawValue, at.millis, actor.rawValue, reason])
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Store {
@@ -25,14 +24,14 @@ extension Store {
     /// overspend a meter. Concurrent calls share transactions (``GroupCommit``); each
     /// returns once the transaction holding its read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
-        if readOnly { throw StoreError.readOnly(path: path) }
+        if readOnly { throw StoreError.readOnly(path: location) }
         return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get()
     }
 
     /// ``recordMeteredRead(_:window:limit:)`` for async callers: suspends (holding no
     /// thread) until the transaction holding the read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> MeteredRead {
-        if readOnly { throw StoreError.readOnly(path: path) }
+        if readOnly { throw StoreError.readOnly(path: location) }
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<GroupCommit.Outcome, Never>) in
             groupCommit.enqueue(
                 GroupCommit.Pending(read: read, window: window, limit: limit, deliver: { continuation.resume(returning: $0) }),
@@ -44,53 +43,45 @@ extension Store {
     /// Metered reads waiting for their transaction.
     public var meteredReadsWaiting: Int { groupCommit.waiting }
 
-    private var closedError: StoreError { .cannotOpen(path: path, detail: "the store is closed") }
+    private var closedError: StoreError { .cannotOpen(path: location, detail: "the store is closed") }
 
     /// One transaction for a batch of metered reads, each in a savepoint of its own; an
     /// outcome per read.
     private func commitMetered(_ batch: [GroupCommit.Pending]) -> [Result<MeteredRead, StoreError>] {
         do {
-            let outcomes: [Result<MeteredRead, StoreError>] = try write { db in
-                try batch.map { pending in
-                    var outcome: Result<MeteredRead, StoreError> = .failure(.sqlite(path: path, code: -1, message: "not run", sql: nil))
+            if readOnly { throw StoreError.readOnly(path: location) }
+            return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
+                try batch.map { pending -> Result<MeteredRead, StoreError> in
                     do {
-                        try db.inSavepoint {
-                            outcome = .success(try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit))
-                            return .commit
-                        }
+                        return .success(try db.inSavepoint {
+                            try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit)
+                        })
                     } catch let error as StoreError {
-                        outcome = .failure(error)
-                    } catch let error as DatabaseError where Self.failsAlone(error) {
-                        outcome = .failure(StoreError.from(error, path: path, busyTimeout: busyTimeout))
+                        return .failure(error)
+                    } catch where SQLConstraint.violated(by: error) != nil {
+                        // A constraint concerns this read alone, not the transaction.
+                        return .failure(backend.storeError(error))
                     }
-                    return outcome
                 }
             }
-            return outcomes
         } catch {
             // The transaction itself failed (locked, disk full…): nothing of it is stored.
-            return batch.map { _ in .failure(error) }
+            return batch.map { _ in .failure(backend.storeError(error)) }
         }
     }
 
-    /// Errors that concern one read, not the transaction (constraint violations).
-    private static func failsAlone(_ error: DatabaseError) -> Bool {
-        error.resultCode == .SQLITE_CONSTRAINT
-    }
-
-    static func meteredRead(_ db: Database, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> MeteredRead {
+    static func meteredRead(_ db: any SQLConnection, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> MeteredRead {
         let start = read.at.addingTimeInterval(-window).millis
         // No upper bound: concurrent checks are stamped when they start but committed in
         // the order they reach the writer, so a read stamped a millisecond *later* may
         // already hold the last unit. Counting it is what keeps the meter exact.
         let end = Int64.max
-        let already = try Bool.fetchOne(db.cachedStatement(sql: MeterSQL.readInWindow),
-            arguments: [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
+        let already = try db.fetchValue(Bool.self, MeterSQL.readInWindow, [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
         if already {
             try insertRead(db, read)
             return .reread
         }
-        let used = try Int.fetchOne(db.cachedStatement(sql: MeterSQL.countAll), arguments: [read.subject.key, start, end]) ?? 0
+        let used = try db.fetchValue(Int.self, MeterSQL.countAll, [read.subject.key, start, end]) ?? 0
         guard used < limit else { return .exhausted(used: used) }
         try insertRead(db, read)
         return .recorded(used: used + 1)
@@ -99,10 +90,8 @@ extension Store {
     /// When the oldest read counted in `subject`'s window ending at `at` was made (nil
     /// when none is): the meter frees a unit once it leaves the window.
     public func oldestCountedRead(subject: MeterSubject, window: TimeInterval, at instant: Date) throws(StoreError) -> Date? {
-        try readHot { _, db in
-            try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT MIN(read_at) FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?"),
-                arguments: [subject.key, instant.addingTimeInterval(-window).millis, instant.millis]
+        try readHotSQL { db in
+            try db.fetchValue(Int64.self, "SELECT MIN(read_at) FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?", [subject.key, instant.addingTimeInterval(-window).millis, instant.millis]
             ).map(Date.init(millis:))
         }
     }
@@ -114,11 +103,11 @@ extension Store {
         }
     }
 
-    static func insertRead(_ db: Database, _ read: ArticleRead) throws {
+    static func insertRead(_ db: any SQLConnection, _ read: ArticleRead) throws {
         do {
-            try db.cachedStatement(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [read.subject.key, read.titleID.rawValue, read.articleID, read.at.millis])
-        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+            try db.lockMeters([read.subject.key])
+            try db.execute("INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?)", [read.subject.key, read.titleID.rawValue, read.articleID, read.at.millis])
+        } catch where SQLConstraint.violated(by: error) == .foreignKey {
             throw StoreError.titleNotFound(read.titleID.rawValue)
         }
     }
@@ -128,8 +117,8 @@ extension Store {
     public func meterUsage(subject: MeterSubject, window: TimeInterval, title: TitleID? = nil, at instant: Date? = nil) throws(StoreError) -> MeterUsage {
         let end = instant ?? clock.now()
         let start = end.addingTimeInterval(-window)
-        let used = try readHot { reader, db in
-            try reader.meterCount(subject: subject.key, start: start.millis, end: end.millis, title: title?.rawValue, db)
+        let used = try readHot { hot in
+            try hot.meterCount(subject: subject.key, start: start.millis, end: end.millis, title: title?.rawValue)
         }
         return MeterUsage(used: used, windowStart: start, windowEnd: end)
     }
@@ -138,17 +127,15 @@ extension Store {
     public func hasRead(subject: MeterSubject, title: TitleID, article: String, window: TimeInterval, at instant: Date? = nil) throws(StoreError) -> Bool {
         let end = instant ?? clock.now()
         let start = end.addingTimeInterval(-window)
-        return try readHot { reader, db in
-            try reader.hasRead(subject: subject.key, title: title.rawValue, article: article, start: start.millis, end: end.millis, db)
+        return try readHot { hot in
+            try hot.hasRead(subject: subject.key, title: title.rawValue, article: article, start: start.millis, end: end.millis)
         }
     }
 
     /// Recorded reads from `since` on, oldest first, at most `limit`.
     public func reads(since: Date, limit: Int) throws(StoreError) -> [ArticleRead] {
         try read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT subject, title_id, article_id, read_at FROM reads WHERE read_at >= ? ORDER BY read_at, id LIMIT ?"),
-                arguments: [since.millis, max(0, limit)]
+            try db.fetchAll("SELECT subject, title_id, article_id, read_at FROM reads WHERE read_at >= ? ORDER BY read_at, id LIMIT ?", [since.millis, max(0, limit)]
             ).compactMap { row -> ArticleRead? in
                 let key: String = row[0]
                 let subject: MeterSubject
@@ -166,6 +153,6 @@ extension Store {
 
     /// The number of stored reads (every read, re-reads included).
     public func readCount() throws(StoreError) -> Int {
-        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM reads") ?? 0 }
+        try read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM reads") ?? 0 }
     }
 }

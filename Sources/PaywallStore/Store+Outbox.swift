@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 /// A message for the outbox.
@@ -17,7 +16,7 @@ public struct OutgoingMail: Sendable {
 extension OutboxMessage {
     static let columns = "id, recipient, subject, body, created_at, expires_at, sent_at, attempts, last_error"
 
-    init(row: Row) {
+    init(row: SQLRow) {
         self.init(
             id: row[0], recipient: row[1], subject: row[2], body: row[3], createdAt: Date(millis: row[4]), expiresAt: Date(millis: row[5]),
             sentAt: (row[6] as Int64?).map(Date.init(millis:)), attempts: row[7], lastError: row[8])
@@ -41,23 +40,19 @@ extension Store {
         let now = storedNow()
         let expires = now.addingTimeInterval(lifetime)
         return try write { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"), arguments: [accountID.rawValue])
+            guard let row = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue])
             else { throw StoreError.accountNotFound(accountID.rawValue) }
             let account = Account(row: row)
-            try db.cachedStatement(sql: "DELETE FROM email_links WHERE account_id = ? AND purpose = ?")
-                .execute(arguments: [accountID.rawValue, purpose.rawValue])
-            try db.cachedStatement(sql: "DELETE FROM email_links WHERE expires_at <= ?").execute(arguments: [now.millis])
-            try db.cachedStatement(sql: "INSERT INTO email_links (token_hash, account_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-                .execute(arguments: [Data(RefreshToken.hash(token.text)), accountID.rawValue, purpose.rawValue, now.millis, expires.millis])
+            try db.execute("DELETE FROM email_links WHERE account_id = ? AND purpose = ?", [accountID.rawValue, purpose.rawValue])
+            try db.execute("DELETE FROM email_links WHERE expires_at <= ?", [now.millis])
+            try db.execute("INSERT INTO email_links (token_hash, account_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", [Data(RefreshToken.hash(token.text)), accountID.rawValue, purpose.rawValue, now.millis, expires.millis])
             let mail = compose(account, token.text)
             // A queued message past its link's life opens nothing: erase its body now
             // rather than keep a dead link's token in the file.
-            try db.cachedStatement(sql: "UPDATE outbox SET body = '' WHERE sent_at IS NULL AND expires_at <= ? AND body != ''")
-                .execute(arguments: [now.millis])
-            try db.cachedStatement(sql: """
+            try db.execute("UPDATE outbox SET body = '' WHERE sent_at IS NULL AND expires_at <= ? AND body != ''", [now.millis])
+            let id = try db.insertedID("""
                 INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [mail.recipient, mail.subject, mail.body, now.millis, expires.millis, now.millis])
-            let id = db.lastInsertedRowID
+                """, [mail.recipient, mail.subject, mail.body, now.millis, expires.millis, now.millis])
             try audit(db, actor: actor, action: "email-link.issue", target: "account:\(accountID)", details: [
                 "purpose": purpose.rawValue, "outbox": String(id), "expiresAt": TimeText.format(expires),
             ])
@@ -72,12 +67,10 @@ extension Store {
         return try read { db in try Self.liveLink(db, token: token, purpose: purpose, now: now) }
     }
 
-    static func liveLink(_ db: Database, token: String, purpose: EmailLinkPurpose, now: Date) throws -> AccountID? {
+    static func liveLink(_ db: any SQLConnection, token: String, purpose: EmailLinkPurpose, now: Date) throws -> AccountID? {
         // Looked up by the token's hash (an index lookup on a value the attacker cannot
         // steer toward a stored one), never compared byte by byte against stored tokens.
-        try String.fetchOne(
-            db.cachedStatement(sql: "SELECT account_id FROM email_links WHERE token_hash = ? AND purpose = ? AND expires_at > ?"),
-            arguments: [Data(RefreshToken.hash(token)), purpose.rawValue, now.millis]
+        try db.fetchValue(String.self, "SELECT account_id FROM email_links WHERE token_hash = ? AND purpose = ? AND expires_at > ?", [Data(RefreshToken.hash(token)), purpose.rawValue, now.millis]
         ).map(AccountID.init(rawValue:))
     }
 
@@ -87,13 +80,12 @@ extension Store {
         let now = storedNow()
         return try write { db -> Account? in
             guard let accountID = try Self.liveLink(db, token: token, purpose: .verifyEmail, now: now) else { return nil }
-            try db.cachedStatement(sql: "DELETE FROM email_links WHERE token_hash = ?").execute(arguments: [Data(RefreshToken.hash(token))])
+            try db.execute("DELETE FROM email_links WHERE token_hash = ?", [Data(RefreshToken.hash(token))])
             let email = try Self.requireAccount(db, accountID)
-            try db.cachedStatement(sql: "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?")
-                .execute(arguments: [now.millis, now.millis, accountID.rawValue])
+            try db.execute("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", [now.millis, now.millis, accountID.rawValue])
             try audit(db, actor: actor ?? .account(accountID), action: "account.verify-email", target: "account:\(accountID)",
                       details: ["email": email, "method": "link"])
-            return try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"), arguments: [accountID.rawValue])
+            return try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue])
                 .map(Account.init(row:))
         }
     }
@@ -106,11 +98,9 @@ extension Store {
         return try write { db -> (AccountID, Int)? in
             guard let accountID = try Self.liveLink(db, token: token, purpose: .resetPassword, now: now) else { return nil }
             // Every reset link of the account goes: one reset spends them all.
-            try db.cachedStatement(sql: "DELETE FROM email_links WHERE account_id = ? AND purpose = ?")
-                .execute(arguments: [accountID.rawValue, EmailLinkPurpose.resetPassword.rawValue])
-            try db.cachedStatement(sql: "UPDATE credentials SET password_hash = ?, updated_at = ? WHERE account_id = ?")
-                .execute(arguments: [hash, now.millis, accountID.rawValue])
-            try db.cachedStatement(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?").execute(arguments: [now.millis, accountID.rawValue])
+            try db.execute("DELETE FROM email_links WHERE account_id = ? AND purpose = ?", [accountID.rawValue, EmailLinkPurpose.resetPassword.rawValue])
+            try db.execute("UPDATE credentials SET password_hash = ?, updated_at = ? WHERE account_id = ?", [hash, now.millis, accountID.rawValue])
+            try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
             let actor = AuditActor.account(accountID)
             try audit(db, actor: actor, action: "account.reset-password", target: "account:\(accountID)", details: ["method": "link"])
             return (accountID, try revokeSessions(db, accountID: accountID, actor: actor, now: now))
@@ -122,8 +112,7 @@ extension Store {
     /// Messages queued for `recipient` since `since` (to bound how much mail one address gets).
     public func mailCount(recipient: String, since: Date) throws(StoreError) -> Int {
         try read { db in
-            try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND created_at >= ?"),
-                             arguments: [recipient, since.millis]) ?? 0
+            try db.fetchValue(Int.self, "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND created_at >= ?", [recipient, since.millis]) ?? 0
         }
     }
 
@@ -133,16 +122,13 @@ extension Store {
     public func claimMail(limit: Int, lease: TimeInterval) throws(StoreError) -> [OutboxMessage] {
         let now = storedNow()
         return try write { db in
-            let messages = try Row.fetchAll(
-                db.cachedStatement(sql: """
+            let messages = try db.fetchAll("""
                     SELECT \(OutboxMessage.columns) FROM outbox
                     WHERE sent_at IS NULL AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?
-                    """),
-                arguments: [now.millis, now.millis, max(0, limit)]
+                    """, [now.millis, now.millis, max(0, limit)]
             ).map(OutboxMessage.init(row:))
             for message in messages {
-                try db.cachedStatement(sql: "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id = ?")
-                    .execute(arguments: [now.addingTimeInterval(lease).millis, message.id])
+                try db.execute("UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id = ?", [now.addingTimeInterval(lease).millis, message.id])
             }
             return messages
         }
@@ -153,7 +139,7 @@ extension Store {
     public func markMailSent(id: Int64) throws(StoreError) {
         let now = storedNow()
         try write { db in
-            try db.cachedStatement(sql: "UPDATE outbox SET sent_at = ?, body = '', last_error = NULL WHERE id = ?").execute(arguments: [now.millis, id])
+            try db.execute("UPDATE outbox SET sent_at = ?, body = '', last_error = NULL WHERE id = ?", [now.millis, id])
         }
     }
 
@@ -161,15 +147,14 @@ extension Store {
     public func markMailFailed(id: Int64, error: String, retryAfter: TimeInterval) throws(StoreError) {
         let now = storedNow()
         try write { db in
-            try db.cachedStatement(sql: "UPDATE outbox SET last_error = ?, next_attempt_at = ? WHERE id = ?")
-                .execute(arguments: [String(error.prefix(500)), now.addingTimeInterval(retryAfter).millis, id])
+            try db.execute("UPDATE outbox SET last_error = ?, next_attempt_at = ? WHERE id = ?", [String(error.prefix(500)), now.addingTimeInterval(retryAfter).millis, id])
         }
     }
 
     /// The outbox, newest first.
     public func outbox(limit: Int) throws(StoreError) -> [OutboxMessage] {
         try read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT \(OutboxMessage.columns) FROM outbox ORDER BY id DESC LIMIT ?"), arguments: [max(0, limit)])
+            try db.fetchAll("SELECT \(OutboxMessage.columns) FROM outbox ORDER BY id DESC LIMIT ?", [max(0, limit)])
                 .map(OutboxMessage.init(row:))
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 /// What one pruning pass deleted.
@@ -26,15 +25,10 @@ extension Store {
         let cutoff = at.addingTimeInterval(-Self.pruneAfter).millis
         return try write { db in
             var report = PruneReport()
-            try db.cachedStatement(sql: "DELETE FROM sessions WHERE expires_at < ?").execute(arguments: [cutoff])
-            report.sessions = db.changesCount
-            try db.cachedStatement(sql: "DELETE FROM session_devices WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = session_devices.family_id)")
-                .execute()
-            report.sessionDevices = db.changesCount
-            try db.cachedStatement(sql: "DELETE FROM email_links WHERE expires_at < ?").execute(arguments: [at.millis])
-            report.emailLinks = db.changesCount
-            try db.cachedStatement(sql: "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?").execute(arguments: [cutoff, cutoff])
-            report.outbox = db.changesCount
+            report.sessions = try db.execute("DELETE FROM sessions WHERE expires_at < ?", [cutoff])
+            report.sessionDevices = try db.execute("DELETE FROM session_devices WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = session_devices.family_id)")
+            report.emailLinks = try db.execute("DELETE FROM email_links WHERE expires_at < ?", [at.millis])
+            report.outbox = try db.execute("DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?", [cutoff, cutoff])
             return report
         }
     }

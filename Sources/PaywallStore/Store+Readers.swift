@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 /// A sign-in's new session, and the sessions the cap ended to make room for it.
@@ -42,10 +41,9 @@ extension Store {
         }
     }
 
-    private func moveReads(_ db: Database, from subject: MeterSubject, to accountID: AccountID, actor: AuditActor) throws -> Int {
-        try db.cachedStatement(sql: "UPDATE reads SET subject = ? WHERE subject = ?")
-            .execute(arguments: [MeterSubject.account(accountID).key, subject.key])
-        let moved = db.changesCount
+    private func moveReads(_ db: any SQLConnection, from subject: MeterSubject, to accountID: AccountID, actor: AuditActor) throws -> Int {
+        try db.lockMeters([MeterSubject.account(accountID).key, subject.key])
+        let moved = try db.execute("UPDATE reads SET subject = ? WHERE subject = ?", [MeterSubject.account(accountID).key, subject.key])
         if moved > 0 {
             try audit(db, actor: actor, action: "meter.carry-over", target: "account:\(accountID)", details: [
                 "from": subject.key, "reads": String(moved),
@@ -72,8 +70,7 @@ extension Store {
         let ended: [ActiveSession] = try write { db in
             try Self.requireAccount(db, accountID)
             try Self.insertSession(db, session, tokenHash: RefreshToken.hash(token.text))
-            try db.cachedStatement(sql: "INSERT INTO session_devices (family_id, account_id, device_name) VALUES (?, ?, ?)")
-                .execute(arguments: [session.familyID, accountID.rawValue, deviceName])
+            try db.execute("INSERT INTO session_devices (family_id, account_id, device_name) VALUES (?, ?, ?)", [session.familyID, accountID.rawValue, deviceName])
             // The others, most recently used first: the new session always stays.
             let others = try activeSessions(db, accountID: accountID, now: now).filter { $0.id != session.familyID }
             let over = others.count - (max(1, maximum) - 1)
@@ -105,17 +102,15 @@ extension Store {
         return try sessionsInUse(accountID: session.accountID).first { $0.id == session.familyID }
     }
 
-    private func activeSessions(_ db: Database, accountID: AccountID, now: Date) throws -> [ActiveSession] {
+    private func activeSessions(_ db: any SQLConnection, accountID: AccountID, now: Date) throws -> [ActiveSession] {
         // A family has at most one row neither revoked nor rotated: its current token.
         // Ties (the same millisecond) go to the later insert.
-        try Row.fetchAll(
-            db.cachedStatement(sql: """
+        try db.fetchAll("""
                 SELECT s.family_id, s.family_started_at, s.created_at, s.expires_at, d.device_name
                 FROM sessions AS s LEFT JOIN session_devices AS d ON d.family_id = s.family_id
                 WHERE s.account_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND s.family_started_at > ?
-                ORDER BY s.created_at DESC, s.rowid DESC
-                """),
-            arguments: [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
+                ORDER BY s.created_at DESC, s.\(db.dialect == .sqlite ? "rowid" : "seq") DESC
+                """, [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
         ).map { row in
             ActiveSession(
                 id: row[0], accountID: accountID, deviceName: row[4], startedAt: Date(millis: row[1]),
@@ -141,8 +136,7 @@ extension Store {
 
     /// Revokes every token of a family and drops its sealed successors, so a rotated token
     /// presented within the grace window opens nothing.
-    private func revokeFamily(_ db: Database, _ familyID: String, now: Date) throws {
-        try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ?")
-            .execute(arguments: [now.millis, familyID])
+    private func revokeFamily(_ db: any SQLConnection, _ familyID: String, now: Date) throws {
+        try db.execute("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ?", [now.millis, familyID])
     }
 }

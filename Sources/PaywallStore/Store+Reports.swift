@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 /// Which audit entries to list. Every field narrows; nil means any.
@@ -56,7 +55,7 @@ extension Store {
     /// so a page is stable while entries are appended.
     public func auditEntries(filter: AuditFilter, limit: Int) throws(StoreError) -> [AuditEntry] {
         var conditions: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: SQLArguments = []
         if let actor = filter.actor {
             conditions.append("actor = ?")
             arguments.append(actor)
@@ -92,7 +91,7 @@ extension Store {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         let sql = "SELECT id, at, actor, action, target, details FROM audit_log \(whereClause) ORDER BY id DESC LIMIT ?"
         return try read { db in
-            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
+            try db.fetchAll(sql, arguments).map {
                 AuditEntry(id: $0[0], at: Date(millis: $0[1]), actor: AuditActor(rawValue: $0[2]), action: $0[3], target: $0[4], details: $0[5])
             }
         }
@@ -102,24 +101,24 @@ extension Store {
     /// optionally of one title (listed even without reads).
     public func readsByTitle(from: Date, to: Date, title: TitleID?) throws(StoreError) -> [TitleReadCounts] {
         let titleClause = title == nil ? "" : " AND title_id = ?"
-        var arguments: [any DatabaseValueConvertible] = [from.millis, to.millis]
+        var arguments: SQLArguments = [from.millis, to.millis]
         if let title { arguments.append(title.rawValue) }
         return try read { db in
             var counts: [TitleID: TitleReadCounts] = [:]
             if let title { counts[title] = TitleReadCounts(titleID: title) }
-            for row in try Row.fetchAll(db, sql: """
+            for row in try db.fetchAll("""
                 SELECT title_id, COUNT(*), COUNT(DISTINCT subject), COUNT(DISTINCT article_id) FROM reads
                 WHERE read_at >= ? AND read_at < ?\(titleClause) GROUP BY title_id
-                """, arguments: StatementArguments(arguments)) {
+                """, arguments) {
                 let id = TitleID(rawValue: row[0])
                 counts[id, default: TitleReadCounts(titleID: id)].reads = row[1]
                 counts[id, default: TitleReadCounts(titleID: id)].readers = row[2]
                 counts[id, default: TitleReadCounts(titleID: id)].articles = row[3]
             }
-            for row in try Row.fetchAll(db, sql: """
+            for row in try db.fetchAll("""
                 SELECT title_id, COUNT(*), COUNT(DISTINCT article_id) FROM gift_reads
                 WHERE read_at >= ? AND read_at < ?\(titleClause) GROUP BY title_id
-                """, arguments: StatementArguments(arguments)) {
+                """, arguments) {
                 let id = TitleID(rawValue: row[0])
                 counts[id, default: TitleReadCounts(titleID: id)].giftReads = row[1]
                 counts[id, default: TitleReadCounts(titleID: id)].giftArticles = row[2]

@@ -1,12 +1,11 @@
 import Foundation
-import GRDB
 import PaywallCore
 import PaywallCrypto
 
 extension RefreshSession {
     static let columns = "id, account_id, family_id, created_at, expires_at, revoked_at, family_started_at"
 
-    init(row: Row) {
+    init(row: SQLRow) {
         self.init(
             id: row[0], accountID: AccountID(rawValue: row[1]), familyID: row[2],
             createdAt: Date(millis: row[3]), expiresAt: Date(millis: row[4]),
@@ -167,10 +166,8 @@ extension Store {
 
     /// One refresh, inside the caller's write transaction. `pad` unseals the successor of
     /// an already rotated token (nil: no grace).
-    func rotate(_ db: Database, tokenHash: [UInt8], successor: Successor, pad: [UInt8]?, lifetime: TimeInterval, now: Date) throws -> Rotation {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT \(RefreshSession.columns), replaced_by, successor_sealed FROM sessions WHERE token_hash = ?"),
-            arguments: [Data(tokenHash)])
+    func rotate(_ db: any SQLConnection, tokenHash: [UInt8], successor: Successor, pad: [UInt8]?, lifetime: TimeInterval, now: Date) throws -> Rotation {
+        guard let row = try db.fetchOne("SELECT \(RefreshSession.columns), replaced_by, successor_sealed FROM sessions WHERE token_hash = ?", [Data(tokenHash)])
         else { return .rejected }
         let old = RefreshSession(row: row)
         let familyEnd = old.familyStartedAt.addingTimeInterval(sessionFamilyLifetime)
@@ -180,12 +177,11 @@ extension Store {
                let found = try currentSuccessor(db, of: old, id: replacedBy, sealed: Array(sealed), pad: pad, familyEnd: familyEnd, now: now) {
                 return .alreadyRotated(token: found.token, session: found.session)
             }
-            try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ? AND (revoked_at IS NULL OR successor_sealed IS NOT NULL)")
-                .execute(arguments: [now.millis, old.familyID])
+            let revoked = try db.execute("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ? AND (revoked_at IS NULL OR successor_sealed IS NOT NULL)", [now.millis, old.familyID])
             // Audited once, when it revokes something: replaying a token of a family already
             // revoked must not let anyone flood the audit log. The family and the reused
             // session are named, never the token or its hash.
-            if db.changesCount > 0 {
+            if revoked > 0 {
                 try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
                           details: ["family": old.familyID, "session": old.id])
             }
@@ -200,11 +196,9 @@ extension Store {
         try Self.insertSession(db, next, tokenHash: successor.tokenHash)
         // A rotated session's revoked_at is the moment of its rotation (later revocations
         // never overwrite it): the grace window counts from it.
-        try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ?, replaced_by = ?, successor_sealed = ? WHERE id = ?")
-            .execute(arguments: [now.millis, next.id, successor.sealed.map { Data($0) }, old.id])
+        try db.execute("UPDATE sessions SET revoked_at = ?, replaced_by = ?, successor_sealed = ? WHERE id = ?", [now.millis, next.id, successor.sealed.map { Data($0) }, old.id])
         // Seals past their grace window open nothing any more: drop them.
-        try db.cachedStatement(sql: "UPDATE sessions SET successor_sealed = NULL WHERE family_id = ? AND successor_sealed IS NOT NULL AND revoked_at < ?")
-            .execute(arguments: [old.familyID, now.addingTimeInterval(-refreshGraceWindow).millis])
+        try db.execute("UPDATE sessions SET successor_sealed = NULL WHERE family_id = ? AND successor_sealed IS NOT NULL AND revoked_at < ?", [old.familyID, now.addingTimeInterval(-refreshGraceWindow).millis])
         return .rotated(next)
     }
 
@@ -212,12 +206,10 @@ extension Store {
     /// and the successor is still current; nil otherwise (including when the unsealed
     /// token does not match the successor's stored hash).
     private func currentSuccessor(
-        _ db: Database, of old: RefreshSession, id: String, sealed: [UInt8], pad: [UInt8], familyEnd: Date, now: Date
+        _ db: any SQLConnection, of old: RefreshSession, id: String, sealed: [UInt8], pad: [UInt8], familyEnd: Date, now: Date
     ) throws -> (token: String, session: RefreshSession)? {
         guard let rotatedAt = old.revokedAt, now < rotatedAt.addingTimeInterval(refreshGraceWindow), now < familyEnd,
-              let row = try Row.fetchOne(
-                  db.cachedStatement(sql: "SELECT \(RefreshSession.columns), replaced_by, token_hash FROM sessions WHERE id = ?"),
-                  arguments: [id])
+              let row = try db.fetchOne("SELECT \(RefreshSession.columns), replaced_by, token_hash FROM sessions WHERE id = ?", [id])
         else { return nil }
         let session = RefreshSession(row: row)
         guard session.familyID == old.familyID, (row[7] as String?) == nil, session.isUsable(at: now),
@@ -240,7 +232,7 @@ extension Store {
     func session(tokenHash: [UInt8]) throws(StoreError) -> RefreshSession? {
         let now = clock.now()
         return try read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(RefreshSession.columns) FROM sessions WHERE token_hash = ?"), arguments: [Data(tokenHash)])
+            try db.fetchOne("SELECT \(RefreshSession.columns) FROM sessions WHERE token_hash = ?", [Data(tokenHash)])
                 .map(RefreshSession.init(row:))
         }.flatMap { isLive($0, at: now) ? $0 : nil }
     }
@@ -257,10 +249,8 @@ extension Store {
 
     /// Revokes an account's usable sessions inside the caller's write transaction, with
     /// its `session.revoke-all` audit entry. Returns how many.
-    func revokeSessions(_ db: Database, accountID: AccountID, actor: AuditActor, now: Date) throws -> Int {
-        try db.cachedStatement(sql: "UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?")
-            .execute(arguments: [now.millis, accountID.rawValue, now.millis])
-        let count = db.changesCount
+    func revokeSessions(_ db: any SQLConnection, accountID: AccountID, actor: AuditActor, now: Date) throws -> Int {
+        let count = try db.execute("UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?", [now.millis, accountID.rawValue, now.millis])
         try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
         return count
     }
@@ -269,13 +259,11 @@ extension Store {
     public func activeSessions(accountID: AccountID) throws(StoreError) -> [RefreshSession] {
         let now = clock.now()
         return try read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: """
+            try db.fetchAll("""
                     SELECT \(RefreshSession.columns) FROM sessions
                     WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ? AND family_started_at > ?
                     ORDER BY created_at
-                    """),
-                arguments: [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
+                    """, [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
             ).map(RefreshSession.init(row:))
         }
     }
@@ -292,11 +280,11 @@ extension Store {
         session.isUsable(at: now) && now < session.familyStartedAt.addingTimeInterval(sessionFamilyLifetime)
     }
 
-    static func insertSession(_ db: Database, _ session: RefreshSession, tokenHash: [UInt8]) throws {
-        try db.cachedStatement(sql: """
+    static func insertSession(_ db: any SQLConnection, _ session: RefreshSession, tokenHash: [UInt8]) throws {
+        try db.execute("""
             INSERT INTO sessions (id, account_id, family_id, token_hash, created_at, expires_at, family_started_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [session.id, session.accountID.rawValue, session.familyID, Data(tokenHash),
+            """, [session.id, session.accountID.rawValue, session.familyID, Data(tokenHash),
                                      session.createdAt.millis, session.expiresAt.millis, session.familyStartedAt.millis])
     }
 }

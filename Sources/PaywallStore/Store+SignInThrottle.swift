@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Store {
@@ -9,7 +8,7 @@ extension Store {
         try read { db in
             var latest: Int64 = 0
             for key in keys {
-                let until = try Int64.fetchOne(db.cachedStatement(sql: "SELECT blocked_until FROM sign_in_failures WHERE key = ?"), arguments: [key]) ?? 0
+                let until = try db.fetchValue(Int64.self, "SELECT blocked_until FROM sign_in_failures WHERE key = ?", [key]) ?? 0
                 latest = max(latest, until)
             }
             return latest > now.millis ? Date(millis: latest) : nil
@@ -28,12 +27,10 @@ extension Store {
     ) throws(StoreError) -> Date? {
         try write { db in
             let oldest = keys.map(\.window).max() ?? 0
-            try db.cachedStatement(sql: "DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?")
-                .execute(arguments: [now.addingTimeInterval(-oldest).millis, now.millis])
+            try db.execute("DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?", [now.addingTimeInterval(-oldest).millis, now.millis])
             var latest: Date?
             for entry in keys {
-                let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT failures, window_start FROM sign_in_failures WHERE key = ?"), arguments: [entry.key])
+                let row = try db.fetchOne("SELECT failures, window_start FROM sign_in_failures WHERE key = ?", [entry.key])
                 var failures = 1
                 var start = now.millis
                 if let row, Date(millis: row[1]) > now.addingTimeInterval(-entry.window) {
@@ -42,11 +39,11 @@ extension Store {
                 }
                 let wait = max(0, entry.block(failures))
                 let until = wait > 0 ? now.addingTimeInterval(wait) : nil
-                try db.cachedStatement(sql: """
+                try db.execute("""
                     INSERT INTO sign_in_failures (key, failures, window_start, blocked_until) VALUES (?, ?, ?, ?)
                     ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
                         blocked_until = excluded.blocked_until
-                    """).execute(arguments: [entry.key, failures, start, until?.millis ?? 0])
+                    """, [entry.key, failures, start, until?.millis ?? 0])
                 if let until, until > (latest ?? .distantPast) { latest = until }
             }
             return latest
@@ -56,7 +53,7 @@ extension Store {
     /// Forgets the failures of `key` (after a successful sign-in to that account).
     public func clearSignInFailures(key: String) throws(StoreError) {
         try write { db in
-            try db.cachedStatement(sql: "DELETE FROM sign_in_failures WHERE key = ?").execute(arguments: [key])
+            try db.execute("DELETE FROM sign_in_failures WHERE key = ?", [key])
         }
     }
 }

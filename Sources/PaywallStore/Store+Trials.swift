@@ -1,11 +1,10 @@
 import Foundation
-import GRDB
 import PaywallCore
 
 extension Trial {
     static let columns = "id, account_id, person_key, started_at, ends_at, status"
 
-    init(row: Row) {
+    init(row: SQLRow) {
         self.init(
             id: row[0],
             accountID: (row[1] as String?).map(AccountID.init(rawValue:)),
@@ -26,15 +25,12 @@ extension Store {
         return try write { db in
             let email = try Self.requireAccount(db, accountID)
             let personKey = (try? EmailAddress(email))?.personKey ?? email.lowercased()
-            let used = try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM trials WHERE account_id = ? OR person_key = ?)"),
-                arguments: [accountID.rawValue, personKey]) ?? false
+            let used = try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE account_id = ? OR person_key = ?)", [accountID.rawValue, personKey]) ?? false
             if used { throw StoreError.trialAlreadyUsed(email: email) }
             let ends = now.addingTimeInterval(duration)
-            try db.cachedStatement(sql: """
+            let id = try db.insertedID("""
                 INSERT INTO trials (account_id, person_key, started_at, ends_at, status) VALUES (?, ?, ?, ?, 'active')
-                """).execute(arguments: [accountID.rawValue, personKey, now.millis, ends.millis])
-            let id = db.lastInsertedRowID
+                """, [accountID.rawValue, personKey, now.millis, ends.millis])
             try audit(db, actor: actor, action: "trial.start", target: "account:\(accountID)", details: [
                 "trial": String(id), "endsAt": TimeText.format(ends),
             ])
@@ -44,16 +40,16 @@ extension Store {
 
     /// The trial of an account, or nil if it never had one.
     public func trial(accountID: AccountID) throws(StoreError) -> Trial? {
-        try readHot { _, db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Trial.columns) FROM trials WHERE account_id = ?"), arguments: [accountID.rawValue])
+        try readHotSQL { db in
+            try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
                 .map(Trial.init(row:))
         }
     }
 
     /// Whether the person behind `email` may still start a free trial.
     public func isTrialEligible(email: EmailAddress) throws(StoreError) -> Bool {
-        try readHot { _, db in
-            !(try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)"), arguments: [email.personKey]) ?? false)
+        try readHotSQL { db in
+            !(try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)", [email.personKey]) ?? false)
         }
     }
 
@@ -61,10 +57,10 @@ extension Store {
     public func cancelTrial(accountID: AccountID, actor: AuditActor) throws(StoreError) -> Trial {
         try write { db in
             let email = try Self.requireAccount(db, accountID)
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Trial.columns) FROM trials WHERE account_id = ?"), arguments: [accountID.rawValue])
+            guard let row = try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
             else { throw StoreError.trialNotFound(account: email) }
             var trial = Trial(row: row)
-            try db.cachedStatement(sql: "UPDATE trials SET status = 'canceled' WHERE id = ?").execute(arguments: [trial.id])
+            try db.execute("UPDATE trials SET status = 'canceled' WHERE id = ?", [trial.id])
             trial.storedStatus = .canceled
             try audit(db, actor: actor, action: "trial.cancel", target: "account:\(accountID)", details: ["trial": String(trial.id)])
             return trial

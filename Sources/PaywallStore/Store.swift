@@ -1,133 +1,109 @@
 import Foundation
-import GRDB
 import PaywallCore
 
-/// The account store: one SQLite file in WAL mode, one writer and concurrent readers,
-/// safe to use from many tasks at once.
+/// The account store: one SQLite file (the embedded default) or one PostgreSQL database
+/// shared by several servers, safe to use from many tasks at once.
 ///
 /// Every operation is a domain operation (accounts, catalog, trials, memberships, meters,
-/// sessions, audit); SQL stays inside this module and only ever uses bound parameters.
-/// Every administrative change appends to the audit log in the same transaction.
+/// sessions, audit); SQL stays inside this module, is written once for both backends
+/// (``SQLConnection``) and only ever uses bound parameters. Every administrative change
+/// appends to the audit log in the same transaction.
 public final class Store: Sendable {
-    /// The database file.
-    public let path: String
+    /// Where the data is: the database file, or the PostgreSQL URL without its password.
+    public let location: String
     /// The source of "now".
     public let clock: any PaywallClock
-    let pool: DatabasePool
-    let hotReaders: HotReaders
+    let backend: any StoreBackend
     /// Concurrent metered reads committed together.
     let groupCommit = GroupCommit()
-    let busyTimeout: Double
     let readOnly: Bool
     let sessionFamilyLifetime: TimeInterval
     let refreshGraceWindow: TimeInterval
 
-    /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    public init(path: String, configuration: StoreConfiguration = StoreConfiguration()) throws(StoreError) {
-        self.path = path
+    /// Opens (creating if needed) the store at `location` and runs pending migrations: a
+    /// `postgres://` (or `postgresql://`) URL selects PostgreSQL, anything else is the path
+    /// of a SQLite file.
+    public init(location: String, configuration: StoreConfiguration = StoreConfiguration()) throws(StoreError) {
         self.clock = configuration.clock
-        self.busyTimeout = configuration.busyTimeout
         self.readOnly = configuration.readOnly
         self.sessionFamilyLifetime = max(0, configuration.sessionFamilyLifetime)
         self.refreshGraceWindow = max(0, configuration.refreshGraceWindow)
-
-        if configuration.readOnly, !FileManager.default.fileExists(atPath: path) {
-            throw .cannotOpen(path: path, detail: "no such file")
+        if PostgresLocation.isURL(location) {
+            backend = try PostgresBackend(url: location, configuration: configuration)
+        } else {
+            backend = try SQLiteBackend(path: location, configuration: configuration)
         }
-        let parent = (path as NSString).deletingLastPathComponent
-        if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
-            throw .cannotOpen(path: path, detail: "folder \(parent) does not exist")
-        }
-
-        var config = Configuration()
-        config.busyMode = .timeout(configuration.busyTimeout)
-        config.foreignKeysEnabled = true
-        config.readonly = configuration.readOnly
-        config.maximumReaderCount = configuration.maximumReaderCount
-        config.label = "paywall"
-        let durable = configuration.durableCommits
-        config.prepareDatabase { db in
-            if !db.configuration.readonly {
-                try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
-            }
-        }
-        do {
-            pool = try DatabasePool(path: path, configuration: config)
-            if configuration.readOnly {
-                try pool.read { db in try Self.checkSchema(db, path: path, requireCurrent: true) }
-            } else {
-                try pool.writeWithoutTransaction { db in
-                    // GRDB sets NORMAL when it enables WAL; apply our choice last.
-                    try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
-                    try Self.checkSchema(db, path: path, requireCurrent: false)
-                }
-                try Migrations.migrator.migrate(pool)
-            }
-            hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout)
-        } catch {
-            throw StoreError.from(error, path: path, busyTimeout: configuration.busyTimeout)
-        }
+        self.location = backend.location
     }
 
-    /// Refuses a file that a newer version of paywall migrated, or (read-only) one that
-    /// is behind.
-    static func checkSchema(_ db: Database, path: String, requireCurrent: Bool) throws {
-        let applied = try Migrations.migrator.appliedIdentifiers(db)
-        let known = Set(Migrations.identifiers)
-        let unknown = applied.filter { !known.contains($0) }.sorted()
-        if !unknown.isEmpty { throw StoreError.schemaTooNew(path: path, unknownMigrations: unknown) }
-        if requireCurrent {
-            let pending = Migrations.identifiers.filter { !applied.contains($0) }
-            if !pending.isEmpty { throw StoreError.schemaOutdated(path: path, pendingMigrations: pending) }
-        }
+    /// Opens the SQLite file at `path` (see ``init(location:configuration:)``).
+    public convenience init(path: String, configuration: StoreConfiguration = StoreConfiguration()) throws(StoreError) {
+        try self.init(location: path, configuration: configuration)
     }
+
+    /// Whether the store is a PostgreSQL database (shared by servers) rather than a file.
+    public var isShared: Bool { backend is PostgresBackend }
 
     // MARK: - Access helpers
 
     /// Runs `body` in a read transaction, mapping errors.
-    func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {
         do {
-            return try pool.read(body)
+            return try backend.read(body)
         } catch {
-            throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
+            throw backend.storeError(error)
         }
     }
 
-    /// Runs a hot-path query (one statement, atomic on its own) on a hot reader. Use
-    /// ``read(_:)`` for everything else.
-    func readHot<T>(_ body: (HotReader, Database) throws -> T) throws(StoreError) -> T {
+    /// Runs a hot-path query (one statement, atomic on its own). Use ``read(_:)`` for
+    /// everything else.
+    func readHot<T>(_ body: (any HotQueries) throws -> T) throws(StoreError) -> T {
         do {
-            return try hotReaders.read(body)
+            return try backend.readHot(body)
         } catch {
-            throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
+            throw backend.storeError(error)
         }
+    }
+
+    /// ``readHot(_:)`` for a query of its own on the hot connection.
+    func readHotSQL<T>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {
+        try readHot { hot in try body(hot.connection) }
     }
 
     /// Runs `body` so that every hot-path read it makes (on this thread) sees one snapshot
-    /// of the database, on one reader. For the facts of a decision.
+    /// of the database, on one connection. For the facts of a decision.
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try hotReaders.snapshot(body)
-        } catch let error as DatabaseError {
-            throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
+            return try backend.snapshot(body)
+        } catch let error as StoreError {
+            throw error
+        } catch let error where Self.isBackendError(error) {
+            throw backend.storeError(error)
         }  // the body's own errors (invalid input, not found) pass through as they are
     }
 
-    /// Runs `body` in an immediate write transaction, mapping errors. Nothing is written
-    /// when `body` throws.
-    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        if readOnly { throw StoreError.readOnly(path: path) }
+    /// Runs `body` in a write transaction, mapping errors. Nothing is written when `body`
+    /// throws. On PostgreSQL `body` may run again after a serialization failure: it must
+    /// only touch the database.
+    @discardableResult
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {
+        if readOnly { throw StoreError.readOnly(path: location) }
         do {
-            return try pool.write(body)
+            return try backend.write(body)
         } catch {
-            throw StoreError.from(error, path: path, busyTimeout: busyTimeout)
+            throw backend.storeError(error)
         }
     }
 
+    /// Whether `error` is the database's (rather than the caller's own).
+    static func isBackendError(_ error: any Error) -> Bool {
+        SQLiteBackend.owns(error) || PostgresBackend.owns(error)
+    }
+
     /// Appends an audit entry inside the current write transaction.
-    func audit(_ db: Database, actor: AuditActor, action: String, target: String, details: [String: String] = [:]) throws {
-        try db.cachedStatement(sql: "INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [clock.now().millis, actor.rawValue, action, target, Self.json(details)])
+    func audit(_ db: any SQLConnection, actor: AuditActor, action: String, target: String, details: [String: String] = [:]) throws {
+        try db.execute("INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
+            [clock.now().millis, actor.rawValue, action, target, Self.json(details)])
     }
 
     static func json(_ details: [String: String]) -> String {

@@ -34,6 +34,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// Any other SQLite error, with its code, message and statement.
     case sqlite(path: String, code: Int32, message: String, sql: String?)
+    /// Any other PostgreSQL error, with its SQLSTATE, message and statement.
+    case postgres(location: String, sqlState: String, message: String, sql: String?)
+    /// The database server cannot be reached (refused, dropped, shutting down, every
+    /// connection busy): try again.
+    case unavailable(location: String, detail: String)
 
     public var description: String {
         switch self {
@@ -88,6 +93,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .sqlite(path, code, message, sql):
             let statement = sql.map { " in `\($0)`" } ?? ""
             return "SQLite error \(code) on \(path): \(message)\(statement)"
+        case let .postgres(location, state, message, sql):
+            let statement = sql.map { " in `\($0)`" } ?? ""
+            return "PostgreSQL error \(state) on \(location): \(message)\(statement)"
+        case let .unavailable(location, detail):
+            return "the database \(location) is unavailable (\(detail)); check that it runs and accepts connections"
         }
     }
 

@@ -51,9 +51,9 @@ struct DatabaseCommand: ParsableCommand {
             try global.run { service in
                 let applied = try service.appliedMigrations()
                 if global.json {
-                    Output(json: true).emit(["path": service.databasePath, "migrations": applied.joined(separator: ",")])
+                    Output(json: true).emit(["path": service.databaseLocation, "migrations": applied.joined(separator: ",")])
                 } else {
-                    print("\(service.databasePath) is up to date (\(applied.count) migrations: \(applied.joined(separator: ", ")))")
+                    print("\(service.databaseLocation) is up to date (\(applied.count) migrations: \(applied.joined(separator: ", ")))")
                 }
             }
         }
@@ -121,7 +121,7 @@ struct DatabaseCommand: ParsableCommand {
         func run() throws {
             try global.run { service in
                 try service.backup(to: destination, actor: global.auditActor)
-                if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.databasePath) to \(destination)") }
+                if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.databaseLocation) to \(destination)") }
             }
         }
     }

@@ -34,7 +34,7 @@ extension GlobalOptions {
     /// The service's configuration from the environment and these flags.
     func configuration(readOnly: Bool, policies: String?) throws(ServiceError) -> ServiceConfiguration {
         var overrides = ServiceConfiguration.Overrides()
-        overrides.databasePath = db
+        overrides.databaseLocation = db
         overrides.keysDirectory = keys
         overrides.policyDirectory = policies
         overrides.readOnly = readOnly

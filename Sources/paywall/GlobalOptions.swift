@@ -3,7 +3,7 @@ import Foundation
 
 /// Options every command that touches the database accepts.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The SQLite database file.", discussion: "Default: $PAYWALL_DB, else ./paywall.sqlite.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The SQLite database file, or a PostgreSQL URL (postgres://user:password@host:port/database) shared by several servers.", discussion: "Default: $PAYWALL_DB, else ./paywall.sqlite. Prefer $PAYWALL_DB for a URL with a password: command lines are visible to other users.", valueName: "path-or-url"))
     var db: String?
 
     @Flag(name: .long, help: "Print machine-readable JSON instead of text.")

@@ -8,7 +8,7 @@ struct Paywall: AsyncParsableCommand {
         abstract: "Paywall and subscription entitlement service.",
         discussion: """
             Start with 'paywall serve --demo' (the HTTP API with a sample catalog). Every \
-            command works on one SQLite database: --db PATH, else $PAYWALL_DB, else \
+            command works on one database, a SQLite file or a postgres:// URL: --db, else $PAYWALL_DB, else \
             ./paywall.sqlite (created and migrated on first use), and signs with the keys in \
             --keys DIR, else $PAYWALL_KEYS, else ./Keys (the admin commands create a development \
             key on first use and say so; PAYWALL_DEV_KEYS=0 refuses; 'serve' without --demo never \

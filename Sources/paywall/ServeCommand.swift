@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         do {
             var overrides = ServiceConfiguration.Overrides()
-            overrides.databasePath = db
+            overrides.databaseLocation = db
             overrides.keysDirectory = keys
             overrides.policyDirectory = policies
             overrides.developmentKeys = demo ? true : nil
@@ -114,7 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
         let readers = demoReaders
         do {
             try await PaywallServer.run(api: api, settings: server, logger: logger) { host, port in
-                Self.printWelcome(host: host, port: port, database: service.databasePath, demo: isDemo, readers: readers)
+                Self.printWelcome(host: host, port: port, database: service.databaseLocation, demo: isDemo, readers: readers)
             }
         } catch {
             try? service.close()

@@ -42,7 +42,7 @@ struct BillingCrashTests {
 
     /// One column of every stored event (synchronous: GRDB's blocking read).
     static func column(_ store: Store, _ name: String) throws -> [String] {
-        try store.pool.read { try String.fetchAll($0, sql: "SELECT \(name) FROM billing_events") }
+        try store.read { try $0.fetchValues(String.self, "SELECT \(name) FROM billing_events") }
     }
 
     @Test("kill -9 under a stream of events: every event answered 2xx is applied once; the rest, redelivered, once")

@@ -132,7 +132,7 @@ struct MembershipAgreementTests {
         clock.set(Self.decisionTime)
         let service = try PaywallService(configuration: {
             var configuration = ServiceFixture.configuration(clock, .testing)
-            configuration.databasePath = cli.database
+            configuration.databaseLocation = cli.database
             configuration.keysDirectory = URL(fileURLWithPath: cli.keys)
             return configuration
         }())

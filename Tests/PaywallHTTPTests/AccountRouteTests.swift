@@ -370,7 +370,7 @@ struct AccountRouteTests {
 
         // A new service over the same database (a restart) still refuses.
         var configuration = f.service.configuration
-        configuration.databasePath = f.path
+        configuration.databaseLocation = f.path
         let restarted = try PaywallService(configuration: configuration)
         defer { try? restarted.close() }
         #expect(throws: ServiceError.tooManyAttempts(retryAfter: 1)) {

@@ -17,16 +17,16 @@ struct ServiceCoreTests {
         let env = ["PAYWALL_DB": "/data/p.sqlite", "PAYWALL_KEYS": "/keys", "PAYWALL_POLICIES": "/pol", "PAYWALL_ISSUER": "news-paywall",
                    "PAYWALL_AUDIENCE": "web", "PAYWALL_BUSY_TIMEOUT": "2.5"]
         let fromEnv = try ServiceConfiguration.resolve(environment: env)
-        #expect(fromEnv.databasePath == "/data/p.sqlite" && fromEnv.keysDirectory.path == "/keys" && fromEnv.policyDirectory.path == "/pol")
+        #expect(fromEnv.databaseLocation == "/data/p.sqlite" && fromEnv.keysDirectory.path == "/keys" && fromEnv.policyDirectory.path == "/pol")
         #expect(fromEnv.issuer == "news-paywall" && fromEnv.audience == "web" && fromEnv.store.busyTimeout == 2.5)
         #expect(!fromEnv.developmentKeys && !fromEnv.testing, "production defaults: no development key, no test mode")
 
         var overrides = ServiceConfiguration.Overrides()
-        overrides.databasePath = "flag.sqlite"
+        overrides.databaseLocation = "flag.sqlite"
         overrides.keysDirectory = "flag-keys"
         overrides.developmentKeysByDefault = true
         let flagged = try ServiceConfiguration.resolve(environment: env, overrides: overrides)
-        #expect(flagged.databasePath == "flag.sqlite" && flagged.keysDirectory.lastPathComponent == "flag-keys" && flagged.developmentKeys)
+        #expect(flagged.databaseLocation == "flag.sqlite" && flagged.keysDirectory.lastPathComponent == "flag-keys" && flagged.developmentKeys)
         #expect(try !ServiceConfiguration.resolve(environment: ["PAYWALL_DEV_KEYS": "0"], overrides: overrides).developmentKeys)
 
         let bad: [([String: String], String)] = [

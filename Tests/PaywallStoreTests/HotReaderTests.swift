@@ -13,7 +13,8 @@ struct HotReaderTests {
     /// The SQL, with its bound values, of every statement prepared on the (only) hot
     /// reader's connection.
     func expandedStatements(_ f: StoreFixture) throws -> [String] {
-        try f.store.hotReaders.read { _, db in
+        try f.store.hotReaders.read { hot in
+            let db = (hot as! SQLiteHotQueries).db
             var texts: [String] = []
             var statement = sqlite3_next_stmt(db.sqliteConnection, nil)
             while let current = statement {
@@ -66,7 +67,7 @@ struct HotReaderTests {
         #expect(try f.store.account(emailKey: "ada@example.com")?.id == ada.id)
         // Strings longer than 20 bytes are now too big for this connection: binding the
         // key fails with SQLITE_TOOBIG.
-        let previous = try f.store.hotReaders.read { _, db in sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_LENGTH, 20) }
+        let previous = try f.store.hotReaders.read { hot in sqlite3_limit((hot as! SQLiteHotQueries).db.sqliteConnection, SQLITE_LIMIT_LENGTH, 20) }
         do {
             let found = try f.store.account(emailKey: long)
             Issue.record("expected SQLITE_TOOBIG, got \(String(describing: found))")
@@ -77,7 +78,7 @@ struct HotReaderTests {
             Issue.record("unexpected \(error)")
         }
         // With the limit back, the reader is still usable, with nothing left bound.
-        _ = try f.store.hotReaders.read { _, db in sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_LENGTH, previous) }
+        _ = try f.store.hotReaders.read { hot in sqlite3_limit((hot as! SQLiteHotQueries).db.sqliteConnection, SQLITE_LIMIT_LENGTH, previous) }
         #expect(try f.store.account(emailKey: "ada@example.com")?.id == ada.id)
         for text in try expandedStatements(f) {
             #expect(!text.contains("'"), "a statement still holds a string: \(text)")

@@ -91,7 +91,7 @@ public final class ServiceFixture: @unchecked Sendable {
     public init(hashing: ScryptParameters = .testing, configure: (inout ServiceConfiguration) -> Void = { _ in }) throws {
         directory = try TestFolder("paywall-service")
         var configuration = Self.configuration(clock, hashing)
-        configuration.databasePath = directory.path("db.sqlite")
+        configuration.databaseLocation = directory.path("db.sqlite")
         configuration.keysDirectory = directory.url.appendingPathComponent("Keys")
         configure(&configuration)
         service = try PaywallService(configuration: configuration)

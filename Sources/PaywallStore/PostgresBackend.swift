@@ -1,0 +1,510 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PaywallCore
+import PostgresNIO
+import Synchronization
+
+/// The shared store: one PostgreSQL database that several `paywall serve` processes use at
+/// once (through postgres-nio).
+///
+/// How what SQLite makes exact with its single writer stays exact across servers:
+/// - Every write transaction runs `SERIALIZABLE` and is retried on a serialization
+///   failure or deadlock (SQLSTATE 40001, 40P01): PostgreSQL then guarantees the outcome of
+///   some one-at-a-time order, which is what every check-then-write was written for (one
+///   trial per person, refresh rotation and reuse detection, gift-link monthly limits,
+///   sign-in throttle counters, billing events; unique constraints back the first and the
+///   last).
+/// - Metered reads (the hot write) run `READ COMMITTED` holding a transaction-level
+///   advisory lock per meter subject, taken before the count: the count statement then sees
+///   every read committed for that subject, by any server, and no other can commit one
+///   until this transaction ends. Every other insert of a read takes the same lock, so the
+///   meter's last unit goes to exactly one check (and these checks never fail for
+///   serialization, which a hot path would pay for in retries).
+///
+/// Why connections are leased synchronously here rather than through `PostgresClient`:
+/// the store's operations are synchronous and run on the service's bounded thread pool
+/// (the cooperative pool never blocks on the database); `PostgresClient` leases only to
+/// async code. This pool is a lock, a condition and a list of idle connections; a query
+/// is one `EventLoopFuture` waited on by the pool thread that owns the lease.
+final class PostgresBackend: StoreBackend, @unchecked Sendable {
+    let location: String
+    let connections: PostgresConnectionPool
+    let readOnly: Bool
+    /// The snapshot a thread is in (see ``snapshot(_:)``).
+    private static let current = ThreadSpecificSnapshot()
+
+    /// Statement texts with `?` rewritten to `$n`, by original text.
+    private let translations = Mutex<[String: String]>([:])
+
+    /// At most this many attempts of one write transaction (serialization failures).
+    static let maximumAttempts = 40
+
+    init(url: String, configuration: StoreConfiguration) throws(StoreError) {
+        let parsed = try PostgresLocation(url: url)
+        location = parsed.redacted
+        readOnly = configuration.readOnly
+        connections = PostgresConnectionPool(
+            configuration: try parsed.connectionConfiguration(), maximum: max(2, configuration.maximumReaderCount * 2),
+            waitLimit: configuration.busyTimeout, location: parsed.redacted)
+        do {
+            try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly)
+        } catch {
+            connections.close()
+            throw storeError(error)
+        }
+    }
+
+    // MARK: - Transactions
+
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try connections.with { connection in
+            try transaction(connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+        }
+    }
+
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try retrying {
+            try connections.with { connection in
+                try transaction(connection, begin: "BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+            }
+        }
+    }
+
+    func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
+        try retrying {  // deadlocks only: the locks are taken in one order
+            try connections.with { connection in
+                try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { sql in
+                    try sql.lockMeters(subjects)
+                    return try body(sql)
+                }
+            }
+        }
+    }
+
+    func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T {
+        if let snapshot = Self.current.current(of: self) { return try body(snapshot) }
+        return try connections.with { connection in
+            try body(PlainHotQueries(connection: PostgresSQL(connection: connection, backend: self)))
+        }
+    }
+
+    func snapshot<T>(_ body: () throws -> T) throws -> T {
+        if Self.current.current(of: self) != nil { return try body() }
+        return try connections.with { connection in
+            try transaction(connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { sql in
+                try Self.current.with(owner: self, hot: PlainHotQueries(connection: sql), body)
+            }
+        }
+    }
+
+    /// Runs `body` between `begin` and `COMMIT`; rolls back when it throws (a connection
+    /// that cannot roll back is closed, not reused).
+    private func transaction<T>(_ connection: PostgresConnection, begin: String, _ body: (any SQLConnection) throws -> T) throws -> T {
+        let sql = PostgresSQL(connection: connection, backend: self)
+        try sql.execute(begin)
+        do {
+            let result = try body(sql)
+            try sql.execute("COMMIT")
+            return result
+        } catch {
+            do { try sql.execute("ROLLBACK") } catch { throw PostgresConnectionPool.Broken(underlying: error) }
+            throw error
+        }
+    }
+
+    /// Runs `attempt` again while it fails for serialization (or a deadlock), with a short
+    /// randomized backoff.
+    private func retrying<T>(_ attempt: () throws -> T) throws -> T {
+        var tries = 0
+        while true {
+            do {
+                return try attempt()
+            } catch where Self.isRetryable(error) && tries + 1 < Self.maximumAttempts {
+                tries += 1
+                let ceiling = min(50_000, 200 << min(tries, 8))  // µs
+                usleep(UInt32.random(in: 0...UInt32(ceiling)))
+            }
+        }
+    }
+
+    static func isRetryable(_ error: any Error) -> Bool {
+        let state = sqlState(of: error)
+        return state == "40001" || state == "40P01"
+    }
+
+    // MARK: - Statements
+
+    /// `sql` with its `?` placeholders numbered (`$1`, `$2`…), outside quotes.
+    func translated(_ sql: String) -> String {
+        if let known = translations.withLock({ $0[sql] }) { return known }
+        var result = ""
+        result.reserveCapacity(sql.utf8.count + 16)
+        var number = 0
+        var quote: Character?
+        for character in sql {
+            if let open = quote {
+                if character == open { quote = nil }
+                result.append(character)
+            } else if character == "'" || character == "\"" {
+                quote = character
+                result.append(character)
+            } else if character == "?" {
+                number += 1
+                result += "$\(number)"
+            } else {
+                result.append(character)
+            }
+        }
+        translations.withLock { $0[sql] = result }
+        return result
+    }
+
+    // MARK: - Errors and health
+
+    static func owns(_ error: any Error) -> Bool {
+        error is PSQLError || error is PostgresConnectionPool.Broken || error is PostgresConnectionPool.Unavailable
+            || error is NIOCore.IOError || error is ChannelError || error is NIOConnectionError
+    }
+
+    /// The SQLSTATE of a server error.
+    static func sqlState(of error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
+    static func constraint(of error: any Error) -> SQLConstraint? {
+        guard let state = sqlState(of: error), state.hasPrefix("23") else { return nil }
+        switch state {
+        case "23505": return .unique
+        case "23503": return .foreignKey
+        case "23514": return .check
+        case "23502": return .notNull
+        default: return .other
+        }
+    }
+
+    func storeError(_ error: any Error) -> StoreError {
+        if let storeError = error as? StoreError { return storeError }
+        if let unavailable = error as? PostgresConnectionPool.Unavailable {
+            return .unavailable(location: location, detail: unavailable.detail)
+        }
+        if let broken = error as? PostgresConnectionPool.Broken { return storeError(broken.underlying) }
+        if let error = error as? PSQLError {
+            guard error.code == .server, let info = error.serverInfo else {
+                return .unavailable(location: location, detail: Self.describe(error))
+            }
+            let state = info[.sqlState] ?? "?????"
+            let message = info[.message] ?? "unknown error"
+            switch state {
+            case "25006": return .readOnly(path: location)
+            case "40001", "40P01", "55P03": return .locked(path: location, timeoutSeconds: connections.waitLimit)
+            case "53100": return .diskFull(path: location)
+            case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
+                return .unavailable(location: location, detail: message)
+            default:
+                return .postgres(location: location, sqlState: state, message: message, sql: error.query?.sql)
+            }
+        }
+        return .unavailable(location: location, detail: String(describing: error))
+    }
+
+    /// A client-side failure (connection refused, closed, authentication) in words.
+    static func describe(_ error: PSQLError) -> String {
+        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+        if let message = error.serverInfo?[.message] { return "\(error.code): \(message)" }
+        return "\(error.code)"
+    }
+
+    func health() throws -> StoreHealth {
+        try read { sql in
+            let applied = try sql.fetchValues(String.self, "SELECT identifier FROM paywall_migrations ORDER BY applied_at, identifier")
+            let known = PostgresMigrations.identifiers
+            // PostgreSQL checks pages and foreign keys as it writes: nothing to scan for.
+            return StoreHealth(
+                integrity: ["ok"], foreignKeyViolations: [],
+                appliedMigrations: known.filter(applied.contains), pendingMigrations: known.filter { !applied.contains($0) })
+        }
+    }
+
+    func close() throws {
+        connections.close()
+    }
+}
+
+/// One leased connection inside a transaction (or a single hot statement), as
+/// ``SQLConnection``.
+struct PostgresSQL: SQLConnection {
+    let connection: PostgresConnection
+    let backend: PostgresBackend
+    /// The meter locks this transaction holds (taken once each).
+    private let held = HeldLocks()
+
+    private final class HeldLocks {
+        var subjects: Set<String> = []
+    }
+
+    init(connection: PostgresConnection, backend: PostgresBackend) {
+        self.connection = connection
+        self.backend = backend
+    }
+
+    var dialect: SQLDialect { .postgres }
+
+    private static let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    @discardableResult
+    func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int {
+        try run(sql, arguments).metadata.rows ?? 0
+    }
+
+    func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
+        let result = try run(sql, arguments)
+        guard let first = result.rows.first else { return [] }
+        let columns = SQLColumns(first.map(\.columnName))
+        return try result.rows.map { row in SQLRow(columns: columns, values: try row.map(Self.value)) }
+    }
+
+    /// Takes the meter locks of `subjects` (sorted: transactions that take several take
+    /// them in one order) until the transaction ends.
+    func lockMeters(_ subjects: [String]) throws {
+        for subject in Set(subjects).sorted() where !held.subjects.contains(subject) {
+            try execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [subject])
+            held.subjects.insert(subject)
+        }
+    }
+
+    private func run(_ sql: String, _ arguments: SQLArguments) throws -> PostgresQueryResult {
+        var binds = PostgresBindings(capacity: arguments.values.count)
+        for value in arguments.values {
+            switch value {
+            case .null: binds.appendNull()
+            case let .integer(number): binds.append(number)
+            case let .real(number): binds.append(number)
+            case let .text(text): binds.append(text)
+            case let .blob(bytes): binds.append(ByteBuffer(bytes: bytes))
+            }
+        }
+        let query = PostgresQuery(unsafeSQL: backend.translated(sql), binds: binds)
+        return try connection.query(query, logger: Self.logger).wait()
+    }
+
+    /// A cell as the store's value: integers of every width, flags (bool, from `EXISTS`)
+    /// as 0/1, numeric (from `SUM`) as text, bytes, text.
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .float4, .float8: return .real(try cell.decode(Double.self))
+        case .bytea: return .blob(Data(try cell.decode([UInt8].self)))
+        case .numeric: return .text("\(try cell.decode(Decimal.self))")
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+}
+
+/// Connections leased by one thread at a time: the idle ones in a list, a condition to
+/// wait on when all are busy.
+final class PostgresConnectionPool: @unchecked Sendable {
+    /// A connection that could not be returned to a clean state.
+    struct Broken: Error { let underlying: any Error }
+    /// No connection could be made or leased in time.
+    struct Unavailable: Error { let detail: String }
+
+    let configuration: PostgresConnection.Configuration
+    let maximum: Int
+    /// How long a lease waits for a connection (seconds).
+    let waitLimit: Double
+    let location: String
+    private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    private let condition = NSCondition()
+    private var idle: [PostgresConnection] = []
+    private var open = 0
+    private var closed = false
+    private var nextID = 0
+    private static let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    init(configuration: PostgresConnection.Configuration, maximum: Int, waitLimit: Double, location: String) {
+        self.configuration = configuration
+        self.maximum = maximum
+        self.waitLimit = waitLimit
+        self.location = location
+    }
+
+    /// Runs `body` on a leased connection. A connection whose failure was not the
+    /// server's answer to a statement (it dropped, or could not roll back) is closed.
+    func with<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        let connection = try lease()
+        do {
+            let result = try body(connection)
+            giveBack(connection, reusable: true)
+            return result
+        } catch {
+            let serverAnswered = (error as? PSQLError)?.code == .server
+            giveBack(connection, reusable: serverAnswered || error is StoreError)
+            throw error
+        }
+    }
+
+    private func lease() throws -> PostgresConnection {
+        let deadline = Date().addingTimeInterval(waitLimit)
+        condition.lock()
+        while true {
+            if closed {
+                condition.unlock()
+                throw Unavailable(detail: "the store is closed")
+            }
+            if let connection = idle.popLast() {
+                if connection.isClosed {
+                    open -= 1
+                    continue
+                }
+                condition.unlock()
+                return connection
+            }
+            if open < maximum {
+                open += 1
+                nextID += 1
+                let id = nextID
+                condition.unlock()
+                do {
+                    return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: Self.logger).wait()
+                } catch {
+                    condition.lock()
+                    open -= 1
+                    condition.signal()
+                    condition.unlock()
+                    if let error = error as? PSQLError, error.code == .server {
+                        throw error  // authentication, unknown database: the server's own words
+                    }
+                    throw Unavailable(detail: "cannot connect: \((error as? PSQLError).map(PostgresBackend.describe) ?? String(describing: error))")
+                }
+            }
+            if !condition.wait(until: deadline) {
+                condition.unlock()
+                throw Unavailable(detail: "all \(maximum) connections busy for \(waitLimit) s")
+            }
+        }
+    }
+
+    private func giveBack(_ connection: PostgresConnection, reusable: Bool) {
+        condition.lock()
+        if reusable, !closed, !connection.isClosed {
+            idle.append(connection)
+            condition.signal()
+            condition.unlock()
+            return
+        }
+        open -= 1
+        condition.signal()
+        condition.unlock()
+        try? connection.close().wait()
+    }
+
+    /// Closes the idle connections; leased ones close when given back.
+    func close() {
+        condition.lock()
+        closed = true
+        let toClose = idle
+        idle = []
+        open -= toClose.count
+        condition.broadcast()
+        condition.unlock()
+        for connection in toClose { try? connection.close().wait() }
+    }
+}
+
+/// A `postgres://user:password@host:port/database?sslmode=…&search_path=…` URL.
+struct PostgresLocation: Sendable {
+    var host: String
+    var port: Int
+    var username: String
+    var password: String?
+    var database: String
+    /// `disable`, `prefer` or `require` (verifying the server's certificate). Default:
+    /// `disable` on loopback, `require` elsewhere.
+    var sslMode: String
+    /// The schema to use instead of `public` (tests give each store its own).
+    var searchPath: String?
+
+    static func isURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    init(url: String) throws(StoreError) {
+        let shown = Self.redact(url)
+        guard let parts = URLComponents(string: url), let host = parts.host, !host.isEmpty else {
+            throw .cannotOpen(path: shown, detail: "not a URL of the form postgres://user@host:port/database")
+        }
+        let database = String(parts.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty else {
+            throw .cannotOpen(path: shown, detail: "the URL names no database (postgres://user@host:port/DATABASE)")
+        }
+        guard let user = parts.user, !user.isEmpty else {
+            throw .cannotOpen(path: shown, detail: "the URL names no user (postgres://USER@host:port/database)")
+        }
+        self.host = host
+        port = parts.port ?? 5432
+        username = user.removingPercentEncoding ?? user
+        password = parts.password.map { $0.removingPercentEncoding ?? $0 }
+        self.database = database.removingPercentEncoding ?? database
+        let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
+        var mode = loopback ? "disable" : "require"
+        for item in parts.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, ["disable", "prefer", "require"].contains(value) else {
+                    throw .cannotOpen(path: shown, detail: "sslmode must be disable, prefer or require")
+                }
+                mode = value
+            case "search_path":
+                guard let value = item.value, !value.isEmpty, value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                    throw .cannotOpen(path: shown, detail: "search_path must be one schema name (letters, digits, _)")
+                }
+                searchPath = value
+            default:
+                throw .cannotOpen(path: shown, detail: "unknown URL parameter '\(item.name)' (known: sslmode, search_path)")
+            }
+        }
+        sslMode = mode
+    }
+
+    /// The URL without its password, for messages and logs.
+    var redacted: String {
+        var text = "postgres://\(username)@\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)/\(database)"
+        if let searchPath { text += "?search_path=\(searchPath)" }
+        return text
+    }
+
+    /// `url` with any password replaced, even when it does not parse.
+    static func redact(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
+        let credentials = url[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+
+    func connectionConfiguration() throws(StoreError) -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case "disable":
+            tls = .disable
+        default:
+            do {
+                let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+                tls = sslMode == "require" ? .require(context) : .prefer(context)
+            } catch {
+                throw .cannotOpen(path: redacted, detail: "cannot set up TLS: \(error)")
+            }
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.additionalStartupParameters = [("application_name", "paywall")]
+        if let searchPath {
+            configuration.options.additionalStartupParameters.append(("search_path", searchPath))
+        }
+        return configuration
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import GRDB
+import PaywallCore
+
+/// The embedded store: one SQLite file in WAL mode, one writer and concurrent readers.
+///
+/// Exactness: SQLite runs one write transaction at a time (`BEGIN IMMEDIATE` takes the
+/// file's write lock), so every check-then-write in the store (the meter's last unit, one
+/// trial per person, refresh rotation, gift limits) sees every earlier commit and no
+/// concurrent one.
+final class SQLiteBackend: StoreBackend {
+    let location: String
+    let pool: DatabasePool
+    let hotReaders: HotReaders
+    let busyTimeout: Double
+
+    init(path: String, configuration: StoreConfiguration) throws(StoreError) {
+        location = path
+        busyTimeout = configuration.busyTimeout
+        if configuration.readOnly, !FileManager.default.fileExists(atPath: path) {
+            throw .cannotOpen(path: path, detail: "no such file")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+            throw .cannotOpen(path: path, detail: "folder \(parent) does not exist")
+        }
+
+        var config = Configuration()
+        config.busyMode = .timeout(configuration.busyTimeout)
+        config.foreignKeysEnabled = true
+        config.readonly = configuration.readOnly
+        config.maximumReaderCount = configuration.maximumReaderCount
+        config.label = "paywall"
+        let durable = configuration.durableCommits
+        config.prepareDatabase { db in
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
+            }
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            if configuration.readOnly {
+                try pool.read { db in try Self.checkSchema(db, path: path, requireCurrent: true) }
+            } else {
+                try pool.writeWithoutTransaction { db in
+                    // GRDB sets NORMAL when it enables WAL; apply our choice last.
+                    try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
+                    try Self.checkSchema(db, path: path, requireCurrent: false)
+                }
+                try Migrations.migrator.migrate(pool)
+            }
+            hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout)
+        } catch {
+            throw StoreError.from(error, path: path, busyTimeout: configuration.busyTimeout)
+        }
+    }
+
+    /// Refuses a file that a newer version of paywall migrated, or (read-only) one that
+    /// is behind.
+    static func checkSchema(_ db: Database, path: String, requireCurrent: Bool) throws {
+        let applied = try Migrations.migrator.appliedIdentifiers(db)
+        let known = Set(Migrations.identifiers)
+        let unknown = applied.filter { !known.contains($0) }.sorted()
+        if !unknown.isEmpty { throw StoreError.schemaTooNew(path: path, unknownMigrations: unknown) }
+        if requireCurrent {
+            let pending = Migrations.identifiers.filter { !applied.contains($0) }
+            if !pending.isEmpty { throw StoreError.schemaOutdated(path: path, pendingMigrations: pending) }
+        }
+    }
+
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try pool.read { db in try body(GRDBConnection(db: db)) }
+    }
+
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try pool.write { db in try body(GRDBConnection(db: db)) }
+    }
+
+    func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
+        try write(body)  // one writer at a time: exact already
+    }
+
+    func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T {
+        try hotReaders.read(body)
+    }
+
+    func snapshot<T>(_ body: () throws -> T) throws -> T {
+        try hotReaders.snapshot(body)
+    }
+
+    func storeError(_ error: any Error) -> StoreError {
+        StoreError.from(error, path: location, busyTimeout: busyTimeout)
+    }
+
+    /// `PRAGMA integrity_check` and `foreign_key_check`, and the schema version.
+    func health() throws -> StoreHealth {
+        try pool.read { db in
+            let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            let violations = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").map { row -> String in
+                let table: String = row[0]
+                let rowid: Int64? = row[1]
+                return "\(table) row \(rowid.map(String.init) ?? "?")"
+            }
+            let applied = try Migrations.migrator.appliedIdentifiers(db)
+            let ordered = Migrations.identifiers.filter { applied.contains($0) }
+            let pending = Migrations.identifiers.filter { !applied.contains($0) }
+            return StoreHealth(integrity: integrity, foreignKeyViolations: violations, appliedMigrations: ordered, pendingMigrations: pending)
+        }
+    }
+
+    /// SQLite's online backup to a new file.
+    func backup(to destination: String) throws {
+        let target = try DatabaseQueue(path: destination)
+        try pool.backup(to: target)
+        try target.close()
+    }
+
+    func close() throws {
+        try hotReaders.close()
+        try pool.close()
+    }
+
+    /// Whether `error` is SQLite's.
+    static func owns(_ error: any Error) -> Bool { error is DatabaseError }
+
+    /// What `error` broke, when it is SQLite's constraint violation.
+    static func constraint(of error: any Error) -> SQLConstraint? {
+        guard let error = error as? DatabaseError, error.resultCode == .SQLITE_CONSTRAINT else { return nil }
+        switch error.extendedResultCode {
+        case .SQLITE_CONSTRAINT_UNIQUE, .SQLITE_CONSTRAINT_PRIMARYKEY: return .unique
+        case .SQLITE_CONSTRAINT_FOREIGNKEY: return .foreignKey
+        case .SQLITE_CONSTRAINT_CHECK: return .check
+        case .SQLITE_CONSTRAINT_NOTNULL: return .notNull
+        default: return .other
+        }
+    }
+}
+
+/// A GRDB connection inside one of its transactions. Statements are cached per connection
+/// (prepared once).
+struct GRDBConnection: SQLConnection {
+    let db: Database
+
+    var dialect: SQLDialect { .sqlite }
+
+    func lockMeters(_ subjects: [String]) throws {}
+
+    @discardableResult
+    func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int {
+        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        return db.changesCount
+    }
+
+    func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
+        let statement = try db.cachedStatement(sql: sql)
+        let columns = SQLColumns(statement.columnNames)
+        let cursor = try Row.fetchCursor(statement, arguments: Self.arguments(arguments))
+        var rows: [SQLRow] = []
+        while let row = try cursor.next() {
+            rows.append(SQLRow(columns: columns, values: row.databaseValues.map(Self.value)))
+        }
+        return rows
+    }
+
+    static func arguments(_ arguments: SQLArguments) -> StatementArguments {
+        StatementArguments(arguments.values.map { value -> DatabaseValue in
+            switch value {
+            case .null: return .null
+            case let .integer(number): return number.databaseValue
+            case let .real(number): return number.databaseValue
+            case let .text(text): return text.databaseValue
+            case let .blob(bytes): return bytes.databaseValue
+            }
+        })
+    }
+
+    static func value(_ value: DatabaseValue) -> SQLValue {
+        switch value.storage {
+        case .null: return .null
+        case let .int64(number): return .integer(number)
+        case let .double(number): return .real(number)
+        case let .string(text): return .text(text)
+        case let .blob(bytes): return .blob(bytes)
+        }
+    }
+}

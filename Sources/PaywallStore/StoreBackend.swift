@@ -1,0 +1,138 @@
+import Foundation
+import PaywallCore
+
+/// Where a ``Store`` keeps its data: one SQLite file (``SQLiteBackend``, the embedded
+/// default) or one PostgreSQL database shared by several servers (``PostgresBackend``).
+/// The store's operations are written once against this; each backend says how its
+/// transactions are made exact.
+protocol StoreBackend: Sendable {
+    /// The file path, or the database URL without its password: for messages.
+    var location: String { get }
+
+    /// Runs `body` in a read transaction (one consistent snapshot).
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+
+    /// Runs `body` in a write transaction that behaves as if it ran alone: nothing is
+    /// written when it throws. On PostgreSQL `body` may run more than once (a serialization
+    /// failure is retried), so it must only touch the database.
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+
+    /// Runs `body`, a write of metered reads by `subjects`, so that each subject's count
+    /// and insert are exact against every other writer, on any server.
+    func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T
+
+    /// Runs one hot-path query (atomic on its own), or inside ``snapshot(_:)`` on this
+    /// thread, in the snapshot's transaction.
+    func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T
+
+    /// Runs `body` with every hot read it makes on this thread in one read transaction.
+    func snapshot<T>(_ body: () throws -> T) throws -> T
+
+    /// The store's error for an error of this backend (a store error passes through).
+    func storeError(_ error: any Error) -> StoreError
+
+    /// Schema and consistency checks.
+    func health() throws -> StoreHealth
+
+    /// Closes every connection; further calls fail.
+    func close() throws
+}
+
+/// The queries an entitlement check runs on every request, each one statement.
+protocol HotQueries {
+    /// The connection, for the hot path's other reads.
+    var connection: any SQLConnection { get }
+    func account(emailKey: String) throws -> Account?
+    func account(id: String) throws -> Account?
+    func title(id: String) throws -> Title?
+    func membershipsWithBundles(accountID: String) throws -> [(Membership, TitleBundle)]
+    /// Distinct articles read by `subject` in `(start, end]`, optionally of one title.
+    func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int
+    /// Whether `subject` read this article in `(start, end]`.
+    func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64) throws -> Bool
+}
+
+/// The hot queries as ordinary statements on any connection (PostgreSQL's; SQLite keeps
+/// its own prepared ones, ``HotReader``).
+struct PlainHotQueries: HotQueries {
+    let connection: any SQLConnection
+
+    func account(emailKey: String) throws -> Account? {
+        try connection.fetchOne("SELECT \(Account.columns) FROM accounts WHERE email_key = ?", [emailKey]).map(Account.init(row:))
+    }
+
+    func account(id: String) throws -> Account? {
+        try connection.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [id]).map(Account.init(row:))
+    }
+
+    func title(id: String) throws -> Title? {
+        try Store.title(connection, TitleID(rawValue: id))
+    }
+
+    func membershipsWithBundles(accountID: String) throws -> [(Membership, TitleBundle)] {
+        try connection.fetchAll(HotReader.membershipsSQL(connection.dialect), [accountID]).map { row in
+            let membership = Membership(row: row)
+            let allTitles: Int64? = row[10]
+            let listed: String? = row[11]
+            let bundle: TitleBundle = allTitles.map { $0 != 0 } == true
+                ? .all : .titles(Set(HotReader.list(listed).map(TitleID.init(rawValue:))))
+            return (membership, bundle)
+        }
+    }
+
+    func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int {
+        if let title {
+            return try connection.fetchValue(Int.self, MeterSQL.countTitle, [subject, start, end, title]) ?? 0
+        }
+        return try connection.fetchValue(Int.self, MeterSQL.countAll, [subject, start, end]) ?? 0
+    }
+
+    func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64) throws -> Bool {
+        try connection.fetchValue(Bool.self, MeterSQL.readInWindow, [subject, start, end, title, article]) ?? false
+    }
+}
+
+/// A per-thread slot (pthread-specific data) holding the snapshot the thread is in: a
+/// snapshot is entered and left on one thread, synchronously, so the nested reads find it
+/// without any locking. One slot per backend kind for the whole process (pthread keys are
+/// few); each value is tagged with the backend that owns it.
+final class ThreadSpecificSnapshot: @unchecked Sendable {
+    /// A snapshot in progress: its owner and its hot queries.
+    final class Context {
+        unowned let owner: AnyObject
+        let hot: any HotQueries
+        init(owner: AnyObject, hot: any HotQueries) {
+            self.owner = owner
+            self.hot = hot
+        }
+    }
+
+    private var key = pthread_key_t()
+
+    init() {
+        pthread_key_create(&key, nil)
+    }
+
+    var value: Context? {
+        get { pthread_getspecific(key).map { Unmanaged<Context>.fromOpaque($0).takeUnretainedValue() } }
+        set {
+            if let old = pthread_getspecific(key) { Unmanaged<Context>.fromOpaque(old).release() }
+            pthread_setspecific(key, newValue.map { Unmanaged.passRetained($0).toOpaque() })
+        }
+    }
+
+    /// The snapshot `owner` has open on this thread, if any.
+    func current(of owner: AnyObject) -> (any HotQueries)? {
+        guard let context = value, context.owner === owner else { return nil }
+        return context.hot
+    }
+
+    /// Runs `body` with `hot` as `owner`'s snapshot on this thread (another owner's
+    /// snapshot is put back after).
+    func with<T>(owner: AnyObject, hot: any HotQueries, _ body: () throws -> T) rethrows -> T {
+        let outer = value
+        value = Context(owner: owner, hot: hot)
+        defer { value = outer }
+        return try body()
+    }
+}

@@ -214,6 +214,9 @@ let package = Package(
             dependencies: [
                 "PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/PaywallTestSupport"
         ),

@@ -294,11 +294,19 @@ struct PostgresSQL: SQLConnection {
     /// as 0/1, numeric (from `SUM`) as text, bytes, text.
     static func value(_ cell: PostgresCell) throws -> SQLValue {
         guard cell.bytes != nil else { return .null }
+        do {
+            return try decode(cell)
+        } catch {
+            preconditionFailure("column '\(cell.columnName)' of type \(cell.dataType) (\(cell.format)) does not decode: \(String(reflecting: error))")
+        }
+    }
+
+    private static func decode(_ cell: PostgresCell) throws -> SQLValue {
         switch cell.dataType {
         case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
         case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
         case .float4, .float8: return .real(try cell.decode(Double.self))
-        case .bytea: return .blob(Data(try cell.decode([UInt8].self)))
+        case .bytea: return .blob(try cell.decode(Data.self))
         case .numeric: return .text("\(try cell.decode(Decimal.self))")
         default: return .text(try cell.decode(String.self))
         }
@@ -402,6 +410,10 @@ final class PostgresConnectionPool: @unchecked Sendable {
         condition.unlock()
         try? connection.close().wait()
     }
+
+    /// A store dropped without ``close()`` (its service failed to start) still closes its
+    /// connections (postgres-nio requires it).
+    deinit { close() }
 
     /// Closes the idle connections; leased ones close when given back.
     func close() {

@@ -30,6 +30,23 @@ extension Store {
         }
     }
 
+    /// The number of rows in every table of the schema (migration records aside), by
+    /// table: what `paywall db copy` compares, and what proves a refused operation wrote
+    /// nothing.
+    public func rowCounts() throws(StoreError) -> [String: Int] {
+        try read { db in
+            let tables = db.dialect == .sqlite
+                ? try db.fetchValues(String.self, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations'")
+                : try db.fetchValues(String.self, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'paywall_migrations'")
+            var counts: [String: Int] = [:]
+            for table in tables {
+                // Names come from the catalog, not from input; quoted as identifiers.
+                counts[table] = try db.fetchValue(Int.self, "SELECT COUNT(*) FROM \"\(table.replacingOccurrences(of: "\"", with: "\"\""))\"") ?? 0
+            }
+            return counts
+        }
+    }
+
     /// Opens and ends a write transaction (writes nothing): fails when the database is
     /// read-only, locked past the busy timeout, or its disk is gone.
     public func checkWritable() throws(StoreError) {

@@ -63,7 +63,7 @@ extension Store {
         if let action = filter.action {
             if action.hasSuffix(".") {
                 // A prefix without LIKE: no wildcard in the value can widen the match.
-                conditions.append("substr(action, 1, ?) = ?")
+                conditions.append("substr(action, 1, CAST(? AS INTEGER)) = ?")
                 arguments.append(action.count)
             } else {
                 conditions.append("action = ?")

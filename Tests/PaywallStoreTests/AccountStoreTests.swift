@@ -6,9 +6,9 @@ import PaywallTestSupport
 
 @Suite("Accounts and catalog")
 struct AccountStoreTests {
-    @Test("create, then find by id, by email in any case, and by reference")
-    func createAndFind() throws {
-        let f = try StoreFixture()
+    @Test("create, then find by id, by email in any case, and by reference", arguments: TestBackend.all)
+    func createAndFind(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let created = try f.store.createAccount(email: EmailAddress(" Ada@Example.com "), displayName: "Ada", passwordHash: "$h", actor: f.admin)
         #expect(created.email == "Ada@Example.com")
         #expect(try f.store.account(id: created.id) == created)
@@ -25,18 +25,18 @@ struct AccountStoreTests {
         #expect(audit.first?.actor == f.admin)
     }
 
-    @Test("a duplicate email, in another case, is refused and writes nothing")
-    func duplicate() throws {
-        let f = try StoreFixture()
+    @Test("a duplicate email, in another case, is refused and writes nothing", arguments: TestBackend.all)
+    func duplicate(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.account("ada@example.com")
         let before = try f.snapshot()
         #expect(throws: StoreError.duplicateEmail("ADA@example.com")) { try f.account("ADA@example.com") }
         #expect(try f.snapshot() == before)
     }
 
-    @Test("listing pages in creation order")
-    func list() throws {
-        let f = try StoreFixture()
+    @Test("listing pages in creation order", arguments: TestBackend.all)
+    func list(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         for index in 0..<5 {
             try f.account("reader\(index)@example.com")
             f.clock.advance(by: 1)
@@ -46,9 +46,9 @@ struct AccountStoreTests {
         #expect(try f.store.accountCount() == 5)
     }
 
-    @Test("password and name changes update the account and the audit log")
-    func updates() throws {
-        let f = try StoreFixture()
+    @Test("password and name changes update the account and the audit log", arguments: TestBackend.all)
+    func updates(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         f.clock.advance(by: 60)
         try f.store.setPasswordHash(accountID: account.id, hash: "$new", actor: f.admin)
@@ -62,9 +62,9 @@ struct AccountStoreTests {
         #expect(throws: StoreError.accountNotFound(ghost.rawValue)) { try f.store.setPasswordHash(accountID: ghost, hash: "$x", actor: f.admin) }
     }
 
-    @Test("deleting removes the account, its credentials, memberships, sessions and reads")
-    func delete() throws {
-        let f = try StoreFixture()
+    @Test("deleting removes the account, its credentials, memberships, sessions and reads", arguments: TestBackend.all)
+    func delete(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         try f.plan("all")
         let account = try f.account("ada@example.com")
@@ -80,9 +80,9 @@ struct AccountStoreTests {
         #expect(throws: StoreError.accountNotFound(account.id.rawValue)) { try f.store.deleteAccount(id: account.id, actor: f.admin) }
     }
 
-    @Test("titles and plans: duplicates and unknown titles are refused and write nothing")
-    func catalog() throws {
-        let f = try StoreFixture()
+    @Test("titles and plans: duplicates and unknown titles are refused and write nothing", arguments: TestBackend.all)
+    func catalog(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         try f.title("the-daily")
         let plan = try f.plan("news", bundle: .titles([TitleID(rawValue: "euronews"), TitleID(rawValue: "the-daily")]))
@@ -102,12 +102,12 @@ struct AccountStoreTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("the audit log is append-only, even to raw SQL")
-    func auditAppendOnly() throws {
-        let f = try StoreFixture()
+    @Test("the audit log is append-only, even to raw SQL", arguments: TestBackend.all)
+    func auditAppendOnly(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
-        #expect(throws: (any Error).self) { try f.store.pool.write { try $0.execute(sql: "DELETE FROM audit_log") } }
-        #expect(throws: (any Error).self) { try f.store.pool.write { try $0.execute(sql: "UPDATE audit_log SET actor = 'x'") } }
+        #expect(throws: (any Error).self) { try f.store.write { try $0.execute("DELETE FROM audit_log") } }
+        #expect(throws: (any Error).self) { try f.store.write { try $0.execute("UPDATE audit_log SET actor = 'x'") } }
         #expect(try f.store.auditCount() == 1)
         try f.store.recordAudit(actor: f.admin, action: "token.comp", target: "account:x", details: ["days": "7"])
         #expect(try f.store.auditEntries().first?.details == #"{"days":"7"}"#)

@@ -7,9 +7,9 @@ import PaywallTestSupport
 
 @Suite("Billing events in the store")
 struct BillingStoreTests {
-    @Test("the same event taken by many threads at once is applied once")
-    func concurrentDuplicates() throws {
-        let f = try StoreFixture()
+    @Test("the same event taken by many threads at once is applied once", arguments: TestBackend.all)
+    func concurrentDuplicates(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         try f.plan("news")
         _ = try f.store.mapBillingProduct(provider: .apple, externalID: "com.example.news", planID: PlanID(rawValue: "news"), actor: f.admin)
@@ -29,9 +29,9 @@ struct BillingStoreTests {
         #expect(try f.snapshot()["billing_events"] == 1)
     }
 
-    @Test("an event stored pending keeps its change and is applied with the link; deleting the account keeps its events")
-    func pendingThenLinked() throws {
-        let f = try StoreFixture()
+    @Test("an event stored pending keeps its change and is applied with the link; deleting the account keeps its events", arguments: TestBackend.all)
+    func pendingThenLinked(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         try f.plan("news")
         _ = try f.store.mapBillingProduct(provider: .stripe, externalID: "price_news", planID: PlanID(rawValue: "news"), actor: f.admin)

@@ -6,9 +6,9 @@ import PaywallTestSupport
 
 @Suite("Concurrency")
 struct ConcurrencyTests {
-    @Test("many tasks writing meters and memberships at once end with exact counts")
-    func concurrentWriters() async throws {
-        let f = try StoreFixture()
+    @Test("many tasks writing meters and memberships at once end with exact counts", arguments: TestBackend.all)
+    func concurrentWriters(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         try f.plan("monthly")
         let accounts = try (0..<40).map { try f.account("reader\($0)@example.com") }

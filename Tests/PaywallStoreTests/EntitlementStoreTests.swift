@@ -8,9 +8,9 @@ import PaywallTestSupport
 struct EntitlementStoreTests {
     let day: TimeInterval = 86_400
 
-    @Test("one trial per account; it expires with the clock")
-    func trialLifecycle() throws {
-        let f = try StoreFixture()
+    @Test("one trial per account; it expires with the clock", arguments: TestBackend.all)
+    func trialLifecycle(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let trial = try f.store.startTrial(accountID: account.id, duration: 14 * day, actor: f.admin)
         #expect(trial.status(at: f.clock.now()) == .active)
@@ -26,13 +26,14 @@ struct EntitlementStoreTests {
         #expect(try f.store.trial(accountID: account.id)?.status(at: f.clock.now()) == .expired)
     }
 
-    @Test("a +tag, Gmail dots, or deleting and re-creating the account buy no second trial", arguments: [
+    @Test("a +tag, Gmail dots, or deleting and re-creating the account buy no second trial", arguments: TestBackend.all, [
         ("ada@gmail.com", "a.d.a+again@gmail.com"),
         ("ada@example.com", "ADA+trial2@example.com"),
         ("ada.lovelace@googlemail.com", "adalovelace@gmail.com"),
     ])
-    func oneTrialPerPerson(first: String, second: String) throws {
-        let f = try StoreFixture()
+    func oneTrialPerPerson(backend: TestBackend, emails: (first: String, second: String)) throws {
+        let (first, second) = emails
+        let f = try StoreFixture(backend: backend)
         let original = try f.account(first)
         _ = try f.store.startTrial(accountID: original.id, duration: 14 * day, actor: f.admin)
         let alias = try f.account(second)
@@ -47,9 +48,9 @@ struct EntitlementStoreTests {
         }
     }
 
-    @Test("other people stay eligible; cancel ends a trial")
-    func eligibility() throws {
-        let f = try StoreFixture()
+    @Test("other people stay eligible; cancel ends a trial", arguments: TestBackend.all)
+    func eligibility(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let ada = try f.account("ada@gmail.com")
         _ = try f.store.startTrial(accountID: ada.id, duration: 14 * day, actor: f.admin)
         #expect(try f.store.isTrialEligible(email: EmailAddress("grace@gmail.com")))
@@ -60,9 +61,9 @@ struct EntitlementStoreTests {
         #expect(throws: StoreError.trialNotFound(account: "grace@example.com")) { try f.store.cancelTrial(accountID: grace.id, actor: f.admin) }
     }
 
-    @Test("grant, cancel at period end, and the history of every change")
-    func membershipLifecycle() throws {
-        let f = try StoreFixture()
+    @Test("grant, cancel at period end, and the history of every change", arguments: TestBackend.all)
+    func membershipLifecycle(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.plan("monthly")
         let account = try f.account("ada@example.com")
         let end = f.clock.now().addingTimeInterval(30 * day)
@@ -84,9 +85,9 @@ struct EntitlementStoreTests {
         #expect(history[1].at == f.clock.now().addingTimeInterval(-29 * day))
     }
 
-    @Test("past due keeps access through the grace period")
-    func pastDue() throws {
-        let f = try StoreFixture()
+    @Test("past due keeps access through the grace period", arguments: TestBackend.all)
+    func pastDue(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.plan("monthly")
         let account = try f.account("ada@example.com")
         let m = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "monthly"), periodEnd: f.clock.now().addingTimeInterval(day), source: .admin, actor: f.admin)
@@ -97,9 +98,9 @@ struct EntitlementStoreTests {
         #expect(try f.store.membershipHistory(id: m.id).last?.reason == "payment failed")
     }
 
-    @Test("refused changes write nothing", arguments: ["active-again", "unknown-plan", "unknown-account", "from-expired"])
-    func refusals(_ scenario: String) throws {
-        let f = try StoreFixture()
+    @Test("refused changes write nothing", arguments: TestBackend.all, ["active-again", "unknown-plan", "unknown-account", "from-expired"])
+    func refusals(backend: TestBackend, _ scenario: String) throws {
+        let f = try StoreFixture(backend: backend)
         try f.plan("monthly")
         let account = try f.account("ada@example.com")
         let end = f.clock.now().addingTimeInterval(30 * day)
@@ -121,9 +122,9 @@ struct EntitlementStoreTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("cancel at period end keeps the membership active and marks it; not for an expired one")
-    func scheduleCancellation() throws {
-        let f = try StoreFixture()
+    @Test("cancel at period end keeps the membership active and marks it; not for an expired one", arguments: TestBackend.all)
+    func scheduleCancellation(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.plan("monthly")
         let account = try f.account("ada@example.com")
         let m = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "monthly"), periodEnd: f.clock.now().addingTimeInterval(day), source: .admin, actor: f.admin)
@@ -137,9 +138,9 @@ struct EntitlementStoreTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("granting a canceled plan again reactivates the same membership")
-    func reactivate() throws {
-        let f = try StoreFixture()
+    @Test("granting a canceled plan again reactivates the same membership", arguments: TestBackend.all)
+    func reactivate(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.plan("monthly")
         let account = try f.account("ada@example.com")
         let m = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "monthly"), periodEnd: f.clock.now().addingTimeInterval(day), source: .admin, actor: f.admin)

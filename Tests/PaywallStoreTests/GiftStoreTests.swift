@@ -50,9 +50,9 @@ struct GiftStoreTests {
         #expect(try store.readsByTitle(from: Date(timeIntervalSince1970: 0), to: at.addingTimeInterval(1), title: title).first?.giftReads == 2)
     }
 
-    @Test("a gift for an unknown account or title is refused, nothing stored")
-    func refused() throws {
-        let f = try StoreFixture()
+    @Test("a gift for an unknown account or title is refused, nothing stored", arguments: TestBackend.all)
+    func refused(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         try f.title("euronews")
         let at = f.clock.now()
@@ -73,9 +73,9 @@ struct GiftStoreTests {
         #expect(end == Date(timeIntervalSince1970: 1_769_904_000))
     }
 
-    @Test("audit filters: actor, action prefix without wildcards, time, keyset paging")
-    func auditFilters() throws {
-        let f = try StoreFixture()
+    @Test("audit filters: actor, action prefix without wildcards, time, keyset paging", arguments: TestBackend.all)
+    func auditFilters(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         try f.store.recordAudit(actor: .admin("bob"), action: "x_y", target: "t")
         try f.store.recordAudit(actor: .admin("bob"), action: "xzy", target: "t")

@@ -12,9 +12,9 @@ struct MeterAndSessionStoreTests {
         try f.store.recordRead(ArticleRead(subject: subject, titleID: TitleID(rawValue: title), articleID: article, at: f.clock.now()))
     }
 
-    @Test("a rolling window of distinct articles; re-reads count once")
-    func rollingWindow() throws {
-        let f = try StoreFixture()
+    @Test("a rolling window of distinct articles; re-reads count once", arguments: TestBackend.all)
+    func rollingWindow(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         try f.title("the-daily")
         let device = MeterSubject.device("dev-1")
@@ -35,9 +35,9 @@ struct MeterAndSessionStoreTests {
         #expect(try f.store.readCount() == 4)
     }
 
-    @Test("absurd windows and instants never trap: they count everything, or nothing")
-    func absurdWindows() throws {
-        let f = try StoreFixture()
+    @Test("absurd windows and instants never trap: they count everything, or nothing", arguments: TestBackend.all)
+    func absurdWindows(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let device = MeterSubject.device("dev-1")
         try read(f, device, "euronews", "a1")
@@ -51,9 +51,9 @@ struct MeterAndSessionStoreTests {
         #expect(try f.store.meterUsage(subject: device, window: 30 * day, at: .distantFuture).used == 0)
     }
 
-    @Test("a read of an unknown title is refused and writes nothing")
-    func unknownTitle() throws {
-        let f = try StoreFixture()
+    @Test("a read of an unknown title is refused and writes nothing", arguments: TestBackend.all)
+    func unknownTitle(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let before = try f.snapshot()
         #expect(throws: StoreError.titleNotFound("nope")) { try read(f, .device("d"), "nope", "a1") }
@@ -65,9 +65,9 @@ struct MeterAndSessionStoreTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("refresh tokens rotate within a family; a reused token revokes the family")
-    func rotation() throws {
-        let f = try StoreFixture()
+    @Test("refresh tokens rotate within a family; a reused token revokes the family", arguments: TestBackend.all)
+    func rotation(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let first = try f.store.createSession(accountID: account.id, tokenHash: [1], lifetime: 30 * day)
         #expect(try f.store.session(tokenHash: [1]) == first)
@@ -85,9 +85,9 @@ struct MeterAndSessionStoreTests {
         #expect(try f.store.rotateSession(tokenHash: [9], newTokenHash: [5], lifetime: 30 * day) == .rejected)
     }
 
-    @Test("sessions expire and can be revoked for an account")
-    func expiryAndRevocation() throws {
-        let f = try StoreFixture()
+    @Test("sessions expire and can be revoked for an account", arguments: TestBackend.all)
+    func expiryAndRevocation(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         _ = try f.store.createSession(accountID: account.id, tokenHash: [1], lifetime: day)
         _ = try f.store.createSession(accountID: account.id, tokenHash: [2], lifetime: 2 * day)
@@ -105,9 +105,9 @@ struct MeterAndSessionStoreTests {
 
 @Suite("Group commit of metered reads")
 struct GroupCommitTests {
-    @Test("concurrent metered reads share transactions, each answered exactly; a bad read fails alone")
-    func sharedCommits() throws {
-        let f = try StoreFixture()
+    @Test("concurrent metered reads share transactions, each answered exactly; a bad read fails alone", arguments: TestBackend.all)
+    func sharedCommits(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let store = f.store
         let now = f.clock.now()
@@ -160,9 +160,9 @@ final class LockedResults: @unchecked Sendable {
 
 @Suite("Group commit for async callers")
 struct AsyncGroupCommitTests {
-    @Test("300 concurrent async reads of one subject with a limit of 3: exactly 3 recorded, the rest exhausted or re-reads, in shared transactions")
-    func lastUnitExact() async throws {
-        let f = try StoreFixture()
+    @Test("300 concurrent async reads of one subject with a limit of 3: exactly 3 recorded, the rest exhausted or re-reads, in shared transactions", arguments: TestBackend.all)
+    func lastUnitExact(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let store = f.store
         let now = f.clock.now()
@@ -182,14 +182,14 @@ struct AsyncGroupCommitTests {
         #expect(rereads == 6, "each recorded article asked twice more: free re-reads")
         #expect(outcomes.count - recorded - rereads == 291)
         #expect(try store.meterUsage(subject: .device("d1"), window: 86_400).used == 3)
-        #expect(try rowCounts(path: f.path)["reads"] == 9, "3 counted, 6 free re-reads recorded as such")
+        #expect(try f.countsFromAnotherStore()["reads"] == 9, "3 counted, 6 free re-reads recorded as such")
         let (batches, reads) = store.groupCommit.statistics
         #expect(reads == 300 && batches < 300)
     }
 
-    @Test("closing the store commits what is queued; a read after it fails with a clear error and writes nothing")
-    func closeDrains() async throws {
-        let f = try StoreFixture()
+    @Test("closing the store commits what is queued; a read after it fails with a clear error and writes nothing", arguments: TestBackend.all)
+    func closeDrains(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let store = f.store
         let now = f.clock.now()
@@ -204,23 +204,23 @@ struct AsyncGroupCommitTests {
         }
         try store.close()
         #expect(answered == 50)
-        #expect(try rowCounts(path: f.path)["reads"] == 50)
+        #expect(try f.countsFromAnotherStore()["reads"] == 50)
         let late = ArticleRead(subject: .device("late"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: now)
-        await #expect(throws: StoreError.cannotOpen(path: f.path, detail: "the store is closed")) {
+        await #expect(throws: StoreError.cannotOpen(path: store.location, detail: "the store is closed")) {
             _ = try await store.recordMeteredRead(late, window: 86_400, limit: 3)
         }
-        #expect(throws: StoreError.cannotOpen(path: f.path, detail: "the store is closed")) {
+        #expect(throws: StoreError.cannotOpen(path: store.location, detail: "the store is closed")) {
             _ = try store.recordMeteredRead(late, window: 86_400, limit: 3)
         }
-        #expect(try rowCounts(path: f.path)["reads"] == 50)
+        #expect(try f.countsFromAnotherStore()["reads"] == 50)
     }
 }
 
 @Suite("Metered reads committed out of order")
 struct OutOfOrderMeterTests {
-    @Test("a read stamped later but committed first holds the last unit: the earlier one is refused")
-    func laterStampCommittedFirst() throws {
-        let f = try StoreFixture()
+    @Test("a read stamped later but committed first holds the last unit: the earlier one is refused", arguments: TestBackend.all)
+    func laterStampCommittedFirst(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let t = f.clock.now()
         let later = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "b", at: t.addingTimeInterval(0.002))

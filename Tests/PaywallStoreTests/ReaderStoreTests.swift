@@ -7,9 +7,9 @@ import Testing
 
 @Suite("Readers' accounts in the store")
 struct ReaderStoreTests {
-    @Test("a new account takes its device's reads in the transaction that creates it; a refused one moves nothing")
-    func carriesReads() throws {
-        let f = try StoreFixture()
+    @Test("a new account takes its device's reads in the transaction that creates it; a refused one moves nothing", arguments: TestBackend.all)
+    func carriesReads(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let at = f.clock.now()
         try f.store.recordReads([
@@ -34,9 +34,9 @@ struct ReaderStoreTests {
         #expect(try f.store.meterUsage(subject: .device("dev-2"), window: 86_400).used == 1)
     }
 
-    @Test("moving a device's reads to an account is audited; an unknown account moves nothing")
-    func moveDeviceReads() throws {
-        let f = try StoreFixture()
+    @Test("moving a device's reads to an account is audited; an unknown account moves nothing", arguments: TestBackend.all)
+    func moveDeviceReads(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let account = try f.account("a@example.com")
         try f.store.recordRead(ArticleRead(subject: .device("d"), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
@@ -47,9 +47,9 @@ struct ReaderStoreTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("the session cap ends the least recently used sessions, audited, in the sign-in's transaction")
-    func sessionCap() throws {
-        let f = try StoreFixture()
+    @Test("the session cap ends the least recently used sessions, audited, in the sign-in's transaction", arguments: TestBackend.all)
+    func sessionCap(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("a@example.com")
         let phone = try f.store.startSession(accountID: account.id, lifetime: 3_600, deviceName: "phone", maximum: 2)
         f.clock.advance(by: 1)
@@ -75,9 +75,9 @@ struct ReaderStoreTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("revoking one session by id: only the account's own, live ones")
-    func revokeSession() throws {
-        let f = try StoreFixture()
+    @Test("revoking one session by id: only the account's own, live ones", arguments: TestBackend.all)
+    func revokeSession(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let a = try f.account("a@example.com")
         let b = try f.account("b@example.com")
         let mine = try f.store.startSession(accountID: a.id, lifetime: 3_600, deviceName: "x", maximum: 5)
@@ -91,9 +91,9 @@ struct ReaderStoreTests {
         #expect(try f.store.sessionInUse(token: theirs.token)?.id == theirs.active.id)
     }
 
-    @Test("sign-in failures: counted per key within the window, blocked as told, cleared, and kept in the file")
-    func signInFailures() throws {
-        let f = try StoreFixture()
+    @Test("sign-in failures: counted per key within the window, blocked as told, cleared, and kept in the file", arguments: TestBackend.all)
+    func signInFailures(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let now = f.clock.now()
         let block: (Int) -> TimeInterval = { $0 >= 2 ? 30 : 0 }
         #expect(try f.store.recordSignInFailure(keys: [("email:a", 600, block), ("client:1", 600, { _ in 0 })], at: now) == nil)
@@ -103,18 +103,18 @@ struct ReaderStoreTests {
         #expect(try f.store.signInBlockedUntil(keys: ["client:1"], at: now) == nil)
         #expect(try f.store.signInBlockedUntil(keys: ["email:a"], at: now.addingTimeInterval(31)) == nil)
         // A new store over the same file (a restart) sees the block.
-        let reopened = try Store(path: f.path, configuration: { var c = StoreConfiguration(); c.clock = f.clock; return c }())
+        let reopened = try f.reopen()
         #expect(try reopened.signInBlockedUntil(keys: ["email:a"], at: now) == until)
         try reopened.close()
         // After the window the count starts again.
         #expect(try f.store.recordSignInFailure(keys: [("email:a", 600, block)], at: now.addingTimeInterval(601)) == nil)
         try f.store.clearSignInFailures(key: "email:a")
-        #expect(try f.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sign_in_failures WHERE key = 'email:a'") } == 0)
+        #expect(try f.store.read { try $0.fetchValue(Int.self, "SELECT COUNT(*) FROM sign_in_failures WHERE key = 'email:a'") } == 0)
     }
 
-    @Test("email links: only the hash is stored, a newer link voids the older, use is single, expiry holds")
-    func emailLinks() throws {
-        let f = try StoreFixture()
+    @Test("email links: only the hash is stored, a newer link voids the older, use is single, expiry holds", arguments: TestBackend.all)
+    func emailLinks(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("a@example.com")
         var tokens: [String] = []
         for _ in 0..<2 {
@@ -123,7 +123,7 @@ struct ReaderStoreTests {
                 return OutgoingMail(recipient: account.email, subject: "Confirm", body: "link #token=\(token)")
             }
         }
-        let stored = try f.store.pool.read { try Data.fetchAll($0, sql: "SELECT token_hash FROM email_links") }
+        let stored = try f.store.read { try $0.fetchValues(Data.self, "SELECT token_hash FROM email_links") }
         #expect(stored == [Data(RefreshToken.hash(tokens[1]))], "the newer link's hash only, never a token")
         #expect(try f.store.verifyEmail(token: tokens[0]) == nil, "superseded")
         let before = try f.snapshot()
@@ -143,9 +143,9 @@ struct ReaderStoreTests {
         #expect(try f.store.passwordHash(accountID: account.id) == "$scrypt$test")
     }
 
-    @Test("the outbox: a claim leases messages, a sent message loses its body, a failed one waits to be retried")
-    func outbox() throws {
-        let f = try StoreFixture()
+    @Test("the outbox: a claim leases messages, a sent message loses its body, a failed one waits to be retried", arguments: TestBackend.all)
+    func outbox(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("a@example.com")
         for purpose in EmailLinkPurpose.allCases {
             _ = try f.store.issueEmailLink(accountID: account.id, purpose: purpose, lifetime: 600, actor: f.admin) { account, token in
@@ -171,14 +171,14 @@ struct ReaderStoreTests {
         #expect(try f.store.claimMail(limit: 10, lease: 60).isEmpty)
     }
 
-    @Test("v7 tables refuse what they must")
-    func constraints() throws {
-        let f = try StoreFixture()
+    @Test("v7 tables refuse what they must", arguments: TestBackend.all)
+    func constraints(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("a@example.com")
-        #expect(throws: DatabaseError.self) {
-            try f.store.pool.write { db in
-                try db.execute(sql: "INSERT INTO email_links (token_hash, account_id, purpose, created_at, expires_at) VALUES (x'00', ?, 'anything', 1, 2)",
-                               arguments: [account.id.rawValue])
+        #expect(throws: StoreError.self) {
+            try f.store.write { db in
+                try db.execute("INSERT INTO email_links (token_hash, account_id, purpose, created_at, expires_at) VALUES (?, ?, 'anything', 1, 2)",
+                               [Data([0]), account.id.rawValue])
             }
         }
         // Deleting the account takes its links and session devices with it.

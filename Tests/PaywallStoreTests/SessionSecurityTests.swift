@@ -28,9 +28,9 @@ struct SessionSecurityTests {
 
     // MARK: - Reuse
 
-    @Test("a reused refresh token is audited against the account, naming the family and session, never the token")
-    func reuseAudited() throws {
-        let f = try StoreFixture()
+    @Test("a reused refresh token is audited against the account, naming the family and session, never the token", arguments: TestBackend.all)
+    func reuseAudited(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let first = try f.store.createSession(accountID: account.id, tokenHash: [1, 2, 3], lifetime: 30 * day)
         _ = try f.store.rotateSession(tokenHash: [1, 2, 3], newTokenHash: [4, 5, 6], lifetime: 30 * day)
@@ -44,9 +44,10 @@ struct SessionSecurityTests {
         #expect(try f.store.activeSessions(accountID: account.id).isEmpty)
     }
 
-    @Test("the reuse entry is written in the transaction that revokes the family: both or neither")
-    func reuseAuditAtomic() throws {
-        let f = try StoreFixture()
+    // SQLite only: the fault is a temporary trigger of the test's own connection.
+    @Test("the reuse entry is written in the transaction that revokes the family: both or neither", arguments: [TestBackend.sqlite])
+    func reuseAuditAtomic(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (first, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         let (second, _) = try rotated(f.store.refreshSession(token: first, lifetime: 30 * day))
@@ -70,9 +71,9 @@ struct SessionSecurityTests {
 
     // MARK: - Concurrent refresh (grace window)
 
-    @Test("the same token twice within the grace window: the identical successor, nothing revoked, nothing leaked")
-    func doubleSubmitWithinGrace() throws {
-        let f = try StoreFixture()
+    @Test("the same token twice within the grace window: the identical successor, nothing revoked, nothing leaked", arguments: TestBackend.all)
+    func doubleSubmitWithinGrace(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (first, started) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         #expect(first.count == 43)
@@ -89,8 +90,8 @@ struct SessionSecurityTests {
 
         // The database holds neither the successor nor its bytes, only its hash and the
         // bytes sealed under the old token.
-        let blobs = try f.store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT token_hash, successor_sealed FROM sessions").flatMap { row in
+        let blobs = try f.store.read { db in
+            try db.fetchAll("SELECT token_hash, successor_sealed FROM sessions").flatMap { row in
                 [row[0] as Data?, row[1] as Data?].compactMap { $0 }
             }
         }
@@ -108,9 +109,9 @@ struct SessionSecurityTests {
         #expect(try f.store.session(token: third) != nil)
     }
 
-    @Test("many refreshes of one token at once: one rotation, every caller gets the same successor")
-    func concurrentRefreshes() async throws {
-        let f = try StoreFixture()
+    @Test("many refreshes of one token at once: one rotation, every caller gets the same successor", arguments: TestBackend.all)
+    func concurrentRefreshes(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (token, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         let store = f.store
@@ -133,9 +134,9 @@ struct SessionSecurityTests {
         #expect(try reuseEntries(f, account).isEmpty)
     }
 
-    @Test("after the grace window the old token is reuse: family revoked and audited")
-    func afterGrace() throws {
-        let f = try StoreFixture()
+    @Test("after the grace window the old token is reuse: family revoked and audited", arguments: TestBackend.all)
+    func afterGrace(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (first, started) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         let (second, _) = try rotated(f.store.refreshSession(token: first, lifetime: 30 * day))
@@ -153,19 +154,19 @@ struct SessionSecurityTests {
             #expect(try f.store.refreshSession(token: first, lifetime: 30 * day) == .reuseDetected(familyID: started.familyID))
         }
         #expect(try reuseEntries(f, account).count == 1)
-        let seals = try f.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sessions WHERE successor_sealed IS NOT NULL") }
+        let seals = try f.store.read { try $0.fetchValue(Int.self, "SELECT COUNT(*) FROM sessions WHERE successor_sealed IS NOT NULL") }
         #expect(seals == 0)
     }
 
-    @Test("a configurable grace window; zero turns it off")
-    func graceConfigurable() throws {
-        let f = try StoreFixture { $0.refreshGraceWindow = 0 }
+    @Test("a configurable grace window; zero turns it off", arguments: TestBackend.all)
+    func graceConfigurable(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend) { $0.refreshGraceWindow = 0 }
         let account = try f.account("ada@example.com")
         let (first, started) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         _ = try rotated(f.store.refreshSession(token: first, lifetime: 30 * day))
         #expect(try f.store.refreshSession(token: first, lifetime: 30 * day) == .reuseDetected(familyID: started.familyID))
 
-        let g = try StoreFixture { $0.refreshGraceWindow = 60 }
+        let g = try StoreFixture(backend: backend) { $0.refreshGraceWindow = 60 }
         let other = try g.account("bob@example.com")
         let (token, _) = try g.store.createSession(accountID: other.id, lifetime: 30 * day)
         let (next, session) = try rotated(g.store.refreshSession(token: token, lifetime: 30 * day))
@@ -173,9 +174,9 @@ struct SessionSecurityTests {
         #expect(try g.store.refreshSession(token: token, lifetime: 30 * day) == .alreadyRotated(token: next, session: session))
     }
 
-    @Test("within the grace window, a successor already rotated or revoked means reuse")
-    func successorNoLongerCurrent() throws {
-        let f = try StoreFixture()
+    @Test("within the grace window, a successor already rotated or revoked means reuse", arguments: TestBackend.all)
+    func successorNoLongerCurrent(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (first, started) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         let (second, _) = try rotated(f.store.refreshSession(token: first, lifetime: 30 * day))
@@ -194,22 +195,22 @@ struct SessionSecurityTests {
         #expect(try reuseEntries(f, account).count == 2)
     }
 
-    @Test("a sealed successor that does not match the successor's hash is never returned")
-    func tamperedSeal() throws {
-        let f = try StoreFixture()
+    @Test("a sealed successor that does not match the successor's hash is never returned", arguments: TestBackend.all)
+    func tamperedSeal(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (first, started) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         _ = try rotated(f.store.refreshSession(token: first, lifetime: 30 * day))
-        try f.store.pool.write { db in
-            try db.execute(sql: "UPDATE sessions SET successor_sealed = randomblob(32) WHERE successor_sealed IS NOT NULL")
+        try f.store.write { db in
+            try db.execute("UPDATE sessions SET successor_sealed = ? WHERE successor_sealed IS NOT NULL", [Data((0..<32).map { _ in UInt8.random(in: 0...255) })])
         }
         #expect(try f.store.refreshSession(token: first, lifetime: 30 * day) == .reuseDetected(familyID: started.familyID))
         #expect(try f.store.activeSessions(accountID: account.id).isEmpty)
     }
 
-    @Test("rotation by hash alone has no grace: a second use is reuse")
-    func hashRotationHasNoGrace() throws {
-        let f = try StoreFixture()
+    @Test("rotation by hash alone has no grace: a second use is reuse", arguments: TestBackend.all)
+    func hashRotationHasNoGrace(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let first = try f.store.createSession(accountID: account.id, tokenHash: [1], lifetime: 30 * day)
         _ = try f.store.rotateSession(tokenHash: [1], newTokenHash: [2], lifetime: 30 * day)
@@ -218,9 +219,9 @@ struct SessionSecurityTests {
 
     // MARK: - Family lifetime
 
-    @Test("a family lives a fixed time from its first sign-in, however often it rotates")
-    func familyLifetime() throws {
-        let f = try StoreFixture { $0.sessionFamilyLifetime = 10 * 86_400 }
+    @Test("a family lives a fixed time from its first sign-in, however often it rotates", arguments: TestBackend.all)
+    func familyLifetime(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend) { $0.sessionFamilyLifetime = 10 * 86_400 }
         let account = try f.account("ada@example.com")
         let start = f.clock.now()
         let (token, first) = try f.store.createSession(accountID: account.id, lifetime: 7 * day)
@@ -246,9 +247,9 @@ struct SessionSecurityTests {
         #expect(long.expiresAt == long.familyStartedAt.addingTimeInterval(10 * day))
     }
 
-    @Test("the default family lifetime is 90 days, and shortening it applies to existing families")
-    func familyLifetimeDefaultAndShortened() throws {
-        let f = try StoreFixture()
+    @Test("the default family lifetime is 90 days, and shortening it applies to existing families", arguments: TestBackend.all)
+    func familyLifetimeDefaultAndShortened(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         var token = try f.store.createSession(accountID: account.id, lifetime: 30 * day).token
         for _ in 0..<3 {
@@ -265,7 +266,7 @@ struct SessionSecurityTests {
         var configuration = StoreConfiguration()
         configuration.clock = f.clock
         configuration.sessionFamilyLifetime = 3 * day
-        let shorter = try Store(path: f.path, configuration: configuration)
+        let shorter = try Store(location: f.path, configuration: configuration)
         defer { try? shorter.close() }
         #expect(try shorter.session(token: fresh) == nil)
         #expect(try shorter.activeSessions(accountID: account.id).isEmpty)
@@ -273,9 +274,9 @@ struct SessionSecurityTests {
         #expect(try f.store.session(token: fresh) != nil)
     }
 
-    @Test("rotation by hash (the service's current path) respects the family lifetime too")
-    func familyLifetimeByHash() throws {
-        let f = try StoreFixture()
+    @Test("rotation by hash (the service's current path) respects the family lifetime too", arguments: TestBackend.all)
+    func familyLifetimeByHash(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let start = f.clock.now()
         _ = try f.store.createSession(accountID: account.id, tokenHash: [0], lifetime: 30 * day)
@@ -291,9 +292,9 @@ struct SessionSecurityTests {
 
     // MARK: - Password change
 
-    @Test("a new password and signing out everywhere happen in one transaction, with their audit entries")
-    func passwordChangeRevokesSessions() throws {
-        let f = try StoreFixture()
+    @Test("a new password and signing out everywhere happen in one transaction, with their audit entries", arguments: TestBackend.all)
+    func passwordChangeRevokesSessions(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let other = try f.account("bob@example.com")
         let (a, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
@@ -311,9 +312,10 @@ struct SessionSecurityTests {
         #expect(try f.store.session(token: c) != nil)
     }
 
-    @Test("when revoking the sessions fails, the password is not changed either")
-    func passwordChangeAtomic() throws {
-        let f = try StoreFixture()
+    // SQLite only: the fault is a temporary trigger of the test's own connection.
+    @Test("when revoking the sessions fails, the password is not changed either", arguments: [TestBackend.sqlite])
+    func passwordChangeAtomic(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
         let (token, _) = try f.store.createSession(accountID: account.id, lifetime: 30 * day)
         try f.store.pool.writeWithoutTransaction { db in

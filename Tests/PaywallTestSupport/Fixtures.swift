@@ -38,22 +38,45 @@ public func rowCounts(path: String) throws -> [String: Int] {
     }
 }
 
-/// A fresh database in its own temporary folder, with a manual clock.
+/// A fresh database with a manual clock: a SQLite file in its own temporary folder, or a
+/// schema of its own in the PostgreSQL test database.
 public final class StoreFixture: @unchecked Sendable {
+    public let backend: TestBackend
     public let directory: TestFolder
     public let clock = ManualClock()
     public let store: Store
     public let admin = AuditActor.admin("test")
+    /// The PostgreSQL schema (dropped after the store closes).
+    private let schema: PostgresTestSchema?
 
     public var folder: URL { directory.url }
-    public var path: String { directory.path("paywall.sqlite") }
+    /// The SQLite file, or the PostgreSQL URL.
+    public var path: String { schema?.url ?? directory.path("paywall.sqlite") }
 
-    public init(configure: (inout StoreConfiguration) -> Void = { _ in }) throws {
+    public init(backend: TestBackend = .sqlite, configure: (inout StoreConfiguration) -> Void = { _ in }) throws {
+        self.backend = backend
         directory = try TestFolder("paywall-store")
         var configuration = StoreConfiguration()
         configuration.clock = clock
         configure(&configuration)
-        store = try Store(path: directory.path("paywall.sqlite"), configuration: configuration)
+        switch backend {
+        case .sqlite:
+            schema = nil
+            store = try Store(path: directory.path("paywall.sqlite"), configuration: configuration)
+        case .postgres:
+            guard let url = TestBackend.postgresURL else { throw StoreError.cannotOpen(path: "PostgreSQL", detail: "PAYWALL_TEST_POSTGRES_URL is not set") }
+            let schema = try PostgresTestSchema(baseURL: url)
+            self.schema = schema
+            store = try Store(location: schema.url, configuration: configuration)
+        }
+    }
+
+    /// A second store on the same database (another server's view).
+    public func reopen(configure: (inout StoreConfiguration) -> Void = { _ in }) throws -> Store {
+        var configuration = StoreConfiguration()
+        configuration.clock = clock
+        configure(&configuration)
+        return try Store(location: path, configuration: configuration)
     }
 
     deinit { try? store.close() }
@@ -74,7 +97,14 @@ public final class StoreFixture: @unchecked Sendable {
     }
 
     /// Counts rows in every table, to prove a refused operation wrote nothing.
-    public func snapshot() throws -> [String: Int] { try rowCounts(path: path) }
+    public func snapshot() throws -> [String: Int] { try store.rowCounts() }
+
+    /// The same, through a store of its own (another server's, or after this one closed).
+    public func countsFromAnotherStore() throws -> [String: Int] {
+        let other = try reopen()
+        defer { try? other.close() }
+        return try other.rowCounts()
+    }
 }
 
 /// A service over a fresh database with cheap scrypt parameters (test mode), a manual

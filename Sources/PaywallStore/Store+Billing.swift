@@ -4,7 +4,10 @@ import PaywallCore
 /// Memberships from payment providers' events. Each event is taken in one write
 /// transaction: its id recorded, its change applied to the membership, the history and the
 /// audit log — so an event answered 2xx is applied exactly once, and one that was not
-/// (a crash before the commit) is applied when the provider delivers it again.
+/// (a crash before the commit) is applied when the provider delivers it again. Exact across
+/// servers: `billing_events` is UNIQUE on (provider, event id), and on PostgreSQL the
+/// transaction is SERIALIZABLE, so one delivery handled by two servers at once is applied
+/// by one and answered as a duplicate by the other.
 extension Store {
     /// Takes one verified event: records its id and applies it once. Pending events waiting
     /// for what this one brings (a customer's link, a subscription) are applied with it.

@@ -21,8 +21,10 @@ extension Store {
     }
 
     /// Stores a gift unless its member already made `limit` this calendar month. The count
-    /// and the insert run in one write transaction (SQLite has one writer), so concurrent
-    /// requests cannot overshoot the limit. Audited with the member as the actor.
+    /// and the insert run in one write transaction, so concurrent requests cannot overshoot
+    /// the limit: SQLite has one writer; on PostgreSQL the transaction is SERIALIZABLE and
+    /// two that counted the same gifts cannot both commit (the loser is retried and counts
+    /// again). Audited with the member as the actor.
     public func createGift(_ gift: Gift, limit: Int) throws(StoreError) -> GiftCreation {
         let month = Gift.month(of: gift.createdAt)
         return try write { db in

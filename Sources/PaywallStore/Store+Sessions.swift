@@ -120,6 +120,10 @@ extension Store {
     ///   `session.reuse` audit entry (`.reuseDetected`);
     /// - an unknown, expired or revoked token, or one of a family past its lifetime, is
     ///   `.rejected`.
+    ///
+    /// Exact across servers: the lookup and the rotation are one write transaction (one
+    /// writer on SQLite; SERIALIZABLE with retry on PostgreSQL), so two concurrent uses of a
+    /// token see each other: one rotates, the other finds it rotated.
     public func refreshSession(token: String, lifetime: TimeInterval) throws(StoreError) -> SessionRefresh {
         let now = storedNow()
         let next = try RefreshToken.generate()

@@ -17,6 +17,9 @@ extension Store {
 
     /// Counts one failed sign-in against each key, in one durable transaction (the counters
     /// survive a restart, so restarting the server does not reset an attacker's budget).
+    /// The read and the upsert of a counter are exact across servers: one writer on
+    /// SQLite; on PostgreSQL a SERIALIZABLE transaction that read a counter another one
+    /// changed fails and is retried, so no failure is lost to a concurrent one.
     /// A key's count restarts once its `window` has passed since its first failure; `block`
     /// turns a count into how long the key must wait before the next attempt (0: none).
     /// Rows whose window and block are both over are dropped on the way, so the table

@@ -19,7 +19,9 @@ extension Trial {
 extension Store {
     /// Starts the one free trial of the account's person, lasting `duration`.
     /// Throws ``StoreError/trialAlreadyUsed(email:)`` if the account, or any account with
-    /// the same normalized email (past or present), ever had one.
+    /// the same normalized email (past or present), ever had one. Exact on any backend:
+    /// `trials.person_key` and `trials.account_id` are UNIQUE, so of two concurrent starts
+    /// (one server or several) only one can insert.
     public func startTrial(accountID: AccountID, duration: TimeInterval, actor: AuditActor) throws(StoreError) -> Trial {
         let now = clock.now()
         return try write { db in

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Hummingbird
 import Logging
 import NIOCore
@@ -77,7 +78,7 @@ public enum PaywallServer {
             },
             logger: logger)
         var configuration = ServiceGroupConfiguration(
-            services: [app, ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger)],
+            services: [app, ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger), PolicyWatcher(service: api.service, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // Requests in flight get this long to finish; a slow client cannot hold the
@@ -134,6 +135,49 @@ struct PruneHourly: Service {
             }
             // Ends at once on shutdown (cancelled), not after the hour.
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// Puts policies published to the store (`paywall policy publish`, by any server or admin)
+/// in force: at once on PostgreSQL's notification, and by polling every `interval` (the
+/// only way on SQLite, and the backstop for a notification missed while disconnected).
+/// A publication that does not compile here is logged once and the policy in force stays.
+struct PolicyWatcher: Service {
+    let service: PaywallService
+    let logger: Logger
+    var interval: Duration = .seconds(2)
+
+    func run() async throws {
+        let refusals = Mutex<String?>(nil)
+        let refresh: @Sendable () async -> Void = { [service, logger] in
+            do {
+                if let policy = try await service.blocking({ service throws(ServiceError) in try service.refreshPublishedPolicy() }) {
+                    logger.notice("policy in force", metadata: [
+                        "revision": .string(policy.revision), "publication": .string(service.policyPublication.map(String.init) ?? "folder"),
+                    ])
+                }
+            } catch {
+                // Said once per distinct failure, not every few seconds.
+                let text = "\(error)"
+                if refusals.withLock({ last in defer { last = text }; return last != text }) {
+                    logger.error("published policy refused; the policy in force stays", metadata: ["reason": .string(text)])
+                }
+            }
+        }
+        try? await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                if let notifications = service.policyNotifications() {
+                    group.addTask { for await _ in notifications { await refresh() } }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        await refresh()
+                        try? await Task.sleep(for: interval)
+                    }
+                }
+                await group.waitForAll()
+            }
         }
     }
 }

@@ -40,18 +40,26 @@ extension PaywallService {
             throw .invalidInput(.invalidValue(field: "demo catalog", value: "demo.json", expected: "valid JSON (\(error))"))
         }
         var load = DemoLoad()
+        // Two demo servers started at once on one PostgreSQL database race to add the same
+        // rows: the one that finds a row already added by the other skips it.
         for title in catalog.titles where try mapped({ try store.title(id: TitleID(validating: title.id)) }) == nil {
-            _ = try addTitle(id: title.id, name: title.name, publisher: title.publisher, tags: title.tags, actor: actor)
-            load.titlesAdded += 1
+            do {
+                _ = try addTitle(id: title.id, name: title.name, publisher: title.publisher, tags: title.tags, actor: actor)
+                load.titlesAdded += 1
+            } catch .store(.duplicateTitle) {}
         }
         for plan in catalog.plans where try mapped({ try store.plan(id: PlanID(validating: plan.id)) }) == nil {
-            _ = try addPlan(id: plan.id, name: plan.name, period: plan.period, titles: plan.titles, actor: actor)
-            load.plansAdded += 1
+            do {
+                _ = try addPlan(id: plan.id, name: plan.name, period: plan.period, titles: plan.titles, actor: actor)
+                load.plansAdded += 1
+            } catch .store(.duplicatePlan) {}
         }
         for reader in catalog.accounts {
             load.readers.append(DemoReader(email: reader.email, password: reader.password, plan: reader.plan))
             guard try mapped({ try store.account(email: EmailAddress(reader.email)) }) == nil else { continue }
-            _ = try signUp(email: reader.email, password: reader.password, displayName: reader.name, actor: actor)
+            do {
+                _ = try signUp(email: reader.email, password: reader.password, displayName: reader.name, actor: actor)
+            } catch .store(.duplicateEmail) { continue }
             if let plan = reader.plan {
                 _ = try grantMembership(account: reader.email, plan: plan, until: now.addingTimeInterval(365 * 86_400), source: .comp, actor: actor, reason: "demo")
             }

@@ -37,6 +37,8 @@ public final class PaywallService: Sendable {
     public let decisionLog = DecisionLog(capacity: 200)
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
     private let heldPolicy = Mutex<Policy?>(nil)
+    /// The number of the publication in force (nil: the configured folder is).
+    let heldPublication = Mutex<Int64?>(nil)
     /// Loaded on first use, replaced by ``reloadKeys()`` and after every key change.
     private let heldKeys = Mutex<HeldKeys?>(nil)
 
@@ -92,15 +94,31 @@ public final class PaywallService: Sendable {
 
     // MARK: - The policy
 
-    /// The policy in force: loaded from the configured folder on first use (a server
-    /// loads it at start with ``prepareToServe()``).
+    /// The policy in force: on first use, the newest policy published to the store, or the
+    /// configured folder when none was published (a server loads it at start with
+    /// ``prepareToServe()``).
     public func policy() throws(ServiceError) -> Policy {
         try heldPolicy.withLock { (held: inout Policy?) throws(ServiceError) -> Policy in
             if let held { return held }
-            let loaded = try loadPolicy(directory: configuration.policyDirectory)
+            let (loaded, publication) = try loadPolicyInForce()
             held = loaded
+            heldPublication.withLock { $0 = publication }
             return loaded
         }
+    }
+
+    /// The newest published policy (compiled) and its number, or the folder's and nil.
+    func loadPolicyInForce() throws(ServiceError) -> (Policy, Int64?) {
+        if let published = try mapped({ try store.latestPublishedPolicy() }) {
+            return (try Self.compile(published), published.number)
+        }
+        return (try loadPolicy(directory: configuration.policyDirectory), nil)
+    }
+
+    /// Puts `policy` in force (from `publication`, or the folder when nil).
+    func putInForce(_ policy: Policy, publication: Int64?) {
+        heldPolicy.withLock { $0 = policy }
+        heldPublication.withLock { $0 = publication }
     }
 
     /// What a server checks before it takes a request: the policy loads and checks, the
@@ -114,12 +132,13 @@ public final class PaywallService: Sendable {
         return try mapped { try issuer().1 }
     }
 
-    /// Loads the configured policy folder again. A set that does not check is refused
-    /// (the error lists every diagnostic) and the policy in force stays.
+    /// Loads the policy again: the newest published to the store, or the configured folder
+    /// when none was published. A set that does not check is refused (the error lists
+    /// every diagnostic) and the policy in force stays.
     @discardableResult
     public func reloadPolicy() throws(ServiceError) -> Policy {
-        let loaded = try loadPolicy(directory: configuration.policyDirectory)
-        heldPolicy.withLock { $0 = loaded }
+        let (loaded, publication) = try loadPolicyInForce()
+        putInForce(loaded, publication: publication)
         return loaded
     }
 

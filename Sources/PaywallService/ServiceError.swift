@@ -190,9 +190,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound: .notFound
+        case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
-        case .emptyBundle: .invalid
+        case .emptyBundle, .ambiguousRevision: .invalid
         }
     }
 
@@ -231,6 +231,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .destinationExists: "destination_exists"
             case .billingCustomerLinked: "customer_linked"
             case .emptyBundle: "empty_bundle"
+            case .ambiguousRevision: "ambiguous_revision"
+            case .revisionNotFound: "revision_not_found"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
         case .invalidCredentials: "invalid_credentials"

@@ -300,6 +300,23 @@ enum Migrations {
                 """)
         }
 
+        // Policies published to the store (`paywall policy publish`): every server runs the
+        // newest revision. Append-only: a rollback publishes an older revision's files again.
+        // `files` is a JSON object of file name to text.
+        migrator.registerMigration("v11-policy-revisions") { db in
+            try db.execute(sql: """
+                CREATE TABLE policy_revisions (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    revision TEXT NOT NULL,
+                    files TEXT NOT NULL,
+                    author TEXT NOT NULL,
+                    note TEXT,
+                    published_at INTEGER NOT NULL
+                );
+                CREATE INDEX policy_revisions_by_revision ON policy_revisions(revision, id);
+                """)
+        }
+
         return migrator
     }()
 }

@@ -231,6 +231,36 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     func close() throws {
         connections.close()
     }
+
+    /// The payloads of notifications on `channel`, on a connection of their own, across
+    /// reconnections (with a backoff up to 5 s while the server is away). After every
+    /// (re)connection an empty payload is yielded: notifications sent while disconnected
+    /// are lost, so the listener should look at the database again.
+    func notifications(channel: String) -> AsyncStream<String> {
+        let configuration = connections.configuration
+        let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        return AsyncStream { continuation in
+            let task = Task {
+                var delay: Duration = .milliseconds(100)
+                while !Task.isCancelled {
+                    do {
+                        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+                        do {
+                            let stream = try await connection.listen(channel)
+                            continuation.yield("")
+                            delay = .milliseconds(100)
+                            for try await notification in stream { continuation.yield(notification.payload) }
+                        } catch {}
+                        try? await connection.close()
+                    } catch {}
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(5))
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
 }
 
 /// One leased connection inside a transaction (or a single hot statement), as

@@ -29,6 +29,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// No random bytes could be drawn for a refresh token.
     case randomUnavailable(detail: String)
     case destinationExists(path: String)
+    /// A revision prefix that names more than one published policy.
+    case ambiguousRevision(String)
+    /// No published policy has this revision.
+    case revisionNotFound(String)
     /// A payment provider's customer already linked to another account.
     case billingCustomerLinked(customer: String, account: String)
 
@@ -86,6 +90,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no such session"
         case let .randomUnavailable(detail):
             return "cannot draw random bytes for a refresh token: \(detail)"
+        case let .ambiguousRevision(prefix):
+            return "'\(prefix)' names more than one published policy revision; give more of it"
+        case let .revisionNotFound(revision):
+            return "no published policy has revision '\(revision)' (see paywall policy history)"
         case let .billingCustomerLinked(customer, account):
             return "customer '\(customer)' is already linked to account \(account)"
         case let .destinationExists(path):

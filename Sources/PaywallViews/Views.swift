@@ -221,6 +221,25 @@ public struct PolicyImpactView: Encodable, Sendable {
     }
 }
 
+/// A policy published to the database (its files' names, not their text).
+public struct PublishedPolicyView: Encodable, Sendable {
+    public var number: Int64
+    public var revision: String
+    public var files: [String]
+    public var author: String
+    public var note: String?
+    public var publishedAt: Date
+
+    public init(_ published: PublishedPolicy) {
+        number = published.number
+        revision = published.revision
+        files = published.files.keys.sorted()
+        author = published.author
+        note = published.note
+        publishedAt = published.publishedAt
+    }
+}
+
 /// A signing key and its state.
 public struct KeyView: Encodable, Sendable {
     public var kid: String

@@ -8,9 +8,13 @@ import PaywallViews
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check, test and try the paywall rules in Policies/.",
-        discussion: "The language is documented in Policies/README.md.",
-        subcommands: [Check.self, Test.self, Decide.self, Diff.self]
+        abstract: "Check, test, try and publish the paywall rules in Policies/.",
+        discussion: """
+            The language is documented in Policies/README.md. A server runs the newest policy \
+            published to its database ('policy publish'), or its policy folder when none was \
+            published; servers sharing a database switch to a new publication within seconds.
+            """,
+        subcommands: [Check.self, Test.self, Decide.self, Diff.self, Publish.self, History.self, Rollback.self]
     )
 
     /// Options of the commands that read a policy folder but no database.
@@ -176,6 +180,73 @@ struct PolicyCommand: ParsableCommand {
                         print("  \(String(count).leftPad(6))  \(key)")
                     }
                 }
+            }
+        }
+    }
+}
+
+extension PolicyCommand {
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a policy folder and publish it to the database: every server on the database switches to it.",
+            discussion: """
+                The folder must check clean (as 'policy check'); nothing is published otherwise. \
+                Servers on the database put it in force within a few seconds (at once on \
+                PostgreSQL). The publication is recorded with its author and audited; \
+                'policy history' lists publications, 'policy rollback' goes back to one.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
+        @Option(help: "Who publishes, as recorded in the history and the audit log (default: the system user).") var author: String?
+        @Option(help: "Why, as recorded in the history.") var note: String?
+
+        func run() throws {
+            try global.run(policies: directory) { service in
+                let published = try service.publishPolicy(
+                    directory: service.configuration.policyDirectory, author: author ?? NSUserName(), note: note)
+                if global.json { Output(json: true).emit(PublishedPolicyView(published)); return }
+                print("published revision \(published.revision) (publication \(published.number), \(published.files.count) file\(published.files.count == 1 ? "" : "s"), by \(published.author)) to \(service.databaseLocation)")
+            }
+        }
+    }
+
+    struct History: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the policies published to the database, newest first (the first is in force).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "At most this many.") var limit = 20
+
+        func run() throws {
+            try global.run(readOnly: true) { service in
+                let history = try service.policyHistory(limit: max(1, limit))
+                if global.json { Output(json: true).emit(history.map(PublishedPolicyView.init)); return }
+                if history.isEmpty {
+                    print("no policy was published to \(service.databaseLocation): servers use their policy folder")
+                    return
+                }
+                for (index, entry) in history.enumerated() {
+                    let note = entry.note.map { " — \($0)" } ?? ""
+                    print("\(String(entry.number).leftPad(5))  \(entry.revision)  \(entry.publishedAt.text)  \(entry.author)\(note)\(index == 0 ? "  (in force)" : "")")
+                }
+            }
+        }
+    }
+
+    struct Rollback: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish again an earlier published revision: every server on the database switches back to it.",
+            discussion: "REVISION is a revision from 'policy history' (or a unique prefix). The history keeps both publications."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The revision to go back to.") var revision: String
+        @Option(help: "Who rolls back, as recorded (default: the system user).") var author: String?
+
+        func run() throws {
+            try global.run { service in
+                let published = try service.rollbackPolicy(to: revision, author: author ?? NSUserName())
+                if global.json { Output(json: true).emit(PublishedPolicyView(published)); return }
+                print("published revision \(published.revision) again (publication \(published.number), by \(published.author))")
             }
         }
     }

@@ -114,17 +114,34 @@ public final class ServiceFixture: @unchecked Sendable {
     public let clock = ManualClock()
     public let service: PaywallService
     public let admin = AuditActor.admin("test")
+    /// The PostgreSQL schema, when the service runs on one.
+    private let schema: PostgresTestSchema?
 
     public var folder: URL { directory.url }
-    public var path: String { directory.path("db.sqlite") }
+    /// The SQLite file, or the PostgreSQL URL.
+    public var path: String { schema?.url ?? directory.path("db.sqlite") }
 
-    public init(hashing: ScryptParameters = .testing, configure: (inout ServiceConfiguration) -> Void = { _ in }) throws {
+    public init(backend: TestBackend = .sqlite, hashing: ScryptParameters = .testing, configure: (inout ServiceConfiguration) -> Void = { _ in }) throws {
         directory = try TestFolder("paywall-service")
+        if backend == .postgres {
+            guard let url = TestBackend.postgresURL else { throw StoreError.cannotOpen(path: "PostgreSQL", detail: "PAYWALL_TEST_POSTGRES_URL is not set") }
+            schema = try PostgresTestSchema(baseURL: url)
+        } else {
+            schema = nil
+        }
         var configuration = Self.configuration(clock, hashing)
-        configuration.databaseLocation = directory.path("db.sqlite")
+        configuration.databaseLocation = schema?.url ?? directory.path("db.sqlite")
         configuration.keysDirectory = directory.url.appendingPathComponent("Keys")
         configure(&configuration)
         service = try PaywallService(configuration: configuration)
+    }
+
+    /// A second service on the same database and keys (another server).
+    public func another(configure: (inout ServiceConfiguration) -> Void = { _ in }) throws -> PaywallService {
+        var configuration = service.configuration
+        configuration.databaseLocation = path
+        configure(&configuration)
+        return try PaywallService(configuration: configuration)
     }
 
     /// Test-mode settings: cheap scrypt, the manual clock, development keys, the shipped policy.
@@ -140,11 +157,17 @@ public final class ServiceFixture: @unchecked Sendable {
 
     /// Accounts and audit entries.
     public func counts() throws -> (Int, Int) {
-        let counts = try rowCounts(path: path)
+        let counts = try snapshot()
         return (counts["accounts"] ?? 0, counts["audit_log"] ?? 0)
     }
 
-    public func snapshot() throws -> [String: Int] { try rowCounts(path: path) }
+    /// Every table's row count, through a store of its own.
+    public func snapshot() throws -> [String: Int] {
+        if schema == nil { return try rowCounts(path: path) }
+        let store = try Store(location: path)
+        defer { try? store.close() }
+        return try store.rowCounts()
+    }
 }
 
 /// The repository's root folder (tests read `Policies/` and `../shared/` from it).

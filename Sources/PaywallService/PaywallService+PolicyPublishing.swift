@@ -1,0 +1,94 @@
+import Foundation
+import PaywallCore
+import PaywallPolicy
+import PaywallStore
+
+/// Policies published to the store: `Policies/` stays what admins edit and test; a
+/// publication puts a checked copy of it in the store, where every server sharing the
+/// database finds it (``refreshPublishedPolicy()``, run every few seconds by a server and
+/// at once on PostgreSQL's notification). History is append-only: a rollback publishes an
+/// older revision's files again.
+extension PaywallService {
+    /// Checks the policy folder and publishes it, by `author`. Refuses a folder that does
+    /// not check (nothing is stored).
+    public func publishPolicy(directory: URL, author: String, note: String? = nil) throws(ServiceError) -> PublishedPolicy {
+        let author = try Self.author(author)
+        let sources: [PolicySource]
+        let policy: Policy
+        do {
+            sources = try PolicyLoader.sources(in: directory)
+            policy = try PolicyLoader.compile(sources)
+        } catch {
+            throw .policy(error)
+        }
+        var files: [String: String] = [:]
+        for source in sources { files[URL(fileURLWithPath: source.name).lastPathComponent] = source.text }
+        let published = try mapped { try store.publishPolicy(revision: policy.revision, files: files, author: author, note: note) }
+        putInForce(policy, publication: published.number)
+        return published
+    }
+
+    /// Publishes again the files of an earlier publication of `revision` (a revision id or
+    /// a unique prefix), by `author`. The files must still check with this version.
+    public func rollbackPolicy(to revision: String, author: String) throws(ServiceError) -> PublishedPolicy {
+        let author = try Self.author(author)
+        let wanted = revision.trimmingCharacters(in: .whitespaces)
+        guard !wanted.isEmpty, wanted.allSatisfy(\.isHexDigit) else {
+            throw .invalidInput(.invalidValue(field: "revision", value: wanted, expected: "a policy revision, hexadecimal (see paywall policy history)"))
+        }
+        guard let earlier = try mapped({ try store.publishedPolicy(revision: wanted.lowercased()) }) else {
+            throw .store(.revisionNotFound(wanted))
+        }
+        let policy = try Self.compile(earlier)
+        let published = try mapped {
+            try store.publishPolicy(revision: policy.revision, files: earlier.files, author: author, note: "rollback to \(earlier.revision) (publication \(earlier.number))")
+        }
+        putInForce(policy, publication: published.number)
+        return published
+    }
+
+    /// Publications, newest first.
+    public func policyHistory(limit: Int = 50) throws(ServiceError) -> [PublishedPolicy] {
+        try mapped { try store.policyHistory(limit: limit) }
+    }
+
+    /// The number of the publication in force (nil: the configured folder).
+    public var policyPublication: Int64? { heldPublication.withLock { $0 } }
+
+    /// Switches to the newest publication if it is newer than the one in force; returns
+    /// the policy put in force, or nil when nothing changed. A publication that does not
+    /// compile (made by a newer paywall) is refused with its diagnostics, and the policy in
+    /// force stays.
+    @discardableResult
+    public func refreshPublishedPolicy() throws(ServiceError) -> Policy? {
+        guard let newest = try mapped({ try store.latestPolicyNumber() }), newest != policyPublication else { return nil }
+        guard let published = try mapped({ try store.latestPublishedPolicy() }) else { return nil }
+        let policy = try Self.compile(published)
+        putInForce(policy, publication: published.number)
+        return policy
+    }
+
+    /// Publications as other servers make them (PostgreSQL); nil when the store cannot
+    /// notify (SQLite: poll ``refreshPublishedPolicy()``).
+    public func policyNotifications() -> AsyncStream<String>? {
+        store.policyNotifications()
+    }
+
+    /// Compiles a publication's files (in name order, as a folder's).
+    static func compile(_ published: PublishedPolicy) throws(ServiceError) -> Policy {
+        do {
+            return try PolicyLoader.compile(published.files.sorted { $0.key < $1.key }.map { PolicySource(name: $0.key, text: $0.value) })
+        } catch {
+            throw .policy(error)
+        }
+    }
+
+    /// An author as recorded: printable, 1–100 characters.
+    static func author(_ text: String) throws(ServiceError) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...100).contains(trimmed.count), !trimmed.contains(where: { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+            throw .invalidInput(.invalidValue(field: "author", value: trimmed, expected: "1 to 100 printable characters"))
+        }
+        return trimmed
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import PaywallCore
 import PaywallStore
+import PaywallTestSupport
 
 /// Runs the built `paywall` executable against a database in a temporary folder.
 struct CLIHarness {
@@ -11,14 +12,22 @@ struct CLIHarness {
     }
 
     let folder: URL
-    var database: String { folder.appendingPathComponent("paywall.sqlite").path }
+    /// A schema of the test PostgreSQL database, when the commands run on one.
+    let schema: PostgresTestSchema?
+    /// The SQLite file, or the PostgreSQL URL.
+    var database: String { schema?.url ?? folder.appendingPathComponent("paywall.sqlite").path }
     var keys: String { folder.appendingPathComponent("Keys").path }
 
-    init() throws {
+    init(backend: TestBackend = .sqlite) throws {
         // A child that exits before reading its input must not kill the test runner.
         signal(SIGPIPE, SIG_IGN)
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        if backend == .postgres, let url = TestBackend.postgresURL {
+            schema = try PostgresTestSchema(baseURL: url)
+        } else {
+            schema = nil
+        }
     }
 
     /// The shipped policy folder.
@@ -73,7 +82,7 @@ struct CLIHarness {
     func snapshot() throws -> [Int] {
         var configuration = StoreConfiguration()
         configuration.readOnly = true
-        let store = try Store(path: database, configuration: configuration)
+        let store = try Store(location: database, configuration: configuration)
         defer { try? store.close() }
         return [try store.accountCount(), try store.auditCount(), try store.titles().count, try store.plans().count, try store.readCount()]
     }

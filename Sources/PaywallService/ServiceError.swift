@@ -193,6 +193,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle: .invalid
+        case .copyRefused: .conflict
         }
     }
 
@@ -231,6 +232,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .destinationExists: "destination_exists"
             case .billingCustomerLinked: "customer_linked"
             case .emptyBundle: "empty_bundle"
+            case .copyRefused: "copy_refused"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
         case .invalidCredentials: "invalid_credentials"

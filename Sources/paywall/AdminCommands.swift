@@ -172,7 +172,7 @@ struct DatabaseCommand: ParsableCommand {
                 out.table(["TABLE", "ROWS"], view.tables.map { [$0.table, String($0.rows)] })
                 out.fields([
                     ("rows", "\(view.totalRows) in \(view.tables.count) tables, the same count in each on both sides"),
-                    ("audit log", "\(view.auditEntries) entries" + (view.lastAuditID.map { " (last id \($0))" } ?? "") + ", the same on both sides"),
+                    ("audit log", "\(view.auditEntries) \(view.auditEntries == 1 ? "entry" : "entries")" + (view.lastAuditID.map { " (last id \($0))" } ?? "") + ", the same on both sides"),
                     ("audit SHA-256", view.auditDigest),
                     ("schema", "\(view.migrations.count) migrations" + (view.migrations.last.map { " (last \($0))" } ?? "")),
                 ])

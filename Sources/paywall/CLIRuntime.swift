@@ -100,6 +100,7 @@ func hint(for error: ServiceError) -> String? {
             switch refusal {
             case .schemaVersionsDiffer: "run 'paywall db migrate' on the older one"
             case .unsupportedDirection: "give --from a SQLite file and --to (or PAYWALL_DB) a postgres:// URL"
+            case .sameDatabase: "--to defaults to $PAYWALL_DB; give --to a postgres:// URL"
             default: nil
             }
         default: nil

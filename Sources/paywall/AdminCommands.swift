@@ -132,7 +132,7 @@ struct DatabaseCommand: ParsableCommand {
             discussion: """
                 Moves an install from its SQLite file to PostgreSQL. Every table of --from (opened \
                 read-only, read in one consistent snapshot; it must be fully migrated) is copied into \
-                --to (created and migrated first, as a server would) in one transaction. Before it \
+                --to (its tables created first, as a server would) in one transaction. Before it \
                 commits, the row count of every table and the audit log (the same ids and the same \
                 SHA-256 chain over every entry) are compared; any difference rolls the whole copy back.
 

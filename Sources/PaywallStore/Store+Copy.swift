@@ -311,7 +311,8 @@ struct StoreCopier {
     /// Every table of the target (the migration records aside) with its columns and
     /// identity columns, from the catalog.
     private func targetTables() throws -> [String: TargetTable] {
-        // Cast to text and bool: information_schema's own domain types are not decoded.
+        // Cast to text and bool: information_schema's columns are of its own domain types,
+        // which the connection need not know how to decode.
         let rows = try target.fetchAll("""
             SELECT c.table_name::text, c.column_name::text, c.is_identity = 'YES'
             FROM information_schema.columns AS c

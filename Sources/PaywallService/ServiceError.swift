@@ -193,6 +193,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
+        case .copyRefused: .conflict
         }
     }
 
@@ -233,6 +234,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .emptyBundle: "empty_bundle"
             case .ambiguousRevision: "ambiguous_revision"
             case .revisionNotFound: "revision_not_found"
+            case .copyRefused: "copy_refused"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
         case .invalidCredentials: "invalid_credentials"

@@ -41,7 +41,7 @@ extension Store {
             var counts: [String: Int] = [:]
             for table in tables {
                 // Names come from the catalog, not from input; quoted as identifiers.
-                counts[table] = try db.fetchValue(Int.self, "SELECT COUNT(*) FROM \"\(table.replacingOccurrences(of: "\"", with: "\"\""))\"") ?? 0
+                counts[table] = try db.fetchValue(Int.self, "SELECT COUNT(*) FROM \(Self.quotedIdentifier(table))") ?? 0
             }
             return counts
         }

@@ -35,6 +35,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case revisionNotFound(String)
     /// A payment provider's customer already linked to another account.
     case billingCustomerLinked(customer: String, account: String)
+    /// ``Store/copy(to:)`` refused, or found the copy different from its source: nothing
+    /// was written to the target.
+    case copyRefused(CopyRefusal)
 
     /// Any other SQLite error, with its code, message and statement.
     case sqlite(path: String, code: Int32, message: String, sql: String?)
@@ -98,6 +101,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "customer '\(customer)' is already linked to account \(account)"
         case let .destinationExists(path):
             return "\(path) already exists; choose another destination"
+        case let .copyRefused(refusal):
+            return "cannot copy the database: \(refusal); nothing was written to the target"
         case let .sqlite(path, code, message, sql):
             let statement = sql.map { " in `\($0)`" } ?? ""
             return "SQLite error \(code) on \(path): \(message)\(statement)"

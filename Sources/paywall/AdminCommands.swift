@@ -39,8 +39,8 @@ struct AuditCommand: ParsableCommand {
 struct DatabaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
-        abstract: "Migrate, check and back up the database.",
-        subcommands: [Migrate.self, Check.self, Backup.self, Prune.self]
+        abstract: "Migrate, check, back up and copy the database.",
+        subcommands: [Migrate.self, Check.self, Backup.self, Prune.self, Copy.self]
     )
 
     struct Migrate: ParsableCommand {
@@ -122,6 +122,62 @@ struct DatabaseCommand: ParsableCommand {
             try global.run { service in
                 try service.backup(to: destination, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.databaseLocation) to \(destination)") }
+            }
+        }
+    }
+
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy a SQLite database into an empty PostgreSQL database.",
+            discussion: """
+                Moves an install from its SQLite file to PostgreSQL. Every table of --from (opened \
+                read-only, read in one consistent snapshot; it must be fully migrated) is copied into \
+                --to (its tables created first, as a server would) in one transaction. Before it \
+                commits, the row count of every table and the audit log (the same ids and the same \
+                SHA-256 chain over every entry) are compared; any difference rolls the whole copy back.
+
+                Refused, with nothing written, when the target holds any row (copy into a new, empty \
+                database or schema), when the two schemas are at different versions, or when source \
+                and target are the same database. Stop the servers that write to the file first: \
+                writes after the snapshot are not copied. Then point PAYWALL_DB at the URL.
+
+                --to defaults to $PAYWALL_DB. Give a URL with a password there rather than on the \
+                command line, where other users of the machine can see it: \
+                PAYWALL_DB='postgres://paywall:…@db.example.com/paywall' paywall db copy --from paywall.sqlite. \
+                The password is never printed.
+
+                Exit status: 0 copied and checked; 1 refused (nothing written); 2 a database cannot be \
+                used (missing, locked, unreachable).
+                """
+        )
+        @Option(name: .long, help: ArgumentHelp("The SQLite database file to copy (opened read-only).", valueName: "path"))
+        var from: String
+
+        @Option(name: .long, help: ArgumentHelp("The PostgreSQL database to copy into (postgres://user:password@host:port/database), which must be empty.", discussion: "Default: $PAYWALL_DB.", valueName: "url"))
+        var to: String?
+
+        @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
+        var json = false
+
+        func run() throws {
+            do {
+                var overrides = ServiceConfiguration.Overrides()
+                overrides.databaseLocation = to
+                let configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+                let view = DatabaseCopyView(try PaywallService.copyDatabase(from: from, configuration: configuration))
+                let out = Output(json: json)
+                if json { out.emit(view); return }
+                // Locations as the store gives them: a URL without its password.
+                print("copied \(view.source) to \(view.target)")
+                out.table(["TABLE", "ROWS"], view.tables.map { [$0.table, String($0.rows)] })
+                out.fields([
+                    ("rows", "\(view.totalRows) in \(view.tables.count) tables, the same count in each on both sides"),
+                    ("audit log", "\(view.auditEntries) \(view.auditEntries == 1 ? "entry" : "entries")" + (view.lastAuditID.map { " (last id \($0))" } ?? "") + ", the same on both sides"),
+                    ("audit SHA-256", view.auditDigest),
+                    ("schema", "\(view.migrations.count) migrations" + (view.migrations.last.map { " (last \($0))" } ?? "")),
+                ])
+            } catch {
+                throw fail(error)
             }
         }
     }

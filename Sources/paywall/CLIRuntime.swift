@@ -96,6 +96,13 @@ func hint(for error: ServiceError) -> String? {
         case .planNotFound: "list plans with 'paywall plan list'"
         case .accountNotFound: "list accounts with 'paywall account list'"
         case .corrupt: "check it with 'paywall db check'; restore it from a backup"
+        case let .copyRefused(refusal):
+            switch refusal {
+            case .schemaVersionsDiffer: "run 'paywall db migrate' on the older one"
+            case .unsupportedDirection: "give --from a SQLite file and --to (or PAYWALL_DB) a postgres:// URL"
+            case .sameDatabase: "--to defaults to $PAYWALL_DB; give --to a postgres:// URL"
+            default: nil
+            }
         default: nil
         }
     case let .keys(error):

@@ -65,6 +65,7 @@ struct CopyTests {
 
         // Billing: a mapped product, a linked customer, an applied subscription event.
         _ = try store.mapBillingProduct(provider: .stripe, externalID: "price_all", planID: PlanID(rawValue: "all"), actor: f.admin)
+        _ = try store.publishPolicy(revision: "0123456789abcdef", files: ["paywall.policy": "defaults { access teaser }"], author: "ada", note: "copied")
         _ = try store.linkBillingCustomer(provider: .stripe, customer: "cus_1", accountID: bob.id, actor: f.admin)
         let change = BillingChange(
             provider: .stripe, eventID: "evt_1", type: "customer.subscription.created", occurredAt: now, customer: "cus_1",

@@ -109,13 +109,17 @@ extension PaywallService {
     /// on the caller's task; a metered read's durable write (fsync) is the store's group
     /// commit thread's, and the check suspends until it is committed. Measured
     /// (Benchmarks/HTTPBenchmark): hopping every check to the blocking pool cost members
-    /// about half their throughput in thread switches.
+    /// about half their throughput in thread switches. On PostgreSQL (``Store/isShared``)
+    /// the facts are network round trips, which must not hold a cooperative thread: they
+    /// run on the blocking pool.
     public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
         if let gift = request.gift { return try await checkGiftAccess(request, gift: gift, reader: reader) }
         let at = now
         let policy = try policy()
-        var (facts, decision, pending) = try plan(
-            reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
+        var (facts, decision, pending) = try await offCooperativePoolIfShared { service throws(ServiceError) in
+            try service.plan(
+                reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
+        }
         // The grant's key must be usable before a unit is spent on it; read once, used below.
         let grantIssuer: TokenIssuer? = decision.access == .full ? try mapped { () throws -> TokenIssuer in try self.issuer().0 } : nil
         if let pending {
@@ -127,7 +131,9 @@ extension PaywallService {
         var answer = AccessAnswer(reader: reader, title: title, articleID: facts.article.id, decision: decision)
         if let meter = decision.meter, let subject = reader.meterSubject, let index = policy.meters.firstIndex(where: { $0.name == meter.name }) {
             let window = policy.meters[index].window
-            answer.meterResetsAt = try mapped { try store.oldestCountedRead(subject: subject, window: window, at: at)?.addingTimeInterval(window) }
+            answer.meterResetsAt = try await offCooperativePoolIfShared { service throws(ServiceError) in
+                try mapped { try service.store.oldestCountedRead(subject: subject, window: window, at: at)?.addingTimeInterval(window) }
+            }
         }
         if decision.access == .full, let issuer = grantIssuer {
             let subject = reader.meterSubject ?? .device("anonymous")
@@ -147,6 +153,13 @@ extension PaywallService {
 
     /// At most this many articles in one preview.
     public static let maximumPreview = 100
+
+    /// Runs `body` on the caller's task over SQLite (local reads, measured cheaper than a
+    /// thread hop), on the blocking pool over PostgreSQL (network waits).
+    func offCooperativePoolIfShared<T: Sendable>(_ body: @escaping @Sendable (PaywallService) throws(ServiceError) -> T) async throws(ServiceError) -> T {
+        if store.isShared { return try await blocking(body) }
+        return try body(self)
+    }
 
     /// Decides for several articles at once without consuming or recording anything
     /// (a list page's locks and "free" badges).

@@ -65,7 +65,9 @@ extension PaywallService {
     /// wrong with the gift is ``ServiceError/giftRefused(_:)`` (403): the reader's own token,
     /// if any, is not what failed.
     public func checkGiftAccess(_ request: AccessRequest, gift token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
-        let gift = try verifiedGift(token, title: request.title, article: request.article.id)
+        let gift = try await offCooperativePoolIfShared { service throws(ServiceError) in
+            try service.verifiedGift(token, title: request.title, article: request.article.id)
+        }
         let revision = try policy().revision
         let at = now
         try await blocking { service throws(ServiceError) in

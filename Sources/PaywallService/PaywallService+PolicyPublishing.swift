@@ -52,20 +52,16 @@ extension PaywallService {
         try mapped { try store.policyHistory(limit: limit) }
     }
 
-    /// The number of the publication in force (nil: the configured folder).
-    public var policyPublication: Int64? { heldPublication.withLock { $0 } }
-
     /// Switches to the newest publication if it is newer than the one in force; returns
     /// the policy put in force, or nil when nothing changed. A publication that does not
     /// compile (made by a newer paywall) is refused with its diagnostics, and the policy in
     /// force stays.
     @discardableResult
     public func refreshPublishedPolicy() throws(ServiceError) -> Policy? {
-        guard let newest = try mapped({ try store.latestPolicyNumber() }), newest != policyPublication else { return nil }
+        guard let newest = try mapped({ try store.latestPolicyNumber() }), newest > (policyPublication ?? 0) else { return nil }
         guard let published = try mapped({ try store.latestPublishedPolicy() }) else { return nil }
         let policy = try Self.compile(published)
-        putInForce(policy, publication: published.number)
-        return policy
+        return putInForce(policy, publication: published.number) ? policy : nil
     }
 
     /// Publications as other servers make them (PostgreSQL); nil when the store cannot

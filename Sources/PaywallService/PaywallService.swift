@@ -35,10 +35,10 @@ public final class PaywallService: Sendable {
     let grantCache: GrantCache
     /// The last access decisions, for the admin area (``DecisionLog``).
     public let decisionLog = DecisionLog(capacity: 200)
-    /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks.
-    private let heldPolicy = Mutex<Policy?>(nil)
-    /// The number of the publication in force (nil: the configured folder is).
-    let heldPublication = Mutex<Int64?>(nil)
+    /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks;
+    /// with the number of the publication it came from (nil: the configured folder). One
+    /// lock for both: the policy in force and its number never disagree.
+    private let heldPolicy = Mutex<(policy: Policy, publication: Int64?)?>(nil)
     /// Loaded on first use, replaced by ``reloadKeys()`` and after every key change.
     private let heldKeys = Mutex<HeldKeys?>(nil)
 
@@ -98,27 +98,44 @@ public final class PaywallService: Sendable {
     /// configured folder when none was published (a server loads it at start with
     /// ``prepareToServe()``).
     public func policy() throws(ServiceError) -> Policy {
-        try heldPolicy.withLock { (held: inout Policy?) throws(ServiceError) -> Policy in
-            if let held { return held }
+        try heldPolicy.withLock { (held: inout (policy: Policy, publication: Int64?)?) throws(ServiceError) -> Policy in
+            if let held { return held.policy }
             let (loaded, publication) = try loadPolicyInForce()
-            held = loaded
-            heldPublication.withLock { $0 = publication }
+            held = (loaded, publication)
             return loaded
         }
     }
 
-    /// The newest published policy (compiled) and its number, or the folder's and nil.
+    /// The number of the publication in force (nil: the configured folder, or not loaded).
+    public var policyPublication: Int64? { heldPolicy.withLock { $0?.publication } }
+
+    /// The newest published policy that compiles here and its number, or the folder's and
+    /// nil when none was published. A newer publication this version cannot compile (made
+    /// by a newer paywall) is passed over, so a restarted server still starts; the policy
+    /// watcher then reports it (``refreshPublishedPolicy()`` refuses it with its errors).
     func loadPolicyInForce() throws(ServiceError) -> (Policy, Int64?) {
-        if let published = try mapped({ try store.latestPublishedPolicy() }) {
-            return (try Self.compile(published), published.number)
+        let history = try mapped { try store.policyHistory(limit: 50) }
+        var firstError: ServiceError?
+        for published in history {
+            do {
+                return (try Self.compile(published), published.number)
+            } catch {
+                firstError = firstError ?? error
+            }
         }
+        if let firstError { throw firstError }  // publications exist and none compiles
         return (try loadPolicy(directory: configuration.policyDirectory), nil)
     }
 
-    /// Puts `policy` in force (from `publication`, or the folder when nil).
-    func putInForce(_ policy: Policy, publication: Int64?) {
-        heldPolicy.withLock { $0 = policy }
-        heldPublication.withLock { $0 = publication }
+    /// Puts `policy` in force (from `publication`, or the folder when nil). A publication
+    /// older than the one in force is ignored (two refreshes finishing out of order).
+    @discardableResult
+    func putInForce(_ policy: Policy, publication: Int64?) -> Bool {
+        heldPolicy.withLock { held in
+            if let publication, let current = held?.publication, publication < current { return false }
+            held = (policy, publication)
+            return true
+        }
     }
 
     /// What a server checks before it takes a request: the policy loads and checks, the
@@ -138,7 +155,7 @@ public final class PaywallService: Sendable {
     @discardableResult
     public func reloadPolicy() throws(ServiceError) -> Policy {
         let (loaded, publication) = try loadPolicyInForce()
-        putInForce(loaded, publication: publication)
+        heldPolicy.withLock { $0 = (loaded, publication) }  // an explicit reload: whatever it found
         return loaded
     }
 

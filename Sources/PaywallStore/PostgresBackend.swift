@@ -47,7 +47,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         location = parsed.redacted
         readOnly = configuration.readOnly
         connections = PostgresConnectionPool(
-            configuration: try parsed.connectionConfiguration(), maximum: max(2, configuration.maximumReaderCount * 2),
+            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(2, configuration.maximumReaderCount * 2),
             waitLimit: configuration.busyTimeout, location: parsed.redacted)
         do {
             try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly)
@@ -199,6 +199,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             let message = info[.message] ?? "unknown error"
             switch state {
             case "25006": return .readOnly(path: location)
+            // Wrong password or role, no such database: the server cannot be used as given.
+            case "28P01", "28000", "3D000": return .unavailable(location: location, detail: message)
+            // statement_timeout: the database is too slow to answer in time.
+            case "57014": return .unavailable(location: location, detail: message)
             case "40001", "40P01", "55P03": return .locked(path: location, timeoutSeconds: connections.waitLimit)
             case "53100": return .diskFull(path: location)
             case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
@@ -380,10 +384,19 @@ final class PostgresConnectionPool: @unchecked Sendable {
             giveBack(connection, reusable: true)
             return result
         } catch {
-            let serverAnswered = (error as? PSQLError)?.code == .server
-            giveBack(connection, reusable: serverAnswered || error is StoreError)
+            // The body's own errors (bad input, not found) leave a clean connection: a
+            // transaction was rolled back, or none was open. Only a connection that failed
+            // (or could not roll back) is closed.
+            giveBack(connection, reusable: !Self.connectionFailed(error))
             throw error
         }
+    }
+
+    /// Whether `error` means the connection itself is unusable.
+    static func connectionFailed(_ error: any Error) -> Bool {
+        if error is Broken { return true }
+        if let error = error as? PSQLError { return error.code != .server }
+        return error is NIOCore.IOError || error is ChannelError
     }
 
     private func lease() throws -> PostgresConnection {
@@ -472,7 +485,8 @@ struct PostgresLocation: Sendable {
     var searchPath: String?
 
     static func isURL(_ text: String) -> Bool {
-        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+        let lowered = text.prefix(14).lowercased()
+        return lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://")
     }
 
     init(url: String) throws(StoreError) {
@@ -489,9 +503,10 @@ struct PostgresLocation: Sendable {
         }
         self.host = host
         port = parts.port ?? 5432
-        username = user.removingPercentEncoding ?? user
-        password = parts.password.map { $0.removingPercentEncoding ?? $0 }
-        self.database = database.removingPercentEncoding ?? database
+        // URLComponents' user, password and path are already percent-decoded.
+        username = user
+        password = parts.password
+        self.database = database
         let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
         var mode = loopback ? "disable" : "require"
         for item in parts.queryItems ?? [] {
@@ -528,7 +543,10 @@ struct PostgresLocation: Sendable {
         return String(url[..<colon]) + ":***" + String(url[at...])
     }
 
-    func connectionConfiguration() throws(StoreError) -> PostgresConnection.Configuration {
+    /// Connections wait at most `lockTimeout` seconds for a lock (a row, or a meter's
+    /// advisory lock) and a statement runs at most 30 s (or the lock timeout if longer):
+    /// a stalled database answers with an error, and no pool thread waits for ever.
+    func connectionConfiguration(lockTimeout: Double) throws(StoreError) -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         switch sslMode {
         case "disable":
@@ -543,7 +561,12 @@ struct PostgresLocation: Sendable {
         }
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
-        configuration.options.additionalStartupParameters = [("application_name", "paywall")]
+        let lockMillis = max(1, Int(lockTimeout * 1000))
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "paywall"),
+            ("lock_timeout", "\(lockMillis)ms"),
+            ("statement_timeout", "\(max(30_000, lockMillis))ms"),
+        ]
         if let searchPath {
             configuration.options.additionalStartupParameters.append(("search_path", searchPath))
         }

@@ -343,8 +343,16 @@ struct PostgresMigrator {
                 if !pending.isEmpty { throw StoreError.schemaOutdated(path: backend.location, pendingMigrations: pending) }
                 return
             }
+            // Another server may be migrating (wait for it), and a migration may take long:
+            // no timeouts on this connection until it is done.
+            try sql.execute("SET lock_timeout = 0")
+            try sql.execute("SET statement_timeout = 0")
             try sql.execute("SELECT pg_advisory_lock(?)", [Self.lockKey])
-            defer { _ = try? sql.execute("SELECT pg_advisory_unlock(?)", [Self.lockKey]) }
+            defer {
+                _ = try? sql.execute("SELECT pg_advisory_unlock(?)", [Self.lockKey])
+                _ = try? sql.execute("RESET lock_timeout")
+                _ = try? sql.execute("RESET statement_timeout")
+            }
             try sql.execute("""
                 CREATE TABLE IF NOT EXISTS paywall_migrations (
                     identifier TEXT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)

@@ -36,10 +36,15 @@ extension Store {
         if try Self.account(db, emailKey: emailKey) != nil {
             throw StoreError.duplicateEmail(account.email)
         }
-        try db.execute("""
-            INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?)
-            """, [account.id.rawValue, account.email, emailKey, account.displayName, account.createdAt.millis, account.updatedAt.millis])
+        do {
+            try db.execute("""
+                INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """, [account.id.rawValue, account.email, emailKey, account.displayName, account.createdAt.millis, account.updatedAt.millis])
+        } catch where SQLConstraint.violated(by: error) == .unique {
+            // A concurrent sign-up (another server, READ COMMITTED) took the email first.
+            throw StoreError.duplicateEmail(account.email)
+        }
         try db.execute("INSERT INTO credentials (account_id, password_hash, updated_at) VALUES (?, ?, ?)", [account.id.rawValue, passwordHash, account.createdAt.millis])
         try audit(db, actor: actor, action: "account.create", target: "account:\(account.id)", details: ["email": account.email])
     }

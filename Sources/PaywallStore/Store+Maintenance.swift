@@ -50,7 +50,11 @@ extension Store {
     /// Opens and ends a write transaction (writes nothing): fails when the database is
     /// read-only, locked past the busy timeout, or its disk is gone.
     public func checkWritable() throws(StoreError) {
-        try write { _ in }
+        try write { db in
+            // PostgreSQL opens a transaction lazily: asking for its id makes it a writer, so
+            // a read-only server (a standby, a full disk's read-only mode) fails here.
+            if db.dialect == .postgres { try db.execute("SELECT pg_current_xact_id()") }
+        }
     }
 
     /// Migrations applied to the file, in order.

@@ -29,6 +29,9 @@ extension Store {
             report.sessionDevices = try db.execute("DELETE FROM session_devices WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = session_devices.family_id)")
             report.emailLinks = try db.execute("DELETE FROM email_links WHERE expires_at < ?", [at.millis])
             report.outbox = try db.execute("DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?", [cutoff, cutoff])
+            // Sign-in failure counters whose window began before the cutoff and whose block
+            // is over limit no one (a later failure would count from one).
+            try db.execute("DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?", [cutoff, at.millis])
             return report
         }
     }

@@ -24,9 +24,14 @@ extension Store {
     ) throws(StoreError) -> (Account, Int) {
         let now = storedNow()
         let account = Account(id: .generate(), email: email.value, displayName: displayName, createdAt: now, updatedAt: now)
-        return try write { db in
+        guard let device else {
+            return try write { db in
+                try insertAccount(db, account, emailKey: email.lookupKey, passwordHash: passwordHash, actor: actor)
+                return (account, 0)
+            }
+        }
+        return try writeLockingMeters([MeterSubject.account(account.id).key, MeterSubject.device(device).key]) { db in
             try insertAccount(db, account, emailKey: email.lookupKey, passwordHash: passwordHash, actor: actor)
-            guard let device else { return (account, 0) }
             return (account, try moveReads(db, from: .device(device), to: account.id, actor: actor))
         }
     }
@@ -35,7 +40,7 @@ extension Store {
     /// device had), audited as `meter.carry-over`. Returns how many reads moved.
     @discardableResult
     public func moveDeviceReads(device: String, to accountID: AccountID, actor: AuditActor) throws(StoreError) -> Int {
-        try write { db in
+        try writeLockingMeters([MeterSubject.account(accountID).key, MeterSubject.device(device).key]) { db in
             try Self.requireAccount(db, accountID)
             return try moveReads(db, from: .device(device), to: accountID, actor: actor)
         }

@@ -22,15 +22,15 @@ extension Store {
     /// changed fails and is retried, so no failure is lost to a concurrent one.
     /// A key's count restarts once its `window` has passed since its first failure; `block`
     /// turns a count into how long the key must wait before the next attempt (0: none).
-    /// Rows whose window and block are both over are dropped on the way, so the table
-    /// holds only what is still limiting someone. Returns the latest block set, if any.
+    /// A row whose window is over counts from one again; ``prune(at:)`` drops rows that no
+    /// longer limit anyone (not here: on PostgreSQL a table-wide delete in every failure's
+    /// SERIALIZABLE transaction would make concurrent failures on unrelated keys conflict).
+    /// Returns the latest block set, if any.
     @discardableResult
     public func recordSignInFailure(
         keys: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)], at now: Date
     ) throws(StoreError) -> Date? {
         try write { db in
-            let oldest = keys.map(\.window).max() ?? 0
-            try db.execute("DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?", [now.addingTimeInterval(-oldest).millis, now.millis])
             var latest: Date?
             for entry in keys {
                 let row = try db.fetchOne("SELECT failures, window_start FROM sign_in_failures WHERE key = ?", [entry.key])

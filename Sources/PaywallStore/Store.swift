@@ -100,6 +100,21 @@ public final class Store: Sendable {
         SQLiteBackend.owns(error) || PostgresBackend.owns(error)
     }
 
+    /// A write that moves or counts meter subjects' reads: their meter locks are taken
+    /// before anything is read. On PostgreSQL it runs READ COMMITTED (a SERIALIZABLE
+    /// snapshot, fixed at its first statement, could miss a read committed while it waited
+    /// for the lock, and serializable checks ignore the metered writes' transactions); on
+    /// SQLite it is an ordinary write.
+    @discardableResult
+    func writeLockingMeters<T>(_ subjects: [String], _ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {
+        if readOnly { throw StoreError.readOnly(path: location) }
+        do {
+            return try backend.meteredWrite(subjects: subjects, body)
+        } catch {
+            throw backend.storeError(error)
+        }
+    }
+
     /// Appends an audit entry inside the current write transaction.
     func audit(_ db: any SQLConnection, actor: AuditActor, action: String, target: String, details: [String: String] = [:]) throws {
         try db.execute("INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",

@@ -198,7 +198,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Benchmarks/HTTPBenchmark",
-            exclude: ["run.sh", "wrk.lua"],
+            exclude: ["run.sh", "postgres.sh", "wrk.lua"],
             swiftSettings: strict
         ),
 

@@ -42,18 +42,36 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// At most this many attempts of one write transaction (serialization failures).
     static let maximumAttempts = 40
 
+    /// The facts this server keeps, dropped on other servers' changes (``FactsCache``).
+    let facts = FactsCache()
+    /// Listens for changed facts while the store is open.
+    private let listener = Mutex<Task<Void, Never>?>(nil)
+
+    /// The channel facts' changes are announced on (by triggers, v12-facts-notifications).
+    static let factsChannel = "paywall_facts"
+
     init(url: String, configuration: StoreConfiguration) throws(StoreError) {
         let parsed = try PostgresLocation(url: url)
         location = parsed.redacted
         readOnly = configuration.readOnly
         connections = PostgresConnectionPool(
-            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(2, configuration.maximumReaderCount * 2),
+            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(4, configuration.maximumReaderCount * 4),
             waitLimit: configuration.busyTimeout, location: parsed.redacted)
         do {
             try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly)
         } catch {
             connections.close()
             throw storeError(error)
+        }
+        let notifications = notifications(channel: Self.factsChannel, disconnected: { [facts] in facts.setEnabled(false) })
+        let cache = facts
+        listener.withLock {
+            $0 = Task {
+                for await payload in notifications {
+                    // "" after each (re)connection: start empty, then serve from the cache.
+                    if payload.isEmpty { cache.setEnabled(true) } else { cache.invalidate(payload) }
+                }
+            }
         }
     }
 
@@ -91,13 +109,20 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         }
     }
 
+    /// The snapshot begins at its first query: a check whose facts all come from the
+    /// cache (``FactsCache``) leases no connection and sends nothing.
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         if Self.current.current(of: self) != nil { return try body() }
-        return try connections.with { connection in
-            try transaction(connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { sql in
-                try Self.current.with(owner: self, hot: PlainHotQueries(connection: sql), body)
-            }
+        let lazy = LazySnapshot(backend: self)
+        let result: T
+        do {
+            result = try Self.current.with(owner: self, hot: PlainHotQueries(connection: lazy), body)
+        } catch {
+            lazy.end(commit: false)
+            throw error
         }
+        try lazy.endOrThrow()
+        return result
     }
 
     /// Runs `body` between `begin` and `COMMIT`; rolls back when it throws (a connection
@@ -233,6 +258,8 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     }
 
     func close() throws {
+        listener.withLock { $0?.cancel() }
+        facts.setEnabled(false)
         connections.close()
     }
 
@@ -240,7 +267,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// reconnections (with a backoff up to 5 s while the server is away). After every
     /// (re)connection an empty payload is yielded: notifications sent while disconnected
     /// are lost, so the listener should look at the database again.
-    func notifications(channel: String) -> AsyncStream<String> {
+    func notifications(channel: String, disconnected: @escaping @Sendable () -> Void = {}) -> AsyncStream<String> {
         let configuration = connections.configuration
         let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
         return AsyncStream { continuation in
@@ -255,6 +282,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             delay = .milliseconds(100)
                             for try await notification in stream { continuation.yield(notification.payload) }
                         } catch {}
+                        disconnected()
                         try? await connection.close()
                     } catch {}
                     try? await Task.sleep(for: delay)
@@ -263,6 +291,61 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                 continuation.finish()
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// A read-only snapshot that leases its connection and begins its transaction at its first
+/// statement (used on one thread, inside ``PostgresBackend/snapshot(_:)``).
+final class LazySnapshot: SQLConnection {
+    let backend: PostgresBackend
+    private var open: (connection: PostgresConnection, sql: PostgresSQL)?
+
+    init(backend: PostgresBackend) { self.backend = backend }
+
+    var dialect: SQLDialect { .postgres }
+
+    private func sql() throws -> PostgresSQL {
+        if let open { return open.sql }
+        let connection = try backend.connections.lease()
+        let sql = PostgresSQL(connection: connection, backend: backend)
+        do {
+            try sql.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        } catch {
+            backend.connections.giveBack(connection, reusable: !PostgresConnectionPool.connectionFailed(error))
+            throw error
+        }
+        open = (connection, sql)
+        return sql
+    }
+
+    @discardableResult
+    func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int { try self.sql().execute(sql, arguments) }
+    func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] { try self.sql().fetchAll(sql, arguments) }
+    func lockMeters(_ subjects: [String]) throws {}  // read-only
+
+    /// Commits (or rolls back) and gives the connection back, if one was taken.
+    func end(commit: Bool) {
+        guard let open else { return }
+        self.open = nil
+        do {
+            try open.sql.execute(commit ? "COMMIT" : "ROLLBACK")
+            backend.connections.giveBack(open.connection, reusable: true)
+        } catch {
+            backend.connections.giveBack(open.connection, reusable: false)
+        }
+    }
+
+    /// Commits; a failed commit is the caller's error.
+    func endOrThrow() throws {
+        guard let open else { return }
+        self.open = nil
+        do {
+            try open.sql.execute("COMMIT")
+            backend.connections.giveBack(open.connection, reusable: true)
+        } catch {
+            backend.connections.giveBack(open.connection, reusable: !PostgresConnectionPool.connectionFailed(error))
+            throw error
         }
     }
 }
@@ -399,7 +482,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         return error is NIOCore.IOError || error is ChannelError
     }
 
-    private func lease() throws -> PostgresConnection {
+    func lease() throws -> PostgresConnection {
         let deadline = Date().addingTimeInterval(waitLimit)
         condition.lock()
         while true {
@@ -440,7 +523,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         }
     }
 
-    private func giveBack(_ connection: PostgresConnection, reusable: Bool) {
+    func giveBack(_ connection: PostgresConnection, reusable: Bool) {
         condition.lock()
         if reusable, !closed, !connection.isClosed {
             idle.append(connection)

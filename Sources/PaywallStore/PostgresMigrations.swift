@@ -322,6 +322,54 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX policy_revisions_by_revision ON policy_revisions(revision, id)",
         ]),
+        // Every change of a fact servers cache (FactsCache) is announced on `paywall_facts`
+        // when its transaction commits: the account it concerns, the person (trials), or
+        // the catalog. Triggers, so no write can forget to.
+        ("v12-facts-notifications", [
+            """
+            CREATE FUNCTION paywall_facts_by_account() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM pg_notify('paywall_facts', 'account:' || OLD.id); END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM pg_notify('paywall_facts', 'account:' || NEW.id); END IF;
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE FUNCTION paywall_facts_by_account_id() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.account_id IS NOT NULL THEN
+                    PERFORM pg_notify('paywall_facts', 'account:' || OLD.account_id);
+                END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.account_id IS NOT NULL THEN
+                    PERFORM pg_notify('paywall_facts', 'account:' || NEW.account_id);
+                END IF;
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE FUNCTION paywall_facts_by_person() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM pg_notify('paywall_facts', 'person:' || OLD.person_key); END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM pg_notify('paywall_facts', 'person:' || NEW.person_key); END IF;
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE FUNCTION paywall_facts_catalog() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('paywall_facts', 'catalog');
+                RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER accounts_facts AFTER INSERT OR UPDATE OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION paywall_facts_by_account()",
+            "CREATE TRIGGER memberships_facts AFTER INSERT OR UPDATE OR DELETE ON memberships FOR EACH ROW EXECUTE FUNCTION paywall_facts_by_account_id()",
+            "CREATE TRIGGER trials_facts AFTER INSERT OR UPDATE OR DELETE ON trials FOR EACH ROW EXECUTE FUNCTION paywall_facts_by_account_id()",
+            "CREATE TRIGGER trials_facts_person AFTER INSERT OR UPDATE OR DELETE ON trials FOR EACH ROW EXECUTE FUNCTION paywall_facts_by_person()",
+            "CREATE TRIGGER titles_facts AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON titles FOR EACH STATEMENT EXECUTE FUNCTION paywall_facts_catalog()",
+            "CREATE TRIGGER title_tags_facts AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON title_tags FOR EACH STATEMENT EXECUTE FUNCTION paywall_facts_catalog()",
+            "CREATE TRIGGER plans_facts AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON plans FOR EACH STATEMENT EXECUTE FUNCTION paywall_facts_catalog()",
+            "CREATE TRIGGER plan_titles_facts AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON plan_titles FOR EACH STATEMENT EXECUTE FUNCTION paywall_facts_catalog()",
+        ]),
     ]
 }
 

@@ -51,7 +51,9 @@ extension Store {
 
     /// The account with this id, or nil.
     public func account(id: AccountID) throws(StoreError) -> Account? {
-        try readHot { hot in try hot.account(id: id.rawValue) }
+        try cachedFact(group: "account:\(id.rawValue)", key: "account") {
+            () throws(StoreError) -> Account? in try readHot { hot in try hot.account(id: id.rawValue) }
+        }
     }
 
     /// The account with this email (compared case-insensitively), or nil.

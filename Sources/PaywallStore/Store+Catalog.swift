@@ -58,7 +58,9 @@ extension Store {
 
     /// The title with this id, or nil. (One statement, on every access check: a hot reader.)
     public func title(id: TitleID) throws(StoreError) -> Title? {
-        try readHot { hot in try hot.title(id: id.rawValue) }
+        try cachedFact(group: "catalog", key: "title:\(id.rawValue)") { () throws(StoreError) -> Title? in
+            try readHot { hot in try hot.title(id: id.rawValue) }
+        }
     }
 
     static func titleExists(_ db: any SQLConnection, _ id: TitleID) throws -> Bool {

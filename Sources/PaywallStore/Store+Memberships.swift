@@ -134,7 +134,16 @@ extension Store {
     /// Every membership of the account, newest first, each with the titles its plan
     /// grants: one statement on a hot reader (every access check reads it).
     public func membershipsWithBundles(accountID: AccountID) throws(StoreError) -> [(Membership, TitleBundle)] {
-        try readHot { hot in try hot.membershipsWithBundles(accountID: accountID.rawValue) }
+        try cachedFact(group: "account:\(accountID.rawValue)", key: "memberships") { () throws(StoreError) -> [MembershipWithBundle] in
+            try readHot { hot in try hot.membershipsWithBundles(accountID: accountID.rawValue).map(MembershipWithBundle.init) }
+        }.map { ($0.membership, $0.bundle) }
+    }
+
+    /// A membership and its plan's titles, as cached (a tuple is not Sendable).
+    struct MembershipWithBundle: Sendable {
+        var membership: Membership
+        var bundle: TitleBundle
+        init(_ pair: (Membership, TitleBundle)) { (membership, bundle) = pair }
     }
 
     /// A membership's status changes, oldest first.

@@ -42,16 +42,20 @@ extension Store {
 
     /// The trial of an account, or nil if it never had one.
     public func trial(accountID: AccountID) throws(StoreError) -> Trial? {
-        try readHotSQL { db in
-            try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
-                .map(Trial.init(row:))
+        try cachedFact(group: "account:\(accountID.rawValue)", key: "trial") { () throws(StoreError) -> Trial? in
+            try readHotSQL { db in
+                try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
+                    .map(Trial.init(row:))
+            }
         }
     }
 
     /// Whether the person behind `email` may still start a free trial.
     public func isTrialEligible(email: EmailAddress) throws(StoreError) -> Bool {
-        try readHotSQL { db in
-            !(try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)", [email.personKey]) ?? false)
+        try cachedFact(group: "person:\(email.personKey)", key: "eligible") { () throws(StoreError) -> Bool in
+            try readHotSQL { db in
+                !(try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)", [email.personKey]) ?? false)
+            }
         }
     }
 

@@ -152,4 +152,41 @@ struct SharedStoreTests {
         #expect(counted == ["applied": 1, "duplicate": 11])
         #expect(try f.store.memberships(accountID: account.id).count == 1)
     }
+
+    /// Polls `body` until it is true or `seconds` pass.
+    func eventually(_ seconds: Double = 3, _ body: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try body() { return true }
+            usleep(10_000)
+        }
+        return try body()
+    }
+
+    @Test("facts one store caches are dropped when another store changes them", arguments: TestBackend.postgresOnly)
+    func cachedFactsFollowChanges(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let account = try f.account("ada@example.com")
+        try f.plan("news")
+        try f.title("euronews")
+        let other = try f.reopen()
+        defer { try? other.close() }
+        #expect(eventually(15) { other.cachesFacts }, "the other store listens for changes")
+        // Cached on the other store…
+        #expect(try other.membershipsWithBundles(accountID: account.id).isEmpty)
+        #expect(try other.isTrialEligible(email: EmailAddress("ada@example.com")))
+        #expect(try other.account(id: account.id)?.displayName == nil)
+        #expect(try other.title(id: TitleID(rawValue: "euronews"))?.tags == [])
+        // …changed through this one: the other sees each change within moments.
+        _ = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "news"), periodEnd: f.clock.now().addingTimeInterval(86_400),
+                                        source: .admin, actor: f.admin)
+        #expect(try eventually { try other.membershipsWithBundles(accountID: account.id).count == 1 })
+        _ = try f.store.startTrial(accountID: account.id, duration: 86_400, actor: f.admin)
+        #expect(try eventually { try !other.isTrialEligible(email: EmailAddress("ada@example.com")) })
+        #expect(try eventually { try other.trial(accountID: account.id) != nil })
+        try f.store.setDisplayName(accountID: account.id, displayName: "Ada", actor: f.admin)
+        #expect(try eventually { try other.account(id: account.id)?.displayName == "Ada" })
+        _ = try f.store.setTitleTags(id: TitleID(rawValue: "euronews"), tags: ["europe"], actor: f.admin)
+        #expect(try eventually { try other.title(id: TitleID(rawValue: "euronews"))?.tags == ["europe"] })
+    }
 }

@@ -41,6 +41,7 @@ load() {  # mode tokens port seconds connections
   MODE="$1" TOKENS="$2" THREADS=$THREADS wrk -t$THREADS -c"${5:-$CONNECTIONS}" -d"$4"s --latency -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:$3/v1/access" 2>&1
 }
 serve() {  # port database
+  (echo > "/dev/tcp/127.0.0.1/$1") 2> /dev/null && { echo "postgres.sh: port $1 is taken (a server left from an earlier run?)" >&2; exit 1; }
   "$BIN/paywall" serve --port "$1" --db "$2" --keys "$DIR/Keys" --policies "$DIR/policies" --log-level error > /dev/null & PIDS+=($!)
   wait_port "$1"
 }
@@ -71,8 +72,9 @@ serve 18191 "$PG"; serve 18192 "$PG"
 load member "$DIR/member-tokens.txt" 18192 3 > /dev/null
 row "members, PostgreSQL, one server (reference for the next row)" "$(load member "$DIR/member-tokens.txt" 18191 "$SECONDS_EACH")"
 load member "$DIR/member-tokens.txt" 18191 "$SECONDS_EACH" $((CONNECTIONS / 2)) > "$DIR/a.txt" &
+FIRST=$!
 load member "$DIR/member-tokens.txt" 18192 "$SECONDS_EACH" $((CONNECTIONS / 2)) > "$DIR/b.txt"
-wait
+wait "$FIRST"  # not a bare wait: the servers are background jobs too
 row "members, PostgreSQL, server A of two" "$(cat "$DIR/a.txt")"
 row "members, PostgreSQL, server B of two" "$(cat "$DIR/b.txt")"
 both=$(cat "$DIR/a.txt" "$DIR/b.txt" | awk '/Requests\/sec/ {s += $2} END {printf "%.2f", s}')

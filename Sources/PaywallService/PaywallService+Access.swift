@@ -155,10 +155,11 @@ extension PaywallService {
     public static let maximumPreview = 100
 
     /// Runs `body` on the caller's task over SQLite (local reads, measured cheaper than a
-    /// thread hop), on the blocking pool over PostgreSQL (network waits).
+    /// thread hop); over PostgreSQL, on the caller's task too when it needs no round trip
+    /// (its facts cached), else again on the blocking pool (network waits).
     func offCooperativePoolIfShared<T: Sendable>(_ body: @escaping @Sendable (PaywallService) throws(ServiceError) -> T) async throws(ServiceError) -> T {
-        if store.isShared { return try await blocking(body) }
-        return try body(self)
+        if let done = try store.withoutWaiting({ () throws(ServiceError) -> T in try body(self) }) { return done }
+        return try await blocking(body)
     }
 
     /// Decides for several articles at once without consuming or recording anything

@@ -50,6 +50,10 @@ extension Store {
     private func commitMetered(_ batch: [GroupCommit.Pending]) -> [Result<MeteredRead, StoreError>] {
         do {
             if readOnly { throw StoreError.readOnly(path: location) }
+            if let postgres = backend as? PostgresBackend,
+               let outcomes = try postgres.pipelinedMeteredReads(batch.map { ($0.read, $0.window, $0.limit) }) {
+                return outcomes.map { .success($0) }
+            }
             return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
                 try batch.map { pending -> Result<MeteredRead, StoreError> in
                     do {

@@ -122,7 +122,10 @@ struct PruneHourly: Service {
     var interval: Duration = .seconds(3_600)
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        // Cancelled (the group ends because another service failed, e.g. the port is taken)
+        // is not a graceful shutdown: without the second test the sleep below returns at
+        // once, forever, and the process spins (seen: 100% CPU, no exit).
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let report = try await service.blocking { service throws(ServiceError) in try service.prune(actor: .system) }
                 if report.sessions + report.sessionDevices + report.emailLinks + report.outbox > 0 {

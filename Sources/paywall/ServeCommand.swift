@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import Logging
 import Metrics
 import Prometheus
@@ -116,6 +117,11 @@ struct ServeCommand: AsyncParsableCommand {
             try await PaywallServer.run(api: api, settings: server, logger: logger) { host, port in
                 Self.printWelcome(host: host, port: port, database: service.databaseLocation, demo: isDemo, readers: readers)
             }
+        } catch let error as IOError {
+            // Binding failed (the port is taken, or not ours to use): say where and why.
+            try? service.close()
+            printError("cannot listen on \(server.host):\(server.port): \(String(cString: strerror(error.errnoCode))); choose another --port or stop what holds it")
+            throw ExitStatus.refused
         } catch {
             try? service.close()
             throw fail(error)

@@ -216,6 +216,19 @@ struct ServeTests {
         #expect(try store.meterUsage(subject: deviceKey, window: 30 * 86_400).used == 3)
     }
 
+    @Test("a port already taken: a clear message and a non-zero exit, at once (no spinning)")
+    func portTaken() throws {
+        let cli = try seeded()
+        let arguments = ["--policies", cli.folder.appendingPathComponent("policies").path]
+        let first = try ServerProcess(cli, arguments: arguments)
+        let started = Date()
+        let second = try cli.run(["serve", "--port", String(first.port)] + arguments)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("cannot listen on 127.0.0.1:\(first.port)"), "\(second.stderr)")
+        #expect(Date().timeIntervalSince(started) < 20)
+        #expect(first.stop() == 0)
+    }
+
     @Test("kill -9 during a stream of metered checks: every read answered full is in the store")
     func killDuringChecks() async throws {
         let cli = try seeded()

@@ -103,8 +103,7 @@ extension PaywallService {
                 // Without a subject nothing can be counted or recorded: the meter is spent
                 // (fail closed), or every reader could read without limit by sending no id.
                 guard let subject else { return MeterFacts(used: meter.limit, alreadyRead: false) }
-                let used = try store.meterUsage(subject: subject, window: meter.window, at: at).used
-                let reread = try store.hasRead(subject: subject, title: titleID, article: articleID, window: meter.window, at: at)
+                let (used, reread) = try store.meterFacts(subject: subject, window: meter.window, title: titleID, article: articleID, at: at)
                 return MeterFacts(used: used, alreadyRead: reread)
             }
             return facts

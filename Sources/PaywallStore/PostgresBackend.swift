@@ -45,7 +45,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// The facts this server keeps, dropped on other servers' changes (``FactsCache``).
     let facts = FactsCache()
     /// Listens for changed facts while the store is open.
-    private let listener = Mutex<Task<Void, Never>?>(nil)
+    private let listener: ChannelListener
 
     /// The channel facts' changes are announced on (by triggers, v12-facts-notifications).
     static let factsChannel = "paywall_facts"
@@ -54,6 +54,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         let parsed = try PostgresLocation(url: url)
         location = parsed.redacted
         readOnly = configuration.readOnly
+        let cache = facts
+        listener = ChannelListener(
+            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,
+            connected: { cache.setEnabled(true) }, disconnected: { cache.setEnabled(false) }, payload: { cache.invalidate($0) })
         connections = PostgresConnectionPool(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(4, configuration.maximumReaderCount * 4),
             waitLimit: configuration.busyTimeout, location: parsed.redacted)
@@ -63,16 +67,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             connections.close()
             throw storeError(error)
         }
-        let notifications = notifications(channel: Self.factsChannel, disconnected: { [facts] in facts.setEnabled(false) })
-        let cache = facts
-        listener.withLock {
-            $0 = Task {
-                for await payload in notifications {
-                    // "" after each (re)connection: start empty, then serve from the cache.
-                    if payload.isEmpty { cache.setEnabled(true) } else { cache.invalidate(payload) }
-                }
-            }
-        }
+        listener.start()
     }
 
     // MARK: - Transactions
@@ -341,7 +336,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     }
 
     func close() throws {
-        listener.withLock { $0?.cancel() }
+        listener.stop()
         facts.setEnabled(false)
         connections.close()
     }
@@ -350,7 +345,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// reconnections (with a backoff up to 5 s while the server is away). After every
     /// (re)connection an empty payload is yielded: notifications sent while disconnected
     /// are lost, so the listener should look at the database again.
-    func notifications(channel: String, disconnected: @escaping @Sendable () -> Void = {}) -> AsyncStream<String> {
+    func notifications(channel: String) -> AsyncStream<String> {
         let configuration = connections.configuration
         let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
         return AsyncStream { continuation in
@@ -365,7 +360,6 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             delay = .milliseconds(100)
                             for try await notification in stream { continuation.yield(notification.payload) }
                         } catch {}
-                        disconnected()
                         try? await connection.close()
                     } catch {}
                     try? await Task.sleep(for: delay)
@@ -375,6 +369,77 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+    }
+}
+
+/// A connection of its own listening on a channel, reconnecting with a backoff (up to 5 s)
+/// while the server is away; all of it on one NIO event loop, never on Swift's cooperative
+/// pool (which request handling may keep busy: the facts cache must hear of changes even
+/// then). `connected` runs once `LISTEN` is in place, `disconnected` when the connection is
+/// lost (notifications sent meanwhile are lost: the listener's owner must forget what it
+/// cached).
+final class ChannelListener: @unchecked Sendable {
+    private let configuration: PostgresConnection.Configuration
+    private let channel: String
+    private let connected: @Sendable () -> Void
+    private let disconnected: @Sendable () -> Void
+    private let payload: @Sendable (String) -> Void
+    private let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+    // Touched on `eventLoop` only.
+    private var connection: PostgresConnection?
+    private var stopped = false
+    private var delay: TimeAmount = .milliseconds(100)
+
+    init(configuration: PostgresConnection.Configuration, channel: String, connected: @escaping @Sendable () -> Void,
+         disconnected: @escaping @Sendable () -> Void, payload: @escaping @Sendable (String) -> Void) {
+        self.configuration = configuration
+        self.channel = channel
+        self.connected = connected
+        self.disconnected = disconnected
+        self.payload = payload
+    }
+
+    func start() { eventLoop.execute { self.connect() } }
+
+    func stop() {
+        eventLoop.execute {
+            self.stopped = true
+            let _: EventLoopFuture<Void>? = self.connection?.close()
+        }
+    }
+
+    private func connect() {
+        guard !stopped else { return }
+        PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: PostgresSQL.logger).whenComplete { result in
+            guard case let .success(connection) = result else { return self.retry() }
+            if self.stopped {
+                let _: EventLoopFuture<Void> = connection.close()
+                return
+            }
+            self.connection = connection
+            let payload = self.payload
+            connection.addListener(channel: self.channel) { _, notification in payload(notification.payload) }
+            // The channel is a constant of this module, not input.
+            connection.query(PostgresQuery(unsafeSQL: "LISTEN \(self.channel)"), logger: PostgresSQL.logger).whenComplete { listened in
+                if case .success = listened {
+                    self.delay = .milliseconds(100)
+                    self.connected()
+                } else {
+                    let _: EventLoopFuture<Void> = connection.close()
+                }
+            }
+            connection.closeFuture.whenComplete { _ in
+                self.connection = nil
+                self.disconnected()
+                self.retry()
+            }
+        }
+    }
+
+    private func retry() {
+        guard !stopped else { return }
+        eventLoop.scheduleTask(in: delay) { self.connect() }
+        delay = min(delay * 2, .seconds(5))
     }
 }
 
@@ -388,29 +453,44 @@ final class LazySnapshot: SQLConnection {
 
     var dialect: SQLDialect { .postgres }
 
+    /// The BEGIN sent with the first statement, not yet confirmed.
+    private var pendingBegin: EventLoopFuture<PostgresQueryResult>?
+
+    /// Leases the connection and sends BEGIN without waiting for it: it travels with the
+    /// first statement (one round trip; a connection answers in order).
     private func sql() throws -> PostgresSQL {
         if let open { return open.sql }
         let connection = try backend.connections.lease()
+        pendingBegin = connection.query(PostgresQuery(unsafeSQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), logger: PostgresSQL.logger)
         let sql = PostgresSQL(connection: connection, backend: backend)
-        do {
-            try sql.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        } catch {
-            backend.connections.giveBack(connection, reusable: !PostgresConnectionPool.connectionFailed(error))
-            throw error
-        }
         open = (connection, sql)
         return sql
     }
 
+    /// Runs `statement`, then confirms the BEGIN sent before it (its failure is the error).
+    private func run<T>(_ statement: (PostgresSQL) throws -> T) throws -> T {
+        let sql = try self.sql()
+        let result: Result<T, any Error> = Result { try statement(sql) }
+        if let begin = pendingBegin {
+            pendingBegin = nil
+            _ = try begin.wait()
+        }
+        return try result.get()
+    }
+
     @discardableResult
-    func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int { try self.sql().execute(sql, arguments) }
-    func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] { try self.sql().fetchAll(sql, arguments) }
+    func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int { try run { try $0.execute(sql, arguments) } }
+    func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] { try run { try $0.fetchAll(sql, arguments) } }
     func lockMeters(_ subjects: [String]) throws {}  // read-only
 
     /// Commits (or rolls back) and gives the connection back, if one was taken.
     func end(commit: Bool) {
         guard let open else { return }
         self.open = nil
+        if let begin = pendingBegin {
+            pendingBegin = nil
+            _ = try? begin.wait()
+        }
         do {
             try open.sql.execute(commit ? "COMMIT" : "ROLLBACK")
             backend.connections.giveBack(open.connection, reusable: true)
@@ -419,17 +499,19 @@ final class LazySnapshot: SQLConnection {
         }
     }
 
-    /// Commits; a failed commit is the caller's error.
+    /// Ends the read-only transaction. The COMMIT is sent and the connection given back at
+    /// once: its next user's statements queue behind the COMMIT on the connection, and a
+    /// read-only transaction has nothing to lose (a connection that died fails its next
+    /// user's statement, and the pool drops it then).
     func endOrThrow() throws {
         guard let open else { return }
         self.open = nil
-        do {
-            try open.sql.execute("COMMIT")
-            backend.connections.giveBack(open.connection, reusable: true)
-        } catch {
-            backend.connections.giveBack(open.connection, reusable: !PostgresConnectionPool.connectionFailed(error))
-            throw error
+        if let begin = pendingBegin {
+            pendingBegin = nil
+            _ = try begin.wait()
         }
+        _ = open.connection.query(PostgresQuery(unsafeSQL: "COMMIT"), logger: PostgresSQL.logger)
+        backend.connections.giveBack(open.connection, reusable: true)
     }
 }
 

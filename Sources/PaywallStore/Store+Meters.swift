@@ -116,6 +116,26 @@ extension Store {
         }
     }
 
+    /// The meter facts of a decision: distinct articles `subject` read in the window
+    /// ending at `instant`, and whether this article is one of them. One statement on
+    /// PostgreSQL (a round trip each costs more than the query), the two hot reads on SQLite.
+    public func meterFacts(subject: MeterSubject, window: TimeInterval, title: TitleID, article: String, at instant: Date) throws(StoreError) -> (used: Int, alreadyRead: Bool) {
+        let start = instant.addingTimeInterval(-window).millis
+        let end = instant.millis
+        return try readHot { hot in
+            if hot.connection.dialect == .postgres {
+                guard let row = try hot.connection.fetchOne(
+                    "SELECT (\(MeterSQL.countAll)), (\(MeterSQL.readInWindow))",
+                    [subject.key, start, end, subject.key, start, end, title.rawValue, article]) else { return (0, false) }
+                let used: Int = row[0]
+                let already: Bool = row[1]
+                return (used, already)
+            }
+            return (try hot.meterCount(subject: subject.key, start: start, end: end, title: nil),
+                    try hot.hasRead(subject: subject.key, title: title.rawValue, article: article, start: start, end: end))
+        }
+    }
+
     /// Distinct articles `subject` read in the rolling window `(now - window, now]`,
     /// optionally only of one title.
     public func meterUsage(subject: MeterSubject, window: TimeInterval, title: TitleID? = nil, at instant: Date? = nil) throws(StoreError) -> MeterUsage {

@@ -3,6 +3,7 @@ import GRDB
 import Testing
 import PaywallCore
 @testable import PaywallStore
+import PaywallTestSupport
 
 @Suite("Migrations")
 struct MigrationTests {
@@ -179,5 +180,17 @@ struct MigrationTests {
         #expect(throws: StoreError.schemaOutdated(path: path, pendingMigrations: Array(Migrations.identifiers.dropFirst()))) {
             try Store(path: path, configuration: configuration)
         }
+    }
+
+    @Test("PostgreSQL: the same migration identifiers; a database a newer paywall migrated is refused", arguments: TestBackend.postgresOnly)
+    func postgresVersions(backend: TestBackend) throws {
+        #expect(PostgresMigrations.identifiers == Migrations.identifiers, "a version must mean one schema on both backends")
+        let f = try StoreFixture(backend: backend)
+        #expect(try f.store.health().appliedMigrations == Migrations.identifiers)
+        try f.store.write { try $0.execute("INSERT INTO paywall_migrations (identifier, applied_at) VALUES ('v99-future', 0)") }
+        #expect(throws: StoreError.schemaTooNew(path: f.store.location, unknownMigrations: ["v99-future"])) { try f.reopen() }
+        var readOnly = StoreConfiguration()
+        readOnly.readOnly = true
+        #expect(throws: StoreError.schemaTooNew(path: f.store.location, unknownMigrations: ["v99-future"])) { try Store(location: f.path, configuration: readOnly) }
     }
 }

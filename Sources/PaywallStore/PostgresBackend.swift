@@ -60,7 +60,8 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             connected: { cache.setEnabled(true) }, disconnected: { cache.setEnabled(false) }, payload: { cache.invalidate($0) })
         connections = PostgresConnectionPool(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(4, configuration.maximumReaderCount * 4),
-            waitLimit: configuration.busyTimeout, location: parsed.redacted)
+            waitLimit: configuration.busyTimeout, location: parsed.redacted,
+            listening: (Self.factsChannel, { [facts] in facts.invalidate($0) }))
         do {
             try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly)
         } catch {
@@ -81,18 +82,32 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try retrying {
             try connections.with { connection in
-                try transaction(connection, begin: "BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+                let result = try transaction(connection, begin: "BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+                try heardOwnNotifications(connection)
+                return result
             }
         }
+    }
+
+    /// Returns once this connection's own notifications (a fact this write changed) have
+    /// reached the facts cache. PostgreSQL sends a session its own notifications just
+    /// before its next ReadyForQuery, which may follow the COMMIT's answer: one more round
+    /// trip on the connection (answered after them) makes sure this server's cache no
+    /// longer holds what the write changed when the write returns. Writes only: checks,
+    /// which are many, pay nothing.
+    private func heardOwnNotifications(_ connection: PostgresConnection) throws {
+        _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger).wait()
     }
 
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
         try retrying {  // deadlocks only: the locks are taken in one order
             try connections.with { connection in
-                try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { sql in
+                let result = try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { sql in
                     try sql.lockMeters(subjects)
                     return try body(sql)
                 }
+                try heardOwnNotifications(connection)
+                return result
             }
         }
     }
@@ -616,11 +631,35 @@ final class PostgresConnectionPool: @unchecked Sendable {
     private var nextID = 0
     private static let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    init(configuration: PostgresConnection.Configuration, maximum: Int, waitLimit: Double, location: String) {
+    /// A channel every connection listens on, and what to do with its notifications.
+    let listening: (channel: String, handle: @Sendable (String) -> Void)?
+
+    init(configuration: PostgresConnection.Configuration, maximum: Int, waitLimit: Double, location: String,
+         listening: (channel: String, handle: @Sendable (String) -> Void)? = nil) {
         self.configuration = configuration
         self.maximum = maximum
         self.waitLimit = waitLimit
         self.location = location
+        self.listening = listening
+    }
+
+    /// A new connection, listening on ``listening``'s channel. Why every connection: a
+    /// session receives its own transaction's notifications before the answer to its
+    /// COMMIT, so a server's own change of a fact has left its cache by the time the write
+    /// returns (the separate listener alone would hear of it a moment later).
+    private func connect(id: Int) throws -> PostgresConnection {
+        let connection = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: Self.logger).wait()
+        guard let listening else { return connection }
+        do {
+            let handle = listening.handle
+            connection.addListener(channel: listening.channel) { _, notification in handle(notification.payload) }
+            // The channel is a constant of this module, not input.
+            _ = try connection.query(PostgresQuery(unsafeSQL: "LISTEN \(listening.channel)"), logger: Self.logger).wait()
+            return connection
+        } catch {
+            let _: EventLoopFuture<Void> = connection.close()
+            throw error
+        }
     }
 
     /// Runs `body` on a leased connection. A connection whose failure was not the
@@ -670,7 +709,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
                 let id = nextID
                 condition.unlock()
                 do {
-                    return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: Self.logger).wait()
+                    return try connect(id: id)
                 } catch {
                     condition.lock()
                     open -= 1

@@ -189,4 +189,18 @@ struct SharedStoreTests {
         _ = try f.store.setTitleTags(id: TitleID(rawValue: "euronews"), tags: ["europe"], actor: f.admin)
         #expect(try eventually { try other.title(id: TitleID(rawValue: "euronews"))?.tags == ["europe"] })
     }
+
+    @Test("a store's own change of a fact has left its cache when the write returns", arguments: TestBackend.postgresOnly)
+    func ownChangesAtOnce(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let account = try f.account("ada@example.com")
+        for round in 0..<20 { try f.plan("plan-\(round)") }
+        #expect(eventually(15) { f.store.cachesFacts })
+        for round in 0..<20 {
+            #expect(try f.store.membershipsWithBundles(accountID: account.id).count == round)  // cached
+            _ = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "plan-\(round)"), periodEnd: f.clock.now().addingTimeInterval(86_400),
+                                            source: .admin, actor: f.admin)
+            #expect(try f.store.membershipsWithBundles(accountID: account.id).count == round + 1, "round \(round): the grant was not seen at once")
+        }
+    }
 }

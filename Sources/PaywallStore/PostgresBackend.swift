@@ -122,58 +122,53 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// Why: read by read with savepoints a metered read took six round trips on the group
     /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second).
     func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Store.MeteredRead]? {
-        try retrying {
-            try connections.with { connection -> [Store.MeteredRead]? in
-                let sql = PostgresSQL(connection: connection, backend: self)
-                try sql.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                do {
-                    var lock = PostgresBindings()
-                    lock.append(Array(Set(reads.map(\.read.subject.key))).sorted())
-                    // Sorted: transactions that lock several subjects lock them in one order.
-                    let locked = connection.query(PostgresQuery(unsafeSQL: Self.lockSubjectsSQL, binds: lock), logger: PostgresSQL.logger)
-                    let answers = reads.map { item in
-                        var binds = PostgresBindings(capacity: 7)
-                        binds.append(item.read.subject.key)
-                        binds.append(item.read.at.addingTimeInterval(-item.window).millis)
-                        binds.append(item.read.titleID.rawValue)
-                        binds.append(item.read.articleID)
-                        binds.append(item.read.at.millis)
-                        binds.append(Int64(item.limit))
-                        return connection.query(PostgresQuery(unsafeSQL: Self.meteredReadSQL, binds: binds), logger: PostgresSQL.logger)
-                    }
-                    _ = try locked.wait()
-                    var outcomes: [Store.MeteredRead] = []
-                    var failed: (any Error)?
-                    for answer in answers {
-                        do {
-                            let row = try answer.wait().rows.first
-                            let values = try row.map { try $0.map(PostgresSQL.value) } ?? []
-                            guard values.count == 3, case let .integer(already) = values[0], case let .integer(used) = values[1],
-                                  case let .integer(inserted) = values[2] else { throw PostgresConnectionPool.Broken(underlying: PostgresConnectionPool.Unavailable(detail: "unexpected answer to a metered read")) }
-                            if already != 0 {
-                                outcomes.append(.reread)
-                            } else if inserted != 0 {
-                                outcomes.append(.recorded(used: Int(used) + 1))
-                            } else {
-                                outcomes.append(.exhausted(used: Int(used)))
-                            }
-                        } catch {
-                            failed = failed ?? error  // wait for every answer before going on
+        /// A statement of the batch failed on its own: the caller goes read by read.
+        struct StatementFailed: Error {}
+        do {
+            return try retrying {
+                try connections.with { connection in
+                    try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { _ in
+                        let locked = connection.query(Self.lockSubjects(reads.map(\.read.subject.key)), logger: PostgresSQL.logger)
+                        let answers = reads.map { item in
+                            var binds = PostgresBindings(capacity: 6)
+                            binds.append(item.read.subject.key)
+                            binds.append(item.read.at.addingTimeInterval(-item.window).millis)
+                            binds.append(item.read.titleID.rawValue)
+                            binds.append(item.read.articleID)
+                            binds.append(item.read.at.millis)
+                            binds.append(Int64(item.limit))
+                            return connection.query(PostgresQuery(unsafeSQL: Self.meteredReadSQL, binds: binds), logger: PostgresSQL.logger)
                         }
+                        _ = try locked.wait()
+                        // Every answer is waited for before going on (the connection is in order).
+                        let results = answers.map { answer in Result { try answer.wait().rows.first.map { try $0.map(PostgresSQL.value) } ?? [] } }
+                        var outcomes: [Store.MeteredRead] = []
+                        for result in results {
+                            let values: [SQLValue]
+                            do {
+                                values = try result.get()
+                            } catch where !Self.isRetryable(error) && !PostgresConnectionPool.connectionFailed(error) {
+                                throw StatementFailed()
+                            }
+                            guard values.count == 3, case let .integer(already) = values[0], case let .integer(used) = values[1],
+                                  case let .integer(inserted) = values[2] else { preconditionFailure("a metered read's statement answered \(values)") }
+                            outcomes.append(already != 0 ? .reread : inserted != 0 ? .recorded(used: Int(used) + 1) : .exhausted(used: Int(used)))
+                        }
+                        return outcomes
                     }
-                    if let failed {
-                        if Self.isRetryable(failed) || PostgresConnectionPool.connectionFailed(failed) || failed is PostgresConnectionPool.Broken { throw failed }
-                        try sql.execute("ROLLBACK")
-                        return nil
-                    }
-                    try sql.execute("COMMIT")
-                    return outcomes
-                } catch {
-                    do { try sql.execute("ROLLBACK") } catch { throw PostgresConnectionPool.Broken(underlying: error) }
-                    throw error
                 }
             }
+        } catch is StatementFailed {
+            return nil  // rolled back by the transaction
         }
+    }
+
+    /// Takes the meter locks of `subjects`, sorted (transactions that lock several lock them
+    /// in one order), in one statement.
+    static func lockSubjects(_ subjects: [String]) -> PostgresQuery {
+        var binds = PostgresBindings()
+        binds.append(Set(subjects).sorted())
+        return PostgresQuery(unsafeSQL: lockSubjectsSQL, binds: binds)
     }
 
     static let lockSubjectsSQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(s, 0))) FROM (SELECT s FROM unnest($1::text[]) AS s ORDER BY s) AS sorted"
@@ -211,7 +206,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         do {
             result = try Self.current.with(owner: self, hot: PlainHotQueries(connection: lazy), body)
         } catch {
-            lazy.end(commit: false)
+            lazy.rollback()
             throw error
         }
         try lazy.endOrThrow()
@@ -361,28 +356,12 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// (re)connection an empty payload is yielded: notifications sent while disconnected
     /// are lost, so the listener should look at the database again.
     func notifications(channel: String) -> AsyncStream<String> {
-        let configuration = connections.configuration
-        let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
-        return AsyncStream { continuation in
-            let task = Task {
-                var delay: Duration = .milliseconds(100)
-                while !Task.isCancelled {
-                    do {
-                        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
-                        do {
-                            let stream = try await connection.listen(channel)
-                            continuation.yield("")
-                            delay = .milliseconds(100)
-                            for try await notification in stream { continuation.yield(notification.payload) }
-                        } catch {}
-                        try? await connection.close()
-                    } catch {}
-                    try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(5))
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
+        AsyncStream { continuation in
+            let listener = ChannelListener(
+                configuration: connections.configuration, channel: channel,
+                connected: { continuation.yield("") }, disconnected: {}, payload: { continuation.yield($0) })
+            listener.start()
+            continuation.onTermination = { _ in listener.stop() }
         }
     }
 }
@@ -498,8 +477,8 @@ final class LazySnapshot: SQLConnection {
     func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] { try run { try $0.fetchAll(sql, arguments) } }
     func lockMeters(_ subjects: [String]) throws {}  // read-only
 
-    /// Commits (or rolls back) and gives the connection back, if one was taken.
-    func end(commit: Bool) {
+    /// Rolls back (the body failed) and gives the connection back, if one was taken.
+    func rollback() {
         guard let open else { return }
         self.open = nil
         if let begin = pendingBegin {
@@ -507,7 +486,7 @@ final class LazySnapshot: SQLConnection {
             _ = try? begin.wait()
         }
         do {
-            try open.sql.execute(commit ? "COMMIT" : "ROLLBACK")
+            try open.sql.execute("ROLLBACK")
             backend.connections.giveBack(open.connection, reusable: true)
         } catch {
             backend.connections.giveBack(open.connection, reusable: false)
@@ -566,10 +545,10 @@ struct PostgresSQL: SQLConnection {
     /// Takes the meter locks of `subjects` (sorted: transactions that take several take
     /// them in one order) until the transaction ends.
     func lockMeters(_ subjects: [String]) throws {
-        for subject in Set(subjects).sorted() where !held.subjects.contains(subject) {
-            try execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [subject])
-            held.subjects.insert(subject)
-        }
+        let missing = Set(subjects).subtracting(held.subjects)
+        guard !missing.isEmpty else { return }
+        _ = try connection.query(PostgresBackend.lockSubjects(Array(missing)), logger: Self.logger).wait()
+        held.subjects.formUnion(missing)
     }
 
     private func run(_ sql: String, _ arguments: SQLArguments) throws -> PostgresQueryResult {

@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// `paywall policy publish|history|rollback` from the command line: refusals on stderr with
+/// a non-zero exit and nothing stored; a publication listed and rolled back.
+@Suite("paywall policy publish, history, rollback")
+struct PolicyPublishCLITests {
+    @Test("a broken folder, an unknown or malformed revision: refused, nothing published; then publish, history, rollback")
+    func publishing() throws {
+        let cli = try CLIHarness()
+        let broken = cli.folder.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try Data("rule \"half\" { when reader.signedIn grant }".utf8).write(to: broken.appendingPathComponent("a.policy"))
+        let refused = try cli.run(["policy", "publish", broken.path, "--author", "ada"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("a.policy:1:"), "diagnostics name the file and line: \(refused.stderr)")
+        let unknown = try cli.run(["policy", "rollback", "abc123"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("abc123"), "\(unknown.stderr)")
+        let malformed = try cli.run(["policy", "rollback", "not-hex"])
+        #expect(malformed.status != 0 && malformed.stderr.contains("revision"), "\(malformed.stderr)")
+        #expect(try cli.run(["policy", "history"]).stdout.contains("no policy was published"))
+
+        let published = try cli.run(["policy", "publish", CLIHarness.repositoryPolicies, "--author", "ada", "--json"])
+        #expect(published.status == 0, "\(published.stderr)")
+        let revision = try #require((try cli.json(published.stdout) as? [String: Any])?["revision"] as? String)
+        let history = try cli.run(["policy", "history"])
+        #expect(history.stdout.contains(revision) && history.stdout.contains("ada") && history.stdout.contains("(in force)"))
+        let back = try cli.run(["policy", "rollback", String(revision.prefix(8)), "--author", "bob"])
+        #expect(back.status == 0, "\(back.stderr)")
+        let entries = try #require(try cli.json(try cli.run(["policy", "history", "--json"]).stdout) as? [[String: Any]])
+        #expect(entries.compactMap { $0["revision"] as? String } == [revision, revision], "two publications of it, newest first")
+        #expect(entries.first?["author"] as? String == "bob")
+    }
+}

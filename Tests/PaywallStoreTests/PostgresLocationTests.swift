@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+@testable import PaywallStore
+
+/// `--db postgres://…` refused clearly before anything connects, and a password never in a
+/// message. Needs no PostgreSQL server.
+@Suite("PostgreSQL locations")
+struct PostgresLocationTests {
+    @Test("malformed URLs are refused, naming what is wrong and never the password", arguments: [
+        ("postgres://ada:s3cret@db.example", "names no database"),
+        ("postgres://db.example:5432/paywall", "names no user"),
+        ("postgres://ada:s3cret@db.example/paywall?sslmode=maybe", "sslmode must be"),
+        ("postgres://ada:s3cret@db.example/paywall?search_path=a;DROP", "search_path must be"),
+        ("postgres://ada:s3cret@db.example/paywall?application_name=x", "unknown URL parameter"),
+        ("postgres://", "not a URL"),
+    ])
+    func refused(url: String, reason: String) {
+        do {
+            let store = try Store(location: url)
+            try? store.close()
+            Issue.record("\(url) was accepted")
+        } catch {
+            #expect(error.description.contains(reason), "\(error)")
+            #expect(!error.description.contains("s3cret"), "the password leaked: \(error)")
+        }
+    }
+
+    @Test("a server that is not there: unavailable, quickly, without the password")
+    func unreachable() {
+        let started = Date()
+        do {
+            _ = try Store(location: "postgres://ada:s3cret@127.0.0.1:1/paywall")
+            Issue.record("a store opened with nothing listening")
+        } catch {
+            guard case .unavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+            #expect(!error.description.contains("s3cret"))
+            #expect(error.description.contains("postgres://ada@127.0.0.1:1/paywall"))
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test("URL forms: scheme in any case, percent-encoded passwords decoded once, loopback without TLS by default")
+    func forms() throws {
+        let upper = try PostgresLocation(url: "POSTGRES://ada:p%25w@localhost/paywall")
+        #expect(PostgresLocation.isURL("POSTGRESQL://x@y/z"))
+        #expect(upper.password == "p%w" && upper.sslMode == "disable" && upper.port == 5432)
+        #expect(upper.redacted == "postgres://ada@localhost:5432/paywall")
+        #expect(try PostgresLocation(url: "postgres://ada@db.example/paywall").sslMode == "require")
+        #expect(PostgresLocation.redact("postgres://ada:s3cret@h/d") == "postgres://ada:***@h/d")
+    }
+}

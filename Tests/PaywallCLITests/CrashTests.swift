@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PaywallTestSupport
 import PaywallCore
 @testable import PaywallStore
 
@@ -18,7 +19,7 @@ struct CrashTests {
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
 
         // Feed reads from another thread, far more than will be acknowledged before the kill.
         let writer = Thread {

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import PaywallTestSupport
 import PaywallCore
 @testable import PaywallStore
 
@@ -27,7 +28,7 @@ final class ServerProcess: @unchecked Sendable {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
         // The first stdout line says where it listens.
         var buffer = ""
         let reader = stdout.fileHandleForReading

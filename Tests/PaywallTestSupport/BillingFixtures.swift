@@ -146,7 +146,7 @@ public final class AppleTestChain: @unchecked Sendable {
             process.currentDirectoryURL = base.url
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            try process.run()
+            try launch(process)
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": arguments.joined(separator: " ")]) }
         }

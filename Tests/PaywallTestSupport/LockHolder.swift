@@ -20,7 +20,7 @@ public final class LockHolder: @unchecked Sendable {
             """, path]
         process.standardInput = input
         process.standardOutput = output
-        try process.run()
+        try launch(process)
         let line = output.fileHandleForReading.availableData
         guard String(decoding: line, as: UTF8.self).contains("locked") else { throw DidNotStart() }
     }

@@ -20,9 +20,16 @@ final class HotReaders: Sendable {
     /// The snapshot the calling thread is in, if any (see ``snapshot(_:)``).
     private static let current = ThreadSpecificSnapshot()
 
-    init(path: String, count: Int, busyTimeout: Double) throws {
+    /// The server's cached facts (whose generation a snapshot notes as it begins).
+    let facts: FactsCache
+
+    init(path: String, count: Int, busyTimeout: Double, facts: FactsCache) throws {
+        self.facts = facts
         var config = Configuration()
         config.readonly = true
+        // A snapshot's transaction spans several `inDatabase` calls on its leased reader
+        // (``LazyHotSnapshot``): begun at its first query, ended when the check is done.
+        config.allowsUnsafeTransactions = true
         config.busyMode = .timeout(busyTimeout)
         config.label = "paywall.hot-reader"
         readers = try (0..<max(1, count)).map { _ in try HotReader(DatabaseQueue(path: path, configuration: config)) }
@@ -39,32 +46,116 @@ final class HotReaders: Sendable {
 
     /// Takes a free reader for the time of `body`.
     private func withFreeReader<T>(_ body: (HotReader) throws -> T) rethrows -> T {
-        slots.wait()
-        let index = available.withLock { $0.removeLast() }
-        defer {
-            available.withLock { $0.append(index) }
-            slots.signal()
-        }
+        let index = take()
+        defer { giveBack(index) }
         return try body(readers[index])
     }
+
+    /// Takes a free reader (waits for one); give its index back.
+    fileprivate func take() -> Int {
+        slots.wait()
+        return available.withLock { $0.removeLast() }
+    }
+
+    fileprivate func giveBack(_ index: Int) {
+        available.withLock { $0.append(index) }
+        slots.signal()
+    }
+
+    fileprivate func reader(_ index: Int) -> HotReader { readers[index] }
 
     /// Runs `body` with every hot read it makes on this thread in one read transaction of
     /// one reader: one consistent snapshot (a meter's count and "already read?" cannot
     /// straddle a concurrent commit), and one WAL read lock instead of one per statement.
+    /// The transaction begins at the first read (``LazyHotSnapshot``): a check whose facts
+    /// are all cached takes no reader.
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         if Self.current.current(of: self) != nil { return try body() }
-        return try withFreeReader { reader in try reader.queue.inDatabase { db in
-            // Prepared once per connection: `execute(sql:)` parsed both on every check.
-            try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
-            defer {
-                do { try db.cachedStatement(sql: "COMMIT").execute() } catch { try? db.execute(sql: "ROLLBACK") }
-            }
-            return try Self.current.with(owner: self, hot: SQLiteHotQueries(reader: reader, db: db), body)
-        } }
+        let lazy = LazyHotSnapshot(readers: self)
+        defer { lazy.end() }
+        return try Self.current.with(owner: self, hot: lazy, transaction: lazy, body)
     }
+
+    /// ``ThreadSpecificSnapshot/factsGeneration(of:)`` of this thread's snapshot.
+    func snapshotFactsGeneration() -> UInt64? { Self.current.factsGeneration(of: self) }
 
     func close() throws {
         for reader in readers { try reader.close() }
+    }
+}
+
+/// A snapshot's read transaction on one leased reader, begun at its first query (BEGIN
+/// DEFERRED then the query: SQLite's snapshot is the query's) and ended by ``end()``. Used
+/// on one thread only, like the snapshot it belongs to.
+final class LazyHotSnapshot: HotQueries, SnapshotTransaction {
+    private let readers: HotReaders
+    private var leased: Int?
+    private(set) var factsGenerationAtBegin: UInt64?
+
+    init(readers: HotReaders) { self.readers = readers }
+
+    /// Runs `body` on the leased reader inside the transaction, beginning both if needed.
+    func inTransaction<T>(_ body: (HotReader, Database) throws -> T) throws -> T {
+        let reader = try begin()
+        return try reader.queue.inDatabase { db in try body(reader, db) }
+    }
+
+    private func begin() throws -> HotReader {
+        if let leased { return readers.reader(leased) }
+        // Before the transaction's first read: an invalidation after this may concern a
+        // change the transaction does not see.
+        factsGenerationAtBegin = readers.facts.generation
+        let index = readers.take()
+        let reader = readers.reader(index)
+        do {
+            // Prepared once per connection: `execute(sql:)` parsed it on every check.
+            try reader.queue.inDatabase { db in try db.cachedStatement(sql: "BEGIN DEFERRED").execute() }
+        } catch {
+            readers.giveBack(index)
+            throw error
+        }
+        leased = index
+        return reader
+    }
+
+    /// Ends the read transaction, if it began, and gives the reader back.
+    func end() {
+        guard let index = leased else { return }
+        leased = nil
+        readers.reader(index).queue.inDatabase { db in
+            do { try db.cachedStatement(sql: "COMMIT").execute() } catch { try? db.execute(sql: "ROLLBACK") }
+        }
+        readers.giveBack(index)
+    }
+
+    var connection: any SQLConnection { LazyHotConnection(snapshot: self) }
+    func account(emailKey: String) throws -> Account? { try inTransaction { try $0.account(emailKey: emailKey, $1) } }
+    func account(id: String) throws -> Account? { try inTransaction { try $0.account(id: id, $1) } }
+    func title(id: String) throws -> Title? { try inTransaction { try $0.title(id: id, $1) } }
+    func membershipsWithBundles(accountID: String) throws -> [(Membership, TitleBundle)] {
+        try inTransaction { try $0.membershipsWithBundles(accountID: accountID, $1) }
+    }
+    func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int {
+        try inTransaction { try $0.meterCount(subject: subject, start: start, end: end, title: title, $1) }
+    }
+    func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64) throws -> Bool {
+        try inTransaction { try $0.hasRead(subject: subject, title: title, article: article, start: start, end: end, $1) }
+    }
+}
+
+/// A lazy snapshot's connection, for the hot path's other reads.
+struct LazyHotConnection: SQLConnection {
+    let snapshot: LazyHotSnapshot
+    var dialect: SQLDialect { .sqlite }
+    func lockMeters(_ subjects: [String]) throws {}
+
+    @discardableResult
+    func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int {
+        try snapshot.inTransaction { _, db in try GRDBConnection(db: db).execute(sql, arguments) }
+    }
+
+    func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
+        try snapshot.inTransaction { _, db in try GRDBConnection(db: db).fetchAll(sql, arguments) }
     }
 }
 

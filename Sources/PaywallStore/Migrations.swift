@@ -322,6 +322,92 @@ enum Migrations {
         // step, so a version means the same on both backends.
         migrator.registerMigration("v12-facts-notifications") { _ in }
 
+        // SQLite's way of telling a server which cached facts changed (``FactsCache``):
+        // other processes (the CLI) write the same file, and SQLite has no notifications.
+        // The same triggers as PostgreSQL's `v12` append to a change log that the server
+        // reads after each of its own writes and at most every millisecond before a check
+        // (``SQLiteFactsChanges``); `prune` drops entries older than a day (a cache entry
+        // lives a minute). AUTOINCREMENT: ids never go back, even when the log is emptied.
+        migrator.registerMigration("v13-facts-changes") { db in
+            try db.execute(sql: """
+                CREATE TABLE facts_changes (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    payload TEXT NOT NULL,
+                    changed_at INTEGER NOT NULL
+                );
+                CREATE TRIGGER accounts_facts_insert AFTER INSERT ON accounts BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || NEW.id, CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER accounts_facts_update AFTER UPDATE ON accounts BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || OLD.id, CAST(strftime('%s', 'now') AS INTEGER));
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || NEW.id, CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER accounts_facts_delete AFTER DELETE ON accounts BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || OLD.id, CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER memberships_facts_insert AFTER INSERT ON memberships BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
+                END;
+                CREATE TRIGGER memberships_facts_update AFTER UPDATE ON memberships BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
+                END;
+                CREATE TRIGGER memberships_facts_delete AFTER DELETE ON memberships BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
+                END;
+                CREATE TRIGGER trials_facts_insert AFTER INSERT ON trials BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || NEW.person_key, CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER trials_facts_update AFTER UPDATE ON trials BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || OLD.person_key, CAST(strftime('%s', 'now') AS INTEGER));
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || NEW.person_key, CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER trials_facts_delete AFTER DELETE ON trials BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || OLD.person_key, CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER titles_facts_insert AFTER INSERT ON titles BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER titles_facts_update AFTER UPDATE ON titles BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER titles_facts_delete AFTER DELETE ON titles BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER title_tags_facts_insert AFTER INSERT ON title_tags BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER title_tags_facts_update AFTER UPDATE ON title_tags BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER title_tags_facts_delete AFTER DELETE ON title_tags BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER plans_facts_insert AFTER INSERT ON plans BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER plans_facts_update AFTER UPDATE ON plans BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER plans_facts_delete AFTER DELETE ON plans BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER plan_titles_facts_insert AFTER INSERT ON plan_titles BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER plan_titles_facts_update AFTER UPDATE ON plan_titles BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                CREATE TRIGGER plan_titles_facts_delete AFTER DELETE ON plan_titles BEGIN
+                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
+                END;
+                """)
+        }
+
         return migrator
     }()
 }

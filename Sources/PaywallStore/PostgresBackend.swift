@@ -197,6 +197,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         }
     }
 
+    /// Told by notifications (the listener turns the cache off while it cannot hear).
+    func catchUpOnFactChanges() -> Bool { true }
+
+    func snapshotFactsGeneration() -> UInt64? { Self.current.factsGeneration(of: self) }
+
     /// The snapshot begins at its first query: a check whose facts all come from the
     /// cache (``FactsCache``) leases no connection and sends nothing.
     func snapshot<T>(_ body: () throws -> T) throws -> T {
@@ -204,7 +209,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         let lazy = LazySnapshot(backend: self)
         let result: T
         do {
-            result = try Self.current.with(owner: self, hot: PlainHotQueries(connection: lazy), body)
+            result = try Self.current.with(owner: self, hot: PlainHotQueries(connection: lazy), transaction: lazy, body)
         } catch {
             lazy.rollback()
             throw error
@@ -439,9 +444,10 @@ final class ChannelListener: @unchecked Sendable {
 
 /// A read-only snapshot that leases its connection and begins its transaction at its first
 /// statement (used on one thread, inside ``PostgresBackend/snapshot(_:)``).
-final class LazySnapshot: SQLConnection {
+final class LazySnapshot: SQLConnection, SnapshotTransaction {
     let backend: PostgresBackend
     private var open: (connection: PostgresConnection, sql: PostgresSQL)?
+    private(set) var factsGenerationAtBegin: UInt64?
 
     init(backend: PostgresBackend) { self.backend = backend }
 
@@ -454,6 +460,7 @@ final class LazySnapshot: SQLConnection {
     /// first statement (one round trip; a connection answers in order).
     private func sql() throws -> PostgresSQL {
         if let open { return open.sql }
+        if factsGenerationAtBegin == nil { factsGenerationAtBegin = backend.facts.generation }
         let connection = try backend.connections.lease()
         pendingBegin = connection.query(PostgresQuery(unsafeSQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), logger: PostgresSQL.logger)
         let sql = PostgresSQL(connection: connection, backend: backend)

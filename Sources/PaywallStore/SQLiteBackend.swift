@@ -13,10 +13,14 @@ final class SQLiteBackend: StoreBackend {
     let pool: DatabasePool
     let hotReaders: HotReaders
     let busyTimeout: Double
+    let facts = FactsCache()
+    /// Keeps ``facts`` exact against every writer of the file (``SQLiteFactsChanges``).
+    let factsChanges: SQLiteFactsChanges
 
     init(path: String, configuration: StoreConfiguration) throws(StoreError) {
         location = path
         busyTimeout = configuration.busyTimeout
+        factsChanges = SQLiteFactsChanges(facts: facts)
         if configuration.readOnly, !FileManager.default.fileExists(atPath: path) {
             throw .cannotOpen(path: path, detail: "no such file")
         }
@@ -49,7 +53,15 @@ final class SQLiteBackend: StoreBackend {
                 }
                 try Migrations.migrator.migrate(pool)
             }
-            hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout)
+            hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout, facts: facts)
+            if configuration.readOnly {
+                try pool.read { db in try factsChanges.start(GRDBConnection(db: db)) }
+            } else {
+                // On the writer: a pool reader opened here would outlive the writer at close
+                // (GRDB closes the writer first), and a read-only last connection leaves the
+                // WAL uncheckpointed.
+                try pool.writeWithoutTransaction { db in try factsChanges.start(GRDBConnection(db: db)) }
+            }
         } catch {
             throw StoreError.from(error, path: path, busyTimeout: configuration.busyTimeout)
         }
@@ -72,8 +84,19 @@ final class SQLiteBackend: StoreBackend {
         try pool.read { db in try body(GRDBConnection(db: db)) }
     }
 
+    /// Also reads, before committing, the facts changes the transaction made (and any
+    /// other process's since the last read): its own change has left the cache when the
+    /// write returns.
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try pool.write { db in try body(GRDBConnection(db: db)) }
+        var changes: [(id: Int64, payload: String)] = []
+        let result = try pool.write { db in
+            let connection = GRDBConnection(db: db)
+            let result = try body(connection)
+            changes = try factsChanges.pending(connection)
+            return result
+        }
+        factsChanges.apply(changes)  // committed
+        return result
     }
 
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
@@ -87,6 +110,25 @@ final class SQLiteBackend: StoreBackend {
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         try hotReaders.snapshot(body)
     }
+
+    func catchUpOnFactChanges() -> Bool {
+        // A snapshot that has begun would read the log as of its beginning: its check began
+        // before any change it cannot see, and the next check reads the log.
+        if hotReaders.snapshotFactsGeneration() != nil { return true }
+        guard factsChanges.isDue() else { return true }
+        do {
+            // Inside a snapshot (not begun: this begins it), on its reader: never a second
+            // reader while holding one.
+            let changes = try hotReaders.read { hot in try factsChanges.pending(hot.connection) }
+            factsChanges.apply(changes)
+            return true
+        } catch {
+            factsChanges.readFailed()
+            return false
+        }
+    }
+
+    func snapshotFactsGeneration() -> UInt64? { hotReaders.snapshotFactsGeneration() }
 
     func storeError(_ error: any Error) -> StoreError {
         StoreError.from(error, path: location, busyTimeout: busyTimeout)

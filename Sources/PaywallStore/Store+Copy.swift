@@ -251,12 +251,14 @@ struct StoreCopier {
         return inOrder(sourceApplied)
     }
 
-    /// Every table of the source (SQLite's own and the migration records aside), with its
-    /// columns, rowid and foreign keys, from the catalog.
+    /// Every table of the source (SQLite's own, the migration records and the facts change
+    /// log, which PostgreSQL has no use for, aside), with its columns, rowid and foreign
+    /// keys, from the catalog.
     private func sourceTables() throws -> [SourceTable] {
         let listed = try source.fetchAll("""
             SELECT name, wr FROM pragma_table_list
             WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations'
+              AND name != 'facts_changes'
             ORDER BY name
             """)
         return try listed.map { row in

@@ -30,13 +30,13 @@ extension Store {
         }
     }
 
-    /// The number of rows in every table of the schema (migration records aside), by
-    /// table: what `paywall db copy` compares, and what proves a refused operation wrote
-    /// nothing.
+    /// The number of rows in every table of the schema (migration records and SQLite's
+    /// facts change log aside: bookkeeping, not data), by table: what `paywall db copy`
+    /// compares, and what proves a refused operation wrote nothing.
     public func rowCounts() throws(StoreError) -> [String: Int] {
         try read { db in
             let tables = db.dialect == .sqlite
-                ? try db.fetchValues(String.self, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations'")
+                ? try db.fetchValues(String.self, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('grdb_migrations', 'facts_changes')")
                 : try db.fetchValues(String.self, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'paywall_migrations'")
             var counts: [String: Int] = [:]
             for table in tables {

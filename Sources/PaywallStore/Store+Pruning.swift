@@ -32,6 +32,12 @@ extension Store {
             // Sign-in failure counters whose window began before the cutoff and whose block
             // is over limit no one (a later failure would count from one).
             try db.execute("DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?", [cutoff, at.millis])
+            if db.dialect == .sqlite {
+                // The facts change log (``SQLiteFactsChanges``): a day is far past what a
+                // cached fact lives (a minute). Its times are the triggers' own (SQLite's
+                // clock, seconds), so they are compared in SQL. Not reported: housekeeping.
+                try db.execute("DELETE FROM facts_changes WHERE changed_at < CAST(strftime('%s', 'now') AS INTEGER) - 86400")
+            }
             return report
         }
     }

@@ -41,15 +41,14 @@ public final class Store: Sendable {
         try self.init(location: path, configuration: configuration)
     }
 
-    /// The value of a cached fact (PostgreSQL: ``FactsCache``), or `load`'s (SQLite reads
-    /// its local file every time: measured cheaper than keeping a cache exact).
+    /// The value of a cached fact (``FactsCache``), or `load`'s.
     func cachedFact<T: Sendable>(group: String, key: String, _ load: () throws(StoreError) -> T) throws(StoreError) -> T {
-        guard let postgres = backend as? PostgresBackend else { return try load() }
-        return try postgres.facts.value(group: group, key: key, load)
+        guard backend.catchUpOnFactChanges() else { return try load() }
+        return try backend.facts.value(group: group, key: key, since: backend.snapshotFactsGeneration, load)
     }
 
-    /// Whether this server serves facts from its cache now (PostgreSQL, while listening).
-    public var cachesFacts: Bool { (backend as? PostgresBackend)?.facts.isEnabled ?? false }
+    /// Whether this server serves facts from its cache now (PostgreSQL: while listening).
+    public var cachesFacts: Bool { backend.facts.isEnabled }
 
     /// Whether the store is a PostgreSQL database (shared by servers) rather than a file.
     public var isShared: Bool { backend is PostgresBackend }

@@ -25,8 +25,20 @@ protocol StoreBackend: Sendable {
     /// thread, in the snapshot's transaction.
     func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T
 
-    /// Runs `body` with every hot read it makes on this thread in one read transaction.
+    /// Runs `body` with every hot read it makes on this thread in one read transaction,
+    /// begun at the first read.
     func snapshot<T>(_ body: () throws -> T) throws -> T
+
+    /// The facts this server caches (``FactsCache``).
+    var facts: FactsCache { get }
+
+    /// Reads what changed since the last time, when that is due (SQLite's change log;
+    /// PostgreSQL is told). False when the cache must not be used now (the log could not
+    /// be read).
+    func catchUpOnFactChanges() -> Bool
+
+    /// ``ThreadSpecificSnapshot/factsGeneration(of:)`` of this backend's snapshot.
+    func snapshotFactsGeneration() -> UInt64?
 
     /// The store's error for an error of this backend (a store error passes through).
     func storeError(_ error: any Error) -> StoreError
@@ -92,18 +104,28 @@ struct PlainHotQueries: HotQueries {
     }
 }
 
+/// A snapshot's read transaction, which begins at its first query: a check whose facts all
+/// come from the cache (``FactsCache``) takes no connection and runs no statement.
+protocol SnapshotTransaction: AnyObject {
+    /// The ``FactsCache`` generation read just before the transaction began (nil until it
+    /// begins): a fact read in it may predate any invalidation after that.
+    var factsGenerationAtBegin: UInt64? { get }
+}
+
 /// A per-thread slot (pthread-specific data) holding the snapshot the thread is in: a
 /// snapshot is entered and left on one thread, synchronously, so the nested reads find it
 /// without any locking. One slot per backend kind for the whole process (pthread keys are
 /// few); each value is tagged with the backend that owns it.
 final class ThreadSpecificSnapshot: @unchecked Sendable {
-    /// A snapshot in progress: its owner and its hot queries.
+    /// A snapshot in progress: its owner, its hot queries and when its transaction began.
     final class Context {
         unowned let owner: AnyObject
         let hot: any HotQueries
-        init(owner: AnyObject, hot: any HotQueries) {
+        let transaction: any SnapshotTransaction
+        init(owner: AnyObject, hot: any HotQueries, transaction: any SnapshotTransaction) {
             self.owner = owner
             self.hot = hot
+            self.transaction = transaction
         }
     }
 
@@ -127,11 +149,18 @@ final class ThreadSpecificSnapshot: @unchecked Sendable {
         return context.hot
     }
 
+    /// The ``FactsCache`` generation when `owner`'s snapshot on this thread began its
+    /// transaction; nil when there is none or it has not begun.
+    func factsGeneration(of owner: AnyObject) -> UInt64? {
+        guard let context = value, context.owner === owner else { return nil }
+        return context.transaction.factsGenerationAtBegin
+    }
+
     /// Runs `body` with `hot` as `owner`'s snapshot on this thread (another owner's
     /// snapshot is put back after).
-    func with<T>(owner: AnyObject, hot: any HotQueries, _ body: () throws -> T) rethrows -> T {
+    func with<T>(owner: AnyObject, hot: any HotQueries, transaction: any SnapshotTransaction, _ body: () throws -> T) rethrows -> T {
         let outer = value
-        value = Context(owner: owner, hot: hot)
+        value = Context(owner: owner, hot: hot, transaction: transaction)
         defer { value = outer }
         return try body()
     }

@@ -163,7 +163,7 @@ struct SharedStoreTests {
         return try body()
     }
 
-    @Test("facts one store caches are dropped when another store changes them", arguments: TestBackend.postgresOnly)
+    @Test("facts one store caches are dropped when another store changes them", arguments: TestBackend.all)
     func cachedFactsFollowChanges(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
@@ -190,7 +190,7 @@ struct SharedStoreTests {
         #expect(try eventually { try other.title(id: TitleID(rawValue: "euronews"))?.tags == ["europe"] })
     }
 
-    @Test("a store's own change of a fact has left its cache when the write returns", arguments: TestBackend.postgresOnly)
+    @Test("a store's own change of a fact has left its cache when the write returns", arguments: TestBackend.all)
     func ownChangesAtOnce(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
@@ -202,5 +202,74 @@ struct SharedStoreTests {
                                             source: .admin, actor: f.admin)
             #expect(try f.store.membershipsWithBundles(accountID: account.id).count == round + 1, "round \(round): the grant was not seen at once")
         }
+    }
+
+    @Test("SQLite: another process's change is seen by a read a millisecond after its commit (20 rounds)")
+    func sqliteChangesWithinAMillisecond() throws {
+        let f = try StoreFixture(backend: .sqlite)
+        let account = try f.account("ada@example.com")
+        for round in 0..<20 { try f.plan("plan-\(round)") }
+        let other = try f.reopen()  // the CLI's view: its own connections to the file
+        defer { try? other.close() }
+        #expect(other.cachesFacts)
+        for round in 0..<20 {
+            #expect(try other.membershipsWithBundles(accountID: account.id).count == round)  // cached
+            _ = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "plan-\(round)"), periodEnd: f.clock.now().addingTimeInterval(86_400),
+                                            source: .admin, actor: f.admin)
+            usleep(1_500)
+            #expect(try other.membershipsWithBundles(accountID: account.id).count == round + 1, "round \(round): not seen 1.5 ms after the commit")
+        }
+    }
+
+    @Test("SQLite: facts are served from the cache (a change that skips the change log is not seen)")
+    func sqliteServesFromCache() throws {
+        let f = try StoreFixture(backend: .sqlite)
+        let account = try f.account("ada@example.com")
+        #expect(try f.store.account(id: account.id)?.displayName == nil)  // cached now
+        // Below the store's write path, and with its change-log entry removed: only a cache
+        // can still answer the old name.
+        try f.store.pool.write { db in
+            try db.execute(sql: "UPDATE accounts SET display_name = 'Ada' WHERE id = ?", arguments: [account.id.rawValue])
+            try db.execute(sql: "DELETE FROM facts_changes")
+        }
+        usleep(1_500)
+        #expect(try f.store.account(id: account.id)?.displayName == nil, "served from the cache")
+        try f.store.setDisplayName(accountID: account.id, displayName: "Grace", actor: f.admin)
+        #expect(try f.store.account(id: account.id)?.displayName == "Grace", "the store's own write dropped it")
+    }
+
+    @Test("a fact read in a snapshot begun before a known change is not cached", arguments: TestBackend.all)
+    func oldSnapshotNotCached(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let account = try f.account("ada@example.com")
+        let unrelated = try f.account("grace@example.com")
+        let other = try f.reopen()
+        defer { try? other.close() }
+        #expect(eventually(15) { f.store.cachesFacts })
+        try f.store.snapshot {
+            // The snapshot's transaction begins (a title no one has: a cache miss reads)…
+            #expect(try f.store.title(id: TitleID(rawValue: "no-such-title")) == nil)
+            let before = f.store.backend.facts.generation
+            // …another server changes the account, and this store learns of it meanwhile
+            // (a notification; on SQLite, another check reading the change log)…
+            try other.setDisplayName(accountID: account.id, displayName: "Ada", actor: f.admin)
+            #expect(eventually(15) {
+                onAnotherThread { _ = try? f.store.account(id: unrelated.id) }
+                return f.store.backend.facts.generation > before
+            })
+            // …the snapshot reads the old name, which must not be cached.
+            #expect(try f.store.account(id: account.id)?.displayName == nil)
+        }
+        #expect(try f.store.account(id: account.id)?.displayName == "Ada", "the old snapshot's value was cached")
+    }
+
+    /// Runs `body` on a thread of its own (not in the caller's snapshot) and waits for it.
+    func onAnotherThread(_ body: @escaping @Sendable () -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            body()
+            done.signal()
+        }.start()
+        done.wait()
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// One JSON object per line on standard error: `{"at", "level", "label", "message", ...metadata}`.
-/// For log collectors; the text format is swift-log's stream handler.
+/// For log collectors; the text format is ``TextLogHandler``.
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]

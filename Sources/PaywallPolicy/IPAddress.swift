@@ -18,17 +18,33 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         low = groups[4..<8].reduce(0) { $0 << 16 | UInt64($1) }
     }
 
+    /// Dotted quad: four decimal parts of 1–3 digits, each at most 255, no leading zeros.
+    /// Scanned byte by byte (every access check parses the client's address: splitting into
+    /// substrings took 1.4% of a member check's CPU).
     static func parseIPv4(_ text: Substring) -> UInt32? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
         var value: UInt32 = 0
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber),
-                  let byte = UInt32(part), byte <= 255, !(part.count > 1 && part.first == "0")
-            else { return nil }
-            value = value << 8 | byte
+        var part: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if digits == 1, part == 0 { return nil }  // a leading zero
+                digits += 1
+                guard digits <= 3 else { return nil }
+                part = part * 10 + UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "."):
+                guard digits > 0, part <= 255, dots < 3 else { return nil }
+                value = value << 8 | part
+                dots += 1
+                part = 0
+                digits = 0
+            default:
+                return nil
+            }
         }
-        return value
+        guard digits > 0, part <= 255, dots == 3 else { return nil }
+        return value << 8 | part
     }
 
     static func parseIPv6(_ text: String) -> [UInt16]? {

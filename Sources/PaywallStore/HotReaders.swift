@@ -76,6 +76,16 @@ final class HotReaders: Sendable {
         return try Self.current.with(owner: self, hot: lazy, transaction: lazy, body)
     }
 
+    /// Whether the facts change log should be considered now: outside a snapshot always;
+    /// inside one, once, before its transaction begins (a begun transaction would read the
+    /// log as of its beginning, and its check began before any change it cannot see).
+    func mayCatchUpOnFactChanges() -> Bool {
+        guard let lazy = Self.current.transaction(of: self) as? LazyHotSnapshot else { return true }
+        if lazy.factsGenerationAtBegin != nil || lazy.caughtUp { return false }
+        lazy.caughtUp = true
+        return true
+    }
+
     /// ``ThreadSpecificSnapshot/factsGeneration(of:)`` of this thread's snapshot.
     func snapshotFactsGeneration() -> UInt64? { Self.current.factsGeneration(of: self) }
 
@@ -91,6 +101,8 @@ final class LazyHotSnapshot: HotQueries, SnapshotTransaction {
     private let readers: HotReaders
     private var leased: Int?
     private(set) var factsGenerationAtBegin: UInt64?
+    /// Whether the facts change log was considered in this snapshot already.
+    var caughtUp = false
 
     init(readers: HotReaders) { self.readers = readers }
 

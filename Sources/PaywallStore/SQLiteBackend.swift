@@ -112,10 +112,7 @@ final class SQLiteBackend: StoreBackend {
     }
 
     func catchUpOnFactChanges() -> Bool {
-        // A snapshot that has begun would read the log as of its beginning: its check began
-        // before any change it cannot see, and the next check reads the log.
-        if hotReaders.snapshotFactsGeneration() != nil { return true }
-        guard factsChanges.isDue() else { return true }
+        guard hotReaders.mayCatchUpOnFactChanges(), factsChanges.isDue() else { return true }
         do {
             // Inside a snapshot (not begun: this begins it), on its reader: never a second
             // reader while holding one.

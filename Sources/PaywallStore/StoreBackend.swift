@@ -149,6 +149,12 @@ final class ThreadSpecificSnapshot: @unchecked Sendable {
         return context.hot
     }
 
+    /// `owner`'s snapshot transaction on this thread, if any.
+    func transaction(of owner: AnyObject) -> (any SnapshotTransaction)? {
+        guard let context = value, context.owner === owner else { return nil }
+        return context.transaction
+    }
+
     /// The ``FactsCache`` generation when `owner`'s snapshot on this thread began its
     /// transaction; nil when there is none or it has not begun.
     func factsGeneration(of owner: AnyObject) -> UInt64? {

@@ -19,6 +19,7 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var object: [String: Any] = [:]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = Self.plain(value) }
+        if let error = event.error { object["error"] = String(describing: error) }
         // Set last: metadata can never overwrite what the line is.
         object["at"] = Date().formatted(.iso8601)
         object["level"] = event.level.rawValue
@@ -27,7 +28,8 @@ public struct JSONLogHandler: LogHandler {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         Self.lock.lock()
         defer { Self.lock.unlock() }
-        FileHandle.standardError.write(data + Data("\n".utf8))
+        // Never `write(_:)`: on Linux it traps on an error (a closed pipe, a full disk).
+        try? FileHandle.standardError.write(contentsOf: data + Data("\n".utf8))
     }
 
     static func plain(_ value: Logger.Metadata.Value) -> Any {

@@ -25,13 +25,16 @@ public struct TextLogHandler: LogHandler {
         let text = line(event, at: Date())
         Self.lock.lock()
         defer { Self.lock.unlock() }
-        FileHandle.standardError.write(Data(text.utf8))
+        // Never `write(_:)`: on Linux it traps on an error (a closed pipe, a full disk).
+        try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
     }
 
-    /// The line for `event` (the event's metadata over the logger's), newline included.
+    /// The line for `event` (the event's metadata over the logger's, and its error if it
+    /// carries one), newline included. Times in UTC.
     func line(_ event: LogEvent, at date: Date) -> String {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
+        if let error = event.error { merged["error"] = .string(String(describing: error)) }
         let pairs = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let time = date.formatted(.iso8601)
         return "\(time) \(event.level)\(label.isEmpty ? "" : " ")\(label):\(pairs.isEmpty ? "" : " " + pairs) [\(event.source)] \(event.message)\n"

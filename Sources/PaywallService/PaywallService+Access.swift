@@ -122,17 +122,26 @@ extension PaywallService {
         }
         // The grant's key must be usable before a unit is spent on it; read once, used below.
         let grantIssuer: TokenIssuer? = decision.access == .full ? try mapped { () throws -> TokenIssuer in try self.issuer().0 } : nil
+        // When the oldest read a meter counts was made, known from a recorded read's own
+        // transaction (by meter index).
+        var oldestCounted: (index: Int, at: Date?)?
         if let pending {
-            decision = try await complete(pending)
+            let settled = try await complete(pending)
+            decision = settled.decision
             facts = pending.facts
+            oldestCounted = (pending.index, settled.oldestCounted)
         }
         // The ids were validated and the title found when the facts were gathered.
         let title = TitleID(rawValue: facts.title.id)
         var answer = AccessAnswer(reader: reader, title: title, articleID: facts.article.id, decision: decision)
         if let meter = decision.meter, let subject = reader.meterSubject, let index = policy.meters.firstIndex(where: { $0.name == meter.name }) {
             let window = policy.meters[index].window
-            answer.meterResetsAt = try await offCooperativePoolIfShared { service throws(ServiceError) in
-                try mapped { try service.store.oldestCountedRead(subject: subject, window: window, at: at)?.addingTimeInterval(window) }
+            if let known = oldestCounted, known.index == index {
+                answer.meterResetsAt = known.at?.addingTimeInterval(window)
+            } else {  // nothing recorded (a teaser on a spent meter): read it
+                answer.meterResetsAt = try await offCooperativePoolIfShared { service throws(ServiceError) in
+                    try mapped { try service.store.oldestCountedRead(subject: subject, window: window, at: at)?.addingTimeInterval(window) }
+                }
             }
         }
         if decision.access == .full, let issuer = grantIssuer {

@@ -224,17 +224,18 @@ extension PaywallService {
     static let meteredReadsWaitingLimit = 10_000
 
     /// ``complete(_:)`` for async callers: the read waits for its transaction without
-    /// holding a thread (``Store/recordMeteredRead(_:window:limit:)``).
-    func complete(_ pending: PendingRead) async throws(ServiceError) -> Decision {
+    /// holding a thread (``Store/recordCountedRead(_:window:limit:)``). Also says when the
+    /// oldest read the meter counts was made (from the same transaction).
+    func complete(_ pending: PendingRead) async throws(ServiceError) -> (decision: Decision, oldestCounted: Date?) {
         if store.meteredReadsWaiting >= Self.meteredReadsWaitingLimit { throw .overloaded }
         let meter = pending.policy.meters[pending.index]
-        let result: Store.MeteredRead
+        let counted: Store.CountedRead
         do {
-            result = try await store.recordMeteredRead(pending.read, window: meter.window, limit: meter.limit)
+            counted = try await store.recordCountedRead(pending.read, window: meter.window, limit: meter.limit)
         } catch {
             throw .store(error)
         }
-        return settle(pending, result)
+        return (settle(pending, counted.outcome), counted.oldestCounted)
     }
 
     /// The decision as it stands once the read is recorded (or found taken meanwhile).

@@ -20,7 +20,7 @@ import PaywallCore
 /// and woke them all after every commit; `perf` showed a third of a metered check's CPU in
 /// those hops and wake-ups (BENCHMARKS.md, HTTP API).
 final class GroupCommit: @unchecked Sendable {
-    typealias Outcome = Result<Store.MeteredRead, StoreError>
+    typealias Outcome = Result<Store.CountedRead, StoreError>
 
     /// One waiting read, and who to tell its outcome once its batch committed.
     struct Pending: Sendable {

@@ -41,7 +41,18 @@ final class HotReaders: Sendable {
     /// on this thread, on the snapshot's connection and transaction.
     func read<T>(_ body: (any HotQueries) throws -> T) throws -> T {
         if let snapshot = Self.current.current(of: self) { return try body(snapshot) }
-        return try withFreeReader { reader in try reader.queue.inDatabase { db in try body(SQLiteHotQueries(reader: reader, db: db)) } }
+        return try withFreeReader { reader in try reader.queue.inDatabase { db in
+            try Self.endLeftTransaction(db)
+            return try body(SQLiteHotQueries(reader: reader, db: db))
+        } }
+    }
+
+    /// Rolls back a transaction a snapshot could not end (its COMMIT and ROLLBACK both
+    /// failed): a reader left inside one would answer from a frozen snapshot (and GRDB's
+    /// own check is off for these connections, ``LazyHotSnapshot``). Checked on every
+    /// use: SQLite's autocommit flag, no statement.
+    static func endLeftTransaction(_ db: Database) throws {
+        if db.isInsideTransaction { try db.execute(sql: "ROLLBACK") }
     }
 
     /// Takes a free reader for the time of `body`.
@@ -76,14 +87,29 @@ final class HotReaders: Sendable {
         return try Self.current.with(owner: self, hot: lazy, transaction: lazy, body)
     }
 
-    /// Whether the facts change log should be considered now: outside a snapshot always;
-    /// inside one, once, before its transaction begins (a begun transaction would read the
-    /// log as of its beginning, and its check began before any change it cannot see).
-    func mayCatchUpOnFactChanges() -> Bool {
-        guard let lazy = Self.current.transaction(of: self) as? LazyHotSnapshot else { return true }
-        if lazy.factsGenerationAtBegin != nil || lazy.caughtUp { return false }
+    /// What this thread's snapshot says of the facts change log.
+    enum FactChangesInSnapshot {
+        /// Outside a snapshot, or first asked in one before its transaction began: consider
+        /// the log now.
+        case due
+        /// Considered in this snapshot already, or its transaction began (it would read the
+        /// log as of its beginning; its check began before any change it cannot see).
+        case considered
+        /// Reading the log failed in this snapshot: its facts must not come from the cache.
+        case failed
+    }
+
+    func factChangesInSnapshot() -> FactChangesInSnapshot {
+        guard let lazy = Self.current.transaction(of: self) as? LazyHotSnapshot else { return .due }
+        if lazy.factChangesFailed { return .failed }
+        if lazy.factsGenerationAtBegin != nil || lazy.caughtUp { return .considered }
         lazy.caughtUp = true
-        return true
+        return .due
+    }
+
+    /// Reading the log failed: the rest of this thread's snapshot bypasses the cache.
+    func factChangesFailedInSnapshot() {
+        (Self.current.transaction(of: self) as? LazyHotSnapshot)?.factChangesFailed = true
     }
 
     /// ``ThreadSpecificSnapshot/factsGeneration(of:)`` of this thread's snapshot.
@@ -103,6 +129,8 @@ final class LazyHotSnapshot: HotQueries, SnapshotTransaction {
     private(set) var factsGenerationAtBegin: UInt64?
     /// Whether the facts change log was considered in this snapshot already.
     var caughtUp = false
+    /// Whether reading it failed (the cache is then not used in this snapshot).
+    var factChangesFailed = false
 
     init(readers: HotReaders) { self.readers = readers }
 
@@ -120,8 +148,11 @@ final class LazyHotSnapshot: HotQueries, SnapshotTransaction {
         let index = readers.take()
         let reader = readers.reader(index)
         do {
-            // Prepared once per connection: `execute(sql:)` parsed it on every check.
-            try reader.queue.inDatabase { db in try db.cachedStatement(sql: "BEGIN DEFERRED").execute() }
+            try reader.queue.inDatabase { db in
+                try HotReaders.endLeftTransaction(db)
+                // Prepared once per connection: `execute(sql:)` parsed it on every check.
+                try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
+            }
         } catch {
             readers.giveBack(index)
             throw error

@@ -7,6 +7,13 @@ enum MeterSQL {
         WHERE subject = ? AND read_at > ? AND read_at <= ?) AS counted
         """
 
+    /// ``countAll``, and when the oldest of those reads was made (NULL when none is).
+    /// Arguments: subject, start, end.
+    static let countAllAndOldest = """
+        SELECT COUNT(*), MIN(first) FROM (SELECT MIN(read_at) AS first FROM reads
+        WHERE subject = ? AND read_at > ? AND read_at <= ? GROUP BY title_id, article_id) AS counted
+        """
+
     /// The same for one title. Arguments: subject, start, end, title.
     static let countTitle = """
         SELECT COUNT(*) FROM (SELECT DISTINCT article_id FROM reads

@@ -121,7 +121,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     ///
     /// Why: read by read with savepoints a metered read took six round trips on the group
     /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second).
-    func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Store.MeteredRead]? {
+    func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Store.CountedRead]? {
         /// A statement of the batch failed on its own: the caller goes read by read.
         struct StatementFailed: Error {}
         do {
@@ -142,17 +142,23 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                         _ = try locked.wait()
                         // Every answer is waited for before going on (the connection is in order).
                         let results = answers.map { answer in Result { try answer.wait().rows.first.map { try $0.map(PostgresSQL.value) } ?? [] } }
-                        var outcomes: [Store.MeteredRead] = []
-                        for result in results {
+                        var outcomes: [Store.CountedRead] = []
+                        for (item, result) in zip(reads, results) {
                             let values: [SQLValue]
                             do {
                                 values = try result.get()
                             } catch where !Self.isRetryable(error) && !PostgresConnectionPool.connectionFailed(error) {
                                 throw StatementFailed()
                             }
-                            guard values.count == 3, case let .integer(already) = values[0], case let .integer(used) = values[1],
+                            guard values.count == 4, case let .integer(already) = values[0], case let .integer(used) = values[1],
                                   case let .integer(inserted) = values[2] else { preconditionFailure("a metered read's statement answered \(values)") }
-                            outcomes.append(already != 0 ? .reread : inserted != 0 ? .recorded(used: Int(used) + 1) : .exhausted(used: Int(used)))
+                            let oldest: Int64? = if case let .integer(first) = values[3] { first } else { nil }
+                            let at = item.read.at.millis
+                            // A recorded read (counted or re-read) is counted too.
+                            let withThis = Date(millis: min(oldest ?? at, at))
+                            outcomes.append(already != 0 ? .init(outcome: .reread, oldestCounted: withThis)
+                                : inserted != 0 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis)
+                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:))))
                         }
                         return outcomes
                     }
@@ -173,21 +179,24 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     static let lockSubjectsSQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(s, 0))) FROM (SELECT s FROM unnest($1::text[]) AS s ORDER BY s) AS sorted"
 
-    /// One metered read, as ``Store/meteredRead(_:_:window:limit:)`` does it in three
-    /// statements: already read in the window (free), else counted if the meter has room.
-    /// $1 subject, $2 window start, $3 title, $4 article, $5 read time, $6 limit. The count
-    /// has no upper bound (a read stamped later may already hold the last unit).
+    /// One metered read, as ``Store/meteredRead(_:_:window:limit:)`` does it in two
+    /// statements: already read in the window (free), else counted if the meter has room;
+    /// and when the oldest counted read was made. $1 subject, $2 window start, $3 title,
+    /// $4 article, $5 read time, $6 limit. The count has no upper bound (a read stamped
+    /// later may already hold the last unit).
     static let meteredReadSQL = """
         WITH already AS (
             SELECT EXISTS (SELECT 1 FROM reads WHERE subject = $1 AND read_at > $2 AND title_id = $3 AND article_id = $4) AS hit
         ), used AS (
-            SELECT COUNT(*) AS n FROM (SELECT DISTINCT title_id, article_id FROM reads WHERE subject = $1 AND read_at > $2) AS counted
+            SELECT COUNT(*) AS n, MIN(first) AS oldest FROM (
+                SELECT MIN(read_at) AS first FROM reads WHERE subject = $1 AND read_at > $2 GROUP BY title_id, article_id
+            ) AS counted
         ), inserted AS (
             INSERT INTO reads (subject, title_id, article_id, read_at)
             SELECT $1, $3, $4, $5 WHERE (SELECT hit FROM already) OR (SELECT n FROM used) < $6
             RETURNING 1
         )
-        SELECT (SELECT hit FROM already)::int, (SELECT n FROM used), (SELECT COUNT(*) FROM inserted)
+        SELECT (SELECT hit FROM already)::int, (SELECT n FROM used), (SELECT COUNT(*) FROM inserted), (SELECT oldest FROM used)
         """
 
     func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T {

@@ -88,14 +88,14 @@ final class SQLiteBackend: StoreBackend {
     /// other process's since the last read): its own change has left the cache when the
     /// write returns.
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        var changes: [(id: Int64, payload: String)] = []
+        var changes: (changes: [(id: Int64, payload: String)], readAt: ContinuousClock.Instant)?
         let result = try pool.write { db in
             let connection = GRDBConnection(db: db)
             let result = try body(connection)
             changes = try factsChanges.pending(connection)
             return result
         }
-        factsChanges.apply(changes)  // committed
+        if let changes { factsChanges.apply(changes.changes, readAt: changes.readAt) }  // committed
         return result
     }
 
@@ -112,15 +112,20 @@ final class SQLiteBackend: StoreBackend {
     }
 
     func catchUpOnFactChanges() -> Bool {
-        guard hotReaders.mayCatchUpOnFactChanges(), factsChanges.isDue() else { return true }
+        switch hotReaders.factChangesInSnapshot() {
+        case .considered: return true
+        case .failed: return false
+        case .due: break
+        }
+        guard factsChanges.isDue() else { return true }
         do {
             // Inside a snapshot (not begun: this begins it), on its reader: never a second
             // reader while holding one.
-            let changes = try hotReaders.read { hot in try factsChanges.pending(hot.connection) }
-            factsChanges.apply(changes)
+            let read = try hotReaders.read { hot in try factsChanges.pending(hot.connection) }
+            factsChanges.apply(read.changes, readAt: read.readAt)
             return true
         } catch {
-            factsChanges.readFailed()
+            hotReaders.factChangesFailedInSnapshot()
             return false
         }
     }

@@ -14,6 +14,8 @@ final class SQLiteFactsChanges: Sendable {
     private struct State {
         /// The last change applied (ids only grow: AUTOINCREMENT).
         var lastSeen: Int64 = 0
+        /// When the latest read of the log that was applied began. Only a completed read
+        /// counts: a read still waiting for a reader must not keep others from reading.
         var lastRead: ContinuousClock.Instant?
     }
 
@@ -34,46 +36,47 @@ final class SQLiteFactsChanges: Sendable {
 
     /// Starts from the log's end (the cache starts empty) and turns the cache on.
     func start(_ connection: any SQLConnection) throws {
+        let began = ContinuousClock.now
         let last = try connection.fetchValue(Int64.self, Self.lastSQL) ?? 0
-        state.withLock { $0.lastSeen = last; $0.lastRead = ContinuousClock.now }
+        state.withLock { $0.lastSeen = last; $0.lastRead = began }
         facts.setEnabled(true)
     }
 
-    /// Whether the log is due to be read (and marks it read now, so one caller reads it).
+    /// Whether the log is due to be read: no applied read began in the last ``interval``.
+    /// Several callers may read it at once; applying twice is harmless.
     func isDue() -> Bool {
         let now = ContinuousClock.now
         return state.withLock { state in
-            if let last = state.lastRead, now - last < interval { return false }
-            state.lastRead = now
-            return true
+            guard let last = state.lastRead else { return true }
+            return now - last >= interval
         }
     }
 
-    /// The log could not be read: the next caller reads it (and the cache is not used meanwhile
-    /// by the caller that failed).
-    func readFailed() {
-        state.withLock { $0.lastRead = nil }
-    }
-
-    /// The changes after the last one applied, read on `connection` (not yet applied).
-    func pending(_ connection: any SQLConnection) throws -> [(id: Int64, payload: String)] {
+    /// The changes after the last one applied, read on `connection` (not yet applied), and
+    /// when the reading began (for ``apply(_:readAt:)``).
+    func pending(_ connection: any SQLConnection) throws -> (changes: [(id: Int64, payload: String)], readAt: ContinuousClock.Instant) {
+        let began = ContinuousClock.now
         let after = state.withLock { $0.lastSeen }
-        return try connection.fetchAll(Self.newSQL, [after]).map { row in (row[0], row[1]) }
+        let changes: [(id: Int64, payload: String)] = try connection.fetchAll(Self.newSQL, [after]).map { row in (row[0], row[1]) }
+        return (changes, began)
     }
 
-    /// Drops what `changes` name from the cache (everything, when the batch was full).
-    func apply(_ changes: [(id: Int64, payload: String)]) {
-        guard let last = changes.last?.id else { return }
-        if changes.count >= Self.batch {
+    /// Drops what `changes` name from the cache (everything, when the batch was full), and
+    /// notes the read that found them (begun at `readAt`) as applied.
+    func apply(_ changes: [(id: Int64, payload: String)], readAt: ContinuousClock.Instant) {
+        let full = changes.count >= Self.batch
+        if full {
             facts.invalidate("catalog")  // everything goes; the rest is read at the next check
         } else {
             for change in changes { facts.invalidate(change.payload) }
         }
         state.withLock { state in
-            if changes.count >= Self.batch {
+            if let last = changes.last?.id { state.lastSeen = max(state.lastSeen, last) }
+            if full {
                 state.lastRead = nil  // read the rest at once
+            } else if state.lastRead.map({ $0 < readAt }) ?? true {
+                state.lastRead = readAt
             }
-            state.lastSeen = max(state.lastSeen, last)
         }
     }
 }

@@ -19,18 +19,33 @@ extension Store {
         case exhausted(used: Int)
     }
 
+    /// A metered read's outcome, and when the oldest read its meter counts was made (nil
+    /// when none is): the meter frees a unit once that read leaves the window. Both come
+    /// from the read's own transaction (measured: the reset time read afterwards was one
+    /// more statement per check, and on PostgreSQL one more round trip).
+    public struct CountedRead: Equatable, Sendable {
+        public var outcome: MeteredRead
+        public var oldestCounted: Date?
+    }
+
     /// Records a read against a meter of `limit` articles per `window`, atomically: the
     /// check and the insert run in one write transaction, so concurrent readers cannot
     /// overspend a meter. Concurrent calls share transactions (``GroupCommit``); each
     /// returns once the transaction holding its read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
         if readOnly { throw StoreError.readOnly(path: location) }
-        return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get()
+        return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get().outcome
     }
 
     /// ``recordMeteredRead(_:window:limit:)`` for async callers: suspends (holding no
     /// thread) until the transaction holding the read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> MeteredRead {
+        try await recordCountedRead(read, window: window, limit: limit).outcome
+    }
+
+    /// ``recordMeteredRead(_:window:limit:)`` (async), with when the oldest counted read
+    /// was made.
+    public func recordCountedRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> CountedRead {
         if readOnly { throw StoreError.readOnly(path: location) }
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<GroupCommit.Outcome, Never>) in
             groupCommit.enqueue(
@@ -47,7 +62,7 @@ extension Store {
 
     /// One transaction for a batch of metered reads, each in a savepoint of its own; an
     /// outcome per read.
-    private func commitMetered(_ batch: [GroupCommit.Pending]) -> [Result<MeteredRead, StoreError>] {
+    private func commitMetered(_ batch: [GroupCommit.Pending]) -> [Result<CountedRead, StoreError>] {
         do {
             if readOnly { throw StoreError.readOnly(path: location) }
             if let postgres = backend as? PostgresBackend,
@@ -55,7 +70,7 @@ extension Store {
                 return outcomes.map { .success($0) }
             }
             return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
-                try batch.map { pending -> Result<MeteredRead, StoreError> in
+                try batch.map { pending -> Result<CountedRead, StoreError> in
                     do {
                         return .success(try db.inSavepoint {
                             try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit)
@@ -74,21 +89,25 @@ extension Store {
         }
     }
 
-    static func meteredRead(_ db: any SQLConnection, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> MeteredRead {
+    static func meteredRead(_ db: any SQLConnection, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> CountedRead {
         let start = read.at.addingTimeInterval(-window).millis
         // No upper bound: concurrent checks are stamped when they start but committed in
         // the order they reach the writer, so a read stamped a millisecond *later* may
         // already hold the last unit. Counting it is what keeps the meter exact.
         let end = Int64.max
         let already = try db.fetchValue(Bool.self, MeterSQL.readInWindow, [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
+        let counted = try db.fetchOne(MeterSQL.countAllAndOldest, [read.subject.key, start, end])
+        let used: Int = counted?[0] ?? 0
+        let oldest: Int64? = counted?[1]
+        // This read, when recorded, is counted too (stamped `read.at`, in the window).
+        let withThis = Date(millis: min(oldest ?? read.at.millis, read.at.millis))
         if already {
             try insertRead(db, read)
-            return .reread
+            return CountedRead(outcome: .reread, oldestCounted: withThis)
         }
-        let used = try db.fetchValue(Int.self, MeterSQL.countAll, [read.subject.key, start, end]) ?? 0
-        guard used < limit else { return .exhausted(used: used) }
+        guard used < limit else { return CountedRead(outcome: .exhausted(used: used), oldestCounted: oldest.map(Date.init(millis:))) }
         try insertRead(db, read)
-        return .recorded(used: used + 1)
+        return CountedRead(outcome: .recorded(used: used + 1), oldestCounted: withThis)
     }
 
     /// When the oldest read counted in `subject`'s window ending at `at` was made (nil

@@ -21,7 +21,7 @@ struct CLIFailure: Error {
 
 /// Writes one line to standard error.
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("paywall: error: \(message)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("paywall: error: \(message)\n".utf8))
 }
 
 extension GlobalOptions {
@@ -68,7 +68,7 @@ func fail(_ error: any Error) -> any Error {
         let error = ServiceError.wrapping(error)
         if case let .policy(errors) = error {
             // Every diagnostic, as file:line:column with the line and a caret.
-            FileHandle.standardError.write(Data((errors.description + "\n").utf8))
+            try? FileHandle.standardError.write(contentsOf: Data((errors.description + "\n").utf8))
             let count = errors.diagnostics.count
             printError("\(count) error\(count == 1 ? "" : "s"); the policy was not loaded")
         } else {
@@ -121,7 +121,7 @@ func hint(for error: ServiceError) -> String? {
 /// Says on stderr that a development key was just created.
 func announce(_ created: KeyRecord?, in folder: URL) {
     guard let created else { return }
-    FileHandle.standardError.write(Data("paywall: no signing key in \(folder.path): created development key \(created.kid) (\(created.algorithm)); PAYWALL_DEV_KEYS=0 refuses instead\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("paywall: no signing key in \(folder.path): created development key \(created.kid) (\(created.algorithm)); PAYWALL_DEV_KEYS=0 refuses instead\n".utf8))
 }
 
 /// Output in text or JSON.

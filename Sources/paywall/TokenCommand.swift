@@ -157,7 +157,7 @@ struct TokenCommand: ParsableCommand {
         func run() throws {
             do {
                 let decoded = try UnverifiedToken(try TokenCommand.read(token))
-                FileHandle.standardError.write(Data("paywall: NOT VERIFIED: decoded without checking signature, key, type or times; use 'paywall token verify'\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("paywall: NOT VERIFIED: decoded without checking signature, key, type or times; use 'paywall token verify'\n".utf8))
                 Output(json: true).emit(json: .object(["verified": .bool(false), "header": decoded.header, "payload": decoded.payload]))
             } catch let error as TokenError {
                 printError(error.description)

@@ -30,4 +30,13 @@ struct TextLogHandlerTests {
         handler[metadataKey: "request"] = nil
         #expect(handler.line(event("z"), at: at) == "1970-01-01T00:00:00Z info paywall: [PaywallHTTP] z\n")
     }
+
+    @Test("an event's error is written with it")
+    func error() {
+        struct Broken: Error, CustomStringConvertible { var description: String { "disk full" } }
+        let event = LogEvent(level: .error, message: "cannot commit", error: Broken(), metadata: nil, source: "PaywallStore",
+                             file: #fileID, function: #function, line: #line)
+        #expect(TextLogHandler(label: "paywall").line(event, at: Date(timeIntervalSince1970: 0))
+            == "1970-01-01T00:00:00Z error paywall: error=disk full [PaywallStore] cannot commit\n")
+    }
 }

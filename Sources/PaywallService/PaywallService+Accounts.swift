@@ -25,8 +25,10 @@ extension PaywallService {
 
     /// Checks an email and password. On success starts a session; when the stored hash is
     /// weaker than the configured parameters it is upgraded. Takes the same time whether
-    /// or not the account exists.
-    public func signIn(email rawEmail: String, password: String) throws(ServiceError) -> SignIn {
+    /// or not the account exists. Not throttled: readers sign in through
+    /// ``signInReader(email:password:deviceName:client:)``, which counts failures; this is
+    /// the core of it, kept internal so no adapter can skip the throttle.
+    func signIn(email rawEmail: String, password: String) throws(ServiceError) -> SignIn {
         let account = try checkCredentials(email: rawEmail, password: password)
         let (token, session) = try startSession(accountID: account.id)
         return SignIn(account: account, refreshToken: token, session: session)

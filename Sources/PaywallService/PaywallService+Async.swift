@@ -12,7 +12,8 @@ extension PaywallService {
         try await blocking { service throws(ServiceError) in try service.signUp(email: email, password: password, displayName: displayName, actor: actor) }
     }
 
-    public func signIn(email: String, password: String) async throws(ServiceError) -> SignIn {
+    /// Unthrottled (see the synchronous one): internal.
+    func signIn(email: String, password: String) async throws(ServiceError) -> SignIn {
         try await blocking { service throws(ServiceError) in try service.signIn(email: email, password: password) }
     }
 

@@ -14,6 +14,10 @@ enum MeterSQL {
         WHERE subject = ? AND read_at > ? AND read_at <= ? GROUP BY title_id, article_id) AS counted
         """
 
+    /// ``countAll`` and ``readInWindow`` in one statement (PostgreSQL: one round trip).
+    /// Arguments: subject, start, end, subject, start, end, title, article.
+    static let meterFactsPostgres = "SELECT (\(countAll)), (\(readInWindow))"
+
     /// The same for one title. Arguments: subject, start, end, title.
     static let countTitle = """
         SELECT COUNT(*) FROM (SELECT DISTINCT article_id FROM reads

@@ -129,19 +129,21 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                 try connections.with { connection in
                     try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { _ in
                         let locked = connection.query(Self.lockSubjects(reads.map(\.read.subject.key)), logger: PostgresSQL.logger)
+                        let statement = try connections.prepared(Self.meteredReadSQL, on: connection)
                         let answers = reads.map { item in
-                            var binds = PostgresBindings(capacity: 6)
-                            binds.append(item.read.subject.key)
-                            binds.append(item.read.at.addingTimeInterval(-item.window).millis)
-                            binds.append(item.read.titleID.rawValue)
-                            binds.append(item.read.articleID)
-                            binds.append(item.read.at.millis)
-                            binds.append(Int64(item.limit))
-                            return connection.query(PostgresQuery(unsafeSQL: Self.meteredReadSQL, binds: binds), logger: PostgresSQL.logger)
+                            var binds: [PostgresData] = []
+                            binds.reserveCapacity(6)
+                            binds.append(PostgresData(string: item.read.subject.key))
+                            binds.append(PostgresData(int64: item.read.at.addingTimeInterval(-item.window).millis))
+                            binds.append(PostgresData(string: item.read.titleID.rawValue))
+                            binds.append(PostgresData(string: item.read.articleID))
+                            binds.append(PostgresData(int64: item.read.at.millis))
+                            binds.append(PostgresData(int64: Int64(item.limit)))
+                            return statement.execute(binds)
                         }
                         _ = try locked.wait()
                         // Every answer is waited for before going on (the connection is in order).
-                        let results = answers.map { answer in Result { try answer.wait().rows.first.map { try $0.map(PostgresSQL.value) } ?? [] } }
+                        let results = answers.map { answer in Result { try answer.wait().first.map { try $0.map(PostgresSQL.preparedValue) } ?? [] } }
                         var outcomes: [Store.CountedRead] = []
                         for (item, result) in zip(reads, results) {
                             let values: [SQLValue]
@@ -168,6 +170,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             return nil  // rolled back by the transaction
         }
     }
+
+    /// The statements every metered check runs, prepared once per connection
+    /// (``PostgresConnectionPool/prepared(_:on:)``): as written in the store, `?` marks.
+    static let preparedStatements: Set<String> = [MeterSQL.meterFactsPostgres]
 
     /// Takes the meter locks of `subjects`, sorted (transactions that lock several lock them
     /// in one order), in one statement.
@@ -552,6 +558,7 @@ struct PostgresSQL: SQLConnection {
     }
 
     func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
+        if PostgresBackend.preparedStatements.contains(sql) { return try fetchPrepared(sql, arguments) }
         let result = try run(sql, arguments)
         guard let first = result.rows.first else { return [] }
         let columns = SQLColumns(first.map(\.columnName))
@@ -580,6 +587,36 @@ struct PostgresSQL: SQLConnection {
         }
         let query = PostgresQuery(unsafeSQL: backend.translated(sql), binds: binds)
         return try connection.query(query, logger: Self.logger).wait()
+    }
+
+    /// Runs one of the hot path's statements (``PostgresBackend/preparedStatements``)
+    /// prepared on this connection; its rows.
+    func fetchPrepared(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
+        let statement = try backend.connections.prepared(backend.translated(sql), on: connection)
+        let rows = try statement.execute(arguments.values.map(Self.data)).wait()
+        guard let first = rows.first else { return [] }
+        let columns = SQLColumns(first.map(\.columnName))
+        return try rows.map { row in SQLRow(columns: columns, values: try row.map(Self.preparedValue)) }
+    }
+
+    /// A cell of a prepared statement's row. Its description comes from the statement's
+    /// preparation, when the server cannot know the result format yet and says text; every
+    /// execution asks for binary results (postgres-nio), and that is what the bytes are.
+    static func preparedValue(_ cell: PostgresCell) throws -> SQLValue {
+        var cell = cell
+        cell.format = .binary
+        return try value(cell)
+    }
+
+    /// A value as a prepared statement's argument.
+    static func data(_ value: SQLValue) -> PostgresData {
+        switch value {
+        case .null: return .null
+        case let .integer(number): return PostgresData(int64: number)
+        case let .real(number): return PostgresData(double: number)
+        case let .text(text): return PostgresData(string: text)
+        case let .blob(bytes): return PostgresData(bytes: bytes)
+        }
     }
 
     /// A cell as the store's value: integers of every width, flags (bool, from `EXISTS`)
@@ -624,6 +661,8 @@ final class PostgresConnectionPool: @unchecked Sendable {
     private var open = 0
     private var closed = false
     private var nextID = 0
+    /// Statements prepared on each open connection, by their SQL (``prepared(_:on:)``).
+    private var prepared: [ObjectIdentifier: [String: PreparedQuery]] = [:]
     private static let logger = Logger(label: "paywall.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// A channel every connection listens on, and what to do with its notifications.
@@ -674,6 +713,31 @@ final class PostgresConnectionPool: @unchecked Sendable {
         }
     }
 
+    /// `sql` prepared on `connection`: parsed and planned by the server once per connection
+    /// rather than on every execution, and executed without sending it again. Measured
+    /// (BENCHMARKS.md, shared store): pgbench ran a metered read's statement 2.0x faster
+    /// prepared than sent whole; postgres-nio's parse-and-describe per statement was 16% of
+    /// a server's CPU on metered checks. Only the hot path's few fixed statements.
+    func prepared(_ sql: String, on connection: PostgresConnection) throws -> PreparedQuery {
+        let key = ObjectIdentifier(connection)
+        condition.lock()
+        let found = prepared[key]?[sql]
+        condition.unlock()
+        if let found { return found }
+        let made = try connection.prepare(query: sql).wait()
+        condition.lock()
+        // Only while the connection is open: a closed one's entry was dropped, and its
+        // identifier may come back for a new connection.
+        if !connection.isClosed { prepared[key, default: [:]][sql] = made }
+        condition.unlock()
+        return made
+    }
+
+    /// Forgets what was prepared on `connection` (closing it). Call with the lock held.
+    private func forgetPrepared(_ connection: PostgresConnection) {
+        prepared[ObjectIdentifier(connection)] = nil
+    }
+
     /// Whether `error` means the connection itself is unusable.
     static func connectionFailed(_ error: any Error) -> Bool {
         if error is Broken { return true }
@@ -693,6 +757,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
             if let connection = idle.popLast() {
                 if connection.isClosed {
                     open -= 1
+                    forgetPrepared(connection)
                     continue
                 }
                 condition.unlock()
@@ -732,6 +797,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
             return
         }
         open -= 1
+        forgetPrepared(connection)
         condition.signal()
         condition.unlock()
         try? connection.close().wait()
@@ -748,6 +814,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         let toClose = idle
         idle = []
         open -= toClose.count
+        for connection in toClose { forgetPrepared(connection) }
         condition.broadcast()
         condition.unlock()
         for connection in toClose { try? connection.close().wait() }

@@ -144,7 +144,7 @@ extension Store {
         return try readHot { hot in
             if hot.connection.dialect == .postgres {
                 guard let row = try hot.connection.fetchOne(
-                    "SELECT (\(MeterSQL.countAll)), (\(MeterSQL.readInWindow))",
+                    MeterSQL.meterFactsPostgres,
                     [subject.key, start, end, subject.key, start, end, title.rawValue, article]) else { return (0, false) }
                 let used: Int = row[0]
                 let already: Bool = row[1]

@@ -18,6 +18,10 @@ enum MeterSQL {
     /// Arguments: subject, start, end, subject, start, end, title, article.
     static let meterFactsPostgres = "SELECT (\(countAll)), (\(readInWindow))"
 
+    /// When the oldest read a subject made in `(start, end]` was made (NULL when none).
+    /// Arguments: subject, start, end.
+    static let oldestCounted = "SELECT MIN(read_at) FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?"
+
     /// The same for one title. Arguments: subject, start, end, title.
     static let countTitle = """
         SELECT COUNT(*) FROM (SELECT DISTINCT article_id FROM reads

@@ -75,14 +75,14 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try connections.with { connection in
-            try transaction(connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+            try transaction(connection, begin: Self.readOnlyBegin, body)
         }
     }
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try retrying {
             try connections.with { connection in
-                let result = try transaction(connection, begin: "BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+                let result = try transaction(connection, begin: Self.serializableBegin, body)
                 try heardOwnNotifications(connection)
                 return result
             }
@@ -102,7 +102,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
         try retrying {  // deadlocks only: the locks are taken in one order
             try connections.with { connection in
-                let result = try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { sql in
+                let result = try transaction(connection, begin: Self.readCommittedBegin) { sql in
                     try sql.lockMeters(subjects)
                     return try body(sql)
                 }
@@ -127,7 +127,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         do {
             return try retrying {
                 try connections.with { connection in
-                    try transaction(connection, begin: "BEGIN ISOLATION LEVEL READ COMMITTED") { _ in
+                    try transaction(connection, begin: Self.readCommittedBegin) { _ in
                         let locked = connection.query(Self.lockSubjects(reads.map(\.read.subject.key)), logger: PostgresSQL.logger)
                         let statement = try connections.prepared(Self.meteredReadSQL, on: connection)
                         let answers = reads.map { item in
@@ -143,7 +143,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                         }
                         _ = try locked.wait()
                         // Every answer is waited for before going on (the connection is in order).
-                        let results = answers.map { answer in Result { try answer.wait().first.map { try $0.map(PostgresSQL.preparedValue) } ?? [] } }
+                        let results = answers.map { answer in
+                            Result { try PreparedFailure.wait(answer, sql: Self.meteredReadSQL).first.map { try $0.map(PostgresSQL.preparedValue) } ?? [] }
+                        }
                         var outcomes: [Store.CountedRead] = []
                         for (item, result) in zip(reads, results) {
                             let values: [SQLValue]
@@ -173,7 +175,16 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     /// The statements every metered check runs, prepared once per connection
     /// (``PostgresConnectionPool/prepared(_:on:)``): as written in the store, `?` marks.
-    static let preparedStatements: Set<String> = [MeterSQL.meterFactsPostgres]
+    static let preparedStatements: Set<String> = [
+        MeterSQL.meterFactsPostgres, MeterSQL.countAll, MeterSQL.countTitle, MeterSQL.readInWindow, MeterSQL.oldestCounted,
+    ]
+
+    /// Transaction control every check and batch sends, prepared the same way (they return
+    /// no rows and change none: ``PostgresSQL/execute(_:_:)`` answers 0 for them).
+    static let preparedCommands: Set<String> = [readOnlyBegin, readCommittedBegin, serializableBegin, "COMMIT"]
+    static let readOnlyBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    static let readCommittedBegin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+    static let serializableBegin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
     /// Takes the meter locks of `subjects`, sorted (transactions that lock several lock them
     /// in one order), in one statement.
@@ -298,13 +309,14 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     // MARK: - Errors and health
 
     static func owns(_ error: any Error) -> Bool {
-        error is PSQLError || error is PostgresConnectionPool.Broken || error is PostgresConnectionPool.Unavailable
+        error is PSQLError || error is PreparedFailure || error is PostgresConnectionPool.Broken || error is PostgresConnectionPool.Unavailable
             || error is NIOCore.IOError || error is ChannelError || error is NIOConnectionError
     }
 
     /// The SQLSTATE of a server error.
     static func sqlState(of error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.sqlState]
+        if let error = error as? PreparedFailure { return error.sqlState }
+        return (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
     static func constraint(of error: any Error) -> SQLConstraint? {
@@ -324,27 +336,34 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             return .unavailable(location: location, detail: unavailable.detail)
         }
         if let broken = error as? PostgresConnectionPool.Broken { return storeError(broken.underlying) }
+        if let error = error as? PreparedFailure {
+            guard let state = error.sqlState else { return .unavailable(location: location, detail: error.message) }
+            return serverError(state: state, message: error.message, sql: error.sql)
+        }
         if let error = error as? PSQLError {
             guard error.code == .server, let info = error.serverInfo else {
                 return .unavailable(location: location, detail: Self.describe(error))
             }
-            let state = info[.sqlState] ?? "?????"
-            let message = info[.message] ?? "unknown error"
-            switch state {
-            case "25006": return .readOnly(path: location)
-            // Wrong password or role, no such database: the server cannot be used as given.
-            case "28P01", "28000", "3D000": return .unavailable(location: location, detail: message)
-            // statement_timeout: the database is too slow to answer in time.
-            case "57014": return .unavailable(location: location, detail: message)
-            case "40001", "40P01", "55P03": return .locked(path: location, timeoutSeconds: connections.waitLimit)
-            case "53100": return .diskFull(path: location)
-            case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
-                return .unavailable(location: location, detail: message)
-            default:
-                return .postgres(location: location, sqlState: state, message: message, sql: error.query?.sql)
-            }
+            return serverError(state: info[.sqlState] ?? "?????", message: info[.message] ?? "unknown error", sql: error.query?.sql)
         }
         return .unavailable(location: location, detail: String(describing: error))
+    }
+
+    /// The store's error for the server's answer `state` (SQLSTATE) and `message`.
+    private func serverError(state: String, message: String, sql: String?) -> StoreError {
+        switch state {
+        case "25006": return .readOnly(path: location)
+        // Wrong password or role, no such database: the server cannot be used as given.
+        case "28P01", "28000", "3D000": return .unavailable(location: location, detail: message)
+        // statement_timeout: the database is too slow to answer in time.
+        case "57014": return .unavailable(location: location, detail: message)
+        case "40001", "40P01", "55P03": return .locked(path: location, timeoutSeconds: connections.waitLimit)
+        case "53100": return .diskFull(path: location)
+        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
+            return .unavailable(location: location, detail: message)
+        default:
+            return .postgres(location: location, sqlState: state, message: message, sql: sql)
+        }
     }
 
     /// A client-side failure (connection refused, closed, authentication) in words.
@@ -469,7 +488,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
     var dialect: SQLDialect { .postgres }
 
     /// The BEGIN sent with the first statement, not yet confirmed.
-    private var pendingBegin: EventLoopFuture<PostgresQueryResult>?
+    private var pendingBegin: EventLoopFuture<Void>?
 
     /// Leases the connection and sends BEGIN without waiting for it: it travels with the
     /// first statement (one round trip; a connection answers in order).
@@ -477,7 +496,12 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         if let open { return open.sql }
         if factsGenerationAtBegin == nil { factsGenerationAtBegin = backend.facts.generation }
         let connection = try backend.connections.lease()
-        pendingBegin = connection.query(PostgresQuery(unsafeSQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), logger: PostgresSQL.logger)
+        do {
+            pendingBegin = try backend.connections.prepared(PostgresBackend.readOnlyBegin, on: connection).execute([]).map { _ in }
+        } catch {
+            backend.connections.giveBack(connection, reusable: !PostgresConnectionPool.connectionFailed(error))
+            throw error
+        }
         let sql = PostgresSQL(connection: connection, backend: backend)
         open = (connection, sql)
         return sql
@@ -489,7 +513,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         let result: Result<T, any Error> = Result { try statement(sql) }
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try begin.wait()
+            _ = try PreparedFailure.wait(begin, sql: PostgresBackend.readOnlyBegin)
         }
         return try result.get()
     }
@@ -524,10 +548,14 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         self.open = nil
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try begin.wait()
+            _ = try PreparedFailure.wait(begin, sql: PostgresBackend.readOnlyBegin)
         }
-        _ = open.connection.query(PostgresQuery(unsafeSQL: "COMMIT"), logger: PostgresSQL.logger)
-        backend.connections.giveBack(open.connection, reusable: true)
+        if let commit = try? backend.connections.prepared("COMMIT", on: open.connection) {
+            _ = commit.execute([])
+            backend.connections.giveBack(open.connection, reusable: true)
+        } else {
+            backend.connections.giveBack(open.connection, reusable: false)
+        }
     }
 }
 
@@ -554,7 +582,11 @@ struct PostgresSQL: SQLConnection {
 
     @discardableResult
     func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int {
-        try run(sql, arguments).metadata.rows ?? 0
+        if PostgresBackend.preparedCommands.contains(sql) {
+            _ = try fetchPrepared(sql, arguments)
+            return 0
+        }
+        return try run(sql, arguments).metadata.rows ?? 0
     }
 
     func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
@@ -592,8 +624,9 @@ struct PostgresSQL: SQLConnection {
     /// Runs one of the hot path's statements (``PostgresBackend/preparedStatements``)
     /// prepared on this connection; its rows.
     func fetchPrepared(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
-        let statement = try backend.connections.prepared(backend.translated(sql), on: connection)
-        let rows = try statement.execute(arguments.values.map(Self.data)).wait()
+        let translated = backend.translated(sql)
+        let statement = try backend.connections.prepared(translated, on: connection)
+        let rows = try PreparedFailure.wait(statement.execute(arguments.values.map(Self.data)), sql: translated)
         guard let first = rows.first else { return [] }
         let columns = SQLColumns(first.map(\.columnName))
         return try rows.map { row in SQLRow(columns: columns, values: try row.map(Self.preparedValue)) }
@@ -644,6 +677,41 @@ struct PostgresSQL: SQLConnection {
 
 /// Connections leased by one thread at a time: the idle ones in a list, a condition to
 /// wait on when all are busy.
+/// A prepared statement's failure, as the store needs it. postgres-nio's prepared-statement
+/// API (the one that can be used without `async`, and pipelined) reports errors in its
+/// older shape (`PostgresError`); this keeps the server's SQLSTATE and message, so retries,
+/// constraint checks and error messages treat them as any other statement's.
+struct PreparedFailure: Error, CustomStringConvertible {
+    /// The server's SQLSTATE; nil when it was not the server's answer (the connection failed).
+    let sqlState: String?
+    let message: String
+    let sql: String
+
+    var description: String { "\(sqlState ?? "connection"): \(message)" }
+
+    /// `error` as a ``PreparedFailure`` when it is postgres-nio's older shape; else as it is.
+    static func normalized(_ error: any Error, sql: String) -> any Error {
+        guard let error = error as? PostgresError else { return error }
+        switch error {
+        case let .server(answer):
+            return PreparedFailure(sqlState: answer.fields[.sqlState], message: answer.fields[.message] ?? "unknown error", sql: sql)
+        case let .protocol(detail):
+            return PreparedFailure(sqlState: nil, message: detail, sql: sql)
+        case .connectionClosed:
+            return PreparedFailure(sqlState: nil, message: "connection closed", sql: sql)
+        }
+    }
+
+    /// Waits for a prepared statement's (or preparation's) answer.
+    static func wait<T>(_ future: EventLoopFuture<T>, sql: String) throws -> T {
+        do {
+            return try future.wait()
+        } catch {
+            throw normalized(error, sql: sql)
+        }
+    }
+}
+
 final class PostgresConnectionPool: @unchecked Sendable {
     /// A connection that could not be returned to a clean state.
     struct Broken: Error { let underlying: any Error }
@@ -724,7 +792,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         let found = prepared[key]?[sql]
         condition.unlock()
         if let found { return found }
-        let made = try connection.prepare(query: sql).wait()
+        let made = try PreparedFailure.wait(connection.prepare(query: sql), sql: sql)
         condition.lock()
         // Only while the connection is open: a closed one's entry was dropped, and its
         // identifier may come back for a new connection.
@@ -742,6 +810,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
     static func connectionFailed(_ error: any Error) -> Bool {
         if error is Broken { return true }
         if let error = error as? PSQLError { return error.code != .server }
+        if let error = error as? PreparedFailure { return error.sqlState == nil }
         return error is NIOCore.IOError || error is ChannelError
     }
 

@@ -114,7 +114,7 @@ extension Store {
     /// when none is): the meter frees a unit once it leaves the window.
     public func oldestCountedRead(subject: MeterSubject, window: TimeInterval, at instant: Date) throws(StoreError) -> Date? {
         try readHotSQL { db in
-            try db.fetchValue(Int64.self, "SELECT MIN(read_at) FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?", [subject.key, instant.addingTimeInterval(-window).millis, instant.millis]
+            try db.fetchValue(Int64.self, MeterSQL.oldestCounted, [subject.key, instant.addingTimeInterval(-window).millis, instant.millis]
             ).map(Date.init(millis:))
         }
     }

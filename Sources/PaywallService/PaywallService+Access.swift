@@ -118,7 +118,8 @@ extension PaywallService {
         let policy = try policy()
         var (facts, decision, pending) = try await offCooperativePoolIfShared { service throws(ServiceError) in
             try service.plan(
-                reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
+                reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false,
+                optimistic: true)
         }
         // The grant's key must be usable before a unit is spent on it; read once, used below.
         let grantIssuer: TokenIssuer? = decision.access == .full ? try mapped { () throws -> TokenIssuer in try self.issuer().0 } : nil

@@ -43,10 +43,12 @@ extension PaywallService {
     }
 
     /// The facts; when `skipMeters` says so of the facts without meters, they are returned
-    /// without them (the meters' queries not run), still inside the one snapshot.
+    /// without them (the meters' queries not run), still inside the one snapshot. With
+    /// `assumeMetersUnused`, a reader who can be counted gets every meter as unused and
+    /// nothing read, without a query (``plan(reader:title:article:request:at:policy:explain:optimistic:)``).
     func facts(
         reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at: Date, policy: Policy,
-        skipMeters: ((DecisionFacts) -> Bool)?
+        skipMeters: ((DecisionFacts) -> Bool)?, assumeMetersUnused: Bool = false
     ) throws(ServiceError) -> DecisionFacts {
         // Every read below in one snapshot of the database (measured: a per-statement read
         // transaction took a WAL lock each, several per check).
@@ -99,6 +101,10 @@ extension PaywallService {
                 }
             }
             if let skipMeters, skipMeters(facts) { return facts }
+            if assumeMetersUnused, subject != nil {
+                facts.meters = policy.meters.map { _ in MeterFacts(used: 0, alreadyRead: false) }
+                return facts
+            }
             facts.meters = try policy.meters.map { meter in
                 // Without a subject nothing can be counted or recorded: the meter is spent
                 // (fail closed), or every reader could read without limit by sending no id.
@@ -183,8 +189,17 @@ extension PaywallService {
 
     /// Gathers the facts and decides; when the decision uses a meter (or re-reads), says
     /// what to record. Reads only: hot readers and memory.
+    ///
+    /// `optimistic` (a check that records its read): when the policy's only meter matters
+    /// only through its metered grant (no condition reads a meter), the meter is taken as
+    /// unused instead of counted. The read's own transaction then counts it exactly and
+    /// says whether the unit was there, already spent on this article, or gone, and
+    /// ``settle(_:_:)`` makes the decision the counted meter gives: the same answer, one
+    /// query fewer. Why: on PostgreSQL that query was a round trip, a transaction and a
+    /// hop to the blocking pool on every metered check (BENCHMARKS.md, shared store).
     func plan(
-        reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at instant: Date, policy: Policy, explain: Bool
+        reader: Reader, title: String, article: ArticleInput, request: RequestFacts, at instant: Date, policy: Policy, explain: Bool,
+        optimistic: Bool = false
     ) throws(ServiceError) -> (DecisionFacts, Decision, PendingRead?) {
         // A decision full without the meters is final: their queries are skipped (not when
         // explaining, which shows every fact).
@@ -194,7 +209,8 @@ extension PaywallService {
             skipMeters: explain ? nil : { facts in
                 early = policy.decidesWithoutMeters(facts)
                 return early != nil
-            })
+            },
+            assumeMetersUnused: optimistic && !explain && !policy.conditionsReadMeters && policy.meters.count == 1)
         let decision = early ?? policy.decide(facts, explain: explain)
         guard let outcome = decision.meter, outcome.consumed || outcome.reread,
               let index = policy.meters.firstIndex(where: { $0.name == outcome.name })
@@ -215,8 +231,8 @@ extension PaywallService {
     /// work) and returns the decision as it stands after it.
     func complete(_ pending: PendingRead) throws(ServiceError) -> Decision {
         let meter = pending.policy.meters[pending.index]
-        let result = try mapped { try store.recordMeteredRead(pending.read, window: meter.window, limit: meter.limit) }
-        return settle(pending, result)
+        let counted = try mapped { try store.recordCountedRead(pending.read, window: meter.window, limit: meter.limit) }
+        return settle(pending, counted)
     }
 
     /// At most this many metered reads wait for a transaction; past it checks are refused
@@ -235,32 +251,28 @@ extension PaywallService {
         } catch {
             throw .store(error)
         }
-        return (settle(pending, counted.outcome), counted.oldestCounted)
+        return (settle(pending, counted), counted.oldestCounted)
     }
 
-    /// The decision as it stands once the read is recorded (or found taken meanwhile).
-    private func settle(_ pending: PendingRead, _ result: Store.MeteredRead) -> Decision {
+    /// The decision as it stands once the read is recorded (or found taken meanwhile), on
+    /// the meter as the read's transaction counted it: a plan's count may be older, or
+    /// assumed (``plan(reader:title:article:request:at:policy:explain:optimistic:)``).
+    private func settle(_ pending: PendingRead, _ counted: Store.CountedRead) -> Decision {
         var facts = pending.facts
         var decision = pending.decision
         let policy = pending.policy
         let index = pending.index
-        let explain = pending.explain
-        let subject = pending.read.subject
-        let instant = pending.read.at
-        let meter = policy.meters[index]
-        switch result {
+        switch counted.outcome {
         case let .exhausted(used):
-            // A concurrent read took the last unit: decide again on the meter as it is.
+            // The meter was spent (by a concurrent read, or before): decide again on it.
             facts.meters[index] = MeterFacts(used: used, alreadyRead: false)
-            decision = policy.decide(facts, explain: explain)
+            decision = policy.decide(facts, explain: pending.explain)
         case .reread:
-            // The same article was counted meanwhile (the same check twice at once): free.
-            // The facts' count and re-read check are two reads, and a concurrent check of
-            // this article may have committed between them or since: show the meter as it
-            // stands now (it counts this article), as a sequential re-read would.
+            // This article was counted already (before, or by the same check twice at
+            // once): free, and the meter as it stands (it counts this article).
             decision.meter?.consumed = false
             decision.meter?.reread = true
-            if let usage = try? store.meterUsage(subject: subject, window: meter.window, at: instant) { decision.meter?.used = usage.used }
+            decision.meter?.used = counted.used
         case let .recorded(used):
             decision.meter?.used = used
         }

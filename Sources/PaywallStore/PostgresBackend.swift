@@ -160,9 +160,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             let at = item.read.at.millis
                             // A recorded read (counted or re-read) is counted too.
                             let withThis = Date(millis: min(oldest ?? at, at))
-                            outcomes.append(already != 0 ? .init(outcome: .reread, oldestCounted: withThis)
-                                : inserted != 0 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis)
-                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:))))
+                            outcomes.append(already != 0 ? .init(outcome: .reread, oldestCounted: withThis, used: Int(used))
+                                : inserted != 0 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis, used: Int(used) + 1)
+                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:)), used: Int(used)))
                         }
                         return outcomes
                     }

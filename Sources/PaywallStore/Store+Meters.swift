@@ -26,6 +26,9 @@ extension Store {
     public struct CountedRead: Equatable, Sendable {
         public var outcome: MeteredRead
         public var oldestCounted: Date?
+        /// The meter's count as the transaction left it (this read included when counted or
+        /// re-read).
+        public var used: Int
     }
 
     /// Records a read against a meter of `limit` articles per `window`, atomically: the
@@ -33,8 +36,14 @@ extension Store {
     /// overspend a meter. Concurrent calls share transactions (``GroupCommit``); each
     /// returns once the transaction holding its read has committed.
     public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
+        try recordCountedRead(read, window: window, limit: limit).outcome
+    }
+
+    /// ``recordMeteredRead(_:window:limit:)``, with the meter as the read's transaction
+    /// left it.
+    public func recordCountedRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> CountedRead {
         if readOnly { throw StoreError.readOnly(path: location) }
-        return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get().outcome
+        return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get()
     }
 
     /// ``recordMeteredRead(_:window:limit:)`` for async callers: suspends (holding no
@@ -101,13 +110,15 @@ extension Store {
         let oldest: Int64? = counted?[1]
         // This read, when recorded, is counted too (stamped `read.at`, in the window).
         let withThis = Date(millis: min(oldest ?? read.at.millis, read.at.millis))
-        if already {
+        if already {  // counted already: the count includes it
             try insertRead(db, read)
-            return CountedRead(outcome: .reread, oldestCounted: withThis)
+            return CountedRead(outcome: .reread, oldestCounted: withThis, used: used)
         }
-        guard used < limit else { return CountedRead(outcome: .exhausted(used: used), oldestCounted: oldest.map(Date.init(millis:))) }
+        guard used < limit else {
+            return CountedRead(outcome: .exhausted(used: used), oldestCounted: oldest.map(Date.init(millis:)), used: used)
+        }
         try insertRead(db, read)
-        return CountedRead(outcome: .recorded(used: used + 1), oldestCounted: withThis)
+        return CountedRead(outcome: .recorded(used: used + 1), oldestCounted: withThis, used: used + 1)
     }
 
     /// When the oldest read counted in `subject`'s window ending at `at` was made (nil

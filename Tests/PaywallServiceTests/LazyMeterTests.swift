@@ -66,3 +66,65 @@ struct LazyMeterTests {
         #expect(try s.decide(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: "new"), policy: policy).access != .full, "the meter is spent")
     }
 }
+
+/// A check that records its read may take the policy's one meter as unused and let the
+/// read's transaction count it (``PaywallService/plan(reader:title:article:request:at:policy:explain:optimistic:)``):
+/// every answer must be the one the counted meter gives.
+@Suite("Meters counted by the read's own transaction")
+struct OptimisticMeterTests {
+    /// Two meters, the second for when the first is spent: counted first, both always.
+    static let twoMeters = """
+        meter "free" { limit 2 per 30 days }
+        meter "weekly" { limit 1 per 7 days }
+        rule "metered" { when user.signedIn; grant full using meter "free" }
+        rule "then weekly" { when user.signedIn; grant full using meter "weekly" }
+        rule "devices" { when not user.signedIn; grant full using meter "weekly" }
+        rule "offers" { when not membership.active; offer subscribe }
+        """
+    /// A condition that reads the meter while units are left: counted first, always.
+    static let oneLeft = """
+        meter "free" { limit 2 per 30 days }
+        rule "members" { when membership.active; grant full }
+        rule "metered" { when user.signedIn; grant full using meter "free" }
+        rule "one left" { when meter("free").remaining == 1; offer subscribe }
+        """
+
+    func fixture() throws -> ServiceFixture {
+        let f = try ServiceFixture()
+        let s = f.service
+        _ = try s.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        _ = try s.addPlan(id: "news", name: "News", period: "month", titles: ["euronews"], actor: f.admin)
+        for email in ["member@example.com", "reader@example.com"] {
+            _ = try s.signUp(email: email, password: "correct horse battery", displayName: nil, actor: f.admin)
+        }
+        _ = try s.grantMembership(account: "member@example.com", plan: "news", until: nil, source: .admin, actor: f.admin)
+        return f
+    }
+
+    /// Plans (optimistically or not) and records as a served check does.
+    func check(_ s: PaywallService, _ reader: Reader, _ article: String, policy: Policy, optimistic: Bool) async throws -> Decision {
+        let (_, decision, pending) = try s.plan(
+            reader: reader, title: "euronews", article: ArticleInput(id: article), request: RequestFacts(), at: s.now, policy: policy,
+            explain: false, optimistic: optimistic)
+        guard let pending else { return decision }
+        return try await s.complete(pending).decision
+    }
+
+    @Test("first reads, re-reads, the last unit, a spent meter, members and devices: the same answers as with the meter counted first",
+          arguments: [LazyMeterTests.plain, LazyMeterTests.readsMeter, twoMeters, oneLeft])
+    func sameAnswers(text: String) async throws {
+        let optimistic = try fixture(), counted = try fixture()
+        let policy = try LazyMeterTests.policy(text)
+        let readers: [Reader] = [.account("member@example.com"), .account("reader@example.com"), .anonymous(device: "device-1"), .anonymous(device: nil)]
+        for (step, article) in ["a0", "a1", "a0", "a2", "a3", "a1", "a4"].enumerated() {
+            for reader in readers {
+                let a = try await check(optimistic.service, reader, article, policy: policy, optimistic: true)
+                let b = try await check(counted.service, reader, article, policy: policy, optimistic: false)
+                #expect(a.access == b.access && a.decidingRules == b.decidingRules && a.offers == b.offers && a.meter == b.meter,
+                        "step \(step) (\(article)), \(reader): \(a.meter.map { "\($0)" } ?? "-") against \(b.meter.map { "\($0)" } ?? "-")")
+            }
+        }
+        let spent = try await check(optimistic.service, .account("reader@example.com"), "new", policy: policy, optimistic: true)
+        #expect(spent.access != .full, "the meter is spent")
+    }
+}

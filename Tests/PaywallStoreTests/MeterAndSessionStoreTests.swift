@@ -218,7 +218,7 @@ struct AsyncGroupCommitTests {
 
 @Suite("When a meter frees a unit")
 struct CountedReadTests {
-    @Test("a recorded, re-read or refused read says when the oldest read its meter counts was made (reads older than the window aside)", arguments: TestBackend.all)
+    @Test("a recorded, re-read or refused read says the meter's count and when the oldest read it counts was made (reads older than the window aside)", arguments: TestBackend.all)
     func oldestCounted(backend: TestBackend) async throws {
         let f = try StoreFixture(backend: backend)
         try f.title("euronews")
@@ -229,16 +229,16 @@ struct CountedReadTests {
         let window: TimeInterval = 86_400
         try f.store.recordRead(read("old", -2 * window))  // out of every window below
         let first = try await f.store.recordCountedRead(read("a", 0), window: window, limit: 2)
-        #expect(first == .init(outcome: .recorded(used: 1), oldestCounted: t), "the first read is its own oldest")
+        #expect(first == .init(outcome: .recorded(used: 1), oldestCounted: t, used: 1), "the first read is its own oldest")
         let second = try await f.store.recordCountedRead(read("b", 60), window: window, limit: 2)
-        #expect(second == .init(outcome: .recorded(used: 2), oldestCounted: t))
+        #expect(second == .init(outcome: .recorded(used: 2), oldestCounted: t, used: 2))
         let again = try await f.store.recordCountedRead(read("b", 120), window: window, limit: 2)
-        #expect(again == .init(outcome: .reread, oldestCounted: t))
+        #expect(again == .init(outcome: .reread, oldestCounted: t, used: 2), "a re-read: free, the meter as it stands")
         let refused = try await f.store.recordCountedRead(read("c", 180), window: window, limit: 2)
-        #expect(refused == .init(outcome: .exhausted(used: 2), oldestCounted: t))
+        #expect(refused == .init(outcome: .exhausted(used: 2), oldestCounted: t, used: 2))
         // A day later "a" has left the window: "b" (first read at 60 s) is the oldest.
         let later = try await f.store.recordCountedRead(read("c", window + 30), window: window, limit: 2)
-        #expect(later == .init(outcome: .recorded(used: 2), oldestCounted: t.addingTimeInterval(60)))
+        #expect(later == .init(outcome: .recorded(used: 2), oldestCounted: t.addingTimeInterval(60), used: 2))
         // The same answers as the separate query the check used to make.
         #expect(try f.store.oldestCountedRead(subject: .device("d1"), window: window, at: t.addingTimeInterval(window + 30)) == t.addingTimeInterval(60))
     }

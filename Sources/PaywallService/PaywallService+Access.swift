@@ -122,7 +122,22 @@ extension PaywallService {
                 optimistic: true)
         }
         // The grant's key must be usable before a unit is spent on it; read once, used below.
-        let grantIssuer: TokenIssuer? = decision.access == .full ? try mapped { () throws -> TokenIssuer in try self.issuer().0 } : nil
+        var grantIssuer: TokenIssuer?
+        if decision.access == .full {
+            do {
+                grantIssuer = try mapped { () throws -> TokenIssuer in try self.issuer().0 }
+            } catch {
+                // No grant can be issued. A meter taken as unused may in fact be spent (a
+                // teaser, which needs no grant): decide on the counted meter, and fail
+                // only if that is full too.
+                guard pending != nil else { throw error }
+                (facts, decision, pending) = try await offCooperativePoolIfShared { service throws(ServiceError) in
+                    try service.plan(
+                        reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
+                }
+                if decision.access == .full { throw error }
+            }
+        }
         // When the oldest read a meter counts was made, known from a recorded read's own
         // transaction (by meter index).
         var oldestCounted: (index: Int, at: Date?)?

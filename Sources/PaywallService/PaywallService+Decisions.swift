@@ -204,17 +204,25 @@ extension PaywallService {
         // A decision full without the meters is final: their queries are skipped (not when
         // explaining, which shows every fact).
         var early: Decision?
+        let assumed = optimistic && !explain && !policy.conditionsReadMeters && policy.meters.count == 1
         let facts = try facts(
             reader: reader, title: title, article: article, request: request, at: instant, policy: policy,
             skipMeters: explain ? nil : { facts in
                 early = policy.decidesWithoutMeters(facts)
                 return early != nil
             },
-            assumeMetersUnused: optimistic && !explain && !policy.conditionsReadMeters && policy.meters.count == 1)
+            assumeMetersUnused: assumed)
         let decision = early ?? policy.decide(facts, explain: explain)
         guard let outcome = decision.meter, outcome.consumed || outcome.reread,
               let index = policy.meters.firstIndex(where: { $0.name == outcome.name })
-        else { return (facts, decision, nil) }
+        else {
+            // The meter shows in an answer that records nothing (a cap, a meter of no
+            // units): its numbers must be the counted ones, so count them.
+            if assumed, early == nil, decision.meter != nil {
+                return try plan(reader: reader, title: title, article: article, request: request, at: instant, policy: policy, explain: explain)
+            }
+            return (facts, decision, nil)
+        }
         let subject: MeterSubject
         if facts.user.signedIn {
             subject = .account(AccountID(rawValue: facts.user.id))

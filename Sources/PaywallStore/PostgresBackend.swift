@@ -128,8 +128,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             return try retrying {
                 try connections.with { connection in
                     try transaction(connection, begin: Self.readCommittedBegin) { _ in
-                        let locked = connection.query(Self.lockSubjects(reads.map(\.read.subject.key)), logger: PostgresSQL.logger)
+                        // Prepared before the lock is sent: a preparation after a failed lock
+                        // would fail for the aborted transaction and hide the lock's error.
                         let statement = try connections.prepared(Self.meteredReadSQL, on: connection)
+                        let locked = connection.query(Self.lockSubjects(reads.map(\.read.subject.key)), logger: PostgresSQL.logger)
                         let answers = reads.map { item in
                             var binds: [PostgresData] = []
                             binds.reserveCapacity(6)

@@ -81,6 +81,20 @@ struct OptimisticMeterTests {
         rule "devices" { when not user.signedIn; grant full using meter "weekly" }
         rule "offers" { when not membership.active; offer subscribe }
         """
+    /// Devices metered too, and a cap on embargoed articles (a teaser that still shows the
+    /// meter): the meter shown must be the counted one.
+    static let devicesAndCap = """
+        meter "free" { limit 2 per 30 days }
+        rule "members" { when membership.active; grant full }
+        rule "metered" { when true; grant full using meter "free" }
+        rule "embargo" { when "embargo" in article.tags and not membership.entitled; cap teaser }
+        """
+    /// A meter switched off: only re-reads of articles counted before are free.
+    static let noUnits = """
+        meter "free" { limit 0 per 30 days }
+        rule "metered" { when user.signedIn; grant full using meter "free" }
+        rule "offers" { when not membership.active; offer subscribe }
+        """
     /// A condition that reads the meter while units are left: counted first, always.
     static let oneLeft = """
         meter "free" { limit 2 per 30 days }
@@ -101,22 +115,33 @@ struct OptimisticMeterTests {
         return f
     }
 
+    /// An article; those named "e…" are embargoed.
+    static func article(_ id: String) -> ArticleInput {
+        var article = ArticleInput(id: id)
+        if id.hasPrefix("e") { article.tags = ["embargo"] }
+        return article
+    }
+
     /// Plans (optimistically or not) and records as a served check does.
     func check(_ s: PaywallService, _ reader: Reader, _ article: String, policy: Policy, optimistic: Bool) async throws -> Decision {
         let (_, decision, pending) = try s.plan(
-            reader: reader, title: "euronews", article: ArticleInput(id: article), request: RequestFacts(), at: s.now, policy: policy,
+            reader: reader, title: "euronews", article: Self.article(article), request: RequestFacts(), at: s.now, policy: policy,
             explain: false, optimistic: optimistic)
         guard let pending else { return decision }
         return try await s.complete(pending).decision
     }
 
     @Test("first reads, re-reads, the last unit, a spent meter, members and devices: the same answers as with the meter counted first",
-          arguments: [LazyMeterTests.plain, LazyMeterTests.readsMeter, twoMeters, oneLeft])
+          arguments: [LazyMeterTests.plain, LazyMeterTests.readsMeter, twoMeters, oneLeft, devicesAndCap, noUnits])
     func sameAnswers(text: String) async throws {
         let optimistic = try fixture(), counted = try fixture()
         let policy = try LazyMeterTests.policy(text)
         let readers: [Reader] = [.account("member@example.com"), .account("reader@example.com"), .anonymous(device: "device-1"), .anonymous(device: nil)]
-        for (step, article) in ["a0", "a1", "a0", "a2", "a3", "a1", "a4"].enumerated() {
+        // Read before (a meter switched off later still counts it: its re-read is free).
+        for f in [optimistic, counted] {
+            try await f.service.recordRead(subject: .account(f.service.account("reader@example.com").id), title: "euronews", article: "a0")
+        }
+        for (step, article) in ["a0", "e1", "a1", "a0", "a2", "e2", "a3", "a1", "a4", "e1"].enumerated() {
             for reader in readers {
                 let a = try await check(optimistic.service, reader, article, policy: policy, optimistic: true)
                 let b = try await check(counted.service, reader, article, policy: policy, optimistic: false)
@@ -126,5 +151,22 @@ struct OptimisticMeterTests {
         }
         let spent = try await check(optimistic.service, .account("reader@example.com"), "new", policy: policy, optimistic: true)
         #expect(spent.access != .full, "the meter is spent")
+    }
+
+    @Test("the meter is taken as unused only where it cannot change the answer: one meter, read by no condition")
+    func whenAssumed() throws {
+        let f = try fixture()
+        let s = f.service
+        let reader = try s.account("reader@example.com")
+        try s.recordRead(subject: .account(reader.id), title: "euronews", article: "a0")
+        func meters(_ text: String, optimistic: Bool) throws -> [MeterFacts] {
+            try s.plan(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: "a1"), request: RequestFacts(),
+                       at: s.now, policy: LazyMeterTests.policy(text), explain: false, optimistic: optimistic).0.meters
+        }
+        #expect(try meters(LazyMeterTests.plain, optimistic: true) == [MeterFacts(used: 0, alreadyRead: false)], "assumed: no query")
+        #expect(try meters(LazyMeterTests.plain, optimistic: false) == [MeterFacts(used: 1, alreadyRead: false)])
+        #expect(try meters(Self.oneLeft, optimistic: true) == [MeterFacts(used: 1, alreadyRead: false)], "a condition reads the meter")
+        #expect(try meters(Self.twoMeters, optimistic: true) == [MeterFacts(used: 1, alreadyRead: false), MeterFacts(used: 1, alreadyRead: false)],
+                "two meters")
     }
 }

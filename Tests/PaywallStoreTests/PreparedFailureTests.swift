@@ -1,4 +1,5 @@
 import PostgresNIO
+import PaywallTestSupport
 import Testing
 @testable import PaywallStore
 
@@ -29,5 +30,27 @@ struct PreparedFailureTests {
         // Anything else passes through untouched.
         struct Other: Error {}
         #expect(PreparedFailure.normalized(Other(), sql: "x") is Other)
+    }
+
+    @Test("a real server's answer to a prepared statement keeps its SQLSTATE, and the connection stays usable", arguments: TestBackend.postgresOnly)
+    func realServer(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        do {
+            _ = try postgres.connections.with { connection in
+                try PostgresSQL(connection: connection, backend: postgres).fetchPrepared("SELECT 1 / (?::bigint - ?::bigint)", [Int64(1), Int64(1)])
+            }
+            Issue.record("a division by zero answered")
+        } catch {
+            #expect(error is PreparedFailure)
+            #expect(PostgresBackend.sqlState(of: error) == "22012")
+            #expect(!PostgresConnectionPool.connectionFailed(error))
+            if case let .postgres(_, sqlState, _, _) = postgres.storeError(error) {
+                #expect(sqlState == "22012")
+            } else {
+                Issue.record("mapped to \(postgres.storeError(error))")
+            }
+        }
+        #expect(try f.store.rowCounts()["accounts"] == 0, "the store still answers")
     }
 }

@@ -190,35 +190,27 @@ extension PaywallService {
     /// why not. Never through a shell. Gives up (and kills it) after `timeout` seconds.
     static func runSendmail(_ command: [String], message: Data, timeout: TimeInterval = 30) -> String? {
         ignoreSIGPIPE
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
+        let child: ChildProcess
         do {
-            try process.run()
+            child = try ChildProcess(executable: command[0], arguments: Array(command.dropFirst()), input: .pipe)
         } catch {
             return "could not start the sendmail command"
         }
         // A command that exits without reading closes the pipe: the write fails (EPIPE,
         // SIGPIPE ignored), and the exit status says what happened.
-        try? input.fileHandleForWriting.write(contentsOf: message)
-        try? input.fileHandleForWriting.close()
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
+        try? child.input?.write(contentsOf: message)
+        try? child.input?.close()
+        guard let exit = child.wait(timeout: timeout) else {
+            child.send(SIGTERM)
             // A command that ignores SIGTERM must not hold the courier for ever.
-            if done.wait(timeout: .now() + 2) == .timedOut {
-                kill(process.processIdentifier, SIGKILL)
-                done.wait()
+            if child.wait(timeout: 2) == nil {
+                child.send(SIGKILL)
+                _ = child.wait()
             }
             return "the sendmail command did not finish within \(Int(timeout)) seconds"
         }
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            return "the sendmail command exited with status \(process.terminationStatus)"
+        guard exit == .status(0) else {
+            return "the sendmail command exited with status \(exit.code)"
         }
         return nil
     }

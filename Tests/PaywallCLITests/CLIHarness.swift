@@ -1,5 +1,6 @@
 import Foundation
 import PaywallCore
+import PaywallService
 import PaywallStore
 import PaywallTestSupport
 
@@ -60,22 +61,17 @@ struct CLIHarness {
     /// Runs `paywall ARGS`, feeding `input` on standard input.
     @discardableResult
     func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
-        process.environment = environment.merging(extraEnvironment) { $1 }
-        process.currentDirectoryURL = folder
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try launch(process)
-        try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
-        try? stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        // Not Foundation's `Process`: it crashes now and then in a process with many open
+        // files (``ChildProcess``).
+        let child = try ChildProcess(
+            executable: Self.executable.path, arguments: arguments, environment: environment.merging(extraEnvironment) { $1 },
+            directory: folder.path, input: .pipe, output: .pipe, error: .pipe)
+        try? child.input?.write(contentsOf: Data(input.utf8))
+        try? child.input?.close()
+        let out = child.output?.readDataToEndOfFile() ?? Data()
+        let err = child.error?.readDataToEndOfFile() ?? Data()
+        let exit = child.wait()
+        return Result(status: exit.code, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 
     /// Row counts of the database, to prove a refused command changed nothing.

@@ -5,14 +5,15 @@ import FoundationNetworking
 import Testing
 import PaywallTestSupport
 import PaywallCore
+import PaywallService
 @testable import PaywallStore
 
-/// `paywall serve` as a process, on a free loopback port.
+/// `paywall serve` as a process, on a free loopback port (a ``ChildProcess``: Foundation's
+/// `Process` crashes now and then in a process with many open files).
 final class ServerProcess: @unchecked Sendable {
-    let process = Process()
-    let stdout = Pipe()
-    let stderr = Pipe()
+    let child: ChildProcess
     private(set) var port = 0
+    private var ended = false
 
     struct DidNotStart: Error, CustomStringConvertible {
         var status: Int32
@@ -21,19 +22,14 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     init(_ cli: CLIHarness, arguments: [String] = [], environment: [String: String] = [:]) throws {
-        process.executableURL = CLIHarness.executable
-        process.arguments = ["serve", "--port", "0"] + arguments
-        process.environment = cli.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = cli.folder
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try launch(process)
+        child = try ChildProcess(
+            executable: CLIHarness.executable.path, arguments: ["serve", "--port", "0"] + arguments,
+            environment: cli.environment.merging(environment) { $1 }, directory: cli.folder.path,
+            input: .null, output: .pipe, error: .pipe)
         // The first stdout line says where it listens.
         var buffer = ""
-        let reader = stdout.fileHandleForReading
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
+        while Date() < deadline, let reader = child.output {
             let chunk = reader.availableData
             if chunk.isEmpty { break }
             buffer += String(decoding: chunk, as: UTF8.self)
@@ -44,23 +40,28 @@ final class ServerProcess: @unchecked Sendable {
             }
         }
         guard port > 0 else {
-            process.waitUntilExit()
-            throw DidNotStart(status: process.terminationStatus, stderr: String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            let exit = child.wait()
+            ended = true
+            throw DidNotStart(status: exit.code, stderr: String(decoding: child.error?.readDataToEndOfFile() ?? Data(), as: UTF8.self))
         }
     }
 
     var base: String { "http://127.0.0.1:\(port)" }
+    var pid: pid_t { child.pid }
 
     /// Sends `signal` and waits for the exit status.
     @discardableResult
     func stop(_ signal: Int32 = SIGTERM) -> Int32 {
-        kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        return process.terminationStatus
+        child.send(signal)
+        ended = true
+        return child.wait().code
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if !ended {
+            child.send(SIGKILL)
+            _ = child.wait()
+        }
     }
 }
 

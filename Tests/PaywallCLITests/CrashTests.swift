@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PaywallTestSupport
 import PaywallCore
+import PaywallService
 @testable import PaywallStore
 
 @Suite("Durability")
@@ -11,19 +12,13 @@ struct CrashTests {
         let cli = try CLIHarness()
         #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"]).status == 0)
 
-        let process = Process()
-        process.executableURL = CLIHarness.executable
-        process.arguments = ["meter", "import", "--batch", "1"]
-        process.environment = cli.environment
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try launch(process)
+        let child = try ChildProcess(
+            executable: CLIHarness.executable.path, arguments: ["meter", "import", "--batch", "1"], environment: cli.environment,
+            input: .pipe, output: .pipe)
 
         // Feed reads from another thread, far more than will be acknowledged before the kill.
         let writer = Thread {
-            let handle = stdin.fileHandleForWriting
+            guard let handle = child.input else { return }
             for index in 0..<100_000 {
                 let line = #"{"device":"dev-\#(index % 50)","title":"euronews","article":"a\#(index)"}"# + "\n"
                 do { try handle.write(contentsOf: Data(line.utf8)) } catch { return }
@@ -34,7 +29,7 @@ struct CrashTests {
         // Read acknowledgements until enough have arrived, then kill without warning.
         var acknowledged = 0
         var buffer = ""
-        let reader = stdout.fileHandleForReading
+        guard let reader = child.output else { Issue.record("no output pipe"); return }
         while acknowledged < 300 {
             let chunk = reader.availableData
             if chunk.isEmpty { break }
@@ -45,9 +40,8 @@ struct CrashTests {
                 buffer.removeSubrange(...newline)
             }
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal)
+        child.send(SIGKILL)
+        #expect(child.wait() == .signal(SIGKILL))
         #expect(acknowledged >= 300)
 
         let store = try Store(path: cli.database)

@@ -140,15 +140,8 @@ public final class AppleTestChain: @unchecked Sendable {
         folder = base
         let dir = base.url.path
         func run(_ arguments: [String]) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = arguments
-            process.currentDirectoryURL = base.url
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try launch(process)
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": arguments.joined(separator: " ")]) }
+            let run = try runProgram("/usr/bin/openssl", arguments, directory: base.url.path)
+            guard run.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": arguments.joined(separator: " "), "stderr": run.stderr]) }
         }
         func write(_ name: String, _ text: String) throws { try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
         for name in ["root", "int", "leaf"] {

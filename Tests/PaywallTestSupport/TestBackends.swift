@@ -62,12 +62,3 @@ public final class PostgresTestSchema: @unchecked Sendable {
         return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger).wait()
     }
 }
-
-/// Starts `process` while no other test starts one. Foundation's `Process.run()` crashed
-/// once (a bad pointer in its `memcpy`) with many tests launching children at the same
-/// time; launching is quick, so serializing it costs nothing noticeable.
-public func launch(_ process: Process) throws {
-    try launchLock.withLock { try process.run() }
-}
-
-private let launchLock = NSLock()

@@ -2,23 +2,15 @@ import Foundation
 import Testing
 import PaywallCore
 import PaywallCrypto
+import PaywallTestSupport
 @testable import PaywallTokens
 
 /// Tokens checked by a JWT library we did not write: joserfc (Python), installed by .ci/run.
 @Suite("Interoperability with joserfc")
 struct InteropTests {
     func python(_ script: String, _ arguments: [String]) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+        let run = try runProgram("/usr/bin/env", ["python3", "-c", script] + arguments)
+        return (run.status, run.stdout, run.stderr)
     }
 
     static let verifyScript = """

@@ -145,7 +145,7 @@ extension PaywallService {
             let settled = try await complete(pending)
             decision = settled.decision
             facts = pending.facts
-            oldestCounted = (pending.index, settled.oldestCounted)
+            oldestCounted = (settled.meterIndex, settled.oldestCounted)
         }
         // The ids were validated and the title found when the facts were gathered.
         let title = TitleID(rawValue: facts.title.id)

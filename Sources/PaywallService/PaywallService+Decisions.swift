@@ -238,9 +238,14 @@ extension PaywallService {
     /// Records a planned metered read atomically (a durable write: the blocking pool's
     /// work) and returns the decision as it stands after it.
     func complete(_ pending: PendingRead) throws(ServiceError) -> Decision {
-        let meter = pending.policy.meters[pending.index]
-        let counted = try mapped { try store.recordCountedRead(pending.read, window: meter.window, limit: meter.limit) }
-        return settle(pending, counted)
+        var pending = pending
+        while true {
+            let meter = pending.policy.meters[pending.index]
+            let counted = try mapped { try store.recordCountedRead(pending.read, window: meter.window, limit: meter.limit) }
+            let (decision, next) = settle(pending, counted)
+            guard let next else { return decision }
+            pending = next
+        }
     }
 
     /// At most this many metered reads wait for a transaction; past it checks are refused
@@ -250,22 +255,29 @@ extension PaywallService {
     /// ``complete(_:)`` for async callers: the read waits for its transaction without
     /// holding a thread (``Store/recordCountedRead(_:window:limit:)``). Also says when the
     /// oldest read the meter counts was made (from the same transaction).
-    func complete(_ pending: PendingRead) async throws(ServiceError) -> (decision: Decision, oldestCounted: Date?) {
-        if store.meteredReadsWaiting >= Self.meteredReadsWaitingLimit { throw .overloaded }
-        let meter = pending.policy.meters[pending.index]
-        let counted: Store.CountedRead
-        do {
-            counted = try await store.recordCountedRead(pending.read, window: meter.window, limit: meter.limit)
-        } catch {
-            throw .store(error)
+    func complete(_ pending: PendingRead) async throws(ServiceError) -> (decision: Decision, meterIndex: Int, oldestCounted: Date?) {
+        var pending = pending
+        while true {
+            if store.meteredReadsWaiting >= Self.meteredReadsWaitingLimit { throw .overloaded }
+            let meter = pending.policy.meters[pending.index]
+            let counted: Store.CountedRead
+            do {
+                counted = try await store.recordCountedRead(pending.read, window: meter.window, limit: meter.limit)
+            } catch {
+                throw .store(error)
+            }
+            let (decision, next) = settle(pending, counted)
+            guard let next else { return (decision, pending.index, counted.oldestCounted) }
+            pending = next
         }
-        return (settle(pending, counted), counted.oldestCounted)
     }
 
     /// The decision as it stands once the read is recorded (or found taken meanwhile), on
     /// the meter as the read's transaction counted it: a plan's count may be older, or
     /// assumed (``plan(reader:title:article:request:at:policy:explain:optimistic:)``).
-    private func settle(_ pending: PendingRead, _ counted: Store.CountedRead) -> Decision {
+    /// When that decision uses another meter (the first was spent, and a later rule meters
+    /// the read on a second), it is `next`: to be recorded in turn, or it would be free.
+    private func settle(_ pending: PendingRead, _ counted: Store.CountedRead) -> (decision: Decision, next: PendingRead?) {
         var facts = pending.facts
         var decision = pending.decision
         let policy = pending.policy
@@ -275,6 +287,14 @@ extension PaywallService {
             // The meter was spent (by a concurrent read, or before): decide again on it.
             facts.meters[index] = MeterFacts(used: used, alreadyRead: false)
             decision = policy.decide(facts, explain: pending.explain)
+            if let outcome = decision.meter, outcome.consumed || outcome.reread,
+               let other = policy.meters.firstIndex(where: { $0.name == outcome.name }), other != index {
+                var next = pending
+                next.facts = facts
+                next.decision = decision
+                next.index = other
+                return (decision, next)
+            }
         case .reread:
             // This article was counted already (before, or by the same check twice at
             // once): free, and the meter as it stands (it counts this article).
@@ -284,7 +304,7 @@ extension PaywallService {
         case let .recorded(used):
             decision.meter?.used = used
         }
-        return decision
+        return (decision, nil)
     }
 
     /// Replays recorded reads through the running and the proposed policy.

@@ -170,3 +170,44 @@ struct OptimisticMeterTests {
                 "two meters")
     }
 }
+
+/// A read planned on a meter that another read spent meanwhile is decided again; when that
+/// decision meters it on a second meter, the read is recorded there.
+@Suite("A second meter after the first is spent")
+struct SecondMeterTests {
+    static let policy = """
+        meter "free" { limit 2 per 30 days }
+        meter "bonus" { limit 5 per 7 days }
+        rule "free first" { when user.signedIn; grant full using meter "free" }
+        rule "then bonus" { when user.signedIn; grant full using meter "bonus" }
+        """
+
+    @Test("two reads planned on the last unit of the first meter: one takes it, the other is recorded on the second", arguments: [false, true])
+    func recordedOnTheSecond(async: Bool) async throws {
+        let f = try OptimisticMeterTests().fixture()
+        let s = f.service
+        let reader = try s.account("reader@example.com")
+        try await s.recordRead(subject: .account(reader.id), title: "euronews", article: "before")
+        let policy = try LazyMeterTests.policy(Self.policy)
+        func plan(_ article: String) throws -> PaywallService.PendingRead {
+            let planned = try s.plan(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: article),
+                                     request: RequestFacts(), at: s.now, policy: policy, explain: false)
+            return try #require(planned.2, "\(article) is metered")
+        }
+        // Both planned on "free" with one unit left, before either is recorded.
+        let first = try plan("a"), second = try plan("b")
+        #expect(first.index == 0 && second.index == 0)
+        let decisions: [Decision]
+        if async {
+            decisions = [try await s.complete(first).decision, try await s.complete(second).decision]
+        } else {
+            decisions = [try s.complete(first), try s.complete(second)]
+        }
+        #expect(decisions.map(\.access) == [.full, .full])
+        #expect(decisions.map { $0.meter?.name } == ["free", "bonus"])
+        #expect(decisions.map { $0.meter?.consumed } == [true, true])
+        // Every full read counted: "before", "a" and "b".
+        #expect(try s.store.meterUsage(subject: .account(reader.id), window: 7 * 86_400).used == 3)
+        #expect(decisions[1].meter?.used == 3, "the second meter as its transaction counted it")
+    }
+}

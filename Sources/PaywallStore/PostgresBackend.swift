@@ -112,61 +112,50 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         }
     }
 
-    /// A batch of metered reads in one transaction and one round trip: the subjects' meter
-    /// locks in one statement, then one statement per read (count, "already read?" and the
-    /// conditional insert together), all sent at once and answered in order. Each statement
-    /// sees the ones before it in the transaction, so reads of one subject in one batch
-    /// count each other, exactly as one at a time. Nil when a statement failed (an unknown
-    /// title): nothing is kept and the caller runs the batch read by read, each alone.
+    /// A batch of metered reads in one transaction and one statement: the function of
+    /// migration `v14-metered-reads-function` takes the subjects' meter locks and runs each
+    /// read in order (count, "already read?" and the conditional insert together), a row
+    /// per read. Nil when the batch failed on a constraint (an unknown title): nothing is
+    /// kept and the caller runs the batch read by read, each alone.
     ///
     /// Why: read by read with savepoints a metered read took six round trips on the group
-    /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second).
+    /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second);
+    /// a statement per read, pipelined, still cost both sides a protocol exchange per read.
     func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Store.CountedRead]? {
-        /// A statement of the batch failed on its own: the caller goes read by read.
+        /// The batch failed on a constraint: the caller goes read by read.
         struct StatementFailed: Error {}
         do {
             return try retrying {
                 try connections.with { connection in
                     try transaction(connection, begin: Self.readCommittedBegin) { _ in
-                        // Prepared before the lock is sent: a preparation after a failed lock
-                        // would fail for the aborted transaction and hide the lock's error.
-                        let statement = try connections.prepared(Self.meteredReadSQL, on: connection)
-                        let locked = connection.query(Self.lockSubjects(reads.map(\.read.subject.key)), logger: PostgresSQL.logger)
-                        let answers = reads.map { item in
-                            var binds: [PostgresData] = []
-                            binds.reserveCapacity(6)
-                            binds.append(PostgresData(string: item.read.subject.key))
-                            binds.append(PostgresData(int64: item.read.at.addingTimeInterval(-item.window).millis))
-                            binds.append(PostgresData(string: item.read.titleID.rawValue))
-                            binds.append(PostgresData(string: item.read.articleID))
-                            binds.append(PostgresData(int64: item.read.at.millis))
-                            binds.append(PostgresData(int64: Int64(item.limit)))
-                            return statement.execute(binds)
+                        let statement = try connections.prepared(Self.meteredReadsSQL, on: connection)
+                        let binds: [PostgresData] = [
+                            PostgresData(array: reads.map { PostgresData(string: $0.read.subject.key) }, elementType: .text),
+                            PostgresData(array: reads.map { PostgresData(int64: $0.read.at.addingTimeInterval(-$0.window).millis) }, elementType: .int8),
+                            PostgresData(array: reads.map { PostgresData(string: $0.read.titleID.rawValue) }, elementType: .text),
+                            PostgresData(array: reads.map { PostgresData(string: $0.read.articleID) }, elementType: .text),
+                            PostgresData(array: reads.map { PostgresData(int64: $0.read.at.millis) }, elementType: .int8),
+                            PostgresData(array: reads.map { PostgresData(int64: Int64($0.limit)) }, elementType: .int8),
+                        ]
+                        let rows: [PostgresRow]
+                        do {
+                            rows = try PreparedFailure.wait(statement.execute(binds), sql: Self.meteredReadsSQL)
+                        } catch where Self.constraint(of: error) != nil {
+                            throw StatementFailed()
                         }
-                        _ = try locked.wait()
-                        // Every answer is waited for before going on (the connection is in order).
-                        let results = answers.map { answer in
-                            Result { try PreparedFailure.wait(answer, sql: Self.meteredReadSQL).first.map { try $0.map(PostgresSQL.preparedValue) } ?? [] }
-                        }
-                        var outcomes: [Store.CountedRead] = []
-                        for (item, result) in zip(reads, results) {
-                            let values: [SQLValue]
-                            do {
-                                values = try result.get()
-                            } catch where !Self.isRetryable(error) && !PostgresConnectionPool.connectionFailed(error) {
-                                throw StatementFailed()
-                            }
+                        guard rows.count == reads.count else { preconditionFailure("\(reads.count) metered reads answered \(rows.count) rows") }
+                        return try zip(reads, rows).map { item, row -> Store.CountedRead in
+                            let values = try row.map(PostgresSQL.preparedValue)
                             guard values.count == 4, case let .integer(already) = values[0], case let .integer(used) = values[1],
-                                  case let .integer(inserted) = values[2] else { preconditionFailure("a metered read's statement answered \(values)") }
+                                  case let .integer(inserted) = values[2] else { preconditionFailure("a metered read answered \(values)") }
                             let oldest: Int64? = if case let .integer(first) = values[3] { first } else { nil }
                             let at = item.read.at.millis
                             // A recorded read (counted or re-read) is counted too.
                             let withThis = Date(millis: min(oldest ?? at, at))
-                            outcomes.append(already != 0 ? .init(outcome: .reread, oldestCounted: withThis, used: Int(used))
+                            return already != 0 ? .init(outcome: .reread, oldestCounted: withThis, used: Int(used))
                                 : inserted != 0 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis, used: Int(used) + 1)
-                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:)), used: Int(used)))
+                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:)), used: Int(used))
                         }
-                        return outcomes
                     }
                 }
             }
@@ -198,24 +187,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     static let lockSubjectsSQL = "SELECT count(pg_advisory_xact_lock(hashtextextended(s, 0))) FROM (SELECT s FROM unnest($1::text[]) AS s ORDER BY s) AS sorted"
 
-    /// One metered read, as ``Store/meteredRead(_:_:window:limit:)`` does it in two
-    /// statements: already read in the window (free), else counted if the meter has room;
-    /// and when the oldest counted read was made. $1 subject, $2 window start, $3 title,
-    /// $4 article, $5 read time, $6 limit. The count has no upper bound (a read stamped
-    /// later may already hold the last unit).
-    static let meteredReadSQL = """
-        WITH already AS (
-            SELECT EXISTS (SELECT 1 FROM reads WHERE subject = $1 AND read_at > $2 AND title_id = $3 AND article_id = $4) AS hit
-        ), used AS (
-            SELECT COUNT(*) AS n, MIN(first) AS oldest FROM (
-                SELECT MIN(read_at) AS first FROM reads WHERE subject = $1 AND read_at > $2 GROUP BY title_id, article_id
-            ) AS counted
-        ), inserted AS (
-            INSERT INTO reads (subject, title_id, article_id, read_at)
-            SELECT $1, $3, $4, $5 WHERE (SELECT hit FROM already) OR (SELECT n FROM used) < $6
-            RETURNING 1
-        )
-        SELECT (SELECT hit FROM already)::int, (SELECT n FROM used), (SELECT COUNT(*) FROM inserted), (SELECT oldest FROM used)
+    /// The batch of metered reads (migration `v14-metered-reads-function`): subjects,
+    /// window starts, titles, articles, read times and limits, one element per read.
+    static let meteredReadsSQL = """
+        SELECT hit, used, inserted, oldest
+        FROM paywall_metered_reads($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
         """
 
     func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T {

@@ -373,6 +373,39 @@ enum PostgresMigrations {
         // SQLite only: a change log its triggers append to (SQLite has no notifications);
         // PostgreSQL servers hear `v12`'s. An empty step, so a version means the same on both.
         ("v13-facts-changes", []),
+        // A batch of metered reads in one statement (``PostgresBackend/pipelinedMeteredReads``):
+        // the subjects' meter locks (sorted), then each read in order, as
+        // ``Store/meteredRead(_:_:window:limit:)`` does it: already read in the window (free),
+        // else counted if the meter has room, and when the oldest counted read was made.
+        // Each read sees the ones before it, so reads of one subject in one batch count each
+        // other, exactly as one at a time. The count has no upper bound (a read stamped later
+        // may already hold the last unit). A failing insert (an unknown title) fails it whole.
+        ("v14-metered-reads-function", [
+            """
+            CREATE FUNCTION paywall_metered_reads(
+                p_subjects text[], p_starts bigint[], p_titles text[], p_articles text[], p_ats bigint[], p_limits bigint[])
+            RETURNS TABLE (hit int, used bigint, inserted int, oldest bigint) LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM count(pg_advisory_xact_lock(hashtextextended(s, 0)))
+                FROM (SELECT DISTINCT s FROM unnest(p_subjects) AS s ORDER BY s) AS sorted;
+                FOR i IN 1 .. coalesce(array_length(p_subjects, 1), 0) LOOP
+                    SELECT EXISTS (SELECT 1 FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                                   AND r.title_id = p_titles[i] AND r.article_id = p_articles[i])::int
+                    INTO hit;
+                    SELECT COUNT(*), MIN(counted.first) INTO used, oldest
+                    FROM (SELECT MIN(r.read_at) AS first FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                          GROUP BY r.title_id, r.article_id) AS counted;
+                    IF hit = 1 OR used < p_limits[i] THEN
+                        INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (p_subjects[i], p_titles[i], p_articles[i], p_ats[i]);
+                        inserted := 1;
+                    ELSE
+                        inserted := 0;
+                    END IF;
+                    RETURN NEXT;
+                END LOOP;
+            END $$
+            """,
+        ]),
     ]
 }
 

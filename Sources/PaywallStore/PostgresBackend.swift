@@ -115,14 +115,14 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// A batch of metered reads in one transaction and one statement: the function of
     /// migration `v14-metered-reads-function` takes the subjects' meter locks and runs each
     /// read in order (count, "already read?" and the conditional insert together), a row
-    /// per read. Nil when the batch failed on a constraint (an unknown title): nothing is
-    /// kept and the caller runs the batch read by read, each alone.
+    /// per read. Nil when the server refused the batch (an unknown title): nothing is kept
+    /// and the caller runs the batch read by read, each alone.
     ///
     /// Why: read by read with savepoints a metered read took six round trips on the group
     /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second);
     /// a statement per read, pipelined, still cost both sides a protocol exchange per read.
     func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Store.CountedRead]? {
-        /// The batch failed on a constraint: the caller goes read by read.
+        /// The server refused the batch: the caller goes read by read.
         struct StatementFailed: Error {}
         do {
             return try retrying {
@@ -140,7 +140,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                         let rows: [PostgresRow]
                         do {
                             rows = try PreparedFailure.wait(statement.execute(binds), sql: Self.meteredReadsSQL)
-                        } catch where Self.constraint(of: error) != nil {
+                        } catch where !Self.isRetryable(error) && !PostgresConnectionPool.connectionFailed(error) {
+                            // The server refused it (an unknown title's constraint; a function
+                            // a later migration changed): read by read, each on its own.
                             throw StatementFailed()
                         }
                         guard rows.count == reads.count else { preconditionFailure("\(reads.count) metered reads answered \(rows.count) rows") }

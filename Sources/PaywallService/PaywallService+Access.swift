@@ -109,9 +109,8 @@ extension PaywallService {
     /// on the caller's task; a metered read's durable write (fsync) is the store's group
     /// commit thread's, and the check suspends until it is committed. Measured
     /// (Benchmarks/HTTPBenchmark): hopping every check to the blocking pool cost members
-    /// about half their throughput in thread switches. On PostgreSQL (``Store/isShared``)
-    /// the facts are network round trips, which must not hold a cooperative thread: they
-    /// run on the blocking pool.
+    /// about half their throughput in thread switches. On PostgreSQL the facts are network
+    /// round trips, which must not hold a cooperative thread: they run on the blocking pool.
     public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
         if let gift = request.gift { return try await checkGiftAccess(request, gift: gift, reader: reader) }
         let at = now

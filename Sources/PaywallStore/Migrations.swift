@@ -333,79 +333,29 @@ enum Migrations {
                 CREATE TABLE facts_changes (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     payload TEXT NOT NULL,
-                    changed_at INTEGER NOT NULL
-                );
-                CREATE TRIGGER accounts_facts_insert AFTER INSERT ON accounts BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || NEW.id, CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER accounts_facts_update AFTER UPDATE ON accounts BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || OLD.id, CAST(strftime('%s', 'now') AS INTEGER));
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || NEW.id, CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER accounts_facts_delete AFTER DELETE ON accounts BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('account:' || OLD.id, CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER memberships_facts_insert AFTER INSERT ON memberships BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
-                END;
-                CREATE TRIGGER memberships_facts_update AFTER UPDATE ON memberships BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
-                END;
-                CREATE TRIGGER memberships_facts_delete AFTER DELETE ON memberships BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
-                END;
-                CREATE TRIGGER trials_facts_insert AFTER INSERT ON trials BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || NEW.person_key, CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER trials_facts_update AFTER UPDATE ON trials BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || OLD.person_key, CAST(strftime('%s', 'now') AS INTEGER));
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || NEW.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE NEW.account_id IS NOT NULL;
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || NEW.person_key, CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER trials_facts_delete AFTER DELETE ON trials BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) SELECT 'account:' || OLD.account_id, CAST(strftime('%s', 'now') AS INTEGER) WHERE OLD.account_id IS NOT NULL;
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('person:' || OLD.person_key, CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER titles_facts_insert AFTER INSERT ON titles BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER titles_facts_update AFTER UPDATE ON titles BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER titles_facts_delete AFTER DELETE ON titles BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER title_tags_facts_insert AFTER INSERT ON title_tags BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER title_tags_facts_update AFTER UPDATE ON title_tags BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER title_tags_facts_delete AFTER DELETE ON title_tags BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER plans_facts_insert AFTER INSERT ON plans BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER plans_facts_update AFTER UPDATE ON plans BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER plans_facts_delete AFTER DELETE ON plans BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER plan_titles_facts_insert AFTER INSERT ON plan_titles BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER plan_titles_facts_update AFTER UPDATE ON plan_titles BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
-                CREATE TRIGGER plan_titles_facts_delete AFTER DELETE ON plan_titles BEGIN
-                    INSERT INTO facts_changes (payload, changed_at) VALUES ('catalog', CAST(strftime('%s', 'now') AS INTEGER));
-                END;
+                    changed_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+                )
                 """)
+            // What a changed row of each table names, over the row `R` (the old and the new
+            // row of an update both: an account id may move). NULL names nothing (a trial
+            // without an account). Table and column names are this file's constants.
+            let names: [(table: String, payloads: [String])] = [
+                ("accounts", ["'account:' || R.id"]),
+                ("memberships", ["'account:' || R.account_id"]),
+                ("trials", ["'account:' || R.account_id", "'person:' || R.person_key"]),
+                ("titles", ["'catalog'"]), ("title_tags", ["'catalog'"]), ("plans", ["'catalog'"]), ("plan_titles", ["'catalog'"]),
+            ]
+            for (table, payloads) in names {
+                for (event, rows) in [("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])] {
+                    let inserts = rows.flatMap { row in
+                        payloads.map { payload in
+                            let named = payload.replacingOccurrences(of: "R.", with: "\(row).")
+                            return "INSERT INTO facts_changes (payload) SELECT \(named) WHERE \(named) IS NOT NULL;"
+                        }
+                    }
+                    try db.execute(sql: "CREATE TRIGGER \(table)_facts_\(event.lowercased()) AFTER \(event) ON \(table) BEGIN \(inserts.joined(separator: " ")) END")
+                }
+            }
         }
 
         // PostgreSQL only: a batch of metered reads as one function call. SQLite's one writer

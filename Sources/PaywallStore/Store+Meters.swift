@@ -9,7 +9,7 @@ extension Store {
         try write { db in try Self.insertRead(db, read) }
     }
 
-    /// The outcome of ``recordMeteredRead(_:window:limit:)``.
+    /// The outcome of ``recordCountedRead(_:window:limit:)``.
     public enum MeteredRead: Equatable, Sendable {
         /// Counted: the meter now stands at `used`.
         case recorded(used: Int)
@@ -34,26 +34,15 @@ extension Store {
     /// Records a read against a meter of `limit` articles per `window`, atomically: the
     /// check and the insert run in one write transaction, so concurrent readers cannot
     /// overspend a meter. Concurrent calls share transactions (``GroupCommit``); each
-    /// returns once the transaction holding its read has committed.
-    public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> MeteredRead {
-        try recordCountedRead(read, window: window, limit: limit).outcome
-    }
-
-    /// ``recordMeteredRead(_:window:limit:)``, with the meter as the read's transaction
-    /// left it.
+    /// returns once the transaction holding its read has committed, with the meter as that
+    /// transaction left it.
     public func recordCountedRead(_ read: ArticleRead, window: TimeInterval, limit: Int) throws(StoreError) -> CountedRead {
         if readOnly { throw StoreError.readOnly(path: location) }
         return try groupCommit.submit(read: read, window: window, limit: limit, commit: { [self] in commitMetered($0) }, closedError: closedError).get()
     }
 
-    /// ``recordMeteredRead(_:window:limit:)`` for async callers: suspends (holding no
+    /// ``recordCountedRead(_:window:limit:)`` for async callers: suspends (holding no
     /// thread) until the transaction holding the read has committed.
-    public func recordMeteredRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> MeteredRead {
-        try await recordCountedRead(read, window: window, limit: limit).outcome
-    }
-
-    /// ``recordMeteredRead(_:window:limit:)`` (async), with when the oldest counted read
-    /// was made.
     public func recordCountedRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> CountedRead {
         if readOnly { throw StoreError.readOnly(path: location) }
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<GroupCommit.Outcome, Never>) in

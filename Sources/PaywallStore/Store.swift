@@ -48,10 +48,7 @@ public final class Store: Sendable {
     }
 
     /// Whether this server serves facts from its cache now (PostgreSQL: while listening).
-    public var cachesFacts: Bool { backend.facts.isEnabled }
-
-    /// Whether the store is a PostgreSQL database (shared by servers) rather than a file.
-    public var isShared: Bool { backend is PostgresBackend }
+    var cachesFacts: Bool { backend.facts.isEnabled }
 
     // MARK: - Access helpers
 

@@ -84,12 +84,12 @@ struct DecisionServiceTests {
         func read(_ article: String) -> ArticleRead {
             ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: article, at: f.clock.now())
         }
-        #expect(try store.recordMeteredRead(read("a1"), window: 86_400, limit: 2) == .recorded(used: 1))
-        #expect(try store.recordMeteredRead(read("a1"), window: 86_400, limit: 2) == .reread)
-        #expect(try store.recordMeteredRead(read("a2"), window: 86_400, limit: 2) == .recorded(used: 2))
-        #expect(try store.recordMeteredRead(read("a3"), window: 86_400, limit: 2) == .exhausted(used: 2))
+        #expect(try store.recordCountedRead(read("a1"), window: 86_400, limit: 2).outcome == .recorded(used: 1))
+        #expect(try store.recordCountedRead(read("a1"), window: 86_400, limit: 2).outcome == .reread)
+        #expect(try store.recordCountedRead(read("a2"), window: 86_400, limit: 2).outcome == .recorded(used: 2))
+        #expect(try store.recordCountedRead(read("a3"), window: 86_400, limit: 2).outcome == .exhausted(used: 2))
         #expect(try store.readCount() == 3)
         f.clock.advance(by: 86_401)
-        #expect(try store.recordMeteredRead(read("a3"), window: 86_400, limit: 2) == .recorded(used: 1))
+        #expect(try store.recordCountedRead(read("a3"), window: 86_400, limit: 2).outcome == .recorded(used: 1))
     }
 }

@@ -44,8 +44,8 @@ struct MeterAndSessionStoreTests {
         for window in [20_000_000_000 * 7 * day, .greatestFiniteMagnitude, .infinity] {
             #expect(try f.store.meterUsage(subject: device, window: window).used == 1)
             #expect(try f.store.hasRead(subject: device, title: TitleID(rawValue: "euronews"), article: "a1", window: window))
-            #expect(try f.store.recordMeteredRead(
-                ArticleRead(subject: device, titleID: TitleID(rawValue: "euronews"), articleID: "a2", at: f.clock.now()), window: window, limit: 1)
+            #expect(try f.store.recordCountedRead(
+                ArticleRead(subject: device, titleID: TitleID(rawValue: "euronews"), articleID: "a2", at: f.clock.now()), window: window, limit: 1).outcome
                 == .exhausted(used: 1))
         }
         #expect(try f.store.meterUsage(subject: device, window: 30 * day, at: .distantFuture).used == 0)
@@ -127,7 +127,7 @@ struct GroupCommitTests {
                     let title = reader == 7 && article == 2 ? "nope" : "euronews"
                     let read = ArticleRead(subject: .device("d\(reader)"), titleID: TitleID(rawValue: title), articleID: "a\(article)", at: now)
                     do throws(StoreError) {
-                        collected.add(reader, .success(try store.recordMeteredRead(read, window: 86_400, limit: 3)))
+                        collected.add(reader, .success(try store.recordCountedRead(read, window: 86_400, limit: 3).outcome))
                     } catch { collected.add(reader, .failure(error)) }
                 }
                 done.leave()
@@ -171,7 +171,7 @@ struct AsyncGroupCommitTests {
                 group.addTask {
                     // 100 articles, each asked three times at once.
                     let read = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "a\(index % 100)", at: now)
-                    return try await store.recordMeteredRead(read, window: 86_400, limit: 3)
+                    return try await store.recordCountedRead(read, window: 86_400, limit: 3).outcome
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -197,7 +197,7 @@ struct AsyncGroupCommitTests {
             for index in 0..<50 {
                 group.addTask {
                     let read = ArticleRead(subject: .device("d\(index)"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: now)
-                    return try await store.recordMeteredRead(read, window: 86_400, limit: 3) == .recorded(used: 1)
+                    return try await store.recordCountedRead(read, window: 86_400, limit: 3).outcome == .recorded(used: 1)
                 }
             }
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
@@ -207,10 +207,10 @@ struct AsyncGroupCommitTests {
         #expect(try f.countsFromAnotherStore()["reads"] == 50)
         let late = ArticleRead(subject: .device("late"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: now)
         await #expect(throws: StoreError.cannotOpen(path: store.location, detail: "the store is closed")) {
-            _ = try await store.recordMeteredRead(late, window: 86_400, limit: 3)
+            _ = try await store.recordCountedRead(late, window: 86_400, limit: 3).outcome
         }
         #expect(throws: StoreError.cannotOpen(path: store.location, detail: "the store is closed")) {
-            _ = try store.recordMeteredRead(late, window: 86_400, limit: 3)
+            _ = try store.recordCountedRead(late, window: 86_400, limit: 3).outcome
         }
         #expect(try f.countsFromAnotherStore()["reads"] == 50)
     }
@@ -253,8 +253,8 @@ struct OutOfOrderMeterTests {
         let t = f.clock.now()
         let later = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "b", at: t.addingTimeInterval(0.002))
         let earlier = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: t)
-        #expect(try f.store.recordMeteredRead(later, window: 86_400, limit: 1) == .recorded(used: 1))
-        #expect(try f.store.recordMeteredRead(earlier, window: 86_400, limit: 1) == .exhausted(used: 1))
+        #expect(try f.store.recordCountedRead(later, window: 86_400, limit: 1).outcome == .recorded(used: 1))
+        #expect(try f.store.recordCountedRead(earlier, window: 86_400, limit: 1).outcome == .exhausted(used: 1))
         #expect(try f.store.meterUsage(subject: .device("d1"), window: 86_400, at: t.addingTimeInterval(1)).used == 1)
     }
 }

@@ -31,11 +31,11 @@ struct SharedStoreTests {
             let subject = MeterSubject.device("d\(round)")
             for index in 0..<2 {
                 let read = ArticleRead(subject: subject, titleID: TitleID(rawValue: "euronews"), articleID: "old\(index)", at: now)
-                #expect(try f.store.recordMeteredRead(read, window: 86_400, limit: 3) == .recorded(used: index + 1))
+                #expect(try f.store.recordCountedRead(read, window: 86_400, limit: 3).outcome == .recorded(used: index + 1))
             }
             let outcomes = race([f.store, other], count: 20) { store, index in
-                try store.recordMeteredRead(ArticleRead(subject: subject, titleID: TitleID(rawValue: "euronews"), articleID: "new\(index)", at: now),
-                                            window: 86_400, limit: 3)
+                try store.recordCountedRead(ArticleRead(subject: subject, titleID: TitleID(rawValue: "euronews"), articleID: "new\(index)", at: now),
+                                            window: 86_400, limit: 3).outcome
             }
             let values = outcomes.compactMap { try? $0.get() }
             #expect(values.count == 20, "no check failed: \(outcomes.filter { (try? $0.get()) == nil })")
@@ -52,7 +52,7 @@ struct SharedStoreTests {
         let other = try f.reopen()
         defer { try? other.close() }
         let read = ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "a", at: f.clock.now())
-        let outcomes = race([f.store, other], count: 16) { store, _ in try store.recordMeteredRead(read, window: 86_400, limit: 3) }
+        let outcomes = race([f.store, other], count: 16) { store, _ in try store.recordCountedRead(read, window: 86_400, limit: 3).outcome }
         let values = outcomes.compactMap { try? $0.get() }
         #expect(values.count == 16)
         #expect(values.filter { $0 == .recorded(used: 1) }.count == 1)

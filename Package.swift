@@ -199,7 +199,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Benchmarks/HTTPBenchmark",
-            exclude: ["run.sh", "postgres.sh", "wrk.lua"],
+            exclude: ["run.sh", "postgres.sh", "common.sh", "wrk.lua"],
             swiftSettings: strict
         ),
 

@@ -13,30 +13,12 @@ THREADS=2
 URL="${PAYWALL_BENCH_POSTGRES_URL:?set PAYWALL_BENCH_POSTGRES_URL to a PostgreSQL database URL}"
 for tool in wrk pgbench psql; do command -v $tool > /dev/null || { echo "postgres.sh: needs $tool" >&2; exit 1; }; done
 
-swift build -c release --product paywall > /dev/null
-swift build -c release --product paywall-http-bench > /dev/null
-BIN=.build/release
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]:-}"; do kill "$pid" 2> /dev/null || true; done; rm -rf "$DIR"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-
-"$BIN/paywall-http-bench" prepare "$DIR" > /dev/null
+source Benchmarks/HTTPBenchmark/common.sh
 # The same accounts, tokens and catalog on PostgreSQL, in a schema of their own.
 psql -q "$URL" -c "DROP SCHEMA IF EXISTS paywall_bench CASCADE" -c "CREATE SCHEMA paywall_bench" 2> /dev/null
 PG="$URL?search_path=paywall_bench"
 "$BIN/paywall" db copy --from "$DIR/paywall.sqlite" --to "$PG" > /dev/null
 
-row() {
-  local out="$2" rps p50 p99 non2xx sockets
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  sockets=$(echo "$out" | awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}')
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$(( ${non2xx:-0} + ${sockets:-0} ))"
-}
 load() {  # mode tokens port seconds connections
   MODE="$1" TOKENS="$2" THREADS=$THREADS wrk -t$THREADS -c"${5:-$CONNECTIONS}" -d"$4"s --latency -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:$3/v1/access" 2>&1
 }

@@ -141,10 +141,19 @@ def screenshots(driver, name):
     driver.set_window_size(1280, 900)
 
 
-def wait_for(driver, url, seconds=10):
-    """A form's POST and its redirect have landed (a click returns before they may have)."""
+def click_through(driver, by, selector, url, seconds=10):
+    """Clicks a form's button and waits until its POST and redirect have landed on `url`.
+    A click returns before they may have, and a redirect back to the page the form was on
+    leaves the URL as it was (it raced twice in CI): so the old page must have gone too."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, selector).click()
     deadline = time.time() + seconds
-    while time.time() < deadline and driver.current_url != url:
+    while time.time() < deadline:
+        try:
+            old.tag_name
+        except StaleElementReferenceException:
+            if driver.current_url == url:
+                break
         time.sleep(0.05)
     check(driver.current_url == url, f"expected to arrive at {url}, at {driver.current_url}")
 
@@ -237,8 +246,7 @@ def gift_and_admin(driver, base, folder):
     driver.delete_all_cookies()
     visit(driver, base, "/signin")
     fill(driver, {"email": "member@example.com", "password": "demo member passphrase"})
-    driver.find_element(By.CSS_SELECTOR, "form[action='/signin'] button[type=submit]").click()
-    wait_for(driver, base + "/account")
+    click_through(driver, By.CSS_SELECTOR, "form[action='/signin'] button[type=submit]", base + "/account")
     visit(driver, base, SEED_PATH)
     driver.find_element(By.XPATH, "//button[contains(., 'Create a gift link')]").click()
     check(wait_text(driver, "Your gift link"), "gift: no gift link page")
@@ -264,11 +272,8 @@ def gift_and_admin(driver, base, folder):
     visit(driver, base, "/admin", allow_status=401)
     axe_check(driver, "admin sign-in")
     fill(driver, {"token": tokens[-1]})
-    driver.find_element(By.CSS_SELECTOR, "form[action='/admin/signin'] button[type=submit]").click()
-    # The sign-in form is served at /admin too: arriving there says nothing, the page's
-    # words do (the URL check alone raced the POST's redirect once in CI).
-    wait_text(driver, "browser-test")
-    wait_for(driver, base + "/admin")
+    # The sign-in form is served at /admin too: the page it was sent from must have gone.
+    click_through(driver, By.CSS_SELECTOR, "form[action='/admin/signin'] button[type=submit]", base + "/admin")
     check("browser-test" in body_text(driver), "admin: not signed in")
     admin_cookie = next((c for c in driver.get_cookies() if c["name"] == "paywall_admin"), None)
     check(admin_cookie is not None and admin_cookie.get("httpOnly") and admin_cookie.get("sameSite") == "Strict"
@@ -303,8 +308,7 @@ def journey(driver, base, folder):
     check("/signup" in driver.current_url, "the Sign up link did not open the sign-up page")
     axe_check(driver, "sign up")
     fill(driver, {"name": "Browser Reader", "email": "browser@example.com", "password": "a browser test passphrase"})
-    driver.find_element(By.CSS_SELECTOR, "form[action='/signup'] button[type=submit]").click()
-    wait_for(driver, base + SEED_PATH)
+    click_through(driver, By.CSS_SELECTOR, "form[action='/signup'] button[type=submit]", base + SEED_PATH)
     for error in console_errors(driver):
         check(False, f"console error after sign up: {error.get('message')}")
     text = body_text(driver)
@@ -327,8 +331,7 @@ def journey(driver, base, folder):
     axe_check(driver, "an article with the meter spent")
 
     # 4. The trial: the full text again.
-    driver.find_element(By.XPATH, "//button[contains(., 'Start your 14-day free trial')]").click()
-    wait_for(driver, base + path_of(fourth))
+    click_through(driver, By.XPATH, "//button[contains(., 'Start your 14-day free trial')]", base + path_of(fourth))
     check(fourth["paragraphs"][-1] in body_text(driver), "trial: the article is not in full")
 
     # 5. The account page: trial days left, free articles left, this device, the email
@@ -356,8 +359,7 @@ def journey(driver, base, folder):
         check("Confirmed" in body_text(driver) and "Not confirmed yet" not in body_text(driver), "account: the email is not confirmed")
 
     # 6. Sign out: the teaser again.
-    driver.find_element(By.XPATH, "//header//button[contains(., 'Sign out')]").click()
-    wait_for(driver, base + "/")
+    click_through(driver, By.XPATH, "//header//button[contains(., 'Sign out')]", base + "/")
     check(not any(c["name"] == "paywall_session" for c in driver.get_cookies()), "signed out: the session cookie is still there")
     visit(driver, base, path_of(fourth))
     check("Sign up to read this article" in body_text(driver), "signed out: no paywall")
@@ -388,8 +390,7 @@ def main():
         driver.delete_all_cookies()
         visit(driver, base, "/signin")
         fill(driver, {"email": "reader@example.com", "password": "demo reader passphrase"})
-        driver.find_element(By.CSS_SELECTOR, "form[action='/signin'] button[type=submit]").click()
-        wait_for(driver, base + "/account")
+        click_through(driver, By.CSS_SELECTOR, "form[action='/signin'] button[type=submit]", base + "/account")
         cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
         check("paywall_session" in cookies, "sign in as reader@example.com failed")
         crawl(base, cookies, "a signed-in reader without a membership")

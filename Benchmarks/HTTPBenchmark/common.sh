@@ -22,6 +22,7 @@ row() {
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   sockets=$(echo "$out" | awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}')
+  LAST_RPS="${rps:-0}"  # for the ratios a script prints after its table
   printf '| %s | %s | %s | %s | %s |' "$name" "${rps:-?}" "${p50:-?}" "${p99:-?}" "$(( ${non2xx:-0} + ${sockets:-0} ))"
   for column in "$@"; do printf ' %s |' "$column"; done
   printf '\n'

@@ -49,9 +49,9 @@ public final class ChildProcess: Sendable {
             switch stream {
             case .pipe:
                 var fds: [Int32] = [0, 0]
-                guard pipe(&fds) == 0 else { throw StartFailed(executable: executable, code: errno) }
-                // Close-on-exec: no other child gets them (dup2 clears it on the child's copy).
-                for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+                // Close-on-exec from the start (not set afterwards: a child another thread
+                // spawns meanwhile would get them). dup2 clears it on the child's copy.
+                guard Self.closeOnExecPipe(&fds) == 0 else { throw StartFailed(executable: executable, code: errno) }
                 let (child, parent) = target == 0 ? (fds[0], fds[1]) : (fds[1], fds[0])
                 theirs.append(child)
                 posix_spawn_file_actions_adddup2(&actions, child, target)
@@ -74,8 +74,22 @@ public final class ChildProcess: Sendable {
         let variables = environment ?? ProcessInfo.processInfo.environment
         let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in envp { free(pointer) } }
+        // The child starts with every signal at its default and none blocked, whatever this
+        // process set: the server ignores SIGPIPE (a sendmail pipeline must still die of it).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &unblocked)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var child: pid_t = 0
-        let code = posix_spawn(&child, executable, &actions, nil, argv, envp)
+        let code = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
         guard code == 0 else { throw StartFailed(executable: executable, code: code) }
         pid = child
         self.input = ours[0]
@@ -86,6 +100,17 @@ public final class ChildProcess: Sendable {
     private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
     private static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }
+    private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+    /// glibc's `pipe2` (since 2.9; hidden from Swift behind `_GNU_SOURCE`).
+    private static let pipe2: Pipe2? = dlsym(nil, "pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
+
+    /// A pipe whose ends are close-on-exec from the start; without `pipe2`, set just after.
+    private static func closeOnExecPipe(_ fds: UnsafeMutablePointer<Int32>) -> Int32 {
+        if let pipe2 { return pipe2(fds, O_CLOEXEC) }
+        guard pipe(fds) == 0 else { return -1 }
+        for index in 0..<2 { _ = fcntl(fds[index], F_SETFD, FD_CLOEXEC) }
+        return 0
+    }
     private static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
 
     /// How a child ended.
@@ -101,11 +126,14 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Waits for the child to end.
+    /// Waits for the child to end. A child that cannot be waited for (reaped elsewhere)
+    /// reports status -1, never success.
     public func wait() -> Exit {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-        return Self.exit(status)
+        while true {
+            if waitpid(pid, &status, 0) == pid { return Self.exit(status) }
+            if errno != EINTR { return .status(-1) }
+        }
     }
 
     /// Waits at most `timeout` seconds; nil when it still runs.

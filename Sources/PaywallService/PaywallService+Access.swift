@@ -121,30 +121,38 @@ extension PaywallService {
                 optimistic: true)
         }
         // The grant's key must be usable before a unit is spent on it; read once, used below.
+        // Also when a read is to be recorded on a teaser: the read may end full (its meter
+        // spent meanwhile, a second meter's rule then grants it).
         var grantIssuer: TokenIssuer?
-        if decision.access == .full {
+        var noGrant: ServiceError?
+        if decision.access == .full || pending != nil {
             do {
                 grantIssuer = try mapped { () throws -> TokenIssuer in try self.issuer().0 }
             } catch {
-                // No grant can be issued. A meter taken as unused may in fact be spent (a
-                // teaser, which needs no grant): decide on the counted meter, and fail
-                // only if that is full too.
-                guard pending != nil else { throw error }
-                (facts, decision, pending) = try await offCooperativePoolIfShared { service throws(ServiceError) in
-                    try service.plan(
-                        reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
-                }
-                if decision.access == .full { throw error }
+                noGrant = error
             }
+        }
+        if let error = noGrant, decision.access == .full {
+            // No grant can be issued. A meter taken as unused may in fact be spent (a
+            // teaser, which needs no grant): decide on the counted meter, and fail only if
+            // that is full too.
+            guard pending != nil else { throw error }
+            (facts, decision, pending) = try await offCooperativePoolIfShared { service throws(ServiceError) in
+                try service.plan(
+                    reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at, policy: policy, explain: false)
+            }
+            if decision.access == .full { throw error }
         }
         // When the oldest read a meter counts was made, known from a recorded read's own
         // transaction (by meter index).
         var oldestCounted: (index: Int, at: Date?)?
         if let pending {
-            let settled = try await complete(pending)
+            let settled = try await complete(pending, noFullAnswer: noGrant)
             decision = settled.decision
             facts = pending.facts
             oldestCounted = (settled.meterIndex, settled.oldestCounted)
+            // A full answer always carries its grant.
+            if decision.access == .full, let noGrant { throw noGrant }
         }
         // The ids were validated and the title found when the facts were gathered.
         let title = TitleID(rawValue: facts.title.id)

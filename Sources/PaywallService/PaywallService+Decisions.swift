@@ -255,7 +255,11 @@ extension PaywallService {
     /// ``complete(_:)`` for async callers: the read waits for its transaction without
     /// holding a thread (``Store/recordCountedRead(_:window:limit:)``). Also says when the
     /// oldest read the meter counts was made (from the same transaction).
-    func complete(_ pending: PendingRead) async throws(ServiceError) -> (decision: Decision, meterIndex: Int, oldestCounted: Date?) {
+    ///
+    /// `noFullAnswer`: why a full answer cannot be given (no grant can be signed). The
+    /// decision may become full on a second meter (the first spent meanwhile); its unit is
+    /// then not spent, and this is thrown instead.
+    func complete(_ pending: PendingRead, noFullAnswer: ServiceError? = nil) async throws(ServiceError) -> (decision: Decision, meterIndex: Int, oldestCounted: Date?) {
         var pending = pending
         while true {
             if store.meteredReadsWaiting >= Self.meteredReadsWaitingLimit { throw .overloaded }
@@ -268,6 +272,7 @@ extension PaywallService {
             }
             let (decision, next) = settle(pending, counted)
             guard let next else { return (decision, pending.index, counted.oldestCounted) }
+            if let noFullAnswer, next.decision.access == .full { throw noFullAnswer }
             pending = next
         }
     }
@@ -302,6 +307,10 @@ extension PaywallService {
             decision.meter?.reread = true
             decision.meter?.used = counted.used
         case let .recorded(used):
+            // Counted as a new unit, even when planned as a re-read (the earlier read moved
+            // meanwhile: a device's reads to the account it signed up with).
+            decision.meter?.consumed = true
+            decision.meter?.reread = false
             decision.meter?.used = used
         }
         return (decision, nil)

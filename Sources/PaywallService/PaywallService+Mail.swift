@@ -128,13 +128,20 @@ extension PaywallService {
     /// Hands due outbox messages to the sendmail command, one process each; a message the
     /// command refuses is tried again later (a minute per attempt so far). Without a
     /// command, does nothing: mail waits in the outbox. Returns (sent, failed).
+    ///
+    /// Each message is claimed just before it is handed over, for ``mailLease`` seconds:
+    /// longer than one sendmail run may take (its timeout, then the kill), so no other
+    /// courier (another server, `paywall mail deliver`) claims it meanwhile and sends it
+    /// twice. Claiming many at once would let the last ones' leases run out while the
+    /// first are sent.
     @discardableResult
     public func deliverMail(limit: Int = 20) -> (Int, Int) {
         guard let command = configuration.sendmailCommand, !command.isEmpty else { return (0, 0) }
-        guard let messages = try? store.claimMail(limit: limit, lease: 120) else { return (0, 1) }
         var sent = 0
         var failed = 0
-        for message in messages {
+        for _ in 0..<max(0, limit) {
+            guard let claimed = try? store.claimMail(limit: 1, lease: Self.mailLease) else { return (sent, failed + 1) }
+            guard let message = claimed.first else { break }
             if let error = Self.runSendmail(command, message: Self.rfc5322(message, from: configuration.mailFrom, at: now)) {
                 failed += 1
                 try? store.markMailFailed(id: message.id, error: error, retryAfter: 60 * Double(message.attempts + 1))
@@ -145,6 +152,12 @@ extension PaywallService {
         }
         return (sent, failed)
     }
+
+    /// How long a claimed message is left to its courier (seconds): a sendmail run's
+    /// timeout, the grace before it is killed, and room to spare.
+    static let mailLease: TimeInterval = 4 * (sendmailTimeout + 2)
+    /// How long the sendmail command may take with one message (seconds).
+    static let sendmailTimeout: TimeInterval = 30
 
     /// One delivery pass for an operator (`paywall mail deliver`): refused without a
     /// sendmail command, so a cron job without one fails loudly instead of doing nothing.
@@ -188,7 +201,7 @@ extension PaywallService {
 
     /// Runs the command with `message` on its standard input: nil when it exits 0, else
     /// why not. Never through a shell. Gives up (and kills it) after `timeout` seconds.
-    static func runSendmail(_ command: [String], message: Data, timeout: TimeInterval = 30) -> String? {
+    static func runSendmail(_ command: [String], message: Data, timeout: TimeInterval = sendmailTimeout) -> String? {
         ignoreSIGPIPE
         let child: ChildProcess
         do {

@@ -89,22 +89,25 @@ final class HotReaders: Sendable {
 
     /// What this thread's snapshot says of the facts change log.
     enum FactChangesInSnapshot {
-        /// Outside a snapshot, or first asked in one before its transaction began: consider
-        /// the log now.
-        case due
-        /// Considered in this snapshot already, or its transaction began (it would read the
-        /// log as of its beginning; its check began before any change it cannot see).
+        /// Outside a snapshot, or first asked in one: consider the log now. `begun`: the
+        /// snapshot's transaction began earlier, so the log is read as of then.
+        case due(begun: Bool)
+        /// Considered in this snapshot already.
         case considered
         /// Reading the log failed in this snapshot: its facts must not come from the cache.
         case failed
     }
 
     func factChangesInSnapshot() -> FactChangesInSnapshot {
-        guard let lazy = Self.current.transaction(of: self) as? LazyHotSnapshot else { return .due }
+        guard let lazy = Self.current.transaction(of: self) as? LazyHotSnapshot else { return .due(begun: false) }
         if lazy.factChangesFailed { return .failed }
-        if lazy.factsGenerationAtBegin != nil || lazy.caughtUp { return .considered }
+        // Once per snapshot, even when its transaction has begun already (a query that is
+        // not a cached fact came first): the log is then read as of its beginning, which
+        // is what the snapshot sees. Skipping it would leave a change committed before the
+        // snapshot began, and not yet applied, in the cache.
+        if lazy.caughtUp { return .considered }
         lazy.caughtUp = true
-        return .due
+        return .due(begun: lazy.factsGenerationAtBegin != nil)
     }
 
     /// Reading the log failed: the rest of this thread's snapshot bypasses the cache.

@@ -83,7 +83,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         try retrying {
             try connections.with { connection in
                 let result = try transaction(connection, begin: Self.serializableBegin, body)
-                try heardOwnNotifications(connection)
+                heardOwnNotifications(connection)
                 return result
             }
         }
@@ -95,8 +95,18 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// trip on the connection (answered after them) makes sure this server's cache no
     /// longer holds what the write changed when the write returns. Writes only: checks,
     /// which are many, pay nothing.
-    private func heardOwnNotifications(_ connection: PostgresConnection) throws {
-        _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger).wait()
+    ///
+    /// The write has committed by then: if this round trip fails, the write is still
+    /// reported as done (a caller told otherwise may retry what is stored: a refresh token
+    /// rotated twice looks like reuse). The whole cache is dropped instead, and the
+    /// connection closed.
+    private func heardOwnNotifications(_ connection: PostgresConnection) {
+        do {
+            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger).wait()
+        } catch {
+            facts.invalidate("")
+            let _: EventLoopFuture<Void> = connection.close()
+        }
     }
 
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
@@ -106,7 +116,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                     try sql.lockMeters(subjects)
                     return try body(sql)
                 }
-                try heardOwnNotifications(connection)
+                heardOwnNotifications(connection)
                 return result
             }
         }
@@ -128,7 +138,6 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             return try retrying {
                 try connections.with { connection in
                     try transaction(connection, begin: Self.readCommittedBegin) { _ in
-                        let statement = try connections.prepared(Self.meteredReadsSQL, on: connection)
                         let binds: [PostgresData] = [
                             PostgresData(array: reads.map { PostgresData(string: $0.read.subject.key) }, elementType: .text),
                             PostgresData(array: reads.map { PostgresData(int64: $0.read.at.addingTimeInterval(-$0.window).millis) }, elementType: .int8),
@@ -139,8 +148,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                         ]
                         let rows: [PostgresRow]
                         do {
+                            // Prepared here too: on a new connection, a function a later
+                            // migration dropped or changed fails the preparation.
+                            let statement = try connections.prepared(Self.meteredReadsSQL, on: connection)
                             rows = try PreparedFailure.wait(statement.execute(binds), sql: Self.meteredReadsSQL)
-                        } catch where !Self.isRetryable(error) && !PostgresConnectionPool.connectionFailed(error) {
+                        } catch where Self.refusesBatch(error) {
                             // The server refused it (an unknown title's constraint; a function
                             // a later migration changed): read by read, each on its own.
                             throw StatementFailed()
@@ -256,7 +268,17 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     static func isRetryable(_ error: any Error) -> Bool {
         let state = sqlState(of: error)
-        return state == "40001" || state == "40P01"
+        return state == "40001" || state == "40P01" || PostgresConnectionPool.preparedStatementLost(error)
+    }
+
+    /// Whether the server refused a batch of metered reads for what the batch holds or for
+    /// what the function has become (data, a constraint, an unknown or changed function, an
+    /// error the function raised): each read alone then gets its own answer. Not for a
+    /// lock or statement timeout, an overload or a shutdown: reading one by one would only
+    /// wait for the same locks again, on a database that is already struggling.
+    static func refusesBatch(_ error: any Error) -> Bool {
+        guard !isRetryable(error), !PostgresConnectionPool.connectionFailed(error), let state = sqlState(of: error) else { return false }
+        return ["22", "23", "42", "P0"].contains(String(state.prefix(2)))
     }
 
     // MARK: - Statements
@@ -786,12 +808,22 @@ final class PostgresConnectionPool: @unchecked Sendable {
         prepared[ObjectIdentifier(connection)] = nil
     }
 
-    /// Whether `error` means the connection itself is unusable.
+    /// Whether `error` means the connection itself is unusable (or its prepared
+    /// statements are: it is closed so that they are forgotten with it).
     static func connectionFailed(_ error: any Error) -> Bool {
         if error is Broken { return true }
         if let error = error as? PSQLError { return error.code != .server }
-        if let error = error as? PreparedFailure { return error.sqlState == nil }
+        if let error = error as? PreparedFailure { return error.sqlState == nil || preparedStatementLost(error) }
         return error is NIOCore.IOError || error is ChannelError
+    }
+
+    /// Whether a prepared statement no longer holds on its connection: the server forgot
+    /// it (26000: `DISCARD ALL`, a pooler between us), or a schema change altered what it
+    /// returns (0A000, "cached plan must not change result type", on every execution until
+    /// it is prepared again). The connection is dropped and the work tried again on another.
+    static func preparedStatementLost(_ error: any Error) -> Bool {
+        guard let error = error as? PreparedFailure else { return false }
+        return error.sqlState == "26000" || error.sqlState == "0A000"
     }
 
     func lease() throws -> PostgresConnection {

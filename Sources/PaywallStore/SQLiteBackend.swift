@@ -112,17 +112,20 @@ final class SQLiteBackend: StoreBackend {
     }
 
     func catchUpOnFactChanges() -> Bool {
+        let begun: Bool
         switch hotReaders.factChangesInSnapshot() {
         case .considered: return true
         case .failed: return false
-        case .due: break
+        case let .due(snapshotBegun): begun = snapshotBegun
         }
         guard factsChanges.isDue() else { return true }
         do {
             // Inside a snapshot (not begun: this begins it), on its reader: never a second
             // reader while holding one.
             let read = try hotReaders.read { hot in try factsChanges.pending(hot.connection) }
-            factsChanges.apply(read.changes, readAt: read.readAt)
+            // A snapshot begun earlier read the log as of then, not now: what it found is
+            // applied, but other checks are not spared their own read.
+            factsChanges.apply(read.changes, readAt: begun ? nil : read.readAt)
             return true
         } catch {
             hotReaders.factChangesFailedInSnapshot()

@@ -62,8 +62,8 @@ final class SQLiteFactsChanges: Sendable {
     }
 
     /// Drops what `changes` name from the cache (everything, when the batch was full), and
-    /// notes the read that found them (begun at `readAt`) as applied.
-    func apply(_ changes: [(id: Int64, payload: String)], readAt: ContinuousClock.Instant) {
+    /// notes the read that found them (begun at `readAt`; nil: not known) as applied.
+    func apply(_ changes: [(id: Int64, payload: String)], readAt: ContinuousClock.Instant?) {
         let full = changes.count >= Self.batch
         if full {
             facts.invalidate("catalog")  // everything goes; the rest is read at the next check
@@ -74,7 +74,7 @@ final class SQLiteFactsChanges: Sendable {
             if let last = changes.last?.id { state.lastSeen = max(state.lastSeen, last) }
             if full {
                 state.lastRead = nil  // read the rest at once
-            } else if state.lastRead.map({ $0 < readAt }) ?? true {
+            } else if let readAt, state.lastRead.map({ $0 < readAt }) ?? true {
                 state.lastRead = readAt
             }
         }

@@ -61,17 +61,11 @@ struct CLIHarness {
     /// Runs `paywall ARGS`, feeding `input` on standard input.
     @discardableResult
     func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:]) throws -> Result {
-        // Not Foundation's `Process`: it crashes now and then in a process with many open
-        // files (``ChildProcess``).
-        let child = try ChildProcess(
-            executable: Self.executable.path, arguments: arguments, environment: environment.merging(extraEnvironment) { $1 },
-            directory: folder.path, input: .pipe, output: .pipe, error: .pipe)
-        try? child.input?.write(contentsOf: Data(input.utf8))
-        try? child.input?.close()
-        let out = child.output?.readDataToEndOfFile() ?? Data()
-        let err = child.error?.readDataToEndOfFile() ?? Data()
-        let exit = child.wait()
-        return Result(status: exit.code, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        // Both streams read at once (a command filling its error pipe while we read its
+        // output would never end), never through Foundation's `Process` (``ChildProcess``).
+        let run = try runProgram(
+            Self.executable.path, arguments, directory: folder.path, environment: environment.merging(extraEnvironment) { $1 }, input: Data(input.utf8))
+        return Result(status: run.status, stdout: run.stdout, stderr: run.stderr)
     }
 
     /// Row counts of the database, to prove a refused command changed nothing.

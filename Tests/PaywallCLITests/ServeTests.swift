@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -26,10 +27,15 @@ final class ServerProcess: @unchecked Sendable {
             executable: CLIHarness.executable.path, arguments: ["serve", "--port", "0"] + arguments,
             environment: cli.environment.merging(environment) { $1 }, directory: cli.folder.path,
             input: .null, output: .pipe, error: .pipe)
-        // The first stdout line says where it listens.
+        // The first stdout line says where it listens. A server that neither says it nor
+        // exits within 20 seconds is killed (the read below would otherwise wait for ever).
+        let started = Mutex(false)
+        let child = child
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20) {
+            if !started.withLock({ $0 }) { child.send(SIGKILL) }
+        }
         var buffer = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, let reader = child.output {
+        while let reader = child.output {
             let chunk = reader.availableData
             if chunk.isEmpty { break }
             buffer += String(decoding: chunk, as: UTF8.self)
@@ -39,10 +45,19 @@ final class ServerProcess: @unchecked Sendable {
                 break
             }
         }
+        started.withLock { $0 = port > 0 }
         guard port > 0 else {
+            child.send(SIGKILL)  // said something else, or was killed above: it must end
+            let stderr = String(decoding: child.error?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
             let exit = child.wait()
             ended = true
-            throw DidNotStart(status: exit.code, stderr: String(decoding: child.error?.readDataToEndOfFile() ?? Data(), as: UTF8.self))
+            throw DidNotStart(status: exit.code, stderr: stderr)
+        }
+        // Its output read to the end from now on: a server whose log fills a pipe nobody
+        // reads blocks on its next line.
+        for stream in [child.output, child.error] {
+            guard let stream else { continue }
+            Thread { while !stream.availableData.isEmpty {} }.start()
         }
     }
 

@@ -32,6 +32,32 @@ struct ChildProcessTests {
         #expect(throws: ChildProcess.StartFailed.self) { try ChildProcess(executable: "/no/such/program") }
     }
 
+    @Test("the child starts with signals at their defaults and none blocked, whatever ours are")
+    func signalDefaults() throws {
+        // The server ignores SIGPIPE; a child (a sendmail pipeline) must not inherit that.
+        let before = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, before) }
+        let piped = try ChildProcess(executable: "/bin/sh", arguments: ["-c", "kill -PIPE $$; exit 0"])
+        #expect(piped.wait() == .signal(SIGPIPE))
+        // A signal blocked on the spawning thread is not blocked in the child.
+        var blocked = sigset_t(), previous = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, SIGUSR1)
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let usr1 = try ChildProcess(executable: "/bin/sh", arguments: ["-c", "kill -USR1 $$; exit 0"])
+        #expect(usr1.wait() == .signal(SIGUSR1))
+    }
+
+    @Test("a child reaped elsewhere is never reported as a success")
+    func reapedElsewhere() throws {
+        let child = try ChildProcess(executable: "/bin/true")
+        var status: Int32 = 0
+        #expect(waitpid(child.pid, &status, 0) == child.pid)
+        #expect(child.wait() == .status(-1))
+        #expect(child.wait(timeout: 1) == .status(-1))
+    }
+
     @Test("none of our other open files reaches the child")
     func closesOurFiles() throws {
         let folder = try TestFolder("paywall-child-fds")

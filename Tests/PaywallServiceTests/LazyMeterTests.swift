@@ -210,4 +210,81 @@ struct SecondMeterTests {
         #expect(try s.store.meterUsage(subject: .account(reader.id), window: 7 * 86_400).used == 3)
         #expect(decisions[1].meter?.used == 3, "the second meter as its transaction counted it")
     }
+
+    /// The first meter's rule grants a teaser: a read planned on its last unit that finds it
+    /// spent is decided again, full on the second.
+    static let teaserFirst = """
+        defaults { access none }
+        meter "preview" { limit 1 per 30 days }
+        meter "bonus" { limit 50 per 7 days }
+        rule "preview" { when user.signedIn; grant teaser using meter "preview" }
+        rule "bonus" { when user.signedIn; grant full using meter "bonus" }
+        """
+
+    @Test("a teaser read that ends full on the second meter: recorded there only when a full answer can be given")
+    func teaserThenFull() async throws {
+        let f = try OptimisticMeterTests().fixture()
+        let s = f.service
+        let reader = try s.account("reader@example.com")
+        let policy = try LazyMeterTests.policy(Self.teaserFirst)
+        func plan(_ article: String) throws -> PaywallService.PendingRead {
+            let planned = try s.plan(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: article),
+                                     request: RequestFacts(), at: s.now, policy: policy, explain: false)
+            return try #require(planned.2, "\(article) is metered")
+        }
+        let first = try plan("a"), second = try plan("b")
+        #expect(first.decision.access == .teaser && second.decision.access == .teaser, "both planned on the last unit of 'preview'")
+        #expect(try await s.complete(first).decision.access == .teaser)
+        // No grant could be signed: the second meter's unit is not spent.
+        await #expect(throws: ServiceError.self) { try await s.complete(second, noFullAnswer: .overloaded) }
+        #expect(try s.store.meterUsage(subject: .account(reader.id), window: 7 * 86_400).used == 1, "only 'a' is recorded")
+        let settled = try await s.complete(second).decision
+        #expect(settled.access == .full && settled.meter?.name == "bonus" && settled.meter?.consumed == true)
+        #expect(try s.store.meterUsage(subject: .account(reader.id), window: 7 * 86_400).used == 2)
+    }
+
+    @Test("checks racing for the first meter's last unit: one teaser, every other full with its grant")
+    func everyFullAnswerHasItsGrant() async throws {
+        let folder = try TestFolder("paywall-teaser-first")
+        try Self.teaserFirst.write(to: folder.url.appendingPathComponent("meters.policy"), atomically: true, encoding: .utf8)
+        let f = try ServiceFixture { $0.policyDirectory = folder.url }
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        let reader = try await f.service.signUp(email: "reader@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let service = f.service
+        let answers = try await withThrowingTaskGroup(of: AccessAnswer.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    try await service.checkAccess(AccessRequest(title: "euronews", article: ArticleInput(id: "a\(index)")), reader: .account(reader.id))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.filter { $0.decision.access == .teaser }.count == 1, "one read takes the preview")
+        #expect(answers.filter { $0.decision.access == .full }.count == 19)
+        for answer in answers where answer.decision.access == .full {
+            #expect(answer.articleGrant != nil, "\(answer.articleID): full without a grant")
+        }
+        #expect(try f.service.store.meterUsage(subject: .account(reader.id), window: 7 * 86_400).used == 20)
+    }
+
+    @Test("a read planned as a re-read but counted as new (the earlier read moved meanwhile) says it used a unit")
+    func plannedRereadCountedNew() async throws {
+        let f = try OptimisticMeterTests().fixture()
+        let s = f.service
+        let policy = try LazyMeterTests.policy("""
+            meter "free" { limit 2 per 30 days }
+            rule "metered" { when not user.signedIn; grant full using meter "free" }
+            """)
+        let reader = try s.account("reader@example.com")
+        try await s.recordRead(subject: .device("dev-1"), title: "euronews", article: "a")
+        let planned = try s.plan(reader: .anonymous(device: "dev-1"), title: "euronews", article: ArticleInput(id: "a"),
+                                 request: RequestFacts(), at: s.now, policy: policy, explain: false)
+        let pending = try #require(planned.2)
+        #expect(pending.decision.meter?.reread == true && pending.decision.meter?.consumed == false)
+        // The device signs up meanwhile: its reads become the account's.
+        #expect(try s.store.moveDeviceReads(device: "dev-1", to: reader.id, actor: f.admin) == 1)
+        let settled = try await s.complete(pending).decision
+        #expect(settled.meter?.consumed == true && settled.meter?.reread == false, "\(String(describing: settled.meter))")
+        #expect(settled.meter?.used == 1)
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+import PaywallCore
 import PostgresNIO
 import PaywallTestSupport
 import Testing
@@ -30,6 +32,74 @@ struct PreparedFailureTests {
         // Anything else passes through untouched.
         struct Other: Error {}
         #expect(PreparedFailure.normalized(Other(), sql: "x") is Other)
+    }
+
+    @Test("a statement the server forgot or re-planned drops its connection and is retried; a batch goes read by read only when refused for what it holds")
+    func classification() {
+        for state in ["26000", "0A000"] {
+            let lost = PreparedFailure(sqlState: state, message: "prepared statement lost", sql: "COMMIT")
+            #expect(PostgresConnectionPool.connectionFailed(lost), "\(state): the connection holds statements that no longer work")
+            #expect(PostgresBackend.isRetryable(lost), "\(state): tried again, on another connection")
+            #expect(!PostgresBackend.refusesBatch(lost))
+        }
+        for state in ["23503", "42883", "22003", "P0001"] {
+            #expect(PostgresBackend.refusesBatch(PreparedFailure(sqlState: state, message: "refused", sql: "SELECT")), "\(state)")
+        }
+        // A timeout, an overload, a shutdown, a serialization failure, a dropped connection:
+        // the batch fails (or is retried) as a whole; one by one would wait all over again.
+        for state in ["55P03", "57014", "53300", "57P01", "40001", "40P01", nil] {
+            #expect(!PostgresBackend.refusesBatch(PreparedFailure(sqlState: state, message: "not the batch's fault", sql: "SELECT")), "\(state ?? "no SQLSTATE")")
+        }
+    }
+
+    @Test("the batch function dropped under a running store: metered reads go read by read, on a connection that prepared it and on new ones", arguments: TestBackend.postgresOnly)
+    func batchFunctionGone(backend: TestBackend) throws {
+        let day: TimeInterval = 86_400
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        func read(_ subject: String, _ article: String, _ store: Store) throws -> Store.MeteredRead {
+            try store.recordCountedRead(
+                ArticleRead(subject: .device(subject), titleID: TitleID(rawValue: "euronews"), articleID: article, at: f.clock.now()),
+                window: 30 * day, limit: 2).outcome
+        }
+        #expect(try read("d", "a1", f.store) == .recorded(used: 1))  // the function is prepared now
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        try postgres.connections.with { connection in
+            _ = try connection.query(PostgresQuery(unsafeSQL: "DROP FUNCTION paywall_metered_reads"), logger: PostgresSQL.logger).wait()
+        }
+        #expect(try read("d", "a2", f.store) == .recorded(used: 2))
+        #expect(try read("d", "a2", f.store) == .reread)
+        #expect(try read("d", "a3", f.store) == .exhausted(used: 2))
+        // New connections fail to prepare it: the same.
+        let reopened = try f.reopen()
+        defer { try? reopened.close() }
+        #expect(try read("e", "a1", reopened) == .recorded(used: 1))
+        #expect(try read("e", "a2", reopened) == .recorded(used: 2))
+        #expect(try read("e", "a3", reopened) == .exhausted(used: 2))
+        #expect(try reopened.meterUsage(subject: .device("d"), window: 30 * day).used == 2)
+    }
+
+    @Test("prepared statements the server forgot (DEALLOCATE ALL, as a pooler may): the connection is dropped and the work done on another", arguments: TestBackend.postgresOnly)
+    func statementsForgotten(backend: TestBackend) throws {
+        let day: TimeInterval = 86_400
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        func read(_ article: String) throws -> Store.MeteredRead {
+            try f.store.recordCountedRead(
+                ArticleRead(subject: .device("d"), titleID: TitleID(rawValue: "euronews"), articleID: article, at: f.clock.now()),
+                window: 30 * day, limit: 10).outcome
+        }
+        for (index, article) in ["a1", "a2", "a3"].enumerated() {
+            #expect(try read(article) == .recorded(used: index + 1))
+            // The one idle connection (the pool hands out the last returned first) forgets
+            // what was prepared on it, BEGIN and COMMIT among them.
+            try postgres.connections.with { connection in
+                _ = try connection.query(PostgresQuery(unsafeSQL: "DEALLOCATE ALL"), logger: PostgresSQL.logger).wait()
+            }
+        }
+        #expect(try read("a4") == .recorded(used: 4))
+        #expect(try f.store.meterUsage(subject: .device("d"), window: 30 * day).used == 4)
     }
 
     @Test("a real server's answer to a prepared statement keeps its SQLSTATE, and the connection stays usable", arguments: TestBackend.postgresOnly)

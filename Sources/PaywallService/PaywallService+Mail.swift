@@ -209,10 +209,15 @@ extension PaywallService {
         } catch {
             return "could not start the sendmail command"
         }
-        // A command that exits without reading closes the pipe: the write fails (EPIPE,
+        // Written on a thread of its own, so the timeout also covers a command that stops
+        // reading (a message larger than the pipe would block the write for ever). A
+        // command that exits without reading closes the pipe: the write fails (EPIPE,
         // SIGPIPE ignored), and the exit status says what happened.
-        try? child.input?.write(contentsOf: message)
-        try? child.input?.close()
+        let input = child.input
+        Thread {
+            try? input?.write(contentsOf: message)
+            try? input?.close()
+        }.start()
         guard let exit = child.wait(timeout: timeout) else {
             child.send(SIGTERM)
             // A command that ignores SIGTERM must not hold the courier for ever.

@@ -102,10 +102,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// connection closed.
     private func heardOwnNotifications(_ connection: PostgresConnection) {
         do {
-            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger).wait()
+            _ = try PreparedFailure.wait(connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger), on: connection, sql: "SELECT 1")
         } catch {
             facts.invalidate("")
-            let _: EventLoopFuture<Void> = connection.close()
+            // Closed before the pool takes it back, so that no one leases it meanwhile.
+            _ = try? PreparedFailure.wait(connection.close(), on: connection, sql: "closing the connection")
         }
     }
 
@@ -151,7 +152,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             // Prepared here too: on a new connection, a function a later
                             // migration dropped or changed fails the preparation.
                             let statement = try connections.prepared(Self.meteredReadsSQL, on: connection)
-                            rows = try PreparedFailure.wait(statement.execute(binds), sql: Self.meteredReadsSQL)
+                            rows = try PreparedFailure.wait(statement.execute(binds), on: connection, sql: Self.meteredReadsSQL)
                         } catch where Self.refusesBatch(error) {
                             // The server refused it (an unknown title's constraint; a function
                             // a later migration changed): read by read, each on its own.
@@ -515,7 +516,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         let result: Result<T, any Error> = Result { try statement(sql) }
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try PreparedFailure.wait(begin, sql: PostgresBackend.readOnlyBegin)
+            _ = try PreparedFailure.wait(begin, on: sql.connection, sql: PostgresBackend.readOnlyBegin)
         }
         return try result.get()
     }
@@ -531,7 +532,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         self.open = nil
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try? begin.wait()
+            _ = try? PreparedFailure.wait(begin, on: open.connection, sql: PostgresBackend.readOnlyBegin)
         }
         do {
             try open.sql.execute("ROLLBACK")
@@ -550,7 +551,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         self.open = nil
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try PreparedFailure.wait(begin, sql: PostgresBackend.readOnlyBegin)
+            _ = try PreparedFailure.wait(begin, on: open.connection, sql: PostgresBackend.readOnlyBegin)
         }
         if let commit = try? backend.connections.prepared("COMMIT", on: open.connection) {
             _ = commit.execute([])
@@ -604,7 +605,8 @@ struct PostgresSQL: SQLConnection {
     func lockMeters(_ subjects: [String]) throws {
         let missing = Set(subjects).subtracting(held.subjects)
         guard !missing.isEmpty else { return }
-        _ = try connection.query(PostgresBackend.lockSubjects(Array(missing)), logger: Self.logger).wait()
+        let lock = PostgresBackend.lockSubjects(Array(missing))
+        _ = try PreparedFailure.wait(connection.query(lock, logger: Self.logger), on: connection, sql: lock.sql)
         held.subjects.formUnion(missing)
     }
 
@@ -620,7 +622,7 @@ struct PostgresSQL: SQLConnection {
             }
         }
         let query = PostgresQuery(unsafeSQL: backend.translated(sql), binds: binds)
-        return try connection.query(query, logger: Self.logger).wait()
+        return try PreparedFailure.wait(connection.query(query, logger: Self.logger), on: connection, sql: query.sql)
     }
 
     /// Runs one of the hot path's statements (``PostgresBackend/preparedStatements``)
@@ -628,7 +630,7 @@ struct PostgresSQL: SQLConnection {
     func fetchPrepared(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
         let translated = backend.translated(sql)
         let statement = try backend.connections.prepared(translated, on: connection)
-        let rows = try PreparedFailure.wait(statement.execute(arguments.values.map(Self.data)), sql: translated)
+        let rows = try PreparedFailure.wait(statement.execute(arguments.values.map(Self.data)), on: connection, sql: translated)
         guard let first = rows.first else { return [] }
         let columns = SQLColumns(first.map(\.columnName))
         return try rows.map { row in SQLRow(columns: columns, values: try row.map(Self.preparedValue)) }
@@ -704,14 +706,79 @@ struct PreparedFailure: Error, CustomStringConvertible {
         }
     }
 
-    /// Waits for a prepared statement's (or preparation's) answer.
-    static func wait<T>(_ future: EventLoopFuture<T>, sql: String) throws -> T {
+    /// Waits for the answer to a statement (or a preparation) sent on `connection`; fails
+    /// when the connection closes first (``ConnectionWatch``).
+    static func wait<T>(_ future: EventLoopFuture<T>, on connection: PostgresConnection, sql: String) throws -> T {
         do {
-            return try future.wait()
+            return try ConnectionWatch.shared.answer(future, on: connection, sql: sql)
         } catch {
             throw normalized(error, sql: sql)
         }
     }
+}
+
+/// Fails what callers wait for on a connection when it closes.
+///
+/// Why: postgres-nio (1.33) hands each statement to its channel without a promise for the
+/// write itself. A statement written just as the connection closes (PostgreSQL restarting)
+/// is dropped with its answer, and a caller blocked on that answer waits for ever: a server
+/// hung in its readiness check after a restart (CI, `PostgresRestartTests`). One callback
+/// per connection on its close, not one per statement: those would pile up on a connection
+/// that lives for hours.
+final class ConnectionWatch: Sendable {
+    static let shared = ConnectionWatch()
+
+    /// A watched connection and the callers waiting on it (by number), each with how to
+    /// fail it.
+    private struct Watched {
+        let connection: PostgresConnection
+        var waiting: [Int: @Sendable () -> Void] = [:]
+    }
+
+    private struct State {
+        var watched: [ObjectIdentifier: Watched] = [:]
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// `future`'s value (an answer on `connection`), or a connection failure if the
+    /// connection closes before it comes.
+    func answer<T>(_ future: EventLoopFuture<T>, on connection: PostgresConnection, sql: String) throws -> T {
+        let promise = future.eventLoop.makePromise(of: T.self)
+        future.cascade(to: promise)
+        let key = ObjectIdentifier(connection)
+        let (ticket, isNew): (Int, Bool) = state.withLock { state in
+            state.next += 1
+            var isNew = false
+            // An entry for another connection at a reused address: this one replaces it.
+            if state.watched[key].map({ $0.connection !== connection }) ?? true {
+                state.watched[key] = Watched(connection: connection)
+                isNew = true
+            }
+            state.watched[key]?.waiting[state.next] = { promise.fail(PreparedFailure(sqlState: nil, message: "connection closed", sql: sql)) }
+            return (state.next, isNew)
+        }
+        if isNew {
+            // Fires at once when it closed already.
+            connection.closeFuture.whenComplete { [self] _ in closed(connection) }
+        }
+        defer { state.withLock { _ = $0.watched[key]?.waiting.removeValue(forKey: ticket) } }
+        return try promise.futureResult.wait()
+    }
+
+    private func closed(_ connection: PostgresConnection) {
+        let key = ObjectIdentifier(connection)
+        let failers: [@Sendable () -> Void] = state.withLock { state in
+            guard let entry = state.watched[key], entry.connection === connection else { return [] }
+            state.watched[key] = nil
+            return Array(entry.waiting.values)
+        }
+        for fail in failers { fail() }
+    }
+
+    /// Connections watched now (for tests).
+    var count: Int { state.withLock { $0.watched.count } }
 }
 
 final class PostgresConnectionPool: @unchecked Sendable {
@@ -758,7 +825,8 @@ final class PostgresConnectionPool: @unchecked Sendable {
             let handle = listening.handle
             connection.addListener(channel: listening.channel) { _, notification in handle(notification.payload) }
             // The channel is a constant of this module, not input.
-            _ = try connection.query(PostgresQuery(unsafeSQL: "LISTEN \(listening.channel)"), logger: Self.logger).wait()
+            _ = try PreparedFailure.wait(
+                connection.query(PostgresQuery(unsafeSQL: "LISTEN \(listening.channel)"), logger: Self.logger), on: connection, sql: "LISTEN")
             return connection
         } catch {
             let _: EventLoopFuture<Void> = connection.close()
@@ -794,7 +862,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         let found = prepared[key]?[sql]
         condition.unlock()
         if let found { return found }
-        let made = try PreparedFailure.wait(connection.prepare(query: sql), sql: sql)
+        let made = try PreparedFailure.wait(connection.prepare(query: sql), on: connection, sql: sql)
         condition.lock()
         // Only while the connection is open: a closed one's entry was dropped, and its
         // identifier may come back for a new connection.

@@ -123,6 +123,14 @@ struct ReaderServiceTests {
         #expect(PaywallService.runSendmail(["/bin/false"], message: Data(text.utf8))?.contains("status 1") == true)
         #expect(PaywallService.runSendmail(["/no/such/program"], message: Data()) != nil)
     }
+
+    @Test("a sendmail that stops reading a message larger than its pipe is killed at the timeout", .timeLimit(.minutes(1)))
+    func stalledSendmail() {
+        let started = Date()
+        let outcome = PaywallService.runSendmail(["/bin/sleep", "30"], message: Data(repeating: UInt8(ascii: "x"), count: 512 * 1024), timeout: 1)
+        #expect(outcome?.contains("did not finish within 1 seconds") == true, "\(outcome ?? "sent")")
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
 }
 
 @Suite("The sign-in throttle's key")

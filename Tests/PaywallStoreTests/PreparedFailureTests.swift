@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PaywallCore
 import PostgresNIO
 import PaywallTestSupport
@@ -100,6 +101,38 @@ struct PreparedFailureTests {
         }
         #expect(try read("a4") == .recorded(used: 4))
         #expect(try f.store.meterUsage(subject: .device("d"), window: 30 * day).used == 4)
+    }
+
+    @Test("a statement sent on a connection that closed fails at once instead of waiting for ever", arguments: TestBackend.postgresOnly)
+    func closedConnection(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        let connection = try postgres.connections.lease()
+        try connection.close().wait()
+        // On a thread of its own: a wait that never ends must fail this test, not hang it.
+        let outcomes = Mutex<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            for (label, statement) in [
+                ("a query", { _ = try PreparedFailure.wait(connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger), on: connection, sql: "SELECT 1") }),
+                ("a prepared statement", { _ = try PostgresSQL(connection: connection, backend: postgres).fetchPrepared("SELECT 1 / (?::bigint - ?::bigint)", [Int64(2), Int64(1)]) }),
+            ] as [(String, () throws -> Void)] {
+                do {
+                    try statement()
+                    outcomes.withLock { $0.append("\(label): answered") }
+                } catch {
+                    outcomes.withLock { $0.append("\(label): \(PostgresConnectionPool.connectionFailed(error) ? "connection failed" : "\(error)")") }
+                }
+            }
+            done.signal()
+        }.start()
+        guard done.wait(timeout: .now() + 20) == .success else {
+            Issue.record("a statement on a closed connection waited for ever")
+            return
+        }
+        #expect(outcomes.withLock { $0 } == ["a query: connection failed", "a prepared statement: connection failed"])
+        postgres.connections.giveBack(connection, reusable: false)
+        #expect(try f.store.rowCounts()["accounts"] == 0, "the store still answers")
     }
 
     @Test("a real server's answer to a prepared statement keeps its SQLSTATE, and the connection stays usable", arguments: TestBackend.postgresOnly)

@@ -46,7 +46,7 @@ public struct StripeSignatureVerifier: Sendable {
         // Every secret against every value, without stopping early: the time taken says
         // nothing about which one matched.
         for secret in secrets {
-            let expected = HMACSHA256.authenticate(key: Array(secret.utf8), message: message)
+            guard let expected = HMACSHA256.authenticate(key: Array(secret.utf8), message: message) else { continue }  // matches nothing
             for signature in signatures where ConstantTime.equal(expected, signature) { matched = true }
         }
         guard matched else { throw .signatureMismatch }
@@ -56,7 +56,7 @@ public struct StripeSignatureVerifier: Sendable {
 
     /// Signs as Stripe does (for tests, replays and the CLI's examples).
     public static func header(body: [UInt8], secret: String, timestamp: Int64) -> String {
-        let mac = HMACSHA256.authenticate(key: Array(secret.utf8), message: Array("\(timestamp).".utf8) + body)
+        let mac = HMACSHA256.authenticate(key: Array(secret.utf8), message: Array("\(timestamp).".utf8) + body) ?? []
         return "t=\(timestamp),v1=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 

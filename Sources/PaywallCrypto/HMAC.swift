@@ -2,8 +2,10 @@ import COpenSSL
 
 /// HMAC-SHA256 (RFC 2104), for webhook signatures (Stripe signs `"{t}.{body}"` with it).
 public enum HMACSHA256 {
-    /// The 32-byte MAC of `message` under `key`.
-    public static func authenticate(key: [UInt8], message: [UInt8]) -> [UInt8] {
+    /// The 32-byte MAC of `message` under `key`; nil when OpenSSL fails (out of memory, a
+    /// provider that refuses the digest). Callers treat nil as a mismatch: a fixed value
+    /// instead (zeros) would match whatever an attacker sends that is equal to it.
+    public static func authenticate(key: [UInt8], message: [UInt8]) -> [UInt8]? {
         var mac = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         let result = key.withUnsafeBufferPointer { k in
@@ -15,10 +17,9 @@ public enum HMACSHA256 {
                 }
             }
         }
-        // HMAC over memory only fails on allocation failure; an all-zero MAC then never matches a real one.
         guard result != nil, length == 32 else {
             ERR_clear_error()
-            return [UInt8](repeating: 0, count: 32)
+            return nil
         }
         return mac
     }

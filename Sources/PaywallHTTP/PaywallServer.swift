@@ -78,7 +78,10 @@ public enum PaywallServer {
             },
             logger: logger)
         var configuration = ServiceGroupConfiguration(
-            services: [app, ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger), PolicyWatcher(service: api.service, logger: logger)],
+            services: [
+                app, ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger),
+                PolicyWatcher(service: api.service, logger: logger), KeyRingWatcher(service: api.service, logger: logger),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // Requests in flight get this long to finish; a slow client cannot hold the
@@ -109,6 +112,33 @@ struct ReloadOnHangup: Service {
             } catch {
                 logger.error("keys refused; the previous ring stays", metadata: ["reason": .string(error.description)])
             }
+        }
+    }
+}
+
+/// Loads the key ring again when its folder's manifest changes (``PaywallService/refreshKeysIfChanged()``):
+/// a key rotated or retired by `paywall keys` in another process, or a new `Keys/` deployed,
+/// is in force here within ``interval`` without a SIGHUP.
+struct KeyRingWatcher: Service {
+    let service: PaywallService
+    let logger: Logger
+    var interval: Duration = .seconds(2)
+
+    func run() async throws {
+        var lastRefusal: String?
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                if let ring = try await service.blocking({ service throws(ServiceError) in try service.refreshKeysIfChanged() }) {
+                    logger.notice("keys reloaded: the key folder changed", metadata: ["keys": .string(String(ring.records.count))])
+                }
+                lastRefusal = nil
+            } catch {
+                // Said once per distinct failure, not every two seconds.
+                let text = "\(error)"
+                if text != lastRefusal { logger.error("keys refused; the previous ring stays", metadata: ["reason": .string(text)]) }
+                lastRefusal = text
+            }
+            try? await Task.sleep(for: interval)
         }
     }
 }

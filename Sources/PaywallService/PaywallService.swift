@@ -45,6 +45,8 @@ public final class PaywallService: Sendable {
     struct HeldKeys: Sendable {
         var ring: KeyRing
         var verifier: TokenVerifier
+        /// The SHA-256 of the manifest the ring was read from (``refreshKeysIfChanged()``).
+        var manifest: [UInt8]?
     }
 
     /// Opens the database at the configured path (creating and migrating it as needed).
@@ -198,8 +200,30 @@ public final class PaywallService: Sendable {
     }
 
     private func loadKeys() throws(ServiceError) -> HeldKeys {
+        // Read before the ring: a change in between is seen (again) at the next look.
+        let manifest = keyManifestDigest()
         let ring = try mapped { try KeyRing.load(directory: configuration.keysDirectory) }
-        return HeldKeys(ring: ring, verifier: verifier(for: ring))
+        return HeldKeys(ring: ring, verifier: verifier(for: ring), manifest: manifest)
+    }
+
+    /// The SHA-256 of the key folder's manifest now; nil when it cannot be read.
+    private func keyManifestDigest() -> [UInt8]? {
+        let url = configuration.keysDirectory.appendingPathComponent(KeyRing.manifestName)
+        return (try? Data(contentsOf: url)).map { SHA256.hash(Array($0)) }
+    }
+
+    /// Loads the key ring again when its manifest changed since it was loaded: another
+    /// process (`paywall keys rotate`, `paywall keys retire`) or another server's deploy
+    /// wrote it. Nil when nothing changed, or when no ring was needed yet (it is read on
+    /// first use). Why poll: a key retired because it leaked must stop verifying on every
+    /// running server, not only in the process that retired it; the server looks every two
+    /// seconds (a file's digest: microseconds).
+    public func refreshKeysIfChanged() throws(ServiceError) -> KeyRing? {
+        let held: [UInt8]?? = heldKeys.withLock { $0.map(\.manifest) }
+        guard let held else { return nil }  // not loaded yet
+        // Unreadable now (being replaced): the next look.
+        guard let now = keyManifestDigest(), now != held else { return nil }
+        return try reloadKeys()
     }
 
     func verifier(for ring: KeyRing) -> TokenVerifier {
@@ -209,7 +233,7 @@ public final class PaywallService: Sendable {
     /// Puts a ring just written in force. Cached verifications are forgotten: a key
     /// retired must stop vouching for its tokens at once.
     func hold(_ ring: KeyRing) {
-        heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring)) }
+        heldKeys.withLock { $0 = HeldKeys(ring: ring, verifier: verifier(for: ring), manifest: keyManifestDigest()) }
         heldSigner.withLock { $0 = nil }
         tokenCache.removeAll()
         grantCache.removeAll()

@@ -95,7 +95,8 @@ public struct KeyRing: Sendable {
     /// token lifetime we issue (31-day comp grants) plus the leeway.
     public static let verifyOnlyPeriod: TimeInterval = 31 * 86_400 + 60
 
-    static let manifestName = "keyring.json"
+    /// The manifest's file name: every change to the ring rewrites it.
+    public static let manifestName = "keyring.json"
     static let manifestLimit = 1 << 20
     static let privateKeyLimit = 64 << 10
 

@@ -15,13 +15,14 @@ struct CSRF: Sendable {
 
     static func random() throws -> CSRF { CSRF(key: try SecureRandom.bytes(32)) }
 
-    func token(seed: String, session: String?) -> String {
-        Base64URL.encode(HMACSHA256.authenticate(key: key, message: Array((seed + "|" + (session ?? "")).utf8)))
+    /// Nil when the MAC cannot be made: the form then carries none, and nothing is valid.
+    func token(seed: String, session: String?) -> String? {
+        HMACSHA256.authenticate(key: key, message: Array((seed + "|" + (session ?? "")).utf8)).map(Base64URL.encode)
     }
 
     func isValid(_ presented: String?, seed: String?, session: String?) -> Bool {
-        guard let presented, let seed, Cookies.isToken(seed) else { return false }
-        return ConstantTime.equal(Array(presented.utf8), Array(token(seed: seed, session: session).utf8))
+        guard let presented, let seed, Cookies.isToken(seed), let expected = token(seed: seed, session: session) else { return false }
+        return ConstantTime.equal(Array(presented.utf8), Array(expected.utf8))
     }
 }
 

@@ -186,7 +186,7 @@ public struct WebSite: Sendable {
                 visit.csrfSeed = try Self.newToken()
                 visit.newSeed = true
             }
-            visit.csrfToken = csrf.token(seed: visit.csrfSeed, session: visit.sessionToken)
+            visit.csrfToken = csrf.token(seed: visit.csrfSeed, session: visit.sessionToken) ?? ""
             if expectsForm {
                 guard (request.headers[.contentType] ?? "").lowercased().hasPrefix("application/x-www-form-urlencoded") else {
                     return finish(errorPage(visit, status: .unsupportedMediaType, message: "This form must be sent by the page's own form."), visit)

@@ -65,7 +65,7 @@ struct KeysCommand: ParsableCommand {
 
     struct Retire: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Retire a key: its private key is deleted and its tokens stop verifying.",
+            abstract: "Retire a key: its private key is deleted and its tokens stop verifying (running servers reload the ring within 2 seconds).",
             discussion: "Refused for the signing key, and for a superseded key whose tokens may still be live, unless --force. A key id may start with '-' (it is base64url): write options first and `--` before it, e.g. `paywall keys retire --force -- -Xy2…`."
         )
         @OptionGroup var global: GlobalOptions

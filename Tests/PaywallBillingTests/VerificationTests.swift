@@ -12,8 +12,8 @@ struct StripeSignatureTests {
     var verifier: StripeSignatureVerifier { StripeSignatureVerifier(secrets: [StripeFixtures.secret]) }
 
     @Test("HMAC-SHA256 matches RFC 4231 test case 2")
-    func hmacVector() {
-        let mac = HMACSHA256.authenticate(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+    func hmacVector() throws {
+        let mac = try #require(HMACSHA256.authenticate(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
         #expect(mac.map { String(format: "%02x", $0) }.joined() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 

@@ -233,6 +233,29 @@ struct ServeTests {
         #expect(try store.meterUsage(subject: deviceKey, window: 30 * 86_400).used == 3)
     }
 
+    @Test("a key retired with the CLI beside a running server: the server refuses its tokens within seconds, without a signal")
+    func keyRetiredBeside() async throws {
+        let cli = try seeded()
+        let server = try ServerProcess(cli, arguments: ["--policies", cli.folder.appendingPathComponent("policies").path])
+        let client = APIClient(base: server.base)
+        let member = try token(cli, "member@example.com")
+        #expect(try await client.access(title: "euronews", article: "k1", token: member) == "full")
+        let old = try #require(try cli.json(try cli.run(["keys", "list", "--json"]).stdout) as? [[String: Any]]).compactMap { $0["kid"] as? String }
+        #expect(old.count == 1)
+        #expect(try cli.run(["keys", "rotate", "--publish-ahead", "0s"]).status == 0)
+        #expect(try cli.run(["keys", "retire", "--force", "--", old[0]]).status == 0)
+        var answer = ""
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            answer = try await client.access(title: "euronews", article: "k1", token: member)
+            if answer == "status 401" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(answer == "status 401", "a token of the retired key still answered: \(answer)")
+        #expect(try await client.access(title: "euronews", article: "k1", token: try token(cli, "member@example.com")) == "full", "the new key's tokens verify")
+        #expect(server.stop() == 0)
+    }
+
     @Test("a port already taken: a clear message and a non-zero exit, at once (no spinning)")
     func portTaken() throws {
         let cli = try seeded()

@@ -90,4 +90,24 @@ struct TokenServiceTests {
         #expect(throws: ServiceError.token(.unknownKey(first.kid))) { try f.service.verifyToken(first.token, kinds: Set(TokenKind.allCases), audience: nil) }
         _ = try f.service.verifyToken(second.token, kinds: Set(TokenKind.allCases), audience: nil)
     }
+
+    @Test("a key retired by another process stops verifying in a running server once it looks at the folder again")
+    func retiredElsewhere() throws {
+        let f = try fixture()
+        let server = try f.another()  // a server on the same keys folder
+        let first = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        #expect(try server.accessReader(bearer: first.token) == .account(try f.service.account("ada@example.com").id))
+        #expect(try server.refreshKeysIfChanged() == nil, "nothing changed")
+        let next = try f.service.rotateKey(.ed25519, publishAhead: 0, actor: f.admin)
+        _ = try f.service.retireKey(kid: first.kid, force: true, actor: f.admin)
+        // What it loaded before still trusts the retired key (and its cache holds the token).
+        _ = try server.accessReader(bearer: first.token)
+        let reloaded = try #require(try server.refreshKeysIfChanged(), "the manifest changed")
+        #expect(reloaded.records.contains { $0.kid == next.kid })
+        #expect(throws: ServiceError.token(.unknownKey(first.kid))) { try server.accessReader(bearer: first.token) }
+        #expect(try server.refreshKeysIfChanged() == nil, "and nothing more until it changes again")
+        let fresh = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        #expect(fresh.kid == next.kid)
+        _ = try server.accessReader(bearer: fresh.token)
+    }
 }

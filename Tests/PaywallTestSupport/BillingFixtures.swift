@@ -118,7 +118,7 @@ public enum StripeFixtures {
     /// The `Stripe-Signature` header for `body`.
     public static func signature(_ body: [UInt8], at time: Date, secret: String = secret) -> String {
         let t = Int64(time.timeIntervalSince1970)
-        let mac = HMACSHA256.authenticate(key: Array(secret.utf8), message: Array("\(t).".utf8) + body)
+        let mac = HMACSHA256.authenticate(key: Array(secret.utf8), message: Array("\(t).".utf8) + body) ?? []
         return "t=\(t),v1=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -10,6 +10,8 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedParameters(String)
     /// A password longer than the hasher accepts (refused before any scrypt work).
     case passwordTooLong(bytes: Int, limit: Int)
+    /// Too many password hashes are waiting already: refused at once rather than queued.
+    case busy(waiting: Int)
     /// A key that cannot be used: wrong type or curve, malformed encoding, off the curve.
     case invalidKey(String)
     /// Bytes that are not one X.509 certificate.
@@ -26,6 +28,7 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidCertificate(reason): "invalid certificate: \(reason)"
         case let .untrustedCertificate(reason): "the certificate chain does not verify: \(reason)"
         case let .passwordTooLong(bytes, limit): "password is \(bytes) bytes long; at most \(limit) bytes (UTF-8) are accepted"
+        case let .busy(waiting): "\(waiting) password checks are waiting already; try again shortly"
         }
     }
 

@@ -15,7 +15,11 @@ import Synchronization
 /// - passwords longer than ``maximumPasswordBytes`` UTF-8 bytes are refused before any
 ///   scrypt work, when hashing and when verifying;
 /// - at most ``maximumConcurrentHashes`` scrypt computations run at once in one hasher (and
-///   its copies); the others wait their turn.
+///   its copies); the others wait their turn, at most ``maximumWaitingHashes`` of them: past
+///   that a hash is refused at once (``CryptoError/busy(waiting:)``). Each waiting caller
+///   holds a thread of the service's blocking pool, and sign-ins that succeed are not
+///   throttled: a client signing in over and over must not take every thread the other
+///   work needs (session lookups, readiness).
 public struct PasswordHasher: Sendable {
     /// The result of checking a password against a stored hash.
     public enum Verification: Equatable, Sendable {
@@ -34,6 +38,8 @@ public struct PasswordHasher: Sendable {
 
     /// How many scrypt computations may run at once (each takes `parameters.memoryBytes`).
     public var maximumConcurrentHashes: Int { gate.limit }
+    /// How many may wait for their turn (default: 8 per concurrent computation).
+    public var maximumWaitingHashes: Int { gate.maximumWaiting }
 
     static let saltLength = 16
     static let hashLength = 32
@@ -45,10 +51,11 @@ public struct PasswordHasher: Sendable {
     /// A hasher using `parameters` for new hashes. Throws when they are out of bounds.
     /// `maximumConcurrentHashes` caps the scrypt computations running at once (default:
     /// the number of active processors; at least 1).
-    public init(parameters: ScryptParameters = .owasp, maximumConcurrentHashes: Int? = nil) throws(CryptoError) {
+    public init(parameters: ScryptParameters = .owasp, maximumConcurrentHashes: Int? = nil, maximumWaitingHashes: Int? = nil) throws(CryptoError) {
         try parameters.validate()
         self.parameters = parameters
-        self.gate = HashingGate(limit: max(1, maximumConcurrentHashes ?? ProcessInfo.processInfo.activeProcessorCount))
+        let limit = max(1, maximumConcurrentHashes ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.gate = HashingGate(limit: limit, maximumWaiting: max(0, maximumWaitingHashes ?? 8 * limit))
         self.dummy = DummyHash()
     }
 
@@ -176,18 +183,25 @@ public struct PasswordHasher: Sendable {
 /// A counting semaphore around scrypt, with counters for tests.
 final class HashingGate: Sendable {
     let limit: Int
+    let maximumWaiting: Int
+    /// Callers inside ``run(_:)``: computing or waiting.
+    let inside = Atomic<Int>(0)
     private let semaphore: DispatchSemaphore
     /// Computations inside the gate now, the most seen at once, and how many ran.
     let active = Atomic<Int>(0)
     let peak = Atomic<Int>(0)
     let runs = Atomic<Int>(0)
 
-    init(limit: Int) {
+    init(limit: Int, maximumWaiting: Int) {
         self.limit = limit
+        self.maximumWaiting = maximumWaiting
         self.semaphore = DispatchSemaphore(value: limit)
     }
 
     func run<T>(_ body: () throws(CryptoError) -> T) throws(CryptoError) -> T {
+        let entered = inside.add(1, ordering: .relaxed).newValue
+        defer { inside.subtract(1, ordering: .relaxed) }
+        guard entered <= limit + maximumWaiting else { throw .busy(waiting: entered - 1 - limit) }
         semaphore.wait()
         defer { semaphore.signal() }
         let now = active.add(1, ordering: .relaxed).newValue

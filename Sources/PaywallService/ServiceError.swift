@@ -280,6 +280,7 @@ extension ServiceError {
         case let error as ServiceError: error
         case let error as DomainError: .invalidInput(error)
         case let error as StoreError: .store(error)
+        case CryptoError.busy: .overloaded  // 503: too many sign-ins at once
         case let error as CryptoError: .crypto(error)
         case let error as TokenError: .token(error)
         case let error as KeyRingError: .keys(error)

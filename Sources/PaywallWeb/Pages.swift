@@ -207,7 +207,9 @@ extension WebSite {
         } catch {
             // (A `catch .invalidCredentials` pattern crashes the 6.3.1 compiler's SIL verifier.)
             switch error {
-            case .invalidCredentials:
+            case .invalidCredentials, .crypto(.passwordTooLong):
+                // A password longer than any we store matches nothing (the API says why: 400
+                // password_too_long); here it is a wrong password, not a fault of ours.
                 return signInForm(visit, status: .unprocessableContent, email: email, errors: ["form": "That email and password do not match an account."])
             case .tooManyAttempts:
                 return signInForm(visit, status: .tooManyRequests, email: email, errors: ["form": Self.sentence(error.publicMessage)])

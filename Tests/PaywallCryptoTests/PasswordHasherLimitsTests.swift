@@ -93,6 +93,42 @@ struct PasswordHasherLimitsTests {
         #expect(try concurrentPeak(limit: 6, count: 6) > 1)
     }
 
+    @Test("past the waiting limit a hash is refused at once (busy), never queued; there is room again once one ends")
+    func busy() throws {
+        let gate = HashingGate(limit: 1, maximumWaiting: 1)
+        let release = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        // One computing (held until released), one waiting for its turn.
+        for _ in 0..<2 {
+            done.enter()
+            Thread {
+                _ = try? gate.run { () throws(CryptoError) in release.wait() }
+                done.leave()
+            }.start()
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while gate.inside.load(ordering: .relaxed) < 2, Date() < deadline { usleep(1_000) }
+        #expect(gate.inside.load(ordering: .relaxed) == 2)
+        // On a thread of its own: one that queued instead would wait for the others.
+        let refused = Mutex<CryptoError?>(nil)
+        let answered = DispatchSemaphore(value: 0)
+        Thread {
+            do { _ = try gate.run { () throws(CryptoError) in 0 } } catch { refused.withLock { $0 = error as? CryptoError } }
+            answered.signal()
+        }.start()
+        let atOnce = answered.wait(timeout: .now() + 5) == .success
+        #expect(atOnce, "a third hash queued instead of being refused")
+        #expect(refused.withLock { $0 } == .busy(waiting: 1))
+        #expect(gate.runs.load(ordering: .relaxed) == 0, "the refused one ran nothing")
+        for _ in 0..<3 { release.signal() }
+        done.wait()
+        if !atOnce { answered.wait() }
+        #expect(try gate.run { () throws(CryptoError) in 42 } == 42)
+        #expect(gate.runs.load(ordering: .relaxed) == (atOnce ? 3 : 4))
+        #expect(try PasswordHasher(parameters: .testing, maximumConcurrentHashes: 2).maximumWaitingHashes == 16)
+        #expect(CryptoError.busy(waiting: 3).description.contains("try again shortly"))
+    }
+
     @Test("the default maximum is the number of active processors, at least 1")
     func defaultMaximum() throws {
         #expect(try PasswordHasher(parameters: .testing).maximumConcurrentHashes == max(1, ProcessInfo.processInfo.activeProcessorCount))

@@ -83,6 +83,8 @@ struct ServiceCoreTests {
             (.keys(.retiringSigningKey("k")), .conflict, "key_refused"),
             (.store(.sqlite(path: "p", code: 1, message: "m", sql: nil)), .internal, "database_error"),
             (.shuttingDown, .unavailable, "shutting_down"),
+            // Too many password hashes waiting: 503 overloaded, not an internal fault.
+            (.wrapping(CryptoError.busy(waiting: 8)), .unavailable, "overloaded"),
         ]
         for (error, category, code) in table {
             #expect(error.category == category, "\(error)")

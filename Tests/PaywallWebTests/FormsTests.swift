@@ -146,6 +146,11 @@ struct FormsTests {
             unchanged.removeValue(forKey: "sign_in_failures")
             #expect(after == unchanged)
             #expect(await browser.cookies["paywall_session"] == nil)
+            // A password longer than any stored (1,024 bytes): the same answer, not a 500.
+            let long = try await browser.post("/signin", [("email", "reader@example.com"), ("password", String(repeating: "p", count: 1_025))])
+            #expect(long.status == .unprocessableContent)
+            #expect(long.text.contains("That email and password do not match an account."))
+            #expect(await browser.cookies["paywall_session"] == nil)
         }
     }
 

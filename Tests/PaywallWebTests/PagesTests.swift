@@ -173,6 +173,13 @@ struct PagesTests {
             let feed = try await client.execute(uri: "/feed.xml", method: .get)
             #expect(feed.headers[.contentType] == "application/atom+xml; charset=utf-8")
             let sitemap = try await client.execute(uri: "/sitemap.xml", method: .get)
+            // Shared caches may keep them: no cookie, even for a visitor who has none yet
+            // or whose session cookie is stale.
+            let stale = try await client.execute(uri: "/feed.xml", method: .get, headers: [.cookie: "paywall_session=c3RhbGUtc2Vzc2lvbi10b2tlbg"])
+            for response in [feed, sitemap, stale] {
+                #expect(response.headers[.cacheControl]?.hasPrefix("public") == true)
+                #expect(response.headers[values: .setCookie].isEmpty, "\(response.headers[values: .setCookie])")
+            }
             for article in library.articles {
                 #expect(feed.text.contains("/titles/\(article.title)/articles/\(article.id)"))
                 #expect(sitemap.text.contains("/titles/\(article.title)/articles/\(article.id)"))

@@ -102,11 +102,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// connection closed.
     private func heardOwnNotifications(_ connection: PostgresConnection) {
         do {
-            _ = try PreparedFailure.wait(connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger), on: connection, sql: "SELECT 1")
+            _ = try connection.answer(connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger), sql: "SELECT 1")
         } catch {
             facts.invalidate("")
             // Closed before the pool takes it back, so that no one leases it meanwhile.
-            _ = try? PreparedFailure.wait(connection.close(), on: connection, sql: "closing the connection")
+            _ = try? connection.answer(connection.close(), sql: "closing the connection")
         }
     }
 
@@ -152,7 +152,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             // Prepared here too: on a new connection, a function a later
                             // migration dropped or changed fails the preparation.
                             let statement = try connections.prepared(Self.meteredReadsSQL, on: connection)
-                            rows = try PreparedFailure.wait(statement.execute(binds), on: connection, sql: Self.meteredReadsSQL)
+                            rows = try connection.answer(statement.execute(binds), sql: Self.meteredReadsSQL)
                         } catch where Self.refusesBatch(error) {
                             // The server refused it (an unknown title's constraint; a function
                             // a later migration changed): read by read, each on its own.
@@ -312,13 +312,13 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     // MARK: - Errors and health
 
     static func owns(_ error: any Error) -> Bool {
-        error is PSQLError || error is PreparedFailure || error is PostgresConnectionPool.Broken || error is PostgresConnectionPool.Unavailable
+        error is PSQLError || error is StatementFailure || error is PostgresConnectionPool.Broken || error is PostgresConnectionPool.Unavailable
             || error is NIOCore.IOError || error is ChannelError || error is NIOConnectionError
     }
 
     /// The SQLSTATE of a server error.
     static func sqlState(of error: any Error) -> String? {
-        if let error = error as? PreparedFailure { return error.sqlState }
+        if let error = error as? StatementFailure { return error.sqlState }
         return (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
@@ -339,7 +339,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             return .unavailable(location: location, detail: unavailable.detail)
         }
         if let broken = error as? PostgresConnectionPool.Broken { return storeError(broken.underlying) }
-        if let error = error as? PreparedFailure {
+        if let error = error as? StatementFailure {
             guard let state = error.sqlState else { return .unavailable(location: location, detail: error.message) }
             return serverError(state: state, message: error.message, sql: error.sql)
         }
@@ -516,7 +516,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         let result: Result<T, any Error> = Result { try statement(sql) }
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try PreparedFailure.wait(begin, on: sql.connection, sql: PostgresBackend.readOnlyBegin)
+            _ = try sql.connection.answer(begin, sql: PostgresBackend.readOnlyBegin)
         }
         return try result.get()
     }
@@ -532,7 +532,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         self.open = nil
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try? PreparedFailure.wait(begin, on: open.connection, sql: PostgresBackend.readOnlyBegin)
+            _ = try? open.connection.answer(begin, sql: PostgresBackend.readOnlyBegin)
         }
         do {
             try open.sql.execute("ROLLBACK")
@@ -551,7 +551,7 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
         self.open = nil
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try PreparedFailure.wait(begin, on: open.connection, sql: PostgresBackend.readOnlyBegin)
+            _ = try open.connection.answer(begin, sql: PostgresBackend.readOnlyBegin)
         }
         if let commit = try? backend.connections.prepared("COMMIT", on: open.connection) {
             _ = commit.execute([])
@@ -606,7 +606,7 @@ struct PostgresSQL: SQLConnection {
         let missing = Set(subjects).subtracting(held.subjects)
         guard !missing.isEmpty else { return }
         let lock = PostgresBackend.lockSubjects(Array(missing))
-        _ = try PreparedFailure.wait(connection.query(lock, logger: Self.logger), on: connection, sql: lock.sql)
+        _ = try connection.answer(connection.query(lock, logger: Self.logger), sql: lock.sql)
         held.subjects.formUnion(missing)
     }
 
@@ -622,7 +622,7 @@ struct PostgresSQL: SQLConnection {
             }
         }
         let query = PostgresQuery(unsafeSQL: backend.translated(sql), binds: binds)
-        return try PreparedFailure.wait(connection.query(query, logger: Self.logger), on: connection, sql: query.sql)
+        return try connection.answer(connection.query(query, logger: Self.logger), sql: query.sql)
     }
 
     /// Runs one of the hot path's statements (``PostgresBackend/preparedStatements``)
@@ -630,7 +630,7 @@ struct PostgresSQL: SQLConnection {
     func fetchPrepared(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
         let translated = backend.translated(sql)
         let statement = try backend.connections.prepared(translated, on: connection)
-        let rows = try PreparedFailure.wait(statement.execute(arguments.values.map(Self.data)), on: connection, sql: translated)
+        let rows = try connection.answer(statement.execute(arguments.values.map(Self.data)), sql: translated)
         guard let first = rows.first else { return [] }
         let columns = SQLColumns(first.map(\.columnName))
         return try rows.map { row in SQLRow(columns: columns, values: try row.map(Self.preparedValue)) }
@@ -679,13 +679,12 @@ struct PostgresSQL: SQLConnection {
     }
 }
 
-/// Connections leased by one thread at a time: the idle ones in a list, a condition to
-/// wait on when all are busy.
-/// A prepared statement's failure, as the store needs it. postgres-nio's prepared-statement
-/// API (the one that can be used without `async`, and pipelined) reports errors in its
-/// older shape (`PostgresError`); this keeps the server's SQLSTATE and message, so retries,
-/// constraint checks and error messages treat them as any other statement's.
-struct PreparedFailure: Error, CustomStringConvertible {
+/// A statement's failure, as the store needs it. postgres-nio's prepared-statement API (the
+/// one that can be used without `async`, and pipelined) reports errors in its older shape
+/// (`PostgresError`); this keeps the server's SQLSTATE and message, so retries, constraint
+/// checks and error messages treat them as any other statement's. Also what a wait on a
+/// connection that closed fails with (``ConnectionWatch``).
+struct StatementFailure: Error, CustomStringConvertible {
     /// The server's SQLSTATE; nil when it was not the server's answer (the connection failed).
     let sqlState: String?
     let message: String
@@ -693,26 +692,30 @@ struct PreparedFailure: Error, CustomStringConvertible {
 
     var description: String { "\(sqlState ?? "connection"): \(message)" }
 
-    /// `error` as a ``PreparedFailure`` when it is postgres-nio's older shape; else as it is.
+    /// `error` as a ``StatementFailure`` when it is postgres-nio's older shape; else as it is.
     static func normalized(_ error: any Error, sql: String) -> any Error {
         guard let error = error as? PostgresError else { return error }
         switch error {
         case let .server(answer):
-            return PreparedFailure(sqlState: answer.fields[.sqlState], message: answer.fields[.message] ?? "unknown error", sql: sql)
+            return StatementFailure(sqlState: answer.fields[.sqlState], message: answer.fields[.message] ?? "unknown error", sql: sql)
         case let .protocol(detail):
-            return PreparedFailure(sqlState: nil, message: detail, sql: sql)
+            return StatementFailure(sqlState: nil, message: detail, sql: sql)
         case .connectionClosed:
-            return PreparedFailure(sqlState: nil, message: "connection closed", sql: sql)
+            return StatementFailure(sqlState: nil, message: "connection closed", sql: sql)
         }
     }
 
-    /// Waits for the answer to a statement (or a preparation) sent on `connection`; fails
-    /// when the connection closes first (``ConnectionWatch``).
-    static func wait<T>(_ future: EventLoopFuture<T>, on connection: PostgresConnection, sql: String) throws -> T {
+}
+
+extension PostgresConnection {
+    /// Waits for the answer to a statement (or a preparation, or the closing) sent on this
+    /// connection; fails when the connection closes first (``ConnectionWatch``). Every
+    /// wait on a connection goes through here.
+    func answer<T>(_ future: EventLoopFuture<T>, sql: String) throws -> T {
         do {
-            return try ConnectionWatch.shared.answer(future, on: connection, sql: sql)
+            return try ConnectionWatch.shared.answer(future, on: self, sql: sql)
         } catch {
-            throw normalized(error, sql: sql)
+            throw StatementFailure.normalized(error, sql: sql)
         }
     }
 }
@@ -756,7 +759,7 @@ final class ConnectionWatch: Sendable {
                 state.watched[key] = Watched(connection: connection)
                 isNew = true
             }
-            state.watched[key]?.waiting[state.next] = { promise.fail(PreparedFailure(sqlState: nil, message: "connection closed", sql: sql)) }
+            state.watched[key]?.waiting[state.next] = { promise.fail(StatementFailure(sqlState: nil, message: "connection closed", sql: sql)) }
             return (state.next, isNew)
         }
         if isNew {
@@ -776,11 +779,10 @@ final class ConnectionWatch: Sendable {
         }
         for fail in failers { fail() }
     }
-
-    /// Connections watched now (for tests).
-    var count: Int { state.withLock { $0.watched.count } }
 }
 
+/// Connections leased by one thread at a time: the idle ones in a list, a condition to
+/// wait on when all are busy.
 final class PostgresConnectionPool: @unchecked Sendable {
     /// A connection that could not be returned to a clean state.
     struct Broken: Error { let underlying: any Error }
@@ -825,8 +827,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
             let handle = listening.handle
             connection.addListener(channel: listening.channel) { _, notification in handle(notification.payload) }
             // The channel is a constant of this module, not input.
-            _ = try PreparedFailure.wait(
-                connection.query(PostgresQuery(unsafeSQL: "LISTEN \(listening.channel)"), logger: Self.logger), on: connection, sql: "LISTEN")
+            _ = try connection.answer(connection.query(PostgresQuery(unsafeSQL: "LISTEN \(listening.channel)"), logger: Self.logger), sql: "LISTEN")
             return connection
         } catch {
             let _: EventLoopFuture<Void> = connection.close()
@@ -862,7 +863,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         let found = prepared[key]?[sql]
         condition.unlock()
         if let found { return found }
-        let made = try PreparedFailure.wait(connection.prepare(query: sql), on: connection, sql: sql)
+        let made = try connection.answer(connection.prepare(query: sql), sql: sql)
         condition.lock()
         // Only while the connection is open: a closed one's entry was dropped, and its
         // identifier may come back for a new connection.
@@ -881,7 +882,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
     static func connectionFailed(_ error: any Error) -> Bool {
         if error is Broken { return true }
         if let error = error as? PSQLError { return error.code != .server }
-        if let error = error as? PreparedFailure { return error.sqlState == nil || preparedStatementLost(error) }
+        if let error = error as? StatementFailure { return error.sqlState == nil || preparedStatementLost(error) }
         return error is NIOCore.IOError || error is ChannelError
     }
 
@@ -890,7 +891,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
     /// returns (0A000, "cached plan must not change result type", on every execution until
     /// it is prepared again). The connection is dropped and the work tried again on another.
     static func preparedStatementLost(_ error: any Error) -> Bool {
-        guard let error = error as? PreparedFailure else { return false }
+        guard let error = error as? StatementFailure else { return false }
         return error.sqlState == "26000" || error.sqlState == "0A000"
     }
 

@@ -75,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         let webSettings: WebSettings
         do { webSettings = try WebSettings.resolve(environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError(error.description) }
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = server.logFormat == .json ? JSONLogHandler(label: label) : TextLogHandler(label: label)
+            var handler = StandardErrorLogHandler(label: label, format: server.logFormat)
             handler.logLevel = server.logLevel
             return handler
         }

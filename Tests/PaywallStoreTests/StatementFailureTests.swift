@@ -8,13 +8,13 @@ import Testing
 
 /// postgres-nio reports a prepared statement's failure in its older shape (`PostgresError`);
 /// the store must read it as it reads any statement's (retries, broken connections).
-@Suite("Prepared statements' failures")
-struct PreparedFailureTests {
+@Suite("Statements' failures")
+struct StatementFailureTests {
     @Test("a closed connection or a protocol error is the connection's failure, never retried, never the caller's")
     func connectionFailures() {
         for error in [PostgresError.connectionClosed, .protocol("Unexpected connection close")] {
-            let normalized = PreparedFailure.normalized(error, sql: "COMMIT")
-            #expect(normalized is PreparedFailure)
+            let normalized = StatementFailure.normalized(error, sql: "COMMIT")
+            #expect(normalized is StatementFailure)
             #expect(PostgresConnectionPool.connectionFailed(normalized), "\(error)")
             #expect(!PostgresBackend.isRetryable(normalized))
             #expect(PostgresBackend.sqlState(of: normalized) == nil)
@@ -24,32 +24,32 @@ struct PreparedFailureTests {
 
     @Test("a server answer keeps its SQLSTATE: serialization failures retry, constraints are named")
     func serverAnswers() {
-        let serialization = PreparedFailure(sqlState: "40001", message: "could not serialize access", sql: "COMMIT")
+        let serialization = StatementFailure(sqlState: "40001", message: "could not serialize access", sql: "COMMIT")
         #expect(PostgresBackend.isRetryable(serialization))
         #expect(!PostgresConnectionPool.connectionFailed(serialization))
-        let foreignKey = PreparedFailure(sqlState: "23503", message: "violates foreign key constraint", sql: "INSERT …")
+        let foreignKey = StatementFailure(sqlState: "23503", message: "violates foreign key constraint", sql: "INSERT …")
         #expect(PostgresBackend.constraint(of: foreignKey) == .foreignKey)
         #expect(!PostgresBackend.isRetryable(foreignKey))
         // Anything else passes through untouched.
         struct Other: Error {}
-        #expect(PreparedFailure.normalized(Other(), sql: "x") is Other)
+        #expect(StatementFailure.normalized(Other(), sql: "x") is Other)
     }
 
     @Test("a statement the server forgot or re-planned drops its connection and is retried; a batch goes read by read only when refused for what it holds")
     func classification() {
         for state in ["26000", "0A000"] {
-            let lost = PreparedFailure(sqlState: state, message: "prepared statement lost", sql: "COMMIT")
+            let lost = StatementFailure(sqlState: state, message: "prepared statement lost", sql: "COMMIT")
             #expect(PostgresConnectionPool.connectionFailed(lost), "\(state): the connection holds statements that no longer work")
             #expect(PostgresBackend.isRetryable(lost), "\(state): tried again, on another connection")
             #expect(!PostgresBackend.refusesBatch(lost))
         }
         for state in ["23503", "42883", "22003", "P0001"] {
-            #expect(PostgresBackend.refusesBatch(PreparedFailure(sqlState: state, message: "refused", sql: "SELECT")), "\(state)")
+            #expect(PostgresBackend.refusesBatch(StatementFailure(sqlState: state, message: "refused", sql: "SELECT")), "\(state)")
         }
         // A timeout, an overload, a shutdown, a serialization failure, a dropped connection:
         // the batch fails (or is retried) as a whole; one by one would wait all over again.
         for state in ["55P03", "57014", "53300", "57P01", "40001", "40P01", nil] {
-            #expect(!PostgresBackend.refusesBatch(PreparedFailure(sqlState: state, message: "not the batch's fault", sql: "SELECT")), "\(state ?? "no SQLSTATE")")
+            #expect(!PostgresBackend.refusesBatch(StatementFailure(sqlState: state, message: "not the batch's fault", sql: "SELECT")), "\(state ?? "no SQLSTATE")")
         }
     }
 
@@ -114,7 +114,7 @@ struct PreparedFailureTests {
         let done = DispatchSemaphore(value: 0)
         Thread {
             for (label, statement) in [
-                ("a query", { _ = try PreparedFailure.wait(connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger), on: connection, sql: "SELECT 1") }),
+                ("a query", { _ = try connection.answer(connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger), sql: "SELECT 1") }),
                 ("a prepared statement", { _ = try PostgresSQL(connection: connection, backend: postgres).fetchPrepared("SELECT 1 / (?::bigint - ?::bigint)", [Int64(2), Int64(1)]) }),
             ] as [(String, () throws -> Void)] {
                 do {
@@ -145,7 +145,7 @@ struct PreparedFailureTests {
             }
             Issue.record("a division by zero answered")
         } catch {
-            #expect(error is PreparedFailure)
+            #expect(error is StatementFailure)
             #expect(PostgresBackend.sqlState(of: error) == "22012")
             #expect(!PostgresConnectionPool.connectionFailed(error))
             if case let .postgres(_, sqlState, _, _) = postgres.storeError(error) {

@@ -3,15 +3,15 @@ import Logging
 @testable import PaywallHTTP
 import Testing
 
-@Suite("Text log lines")
-struct TextLogHandlerTests {
+@Suite("Log lines on standard error")
+struct LogHandlerTests {
     func event(_ message: Logger.Message, level: Logger.Level = .info, metadata: Logger.Metadata? = nil) -> LogEvent {
         LogEvent(level: level, message: message, metadata: metadata, source: "PaywallHTTP", file: #fileID, function: #function, line: #line)
     }
 
     @Test("a line carries the time, level, label, the logger's latest metadata sorted by key, the source and the message")
     func layout() {
-        var handler = TextLogHandler(label: "paywall")
+        var handler = StandardErrorLogHandler(label: "paywall", format: .text)
         handler[metadataKey: "request"] = "r-1"
         handler[metadataKey: "request"] = "r-2"  // set on every request: the latest is written
         handler[metadataKey: "route"] = "/v1/access"
@@ -21,12 +21,12 @@ struct TextLogHandlerTests {
 
     @Test("an event's own metadata wins over the logger's; no metadata, no gap")
     func merging() {
-        var handler = TextLogHandler(label: "paywall")
+        var handler = StandardErrorLogHandler(label: "paywall", format: .text)
         handler[metadataKey: "request"] = "r-1"
         let at = Date(timeIntervalSince1970: 0)
         #expect(handler.line(event("x", level: .error, metadata: ["request": "r-9", "code": "bad"]), at: at)
             == "1970-01-01T00:00:00Z error paywall: code=bad request=r-9 [PaywallHTTP] x\n")
-        #expect(TextLogHandler(label: "paywall").line(event("y"), at: at) == "1970-01-01T00:00:00Z info paywall: [PaywallHTTP] y\n")
+        #expect(StandardErrorLogHandler(label: "paywall", format: .text).line(event("y"), at: at) == "1970-01-01T00:00:00Z info paywall: [PaywallHTTP] y\n")
         handler[metadataKey: "request"] = nil
         #expect(handler.line(event("z"), at: at) == "1970-01-01T00:00:00Z info paywall: [PaywallHTTP] z\n")
     }
@@ -36,7 +36,27 @@ struct TextLogHandlerTests {
         struct Broken: Error, CustomStringConvertible { var description: String { "disk full" } }
         let event = LogEvent(level: .error, message: "cannot commit", error: Broken(), metadata: nil, source: "PaywallStore",
                              file: #fileID, function: #function, line: #line)
-        #expect(TextLogHandler(label: "paywall").line(event, at: Date(timeIntervalSince1970: 0))
+        #expect(StandardErrorLogHandler(label: "paywall", format: .text).line(event, at: Date(timeIntervalSince1970: 0))
             == "1970-01-01T00:00:00Z error paywall: error=disk full [PaywallStore] cannot commit\n")
+    }
+
+    @Test("JSON: one object per line; metadata and the error as fields, never over what the line is")
+    func json() throws {
+        struct Broken: Error, CustomStringConvertible { var description: String { "disk full" } }
+        var handler = StandardErrorLogHandler(label: "paywall", format: .json)
+        handler[metadataKey: "request"] = "r-1"
+        handler[metadataKey: "level"] = "forged"
+        let event = LogEvent(level: .error, message: "cannot commit", error: Broken(), metadata: ["ids": ["a", "b"]], source: "PaywallStore",
+                             file: #fileID, function: #function, line: #line)
+        let line = try #require(handler.line(event, at: Date(timeIntervalSince1970: 0)))
+        #expect(line.hasSuffix("}\n") && line.filter { $0 == "\n" }.count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["at"] as? String == "1970-01-01T00:00:00Z")
+        #expect(object["level"] as? String == "error")
+        #expect(object["label"] as? String == "paywall")
+        #expect(object["message"] as? String == "cannot commit")
+        #expect(object["request"] as? String == "r-1")
+        #expect(object["error"] as? String == "disk full")
+        #expect(object["ids"] as? [String] == ["a", "b"])
     }
 }

@@ -33,7 +33,7 @@ import urllib.request
 from axe_selenium_python import Axe
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,16 +144,20 @@ def screenshots(driver, name):
 def click_through(driver, by, selector, url, seconds=10):
     """Clicks a form's button and waits until its POST and redirect have landed on `url`.
     A click returns before they may have, and a redirect back to the page the form was on
-    leaves the URL as it was (it raced twice in CI): so the old page must have gone too."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    leaves the URL as it was (it raced twice in CI): so the old document must have gone too.
+    The old document is marked with a script variable a new one does not have; asking an old
+    element whether it is stale raced as well (Chrome answered "node does not belong to the
+    document" mid-navigation, not "stale")."""
+    driver.execute_script("window.__paywallOldPage = true")
     driver.find_element(by, selector).click()
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
-            old.tag_name
-        except StaleElementReferenceException:
-            if driver.current_url == url:
+            still_old = driver.execute_script("return window.__paywallOldPage === true")
+            if not still_old and driver.current_url == url:
                 break
+        except WebDriverException:
+            pass  # mid-navigation: there is no document to ask yet
         time.sleep(0.05)
     check(driver.current_url == url, f"expected to arrive at {url}, at {driver.current_url}")
 
@@ -170,7 +174,7 @@ def wait_text(driver, words, seconds=10):
         try:
             if words in body_text(driver):
                 return True
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException:  # stale, missing, or "node does not belong to the document" mid-navigation
             pass
         time.sleep(0.05)
     return False

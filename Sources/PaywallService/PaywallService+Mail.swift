@@ -31,7 +31,7 @@ extension PaywallService {
 
                     To confirm that \(account.email) is your address, open this link within \(Int(lifetime / 3_600)) hours:
 
-                    \(configuration.linkBase)/verify-email#token=\(token)
+                    \(configuration.mailLinkBase)/verify-email#token=\(token)
 
                     If you did not sign up, ignore this message.
 
@@ -60,7 +60,7 @@ extension PaywallService {
 
                         Someone asked to reset the password of \(account.email). To choose a new one, open this link within \(Int(lifetime / 60)) minutes:
 
-                        \(configuration.linkBase)/reset-password#token=\(token)
+                        \(configuration.mailLinkBase)/reset-password#token=\(token)
 
                         The link works once. If it was not you, ignore this message: your password stays as it is.
 

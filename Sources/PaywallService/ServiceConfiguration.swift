@@ -78,10 +78,17 @@ public struct ServiceConfiguration: Sendable {
     public var sendmailCommand: [String]?
     /// The `From:` of mail we send (`PAYWALL_MAIL_FROM`).
     public var mailFrom = "paywall@localhost"
-    /// Where links in mail point: the reader's app's page, which posts the token to the
-    /// API (`PAYWALL_LINK_BASE`). The token goes in the fragment, which browsers never send
-    /// to a server, so it stays out of web servers' logs.
-    public var linkBase = "http://localhost:8080"
+    /// The site's public address (`PAYWALL_LINK_BASE`, no trailing slash): links in mail
+    /// (the reader's app's page, which posts the token to the API; the token goes in the
+    /// fragment, which browsers never send to a server, so it stays out of web servers'
+    /// logs), and the absolute links of the feed, the sitemap and gift links. Nil: mail links
+    /// to the demo's address (``mailLinkBase``) and the pages link to the address each
+    /// request was sent to (its `Host`), which behind a proxy that rewrites `Host` is the
+    /// proxy's upstream, not the public site: set it in production.
+    public var linkBase: String?
+
+    /// Where links in mail point: ``linkBase``, or the demo's address.
+    public var mailLinkBase: String { linkBase ?? "http://localhost:8080" }
     /// How long an email verification link works (2 days).
     public var verificationLinkLifetime: TimeInterval = 2 * 86_400
     /// How long a password reset link works (1 hour).

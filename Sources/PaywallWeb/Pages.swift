@@ -415,9 +415,26 @@ extension WebSite {
         return articles.articles.compactMap { article in byID[article.title].map { ($0, article) } }
     }
 
+    /// Where the feed's, the sitemap's and gift links point: the configured public address
+    /// (`PAYWALL_LINK_BASE`), else the address the request was sent to. A `Host` that is not
+    /// a host name or address with an optional port (anything else a client may send) is
+    /// not echoed into links: `localhost` instead.
     func baseURL(_ request: Request) -> String {
-        let host = request.head.authority ?? "localhost"
+        if let configured = service.configuration.linkBase { return configured }
+        let host = request.head.authority.flatMap { Self.isHostAndPort($0) ? $0 : nil } ?? "localhost"
         return (settings.secureCookies ? "https://" : "http://") + host
+    }
+
+    /// A host name, IPv4 or bracketed IPv6 address, with an optional port: letters,
+    /// digits, `.`, `-`, `:`, `[`, `]`, at most 255 bytes.
+    static func isHostAndPort(_ text: String) -> Bool {
+        (1...255).contains(text.utf8.count) && text.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"): true
+            default: false
+            }
+        }
     }
 
     // MARK: - Rendering

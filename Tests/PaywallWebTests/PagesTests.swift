@@ -1,7 +1,9 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import PaywallCore
+import PaywallHTTP
 import PaywallService
 import PaywallTestSupport
 import PaywallWeb
@@ -188,6 +190,48 @@ struct PagesTests {
                     #expect(!contains(sitemap.text, paragraph: paragraph))
                 }
             }
+        }
+    }
+
+    @Test("feed and sitemap links: the configured public address; else the host the request was sent to, never a malformed one")
+    func linkBase() async throws {
+        // A live server and a client that sends the Host we choose (the router test
+        // framework always says localhost).
+        func fetch(_ f: ServiceFixture, _ path: String, hosts: [String]) async throws -> [String] {
+            var api = PaywallAPI(service: f.service)
+            api.web = try WebSite(service: f.service, articles: ArticleLibrary.demo(), settings: WebSettings())
+            return try await Application(router: api.router()).test(.live) { client in
+                let port = try #require(client.port)
+                return try await TestClient.withClient(host: "127.0.0.1", port: port) { raw in
+                    var bodies: [String] = []
+                    for host in hosts {
+                        let response = try await raw.execute(.init(path, method: .get, authority: host))
+                        #expect(response.status == .ok, "\(host)")
+                        bodies.append(response.body.map { String(buffer: $0) } ?? "")
+                    }
+                    return bodies
+                }
+            }
+        }
+        let article = "/titles/euronews/articles/zelenskyy-talks"
+        // Configured (PAYWALL_LINK_BASE): whatever Host a proxy or client sends.
+        let configured = try ServiceFixture { $0.linkBase = "https://news.example.com" }
+        _ = try configured.service.loadDemoData(actor: configured.admin)
+        for path in ["/feed.xml", "/sitemap.xml"] {
+            let body = try #require(try await fetch(configured, path, hosts: ["upstream.internal:8080"]).first)
+            #expect(body.contains("https://news.example.com" + article), "\(path)")
+            #expect(!body.contains("upstream.internal"), "\(path)")
+        }
+        // Not configured: the host the request was sent to, when it is one; else localhost.
+        let f = try demoFixture()
+        let bad = ["evil.example/x", "x@evil.example", "evil.example\\x", String(repeating: "a", count: 300)]
+        let bodies = try await fetch(f, "/sitemap.xml", hosts: ["news.example.org:8443", "[::1]:8080"] + bad)
+        #expect(bodies.count == 2 + bad.count)
+        #expect(bodies.first?.contains("http://news.example.org:8443" + article) == true)
+        #expect(bodies.dropFirst().first?.contains("http://[::1]:8080" + article) == true)
+        for (host, body) in zip(bad, bodies.dropFirst(2)) {
+            #expect(body.contains("http://localhost" + article), "\(host)")
+            #expect(!body.contains("evil.example") && !body.contains("aaaa/"), "\(host)")
         }
     }
 }

@@ -231,6 +231,7 @@ let package = Package(
             dependencies: [
                 "PaywallHTTP", "PaywallService", "PaywallTokens", "PaywallCore", "PaywallTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .testTarget(

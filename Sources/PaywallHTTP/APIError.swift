@@ -72,6 +72,8 @@ public struct APIError: HTTPResponseError, Sendable {
     }
     static let badAuthorization = APIError(
         status: .unauthorized, code: "invalid_token", message: "send the token as 'Authorization: Bearer <token>'")
+    static let metricsTokenRequired = APIError(
+        status: .unauthorized, code: "invalid_token", message: "send the metrics token (PAYWALL_METRICS_TOKEN) as 'Authorization: Bearer <token>'")
     static func rateLimited(retryAfter: TimeInterval) -> APIError {
         APIError(
             status: .tooManyRequests, code: "rate_limited", message: "too many requests from this address; try again later",

@@ -38,17 +38,23 @@ public struct PaywallAPI: Sendable {
     /// The registry `/metrics` shows (the server bootstraps swift-metrics with it); nil: no route.
     public let metrics: PrometheusCollectorRegistry?
 
+    /// The SHA-256 of the bearer token `/metrics` asks for (``ServerSettings/metricsToken``);
+    /// nil: it asks for none. A digest so the comparison takes the same time whatever the
+    /// length and content of what a client sends.
+    let metricsTokenDigest: [UInt8]?
+
     /// The reader's web pages (PaywallWeb), mounted on this router when set (`paywall serve`).
     public var web: WebSite?
 
     public init(
         service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
-        metrics: PrometheusCollectorRegistry? = nil
+        metrics: PrometheusCollectorRegistry? = nil, metricsToken: String? = nil
     ) {
         self.service = service
         self.deviceMinting = deviceMinting
         self.jwksMaxAge = jwksMaxAge
         self.metrics = metrics
+        self.metricsTokenDigest = metricsToken.map { SHA256.hash(Array($0.utf8)) }
     }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
@@ -78,8 +84,12 @@ public struct PaywallAPI: Sendable {
         web?.addRoutes(to: router)
         addBillingRoutes(to: router)
         if let metrics {
-            router.get("/metrics") { _, _ in
-                Response(
+            router.get("/metrics") { request, _ in
+                if let expected = metricsTokenDigest {
+                    let given = try bearer(request).map { SHA256.hash(Array($0.utf8)) } ?? []
+                    guard ConstantTime.equal(given, expected) else { throw APIError.metricsTokenRequired }
+                }
+                return Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4", .cacheControl: "no-store"],
                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }

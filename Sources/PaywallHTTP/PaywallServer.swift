@@ -16,6 +16,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var logLevel: Logger.Level = .info
     public enum LogFormat: String, Sendable { case text, json }
     public var logFormat: LogFormat = .text
+    /// The bearer token `/metrics` asks for (`PAYWALL_METRICS_TOKEN`: Prometheus's
+    /// `authorization` credentials). Nil: `/metrics` answers anyone who reaches the port.
+    public var metricsToken: String?
 
     public init() {}
 
@@ -51,6 +54,13 @@ public struct ServerSettings: Sendable, Equatable {
                 throw invalid(flags.logLevel != nil ? "--log-level" : "PAYWALL_LOG_LEVEL", text, "trace, debug, info, notice, warning, error or critical")
             }
             settings.logLevel = level
+        }
+        if let token = environment["PAYWALL_METRICS_TOKEN"] {
+            // Never echoed back in the message: it is a secret.
+            guard (16...256).contains(token.utf8.count), token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw invalid("PAYWALL_METRICS_TOKEN", "(\(token.utf8.count) characters, not shown)", "16 to 256 printable ASCII characters without spaces, e.g. from: openssl rand -hex 32")
+            }
+            settings.metricsToken = token
         }
         if let text = flags.logFormat ?? environment["PAYWALL_LOG_FORMAT"] {
             guard let format = LogFormat(rawValue: text.lowercased()) else {

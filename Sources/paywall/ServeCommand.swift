@@ -23,7 +23,8 @@ struct ServeCommand: AsyncParsableCommand {
             refused and the old one stays). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
             PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
             PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
-            PAYWALL_LOG_FORMAT, PAYWALL_SECURE_COOKIES (1 when served over TLS). The API: GET /openapi.json; \
+            PAYWALL_LOG_FORMAT, PAYWALL_SECURE_COOKIES (1 when served over TLS), PAYWALL_METRICS_TOKEN \
+            (the bearer token GET /metrics asks for; unset: none). The API: GET /openapi.json; \
             the reader's web pages: GET /.
             """
     )
@@ -102,7 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        var api = PaywallAPI(service: service, metrics: registry)
+        var api = PaywallAPI(service: service, metrics: registry, metricsToken: server.metricsToken)
         do {
             // The reader's pages on the same server; article texts only with --demo (in
             // production they are the publisher's CMS's, never invented here).

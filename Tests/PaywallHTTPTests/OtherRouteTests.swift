@@ -8,6 +8,7 @@ import PaywallCore
 import PaywallService
 import PaywallTestSupport
 import PaywallTokens
+import Prometheus
 import Testing
 
 @Suite("POST /v1/access/preview in process")
@@ -311,5 +312,56 @@ struct RateLimitKeyTests {
         #expect(clientRateLimitKey("2001:db8:1:2::1") == clientRateLimitKey("2001:db8:1:2:ffff::9"))
         #expect(clientRateLimitKey("2001:db8:1:2::1") != clientRateLimitKey("2001:db8:1:3::1"))
         #expect(clientRateLimitKey(nil) == "unknown")
+    }
+}
+
+@Suite("GET /metrics and its token")
+struct MetricsRouteTests {
+    @Test("with PAYWALL_METRICS_TOKEN: only that bearer token reads the metrics; without it: anyone")
+    func token() async throws {
+        let f = try seededFixture()
+        let secret = "0123456789abcdef0123456789abcdef"
+        func get(_ api: PaywallAPI, _ authorization: [String?]) async throws -> [TestResponse] {
+            try await Application(router: api.router()).test(.router) { client in
+                var responses: [TestResponse] = []
+                for value in authorization {
+                    var headers: HTTPFields = [:]
+                    if let value { headers[.authorization] = value }
+                    responses.append(try await client.get("/metrics", headers: headers))
+                }
+                return responses
+            }
+        }
+        let guarded = PaywallAPI(service: f.service, metrics: PrometheusCollectorRegistry(), metricsToken: secret)
+        let refused = try await get(guarded, [nil, "Bearer wrong", "Bearer " + secret.dropLast(), "Bearer " + secret + "0", "Basic " + secret, "Bearer "])
+        for response in refused {
+            #expect(response.status == .unauthorized)
+            #expect(try response.object()["error"].flatMap { ($0 as? [String: Any])?["code"] as? String } == "invalid_token")
+            #expect(!response.text.contains("# TYPE"), "no metric leaks with the refusal")
+            #expect(!response.text.contains(secret), "the token is never echoed")
+        }
+        let allowed = try await get(guarded, ["Bearer " + secret, "bearer  " + secret + " "])
+        for response in allowed {
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+        }
+        let open = try await get(PaywallAPI(service: f.service, metrics: PrometheusCollectorRegistry()), [nil])
+        #expect(open.first?.status == .ok)
+    }
+
+    @Test("PAYWALL_METRICS_TOKEN: too short, too long or with spaces is refused by name, without showing it")
+    func settings() throws {
+        let good = try ServerSettings.resolve(environment: ["PAYWALL_METRICS_TOKEN": String(repeating: "k", count: 32)], flags: .init())
+        #expect(good.metricsToken == String(repeating: "k", count: 32))
+        #expect(try ServerSettings.resolve(environment: [:], flags: .init()).metricsToken == nil)
+        for bad in ["short-secret", String(repeating: "s", count: 257), "a secret with spaces in it", "tab\tseparated-secret-value", "ünïcödé-secret-value-here"] {
+            do {
+                _ = try ServerSettings.resolve(environment: ["PAYWALL_METRICS_TOKEN": bad], flags: .init())
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect(error.description.contains("PAYWALL_METRICS_TOKEN"), "\(error)")
+                #expect(!error.description.contains(bad), "the secret is not shown: \(error)")
+            }
+        }
     }
 }

@@ -32,13 +32,13 @@ extension PaywallAPI {
     func addAdminRoutes(to router: Router<PaywallRequestContext>) {
         let group = router.group("/admin/v1")
         group.get("/titles") { request, _ in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             try Self.noQuery(request)
             let titles = try await service.blocking { service throws(ServiceError) in try service.adminTitles(by: admin) }
             return try Self.json(["titles": titles.map(TitleView.init)])
         }
         group.post("/titles") { request, _ in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             var request = request
             let body = try await RequestBody.object(&request).only(["id", "name", "publisher", "tags"])
             let (id, name, publisher) = (try body.requiredString("id"), try body.requiredString("name"), try body.requiredString("publisher"))
@@ -49,13 +49,13 @@ extension PaywallAPI {
             return try Self.created(TitleView(title))
         }
         group.get("/titles/{title}") { request, context in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             try Self.noQuery(request)
             let id = try Self.parameter(context, "title")
             return try Self.json(TitleView(try await service.blocking { service throws(ServiceError) in try service.adminTitle(id, by: admin) }))
         }
         group.patch("/titles/{title}") { request, context in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             var request = request
             let id = try Self.parameter(context, "title")
             let body = try await RequestBody.object(&request).only(["tags"])
@@ -64,13 +64,13 @@ extension PaywallAPI {
             return try Self.json(TitleView(title))
         }
         group.get("/plans") { request, _ in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             try Self.noQuery(request)
             let plans = try await service.blocking { service throws(ServiceError) in try service.adminPlans(by: admin) }
             return try Self.json(["plans": plans.map(PlanView.init)])
         }
         group.post("/plans") { request, _ in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             var request = request
             let body = try await RequestBody.object(&request).only(["id", "name", "period", "titles"])
             let (id, name, period) = (try body.requiredString("id"), try body.requiredString("name"), try body.requiredString("period"))
@@ -82,7 +82,7 @@ extension PaywallAPI {
             return try Self.created(PlanView(plan))
         }
         group.get("/plans/{plan}") { request, context in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             try Self.noQuery(request)
             let id = try Self.parameter(context, "plan")
             return try Self.json(PlanView(try await service.blocking { service throws(ServiceError) in try service.adminPlan(id, by: admin) }))
@@ -93,14 +93,14 @@ extension PaywallAPI {
 
     private func addAdminMemberRoutes(to group: RouterGroup<PaywallRequestContext>) {
         group.get("/accounts/{account}") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             try Self.noQuery(request)
             let reference = try Self.parameter(context, "account")
             let detail = try await service.blocking { service throws(ServiceError) in try service.adminAccount(reference, by: admin) }
             return try Self.json(AccountDetailView(detail, now: service.now), private: true)
         }
         group.get("/accounts/{account}/memberships") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             try Self.noQuery(request)
             let reference = try Self.parameter(context, "account")
             let (_, records) = try await service.blocking { service throws(ServiceError) in try service.adminMemberships(account: reference, by: admin) }
@@ -108,7 +108,7 @@ extension PaywallAPI {
             return try Self.json(["memberships": records.map { MembershipView($0.membership, now: now, history: $0.history) }], private: true)
         }
         group.post("/accounts/{account}/memberships") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             var request = request
             let reference = try Self.parameter(context, "account")
             let body = try await RequestBody.object(&request).only(["plan", "until", "source", "reason"])
@@ -125,7 +125,7 @@ extension PaywallAPI {
             return try Self.created(MembershipView(membership, now: service.now))
         }
         group.post("/accounts/{account}/memberships/cancel") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             var request = request
             let reference = try Self.parameter(context, "account")
             let body = try await RequestBody.object(&request).only(["plan", "mode"])
@@ -143,7 +143,7 @@ extension PaywallAPI {
             return try Self.json(MembershipView(membership, now: service.now))
         }
         group.post("/accounts/{account}/memberships/past-due") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             var request = request
             let reference = try Self.parameter(context, "account")
             let body = try await RequestBody.object(&request).only(["plan", "graceEnd"])
@@ -155,7 +155,7 @@ extension PaywallAPI {
             return try Self.json(MembershipView(membership, now: service.now))
         }
         group.post("/accounts/{account}/comps") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             var request = request
             let reference = try Self.parameter(context, "account")
             let body = try await RequestBody.object(&request).only(["titles", "days"])
@@ -167,14 +167,14 @@ extension PaywallAPI {
             return try Self.created(IssuedTokenView(issued), private: true)
         }
         group.get("/accounts/{account}/trial") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             try Self.noQuery(request)
             let reference = try Self.parameter(context, "account")
             let detail = try await service.blocking { service throws(ServiceError) in try service.adminAccount(reference, by: admin) }
             return try Self.json(TrialStatusView(detail, now: service.now), private: true)
         }
         group.post("/accounts/{account}/trial") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             var request = request
             let reference = try Self.parameter(context, "account")
             let body = try await RequestBody.object(&request).only(["days"])
@@ -186,7 +186,7 @@ extension PaywallAPI {
             return try Self.created(TrialView(trial, now: service.now))
         }
         group.post("/accounts/{account}/trial/end") { request, context in
-            let admin = try self.admin(request, .members)
+            let admin = try await self.admin(request, .members)
             var request = request
             let reference = try Self.parameter(context, "account")
             _ = try await RequestBody.optionalObject(&request)?.only([])
@@ -197,7 +197,7 @@ extension PaywallAPI {
 
     private func addAdminRecordRoutes(to group: RouterGroup<PaywallRequestContext>) {
         group.get("/audit") { request, _ in
-            let admin = try self.admin(request, .audit)
+            let admin = try await self.admin(request, .audit)
             let query = try Query(request, allowed: ["actor", "action", "target", "account", "since", "until", "before", "limit"])
             let filter = AuditFilter(
                 actor: try query.string("actor"), action: try query.string("action"), target: try query.string("target"),
@@ -210,7 +210,7 @@ extension PaywallAPI {
             return try Self.json(AuditPageView(page), private: true)
         }
         group.get("/reads") { request, _ in
-            let admin = try self.admin(request, .audit)
+            let admin = try await self.admin(request, .audit)
             let query = try Query(request, allowed: ["from", "to", "title"])
             guard let from = try query.time("from") else { throw Query.missing("from") }
             guard let to = try query.time("to") else { throw Query.missing("to") }
@@ -219,13 +219,13 @@ extension PaywallAPI {
             return try Self.json(ReadsReportView(report))
         }
         group.get("/policy") { request, _ in
-            let admin = try self.admin(request, .policy)
+            let admin = try await self.admin(request, .policy)
             try Self.noQuery(request)
             let summary = try await service.blocking { service throws(ServiceError) in try service.adminPolicy(by: admin) }
             return try Self.json(PolicySummaryView(summary))
         }
         group.post("/policy/reload") { request, _ in
-            let admin = try self.admin(request, .policy)
+            let admin = try await self.admin(request, .policy)
             var request = request
             _ = try await RequestBody.optionalObject(&request)?.only([])
             let summary = try await service.blocking { service throws(ServiceError) in try service.adminReloadPolicy(by: admin) }
@@ -235,9 +235,11 @@ extension PaywallAPI {
 
     // MARK: - Helpers
 
-    /// The admin the request's bearer token names, with `scope`.
-    func admin(_ request: Request, _ scope: AdminScope) throws -> AdminPrincipal {
-        try service.adminPrincipal(bearer: try bearer(request), requiring: scope)
+    /// The admin the request's bearer token names, with `scope`. On the blocking pool: the
+    /// store is asked whether the token was revoked (a network round trip on PostgreSQL).
+    func admin(_ request: Request, _ scope: AdminScope) async throws -> AdminPrincipal {
+        let token = try bearer(request)
+        return try await service.blocking { service throws(ServiceError) in try service.adminPrincipal(bearer: token, requiring: scope) }
     }
 
     /// A path parameter, percent-decoded (an email may come as `ada%40example.com`).

@@ -50,13 +50,13 @@ extension PaywallAPI {
             return try Self.json(Token(appAccountToken: token.uuidString.lowercased()), private: true)
         }
         router.get("/admin/v1/billing/products") { request, _ in
-            _ = try self.admin(request, .catalog)
+            _ = try await self.admin(request, .catalog)
             try Self.noQuery(request)
             let mappings = try await service.blocking { service throws(ServiceError) in try service.billingMappings() }
             return try Self.json(["products": mappings.map(BillingProductView.init)])
         }
         router.post("/admin/v1/billing/products") { request, _ in
-            let admin = try self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             var request = request
             let body = try await RequestBody.object(&request).only(["provider", "product", "plan"])
             guard let provider = BillingProvider(rawValue: try body.requiredString("provider")) else { throw body.invalid("provider", "stripe or apple") }

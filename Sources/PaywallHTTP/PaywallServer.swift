@@ -168,10 +168,8 @@ struct PruneHourly: Service {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let report = try await service.blocking { service throws(ServiceError) in try service.prune(actor: .system) }
-                if report.sessions + report.sessionDevices + report.emailLinks + report.outbox > 0 {
-                    logger.info("pruned", metadata: [
-                        "sessions": .string(String(report.sessions)), "links": .string(String(report.emailLinks)), "outbox": .string(String(report.outbox)),
-                    ])
+                if report.total > 0 {
+                    logger.info("pruned", metadata: Logger.Metadata(uniqueKeysWithValues: report.counts.map { ($0.name, .string(String($0.count))) }))
                 }
             } catch {
                 logger.warning("pruning failed; tried again next hour", metadata: ["reason": .string(error.description)])

@@ -77,6 +77,41 @@ extension PaywallService {
         }
     }
 
+    /// Revokes admin tokens before they expire, on every server at once: one token by its
+    /// `jti` (`tokenID`: the audit log's `token.admin` entry names it), or every token of the
+    /// admin `subject` issued until now (their `iat` is in whole seconds: a token minted in
+    /// the same second is revoked too; mint a new one a second later). Exactly one of the two.
+    /// Audited. The revocation is kept as long as a token it covers could still be valid.
+    @discardableResult
+    public func revokeAdminTokens(tokenID: String?, subject: String?, actor: AuditActor) throws(ServiceError) -> Store.AdminRevocation {
+        try mapped {
+            let revocation: Store.AdminRevocation
+            switch (tokenID, subject) {
+            case let (id?, nil):
+                guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy(Self.isBase64URLByte) else {
+                    throw DomainError.invalidValue(field: "id", value: id, expected: "an admin token's jti (its letters, digits, '-' and '_', as the audit log shows it)")
+                }
+                revocation = .token(id: id)
+            case let (nil, name?):
+                revocation = .subject(try Self.validatedAdminName(name), issuedUntil: now)
+            default:
+                throw DomainError.invalidValue(field: "id", value: "", expected: "either a token's id or an admin's name, not both and not neither")
+            }
+            // Past this no token it covers is valid: the longest admin lifetime, plus the
+            // verifier's leeway and a margin for clocks.
+            try store.revokeAdminTokens(revocation, keepUntil: now.addingTimeInterval(TokenLimits.maximumAdminLifetime + 3_600), actor: actor)
+            return revocation
+        }
+    }
+
+    static func isBase64URLByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"): true
+        default: false
+        }
+    }
+
     /// An admin's name as it appears in `sub` and the audit log (`admin:<name>`).
     static func validatedAdminName(_ raw: String) throws(DomainError) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@".unicodeScalars)

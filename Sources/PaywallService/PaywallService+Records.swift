@@ -177,10 +177,8 @@ extension PaywallService {
         try mapped {
             let report = try store.prune(at: now)
             if report != PruneReport() {
-                try store.recordAudit(actor: actor, action: "db.prune", target: "db", details: [
-                    "sessions": String(report.sessions), "sessionDevices": String(report.sessionDevices),
-                    "emailLinks": String(report.emailLinks), "outbox": String(report.outbox),
-                ])
+                try store.recordAudit(actor: actor, action: "db.prune", target: "db",
+                    details: Dictionary(uniqueKeysWithValues: report.counts.map { ($0.name, String($0.count)) }))
             }
             return report
         }

@@ -218,10 +218,20 @@ extension PaywallService {
     /// article grant.
     public func verifyToken(_ token: String, kinds: Set<TokenKind>, audience: String? = nil) throws(ServiceError) -> VerifiedToken {
         let verifier = try tokenVerifier()
+        let verified: VerifiedToken
         do {
-            return try verifier.verify(token, expecting: kinds, audience: audience ?? configuration.audience)
+            verified = try verifier.verify(token, expecting: kinds, audience: audience ?? configuration.audience)
         } catch {
             throw .token(error)
         }
+        // Admin tokens can be revoked before they expire (`revokeAdminTokens`): the store
+        // is asked on every use (admin calls are few; access checks never accept this kind).
+        if case let .admin(claims) = verified {
+            let registered = claims.registered
+            if try mapped({ try store.isAdminTokenRevoked(tokenID: registered.tokenID, subject: registered.subject, issuedAt: registered.issuedAt) }) {
+                throw .token(.revoked)
+            }
+        }
+        return verified
     }
 }

@@ -363,6 +363,27 @@ enum Migrations {
         // same on both backends.
         migrator.registerMigration("v14-metered-reads-function") { _ in }
 
+        // Admin tokens revoked before they expire (`paywall token revoke-admin`): one token
+        // by its jti, or every token of an admin issued until a time (their iat, seconds).
+        // `keep_until`: when no token a row covers can still be valid; pruned after.
+        migrator.registerMigration("v15-admin-token-revocations") { db in
+            try db.execute(sql: """
+                CREATE TABLE admin_token_revocations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    token_id TEXT,
+                    subject TEXT,
+                    issued_until INTEGER,
+                    revoked_at INTEGER NOT NULL,
+                    revoked_by TEXT NOT NULL,
+                    keep_until INTEGER NOT NULL,
+                    CHECK ((token_id IS NOT NULL AND subject IS NULL AND issued_until IS NULL)
+                        OR (token_id IS NULL AND subject IS NOT NULL AND issued_until IS NOT NULL))
+                );
+                CREATE INDEX admin_token_revocations_by_token ON admin_token_revocations(token_id);
+                CREATE INDEX admin_token_revocations_by_subject ON admin_token_revocations(subject, issued_until);
+                """)
+        }
+
         return migrator
     }()
 }

@@ -7,7 +7,18 @@ public struct PruneReport: Sendable, Equatable {
     public var sessionDevices = 0
     public var emailLinks = 0
     public var outbox = 0
+    public var adminTokenRevocations = 0
     public init() {}
+
+    /// Each count by name, in one order: what the audit entry, the server's log line and
+    /// `paywall db prune` show.
+    public var counts: [(name: String, count: Int)] {
+        [("sessions", sessions), ("sessionDevices", sessionDevices), ("emailLinks", emailLinks), ("outbox", outbox),
+         ("adminTokenRevocations", adminTokenRevocations)]
+    }
+
+    /// Rows deleted in all.
+    public var total: Int { counts.reduce(0) { $0 + $1.count } }
 }
 
 extension Store {
@@ -18,7 +29,8 @@ extension Store {
     /// Deletes what only grows and no longer matters: refresh-token rows expired more than
     /// ``pruneAfter`` ago (every refresh adds one: about 3,000 a month for an active
     /// reader), device names of session families with no row left, expired email links,
-    /// and outbox messages sent or expired more than ``pruneAfter`` ago. One transaction;
+    /// outbox messages sent or expired more than ``pruneAfter`` ago, and admin token
+    /// revocations past every token they cover. One transaction;
     /// nothing a live session, link or unsent message needs is touched.
     public func prune(at now: Date? = nil) throws(StoreError) -> PruneReport {
         let at = now ?? clock.now()
@@ -29,6 +41,8 @@ extension Store {
             report.sessionDevices = try db.execute("DELETE FROM session_devices WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = session_devices.family_id)")
             report.emailLinks = try db.execute("DELETE FROM email_links WHERE expires_at < ?", [at.millis])
             report.outbox = try db.execute("DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?", [cutoff, cutoff])
+            // A revocation outlives every token it covers by `keep_until`: then it is moot.
+            report.adminTokenRevocations = try db.execute("DELETE FROM admin_token_revocations WHERE keep_until < ?", [at.millis])
             // Sign-in failure counters whose window began before the cutoff and whose block
             // is over limit no one (a later failure would count from one).
             try db.execute("DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?", [cutoff, at.millis])

@@ -19,6 +19,8 @@ public enum TokenError: Error, Equatable, Sendable, CustomStringConvertible {
     case issuedInFuture(Date)
     case missingClaim(String)
     case invalidClaim(String, reason: String)
+    /// Valid, but revoked before it expired (admin tokens: `paywall token revoke-admin`).
+    case revoked
 
     /// Every value that may come from a token (`kid`, `alg`, `typ`, `iss`, claim names)
     /// is escaped and cut to ``printableLimit`` characters (see ``printable(_:limit:)``),
@@ -42,6 +44,7 @@ public enum TokenError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .issuedInFuture(date): return "token issued in the future (\(TokenTime.format(date)))"
         case let .missingClaim(name): return "missing claim '\(p(name))'"
         case let .invalidClaim(name, reason): return "invalid claim '\(p(name))': \(Self.printable(reason, limit: 200))"
+        case .revoked: return "token was revoked before it expired"
         }
     }
 

@@ -102,9 +102,9 @@ struct DatabaseCommand: ParsableCommand {
                 let report = try service.prune(actor: global.auditActor)
                 let out = Output(json: global.json)
                 if global.json {
-                    out.emit(["sessions": report.sessions, "sessionDevices": report.sessionDevices, "emailLinks": report.emailLinks, "outbox": report.outbox])
+                    out.emit(Dictionary(uniqueKeysWithValues: report.counts.map { ($0.name, $0.count) }))
                 } else {
-                    print("deleted \(report.sessions) expired session rows, \(report.sessionDevices) device names, \(report.emailLinks) links, \(report.outbox) old messages")
+                    print("deleted \(report.sessions) expired session rows, \(report.sessionDevices) device names, \(report.emailLinks) links, \(report.outbox) old messages, \(report.adminTokenRevocations) moot admin token revocations")
                 }
             }
         }

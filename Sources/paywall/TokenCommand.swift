@@ -16,7 +16,7 @@ struct TokenCommand: ParsableCommand {
             (paywall-admin+jwt) open the admin API (/admin/v1) for some scopes; gift links \
             (paywall-gift+jwt) are made by members over the API (POST /v1/gifts).
             """,
-        subcommands: [Issue.self, Grant.self, Comp.self, Admin.self, Verify.self, Inspect.self]
+        subcommands: [Issue.self, Grant.self, Comp.self, Admin.self, RevokeAdmin.self, Verify.self, Inspect.self]
     )
 
     static func emit(_ issued: IssuedToken, json: Bool, service: PaywallService) {
@@ -117,6 +117,43 @@ struct TokenCommand: ParsableCommand {
                 let issued = try service.issueAdminToken(
                     subject: subject, scopes: Set(scopes.compactMap(AdminScope.init(rawValue:))), lifetime: lifetime, audience: aud, actor: global.auditActor)
                 TokenCommand.emit(issued, json: global.json, service: service)
+            }
+        }
+    }
+
+    struct RevokeAdmin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-admin",
+            abstract: "Revoke admin tokens before they expire: one by its id, or every token of an admin.",
+            discussion: """
+                Every server refuses a revoked token from its next call (401), with no restart: \
+                the revocation is in the store. --id takes a token's jti: 'paywall audit' shows it \
+                in the token.admin entry that minted it, and 'paywall token inspect' in the token. \
+                --subject revokes every token the admin was given until now (tokens minted in the \
+                same second included: mint a new one a second later). Recorded in the audit log.
+
+                Examples: paywall token revoke-admin --id Jb1x2f9sXXW8a0fHq2Jt3w
+                          paywall token revoke-admin --subject alice
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The token's id (its jti).") var id: String?
+        @Option(help: "The admin's name: every token of theirs issued until now.") var subject: String?
+
+        func validate() throws {
+            guard (id == nil) != (subject == nil) else { throw ValidationError("give either --id or --subject (one of them)") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let revocation = try service.revokeAdminTokens(tokenID: id, subject: subject, actor: global.auditActor)
+                switch (revocation, global.json) {
+                case let (.token(id), false): print("revoked admin token \(id)")
+                case let (.subject(name, until), false): print("revoked every admin token of \(name) issued until \(until.text)")
+                case let (.token(id), true): Output(json: true).emit(json: .object(["revoked": .string("token"), "id": .string(id)]))
+                case let (.subject(name, until), true):
+                    Output(json: true).emit(json: .object(["revoked": .string("subject"), "subject": .string(name), "issuedUntil": .string(until.text)]))
+                }
             }
         }
     }

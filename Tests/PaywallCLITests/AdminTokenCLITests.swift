@@ -35,4 +35,47 @@ struct AdminTokenCLITests {
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
+
+    @Test("revoke-admin: by id, then by subject; verify --kind admin refuses the revoked; audited; bad input refused, nothing stored")
+    func revoke() throws {
+        let cli = try CLIHarness()
+        func mint(_ subject: String) throws -> (token: String, id: String) {
+            let issued = try cli.run(["token", "admin", "--scope", "audit", "--subject", subject, "--json"])
+            let token = try #require((try cli.json(issued.stdout) as? [String: Any])?["token"] as? String)
+            let verified = try cli.run(["token", "verify", "--kind", "admin", "--json", "-"], input: token + "\n")
+            let claims = try #require((try cli.json(verified.stdout) as? [String: Any])?["claims"] as? [String: Any])
+            return (token, try #require(claims["jti"] as? String))
+        }
+        func valid(_ token: String) throws -> Bool {
+            let verified = try cli.run(["token", "verify", "--kind", "admin", "-"], input: token + "\n")
+            if verified.status != 0 { #expect(verified.stderr.contains("revoked"), "\(verified.stderr)") }
+            return verified.status == 0
+        }
+        let first = try mint("alice"), second = try mint("alice"), bob = try mint("bob")
+
+        for (arguments, message) in [([String](), "either --id or --subject"), (["--id", first.id, "--subject", "alice"], "either --id or --subject"),
+                                     (["--id", "not a jti"], "jti"), (["--subject", "alice bob"], "subject")] {
+            let result = try cli.run(["token", "revoke-admin"] + arguments)
+            #expect(result.status != 0 && result.stdout.isEmpty, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        #expect(try valid(first.token) && valid(second.token) && valid(bob.token), "nothing revoked by bad input")
+
+        let byID = try cli.run(["token", "revoke-admin", "--id", first.id, "--actor", "ops"])
+        #expect(byID.status == 0, "\(byID.stderr)")
+        #expect(byID.stdout.contains("revoked admin token \(first.id)"))
+        #expect(try !valid(first.token))
+        #expect(try valid(second.token) && valid(bob.token))
+
+        let bySubject = try cli.run(["token", "revoke-admin", "--subject", "alice", "--json"])
+        #expect(bySubject.status == 0, "\(bySubject.stderr)")
+        #expect((try cli.json(bySubject.stdout) as? [String: Any])?["subject"] as? String == "alice")
+        #expect(try !valid(second.token))
+        #expect(try valid(bob.token))
+
+        let audit = try cli.run(["audit", "list", "--json"])
+        let entries = try #require(try cli.json(audit.stdout) as? [[String: Any]]).filter { $0["action"] as? String == "token.admin.revoke" }
+        #expect(Set(entries.compactMap { $0["target"] as? String }) == ["token:\(first.id)", "admin:alice"])
+        #expect(entries.contains { $0["actor"] as? String == "admin:ops" })
+    }
 }

@@ -68,7 +68,7 @@ struct AdminRouteTests {
 
     /// The token mistakes and what each must get.
     enum Mistake: String, CaseIterable, Sendable {
-        case none, malformedHeader, reader, device, comp, wrongScope, expired, wrongAudience, wrongType, badSignature
+        case none, malformedHeader, reader, device, comp, wrongScope, expired, wrongAudience, wrongType, badSignature, revoked
     }
 
     @Test("every token and scope mistake on every route: 401 or 403 with a stable code, nothing written", arguments: Mistake.allCases)
@@ -101,6 +101,10 @@ struct AdminRouteTests {
             case .badSignature:
                 let good = try adminToken(f, [call.scope])
                 token = String(good.dropLast(4)) + (good.hasSuffix("AAAA") ? "BBBB" : "AAAA")
+            case .revoked:
+                let issued = try f.service.issueAdminToken(subject: "alice", scopes: [call.scope], lifetime: nil, audience: nil, actor: f.admin)
+                try f.service.revokeAdminTokens(tokenID: issued.claims.tokenID, subject: nil, actor: f.admin)
+                token = issued.token
             }
             let before = try f.snapshot()
             let (sentToken, sentHeader) = (token, header)
@@ -117,7 +121,7 @@ struct AdminRouteTests {
                 #expect(response.status == .unauthorized, "\(route)")
                 #expect(response.errorCode == "token_required", "\(route)")
                 #expect(response.headers[.wwwAuthenticate] == "Bearer")
-            case .malformedHeader, .expired, .wrongAudience, .wrongType, .badSignature:
+            case .malformedHeader, .expired, .wrongAudience, .wrongType, .badSignature, .revoked:
                 #expect(response.status == .unauthorized, "\(route)")
                 #expect(response.errorCode == "invalid_token", "\(route)")
                 #expect(response.errorMessage == "the token was refused" || mistake == .malformedHeader, "the reason stays in the log: \(response.text)")

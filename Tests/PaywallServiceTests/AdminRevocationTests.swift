@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+import PaywallTestSupport
+import PaywallCore
+import PaywallTokens
+@testable import PaywallService
+@testable import PaywallStore
+
+@Suite("Admin tokens revoked before they expire")
+struct AdminRevocationTests {
+    func admin(_ f: ServiceFixture, _ name: String) throws -> IssuedToken {
+        try f.service.issueAdminToken(subject: name, scopes: [.catalog, .audit], lifetime: 3_600, audience: nil, actor: f.admin)
+    }
+
+    func refusal(_ f: ServiceFixture, _ token: String) -> ServiceError? {
+        do {
+            _ = try f.service.adminPrincipal(bearer: token, requiring: .catalog)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func rows(_ f: ServiceFixture) throws -> Int {
+        try f.service.store.read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM admin_token_revocations") ?? -1 }
+    }
+
+    @Test("one token by its id, then every token of an admin; others and later ones still work; audited", arguments: TestBackend.all)
+    func revoke(backend: TestBackend) throws {
+        let f = try ServiceFixture(backend: backend)
+        let first = try admin(f, "alice"), second = try admin(f, "alice"), bob = try admin(f, "bob")
+        for token in [first, second, bob] { #expect(refusal(f, token.token) == nil) }
+
+        try f.service.revokeAdminTokens(tokenID: first.claims.tokenID, subject: nil, actor: f.admin)
+        #expect(refusal(f, first.token) == .token(.revoked))
+        #expect(refusal(f, second.token) == nil, "only that token")
+        #expect(refusal(f, bob.token) == nil)
+        // The CLI's `token verify` asks the same.
+        #expect(throws: ServiceError.token(.revoked)) { try f.service.verifyToken(first.token, kinds: [.admin]) }
+
+        f.clock.advance(by: 5)
+        try f.service.revokeAdminTokens(tokenID: nil, subject: "alice", actor: f.admin)
+        #expect(refusal(f, second.token) == .token(.revoked))
+        #expect(refusal(f, bob.token) == nil, "another admin's token")
+        // A token minted after the revocation's second works.
+        f.clock.advance(by: 1)
+        let later = try admin(f, "alice")
+        #expect(refusal(f, later.token) == nil)
+
+        let entries = try f.service.auditEntries(limit: 50).filter { $0.action == "token.admin.revoke" }
+        #expect(Set(entries.map(\.target)) == ["token:\(first.claims.tokenID)", "admin:alice"])
+        #expect(entries.allSatisfy { $0.actor == f.admin })
+    }
+
+    @Test("bad input is refused with its reason and stores nothing", arguments: TestBackend.all)
+    func badInput(backend: TestBackend) throws {
+        let f = try ServiceFixture(backend: backend)
+        let token = try admin(f, "alice")
+        let bad: [(String?, String?)] = [(nil, nil), ("abc", "alice"), ("", nil), ("has space", nil), ("x'; DROP TABLE accounts; --", nil),
+                                         (String(repeating: "a", count: 65), nil), (nil, ""), (nil, "bad name!"), (nil, String(repeating: "n", count: 65))]
+        for (id, subject) in bad {
+            #expect(throws: ServiceError.self, "\(String(describing: id)) \(String(describing: subject))") {
+                try f.service.revokeAdminTokens(tokenID: id, subject: subject, actor: f.admin)
+            }
+        }
+        #expect(try rows(f) == 0)
+        #expect(try f.service.auditEntries(limit: 50).allSatisfy { $0.action != "token.admin.revoke" })
+        #expect(refusal(f, token.token) == nil)
+        // An unknown but well-formed id is recorded (the token may be one another server minted).
+        try f.service.revokeAdminTokens(tokenID: "AAAAAAAAAAAAAAAAAAAAAA", subject: nil, actor: f.admin)
+        #expect(try rows(f) == 1)
+        #expect(refusal(f, token.token) == nil)
+    }
+
+    @Test("pruning drops a revocation only once no token it covers can be valid", arguments: TestBackend.all)
+    func prune(backend: TestBackend) throws {
+        let f = try ServiceFixture(backend: backend)
+        let token = try admin(f, "alice")
+        try f.service.revokeAdminTokens(tokenID: nil, subject: "alice", actor: f.admin)
+        f.clock.advance(by: TokenLimits.maximumAdminLifetime)
+        #expect(try f.service.prune(actor: .system).adminTokenRevocations == 0)
+        #expect(try rows(f) == 1)
+        f.clock.advance(by: 2 * 3_600)
+        let report = try f.service.prune(actor: .system)
+        #expect(report.adminTokenRevocations == 1)
+        #expect(try rows(f) == 0)
+        #expect(try f.service.auditEntries(limit: 10).first { $0.action == "db.prune" }?.details.contains(#""adminTokenRevocations":"1""#) == true)
+        #expect(refusal(f, token.token) != nil, "expired by now anyway")
+    }
+}

@@ -73,6 +73,9 @@ struct CopyTests {
                                             periodEnd: now.addingTimeInterval(30 * day)))
         #expect(try store.applyBilling(change).outcome == .applied)
 
+        // An admin's tokens revoked.
+        try store.revokeAdminTokens(.subject("mallory", issuedUntil: now), keepUntil: now.addingTimeInterval(day), actor: f.admin)
+
         // An account deleted with its membership: SQLite's AUTOINCREMENT keeps its id used.
         let gone = try f.account("gone@example.com")
         let goneMembership = try store.grantMembership(
@@ -132,6 +135,8 @@ struct CopyTests {
         }
         #expect(try target.store.hasRead(subject: .account(ada.id), title: TitleID(rawValue: "euronews"), article: "a1", window: day))
         #expect(try target.store.gift(id: "gift-1") == source.store.gift(id: "gift-1"))
+        #expect(try target.store.isAdminTokenRevoked(tokenID: "t", subject: "mallory", issuedAt: source.clock.now()))
+        #expect(try !target.store.isAdminTokenRevoked(tokenID: "t", subject: "alice", issuedAt: source.clock.now()))
         #expect(try target.store.billingSubscriptions(accountID: bob.id) == source.store.billingSubscriptions(accountID: bob.id))
         #expect(try target.store.billingEvents() == source.store.billingEvents())
         #expect(try target.store.billingMappings() == source.store.billingMappings())

@@ -69,7 +69,7 @@ public struct PaywallAPI: Sendable {
     public func router() -> Router<PaywallRequestContext> {
         // HEAD answers wherever GET does (as HTTP requires).
         let router = Router(context: PaywallRequestContext.self, options: .autoGenerateHeadEndpoints)
-        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(RequestMetricsMiddleware())
         router.middlewares.add(RequestIDMiddleware())
         router.middlewares.add(ErrorMiddleware())
         router.post("/v1/access") { request, context in try await self.access(request, context) }

@@ -220,12 +220,17 @@ struct ServeTests {
         #expect(try await again.access(title: "euronews", article: "d4", token: deviceToken) == "teaser", "the meter survived the restart")
         #expect(try await again.get("/healthz").status == 200)
         // Prometheus metrics over swift-metrics: decisions by access and rule, units, token checks, latency.
+        #expect(try await again.get("/no-such-route").status == 404)
         let metrics = try await again.text("/metrics")
         #expect(metrics.contains(#"paywall_decisions_total{access="full",rule="metered"} 1"#), "\(metrics.prefix(2000))")
         #expect(metrics.contains(#"paywall_decisions_total{access="teaser",rule="defaults"} 1"#))
         #expect(metrics.contains(#"paywall_meter_units_consumed_total{meter="free"} 1"#))
         #expect(metrics.contains("paywall_token_verifications_total"))
-        #expect(metrics.contains("http_server_request_duration"))
+        // Requests and latency by route, method and status; errors only where there were.
+        #expect(metrics.contains(#"http_server_request_duration_count{http_route="/v1/access",http_request_method="POST",http_response_status_code="200"} 2"#))
+        #expect(metrics.contains(#"hb_requests{http_route="NotFound",http_request_method="GET",http_response_status_code="404"} 1"#))
+        #expect(metrics.contains(#"hb_request_errors{http_route="NotFound",http_request_method="GET",error_type="404"} 1"#))
+        #expect(!metrics.contains(#"error_type="200""#))
         #expect(restarted.stop(SIGTERM) == 0)
 
         let store = try Store(path: cli.database, configuration: { var c = StoreConfiguration(); c.readOnly = true; return c }())

@@ -235,11 +235,10 @@ extension PaywallAPI {
 
     // MARK: - Helpers
 
-    /// The admin the request's bearer token names, with `scope`. On the blocking pool: the
-    /// store is asked whether the token was revoked (a network round trip on PostgreSQL).
+    /// The admin the request's bearer token names, with `scope` (the store is asked whether
+    /// the token was revoked: ``PaywallService/authorizeAdmin(bearer:requiring:)``).
     func admin(_ request: Request, _ scope: AdminScope) async throws -> AdminPrincipal {
-        let token = try bearer(request)
-        return try await service.blocking { service throws(ServiceError) in try service.adminPrincipal(bearer: token, requiring: scope) }
+        try await service.authorizeAdmin(bearer: try bearer(request), requiring: scope)
     }
 
     /// A path parameter, percent-decoded (an email may come as `ada%40example.com`).

@@ -8,12 +8,13 @@ import Synchronization
 /// Hummingbird's `MetricsMiddleware` records (`hb_requests`, `http_server_request_duration`,
 /// `hb_request_errors`), at a fraction of its cost.
 ///
-/// Why not Hummingbird's: it cost a member check about 5 µs of its 45 (alternating 5 s runs
-/// of `POST /v1/access` with and without it, BENCHMARKS.md), more than our whole policy
-/// decision. It wraps every response body in a closure that runs after the write, and keeps
+/// Why not Hummingbird's: it cost a member check about 6 µs of its 46 (alternating 5 s runs
+/// of `POST /v1/access` with each, 46-50 µs against 40-44: BENCHMARKS.md, sixth session),
+/// more than our whole policy decision. It wraps every response body in a closure that runs after the write, and keeps
 /// an in-flight gauge that every request changes twice from every core. Here the latency
 /// ends when the handler returns its response (our bodies are small and written at once),
-/// and there is no in-flight gauge (the request rate and latency give it: Little's law).
+/// is recorded for errors too (Hummingbird's records none for them), and there is no
+/// in-flight gauge (the request rate and latency give it: Little's law).
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = PaywallRequestContext
 

@@ -77,30 +77,49 @@ extension PaywallService {
         }
     }
 
+    /// What ``revokeAdminTokens(tokenID:subject:force:actor:)`` revoked.
+    public struct AdminRevocationReport: Sendable, Equatable {
+        public var revocation: Store.AdminRevocation
+        /// For one token: the admin it was minted for and when it expires (from the audit
+        /// entry of its minting); nil when it was not minted here (`force`).
+        public var mintedFor: String?
+        public var expiresAt: String?
+    }
+
     /// Revokes admin tokens before they expire, on every server at once: one token by its
     /// `jti` (`tokenID`: the audit log's `token.admin` entry names it), or every token of the
-    /// admin `subject` issued until now (their `iat` is in whole seconds: a token minted in
-    /// the same second is revoked too; mint a new one a second later). Exactly one of the two.
-    /// Audited. The revocation is kept as long as a token it covers could still be valid.
+    /// admin `subject` issued until now by this machine's clock (their `iat` is in whole
+    /// seconds: a token minted in the same second is revoked too; mint a new one a second
+    /// later). Exactly one of the two. An id no `token.admin` entry names is refused (a typo
+    /// would leave the leaked token working) unless `force`. Audited. The revocation is kept
+    /// as long as a token it covers could still be valid.
     @discardableResult
-    public func revokeAdminTokens(tokenID: String?, subject: String?, actor: AuditActor) throws(ServiceError) -> Store.AdminRevocation {
+    public func revokeAdminTokens(tokenID: String?, subject: String?, force: Bool = false, actor: AuditActor) throws(ServiceError) -> AdminRevocationReport {
         try mapped {
-            let revocation: Store.AdminRevocation
+            var report: AdminRevocationReport
             switch (tokenID, subject) {
             case let (id?, nil):
                 guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy(Self.isBase64URLByte) else {
-                    throw DomainError.invalidValue(field: "id", value: id, expected: "an admin token's jti (its letters, digits, '-' and '_', as the audit log shows it)")
+                    // A whole token pasted here is a secret: not echoed into the message.
+                    let shown = id.contains(".") || id.utf8.count > 64 ? "(\(id.utf8.count) characters, not shown)" : id
+                    throw DomainError.invalidValue(field: "id", value: shown, expected: "an admin token's jti (22 letters, digits, '-' and '_', as the audit log shows it), not the token")
                 }
-                revocation = .token(id: id)
+                report = AdminRevocationReport(revocation: .token(id: id))
+                if let minted = try store.mintedAdminToken(id: id) {
+                    report.mintedFor = minted.subject
+                    report.expiresAt = minted.expiresAt
+                } else if !force {
+                    throw StoreError.adminTokenNotFound(id)
+                }
             case let (nil, name?):
-                revocation = .subject(try Self.validatedAdminName(name), issuedUntil: now)
+                report = AdminRevocationReport(revocation: .subject(try Self.validatedAdminName(name), issuedUntil: now))
             default:
                 throw DomainError.invalidValue(field: "id", value: "", expected: "either a token's id or an admin's name, not both and not neither")
             }
             // Past this no token it covers is valid: the longest admin lifetime, plus the
             // verifier's leeway and a margin for clocks.
-            try store.revokeAdminTokens(revocation, keepUntil: now.addingTimeInterval(TokenLimits.maximumAdminLifetime + 3_600), actor: actor)
-            return revocation
+            try store.revokeAdminTokens(report.revocation, keepUntil: now.addingTimeInterval(TokenLimits.maximumAdminLifetime + 3_600), actor: actor)
+            return report
         }
     }
 
@@ -130,6 +149,17 @@ extension PaywallService {
         let admin = try adminPrincipal(bearer: bearer)
         guard admin.scopes.contains(scope) else { throw .missingScope(scope.rawValue) }
         return admin
+    }
+
+    /// ``adminPrincipal(bearer:requiring:)`` (any scope when `scope` is nil) for a request:
+    /// the signature and claims are checked on the caller's task, and whether the token was
+    /// revoked is asked of the store there too on SQLite (a local read), on the blocking pool
+    /// on PostgreSQL (a round trip). A request with no token or a forged one never takes a
+    /// blocking-pool thread.
+    public func authorizeAdmin(bearer: String?, requiring scope: AdminScope?) async throws(ServiceError) -> AdminPrincipal {
+        try await offCooperativePoolIfShared { service throws(ServiceError) in
+            if let scope { try service.adminPrincipal(bearer: bearer, requiring: scope) } else { try service.adminPrincipal(bearer: bearer) }
+        }
     }
 
     /// The administrator a valid admin token names, whatever its scopes (the admin pages'

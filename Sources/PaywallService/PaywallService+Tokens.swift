@@ -215,7 +215,9 @@ extension PaywallService {
 
     /// Verifies a token of one of the `kinds` for `audience` (default: the configured one).
     /// Callers name the kind they will act on, so an access token is never taken for an
-    /// article grant.
+    /// article grant. An admin token is also looked up in the store (revoked?): a read,
+    /// a network round trip on PostgreSQL, so an async caller accepting admin tokens runs
+    /// this off the cooperative pool (``authorizeAdmin(bearer:requiring:)``).
     public func verifyToken(_ token: String, kinds: Set<TokenKind>, audience: String? = nil) throws(ServiceError) -> VerifiedToken {
         let verifier = try tokenVerifier()
         let verified: VerifiedToken

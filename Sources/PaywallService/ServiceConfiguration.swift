@@ -156,7 +156,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_SIGNUPS_PER_ADDRESS` | sign-ups a client address may make at once, then one a minute (default 10) |
     /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
     /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
-    /// | `PAYWALL_LINK_BASE` | http(s) URL the links in mail start with |
+    /// | `PAYWALL_LINK_BASE` | the site's public http(s) URL: links in mail, the feed, the sitemap and gift links start with it |
     /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
     /// | `PAYWALL_TEST_CLOCK_FILE` | tests only (with `PAYWALL_TESTING=1`): "now" is the instant in this file (``FileClock``) |
     /// | `PAYWALL_STRIPE_WEBHOOK_SECRETS` | Stripe endpoint signing secrets, comma-separated (several while rolling) |
@@ -257,8 +257,12 @@ public struct ServiceConfiguration: Sendable {
         }
         if let text = environment["PAYWALL_LINK_BASE"] {
             guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil, url.query == nil,
-                  url.fragment == nil, text.utf8.count <= 512
-            else { throw invalid("PAYWALL_LINK_BASE", text, "an http or https URL without query or fragment, such as https://app.example.com") }
+                  url.fragment == nil, url.user == nil, url.password == nil, text.utf8.count <= 512
+            else {
+                // Published in every feed and mail: credentials in it would be too (and are not echoed here).
+                let shown = URL(string: text).map { $0.user != nil || $0.password != nil } == true ? "(a URL with credentials, not shown)" : text
+                throw invalid("PAYWALL_LINK_BASE", shown, "an http or https URL without credentials, query or fragment, such as https://app.example.com")
+            }
             configuration.linkBase = text.hasSuffix("/") ? String(text.dropLast()) : text
         }
         if let path = environment["PAYWALL_TEST_CLOCK_FILE"], !path.isEmpty {

@@ -190,7 +190,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound: .notFound
+        case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
@@ -234,6 +234,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .emptyBundle: "empty_bundle"
             case .ambiguousRevision: "ambiguous_revision"
             case .revisionNotFound: "revision_not_found"
+            case .adminTokenNotFound: "admin_token_not_found"
             case .copyRefused: "copy_refused"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"

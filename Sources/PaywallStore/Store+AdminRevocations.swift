@@ -33,6 +33,23 @@ extension Store {
         }
     }
 
+    /// The admin an admin token was minted for, and when it expires, from the audit entry
+    /// that recorded its minting (`token.admin`, its details naming the `jti`); nil when no
+    /// server or CLI using this store minted it.
+    public func mintedAdminToken(id: String) throws(StoreError) -> (subject: String, expiresAt: String?)? {
+        let needle = #""jti":"# + "\"" + id + "\""
+        return try read { db in
+            let contains = db.dialect == .postgres ? "strpos(details, ?) > 0" : "instr(details, ?) > 0"
+            guard let row = try db.fetchOne(
+                "SELECT target, details FROM audit_log WHERE action = 'token.admin' AND \(contains) ORDER BY id DESC LIMIT 1", [needle])
+            else { return nil }
+            let target: String = row[0] ?? ""
+            let details: String = row[1] ?? "{}"
+            let object = (try? JSONSerialization.jsonObject(with: Data(details.utf8))) as? [String: Any]
+            return (String(target.dropFirst("admin:".count)), object?["expiresAt"] as? String)
+        }
+    }
+
     /// Whether an admin token (its `jti`, `sub` and `iat`) was revoked. Admin calls are few:
     /// asked of the store on each, never cached, so a revocation counts on every server at once.
     public func isAdminTokenRevoked(tokenID: String, subject: String, issuedAt: Date) throws(StoreError) -> Bool {

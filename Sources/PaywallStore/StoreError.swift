@@ -33,6 +33,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case ambiguousRevision(String)
     /// No published policy has this revision.
     case revisionNotFound(String)
+    /// No admin token with this id (jti) was minted here (no `token.admin` audit entry).
+    case adminTokenNotFound(String)
     /// A payment provider's customer already linked to another account.
     case billingCustomerLinked(customer: String, account: String)
     /// ``Store/copy(to:)`` refused, or found the copy different from its source: nothing
@@ -97,6 +99,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "'\(prefix)' names more than one published policy revision; give more of it"
         case let .revisionNotFound(revision):
             return "no published policy has revision '\(revision)' (see paywall policy history)"
+        case let .adminTokenNotFound(id):
+            return "no admin token with id '\(id)' was minted here (the audit log's token.admin entries name each jti: paywall audit list --prefix token.admin); check for a typo, or pass --force to record the revocation anyway"
         case let .billingCustomerLinked(customer, account):
             return "customer '\(customer)' is already linked to account \(account)"
         case let .destinationExists(path):

@@ -32,9 +32,7 @@ extension WebSite {
     func admin(_ visit: Visit, scope: AdminScope?) async -> Result<AdminPrincipal, AdminRefusal> {
         guard let token = adminToken(visit) else { return .failure(.signIn(nil)) }
         do {
-            let admin = try await service.blocking { service throws(ServiceError) in
-                if let scope { try service.adminPrincipal(bearer: token, requiring: scope) } else { try service.adminPrincipal(bearer: token) }
-            }
+            let admin = try await service.authorizeAdmin(bearer: token, requiring: scope)
             return .success(admin)
         } catch {
             switch error {
@@ -77,7 +75,7 @@ extension WebSite {
         }
         let admin: AdminPrincipal
         do {
-            admin = try await service.blocking { service throws(ServiceError) in try service.adminPrincipal(bearer: token) }
+            admin = try await service.authorizeAdmin(bearer: token, requiring: nil)
         } catch {
             let message: String =
                 switch error {

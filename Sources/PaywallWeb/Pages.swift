@@ -395,7 +395,7 @@ extension WebSite {
         let updated = articles.articles.compactMap(\.published).max() ?? Date(timeIntervalSince1970: 0)
         let body = templates.render(["base": base, "entries": entries, "updated": TimeText.format(updated)] as [String: Any], withTemplate: "feed") ?? ""
         return Response(
-            status: .ok, headers: [.contentType: "application/atom+xml; charset=utf-8", .cacheControl: "public, max-age=300"],
+            status: .ok, headers: [.contentType: "application/atom+xml; charset=utf-8", .cacheControl: feedCaching],
             body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
@@ -404,7 +404,7 @@ extension WebSite {
         let urls = [base + "/"] + (try await listedArticles().map { base + Self.path(title: $0.0.id.rawValue, article: $0.1.id) })
         let body = templates.render(["urls": urls.map { ["loc": $0] }] as [String: Any], withTemplate: "sitemap") ?? ""
         return Response(
-            status: .ok, headers: [.contentType: "application/xml; charset=utf-8", .cacheControl: "public, max-age=300"],
+            status: .ok, headers: [.contentType: "application/xml; charset=utf-8", .cacheControl: feedCaching],
             body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
@@ -413,6 +413,14 @@ extension WebSite {
         let titles = try await service.blocking { service throws(ServiceError) in try service.titles() }
         let byID = Dictionary(titles.map { ($0.id.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
         return articles.articles.compactMap { article in byID[article.title].map { ($0, article) } }
+    }
+
+    /// How long and by whom the feed and the sitemap may be cached: by shared caches too
+    /// when their links start with the configured public address; by the browser only when
+    /// they come from the request's `Host` (a shared cache keyed on the public host must not
+    /// keep links to whatever host one client named).
+    var feedCaching: String {
+        service.configuration.linkBase == nil ? "private, max-age=300" : "public, max-age=300"
     }
 
     /// Where the feed's, the sitemap's and gift links point: the configured public address

@@ -242,9 +242,10 @@ public struct WebSite: Sendable {
         response.headers[Self.referrerPolicy] = "same-origin"
         response.headers[Self.frameOptions] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "private, no-store" }
-        // A response shared caches may keep (the feed, the sitemap) sets no cookie: a cache
-        // would hand one reader's CSRF seed, or a session cookie's removal, to everyone.
-        if response.headers[.cacheControl]?.hasPrefix("public") == true { return response }
+        // A response that may be cached (the feed, the sitemap) sets no cookie: a shared
+        // cache would hand one reader's CSRF seed, or a session cookie's removal, to
+        // everyone, and a browser's would replay them later.
+        if response.headers[.cacheControl]?.contains("no-store") == false { return response }
         if visit.newSeed, !visit.csrfSeed.isEmpty {
             response.setCookie(cookie(Cookies.csrf, visit.csrfSeed, maxAge: nil))
         }

@@ -92,8 +92,8 @@ struct DatabaseCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete expired sessions, email links and old mail.",
-            discussion: "Refresh-token rows and mail sent or expired more than 7 days ago, expired links. `paywall serve` does this every hour; nothing live is touched."
+            abstract: "Delete expired sessions, email links, old mail and moot admin token revocations.",
+            discussion: "Refresh-token rows and mail sent or expired more than 7 days ago, expired links, revocations past every admin token they cover. `paywall serve` does this every hour; nothing live is touched."
         )
         @OptionGroup var global: GlobalOptions
 

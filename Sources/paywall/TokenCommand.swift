@@ -139,6 +139,7 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "The token's id (its jti).") var id: String?
         @Option(help: "The admin's name: every token of theirs issued until now.") var subject: String?
+        @Flag(help: "Record the revocation of an --id no audit entry names (a token minted elsewhere).") var force = false
 
         func validate() throws {
             guard (id == nil) != (subject == nil) else { throw ValidationError("give either --id or --subject (one of them)") }
@@ -146,11 +147,17 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                let revocation = try service.revokeAdminTokens(tokenID: id, subject: subject, actor: global.auditActor)
-                switch (revocation, global.json) {
-                case let (.token(id), false): print("revoked admin token \(id)")
+                let report = try service.revokeAdminTokens(tokenID: id, subject: subject, force: force, actor: global.auditActor)
+                switch (report.revocation, global.json) {
+                case let (.token(id), false):
+                    let minted = report.mintedFor.map { " (minted for \($0)\(report.expiresAt.map { ", expires \($0)" } ?? ""))" } ?? " (not minted here)"
+                    print("revoked admin token \(id)\(minted)")
                 case let (.subject(name, until), false): print("revoked every admin token of \(name) issued until \(until.text)")
-                case let (.token(id), true): Output(json: true).emit(json: .object(["revoked": .string("token"), "id": .string(id)]))
+                case let (.token(id), true):
+                    var object: JSONObject = ["revoked": .string("token"), "id": .string(id)]
+                    if let subject = report.mintedFor { object["subject"] = .string(subject) }
+                    if let expiresAt = report.expiresAt { object["expiresAt"] = .string(expiresAt) }
+                    Output(json: true).emit(json: .object(object))
                 case let (.subject(name, until), true):
                     Output(json: true).emit(json: .object(["revoked": .string("subject"), "subject": .string(name), "issuedUntil": .string(until.text)]))
                 }

@@ -61,9 +61,18 @@ struct AdminTokenCLITests {
         }
         #expect(try valid(first.token) && valid(second.token) && valid(bob.token), "nothing revoked by bad input")
 
+        // A typo of an id: refused (the leaked token would keep working), unless forced.
+        let typo = try cli.run(["token", "revoke-admin", "--id", "AAAAAAAAAAAAAAAAAAAAAA"])
+        #expect(typo.status != 0 && typo.stderr.contains("no admin token with id"), "\(typo.stderr)")
+        let forced = try cli.run(["token", "revoke-admin", "--id", "AAAAAAAAAAAAAAAAAAAAAA", "--force"])
+        #expect(forced.status == 0 && forced.stdout.contains("not minted here"), "\(forced.stderr)")
+        // A token pasted where its id goes: refused, and not printed back.
+        let pasted = try cli.run(["token", "revoke-admin", "--id", first.token])
+        #expect(pasted.status != 0 && !pasted.stderr.contains(first.token.prefix(30)), "\(pasted.stderr)")
+
         let byID = try cli.run(["token", "revoke-admin", "--id", first.id, "--actor", "ops"])
         #expect(byID.status == 0, "\(byID.stderr)")
-        #expect(byID.stdout.contains("revoked admin token \(first.id)"))
+        #expect(byID.stdout.contains("revoked admin token \(first.id) (minted for alice, expires"), "\(byID.stdout)")
         #expect(try !valid(first.token))
         #expect(try valid(second.token) && valid(bob.token))
 
@@ -75,7 +84,7 @@ struct AdminTokenCLITests {
 
         let audit = try cli.run(["audit", "list", "--json"])
         let entries = try #require(try cli.json(audit.stdout) as? [[String: Any]]).filter { $0["action"] as? String == "token.admin.revoke" }
-        #expect(Set(entries.compactMap { $0["target"] as? String }) == ["token:\(first.id)", "admin:alice"])
+        #expect(Set(entries.compactMap { $0["target"] as? String }) == ["token:\(first.id)", "token:AAAAAAAAAAAAAAAAAAAAAA", "admin:alice"])
         #expect(entries.contains { $0["actor"] as? String == "admin:ops" })
     }
 }

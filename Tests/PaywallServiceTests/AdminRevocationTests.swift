@@ -66,10 +66,40 @@ struct AdminRevocationTests {
         #expect(try rows(f) == 0)
         #expect(try f.service.auditEntries(limit: 50).allSatisfy { $0.action != "token.admin.revoke" })
         #expect(refusal(f, token.token) == nil)
-        // An unknown but well-formed id is recorded (the token may be one another server minted).
-        try f.service.revokeAdminTokens(tokenID: "AAAAAAAAAAAAAAAAAAAAAA", subject: nil, actor: f.admin)
+        // A whole token pasted as the id is refused without being echoed.
+        do {
+            try f.service.revokeAdminTokens(tokenID: token.token, subject: nil, actor: f.admin)
+            Issue.record("a token taken as an id")
+        } catch {
+            #expect(!error.description.contains(token.token) && !error.description.contains(String(token.token.prefix(20))), "\(error)")
+        }
+        // An unknown but well-formed id (a typo?) is refused unless forced: then recorded
+        // (a token minted with another store's audit log).
+        #expect(throws: ServiceError.store(.adminTokenNotFound("AAAAAAAAAAAAAAAAAAAAAA"))) {
+            try f.service.revokeAdminTokens(tokenID: "AAAAAAAAAAAAAAAAAAAAAA", subject: nil, actor: f.admin)
+        }
+        #expect(try rows(f) == 0)
+        let forced = try f.service.revokeAdminTokens(tokenID: "AAAAAAAAAAAAAAAAAAAAAA", subject: nil, force: true, actor: f.admin)
+        #expect(forced.mintedFor == nil)
         #expect(try rows(f) == 1)
         #expect(refusal(f, token.token) == nil)
+        // A known id: the admin it was minted for, and its expiry.
+        let known = try f.service.revokeAdminTokens(tokenID: token.claims.tokenID, subject: nil, actor: f.admin)
+        #expect(known.mintedFor == "alice" && known.expiresAt == TimeText.format(token.claims.expiresAt))
+    }
+
+    @Test("by subject: a token minted in the second of the revocation is revoked too; one a second later is not", arguments: TestBackend.all)
+    func sameSecond(backend: TestBackend) throws {
+        let f = try ServiceFixture(backend: backend)
+        // Mid-second, so the token's iat and the revocation share their whole second.
+        let whole = f.clock.now().timeIntervalSince1970.rounded(.down)
+        f.clock.advance(by: whole + 0.25 - f.clock.now().timeIntervalSince1970)
+        let minted = try admin(f, "alice")
+        f.clock.advance(by: 0.5)
+        try f.service.revokeAdminTokens(tokenID: nil, subject: "alice", actor: f.admin)
+        #expect(refusal(f, minted.token) == .token(.revoked))
+        f.clock.advance(by: 1)
+        #expect(refusal(f, try admin(f, "alice").token) == nil)
     }
 
     @Test("pruning drops a revocation only once no token it covers can be valid", arguments: TestBackend.all)

@@ -27,11 +27,13 @@ struct ReaderServiceTests {
             (["PAYWALL_MAIL_FROM": "not an address"], "PAYWALL_MAIL_FROM"),
             (["PAYWALL_LINK_BASE": "ftp://example.com"], "PAYWALL_LINK_BASE"),
             (["PAYWALL_LINK_BASE": "https://example.com/?x=1"], "PAYWALL_LINK_BASE"),
+            (["PAYWALL_LINK_BASE": "https://user:hunter2@example.com"], "PAYWALL_LINK_BASE"),
         ]
         for (environment, named) in bad {
             #expect(throws: ServiceError.self, "\(environment)") { try ServiceConfiguration.resolve(environment: environment) }
             do { _ = try ServiceConfiguration.resolve(environment: environment) } catch {
                 #expect(error.description.contains(named) && error.code == "invalid_configuration", "\(error)")
+                #expect(!error.description.contains("hunter2"), "credentials are not echoed: \(error)")
             }
         }
     }

@@ -75,6 +75,7 @@ struct CopyTests {
 
         // An admin's tokens revoked.
         try store.revokeAdminTokens(.subject("mallory", issuedUntil: now), keepUntil: now.addingTimeInterval(day), actor: f.admin)
+        try store.revokeAdminTokens(.token(id: "revoked-jti"), keepUntil: now.addingTimeInterval(day), actor: f.admin)
 
         // An account deleted with its membership: SQLite's AUTOINCREMENT keeps its id used.
         let gone = try f.account("gone@example.com")
@@ -137,6 +138,7 @@ struct CopyTests {
         #expect(try target.store.gift(id: "gift-1") == source.store.gift(id: "gift-1"))
         #expect(try target.store.isAdminTokenRevoked(tokenID: "t", subject: "mallory", issuedAt: source.clock.now()))
         #expect(try !target.store.isAdminTokenRevoked(tokenID: "t", subject: "alice", issuedAt: source.clock.now()))
+        #expect(try target.store.isAdminTokenRevoked(tokenID: "revoked-jti", subject: "alice", issuedAt: source.clock.now()))
         #expect(try target.store.billingSubscriptions(accountID: bob.id) == source.store.billingSubscriptions(accountID: bob.id))
         #expect(try target.store.billingEvents() == source.store.billingEvents())
         #expect(try target.store.billingMappings() == source.store.billingMappings())

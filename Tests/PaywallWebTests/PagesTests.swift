@@ -179,7 +179,8 @@ struct PagesTests {
             // or whose session cookie is stale.
             let stale = try await client.execute(uri: "/feed.xml", method: .get, headers: [.cookie: "paywall_session=c3RhbGUtc2Vzc2lvbi10b2tlbg"])
             for response in [feed, sitemap, stale] {
-                #expect(response.headers[.cacheControl]?.hasPrefix("public") == true)
+                // Links from the request's Host (no PAYWALL_LINK_BASE): no shared cache.
+                #expect(response.headers[.cacheControl] == "private, max-age=300")
                 #expect(response.headers[values: .setCookie].isEmpty, "\(response.headers[values: .setCookie])")
             }
             for article in library.articles {
@@ -219,6 +220,9 @@ struct PagesTests {
         _ = try configured.service.loadDemoData(actor: configured.admin)
         for path in ["/feed.xml", "/sitemap.xml"] {
             let body = try #require(try await fetch(configured, path, hosts: ["upstream.internal:8080"]).first)
+            #expect(try await Application(router: { var api = PaywallAPI(service: configured.service); api.web = try WebSite(service: configured.service, articles: ArticleLibrary.demo(), settings: WebSettings()); return api.router() }()).test(.router) { client in
+                try await client.execute(uri: path, method: .get).headers[.cacheControl]
+            } == "public, max-age=300", "shared caches may keep links to the configured address")
             #expect(body.contains("https://news.example.com" + article), "\(path)")
             #expect(!body.contains("upstream.internal"), "\(path)")
         }

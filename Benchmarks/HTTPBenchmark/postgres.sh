@@ -51,6 +51,9 @@ done
 # Two servers on the one PostgreSQL, half the connections each, at once; one server with
 # all of them just before, for the comparison.
 serve 18191 "$PG"; serve 18192 "$PG"
+# Both warmed alike (each verifies the 10,000 tokens once): a cold server A made the
+# one-server reference slower (p99 25-38 ms) and flattered the two-server row.
+load member "$DIR/member-tokens.txt" 18191 3 > /dev/null
 load member "$DIR/member-tokens.txt" 18192 3 > /dev/null
 row "members, PostgreSQL, one server (reference for the next row)" "$(load member "$DIR/member-tokens.txt" 18191 "$SECONDS_EACH")"
 load member "$DIR/member-tokens.txt" 18191 "$SECONDS_EACH" $((CONNECTIONS / 2)) > "$DIR/a.txt" &

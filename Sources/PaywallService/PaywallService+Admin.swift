@@ -123,6 +123,16 @@ extension PaywallService {
         }
     }
 
+    /// Revokes the admin token `token` itself (a leaked token at hand): it must verify now,
+    /// since an expired or forged one opens nothing and needs no revocation (refused with
+    /// its reason), and one already revoked says so. Then as ``revokeAdminTokens(tokenID:subject:force:actor:)``
+    /// with its `jti`.
+    @discardableResult
+    public func revokeAdminToken(_ token: String, actor: AuditActor) throws(ServiceError) -> AdminRevocationReport {
+        guard case let .admin(claims) = try verifyToken(token, kinds: [.admin]) else { throw .adminTokenRequired }
+        return try revokeAdminTokens(tokenID: claims.registered.tokenID, subject: nil, force: true, actor: actor)
+    }
+
     static func isBase64URLByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),

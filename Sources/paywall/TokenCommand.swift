@@ -133,21 +133,27 @@ struct TokenCommand: ParsableCommand {
                 same second included: mint a new one a second later). Recorded in the audit log.
 
                 Examples: paywall token revoke-admin --id Jb1x2f9sXXW8a0fHq2Jt3w
+                          paywall token revoke-admin --token - < leaked-token.txt
                           paywall token revoke-admin --subject alice
                 """
         )
         @OptionGroup var global: GlobalOptions
         @Option(help: "The token's id (its jti).") var id: String?
+        @Option(help: "The token itself, or - to read it from standard input (keeps it out of the process list).") var token: String?
         @Option(help: "The admin's name: every token of theirs issued until now.") var subject: String?
         @Flag(help: "Record the revocation of an --id no audit entry names (a token minted elsewhere).") var force = false
 
         func validate() throws {
-            guard (id == nil) != (subject == nil) else { throw ValidationError("give either --id or --subject (one of them)") }
+            guard [id, token, subject].compactMap({ $0 }).count == 1 else { throw ValidationError("give one of --id, --token or --subject") }
         }
 
         func run() throws {
             try global.run { service in
-                let report = try service.revokeAdminTokens(tokenID: id, subject: subject, force: force, actor: global.auditActor)
+                let report = if let token {
+                    try service.revokeAdminToken(try TokenCommand.read(token), actor: global.auditActor)
+                } else {
+                    try service.revokeAdminTokens(tokenID: id, subject: subject, force: force, actor: global.auditActor)
+                }
                 switch (report.revocation, global.json) {
                 case let (.token(id), false):
                     let minted = report.mintedFor.map { " (minted for \($0)\(report.expiresAt.map { ", expires \($0)" } ?? ""))" } ?? " (not minted here)"

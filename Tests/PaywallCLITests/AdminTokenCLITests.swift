@@ -53,7 +53,8 @@ struct AdminTokenCLITests {
         }
         let first = try mint("alice"), second = try mint("alice"), bob = try mint("bob")
 
-        for (arguments, message) in [([String](), "either --id or --subject"), (["--id", first.id, "--subject", "alice"], "either --id or --subject"),
+        for (arguments, message) in [([String](), "one of --id, --token or --subject"), (["--id", first.id, "--subject", "alice"], "one of --id, --token or --subject"),
+                                     (["--token", "-", "--subject", "alice"], "one of --id, --token or --subject"), (["--token", "not.a.token"], "malformed"),
                                      (["--id", "not a jti"], "jti"), (["--subject", "alice bob"], "subject")] {
             let result = try cli.run(["token", "revoke-admin"] + arguments)
             #expect(result.status != 0 && result.stdout.isEmpty, "\(arguments)")
@@ -76,6 +77,15 @@ struct AdminTokenCLITests {
         #expect(try !valid(first.token))
         #expect(try valid(second.token) && valid(bob.token))
 
+        // By the token itself, from standard input; a second time it is already revoked.
+        let third = try mint("alice")
+        let byToken = try cli.run(["token", "revoke-admin", "--token", "-"], input: third.token + "\n")
+        #expect(byToken.status == 0 && byToken.stdout.contains("revoked admin token \(third.id) (minted for alice"), "\(byToken.stderr)")
+        #expect(try !valid(third.token))
+        let again = try cli.run(["token", "revoke-admin", "--token", "-"], input: third.token + "\n")
+        #expect(again.status != 0 && again.stderr.contains("revoked"), "\(again.stderr)")
+        #expect(!again.stderr.contains(third.token.prefix(30)), "the token is not echoed")
+
         let bySubject = try cli.run(["token", "revoke-admin", "--subject", "alice", "--json"])
         #expect(bySubject.status == 0, "\(bySubject.stderr)")
         #expect((try cli.json(bySubject.stdout) as? [String: Any])?["subject"] as? String == "alice")
@@ -84,7 +94,7 @@ struct AdminTokenCLITests {
 
         let audit = try cli.run(["audit", "list", "--json"])
         let entries = try #require(try cli.json(audit.stdout) as? [[String: Any]]).filter { $0["action"] as? String == "token.admin.revoke" }
-        #expect(Set(entries.compactMap { $0["target"] as? String }) == ["token:\(first.id)", "token:AAAAAAAAAAAAAAAAAAAAAA", "admin:alice"])
+        #expect(Set(entries.compactMap { $0["target"] as? String }) == ["token:\(first.id)", "token:AAAAAAAAAAAAAAAAAAAAAA", "token:\(third.id)", "admin:alice"])
         #expect(entries.contains { $0["actor"] as? String == "admin:ops" })
     }
 }

@@ -7,10 +7,13 @@ enum MeterSQL {
         WHERE subject = ? AND read_at > ? AND read_at <= ?) AS counted
         """
 
-    /// ``countAll``, and when the oldest of those reads was made (NULL when none is).
-    /// Arguments: subject, start, end.
+    /// ``countAll``, and when the counted read that leaves the window first was made (NULL
+    /// when none is): an article stays counted while any read of it is in the window, so
+    /// each article's latest read is what leaves, and the earliest of those frees the next
+    /// unit. (Each article's first read was taken until the sixth session: after a re-read,
+    /// "resets at" came before the unit was free.) Arguments: subject, start, end.
     static let countAllAndOldest = """
-        SELECT COUNT(*), MIN(first) FROM (SELECT MIN(read_at) AS first FROM reads
+        SELECT COUNT(*), MIN(latest) FROM (SELECT MAX(read_at) AS latest FROM reads
         WHERE subject = ? AND read_at > ? AND read_at <= ? GROUP BY title_id, article_id) AS counted
         """
 
@@ -18,9 +21,13 @@ enum MeterSQL {
     /// Arguments: subject, start, end, subject, start, end, title, article.
     static let meterFactsPostgres = "SELECT (\(countAll)), (\(readInWindow))"
 
-    /// When the oldest read a subject made in `(start, end]` was made (NULL when none).
+    /// The second column of ``countAllAndOldest`` alone: when the counted read a subject
+    /// made in `(start, end]` that leaves the window first was made (NULL when none).
     /// Arguments: subject, start, end.
-    static let oldestCounted = "SELECT MIN(read_at) FROM reads WHERE subject = ? AND read_at > ? AND read_at <= ?"
+    static let oldestCounted = """
+        SELECT MIN(latest) FROM (SELECT MAX(read_at) AS latest FROM reads
+        WHERE subject = ? AND read_at > ? AND read_at <= ? GROUP BY title_id, article_id) AS counted
+        """
 
     /// The same for one title. Arguments: subject, start, end, title.
     static let countTitle = """

@@ -424,6 +424,40 @@ enum PostgresMigrations {
             "CREATE INDEX admin_token_revocations_by_token ON admin_token_revocations(token_id)",
             "CREATE INDEX admin_token_revocations_by_subject ON admin_token_revocations(subject, issued_until)",
         ]),
+        // As v14, but `oldest` is when the next unit frees: the earliest of each article's
+        // latest read (an article stays counted while any read of it is in the window), and
+        // after a re-read it is asked again (the re-read article's latest is now this read).
+        ("v16-metered-reads-latest", [
+            """
+            CREATE OR REPLACE FUNCTION paywall_metered_reads(
+                p_subjects text[], p_starts bigint[], p_titles text[], p_articles text[], p_ats bigint[], p_limits bigint[])
+            RETURNS TABLE (hit int, used bigint, inserted int, oldest bigint) LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM count(pg_advisory_xact_lock(hashtextextended(s, 0)))
+                FROM (SELECT DISTINCT s FROM unnest(p_subjects) AS s ORDER BY s) AS sorted;
+                FOR i IN 1 .. coalesce(array_length(p_subjects, 1), 0) LOOP
+                    SELECT EXISTS (SELECT 1 FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                                   AND r.title_id = p_titles[i] AND r.article_id = p_articles[i])::int
+                    INTO hit;
+                    SELECT COUNT(*), MIN(counted.latest) INTO used, oldest
+                    FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                          GROUP BY r.title_id, r.article_id) AS counted;
+                    IF hit = 1 OR used < p_limits[i] THEN
+                        INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (p_subjects[i], p_titles[i], p_articles[i], p_ats[i]);
+                        inserted := 1;
+                        IF hit = 1 THEN
+                            SELECT MIN(counted.latest) INTO oldest
+                            FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                                  GROUP BY r.title_id, r.article_id) AS counted;
+                        END IF;
+                    ELSE
+                        inserted := 0;
+                    END IF;
+                    RETURN NEXT;
+                END LOOP;
+            END $$
+            """,
+        ]),
     ]
 }
 

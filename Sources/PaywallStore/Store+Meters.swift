@@ -97,11 +97,14 @@ extension Store {
         let counted = try db.fetchOne(MeterSQL.countAllAndOldest, [read.subject.key, start, end])
         let used: Int = counted?[0] ?? 0
         let oldest: Int64? = counted?[1]
-        // This read, when recorded, is counted too (stamped `read.at`, in the window).
+        // A new article's read, when recorded, is its latest (stamped `read.at`, in the window).
         let withThis = Date(millis: min(oldest ?? read.at.millis, read.at.millis))
         if already {  // counted already: the count includes it
             try insertRead(db, read)
-            return CountedRead(outcome: .reread, oldestCounted: withThis, used: used)
+            // The article now stays counted until this read leaves: if its earlier read was
+            // the one to leave first, another is now. Asked again (re-reads only).
+            let after = try db.fetchValue(Int64.self, MeterSQL.oldestCounted, [read.subject.key, start, end])
+            return CountedRead(outcome: .reread, oldestCounted: after.map(Date.init(millis:)) ?? read.at, used: used)
         }
         guard used < limit else {
             return CountedRead(outcome: .exhausted(used: used), oldestCounted: oldest.map(Date.init(millis:)), used: used)
@@ -110,8 +113,9 @@ extension Store {
         return CountedRead(outcome: .recorded(used: used + 1), oldestCounted: withThis, used: used + 1)
     }
 
-    /// When the oldest read counted in `subject`'s window ending at `at` was made (nil
-    /// when none is): the meter frees a unit once it leaves the window.
+    /// When the counted read in `subject`'s window ending at `at` that leaves the window
+    /// first was made (each article's latest read; nil when none is): the meter frees a
+    /// unit once it leaves.
     public func oldestCountedRead(subject: MeterSubject, window: TimeInterval, at instant: Date) throws(StoreError) -> Date? {
         try readHotSQL { db in
             try db.fetchValue(Int64.self, MeterSQL.oldestCounted, [subject.key, instant.addingTimeInterval(-window).millis, instant.millis]

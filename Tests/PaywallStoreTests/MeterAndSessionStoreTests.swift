@@ -236,11 +236,39 @@ struct CountedReadTests {
         #expect(again == .init(outcome: .reread, oldestCounted: t, used: 2), "a re-read: free, the meter as it stands")
         let refused = try await f.store.recordCountedRead(read("c", 180), window: window, limit: 2)
         #expect(refused == .init(outcome: .exhausted(used: 2), oldestCounted: t, used: 2))
-        // A day later "a" has left the window: "b" (first read at 60 s) is the oldest.
+        // A day later "a" has left the window. "b" stays counted until its latest read (the
+        // re-read at 120 s) leaves: that is what frees the next unit, not its first at 60 s.
         let later = try await f.store.recordCountedRead(read("c", window + 30), window: window, limit: 2)
-        #expect(later == .init(outcome: .recorded(used: 2), oldestCounted: t.addingTimeInterval(60), used: 2))
+        #expect(later == .init(outcome: .recorded(used: 2), oldestCounted: t.addingTimeInterval(120), used: 2))
         // The same answers as the separate query the check used to make.
-        #expect(try f.store.oldestCountedRead(subject: .device("d1"), window: window, at: t.addingTimeInterval(window + 30)) == t.addingTimeInterval(60))
+        #expect(try f.store.oldestCountedRead(subject: .device("d1"), window: window, at: t.addingTimeInterval(window + 30)) == t.addingTimeInterval(120))
+        // And the meter agrees: at 60 s past the window "b" still counts (2 of 2 used)...
+        let stillFull = try await f.store.recordCountedRead(read("d", window + 61), window: window, limit: 2)
+        #expect(stillFull.outcome == .exhausted(used: 2), "\(stillFull)")
+        // ...and a unit is free once its re-read has left too.
+        let freed = try await f.store.recordCountedRead(read("d", window + 121), window: window, limit: 2)
+        #expect(freed.outcome == .recorded(used: 2), "\(freed)")
+    }
+
+    @Test("a re-read moves when its article's unit frees: the next unit is another article's", arguments: TestBackend.all)
+    func rereadMovesReset(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let t = f.clock.now()
+        func read(_ article: String, _ offset: TimeInterval) -> ArticleRead {
+            ArticleRead(subject: .device("d2"), titleID: TitleID(rawValue: "euronews"), articleID: article, at: t.addingTimeInterval(offset))
+        }
+        let window: TimeInterval = 86_400
+        _ = try await f.store.recordCountedRead(read("a", 0), window: window, limit: 5)
+        _ = try await f.store.recordCountedRead(read("b", 60), window: window, limit: 5)
+        let reread = try await f.store.recordCountedRead(read("a", 120), window: window, limit: 5)
+        #expect(reread == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(60), used: 2), "b's read leaves first now")
+        #expect(try f.store.oldestCountedRead(subject: .device("d2"), window: window, at: t.addingTimeInterval(120)) == t.addingTimeInterval(60))
+        // Only a re-read: the article alone, its latest read.
+        let onlyOne = try await f.store.recordCountedRead(ArticleRead(subject: .device("d3"), titleID: TitleID(rawValue: "euronews"), articleID: "x", at: t), window: window, limit: 5)
+        #expect(onlyOne.oldestCounted == t)
+        let onlyOneAgain = try await f.store.recordCountedRead(ArticleRead(subject: .device("d3"), titleID: TitleID(rawValue: "euronews"), articleID: "x", at: t.addingTimeInterval(30)), window: window, limit: 5)
+        #expect(onlyOneAgain == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(30), used: 1))
     }
 }
 

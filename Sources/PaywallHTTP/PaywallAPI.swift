@@ -225,13 +225,13 @@ public struct PaywallAPI: Sendable {
     /// Decisions by access and deciding rule (names from the policy: a bounded set), and
     /// meter units consumed.
     static func count(_ decision: Decision) {
-        decisionCounters.counter("\(decision.access)|\(decision.decidingRules.first ?? "none")") {
+        decisionCounters.metric("\(decision.access)|\(decision.decidingRules.first ?? "none")") {
             Counter(label: "paywall_decisions_total", dimensions: [
                 ("access", decision.access.description), ("rule", decision.decidingRules.first ?? "none"),
             ])
         }.increment()
         if let meter = decision.meter, meter.consumed {
-            decisionCounters.counter("meter|" + meter.name) {
+            decisionCounters.metric("meter|" + meter.name) {
                 Counter(label: "paywall_meter_units_consumed_total", dimensions: [("meter", meter.name)])
             }.increment()
         }
@@ -240,7 +240,7 @@ public struct PaywallAPI: Sendable {
     /// The counters `count(_:)` increments, made once per key (each `Counter(label:…)` is a
     /// registry lookup under its lock); the keys are the policy's access levels, rule and
     /// meter names: a bounded set.
-    static let decisionCounters = CounterCache()
+    static let decisionCounters = MetricCache<String, Metrics.Counter>()
 
     /// The token scheme `bearerToken(_:)` matches, made once.
     static let bearerScheme = Array("bearer".utf8)
@@ -374,16 +374,17 @@ struct RequestIDMiddleware: RouterMiddleware {
     }
 }
 
-/// Counters by a key, each made on first use.
-final class CounterCache: Sendable {
-    private let counters = Mutex<[String: Metrics.Counter]>([:])
+/// Metric handles by a key, each made on first use (each `Counter(label:…)` is a registry
+/// lookup under its lock): the decision counters, the request series.
+final class MetricCache<Key: Hashable & Sendable, Metric: Sendable>: Sendable {
+    private let metrics = Mutex<[Key: Metric]>([:])
 
-    func counter(_ key: String, make: () -> Metrics.Counter) -> Metrics.Counter {
-        counters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = make()
-            counters[key] = counter
-            return counter
+    func metric(_ key: Key, make: () -> Metric) -> Metric {
+        metrics.withLock { metrics in
+            if let metric = metrics[key] { return metric }
+            let metric = make()
+            metrics[key] = metric
+            return metric
         }
     }
 }

@@ -176,7 +176,7 @@ extension PaywallService {
     public func prune(actor: AuditActor) throws(ServiceError) -> PruneReport {
         try mapped {
             let report = try store.prune(at: now)
-            if report != PruneReport() {
+            if report.total > 0 {
                 try store.recordAudit(actor: actor, action: "db.prune", target: "db",
                     details: Dictionary(uniqueKeysWithValues: report.counts.map { ($0.name, String($0.count)) }))
             }

@@ -97,8 +97,6 @@ extension Store {
         let counted = try db.fetchOne(MeterSQL.countAllAndOldest, [read.subject.key, start, end])
         let used: Int = counted?[0] ?? 0
         let oldest: Int64? = counted?[1]
-        // A new article's read, when recorded, is its latest (stamped `read.at`, in the window).
-        let withThis = Date(millis: min(oldest ?? read.at.millis, read.at.millis))
         if already {  // counted already: the count includes it
             try insertRead(db, read)
             // The article now stays counted until this read leaves: if its earlier read was
@@ -110,6 +108,8 @@ extension Store {
             return CountedRead(outcome: .exhausted(used: used), oldestCounted: oldest.map(Date.init(millis:)), used: used)
         }
         try insertRead(db, read)
+        // A new article's read is its latest (stamped `read.at`, in the window).
+        let withThis = Date(millis: min(oldest ?? read.at.millis, read.at.millis))
         return CountedRead(outcome: .recorded(used: used + 1), oldestCounted: withThis, used: used + 1)
     }
 

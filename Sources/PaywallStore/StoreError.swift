@@ -100,7 +100,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .revisionNotFound(revision):
             return "no published policy has revision '\(revision)' (see paywall policy history)"
         case let .adminTokenNotFound(id):
-            return "no admin token with id '\(id)' was minted here (the audit log's token.admin entries name each jti: paywall audit list --prefix token.admin); check for a typo, or pass --force to record the revocation anyway"
+            return "no admin token with id '\(id)' was minted here (each token.admin entry of the audit log names the jti it minted: paywall audit list --target admin:<name>); check for a typo, or pass --force to record the revocation anyway"
         case let .billingCustomerLinked(customer, account):
             return "customer '\(customer)' is already linked to account \(account)"
         case let .destinationExists(path):

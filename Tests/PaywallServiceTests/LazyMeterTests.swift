@@ -182,6 +182,13 @@ struct SecondMeterTests {
         rule "then bonus" { when user.signedIn; grant full using meter "bonus" }
         """
 
+    /// The metered read `reader@example.com` would make of a Euronews `article` under `policy`.
+    static func plan(_ s: PaywallService, _ policy: Policy, _ article: String) throws -> PaywallService.PendingRead {
+        let planned = try s.plan(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: article),
+                                 request: RequestFacts(), at: s.now, policy: policy, explain: false)
+        return try #require(planned.2, "\(article) is metered")
+    }
+
     @Test("two reads planned on the last unit of the first meter: one takes it, the other is recorded on the second", arguments: [false, true])
     func recordedOnTheSecond(async: Bool) async throws {
         let f = try OptimisticMeterTests().fixture()
@@ -189,11 +196,7 @@ struct SecondMeterTests {
         let reader = try s.account("reader@example.com")
         try await s.recordRead(subject: .account(reader.id), title: "euronews", article: "before")
         let policy = try LazyMeterTests.policy(Self.policy)
-        func plan(_ article: String) throws -> PaywallService.PendingRead {
-            let planned = try s.plan(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: article),
-                                     request: RequestFacts(), at: s.now, policy: policy, explain: false)
-            return try #require(planned.2, "\(article) is metered")
-        }
+        func plan(_ article: String) throws -> PaywallService.PendingRead { try Self.plan(s, policy, article) }
         // Both planned on "free" with one unit left, before either is recorded.
         let first = try plan("a"), second = try plan("b")
         #expect(first.index == 0 && second.index == 0)
@@ -227,11 +230,7 @@ struct SecondMeterTests {
         let s = f.service
         let reader = try s.account("reader@example.com")
         let policy = try LazyMeterTests.policy(Self.teaserFirst)
-        func plan(_ article: String) throws -> PaywallService.PendingRead {
-            let planned = try s.plan(reader: .account("reader@example.com"), title: "euronews", article: ArticleInput(id: article),
-                                     request: RequestFacts(), at: s.now, policy: policy, explain: false)
-            return try #require(planned.2, "\(article) is metered")
-        }
+        func plan(_ article: String) throws -> PaywallService.PendingRead { try Self.plan(s, policy, article) }
         let first = try plan("a"), second = try plan("b")
         #expect(first.decision.access == .teaser && second.decision.access == .teaser, "both planned on the last unit of 'preview'")
         #expect(try await s.complete(first).decision.access == .teaser)

@@ -218,15 +218,19 @@ struct AsyncGroupCommitTests {
 
 @Suite("When a meter frees a unit")
 struct CountedReadTests {
+    let window: TimeInterval = 86_400
+
+    /// A read of a Euronews article by `device`, `offset` seconds after `start`.
+    func read(_ device: String, _ article: String, _ start: Date, _ offset: TimeInterval) -> ArticleRead {
+        ArticleRead(subject: .device(device), titleID: TitleID(rawValue: "euronews"), articleID: article, at: start.addingTimeInterval(offset))
+    }
+
     @Test("a recorded, re-read or refused read says the meter's count and when the oldest read it counts was made (reads older than the window aside)", arguments: TestBackend.all)
     func oldestCounted(backend: TestBackend) async throws {
         let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let t = f.clock.now()
-        func read(_ article: String, _ offset: TimeInterval) -> ArticleRead {
-            ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: article, at: t.addingTimeInterval(offset))
-        }
-        let window: TimeInterval = 86_400
+        func read(_ article: String, _ offset: TimeInterval) -> ArticleRead { self.read("d1", article, t, offset) }
         try f.store.recordRead(read("old", -2 * window))  // out of every window below
         let first = try await f.store.recordCountedRead(read("a", 0), window: window, limit: 2)
         #expect(first == .init(outcome: .recorded(used: 1), oldestCounted: t, used: 1), "the first read is its own oldest")
@@ -255,19 +259,15 @@ struct CountedReadTests {
         let f = try StoreFixture(backend: backend)
         try f.title("euronews")
         let t = f.clock.now()
-        func read(_ article: String, _ offset: TimeInterval) -> ArticleRead {
-            ArticleRead(subject: .device("d2"), titleID: TitleID(rawValue: "euronews"), articleID: article, at: t.addingTimeInterval(offset))
-        }
-        let window: TimeInterval = 86_400
-        _ = try await f.store.recordCountedRead(read("a", 0), window: window, limit: 5)
-        _ = try await f.store.recordCountedRead(read("b", 60), window: window, limit: 5)
-        let reread = try await f.store.recordCountedRead(read("a", 120), window: window, limit: 5)
+        _ = try await f.store.recordCountedRead(read("d2", "a", t, 0), window: window, limit: 5)
+        _ = try await f.store.recordCountedRead(read("d2", "b", t, 60), window: window, limit: 5)
+        let reread = try await f.store.recordCountedRead(read("d2", "a", t, 120), window: window, limit: 5)
         #expect(reread == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(60), used: 2), "b's read leaves first now")
         #expect(try f.store.oldestCountedRead(subject: .device("d2"), window: window, at: t.addingTimeInterval(120)) == t.addingTimeInterval(60))
         // Only a re-read: the article alone, its latest read.
-        let onlyOne = try await f.store.recordCountedRead(ArticleRead(subject: .device("d3"), titleID: TitleID(rawValue: "euronews"), articleID: "x", at: t), window: window, limit: 5)
+        let onlyOne = try await f.store.recordCountedRead(read("d3", "x", t, 0), window: window, limit: 5)
         #expect(onlyOne.oldestCounted == t)
-        let onlyOneAgain = try await f.store.recordCountedRead(ArticleRead(subject: .device("d3"), titleID: TitleID(rawValue: "euronews"), articleID: "x", at: t.addingTimeInterval(30)), window: window, limit: 5)
+        let onlyOneAgain = try await f.store.recordCountedRead(read("d3", "x", t, 30), window: window, limit: 5)
         #expect(onlyOneAgain == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(30), used: 1))
     }
 }

@@ -70,9 +70,15 @@ wait "$SIGNIN" || true
 row "POST /v1/sessions, sign-ins meanwhile (OWASP scrypt, $SIGNIN_CONNECTIONS connections, $((SECONDS_EACH + 2))s)" "$(cat "$DIR/signin.txt")" "–"
 kill -TERM "$SERVER"; wait "$SERVER" 2> /dev/null || true
 
+# The cold goal's reference: `openssl speed` as the issue names it (one process, so one
+# core), and on both cores (-multi 2). Both are printed; see BENCHMARKS.md for why the
+# goal is read against the first (against the second it asks a check that verifies a
+# signature to outrun a member check that verifies none).
+verify_one=$(openssl speed -seconds 5 ecdsap256 2> /dev/null | awk '/256 bits ecdsa/ {v=$NF} END {print v}')
 verify=$(openssl speed -seconds 5 -multi 2 ecdsap256 2> /dev/null | awk '/256 bits ecdsa/ {v=$NF} END {print v}')
 echo
-echo "openssl speed -multi 2 ecdsap256 (same cores): ${verify:-?} verifies/s"
+echo "openssl speed ecdsap256 (one process, as named): ${verify_one:-?} verifies/s"
+echo "openssl speed -multi 2 ecdsap256 (both cores): ${verify:-?} verifies/s"
 sessions=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM sessions').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
 reads=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM reads').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
 echo "reads recorded by the metered scenario: $reads"
@@ -88,5 +94,8 @@ echo
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.1f%%", 100 * a / b; else print "?" }'; }
 multiple() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f×", a / b; else print "?" }'; }
 echo "members ÷ bare route: $(percent "$MEMBER_RPS" "$BARE_RPS") (goal: at least 50%)"
-echo "cold tokens ÷ openssl speed: $(percent "$COLD_RPS" "$verify") (goal: at least 80%)"
-echo "metered ÷ one transaction per read: $(multiple "$METERED_RPS" "$one_transaction") (goal: at least 4×)"
+echo "cold tokens ÷ openssl speed (one process): $(percent "$COLD_RPS" "$verify_one") (goal: at least 80%)"
+echo "cold tokens ÷ openssl speed -multi 2: $(percent "$COLD_RPS" "$verify")"
+echo "metered ÷ one transaction per read, same run: $(multiple "$METERED_RPS" "$one_transaction") (goal: at least 4×)"
+# The figure the issue names: the one-transaction rate recorded for issue 2 (2026-11-25).
+echo "metered ÷ the rate recorded in BENCHMARKS.md (4,217/s): $(multiple "$METERED_RPS" 4217)"

@@ -6,7 +6,8 @@ public enum MembershipStatus: String, Hashable, Sendable, Codable, CaseIterable 
     case active
     /// A payment failed; access continues until the grace period ends.
     case pastDue = "past_due"
-    /// Canceled; access continues until the current period ends.
+    /// Canceled; access continues until the current period ends (or the grace period, if
+    /// it was canceled while past due).
     case canceled
     /// Over: no access.
     case expired
@@ -62,13 +63,21 @@ public struct Membership: Hashable, Sendable {
         grantsAccess(at: now) ? status : .expired
     }
 
-    /// Whether the membership gives access at `now`: active or canceled until the period
-    /// ends, past due until the grace period ends.
+    /// Whether the membership gives access at `now`: before ``accessEnd``, unless expired.
     public func grantsAccess(at now: Date) -> Bool {
+        status != .expired && now < accessEnd
+    }
+
+    /// When access ends: for an active membership its period end; for a past-due one its
+    /// grace end; for a canceled one its period end, or its grace end if it was canceled
+    /// while past due (a reader whose payment failed must not read on to the end of a period
+    /// nobody paid for because the membership was then canceled; the grace end is kept
+    /// through the cancellation for that, and cleared when a membership becomes active).
+    public var accessEnd: Date {
         switch status {
-        case .active, .canceled: now < currentPeriodEnd
-        case .pastDue: now < (gracePeriodEnd ?? currentPeriodEnd)
-        case .expired: false
+        case .active, .expired: currentPeriodEnd
+        case .pastDue: gracePeriodEnd ?? currentPeriodEnd
+        case .canceled: min(currentPeriodEnd, gracePeriodEnd ?? currentPeriodEnd)
         }
     }
 }

@@ -147,7 +147,7 @@ public struct PaywallAPI: Sendable {
     func access(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         var request = request
         let reader = try readerOf(request)
-        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context), allowGift: true)
+        let input = try AccessRequest(try await RequestBody.object(&request), request: requestFacts(request, context), single: true)
         let answer = try await service.checkAccess(input, reader: reader)
         Self.count(answer.decision)
         return Self.json(bytes: AccessView(answer).jsonBytes(), private: true)

@@ -135,13 +135,15 @@ extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
     /// The fields a check may name (made once: every check reads them).
     static let fields: Set<String> = ["title", "article", "channel"]
-    static let giftFields = fields.union(["gift"])
+    /// A single check may also carry a gift link's or a comp grant's token (a preview's
+    /// items may not: they consume and prove nothing).
+    static let singleFields = fields.union(["gift", "comp"])
     static let articleFields: Set<String> = ["id", "free", "publishedAt", "section", "tags"]
 
     /// `{"title": "euronews", "article": {"id", "free", "publishedAt", "section", "tags"}, "channel": "web"}`,
-    /// and `"gift"` (a gift link's token) when `allowGift`.
-    init(_ fields: RequestBody.Fields, request facts: RequestFacts, allowGift: Bool = false) throws {
-        let body = try fields.only(allowGift ? Self.giftFields : Self.fields)
+    /// and `"gift"` (a gift link's token) and `"comp"` (a comp grant's) when `single`.
+    init(_ fields: RequestBody.Fields, request facts: RequestFacts, single: Bool = false) throws {
+        let body = try fields.only(single ? Self.singleFields : Self.fields)
         guard let articleFields = try body.fields("article") else { throw body.missing("article") }
         let article = try articleFields.only(Self.articleFields)
         var input = ArticleInput(id: try article.requiredString("id"))
@@ -154,6 +156,7 @@ extension AccessRequest {
             guard Self.channels.contains(channel) else { throw body.invalid("channel", "one of web, app, rss, email, api") }
             request.channel = channel
         }
-        self.init(title: try body.requiredString("title"), article: input, request: request, gift: allowGift ? try body.string("gift") : nil)
+        self.init(title: try body.requiredString("title"), article: input, request: request, gift: single ? try body.string("gift") : nil,
+                  comp: single ? try body.string("comp") : nil)
     }
 }

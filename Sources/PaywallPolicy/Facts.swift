@@ -41,7 +41,7 @@ public struct MembershipFacts: Sendable {
     /// `status == "active"`: paid up and within the period.
     public var active = false
     /// That membership gives access now: active, past due within its grace period, or
-    /// canceled before its period ends.
+    /// canceled before its period ends (its grace end, if canceled while past due).
     public var entitled = false
     /// The plan of that membership ("" without one).
     public var plan = ""
@@ -51,7 +51,8 @@ public struct MembershipFacts: Sendable {
     public var allTitles = false
     /// End of that membership's paid period.
     public var periodEnds = Date(timeIntervalSince1970: 0)
-    /// End of its grace period when past due (else the period end).
+    /// When its access ends: the grace end when past due or canceled while past due (else
+    /// the period end).
     public var graceEnds = Date(timeIntervalSince1970: 0)
     public init() {}
 

@@ -15,11 +15,16 @@ public struct AccessRequest: Sendable {
     /// A gift link's token (`paywall-gift+jwt`): full access to its one article, decided
     /// apart from the policy (see ``checkGiftAccess(_:gift:reader:)``).
     public var gift: String?
-    public init(title: String, article: ArticleInput, request: RequestFacts = RequestFacts(), gift: String? = nil) {
+    /// A comp grant's token (`paywall-comp+jwt`, issued by support staff to this reader):
+    /// full access to the titles it lists until it expires, decided apart from the policy
+    /// (see ``checkCompAccess(_:comp:reader:)``). On other titles it changes nothing.
+    public var comp: String?
+    public init(title: String, article: ArticleInput, request: RequestFacts = RequestFacts(), gift: String? = nil, comp: String? = nil) {
         self.title = title
         self.article = article
         self.request = request
         self.gift = gift
+        self.comp = comp
     }
 }
 
@@ -113,6 +118,7 @@ extension PaywallService {
     /// round trips, which must not hold a cooperative thread: they run on the blocking pool.
     public func checkAccess(_ request: AccessRequest, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
         if let gift = request.gift { return try await checkGiftAccess(request, gift: gift, reader: reader) }
+        if let comp = request.comp, let answer = try await checkCompAccess(request, comp: comp, reader: reader) { return answer }
         let at = now
         let policy = try policy()
         var (facts, decision, pending) = try await offCooperativePoolIfShared { service throws(ServiceError) in

@@ -148,7 +148,7 @@ extension PaywallService {
             facts.entitled = MembershipFacts.entitles(facts.status)
             facts.plan = membership.planID.rawValue
             facts.periodEnds = membership.currentPeriodEnd
-            facts.graceEnds = (status == .pastDue ? membership.gracePeriodEnd : nil) ?? membership.currentPeriodEnd
+            facts.graceEnds = membership.accessEnd  // past due, or canceled while past due: the grace end
         }
         return facts
     }

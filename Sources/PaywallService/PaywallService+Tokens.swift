@@ -125,7 +125,7 @@ extension PaywallService {
         try membershipsWithTitles(accountID: accountID).filter { $0.0.grantsAccess(at: at) }.map { membership, bundle in
             MembershipEntitlement(
                 status: membership.status, plan: membership.planID, titles: bundle,
-                periodEnd: membership.currentPeriodEnd, graceEnd: membership.status == .pastDue ? membership.gracePeriodEnd : nil)
+                periodEnd: membership.currentPeriodEnd, graceEnd: membership.gracePeriodEnd == nil || membership.status == .active ? nil : membership.accessEnd)
         }
     }
 

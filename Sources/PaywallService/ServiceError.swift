@@ -66,6 +66,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case giftLimitReached(limit: Int, resetsAt: Date)
     /// A gift link that is not valid (the precise reason, for the log only).
     case giftRefused(String)
+    /// A comp grant sent with an access check was refused (expired, forged, another reader's).
+    case compRefused(String)
     /// Too many failed sign-ins for this email or from this address: wait `retryAfter` seconds.
     case tooManyAttempts(retryAfter: TimeInterval)
     /// Too much mail to this address lately: wait `retryAfter` seconds.
@@ -105,6 +107,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .giftLimitReached(limit, resetsAt):
             limit == 0 ? "gift links are turned off" : "you have made \(limit) gift links this month, the most allowed; the next from \(TimeText.format(resetsAt))"
         case let .giftRefused(reason): "the gift link was refused: \(reason)"
+        case let .compRefused(reason): "the comp grant was refused: \(reason)"
         case let .tooManyAttempts(wait): "too many failed sign-ins; try again in \(Self.seconds(wait)) seconds"
         case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
         case let .tooManySignUps(wait): "too many sign-ups from this address; try again in \(Self.seconds(wait)) seconds"
@@ -126,6 +129,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             if case .policy = self { return "the policy could not be loaded" }
             // Why a gift token failed would help someone forging one; the reader needs only this.
             if case .giftRefused = self { return "the gift link is not valid for this article, or has expired" }
+            if case .compRefused = self { return "the comp grant is not valid for this reader, or has expired" }
             // Which check a forged event failed would help the forger; the log has it.
             if case let .billing(error) = self, error.isSignatureFailure { return "the event's signature could not be verified" }
             return description
@@ -166,7 +170,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             default: .internal
             }
         case .invalidCredentials, .sessionRejected, .sessionReused, .token, .tokenRequired: .unauthorized
-        case .adminTokenRequired, .missingScope, .notEntitled, .giftLimitReached, .giftRefused: .forbidden
+        case .adminTokenRequired, .missingScope, .notEntitled, .giftLimitReached, .giftRefused, .compRefused: .forbidden
         case let .keys(error):
             switch error {
             case .noSigningKey, .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink,
@@ -252,6 +256,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notEntitled: "not_entitled"
         case .giftLimitReached: "gift_limit_reached"
         case .giftRefused: "invalid_gift"
+        case .compRefused: "invalid_comp"
         case .tooManyAttempts: "too_many_attempts"
         case .tooMuchMail: "too_much_mail"
         case .tooManySignUps: "too_many_sign_ups"

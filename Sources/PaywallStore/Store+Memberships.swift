@@ -96,7 +96,14 @@ extension Store {
             guard Self.allowed(from: current.status, to: status) else {
                 throw StoreError.invalidTransition(from: current.status.rawValue, to: status.rawValue)
             }
-            let grace: Int64? = status == .pastDue ? (graceEnd ?? current.currentPeriodEnd).millis : current.gracePeriodEnd?.millis
+            // Past due: the grace end given. Active again: no grace. Canceled or expired: the
+            // grace end kept, so one canceled while past due reads only until then
+            // (``Membership/accessEnd``).
+            let grace: Int64? = switch status {
+            case .pastDue: (graceEnd ?? current.currentPeriodEnd).millis
+            case .active: nil
+            case .canceled, .expired: current.gracePeriodEnd?.millis
+            }
             try db.execute("UPDATE memberships SET status = ?, grace_period_end = ?, updated_at = ? WHERE id = ?", [status.rawValue, grace, now.millis, id])
             try Self.recordTransition(db, id: id, from: current.status, to: status, at: now, actor: actor, reason: reason)
             try audit(db, actor: actor, action: "membership.status", target: "account:\(current.accountID)", details: [

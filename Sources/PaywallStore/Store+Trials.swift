@@ -66,7 +66,9 @@ extension Store {
             guard let row = try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
             else { throw StoreError.trialNotFound(account: email) }
             var trial = Trial(row: row)
-            try db.execute("UPDATE trials SET status = 'canceled' WHERE id = ?", [trial.id])
+            // It ends now, not when it would have: what readers and reports then show.
+            trial.endsAt = min(trial.endsAt, clock.now())
+            try db.execute("UPDATE trials SET status = 'canceled', ends_at = ? WHERE id = ?", [trial.endsAt.millis, trial.id])
             trial.storedStatus = .canceled
             try audit(db, actor: actor, action: "trial.cancel", target: "account:\(accountID)", details: ["trial": String(trial.id)])
             return trial

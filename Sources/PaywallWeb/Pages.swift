@@ -346,7 +346,7 @@ extension WebSite {
         let memberships: [[String: Any]] = summary.memberships.map { line in
             [
                 "plan": line.planName, "status": Self.statusText(line.status), "active": line.status != .expired,
-                "until": Self.longDate(line.membership.currentPeriodEnd), "renews": !line.membership.cancelAtPeriodEnd && line.status == .active,
+                "until": Self.longDate(line.membership.accessEnd), "renews": !line.membership.cancelAtPeriodEnd && line.status == .active,
             ]
         }
         values["memberships"] = memberships

@@ -55,8 +55,12 @@ struct EntitlementStoreTests {
         _ = try f.store.startTrial(accountID: ada.id, duration: 14 * day, actor: f.admin)
         #expect(try f.store.isTrialEligible(email: EmailAddress("grace@gmail.com")))
         #expect(try f.store.isTrialEligible(email: EmailAddress("ada@example.com")))
+        f.clock.advance(by: 2 * day)
         let canceled = try f.store.cancelTrial(accountID: ada.id, actor: f.admin)
         #expect(canceled.status(at: f.clock.now()) == .canceled)
+        // It ended now, not on the day it would have: what the account page shows.
+        #expect(canceled.endsAt == f.clock.now())
+        #expect(try f.store.trial(accountID: ada.id)?.endsAt == f.clock.now())
         let grace = try f.account("grace@example.com")
         #expect(throws: StoreError.trialNotFound(account: "grace@example.com")) { try f.store.cancelTrial(accountID: grace.id, actor: f.admin) }
     }
@@ -96,6 +100,33 @@ struct EntitlementStoreTests {
         #expect(due.grantsAccess(at: f.clock.now().addingTimeInterval(6 * day)))
         #expect(!due.grantsAccess(at: f.clock.now().addingTimeInterval(7 * day)))
         #expect(try f.store.membershipHistory(id: m.id).last?.reason == "payment failed")
+    }
+
+    @Test("canceled while past due: access ends with the grace, not the unpaid period; paid again, it does not", arguments: TestBackend.all)
+    func canceledWhilePastDue(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        try f.plan("monthly")
+        let account = try f.account("ada@example.com")
+        let periodEnd = f.clock.now().addingTimeInterval(30 * day)
+        let graceEnd = f.clock.now().addingTimeInterval(3 * day)
+        let m = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "monthly"), periodEnd: periodEnd, source: .admin, actor: f.admin)
+        _ = try f.store.changeStatus(id: m.id, to: .pastDue, graceEnd: graceEnd, actor: .system, reason: "payment failed")
+        let canceled = try f.store.cancelMembership(id: m.id, immediately: false, actor: f.admin)
+        #expect(canceled.status == .canceled)
+        #expect(canceled.accessEnd == graceEnd)
+        #expect(canceled.grantsAccess(at: graceEnd.addingTimeInterval(-1)))
+        #expect(!canceled.grantsAccess(at: graceEnd))
+        #expect(try f.store.membership(id: m.id).effectiveStatus(at: f.clock.now().addingTimeInterval(10 * day)) == .expired)
+
+        // Past due, then paid: the grace is over, and a later cancellation reads to the period end.
+        let other = try f.account("grace@example.com")
+        let n = try f.store.grantMembership(accountID: other.id, planID: PlanID(rawValue: "monthly"), periodEnd: periodEnd, source: .admin, actor: f.admin)
+        _ = try f.store.changeStatus(id: n.id, to: .pastDue, graceEnd: graceEnd, actor: .system, reason: "payment failed")
+        let paid = try f.store.changeStatus(id: n.id, to: .active, graceEnd: nil, actor: .system, reason: "paid")
+        #expect(paid.gracePeriodEnd == nil)
+        let later = try f.store.cancelMembership(id: n.id, immediately: false, actor: f.admin)
+        #expect(later.accessEnd == periodEnd)
+        #expect(later.grantsAccess(at: f.clock.now().addingTimeInterval(10 * day)))
     }
 
     @Test("refused changes write nothing", arguments: TestBackend.all, ["active-again", "unknown-plan", "unknown-account", "from-expired"])

@@ -1,0 +1,52 @@
+import Foundation
+import PaywallCore
+import PaywallPolicy
+import PaywallStore
+import PaywallTokens
+
+extension PaywallService {
+    // MARK: - Comp grants in access checks
+
+    /// An access check that carries a comp grant (`paywall token comp`, `POST
+    /// /admin/v1/accounts/{account}/comps`): full access when the grant is this signed-in
+    /// reader's and lists the title, decided apart from the policy like a gift link, with no
+    /// meter touched. Nil when it does not list the title: the policy decides as usual, so an
+    /// app may send its reader's comp with every check.
+    ///
+    /// Refused (403 `invalid_comp`) when it does not verify (expired, forged, another kind)
+    /// or names another reader: a comp is given to one account, and a copied one must not
+    /// open the titles to whoever holds it.
+    public func checkCompAccess(_ request: AccessRequest, comp token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer? {
+        let claims = try await offCooperativePoolIfShared { service throws(ServiceError) in try service.verifiedComp(token, reader: reader) }
+        let titleID = try mapped { try TitleID(validating: request.title) }
+        guard claims.titles.contains(titleID.rawValue) else { return nil }
+        let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
+        // The title must exist still (a comp outlives nothing in the catalog).
+        let known = try await offCooperativePoolIfShared { service throws(ServiceError) in try mapped { try service.store.title(id: titleID) } }
+        guard known != nil else { throw .store(.titleNotFound(titleID.rawValue)) }
+        var answer = AccessAnswer(reader: reader, title: titleID, articleID: articleID,
+                                  decision: .granted(by: "comp grant", revision: try policy().revision))
+        answer.articleGrant = try mapped {
+            try articleGrant(try issuer().0, subject: reader.meterSubject ?? .device("anonymous"), title: titleID, article: articleID,
+                             lifetime: configuration.articleGrantLifetime)
+        }
+        logDecision(answer)
+        return answer
+    }
+
+    /// The claims of a comp grant given to `reader`.
+    func verifiedComp(_ token: String, reader: AccessReader) throws(ServiceError) -> CompGrantClaims {
+        let verified: VerifiedToken
+        do throws(ServiceError) {
+            verified = try verifyToken(token, kinds: [.comp])
+        } catch {
+            if case let .token(reason) = error { throw .compRefused(reason.description) }
+            throw error
+        }
+        guard case let .comp(claims) = verified else { throw .compRefused("not a comp grant") }
+        guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
+            throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
+        }
+        return claims
+    }
+}

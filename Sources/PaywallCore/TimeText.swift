@@ -25,6 +25,18 @@ public enum TimeText {
         return TimeInterval(total)
     }
 
+    /// A duration as ``duration(_:)`` reads it, in the largest unit that divides it
+    /// (`43200` → `12h`, `90` → `90s`); a value no whole number of seconds (or not finite)
+    /// as seconds with a fraction.
+    public static func format(duration seconds: TimeInterval) -> String {
+        guard seconds.isFinite, seconds.rounded() == seconds, abs(seconds) < 1e15 else { return "\(seconds)s" }
+        let whole = Int(seconds)
+        for (unit, size) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3_600), ("m", 60)] where whole != 0 && whole % size == 0 {
+            return "\(whole / size)\(unit)"
+        }
+        return "\(whole)s"
+    }
+
     /// Parses an ISO 8601 instant (`2026-12-31T23:59:59Z`, with fractional seconds or an
     /// offset) or a date (`2026-12-31`, meaning its start in UTC).
     public static func instant(_ text: String) throws(DomainError) -> Date {

@@ -61,6 +61,8 @@ public struct APIError: HTTPResponseError, Sendable {
     static func badJSON(_ detail: String) -> APIError { APIError(status: .badRequest, code: "invalid_json", message: detail) }
     static let unsupportedMediaType = APIError(
         status: .unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json")
+    static let encodedBody = APIError(
+        status: .unsupportedMediaType, code: "unsupported_media_type", message: "send the body without a Content-Encoding (gzip and the others are not read)")
     static func tooLarge(_ limit: Int) -> APIError {
         APIError(status: .contentTooLarge, code: "body_too_large", message: "the body is larger than \(limit) bytes")
     }

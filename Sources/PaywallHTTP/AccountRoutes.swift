@@ -40,7 +40,7 @@ extension PaywallAPI {
     func signUp(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
         var request = request
         let body = try await RequestBody.object(&request).only(["email", "password", "name", "deviceToken", "deviceName"])
-        let (email, password, name) = (try body.requiredString("email"), try body.requiredString("password"), try body.requiredString("name"))
+        let (email, password, name) = (try body.requiredString("email"), try body.requiredString("password"), try body.string("name"))
         // The device token in the body, or (an app that sends it everywhere) as the bearer.
         let deviceToken = try body.string("deviceToken") ?? bearer(request)
         let deviceName = try body.string("deviceName")

@@ -24,6 +24,7 @@ extension PaywallAPI {
             var request = request
             // Stripe sends `application/json; charset=utf-8`; the signature covers the body's
             // exact bytes: read them, never re-encoded JSON.
+            try service.requireBillingConfigured(.stripe)
             let type = request.headers[.contentType]?.lowercased() ?? ""
             guard type == "application/json" || type.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
             let body = try await RequestBody.bytes(&request)
@@ -33,6 +34,7 @@ extension PaywallAPI {
         }
         router.post("/v1/billing/apple") { request, _ in
             var request = request
+            try service.requireBillingConfigured(.apple)
             let body = try await RequestBody.object(&request).only(["signedPayload"])
             let payload = try body.requiredString("signedPayload")
             let result = try await service.blocking { service throws(ServiceError) in try service.receiveAppleNotification(signedPayload: payload) }
@@ -50,9 +52,9 @@ extension PaywallAPI {
             return try Self.json(Token(appAccountToken: token.uuidString.lowercased()), private: true)
         }
         router.get("/admin/v1/billing/products") { request, _ in
-            _ = try await self.admin(request, .catalog)
+            let admin = try await self.admin(request, .catalog)
             try Self.noQuery(request)
-            let mappings = try await service.blocking { service throws(ServiceError) in try service.billingMappings() }
+            let mappings = try await service.blocking { service throws(ServiceError) in try service.billingMappings(by: admin) }
             return try Self.json(["products": mappings.map(BillingProductView.init)])
         }
         router.post("/admin/v1/billing/products") { request, _ in

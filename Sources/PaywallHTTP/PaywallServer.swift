@@ -76,12 +76,18 @@ public struct ServerSettings: Sendable, Equatable {
 /// then returns (the caller closes the service). SIGHUP reloads the policy and the key
 /// ring; a policy that does not check is refused and logged, and the old one stays.
 public enum PaywallServer {
+    /// Seconds a connection may send nothing before it is closed.
+    static let idleTimeoutSeconds: Int64 = 60
+
     public static func run(
         api: PaywallAPI, settings: ServerSettings, logger: Logger,
         onReady: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
     ) async throws {
         let app = Application(
             router: api.router(),
+            // A connection that sends nothing for a minute (an idle keep-alive, or headers
+            // never finished) is closed: without it one held a server slot for good.
+            server: .http1(configuration: .init(idleTimeout: .seconds(Self.idleTimeoutSeconds))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "paywall"),
             onServerRunning: { channel in
                 await onReady(settings.host, channel.localAddress?.port ?? settings.port)

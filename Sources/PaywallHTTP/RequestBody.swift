@@ -17,6 +17,7 @@ struct RequestBody {
     static func object(_ request: inout Request) async throws -> Fields {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         guard type == "application/json" || type.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
+        try refuseEncoded(request)
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: limit)
@@ -37,11 +38,19 @@ struct RequestBody {
     /// The body's bytes as sent, whatever the content type (webhooks whose signature covers
     /// the exact bytes); at most `limit` (413).
     static func bytes(_ request: inout Request) async throws -> [UInt8] {
+        try refuseEncoded(request)
         do {
             return Array(try await request.collectBody(upTo: limit).readableBytesView)
         } catch is NIOTooManyBytesError {
             throw APIError.tooLarge(limit)
         }
+    }
+
+    /// A compressed body (`Content-Encoding: gzip`…) is refused (415): it would be read as
+    /// the JSON it is not, and a small one can inflate past any limit.
+    static func refuseEncoded(_ request: Request) throws {
+        guard let encoding = request.headers[.contentEncoding] else { return }
+        if encoding.trimmingCharacters(in: .whitespaces).lowercased() != "identity" { throw APIError.encodedBody }
     }
 
     /// The body's object, or nil for an empty body (whatever the headers say): for routes

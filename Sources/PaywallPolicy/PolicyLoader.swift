@@ -22,6 +22,11 @@ public enum PolicyLoader {
     public static func sources(in directory: URL) throws(PolicyErrors) -> [PolicySource] {
         let where_ = SourceLocation(file: directory.path, line: 1, column: 1)
         let names: [String]
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isFolder), isFolder.boolValue else {
+            // Foundation's own message here says nothing useful ("The operation could not be completed").
+            throw PolicyErrors([PolicyDiagnostic(at: where_, "no policy folder here: pass --policies PATH (or set PAYWALL_POLICIES), or run from the repository's folder, whose Policies/ is the default")])
+        }
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".policy") }.sorted()
         } catch {

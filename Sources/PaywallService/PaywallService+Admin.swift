@@ -265,7 +265,7 @@ extension PaywallService {
         }
         guard candidates.count == 1 else {
             throw DomainError.invalidValue(
-                field: "plan", value: "(none)",
+                field: "plan", value: "",
                 expected: "one of \(candidates.map(\.planID.rawValue).joined(separator: ", ")) (the account has several memberships)")
         }
         return target

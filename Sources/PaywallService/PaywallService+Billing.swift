@@ -9,6 +9,17 @@ import PaywallStore
 /// providers' requests are verified (PaywallBilling), reduced to a change, and applied by
 /// the store in one transaction per event (see ``Store/applyBilling(_:)``).
 extension PaywallService {
+    /// Refuses with 404 `billing_not_configured` when this server takes no events from
+    /// `provider`: the routes ask first, so an unconfigured provider answers that whatever
+    /// the body (a malformed body was 400 before, which said nothing of the setting).
+    public func requireBillingConfigured(_ provider: BillingProvider) throws(ServiceError) {
+        let configured = switch provider {
+        case .stripe: !configuration.stripeWebhookSecrets.isEmpty
+        case .apple: configuration.appleRootCertificate != nil && configuration.appleBundleID != nil
+        }
+        if !configured { throw .billing(.notConfigured(provider)) }
+    }
+
     /// Takes a Stripe webhook: `body` exactly as received (the signature covers its bytes)
     /// and the `Stripe-Signature` header. Refusals write nothing.
     public func receiveStripeEvent(body: [UInt8], signature: String?) throws(ServiceError) -> BillingResult {
@@ -142,7 +153,7 @@ extension PaywallService {
     public func unmapBillingProduct(provider: BillingProvider, externalID: String, actor: AuditActor) throws(ServiceError) {
         try mapped {
             guard try store.unmapBillingProduct(provider: provider, externalID: externalID, actor: actor) else {
-                throw StoreError.planNotFound("for \(provider) '\(externalID)'")
+                throw StoreError.billingProductNotMapped(provider: provider.rawValue, product: externalID)
             }
         }
     }
@@ -150,6 +161,11 @@ extension PaywallService {
     /// Every price and product mapping.
     public func billingMappings() throws(ServiceError) -> [BillingPlanMapping] {
         try mapped { try store.billingMappings() }
+    }
+
+    /// The same for an admin API call (audited as `admin.billing.products`, as every admin read is).
+    public func billingMappings(by admin: AdminPrincipal) throws(ServiceError) -> [BillingPlanMapping] {
+        try auditedRead(admin, "admin.billing.products", target: "billing") { try store.billingMappings() }
     }
 
     // MARK: - Helpers

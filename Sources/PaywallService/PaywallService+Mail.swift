@@ -163,7 +163,7 @@ extension PaywallService {
     /// sendmail command, so a cron job without one fails loudly instead of doing nothing.
     public func deliverPendingMail() throws(ServiceError) -> (Int, Int) {
         guard configuration.sendmailCommand != nil else {
-            throw .configuration(name: "PAYWALL_SENDMAIL", value: "", expected: "a sendmail-compatible command to deliver mail with")
+            throw .configuration(name: "PAYWALL_SENDMAIL", value: "", expected: "a sendmail-compatible command to deliver mail with, its absolute path then its arguments, e.g. '/usr/sbin/sendmail -t'")
         }
         return deliverMail(limit: 1_000)
     }

@@ -61,7 +61,7 @@ extension PaywallService {
     /// The account an access token names. Device tokens and every other kind are refused,
     /// and so is the token of an account deleted since it was issued.
     public func signedInAccount(bearer: String?) throws(ServiceError) -> AccountID {
-        guard let bearer else { throw .token(.malformed("no access token: send 'Authorization: Bearer <access token>'")) }
+        guard let bearer else { throw .tokenRequired }
         guard case let .access(claims) = try verifyCached(bearer, kinds: [.access]) else {
             throw .token(.wrongType(expected: TokenKind.access.rawValue, actual: nil))
         }
@@ -80,9 +80,8 @@ extension PaywallService {
     /// `client` (the adapter's address key) is held to ``signUpLimit`` sign-ups: each costs
     /// a password hash, an account and a mail to an address the caller chooses.
     public func signUpReader(
-        email rawEmail: String, password: String, name: String, deviceToken: String?, deviceName: String?, client: String? = nil
+        email rawEmail: String, password: String, name: String?, deviceToken: String?, deviceName: String?, client: String? = nil
     ) throws(ServiceError) -> ReaderSession {
-        if let client, let wait = signUps.take(client, at: now) { throw .tooManySignUps(retryAfter: wait) }
         let device: String? = try deviceToken.map { (token: String) throws(ServiceError) -> String in
             guard token.utf8.count <= ReaderLimits.deviceToken else { throw .token(.malformed("the device token is longer than \(ReaderLimits.deviceToken) bytes")) }
             guard case let .device(claims) = try verifyCached(token, kinds: [.device]) else {
@@ -90,11 +89,21 @@ extension PaywallService {
             }
             return claims.deviceID
         }
-        let (account, carried): (Account, Int) = try mapped {
+        let (email, displayName): (EmailAddress, String?) = try mapped {
             let email = try EmailAddress(rawEmail)
             try configuration.passwordPolicy.validate(password, email: email)
-            let displayName = try validatedName(name, kind: "display")
+            // The name is optional: none, or only white space, is no name.
+            var displayName: String?
+            if let name, !name.allSatisfy(\.isWhitespace) { displayName = try validatedName(name, kind: "display") }
             _ = try Self.validDeviceName(deviceName)
+            return (email, displayName)
+        }
+        // Only a well-formed sign-up spends the address's budget: readers behind one address
+        // (a household, an office) who mistype a password must not lock each other out. The
+        // budget is taken before the address is looked up, so asking whether emails are taken
+        // costs it as before.
+        if let client, let wait = signUps.take(client, at: now) { throw .tooManySignUps(retryAfter: wait) }
+        let (account, carried): (Account, Int) = try mapped {
             if try store.account(email: email) != nil { throw StoreError.duplicateEmail(email.value) }
             let hash = try hasher.hash(password)
             return try store.createAccount(email: email, displayName: displayName, passwordHash: hash, carryingReadsOf: device, actor: .system)

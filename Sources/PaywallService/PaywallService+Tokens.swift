@@ -201,8 +201,8 @@ extension PaywallService {
 
     static func checkLifetime(_ ttl: TimeInterval, maximum: TimeInterval) throws {
         guard ttl > 0, ttl <= maximum else {
-            // The rejected value is shown as given: Int(Double) would trap on NaN or 1e300.
-            throw DomainError.invalidValue(field: "lifetime", value: "\(ttl)s", expected: "more than 0 and at most \(Int(maximum))s")
+            throw DomainError.invalidValue(
+                field: "lifetime", value: TimeText.format(duration: ttl), expected: "more than 0 and at most \(TimeText.format(duration: maximum))")
         }
     }
 

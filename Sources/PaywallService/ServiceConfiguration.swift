@@ -100,14 +100,14 @@ public struct ServiceConfiguration: Sendable {
     public var signInThrottle = SignInThrottle()
     /// The Stripe webhook endpoint's signing secrets (`whsec_…`); several while one is
     /// rolled (`PAYWALL_STRIPE_WEBHOOK_SECRETS`, comma-separated). Empty: the Stripe route
-    /// refuses every event (503 `billing_not_configured`).
+    /// refuses every event (404 `billing_not_configured`).
     public var stripeWebhookSecrets: [String] = []
     /// How long a Stripe subscription whose payment failed keeps access while Stripe
     /// retries (7 days; `PAYWALL_STRIPE_GRACE`).
     public var stripeGracePeriod: TimeInterval = 7 * 86_400
     /// The root certificate App Store signed data must chain up to (Apple Root CA - G3),
     /// DER (`PAYWALL_APPLE_ROOT_CERT`: a DER or PEM file). Nil: the App Store route
-    /// refuses every notification (503 `billing_not_configured`).
+    /// refuses every notification (404 `billing_not_configured`).
     public var appleRootCertificate: [UInt8]?
     /// The app's bundle id notifications must be for (`PAYWALL_APPLE_BUNDLE_ID`).
     public var appleBundleID: String?

@@ -89,7 +89,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .invalidInput(error): error.description
-        case let .configuration(name, value, expected): "invalid \(name) '\(value.prefix(80))': expected \(expected)"
+        case let .configuration(name, value, expected):
+            // An environment variable left empty is one not set; a flag given "" is invalid.
+            value.isEmpty && !name.hasPrefix("-") ? "\(name) is not set: set it to \(expected)" : "invalid \(name) '\(value.prefix(80))': expected \(expected)"
         case let .store(error): error.description
         case let .crypto(error): error.description
         case .invalidCredentials: "wrong email or password"
@@ -194,7 +196,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound: .notFound
+        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
@@ -224,6 +226,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .accountNotFound: "account_not_found"
             case .titleNotFound: "title_not_found"
             case .planNotFound: "plan_not_found"
+            case .billingProductNotMapped: "billing_product_not_found"
             case .trialNotFound: "trial_not_found"
             case .membershipNotFound: "membership_not_found"
             case .sessionNotFound: "session_not_found"

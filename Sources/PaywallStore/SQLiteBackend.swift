@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRDB
 import PaywallCore
 
@@ -41,6 +44,7 @@ final class SQLiteBackend: StoreBackend {
                 try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
             }
         }
+        if !configuration.readOnly { Self.createPrivately(path) }
         do {
             pool = try DatabasePool(path: path, configuration: config)
             if configuration.readOnly {
@@ -155,8 +159,18 @@ final class SQLiteBackend: StoreBackend {
         }
     }
 
-    /// SQLite's online backup to a new file.
+    /// Makes `path` an empty file only its owner may read or write, if there is none: SQLite
+    /// takes an empty file for an empty database, and gives its -wal and -shm files the same
+    /// mode. The database holds password hashes, sessions and mail waiting to be sent; made
+    /// by SQLite itself it was readable by everyone (0644 under the usual umask).
+    static func createPrivately(_ path: String) {
+        let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        if descriptor >= 0 { Glibc.close(descriptor) }  // EEXIST: it is there already, left as it is
+    }
+
+    /// SQLite's online backup to a new file (only its owner may read it, as the database).
     func backup(to destination: String) throws {
+        Self.createPrivately(destination)
         let target = try DatabaseQueue(path: destination)
         try pool.backup(to: target)
         try target.close()

@@ -98,7 +98,8 @@ extension Store {
     }
 
     /// Reads per title in `[from, to)`, metered and through gift links, by title id;
-    /// optionally of one title (listed even without reads).
+    /// optionally of one title (listed even without reads). Metered reads are distinct
+    /// (reader, article) pairs: re-reads in the period count once.
     public func readsByTitle(from: Date, to: Date, title: TitleID?) throws(StoreError) -> [TitleReadCounts] {
         let titleClause = title == nil ? "" : " AND title_id = ?"
         var arguments: SQLArguments = [from.millis, to.millis]
@@ -106,9 +107,13 @@ extension Store {
         return try read { db in
             var counts: [TitleID: TitleReadCounts] = [:]
             if let title { counts[title] = TitleReadCounts(titleID: title) }
+            // A reader's article counts once in a period, however often it was re-read: each
+            // re-read is a row (the meter keeps the article counted from its latest read), and
+            // counting rows let one account run up a title's reads with reloads.
             for row in try db.fetchAll("""
-                SELECT title_id, COUNT(*), COUNT(DISTINCT subject), COUNT(DISTINCT article_id) FROM reads
-                WHERE read_at >= ? AND read_at < ?\(titleClause) GROUP BY title_id
+                SELECT title_id, COUNT(*), COUNT(DISTINCT subject), COUNT(DISTINCT article_id)
+                FROM (SELECT DISTINCT title_id, subject, article_id FROM reads WHERE read_at >= ? AND read_at < ?\(titleClause)) AS payable
+                GROUP BY title_id
                 """, arguments) {
                 let id = TitleID(rawValue: row[0])
                 counts[id, default: TitleReadCounts(titleID: id)].reads = row[1]

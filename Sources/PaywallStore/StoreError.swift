@@ -18,6 +18,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case titleNotFound(String)
     case duplicateTitle(String)
     case planNotFound(String)
+    /// No plan is mapped to this provider's price or product.
+    case billingProductNotMapped(provider: String, product: String)
     case duplicatePlan(String)
     case emptyBundle(plan: String)
     case trialAlreadyUsed(email: String)
@@ -77,6 +79,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "title '\(id)' already exists"
         case let .planNotFound(id):
             return "no plan '\(id)'"
+        case let .billingProductNotMapped(provider, product):
+            return "no plan is mapped to \(provider) '\(product)'"
         case let .duplicatePlan(id):
             return "plan '\(id)' already exists"
         case let .emptyBundle(plan):

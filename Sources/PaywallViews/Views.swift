@@ -494,7 +494,8 @@ public struct PolicySummaryView: Encodable, Sendable {
     }
 }
 
-/// Reads per title over a period (`GET /admin/v1/reads`): what publishers are paid on.
+/// Reads per title over a period (`GET /admin/v1/reads`): metered reads (each reader's
+/// article once) and gift reads; members' reads are not recorded.
 public struct ReadsReportView: Encodable, Sendable {
     public var from: Date
     public var to: Date

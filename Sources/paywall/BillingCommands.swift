@@ -166,7 +166,7 @@ struct BillingCommand: ParsableCommand {
             if file == "-" {
                 contents = FileHandle.standardInput.readDataToEndOfFile()
             } else {
-                guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+                guard let data = FileManager.default.contents(atPath: file) else { throw fail(CLIFailure("cannot read '\(file)': no such file, or not readable")) }
                 contents = data
             }
             try global.run { service in BillingCommand.printResults(try service.replayBillingEvents(provider: provider, contents: Array(contents)), json: global.json) }

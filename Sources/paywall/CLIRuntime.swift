@@ -94,6 +94,7 @@ func hint(for error: ServiceError) -> String? {
         case .schemaTooNew: "upgrade paywall"
         case .titleNotFound: "list titles with 'paywall title list'"
         case .planNotFound: "list plans with 'paywall plan list'"
+        case .billingProductNotMapped: "list the mappings with 'paywall billing products'"
         case .accountNotFound: "list accounts with 'paywall account list'"
         case .corrupt: "check it with 'paywall db check'; restore it from a backup"
         case let .copyRefused(refusal):

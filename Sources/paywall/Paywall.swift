@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `paywall` command: administer accounts, the catalog, entitlements and the database.
 @main
@@ -23,4 +24,46 @@ struct Paywall: AsyncParsableCommand {
             BillingCommand.self,
         ]
     )
+
+    /// ArgumentParser's own `main`, except for a usage mistake a command finds once it runs
+    /// (a `ValidationError` from `run()`: two options that exclude each other, an unknown
+    /// provider): ArgumentParser then shows the top command's usage, which names none of the
+    /// options at fault. Here it shows the usage of the command that was run.
+    static func main() async {
+        var ran: (any ParsableCommand.Type)?
+        do {
+            var command = try parseAsRoot()
+            ran = type(of: command)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as ValidationError {
+            guard let ran, ran != Paywall.self else { exit(withError: error) }
+            let name = ([commandName(of: ran)] + ancestors(of: ran)).reversed().joined(separator: " ")
+            let text = "Error: \(error.message)\nUsage: \(usageString(for: ran))\n  See '\(name) --help' for more information.\n"
+            try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// The command's name as typed.
+    private static func commandName(of command: any ParsableCommand.Type) -> String {
+        command.configuration.commandName ?? command._commandName
+    }
+
+    /// The names of the commands above `command`, nearest first, up to `paywall`.
+    private static func ancestors(of command: any ParsableCommand.Type) -> [String] {
+        func path(from node: any ParsableCommand.Type) -> [String]? {
+            if node == command { return [] }
+            for child in node.configuration.subcommands {
+                if let rest = path(from: child) { return rest + [commandName(of: node)] }
+            }
+            return nil
+        }
+        return path(from: Paywall.self) ?? ["paywall"]
+    }
 }

@@ -73,6 +73,16 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, server) = try settings()
+        if demo {
+            // The demo runs on the shipped policy: without it, stop before a database is made.
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: configuration.policyDirectory.path, isDirectory: &isFolder), isFolder.boolValue else {
+                throw ValidationError("""
+                    --demo runs on the shipped policy, and there is no policy folder at \(configuration.policyDirectory.path): \
+                    run it from the repository's folder, or pass --policies PATH_TO_THE_REPOSITORY/Policies
+                    """)
+            }
+        }
         let webSettings: WebSettings
         do { webSettings = try WebSettings.resolve(environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError(error.description) }
         LoggingSystem.bootstrap { label in
@@ -123,6 +133,11 @@ struct ServeCommand: AsyncParsableCommand {
             try? service.close()
             printError("cannot listen on \(server.host):\(server.port): \(String(cString: strerror(error.errnoCode))); choose another --port or stop what holds it")
             throw ExitStatus.refused
+        } catch let error as SocketAddressError.UnknownHost {
+            // A host name that does not resolve, or an address that is no address.
+            try? service.close()
+            printError("cannot listen on \(error.host):\(error.port): no such address or host name; give --host an address of this machine (127.0.0.1, ::1, 0.0.0.0) or a name it resolves")
+            throw ExitStatus.refused
         } catch {
             try? service.close()
             throw fail(error)
@@ -145,7 +160,9 @@ struct ServeCommand: AsyncParsableCommand {
                 "",
                 "Sample readers (demo passwords; tokens for them: paywall token issue --account EMAIL):",
             ]
-            for reader in readers { lines.append("  \(reader.email)  \(reader.plan.map { "plan \($0)" } ?? "no membership")") }
+            for reader in readers {
+                lines.append("  \(reader.email)  password \"\(reader.password)\"  \(reader.plan.map { "plan \($0)" } ?? "no membership")")
+            }
         }
         // Unbuffered: a script (or a test) waits for this line to know the port.
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))

@@ -19,6 +19,26 @@ struct ValueTests {
         #expect(try TimeText.duration(text) == seconds)
     }
 
+    @Test("durations printed as they are typed, in the largest unit that divides them", arguments: [
+        (90.0, "90s"), (900, "15m"), (46_800, "13h"), (1_209_600, "2w"), (86_400, "1d"), (0, "0s"), (1.5, "1.5s"), (Double.nan, "nans"),
+    ])
+    func durationText(_ seconds: Double, text: String) throws {
+        #expect(TimeText.format(duration: seconds) == text)
+        if seconds >= 1, seconds.rounded() == seconds { #expect(try TimeText.duration(text) == seconds) }
+    }
+
+    @Test("a rejected value is shown cut to 64 characters, whatever its length")
+    func longValuesCut() {
+        let long = String(repeating: "x", count: 5_000)
+        for error in [DomainError.invalidIdentifier(kind: "title id", value: long, reason: "too long"), .invalidValue(field: "article", value: long, expected: "1 to 256 bytes"),
+                      .invalidEmail(long, reason: "no @"), .invalidDuration(long), .invalidDate(long)] {
+            #expect(error.description.count < 200, "\(error.description.prefix(80))")
+            #expect(error.description.contains(String(repeating: "x", count: 64) + "…"))
+        }
+        #expect(DomainError.invalidValue(field: "plan", value: "short", expected: "x").description == "invalid plan 'short': expected x")
+        #expect(DomainError.invalidValue(field: "plan", value: "", expected: "one of a, b").description == "no plan given: expected one of a, b")
+    }
+
     @Test("bad durations", arguments: ["", "d", "0d", "-1d", "1.5d", "10", "10y", "1 d", "99999999999999999999d", "+5d"])
     func badDurations(_ text: String) {
         #expect(throws: DomainError.invalidDuration(text)) { try TimeText.duration(text) }

@@ -171,6 +171,33 @@ struct AccountRouteTests {
         #expect(throws: ServiceError.self) { try f.service.account("three@example.com") }
     }
 
+    @Test("a refused sign-up (bad email, weak password, bad name) spends none of the address's budget; the name is optional")
+    func refusedSignUpsSpendNothing() async throws {
+        let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 1 }
+        try await withAPI(f) { client in
+            let before = try f.snapshot()
+            for _ in 0..<3 {
+                #expect(try await client.signUp("not an email").errorCode == "invalid_email")
+                #expect(try await client.signUp("weak@example.com", password: "short").errorCode == "weak_password")
+                #expect(try await client.signUp("named@example.com", name: "bad\u{07}name").errorCode == "invalid_name")
+            }
+            #expect(try f.snapshot() == before)
+            // The one sign-up the budget allows, with no name at all.
+            let nameless = try await client.json("/v1/accounts", ["email": "nameless@example.com", "password": "a long enough passphrase"])
+            #expect(nameless.status == .created, "\(nameless.text)")
+            #expect(try await client.signUp("blank@example.com", name: "   ").status == .tooManyRequests)
+        }
+        #expect(try f.service.account("nameless@example.com").displayName == nil)
+    }
+
+    @Test("a blank name is no name")
+    func blankName() async throws {
+        let f = try readerFixture(mail: nil)
+        let response = try await withAPI(f) { client in try await client.signUp("blank@example.com", name: "  ") }
+        #expect(response.status == .created, "\(response.text)")
+        #expect(try f.service.account("blank@example.com").displayName == nil)
+    }
+
     @Test("password-reset requests per client address: the burst, then 429 too_many_reset_requests for known and unknown emails alike, nothing written")
     func resetRequestLimit() async throws {
         let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 2 }
@@ -190,11 +217,11 @@ struct AccountRouteTests {
     func signUpRefusals() async throws {
         let f = try readerFixture(mail: nil)
         let cases: [([String: Any], String?, HTTPResponse.Status, String)] = [
-            (["email": "x@example.com", "password": "a long enough passphrase"], nil, .badRequest, "missing_field"),
+            (["password": "a long enough passphrase", "name": "X"], nil, .badRequest, "missing_field"),
             (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "admin": true], nil, .badRequest, "unknown_field"),
             (["email": "not an email", "password": "a long enough passphrase", "name": "X"], nil, .badRequest, "invalid_email"),
             (["email": "x@example.com", "password": "short", "name": "X"], nil, .badRequest, "weak_password"),
-            (["email": "x@example.com", "password": "a long enough passphrase", "name": "  "], nil, .badRequest, "invalid_name"),
+            (["email": "x@example.com", "password": "a long enough passphrase", "name": "X\u{07}"], nil, .badRequest, "invalid_name"),
             (["email": "x@example.com", "password": "a long enough passphrase", "name": String(repeating: "n", count: 201)], nil, .badRequest, "invalid_name"),
             (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "deviceName": String(repeating: "d", count: 65)], nil, .badRequest, "invalid_name"),
             (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "deviceToken": "not-a-token"], nil, .unauthorized, "invalid_token"),
@@ -321,7 +348,7 @@ struct AccountRouteTests {
             ]
             #expect(refusals[0].status == .notFound && refusals[0].errorCode == "session_not_found")
             #expect(refusals[1].status == .notFound && refusals[1].errorCode == "session_not_found", "another account's session is not found")
-            #expect(refusals[2].status == .unauthorized && refusals[2].errorCode == "invalid_token")
+            #expect(refusals[2].status == .unauthorized && refusals[2].errorCode == "token_required")
             #expect(refusals[3].status == .methodNotAllowed && refusals[3].headers[.allow] == "DELETE")
             #expect(try f.snapshot() == before)
 
@@ -447,7 +474,7 @@ struct AccountRouteTests {
             // Newest first: the older link is void, the newer verifies.
             #expect(try await client.json("/v1/email/verify", ["token": tokens[1]]).errorCode == "link_invalid")
             #expect(try await client.json("/v1/email/verify", ["token": tokens[0]]).status == .ok)
-            #expect(try await client.post("/v1/email/verification", nil, contentType: nil).errorCode == "invalid_token")
+            #expect(try await client.post("/v1/email/verification", nil, contentType: nil).errorCode == "token_required")
         }
     }
 
@@ -529,7 +556,7 @@ struct AccountRouteTests {
             let withBody = try await client.post("/v1/trials", #"{"days":90}"#, token: try alias.string("accessToken"))
             #expect(again.status == .conflict && again.errorCode == "trial_already_used")
             #expect(aliased.status == .conflict && aliased.errorCode == "trial_already_used", "one trial per person: the normalized email")
-            #expect(anonymous.status == .unauthorized && anonymous.errorCode == "invalid_token")
+            #expect(anonymous.status == .unauthorized && anonymous.errorCode == "token_required")
             #expect(byDevice.status == .unauthorized && byDevice.errorCode == "invalid_token")
             #expect(withBody.errorCode == "unknown_field")
             #expect(try f.snapshot() == before)
@@ -553,7 +580,7 @@ struct AccountRouteTests {
         #expect(try asMember.object()["trial"] == nil)
         #expect(try (try asTrial.object()["trial"] as? [String: Any])?["daysLeft"] as? Int == 14)
         #expect(deleted.status == .unauthorized && deleted.errorCode == "invalid_token")
-        #expect(noToken.status == .unauthorized && noToken.errorCode == "invalid_token")
+        #expect(noToken.status == .unauthorized && noToken.errorCode == "token_required")
     }
 
     @Test("each account route takes one method: others get 405 with Allow")

@@ -15,6 +15,7 @@ struct Refusal: Sendable, CustomTestStringConvertible {
     var uri: String = "/v1/access"
     var body: String?
     var contentType: String? = "application/json"
+    var contentEncoding: String?
     var authorization: String?
     var status: HTTPResponse.Status
     var code: String
@@ -61,6 +62,7 @@ struct BadInputTests {
         Refusal(name: "text/plain", body: goodBody, contentType: "text/plain", status: .unsupportedMediaType, code: "unsupported_media_type"),
         Refusal(name: "form-encoded", body: "title=euronews", contentType: "application/x-www-form-urlencoded", status: .unsupportedMediaType, code: "unsupported_media_type"),
         Refusal(name: "no content type", body: goodBody, contentType: nil, status: .unsupportedMediaType, code: "unsupported_media_type"),
+        Refusal(name: "gzip-encoded", body: goodBody, contentEncoding: "gzip", status: .unsupportedMediaType, code: "unsupported_media_type"),
         Refusal(name: "application/jsonx", body: goodBody, contentType: "application/jsonx", status: .unsupportedMediaType, code: "unsupported_media_type"),
         // Preview.
         Refusal(name: "preview of 0 articles", uri: "/v1/access/preview", body: #"{"articles":[]}"#, status: .badRequest, code: "invalid_field"),
@@ -165,6 +167,7 @@ struct BadInputTests {
         let response = try await withAPI(f) { client in
             var headers: HTTPFields = [:]
             if let contentType = refusal.contentType { headers[.contentType] = contentType }
+            if let encoding = refusal.contentEncoding { headers[.contentEncoding] = encoding }
             if let authorization { headers[.authorization] = authorization }
             return try await client.execute(uri: refusal.uri, method: refusal.method, headers: headers, body: refusal.body.map { ByteBuffer(string: $0) })
         }

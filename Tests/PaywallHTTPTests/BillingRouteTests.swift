@@ -85,6 +85,13 @@ struct BillingRouteTests {
             #expect(response.status == .notFound && response.errorCode == "billing_not_configured")
             let apple = try await client.post("/v1/billing/apple", #"{"signedPayload": "a.b.c"}"#)
             #expect(apple.status == .notFound && apple.errorCode == "billing_not_configured")
+            // Whatever the body: the setting is what is missing.
+            for body in ["{}", "not json", #"{"other": 1}"#] {
+                let refused = try await client.post("/v1/billing/apple", body)
+                #expect(refused.status == .notFound && refused.errorCode == "billing_not_configured", "\(body)")
+                let stripe = try await client.post("/v1/billing/stripe", body, contentType: "text/plain")
+                #expect(stripe.status == .notFound && stripe.errorCode == "billing_not_configured", "\(body)")
+            }
         }
         #expect(try bare.snapshot() == bareBefore)
     }
@@ -141,6 +148,8 @@ struct BillingRouteTests {
             let list = try await client.execute(uri: "/admin/v1/billing/products", method: .get, headers: [.authorization: "Bearer \(admin)"])
             let products = try #require(try list.object()["products"] as? [[String: String]])
             #expect(products == [["provider": "apple", "product": "com.example.news", "plan": "news"], ["provider": "stripe", "product": "price_news", "plan": "news"]])
+            // Audited, as every admin read is.
+            #expect(try f.service.auditEntries(limit: 1).first?.action == "admin.billing.products")
             let noPlan = try await client.post("/admin/v1/billing/products", #"{"provider": "stripe", "product": "price_x", "plan": "nope"}"#, token: admin)
             #expect(noPlan.status == .notFound && noPlan.errorCode == "plan_not_found")
             let badProvider = try await client.post("/admin/v1/billing/products", #"{"provider": "paypal", "product": "x", "plan": "news"}"#, token: admin)

@@ -50,6 +50,21 @@ struct GiftStoreTests {
         #expect(try store.readsByTitle(from: Date(timeIntervalSince1970: 0), to: at.addingTimeInterval(1), title: title).first?.giftReads == 2)
     }
 
+    @Test("the reads report counts a reader's article once in a period, however often re-read", arguments: TestBackend.all)
+    func reportCountsRereadsOnce(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        _ = try f.title("euronews")
+        let title = TitleID(rawValue: "euronews")
+        let (ada, bob) = (try f.account("ada@example.com"), try f.account("bob@example.com"))
+        let at = f.clock.now()
+        var reads = (0..<5).map { ArticleRead(subject: .account(ada.id), titleID: title, articleID: "a1", at: at.addingTimeInterval(Double($0))) }
+        reads.append(ArticleRead(subject: .account(ada.id), titleID: title, articleID: "a2", at: at))
+        reads.append(ArticleRead(subject: .account(bob.id), titleID: title, articleID: "a1", at: at))
+        try f.store.recordReads(reads)
+        let counts = try f.store.readsByTitle(from: at, to: at.addingTimeInterval(60), title: title)
+        #expect(counts == [TitleReadCounts(titleID: title, reads: 3, readers: 2, articles: 2, giftReads: 0, giftArticles: 0)])
+    }
+
     @Test("a gift for an unknown account or title is refused, nothing stored", arguments: TestBackend.all)
     func refused(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

@@ -131,28 +131,33 @@ extension PaywallService {
         // cannot reach a password: only the client's budget applies to it.
         let emailKey = (try? EmailAddress(rawEmail)).map { Self.signInThrottleKey($0) }
         let clientKey = "client:" + String(client.prefix(128))
-        let keys = [emailKey, clientKey].compactMap { $0 }
-        if let until = try mapped({ try store.signInBlockedUntil(keys: keys, at: now) }) {
+        var counted: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)] = [
+            (clientKey, throttle.window, { throttle.wait(failures: $0, free: throttle.clientFree, refuseAfter: throttle.clientRefuseAfter) }),
+        ]
+        if let emailKey {
+            counted.append((emailKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }))
+        }
+        // Counted as a failure before the hash, in the transaction that checks the block, so
+        // guesses sent at once cannot all pass the check (see ``Store/claimSignInAttempt``).
+        if let until = try mapped({ try store.claimSignInAttempt(keys: counted, at: now) }) {
             throw .tooManyAttempts(retryAfter: until.timeIntervalSince(now))
         }
         let account: Account
         do {
             account = try checkCredentials(email: rawEmail, password: password)
         } catch .invalidCredentials {
-            try mapped {
-                var counted: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)] = [
-                    (clientKey, throttle.window, { throttle.wait(failures: $0, free: throttle.clientFree, refuseAfter: throttle.clientRefuseAfter) }),
-                ]
-                if let emailKey {
-                    counted.append((emailKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }))
-                }
-                try store.recordSignInFailure(keys: counted, at: now)
-            }
-            throw .invalidCredentials
+            throw .invalidCredentials  // counted already
+        } catch {
+            // Not the reader's mistake (overloaded, the database): the attempt does not count.
+            try? store.refundSignInAttempt(keys: counted, at: now)
+            throw error
         }
-        // The account's count restarts; the address's does not (one account of one's own
-        // must not reset the budget for guessing others').
-        if let emailKey { try mapped { try store.clearSignInFailures(key: emailKey) } }
+        // The account's count restarts; the address's loses this attempt only (one account
+        // of one's own must not reset the budget for guessing others').
+        try mapped {
+            try store.refundSignInAttempt(keys: [counted[0]], at: now)
+            if let emailKey { try store.clearSignInFailures(key: emailKey) }
+        }
         return try openSession(account: account, deviceName: deviceName)
     }
 

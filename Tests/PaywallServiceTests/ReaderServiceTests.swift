@@ -175,6 +175,57 @@ struct SignInThrottleKeyTests {
     }
 }
 
+@Suite("The sign-in throttle under concurrent guesses")
+struct SignInThrottleRaceTests {
+    @Test("guesses sent at once are counted before they are hashed: one past the free five is tried, the rest refused", arguments: TestBackend.all)
+    func concurrentGuesses(backend: TestBackend) async throws {
+        let f = try ServiceFixture(backend: backend)
+        let s = f.service
+        _ = try await s.signUp(email: "victim@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let outcomes = await withTaskGroup(of: String.self) { group -> [String] in
+            for attempt in 0..<20 {
+                group.addTask {
+                    do throws(ServiceError) {
+                        _ = try await s.blocking { service throws(ServiceError) in
+                            try service.signInReader(email: "victim@example.com", password: "wrong \(attempt)", deviceName: nil, client: "client-\(attempt)")
+                        }
+                        return "accepted"
+                    } catch {
+                        return error.code
+                    }
+                }
+            }
+            var all: [String] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        // Five free failures, the sixth sets a wait: six reach the hash, whatever the timing.
+        #expect(outcomes.filter { $0 == "invalid_credentials" }.count == 6, "\(outcomes)")
+        #expect(outcomes.filter { $0 == "too_many_attempts" }.count == 14, "\(outcomes)")
+    }
+
+    @Test("a right password takes its attempt back: an address's good sign-ins never use its budget")
+    func successRefunds() throws {
+        let f = try ServiceFixture { $0.signInThrottle.clientFree = 2; $0.signInThrottle.clientRefuseAfter = 3 }
+        let s = f.service
+        for index in 0..<6 {
+            _ = try s.signUp(email: "reader\(index)@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        }
+        // Six good sign-ins from one address, past its three-attempt limit: none is refused.
+        for index in 0..<6 {
+            _ = try s.signInReader(email: "reader\(index)@example.com", password: "correct horse battery", deviceName: nil, client: "office")
+        }
+        // Its failures still count: two free, the third is refused after.
+        for attempt in 0..<3 {
+            #expect(throws: ServiceError.invalidCredentials) {
+                try s.signInReader(email: "reader0@example.com", password: "wrong \(attempt)", deviceName: nil, client: "office")
+            }
+            f.clock.advance(by: 2)
+        }
+        #expect(throws: ServiceError.self) { try s.signInReader(email: "reader1@example.com", password: "correct horse battery", deviceName: nil, client: "office") }
+    }
+}
+
 @Suite("Pruning what only grows")
 struct PruneTests {
     @Test("expired session rows, orphaned device names, expired links and old mail go; live sessions, their refresh and unexpired mail stay")

@@ -26,7 +26,12 @@ extension PaywallService {
                 throw DomainError.invalidValue(field: "period", value: period, expected: "one of week, month, year")
             }
             let bundle: TitleBundle
-            if let titles, !titles.isEmpty {
+            if let titles {
+                // An empty list is a mistake, not "every title" (the CLI refused it, the API
+                // took it for every title): every title is asked for by leaving titles out.
+                guard !titles.isEmpty else {
+                    throw DomainError.invalidValue(field: "titles", value: "", expected: "at least one title id (leave titles out for a plan of every title)")
+                }
                 bundle = .titles(Set(try titles.map { try TitleID(validating: $0) }))
             } else {
                 bundle = .all

@@ -26,8 +26,10 @@ extension PaywallService {
         return try sendLink(accountID: accountID, purpose: .verifyEmail, lifetime: lifetime, actor: actor) { account, token in
             OutgoingMail(
                 recipient: account.email, subject: "Confirm your email address",
+                // No display name: whoever signs up chooses it and the address alike, and
+                // text of theirs in our mail to a stranger is a phishing channel.
                 body: """
-                    Hello \(account.displayName ?? ""),
+                    Hello,
 
                     To confirm that \(account.email) is your address, open this link within \(Int(lifetime / 3_600)) hours:
 
@@ -56,7 +58,7 @@ extension PaywallService {
                 OutgoingMail(
                     recipient: account.email, subject: "Reset your password",
                     body: """
-                        Hello \(account.displayName ?? ""),
+                        Hello,
 
                         Someone asked to reset the password of \(account.email). To choose a new one, open this link within \(Int(lifetime / 60)) minutes:
 

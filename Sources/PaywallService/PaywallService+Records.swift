@@ -135,16 +135,25 @@ extension PaywallService {
 
     /// Audit entries, newest first, about one account (by reference) or one target.
     public func auditEntries(account: String? = nil, target: String? = nil, limit: Int) throws(ServiceError) -> [AuditEntry] {
+        try auditEntries(filter: AuditFilter(target: target), account: account, limit: limit)
+    }
+
+    /// Audit entries matching `filter` (actor, action or action prefix, target, period),
+    /// newest first; `account` (an email or id) stands for its `account:<id>` target.
+    public func auditEntries(filter: AuditFilter, account: String?, limit: Int) throws(ServiceError) -> [AuditEntry] {
         guard (1...100_000).contains(limit) else {
             throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 100000"))
         }
+        if let since = filter.since, let until = filter.until, since >= until {
+            throw .invalidInput(.invalidValue(field: "until", value: TimeText.format(until), expected: "later than since"))
+        }
         return try mapped {
-            var filter = target
+            var filter = filter
             if let account {
-                guard target == nil else { throw DomainError.invalidValue(field: "filter", value: "account and target", expected: "at most one of them") }
-                filter = "account:\(try store.account(matching: account).id)"
+                guard filter.target == nil else { throw DomainError.invalidValue(field: "filter", value: "account and target", expected: "at most one of them") }
+                filter.target = "account:\(try store.account(matching: account).id)"
             }
-            return try store.auditEntries(target: filter, limit: limit)
+            return try store.auditEntries(filter: filter, limit: limit)
         }
     }
 

@@ -116,6 +116,7 @@ public final class PaywallService: Sendable {
     /// by a newer paywall) is passed over, so a restarted server still starts; the policy
     /// watcher then reports it (``refreshPublishedPolicy()`` refuses it with its errors).
     func loadPolicyInForce() throws(ServiceError) -> (Policy, Int64?) {
+        if configuration.policyFolderFirst { return (try loadPolicy(directory: configuration.policyDirectory), nil) }
         let history = try mapped { try store.policyHistory(limit: 50) }
         var firstError: ServiceError?
         for published in history {

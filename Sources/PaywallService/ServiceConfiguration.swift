@@ -41,6 +41,10 @@ public struct ServiceConfiguration: Sendable {
     public var developmentKeys = false
     /// The policy folder (default `./Policies`).
     public var policyDirectory = URL(fileURLWithPath: "Policies")
+    /// The folder's policy even when one was published to the store: for an admin who
+    /// names a folder to decide or compare with (`policy decide --policies`, `policy diff
+    /// --policies`); a server always takes the newest publication.
+    public var policyFolderFirst = false
     /// The `iss` of every token we issue and the only one we accept.
     public var issuer = "paywall"
     /// The default `aud` of tokens (the HTTP API).

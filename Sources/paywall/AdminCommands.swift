@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
+import PaywallStore
 import PaywallViews
 
 struct AuditCommand: ParsableCommand {
@@ -16,16 +17,30 @@ struct AuditCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only entries about this account (email or id).") var account: String?
         @Option(help: "Only entries about this target, e.g. title:euronews.") var target: String?
+        @Option(help: ArgumentHelp("Only entries by this actor, e.g. admin:alice or system (as the ACTOR column shows it).", valueName: "actor")) var by: String?
+        @Option(help: "Only this action, or every action under a prefix ending in '.', e.g. membership.") var action: String?
+        @Option(help: ArgumentHelp("Only entries at or after this instant (2026-11-01 or 2026-11-01T09:00:00Z).", valueName: "instant")) var since: String?
+        @Option(help: ArgumentHelp("Only entries before this instant.", valueName: "instant")) var until: String?
         @Option(help: "At most this many entries.") var limit = 50
 
         func validate() throws {
             if account != nil, target != nil { throw ValidationError("give at most one of --account and --target") }
             guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 100000") }
+            // --actor is every command's "who makes this change"; listing changes nothing, and
+            // taking it for a filter silently listed everything.
+            if global.actor != nil { throw ValidationError("--actor names who makes a change, and listing changes nothing: to see one actor's entries, use --by (e.g. --by admin:alice)") }
         }
 
         func run() throws {
+            var filter = AuditFilter(actor: by, action: action, target: target)
+            do throws(DomainError) {
+                filter.since = try since.map { (text) throws(DomainError) in try TimeText.instant(text) }
+                filter.until = try until.map { (text) throws(DomainError) in try TimeText.instant(text) }
+            } catch {
+                throw ValidationError(error.description)
+            }
             try global.run(readOnly: true) { service in
-                let entries = try service.auditEntries(account: account, target: target, limit: limit).map(AuditView.init)
+                let entries = try service.auditEntries(filter: filter, account: account, limit: limit).map(AuditView.init)
                 let out = Output(json: global.json)
                 if global.json { out.emit(entries); return }
                 out.table(["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS"], entries.map {

@@ -32,7 +32,7 @@ extension GlobalOptions {
     }
 
     /// The service's configuration from the environment and these flags.
-    func configuration(readOnly: Bool, policies: String?) throws(ServiceError) -> ServiceConfiguration {
+    func configuration(readOnly: Bool, policies: String?, policyFolderFirst: Bool = false) throws(ServiceError) -> ServiceConfiguration {
         var overrides = ServiceConfiguration.Overrides()
         overrides.databaseLocation = db
         overrides.keysDirectory = keys
@@ -41,14 +41,18 @@ extension GlobalOptions {
         // The CLI's first-use convenience: a development key when the ring has none (said
         // on stderr when it happens). PAYWALL_DEV_KEYS=0 turns it off.
         overrides.developmentKeysByDefault = true
-        return try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+        var configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+        configuration.policyFolderFirst = policyFolderFirst
+        return configuration
     }
 
     /// Opens the service, runs `body`, and turns any failure into one line on stderr and
     /// a non-zero exit status.
-    func run(readOnly: Bool = false, policies: String? = nil, _ body: (PaywallService) throws -> Void) throws {
+    /// `policies` named on the command line is the policy to use even when one was
+    /// published to the database (`policyFolderFirst`).
+    func run(readOnly: Bool = false, policies: String? = nil, policyFolderFirst: Bool = false, _ body: (PaywallService) throws -> Void) throws {
         do {
-            let service = try PaywallService(configuration: try configuration(readOnly: readOnly, policies: policies))
+            let service = try PaywallService(configuration: try configuration(readOnly: readOnly, policies: policies, policyFolderFirst: policyFolderFirst))
             try body(service)
         } catch {
             throw fail(error)

@@ -33,7 +33,14 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             try global.run { service in
                 let record = try service.generateKey(try KeysCommand.algorithm(alg), actor: global.auditActor)
-                if global.json { Output(json: true).emit(KeyView(record, state: .active)) } else { print("generated \(record.algorithm) key \(record.kid); it signs from now on") }
+                if global.json { Output(json: true).emit(KeyView(record, state: .active)); return }
+                // A key published by 'keys rotate' and not yet signing still takes over at its time.
+                let pending = try service.keyStates().filter { $0.1 == .next }.map(\.0).min { $0.activatesAt < $1.activatesAt }
+                if let pending {
+                    print("generated \(record.algorithm) key \(record.kid); it signs from now on until \(pending.kid), published earlier with 'keys rotate', takes over at \(TimeText.format(pending.activatesAt))")
+                } else {
+                    print("generated \(record.algorithm) key \(record.kid); it signs from now on")
+                }
             }
         }
     }

@@ -101,7 +101,7 @@ struct PolicyCommand: ParsableCommand {
         @Option(help: "The article's section.") var section: String?
         @Option(help: "An article tag (repeatable).") var tag: [String] = []
         @Option(help: "When the article was published (ISO 8601).") var published: String?
-        @Option(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var policies: String?
+        @Option(help: "The policy folder, used even when a policy was published to the database (default: the newest publication, else $PAYWALL_POLICIES, else ./Policies).") var policies: String?
         @Flag(help: "List every rule, whether it matched, and which part failed.") var explain = false
         @Flag(help: "Record the read when it uses the meter.") var record = false
 
@@ -112,7 +112,7 @@ struct PolicyCommand: ParsableCommand {
         }
 
         func run() throws {
-            try global.run(readOnly: !record, policies: policies) { service in
+            try global.run(readOnly: !record, policies: policies, policyFolderFirst: policies != nil) { service in
                 var request = RequestFacts()
                 if let ip {
                     guard let address = IPAddress(ip) else { throw CLIFailure("--ip '\(ip)' is not an IPv4 or IPv6 address") }
@@ -158,22 +158,29 @@ struct PolicyCommand: ParsableCommand {
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Replay recorded reads through the running and a proposed policy; report what would change.",
-            discussion: "Impact analysis before a change goes live. The proposed folder must check clean."
+            discussion: """
+                Impact analysis before a change goes live. The proposed folder must check clean. \
+                What is replayed is the metered reads the store recorded: access checks that wrote \
+                nothing (members, trial readers, teasers once a meter was spent) left no record, so \
+                a change that only gives more access (a higher limit, a wider members' rule) can \
+                show no change here. Cover such a change with a case in Policies/tests ('policy test').
+                """
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The proposed policy folder.") var proposed: String
         @Option(help: "Replay reads from this instant on (ISO 8601; default 30 days ago).") var since: String?
-        @Option(help: "The running policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var policies: String?
+        @Option(help: "The running policy folder, used even when a policy was published (default: the newest publication, else $PAYWALL_POLICIES, else ./Policies).") var policies: String?
         @Option(help: "Replay at most this many reads.") var limit = 100_000
 
         func run() throws {
-            try global.run(readOnly: true, policies: policies) { service in
+            try global.run(readOnly: true, policies: policies, policyFolderFirst: policies != nil) { service in
                 let current = try service.policy()
                 let next = try service.loadPolicy(directory: URL(fileURLWithPath: proposed))
                 let start = try since.map { try TimeText.instant($0) } ?? service.now.addingTimeInterval(-30 * 86_400)
                 let impact = try service.policyImpact(current: current, proposed: next, since: start, limit: limit)
                 if global.json { Output(json: true).emit(PolicyImpactView(impact)); return }
                 print("replayed \(impact.replayed) reads since \(start.text): \(impact.changed) decisions would change (revision \(current.revision) → \(next.revision))")
+                print("(recorded metered reads only: checks that wrote nothing, such as members' and teasers, are not replayed; see 'paywall policy diff --help')")
                 for (label, counts) in [("by title", impact.byTitle), ("by access", impact.byAccess), ("by rule", impact.byRule)] where !counts.isEmpty {
                     print("\n\(label):")
                     for (key, count) in counts.sorted(by: { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }) {

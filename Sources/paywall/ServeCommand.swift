@@ -23,16 +23,21 @@ struct ServeCommand: AsyncParsableCommand {
             refused and the old one stays). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
             PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
             PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
-            PAYWALL_LOG_FORMAT, PAYWALL_SECURE_COOKIES (1 when served over TLS), PAYWALL_METRICS_TOKEN \
-            (the bearer token GET /metrics asks for; unset: none). The API: GET /openapi.json; \
-            the reader's web pages: GET /.
+            PAYWALL_LOG_FORMAT, PAYWALL_TRUSTED_PROXIES. Environment only: PAYWALL_SECURE_COOKIES \
+            (1 when served over TLS), PAYWALL_METRICS_TOKEN (the bearer token GET /metrics asks \
+            for; unset: none), PAYWALL_LINK_BASE (the site's public address), PAYWALL_SENDMAIL and \
+            PAYWALL_MAIL_FROM (mail), PAYWALL_MAX_SESSIONS, PAYWALL_SIGNUPS_PER_ADDRESS, \
+            PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
+            PAYWALL_BUSY_TIMEOUT, PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
+            PAYWALL_APPLE_ROOT_CERT, PAYWALL_APPLE_BUNDLE_ID, PAYWALL_APPLE_ENVIRONMENT; the README \
+            says what each does. The API: GET /openapi.json; the reader's web pages: GET /.
             """
     )
 
     @Flag(help: "Demo mode: a development key and a sample catalog and readers.") var demo = false
     @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1).", valueName: "host")) var host: String?
     @Option(help: ArgumentHelp("Port (default 8080; 0: any free port).", valueName: "port")) var port: Int?
-    @Option(help: ArgumentHelp("The SQLite database file (default ./paywall.sqlite).", valueName: "path")) var db: String?
+    @Option(help: ArgumentHelp("The SQLite database file, or a postgres:// URL shared by several servers (default ./paywall.sqlite; prefer PAYWALL_DB for a URL with a password).", valueName: "path-or-url")) var db: String?
     @Option(help: ArgumentHelp("The signing key folder (default ./Keys).", valueName: "dir")) var keys: String?
     @Option(help: ArgumentHelp("The policy folder (default ./Policies).", valueName: "dir")) var policies: String?
     @Option(help: ArgumentHelp("The tokens' iss (default paywall).", valueName: "name")) var issuer: String?

@@ -63,6 +63,14 @@ struct CLITests {
         }
         #expect(audit.allSatisfy { $0["actor"] as? String == "admin:tester" })
         #expect(try cli.run(["audit", "list", "--account", "ada@example.com"]).stdout.contains("trial.start"))
+        // Filters: by actor, by action prefix, by period; --actor (who makes a change) is refused here.
+        let byTester = try cli.run(["audit", "list", "--by", "admin:tester", "--action", "membership.", "--json"])
+        let filtered = try #require(try JSONSerialization.jsonObject(with: Data(byTester.stdout.utf8)) as? [[String: Any]])
+        #expect(!filtered.isEmpty && filtered.allSatisfy { ($0["action"] as? String)?.hasPrefix("membership.") == true })
+        #expect((try cli.json(try cli.run(["audit", "list", "--by", "admin:nobody", "--json"]).stdout) as? [Any])?.isEmpty == true)
+        #expect((try cli.json(try cli.run(["audit", "list", "--since", "2999-01-01", "--json"]).stdout) as? [Any])?.isEmpty == true)
+        let misused = try cli.run(["audit", "list", "--actor", "admin:tester"])
+        #expect(misused.status == 64 && misused.stderr.contains("--by"))
 
         let check = try cli.run(["db", "check"])
         #expect(check.status == 0)

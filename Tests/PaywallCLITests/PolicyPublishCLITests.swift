@@ -23,6 +23,17 @@ struct PolicyPublishCLITests {
         let published = try cli.run(["policy", "publish", CLIHarness.repositoryPolicies, "--author", "ada", "--json"])
         #expect(published.status == 0, "\(published.stderr)")
         let revision = try #require((try cli.json(published.stdout) as? [String: Any])?["revision"] as? String)
+        // A folder named on the command line is what 'policy decide' uses, publication or not.
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        let other = cli.folder.appendingPathComponent("other")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        let shipped = try String(contentsOfFile: CLIHarness.repositoryPolicies + "/paywall.policy", encoding: .utf8)
+        try Data((shipped + "\n# a change of the text is a change of revision\n").utf8).write(to: other.appendingPathComponent("paywall.policy"))
+        let decide = ["policy", "decide", "--anonymous", "--title", "euronews", "--article", "a1", "--json"]
+        let asPublished = try cli.json(try cli.run(decide).stdout) as? [String: Any]
+        let asFolder = try cli.json(try cli.run(decide + ["--policies", other.path]).stdout) as? [String: Any]
+        #expect(asPublished?["revision"] as? String == revision)
+        #expect((asFolder?["revision"] as? String).map { $0 != revision } == true, "\(String(describing: asFolder))")
         let history = try cli.run(["policy", "history"])
         #expect(history.stdout.contains(revision) && history.stdout.contains("ada") && history.stdout.contains("(in force)"))
         let back = try cli.run(["policy", "rollback", String(revision.prefix(8)), "--author", "bob"])

@@ -175,12 +175,15 @@ struct AdminRouteTests {
         let f = try seededFixture()
         let token = try adminToken(f, [.catalog])
         let before = try f.snapshot()
-        let (badPeriod, badTitle, missingName) = try await withAPI(f) { client in
+        let (badPeriod, badTitle, missingName, noTitles) = try await withAPI(f) { client in
             (try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"decade"}"#, token: token),
              try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month","titles":["nope"]}"#, token: token),
-             try await client.call(.post, "/admin/v1/plans", #"{"id":"p","period":"month"}"#, token: token))
+             try await client.call(.post, "/admin/v1/plans", #"{"id":"p","period":"month"}"#, token: token),
+             try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month","titles":[]}"#, token: token))
         }
         #expect(badPeriod.status == .badRequest && badPeriod.errorCode == "invalid_value")
+        // An empty list is a mistake, not every title.
+        #expect(noTitles.status == .badRequest && noTitles.errorCode == "invalid_value", "\(noTitles.text)")
         #expect(badTitle.status == .notFound && badTitle.errorCode == "title_not_found")
         #expect(missingName.status == .badRequest && missingName.errorCode == "missing_field")
         #expect(try f.snapshot() == before)

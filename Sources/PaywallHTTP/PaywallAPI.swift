@@ -312,7 +312,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as ServiceError {
             Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
-            context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(error.description)])
+            context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))])
             throw APIError(error)
         } catch let error as HTTPError {
             switch error.status {

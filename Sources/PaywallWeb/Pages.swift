@@ -74,6 +74,16 @@ extension WebSite {
         do throws(ServiceError) {
             if gift == "" { throw ServiceError.giftRefused("not a gift token") }
             let request = AccessRequest(title: titleID, article: article.input, request: visit.facts, gift: gift)
+            // A link followed from another site must not spend a signed-in reader's free
+            // article: the session cookie is SameSite=Lax, which such a navigation carries,
+            // so any site could send a reader through articles until the meter is spent. The
+            // decision is asked without consuming; when it would take a unit, the page asks
+            // first, and following its link (same origin) spends it.
+            if gift == nil, visit.reader != nil, Self.crossSite(visit.request),
+               let preview = try await service.blocking({ service throws(ServiceError) in try service.previewAccess([request], reader: visit.accessReader) }).first,
+               let meter = preview.meter, meter.consumed {
+                return confirmReadPage(visit, title: title, article: article, decision: preview, meter: meter)
+            }
             answer = try await service.checkAccess(request, reader: visit.accessReader)
         } catch {
             // A gift link for another article, expired, withdrawn or forged: a page saying so
@@ -121,6 +131,31 @@ extension WebSite {
         let description = decision.access == .none ? nil : article.summary
         let jsonLd = Self.jsonLd(answer, article: article, title: title, description: description)
         return page("article", visit, title: article.headline, description: description, ogType: "article", jsonLd: jsonLd, values: values)
+    }
+
+    /// Whether the browser says the request came from another site (`Sec-Fetch-Site:
+    /// cross-site`; browsers set it, pages cannot).
+    static func crossSite(_ request: Request) -> Bool {
+        request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased() == "cross-site"
+    }
+
+    /// An article reached from another site whose full text would use a free article: its
+    /// teaser, and a link to read it that spends the unit once followed from here.
+    func confirmReadPage(_ visit: Visit, title: Title, article: Article, decision: Decision, meter: MeterOutcome) -> Response {
+        let here = Self.path(title: title.id.rawValue, article: article.id)
+        let count = article.paragraphs.count
+        let shown = min(max(decision.teaserParagraphs, 0), count)
+        var values: [String: Any] = [
+            "titleID": title.id.rawValue, "titleName": title.name, "headline": article.headline, "byline": article.byline,
+            "open": Array(article.paragraphs[0..<shown]),
+            "confirmRead": [
+                "href": here,
+                "left": meter.remaining + 1 == 1 ? "your last free article this month" : "1 of your \(meter.remaining + 1) free articles left this month",
+            ],
+        ]
+        if let section = article.section { values["section"] = section }
+        if let published = article.published { values["published"] = ["iso": TimeText.format(published), "text": Self.longDate(published)] }
+        return page("article", visit, title: article.headline, description: article.summary, ogType: "article", jsonLd: nil, values: values)
     }
 
     /// The box in place of the rest of the text: the offers the policy returned, in its order.

@@ -9,6 +9,17 @@ struct LogHandlerTests {
         LogEvent(level: level, message: message, metadata: metadata, source: "PaywallHTTP", file: #fileID, function: #function, line: #line)
     }
 
+    @Test("email addresses in a refusal's reason are masked; other text is kept", arguments: [
+        ("'ada@example.com' has already had a free trial", "'a***@example.com' has already had a free trial"),
+        ("no account 'x.y+tag@mail.example.org' (list accounts)", "no account 'x***@mail.example.org' (list accounts)"),
+        ("email 'READER@example.com' is taken; so is bob@example.com", "email 'R***@example.com' is taken; so is b***@example.com"),
+        ("no plan 'news' for kid a@b", "no plan 'news' for kid a@b"),
+        ("an @ alone, @example.com", "an @ alone, @example.com"),
+    ])
+    func masksEmails(_ text: String, masked: String) {
+        #expect(LogText.maskingEmails(text) == masked)
+    }
+
     @Test("a line carries the time, level, label, the logger's latest metadata sorted by key, the source and the message")
     func layout() {
         var handler = StandardErrorLogHandler(label: "paywall", format: .text)

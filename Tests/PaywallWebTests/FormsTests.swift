@@ -84,6 +84,33 @@ struct FormsTests {
         }
     }
 
+    @Test("a link from another site spends no free article until the reader follows the page's own link; a name is optional")
+    func crossSiteSpendsNothing() async throws {
+        let f = try demoFixture()
+        let seed = try #require(library.article(title: "euronews", id: "zelenskyy-talks"))
+        let crossSite: HTTPFields = [HTTPField.Name("Sec-Fetch-Site")!: "cross-site"]
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signup")
+            let signedUp = try await browser.post("/signup", [("name", ""), ("email", "nameless@example.com"), ("password", "a long web passphrase")])
+            #expect(signedUp.status == .seeOther, "no name is fine: \(signedUp.text.prefix(300))")
+            let before = try f.snapshot()["reads"]
+            let fromElsewhere = try await browser.get(seedPath, headers: crossSite)
+            #expect(fromElsewhere.status == .ok)
+            #expect(fromElsewhere.text.contains("Read this article?") && fromElsewhere.text.contains("1 of your 3 free articles"))
+            #expect(fromElsewhere.text.contains(#"href="\#(seedPath)""#))
+            #expect(!contains(fromElsewhere.text, paragraph: seed.paragraphs[11]), "no full text before the reader says so")
+            #expect(try f.snapshot()["reads"] == before, "no free article spent")
+            // Followed from the page itself: read, and counted.
+            let read = try await browser.get(seedPath, headers: [HTTPField.Name("Sec-Fetch-Site")!: "same-origin"]).text
+            #expect(contains(read, paragraph: seed.paragraphs[11]))
+            #expect(read.contains("You have 2 free articles left this month."))
+            // Read already: from another site it opens at once (a re-read spends nothing).
+            let again = try await browser.get(seedPath, headers: crossSite).text
+            #expect(contains(again, paragraph: seed.paragraphs[11]) && !again.contains("Read this article?"))
+        }
+    }
+
     @Test("bad sign-up input: an inline error beside the field, the input kept but never the password, nothing written")
     func badSignUp() async throws {
         let f = try demoFixture()

@@ -37,8 +37,10 @@ actor Browser {
 
     init(_ client: any TestClientProtocol) { self.client = client }
 
-    func get(_ path: String) async throws -> TestResponse {
-        let response = try await client.execute(uri: path, method: .get, headers: cookieHeader())
+    func get(_ path: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var fields = cookieHeader()
+        for field in headers { fields.append(field) }
+        let response = try await client.execute(uri: path, method: .get, headers: fields)
         absorb(response)
         return response
     }

@@ -43,13 +43,17 @@ public struct PaywallAPI: Sendable {
     /// length and content of what a client sends.
     let metricsTokenDigest: [UInt8]?
 
+    /// The origins whose pages may call the reader-facing API (``CORSMiddleware``); empty: none.
+    let corsOrigins: Set<String>
+
     /// The reader's web pages (PaywallWeb), mounted on this router when set (`paywall serve`).
     public var web: WebSite?
 
     public init(
         service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
-        metrics: PrometheusCollectorRegistry? = nil, metricsToken: String? = nil
+        metrics: PrometheusCollectorRegistry? = nil, metricsToken: String? = nil, corsOrigins: Set<String> = []
     ) {
+        self.corsOrigins = corsOrigins
         self.service = service
         self.deviceMinting = deviceMinting
         self.jwksMaxAge = jwksMaxAge
@@ -71,6 +75,8 @@ public struct PaywallAPI: Sendable {
         let router = Router(context: PaywallRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(RequestMetricsMiddleware())
         router.middlewares.add(RequestIDMiddleware())
+        // Outside the error middleware, so error responses carry the CORS headers too.
+        if !corsOrigins.isEmpty { router.middlewares.add(CORSMiddleware(origins: corsOrigins)) }
         router.middlewares.add(ErrorMiddleware())
         router.post("/v1/access") { request, context in try await self.access(request, context) }
         router.post("/v1/access/preview") { request, context in try await self.preview(request, context) }

@@ -19,6 +19,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// The bearer token `/metrics` asks for (`PAYWALL_METRICS_TOKEN`: Prometheus's
     /// `authorization` credentials). Nil: `/metrics` answers anyone who reaches the port.
     public var metricsToken: String?
+    /// Origins whose pages may call the reader-facing API from a browser
+    /// (`PAYWALL_CORS_ORIGINS`, comma-separated, e.g. `https://news.example.com`); none by default.
+    public var corsOrigins: Set<String> = []
 
     public init() {}
 
@@ -62,6 +65,15 @@ public struct ServerSettings: Sendable, Equatable {
             }
             settings.metricsToken = token
         }
+        if let text = environment["PAYWALL_CORS_ORIGINS"], !text.trimmingCharacters(in: .whitespaces).isEmpty {
+            for item in text.split(separator: ",") {
+                let origin = item.trimmingCharacters(in: .whitespaces)
+                guard Self.isOrigin(origin) else {
+                    throw invalid("PAYWALL_CORS_ORIGINS", origin, "origins as browsers send them, comma-separated: a scheme, a host and maybe a port, e.g. https://news.example.com or http://localhost:3000 (no path, no '*')")
+                }
+                settings.corsOrigins.insert(origin)
+            }
+        }
         if let text = flags.logFormat ?? environment["PAYWALL_LOG_FORMAT"] {
             guard let format = LogFormat(rawValue: text.lowercased()) else {
                 throw invalid(flags.logFormat != nil ? "--log-format" : "PAYWALL_LOG_FORMAT", text, "text or json")
@@ -69,6 +81,18 @@ public struct ServerSettings: Sendable, Equatable {
             settings.logFormat = format
         }
         return settings
+    }
+
+    /// `https://host[:port]` or `http://host[:port]`, lower case, as a browser's `Origin`.
+    static func isOrigin(_ text: String) -> Bool {
+        let rest: Substring
+        if text.hasPrefix("https://") { rest = text.dropFirst(8) } else if text.hasPrefix("http://") { rest = text.dropFirst(7) } else { return false }
+        guard !rest.isEmpty, rest.count <= 253, rest == rest.lowercased() else { return false }
+        let parts = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        let host = parts[0]
+        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }), host.allSatisfy(\.isASCII) else { return false }
+        if parts.count == 2 { guard let port = Int(parts[1]), (1...65_535).contains(port), String(port) == parts[1] else { return false } }
+        return true
     }
 }
 

@@ -25,7 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
             PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
             PAYWALL_LOG_FORMAT, PAYWALL_TRUSTED_PROXIES. Environment only: PAYWALL_SECURE_COOKIES \
             (1 when served over TLS), PAYWALL_METRICS_TOKEN (the bearer token GET /metrics asks \
-            for; unset: none), PAYWALL_LINK_BASE (the site's public address), PAYWALL_SENDMAIL and \
+            for; unset: none), PAYWALL_LINK_BASE (the site's public address), PAYWALL_CORS_ORIGINS \
+            (origins whose pages may call the API), PAYWALL_SENDMAIL and \
             PAYWALL_MAIL_FROM (mail), PAYWALL_MAX_SESSIONS, PAYWALL_SIGNUPS_PER_ADDRESS, \
             PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
             PAYWALL_BUSY_TIMEOUT, PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
@@ -118,7 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        var api = PaywallAPI(service: service, metrics: registry, metricsToken: server.metricsToken)
+        var api = PaywallAPI(service: service, metrics: registry, metricsToken: server.metricsToken, corsOrigins: server.corsOrigins)
         do {
             // The reader's pages on the same server; article texts only with --demo (in
             // production they are the publisher's CMS's, never invented here).

@@ -77,7 +77,7 @@ public struct PaywallAPI: Sendable {
         router.middlewares.add(RequestIDMiddleware())
         // Outside the error middleware, so error responses carry the CORS headers too.
         if !corsOrigins.isEmpty { router.middlewares.add(CORSMiddleware(origins: corsOrigins)) }
-        router.middlewares.add(ErrorMiddleware())
+        router.middlewares.add(ErrorMiddleware(web: web))
         router.post("/v1/access") { request, context in try await self.access(request, context) }
         router.post("/v1/access/preview") { request, context in try await self.preview(request, context) }
         router.post("/v1/devices") { request, context in try await self.devices(request, context) }
@@ -308,6 +308,9 @@ public struct PaywallAPI: Sendable {
 /// request's tokens or body).
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = PaywallRequestContext
+    /// The reader's pages, when mounted: a browser's page request for an unknown path gets
+    /// their 404 page rather than the API's JSON.
+    var web: WebSite?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -325,6 +328,7 @@ struct ErrorMiddleware: RouterMiddleware {
             case .notFound:
                 // The router answers 404 for a known path with another method: that is 405.
                 if let allowed = PaywallAPI.allowHeader(forPath: request.uri.path) { throw APIError.methodNotAllowed(allow: allowed) }
+                if let page = await web?.notFoundPage(request, context) { return page }
                 throw APIError.notFound
             case .methodNotAllowed: throw APIError.methodNotAllowed(allow: PaywallAPI.allowHeader(forPath: request.uri.path))
             default: throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)

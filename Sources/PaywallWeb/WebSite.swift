@@ -83,6 +83,18 @@ public struct WebSite: Sendable {
 
     // MARK: - Routes
 
+    /// The site's 404 page, for a browser asking for a page at a path no route has (a
+    /// mistyped or old link); nil for anything else, which gets the API's JSON 404: another
+    /// method, a client that does not accept HTML, or a path of the API's.
+    public func notFoundPage<Context: RemoteAddressRequestContext>(_ request: Request, _ context: Context) async -> Response? {
+        let path = request.uri.path
+        guard request.method == .get || request.method == .head,
+              request.headers[.accept]?.contains("text/html") == true,
+              !path.hasPrefix("/v1/"), !path.hasPrefix("/admin/v1/"), !path.hasPrefix("/.well-known/")
+        else { return nil }
+        return await run(request, context) { visit in self.notFound(visit) }
+    }
+
     /// The pages' routes, added to the API's router (`paywall serve` mounts both on one server).
     public func addRoutes<Context: RemoteAddressRequestContext>(to router: Router<Context>) {
         router.get("/") { request, context in await self.run(request, context) { visit in try await self.home(visit) } }

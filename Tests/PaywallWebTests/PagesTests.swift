@@ -57,6 +57,25 @@ struct PagesTests {
         }
     }
 
+    @Test("a browser asking for a page nobody has gets the site's 404 page; API clients and API paths the JSON error")
+    func notFoundPages() async throws {
+        let f = try demoFixture()
+        let html: HTTPFields = [.accept: "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"]
+        let (page, json, api, post) = try await withSite(f) { client in
+            (try await client.execute(uri: "/titles/euronews", method: .get, headers: html),
+             try await client.execute(uri: "/titles/euronews", method: .get),
+             try await client.execute(uri: "/v1/nothing", method: .get, headers: html),
+             try await client.execute(uri: "/nothing", method: .post, headers: html))
+        }
+        #expect(page.status == .notFound)
+        #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+        #expect(String(buffer: page.body).contains("We could not find that page"))
+        #expect(page.headers[.cacheControl] == "private, no-store")
+        for response in [json, api, post] {
+            #expect(response.status == .notFound && response.headers[.contentType]?.hasPrefix("application/json") == true)
+        }
+    }
+
     @Test("without --demo: the catalog, no articles, nothing invented")
     func homeWithoutArticles() async throws {
         let f = try demoFixture()

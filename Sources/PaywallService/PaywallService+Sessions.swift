@@ -261,6 +261,10 @@ extension PaywallService {
     /// this account, or any with the same normalized email, had one.
     public func startOfferedTrial(accountID: AccountID) throws(ServiceError) -> Trial {
         guard let days = try policy().offeredTrialDays else { throw .trialNotOffered }
+        if configuration.trialNeedsVerifiedEmail {
+            guard let account = try mapped({ try store.account(id: accountID) }) else { throw .store(.accountNotFound(accountID.rawValue)) }
+            guard account.emailVerifiedAt != nil else { throw .emailNotVerified }
+        }
         return try mapped { try store.startTrial(accountID: accountID, duration: TimeInterval(days) * 86_400, actor: .account(accountID)) }
     }
 }

@@ -76,6 +76,11 @@ public struct ServiceConfiguration: Sendable {
     public var maximumSessions = 5
     /// Sign-ups a client address may make at once; then one a minute.
     public var signUpsPerAddress = 10
+    /// The policy's offered trial only for a confirmed email address
+    /// (`PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL=1`). Off by default: the seed page's "Fourteen
+    /// days free" follows the sign-up at once. On, a throwaway address buys no trial, and no
+    /// one can spend a stranger's one trial by signing up with their address first.
+    public var trialNeedsVerifiedEmail = false
     /// The sendmail-compatible command that delivers mail, as program and arguments
     /// (`PAYWALL_SENDMAIL="/usr/sbin/sendmail -t"`): the message goes to its standard
     /// input with its `To:` header. Nil: mail waits in the outbox.
@@ -158,6 +163,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_GIFT_MONTHLY_LIMIT` | gift links per member per calendar month (0 to 1000; 0: off) |
     /// | `PAYWALL_MAX_SESSIONS` | sessions per account (1 to 100, default 5) |
     /// | `PAYWALL_SIGNUPS_PER_ADDRESS` | sign-ups a client address may make at once, then one a minute (default 10) |
+    /// | `PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL` | 1: the offered trial only once the email address is confirmed |
     /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
     /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
     /// | `PAYWALL_LINK_BASE` | the site's public http(s) URL: links in mail, the feed, the sitemap and gift links start with it |
@@ -240,6 +246,13 @@ public struct ServiceConfiguration: Sendable {
         if let text = environment["PAYWALL_MAX_SESSIONS"] {
             guard let count = Int(text), (1...100).contains(count) else { throw invalid("PAYWALL_MAX_SESSIONS", text, "a whole number from 1 to 100") }
             configuration.maximumSessions = count
+        }
+        if let text = environment["PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL"] {
+            switch text.lowercased() {
+            case "1", "true", "yes": configuration.trialNeedsVerifiedEmail = true
+            case "0", "false", "no", "": configuration.trialNeedsVerifiedEmail = false
+            default: throw invalid("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL", text, "1 (a trial needs a confirmed email address) or 0")
+            }
         }
         if let text = environment["PAYWALL_SIGNUPS_PER_ADDRESS"] {
             guard let count = Int(text), (1...1_000_000).contains(count) else {

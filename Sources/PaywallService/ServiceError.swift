@@ -80,6 +80,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case linkInvalid
     /// The policy in force offers no free trial.
     case trialNotOffered
+    /// The trial needs a confirmed email address (``ServiceConfiguration/trialNeedsVerifiedEmail``).
+    case emailNotVerified
     /// The sendmail command refused `count` messages; they stay in the outbox.
     case mailNotDelivered(count: Int)
     /// A payment provider's event was refused (signature, chain, shape) or its provider is
@@ -116,6 +118,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooManyResetRequests(wait): "too many password-reset requests from this address; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
+        case .emailNotVerified: "confirm your email address first: open the link we mailed you, or ask for a new one"
         case let .billing(error): error.description
         case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
@@ -185,6 +188,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
+        case .emailNotVerified: .forbidden
         case let .billing(error):
             // 404, not 503: a server without the provider's settings has no such endpoint,
             // and the provider keeps the event to deliver again.
@@ -266,6 +270,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyResetRequests: "too_many_reset_requests"
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
+        case .emailNotVerified: "email_not_verified"
         case .mailNotDelivered: "mail_not_delivered"
         case let .billing(error):
             if case .notConfigured = error { "billing_not_configured" } else if error.isSignatureFailure { "invalid_signature" } else { "invalid_event" }

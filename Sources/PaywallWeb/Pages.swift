@@ -346,6 +346,8 @@ extension WebSite {
             switch error {
             case .store(.trialAlreadyUsed): return try await account(visit, status: .conflict, error: "Your free trial has already been used: there is one per person.")
             case .trialNotOffered: return try await account(visit, status: .conflict, error: "No free trial is offered at the moment.")
+            case .emailNotVerified:
+                return try await account(visit, status: .forbidden, error: "Confirm your email address first: open the link we mailed you, or send a new one below.")
             default: throw error
             }
         }

@@ -46,7 +46,8 @@ struct PolicyCommand: ParsableCommand {
         func run() throws {
             let (folder, policy) = try folderOption.load()
             if json {
-                Output(json: true).emit(["folder": folder.path, "revision": policy.revision, "rules": String(policy.ruleNames.count), "result": "ok"])
+                struct Checked: Encodable { var folder: String; var revision: String; var rules: Int; var meters: Int; var result = "ok" }
+                Output(json: true).emit(Checked(folder: folder.path, revision: policy.revision, rules: policy.ruleNames.count, meters: policy.meters.count))
             } else {
                 print("\(folder.path): ok — \(policy.ruleNames.count) rules, \(policy.meters.count) meters, \(policy.titleSections.count) title sections (revision \(policy.revision))")
             }

@@ -532,6 +532,23 @@ struct AccountRouteTests {
         }
     }
 
+    @Test("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL: no trial before the address is confirmed (403, nothing written), then the trial")
+    func trialNeedsVerifiedEmail() async throws {
+        let f = try readerFixture(mail: nil) { $0.trialNeedsVerifiedEmail = true }
+        try await withAPI(f) { client in
+            let access = try await client.signUp("new@example.com").string("accessToken")
+            let before = try f.snapshot()
+            let refused = try await client.post("/v1/trials", nil, token: access, contentType: nil)
+            #expect(refused.status == .forbidden && refused.errorCode == "email_not_verified", "\(refused.text)")
+            #expect(try f.snapshot() == before)
+            let mail = try #require(try f.service.outbox().first { $0.recipient == "new@example.com" })
+            let token = try #require(mail.body.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression).map { String(mail.body[$0].dropFirst(7)) })
+            #expect(try await client.json("/v1/email/verify", ["token": token]).status == .ok)
+            let started = try await client.post("/v1/trials", nil, token: access, contentType: nil)
+            #expect(started.status == .created, "\(started.text)")
+        }
+    }
+
     @Test("POST /v1/trials starts the policy's trial once per person; refusals write nothing")
     func trials() async throws {
         let f = try readerFixture(mail: nil)

@@ -35,6 +35,14 @@ enum MeterSQL {
         WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ?) AS counted
         """
 
+    /// When the subject last read this article in `(start, end]` (NULL: not in the window),
+    /// for the write path, which lets a re-read soon after write nothing. Arguments:
+    /// subject, start, end, title, article.
+    static let latestReadOfArticle = """
+        SELECT MAX(read_at) FROM reads
+        WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ? AND article_id = ?
+        """
+
     /// Whether the subject read this article in `(start, end]`. Arguments: subject, start,
     /// end, title, article.
     static let readInWindow = """

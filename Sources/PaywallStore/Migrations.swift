@@ -388,6 +388,10 @@ enum Migrations {
         // queries now do (each article's latest read, re-reads asked again). An empty step,
         // so a version means the same on both backends.
         migrator.registerMigration("v16-metered-reads-latest") { _ in }
+        // PostgreSQL only: a re-read within a minute of its article's latest read writes
+        // nothing (``Store/quietRereadMillis``). An empty step on SQLite, whose query is in
+        // Swift.
+        migrator.registerMigration("v17-metered-rereads-quiet") { _ in }
 
         return migrator
     }()

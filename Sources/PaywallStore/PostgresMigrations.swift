@@ -458,6 +458,44 @@ enum PostgresMigrations {
             END $$
             """,
         ]),
+        // A re-read within a minute (60000 ms, `Store.quietRereadMillis`, written out: a
+        // migration does not change with the code) of the article's latest read writes
+        // nothing (a reload, an app asking twice), as SQLite's `Store.meteredRead` does.
+        ("v17-metered-rereads-quiet", [
+            """
+            CREATE OR REPLACE FUNCTION paywall_metered_reads(
+                p_subjects text[], p_starts bigint[], p_titles text[], p_articles text[], p_ats bigint[], p_limits bigint[])
+            RETURNS TABLE (hit int, used bigint, inserted int, oldest bigint) LANGUAGE plpgsql AS $$
+            DECLARE
+                latest bigint;
+            BEGIN
+                PERFORM count(pg_advisory_xact_lock(hashtextextended(s, 0)))
+                FROM (SELECT DISTINCT s FROM unnest(p_subjects) AS s ORDER BY s) AS sorted;
+                FOR i IN 1 .. coalesce(array_length(p_subjects, 1), 0) LOOP
+                    SELECT MAX(r.read_at) INTO latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                        AND r.title_id = p_titles[i] AND r.article_id = p_articles[i];
+                    hit := (latest IS NOT NULL)::int;
+                    SELECT COUNT(*), MIN(counted.latest) INTO used, oldest
+                    FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                          GROUP BY r.title_id, r.article_id) AS counted;
+                    IF hit = 1 AND p_ats[i] - latest < \(Store.quietRereadMillis) THEN
+                        inserted := 0;
+                    ELSIF hit = 1 OR used < p_limits[i] THEN
+                        INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (p_subjects[i], p_titles[i], p_articles[i], p_ats[i]);
+                        inserted := 1;
+                        IF hit = 1 THEN
+                            SELECT MIN(counted.latest) INTO oldest
+                            FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                                  GROUP BY r.title_id, r.article_id) AS counted;
+                        END IF;
+                    ELSE
+                        inserted := 0;
+                    END IF;
+                    RETURN NEXT;
+                END LOOP;
+            END $$
+            """,
+        ]),
     ]
 }
 

@@ -87,17 +87,26 @@ extension Store {
         }
     }
 
+    /// A re-read this soon after its article's latest read writes nothing (both backends).
+    static let quietRereadMillis: Int64 = 60_000
+
     static func meteredRead(_ db: any SQLConnection, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> CountedRead {
         let start = read.at.addingTimeInterval(-window).millis
         // No upper bound: concurrent checks are stamped when they start but committed in
         // the order they reach the writer, so a read stamped a millisecond *later* may
         // already hold the last unit. Counting it is what keeps the meter exact.
         let end = Int64.max
-        let already = try db.fetchValue(Bool.self, MeterSQL.readInWindow, [read.subject.key, start, end, read.titleID.rawValue, read.articleID]) ?? false
+        let latest = try db.fetchValue(Int64.self, MeterSQL.latestReadOfArticle, [read.subject.key, start, end, read.titleID.rawValue, read.articleID])
         let counted = try db.fetchOne(MeterSQL.countAllAndOldest, [read.subject.key, start, end])
         let used: Int = counted?[0] ?? 0
         let oldest: Int64? = counted?[1]
-        if already {  // counted already: the count includes it
+        if let latest {  // counted already: the count includes it
+            // A reload, or an app asking twice: nothing is written (each re-read was a
+            // durable row, and one account could add rows as fast as it could ask). The
+            // article then stays counted from its latest read at most this much less long.
+            if read.at.millis - latest < Self.quietRereadMillis {
+                return CountedRead(outcome: .reread, oldestCounted: oldest.map(Date.init(millis:)) ?? read.at, used: used)
+            }
             try insertRead(db, read)
             // The article now stays counted until this read leaves: if its earlier read was
             // the one to leave first, another is now. Asked again (re-reads only).

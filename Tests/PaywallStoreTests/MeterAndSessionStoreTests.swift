@@ -182,7 +182,7 @@ struct AsyncGroupCommitTests {
         #expect(rereads == 6, "each recorded article asked twice more: free re-reads")
         #expect(outcomes.count - recorded - rereads == 291)
         #expect(try store.meterUsage(subject: .device("d1"), window: 86_400).used == 3)
-        #expect(try f.countsFromAnotherStore()["reads"] == 9, "3 counted, 6 free re-reads recorded as such")
+        #expect(try f.countsFromAnotherStore()["reads"] == 3, "3 counted; the 6 re-reads, asked at the same instant, write nothing")
         let (batches, reads) = store.groupCommit.statistics
         #expect(reads == 300 && batches < 300)
     }
@@ -267,8 +267,25 @@ struct CountedReadTests {
         // Only a re-read: the article alone, its latest read.
         let onlyOne = try await f.store.recordCountedRead(read("d3", "x", t, 0), window: window, limit: 5)
         #expect(onlyOne.oldestCounted == t)
-        let onlyOneAgain = try await f.store.recordCountedRead(read("d3", "x", t, 30), window: window, limit: 5)
-        #expect(onlyOneAgain == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(30), used: 1))
+        let onlyOneAgain = try await f.store.recordCountedRead(read("d3", "x", t, 90), window: window, limit: 5)
+        #expect(onlyOneAgain == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(90), used: 1))
+    }
+
+    @Test("a re-read within a minute of the article's latest read writes nothing; later, one row", arguments: TestBackend.all)
+    func quietRereads(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let t = f.clock.now()
+        _ = try await f.store.recordCountedRead(read("d4", "a", t, 0), window: window, limit: 5)
+        let rows = try f.store.readCount()
+        for offset in [1.0, 10, 59] {
+            let again = try await f.store.recordCountedRead(read("d4", "a", t, offset), window: window, limit: 5)
+            #expect(again == .init(outcome: .reread, oldestCounted: t, used: 1), "at \(offset) s")
+        }
+        #expect(try f.store.readCount() == rows, "reloads within the minute: no row")
+        let later = try await f.store.recordCountedRead(read("d4", "a", t, 61), window: window, limit: 5)
+        #expect(later == .init(outcome: .reread, oldestCounted: t.addingTimeInterval(61), used: 1))
+        #expect(try f.store.readCount() == rows + 1, "a minute on: the article stays counted from this read")
     }
 }
 

@@ -6,8 +6,8 @@ public enum MembershipStatus: String, Hashable, Sendable, Codable, CaseIterable 
     case active
     /// A payment failed; access continues until the grace period ends.
     case pastDue = "past_due"
-    /// Canceled; access continues until the current period ends (or the grace period, if
-    /// it was canceled while past due).
+    /// Canceled; access continues until the current period ends (or, if it was canceled
+    /// while past due, until the grace end when that comes first).
     case canceled
     /// Over: no access.
     case expired

@@ -24,14 +24,21 @@ struct CORSMiddleware: RouterMiddleware {
     static let exposeHeaders = HTTPField.Name("Access-Control-Expose-Headers")!
     static let maxAge = HTTPField.Name("Access-Control-Max-Age")!
 
-    /// Only the reader-facing API: the admin API is for tools and servers, not browsers.
+    /// Only the reader-facing API: the admin API is for tools and servers, not browsers,
+    /// and so are the payment providers' webhooks.
     static func covers(_ path: String) -> Bool {
-        path.hasPrefix("/v1/") || path == "/.well-known/jwks.json"
+        (path.hasPrefix("/v1/") && !path.hasPrefix("/v1/billing/")) || path == "/.well-known/jwks.json"
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let origin = request.headers[Self.origin], origins.contains(origin), Self.covers(request.uri.path) else {
-            return try await next(request, context)
+        guard Self.covers(request.uri.path) else { return try await next(request, context) }
+        guard let origin = request.headers[Self.origin], origins.contains(origin) else {
+            // Every answer on a covered path varies by Origin, with the header or without it:
+            // a shared cache (the JWKS is public for five minutes) must not hand a copy made
+            // for no origin to the front end's browser.
+            var response = try await next(request, context)
+            response.headers.append(HTTPField(name: .vary, value: "Origin"))
+            return response
         }
         if request.method == .options, request.headers[Self.requestMethod] != nil {
             return Response(status: .noContent, headers: [

@@ -69,34 +69,3 @@ public struct StandardErrorLogHandler: LogHandler {
         }
     }
 }
-
-/// Log text with readers' email addresses masked: a refusal's reason names the address it
-/// was about ("'ada@example.com' has already had a free trial"), and a log is read by more
-/// people, and kept longer, than the database. The first character of the local part and
-/// the domain stay, enough to tell addresses apart when following one support case.
-enum LogText {
-    static func maskingEmails(_ text: String) -> String {
-        guard text.contains("@") else { return text }
-        let stops: Set<Character> = [" ", "'", "\"", "(", ")", "<", ">", ",", ";", ":", "\n", "\t"]
-        var result = ""
-        var word = ""
-        func flush() {
-            if let at = word.firstIndex(of: "@"), at != word.startIndex, word[word.index(after: at)...].contains(".") {
-                result += String(word[word.startIndex]) + "***" + word[at...]
-            } else {
-                result += word
-            }
-            word = ""
-        }
-        for character in text {
-            if stops.contains(character) {
-                flush()
-                result.append(character)
-            } else {
-                word.append(character)
-            }
-        }
-        flush()
-        return result
-    }
-}

@@ -337,7 +337,7 @@ struct ErrorMiddleware: RouterMiddleware {
             _ = error
             throw APIError.tooLarge(RequestBody.limit)
         } catch {
-            context.logger.error("unexpected error", metadata: ["error": .string(String(describing: error))])
+            context.logger.error("unexpected error", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])
             throw APIError(status: .internalServerError, code: "internal", message: "an internal error occurred")
         }
     }

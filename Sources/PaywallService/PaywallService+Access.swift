@@ -17,7 +17,8 @@ public struct AccessRequest: Sendable {
     public var gift: String?
     /// A comp grant's token (`paywall-comp+jwt`, issued by support staff to this reader):
     /// full access to the titles it lists until it expires, decided apart from the policy
-    /// (see ``checkCompAccess(_:comp:reader:)``). On other titles it changes nothing.
+    /// (see ``checkCompAccess(_:comp:reader:)``). On other titles, and once it has expired,
+    /// it changes nothing.
     public var comp: String?
     public init(title: String, article: ArticleInput, request: RequestFacts = RequestFacts(), gift: String? = nil, comp: String? = nil) {
         self.title = title

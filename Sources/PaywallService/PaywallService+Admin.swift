@@ -287,14 +287,7 @@ extension PaywallService {
         guard (1...Self.maximumAuditPage).contains(limit) else {
             throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to \(Self.maximumAuditPage)"))
         }
-        var filter = filter
-        if let account {
-            guard filter.target == nil else { throw .invalidInput(.invalidValue(field: "filter", value: "account and target", expected: "at most one of them")) }
-            filter.target = "account:\(try self.account(account).id)"
-        }
-        if let since = filter.since, let until = filter.until, since >= until {
-            throw .invalidInput(.invalidValue(field: "until", value: TimeText.format(until), expected: "later than since"))
-        }
+        let filter = try resolvedAuditFilter(filter, account: account)
         return try auditedRead(admin, "admin.audit.list", target: "audit") {
             // One more than asked: whether an older page exists, without a count.
             let found = try store.auditEntries(filter: filter, limit: limit + 1)

@@ -10,16 +10,22 @@ extension PaywallService {
     /// An access check that carries a comp grant (`paywall token comp`, `POST
     /// /admin/v1/accounts/{account}/comps`): full access when the grant is this signed-in
     /// reader's and lists the title, decided apart from the policy like a gift link, with no
-    /// meter touched. Nil when it does not list the title: the policy decides as usual, so an
-    /// app may send its reader's comp with every check.
+    /// meter touched. Nil, so the policy decides as usual, when it does not list the title or
+    /// has expired: an app may send its reader's comp with every check, and the day it ends
+    /// a member must still read what the membership gives.
     ///
-    /// Refused (403 `invalid_comp`) when it does not verify (expired, forged, another kind)
-    /// or names another reader: a comp is given to one account, and a copied one must not
-    /// open the titles to whoever holds it.
+    /// Refused (403 `invalid_comp`) when it does not verify for another reason (forged, of
+    /// another kind, malformed), or when it lists the title and was given to another account
+    /// than the bearer's (or there is no signed-in reader): a comp is given to one account,
+    /// and a copied one must not open the titles to whoever holds it.
     public func checkCompAccess(_ request: AccessRequest, comp token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer? {
-        let claims = try await offCooperativePoolIfShared { service throws(ServiceError) in try service.verifiedComp(token, reader: reader) }
         let titleID = try mapped { try TitleID(validating: request.title) }
-        guard claims.titles.contains(titleID.rawValue) else { return nil }
+        guard let claims = try await offCooperativePoolIfShared({ service throws(ServiceError) in try service.verifiedComp(token) }),
+              claims.titles.contains(titleID.rawValue)
+        else { return nil }
+        guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
+            throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
+        }
         let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
         // The title must exist still (a comp outlives nothing in the catalog).
         let known = try await offCooperativePoolIfShared { service throws(ServiceError) in try mapped { try service.store.title(id: titleID) } }
@@ -34,19 +40,18 @@ extension PaywallService {
         return answer
     }
 
-    /// The claims of a comp grant given to `reader`.
-    func verifiedComp(_ token: String, reader: AccessReader) throws(ServiceError) -> CompGrantClaims {
+    /// The claims of a comp grant; nil once it has expired (it then gives nothing, and takes
+    /// nothing away). Verified through the verified-token cache: an app sends it with every check.
+    func verifiedComp(_ token: String) throws(ServiceError) -> CompGrantClaims? {
         let verified: VerifiedToken
         do throws(ServiceError) {
-            verified = try verifyToken(token, kinds: [.comp])
+            verified = try verifyCached(token, kinds: [.comp])
         } catch {
+            if case .token(.expired) = error { return nil }
             if case let .token(reason) = error { throw .compRefused(reason.description) }
             throw error
         }
         guard case let .comp(claims) = verified else { throw .compRefused("not a comp grant") }
-        guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
-            throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
-        }
         return claims
     }
 }

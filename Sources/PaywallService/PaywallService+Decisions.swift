@@ -137,8 +137,8 @@ extension PaywallService {
             }
             guard bundle.contains(title) else { continue }
             if let current = best {
-                let key = (Self.statusRank(status), membership.currentPeriodEnd)
-                if key <= (Self.statusRank(current.status), current.membership.currentPeriodEnd) { continue }
+                let key = (Self.statusRank(status), membership.accessEnd)
+                if key <= (Self.statusRank(current.status), current.membership.accessEnd) { continue }
             }
             best = (membership, status)
         }

@@ -144,17 +144,22 @@ extension PaywallService {
         guard (1...100_000).contains(limit) else {
             throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 100000"))
         }
+        let filter = try resolvedAuditFilter(filter, account: account)
+        return try mapped { try store.auditEntries(filter: filter, limit: limit) }
+    }
+
+    /// `filter` with `account` (an email or id) as its `account:<id>` target, and its period
+    /// checked: what the CLI's and the admin API's audit lists share.
+    func resolvedAuditFilter(_ filter: AuditFilter, account: String?) throws(ServiceError) -> AuditFilter {
+        var filter = filter
+        if let account {
+            guard filter.target == nil else { throw .invalidInput(.invalidValue(field: "filter", value: "account and target", expected: "at most one of them")) }
+            filter.target = "account:\(try self.account(account).id)"
+        }
         if let since = filter.since, let until = filter.until, since >= until {
             throw .invalidInput(.invalidValue(field: "until", value: TimeText.format(until), expected: "later than since"))
         }
-        return try mapped {
-            var filter = filter
-            if let account {
-                guard filter.target == nil else { throw DomainError.invalidValue(field: "filter", value: "account and target", expected: "at most one of them") }
-                filter.target = "account:\(try store.account(matching: account).id)"
-            }
-            return try store.auditEntries(filter: filter, limit: limit)
-        }
+        return filter
     }
 
     /// Integrity, foreign keys, schema version and sizes.

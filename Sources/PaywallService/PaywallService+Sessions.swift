@@ -139,9 +139,8 @@ extension PaywallService {
         }
         // Counted as a failure before the hash, in the transaction that checks the block, so
         // guesses sent at once cannot all pass the check (see ``Store/claimSignInAttempt``).
-        if let until = try mapped({ try store.claimSignInAttempt(keys: counted, at: now) }) {
-            throw .tooManyAttempts(retryAfter: until.timeIntervalSince(now))
-        }
+        let claim = try mapped { try store.claimSignInAttempt(keys: counted, at: now) }
+        if let until = claim.refusedUntil { throw .tooManyAttempts(retryAfter: until.timeIntervalSince(now)) }
         let account: Account
         do {
             account = try checkCredentials(email: rawEmail, password: password)
@@ -149,13 +148,13 @@ extension PaywallService {
             throw .invalidCredentials  // counted already
         } catch {
             // Not the reader's mistake (overloaded, the database): the attempt does not count.
-            try? store.refundSignInAttempt(keys: counted, at: now)
+            try? store.refundSignInAttempt(claim, keys: counted.map(\.key))
             throw error
         }
         // The account's count restarts; the address's loses this attempt only (one account
         // of one's own must not reset the budget for guessing others').
         try mapped {
-            try store.refundSignInAttempt(keys: [counted[0]], at: now)
+            try store.refundSignInAttempt(claim, keys: [clientKey])
             if let emailKey { try store.clearSignInFailures(key: emailKey) }
         }
         return try openSession(account: account, deviceName: deviceName)

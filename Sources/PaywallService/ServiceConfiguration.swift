@@ -247,13 +247,7 @@ public struct ServiceConfiguration: Sendable {
             guard let count = Int(text), (1...100).contains(count) else { throw invalid("PAYWALL_MAX_SESSIONS", text, "a whole number from 1 to 100") }
             configuration.maximumSessions = count
         }
-        if let text = environment["PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL"] {
-            switch text.lowercased() {
-            case "1", "true", "yes": configuration.trialNeedsVerifiedEmail = true
-            case "0", "false", "no", "": configuration.trialNeedsVerifiedEmail = false
-            default: throw invalid("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL", text, "1 (a trial needs a confirmed email address) or 0")
-            }
-        }
+        configuration.trialNeedsVerifiedEmail = try flag("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL") ?? false
         if let text = environment["PAYWALL_SIGNUPS_PER_ADDRESS"] {
             guard let count = Int(text), (1...1_000_000).contains(count) else {
                 throw invalid("PAYWALL_SIGNUPS_PER_ADDRESS", text, "a whole number from 1 to 1000000")

@@ -478,7 +478,7 @@ enum PostgresMigrations {
                     SELECT COUNT(*), MIN(counted.latest) INTO used, oldest
                     FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
                           GROUP BY r.title_id, r.article_id) AS counted;
-                    IF hit = 1 AND p_ats[i] - latest < \(Store.quietRereadMillis) THEN
+                    IF hit = 1 AND p_ats[i] - latest < 60000 THEN
                         inserted := 0;
                     ELSIF hit = 1 OR used < p_limits[i] THEN
                         INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (p_subjects[i], p_titles[i], p_articles[i], p_ats[i]);

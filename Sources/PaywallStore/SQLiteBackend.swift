@@ -163,14 +163,20 @@ final class SQLiteBackend: StoreBackend {
     /// takes an empty file for an empty database, and gives its -wal and -shm files the same
     /// mode. The database holds password hashes, sessions and mail waiting to be sent; made
     /// by SQLite itself it was readable by everyone (0644 under the usual umask).
-    static func createPrivately(_ path: String) {
+    /// Returns whether it made the file (false: it was there, and is left as it is).
+    @discardableResult
+    static func createPrivately(_ path: String) -> Bool {
         let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        if descriptor >= 0 { Glibc.close(descriptor) }  // EEXIST: it is there already, left as it is
+        guard descriptor >= 0 else { return false }
+        Glibc.close(descriptor)
+        return true
     }
 
     /// SQLite's online backup to a new file (only its owner may read it, as the database).
+    /// A file that appeared at `destination` since the caller looked (or a link planted
+    /// there) is refused, never written through.
     func backup(to destination: String) throws {
-        Self.createPrivately(destination)
+        guard Self.createPrivately(destination) else { throw StoreError.destinationExists(path: destination) }
         let target = try DatabaseQueue(path: destination)
         try pool.backup(to: target)
         try target.close()

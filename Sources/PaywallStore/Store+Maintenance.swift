@@ -72,6 +72,8 @@ extension Store {
         if FileManager.default.fileExists(atPath: destination) { throw .destinationExists(path: destination) }
         do {
             try sqlite.backup(to: destination)
+        } catch StoreError.destinationExists(let path) {
+            throw .destinationExists(path: path)  // not ours: left where it is
         } catch {
             try? FileManager.default.removeItem(atPath: destination)
             throw StoreError.from(error, path: destination, busyTimeout: sqlite.busyTimeout)

@@ -33,39 +33,61 @@ extension Store {
         try write { db in try Self.countFailures(db, keys: keys, at: now) }
     }
 
+    /// One claimed sign-in attempt (``claimSignInAttempt(keys:at:)``): refused until a time,
+    /// or counted, with each key's block before and after the count (for the refund).
+    public struct SignInClaim: Sendable, Equatable {
+        /// Set when a key is blocked: nothing was counted.
+        public var refusedUntil: Date?
+        /// Per key, `blocked_until` before the claim and as the claim left it (milliseconds).
+        var blocks: [String: (before: Int64, after: Int64)] = [:]
+        public static func == (a: SignInClaim, b: SignInClaim) -> Bool {
+            a.refusedUntil == b.refusedUntil && a.blocks.mapValues { [$0.before, $0.after] } == b.blocks.mapValues { [$0.before, $0.after] }
+        }
+    }
+
     /// Takes one sign-in attempt for `keys` before the password is checked: refused (the
     /// latest block returned, nothing written) while any key is blocked; else counted as a
-    /// failure at once, in the same transaction, and ``refundSignInAttempt(keys:at:)``
-    /// takes it back if the password was right. Counting only after the hash let
-    /// concurrent guesses all pass the check before any was counted: 16 wrong passwords
-    /// sent at once were all tried where 5 are free (measured, 2026-11-28).
+    /// failure at once, in the same transaction, and ``refundSignInAttempt(_:keys:)`` takes
+    /// it back if the password was right. Counting only after the hash let concurrent
+    /// guesses all pass the check before any was counted: 16 wrong passwords sent at once
+    /// were all tried where 5 are free (measured, 2026-11-28).
     public func claimSignInAttempt(
         keys: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)], at now: Date
-    ) throws(StoreError) -> Date? {
+    ) throws(StoreError) -> SignInClaim {
         try write { db in
+            var claim = SignInClaim()
+            var before: [String: Int64] = [:]
             var latest: Int64 = 0
             for entry in keys {
-                latest = max(latest, try db.fetchValue(Int64.self, "SELECT blocked_until FROM sign_in_failures WHERE key = ?", [entry.key]) ?? 0)
+                let until = try db.fetchValue(Int64.self, "SELECT blocked_until FROM sign_in_failures WHERE key = ?", [entry.key]) ?? 0
+                before[entry.key] = until
+                latest = max(latest, until)
             }
-            if latest > now.millis { return Date(millis: latest) }
+            if latest > now.millis {
+                claim.refusedUntil = Date(millis: latest)
+                return claim
+            }
             try Self.countFailures(db, keys: keys, at: now)
-            return nil
+            for entry in keys {
+                let after = try db.fetchValue(Int64.self, "SELECT blocked_until FROM sign_in_failures WHERE key = ?", [entry.key]) ?? 0
+                claim.blocks[entry.key] = (before[entry.key] ?? 0, after)
+            }
+            return claim
         }
     }
 
     /// Takes back an attempt ``claimSignInAttempt(keys:at:)`` counted (the password was
     /// right, or the check failed for a reason of ours): one failure fewer, and the block
-    /// the count set lifted when one fewer deserves none.
-    public func refundSignInAttempt(keys: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)], at now: Date) throws(StoreError) {
+    /// as it was before the claim, unless a later attempt has set another since (a right
+    /// password must not leave a wait behind for the next reader at the same address).
+    public func refundSignInAttempt(_ claim: SignInClaim, keys: [String]) throws(StoreError) {
         try write { db in
-            for entry in keys {
-                guard let row = try db.fetchOne("SELECT failures, window_start FROM sign_in_failures WHERE key = ?", [entry.key]) else { continue }
+            for key in keys {
+                guard let (before, after) = claim.blocks[key],
+                      let row = try db.fetchOne("SELECT failures, blocked_until FROM sign_in_failures WHERE key = ?", [key]) else { continue }
                 let failures = max(0, (row[0] as Int) - 1)
-                // A window that ended meanwhile was restarted by the claim: nothing earlier to keep.
-                let lift = failures == 0 || entry.block(failures) <= 0
-                try db.execute(
-                    lift ? "UPDATE sign_in_failures SET failures = ?, blocked_until = 0 WHERE key = ?" : "UPDATE sign_in_failures SET failures = ? WHERE key = ?",
-                    [failures, entry.key])
+                let current: Int64 = row[1]
+                try db.execute("UPDATE sign_in_failures SET failures = ?, blocked_until = ? WHERE key = ?", [failures, current == after ? before : current, key])
             }
         }
     }

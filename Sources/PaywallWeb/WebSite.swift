@@ -221,7 +221,7 @@ public struct WebSite: Sendable {
             }
             return finish(try await body(visit), visit)
         } catch {
-            context.logger.error("web page failed", metadata: ["path": .string(request.uri.path), "error": .string(String(describing: error))])
+            context.logger.error("web page failed", metadata: ["path": .string(request.uri.path), "error": .string(LogText.maskingEmails(String(describing: error)))])
             let status: HTTPResponse.Status = (error as? ServiceError)?.category == .unavailable ? .serviceUnavailable : .internalServerError
             return finish(errorPage(visit, status: status, message: "Something went wrong on our side. Please try again in a moment."), visit)
         }

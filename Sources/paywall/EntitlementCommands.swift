@@ -73,7 +73,8 @@ struct MembershipCommand: ParsableCommand {
                 } else if now {
                     print("membership #\(view.id) (\(view.plan)) ended now")
                 } else {
-                    print("membership #\(view.id) (\(view.plan)) canceled; access until \(view.currentPeriodEnd.text)")
+                    // Its period end, or its grace end when it was past due (``Membership/accessEnd``).
+                    print("membership #\(view.id) (\(view.plan)) canceled; access until \(membership.accessEnd.text)")
                 }
             }
         }

@@ -56,6 +56,20 @@ struct CORSTests {
         #expect(preflight.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == nil)
     }
 
+    @Test("the JWKS, cached by shared caches, varies by Origin with or without one; the webhooks are not cross-origin")
+    func jwksVaries() async throws {
+        let f = try seededFixture()
+        let (plain, fromFront, webhook) = try await withCORS(f, origins: [Self.front]) { client in
+            (try await client.execute(uri: "/.well-known/jwks.json", method: .get),
+             try await client.execute(uri: "/.well-known/jwks.json", method: .get, headers: Self.headers(origin: Self.front)),
+             try await client.execute(uri: "/v1/billing/stripe", method: .options, headers: Self.headers(origin: Self.front, [("Access-Control-Request-Method", "POST")])))
+        }
+        #expect(plain.status == .ok && plain.headers[values: .vary].contains("Origin"))
+        #expect(plain.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == nil)
+        #expect(fromFront.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == Self.front)
+        #expect(webhook.status == .methodNotAllowed && webhook.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == nil)
+    }
+
     @Test("PAYWALL_CORS_ORIGINS: origins as browsers send them; anything else refused before binding", arguments: [
         ("https://news.example.com", true), ("https://a.example, http://localhost:3000", true),
         ("*", false), ("https://news.example.com/", false), ("news.example.com", false), ("https://News.example.com", false),

@@ -48,8 +48,8 @@ struct CompAccessTests {
         #expect(try f.snapshot()["reads"] == (before["reads"] ?? 0) + 2, "only the two checks without a comp title used the meter")
     }
 
-    @Test("refused, nothing written: another reader's, no reader, expired, another kind, forged", arguments: [
-        "another-reader", "anonymous", "expired", "gift-kind", "forged",
+    @Test("refused, nothing written: another reader's, no reader, another kind, forged", arguments: [
+        "another-reader", "anonymous", "gift-kind", "forged",
     ])
     func refused(_ scenario: String) async throws {
         let f = try seededFixture()
@@ -58,9 +58,6 @@ struct CompAccessTests {
         switch scenario {
         case "another-reader": bearer = try accessToken(f, "member@example.com")
         case "anonymous": bearer = nil
-        case "expired":
-            f.clock.advance(by: 86_400 + 60)
-            bearer = try accessToken(f, "reader@example.com")
         case "gift-kind":
             let member = try accessToken(f, "member@example.com")
             let created = try await withAPI(f) { client in try await client.post("/v1/gifts", #"{"title":"euronews","article":"a1"}"#, token: member) }
@@ -76,6 +73,29 @@ struct CompAccessTests {
         #expect(response.errorCode == "invalid_comp")
         #expect(try response.object()["articleGrant"] == nil)
         #expect(try f.snapshot() == before)
+    }
+
+    @Test("an expired comp, or one for other titles, gives nothing and takes nothing: the policy decides, a member still reads their plan")
+    func expiredOrElsewhere() async throws {
+        let f = try seededFixture()
+        let memberComp = try Self.comp(f, "member@example.com", titles: ["the-daily"], days: 1)
+        let readersComp = try Self.comp(f, "reader@example.com", titles: ["the-daily"], days: 1)
+        let member = try accessToken(f, "member@example.com")
+        // Another reader's comp for other titles: not this check's business.
+        let elsewhere = try await withAPI(f) { client in
+            try await client.post("/v1/access", Self.body(title: "euronews", article: "m1", comp: readersComp), token: member)
+        }
+        #expect(elsewhere.status == .ok, "\(elsewhere.text)")
+        #expect(try elsewhere.object()["decidingRules"] as? [String] != ["comp grant"])
+        f.clock.advance(by: 86_400 + 60)
+        let (own, compTitle) = try await withAPI(f) { client in
+            (try await client.post("/v1/access", Self.body(title: "euronews", article: "m2", comp: memberComp), token: try accessToken(f, "member@example.com")),
+             try await client.post("/v1/access", Self.body(title: "the-daily", article: "m3", comp: memberComp), token: try accessToken(f, "member@example.com")))
+        }
+        #expect(own.status == .ok, "the member's own plan: \(own.text)")
+        #expect(try own.object()["access"] as? String == "full")
+        #expect(compTitle.status == .ok, "\(compTitle.text)")
+        #expect(try compTitle.object()["decidingRules"] as? [String] != ["comp grant"], "expired: the policy decides")
     }
 
     @Test("a preview's items carry no comp")

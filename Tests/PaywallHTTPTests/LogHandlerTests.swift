@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaywallService
 @testable import PaywallHTTP
 import Testing
 
@@ -13,7 +14,8 @@ struct LogHandlerTests {
         ("'ada@example.com' has already had a free trial", "'a***@example.com' has already had a free trial"),
         ("no account 'x.y+tag@mail.example.org' (list accounts)", "no account 'x***@mail.example.org' (list accounts)"),
         ("email 'READER@example.com' is taken; so is bob@example.com", "email 'R***@example.com' is taken; so is b***@example.com"),
-        ("no plan 'news' for kid a@b", "no plan 'news' for kid a@b"),
+        ("no plan 'news' for kid a@b", "no plan 'news' for kid a***@b"),
+        ("invalid email address 'averyveryverylongname@exa…': too long", "invalid email address 'a***@exa…': too long"),
         ("an @ alone, @example.com", "an @ alone, @example.com"),
     ])
     func masksEmails(_ text: String, masked: String) {

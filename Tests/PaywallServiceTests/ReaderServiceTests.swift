@@ -222,7 +222,30 @@ struct SignInThrottleRaceTests {
             }
             f.clock.advance(by: 2)
         }
-        #expect(throws: ServiceError.self) { try s.signInReader(email: "reader1@example.com", password: "correct horse battery", deviceName: nil, client: "office") }
+        do {
+            _ = try s.signInReader(email: "reader1@example.com", password: "correct horse battery", deviceName: nil, client: "office")
+            Issue.record("signed in while the address is blocked")
+        } catch {
+            #expect(error.code == "too_many_attempts")
+        }
+    }
+
+    @Test("past the free attempts, a right password leaves no wait behind for the next reader at the address")
+    func successLeavesNoWait() throws {
+        let f = try ServiceFixture { $0.signInThrottle.clientFree = 2; $0.signInThrottle.clientRefuseAfter = 100 }
+        let s = f.service
+        for index in 0..<3 {
+            _ = try s.signUp(email: "reader\(index)@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        }
+        for attempt in 0..<3 {  // the third failure sets a one-second wait
+            #expect(throws: ServiceError.invalidCredentials) {
+                try s.signInReader(email: "reader0@example.com", password: "wrong \(attempt)", deviceName: nil, client: "office")
+            }
+        }
+        f.clock.advance(by: 2)  // the wait is over
+        // Counted at first (a two-second wait set), then taken back with its wait.
+        _ = try s.signInReader(email: "reader1@example.com", password: "correct horse battery", deviceName: nil, client: "office")
+        _ = try s.signInReader(email: "reader2@example.com", password: "correct horse battery", deviceName: nil, client: "office")
     }
 }
 

@@ -159,6 +159,12 @@ struct MigrationTests {
         #expect(try store.auditEntries(target: "account:acc-1").first?.action == "session.reuse")
     }
 
+    @Test("the PostgreSQL function's quiet re-read is the same minute as SQLite's (written out in its migration)")
+    func quietRereadAgrees() throws {
+        let step = try #require(PostgresMigrations.steps.first { $0.identifier == "v17-metered-rereads-quiet" })
+        #expect(step.statements.joined().contains("p_ats[i] - latest < \(Store.quietRereadMillis) THEN"))
+    }
+
     @Test("a file migrated by a newer paywall is refused, untouched")
     func tooNew() throws {
         let path = try tempPath()

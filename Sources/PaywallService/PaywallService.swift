@@ -141,6 +141,17 @@ public final class PaywallService: Sendable {
         }
     }
 
+    /// Whether the SQLite file may be read by other users than its owner: made before
+    /// paywall created its files 0600, or changed since. It holds password hashes, sessions
+    /// and mail waiting to be sent; `serve` warns at start.
+    public var databaseReadableByOthers: Bool {
+        let location = configuration.databaseLocation
+        guard !location.contains("://"),
+              let mode = (try? FileManager.default.attributesOfItem(atPath: location))?[.posixPermissions] as? Int
+        else { return false }
+        return mode & 0o077 != 0
+    }
+
     /// What a server checks before it takes a request: the policy loads and checks, the
     /// key ring loads, and a key signs now (without the development setting none is
     /// made: ``KeyRingError/noSigningKey(path:)``). Returns the development key it made,

@@ -110,6 +110,9 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
+        if service.databaseReadableByOthers {
+            logger.warning("the database file is readable by other users; it holds password hashes and sessions: chmod 600 it and its -wal and -shm files", metadata: ["path": .string(service.databaseLocation)])
+        }
         var demoReaders: [DemoReader] = []
         if demo {
             do {

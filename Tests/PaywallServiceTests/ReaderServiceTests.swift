@@ -249,6 +249,19 @@ struct SignInThrottleRaceTests {
     }
 }
 
+@Suite("The database file's mode")
+struct DatabaseModeTests {
+    @Test("a database paywall makes is its owner's alone; one others may read is reported (serve warns)")
+    func mode() throws {
+        let f = try ServiceFixture()
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: f.path)[.posixPermissions] as? Int)
+        #expect(mode & 0o077 == 0, "made \(String(mode, radix: 8))")
+        #expect(!f.service.databaseReadableByOthers)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: f.path)
+        #expect(f.service.databaseReadableByOthers)
+    }
+}
+
 @Suite("Pruning what only grows")
 struct PruneTests {
     @Test("expired session rows, orphaned device names, expired links and old mail go; live sessions, their refresh and unexpired mail stay")

@@ -15,7 +15,7 @@ extension PaywallAPI {
     /// The account routes and their one method each (part of ``routes``).
     static let accountRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/accounts", .post), ("/v1/sessions", .post), ("/v1/sessions/refresh", .post), ("/v1/sessions/sign-out", .post),
-        ("/v1/sessions/sign-out-everywhere", .post), ("/v1/me", .get), ("/v1/me/sessions/{id}", .delete),
+        ("/v1/sessions/sign-out-everywhere", .post), ("/v1/me", .get), ("/v1/me", .delete), ("/v1/me/sessions/{id}", .delete),
         ("/v1/email/verification", .post), ("/v1/email/verify", .post), ("/v1/password/forgot", .post), ("/v1/password/reset", .post),
         ("/v1/trials", .post),
     ]
@@ -27,6 +27,7 @@ extension PaywallAPI {
         router.post("/v1/sessions/sign-out") { request, _ in try await self.signOut(request) }
         router.post("/v1/sessions/sign-out-everywhere") { request, _ in try await self.signOutEverywhere(request) }
         router.get("/v1/me") { request, _ in try self.me(request) }
+        router.delete("/v1/me") { request, context in try await self.deleteMe(request, context) }
         router.delete("/v1/me/sessions/{id}") { request, context in try await self.revokeSession(request, context) }
         router.post("/v1/email/verification") { request, context in try await self.resendVerification(request, context) }
         router.post("/v1/email/verify") { request, _ in try await self.verifyEmail(request) }
@@ -103,6 +104,17 @@ extension PaywallAPI {
     func me(_ request: Request) throws -> Response {
         let account = try service.signedInAccount(bearer: try bearer(request))
         return try Self.json(ProfileView(try service.profile(accountID: account)), private: true)
+    }
+
+    /// The reader deletes their account, with their password again (`{"password"}`): 204.
+    func deleteMe(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        let account = try service.signedInAccount(bearer: try bearer(request))
+        let body = try await RequestBody.object(&request).only(["password"])
+        let password = try body.requiredString("password")
+        let client = clientRateLimitKey(clientAddress(request, context))
+        try await service.blocking { service throws(ServiceError) in try service.deleteOwnAccount(accountID: account, password: password, client: client) }
+        return Response(status: .noContent, headers: [.cacheControl: "no-store"])
     }
 
     func startTrial(_ request: Request) async throws -> Response {

@@ -123,6 +123,14 @@ extension PaywallService {
     /// durable write). `client` is the address key the adapter rate-limits by.
     public func signInReader(email rawEmail: String, password: String, deviceName: String?, client: String) throws(ServiceError) -> ReaderSession {
         _ = try mapped { try Self.validDeviceName(deviceName) }
+        let account = try verifiedPassword(email: rawEmail, password: password, client: client)
+        return try openSession(account: account, deviceName: deviceName)
+    }
+
+    /// The account whose email and password these are, held to the sign-in throttle (see
+    /// ``signInReader(email:password:deviceName:client:)``): what signing in and deleting
+    /// one's own account share.
+    func verifiedPassword(email rawEmail: String, password: String, client: String) throws(ServiceError) -> Account {
         let throttle = configuration.signInThrottle
         // The account the email names, known or not, keyed exactly as accounts are looked
         // up (`EmailAddress.lookupKey`): any spelling that reaches an account's password
@@ -157,7 +165,7 @@ extension PaywallService {
             try store.refundSignInAttempt(claim, keys: [clientKey])
             if let emailKey { try store.clearSignInFailures(key: emailKey) }
         }
-        return try openSession(account: account, deviceName: deviceName)
+        return account
     }
 
     /// The sign-in throttle's key for an account's email.
@@ -232,6 +240,25 @@ extension PaywallService {
     }
 
     // MARK: - The reader's own account
+
+    /// The reader deletes their own account (`DELETE /v1/me`): with their password again,
+    /// held to the sign-in throttle, so a copied access token alone cannot. Their reads and
+    /// sessions go with it; the person's one trial stays spent, and the audit log keeps the
+    /// deletion. Refused (409 `subscription_active`) while a payment provider still renews
+    /// one of its memberships: the reader would go on paying for an account that is gone.
+    public func deleteOwnAccount(accountID: AccountID, password: String, client: String) throws(ServiceError) {
+        guard let account = try mapped({ try store.account(id: accountID) }) else {
+            throw .token(.invalidClaim("sub", reason: "no such account"))
+        }
+        let at = now
+        let renewing = try mapped { try store.memberships(accountID: accountID) }.filter {
+            $0.source.isProvider && $0.grantsAccess(at: at) && $0.status != .canceled && !$0.cancelAtPeriodEnd
+        }
+        if let first = renewing.first { throw .subscriptionActive(provider: first.source.rawValue) }
+        let verified = try verifiedPassword(email: account.email, password: password, client: client)
+        guard verified.id == accountID else { throw .invalidCredentials }
+        try mapped { try store.deleteAccount(id: accountID, actor: .account(accountID)) }
+    }
 
     /// The account, memberships, trial, free articles left per meter and sessions in use.
     public func profile(accountID: AccountID) throws(ServiceError) -> ReaderProfile {

@@ -82,6 +82,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case trialNotOffered
     /// The trial needs a confirmed email address (``ServiceConfiguration/trialNeedsVerifiedEmail``).
     case emailNotVerified
+    /// A payment provider still renews a membership of the account it would delete.
+    case subscriptionActive(provider: String)
     /// The sendmail command refused `count` messages; they stay in the outbox.
     case mailNotDelivered(count: Int)
     /// A payment provider's event was refused (signature, chain, shape) or its provider is
@@ -119,6 +121,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
         case .emailNotVerified: "confirm your email address first: open the link we mailed you, or ask for a new one"
+        case let .subscriptionActive(provider):
+            "a subscription through \(provider == "apple" ? "the App Store" : "Stripe") still renews a membership of this account: cancel it there first (it ends at the end of its period), then delete the account"
         case let .billing(error): error.description
         case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
@@ -189,6 +193,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
         case .emailNotVerified: .forbidden
+        case .subscriptionActive: .conflict
         case let .billing(error):
             // 404, not 503: a server without the provider's settings has no such endpoint,
             // and the provider keeps the event to deliver again.
@@ -271,6 +276,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
         case .emailNotVerified: "email_not_verified"
+        case .subscriptionActive: "subscription_active"
         case .mailNotDelivered: "mail_not_delivered"
         case let .billing(error):
             if case .notConfigured = error { "billing_not_configured" } else if error.isSignatureFailure { "invalid_signature" } else { "invalid_event" }

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import PaywallCore
 @testable import PaywallHTTP
-import PaywallService
+@testable import PaywallService
 import PaywallTestSupport
 import Testing
 
@@ -532,6 +532,50 @@ struct AccountRouteTests {
         }
     }
 
+    @Test("DELETE /v1/me: the password again; refusals write nothing; a renewing subscription first; then the account, its sessions and reads are gone and its token opens nothing")
+    func deleteOwnAccount() async throws {
+        let f = try readerFixture(mail: nil)
+        @Sendable func delete(_ client: any TestClientProtocol, _ body: String?, token: String?) async throws -> TestResponse {
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let token { headers[.authorization] = "Bearer \(token)" }
+            return try await client.execute(uri: "/v1/me", method: .delete, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        }
+        try await withAPI(f) { client in
+            let signedUp = try await client.signUp("leaving@example.com")
+            let access = try signedUp.string("accessToken")
+            _ = try await client.access(article: "a1", token: access)
+            #expect(try await client.post("/v1/trials", nil, token: access, contentType: nil).status == .created)
+            let before = try f.snapshot()
+            let wrong = try await delete(client, #"{"password":"not the password"}"#, token: access)
+            #expect(wrong.status == .unauthorized && wrong.errorCode == "invalid_credentials")
+            #expect(try await delete(client, #"{"password":"a long enough passphrase"}"#, token: nil).errorCode == "token_required")
+            #expect(try await delete(client, "{}", token: access).errorCode == "missing_field")
+            #expect(try await delete(client, #"{"password":"x","extra":1}"#, token: access).errorCode == "unknown_field")
+            let snapshot = try f.snapshot()
+            #expect(snapshot["accounts"] == before["accounts"] && snapshot["reads"] == before["reads"])
+
+            // A subscription Stripe renews: cancel it there first.
+            let account = try f.service.account("leaving@example.com")
+            let stripe = try f.service.store.grantMembership(
+                accountID: account.id, planID: PlanID(rawValue: "news"), periodEnd: f.clock.now().addingTimeInterval(30 * 86_400),
+                source: MembershipSource(rawValue: "stripe"), actor: .system)
+            let renewing = try await delete(client, #"{"password":"a long enough passphrase"}"#, token: access)
+            #expect(renewing.status == .conflict && renewing.errorCode == "subscription_active", "\(renewing.text)")
+            _ = try f.service.store.scheduleCancellation(id: stripe.id, actor: .system)
+
+            let deleted = try await delete(client, #"{"password":"a long enough passphrase"}"#, token: access)
+            #expect(deleted.status == .noContent, "\(deleted.text)")
+            #expect(deleted.headers[.cacheControl] == "no-store")
+            #expect(throws: ServiceError.self) { try f.service.account("leaving@example.com") }
+            #expect(try await client.get("/v1/me", headers: [.authorization: "Bearer \(access)"]).errorCode == "invalid_token")
+            let refresh = try await client.json("/v1/sessions/refresh", ["refreshToken": try signedUp.string("refreshToken")])
+            #expect(refresh.status == .unauthorized, "its sessions went with it: \(refresh.text)")
+            #expect(try f.snapshot()["reads"] == (before["reads"] ?? 0) - 1, "its read went with it")
+            // The person's one trial stays spent: signing up again buys none.
+            #expect(try !f.service.store.isTrialEligible(email: EmailAddress("leaving@example.com")))
+        }
+    }
+
     @Test("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL: no trial before the address is confirmed (403, nothing written), then the trial")
     func trialNeedsVerifiedEmail() async throws {
         let f = try readerFixture(mail: nil) { $0.trialNeedsVerifiedEmail = true }
@@ -600,16 +644,25 @@ struct AccountRouteTests {
         #expect(noToken.status == .unauthorized && noToken.errorCode == "token_required")
     }
 
-    @Test("each account route takes one method: others get 405 with Allow")
+    @Test("each account route takes its methods only: others get 405 with Allow")
     func methods() async throws {
         let f = try readerFixture(mail: nil)
-        try await withAPI(f) { client in
-            for (path, allowed) in PaywallAPI.accountRoutes {
+        // The methods each path takes (GET brings HEAD), in the router's order.
+        var byPath: [String: [HTTPRequest.Method]] = [:]
+        var order: [String] = []
+        for (path, method) in PaywallAPI.accountRoutes {
+            if byPath[path] == nil { order.append(path) }
+            byPath[path, default: []].append(method)
+        }
+        try await withAPI(f) { [byPath, order] client in
+            for path in order {
+                let methods = byPath[path] ?? []
                 let uri = path.replacingOccurrences(of: "{id}", with: "abc")
-                let other: HTTPRequest.Method = allowed == .get ? .post : .get
+                let other: HTTPRequest.Method = methods.contains(.get) ? .post : .get
                 let answer = try await client.execute(uri: uri, method: other, headers: [:])
                 #expect(answer.status == .methodNotAllowed && answer.errorCode == "method_not_allowed", "\(other) \(uri)")
-                #expect(answer.headers[.allow] == (allowed == .get ? "GET, HEAD" : allowed.rawValue), "\(uri)")
+                let allow = methods.flatMap { $0 == .get ? ["GET", "HEAD"] : [$0.rawValue] }.joined(separator: ", ")
+                #expect(answer.headers[.allow] == allow, "\(uri)")
             }
         }
     }

@@ -3,6 +3,7 @@ import Synchronization
 import Hummingbird
 import Logging
 import NIOCore
+import PaywallCore
 import PaywallService
 import ServiceLifecycle
 import UnixSignals
@@ -22,6 +23,10 @@ public struct ServerSettings: Sendable, Equatable {
     /// Origins whose pages may call the reader-facing API from a browser
     /// (`PAYWALL_CORS_ORIGINS`, comma-separated, e.g. `https://news.example.com`); none by default.
     public var corsOrigins: Set<String> = []
+    /// Seconds a connection may send nothing before it is closed (`PAYWALL_IDLE_TIMEOUT`, e.g.
+    /// `60s`, 1 s to 1 h): an idle keep-alive, or headers never finished, held a server slot
+    /// for good before. Behind a proxy, keep it longer than the proxy's own idle timeout.
+    public var idleTimeout: Int64 = 60
 
     public init() {}
 
@@ -65,6 +70,12 @@ public struct ServerSettings: Sendable, Equatable {
             }
             settings.metricsToken = token
         }
+        if let text = environment["PAYWALL_IDLE_TIMEOUT"] {
+            guard let seconds = try? TimeText.duration(text), (1...3_600).contains(seconds) else {
+                throw invalid("PAYWALL_IDLE_TIMEOUT", text, "a duration from 1s to 1h, e.g. 60s or 5m")
+            }
+            settings.idleTimeout = Int64(seconds)
+        }
         if let text = environment["PAYWALL_CORS_ORIGINS"], !text.trimmingCharacters(in: .whitespaces).isEmpty {
             for item in text.split(separator: ",") {
                 let origin = item.trimmingCharacters(in: .whitespaces)
@@ -100,18 +111,15 @@ public struct ServerSettings: Sendable, Equatable {
 /// then returns (the caller closes the service). SIGHUP reloads the policy and the key
 /// ring; a policy that does not check is refused and logged, and the old one stays.
 public enum PaywallServer {
-    /// Seconds a connection may send nothing before it is closed.
-    static let idleTimeoutSeconds: Int64 = 60
-
     public static func run(
         api: PaywallAPI, settings: ServerSettings, logger: Logger,
         onReady: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
     ) async throws {
         let app = Application(
             router: api.router(),
-            // A connection that sends nothing for a minute (an idle keep-alive, or headers
+            // A connection that sends nothing for a while (an idle keep-alive, or headers
             // never finished) is closed: without it one held a server slot for good.
-            server: .http1(configuration: .init(idleTimeout: .seconds(Self.idleTimeoutSeconds))),
+            server: .http1(configuration: .init(idleTimeout: .seconds(settings.idleTimeout))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "paywall"),
             onServerRunning: { channel in
                 await onReady(settings.host, channel.localAddress?.port ?? settings.port)

@@ -169,7 +169,8 @@ struct ServeTests {
         #expect(throws: ServerProcess.DidNotStart.self, "no development key unless asked for") { try ServerProcess(cli) }
         for (arguments, environment) in [(["--port", "70000"], [:]), ([], ["PAYWALL_PORT": "eighty"]), (["--port", "0", "--log-level", "loud"], [:]),
                                          (["--port", "0", "--access-ttl", "9d"], [:]), (["--port", "0"], ["PAYWALL_SCRYPT_LN": "3", "PAYWALL_TESTING": "0"]),
-                                         (["--port", "0", "--log-format", "xml"], [:]), (["--port", "0", "--host", ""], [:])] as [([String], [String: String])] {
+                                         (["--port", "0", "--log-format", "xml"], [:]), (["--port", "0", "--host", ""], [:]),
+                                         (["--port", "0"], ["PAYWALL_IDLE_TIMEOUT": "2h"]), (["--port", "0"], ["PAYWALL_IDLE_TIMEOUT": "soon"])] as [([String], [String: String])] {
             let result = try cli.run(["serve"] + arguments, extraEnvironment: environment)
             #expect(result.status == 64, "\(arguments) \(environment): \(result.stderr)")
             #expect(result.stderr.contains("invalid"), "\(result.stderr)")
@@ -259,6 +260,49 @@ struct ServeTests {
         #expect(answer == "status 401", "a token of the retired key still answered: \(answer)")
         #expect(try await client.access(title: "euronews", article: "k1", token: try token(cli, "member@example.com")) == "full", "the new key's tokens verify")
         #expect(server.stop() == 0)
+    }
+
+    @Test("a connection that sends nothing is closed after PAYWALL_IDLE_TIMEOUT: headers never finished, or an idle keep-alive")
+    func idleConnectionsClosed() throws {
+        let cli = try seeded()
+        let server = try ServerProcess(cli, arguments: ["--policies", cli.folder.appendingPathComponent("policies").path], environment: ["PAYWALL_IDLE_TIMEOUT": "1s"])
+        defer { _ = server.stop() }
+        for sent in ["GET /healthz HTTP/1.1\r\nHost: x\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            let started = Date()
+            let received = try Self.sendAndReadUntilClosed(port: server.port, sent, timeout: 20)
+            let waited = Date().timeIntervalSince(started)
+            #expect(waited >= 0.9 && waited < 10, "closed after \(waited) s")
+            if sent.hasSuffix("\r\n\r\n") { #expect(received.hasPrefix("HTTP/1.1 200"), "answered, then closed: \(received.prefix(60))") }
+        }
+    }
+
+    /// Connects to 127.0.0.1:`port`, sends `text`, and reads until the server closes the
+    /// connection (or `timeout` seconds pass: an error). Returns what was read.
+    static func sendAndReadUntilClosed(port: Int, _ text: String, timeout: Int) throws -> String {
+        struct SocketFailed: Error { var step: String }
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw SocketFailed(step: "socket") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw SocketFailed(step: "connect") }
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(text.utf8)
+        guard send(descriptor, bytes, bytes.count, 0) == bytes.count else { throw SocketFailed(step: "send") }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count == 0 { return String(decoding: received, as: UTF8.self) }  // closed by the server
+            guard count > 0 else { throw SocketFailed(step: "recv (still open after \(timeout) s)") }
+            received += buffer[0..<count]
+        }
     }
 
     @Test("a port already taken: a clear message and a non-zero exit, at once (no spinning)")

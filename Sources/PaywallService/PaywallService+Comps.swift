@@ -20,24 +20,19 @@ extension PaywallService {
     /// and a copied one must not open the titles to whoever holds it.
     public func checkCompAccess(_ request: AccessRequest, comp token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer? {
         let titleID = try mapped { try TitleID(validating: request.title) }
-        guard let claims = try await offCooperativePoolIfShared({ service throws(ServiceError) in try service.verifiedComp(token) }),
-              claims.titles.contains(titleID.rawValue)
-        else { return nil }
+        // One hop off the cooperative pool (a store read on PostgreSQL): the comp, and
+        // whether the title still exists (a comp outlives nothing in the catalog).
+        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, Bool)? in
+            guard let claims = try service.verifiedComp(token), claims.titles.contains(titleID.rawValue) else { return nil }
+            return (claims, try mapped { try service.store.title(id: titleID) } != nil)
+        }
+        guard let (claims, titleExists) = found else { return nil }
         guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
             throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
         }
+        guard titleExists else { throw .store(.titleNotFound(titleID.rawValue)) }
         let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
-        // The title must exist still (a comp outlives nothing in the catalog).
-        let known = try await offCooperativePoolIfShared { service throws(ServiceError) in try mapped { try service.store.title(id: titleID) } }
-        guard known != nil else { throw .store(.titleNotFound(titleID.rawValue)) }
-        var answer = AccessAnswer(reader: reader, title: titleID, articleID: articleID,
-                                  decision: .granted(by: "comp grant", revision: try policy().revision))
-        answer.articleGrant = try mapped {
-            try articleGrant(try issuer().0, subject: reader.meterSubject ?? .device("anonymous"), title: titleID, article: articleID,
-                             lifetime: configuration.articleGrantLifetime)
-        }
-        logDecision(answer)
-        return answer
+        return try grantedApartFromPolicy(reader: reader, title: titleID, article: articleID, by: "comp grant", revision: try policy().revision)
     }
 
     /// The claims of a comp grant; nil once it has expired (it then gives nothing, and takes

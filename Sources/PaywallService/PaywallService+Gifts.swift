@@ -73,10 +73,16 @@ extension PaywallService {
         try await blocking { service throws(ServiceError) in
             try mapped { try service.store.recordGiftRead(gift, subject: reader.meterSubject, at: at) }
         }
-        var answer = AccessAnswer(reader: reader, title: gift.titleID, articleID: gift.articleID, decision: .granted(by: "gift", revision: revision))
+        return try grantedApartFromPolicy(reader: reader, title: gift.titleID, article: gift.articleID, by: "gift", revision: revision)
+    }
+
+    /// Full access decided apart from the policy (a gift link, a comp grant): the answer,
+    /// its article grant, and the decision log's entry.
+    func grantedApartFromPolicy(reader: AccessReader, title: TitleID, article: String, by reason: String, revision: String) throws(ServiceError) -> AccessAnswer {
+        var answer = AccessAnswer(reader: reader, title: title, articleID: article, decision: .granted(by: reason, revision: revision))
         answer.articleGrant = try mapped {
             try articleGrant(
-                try issuer().0, subject: reader.meterSubject ?? .device("anonymous"), title: gift.titleID, article: gift.articleID,
+                try issuer().0, subject: reader.meterSubject ?? .device("anonymous"), title: title, article: article,
                 lifetime: configuration.articleGrantLifetime)
         }
         logDecision(answer)

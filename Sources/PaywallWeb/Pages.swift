@@ -100,11 +100,7 @@ extension WebSite {
         let count = article.paragraphs.count
         let here = Self.path(title: titleID, article: articleID)
 
-        var values: [String: Any] = [
-            "titleID": titleID, "titleName": title.name, "headline": article.headline, "byline": article.byline,
-        ]
-        if let section = article.section { values["section"] = section }
-        if let published = article.published { values["published"] = ["iso": TimeText.format(published), "text": Self.longDate(published)] }
+        var values = Self.articleValues(title: title, article: article)
 
         switch decision.access {
         case .full:
@@ -133,6 +129,17 @@ extension WebSite {
         return page("article", visit, title: article.headline, description: description, ogType: "article", jsonLd: jsonLd, values: values)
     }
 
+    /// What every article page shows of the article: its title, headline, byline, section
+    /// and publication date.
+    static func articleValues(title: Title, article: Article) -> [String: Any] {
+        var values: [String: Any] = [
+            "titleID": title.id.rawValue, "titleName": title.name, "headline": article.headline, "byline": article.byline,
+        ]
+        if let section = article.section { values["section"] = section }
+        if let published = article.published { values["published"] = ["iso": TimeText.format(published), "text": longDate(published)] }
+        return values
+    }
+
     /// Whether the browser says the request came from another site (`Sec-Fetch-Site:
     /// cross-site`; browsers set it, pages cannot).
     static func crossSite(_ request: Request) -> Bool {
@@ -145,16 +152,13 @@ extension WebSite {
         let here = Self.path(title: title.id.rawValue, article: article.id)
         let count = article.paragraphs.count
         let shown = min(max(decision.teaserParagraphs, 0), count)
-        var values: [String: Any] = [
-            "titleID": title.id.rawValue, "titleName": title.name, "headline": article.headline, "byline": article.byline,
-            "open": Array(article.paragraphs[0..<shown]),
-            "confirmRead": [
-                "href": here,
-                "left": meter.remaining + 1 == 1 ? "your last free article this month" : "1 of your \(meter.remaining + 1) free articles left this month",
-            ],
+        var values = Self.articleValues(title: title, article: article)
+        values["open"] = Array(article.paragraphs[0..<shown])
+        // `meter` is as this read would leave it: the reader has one more left now.
+        values["confirmRead"] = [
+            "href": here,
+            "left": meter.remaining == 0 ? "your last free article this month" : "1 of your \(meter.remaining + 1) free articles left this month",
         ]
-        if let section = article.section { values["section"] = section }
-        if let published = article.published { values["published"] = ["iso": TimeText.format(published), "text": Self.longDate(published)] }
         return page("article", visit, title: article.headline, description: article.summary, ogType: "article", jsonLd: nil, values: values)
     }
 

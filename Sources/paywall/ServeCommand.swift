@@ -81,14 +81,9 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let (configuration, server) = try settings()
         if demo {
-            // The demo runs on the shipped policy: without it, stop before a database is made.
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: configuration.policyDirectory.path, isDirectory: &isFolder), isFolder.boolValue else {
-                throw ValidationError("""
-                    --demo runs on the shipped policy, and there is no policy folder at \(configuration.policyDirectory.path): \
-                    run it from the repository's folder, or pass --policies PATH_TO_THE_REPOSITORY/Policies
-                    """)
-            }
+            // The demo runs on the policy folder (the shipped one from the repository): it is
+            // checked before a database is made, with the loader's own message when missing.
+            do { _ = try PaywallService.checkPolicy(directory: configuration.policyDirectory) } catch { throw fail(error) }
         }
         let webSettings: WebSettings
         do { webSettings = try WebSettings.resolve(environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError(error.description) }

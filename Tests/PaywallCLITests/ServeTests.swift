@@ -305,6 +305,16 @@ struct ServeTests {
         }
     }
 
+    @Test("--demo without a policy folder (run outside the repository): a message naming --policies, and no database made")
+    func demoWithoutPolicies() throws {
+        let cli = try CLIHarness()
+        let missing = cli.folder.appendingPathComponent("Policies").path
+        let result = try cli.run(["serve", "--demo", "--port", "0"], extraEnvironment: ["PAYWALL_POLICIES": missing])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("--policies"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.database), "no database before the policy is known good")
+    }
+
     @Test("a port already taken: a clear message and a non-zero exit, at once (no spinning)")
     func portTaken() throws {
         let cli = try seeded()

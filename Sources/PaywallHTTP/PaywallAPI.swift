@@ -58,7 +58,7 @@ public struct PaywallAPI: Sendable {
         self.deviceMinting = deviceMinting
         self.jwksMaxAge = jwksMaxAge
         self.metrics = metrics
-        self.metricsTokenDigest = metricsToken.map { SHA256.hash(Array($0.utf8)) }
+        self.metricsTokenDigest = metricsToken.map { SHA256.hash($0) }
     }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
@@ -92,7 +92,7 @@ public struct PaywallAPI: Sendable {
         if let metrics {
             router.get("/metrics") { request, _ in
                 if let expected = metricsTokenDigest {
-                    let given = try bearer(request).map { SHA256.hash(Array($0.utf8)) } ?? []
+                    let given = try bearer(request).map { SHA256.hash($0) } ?? []
                     guard ConstantTime.equal(given, expected) else { throw APIError.metricsTokenRequired }
                 }
                 return Response(

@@ -3,8 +3,9 @@ import PaywallCore
 
 extension Store {
     /// The latest moment until which any of `keys` is blocked from signing in, if one is
-    /// blocked at `now`. Keys are the service's (`email:…`, `client:…`).
-    public func signInBlockedUntil(keys: [String], at now: Date) throws(StoreError) -> Date? {
+    /// blocked at `now`. Keys are the service's (`email:…`, `client:…`). (The service claims
+    /// attempts instead: ``claimSignInAttempt(keys:at:)``; tests read the counters with this.)
+    func signInBlockedUntil(keys: [String], at now: Date) throws(StoreError) -> Date? {
         try read { db in
             var latest: Int64 = 0
             for key in keys {
@@ -26,8 +27,9 @@ extension Store {
     /// longer limit anyone (not here: on PostgreSQL a table-wide delete in every failure's
     /// SERIALIZABLE transaction would make concurrent failures on unrelated keys conflict).
     /// Returns the latest block set, if any.
+    /// (Tests count failures with this; the service claims them before the hash.)
     @discardableResult
-    public func recordSignInFailure(
+    func recordSignInFailure(
         keys: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)], at now: Date
     ) throws(StoreError) -> Date? {
         try write { db in try Self.countFailures(db, keys: keys, at: now) }

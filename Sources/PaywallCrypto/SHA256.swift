@@ -4,17 +4,23 @@ import COpenSSL
 public enum SHA256 {
     /// The 32-byte digest of `data`.
     public static func hash<D: Collection<UInt8>>(_ data: D) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 32)
-        let bytes = Array(data)
-        bytes.withUnsafeBufferPointer { input in
-            digest.withUnsafeMutableBufferPointer { output in
-                // SHA256 over a memory buffer cannot fail.
-                _ = COpenSSL.SHA256(input.baseAddress, input.count, output.baseAddress)
-            }
+        if let digest = data.withContiguousStorageIfAvailable(hash(buffer:)) { return digest }
+        return Array(data).withUnsafeBufferPointer(hash(buffer:))
+    }
+
+    /// The digest of bytes in memory: no copy of them (the token cache hashes every
+    /// bearer token it is shown, about 600 bytes each).
+    static func hash(buffer input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 32) { output, count in
+            // SHA256 over a memory buffer cannot fail.
+            _ = COpenSSL.SHA256(input.baseAddress, input.count, output.baseAddress)
+            count = 32
         }
-        return digest
     }
 
     /// The digest of a string's UTF-8 bytes.
-    public static func hash(_ text: String) -> [UInt8] { hash(Array(text.utf8)) }
+    public static func hash(_ text: String) -> [UInt8] {
+        var text = text
+        return text.withUTF8(hash(buffer:))
+    }
 }

@@ -67,29 +67,32 @@ extension PaywallService {
             facts.article.tags = article.tags
             facts.request = request
 
-            let account: Account?
+            let known: AccountFacts?
             switch reader {
             case let .tokenAccount(id):
-                guard let found = try store.account(id: id) else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
-                account = found
-            case let .account(reference): account = try store.account(matching: reference)
-            case .anonymous: account = nil
+                guard let found = try store.accountFacts(id: id) else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
+                known = found
+            case let .account(reference):
+                let account = try store.account(matching: reference)
+                guard let found = try store.accountFacts(id: account.id) else { throw StoreError.accountNotFound(reference) }
+                known = found
+            case .anonymous: known = nil
             }
             let subject: MeterSubject?
-            if let account {
-                let email = EmailAddress(stored: account.email)
+            if let known {
+                let account = known.account
                 facts.user.signedIn = true
                 facts.user.id = account.id.rawValue
-                facts.user.emailDomain = email.domain
+                facts.user.emailDomain = known.emailDomain
                 facts.user.emailVerified = account.emailVerifiedAt != nil
                 facts.user.createdAt = account.createdAt
-                facts.membership = try membershipFacts(accountID: account.id, title: titleID, at: at)
-                if let trial = try store.trial(accountID: account.id) {
+                facts.membership = membershipFacts(known.memberships, title: titleID, at: at)
+                if let trial = known.trial {
                     facts.trial.active = trial.status(at: at) == .active
                     facts.trial.endsAt = trial.endsAt
                     facts.trial.eligible = false
                 } else {
-                    facts.trial.eligible = try store.isTrialEligible(email: email)
+                    facts.trial.eligible = try store.isTrialEligible(personKey: known.personKey)
                 }
                 subject = .account(account.id)
             } else {
@@ -121,9 +124,15 @@ extension PaywallService {
     /// titles of every membership that gives access. Access tokens carry the same
     /// memberships (``entitlements(accountID:)``), so both always agree.
     func membershipFacts(accountID: AccountID, title: TitleID, at: Date) throws -> MembershipFacts {
+        membershipFacts(try store.membershipsWithBundles(accountID: accountID).map(Store.MembershipWithBundle.init), title: title, at: at)
+    }
+
+    /// ``membershipFacts(accountID:title:at:)`` from the account's memberships as read.
+    func membershipFacts(_ memberships: [Store.MembershipWithBundle], title: TitleID, at: Date) -> MembershipFacts {
         var facts = MembershipFacts()
         var best: (membership: Membership, status: MembershipStatus)?
-        for (membership, bundle) in try membershipsWithTitles(accountID: accountID) {
+        for item in memberships {
+            let (membership, bundle) = (item.membership, item.bundle)
             // A decision in the past (`--at`, `policy diff` replaying reads) must not count
             // a membership that did not exist yet. (Past statuses are as stored now: the
             // history is not replayed.)

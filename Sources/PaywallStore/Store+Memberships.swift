@@ -147,10 +147,10 @@ extension Store {
     }
 
     /// A membership and its plan's titles, as cached (a tuple is not Sendable).
-    struct MembershipWithBundle: Sendable {
-        var membership: Membership
-        var bundle: TitleBundle
-        init(_ pair: (Membership, TitleBundle)) { (membership, bundle) = pair }
+    public struct MembershipWithBundle: Sendable {
+        public var membership: Membership
+        public var bundle: TitleBundle
+        public init(_ pair: (Membership, TitleBundle)) { (membership, bundle) = pair }
     }
 
     /// A membership's status changes, oldest first.

@@ -52,9 +52,14 @@ extension Store {
 
     /// Whether the person behind `email` may still start a free trial.
     public func isTrialEligible(email: EmailAddress) throws(StoreError) -> Bool {
-        try cachedFact(group: "person:\(email.personKey)", key: "eligible") { () throws(StoreError) -> Bool in
+        try isTrialEligible(personKey: email.personKey)
+    }
+
+    /// ``isTrialEligible(email:)`` by the email's ``EmailAddress/personKey``.
+    public func isTrialEligible(personKey: String) throws(StoreError) -> Bool {
+        try cachedFact(group: "person:\(personKey)", key: "eligible") { () throws(StoreError) -> Bool in
             try readHotSQL { db in
-                !(try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)", [email.personKey]) ?? false)
+                !(try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)", [personKey]) ?? false)
             }
         }
     }

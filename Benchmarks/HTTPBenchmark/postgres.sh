@@ -44,7 +44,9 @@ for store in sqlite postgres; do
   # Warm-up (not measured): tokens verified once, connections and statements made.
   load member "$DIR/member-tokens.txt" 18191 3 > /dev/null
   row "members, $store" "$(load member "$DIR/member-tokens.txt" 18191 "$SECONDS_EACH")"
-  row "metered (each records a read), $store" "$(load metered "$DIR/reader-tokens.txt" 18191 "$SECONDS_EACH")"
+  out=$(load metered "$DIR/reader-tokens.txt" 18191 "$SECONDS_EACH")
+  row "metered (each records a read), $store" "$out"
+  METERED_REQUESTS=$(echo "$out" | awk '/requests in/ {print $1}')  # the PostgreSQL run's, the last
   kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2> /dev/null || true
 done
 
@@ -66,4 +68,5 @@ both=$(cat "$DIR/a.txt" "$DIR/b.txt" | awk '/Requests\/sec/ {s += $2} END {print
 printf '| members, PostgreSQL, two servers together | %s | – | – | – |\n' "$both"
 reads=$(psql -tA "$URL" -c "SELECT COUNT(*) FROM paywall_bench.reads" 2> /dev/null || echo "?")
 echo
-echo "reads recorded on PostgreSQL by the metered scenario: $reads"
+echo "reads recorded on PostgreSQL by the metered scenario: $reads, for ${METERED_REQUESTS:-?} metered checks answered (each must record one)"
+if [ "$reads" != "?" ] && [ -n "${METERED_REQUESTS:-}" ] && [ "$reads" -lt "$METERED_REQUESTS" ]; then echo "WARNING: fewer reads recorded than metered checks answered: the metered row is not what it says" >&2; fi

@@ -10,7 +10,12 @@ local mode = os.getenv("MODE") or "bare"
 local file = os.getenv("TOKENS")
 local tokens = {}
 local counter = 0
-local id = 0
+-- A global, not a local: setup() gives each thread its own with thread:set, which sets
+-- the thread's global. Until the eighth session this was a local, which shadowed it: every
+-- thread had id 0 and sent the very same requests, so half the metered checks were re-reads
+-- of an article just read (which write nothing) and half the cold tokens were another
+-- thread's (BENCHMARKS.md). run.sh now checks both.
+id = 0
 local threads = 1
 
 function setup(thread)

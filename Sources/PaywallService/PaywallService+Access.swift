@@ -248,7 +248,7 @@ enum TokenCounters {
 
 /// Verified tokens by the SHA-256 of their text, until they expire: a reader's repeated
 /// checks pay one signature verification (about 50 µs for ES256) per token, not per
-/// request. Bounded; when full, expired entries go first, then an arbitrary half.
+/// request. Bounded (``Generations``: the tokens in use stay, the rest age out).
 final class VerifiedTokenCache: Sendable {
     private struct Entry: Sendable {
         var token: VerifiedToken
@@ -256,22 +256,25 @@ final class VerifiedTokenCache: Sendable {
     }
 
     private struct State: Sendable {
-        var entries: [[UInt8]: Entry] = [:]
+        var entries: Generations<[UInt8], Entry>
         /// Bumped whenever the keys change: a verification made against the old keys is
         /// not cached after it.
         var generation = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     let capacity: Int
 
     init(capacity: Int) {
         self.capacity = max(0, capacity)
+        state = Mutex(State(entries: Generations(capacity: capacity)))
     }
 
     /// A cached token of one of `kinds` for `audience`, still within its lifetime.
     func lookup(_ key: [UInt8], kinds: Set<TokenKind>, audience: String, at now: Date) -> VerifiedToken? {
-        guard capacity > 0, let entry = state.withLock({ $0.entries[key] }) else { return nil }
+        guard capacity > 0 else { return nil }
+        var dropped: [[UInt8]: Entry] = [:]
+        guard let entry = state.withLock({ $0.entries.value(for: key, dropped: &dropped) }) else { return nil }
         guard now < entry.expiresAt, kinds.contains(entry.token.kind), entry.token.registered.audience.contains(audience) else { return nil }
         return entry.token
     }
@@ -279,17 +282,12 @@ final class VerifiedTokenCache: Sendable {
     var generation: Int { state.withLock { $0.generation } }
 
     func insert(_ key: [UInt8], _ token: VerifiedToken, at now: Date, generation: Int) {
-        guard capacity > 0 else { return }
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            if state.entries.count >= capacity {
-                state.entries = state.entries.filter { $0.value.expiresAt > now }
-                if state.entries.count >= capacity {
-                    for key in Array(state.entries.keys.prefix(state.entries.count / 2 + 1)) { state.entries.removeValue(forKey: key) }
-                }
-            }
-            state.entries[key] = Entry(token: token, expiresAt: token.registered.expiresAt)
+        guard capacity > 0, now < token.registered.expiresAt else { return }
+        let dropped = state.withLock { state -> [[UInt8]: Entry] in
+            guard state.generation == generation else { return [:] }
+            return state.entries.insert(key, Entry(token: token, expiresAt: token.registered.expiresAt))
         }
+        _ = dropped  // released here, after the lock
     }
 
     var count: Int { state.withLock { $0.entries.count } }
@@ -309,7 +307,7 @@ final class VerifiedTokenCache: Sendable {
 /// check (ES256, 14% of it, measured with `perf`). A grant only says "this subject may read
 /// this article until exp"; the decision itself is made afresh on every check, and only a
 /// full one gets a grant. Keyed by the signing key too: after a rotation grants are new;
-/// forgotten whenever the keys change.
+/// forgotten whenever the keys change. Bounded (``Generations``).
 final class GrantCache: Sendable {
     struct Key: Hashable, Sendable {
         var subject: String
@@ -318,34 +316,28 @@ final class GrantCache: Sendable {
         var kid: String
     }
 
-    private let grants = Mutex<[Key: IssuedToken]>([:])
+    private let grants: Mutex<Generations<Key, IssuedToken>>
     let capacity: Int
 
     init(capacity: Int) {
         self.capacity = max(0, capacity)
+        grants = Mutex(Generations(capacity: capacity))
     }
 
     /// The grant issued for `key`, if at least half of `lifetime` is left at `now` (and it
     /// was issued no later than `now`: a clock set back does not get a grant from its future).
     func reusable(_ key: Key, lifetime: TimeInterval, at now: Date) -> IssuedToken? {
-        guard capacity > 0, let grant = grants.withLock({ $0[key] }) else { return nil }
+        guard capacity > 0 else { return nil }
+        var dropped: [Key: IssuedToken] = [:]
+        guard let grant = grants.withLock({ $0.value(for: key, dropped: &dropped) }) else { return nil }
         guard grant.claims.issuedAt <= now, grant.claims.expiresAt.timeIntervalSince(now) >= lifetime / 2 else { return nil }
         return grant
     }
 
     func insert(_ key: Key, _ grant: IssuedToken, at now: Date) {
         guard capacity > 0 else { return }
-        grants.withLock { grants in
-            if grants.count >= capacity {
-                // Drop the expired, then, if that was not enough, half of the rest: bounded
-                // memory, no ordering to keep.
-                grants = grants.filter { $0.value.claims.expiresAt > now }
-                if grants.count >= capacity {
-                    for key in Array(grants.keys.prefix(grants.count / 2 + 1)) { grants.removeValue(forKey: key) }
-                }
-            }
-            grants[key] = grant
-        }
+        let dropped = grants.withLock { $0.insert(key, grant) }
+        _ = dropped  // released here, after the lock
     }
 
     var count: Int { grants.withLock { $0.count } }

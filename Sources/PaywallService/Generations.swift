@@ -1,0 +1,51 @@
+/// A bounded map for the service's caches (verified tokens, article grants) that never
+/// scans itself: entries go into a young generation; when it holds half the capacity it
+/// becomes the old one and the previous old generation is dropped whole. A hit in the old
+/// generation moves to the young one, so what is used survives and what is not ages out
+/// after two turns. At most `capacity` entries (two, when it is smaller).
+///
+/// Why: the caches used to drop the expired and then an arbitrary half when full, a pass
+/// over every entry (100,000 by default) with the cache's lock held, which stalled every
+/// access check on the server each time the cache filled. Here an insert is O(1); the
+/// generation dropped is handed back to be released after the lock is let go.
+struct Generations<Key: Hashable, Value> {
+    private(set) var young: [Key: Value] = [:]
+    private(set) var old: [Key: Value] = [:]
+    /// Size of a generation when it turns old (half the capacity, at least 1).
+    let half: Int
+
+    init(capacity: Int) {
+        half = max(1, capacity / 2)
+    }
+
+    var count: Int { young.count + old.count }
+
+    /// The value for `key`; a value found in the old generation moves to the young one
+    /// (and what that turns out is returned in `dropped`, for the caller to release).
+    mutating func value(for key: Key, dropped: inout [Key: Value]) -> Value? {
+        if let value = young[key] { return value }
+        guard let value = old.removeValue(forKey: key) else { return nil }
+        dropped = insert(key, value)
+        return value
+    }
+
+    /// Stores `value`; returns the generation dropped to make room (empty if none), which
+    /// the caller should let go of outside its lock.
+    @discardableResult
+    mutating func insert(_ key: Key, _ value: Value) -> [Key: Value] {
+        old.removeValue(forKey: key)
+        young[key] = value
+        guard young.count >= half else { return [:] }
+        let dropped = old
+        old = young
+        young = [:]
+        return dropped
+    }
+
+    mutating func removeAll() {
+        young = [:]
+        old = [:]
+    }
+}
+
+extension Generations: Sendable where Key: Sendable, Value: Sendable {}

@@ -6,8 +6,10 @@
 ///
 /// Why: the caches used to drop the expired and then an arbitrary half when full, a pass
 /// over every entry (100,000 by default) with the cache's lock held, which stalled every
-/// access check on the server each time the cache filled. Here an insert is O(1); the
-/// generation dropped is handed back to be released after the lock is let go.
+/// access check on the server each time the cache filled: about 30 ms for the pass and 20
+/// more to free the old dictionary, measured here with 100,000 entries (a `swiftc -O`
+/// loop). Here an insert is O(1); the generation dropped is handed back to be released
+/// after the lock is let go (by the one thread that dropped it, not by all of them).
 struct Generations<Key: Hashable, Value> {
     private(set) var young: [Key: Value] = [:]
     private(set) var old: [Key: Value] = [:]

@@ -48,6 +48,11 @@ for store in sqlite postgres; do
   row "metered (each records a read), $store" "$out"
   METERED_REQUESTS=$(echo "$out" | awk '/requests in/ {print $1}')  # the PostgreSQL run's, the last
   kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2> /dev/null || true
+  if [ $store = sqlite ]; then
+    reads=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM reads').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
+    SQLITE_CHECK="reads recorded on SQLite by the metered scenario: $reads, for $METERED_REQUESTS metered checks answered (each must record one)"
+    if [ "$reads" != "?" ] && [ "$reads" -lt "$METERED_REQUESTS" ]; then echo "WARNING: fewer reads recorded on SQLite than metered checks answered: the metered row is not what it says" >&2; fi
+  fi
 done
 
 # Two servers on the one PostgreSQL, half the connections each, at once; one server with
@@ -68,5 +73,6 @@ both=$(cat "$DIR/a.txt" "$DIR/b.txt" | awk '/Requests\/sec/ {s += $2} END {print
 printf '| members, PostgreSQL, two servers together | %s | – | – | – |\n' "$both"
 reads=$(psql -tA "$URL" -c "SELECT COUNT(*) FROM paywall_bench.reads" 2> /dev/null || echo "?")
 echo
+echo "$SQLITE_CHECK"
 echo "reads recorded on PostgreSQL by the metered scenario: $reads, for ${METERED_REQUESTS:-?} metered checks answered (each must record one)"
 if [ "$reads" != "?" ] && [ -n "${METERED_REQUESTS:-}" ] && [ "$reads" -lt "$METERED_REQUESTS" ]; then echo "WARNING: fewer reads recorded than metered checks answered: the metered row is not what it says" >&2; fi

@@ -2,7 +2,7 @@
 /// scans itself: entries go into a young generation; when it holds half the capacity it
 /// becomes the old one and the previous old generation is dropped whole. A hit in the old
 /// generation moves to the young one, so what is used survives and what is not ages out
-/// after two turns. At most `capacity` entries (two, when it is smaller).
+/// after two turns. At most `capacity` entries (at least one).
 ///
 /// Why: the caches used to drop the expired and then an arbitrary half when full, a pass
 /// over every entry (100,000 by default) with the cache's lock held, which stalled every
@@ -13,11 +13,12 @@
 struct Generations<Key: Hashable, Value> {
     private(set) var young: [Key: Value] = [:]
     private(set) var old: [Key: Value] = [:]
-    /// Size of a generation when it turns old (half the capacity, at least 1).
+    /// Size of a generation when it turns old (half the capacity rounded up, at least 1):
+    /// the young one holds at most `half - 1` entries and the old one `half`.
     let half: Int
 
     init(capacity: Int) {
-        half = max(1, capacity / 2)
+        half = max(1, (capacity + 1) / 2)
     }
 
     var count: Int { young.count + old.count }
@@ -25,8 +26,15 @@ struct Generations<Key: Hashable, Value> {
     /// The value for `key`; a value found in the old generation moves to the young one
     /// (and what that turns out is returned in `dropped`, for the caller to release).
     mutating func value(for key: Key, dropped: inout [Key: Value]) -> Value? {
-        if let value = young[key] { return value }
-        guard let value = old.removeValue(forKey: key) else { return nil }
+        value(for: key, if: { _ in true }, dropped: &dropped)
+    }
+
+    /// ``value(for:dropped:)`` when `usable` accepts the value (nil otherwise); only a
+    /// usable value found in the old generation moves to the young one.
+    mutating func value(for key: Key, if usable: (Value) -> Bool, dropped: inout [Key: Value]) -> Value? {
+        if let value = young[key] { return usable(value) ? value : nil }
+        guard let value = old[key], usable(value) else { return nil }
+        old.removeValue(forKey: key)
         dropped = insert(key, value)
         return value
     }
@@ -44,9 +52,11 @@ struct Generations<Key: Hashable, Value> {
         return dropped
     }
 
-    mutating func removeAll() {
-        young = [:]
-        old = [:]
+    /// Empties the map; returns what it held, for the caller to release outside its lock.
+    @discardableResult
+    mutating func removeAll() -> (young: [Key: Value], old: [Key: Value]) {
+        defer { (young, old) = ([:], [:]) }
+        return (young, old)
     }
 }
 

@@ -182,7 +182,7 @@ extension PaywallService {
                 answer.articleGrant = reused
             } else {
                 let issued = try mapped { try articleGrant(issuer, subject: subject, title: title, article: facts.article.id, lifetime: lifetime) }
-                grantCache.insert(key, issued, at: at)
+                grantCache.insert(key, issued)
                 answer.articleGrant = issued
             }
         }
@@ -274,9 +274,12 @@ final class VerifiedTokenCache: Sendable {
     func lookup(_ key: [UInt8], kinds: Set<TokenKind>, audience: String, at now: Date) -> VerifiedToken? {
         guard capacity > 0 else { return nil }
         var dropped: [[UInt8]: Entry] = [:]
-        guard let entry = state.withLock({ $0.entries.value(for: key, dropped: &dropped) }) else { return nil }
-        guard now < entry.expiresAt, kinds.contains(entry.token.kind), entry.token.registered.audience.contains(audience) else { return nil }
-        return entry.token
+        // Only a usable entry is kept in use (moved to the young generation): an expired
+        // token resent for ever ages out like any other.
+        let usable = { (entry: Entry) in
+            now < entry.expiresAt && kinds.contains(entry.token.kind) && entry.token.registered.audience.contains(audience)
+        }
+        return state.withLock { $0.entries.value(for: key, if: usable, dropped: &dropped) }?.token
     }
 
     var generation: Int { state.withLock { $0.generation } }
@@ -294,10 +297,11 @@ final class VerifiedTokenCache: Sendable {
 
     /// Forgets every token (after a key is retired, tokens it signed must stop passing).
     func removeAll() {
-        state.withLock { state in
-            state.entries.removeAll()
+        let dropped = state.withLock { state in
             state.generation += 1
+            return state.entries.removeAll()
         }
+        _ = dropped  // released here, after the lock
     }
 }
 
@@ -329,12 +333,11 @@ final class GrantCache: Sendable {
     func reusable(_ key: Key, lifetime: TimeInterval, at now: Date) -> IssuedToken? {
         guard capacity > 0 else { return nil }
         var dropped: [Key: IssuedToken] = [:]
-        guard let grant = grants.withLock({ $0.value(for: key, dropped: &dropped) }) else { return nil }
-        guard grant.claims.issuedAt <= now, grant.claims.expiresAt.timeIntervalSince(now) >= lifetime / 2 else { return nil }
-        return grant
+        let usable = { (grant: IssuedToken) in grant.claims.issuedAt <= now && grant.claims.expiresAt.timeIntervalSince(now) >= lifetime / 2 }
+        return grants.withLock { $0.value(for: key, if: usable, dropped: &dropped) }
     }
 
-    func insert(_ key: Key, _ grant: IssuedToken, at now: Date) {
+    func insert(_ key: Key, _ grant: IssuedToken) {
         guard capacity > 0 else { return }
         let dropped = grants.withLock { $0.insert(key, grant) }
         _ = dropped  // released here, after the lock
@@ -343,7 +346,8 @@ final class GrantCache: Sendable {
     var count: Int { grants.withLock { $0.count } }
 
     func removeAll() {
-        grants.withLock { $0.removeAll() }
+        let dropped = grants.withLock { $0.removeAll() }
+        _ = dropped  // released here, after the lock
     }
 }
 

@@ -74,7 +74,7 @@ extension PaywallService {
                 known = found
             case let .account(reference):
                 let account = try store.account(matching: reference)
-                guard let found = try store.accountFacts(id: account.id) else { throw StoreError.accountNotFound(reference) }
+                guard let found = try store.accountFacts(id: account.id) else { throw StoreError.accountNotFound(account.email) }
                 known = found
             case .anonymous: known = nil
             }

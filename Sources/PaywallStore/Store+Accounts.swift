@@ -64,9 +64,7 @@ extension Store {
                 return try snapshot { () throws -> AccountFacts? in
                     guard let account = try readHot({ hot in try hot.account(id: id.rawValue) }) else { return nil }
                     let memberships = try readHot { hot in try hot.membershipsWithBundles(accountID: id.rawValue).map(MembershipWithBundle.init) }
-                    let trial = try readHotSQL { db in
-                        try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [id.rawValue]).map(Trial.init(row:))
-                    }
+                    let trial = try readHotSQL { db in try Self.trial(db, accountID: id) }
                     return AccountFacts(account: account, memberships: memberships, trial: trial)
                 }
             } catch let error as StoreError {

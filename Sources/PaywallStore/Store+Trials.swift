@@ -43,11 +43,13 @@ extension Store {
     /// The trial of an account, or nil if it never had one.
     public func trial(accountID: AccountID) throws(StoreError) -> Trial? {
         try cachedFact(group: "account:\(accountID.rawValue)", key: "trial") { () throws(StoreError) -> Trial? in
-            try readHotSQL { db in
-                try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
-                    .map(Trial.init(row:))
-            }
+            try readHotSQL { db in try Self.trial(db, accountID: accountID) }
         }
+    }
+
+    /// The trial of an account, read on `db` (nil: it never had one).
+    static func trial(_ db: any SQLConnection, accountID: AccountID) throws -> Trial? {
+        try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue]).map(Trial.init(row:))
     }
 
     /// Whether the person behind `email` may still start a free trial.

@@ -124,7 +124,7 @@ extension PaywallService {
     /// titles of every membership that gives access. Access tokens carry the same
     /// memberships (``entitlements(accountID:)``), so both always agree.
     func membershipFacts(accountID: AccountID, title: TitleID, at: Date) throws -> MembershipFacts {
-        membershipFacts(try store.membershipsWithBundles(accountID: accountID).map(Store.MembershipWithBundle.init), title: title, at: at)
+        membershipFacts(try store.membershipsWithBundles(accountID: accountID), title: title, at: at)
     }
 
     /// ``membershipFacts(accountID:title:at:)`` from the account's memberships as read.

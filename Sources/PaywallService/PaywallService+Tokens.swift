@@ -122,17 +122,12 @@ extension PaywallService {
 
     /// The memberships that grant access at `at`, each with its plan's titles.
     func liveMemberships(accountID: AccountID, at: Date) throws -> [MembershipEntitlement] {
-        try membershipsWithTitles(accountID: accountID).filter { $0.0.grantsAccess(at: at) }.map { membership, bundle in
-            MembershipEntitlement(
+        try store.membershipsWithBundles(accountID: accountID).filter { $0.membership.grantsAccess(at: at) }.map { item in
+            let (membership, bundle) = (item.membership, item.bundle)
+            return MembershipEntitlement(
                 status: membership.status, plan: membership.planID, titles: bundle,
                 periodEnd: membership.currentPeriodEnd, graceEnd: membership.gracePeriodEnd == nil || membership.status == .active ? nil : membership.accessEnd)
         }
-    }
-
-    /// Every membership of the account with the titles its plan grants (one statement).
-    /// Shared by access tokens and policy decisions.
-    func membershipsWithTitles(accountID: AccountID) throws -> [(Membership, TitleBundle)] {
-        try store.membershipsWithBundles(accountID: accountID)
     }
 
     /// Issues an access token with the account's current entitlements.

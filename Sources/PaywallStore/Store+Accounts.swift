@@ -63,7 +63,7 @@ extension Store {
             do {
                 return try snapshot { () throws -> AccountFacts? in
                     guard let account = try readHot({ hot in try hot.account(id: id.rawValue) }) else { return nil }
-                    let memberships = try readHot { hot in try hot.membershipsWithBundles(accountID: id.rawValue).map(MembershipWithBundle.init) }
+                    let memberships = try readMembershipsWithBundles(accountID: id)
                     let trial = try readHotSQL { db in try Self.trial(db, accountID: id) }
                     return AccountFacts(account: account, memberships: memberships, trial: trial)
                 }

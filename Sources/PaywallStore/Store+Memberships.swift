@@ -140,13 +140,18 @@ extension Store {
 
     /// Every membership of the account, newest first, each with the titles its plan
     /// grants: one statement on a hot reader (every access check reads it).
-    public func membershipsWithBundles(accountID: AccountID) throws(StoreError) -> [(Membership, TitleBundle)] {
+    public func membershipsWithBundles(accountID: AccountID) throws(StoreError) -> [MembershipWithBundle] {
         try cachedFact(group: "account:\(accountID.rawValue)", key: "memberships") { () throws(StoreError) -> [MembershipWithBundle] in
-            try readHot { hot in try hot.membershipsWithBundles(accountID: accountID.rawValue).map(MembershipWithBundle.init) }
-        }.map { ($0.membership, $0.bundle) }
+            try readMembershipsWithBundles(accountID: accountID)
+        }
     }
 
-    /// A membership and its plan's titles, as cached (a tuple is not Sendable).
+    /// ``membershipsWithBundles(accountID:)`` read from the database (not the cache).
+    func readMembershipsWithBundles(accountID: AccountID) throws(StoreError) -> [MembershipWithBundle] {
+        try readHot { hot in try hot.membershipsWithBundles(accountID: accountID.rawValue).map(MembershipWithBundle.init) }
+    }
+
+    /// A membership and its plan's titles (a struct: a tuple is not Sendable).
     public struct MembershipWithBundle: Sendable {
         public var membership: Membership
         public var bundle: TitleBundle

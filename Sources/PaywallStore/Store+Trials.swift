@@ -70,9 +70,7 @@ extension Store {
     public func cancelTrial(accountID: AccountID, actor: AuditActor) throws(StoreError) -> Trial {
         try write { db in
             let email = try Self.requireAccount(db, accountID)
-            guard let row = try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue])
-            else { throw StoreError.trialNotFound(account: email) }
-            var trial = Trial(row: row)
+            guard var trial = try Self.trial(db, accountID: accountID) else { throw StoreError.trialNotFound(account: email) }
             // It ends now, not when it would have: what readers and reports then show.
             trial.endsAt = min(trial.endsAt, clock.now())
             try db.execute("UPDATE trials SET status = 'canceled', ends_at = ? WHERE id = ?", [trial.endsAt.millis, trial.id])

@@ -138,7 +138,9 @@ struct TokenCommand: ParsableCommand {
                 """
         )
         @OptionGroup var global: GlobalOptions
-        @Option(help: "The token's id (its jti).") var id: String?
+        // Unconditional: a jti is base64url and may begin with "-", which would otherwise be
+        // taken for an option ("Missing value for --id").
+        @Option(parsing: .unconditional, help: "The token's id (its jti).") var id: String?
         @Option(help: "The token itself, or - to read it from standard input (keeps it out of the process list).") var token: String?
         @Option(help: "The admin's name: every token of theirs issued until now.") var subject: String?
         @Flag(help: "Record the revocation of an --id no audit entry names (a token minted elsewhere).") var force = false

@@ -67,6 +67,10 @@ struct AdminTokenCLITests {
         #expect(typo.status != 0 && typo.stderr.contains("no admin token with id"), "\(typo.stderr)")
         let forced = try cli.run(["token", "revoke-admin", "--id", "AAAAAAAAAAAAAAAAAAAAAA", "--force"])
         #expect(forced.status == 0 && forced.stdout.contains("not minted here"), "\(forced.stderr)")
+        // An id that begins with "-" (a jti is base64url: one in 64 does) is taken as the id,
+        // not as an option.
+        let dashed = try cli.run(["token", "revoke-admin", "--id", "-AAAAAAAAAAAAAAAAAAAAA"])
+        #expect(dashed.status != 0 && dashed.stderr.contains("no admin token with id"), "\(dashed.stderr)")
         // A token pasted where its id goes: refused, and not printed back.
         let pasted = try cli.run(["token", "revoke-admin", "--id", first.token])
         #expect(pasted.status != 0 && !pasted.stderr.contains(first.token.prefix(30)), "\(pasted.stderr)")

@@ -8,16 +8,20 @@ public enum DomainError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidDate(String)
     case invalidValue(field: String, value: String, expected: String)
 
-    /// A rejected value as a message shows it: the first 64 characters, then "…" (a
-    /// 5,000-character id echoed whole made the error bigger than the request).
+    /// A rejected value as a message shows it: its first 64 characters, escaped
+    /// (``PrintableText/quoted(_:limit:)``). A 5,000-character id echoed whole made the
+    /// error bigger than the request, and a value with a newline wrote a line of its own
+    /// into the server's log.
     static func shown(_ value: String) -> String {
-        value.count <= 64 ? value : String(value.prefix(64)) + "…"
+        PrintableText.quoted(value)
     }
 
     public var description: String {
         switch self {
-        case let .invalidEmail(value, reason):
-            return "invalid email address '\(Self.shown(value))': \(reason)"
+        case .invalidEmail(_, let reason):
+            // Not echoed: what a reader types in the email field is sometimes their
+            // password, and refusals are logged. The reason says what is wrong.
+            return "invalid email address: \(reason)"
         case let .weakPassword(violation):
             return "password rejected: \(violation)"
         case let .invalidIdentifier(kind, value, reason):

@@ -66,7 +66,7 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         }
         let localAllowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-")
         if let bad = local.first(where: { !localAllowed.contains($0) }) {
-            throw fail("character '\(bad)' is not allowed before the '@'")
+            throw fail("character '\(PrintableText.quoted(String(bad)))' is not allowed before the '@'")
         }
 
         if domain.isEmpty { throw fail("nothing after the '@'") }
@@ -80,7 +80,7 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
                 throw fail("a domain label may not start or end with '-'")
             }
             if let bad = label.first(where: { !labelAllowed.contains($0) }) {
-                throw fail("character '\(bad)' is not allowed in the domain")
+                throw fail("character '\(PrintableText.quoted(String(bad)))' is not allowed in the domain")
             }
         }
         if let tld = labels.last, tld.allSatisfy(\.isNumber) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaywallCore
 
 /// One line per event on standard error, in either format `paywall serve --log-format`
 /// names:
@@ -46,8 +47,12 @@ public struct StandardErrorLogHandler: LogHandler {
         let time = date.formatted(.iso8601)
         switch format {
         case .text:
-            let pairs = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            return "\(time) \(event.level)\(label.isEmpty ? "" : " ")\(label):\(pairs.isEmpty ? "" : " " + pairs) [\(event.source)] \(event.message)\n"
+            // Values and the message are escaped (``PrintableText/oneLine(_:)``): a value
+            // taken from a request must not start a line of its own, or send a terminal
+            // escape to whoever reads the log. The JSON format escapes by its nature.
+            let pairs = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(PrintableText.oneLine($0.value.description))" }.joined(separator: " ")
+            let message = PrintableText.oneLine(event.message.description)
+            return "\(time) \(event.level)\(label.isEmpty ? "" : " ")\(label):\(pairs.isEmpty ? "" : " " + pairs) [\(event.source)] \(message)\n"
         case .json:
             var object = merged.mapValues(Self.plain)
             // Set last: metadata can never overwrite what the line is.

@@ -31,12 +31,43 @@ struct ValueTests {
     func longValuesCut() {
         let long = String(repeating: "x", count: 5_000)
         for error in [DomainError.invalidIdentifier(kind: "title id", value: long, reason: "too long"), .invalidValue(field: "article", value: long, expected: "1 to 256 bytes"),
-                      .invalidEmail(long, reason: "no @"), .invalidDuration(long), .invalidDate(long)] {
+                      .invalidDuration(long), .invalidDate(long)] {
             #expect(error.description.count < 200, "\(error.description.prefix(80))")
-            #expect(error.description.contains(String(repeating: "x", count: 64) + "…"))
+            #expect(error.description.contains(String(repeating: "x", count: 64) + "…(4936 more)"))
         }
         #expect(DomainError.invalidValue(field: "plan", value: "short", expected: "x").description == "invalid plan 'short': expected x")
         #expect(DomainError.invalidValue(field: "plan", value: "", expected: "one of a, b").description == "no plan given: expected one of a, b")
+    }
+
+    @Test("a rejected value is shown on one line: newlines, terminal escapes and bidirectional overrides escaped, and its quotes kept closed")
+    func rejectedValuesEscaped() {
+        let error = DomainError.invalidIdentifier(kind: "article id", value: "a\n2026-11-29 notice: forged\u{1B}[8m\u{202E}'x\\", reason: "bad")
+        #expect(error.description == #"invalid article id 'a\n2026-11-29 notice: forged\u{1B}[8m\u{202E}\'x\\': bad"#)
+        #expect(error.description.filter(\.isNewline).isEmpty)
+    }
+
+    @Test("a rejected email address is not echoed (a reader sometimes types a password there): the reason says what is wrong")
+    func emailNotEchoed() throws {
+        #expect(throws: DomainError.self) { try EmailAddress("Tr0ub4dor&3-my-real-password") }
+        do {
+            _ = try EmailAddress("Tr0ub4dor&3-my-real-password")
+        } catch {
+            #expect(error.description == "invalid email address: it must contain exactly one '@'")
+        }
+        do {
+            _ = try EmailAddress("a\u{1B}b@example.com")
+        } catch {
+            #expect(error.description == #"invalid email address: character '\u{1B}' is not allowed before the '@'"#)
+        }
+    }
+
+    @Test("PrintableText: clean text comes back as it is; quoted text is cut at the limit and says how much more there was")
+    func printableText() {
+        #expect(PrintableText.oneLine("plain 'text' \\ é 日本") == "plain 'text' \\ é 日本")
+        #expect(PrintableText.oneLine("a\tb\u{7F}c\u{85}d\u{2066}") == #"a\tb\u{7F}c\u{85}d\u{2066}"#)
+        #expect(PrintableText.quoted("abcdef", limit: 3) == "abc…(3 more)")
+        #expect(PrintableText.quoted("abc", limit: 3) == "abc")
+        #expect(PrintableText.quoted("it's") == #"it\'s"#)
     }
 
     @Test("bad durations", arguments: ["", "d", "0d", "-1d", "1.5d", "10", "10y", "1 d", "99999999999999999999d", "+5d"])

@@ -75,6 +75,23 @@ struct CompAccessTests {
         #expect(try f.snapshot() == before)
     }
 
+    @Test("a deleted account's access token opens nothing with a comp either: 401, as without one, and nothing written")
+    func deletedAccount() async throws {
+        let f = try seededFixture()
+        let reader = try accessToken(f, "reader@example.com")
+        let comp = try Self.comp(f, "reader@example.com", titles: ["le-monde"])
+        _ = try f.service.deleteAccount("reader@example.com", actor: f.admin)
+        let before = try f.snapshot()
+        let (withComp, without) = try await withAPI(f) { client in
+            (try await client.post("/v1/access", Self.body(title: "le-monde", article: "c1", comp: comp), token: reader),
+             try await client.access(title: "le-monde", article: "c1", token: reader))
+        }
+        #expect(without.status == .unauthorized && without.errorCode == "invalid_token", "\(without.text)")
+        #expect(withComp.status == .unauthorized && withComp.errorCode == "invalid_token", "\(withComp.text)")
+        #expect(!withComp.text.contains("articleGrant"))
+        #expect(try f.snapshot() == before)
+    }
+
     @Test("an expired comp, or one for other titles, gives nothing and takes nothing: the policy decides, a member still reads their plan")
     func expiredOrElsewhere() async throws {
         let f = try seededFixture()

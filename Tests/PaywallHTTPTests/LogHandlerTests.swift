@@ -53,6 +53,17 @@ struct LogHandlerTests {
             == "1970-01-01T00:00:00Z error paywall: error=disk full [PaywallStore] cannot commit\n")
     }
 
+    @Test("text: a value or message from a request cannot start a line of its own or send a terminal escape")
+    func textEscapes() {
+        var handler = StandardErrorLogHandler(label: "paywall", format: .text)
+        handler[metadataKey: "request"] = "r-1\n2026-11-29T01:41:00Z notice paywall: forged"
+        let event = event("refused \u{1B}[8mhidden\r", metadata: ["reason": "invalid article id 'a\u{2028}b\u{202E}c'"])
+        let line = handler.line(event, at: Date(timeIntervalSince1970: 0))
+        #expect(line == "1970-01-01T00:00:00Z info paywall: reason=invalid article id 'a\\u{2028}b\\u{202E}c' "
+            + "request=r-1\\n2026-11-29T01:41:00Z notice paywall: forged [PaywallHTTP] refused \\u{1B}[8mhidden\\r\n")
+        #expect(line?.filter(\.isNewline).count == 1)
+    }
+
     @Test("JSON: one object per line; metadata and the error as fields, never over what the line is")
     func json() throws {
         struct Broken: Error, CustomStringConvertible { var description: String { "disk full" } }

@@ -29,7 +29,7 @@ public enum DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidName(kind, reason):
             return "invalid \(kind) name: \(reason)"
         case let .invalidDuration(value):
-            return "invalid duration '\(Self.shown(value))': use a number with a unit, e.g. 90s, 15m, 12h, 14d"
+            return "invalid duration '\(Self.shown(value))': use a whole number above 0 with a unit (s, m, h, d or w), e.g. 90s, 15m, 12h, 14d; at most \(TimeText.format(duration: TimeText.maximumDuration))"
         case let .invalidDate(value):
             return "invalid date '\(Self.shown(value))': use ISO 8601, e.g. 2026-12-31 or 2026-12-31T23:59:59Z"
         case let .invalidValue(field, value, expected):

@@ -150,7 +150,11 @@ struct ReloadOnHangup: Service {
         for await _ in signals.cancelOnGracefulShutdown() {
             do {
                 let policy = try service.reloadPolicy()
-                logger.notice("policy reloaded", metadata: ["revision": .string(policy.revision)])
+                // Which one: once a revision is published to the store it wins over the
+                // folder, and an operator who edited the folder must be told it was not read.
+                let source = service.policyPublication.map { "publication #\($0) (the store's; the folder is not read once one is published)" }
+                    ?? "folder \(service.configuration.policyDirectory.path)"
+                logger.notice("policy reloaded", metadata: ["revision": .string(policy.revision), "source": .string(source)])
             } catch {
                 logger.error("policy refused; the previous one stays", metadata: ["reason": .string(error.description)])
             }

@@ -25,7 +25,7 @@ public enum PolicyLoader {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isFolder), isFolder.boolValue else {
             // Foundation's own message here says nothing useful ("The operation could not be completed").
-            throw PolicyErrors([PolicyDiagnostic(at: where_, "no policy folder here: pass --policies PATH (or set PAYWALL_POLICIES), or run from the repository's folder, whose Policies/ is the default")])
+            throw PolicyErrors([PolicyDiagnostic(at: where_, "no policy folder here: name one ('paywall serve --policies PATH', 'paywall policy check PATH') or set PAYWALL_POLICIES; run from the repository's folder, its Policies/ is the default")])
         }
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".policy") }.sorted()

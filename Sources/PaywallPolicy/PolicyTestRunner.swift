@@ -48,6 +48,9 @@ public enum PolicyTestRunner {
         return cases
     }
 
+    static let testNames: Set<String> = ["name", "at", "facts", "meters", "expect"]
+    static let expectNames: Set<String> = ["access", "teaser", "offers", "rules", "meterConsumed", "accessibleForFree", "shadow"]
+
     /// Parses one test file: `{"tests": [{"name", "at", "facts", "meters", "expect"}, …]}`.
     public static func parse(_ data: Data, file: String, policy: Policy) throws(PolicyTestFileError) -> [PolicyTestCase] {
         func fail(_ message: String) -> PolicyTestFileError { PolicyTestFileError(file: file, message: message) }
@@ -75,6 +78,18 @@ public enum PolicyTestRunner {
                 facts.meters[index] = MeterFacts(used: object["used"] as? Int ?? 0, alreadyRead: object["alreadyRead"] as? Bool ?? false)
             }
             guard let expect = test["expect"] as? [String: Any], !expect.isEmpty else { throw failHere("needs an \"expect\" object") }
+            // A misspelled name ("acess") would check nothing and pass: refused.
+            for (object, names, what) in [(test, Self.testNames, "a test"), (expect, Self.expectNames, "\"expect\"")] {
+                for key in object.keys.sorted() where !names.contains(key) {
+                    let hint = closest(key, in: names.sorted()).map { "; did you mean \"\($0)\"?" } ?? ""
+                    throw failHere("unknown member \"\(key)\" in \(what) (known: \(names.sorted().joined(separator: ", ")))\(hint)")
+                }
+            }
+            for (key, isRightType) in [("teaser", expect["teaser"].map { $0 is Int }), ("meterConsumed", expect["meterConsumed"].map { $0 is Bool }),
+                                       ("accessibleForFree", expect["accessibleForFree"].map { $0 is Bool }), ("shadow", expect["shadow"].map { $0 is [String] })]
+            where isRightType == false {
+                throw failHere("\"\(key)\" must be \(key == "teaser" ? "a number" : key == "shadow" ? "a list of rule names" : "true or false")")
+            }
             var testCase = PolicyTestCase(name: name, file: file, facts: facts)
             if let access = expect["access"] {
                 guard let text = access as? String, let level = AccessLevel(name: text) else { throw failHere("\"access\" is none, teaser or full") }

@@ -113,7 +113,13 @@ extension PaywallService {
                     throw StoreError.adminTokenNotFound(id)
                 }
             case let (nil, name?):
-                report = AdminRevocationReport(revocation: .subject(try Self.validatedAdminName(name), issuedUntil: now))
+                let name = try Self.validatedAdminName(name)
+                // As for an id: a typo must not look like a revocation while the real
+                // admin's tokens keep working.
+                if !force, try store.auditEntries(filter: AuditFilter(action: "token.admin", target: "admin:\(name)"), limit: 1).isEmpty {
+                    throw StoreError.adminNeverMinted(name)
+                }
+                report = AdminRevocationReport(revocation: .subject(name, issuedUntil: now))
             default:
                 throw DomainError.invalidValue(field: "id", value: "", expected: "either a token's id or an admin's name, not both and not neither")
             }
@@ -134,8 +140,10 @@ extension PaywallService {
         return try revokeAdminTokens(tokenID: claims.registered.tokenID, subject: nil, force: true, actor: actor)
     }
 
-    /// An admin's name as it appears in `sub` and the audit log (`admin:<name>`).
-    static func validatedAdminName(_ raw: String) throws(DomainError) -> String {
+    /// An admin's name as it appears in `sub` and the audit log (`admin:<name>`): the CLI's
+    /// `--actor` is checked with it too (the audit log is append-only; a bad name in it
+    /// stays for good).
+    public static func validatedAdminName(_ raw: String) throws(DomainError) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@".unicodeScalars)
         guard (1...64).contains(raw.unicodeScalars.count), raw.unicodeScalars.allSatisfy(allowed.contains) else {
             throw .invalidValue(field: "subject", value: raw, expected: "1 to 64 letters, digits, '.', '_', '-' or '@'")

@@ -58,11 +58,7 @@ extension PaywallService {
 
     /// Records that a reader opened an article.
     public func recordRead(subject: MeterSubject, title: String, article: String, at: Date? = nil) throws(ServiceError) {
-        try mapped {
-            let read = ArticleRead(
-                subject: subject, titleID: try TitleID(validating: title),
-                articleID: try ArticleRead.validateArticleID(article), at: at ?? now)
-            try store.recordRead(read)
-        }
+        let read = try articleRead(subject: subject, title: title, article: article, at: at)
+        try mapped { try store.recordRead(read) }
     }
 }

@@ -119,7 +119,12 @@ extension PaywallService {
 
     /// Checks one imported read (title and article ids; the time defaults to now).
     public func articleRead(subject: MeterSubject, title: String, article: String, at: Date?) throws(ServiceError) -> ArticleRead {
-        try mapped {
+        // A read dated ahead would count nowhere until its time came, and then spend one of
+        // the reader's free articles unseen. A minute of clock skew between hosts is allowed.
+        if let at, at > now.addingTimeInterval(60) {
+            throw .invalidInput(.invalidValue(field: "at", value: TimeText.format(at), expected: "a time no later than now"))
+        }
+        return try mapped {
             ArticleRead(
                 subject: subject, titleID: try TitleID(validating: title),
                 articleID: try ArticleRead.validateArticleID(article), at: at ?? now)

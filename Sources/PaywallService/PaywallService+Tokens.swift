@@ -34,6 +34,16 @@ extension PaywallService {
         try keys().ring
     }
 
+    /// Refuses a key folder that does not exist. For an administrator listing or publishing
+    /// the keys (`paywall keys list`, `keys jwks`): a mistyped folder must fail, not print an
+    /// empty set (a JWKS with no keys, published, makes every verifier refuse every token).
+    public func requireKeyFolder() throws(ServiceError) {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: configuration.keysDirectory.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw .keys(.cannotAccess(path: configuration.keysDirectory.path, reason: KeyRingError.noSuchFolder))
+        }
+    }
+
     /// The ring's JWKS: the public keys a verifier at the edge needs.
     public func jwks() throws(ServiceError) -> JWKS {
         try keyRing().jwks(at: now)

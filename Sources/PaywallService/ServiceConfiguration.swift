@@ -131,6 +131,9 @@ public struct ServiceConfiguration: Sendable {
         public var keysDirectory: String?
         public var policyDirectory: String?
         public var readOnly = false
+        /// Whether a SQLite file that does not exist is created (the CLI's first change; not
+        /// `serve` without `--demo`, nor `db backup`: ``StoreConfiguration/createIfMissing``).
+        public var createDatabase = true
         public var developmentKeys: Bool?
         /// Whether development keys are allowed when neither the flag nor
         /// `PAYWALL_DEV_KEYS` says (the CLI's first-use convenience; off for servers).
@@ -290,6 +293,7 @@ public struct ServiceConfiguration: Sendable {
         }
         try resolveBilling(environment, into: &configuration)
         configuration.store.readOnly = overrides.readOnly
+        configuration.store.createIfMissing = overrides.createDatabase
         if let text = overrides.trustedProxies ?? environment["PAYWALL_TRUSTED_PROXIES"] {
             guard let proxies = TrustedProxies(parsing: text) else {
                 throw invalid(overrides.trustedProxies != nil ? "--trusted-proxies" : "PAYWALL_TRUSTED_PROXIES", text,

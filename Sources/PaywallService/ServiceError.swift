@@ -205,7 +205,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound: .notFound
+        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
@@ -250,7 +250,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .emptyBundle: "empty_bundle"
             case .ambiguousRevision: "ambiguous_revision"
             case .revisionNotFound: "revision_not_found"
-            case .adminTokenNotFound: "admin_token_not_found"
+            case .adminTokenNotFound, .adminNeverMinted: "admin_token_not_found"
             case .copyRefused: "copy_refused"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
@@ -308,5 +308,13 @@ extension ServiceError {
         case let error as BillingError: .billing(error)
         default: .store(.sqlite(path: "?", code: -1, message: String(describing: error), sql: nil))
         }
+    }
+}
+
+extension ServiceError {
+    /// A SQLite file that does not exist, refused rather than created (a command that
+    /// only reads, a server without `--demo`, a backup): an adapter says how to make one.
+    public var isMissingDatabaseFile: Bool {
+        if case let .store(.cannotOpen(_, detail)) = self { detail == StoreError.noSuchFile } else { false }
     }
 }

@@ -20,12 +20,27 @@ final class SQLiteBackend: StoreBackend {
     /// Keeps ``facts`` exact against every writer of the file (``SQLiteFactsChanges``).
     let factsChanges: SQLiteFactsChanges
 
+    /// The scheme of a location that looks like another database's URL (`mysql://…`):
+    /// taken for a file path it would be created as a folder named `mysql:`.
+    static func foreignScheme(_ location: String) -> String? {
+        guard let range = location.range(of: "://"), !location.hasPrefix("/") else { return nil }
+        let scheme = location[..<range.lowerBound]
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }) else { return nil }
+        return String(scheme)
+    }
+
     init(path: String, configuration: StoreConfiguration) throws(StoreError) {
         location = path
         busyTimeout = configuration.busyTimeout
         factsChanges = SQLiteFactsChanges(facts: facts)
-        if configuration.readOnly, !FileManager.default.fileExists(atPath: path) {
-            throw .cannotOpen(path: path, detail: "no such file")
+        if let scheme = Self.foreignScheme(path) {
+            throw .cannotOpen(path: path, detail: "'\(scheme)://' is not a database paywall uses: give a SQLite file's path or a postgres:// URL")
+        }
+        var isFolder: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+        if exists, isFolder.boolValue { throw .cannotOpen(path: path, detail: "it is a folder, not a database file") }
+        if !exists, configuration.readOnly || !configuration.createIfMissing {
+            throw .cannotOpen(path: path, detail: StoreError.noSuchFile)
         }
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
@@ -176,7 +191,11 @@ final class SQLiteBackend: StoreBackend {
     /// A file that appeared at `destination` since the caller looked (or a link planted
     /// there) is refused, never written through.
     func backup(to destination: String) throws {
-        guard Self.createPrivately(destination) else { throw StoreError.destinationExists(path: destination) }
+        guard Self.createPrivately(destination) else {
+            let reason = errno
+            if reason == EEXIST { throw StoreError.destinationExists(path: destination) }
+            throw StoreError.cannotOpen(path: destination, detail: String(cString: strerror(reason)))
+        }
         let target = try DatabaseQueue(path: destination)
         try pool.backup(to: target)
         try target.close()

@@ -69,7 +69,13 @@ extension Store {
         guard let sqlite = backend as? SQLiteBackend else {
             throw .cannotOpen(path: location, detail: "backup copies a SQLite file; back up PostgreSQL with pg_dump")
         }
+        guard !destination.isEmpty else { throw .cannotOpen(path: destination, detail: "no destination file named") }
         if FileManager.default.fileExists(atPath: destination) { throw .destinationExists(path: destination) }
+        let parent = (destination as NSString).deletingLastPathComponent
+        var isFolder: ObjCBool = false
+        if !parent.isEmpty, !(FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder) && isFolder.boolValue) {
+            throw .cannotOpen(path: destination, detail: "folder \(parent) does not exist")
+        }
         do {
             try sqlite.backup(to: destination)
         } catch StoreError.destinationExists(let path) {

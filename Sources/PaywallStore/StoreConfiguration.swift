@@ -7,6 +7,10 @@ public struct StoreConfiguration: Sendable {
     public var busyTimeout: Double = 5
     /// Open without writing: no migrations, every write fails with ``StoreError/readOnly(path:)``.
     public var readOnly = false
+    /// Create (and migrate) a SQLite file that does not exist yet. Off, a missing file is
+    /// refused like a read-only open's (``StoreError/noSuchFile``): a server or a backup
+    /// pointed at a mistyped path must fail, not start on an empty database.
+    public var createIfMissing = true
     /// Whether each commit waits for the disk (`synchronous = FULL`, the default) or
     /// only for the OS (`NORMAL`: survives a crash of the process, not of the machine).
     public var durableCommits = true

@@ -8,6 +8,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case readOnly(path: String)
     case locked(path: String, timeoutSeconds: Double)
     case cannotOpen(path: String, detail: String)
+    /// The detail of ``cannotOpen(path:detail:)`` for a SQLite file that does not exist
+    /// (read-only, or without ``StoreConfiguration/createIfMissing``).
+    public static let noSuchFile = "no such file"
     case diskFull(path: String)
     case schemaTooNew(path: String, unknownMigrations: [String])
     case schemaOutdated(path: String, pendingMigrations: [String])
@@ -37,6 +40,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case revisionNotFound(String)
     /// No admin token with this id (jti) was minted here (no `token.admin` audit entry).
     case adminTokenNotFound(String)
+    /// `token revoke-admin --subject NAME` for a name no admin token was minted for here.
+    case adminNeverMinted(String)
     /// A payment provider's customer already linked to another account.
     case billingCustomerLinked(customer: String, account: String)
     /// ``Store/copy(to:)`` refused, or found the copy different from its source: nothing
@@ -103,6 +108,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "'\(prefix)' names more than one published policy revision; give more of it"
         case let .revisionNotFound(revision):
             return "no published policy has revision '\(revision)' (see paywall policy history)"
+        case let .adminNeverMinted(name):
+            return "no admin token was minted here for '\(name)' (each token.admin entry of the audit log names its admin: paywall audit list --action token.admin); check for a typo, or pass --force to record the revocation anyway"
         case let .adminTokenNotFound(id):
             return "no admin token with id '\(id)' was minted here (each token.admin entry of the audit log names the jti it minted: paywall audit list --target admin:<name>); check for a typo, or pass --force to record the revocation anyway"
         case let .billingCustomerLinked(customer, account):

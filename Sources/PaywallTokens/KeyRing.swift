@@ -30,6 +30,8 @@ public struct KeyRecord: Sendable, Equatable {
 /// Why the key ring could not be used, with what to do about it.
 public enum KeyRingError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotAccess(path: String, reason: String)
+    /// The reason of ``cannotAccess(path:reason:)`` when the folder does not exist.
+    public static let noSuchFolder = "no such folder"
     case corrupt(path: String, reason: String)
     case missingPrivateKey(kid: String, path: String)
     /// A private key file with group or other permission bits.
@@ -312,8 +314,15 @@ public struct KeyRing: Sendable {
             if folder.mode & 0o077 != 0 { _ = fchmod(folder.descriptor, 0o700) }
             return folder
         }
+        // Only the folder itself: a mistyped path (`/srv/paywal/Keys`) must fail, not grow
+        // a tree of folders holding a new key nobody deploys.
+        let parent = directory.deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder), isFolder.boolValue else {
+            throw .cannotAccess(path: directory.path, reason: "folder \(parent) does not exist")
+        }
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         } catch { throw .cannotAccess(path: directory.path, reason: error.localizedDescription) }
         guard let folder = try KeyFolder.opening(directory) else { throw .cannotAccess(path: directory.path, reason: "the folder vanished") }
         return folder

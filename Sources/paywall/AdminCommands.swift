@@ -77,7 +77,7 @@ struct DatabaseCommand: ParsableCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the database's integrity, foreign keys and schema version without changing it.",
-            discussion: "Exits 0 when healthy, 1 when something is wrong (listed)."
+            discussion: "Exits 0 when healthy, 1 when something is wrong (listed), 2 when the file cannot be opened at all (missing, not a database, damaged past opening, locked: the message says which)."
         )
         @OptionGroup var global: GlobalOptions
 
@@ -128,13 +128,13 @@ struct DatabaseCommand: ParsableCommand {
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Copy the database, consistently and while in use, to a new file.",
-            discussion: "Uses SQLite's online backup; the destination must not exist."
+            discussion: "Uses SQLite's online backup; the destination must not exist, its folder must. The database must exist (a mistyped --db is refused, not backed up empty)."
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The new file to write.") var destination: String
 
         func run() throws {
-            try global.run { service in
+            try global.run(createDatabase: false) { service in
                 try service.backup(to: destination, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.databaseLocation) to \(destination)") }
             }

@@ -52,7 +52,7 @@ struct BillingCommand: ParsableCommand {
         }
 
         func run() throws {
-            try global.run { service in
+            try global.run(readOnly: true) { service in
                 let overview = try service.billingOverview(account: account, limit: limit)
                 if global.json { Output(json: true).emit(BillingOverviewView(overview)); return }
                 print("account \(overview.account.email) (\(overview.account.id))")
@@ -109,7 +109,7 @@ struct BillingCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            try global.run { service in
+            try global.run(readOnly: true) { service in
                 let mappings = try service.billingMappings()
                 if global.json { Output(json: true).emit(mappings.map(BillingProductView.init)); return }
                 Output(json: false).table(["PROVIDER", "PRODUCT", "PLAN"], mappings.map { [$0.provider.rawValue, $0.externalID, $0.planID.rawValue] })
@@ -129,7 +129,7 @@ struct BillingCommand: ParsableCommand {
         }
 
         func run() throws {
-            try global.run { service in
+            try global.run(readOnly: true) { service in
                 let events = try service.unappliedBillingEvents(limit: limit)
                 if global.json { Output(json: true).emit(events.map(BillingEventView.init)); return }
                 if events.isEmpty { print("every event was applied"); return }

@@ -32,8 +32,9 @@ extension GlobalOptions {
     }
 
     /// The service's configuration from the environment and these flags.
-    func configuration(readOnly: Bool, policies: String?, policyFolderFirst: Bool = false) throws(ServiceError) -> ServiceConfiguration {
+    func configuration(readOnly: Bool, policies: String?, policyFolderFirst: Bool = false, createDatabase: Bool = true) throws(ServiceError) -> ServiceConfiguration {
         var overrides = ServiceConfiguration.Overrides()
+        overrides.createDatabase = createDatabase
         overrides.databaseLocation = db
         overrides.keysDirectory = keys
         overrides.policyDirectory = policies
@@ -50,9 +51,12 @@ extension GlobalOptions {
     /// a non-zero exit status.
     /// `policies` named on the command line is the policy to use even when one was
     /// published to the database (`policyFolderFirst`).
-    func run(readOnly: Bool = false, policies: String? = nil, policyFolderFirst: Bool = false, _ body: (PaywallService) throws -> Void) throws {
+    /// `createDatabase` false: a command that writes but has nothing to do on a new database
+    /// (a backup) refuses a SQLite file that does not exist, as one that only reads does.
+    func run(readOnly: Bool = false, policies: String? = nil, policyFolderFirst: Bool = false, createDatabase: Bool = true, _ body: (PaywallService) throws -> Void) throws {
         do {
-            let service = try PaywallService(configuration: try configuration(readOnly: readOnly, policies: policies, policyFolderFirst: policyFolderFirst))
+            let service = try PaywallService(configuration: try configuration(
+                readOnly: readOnly, policies: policies, policyFolderFirst: policyFolderFirst, createDatabase: createDatabase))
             try body(service)
         } catch {
             throw fail(error)
@@ -91,7 +95,8 @@ func exitCode(for category: ServiceErrorCategory) -> ExitCode {
 
 /// What to run next, in the CLI's words (the service's messages name no command).
 func hint(for error: ServiceError) -> String? {
-    switch error {
+    if error.isMissingDatabaseFile { return "check --db or $PAYWALL_DB; 'paywall db migrate' creates a new database" }
+    return switch error {
     case let .store(error):
         switch error {
         case .schemaOutdated: "run 'paywall db migrate'"
@@ -100,7 +105,7 @@ func hint(for error: ServiceError) -> String? {
         case .planNotFound: "list plans with 'paywall plan list'"
         case .billingProductNotMapped: "list the mappings with 'paywall billing products'"
         case .accountNotFound: "list accounts with 'paywall account list'"
-        case .corrupt: "check it with 'paywall db check'; restore it from a backup"
+        case .corrupt: "restore it from a backup ('paywall db backup' makes one)"
         case let .copyRefused(refusal):
             switch refusal {
             case .schemaVersionsDiffer: "run 'paywall db migrate' on the older one"
@@ -116,6 +121,8 @@ func hint(for error: ServiceError) -> String? {
         case .unknownKey: "list keys with 'paywall keys list'"
         case .missingPrivateKey, .tooSoonToRetire: "'paywall keys retire KID --force' retires it anyway"
         case .symbolicLink: "point --keys at the real folder"
+        case let .cannotAccess(_, reason) where reason == KeyRingError.noSuchFolder || reason.hasPrefix("folder "):
+            "check --keys or $PAYWALL_KEYS; 'paywall keys generate' makes a key in a new folder"
         case .retiringSigningKey: "rotate first with 'paywall keys rotate'"
         default: nil
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PaywallService
 
 /// Options every command that touches the database accepts.
 struct GlobalOptions: ParsableArguments {
@@ -14,4 +15,12 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("The signing key folder.", discussion: "Default: $PAYWALL_KEYS, else ./Keys.", valueName: "dir"))
     var keys: String?
+
+    func validate() throws {
+        if let actor {
+            do { _ = try PaywallService.validatedAdminName(actor) } catch {
+                throw ValidationError("--actor must be 1 to 64 letters, digits, '.', '_', '-' or '@' (it is written to the append-only audit log)")
+            }
+        }
+    }
 }

@@ -92,7 +92,8 @@ struct KeysCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            try global.run { service in
+            try global.run(readOnly: true) { service in
+                try service.requireKeyFolder()
                 let views = try service.keyStates().map { KeyView($0.0, state: $0.1) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(views); return }
@@ -108,7 +109,8 @@ struct KeysCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            try global.run { service in
+            try global.run(readOnly: true) { service in
+                try service.requireKeyFolder()
                 Output(json: true).emit(json: try service.jwks().json)
             }
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PaywallCore
 import PaywallService
+import PaywallTokens
 import PaywallViews
 
 struct MeterCommand: ParsableCommand {
@@ -57,12 +58,40 @@ struct MeterCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Lines per transaction.") var batch = 500
 
-        struct Line: Decodable {
+        struct Line {
             var account: String?
             var device: String?
             var title: String
             var article: String
             var at: String?
+
+            static let names: Set<String> = ["account", "device", "title", "article", "at"]
+
+            /// One line, read strictly: a duplicate or unknown member (`"At"` for `"at"`)
+            /// is refused, not ignored (a typo would record the read at the wrong time).
+            init(parsing text: String) throws(CLIFailure) {
+                let value: JSONValue
+                do { value = try JSONValue.parse(Array(text.utf8), maxDepth: 2) } catch {
+                    throw CLIFailure("not a read object (invalid JSON: \(error.message))")
+                }
+                guard let object = value.objectValue else { throw CLIFailure("not a read object (a JSON object on each line)") }
+                if let unknown = object.keys.first(where: { !Self.names.contains($0) }) {
+                    throw CLIFailure("not a read object (unknown member \"\(PrintableText.quoted(unknown))\"; known: account, device, title, article, at)")
+                }
+                func string(_ name: String, required: Bool) throws(CLIFailure) -> String? {
+                    guard let member = object[name] else {
+                        if required { throw CLIFailure("not a read object (missing \"\(name)\")") }
+                        return nil
+                    }
+                    guard let text = member.stringValue else { throw CLIFailure("not a read object (wrong type at \"\(name)\": a string)") }
+                    return text
+                }
+                account = try string("account", required: false)
+                device = try string("device", required: false)
+                title = try string("title", required: true) ?? ""
+                article = try string("article", required: true) ?? ""
+                at = try string("at", required: false)
+            }
         }
 
         func validate() throws {
@@ -72,14 +101,28 @@ struct MeterCommand: ParsableCommand {
         func run() throws {
             try global.run { service in
                 var pending: [ArticleRead] = []
+                var pendingLines: [Int] = []
                 var committed = 0
                 var lineNumber = 0
                 var accounts: [String: AccountID] = [:]
                 func flush() throws {
                     guard !pending.isEmpty else { return }
-                    try service.importReads(pending)
+                    do {
+                        try service.importReads(pending)
+                    } catch {
+                        // The batch is refused whole; name the line at fault when the error
+                        // says which (an unknown title), else the batch's lines.
+                        var at = "lines \(pendingLines.first ?? 0)–\(pendingLines.last ?? 0)"
+                        if case let .store(.titleNotFound(title)) = error, let index = pending.firstIndex(where: { $0.titleID.rawValue == title }) {
+                            at = "line \(pendingLines[index])"
+                        } else if pending.count == 1 {
+                            at = "line \(pendingLines[0])"
+                        }
+                        throw CLIFailure("\(at): \(error.description); nothing of lines \(pendingLines.first ?? 0)–\(pendingLines.last ?? 0) was stored")
+                    }
                     committed += pending.count
                     pending.removeAll(keepingCapacity: true)
+                    pendingLines.removeAll(keepingCapacity: true)
                     // Unbuffered: the caller may rely on every acknowledged line being stored.
                     FileHandle.standardOutput.write(Data("committed \(committed)\n".utf8))
                 }
@@ -87,7 +130,7 @@ struct MeterCommand: ParsableCommand {
                     lineNumber += 1
                     if text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
                     do {
-                        let line = try JSONDecoder().decode(Line.self, from: Data(text.utf8))
+                        let line = try Line(parsing: text)
                         let subject: MeterSubject
                         switch (line.account, line.device) {
                         case let (account?, nil):
@@ -105,9 +148,7 @@ struct MeterCommand: ParsableCommand {
                         }
                         pending.append(try service.articleRead(
                             subject: subject, title: line.title, article: line.article, at: try line.at.map { try TimeText.instant($0) }))
-                        if pending.count >= batch { try flush() }
-                    } catch let error as DecodingError {
-                        throw CLIFailure("line \(lineNumber): not a read object (\(Self.describe(error)))")
+                        pendingLines.append(lineNumber)
                     } catch let error as CLIFailure {
                         throw CLIFailure("line \(lineNumber): \(error.message)")
                     } catch let error as ServiceError {
@@ -115,19 +156,10 @@ struct MeterCommand: ParsableCommand {
                     } catch let error as DomainError {
                         throw CLIFailure("line \(lineNumber): \(error.description)")
                     }
+                    if pending.count >= batch { try flush() }
                 }
                 try flush()
                 if committed == 0 { FileHandle.standardOutput.write(Data("committed 0\n".utf8)) }
-            }
-        }
-
-        static func describe(_ error: DecodingError) -> String {
-            switch error {
-            case let .keyNotFound(key, _): "missing \"\(key.stringValue)\""
-            case let .typeMismatch(_, context), let .valueNotFound(_, context):
-                "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
-            case .dataCorrupted: "invalid JSON"
-            @unknown default: "invalid"
             }
         }
     }

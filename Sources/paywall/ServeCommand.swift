@@ -20,7 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
             Without --demo it refuses to start without a signing key and never invents data. \
             SIGTERM or SIGINT: stops accepting, finishes requests in flight, closes the database, \
             exits 0. SIGHUP: reloads the policy and the key ring (a policy that does not check is \
-            refused and the old one stays). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
+            refused and the old one stays; after 'paywall policy publish' the latest publication is \
+            the policy, not the folder). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
             PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
             PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
             PAYWALL_LOG_FORMAT, PAYWALL_TRUSTED_PROXIES. Environment only: PAYWALL_SECURE_COOKIES \
@@ -60,6 +61,9 @@ struct ServeCommand: AsyncParsableCommand {
             overrides.keysDirectory = keys
             overrides.policyDirectory = policies
             overrides.developmentKeys = demo ? true : nil
+            // A server started on a mistyped path must not come up on a new, empty database
+            // (every reader a stranger, every title unknown): only the demo makes one.
+            overrides.createDatabase = demo
             overrides.issuer = issuer
             overrides.audience = audience
             overrides.accessTokenLifetime = accessTTL

@@ -143,7 +143,7 @@ struct TokenCommand: ParsableCommand {
         @Option(parsing: .unconditional, help: "The token's id (its jti).") var id: String?
         @Option(help: "The token itself, or - to read it from standard input (keeps it out of the process list).") var token: String?
         @Option(help: "The admin's name: every token of theirs issued until now.") var subject: String?
-        @Flag(help: "Record the revocation of an --id no audit entry names (a token minted elsewhere).") var force = false
+        @Flag(help: "Record the revocation of an --id or --subject no audit entry names (a token minted elsewhere).") var force = false
 
         func validate() throws {
             guard [id, token, subject].compactMap({ $0 }).count == 1 else { throw ValidationError("give one of --id, --token or --subject") }

@@ -218,12 +218,34 @@ struct CLITests {
     @Test("reading commands on a missing database say so instead of creating it")
     func missingDatabase() throws {
         let cli = try CLIHarness()
-        let result = try cli.run(["account", "list"])
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("no such file"))
-        #expect(!FileManager.default.fileExists(atPath: cli.database))
+        // Every command with nothing to do on a new database, a backup included (a mistyped
+        // --db in a cron job must fail, not back up an empty file), and a server without --demo.
+        for arguments in [["account", "list"], ["db", "backup", cli.folder.appendingPathComponent("backup.sqlite").path], ["keys", "list"], ["keys", "jwks"],
+                          ["billing", "products"], ["billing", "failures"], ["billing", "show", "a@example.com"], ["serve", "--port", "0"]] {
+            let result = try cli.run(arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("no such file") && result.stderr.contains("'paywall db migrate' creates a new database"), "\(arguments): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: cli.database), "\(arguments)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: cli.folder.appendingPathComponent("backup.sqlite").path))
+        // A folder, or another database's URL, named as the database.
+        for (location, words) in [(cli.folder.path, "it is a folder"), ("mysql://db.example/paywall", "'mysql://' is not a database paywall uses")] {
+            let result = try cli.run(["account", "list", "--db", location])
+            #expect(result.status == 2 && result.stderr.contains(words), "\(location): \(result.stderr)")
+        }
         #expect(try cli.run(["db", "migrate"]).status == 0)
         #expect(try cli.run(["account", "list", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")
+        // A mistyped key folder: refused, not listed (or published) as an empty key set, and
+        // not created with its missing parents by a command that signs.
+        let typo = cli.folder.appendingPathComponent("Kyes").path
+        for arguments in [["keys", "jwks", "--keys", typo], ["keys", "list", "--keys", typo]] {
+            let result = try cli.run(arguments)
+            #expect(result.status == 2 && result.stderr.contains("no such folder") && result.stdout.isEmpty, "\(arguments): \(result.stderr)")
+        }
+        let deep = cli.folder.appendingPathComponent("missing/Keys").path
+        let signing = try cli.run(["keys", "generate", "--keys", deep])
+        #expect(signing.status == 2 && signing.stderr.contains("does not exist"), "\(signing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.folder.appendingPathComponent("missing").path))
     }
 
     @Test("weak password hashing is refused outside tests")

@@ -65,12 +65,47 @@ struct CrashTests {
         let result = try cli.run(["meter", "import", "--batch", "2"], input: input + "\n")
         #expect(result.status == 1)
         #expect(result.stdout == "committed 2\n")
-        #expect(result.stderr.contains("no title 'nope'"))
+        #expect(result.stderr.contains("line 4: no title 'nope'"), "the line at fault, not only its batch: \(result.stderr)")
+        #expect(result.stderr.contains("nothing of lines 3–4 was stored"), "\(result.stderr)")
         #expect(try cli.snapshot()[4] == 2)
 
         let malformed = try cli.run(["meter", "import"], input: "{\"device\":\"d1\",\"title\":\"euronews\"}\nnot json\n")
         #expect(malformed.status == 1)
         #expect(malformed.stderr.contains("line 1"))
         #expect(try cli.snapshot()[4] == 2)
+    }
+
+    @Test("import reads each line strictly: an unknown or repeated member, a wrong type or a time ahead stops it, nothing of its batch stored", arguments: [
+        (#"{"device":"d1","title":"euronews","article":"a9","At":"2026-01-01T00:00:00Z"}"#, "unknown member \"At\""),
+        (#"{"device":"d1","title":"euronews","article":"a9","device":"d2"}"#, "duplicate member name \"device\""),
+        (#"{"device":"d1","title":"euronews","article":9}"#, "wrong type at \"article\""),
+        (#"{"device":"d1","title":"euronews","article":"a9","at":"2099-01-01T00:00:00Z"}"#, "no later than now"),
+        (#"["device","d1"]"#, "a JSON object on each line"),
+    ])
+    func importStrict(line: String, words: String) throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"]).status == 0)
+        let input = #"{"device":"d1","title":"euronews","article":"a1"}"# + "\n" + line + "\n"
+        let result = try cli.run(["meter", "import"], input: input)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("line 2: ") && result.stderr.contains(words), "\(result.stderr)")
+        #expect(try cli.snapshot()[4] == 0)
+        // The same refusal for one read recorded by hand ahead of time.
+        let ahead = try cli.run(["meter", "record", "--device", "d1", "--title", "euronews", "--article", "a1", "--at", "2099-01-01"])
+        #expect(ahead.status == 1 && ahead.stderr.contains("no later than now"), "\(ahead.stderr)")
+        #expect(try cli.snapshot()[4] == 0)
+    }
+
+    @Test("--actor is checked before anything is written: the audit log is append-only")
+    func badActor() throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"]).status == 0)
+        let before = try cli.snapshot()
+        for actor in ["", "a\nb", "two words", String(repeating: "x", count: 65)] {
+            let result = try cli.run(["title", "add", "t2", "--name", "T", "--publisher", "P", "--actor", actor])
+            #expect(result.status == 64 && result.stderr.contains("--actor must be"), "\(actor.debugDescription): \(result.stderr)")
+        }
+        #expect(try cli.snapshot() == before)
+        #expect(try cli.run(["title", "add", "t2", "--name", "T", "--publisher", "P", "--actor", "ops.alice@example.com"]).status == 0)
     }
 }

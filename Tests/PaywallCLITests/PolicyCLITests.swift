@@ -71,6 +71,15 @@ struct PolicyCLITests {
         let typo = try cli.run(["policy", "test", folder])
         #expect(typo.status == 1)
         #expect(typo.stderr.contains("did you mean 'user.signedIn'?"))
+        // A misspelled expectation would check nothing and pass: refused, with the name meant.
+        for (test, words) in [(#""expect": {"acess": "full"}"#, #"unknown member "acess" in "expect""#), (#""expect": {"access": "full"}, "fatcs": {}"#, #"unknown member "fatcs" in a test"#),
+                              (#""expect": {"teaser": "2"}"#, #""teaser" must be a number"#)] {
+            try Data((#"{"tests": [{"name": "t", "at": "2026-01-01T00:00:00Z", "# + test + "}]}").utf8).write(to: URL(fileURLWithPath: folder + "/tests/t.json"))
+            let result = try cli.run(["policy", "test", folder])
+            #expect(result.status == 1 && result.stderr.contains(words), "\(test): \(result.stderr)")
+        }
+        try Data(#"{"tests": [{"name": "t", "at": "2026-01-01T00:00:00Z", "expect": {"acess": "full"}}]}"#.utf8).write(to: URL(fileURLWithPath: folder + "/tests/t.json"))
+        #expect(try cli.run(["policy", "test", folder]).stderr.contains(#"did you mean "access"?"#))
     }
 
     @Test("decide from the real store: anonymous, metered with --record, members, explain")

@@ -158,6 +158,7 @@ struct ServeTests {
     @Test("without --demo and without a key it refuses to start; bad settings are usage errors before binding")
     func refusals() throws {
         let cli = try CLIHarness()
+        #expect(try cli.run(["db", "migrate"]).status == 0, "a server without --demo needs an existing database")
         #expect(throws: ServerProcess.DidNotStart.self) { try ServerProcess(cli, environment: ["PAYWALL_DEV_KEYS": "0"]) }
         do {
             _ = try ServerProcess(cli, environment: ["PAYWALL_DEV_KEYS": "0"])

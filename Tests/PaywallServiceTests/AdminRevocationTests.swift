@@ -83,6 +83,14 @@ struct AdminRevocationTests {
         #expect(forced.mintedFor == nil)
         #expect(try rows(f) == 1)
         #expect(refusal(f, token.token) == nil)
+        // A name no admin token was minted for (a typo of "alice"?): refused, nothing
+        // written, unless forced.
+        #expect(throws: ServiceError.store(.adminNeverMinted("alcie"))) {
+            try f.service.revokeAdminTokens(tokenID: nil, subject: "alcie", actor: f.admin)
+        }
+        #expect(try rows(f) == 1)
+        _ = try f.service.revokeAdminTokens(tokenID: nil, subject: "alcie", force: true, actor: f.admin)
+        #expect(try rows(f) == 2)
         // A known id: the admin it was minted for, and its expiry.
         let known = try f.service.revokeAdminTokens(tokenID: token.claims.tokenID, subject: nil, actor: f.admin)
         #expect(known.mintedFor == "alice" && known.expiresAt == TimeText.format(token.claims.expiresAt))

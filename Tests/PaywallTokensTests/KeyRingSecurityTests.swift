@@ -8,8 +8,12 @@ import PaywallCrypto
 struct KeyRingSecurityTests {
     let start = Date(timeIntervalSince1970: 1_790_000_000)
 
+    /// A key folder to be made, in a scratch folder of its own (the tests put files beside
+    /// it; a key folder is made only where its parent exists).
     func folder() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("paywall-keys-\(UUID().uuidString)/Keys")
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-keys-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: parent, withIntermediateDirectories: false)
+        return parent.appendingPathComponent("Keys")
     }
 
     /// A folder with one ES256 key that signs at `start`.
@@ -157,6 +161,18 @@ struct KeyRingSecurityTests {
         try Data(JSONValue.object(root).serialized()).write(to: manifest)
         try chmod(manifest.path, 0o644)
         #expect(throws: KeyRingError.self) { try KeyRing.load(directory: dir) }
+    }
+
+    @Test("a key folder is made only where its parent exists: a mistyped path fails, it does not grow a tree holding a new key")
+    func noIntermediateFolders() throws {
+        let missing = folder().appendingPathComponent("Sub")
+        #expect(throws: KeyRingError.self) { try KeyRing.loadOrCreate(directory: missing, now: Date(), createDevelopmentKey: true) }
+        do {
+            _ = try KeyRing.loadOrCreate(directory: missing, now: Date(), createDevelopmentKey: true)
+        } catch {
+            #expect(error.description.contains("folder \(missing.deletingLastPathComponent().path) does not exist"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: missing.deletingLastPathComponent().path))
     }
 
     @Test("no key is created without the development switch")

@@ -9,7 +9,7 @@ struct KeyRingTests {
     let start = Date(timeIntervalSince1970: 1_790_000_000)
 
     func folder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-keys-\(UUID().uuidString)/Keys")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("paywall-keys-\(UUID().uuidString)")
         return url
     }
 

@@ -230,7 +230,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         do {
             result = try Self.current.with(owner: self, hot: PlainHotQueries(connection: lazy), transaction: lazy, body)
         } catch {
-            lazy.rollback()
+            lazy.rollback(after: error)
             throw error
         }
         try lazy.endOrThrow()
@@ -514,29 +514,45 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
     private func run<T>(_ statement: (PostgresSQL) throws -> T) throws -> T {
         let sql = try self.sql()
         let result: Result<T, any Error> = Result { try statement(sql) }
-        if let begin = pendingBegin {
-            pendingBegin = nil
-            _ = try sql.connection.answer(begin, sql: PostgresBackend.readOnlyBegin)
+        do {
+            if let begin = pendingBegin {
+                pendingBegin = nil
+                _ = try sql.connection.answer(begin, sql: PostgresBackend.readOnlyBegin)
+            }
+            return try result.get()
+        } catch {
+            // Noted here, where the error is still the connection's own: the store's callers
+            // see it wrapped (a ``StoreError``) by the time the snapshot rolls back.
+            if PostgresConnectionPool.connectionFailed(error) { connectionFailed = true }
+            throw error
         }
-        return try result.get()
     }
+
+    /// A statement of this snapshot failed in a way that leaves its connection unusable.
+    private var connectionFailed = false
 
     @discardableResult
     func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int { try run { try $0.execute(sql, arguments) } }
     func fetchAll(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] { try run { try $0.fetchAll(sql, arguments) } }
     func lockMeters(_ subjects: [String]) throws {}  // read-only
 
-    /// Rolls back (the body failed) and gives the connection back, if one was taken.
-    func rollback() {
+    /// Rolls back (the body failed with `failure`) and gives the connection back, if one
+    /// was taken. Not for reuse when `failure` says the connection is unusable, its
+    /// prepared statements lost included (26000 after a `DISCARD ALL`): a plain `ROLLBACK`
+    /// still succeeds on it, and the next check leasing it would fail the same way.
+    func rollback(after failure: any Error) {
         guard let open else { return }
         self.open = nil
+        var reusable = !connectionFailed && !PostgresConnectionPool.connectionFailed(failure)
         if let begin = pendingBegin {
             pendingBegin = nil
-            _ = try? open.connection.answer(begin, sql: PostgresBackend.readOnlyBegin)
+            do { _ = try open.connection.answer(begin, sql: PostgresBackend.readOnlyBegin) } catch {
+                if PostgresConnectionPool.connectionFailed(error) { reusable = false }
+            }
         }
         do {
             try open.sql.execute("ROLLBACK")
-            backend.connections.giveBack(open.connection, reusable: true)
+            backend.connections.giveBack(open.connection, reusable: reusable)
         } catch {
             backend.connections.giveBack(open.connection, reusable: false)
         }

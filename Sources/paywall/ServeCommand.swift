@@ -17,7 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
             With --demo (a newcomer's first command): listens on 127.0.0.1:8080, creates and \
             migrates ./paywall.sqlite, makes a development key in Keys/ if there is none, loads \
             the shipped Policies/ and a sample catalog with three readers, and prints how to try it. \
-            Without --demo it refuses to start without a signing key and never invents data. \
+            Without --demo it refuses to start without a signing key or on a database file that does not \
+            exist (make one with 'paywall db migrate'), and never invents data. \
             SIGTERM or SIGINT: stops accepting, finishes requests in flight, closes the database, \
             exits 0. SIGHUP: reloads the policy and the key ring (a policy that does not check is \
             refused and the old one stays; after 'paywall policy publish' the latest publication is \

@@ -103,6 +103,20 @@ struct StatementFailureTests {
         #expect(try f.store.meterUsage(subject: .device("d"), window: 30 * day).used == 4)
     }
 
+    @Test("an access check's snapshot on a connection that forgot its statements fails once; that connection is not leased again", arguments: TestBackend.postgresOnly)
+    func snapshotStatementsForgotten(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        // A snapshot (as an access check makes) whose one query reaches the database.
+        func check(_ n: Int) throws -> Account? { try f.store.snapshot { try f.store.account(emailKey: "nobody-\(n)@example.com") } }
+        #expect(try check(0) == nil)  // BEGIN READ ONLY prepared on the one idle connection
+        try postgres.connections.with { connection in
+            _ = try connection.query(PostgresQuery(unsafeSQL: "DEALLOCATE ALL"), logger: PostgresSQL.logger).wait()
+        }
+        _ = try? check(1)  // may fail: its BEGIN is gone on that connection
+        for n in 2..<6 { #expect(try check(n) == nil, "the broken connection went back to the pool") }
+    }
+
     @Test("a statement sent on a connection that closed fails at once instead of waiting for ever", arguments: TestBackend.postgresOnly)
     func closedConnection(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

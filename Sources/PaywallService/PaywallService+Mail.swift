@@ -144,15 +144,35 @@ extension PaywallService {
         for _ in 0..<max(0, limit) {
             guard let claimed = try? store.claimMail(limit: 1, lease: Self.mailLease) else { return (sent, failed + 1) }
             guard let message = claimed.first else { break }
+            let marked: Bool
             if let error = Self.runSendmail(command, message: Self.rfc5322(message, from: configuration.mailFrom, at: now)) {
                 failed += 1
-                try? store.markMailFailed(id: message.id, error: error, retryAfter: 60 * Double(message.attempts + 1))
+                marked = Self.retrying { () throws(StoreError) in try store.markMailFailed(id: message.id, error: error, retryAfter: 60 * Double(message.attempts + 1)) }
             } else {
                 sent += 1
-                try? store.markMailSent(id: message.id)
+                marked = Self.retrying { () throws(StoreError) in try store.markMailSent(id: message.id) }
             }
+            // Unmarked, the message is claimed again when its lease ends and sent twice (a
+            // single-use link mailed twice; its body, with the live token, kept meanwhile).
+            // The store is failing: this pass stops rather than risk that for the rest.
+            if !marked { break }
         }
         return (sent, failed)
+    }
+
+    /// Runs `mark` up to three times, 50 and 250 ms apart (a lock held past the busy
+    /// timeout, a database restarting); whether it succeeded.
+    static func retrying(_ mark: () throws(StoreError) -> Void) -> Bool {
+        for pause in [0, 50_000, 250_000] as [UInt32] {
+            if pause > 0 { usleep(pause) }
+            do {
+                try mark()
+                return true
+            } catch {
+                continue
+            }
+        }
+        return false
     }
 
     /// How long a claimed message is left to its courier (seconds): a sendmail run's

@@ -171,3 +171,29 @@ struct StatementFailureTests {
         #expect(try f.store.rowCounts()["accounts"] == 0, "the store still answers")
     }
 }
+
+@Suite("Policy publications on PostgreSQL")
+struct PolicyPublicationOrderTests {
+    @Test("publications take a lock, so their numbers follow their commits (servers only move to a higher number)", arguments: TestBackend.postgresOnly)
+    func serialized(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        // Another publication in progress: its transaction holds the lock.
+        let holder = try postgres.connections.lease()
+        defer { postgres.connections.giveBack(holder, reusable: false) }
+        for sql in ["BEGIN", "SELECT count(pg_advisory_xact_lock(hashtextextended('paywall:policy_revisions', 0)))"] {
+            _ = try holder.query(PostgresQuery(unsafeSQL: sql), logger: PostgresSQL.logger).wait()
+        }
+        let published = Mutex<Int64?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let number = try? f.store.publishPolicy(revision: "0123456789abcdef", files: ["paywall.policy": "defaults { access teaser }"], author: "ada", note: nil).number
+            published.withLock { $0 = number }
+            done.signal()
+        }.start()
+        #expect(done.wait(timeout: .now() + 0.5) == .timedOut, "a publication waits for the one in progress")
+        _ = try holder.query(PostgresQuery(unsafeSQL: "COMMIT"), logger: PostgresSQL.logger).wait()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(published.withLock { $0 } != nil)
+    }
+}

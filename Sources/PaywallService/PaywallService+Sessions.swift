@@ -251,13 +251,17 @@ extension PaywallService {
             throw .token(.invalidClaim("sub", reason: "no such account"))
         }
         let at = now
-        let renewing = try mapped { try store.memberships(accountID: accountID) }.filter {
-            $0.source.isProvider && $0.grantsAccess(at: at) && $0.status != .canceled && !$0.cancelAtPeriodEnd
+        let renews: @Sendable (Membership) -> Bool = { $0.source.isProvider && $0.grantsAccess(at: at) && $0.status != .canceled && !$0.cancelAtPeriodEnd }
+        // Asked first (no password check for an answer that is no), and again in the
+        // deletion's transaction: a provider's webhook may create one in between.
+        if let first = try mapped({ try store.memberships(accountID: accountID) }).first(where: renews) {
+            throw .subscriptionActive(provider: first.source.rawValue)
         }
-        if let first = renewing.first { throw .subscriptionActive(provider: first.source.rawValue) }
         let verified = try verifiedPassword(email: account.email, password: password, client: client)
         guard verified.id == accountID else { throw .invalidCredentials }
-        try mapped { try store.deleteAccount(id: accountID, actor: .account(accountID)) }
+        if let blocker = try mapped({ try store.deleteAccount(id: accountID, actor: .account(accountID), unlessAny: renews) }) {
+            throw .subscriptionActive(provider: blocker.source.rawValue)
+        }
     }
 
     /// The account, memberships, trial, free articles left per meter and sessions in use.

@@ -171,12 +171,21 @@ extension Store {
     /// Deletes an account with its credentials, memberships, sessions and reads. Its trial
     /// stays recorded against the person (not the account), so re-creating the account
     /// does not earn a second trial.
-    public func deleteAccount(id: AccountID, actor: AuditActor) throws(StoreError) {
-        try write { db in
+    ///
+    /// Unless `blocking` picks one of the account's memberships, read in the same
+    /// transaction (a subscription a payment provider still renews, created a moment ago by
+    /// its webhook): then nothing is deleted and that membership is returned.
+    @discardableResult
+    public func deleteAccount(id: AccountID, actor: AuditActor, unlessAny blocking: @escaping (Membership) -> Bool = { _ in false }) throws(StoreError) -> Membership? {
+        try write { db -> Membership? in
             let email = try Self.requireAccount(db, id)
+            let memberships = try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [id.rawValue])
+                .map(Membership.init(row:))
+            if let blocker = memberships.first(where: blocking) { return blocker }
             try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
             try db.execute("DELETE FROM accounts WHERE id = ?", [id.rawValue])
             try audit(db, actor: actor, action: "account.delete", target: "account:\(id)", details: ["email": email])
+            return nil
         }
     }
 

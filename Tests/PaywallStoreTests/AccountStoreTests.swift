@@ -71,7 +71,13 @@ struct AccountStoreTests {
         _ = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "all"), periodEnd: f.clock.now().addingTimeInterval(86_400), source: .admin, actor: f.admin)
         _ = try f.store.createSession(accountID: account.id, tokenHash: [1, 2, 3], lifetime: 3_600)
         try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
-        try f.store.deleteAccount(id: account.id, actor: f.admin)
+        // A membership the caller's test picks (read in the deletion's own transaction)
+        // keeps the account whole, and comes back.
+        let before = try f.snapshot()
+        let blocker = try f.store.deleteAccount(id: account.id, actor: f.admin, unlessAny: { $0.planID.rawValue == "all" })
+        #expect(blocker?.planID.rawValue == "all")
+        #expect(try f.snapshot() == before, "nothing deleted, nothing audited")
+        #expect(try f.store.deleteAccount(id: account.id, actor: f.admin) == nil)
         let counts = try f.snapshot()
         for table in ["accounts", "credentials", "memberships", "membership_events", "sessions", "reads"] {
             #expect(counts[table] == 0, "\(table) still has rows")

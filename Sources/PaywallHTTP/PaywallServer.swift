@@ -39,13 +39,27 @@ public struct ServerSettings: Sendable, Equatable {
         public init() {}
     }
 
+    /// An IPv4 or IPv6 address (as `inet_pton` reads it) or a host name (letters, digits
+    /// and inner hyphens in dot-separated labels). A dotted number that is no address
+    /// (`999.1.1.1`) is refused here, as a usage error, not by a failed bind after start-up.
+    static func isListenHost(_ host: String) -> Bool {
+        guard !host.isEmpty, host.utf8.count <= 253 else { return false }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        if host.contains(":") { return inet_pton(AF_INET6, host, &buffer) == 1 }
+        if host.allSatisfy({ $0.isNumber || $0 == "." }) { return inet_pton(AF_INET, host, &buffer) == 1 }
+        let labelCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+        return host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            (1...63).contains(label.count) && label.allSatisfy(labelCharacters.contains) && label.first != "-" && label.last != "-"
+        }
+    }
+
     public static func resolve(environment: [String: String], flags: Flags) throws(ServiceError) -> ServerSettings {
         var settings = ServerSettings()
         func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {
             .configuration(name: name, value: value, expected: expected)
         }
         if let host = flags.host ?? environment["PAYWALL_HOST"] {
-            guard !host.isEmpty, host.utf8.count <= 253, host.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F }) else {
+            guard Self.isListenHost(host) else {
                 throw invalid(flags.host != nil ? "--host" : "PAYWALL_HOST", host, "an address or host name to listen on, e.g. 127.0.0.1 or ::1")
             }
             settings.host = host

@@ -171,6 +171,7 @@ struct ServeTests {
         for (arguments, environment) in [(["--port", "70000"], [:]), ([], ["PAYWALL_PORT": "eighty"]), (["--port", "0", "--log-level", "loud"], [:]),
                                          (["--port", "0", "--access-ttl", "9d"], [:]), (["--port", "0"], ["PAYWALL_SCRYPT_LN": "3", "PAYWALL_TESTING": "0"]),
                                          (["--port", "0", "--log-format", "xml"], [:]), (["--port", "0", "--host", ""], [:]),
+                                         (["--port", "0", "--host", "999.1.1.1"], [:]), (["--port", "0", "--host", "::zz"], [:]), (["--port", "0"], ["PAYWALL_HOST": "-web-"]),
                                          (["--port", "0"], ["PAYWALL_IDLE_TIMEOUT": "2h"]), (["--port", "0"], ["PAYWALL_IDLE_TIMEOUT": "soon"])] as [([String], [String: String])] {
             let result = try cli.run(["serve"] + arguments, extraEnvironment: environment)
             #expect(result.status == 64, "\(arguments) \(environment): \(result.stderr)")

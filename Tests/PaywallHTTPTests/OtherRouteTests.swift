@@ -364,4 +364,16 @@ struct MetricsRouteTests {
             }
         }
     }
+
+    @Test("--host: addresses and host names are taken; a dotted number that is no address, or a malformed name, is refused before binding")
+    func hosts() throws {
+        for good in ["127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "localhost", "paywall-1.internal", "10.0.0.7"] {
+            var flags = ServerSettings.Flags()
+            flags.host = good
+            #expect(try ServerSettings.resolve(environment: [:], flags: flags).host == good)
+        }
+        for bad in ["", "999.1.1.1", "1.2.3", "::zz", "-web-", "web_1", "a..b", "host name", String(repeating: "a", count: 64) + ".example"] {
+            #expect(throws: ServiceError.self, "\(bad)") { try ServerSettings.resolve(environment: ["PAYWALL_HOST": bad], flags: .init()) }
+        }
+    }
 }

@@ -67,8 +67,9 @@ extension PaywallService {
             }
             let ttl = lifetime ?? configuration.adminTokenLifetime
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAdminLifetime)
+            let audience = try issuingAudience(audience)
             let (issuer, created) = try issuer()
-            let (token, claims) = try issuer.adminToken(subject: name, audience: audience ?? configuration.audience, scopes: scopes, lifetime: ttl)
+            let (token, claims) = try issuer.adminToken(subject: name, audience: audience, scopes: scopes, lifetime: ttl)
             try store.recordAudit(actor: actor, action: "token.admin", target: "admin:\(name)", details: [
                 "scope": scopes.sorted().map(\.rawValue).joined(separator: " "), "jti": claims.registered.tokenID, "kid": issuer.signer.kid,
                 "expiresAt": TimeText.format(claims.registered.expiresAt),

@@ -142,8 +142,12 @@ extension PaywallService {
     public func mapBillingProduct(provider: BillingProvider, externalID: String, plan: String, actor: AuditActor) throws(ServiceError) -> BillingPlanMapping {
         try mapped {
             let id = externalID.trimmingCharacters(in: .whitespaces)
-            guard !id.isEmpty, id.utf8.count <= 255, !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw DomainError.invalidValue(field: "product", value: externalID, expected: "a Stripe price id or App Store product id (1 to 255 characters)")
+            // Stripe's ids (price_1Pg…) and App Store product ids (com.example.news.monthly)
+            // are letters, digits, '.', '_' and '-': anything else is a paste gone wrong, and
+            // would map a product no event ever names.
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".unicodeScalars)
+            guard !id.isEmpty, id.utf8.count <= 255, id.unicodeScalars.allSatisfy(allowed.contains) else {
+                throw DomainError.invalidValue(field: "product", value: externalID, expected: "a Stripe price id or App Store product id (1 to 255 letters, digits, '.', '_' or '-')")
             }
             return try store.mapBillingProduct(provider: provider, externalID: id, planID: try PlanID(validating: plan), actor: actor)
         }

@@ -113,6 +113,9 @@ extension PaywallService {
                 throw DomainError.invalidValue(field: "window", value: "\(window)s", expected: "more than 0 and at most 100 years")
             }
             let titleID = try title.map { try TitleID(validating: $0) }
+            // An unknown title would count 0 and look like an answer (a typo, not a reader
+            // who read nothing there): refused, as recording a read of it is.
+            if let titleID, try store.title(id: titleID) == nil { throw StoreError.titleNotFound(titleID.rawValue) }
             return MeterReport(subject: subject, title: titleID, usage: try store.meterUsage(subject: subject, window: window, title: titleID))
         }
     }

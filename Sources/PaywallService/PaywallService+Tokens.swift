@@ -145,10 +145,11 @@ extension PaywallService {
         try mapped {
             let ttl = lifetime ?? configuration.accessTokenLifetime
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAccessLifetime)
+            let audience = try issuingAudience(audience)  // before a first-use key is made
             let account = try store.account(matching: reference)
             let snapshot = try entitlements(accountID: account.id)
             let (issuer, created) = try issuer()
-            let (token, claims) = try issuer.accessToken(subject: account.id.rawValue, audience: audience ?? configuration.audience, lifetime: ttl, entitlements: snapshot)
+            let (token, claims) = try issuer.accessToken(subject: account.id.rawValue, audience: audience, lifetime: ttl, entitlements: snapshot)
             return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }
@@ -158,6 +159,7 @@ extension PaywallService {
         try mapped {
             let ttl = lifetime ?? configuration.articleGrantLifetime
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumGrantLifetime)
+            let audience = try issuingAudience(audience)
             let titleID = try TitleID(validating: title)
             guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
             let articleID = try ArticleRead.validateArticleID(article)
@@ -177,7 +179,7 @@ extension PaywallService {
         case let .account(id): sub = id.rawValue
         case .device: sub = subject.key
         }
-        let (token, claims) = try issuer.articleGrant(subject: sub, audience: audience ?? configuration.audience, title: title.rawValue, article: article, lifetime: lifetime)
+        let (token, claims) = try issuer.articleGrant(subject: sub, audience: try issuingAudience(audience), title: title.rawValue, article: article, lifetime: lifetime)
         return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered, createdKey: nil)
     }
 
@@ -188,6 +190,7 @@ extension PaywallService {
                 throw DomainError.invalidValue(field: "days", value: String(days), expected: "1 to \(TokenLimits.maximumCompDays)")
             }
             guard !titles.isEmpty else { throw DomainError.invalidValue(field: "titles", value: "", expected: "at least one title id") }
+            let audience = try issuingAudience(audience)
             let account = try store.account(matching: reference)
             var ids: [String] = []
             for title in titles {
@@ -196,7 +199,7 @@ extension PaywallService {
                 if !ids.contains(id.rawValue) { ids.append(id.rawValue) }
             }
             let (issuer, created) = try issuer()
-            let (token, claims) = try issuer.compGrant(subject: account.id.rawValue, audience: audience ?? configuration.audience, titles: ids, lifetime: TimeInterval(days) * 86_400)
+            let (token, claims) = try issuer.compGrant(subject: account.id.rawValue, audience: audience, titles: ids, lifetime: TimeInterval(days) * 86_400)
             try store.recordAudit(actor: actor, action: "token.comp", target: "account:\(account.id)", details: [
                 "titles": ids.joined(separator: ","), "days": String(days), "jti": claims.registered.tokenID, "kid": issuer.signer.kid,
             ])
@@ -216,6 +219,17 @@ extension PaywallService {
     /// A verifier trusting the live keys of the ring in force (built once per ring).
     public func tokenVerifier() throws(ServiceError) -> TokenVerifier {
         try keys().verifier
+    }
+
+    /// The `aud` a token is issued for: `audience` when given (1 to 256 printable
+    /// characters, as `--audience` is checked), else the configured one. An empty one
+    /// would mint a token no verifier accepts.
+    func issuingAudience(_ audience: String?) throws(ServiceError) -> String {
+        guard let audience else { return configuration.audience }
+        guard !audience.isEmpty, audience.utf8.count <= 256, !audience.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalidInput(.invalidValue(field: "audience", value: audience, expected: "1 to 256 printable characters"))
+        }
+        return audience
     }
 
     /// Verifies a token of one of the `kinds` for `audience` (default: the configured one).

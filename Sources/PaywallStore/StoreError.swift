@@ -97,7 +97,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .membershipNotFound(ref):
             return "no membership \(ref)"
         case let .membershipExists(account, plan, status):
-            return "account '\(account)' already has a \(status) membership of plan '\(plan)'"
+            let article = status.first.map { "aeiou".contains($0) } == true ? "an" : "a"
+            return "account '\(account)' already has \(article) \(status) membership of plan '\(plan)' (change it, or cancel it first: paywall membership cancel)"
         case let .invalidTransition(from, to):
             return "a membership cannot go from \(from) to \(to)"
         case .sessionNotFound:

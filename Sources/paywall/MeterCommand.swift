@@ -50,7 +50,7 @@ struct MeterCommand: ParsableCommand {
             discussion: """
                 Each line: {"account": EMAIL-OR-ID | "device": ID, "title": T, "article": A, "at": ISO-8601 (optional)}.
                 Reads are committed in batches of --batch lines; after each commit a line \
-                'committed N' (N = lines committed so far) is printed and flushed, so a caller \
+                'committed N' (N = lines committed so far; with --json {"committed": N}) is printed and flushed, so a caller \
                 knows exactly what is stored. A bad line stops the import with its line number; \
                 the lines before it stay committed, nothing of its batch is.
                 """
@@ -124,8 +124,10 @@ struct MeterCommand: ParsableCommand {
                     pending.removeAll(keepingCapacity: true)
                     pendingLines.removeAll(keepingCapacity: true)
                     // Unbuffered: the caller may rely on every acknowledged line being stored.
-                    FileHandle.standardOutput.write(Data("committed \(committed)\n".utf8))
+                    FileHandle.standardOutput.write(Data(progress(committed).utf8))
                 }
+                // One line per commit either way; with --json, an object per line.
+                func progress(_ count: Int) -> String { global.json ? "{\"committed\":\(count)}\n" : "committed \(count)\n" }
                 while let text = readLine() {
                     lineNumber += 1
                     if text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
@@ -159,7 +161,7 @@ struct MeterCommand: ParsableCommand {
                     if pending.count >= batch { try flush() }
                 }
                 try flush()
-                if committed == 0 { FileHandle.standardOutput.write(Data("committed 0\n".utf8)) }
+                if committed == 0 { FileHandle.standardOutput.write(Data(progress(0).utf8)) }
             }
         }
     }

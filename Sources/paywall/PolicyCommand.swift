@@ -110,6 +110,9 @@ struct PolicyCommand: ParsableCommand {
             if (account == nil) == !anonymous { throw ValidationError("give exactly one of --account and --anonymous") }
             if device != nil, !anonymous { throw ValidationError("--device is for --anonymous readers") }
             guard ["web", "app", "rss", "email", "api"].contains(channel) else { throw ValidationError("--channel is web, app, rss, email or api") }
+            if let country, !(country.count == 2 && country.allSatisfy({ $0.isASCII && $0.isLetter })) {
+                throw ValidationError("--country is a two-letter ISO 3166 code, e.g. DE or FR")
+            }
         }
 
         func run() throws {
@@ -119,7 +122,7 @@ struct PolicyCommand: ParsableCommand {
                     guard let address = IPAddress(ip) else { throw CLIFailure("--ip '\(ip)' is not an IPv4 or IPv6 address") }
                     request.ip = address
                 }
-                request.country = country ?? ""
+                request.country = country?.uppercased() ?? ""
                 request.channel = channel
                 var input = ArticleInput(id: article)
                 input.free = free
@@ -171,7 +174,11 @@ struct PolicyCommand: ParsableCommand {
         @Argument(help: "The proposed policy folder.") var proposed: String
         @Option(help: "Replay reads from this instant on (ISO 8601; default 30 days ago).") var since: String?
         @Option(help: "The running policy folder, used even when a policy was published (default: the newest publication, else $PAYWALL_POLICIES, else ./Policies).") var policies: String?
-        @Option(help: "Replay at most this many reads.") var limit = 100_000
+        @Option(help: "Replay at most this many reads (1 to 10000000).") var limit = 100_000
+
+        func validate() throws {
+            guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
+        }
 
         func run() throws {
             try global.run(readOnly: true, policies: policies, policyFolderFirst: policies != nil) { service in
@@ -223,11 +230,15 @@ extension PolicyCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the policies published to the database, newest first (the first is in force).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "At most this many.") var limit = 20
+        @Option(help: "At most this many (1 to 1000).") var limit = 20
+
+        func validate() throws {
+            guard (1...1_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+        }
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let history = try service.policyHistory(limit: max(1, limit))
+                let history = try service.policyHistory(limit: limit)
                 if global.json { Output(json: true).emit(history.map(PublishedPolicyView.init)); return }
                 if history.isEmpty {
                     print("no policy was published to \(service.databaseLocation): servers use their policy folder")

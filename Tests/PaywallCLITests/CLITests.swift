@@ -122,6 +122,12 @@ struct CLITests {
         (["title", "tag", "nope", "--tag", "x"], "", "no title 'nope' (list titles with 'paywall title list')"),
         (["title", "tag", "euronews", "--tag", "Not A Tag"], "", "invalid tag"),
         (["title", "add", "x", "--name", "X", "--publisher", "P", "--tag", "ok,-bad"], "", "invalid tag '-bad'"),
+        (["meter", "show", "--device", "d1", "--title", "nope"], "", "no title 'nope'"),
+        (["meter", "record", "--device", "d1", "--title", "euronews", "--article", "a", "--at", "2099-01-01"], "", "no later than now"),
+        (["billing", "map", "stripe", "price 1; drop", "news"], "", "invalid product 'price 1; drop'"),
+        (["token", "issue", "--account", "ada@example.com", "--aud", ""], "", "no audience given"),
+        (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "0d"], "", "a whole number above 0"),
+        (["token", "revoke-admin", "--subject", "nobody-ever"], "", "no admin token was minted here for 'nobody-ever'"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
         let cli = try seeded()
@@ -179,6 +185,9 @@ struct CLITests {
         ["account", "list", "--limit", "0"],
         ["trial", "start", "ada@example.com", "--days", "0"],
         ["account", "frobnicate"],
+        ["policy", "decide", "--anonymous", "--title", "euronews", "--article", "a", "--country", "Germany"],
+        ["policy", "history", "--limit", "0"],
+        ["title", "add", "t", "--name", "T", "--publisher", "P", "--actor", "two words"],
     ])
     func usage(arguments: [String]) throws {
         let cli = try seeded()

@@ -82,6 +82,8 @@ func fail(_ error: any Error) -> any Error {
         } else {
             printError(error.description + (hint(for: error).map { " (\($0))" } ?? ""))
         }
+        // An invalid setting (PAYWALL_BUSY_TIMEOUT=abc) is a usage error, as 'serve' says.
+        if case .configuration = error { return ExitCode.validationFailure }
         return exitCode(for: error.category)
     }
 }

@@ -16,7 +16,8 @@ struct Paywall: AsyncParsableCommand {
             key on first use and say so; PAYWALL_DEV_KEYS=0 refuses; 'serve' without --demo never \
             does). Add --json for machine-readable output. Exit status: 0 success; 1 refused \
             (bad input, not found, conflict, unauthorized); 2 the database or the keys cannot be \
-            used (locked, read-only, corrupt, not SQLite, unsafe key files); 64 usage error. \
+            used (locked, read-only, corrupt, not SQLite, unsafe key files); 64 usage error or invalid setting \
+            (a flag, or a PAYWALL_* variable). \
             Every change is recorded in the audit log ('paywall audit list').
             """,
         version: "1.0.0 (API 1.0.0)",

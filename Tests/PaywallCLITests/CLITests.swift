@@ -261,8 +261,10 @@ struct CLITests {
     func weakHashing() throws {
         let cli = try CLIHarness()
         let result = try cli.run(["account", "create", "--email", "b@example.com"], input: "correct horse battery\n", extraEnvironment: ["PAYWALL_TESTING": "0"])
-        #expect(result.status == 1)
+        #expect(result.status == 64, "an invalid setting is a usage error, as for 'serve'")
         #expect(result.stderr.contains("below OWASP's minimum"))
+        let busy = try cli.run(["account", "list"], extraEnvironment: ["PAYWALL_BUSY_TIMEOUT": "abc"])
+        #expect(busy.status == 64 && busy.stderr.contains("PAYWALL_BUSY_TIMEOUT"), "\(busy.stderr)")
     }
 
     @Test("--help explains each command")

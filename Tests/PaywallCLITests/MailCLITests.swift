@@ -48,7 +48,7 @@ struct MailCLITests {
         let (cli, _) = try queued()
         let before = try cli.snapshot()
         let unconfigured = try cli.run(["mail", "deliver"])
-        #expect(unconfigured.status == 1 && unconfigured.stderr.contains("PAYWALL_SENDMAIL") && unconfigured.stdout.isEmpty)
+        #expect(unconfigured.status == 64 && unconfigured.stderr.contains("PAYWALL_SENDMAIL") && unconfigured.stdout.isEmpty)
         #expect(try cli.snapshot() == before)
         let refused = try cli.run(["mail", "deliver"], extraEnvironment: ["PAYWALL_SENDMAIL": "/bin/false"])
         #expect(refused.status == 2 && refused.stderr.contains("refused 1 message"), "\(refused.stderr)")

@@ -223,7 +223,7 @@ public struct ServiceConfiguration: Sendable {
         for (variable, flagName, flag, path, maximum) in lifetimes {
             guard let text = flag ?? environment[variable] else { continue }
             guard let seconds = try? TimeText.duration(text), seconds <= maximum else {
-                throw invalid(flag != nil ? flagName : variable, text, "a duration such as 15m, at most \(Int(maximum))s")
+                throw invalid(flag != nil ? flagName : variable, text, "a duration such as 15m, at most \(TimeText.format(duration: maximum))")
             }
             configuration[keyPath: path] = seconds
         }

@@ -57,7 +57,8 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         let cache = facts
         listener = ChannelListener(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,
-            connected: { cache.setEnabled(true) }, disconnected: { cache.setEnabled(false) }, payload: { cache.invalidate($0) })
+            connected: { cache.setEnabled(true) }, disconnected: { cache.setEnabled(false) }, payload: { cache.invalidate($0) },
+            heartbeat: .milliseconds(Int64(max(0.05, configuration.listenerHeartbeat) * 1000)))
         connections = PostgresConnectionPool(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(4, configuration.maximumReaderCount * 4),
             waitLimit: configuration.busyTimeout, location: parsed.redacted,
@@ -425,10 +426,22 @@ final class ChannelListener: @unchecked Sendable {
     private var connection: PostgresConnection?
     private var stopped = false
     private var delay: TimeAmount = .milliseconds(100)
+    private var heartbeat: RepeatedTask?
+    /// Pings sent and not yet answered (the heartbeat's count, on `eventLoop`).
+    private var unanswered = 0
+
+    /// How often the listening connection is asked `SELECT 1` (5 s unless the store's
+    /// configuration says). A connection that died without a reset (a NAT entry timed out,
+    /// a partition) says nothing and is never seen to close; it only ever listened, so
+    /// without a question it would be taken for alive, and the facts cache kept on while it
+    /// hears nothing. Two pings unanswered: closed, which turns the cache off
+    /// (``disconnected``) and reconnects.
+    private let heartbeatInterval: TimeAmount
 
     init(configuration: PostgresConnection.Configuration, channel: String, connected: @escaping @Sendable () -> Void,
-         disconnected: @escaping @Sendable () -> Void, payload: @escaping @Sendable (String) -> Void) {
+         disconnected: @escaping @Sendable () -> Void, payload: @escaping @Sendable (String) -> Void, heartbeat: TimeAmount = .seconds(5)) {
         self.configuration = configuration
+        self.heartbeatInterval = heartbeat
         self.channel = channel
         self.connected = connected
         self.disconnected = disconnected
@@ -440,7 +453,31 @@ final class ChannelListener: @unchecked Sendable {
     func stop() {
         eventLoop.execute {
             self.stopped = true
+            self.heartbeat?.cancel()
+            self.heartbeat = nil
             let _: EventLoopFuture<Void>? = self.connection?.close()
+        }
+    }
+
+    /// Asks the listening connection `SELECT 1` every heartbeat interval; closes it when
+    /// the previous two went unanswered (or failed).
+    private func startHeartbeat(_ connection: PostgresConnection) {
+        heartbeat?.cancel()
+        unanswered = 0
+        heartbeat = eventLoop.scheduleRepeatedTask(initialDelay: heartbeatInterval, delay: heartbeatInterval) { task in
+            guard !self.stopped, self.connection === connection, !connection.isClosed else { return task.cancel() }
+            if self.unanswered >= 2 {
+                task.cancel()
+                let _: EventLoopFuture<Void> = connection.close()
+                return
+            }
+            self.unanswered += 1
+            connection.query(PostgresQuery(unsafeSQL: "SELECT 1"), logger: PostgresSQL.logger).hop(to: self.eventLoop).whenComplete { result in
+                switch result {
+                case .success: self.unanswered = 0
+                case .failure: let _: EventLoopFuture<Void> = connection.close()
+                }
+            }
         }
     }
 
@@ -459,12 +496,15 @@ final class ChannelListener: @unchecked Sendable {
             connection.query(PostgresQuery(unsafeSQL: "LISTEN \(self.channel)"), logger: PostgresSQL.logger).whenComplete { listened in
                 if case .success = listened {
                     self.delay = .milliseconds(100)
+                    self.startHeartbeat(connection)
                     self.connected()
                 } else {
                     let _: EventLoopFuture<Void> = connection.close()
                 }
             }
-            connection.closeFuture.whenComplete { _ in
+            connection.closeFuture.hop(to: self.eventLoop).whenComplete { _ in
+                self.heartbeat?.cancel()
+                self.heartbeat = nil
                 self.connection = nil
                 self.disconnected()
                 self.retry()

@@ -23,6 +23,9 @@ public struct StoreConfiguration: Sendable {
     /// refresh, RFC 9700 §4.14.2) gets the same successor instead of revoking the family,
     /// while that successor is still current (default 10 s; 0 turns it off).
     public var refreshGraceWindow: TimeInterval = 10
+    /// How often a PostgreSQL store's listening connection is pinged (``ChannelListener``);
+    /// tests shorten it.
+    var listenerHeartbeat: TimeInterval = 5
     /// The source of "now".
     public var clock: any PaywallClock = SystemClock()
 

@@ -132,10 +132,20 @@ public enum AppStoreNotification {
             if let expires = state.periodEnd, expires <= signedDate, kind == "REFUND" { return (id, type, nil) }
             state.status = .expired
         case "REFUND_REVERSED":
-            // Apple undid the refund: the transaction's period is the reader's again.
-            state.status = (state.periodEnd ?? .distantPast) > signedDate ? .active : .expired
+            // Apple undid the refund: the transaction's period is the reader's again. The
+            // reversal of an earlier period's refund (its transaction expired before this
+            // notice) changes nothing now, as that refund took nothing away: taken as
+            // "expired" it ended the period the reader is paying for.
+            if let expires = state.periodEnd, expires <= signedDate { return (id, type, nil) }
+            state.status = .active
         case "RENEWAL_EXTENDED":
             // The developer extended the period (a service outage, say): the new expiry stands.
+            state.status = .active
+        case "DID_CHANGE_RENEWAL_PREF", "OFFER_REDEEMED":
+            // An upgrade takes effect at once, with a new period on the new product (the
+            // transaction's). A downgrade or a crossgrade at the next renewal changes nothing
+            // until then: that renewal's DID_RENEW says so.
+            guard subtype == "UPGRADE" else { return (id, type, nil) }
             state.status = .active
         default:
             return (id, type, nil)
@@ -148,6 +158,6 @@ public enum AppStoreNotification {
 
     static func handled(_ kind: String) -> Bool {
         ["SUBSCRIBED", "DID_RENEW", "DID_FAIL_TO_RENEW", "GRACE_PERIOD_EXPIRED", "EXPIRED", "DID_CHANGE_RENEWAL_STATUS", "REFUND", "REVOKE",
-         "REFUND_REVERSED", "RENEWAL_EXTENDED"].contains(kind)
+         "REFUND_REVERSED", "RENEWAL_EXTENDED", "DID_CHANGE_RENEWAL_PREF", "OFFER_REDEEMED"].contains(kind)
     }
 }

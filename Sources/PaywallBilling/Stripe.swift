@@ -144,7 +144,7 @@ public enum StripeEvent {
             }
             if type == "invoice.paid" {
                 change.subscription = SubscriptionState(
-                    id: subscriptionID, products: prices, status: .active, providerStatus: "invoice paid", periodEnd: periodEnd)
+                    id: subscriptionID, products: prices, status: .active, providerStatus: SubscriptionState.paidInvoice, periodEnd: periodEnd)
             } else {
                 change.subscription = SubscriptionState(
                     id: subscriptionID, products: prices, status: .pastDue, providerStatus: SubscriptionState.failedPayment,

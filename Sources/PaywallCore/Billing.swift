@@ -44,6 +44,8 @@ public struct SubscriptionState: Hashable, Sendable, Codable {
     public var providerStatus: String
     /// ``providerStatus`` of a Stripe `invoice.payment_failed`.
     public static let failedPayment = "invoice payment failed"
+    /// ``providerStatus`` of a Stripe `invoice.paid`.
+    public static let paidInvoice = "invoice paid"
     public var periodEnd: Date?
     public var graceEnd: Date?
     public var cancelAtPeriodEnd: Bool?

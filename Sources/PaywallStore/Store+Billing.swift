@@ -279,7 +279,8 @@ struct BillingApplier {
             if let customer = change.customer {
                 return outcome(.pending, "customer \(customer) is not linked to an account yet", waiting: Self.key(change.provider, customer: customer), unblocked: unblocked)
             }
-            return outcome(.pending, "subscription \(state.id) is not known yet", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
+            let why = change.provider == .apple && change.customer == nil ? " (the purchase carries no appAccountToken naming an account)" : ""
+            return outcome(.pending, "subscription \(state.id) is not known yet\(why)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         result.accountID = accountID
         if let stored {
@@ -297,7 +298,11 @@ struct BillingApplier {
             // (incomplete), `updated` (active) and `invoice.paid` in the same second, in any
             // order: at the same instant a snapshot never takes access away, unless it is the
             // end (a deleted subscription).
-            if change.occurredAt == stored.asOf, !state.isFinal, let incoming = state.status,
+            // Except a subscription's own snapshot after a failed payment's state: when the
+            // last retry fails, `invoice.payment_failed` and the subscription's `unpaid`
+            // come in one second, and the snapshot is the word that access has ended.
+            let snapshotAfterFailure = stored.providerStatus == SubscriptionState.failedPayment && change.type.hasPrefix("customer.subscription.")
+            if change.occurredAt == stored.asOf, !state.isFinal, !snapshotAfterFailure, let incoming = state.status,
                Self.accessRank(incoming) < Self.accessRank(stored.status) {
                 return outcome(.stale, "as old as the state already applied and less than it (\(incoming.rawValue) after \(stored.status.rawValue))", unblocked: unblocked)
             }
@@ -313,22 +318,37 @@ struct BillingApplier {
         guard let product = mapped?.product ?? state.products.first ?? stored?.product else {
             return outcome(.pending, "subscription \(state.id) is not known yet (the event names no price)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
-        guard let status = state.status ?? stored?.status else {
+        guard let eventStatus = state.status ?? stored?.status else {
             return outcome(.pending, "subscription \(state.id) is not known yet (the event gives no status)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         let planID: PlanID
         if let mapped {
             planID = mapped.plan
-        } else if state.products.isEmpty, let storedPlan = try storedPlan(change.provider, stored) {
+        } else if state.products.isEmpty || eventStatus == .expired || state.products.contains(where: { $0 == stored?.product }),
+                  let storedPlan = try storedPlan(change.provider, stored) {
+            // The event names no price, or the one the subscription had (unmapped since):
+            // the subscription goes on, or ends, on the plan it was given. An end must
+            // always be applied: refused, a refund or a deletion left the access open.
             planID = storedPlan
         } else {
             return outcome(.failed, "no plan is mapped to \(change.provider) \(change.provider == .stripe ? "price" : "product") '\(product)'", unblocked: unblocked)
         }
-        let periodEnd = state.periodEnd ?? stored?.periodEnd
+        var periodEnd = state.periodEnd ?? stored?.periodEnd
+        var status = eventStatus
+        // An older invoice paid late (the previous period's, while the subscription is past
+        // due) says nothing of the period now: it must not move the end back, nor make a
+        // past-due subscription active. The subscription's own snapshot decides that.
+        if state.providerStatus == SubscriptionState.paidInvoice, let stored, let storedEnd = stored.periodEnd, let paidEnd = state.periodEnd, paidEnd < storedEnd {
+            periodEnd = storedEnd
+            status = stored.status
+        }
         let cancel = state.cancelAtPeriodEnd ?? stored?.cancelAtPeriodEnd ?? false
         var graceEnd = state.graceEnd
-        // A Stripe grace is counted from the first failure: later retries that fail do not extend it.
-        if status == .pastDue, stored?.status == .pastDue, let storedGrace = stored?.graceEnd, change.provider == .stripe {
+        // A Stripe grace is counted from the first failure: later retries that fail do not
+        // extend it. And an event that gives no grace (App Store: auto-renew turned off
+        // during the billing grace period) keeps the one stored: without it the grace
+        // ended at the lapsed period's end, at once.
+        if status == .pastDue, stored?.status == .pastDue, let storedGrace = stored?.graceEnd, change.provider == .stripe || graceEnd == nil {
             graceEnd = storedGrace
         }
         guard status == .expired || periodEnd != nil else {
@@ -471,17 +491,19 @@ struct BillingApplier {
         var cancelAtPeriodEnd: Bool
         var isFinal: Bool
         var asOf: Date
+        /// The provider's word for the state last applied (``SubscriptionState/providerStatus``).
+        var providerStatus: String
     }
 
     func subscription(_ provider: BillingProvider, _ id: String) throws -> StoredSubscription? {
         try db.fetchOne("""
-            SELECT account_id, membership_id, product, status, period_end, grace_end, cancel_at_period_end, final, as_of
+            SELECT account_id, membership_id, product, status, period_end, grace_end, cancel_at_period_end, final, as_of, provider_status
             FROM billing_subscriptions WHERE provider = ? AND subscription_id = ?
             """, [provider.rawValue, id]).map { row in
             StoredSubscription(
                 accountID: AccountID(rawValue: row[0]), membershipID: row[1], product: row[2], status: BillingStatus(rawValue: row[3]) ?? .expired,
                 periodEnd: (row[4] as Int64?).map(Date.init(millis:)), graceEnd: (row[5] as Int64?).map(Date.init(millis:)),
-                cancelAtPeriodEnd: row[6], isFinal: row[7], asOf: Date(millis: row[8]))
+                cancelAtPeriodEnd: row[6], isFinal: row[7], asOf: Date(millis: row[8]), providerStatus: row[9])
         }
     }
 

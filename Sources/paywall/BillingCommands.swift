@@ -90,7 +90,9 @@ struct BillingCommand: ParsableCommand {
     }
 
     struct Unmap: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a price or product mapping.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a price or product mapping.",
+            discussion: "New subscriptions to it are then refused (held as failed events). Subscriptions already running on it keep the plan they were given: their renewals, refunds and ends still apply.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "stripe or apple.") var provider: String
         @Argument(help: "The Stripe price id or App Store product id.") var product: String

@@ -37,10 +37,11 @@ struct AppleBillingTests {
         var now: Date { f.service.now }
 
         func payload(_ type: String, _ subtype: String? = nil, expires: Date, autoRenew: Bool = true, graceEnd: Date? = nil, token: String? = nil,
-                     uuid: String = UUID().uuidString.lowercased(), signedDate: Date? = nil, offerType: Int? = nil, bundle: String = "com.example") throws -> String {
+                     uuid: String = UUID().uuidString.lowercased(), signedDate: Date? = nil, offerType: Int? = nil, bundle: String = "com.example",
+                     product: String = "com.example.news.monthly", noToken: Bool = false) throws -> String {
             try chain.notification(
                 uuid: uuid, type: type, subtype: subtype, signedDate: signedDate ?? now, bundleID: bundle, originalTransactionID: "2000000001",
-                productID: "com.example.news.monthly", expires: expires, appAccountToken: token ?? self.token, autoRenew: autoRenew, graceEnd: graceEnd,
+                productID: product, expires: expires, appAccountToken: noToken ? nil : token ?? self.token, autoRenew: autoRenew, graceEnd: graceEnd,
                 offerType: offerType)
         }
 
@@ -184,6 +185,55 @@ struct AppleBillingTests {
         let later = end.addingTimeInterval(7 * 86_400)
         #expect(try app.post("RENEWAL_EXTENDED", expires: later).outcome == .applied)
         #expect(try app.memberships().first { $0.status == .active }?.currentPeriodEnd == later.roundedDownToSecond)
+        app.f.clock.advance(by: 60)
+        // The reversal of that earlier period's refund: nothing changes now (it used to end
+        // the current period and move its end back).
+        #expect(try app.post("REFUND_REVERSED", expires: app.now.addingTimeInterval(-86_400)).outcome != .applied)
+        #expect(try app.memberships().first { $0.status == .active }?.currentPeriodEnd == later.roundedDownToSecond)
+        #expect(try await app.access() != "no full access")
+    }
+
+    @Test("auto-renew turned off or on during the billing grace period keeps the grace")
+    func renewalStatusInGrace() async throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(86_400)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: end)
+        app.f.clock.advance(by: 86_400 + 60)
+        let graceEnd = app.now.addingTimeInterval(16 * 86_400)
+        #expect(try app.post("DID_FAIL_TO_RENEW", "GRACE_PERIOD", expires: end, graceEnd: graceEnd).outcome == .applied)
+        #expect(try await app.access() != "no full access")
+        for (subtype, autoRenew) in [("AUTO_RENEW_DISABLED", false), ("AUTO_RENEW_ENABLED", true)] {
+            app.f.clock.advance(by: 60)
+            #expect(try app.post("DID_CHANGE_RENEWAL_STATUS", subtype, expires: end, autoRenew: autoRenew).outcome == .applied)
+            let membership = try #require(try app.memberships().first)
+            #expect(membership.status == .pastDue && membership.gracePeriodEnd == graceEnd.roundedDownToSecond, "\(subtype): \(membership)")
+            #expect(try await app.access() != "no full access", "\(subtype): the grace must stand")
+        }
+    }
+
+    @Test("an upgrade takes effect at once: the new product's plan and period; a downgrade waits for the renewal")
+    func upgrade() async throws {
+        let app = try App()
+        _ = try app.f.service.addPlan(id: "all", name: "All", period: "month", titles: nil, actor: app.f.admin)
+        _ = try app.f.service.mapBillingProduct(provider: .apple, externalID: "com.example.all.monthly", plan: "all", actor: app.f.admin)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: app.now.addingTimeInterval(20 * 86_400))
+        app.f.clock.advance(by: 60)
+        let downgrade = try app.post(try app.payload("DID_CHANGE_RENEWAL_PREF", "DOWNGRADE", expires: app.now.addingTimeInterval(20 * 86_400)))
+        #expect(downgrade.outcome != .applied)
+        app.f.clock.advance(by: 60)
+        let newEnd = app.now.addingTimeInterval(30 * 86_400)
+        let upgraded = try app.post(try app.payload("DID_CHANGE_RENEWAL_PREF", "UPGRADE", expires: newEnd, product: "com.example.all.monthly"))
+        #expect(upgraded.outcome == .applied, "\(String(describing: upgraded.detail))")
+        let active = try app.memberships().filter { $0.status == .active }
+        #expect(active.map(\.planID.rawValue) == ["all"] && active.first?.currentPeriodEnd == newEnd.roundedDownToSecond, "\(active)")
+    }
+
+    @Test("a purchase without an appAccountToken waits, and says why")
+    func noToken() throws {
+        let app = try App()
+        let result = try app.post(try app.payload("SUBSCRIBED", "INITIAL_BUY", expires: app.now.addingTimeInterval(86_400), noToken: true))
+        #expect(result.outcome == .pending)
+        #expect(try app.f.service.unappliedBillingEvents().first?.detail?.contains("carries no appAccountToken") == true)
     }
 
     @Test("an unknown appAccountToken is kept pending")

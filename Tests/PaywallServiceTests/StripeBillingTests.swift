@@ -368,3 +368,61 @@ struct StripeBillingTests {
         #expect(Set(try shop.memberships().map(\.source)) == [.admin, .stripe])
     }
 }
+
+@Suite("Stripe billing: partial states and unmapped prices")
+struct StripeBillingEdgeTests {
+    typealias Shop = StripeBillingTests.Shop
+
+    @Test("a price unmapped after purchase: the subscription's end still ends its access; its renewal keeps the plan it was given")
+    func unmappedAfterPurchase() async throws {
+        let shop = try Shop()
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied)
+        _ = try shop.f.service.unmapBillingProduct(provider: .stripe, externalID: "price_news", actor: shop.f.admin)
+        shop.f.clock.advance(by: 60)
+        let renewed = end.addingTimeInterval(30 * 86_400)
+        #expect(try shop.post("invoice.paid", shop.invoice(paid: true, end: renewed)).outcome == .applied)
+        #expect(try shop.memberships().first?.currentPeriodEnd == renewed.roundedDownToSecond)
+        shop.f.clock.advance(by: 60)
+        let deleted = try shop.post("customer.subscription.deleted", shop.subscription("canceled", end: renewed))
+        #expect(deleted.outcome == .applied, "\(String(describing: deleted.detail))")
+        #expect(try await shop.access() == StripeBillingTests.embargo)
+        #expect(try shop.memberships().allSatisfy { $0.status == .expired })
+    }
+
+    @Test("the last retry fails: the subscription's unpaid in the same second as the failed invoice ends access, in either order")
+    func unpaidSameSecond() async throws {
+        for order in [0, 1] {
+            let shop = try Shop()
+            _ = try shop.checkout()
+            let end = shop.now.addingTimeInterval(30 * 86_400)
+            #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied)
+            shop.f.clock.advance(by: 86_400)
+            #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
+            shop.f.clock.advance(by: 3 * 86_400)
+            let at = shop.now
+            let failed = shop.body("invoice.payment_failed", shop.invoice(paid: false, end: end), created: at)
+            let unpaid = shop.body("customer.subscription.updated", shop.subscription("unpaid", end: end), created: at)
+            for body in order == 0 ? [failed, unpaid] : [unpaid, failed] { try shop.post(body) }
+            #expect(try await shop.access() == StripeBillingTests.embargo, "order \(order): unpaid must end the grace")
+        }
+    }
+
+    @Test("an older invoice paid late neither moves the period end back nor makes a past-due subscription active")
+    func olderInvoicePaid() async throws {
+        let shop = try Shop()
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied)
+        shop.f.clock.advance(by: 60)
+        #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
+        let pastDue = try #require(try shop.memberships().first)
+        #expect(pastDue.status == .pastDue)
+        shop.f.clock.advance(by: 60)
+        #expect(try shop.post("invoice.paid", shop.invoice(paid: true, end: shop.now.addingTimeInterval(-86_400))).outcome == .applied)
+        let after = try #require(try shop.memberships().first)
+        #expect(after.status == .pastDue && after.currentPeriodEnd == end.roundedDownToSecond, "\(after)")
+        #expect(try await shop.access() == StripeBillingTests.grace)
+    }
+}

@@ -392,6 +392,9 @@ enum Migrations {
         // nothing (``Store/quietRereadMillis``). An empty step on SQLite, whose query is in
         // Swift.
         migrator.registerMigration("v17-metered-rereads-quiet") { _ in }
+        // PostgreSQL only: the metered-reads function records no read for an account
+        // deleted meanwhile. An empty step on SQLite, whose insert checks in Swift's SQL.
+        migrator.registerMigration("v18-metered-reads-live-accounts") { _ in }
 
         return migrator
     }()

@@ -133,7 +133,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// Why: read by read with savepoints a metered read took six round trips on the group
     /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second);
     /// a statement per read, pipelined, still cost both sides a protocol exchange per read.
-    func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Store.CountedRead]? {
+    func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Result<Store.CountedRead, StoreError>]? {
         /// The server refused the batch: the caller goes read by read.
         struct StatementFailed: Error {}
         do {
@@ -160,17 +160,19 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             throw StatementFailed()
                         }
                         guard rows.count == reads.count else { preconditionFailure("\(reads.count) metered reads answered \(rows.count) rows") }
-                        return try zip(reads, rows).map { item, row -> Store.CountedRead in
+                        return try zip(reads, rows).map { item, row -> Result<Store.CountedRead, StoreError> in
                             let values = try row.map(PostgresSQL.preparedValue)
                             guard values.count == 4, case let .integer(already) = values[0], case let .integer(used) = values[1],
                                   case let .integer(inserted) = values[2] else { preconditionFailure("a metered read answered \(values)") }
+                            // The account was deleted since the check read its facts: no read.
+                            if inserted < 0, case let .account(id) = item.read.subject { return .failure(.accountNotFound(id.rawValue)) }
                             let oldest: Int64? = if case let .integer(first) = values[3] { first } else { nil }
                             let at = item.read.at.millis
                             // A recorded read (counted or re-read) is counted too.
                             let withThis = Date(millis: min(oldest ?? at, at))
-                            return already != 0 ? .init(outcome: .reread, oldestCounted: withThis, used: Int(used))
+                            return .success(already != 0 ? .init(outcome: .reread, oldestCounted: withThis, used: Int(used))
                                 : inserted != 0 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis, used: Int(used) + 1)
-                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:)), used: Int(used))
+                                : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:)), used: Int(used)))
                         }
                     }
                 }

@@ -496,6 +496,50 @@ enum PostgresMigrations {
             END $$
             """,
         ]),
+        ("v18-metered-reads-live-accounts", [
+            """
+            CREATE OR REPLACE FUNCTION paywall_metered_reads(
+                p_subjects text[], p_starts bigint[], p_titles text[], p_articles text[], p_ats bigint[], p_limits bigint[])
+            RETURNS TABLE (hit int, used bigint, inserted int, oldest bigint) LANGUAGE plpgsql AS $$
+            DECLARE
+                latest bigint;
+            BEGIN
+                PERFORM count(pg_advisory_xact_lock(hashtextextended(s, 0)))
+                FROM (SELECT DISTINCT s FROM unnest(p_subjects) AS s ORDER BY s) AS sorted;
+                FOR i IN 1 .. coalesce(array_length(p_subjects, 1), 0) LOOP
+                    -- An account deleted since its check gathered its facts: no read is
+                    -- recorded for it (inserted -1), or it would outlive the deletion.
+                    -- Exact: the deletion takes this subject's lock too.
+                    IF starts_with(p_subjects[i], 'account:')
+                       AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = substr(p_subjects[i], 9)) THEN
+                        hit := 0; used := 0; inserted := -1; oldest := NULL;
+                        RETURN NEXT;
+                        CONTINUE;
+                    END IF;
+                    SELECT MAX(r.read_at) INTO latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                        AND r.title_id = p_titles[i] AND r.article_id = p_articles[i];
+                    hit := (latest IS NOT NULL)::int;
+                    SELECT COUNT(*), MIN(counted.latest) INTO used, oldest
+                    FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                          GROUP BY r.title_id, r.article_id) AS counted;
+                    IF hit = 1 AND p_ats[i] - latest < 60000 THEN
+                        inserted := 0;
+                    ELSIF hit = 1 OR used < p_limits[i] THEN
+                        INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (p_subjects[i], p_titles[i], p_articles[i], p_ats[i]);
+                        inserted := 1;
+                        IF hit = 1 THEN
+                            SELECT MIN(counted.latest) INTO oldest
+                            FROM (SELECT MAX(r.read_at) AS latest FROM reads r WHERE r.subject = p_subjects[i] AND r.read_at > p_starts[i]
+                                  GROUP BY r.title_id, r.article_id) AS counted;
+                        END IF;
+                    ELSE
+                        inserted := 0;
+                    END IF;
+                    RETURN NEXT;
+                END LOOP;
+            END $$
+            """,
+        ]),
     ]
 }
 

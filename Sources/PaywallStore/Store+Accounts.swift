@@ -177,7 +177,10 @@ extension Store {
     /// its webhook): then nothing is deleted and that membership is returned.
     @discardableResult
     public func deleteAccount(id: AccountID, actor: AuditActor, unlessAny blocking: @escaping (Membership) -> Bool = { _ in false }) throws(StoreError) -> Membership? {
-        try write { db -> Membership? in
+        // Under the account's meter lock (and on PostgreSQL READ COMMITTED after it): a
+        // metered read of this account committing meanwhile is either seen and deleted
+        // here, or refused after (its insert checks that the account exists).
+        try writeLockingMeters([MeterSubject.account(id).key]) { db -> Membership? in
             let email = try Self.requireAccount(db, id)
             let memberships = try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [id.rawValue])
                 .map(Membership.init(row:))

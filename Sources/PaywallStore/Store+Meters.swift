@@ -65,7 +65,7 @@ extension Store {
             if readOnly { throw StoreError.readOnly(path: location) }
             if let postgres = backend as? PostgresBackend,
                let outcomes = try postgres.pipelinedMeteredReads(batch.map { ($0.read, $0.window, $0.limit) }) {
-                return outcomes.map { .success($0) }
+                return outcomes
             }
             return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
                 try batch.map { pending -> Result<CountedRead, StoreError> in
@@ -142,7 +142,19 @@ extension Store {
     static func insertRead(_ db: any SQLConnection, _ read: ArticleRead) throws {
         do {
             try db.lockMeters([read.subject.key])
-            try db.execute("INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?)", [read.subject.key, read.titleID.rawValue, read.articleID, read.at.millis])
+            switch read.subject {
+            case .device:
+                try db.execute("INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, ?, ?, ?)", [read.subject.key, read.titleID.rawValue, read.articleID, read.at.millis])
+            case let .account(id):
+                // Not for an account deleted since its check read its facts: the read would
+                // outlive the deletion (`reads.subject` is no foreign key: devices have no
+                // row). Exact: the deletion takes this subject's meter lock.
+                let inserted = try db.execute("""
+                    INSERT INTO reads (subject, title_id, article_id, read_at)
+                    SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)
+                    """, [read.subject.key, read.titleID.rawValue, read.articleID, read.at.millis, id.rawValue])
+                if inserted == 0 { throw StoreError.accountNotFound(id.rawValue) }
+            }
         } catch where SQLConstraint.violated(by: error) == .foreignKey {
             throw StoreError.titleNotFound(read.titleID.rawValue)
         }

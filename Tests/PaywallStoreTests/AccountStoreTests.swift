@@ -119,3 +119,54 @@ struct AccountStoreTests {
         #expect(try f.store.auditEntries().first?.details == #"{"days":"7"}"#)
     }
 }
+
+@Suite("Reads of a deleted account")
+struct DeletedAccountReadTests {
+    func read(_ account: Account, _ article: String, _ f: StoreFixture) -> ArticleRead {
+        ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: article, at: f.clock.now())
+    }
+
+    /// The blocking form (an async test would pick the async one).
+    func syncMetered(_ f: StoreFixture, _ read: ArticleRead) throws {
+        _ = try f.store.recordCountedRead(read, window: 86_400, limit: 10)
+    }
+
+    @Test("no read is recorded for an account deleted before its write: metered, imported or single", arguments: TestBackend.all)
+    func refusedAfterDeletion(backend: TestBackend) async throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let gone = try f.account("gone@example.com")
+        let kept = try f.account("kept@example.com")
+        try f.store.deleteAccount(id: gone.id, actor: f.admin)
+        #expect(throws: StoreError.accountNotFound(gone.id.rawValue)) { try syncMetered(f, read(gone, "a1", f)) }
+        await #expect(throws: StoreError.accountNotFound(gone.id.rawValue)) { try await f.store.recordCountedRead(read(gone, "a2", f), window: 86_400, limit: 10) }
+        #expect(throws: StoreError.accountNotFound(gone.id.rawValue)) { try f.store.recordReads([read(kept, "k1", f), read(gone, "a3", f)]) }
+        #expect(throws: StoreError.accountNotFound(gone.id.rawValue)) { try f.store.recordRead(read(gone, "a4", f)) }
+        #expect(try f.store.readCount() == 0, "nothing of the import either")
+        // The other account, and devices, read as before.
+        #expect(try await f.store.recordCountedRead(read(kept, "k1", f), window: 86_400, limit: 10).outcome == .recorded(used: 1))
+        try f.store.recordRead(ArticleRead(subject: .device("d1"), titleID: TitleID(rawValue: "euronews"), articleID: "d", at: f.clock.now()))
+        #expect(try f.store.readCount() == 2)
+    }
+
+    @Test("metered reads racing the account's deletion: none outlives it", arguments: TestBackend.all)
+    func racingDeletion(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        for round in 0..<5 {
+            let account = try f.account("racer\(round)@example.com")
+            let store = f.store
+            let clock = f.clock
+            DispatchQueue.concurrentPerform(iterations: 41) { index in
+                if index == 20 {
+                    try? store.deleteAccount(id: account.id, actor: .system)
+                } else {
+                    let read = ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "r\(round)-\(index)", at: clock.now())
+                    _ = try? store.recordCountedRead(read, window: 86_400, limit: 1_000)
+                }
+            }
+            #expect(try f.store.account(id: account.id) == nil)
+            #expect(try f.store.meterUsage(subject: .account(account.id), window: 86_400).used == 0, "round \(round): a read outlived the deletion")
+        }
+    }
+}

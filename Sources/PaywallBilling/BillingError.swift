@@ -30,8 +30,7 @@ public enum BillingError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .notConfigured(provider): "\(provider) events are not configured on this server" + (provider.rawValue == "apple"
-            ? " (set PAYWALL_APPLE_ROOT_CERT and PAYWALL_APPLE_BUNDLE_ID)" : provider.rawValue == "stripe" ? " (set PAYWALL_STRIPE_WEBHOOK_SECRETS)" : "")
+        case let .notConfigured(provider): "\(provider) events are not configured on this server"
         case .missingSignature: "the Stripe-Signature header is missing"
         case let .malformedSignature(detail): "the Stripe-Signature header is malformed: \(detail)"
         case .signatureMismatch: "no signature matches the body under any configured secret"

@@ -34,7 +34,12 @@ final class SQLiteBackend: StoreBackend {
         busyTimeout = configuration.busyTimeout
         factsChanges = SQLiteFactsChanges(facts: facts)
         if let scheme = Self.foreignScheme(path) {
-            throw .cannotOpen(path: path, detail: "'\(scheme)://' is not a database paywall uses: give a SQLite file's path or a postgres:// URL")
+            // Shown without what may be a password (`mysql://user:secret@host/db`).
+            var shown = path
+            if let start = path.range(of: "://"), let at = path[start.upperBound...].firstIndex(of: "@") {
+                shown = String(path[..<start.upperBound]) + "…" + String(path[at...])
+            }
+            throw .cannotOpen(path: shown, detail: "'\(scheme)://' is not a database paywall uses: give a SQLite file's path or a postgres:// URL")
         }
         var isFolder: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)

@@ -181,6 +181,12 @@ extension Store {
         // metered read of this account committing meanwhile is either seen and deleted
         // here, or refused after (its insert checks that the account exists).
         try writeLockingMeters([MeterSubject.account(id).key]) { db -> Membership? in
+            // The row locked first on PostgreSQL (READ COMMITTED here): a membership a
+            // webhook inserts meanwhile holds a key-share lock on it, so this waits for that
+            // commit and the memberships read below sees it (`blocking` then keeps the account).
+            if db.dialect == .postgres {
+                _ = try db.fetchValue(String.self, "SELECT id FROM accounts WHERE id = ? FOR UPDATE", [id.rawValue])
+            }
             let email = try Self.requireAccount(db, id)
             let memberships = try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [id.rawValue])
                 .map(Membership.init(row:))

@@ -98,7 +98,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no membership \(ref)"
         case let .membershipExists(account, plan, status):
             let article = status.first.map { "aeiou".contains($0) } == true ? "an" : "a"
-            return "account '\(account)' already has \(article) \(status) membership of plan '\(plan)' (change it, or cancel it first: paywall membership cancel)"
+            return "account '\(account)' already has \(article) \(status) membership of plan '\(plan)'"
         case let .invalidTransition(from, to):
             return "a membership cannot go from \(from) to \(to)"
         case .sessionNotFound:

@@ -16,7 +16,12 @@ enum ExitStatus {
 /// stderr and exit status 1, without the usage text a ``ValidationError`` prints.
 struct CLIFailure: Error {
     let message: String
-    init(_ message: String) { self.message = message }
+    /// The exit status (1: refused, unless the failure is the database's).
+    let status: ExitCode
+    init(status: ExitCode = ExitStatus.refused, _ message: String) {
+        self.message = message
+        self.status = status
+    }
 }
 
 /// Writes one line to standard error.
@@ -71,7 +76,7 @@ func fail(_ error: any Error) -> any Error {
     case let error as ExitCode: return error
     case let error as CLIFailure:
         printError(error.message)
-        return ExitStatus.refused
+        return error.status
     default:
         let error = ServiceError.wrapping(error)
         if case let .policy(errors) = error {
@@ -106,6 +111,7 @@ func hint(for error: ServiceError) -> String? {
         case .titleNotFound: "list titles with 'paywall title list'"
         case .planNotFound: "list plans with 'paywall plan list'"
         case .billingProductNotMapped: "list the mappings with 'paywall billing products'"
+        case .membershipExists: "change it, or cancel it first with 'paywall membership cancel'"
         case .accountNotFound: "list accounts with 'paywall account list'"
         case .corrupt: "restore it from a backup ('paywall db backup' makes one)"
         case let .copyRefused(refusal):
@@ -123,11 +129,15 @@ func hint(for error: ServiceError) -> String? {
         case .unknownKey: "list keys with 'paywall keys list'"
         case .missingPrivateKey, .tooSoonToRetire: "'paywall keys retire KID --force' retires it anyway"
         case .symbolicLink: "point --keys at the real folder"
-        case let .cannotAccess(_, reason) where reason == KeyRingError.noSuchFolder || reason.hasPrefix("folder "):
+        case let .cannotAccess(_, reason) where reason == KeyRingError.noSuchFolder:
             "check --keys or $PAYWALL_KEYS; 'paywall keys generate' makes a key in a new folder"
+        case let .cannotAccess(_, reason) where reason.hasPrefix("folder ") && reason.hasSuffix(" does not exist"):
+            "check --keys or $PAYWALL_KEYS; a key folder is made only inside an existing folder: create its parent first"
         case .retiringSigningKey: "rotate first with 'paywall keys rotate'"
         default: nil
         }
+    case let .billing(.notConfigured(provider)):
+        provider == .apple ? "set PAYWALL_APPLE_ROOT_CERT and PAYWALL_APPLE_BUNDLE_ID" : "set PAYWALL_STRIPE_WEBHOOK_SECRETS"
     default: nil
     }
 }

@@ -64,14 +64,17 @@ struct KeysCommand: ParsableCommand {
                 let ahead = publishAhead.trimmingCharacters(in: .whitespaces) == "0s" ? 0 : try TimeText.duration(publishAhead)
                 let record = try service.rotateKey(try KeysCommand.algorithm(alg), publishAhead: ahead, actor: global.auditActor)
                 let state = try service.keyStates().first { $0.0.kid == record.kid }?.1 ?? .next
-                if global.json { Output(json: true).emit(KeyView(record, state: state)); return }
                 // A key published earlier to take over later still does, after this one:
-                // an emergency rotation must not be silently undone.
+                // an emergency rotation must not be silently undone (said on stderr, in
+                // JSON mode too).
                 let later = try service.keyStates().filter { $0.1 == .next && $0.0.kid != record.kid && $0.0.activatesAt > record.activatesAt }
                     .map(\.0).min { $0.activatesAt < $1.activatesAt }
                 if let later {
-                    print("published \(record.algorithm) key \(record.kid); it signs from \(record.activatesAt.text) until \(later.kid), published earlier, takes over at \(TimeText.format(later.activatesAt))")
                     try? FileHandle.standardError.write(contentsOf: Data("paywall: note: key \(later.kid) takes over signing at \(TimeText.format(later.activatesAt)); if this rotation replaces it, retire it: paywall keys retire --force -- \(later.kid)\n".utf8))
+                }
+                if global.json { Output(json: true).emit(KeyView(record, state: state)); return }
+                if let later {
+                    print("published \(record.algorithm) key \(record.kid); it signs from \(record.activatesAt.text) until \(later.kid), published earlier, takes over at \(TimeText.format(later.activatesAt))")
                 } else {
                     print("published \(record.algorithm) key \(record.kid); it signs from \(record.activatesAt.text)")
                 }

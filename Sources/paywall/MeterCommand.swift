@@ -79,7 +79,8 @@ struct MeterCommand: ParsableCommand {
                     throw CLIFailure("not a read object (unknown member \"\(PrintableText.quoted(unknown))\"; known: account, device, title, article, at)")
                 }
                 func string(_ name: String, required: Bool) throws(CLIFailure) -> String? {
-                    guard let member = object[name] else {
+                    // An explicit null is an absent member (exporters write them).
+                    guard let member = object[name], member != .null else {
                         if required { throw CLIFailure("not a read object (missing \"\(name)\")") }
                         return nil
                     }
@@ -110,15 +111,20 @@ struct MeterCommand: ParsableCommand {
                     do {
                         try service.importReads(pending)
                     } catch {
-                        // The batch is refused whole; name the line at fault when the error
-                        // says which (an unknown title), else the batch's lines.
-                        var at = "lines \(pendingLines.first ?? 0)–\(pendingLines.last ?? 0)"
+                        // The batch is refused whole. For the input's fault, name the line
+                        // (an unknown title: the first line naming it; else the batch's lines).
+                        // The database's own (locked, unavailable) keeps its exit status.
+                        let range = "lines \(pendingLines.first ?? 0)–\(pendingLines.last ?? 0)"
+                        guard [.invalid, .notFound, .conflict].contains(error.category) else {
+                            throw CLIFailure(status: paywall.exitCode(for: error.category), "\(error.description) (nothing of \(range) was stored)")
+                        }
+                        var at = range
                         if case let .store(.titleNotFound(title)) = error, let index = pending.firstIndex(where: { $0.titleID.rawValue == title }) {
                             at = "line \(pendingLines[index])"
                         } else if pending.count == 1 {
                             at = "line \(pendingLines[0])"
                         }
-                        throw CLIFailure("\(at): \(error.description); nothing of lines \(pendingLines.first ?? 0)–\(pendingLines.last ?? 0) was stored")
+                        throw CLIFailure("\(at): \(error.description); nothing of \(range) was stored")
                     }
                     committed += pending.count
                     pending.removeAll(keepingCapacity: true)

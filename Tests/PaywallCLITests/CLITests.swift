@@ -220,6 +220,10 @@ struct CLITests {
         let result = try cli.run(["title", "add", "x", "--name", "X", "--publisher", "P"], extraEnvironment: ["PAYWALL_BUSY_TIMEOUT": "0.3"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("\(cli.database) is locked by another process"))
+        // An import's batch meets the same lock: the database's failure (2), not a bad line.
+        let read = #"{"device":"d1","title":"euronews","article":"a1"}"#
+        let imported = try cli.run(["meter", "import"], input: read + "\n", extraEnvironment: ["PAYWALL_BUSY_TIMEOUT": "0.3"])
+        #expect(imported.status == 2 && imported.stderr.contains("is locked") && !imported.stderr.contains("line 1:"), "\(imported.stderr)")
         locker.release()
         #expect(try cli.snapshot() == before)
     }
@@ -238,9 +242,11 @@ struct CLITests {
         }
         #expect(!FileManager.default.fileExists(atPath: cli.folder.appendingPathComponent("backup.sqlite").path))
         // A folder, or another database's URL, named as the database.
-        for (location, words) in [(cli.folder.path, "it is a folder"), ("mysql://db.example/paywall", "'mysql://' is not a database paywall uses")] {
+        for (location, words) in [(cli.folder.path, "it is a folder"), ("mysql://db.example/paywall", "'mysql://' is not a database paywall uses"),
+                                  ("postgress://paywall:hunter2@db.example/paywall", "'postgress://' is not a database paywall uses")] {
             let result = try cli.run(["account", "list", "--db", location])
             #expect(result.status == 2 && result.stderr.contains(words), "\(location): \(result.stderr)")
+            #expect(!result.stderr.contains("hunter2"), "a password in a mistyped URL is not shown")
         }
         #expect(try cli.run(["db", "migrate"]).status == 0)
         #expect(try cli.run(["account", "list", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")

@@ -96,6 +96,17 @@ struct CrashTests {
         #expect(try cli.snapshot()[4] == 0)
     }
 
+    @Test("import: an explicit null is an absent member (exporters write them)")
+    func importNulls() throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"]).status == 0)
+        let input = #"{"account":null,"device":"d1","title":"euronews","article":"a1","at":null}"# + "\n"
+        let result = try cli.run(["meter", "import", "--json"], input: input)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "{\"committed\":1}\n")
+        #expect(try cli.snapshot()[4] == 1)
+    }
+
     @Test("--actor is checked before anything is written: the audit log is append-only")
     func badActor() throws {
         let cli = try CLIHarness()

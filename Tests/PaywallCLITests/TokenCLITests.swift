@@ -111,11 +111,16 @@ struct TokenCLITests {
         #expect(try cli.run(["keys", "generate", "--alg", "RS256"]).status == 64)
         #expect(try cli.run(["keys", "rotate", "--publish-ahead", "soon"]).status == 1)
 
-        // An emergency rotation while the Ed25519 key waits to take over: said, with the fix.
+        // An emergency rotation while the Ed25519 key waits to take over: said, with the fix
+        // (on stderr in JSON mode too).
+        let json = try cli.run(["keys", "rotate", "--publish-ahead", "5m", "--json"])
+        #expect(json.status == 0 && json.stderr.contains("paywall keys retire --force -- \(second)"), "\(json.stderr)")
+        let third = try #require(try cli.json(json.stdout) as? [String: Any])["kid"] as? String
         let now = try cli.run(["keys", "rotate", "--publish-ahead", "0s"])
         #expect(now.status == 0)
-        #expect(now.stdout.contains("until \(second), published earlier, takes over at"), "\(now.stdout)")
-        #expect(now.stderr.contains("paywall keys retire --force -- \(second)"), "\(now.stderr)")
+        // The next to take over is the one published 5 minutes ahead.
+        #expect(now.stdout.contains("until \(try #require(third)), published earlier, takes over at"), "\(now.stdout)")
+        #expect(now.stderr.contains("paywall keys retire --force -- \(try #require(third))"), "\(now.stderr)")
         let listed = try #require(try cli.json(try cli.run(["keys", "list", "--json"]).stdout) as? [[String: Any]])
         #expect(listed.filter { $0["state"] as? String == "active" }.count == 1)
         #expect(listed.first { $0["kid"] as? String == first }?["state"] as? String == "verify-only")

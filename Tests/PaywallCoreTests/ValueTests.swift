@@ -48,14 +48,15 @@ struct ValueTests {
 
     @Test("a rejected email address is not echoed (a reader sometimes types a password there): the reason says what is wrong")
     func emailNotEchoed() throws {
-        #expect(throws: DomainError.self) { try EmailAddress("Tr0ub4dor&3-my-real-password") }
         do {
             _ = try EmailAddress("Tr0ub4dor&3-my-real-password")
+            Issue.record("a password taken for an email address")
         } catch {
             #expect(error.description == "invalid email address: it must contain exactly one '@'")
         }
         do {
             _ = try EmailAddress("a\u{1B}b@example.com")
+            Issue.record("an escape character accepted in an email address")
         } catch {
             #expect(error.description == #"invalid email address: character '\u{1B}' is not allowed before the '@'"#)
         }

@@ -34,14 +34,20 @@ extension PaywallService {
         try keys().ring
     }
 
-    /// Refuses a key folder that does not exist. For an administrator listing or publishing
-    /// the keys (`paywall keys list`, `keys jwks`): a mistyped folder must fail, not print an
-    /// empty set (a JWKS with no keys, published, makes every verifier refuse every token).
-    public func requireKeyFolder() throws(ServiceError) {
+    /// The configured key folder's keys, their states now, and its JWKS, read from the folder
+    /// alone: no database (`paywall keys list`, `keys jwks`, on a machine that holds only the
+    /// keys). A folder that does not exist is refused: a mistyped one must fail, not print
+    /// an empty set (a JWKS with no keys, published, makes every verifier refuse every token).
+    public static func publishedKeys(configuration: ServiceConfiguration) throws(ServiceError) -> (states: [(KeyRecord, KeyState)], jwks: JWKS) {
+        let folder = configuration.keysDirectory
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: configuration.keysDirectory.path, isDirectory: &isFolder), isFolder.boolValue else {
-            throw .keys(.cannotAccess(path: configuration.keysDirectory.path, reason: KeyRingError.noSuchFolder))
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw .keys(.cannotAccess(path: folder.path, reason: KeyRingError.noSuchFolder))
         }
+        let ring: KeyRing
+        do { ring = try KeyRing.load(directory: folder) } catch { throw .keys(error) }
+        let now = configuration.clock.now()
+        return (ring.records.map { ($0, ring.state(of: $0, at: now)) }, ring.jwks(at: now))
     }
 
     /// The ring's JWKS: the public keys a verifier at the edge needs.

@@ -56,6 +56,16 @@ extension GlobalOptions {
     /// a non-zero exit status.
     /// `policies` named on the command line is the policy to use even when one was
     /// published to the database (`policyFolderFirst`).
+    /// Runs `body` with the key folder's keys and JWKS, opening no database (the key
+    /// listing commands); failures as ``run(readOnly:policies:policyFolderFirst:createDatabase:_:)``.
+    func withKeys(_ body: ((states: [(KeyRecord, KeyState)], jwks: JWKS)) throws -> Void) throws {
+        do {
+            try body(try PaywallService.publishedKeys(configuration: try configuration(readOnly: true, policies: nil)))
+        } catch {
+            throw fail(error)
+        }
+    }
+
     /// `createDatabase` false: a command that writes but has nothing to do on a new database
     /// (a backup) refuses a SQLite file that does not exist, as one that only reads does.
     func run(readOnly: Bool = false, policies: String? = nil, policyFolderFirst: Bool = false, createDatabase: Bool = true, _ body: (PaywallService) throws -> Void) throws {

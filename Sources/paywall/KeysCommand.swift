@@ -100,13 +100,13 @@ struct KeysCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the keys and their states.")
+        static let configuration = CommandConfiguration(abstract: "List the keys and their states (reads the key folder alone: no database needed).")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            try global.run(readOnly: true) { service in
-                try service.requireKeyFolder()
-                let views = try service.keyStates().map { KeyView($0.0, state: $0.1) }
+            // From the key folder alone: no database needed.
+            try global.withKeys { keys in
+                let views = keys.states.map { KeyView($0.0, state: $0.1) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(views); return }
                 out.table(["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "RETIRED"], views.map {
@@ -117,13 +117,12 @@ struct KeysCommand: ParsableCommand {
     }
 
     struct JWKSCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "jwks", abstract: "Print the public key set (JWKS) that verifiers use.")
+        static let configuration = CommandConfiguration(commandName: "jwks", abstract: "Print the public key set (JWKS) that verifiers use (reads the key folder alone: no database needed).")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            try global.run(readOnly: true) { service in
-                try service.requireKeyFolder()
-                Output(json: true).emit(json: try service.jwks().json)
+            try global.withKeys { keys in
+                Output(json: true).emit(json: keys.jwks.json)
             }
         }
     }

@@ -233,7 +233,7 @@ struct CLITests {
         let cli = try CLIHarness()
         // Every command with nothing to do on a new database, a backup included (a mistyped
         // --db in a cron job must fail, not back up an empty file), and a server without --demo.
-        for arguments in [["account", "list"], ["db", "backup", cli.folder.appendingPathComponent("backup.sqlite").path], ["keys", "list"], ["keys", "jwks"],
+        for arguments in [["account", "list"], ["db", "backup", cli.folder.appendingPathComponent("backup.sqlite").path],
                           ["billing", "products"], ["billing", "failures"], ["billing", "show", "a@example.com"], ["serve", "--port", "0"]] {
             let result = try cli.run(arguments)
             #expect(result.status == 2, "\(arguments): \(result.stderr)")
@@ -257,6 +257,16 @@ struct CLITests {
             let result = try cli.run(arguments)
             #expect(result.status == 2 && result.stderr.contains("no such folder") && result.stdout.isEmpty, "\(arguments): \(result.stderr)")
         }
+        // The key listings read the key folder alone: a machine holding only Keys/ (no
+        // database at all) publishes the JWKS.
+        let keysOnly = try CLIHarness()
+        #expect(try keysOnly.run(["db", "migrate"]).status == 0)
+        #expect(try keysOnly.run(["keys", "generate"]).status == 0)
+        try FileManager.default.removeItem(atPath: keysOnly.database)
+        let published = try keysOnly.run(["keys", "jwks"])
+        #expect(published.status == 0 && published.stdout.contains("\"kty\""), "\(published.stderr)")
+        #expect(try keysOnly.run(["keys", "list"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: keysOnly.database), "no database made")
         let deep = cli.folder.appendingPathComponent("missing/Keys").path
         let signing = try cli.run(["keys", "generate", "--keys", deep])
         #expect(signing.status == 2 && signing.stderr.contains("does not exist"), "\(signing.stderr)")

@@ -33,6 +33,21 @@ struct Paywall: AsyncParsableCommand {
     /// provider): ArgumentParser then shows the top command's usage, which names none of the
     /// options at fault. Here it shows the usage of the command that was run.
     static func main() async {
+        // `paywall help NAME…` for a command that does not exist: ArgumentParser prints the
+        // top help and exits 0, which a script would take for success.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "help", arguments.count > 1, !arguments.dropFirst().contains(where: { $0.hasPrefix("-") }) {
+            var node: any ParsableCommand.Type = Paywall.self
+            for name in arguments.dropFirst() {
+                guard let next = node.configuration.subcommands.first(where: { commandName(of: $0) == name }) else {
+                    let known = node.configuration.subcommands.map { commandName(of: $0) }.joined(separator: ", ")
+                    let text = "Error: no command '\(name)' (known here: \(known))\n  See 'paywall --help' for more information.\n"
+                    try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
+                    Foundation.exit(ExitCode.validationFailure.rawValue)
+                }
+                node = next
+            }
+        }
         var ran: (any ParsableCommand.Type)?
         do {
             var command = try parseAsRoot()

@@ -188,6 +188,8 @@ struct CLITests {
         ["policy", "decide", "--anonymous", "--title", "euronews", "--article", "a", "--country", "Germany"],
         ["policy", "history", "--limit", "0"],
         ["title", "add", "t", "--name", "T", "--publisher", "P", "--actor", "two words"],
+        ["help", "nonsense"],
+        ["help", "meter", "bogus"],
     ])
     func usage(arguments: [String]) throws {
         let cli = try seeded()

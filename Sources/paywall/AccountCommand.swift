@@ -59,8 +59,8 @@ struct AccountCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List accounts, oldest first.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "At most this many accounts.") var limit = 100
-        @Option(help: "Skip this many accounts first.") var offset = 0
+        @Option(parsing: .unconditional, help: "At most this many accounts.") var limit = 100
+        @Option(parsing: .unconditional, help: "Skip this many accounts first.") var offset = 0
 
         func validate() throws {
             guard limit > 0, limit <= 100_000 else { throw ValidationError("--limit must be between 1 and 100000") }

@@ -21,7 +21,7 @@ struct AuditCommand: ParsableCommand {
         @Option(help: "Only this action, or every action under a prefix ending in '.', e.g. membership.") var action: String?
         @Option(help: ArgumentHelp("Only entries at or after this instant (2026-11-01 or 2026-11-01T09:00:00Z).", valueName: "instant")) var since: String?
         @Option(help: ArgumentHelp("Only entries before this instant.", valueName: "instant")) var until: String?
-        @Option(help: "At most this many entries.") var limit = 50
+        @Option(parsing: .unconditional, help: "At most this many entries.") var limit = 50
 
         func validate() throws {
             if account != nil, target != nil { throw ValidationError("give at most one of --account and --target") }

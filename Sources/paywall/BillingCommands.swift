@@ -45,7 +45,7 @@ struct BillingCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an account's provider links, subscriptions and recent events.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
-        @Option(help: "How many recent events (1 to 500).") var limit = 20
+        @Option(parsing: .unconditional, help: "How many recent events (1 to 500).") var limit = 20
 
         func validate() throws {
             guard (1...500).contains(limit) else { throw ValidationError("--limit must be from 1 to 500") }
@@ -124,7 +124,7 @@ struct BillingCommand: ParsableCommand {
             abstract: "List the events that could not be applied, and why.",
             discussion: "Pending events wait for their customer's link (or their subscription); failed ones for a fix (a price to map) and 'paywall billing retry'.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "At most this many (1 to 1000).") var limit = 100
+        @Option(parsing: .unconditional, help: "At most this many (1 to 1000).") var limit = 100
 
         func validate() throws {
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }

@@ -24,7 +24,7 @@ struct MembershipCommand: ParsableCommand {
         @Argument(help: "The account's email or id.") var account: String
         @Option(help: "The plan id.") var plan: String
         @Option(help: "End of the period, e.g. 2026-12-31 or 2026-12-31T12:00:00Z.") var until: String?
-        @Option(name: .customLong("for"), help: "Length of the period, e.g. 30d, 12w.") var length: String?
+        @Option(name: .customLong("for"), parsing: .unconditional, help: "Length of the period, e.g. 30d, 12w.") var length: String?
         @Option(help: "Where the membership comes from: admin or comp.") var source = "admin"
         @Option(help: "Why, for the history.") var reason: String?
 
@@ -116,7 +116,7 @@ struct TrialCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start an account's free trial.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
-        @Option(help: "Length in days.") var days = 14
+        @Option(parsing: .unconditional, help: "Length in days.") var days = 14
 
         func validate() throws {
             guard (1...366).contains(days) else { throw ValidationError("--days must be between 1 and 366") }

@@ -16,7 +16,7 @@ struct MailCommand: ParsableCommand {
     struct Outbox: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List outbox messages, newest first (never their bodies: they hold single-use links).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "At most this many messages.") var limit = 50
+        @Option(parsing: .unconditional, help: "At most this many messages.") var limit = 50
 
         func validate() throws {
             guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 100000") }

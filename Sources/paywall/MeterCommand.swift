@@ -56,7 +56,7 @@ struct MeterCommand: ParsableCommand {
                 """
         )
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Lines per transaction.") var batch = 500
+        @Option(parsing: .unconditional, help: "Lines per transaction.") var batch = 500
 
         struct Line {
             var account: String?

@@ -174,7 +174,7 @@ struct PolicyCommand: ParsableCommand {
         @Argument(help: "The proposed policy folder.") var proposed: String
         @Option(help: "Replay reads from this instant on (ISO 8601; default 30 days ago).") var since: String?
         @Option(help: "The running policy folder, used even when a policy was published (default: the newest publication, else $PAYWALL_POLICIES, else ./Policies).") var policies: String?
-        @Option(help: "Replay at most this many reads (1 to 10000000).") var limit = 100_000
+        @Option(parsing: .unconditional, help: "Replay at most this many reads (1 to 10000000).") var limit = 100_000
 
         func validate() throws {
             guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
@@ -230,7 +230,7 @@ extension PolicyCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the policies published to the database, newest first (the first is in force).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "At most this many (1 to 1000).") var limit = 20
+        @Option(parsing: .unconditional, help: "At most this many (1 to 1000).") var limit = 20
 
         func validate() throws {
             guard (1...1_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }

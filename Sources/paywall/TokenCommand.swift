@@ -70,7 +70,7 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "The account's email or id.") var account: String
         @Option(help: "Comma-separated title ids.") var title: String
-        @Option(help: "Days of free access (1 to 31).") var days: Int
+        @Option(parsing: .unconditional, help: "Days of free access (1 to 31).") var days: Int
         @Option(help: "Audience (default: paywall-api).") var aud: String?
 
         func validate() throws {

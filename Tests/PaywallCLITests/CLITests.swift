@@ -127,6 +127,7 @@ struct CLITests {
         (["billing", "map", "stripe", "price 1; drop", "news"], "", "invalid product 'price 1; drop'"),
         (["token", "issue", "--account", "ada@example.com", "--aud", ""], "", "no audience given"),
         (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "0d"], "", "a whole number above 0"),
+        (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "-5d"], "", "invalid duration '-5d'"),
         (["token", "revoke-admin", "--subject", "nobody-ever"], "", "no admin token was minted here for 'nobody-ever'"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
@@ -189,6 +190,8 @@ struct CLITests {
         ["policy", "history", "--limit", "0"],
         ["title", "add", "t", "--name", "T", "--publisher", "P", "--actor", "two words"],
         ["help", "nonsense"],
+        ["account", "list", "--limit", "-1"],
+        ["trial", "start", "ada@example.com", "--days", "-3"],
         ["help", "meter", "bogus"],
     ])
     func usage(arguments: [String]) throws {

@@ -94,11 +94,16 @@ public enum StripeEvent {
 
     /// The event's id and type, and its change (nil for a type we do not act on).
     /// `grace` is how long a failed payment keeps access (Stripe retries meanwhile).
-    public static func parse(_ body: [UInt8], grace: TimeInterval) throws(BillingError) -> (id: String, type: String, change: BillingChange?) {
+    /// `livemode`, when given, is the only mode taken (Stripe's `livemode` on the event).
+    public static func parse(_ body: [UInt8], grace: TimeInterval, livemode expected: Bool? = nil) throws(BillingError) -> (id: String, type: String, change: BillingChange?) {
         let event = try JSONFields.parse(body)
         let id = try event.requiredString("id")
         let type = try event.requiredString("type")
         guard id.utf8.count <= 255, type.utf8.count <= 255 else { throw .malformedEvent("the id or type is longer than 255 bytes") }
+        if let expected {
+            guard let livemode = try event.bool("livemode") else { throw .malformedEvent("'livemode' is required when PAYWALL_STRIPE_MODE is set") }
+            if livemode != expected { throw .wrongEnvironment(livemode ? "live" : "test") }
+        }
         guard handledTypes.contains(type) else { return (id, type, nil) }
         guard let created = try event.seconds("created") else { throw .malformedEvent("'created' is required") }
         guard let object = try event.fields("data")?.fields("object") else { throw .malformedEvent("'data.object' is required") }

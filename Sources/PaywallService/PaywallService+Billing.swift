@@ -175,7 +175,7 @@ extension PaywallService {
     // MARK: - Helpers
 
     private func takeStripe(body: [UInt8]) throws -> BillingResult {
-        let (id, type, change) = try StripeEvent.parse(body, grace: configuration.stripeGracePeriod)
+        let (id, type, change) = try StripeEvent.parse(body, grace: configuration.stripeGracePeriod, livemode: configuration.stripeLivemode)
         return try take(.stripe, id: id, type: type, change: change)
     }
 

@@ -114,6 +114,10 @@ public struct ServiceConfiguration: Sendable {
     /// How long a Stripe subscription whose payment failed keeps access while Stripe
     /// retries (7 days; `PAYWALL_STRIPE_GRACE`).
     public var stripeGracePeriod: TimeInterval = 7 * 86_400
+    /// Which Stripe events are taken (`PAYWALL_STRIPE_MODE`): `true` live only, `false` test
+    /// only, nil both. Production sets `live`: a test-mode endpoint secret configured there
+    /// by mistake (say while rolling secrets) would otherwise let test cards buy access.
+    public var stripeLivemode: Bool?
     /// The root certificate App Store signed data must chain up to (Apple Root CA - G3),
     /// DER (`PAYWALL_APPLE_ROOT_CERT`: a DER or PEM file). Nil: the App Store route
     /// refuses every notification (404 `billing_not_configured`).
@@ -173,6 +177,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
     /// | `PAYWALL_TEST_CLOCK_FILE` | tests only (with `PAYWALL_TESTING=1`): "now" is the instant in this file (``FileClock``) |
     /// | `PAYWALL_STRIPE_WEBHOOK_SECRETS` | Stripe endpoint signing secrets, comma-separated (several while rolling) |
+    /// | `PAYWALL_STRIPE_MODE` | `live` or `test`: take only Stripe events of that mode (unset: both) |
     /// | `PAYWALL_STRIPE_GRACE` | access kept after a failed Stripe payment (e.g. 7d, at most 60d) |
     /// | `PAYWALL_APPLE_ROOT_CERT` | path of the Apple root certificate (DER or PEM) App Store data must chain to |
     /// | `PAYWALL_APPLE_BUNDLE_ID` | the app's bundle id (required with the root) |
@@ -316,6 +321,13 @@ extension ServiceConfiguration {
                     name: "PAYWALL_STRIPE_WEBHOOK_SECRETS", value: "(secret \(index + 1))", expected: "secrets of 16 to 256 characters without spaces, such as whsec_…")
             }
             configuration.stripeWebhookSecrets = secrets
+        }
+        if let text = environment["PAYWALL_STRIPE_MODE"] {
+            switch text {
+            case "live": configuration.stripeLivemode = true
+            case "test": configuration.stripeLivemode = false
+            default: throw ServiceError.configuration(name: "PAYWALL_STRIPE_MODE", value: text, expected: "live or test (unset: both)")
+            }
         }
         if let text = environment["PAYWALL_STRIPE_GRACE"] {
             guard let seconds = try? TimeText.duration(text), seconds >= 0, seconds <= 60 * 86_400 else {

@@ -425,4 +425,30 @@ struct StripeBillingEdgeTests {
         #expect(after.status == .pastDue && after.currentPeriodEnd == end.roundedDownToSecond, "\(after)")
         #expect(try await shop.access() == StripeBillingTests.grace)
     }
+
+    @Test("PAYWALL_STRIPE_MODE: an event of the other mode is refused and writes nothing; of this mode, taken")
+    func mode() throws {
+        for (livemode, taken) in [(true, false), (false, true)] {
+            let f = try ServiceFixture {
+                $0.stripeWebhookSecrets = [StripeFixtures.secret]
+                $0.stripeLivemode = livemode
+            }
+            let account = try f.service.signUp(email: "reader@example.com", password: "correct horse battery", displayName: nil, actor: f.admin).id
+            // Stripe's published shapes are test-mode events (livemode false).
+            let body = StripeFixtures.event(id: "evt_mode", type: "checkout.session.completed", created: f.service.now,
+                                            object: StripeFixtures.checkout(customer: "cus_1", account: account.rawValue, subscription: "sub_1"))
+            let before = try f.snapshot()
+            do {
+                let result = try f.service.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: f.service.now))
+                #expect(taken, "a test-mode event was taken by a live-only server")
+                #expect(result.outcome == .applied)
+            } catch {
+                #expect(!taken, "\(error)")
+                #expect(error.description.contains("another environment ('test')"), "\(error)")
+                #expect(try f.snapshot() == before)
+            }
+        }
+        #expect(throws: ServiceError.self) { try ServiceConfiguration.resolve(environment: ["PAYWALL_STRIPE_MODE": "prod"], overrides: .init()) }
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_STRIPE_MODE": "live"], overrides: .init()).stripeLivemode == true)
+    }
 }

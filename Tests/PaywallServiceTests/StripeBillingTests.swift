@@ -373,12 +373,18 @@ struct StripeBillingTests {
 struct StripeBillingEdgeTests {
     typealias Shop = StripeBillingTests.Shop
 
+    /// Checkout, then an active subscription for 30 days; its period end.
+    func subscribed(_ shop: Shop, sourceLocation: SourceLocation = #_sourceLocation) throws -> Date {
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied, sourceLocation: sourceLocation)
+        return end
+    }
+
     @Test("a price unmapped after purchase: the subscription's end still ends its access; its renewal keeps the plan it was given")
     func unmappedAfterPurchase() async throws {
         let shop = try Shop()
-        _ = try shop.checkout()
-        let end = shop.now.addingTimeInterval(30 * 86_400)
-        #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied)
+        let end = try subscribed(shop)
         _ = try shop.f.service.unmapBillingProduct(provider: .stripe, externalID: "price_news", actor: shop.f.admin)
         shop.f.clock.advance(by: 60)
         let renewed = end.addingTimeInterval(30 * 86_400)
@@ -395,9 +401,7 @@ struct StripeBillingEdgeTests {
     func unpaidSameSecond() async throws {
         for order in [0, 1] {
             let shop = try Shop()
-            _ = try shop.checkout()
-            let end = shop.now.addingTimeInterval(30 * 86_400)
-            #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied)
+            let end = try subscribed(shop)
             shop.f.clock.advance(by: 86_400)
             #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
             shop.f.clock.advance(by: 3 * 86_400)
@@ -412,9 +416,7 @@ struct StripeBillingEdgeTests {
     @Test("an older invoice paid late neither moves the period end back nor makes a past-due subscription active")
     func olderInvoicePaid() async throws {
         let shop = try Shop()
-        _ = try shop.checkout()
-        let end = shop.now.addingTimeInterval(30 * 86_400)
-        #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).outcome == .applied)
+        let end = try subscribed(shop)
         shop.f.clock.advance(by: 60)
         #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
         let pastDue = try #require(try shop.memberships().first)

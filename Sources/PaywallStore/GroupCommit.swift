@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Metrics
 import PaywallCore
 
 /// Commits concurrent metered reads together: one write transaction (one fsync with
@@ -85,7 +86,10 @@ final class GroupCommit: @unchecked Sendable {
             let batch = Array(queue.prefix(maximumBatch))
             queue.removeFirst(batch.count)
             condition.unlock()
+            let start = DispatchTime.now().uptimeNanoseconds
             let outcomes = commit(batch)
+            CommitMetrics.duration.recordNanoseconds(Int64(clamping: DispatchTime.now().uptimeNanoseconds &- start))
+            CommitMetrics.reads.record(batch.count)
             condition.lock()
             batches += 1
             reads += batch.count
@@ -148,4 +152,14 @@ private final class OutcomeBox: @unchecked Sendable {
         while outcome == nil { condition.wait() }
         return outcome ?? .failure(.sqlite(path: "?", code: -1, message: "no outcome", sql: nil))
     }
+}
+
+/// What `/metrics` shows of the group commit (per batch, not per read): how long each
+/// transaction took and how many reads it held. A metered p99 far above the batch time is
+/// the queue of a saturated server; batch times growing is the database (BENCHMARKS.md,
+/// "Where the metered p99 on PostgreSQL comes from"). Made on first use, after the server
+/// set up its metrics.
+enum CommitMetrics {
+    static let duration = Metrics.Timer(label: "paywall.meter.commit.duration", preferredDisplayUnit: .seconds)
+    static let reads = Recorder(label: "paywall_meter_commit_reads", aggregate: true)
 }

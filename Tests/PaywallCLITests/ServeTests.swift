@@ -229,6 +229,9 @@ struct ServeTests {
         #expect(metrics.contains(#"paywall_decisions_total{access="teaser",rule="defaults"} 1"#))
         #expect(metrics.contains(#"paywall_meter_units_consumed_total{meter="free"} 1"#))
         #expect(metrics.contains("paywall_token_verifications_total"))
+        // The group commit: each metered transaction's time and reads.
+        #expect(metrics.contains("paywall_meter_commit_duration_count"), "\(metrics.prefix(3000))")
+        #expect(metrics.contains("paywall_meter_commit_reads"))
         // Requests and latency by route, method and status; errors only where there were.
         #expect(metrics.contains(#"http_server_request_duration_count{http_route="/v1/access",http_request_method="POST",http_response_status_code="200"} 2"#))
         #expect(metrics.contains(#"hb_requests{http_route="NotFound",http_request_method="GET",http_response_status_code="404"} 1"#))

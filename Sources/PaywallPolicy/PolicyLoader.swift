@@ -1,4 +1,5 @@
 import Foundation
+import PaywallCore
 
 /// A policy file's name and text.
 public struct PolicySource: Sendable {
@@ -22,8 +23,7 @@ public enum PolicyLoader {
     public static func sources(in directory: URL) throws(PolicyErrors) -> [PolicySource] {
         let where_ = SourceLocation(file: directory.path, line: 1, column: 1)
         let names: [String]
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isFolder), isFolder.boolValue else {
+        guard FileManager.default.isFolder(atPath: directory.path) else {
             // Foundation's own message here says nothing useful ("The operation could not be completed").
             throw PolicyErrors([PolicyDiagnostic(at: where_, "no policy folder here: name one ('paywall serve --policies PATH', 'paywall policy check PATH') or set PAYWALL_POLICIES; run from the repository's folder, its Policies/ is the default")])
         }

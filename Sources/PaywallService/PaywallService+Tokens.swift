@@ -40,14 +40,11 @@ extension PaywallService {
     /// an empty set (a JWKS with no keys, published, makes every verifier refuse every token).
     public static func publishedKeys(configuration: ServiceConfiguration) throws(ServiceError) -> (states: [(KeyRecord, KeyState)], jwks: JWKS) {
         let folder = configuration.keysDirectory
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
-            throw .keys(.cannotAccess(path: folder.path, reason: KeyRingError.noSuchFolder))
-        }
+        guard FileManager.default.isFolder(atPath: folder.path) else { throw .keys(.noSuchFolder(path: folder.path, missingParent: nil)) }
         let ring: KeyRing
         do { ring = try KeyRing.load(directory: folder) } catch { throw .keys(error) }
         let now = configuration.clock.now()
-        return (ring.records.map { ($0, ring.state(of: $0, at: now)) }, ring.jwks(at: now))
+        return (ring.states(at: now), ring.jwks(at: now))
     }
 
     /// The ring's JWKS: the public keys a verifier at the edge needs.
@@ -59,7 +56,7 @@ extension PaywallService {
     public func keyStates() throws(ServiceError) -> [(KeyRecord, KeyState)] {
         let ring = try keyRing()
         let at = now
-        return ring.records.map { ($0, ring.state(of: $0, at: at)) }
+        return ring.states(at: at)
     }
 
     /// Generates a key that signs from now on (the previous signer becomes verify-only).

@@ -182,7 +182,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .adminTokenRequired, .missingScope, .notEntitled, .giftLimitReached, .giftRefused, .compRefused: .forbidden
         case let .keys(error):
             switch error {
-            case .noSigningKey, .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink,
+            case .noSigningKey, .cannotAccess, .noSuchFolder, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink,
                  .notRegularFile, .wrongOwner: .unavailable
             case .unknownKey: .notFound
             case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
@@ -203,7 +203,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
 
     static func category(of error: StoreError) -> ServiceErrorCategory {
         switch error {
-        case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
+        case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
@@ -228,7 +228,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .configuration: "invalid_configuration"
         case let .store(error):
             switch error {
-            case .notADatabase, .corrupt, .readOnly, .cannotOpen, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: "database_unavailable"
+            case .notADatabase, .corrupt, .readOnly, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: "database_unavailable"
             case .locked: "database_locked"
             case .sqlite, .postgres: "database_error"
             case .randomUnavailable: "random_unavailable"
@@ -308,13 +308,5 @@ extension ServiceError {
         case let error as BillingError: .billing(error)
         default: .store(.sqlite(path: "?", code: -1, message: String(describing: error), sql: nil))
         }
-    }
-}
-
-extension ServiceError {
-    /// A SQLite file that does not exist, refused rather than created (a command that
-    /// only reads, a server without `--demo`, a backup): an adapter says how to make one.
-    public var isMissingDatabaseFile: Bool {
-        if case let .store(.cannotOpen(_, detail)) = self { detail == StoreError.noSuchFile } else { false }
     }
 }

@@ -35,17 +35,11 @@ final class SQLiteBackend: StoreBackend {
         factsChanges = SQLiteFactsChanges(facts: facts)
         if let scheme = Self.foreignScheme(path) {
             // Shown without what may be a password (`mysql://user:secret@host/db`).
-            var shown = path
-            if let start = path.range(of: "://"), let at = path[start.upperBound...].firstIndex(of: "@") {
-                shown = String(path[..<start.upperBound]) + "…" + String(path[at...])
-            }
-            throw .cannotOpen(path: shown, detail: "'\(scheme)://' is not a database paywall uses: give a SQLite file's path or a postgres:// URL")
+            throw .cannotOpen(path: PostgresLocation.redact(path), detail: "'\(scheme)://' is not a database paywall uses: give a SQLite file's path or a postgres:// URL")
         }
-        var isFolder: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
-        if exists, isFolder.boolValue { throw .cannotOpen(path: path, detail: "it is a folder, not a database file") }
-        if !exists, configuration.readOnly || !configuration.createIfMissing {
-            throw .cannotOpen(path: path, detail: StoreError.noSuchFile)
+        if FileManager.default.isFolder(atPath: path) { throw .cannotOpen(path: path, detail: "it is a folder, not a database file") }
+        if !FileManager.default.fileExists(atPath: path), configuration.readOnly || !configuration.createIfMissing {
+            throw .noSuchFile(path: path)
         }
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {

@@ -72,8 +72,7 @@ extension Store {
         guard !destination.isEmpty else { throw .cannotOpen(path: destination, detail: "no destination file named") }
         if FileManager.default.fileExists(atPath: destination) { throw .destinationExists(path: destination) }
         let parent = (destination as NSString).deletingLastPathComponent
-        var isFolder: ObjCBool = false
-        if !parent.isEmpty, !(FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder) && isFolder.boolValue) {
+        if !parent.isEmpty, !FileManager.default.isFolder(atPath: parent) {
             throw .cannotOpen(path: destination, detail: "folder \(parent) does not exist")
         }
         do {

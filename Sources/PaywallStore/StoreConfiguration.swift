@@ -8,7 +8,7 @@ public struct StoreConfiguration: Sendable {
     /// Open without writing: no migrations, every write fails with ``StoreError/readOnly(path:)``.
     public var readOnly = false
     /// Create (and migrate) a SQLite file that does not exist yet. Off, a missing file is
-    /// refused like a read-only open's (``StoreError/noSuchFile``): a server or a backup
+    /// refused like a read-only open's (``StoreError/noSuchFile(path:)``): a server or a backup
     /// pointed at a mistyped path must fail, not start on an empty database.
     public var createIfMissing = true
     /// Whether each commit waits for the disk (`synchronous = FULL`, the default) or

@@ -8,9 +8,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case readOnly(path: String)
     case locked(path: String, timeoutSeconds: Double)
     case cannotOpen(path: String, detail: String)
-    /// The detail of ``cannotOpen(path:detail:)`` for a SQLite file that does not exist
-    /// (read-only, or without ``StoreConfiguration/createIfMissing``).
-    public static let noSuchFile = "no such file"
+    /// A SQLite file that does not exist, opened read-only or without
+    /// ``StoreConfiguration/createIfMissing``.
+    case noSuchFile(path: String)
     case diskFull(path: String)
     case schemaTooNew(path: String, unknownMigrations: [String])
     case schemaOutdated(path: String, pendingMigrations: [String])
@@ -68,6 +68,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path) is locked by another process (waited \(timeout) s); try again, or find the process holding it"
         case let .cannotOpen(path, detail):
             return "cannot open \(path): \(detail)"
+        case let .noSuchFile(path):
+            return "cannot open \(path): no such file"
         case let .diskFull(path):
             return "the disk holding \(path) is full"
         case let .schemaTooNew(path, unknown):

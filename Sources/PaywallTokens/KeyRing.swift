@@ -30,8 +30,9 @@ public struct KeyRecord: Sendable, Equatable {
 /// Why the key ring could not be used, with what to do about it.
 public enum KeyRingError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotAccess(path: String, reason: String)
-    /// The reason of ``cannotAccess(path:reason:)`` when the folder does not exist.
-    public static let noSuchFolder = "no such folder"
+    /// The key folder does not exist; `missingParent` when it cannot be made either (a
+    /// key folder is made only inside an existing folder).
+    case noSuchFolder(path: String, missingParent: String?)
     case corrupt(path: String, reason: String)
     case missingPrivateKey(kid: String, path: String)
     /// A private key file with group or other permission bits.
@@ -55,6 +56,8 @@ public enum KeyRingError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .cannotAccess(path, reason): "cannot use key folder \(path): \(reason)"
+        case let .noSuchFolder(path, nil): "no key folder \(path)"
+        case let .noSuchFolder(path, parent?): "cannot make key folder \(path): folder \(parent) does not exist"
         case let .corrupt(path, reason): "\(path) is not a valid key ring (\(reason)); restore it from a backup"
         case let .missingPrivateKey(kid, path): "private key of \(kid) is missing (\(path)); restore it, or retire the key"
         case let .insecurePermissions(path, mode): "\(path) has mode \(mode): private keys must not be readable by others; run chmod 600 \(path)"
@@ -75,7 +78,7 @@ public enum KeyRingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// opposed to a request the ring refuses.
     public var isUnusableFolder: Bool {
         switch self {
-        case .cannotAccess, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink, .notRegularFile, .wrongOwner: true
+        case .cannotAccess, .noSuchFolder, .corrupt, .missingPrivateKey, .insecurePermissions, .writableByOthers, .symbolicLink, .notRegularFile, .wrongOwner: true
         default: false
         }
     }
@@ -181,6 +184,11 @@ public struct KeyRing: Sendable {
     }
 
     // MARK: - States
+
+    /// Every key with its state at `now`.
+    public func states(at now: Date) -> [(KeyRecord, KeyState)] {
+        records.map { ($0, state(of: $0, at: now)) }
+    }
 
     /// The state of `record` at `now`.
     public func state(of record: KeyRecord, at now: Date) -> KeyState {
@@ -317,10 +325,7 @@ public struct KeyRing: Sendable {
         // Only the folder itself: a mistyped path (`/srv/paywal/Keys`) must fail, not grow
         // a tree of folders holding a new key nobody deploys.
         let parent = directory.deletingLastPathComponent().path
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder), isFolder.boolValue else {
-            throw .cannotAccess(path: directory.path, reason: "folder \(parent) does not exist")
-        }
+        guard FileManager.default.isFolder(atPath: parent) else { throw .noSuchFolder(path: directory.path, missingParent: parent) }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         } catch { throw .cannotAccess(path: directory.path, reason: error.localizedDescription) }

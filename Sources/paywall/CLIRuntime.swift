@@ -112,10 +112,10 @@ func exitCode(for category: ServiceErrorCategory) -> ExitCode {
 
 /// What to run next, in the CLI's words (the service's messages name no command).
 func hint(for error: ServiceError) -> String? {
-    if error.isMissingDatabaseFile { return "check --db or $PAYWALL_DB; 'paywall db migrate' creates a new database" }
-    return switch error {
+    switch error {
     case let .store(error):
         switch error {
+        case .noSuchFile: "check --db or $PAYWALL_DB; 'paywall db migrate' creates a new database"
         case .schemaOutdated: "run 'paywall db migrate'"
         case .schemaTooNew: "upgrade paywall"
         case .titleNotFound: "list titles with 'paywall title list'"
@@ -139,10 +139,8 @@ func hint(for error: ServiceError) -> String? {
         case .unknownKey: "list keys with 'paywall keys list'"
         case .missingPrivateKey, .tooSoonToRetire: "'paywall keys retire KID --force' retires it anyway"
         case .symbolicLink: "point --keys at the real folder"
-        case let .cannotAccess(_, reason) where reason == KeyRingError.noSuchFolder:
-            "check --keys or $PAYWALL_KEYS; 'paywall keys generate' makes a key in a new folder"
-        case let .cannotAccess(_, reason) where reason.hasPrefix("folder ") && reason.hasSuffix(" does not exist"):
-            "check --keys or $PAYWALL_KEYS; a key folder is made only inside an existing folder: create its parent first"
+        case .noSuchFolder(_, nil): "check --keys or $PAYWALL_KEYS; 'paywall keys generate' makes a key in a new folder"
+        case .noSuchFolder: "check --keys or $PAYWALL_KEYS; a key folder is made only inside an existing folder: create its parent first"
         case .retiringSigningKey: "rotate first with 'paywall keys rotate'"
         default: nil
         }

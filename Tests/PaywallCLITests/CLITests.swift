@@ -260,7 +260,7 @@ struct CLITests {
         let typo = cli.folder.appendingPathComponent("Kyes").path
         for arguments in [["keys", "jwks", "--keys", typo], ["keys", "list", "--keys", typo]] {
             let result = try cli.run(arguments)
-            #expect(result.status == 2 && result.stderr.contains("no such folder") && result.stdout.isEmpty, "\(arguments): \(result.stderr)")
+            #expect(result.status == 2 && result.stderr.contains("no key folder") && result.stdout.isEmpty, "\(arguments): \(result.stderr)")
         }
         // The key listings read the key folder alone: a machine holding only Keys/ (no
         // database at all) publishes the JWKS.

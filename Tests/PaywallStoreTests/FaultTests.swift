@@ -60,7 +60,7 @@ struct FaultTests {
             try store.addTitle(id: TitleID(rawValue: "x"), name: "X", publisher: "P", actor: .system)
         }
         #expect(try store.titles().isEmpty)
-        #expect(throws: StoreError.cannotOpen(path: path + "-missing", detail: "no such file")) {
+        #expect(throws: StoreError.noSuchFile(path: path + "-missing")) {
             try Store(path: path + "-missing", configuration: configuration)
         }
     }

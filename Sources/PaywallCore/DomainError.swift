@@ -8,14 +8,10 @@ public enum DomainError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidDate(String)
     case invalidValue(field: String, value: String, expected: String)
 
-    /// A rejected value as a message shows it: its first 64 characters, escaped
-    /// (``PrintableText/quoted(_:limit:)``). A 5,000-character id echoed whole made the
+    /// A rejected value is shown by its first 64 characters, escaped
+    /// (``PrintableText/quoted(_:limit:)``): a 5,000-character id echoed whole made the
     /// error bigger than the request, and a value with a newline wrote a line of its own
     /// into the server's log.
-    static func shown(_ value: String) -> String {
-        PrintableText.quoted(value)
-    }
-
     public var description: String {
         switch self {
         case .invalidEmail(_, let reason):
@@ -25,15 +21,15 @@ public enum DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .weakPassword(violation):
             return "password rejected: \(violation)"
         case let .invalidIdentifier(kind, value, reason):
-            return "invalid \(kind) '\(Self.shown(value))': \(reason)"
+            return "invalid \(kind) '\(PrintableText.quoted(value))': \(reason)"
         case let .invalidName(kind, reason):
             return "invalid \(kind) name: \(reason)"
         case let .invalidDuration(value):
-            return "invalid duration '\(Self.shown(value))': use a whole number above 0 with a unit (s, m, h, d or w), e.g. 90s, 15m, 12h, 14d; at most \(TimeText.format(duration: TimeText.maximumDuration))"
+            return "invalid duration '\(PrintableText.quoted(value))': use a whole number above 0 with a unit (s, m, h, d or w), e.g. 90s, 15m, 12h, 14d; at most \(TimeText.format(duration: TimeText.maximumDuration))"
         case let .invalidDate(value):
-            return "invalid date '\(Self.shown(value))': use ISO 8601, e.g. 2026-12-31 or 2026-12-31T23:59:59Z"
+            return "invalid date '\(PrintableText.quoted(value))': use ISO 8601, e.g. 2026-12-31 or 2026-12-31T23:59:59Z"
         case let .invalidValue(field, value, expected):
-            return value.isEmpty ? "no \(field) given: expected \(expected)" : "invalid \(field) '\(Self.shown(value))': expected \(expected)"
+            return value.isEmpty ? "no \(field) given: expected \(expected)" : "invalid \(field) '\(PrintableText.quoted(value))': expected \(expected)"
         }
     }
 }

@@ -85,10 +85,12 @@ public enum PolicyTestRunner {
                     throw failHere("unknown member \"\(key)\" in \(what) (known: \(names.sorted().joined(separator: ", ")))\(hint)")
                 }
             }
-            for (key, isRightType) in [("teaser", expect["teaser"].map { $0 is Int }), ("meterConsumed", expect["meterConsumed"].map { $0 is Bool }),
-                                       ("accessibleForFree", expect["accessibleForFree"].map { $0 is Bool }), ("shadow", expect["shadow"].map { $0 is [String] })]
-            where isRightType == false {
-                throw failHere("\"\(key)\" must be \(key == "teaser" ? "a number" : key == "shadow" ? "a list of rule names" : "true or false")")
+            let typed: [(String, String, (Any) -> Bool)] = [
+                ("teaser", "a number", { $0 is Int }), ("meterConsumed", "true or false", { $0 is Bool }),
+                ("accessibleForFree", "true or false", { $0 is Bool }), ("shadow", "a list of rule names", { $0 is [String] }),
+            ]
+            for (key, what, fits) in typed {
+                if let value = expect[key], !fits(value) { throw failHere("\"\(key)\" must be \(what)") }
             }
             var testCase = PolicyTestCase(name: name, file: file, facts: facts)
             if let access = expect["access"] {

@@ -182,7 +182,8 @@ extension PaywallService {
         case let .account(id): sub = id.rawValue
         case .device: sub = subject.key
         }
-        let (token, claims) = try issuer.articleGrant(subject: sub, audience: try issuingAudience(audience), title: title.rawValue, article: article, lifetime: lifetime)
+        // Checked by the public callers (``issuingAudience(_:)``); an access check names none.
+        let (token, claims) = try issuer.articleGrant(subject: sub, audience: audience ?? configuration.audience, title: title.rawValue, article: article, lifetime: lifetime)
         return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered, createdKey: nil)
     }
 
@@ -229,7 +230,7 @@ extension PaywallService {
     /// would mint a token no verifier accepts.
     func issuingAudience(_ audience: String?) throws(ServiceError) -> String {
         guard let audience else { return configuration.audience }
-        guard !audience.isEmpty, audience.utf8.count <= 256, !audience.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard ServiceConfiguration.isTokenLabel(audience) else {
             throw .invalidInput(.invalidValue(field: "audience", value: audience, expected: "1 to 256 printable characters"))
         }
         return audience

@@ -129,6 +129,12 @@ public struct ServiceConfiguration: Sendable {
 
     public init() {}
 
+    /// Whether `value` may be a token's `iss` or `aud`: 1 to 256 bytes, no control
+    /// characters (the settings, and an audience a CLI caller names).
+    static func isTokenLabel(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 256 && !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+    }
+
     /// Values an adapter's flags give; each wins over its environment variable.
     public struct Overrides: Sendable {
         public var databaseLocation: String?
@@ -213,9 +219,7 @@ public struct ServiceConfiguration: Sendable {
         ]
         for (name, flagName, flag, path) in labels {
             guard let value = flag ?? environment[name] else { continue }
-            guard !value.isEmpty, value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw invalid(flag != nil ? flagName : name, value, "1 to 256 printable characters")
-            }
+            guard Self.isTokenLabel(value) else { throw invalid(flag != nil ? flagName : name, value, "1 to 256 printable characters") }
             configuration[keyPath: path] = value
         }
         let lifetimes: [(String, String, String?, WritableKeyPath<ServiceConfiguration, TimeInterval>, TimeInterval)] = [

@@ -181,16 +181,11 @@ extension Store {
         // metered read of this account committing meanwhile is either seen and deleted
         // here, or refused after (its insert checks that the account exists).
         try writeLockingMeters([MeterSubject.account(id).key]) { db -> Membership? in
-            // The row locked first on PostgreSQL (READ COMMITTED here): a membership a
-            // webhook inserts meanwhile holds a key-share lock on it, so this waits for that
-            // commit and the memberships read below sees it (`blocking` then keeps the account).
-            if db.dialect == .postgres {
-                _ = try db.fetchValue(String.self, "SELECT id FROM accounts WHERE id = ? FOR UPDATE", [id.rawValue])
-            }
-            let email = try Self.requireAccount(db, id)
-            let memberships = try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [id.rawValue])
-                .map(Membership.init(row:))
-            if let blocker = memberships.first(where: blocking) { return blocker }
+            // The row locked (on PostgreSQL, READ COMMITTED here): a membership a webhook
+            // inserts meanwhile holds a key-share lock on it, so this waits for that commit
+            // and the memberships read below sees it (`blocking` then keeps the account).
+            let email = try Self.requireAccount(db, id, lockingRow: true)
+            if let blocker = try Self.memberships(db, accountID: id).first(where: blocking) { return blocker }
             try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
             try db.execute("DELETE FROM accounts WHERE id = ?", [id.rawValue])
             try audit(db, actor: actor, action: "account.delete", target: "account:\(id)", details: ["email": email])
@@ -199,9 +194,11 @@ extension Store {
     }
 
     /// Throws ``StoreError/accountNotFound(_:)`` unless the account exists; returns its email.
+    /// `lockingRow`: `FOR UPDATE` on PostgreSQL (SQLite's writer holds the whole file).
     @discardableResult
-    static func requireAccount(_ db: any SQLConnection, _ id: AccountID) throws -> String {
-        guard let email = try db.fetchValue(String.self, "SELECT email FROM accounts WHERE id = ?", [id.rawValue]) else {
+    static func requireAccount(_ db: any SQLConnection, _ id: AccountID, lockingRow: Bool = false) throws -> String {
+        let lock = lockingRow && db.dialect == .postgres ? " FOR UPDATE" : ""
+        guard let email = try db.fetchValue(String.self, "SELECT email FROM accounts WHERE id = ?" + lock, [id.rawValue]) else {
             throw StoreError.accountNotFound(id.rawValue)
         }
         return email

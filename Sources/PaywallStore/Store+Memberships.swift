@@ -132,10 +132,13 @@ extension Store {
     /// An account's memberships, newest first.
     public func memberships(accountID: AccountID) throws(StoreError) -> [Membership] {
         // One statement, on every access check: a hot reader (see HotReaders).
-        try readHotSQL { db in
-            try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [accountID.rawValue])
-                .map(Membership.init(row:))
-        }
+        try readHotSQL { db in try Self.memberships(db, accountID: accountID) }
+    }
+
+    /// An account's memberships, newest first, read on `db`.
+    static func memberships(_ db: any SQLConnection, accountID: AccountID) throws -> [Membership] {
+        try db.fetchAll("SELECT \(Membership.columns) FROM memberships WHERE account_id = ? ORDER BY id DESC", [accountID.rawValue])
+            .map(Membership.init(row:))
     }
 
     /// Every membership of the account, newest first, each with the titles its plan

@@ -196,7 +196,7 @@ let package = Package(
         .executableTarget(
             name: "HTTPBenchmark",
             dependencies: [
-                "PaywallService", "PaywallCore", "PaywallCrypto",
+                "PaywallService", "PaywallStore", "PaywallCore", "PaywallCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Benchmarks/HTTPBenchmark",

@@ -5,11 +5,18 @@
 //       emails and passwords (signin-accounts.txt) in DIR (see run.sh)
 //   paywall-http-bench bare PORT
 //       the reference: a bare Hummingbird route returning a small JSON body
+//   paywall-http-bench store-metered DATABASE [--seconds 10] [--callers 64] [--readers 2000]
+//       metered reads recorded through the store alone (no HTTP, no tokens, no policy):
+//       CALLERS concurrent callers each recording a new article's read for one of the
+//       prepared readers, exactly as an access check does (`Store.recordCountedRead`: the
+//       meter's count, the insert, group commit, durable). The figure to set beside
+//       pgbench's one-INSERT rate on the same database (postgres.sh).
 import Foundation
 import Hummingbird
 import PaywallCore
 import PaywallCrypto
 import PaywallService
+import PaywallStore
 
 /// Every signed-in reader has a large meter (so each metered check records a read);
 /// members read in full without it; anonymous devices get the teaser.
@@ -115,6 +122,71 @@ func bare(port: Int) async throws {
     try await app.runService()
 }
 
+/// Counts what the callers recorded (each caller adds its own tally once, at its end).
+final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded = 0
+    private var other = 0
+    func add(recorded: Int, other: Int) {
+        lock.lock()
+        self.recorded += recorded
+        self.other += other
+        lock.unlock()
+    }
+    var totals: (recorded: Int, other: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (recorded, other)
+    }
+}
+
+func storeMetered(_ location: String, _ arguments: [String]) async throws {
+    let seconds = option("--seconds", arguments, default: 10)
+    let callers = option("--callers", arguments, default: 64)
+    let readerCount = option("--readers", arguments, default: 2_000)
+    var configuration = StoreConfiguration()
+    configuration.createIfMissing = false
+    let store = try Store(location: location, configuration: configuration)
+    let readers = try (0..<readerCount).map { try store.account(matching: "reader\($0)@bench.example").id }
+    let title = TitleID(rawValue: "euronews")
+    let window: TimeInterval = 30 * 86_400
+    let before = try store.readCount()
+    // One caller's loop: a new article each time (every read is counted and inserted, as
+    // in wrk.lua's metered scenario, with ids as short), readers taken in turn.
+    func run(_ caller: Int, until deadline: Date, tally: Tally?) async throws {
+        let prefix = tally == nil ? "w" : "s"
+        var recorded = 0, other = 0, index = 0
+        while Date() < deadline {
+            let reader = readers[(caller + index * callers) % readers.count]
+            let read = ArticleRead(subject: .account(reader), titleID: title, articleID: "\(prefix)\(caller)-\(index)", at: Date())
+            switch try await store.recordCountedRead(read, window: window, limit: 1_000_000).outcome {
+            case .recorded: recorded += 1
+            default: other += 1
+            }
+            index += 1
+        }
+        tally?.add(recorded: recorded, other: other)
+    }
+    func round(seconds: Int, tally: Tally?) async throws -> Double {
+        let start = Date()
+        let deadline = start.addingTimeInterval(TimeInterval(seconds))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in 0..<callers { group.addTask { try await run(caller, until: deadline, tally: tally) } }
+            try await group.waitForAll()
+        }
+        return Date().timeIntervalSince(start)
+    }
+    _ = try await round(seconds: 1, tally: nil)  // warm-up: connections, statements, the committer thread
+    let tally = Tally()
+    let elapsed = try await round(seconds: seconds, tally: tally)
+    let (recorded, other) = tally.totals
+    let stored = try store.readCount() - before
+    try store.close()
+    print(String(format: "store-metered: %d reads recorded in %.2f s by %d callers = %.0f/s (%d not counted; %d rows added, warm-up included)",
+                 recorded, elapsed, callers, Double(recorded) / elapsed, other, stored))
+    if other > 0 { fail("\(other) reads were not counted: the figure is not what it says") }
+}
+
 let arguments = CommandLine.arguments
 switch arguments.dropFirst().first {
 case "prepare":
@@ -123,6 +195,9 @@ case "prepare":
 case "bare":
     guard arguments.count >= 3, let port = Int(arguments[2]) else { fail("usage: paywall-http-bench bare PORT") }
     try await bare(port: port)
+case "store-metered":
+    guard arguments.count >= 3 else { fail("usage: paywall-http-bench store-metered DATABASE [--seconds N] [--callers N] [--readers N]") }
+    try await storeMetered(arguments[2], arguments)
 default:
-    fail("usage: paywall-http-bench prepare DIR … | bare PORT")
+    fail("usage: paywall-http-bench prepare DIR … | bare PORT | store-metered DATABASE …")
 }

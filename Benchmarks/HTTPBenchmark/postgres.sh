@@ -3,8 +3,9 @@
 # SQLite, one and two servers, and pgbench's one-INSERT rate on the same PostgreSQL as the
 # reference for what the database takes, all in one run.
 #   PAYWALL_BENCH_POSTGRES_URL=postgres://user:password@127.0.0.1:5432/db Benchmarks/HTTPBenchmark/postgres.sh [seconds, default 10]
-# The URL's database gets a schema `paywall_bench` (dropped and made again) and a table
-# `pgbench_one_insert`. Needs wrk, pgbench and psql (Debian: wrk, postgresql-client).
+# The URL's database gets schemas `paywall_bench` (dropped and made again) and
+# `paywall_bench_store` (dropped at the end), and a table `pgbench_one_insert`. Needs
+# wrk, pgbench and psql (Debian: wrk, postgresql-client).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-10}"
@@ -37,6 +38,24 @@ echo "INSERT INTO pgbench_one_insert (subject, read_at) VALUES ('device:bench', 
 tps=$(pgbench -n -c $CONNECTIONS -j $THREADS -T "$SECONDS_EACH" -f "$DIR/insert.sql" "$URL" 2> /dev/null | awk '/^tps/ {print $3; exit}')
 printf '| pgbench, one INSERT per transaction (reference) | %s | – | – | – |\n' "${tps:-?}"
 psql -q "$URL" -c "DROP TABLE pgbench_one_insert" 2> /dev/null
+PGBENCH_TPS="${tps:-0}"
+
+# Metered reads through the store alone, on the same footing as pgbench (a client that
+# does nothing else): 64 callers each recording a new article's read for one of the 2,000
+# readers, exactly as an access check records it (`Store.recordCountedRead`: the meter's
+# count, the insert, group commit, durable). On copies of the data: the HTTP rows below
+# start from the originals.
+psql -q "$URL" -c "DROP SCHEMA IF EXISTS paywall_bench_store CASCADE" -c "CREATE SCHEMA paywall_bench_store" 2> /dev/null
+"$BIN/paywall" db copy --from "$DIR/paywall.sqlite" --to "$URL?search_path=paywall_bench_store" > /dev/null
+cp "$DIR/paywall.sqlite" "$DIR/store.sqlite"
+for store in sqlite postgres; do
+  database="$DIR/store.sqlite"; [ $store = postgres ] && database="$URL?search_path=paywall_bench_store"
+  out=$("$BIN/paywall-http-bench" store-metered "$database" --seconds "$SECONDS_EACH" --callers $CONNECTIONS)
+  rate=$(echo "$out" | sed -n 's|.* = \([0-9]*\)/s .*|\1|p')
+  printf '| metered reads through the store alone (no HTTP), %s | %s | – | – | – |\n' "$store" "${rate:-?}"
+  [ $store = postgres ] && STORE_PG_RATE="${rate:-0}"
+done
+psql -q "$URL" -c "DROP SCHEMA paywall_bench_store CASCADE" 2> /dev/null
 
 for store in sqlite postgres; do
   database="$DIR/paywall.sqlite"; [ $store = postgres ] && database="$PG"
@@ -47,6 +66,7 @@ for store in sqlite postgres; do
   out=$(load metered "$DIR/reader-tokens.txt" 18191 "$SECONDS_EACH")
   row "metered (each records a read), $store" "$out"
   METERED_REQUESTS=$(echo "$out" | awk '/requests in/ {print $1}')  # the PostgreSQL run's, the last
+  METERED_PG_RPS=$LAST_RPS
   kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2> /dev/null || true
   if [ $store = sqlite ]; then
     reads=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM reads').fetchone()[0])" "$DIR/paywall.sqlite" 2> /dev/null || echo "?")
@@ -73,6 +93,7 @@ both=$(cat "$DIR/a.txt" "$DIR/b.txt" | awk '/Requests\/sec/ {s += $2} END {print
 printf '| members, PostgreSQL, two servers together | %s | – | – | – |\n' "$both"
 reads=$(psql -tA "$URL" -c "SELECT COUNT(*) FROM paywall_bench.reads" 2> /dev/null || echo "?")
 echo
+awk -v store="${STORE_PG_RATE:-0}" -v http="${METERED_PG_RPS:-0}" -v pg="$PGBENCH_TPS" 'BEGIN { if (pg > 0) printf "metered reads on PostgreSQL ÷ pgbench one INSERT: through the store alone %.1f%%, through HTTP (server, wrk and PostgreSQL on the same cores) %.1f%%\n", 100 * store / pg, 100 * http / pg }'
 echo "$SQLITE_CHECK"
 echo "reads recorded on PostgreSQL by the metered scenario: $reads, for ${METERED_REQUESTS:-?} metered checks answered (each must record one)"
 if [ "$reads" != "?" ] && [ -n "${METERED_REQUESTS:-}" ] && [ "$reads" -lt "$METERED_REQUESTS" ]; then echo "WARNING: fewer reads recorded than metered checks answered: the metered row is not what it says" >&2; fi

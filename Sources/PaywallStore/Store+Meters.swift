@@ -68,11 +68,16 @@ extension Store {
                 return outcomes
             }
             return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
-                try batch.map { pending -> Result<CountedRead, StoreError> in
+                // A read that fails must leave the others. On PostgreSQL a failed statement
+                // aborts the transaction, so each read runs in a savepoint. SQLite undoes a
+                // failed statement alone and keeps the transaction, and a read fails only at
+                // its one insert (an unknown title, a deleted account; any other error fails
+                // the batch): no savepoint, two statements a read fewer.
+                let isolate = db.dialect == .postgres
+                return try batch.map { pending -> Result<CountedRead, StoreError> in
                     do {
-                        return .success(try db.inSavepoint {
-                            try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit)
-                        })
+                        let read = { try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit) }
+                        return .success(isolate ? try db.inSavepoint(read) : try read())
                     } catch let error as StoreError {
                         return .failure(error)
                     } catch where SQLConstraint.violated(by: error) != nil {

@@ -114,6 +114,7 @@ public enum StripeEvent {
             change.linkAccount = try object.string("client_reference_id")
         case "customer.subscription.deleted":
             change.customer = try object.id("customer")
+            change.subscriptionAccount = try accountInMetadata(object)
             var state = try subscription(object, grace: grace, at: created)
             // Deleted: the subscription is over for good, whatever status it shows.
             state.status = .expired
@@ -122,13 +123,17 @@ public enum StripeEvent {
             change.subscription = state
         case "customer.subscription.created", "customer.subscription.updated":
             change.customer = try object.id("customer")
+            change.subscriptionAccount = try accountInMetadata(object)
             change.subscription = try subscription(object, grace: grace, at: created)
         case "invoice.paid", "invoice.payment_failed":
             change.customer = try object.id("customer")
             // Current API versions name the subscription under `parent.subscription_details`;
             // older ones on the invoice itself. An invoice of no subscription is not ours.
-            var subscriptionID = try object.fields("parent")?.fields("subscription_details")?.id("subscription")
+            var details = try object.fields("parent")?.fields("subscription_details")
+            if details == nil { details = try object.fields("subscription_details") }
+            var subscriptionID = try details?.id("subscription")
             if subscriptionID == nil { subscriptionID = try object.id("subscription") }
+            if let details { change.subscriptionAccount = try accountInMetadata(details) }
             guard let subscriptionID else { return (id, type, change) }
             let lines = try object.fields("lines")?.list("data") ?? []
             var prices: [String] = []
@@ -159,6 +164,16 @@ public enum StripeEvent {
             return (id, type, nil)
         }
         return (id, type, change)
+    }
+
+    /// The metadata key naming the account a subscription is for: set it through the
+    /// Checkout session (`subscription_data[metadata][paywall_account]`, our account id).
+    public static let accountMetadataKey = "paywall_account"
+
+    /// The account an object's `metadata` names (nil: none, or empty).
+    static func accountInMetadata(_ object: JSONFields) throws(BillingError) -> String? {
+        guard let account = try object.fields("metadata")?.string(accountMetadataKey), !account.isEmpty else { return nil }
+        return account
     }
 
     /// A subscription object as our state: Stripe's status mapped, the period end read

@@ -83,6 +83,11 @@ public struct BillingChange: Hashable, Sendable, Codable {
     /// The account (our id) the customer is to be linked to (`client_reference_id` of a
     /// Stripe Checkout session).
     public var linkAccount: String?
+    /// The account (our id) the subscription itself names, whatever account its customer is
+    /// linked to: Stripe's `metadata.paywall_account` on a subscription (set through a
+    /// Checkout session's `subscription_data.metadata`) or on an invoice's subscription.
+    /// Carried by every event of the subscription, so it holds in any order of delivery.
+    public var subscriptionAccount: String?
     public var subscription: SubscriptionState?
 
     public init(

@@ -259,7 +259,9 @@ struct BillingApplier {
             guard try Store.requireAccountOrNil(db, account) else { return outcome(.failed, "no account '\(link.prefix(64))' (client_reference_id)") }
             if let linked = try linkedAccount(change.provider, customer) {
                 guard linked == account else {
-                    return outcome(.failed, "customer \(customer) is already linked to account \(linked)")
+                    // One customer paying for a second account: the link stays; events of
+                    // a subscription that names its account (metadata) go to that account.
+                    return outcome(.failed, "customer \(customer) is already linked to account \(linked): its subscriptions go to that account unless they name theirs (Checkout's subscription_data.metadata.paywall_account)")
                 }
             } else {
                 try insertLink(change.provider, customer, account, actor: change.provider.actor)
@@ -271,6 +273,17 @@ struct BillingApplier {
         guard let state = change.subscription else {
             if change.linkAccount != nil { return outcome(.applied, nil, unblocked: unblocked) }
             return outcome(.ignored, "the event names no subscription")
+        }
+        // A subscription that names its account is that account's, before its customer's
+        // link: one customer may pay for two accounts (a Checkout session reusing the
+        // customer of an account signed in earlier), and the link would give the second
+        // account's subscription to the first.
+        if let named = change.subscriptionAccount {
+            let account = AccountID(rawValue: named.lowercased())
+            guard try Store.requireAccountOrNil(db, account) else {
+                return outcome(.failed, "no account '\(PrintableText.quoted(named))' (the subscription's metadata paywall_account)", unblocked: unblocked)
+            }
+            accountID = account
         }
         if accountID == nil, let customer = change.customer { accountID = try linkedAccount(change.provider, customer) }
         let stored = try subscription(change.provider, state.id)

@@ -324,6 +324,51 @@ struct StripeBillingTests {
         #expect(try shop.memberships().map(\.planID.rawValue) == ["premium"])
     }
 
+    @Test("a second account's Checkout reusing the first's customer: the subscription naming its account goes to it, in any order, not to the customer's account")
+    func customerSharedByTwoAccounts() async throws {
+        let shop = try Shop()
+        #expect(try shop.checkout().outcome == .applied)  // cus_1 is the first account's
+        let second = try await shop.f.service.signUp(email: "partner@example.com", password: "correct horse battery", displayName: nil, actor: shop.f.admin).id
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        func subscription(_ status: String) -> [String: Any] {
+            StripeFixtures.subscription(id: "sub_2", customer: "cus_1", status: status, price: "price_news", periodEnd: end, account: second.rawValue)
+        }
+        // Delivered before the session: already the second account's.
+        #expect(try shop.post("customer.subscription.created", subscription("incomplete")).accountID == second)
+        shop.f.clock.advance(by: 1)
+        let session = try shop.post("checkout.session.completed", StripeFixtures.checkout(customer: "cus_1", account: second.rawValue, subscription: "sub_2"))
+        #expect(session.outcome == .failed && (session.detail ?? "").contains("paywall_account"), "the customer stays the first account's, and the detail says how")
+        let paid = try shop.post("invoice.paid", StripeFixtures.invoice(id: "in_2", customer: "cus_1", subscription: "sub_2", price: "price_news", periodEnd: end, paid: true, account: second.rawValue))
+        #expect(paid.outcome == .applied && paid.accountID == second)
+        try shop.post("customer.subscription.updated", subscription("active"))
+        #expect(try shop.memberships().isEmpty, "the first account gets nothing it did not pay for")
+        let theirs = try shop.f.service.membershipRecords(account: "partner@example.com").1.map(\.membership)
+        #expect(theirs.map(\.status) == [.active] && theirs.first?.source == .stripe)
+        // The customer's link is unchanged, and a subscription without metadata still follows it.
+        #expect(try shop.f.service.billingOverview(account: "reader@example.com").links.map(\.customer) == ["cus_1"])
+        #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).accountID == shop.account)
+    }
+
+    @Test("a subscription whose metadata names no account of ours fails with the reason and writes no membership; an event naming another account than its subscription's fails")
+    func metadataNamingWrongAccount() throws {
+        let shop = try Shop()
+        #expect(try shop.checkout().outcome == .applied)
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        let stranger = try shop.post("customer.subscription.created", StripeFixtures.subscription(
+            id: "sub_3", customer: "cus_1", status: "active", price: "price_news", periodEnd: end, account: "00000000-0000-0000-0000-000000000000\n"))
+        #expect(stranger.outcome == .failed)
+        #expect((stranger.detail ?? "").contains("no account '00000000-0000-0000-0000-000000000000\\n'"), "named, escaped: \(stranger.detail ?? "")")
+        #expect(try shop.memberships().isEmpty)
+        // sub_1 is the first account's; an invoice naming the second account moves nothing.
+        try shop.post("customer.subscription.created", shop.subscription("active", end: end))
+        let second = try shop.f.service.signUp(email: "partner@example.com", password: "correct horse battery", displayName: nil, actor: shop.f.admin).id
+        shop.f.clock.advance(by: 1)
+        let moved = try shop.post("invoice.paid", StripeFixtures.invoice(id: "in_9", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end.addingTimeInterval(86_400), paid: true, account: second.rawValue))
+        #expect(moved.outcome == .failed && (moved.detail ?? "").contains("belongs to account"))
+        #expect(try shop.memberships().first?.currentPeriodEnd == end)
+        #expect(try shop.f.service.membershipRecords(account: "partner@example.com").1.isEmpty)
+    }
+
     @Test("refusals write nothing: bad signature, old timestamp, not configured, malformed event, unknown account")
     func refusals() throws {
         let shop = try Shop()

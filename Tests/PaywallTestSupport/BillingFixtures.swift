@@ -29,10 +29,12 @@ public enum StripeFixtures {
     /// A subscription object. `legacy`: the period end on the subscription (older API
     /// versions) instead of on its items.
     public static func subscription(
-        id: String, customer: String, status: String, price: String, periodEnd: Date, cancelAtPeriodEnd: Bool = false, legacy: Bool = false
+        id: String, customer: String, status: String, price: String, periodEnd: Date, cancelAtPeriodEnd: Bool = false, legacy: Bool = false,
+        account: String? = nil
     ) -> [String: Any] {
         var subscription = object("subscription")
         subscription["id"] = id
+        if let account { subscription["metadata"] = ["paywall_account": account] }
         subscription["customer"] = customer
         subscription["status"] = status
         subscription["cancel_at_period_end"] = cancelAtPeriodEnd
@@ -60,14 +62,17 @@ public enum StripeFixtures {
 
     /// An invoice of a subscription (current API: the subscription under
     /// `parent.subscription_details`, the price under `pricing.price_details`).
-    public static func invoice(id: String, customer: String, subscription: String, price: String, periodEnd: Date, paid: Bool) -> [String: Any] {
+    public static func invoice(
+        id: String, customer: String, subscription: String, price: String, periodEnd: Date, paid: Bool, account: String? = nil
+    ) -> [String: Any] {
         var invoice = object("invoice")
         invoice["id"] = id
         invoice["customer"] = customer
         invoice["status"] = paid ? "paid" : "open"
         invoice["billing_reason"] = "subscription_cycle"
+        let metadata: [String: Any] = account.map { ["paywall_account": $0] } ?? [:]
         invoice["parent"] = ["type": "subscription_details", "quote_details": NSNull(),
-                             "subscription_details": ["metadata": [:] as [String: Any], "subscription": subscription]]
+                             "subscription_details": ["metadata": metadata, "subscription": subscription]]
         var lines = invoice["lines"] as? [String: Any] ?? [:]
         var line = (lines["data"] as? [[String: Any]])?.first ?? [:]
         line["period"] = ["start": Int(periodEnd.timeIntervalSince1970) - 30 * 86_400, "end": Int(periodEnd.timeIntervalSince1970)]

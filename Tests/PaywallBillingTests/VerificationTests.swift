@@ -82,6 +82,21 @@ struct StripeSignatureTests {
         let upgrade = StripeFixtures.event(id: "evt_u", type: "invoice.paid", created: now, object: StripeFixtures.upgradeInvoice(
             id: "in_2", customer: "cus_1", subscription: "sub_1", from: "price_news", to: "price_premium", periodEnd: end))
         #expect(try StripeEvent.parse(upgrade, grace: 0).change?.subscription?.products == ["price_premium"])
+        // The account a subscription names: in its metadata, and in an invoice's subscription
+        // details (current versions under `parent`, older ones on the invoice); empty is none.
+        #expect(try StripeEvent.parse(current, grace: 0).change?.subscriptionAccount == nil)
+        let named = StripeFixtures.event(id: "evt_n", type: "customer.subscription.deleted", created: now, object: StripeFixtures.subscription(
+            id: "sub_1", customer: "cus_1", status: "canceled", price: "price_news", periodEnd: end, account: "acc-2"))
+        #expect(try StripeEvent.parse(named, grace: 0).change?.subscriptionAccount == "acc-2")
+        var older = StripeFixtures.invoice(id: "in_3", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end, paid: true)
+        older["parent"] = NSNull()
+        older["subscription"] = "sub_1"
+        older["subscription_details"] = ["metadata": ["paywall_account": "acc-3"]]
+        let olderChange = try StripeEvent.parse(StripeFixtures.event(id: "evt_o", type: "invoice.paid", created: now, object: older), grace: 0).change
+        #expect(olderChange?.subscriptionAccount == "acc-3" && olderChange?.subscription?.id == "sub_1")
+        let blank = StripeFixtures.event(id: "evt_e", type: "invoice.payment_failed", created: now, object: StripeFixtures.invoice(
+            id: "in_4", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end, paid: false, account: ""))
+        #expect(try StripeEvent.parse(blank, grace: 0).change?.subscriptionAccount == nil)
         let other = StripeFixtures.event(id: "evt_d", type: "plan.created", created: now, object: StripeFixtures.object("price"))
         #expect(try StripeEvent.parse(other, grace: 0).change == nil)
         #expect(throws: BillingError.self) { try StripeEvent.parse(Array("[]".utf8), grace: 0) }

@@ -85,8 +85,10 @@ public struct BillingChange: Hashable, Sendable, Codable {
     public var linkAccount: String?
     /// The account (our id) the subscription itself names, whatever account its customer is
     /// linked to: Stripe's `metadata.paywall_account` on a subscription (set through a
-    /// Checkout session's `subscription_data.metadata`) or on an invoice's subscription.
-    /// Carried by every event of the subscription, so it holds in any order of delivery.
+    /// Checkout session's `subscription_data.metadata`) or on an invoice's subscription,
+    /// carried by every event of the subscription, so it holds in any order of delivery.
+    /// Also set on an event waiting for an account when an admin links its subscription to
+    /// one (`paywall billing link-subscription`).
     public var subscriptionAccount: String?
     public var subscription: SubscriptionState?
 

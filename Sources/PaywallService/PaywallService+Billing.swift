@@ -115,6 +115,27 @@ extension PaywallService {
         }
     }
 
+    /// Gives a provider subscription whose events wait for an account to one (see
+    /// ``Store/linkBillingSubscription(provider:subscription:accountID:actor:)``): for the
+    /// App Store its original transaction id, for Stripe its `sub_…` id.
+    public func linkBillingSubscription(_ subscription: String, provider: BillingProvider, account reference: String, actor: AuditActor) throws(ServiceError) -> [BillingResult] {
+        try mapped {
+            let valid = switch provider {
+            case .apple: !subscription.isEmpty && subscription.utf8.count <= 64 && subscription.allSatisfy(\.isASCII) && subscription.allSatisfy(\.isNumber)
+            case .stripe: subscription.hasPrefix("sub_") && subscription.utf8.count <= 255
+            }
+            guard valid else {
+                throw DomainError.invalidValue(
+                    field: "subscription", value: subscription,
+                    expected: provider == .apple ? "an App Store original transaction id (digits)" : "a Stripe subscription id such as sub_…")
+            }
+            let account = try store.account(matching: reference)
+            let results = try store.linkBillingSubscription(provider: provider, subscription: subscription, accountID: account.id, actor: actor)
+            results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
+            return results
+        }
+    }
+
     /// What the payment providers know of an account.
     public struct BillingOverview: Sendable {
         public var account: Account

@@ -205,8 +205,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted: .notFound
-        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked: .conflict
+        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting: .notFound
+        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
         }
@@ -247,6 +247,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .invalidTransition: "invalid_transition"
             case .destinationExists: "destination_exists"
             case .billingCustomerLinked: "customer_linked"
+            case .billingSubscriptionLinked: "subscription_linked"
+            case .billingNothingWaiting: "no_events_waiting"
             case .emptyBundle: "empty_bundle"
             case .ambiguousRevision: "ambiguous_revision"
             case .revisionNotFound: "revision_not_found"

@@ -106,6 +106,46 @@ extension Store {
         }
     }
 
+    /// Gives a provider subscription whose events wait for an account to `accountID`: an
+    /// App Store purchase made without the app's `appAccountToken` (an offer code redeemed
+    /// in the App Store, a purchase from another device's app), or a Stripe subscription of
+    /// a customer no Checkout linked, without linking the customer. Its waiting events are
+    /// applied now, in their order, on that account; its later events follow the stored
+    /// subscription. Refused when nothing of it waits (a typo would otherwise link nothing,
+    /// silently) or when another account already holds it.
+    public func linkBillingSubscription(provider: BillingProvider, subscription: String, accountID: AccountID, actor: AuditActor) throws(StoreError) -> [BillingResult] {
+        let now = clock.now()
+        return try write { db in
+            _ = try Self.requireAccount(db, accountID)
+            let applier = BillingApplier(store: self, db: db, now: now)
+            if let stored = try applier.subscription(provider, subscription) {
+                guard stored.accountID == accountID else { throw StoreError.billingSubscriptionLinked(subscription: subscription, account: stored.accountID.rawValue) }
+                return []
+            }
+            // Waiting for the subscription (no customer named) or for its customer's link.
+            let waiting = try db.fetchAll("""
+                SELECT id, change FROM billing_events WHERE outcome = 'pending' AND provider = ? AND subscription_id = ? ORDER BY occurred_at, id
+                """, [provider.rawValue, subscription])
+            guard !waiting.isEmpty else { throw StoreError.billingNothingWaiting(subscription: subscription) }
+            try audit(db, actor: actor, action: "billing.link", target: "account:\(accountID)", details: ["provider": provider.rawValue, "subscription": subscription])
+            // Each waiting event now names the account, as a subscription's own metadata
+            // would; the first applied stores the subscription on it.
+            var results: [BillingResult] = []
+            var unblocked: [String] = []
+            for row in waiting {
+                let id: Int64 = row[0]
+                guard var change = Self.decodeChange(row[1]) else { continue }
+                change.subscriptionAccount = accountID.rawValue
+                try db.execute("UPDATE billing_events SET change = ? WHERE id = ?", [Self.encodeChange(change), id])
+                let applied = try applier.apply(change)
+                try Self.updateEvent(db, id: id, applied)
+                results.append(applied.result)
+                unblocked.append(contentsOf: applied.unblocked)
+            }
+            return try results + applier.drain(unblocked)
+        }
+    }
+
     /// The customers linked to an account.
     public func billingLinks(accountID: AccountID) throws(StoreError) -> [BillingLink] {
         try read { db in

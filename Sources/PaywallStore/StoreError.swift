@@ -1,4 +1,5 @@
 import GRDB
+import PaywallCore
 
 /// A store failure, with what a user needs to act on it.
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -44,6 +45,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case adminNeverMinted(String)
     /// A payment provider's customer already linked to another account.
     case billingCustomerLinked(customer: String, account: String)
+    /// A provider subscription already held by another account.
+    case billingSubscriptionLinked(subscription: String, account: String)
+    /// No event of this provider subscription waits for an account: nothing to link.
+    case billingNothingWaiting(subscription: String)
     /// ``Store/copy(to:)`` refused, or found the copy different from its source: nothing
     /// was written to the target.
     case copyRefused(CopyRefusal)
@@ -117,6 +122,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no admin token with id '\(id)' was minted here (each token.admin entry of the audit log names the jti it minted: paywall audit list --target admin:<name>); check for a typo, or pass --force to record the revocation anyway"
         case let .billingCustomerLinked(customer, account):
             return "customer '\(customer)' is already linked to account \(account)"
+        case let .billingSubscriptionLinked(subscription, account):
+            return "subscription '\(PrintableText.quoted(subscription))' is already account \(account)'s"
+        case let .billingNothingWaiting(subscription):
+            return "no event of subscription '\(PrintableText.quoted(subscription))' is waiting for an account (paywall billing failed lists those that are); check the id, or link it once its first event has come"
         case let .destinationExists(path):
             return "\(path) already exists; choose another destination"
         case let .copyRefused(refusal):

@@ -15,7 +15,7 @@ struct BillingCommand: ParsableCommand {
             show what the providers know of an account, map prices and products to plans, \
             list the events that could not be applied and why, and apply events again.
             """,
-        subcommands: [Show.self, Map.self, Unmap.self, Products.self, Failures.self, Retry.self, Replay.self, LinkCustomer.self, AppToken.self]
+        subcommands: [Show.self, Map.self, Unmap.self, Products.self, Failures.self, Retry.self, Replay.self, LinkCustomer.self, LinkSubscription.self, AppToken.self]
     )
 
     static func provider(_ text: String) throws -> BillingProvider {
@@ -188,6 +188,34 @@ struct BillingCommand: ParsableCommand {
                 let results = try service.linkStripeCustomer(customer, account: account, actor: global.auditActor)
                 if global.json { Output(json: true).emit(results.map(BillingResultView.init)); return }
                 print("\(customer) is linked to \(account); \(results.count) waiting event\(results.count == 1 ? "" : "s") applied")
+            }
+        }
+    }
+
+    struct LinkSubscription: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "link-subscription",
+            abstract: "Give an account a subscription whose events wait for one (an App Store purchase made without the app's appAccountToken).",
+            discussion: """
+                An App Store purchase made outside the app (an offer code redeemed in the App Store, say) carries no \
+                appAccountToken, so its events wait (paywall billing failed lists them, pending). This applies them to the \
+                account, and the subscription's later events follow it. Refused when nothing of the subscription waits, or \
+                when another account holds it.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Argument(help: "The App Store original transaction id (or, with --provider stripe, the sub_… id).") var subscription: String
+        @Option(help: "apple or stripe.") var provider: String = "apple"
+
+        func run() throws {
+            let provider = try BillingCommand.provider(provider)
+            try global.run { service in
+                let results = try service.linkBillingSubscription(subscription, provider: provider, account: account, actor: global.auditActor)
+                if global.json { Output(json: true).emit(results.map(BillingResultView.init)); return }
+                print("subscription \(subscription) is \(account)'s; \(results.count) waiting event\(results.count == 1 ? "" : "s") applied")
+                for result in results where result.outcome != .applied {
+                    print("  \(result.eventID) (\(result.type)): \(result.outcome.rawValue)\(result.detail.map { ": \($0)" } ?? "")")
+                }
             }
         }
     }

@@ -60,4 +60,47 @@ struct BillingCLITests {
         let products = try cli.run(["billing", "products"])
         #expect(products.stdout.contains("price_news") && products.stdout.contains("price_unmapped"))
     }
+    @Test("link-customer and link-subscription apply the events waiting for them; wrong ids, accounts and repeats are refused with a message and change nothing")
+    func links() throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        #expect(try cli.run(["plan", "add", "news", "--name", "News", "--period", "month", "--titles", "euronews"]).status == 0)
+        #expect(try cli.run(["billing", "map", "stripe", "price_news", "news"]).status == 0)
+        for email in ["ada@example.com", "bob@example.com"] {
+            #expect(try cli.run(["account", "create", "--email", email], input: "correct horse battery\n").status == 0)
+        }
+        let now = Date()
+        let end = now.addingTimeInterval(30 * 86_400)
+        // Two customers no Checkout linked: their subscriptions wait.
+        let events = [("evt_1", "sub_1", "cus_1"), ("evt_2", "sub_2", "cus_2")].map { event, subscription, customer in
+            String(decoding: StripeFixtures.event(id: event, type: "customer.subscription.created", created: now, object: StripeFixtures.subscription(
+                id: subscription, customer: customer, status: "active", price: "price_news", periodEnd: end)), as: UTF8.self)
+        }.joined(separator: "\n")
+        let file = cli.folder.appendingPathComponent("events.jsonl")
+        try events.write(to: file, atomically: true, encoding: .utf8)
+        #expect(try cli.run(["billing", "replay", "stripe", file.path]).stdout.contains("2 pending"))
+
+        let customer = try cli.run(["billing", "link-customer", "ada@example.com", "cus_1"])
+        #expect(customer.status == 0 && customer.stdout.contains("cus_1 is linked to ada@example.com; 1 waiting event applied"), "\(customer.stdout)\(customer.stderr)")
+        let subscription = try cli.run(["billing", "link-subscription", "bob@example.com", "sub_2", "--provider", "stripe"])
+        #expect(subscription.status == 0 && subscription.stdout.contains("subscription sub_2 is bob@example.com's; 1 waiting event applied"),
+                "\(subscription.stdout)\(subscription.stderr)")
+        #expect(try cli.run(["membership", "show", "bob@example.com"]).stdout.contains("news"))
+        #expect(try cli.run(["billing", "show", "bob@example.com"]).stdout.contains("sub_2"))
+
+        let before = try cli.run(["audit", "list", "--json"]).stdout
+        func refused(_ arguments: [String], _ message: String, status: Int32 = 1) throws {
+            let result = try cli.run(arguments)
+            #expect(result.status == status && result.stderr.contains(message), "\(arguments): \(result.status) \(result.stderr)")
+        }
+        try refused(["billing", "link-customer", "bob@example.com", "cus_1"], "customer 'cus_1' is already linked to account")
+        try refused(["billing", "link-customer", "bob@example.com", "not-a-customer"], "a Stripe customer id such as cus_")
+        try refused(["billing", "link-subscription", "ada@example.com", "sub_2", "--provider", "stripe"], "subscription 'sub_2' is already account")
+        try refused(["billing", "link-subscription", "ada@example.com", "sub_9", "--provider", "stripe"], "no event of subscription 'sub_9' is waiting for an account")
+        try refused(["billing", "link-subscription", "ada@example.com", "2000000001"], "no event of subscription '2000000001' is waiting")
+        try refused(["billing", "link-subscription", "ada@example.com", "sub_2"], "an App Store original transaction id (digits)")
+        try refused(["billing", "link-subscription", "nobody@example.com", "sub_2", "--provider", "stripe"], "nobody@example.com")
+        try refused(["billing", "link-subscription", "ada@example.com", "sub_2", "--provider", "paypal"], "the provider must be stripe or apple", status: 64)
+        #expect(try cli.run(["audit", "list", "--json"]).stdout == before, "refusals change nothing")
+    }
 }

@@ -236,6 +236,47 @@ struct AppleBillingTests {
         #expect(try app.f.service.unappliedBillingEvents().first?.detail?.contains("carries no appAccountToken") == true)
     }
 
+    @Test("a purchase without an appAccountToken, linked by an admin: its waiting events apply to the account, and its renewals follow")
+    func linkedByAdmin() async throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(30 * 86_400)
+        #expect(try app.post(try app.payload("SUBSCRIBED", "INITIAL_BUY", expires: end, noToken: true)).outcome == .pending)
+        app.f.clock.advance(by: 60)
+        #expect(try app.post(try app.payload("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED", expires: end, autoRenew: false, noToken: true)).outcome == .pending)
+        #expect(try await app.access() == "no full access")
+        let results = try app.f.service.linkBillingSubscription("2000000001", provider: .apple, account: "reader@example.com", actor: app.f.admin)
+        #expect(results.map(\.outcome) == [.applied, .applied] && results.allSatisfy { $0.accountID == app.account })
+        let membership = try #require(try app.memberships().first)
+        #expect(membership.status == .active && membership.cancelAtPeriodEnd && membership.currentPeriodEnd == end.roundedDownToSecond)
+        #expect(try app.f.service.unappliedBillingEvents().isEmpty)
+        #expect(try await app.access() != "no full access")
+        // A renewal, still without a token, follows the stored subscription.
+        app.f.clock.advance(by: 60)
+        let renewed = try app.post(try app.payload("DID_RENEW", expires: end.addingTimeInterval(30 * 86_400), noToken: true))
+        #expect(renewed.outcome == .applied && renewed.accountID == app.account)
+        // Linking it again to the same account changes nothing; to another is refused.
+        #expect(try app.f.service.linkBillingSubscription("2000000001", provider: .apple, account: "reader@example.com", actor: app.f.admin).isEmpty)
+        _ = try await app.f.service.signUp(email: "other@example.com", password: "correct horse battery", displayName: nil, actor: app.f.admin)
+        let before = try app.f.snapshot()
+        func code(_ subscription: String, _ account: String, _ provider: BillingProvider = .apple) -> String? {
+            do { _ = try app.f.service.linkBillingSubscription(subscription, provider: provider, account: account, actor: app.f.admin); return nil } catch {
+                return error.code
+            }
+        }
+        #expect(code("2000000001", "other@example.com") == "subscription_linked")
+        #expect(code("2000000999", "other@example.com") == "no_events_waiting", "nothing of it waits: a typo links nothing")
+        #expect(code("20000x", "other@example.com") == "invalid_value")
+        #expect(code("sub_1", "other@example.com") == "invalid_value")
+        #expect(code("2000000001", "nobody@example.com") == "account_not_found")
+        #expect(code("2000000001", "other@example.com", .stripe) == "invalid_value")
+        #expect(try app.f.snapshot() == before, "refusals write nothing")
+        do {
+            _ = try app.f.service.linkBillingSubscription("2000000999", provider: .apple, account: "other@example.com", actor: app.f.admin)
+        } catch {
+            #expect(error.description.contains("no event of subscription '2000000999' is waiting for an account"))
+        }
+    }
+
     @Test("an unknown appAccountToken is kept pending")
     func unknownToken() throws {
         let app = try App()

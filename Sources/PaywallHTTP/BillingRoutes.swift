@@ -14,7 +14,7 @@ import PaywallViews
 extension PaywallAPI {
     static let billingRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/billing/stripe", .post), ("/v1/billing/apple", .post), ("/v1/me/app-account-token", .get),
-        ("/admin/v1/billing/products", .get), ("/admin/v1/billing/products", .post),
+        ("/admin/v1/billing/products", .get), ("/admin/v1/billing/products", .post), ("/admin/v1/billing/links", .post),
     ]
 
     static let stripeSignature = HTTPField.Name("Stripe-Signature")!
@@ -67,6 +67,30 @@ extension PaywallAPI {
                 try service.mapBillingProduct(provider: provider, externalID: product, plan: plan, actor: admin.actor)
             }
             return try Self.created(BillingProductView(mapping))
+        }
+        // Support gives a Stripe customer (made outside Checkout), or one subscription whose
+        // events wait for an account (an App Store purchase without the app's token), to an
+        // account; the events waiting for it are applied and answered.
+        router.post("/admin/v1/billing/links") { request, _ in
+            let admin = try await self.admin(request, .members)
+            var request = request
+            let body = try await RequestBody.object(&request).only(["provider", "account", "customer", "subscription"])
+            guard let provider = BillingProvider(rawValue: try body.requiredString("provider")) else { throw body.invalid("provider", "stripe or apple") }
+            let account = try body.requiredString("account")
+            let (customer, subscription) = (try body.string("customer"), try body.string("subscription"))
+            let results: [BillingResult]
+            switch (customer, subscription) {
+            case let (customer?, nil):
+                guard provider == .stripe else { throw body.invalid("customer", "given with provider stripe only (an App Store purchase names its account by its appAccountToken)") }
+                results = try await service.blocking { service throws(ServiceError) in try service.linkStripeCustomer(customer, account: account, actor: admin.actor) }
+            case let (nil, subscription?):
+                results = try await service.blocking { service throws(ServiceError) in
+                    try service.linkBillingSubscription(subscription, provider: provider, account: account, actor: admin.actor)
+                }
+            default:
+                throw APIError(status: .badRequest, code: "invalid_field", message: "give exactly one of 'customer' and 'subscription'")
+            }
+            return try Self.json(["results": results.map(BillingResultView.init)])
         }
     }
 }

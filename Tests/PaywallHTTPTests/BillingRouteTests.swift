@@ -158,4 +158,51 @@ struct BillingRouteTests {
             #expect(forbidden.status == .forbidden)
         }
     }
+
+    @Test("the admin API links a customer or a waiting subscription to an account and answers the events applied; refusals are JSON errors with stable codes and write nothing")
+    func adminLinks() async throws {
+        let f = try Self.fixture()
+        let admin = try adminToken(f, [.members])
+        let catalog = try adminToken(f, [.catalog])
+        let now = f.service.now
+        let end = now.addingTimeInterval(30 * 86_400)
+        // Two subscriptions of customers no Checkout linked: both wait.
+        for (event, subscription, customer) in [("evt_1", "sub_1", "cus_1"), ("evt_2", "sub_2", "cus_2")] {
+            let body = StripeFixtures.event(id: event, type: "customer.subscription.created", created: now, object: StripeFixtures.subscription(
+                id: subscription, customer: customer, status: "active", price: "price_news", periodEnd: end))
+            #expect(try f.service.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: now)).outcome == .pending)
+        }
+        try await withAPI(f) { client in
+            let linked = try await client.post("/admin/v1/billing/links", #"{"provider": "stripe", "account": "reader@example.com", "customer": "cus_1"}"#, token: admin)
+            #expect(linked.status == .ok)
+            let results = try #require(try linked.object()["results"] as? [[String: String]])
+            #expect(results == [["provider": "stripe", "event": "evt_1", "type": "customer.subscription.created", "outcome": "applied"]])
+            #expect(try f.service.auditEntries(limit: 5).contains { $0.action == "billing.link" && $0.actor.rawValue.hasPrefix("admin:") }, "audited with the admin as the actor")
+
+            let before = try f.snapshot()
+            func refused(_ body: String, token: String? = nil) async throws -> (HTTPResponse.Status, String?) {
+                let response = try await client.post("/admin/v1/billing/links", body, token: token ?? admin)
+                return (response.status, response.errorCode)
+            }
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com", "subscription": "sub_9"}"#) == (.notFound, "no_events_waiting"))
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com", "subscription": "sub_1"}"#) == (.ok, nil), "already this account's: nothing to do")
+            #expect(try await refused(#"{"provider": "stripe", "account": "nobody@example.com", "subscription": "sub_2"}"#) == (.notFound, "account_not_found"))
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com", "customer": "cus_2", "subscription": "sub_2"}"#) == (.badRequest, "invalid_field"))
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com"}"#) == (.badRequest, "invalid_field"))
+            #expect(try await refused(#"{"provider": "apple", "account": "reader@example.com", "customer": "cus_2"}"#) == (.badRequest, "invalid_field"))
+            #expect(try await refused(#"{"provider": "apple", "account": "reader@example.com", "subscription": "sub_2"}"#) == (.badRequest, "invalid_value"))
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com", "subscription": "sub_2", "extra": 1}"#) == (.badRequest, "unknown_field"))
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com", "subscription": "sub_2"}"#, token: catalog).0 == .forbidden)
+            #expect(try f.snapshot() == before, "refusals write nothing")
+
+            // The other subscription, given to another account without its customer.
+            _ = try await f.service.signUp(email: "partner@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+            let given = try await client.post("/admin/v1/billing/links", #"{"provider": "stripe", "account": "partner@example.com", "subscription": "sub_2"}"#, token: admin)
+            #expect(given.status == .ok)
+            let outcomes = try #require(try given.object()["results"] as? [[String: String]]).map { $0["outcome"] }
+            #expect(outcomes == ["applied"])
+            #expect(try await refused(#"{"provider": "stripe", "account": "reader@example.com", "subscription": "sub_2"}"#) == (.conflict, "subscription_linked"))
+            #expect(try await refused(#"{"provider": "stripe", "account": "partner@example.com", "customer": "cus_1"}"#) == (.conflict, "customer_linked"))
+        }
+    }
 }

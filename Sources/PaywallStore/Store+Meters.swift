@@ -6,7 +6,10 @@ extension Store {
     /// analysis); meters count distinct articles, so re-reads cost nothing.
     /// Throws ``StoreError/titleNotFound(_:)`` for a title not in the catalog.
     public func recordRead(_ read: ArticleRead) throws(StoreError) {
-        try write { db in try Self.insertRead(db, read) }
+        // Its meter lock before anything is read: on PostgreSQL a SERIALIZABLE write's
+        // snapshot, fixed by the lock's own statement, could miss the deletion of the
+        // account that held the lock meanwhile (the read would outlive its account).
+        try writeLockingMeters([read.subject.key]) { db in try Self.insertRead(db, read) }
     }
 
     /// The outcome of ``recordCountedRead(_:window:limit:)``.
@@ -139,7 +142,8 @@ extension Store {
 
     /// Records several reads in one transaction (all or none).
     public func recordReads(_ reads: [ArticleRead]) throws(StoreError) {
-        try write { db in
+        // Every subject's meter lock first, in one order (as ``recordRead(_:)`` says why).
+        try writeLockingMeters(Array(Set(reads.map(\.subject.key)))) { db in
             for read in reads { try Self.insertRead(db, read) }
         }
     }

@@ -197,3 +197,51 @@ struct PolicyPublicationOrderTests {
         #expect(published.withLock { $0 } != nil)
     }
 }
+
+@Suite("Reads recorded outside the meter's path, racing a deletion (PostgreSQL)")
+struct RecordedReadDeletionTests {
+    /// A deletion waits for the account's meter lock, then a recorded read (an admin's
+    /// `meter record`, an import) waits behind it: once the deletion has committed, the read
+    /// must see the account gone. A SERIALIZABLE write took its snapshot with the lock's
+    /// own statement, before the deletion committed, and kept the read of a deleted account.
+    @Test("a read recorded while the account is being deleted is refused, not kept", arguments: TestBackend.postgresOnly)
+    func readAfterDeletion(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let account = try f.account("zed@example.com")
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        let holder = try postgres.connections.lease()
+        defer { postgres.connections.giveBack(holder, reusable: false) }
+        for sql in ["BEGIN", "SELECT count(pg_advisory_xact_lock(hashtextextended('\(MeterSubject.account(account.id).key)', 0)))"] {
+            _ = try holder.query(PostgresQuery(unsafeSQL: sql), logger: PostgresSQL.logger).wait()
+        }
+        let deleted = DispatchSemaphore(value: 0)
+        let recorded = DispatchSemaphore(value: 0)
+        let outcomes = Mutex<[String]>([])
+        Thread {
+            do { try f.store.deleteAccount(id: account.id, actor: .system); outcomes.withLock { $0.append("deleted") } } catch {
+                outcomes.withLock { $0.append("delete failed: \(error)") }
+            }
+            deleted.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.3)  // the deletion queues on the lock first
+        for (index, many) in [false, true].enumerated() {
+            Thread {
+                let read = ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "orphan\(index)", at: f.clock.now())
+                do {
+                    if many { try f.store.recordReads([read]) } else { try f.store.recordRead(read) }
+                    outcomes.withLock { $0.append("recorded") }
+                } catch {
+                    outcomes.withLock { $0.append((error as? StoreError) == .accountNotFound(account.id.rawValue) ? "refused" : "failed: \(error)") }
+                }
+                recorded.signal()
+            }.start()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        _ = try holder.query(PostgresQuery(unsafeSQL: "COMMIT"), logger: PostgresSQL.logger).wait()
+        #expect(deleted.wait(timeout: .now() + 10) == .success)
+        #expect(recorded.wait(timeout: .now() + 10) == .success && recorded.wait(timeout: .now() + 10) == .success)
+        #expect(outcomes.withLock { $0 } == ["deleted", "refused", "refused"])
+        #expect(try f.store.readCount() == 0, "no read outlives its account")
+    }
+}

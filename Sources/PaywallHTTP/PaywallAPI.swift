@@ -316,30 +316,41 @@ struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as APIError {
-            Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
-            throw error
+            throw Self.counted(error)
         } catch let error as ServiceError {
             Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
             context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))])
             throw APIError(error)
         } catch let error as HTTPError {
+            let answer: APIError
             switch error.status {
             case .notFound:
                 // The router answers 404 for a known path with another method: that is 405.
-                if let allowed = PaywallAPI.allowHeader(forPath: request.uri.path) { throw APIError.methodNotAllowed(allow: allowed) }
-                if let page = await web?.notFoundPage(request, context) { return page }
-                throw APIError.notFound
-            case .methodNotAllowed: throw APIError.methodNotAllowed(allow: PaywallAPI.allowHeader(forPath: request.uri.path))
-            default: throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)
+                if let allowed = PaywallAPI.allowHeader(forPath: request.uri.path) {
+                    answer = .methodNotAllowed(allow: allowed)
+                } else {
+                    if let page = await web?.notFoundPage(request, context) { return page }
+                    answer = .notFound
+                }
+            case .methodNotAllowed: answer = .methodNotAllowed(allow: PaywallAPI.allowHeader(forPath: request.uri.path))
+            default: answer = APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase)
             }
+            throw Self.counted(answer)
         } catch let error as NIOTooManyBytesError {
             _ = error
-            throw APIError.tooLarge(RequestBody.limit)
+            throw Self.counted(.tooLarge(RequestBody.limit))
         } catch {
             context.logger.error("unexpected error", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])
-            throw APIError(status: .internalServerError, code: "internal", message: "an internal error occurred")
+            throw Self.counted(APIError(status: .internalServerError, code: "internal", message: "an internal error occurred"))
         }
+    }
+
+    /// Every error answered is counted by its code (`paywall_errors_total`), the router's
+    /// own (an unknown route, a wrong method) and the unexpected (500) included.
+    static func counted(_ error: APIError) -> APIError {
+        Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
+        return error
     }
 }
 

@@ -139,10 +139,15 @@ public enum PaywallServer {
                 await onReady(settings.host, channel.localAddress?.port ?? settings.port)
             },
             logger: logger)
+        // A group shuts its services down last first, each after the one before has
+        // ended: the server is last so that it stops accepting the moment SIGTERM comes
+        // (first in the list, it waited for the watchers' sleeps: new connections were
+        // still answered for up to two seconds), while the watchers keep the policy and
+        // keys current for the requests it drains.
         var configuration = ServiceGroupConfiguration(
             services: [
-                app, ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger),
-                PolicyWatcher(service: api.service, logger: logger), KeyRingWatcher(service: api.service, logger: logger),
+                ReloadOnHangup(service: api.service, logger: logger), PruneHourly(service: api.service, logger: logger),
+                PolicyWatcher(service: api.service, logger: logger), KeyRingWatcher(service: api.service, logger: logger), app,
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
@@ -204,7 +209,8 @@ struct KeyRingWatcher: Service {
                 if text != lastRefusal { logger.error("keys refused; the previous ring stays", metadata: ["reason": .string(text)]) }
                 lastRefusal = text
             }
-            try? await Task.sleep(for: interval)
+            // Ends at once on shutdown, not after the interval.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -179,6 +179,36 @@ struct ServeTests {
         }
     }
 
+    /// Whether a TCP connection to the loopback port is accepted now.
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    @Test("SIGTERM: the server stops accepting at once, then exits 0")
+    func stopsAcceptingAtOnce() throws {
+        let cli = try seeded()
+        for round in 0..<3 {
+            let server = try ServerProcess(cli, arguments: ["--policies", cli.folder.appendingPathComponent("policies").path])
+            #expect(Self.accepts(server.port))
+            // Its watchers sleep between looks (two seconds): the server stopped only after
+            // their sleeps ended, and answered new connections meanwhile.
+            Thread.sleep(forTimeInterval: 0.5)
+            server.child.send(SIGTERM)
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(!Self.accepts(server.port), "round \(round): a connection accepted 0.3 s after SIGTERM")
+            #expect(server.stop(SIGTERM) == 0)
+        }
+    }
+
     @Test("members, metered readers, concurrent checks, device meters across a restart, SIGTERM exits 0")
     func journey() async throws {
         let cli = try seeded()
@@ -237,6 +267,8 @@ struct ServeTests {
         #expect(metrics.contains(#"hb_requests{http_route="NotFound",http_request_method="GET",http_response_status_code="404"} 1"#))
         #expect(metrics.contains(#"hb_request_errors{http_route="NotFound",http_request_method="GET",error_type="404"} 1"#))
         #expect(!metrics.contains(#"error_type="200""#))
+        // Errors by their code, the router's own 404 included.
+        #expect(metrics.contains(#"paywall_errors_total{code="not_found"} 1"#), "\(metrics.prefix(3000))")
         #expect(restarted.stop(SIGTERM) == 0)
 
         let store = try Store(path: cli.database, configuration: { var c = StoreConfiguration(); c.readOnly = true; return c }())

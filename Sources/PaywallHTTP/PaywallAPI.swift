@@ -50,13 +50,13 @@ public struct PaywallAPI: Sendable {
     public var web: WebSite?
 
     public init(
-        service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int = 300,
+        service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int? = nil,
         metrics: PrometheusCollectorRegistry? = nil, metricsToken: String? = nil, corsOrigins: Set<String> = []
     ) {
         self.corsOrigins = corsOrigins
         self.service = service
         self.deviceMinting = deviceMinting
-        self.jwksMaxAge = jwksMaxAge
+        self.jwksMaxAge = jwksMaxAge ?? Int(service.configuration.jwksMaxAge)
         self.metrics = metrics
         self.metricsTokenDigest = metricsToken.map { SHA256.hash($0) }
     }
@@ -205,11 +205,21 @@ public struct PaywallAPI: Sendable {
         var headers: HTTPFields = [
             .contentType: "application/json", .cacheControl: "public, max-age=\(jwksMaxAge)", .eTag: tag,
         ]
-        if request.headers[.ifNoneMatch] == tag {
+        if Self.matches(ifNoneMatch: request.headers[.ifNoneMatch], tag: tag) {
             headers[.contentType] = nil
             return Response(status: .notModified, headers: headers)
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// `If-None-Match` as RFC 9110 §13.1.2 compares it: weakly (`W/"x"` matches `"x"`), any
+    /// of a list, or `*`.
+    static func matches(ifNoneMatch header: String?, tag: String) -> Bool {
+        guard let header else { return false }
+        return header.split(separator: ",").contains { item in
+            let candidate = item.trimmingCharacters(in: .whitespaces)
+            return candidate == "*" || (candidate.hasPrefix("W/") ? String(candidate.dropFirst(2)) : candidate) == tag
+        }
     }
 
     func ready() async throws -> Response {

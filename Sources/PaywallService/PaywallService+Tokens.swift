@@ -66,7 +66,15 @@ extension PaywallService {
 
     /// Generates the next key, published at once and signing after `publishAhead`.
     public func rotateKey(_ algorithm: SignatureAlgorithm, publishAhead: TimeInterval, actor: AuditActor) throws(ServiceError) -> KeyRecord {
-        try changeKeys(action: "key.rotate", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.add(algorithm, now: now, activatesAt: now.addingTimeInterval(publishAhead)) }
+        // Shorter than the JWKS cache, a verifier holding the key set from before would
+        // refuse the new key's tokens until its copy expires. Zero is the emergency (the
+        // signing key is compromised): said explicitly, accepted.
+        guard publishAhead == 0 || publishAhead >= configuration.jwksMaxAge else {
+            throw .invalidInput(.invalidValue(
+                field: "publish-ahead", value: TimeText.format(duration: publishAhead),
+                expected: "at least \(TimeText.format(duration: configuration.jwksMaxAge)), how long verifiers cache the JWKS (or 0s in an emergency: the new key signs at once, and verifiers with a cached key set refuse its tokens until it expires)"))
+        }
+        return try changeKeys(action: "key.rotate", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.add(algorithm, now: now, activatesAt: now.addingTimeInterval(publishAhead)) }
     }
 
     /// Retires a key (refused for the signing key, or too soon, unless `force`).

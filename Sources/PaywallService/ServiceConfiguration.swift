@@ -65,6 +65,10 @@ public struct ServiceConfiguration: Sendable {
     public var giftLifetime: TimeInterval = 7 * 86_400
     /// Gift links a member may create per calendar month (UTC); 0 turns gifts off.
     public var giftsPerMonth = 10
+    /// How long verifiers may cache the JWKS (`Cache-Control: max-age` of
+    /// `/.well-known/jwks.json`, 5 minutes): a rotated key is published at least this long
+    /// before it signs (``PaywallService/rotateKey(_:publishAhead:actor:)``).
+    public var jwksMaxAge: TimeInterval = 300
     /// Verified tokens kept in memory (0 turns the cache off).
     public var tokenCacheCapacity = 100_000
     /// Proxies whose `X-Forwarded-For` names the client (``TrustedProxies``).

@@ -110,6 +110,12 @@ struct TokenCLITests {
         #expect(try cli.run(["keys", "retire", "no-such-kid"]).status == 1)
         #expect(try cli.run(["keys", "generate", "--alg", "RS256"]).status == 64)
         #expect(try cli.run(["keys", "rotate", "--publish-ahead", "soon"]).status == 1)
+        // Shorter than the JWKS cache (5 minutes): verifiers would refuse the new key's
+        // tokens; refused, with why, and no key is made.
+        let keysBefore = try cli.run(["keys", "list", "--json"]).stdout
+        let aheadTooShort = try cli.run(["keys", "rotate", "--publish-ahead", "1m"])
+        #expect(aheadTooShort.status == 1 && aheadTooShort.stderr.contains("at least 5m, how long verifiers cache the JWKS"), "\(aheadTooShort.stderr)")
+        #expect(try cli.run(["keys", "list", "--json"]).stdout == keysBefore)
 
         // An emergency rotation while the Ed25519 key waits to take over: said, with the fix
         // (on stderr in JSON mode too).

@@ -214,6 +214,15 @@ struct OperationsRouteTests {
         #expect(cached.headers[.cacheControl] == "public, max-age=300")
         #expect(stale.status == .ok)
         #expect(stale.headers[.eTag] == tag, "the same keys, the same tag")
+        // Compared as RFC 9110 says: weakly, any of a list, or *.
+        for header in ["W/\(tag)", "\"other\", \(tag)", "*", " W/\(tag) , \"x\""] {
+            let answer = try await withAPI(f) { client in try await client.get("/.well-known/jwks.json", headers: [.ifNoneMatch: header]) }
+            #expect(answer.status == .notModified, "If-None-Match: \(header)")
+        }
+        for header in ["\"other\", W/\"x\"", "", "W/"] {
+            let answer = try await withAPI(f) { client in try await client.get("/.well-known/jwks.json", headers: [.ifNoneMatch: header]) }
+            #expect(answer.status == .ok, "If-None-Match: \(header)")
+        }
 
         // A new key changes the tag.
         _ = try f.service.rotateKey(.ed25519, publishAhead: 600, actor: f.admin)
@@ -223,13 +232,25 @@ struct OperationsRouteTests {
         #expect(try (rotated.object()["keys"] as? [Any])?.count == 2)
     }
 
-    @Test("JWKS max-age follows the API's setting")
+    @Test("JWKS max-age follows the API's setting, else the configuration's, which key rotations respect")
     func jwksMaxAge() async throws {
         let f = try seededFixture()
         _ = try accessToken(f, "member@example.com")
         let app = Application(router: PaywallAPI(service: f.service, jwksMaxAge: 60).router())
         let response = try await app.test(.router) { client in try await client.get("/.well-known/jwks.json") }
         #expect(response.headers[.cacheControl] == "public, max-age=60")
+        let configured = try seededFixture { $0.jwksMaxAge = 900 }
+        _ = try accessToken(configured, "member@example.com")
+        let fromConfiguration = try await withAPI(configured) { client in try await client.get("/.well-known/jwks.json") }
+        #expect(fromConfiguration.headers[.cacheControl] == "public, max-age=900")
+        // A key published for less than verifiers cache the key set is refused; 0 (an
+        // emergency) and the cache time itself are taken.
+        #expect(throws: ServiceError.self) { try configured.service.rotateKey(.es256, publishAhead: 600, actor: configured.admin) }
+        #expect(throws: ServiceError.self) { try configured.service.rotateKey(.es256, publishAhead: -1, actor: configured.admin) }
+        #expect(try configured.service.keyRing().records.count == 1)
+        _ = try configured.service.rotateKey(.es256, publishAhead: 900, actor: configured.admin)
+        _ = try configured.service.rotateKey(.es256, publishAhead: 0, actor: configured.admin)
+        #expect(try configured.service.keyRing().records.count == 3)
     }
 
     @Test("/healthz: 200 ok")

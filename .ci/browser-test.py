@@ -8,7 +8,7 @@ articles -> free articles used up -> teaser -> start the trial -> full text -> s
 teaser again; the confirmation link from the mail (its token read from the URL fragment by
 the page's script); a member's gift link; the admin area with a token from the CLI.
 Screenshots of the teaser, the full article, the account page and the admin decisions at desktop
-(1280) and phone (390) widths go to $PAYWALL_SCREENSHOTS (default /tmp/paywall-screenshots).
+(1280) and phone (390) widths go to $PAYWALL_TEST_SCREENSHOTS (default /tmp/paywall-screenshots).
 Fails on any browser console error, on any serious or critical axe-core violation in a
 page, and when a leak crawl (every URL the site links or serves, as an anonymous reader and
 as a signed-in reader without a membership) finds a paragraph the reader may not read.
@@ -39,7 +39,7 @@ from selenium.webdriver.common.by import By
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Absolute: the server and the CLI run in a temporary folder (`.ci/run` passes a relative path).
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "paywall")
-SHOTS = os.environ.get("PAYWALL_SCREENSHOTS", "/tmp/paywall-screenshots")
+SHOTS = os.environ.get("PAYWALL_TEST_SCREENSHOTS", "/tmp/paywall-screenshots")
 ARTICLES = json.load(open(os.path.join(ROOT, "Sources", "PaywallWeb", "Content", "demo-articles.json")))["articles"]
 SEED = next(a for a in ARTICLES if a["id"] == "zelenskyy-talks")
 SEED_PATH = "/titles/euronews/articles/zelenskyy-talks"

@@ -53,6 +53,12 @@ public struct ServerSettings: Sendable, Equatable {
         }
     }
 
+    /// The variables ``resolve(environment:flags:)`` reads.
+    public static let environmentNames: Set<String> = [
+        "PAYWALL_HOST", "PAYWALL_PORT", "PAYWALL_LOG_LEVEL", "PAYWALL_LOG_FORMAT", "PAYWALL_METRICS_TOKEN", "PAYWALL_IDLE_TIMEOUT",
+        "PAYWALL_CORS_ORIGINS",
+    ]
+
     public static func resolve(environment: [String: String], flags: Flags) throws(ServiceError) -> ServerSettings {
         var settings = ServerSettings()
         func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {

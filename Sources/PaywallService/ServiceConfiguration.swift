@@ -194,6 +194,54 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_APPLE_ENVIRONMENT` | `Production` (default) or `Sandbox` |
     ///
     /// Invalid values are refused with the variable's name and what it takes.
+    public static let environmentNames: Set<String> = [
+        "PAYWALL_DB", "PAYWALL_KEYS", "PAYWALL_POLICIES", "PAYWALL_ISSUER", "PAYWALL_AUDIENCE", "PAYWALL_BUSY_TIMEOUT", "PAYWALL_SCRYPT_LN",
+        "PAYWALL_TESTING", "PAYWALL_DEV_KEYS", "PAYWALL_ACCESS_TTL", "PAYWALL_GRANT_TTL", "PAYWALL_DEVICE_TTL", "PAYWALL_ADMIN_TTL",
+        "PAYWALL_GIFT_TTL", "PAYWALL_GIFT_MONTHLY_LIMIT", "PAYWALL_MAX_SESSIONS", "PAYWALL_SIGNUPS_PER_ADDRESS",
+        "PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL", "PAYWALL_SENDMAIL", "PAYWALL_MAIL_FROM", "PAYWALL_LINK_BASE", "PAYWALL_TRUSTED_PROXIES",
+        "PAYWALL_TEST_CLOCK_FILE", "PAYWALL_STRIPE_WEBHOOK_SECRETS", "PAYWALL_STRIPE_MODE", "PAYWALL_STRIPE_GRACE",
+        "PAYWALL_APPLE_ROOT_CERT", "PAYWALL_APPLE_BUNDLE_ID", "PAYWALL_APPLE_ENVIRONMENT",
+    ]
+
+    /// Variables of these prefixes belong to the tests, benchmarks and CI scripts (a
+    /// database URL for the PostgreSQL tests, say), never to a setting: left alone.
+    public static let reservedEnvironmentPrefixes = ["PAYWALL_TEST_", "PAYWALL_BENCH_", "PAYWALL_CI_"]
+
+    /// The first `PAYWALL_*` variable of `environment` that names no setting in `known`
+    /// (a typo: `PAYWALL_PORTT` would otherwise be ignored and the default taken), with the
+    /// setting it was most likely meant to be, if one is close.
+    public static func unknownSetting(in environment: [String: String], known: Set<String>) -> (name: String, meant: String?)? {
+        func isUnknown(_ name: String) -> Bool {
+            guard name.hasPrefix("PAYWALL_"), !known.contains(name) else { return false }
+            return !reservedEnvironmentPrefixes.contains { (prefix: String) -> Bool in name.hasPrefix(prefix) }
+        }
+        guard let name = environment.keys.filter(isUnknown).sorted().first else { return nil }
+        var meant: String?
+        var best = 4  // at most 3 edits away
+        for candidate in known.sorted() {
+            let distance = editDistance(name, candidate)
+            if distance < best { (best, meant) = (distance, candidate) }
+        }
+        return (name, meant)
+    }
+
+    /// Levenshtein distance (short names only).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a: [UInt8] = Array(a.utf8), b: [UInt8] = Array(b.utf8)
+        var previous: [Int] = Array(0...b.count)
+        for i in a.indices {
+            var current: [Int] = [i + 1] + [Int](repeating: 0, count: b.count)
+            for j in b.indices {
+                let substitution: Int = previous[j] + (a[i] == b[j] ? 0 : 1)
+                let deletion: Int = previous[j + 1] + 1
+                let insertion: Int = current[j] + 1
+                current[j + 1] = Swift.min(substitution, deletion, insertion)
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
         var configuration = ServiceConfiguration()
         func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {

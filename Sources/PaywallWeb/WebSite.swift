@@ -20,6 +20,9 @@ public struct WebSettings: Sendable, Equatable {
         self.secureCookies = secureCookies
     }
 
+    /// The variables ``resolve(environment:)`` reads.
+    public static let environmentNames: Set<String> = ["PAYWALL_SECURE_COOKIES"]
+
     /// From `PAYWALL_SECURE_COOKIES` (`1`/`true` or `0`/`false`); anything else is refused
     /// with the variable's name.
     public static func resolve(environment: [String: String]) throws(ServiceError) -> WebSettings {

@@ -177,6 +177,10 @@ struct ServeTests {
             #expect(result.status == 64, "\(arguments) \(environment): \(result.stderr)")
             #expect(result.stderr.contains("invalid"), "\(result.stderr)")
         }
+        // A misspelt setting is not ignored (the default would be taken silently).
+        let typo = try cli.run(["serve", "--port", "0"], extraEnvironment: ["PAYWALL_DEV_KEYS": "1", "PAYWALL_PORTT": "9"])
+        #expect(typo.status == 64 && typo.stderr.contains("PAYWALL_PORTT is not a setting of paywall serve (did you mean PAYWALL_PORT?)"), "\(typo.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "refused before anything was made")
     }
 
     /// Whether a TCP connection to the loopback port is accepted now.

@@ -4,7 +4,7 @@ import FoundationNetworking
 #endif
 import Testing
 import PaywallCore
-import PaywallStore
+@testable import PaywallStore
 import PaywallTestSupport
 
 /// Two `paywall serve` processes on one PostgreSQL database, as behind a load balancer.
@@ -95,6 +95,117 @@ struct MultiServerTests {
         #expect(seen == (newRevision, newRevision), "both servers switch within seconds")
         // Two more free articles for the device under the new policy (5 a month).
         #expect(try await clients[1].access(title: "euronews", article: "after1", token: device) == "full")
+        #expect(a.stop() == 0)
+        #expect(b.stop() == 0)
+    }
+
+    /// A JSON answer: its status, its top-level strings and its error code.
+    struct Reply: Sendable {
+        var status: Int
+        var strings: [String: String] = [:]
+        var errorCode: String?
+    }
+
+    /// A JSON request (loopback, a real HTTP client).
+    static func call(_ base: String, _ path: String, _ body: [String: String]? = nil, raw: Data? = nil, token: String? = nil,
+                     headers: [String: String] = [:]) async -> Reply {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = raw ?? (try? JSONSerialization.data(withJSONObject: body ?? [:]))
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return Reply(status: 0) }
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return Reply(
+            status: (response as? HTTPURLResponse)?.statusCode ?? 0, strings: object.compactMapValues { $0 as? String },
+            errorCode: (object["error"] as? [String: Any])?["code"] as? String)
+    }
+
+    /// `count` requests at once, in order of their index.
+    static func race(_ count: Int, _ request: @escaping @Sendable (Int) async -> Reply) async -> [Reply] {
+        await withTaskGroup(of: (Int, Reply).self) { group in
+            for index in 0..<count { group.addTask { (index, await request(index)) } }
+            return await group.reduce(into: [(Int, Reply)]()) { $0.append($1) }.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    @Test("one trial per person, one refresh successor, the gift limit, the sign-in throttle's count, a payment event once: exact across two servers")
+    func otherExactnessAcrossServers() async throws {
+        let cli = try CLIHarness(backend: .postgres)
+        let policies = cli.folder.appendingPathComponent("policies")
+        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
+        try Data(ServeTests.policy.replacingOccurrences(of: "offer subscribe", with: "offer subscribe, trial 14 days").utf8)
+            .write(to: policies.appendingPathComponent("test.policy"))
+        for command in [
+            ["title", "add", "euronews", "--name", "Euronews", "--publisher", "E"],
+            ["plan", "add", "news", "--name", "News", "--period", "month", "--titles", "euronews"], ["keys", "generate"],
+        ] { #expect(try cli.run(command).status == 0) }
+        let environment = ["PAYWALL_GIFT_MONTHLY_LIMIT": "3", "PAYWALL_STRIPE_WEBHOOK_SECRETS": StripeFixtures.secret]
+        let a = try ServerProcess(cli, arguments: ["--policies", policies.path], environment: environment)
+        let b = try ServerProcess(cli, arguments: ["--policies", policies.path], environment: environment)
+        let bases = [a.base, b.base]
+        let password = "correct horse battery staple"
+        func signUp(_ email: String, on base: String) async throws -> Reply {
+            let reply = await Self.call(base, "/v1/accounts", ["email": email, "password": password])
+            #expect(reply.status == 201, "sign-up \(email): \(reply)")
+            return reply
+        }
+
+        // One trial per person: two accounts of one person (the same address, plus-tagged),
+        // twelve starts at once over both servers.
+        let first = try await signUp("trial.person@example.com", on: a.base)
+        let second = try await signUp("trial.person+work@example.com", on: b.base)
+        let trialTokens = [first.strings["accessToken"] ?? "", second.strings["accessToken"] ?? ""]
+        let trials = await Self.race(12) { index in await Self.call(bases[index % 2], "/v1/trials", [:], token: trialTokens[(index / 2) % 2]) }
+        #expect(trials.filter { $0.status == 201 }.count == 1, "\(trials.map(\.status))")
+        #expect(trials.filter { $0.status == 409 && $0.errorCode == "trial_already_used" }.count == 11)
+
+        // A refresh token sent ten times at once over both servers: one successor for all.
+        let session = try await signUp("refresh@example.com", on: a.base)
+        let refreshToken = try #require(session.strings["refreshToken"])
+        let refreshes = await Self.race(10) { index in await Self.call(bases[index % 2], "/v1/sessions/refresh", ["refreshToken": refreshToken]) }
+        #expect(refreshes.allSatisfy { $0.status == 200 }, "\(refreshes.map(\.status))")
+        #expect(Set(refreshes.compactMap { $0.strings["refreshToken"] }).count == 1, "one successor")
+
+        // The gift limit (3 a month) with twelve gifts at once over both servers.
+        let giver = try await signUp("giver@example.com", on: b.base)
+        #expect(try cli.run(["membership", "grant", "giver@example.com", "--plan", "news"]).status == 0)
+        let giverToken = try #require(giver.strings["accessToken"])
+        let gifts = await Self.race(12) { index in
+            await Self.call(bases[index % 2], "/v1/gifts", ["title": "euronews", "article": "g\(index)"], token: giverToken)
+        }
+        #expect(gifts.filter { $0.status == 201 }.count == 3, "\(gifts.map(\.status))")
+        #expect(gifts.filter { $0.status == 403 }.count == 9)
+
+        // Twenty wrong passwords at once over both servers: every attempt let through is
+        // counted (none lost between the servers), and the block refuses the rest.
+        _ = try await signUp("throttled@example.com", on: a.base)
+        let guesses = await Self.race(20) { index in
+            await Self.call(bases[index % 2], "/v1/sessions", ["email": "throttled@example.com", "password": "wrong password \(index)"])
+        }
+        let wrong = guesses.filter { $0.status == 401 }.count
+        #expect(wrong + guesses.filter { $0.status == 429 }.count == 20, "\(guesses.map(\.status))")
+        #expect(wrong >= 6 && wrong < 20, "the free attempts, then refused: \(guesses.map(\.status))")
+        let store = try Store(location: cli.database)
+        defer { try? store.close() }
+        let counted = try store.read { db in
+            try db.fetchValue(Int.self, "SELECT SUM(failures) FROM sign_in_failures WHERE key LIKE ?", ["%throttled@example.com%"]) ?? 0
+        }
+        #expect(counted == wrong, "\(counted) failures counted for \(wrong) wrong passwords answered")
+
+        // One payment event delivered twelve times at once over both servers: taken once.
+        let now = Date()
+        let event = StripeFixtures.event(id: "evt_multi", type: "customer.subscription.created", created: now, object: StripeFixtures.subscription(
+            id: "sub_multi", customer: "cus_multi", status: "active", price: "price_news", periodEnd: now.addingTimeInterval(30 * 86_400)))
+        let signature = StripeFixtures.signature(event, at: now)
+        let deliveries = await Self.race(12) { index in
+            await Self.call(bases[index % 2], "/v1/billing/stripe", raw: Data(event), headers: ["Stripe-Signature": signature])
+        }
+        let outcomes = deliveries.map { $0.strings["outcome"] ?? "status \($0.status)" }
+        #expect(outcomes.filter { $0 == "duplicate" }.count == 11 && outcomes.filter { $0 == "pending" }.count == 1, "\(outcomes)")
+        let events = try store.read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM billing_events WHERE event_id = 'evt_multi'") ?? 0 }
+        #expect(events == 1)
         #expect(a.stop() == 0)
         #expect(b.stop() == 0)
     }

@@ -213,6 +213,44 @@ struct ServeTests {
         }
     }
 
+    @Test("SIGHUP reloads the policy folder; a policy that does not check is refused and the one in force stays")
+    func hangupReloads() async throws {
+        let cli = try seeded()
+        let folder = cli.folder.appendingPathComponent("policies")
+        let server = try ServerProcess(cli, arguments: ["--policies", folder.path])
+        let client = APIClient(base: server.base)
+        func revision() async throws -> String {
+            let object = try JSONSerialization.jsonObject(with: Data(try await client.text("/readyz").utf8)) as? [String: Any]
+            return object?["policyRevision"] as? String ?? ""
+        }
+        func waitForChange(from old: String) async throws -> String {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                let now = try await revision()
+                if now != old { return now }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return old
+        }
+        let first = try await revision()
+        #expect(!first.isEmpty)
+        let file = folder.appendingPathComponent("test.policy")
+        try Data(Self.policy.replacingOccurrences(of: "limit 3 per", with: "limit 4 per").utf8).write(to: file)
+        try await Task.sleep(for: .milliseconds(2_500))
+        #expect(try await revision() == first, "the folder is read on SIGHUP (or a reload), not watched")
+        server.child.send(SIGHUP)
+        let second = try await waitForChange(from: first)
+        #expect(second != first, "the edited folder is in force after SIGHUP")
+        // A policy that does not check: refused, the second stays, the server answers.
+        try Data("rule \"broken\" { when nonsense.fact; grant full }".utf8).write(to: file)
+        server.child.send(SIGHUP)
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(try await revision() == second)
+        let member = try token(cli, "member@example.com")
+        #expect(try await client.access(title: "euronews", article: "h1", token: member) == "full")
+        #expect(server.stop(SIGTERM) == 0)
+    }
+
     @Test("members, metered readers, concurrent checks, device meters across a restart, SIGTERM exits 0")
     func journey() async throws {
         let cli = try seeded()

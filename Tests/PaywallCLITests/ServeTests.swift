@@ -414,8 +414,9 @@ struct ServeTests {
         let server = try ServerProcess(cli, arguments: arguments)
         let client = APIClient(base: server.base)
         // Each device has three free articles; many devices, checked concurrently.
-        var devices: [String] = []
-        for _ in 0..<12 { devices.append(try await client.post("/v1/devices", "{}").deviceToken) }
+        var minted: [String] = []
+        for _ in 0..<12 { minted.append(try await client.post("/v1/devices", "{}").deviceToken) }
+        let devices = minted
         let acknowledged = AcknowledgedReads()
         let checks = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -434,6 +435,20 @@ struct ServeTests {
         server.stop(SIGKILL)
         await checks.value
         #expect(acknowledged.count >= 12)
+
+        // Restarted, the server knows every acknowledged read: each is a free re-read, and
+        // a device whose three reads were all answered full is on the teaser.
+        let restarted = try ServerProcess(cli, arguments: arguments)
+        let again = APIClient(base: restarted.base)
+        for read in acknowledged.all.sorted() {
+            let parts = read.dropFirst().split(separator: "-")
+            let device = devices[Int(parts[0]) ?? 0]
+            #expect(try await again.access(title: "euronews", article: read, token: device) == "full", "\(read) re-read after the restart")
+        }
+        for (index, device) in devices.enumerated() where (0..<3).allSatisfy({ acknowledged.all.contains("k\(index)-\($0)") }) {
+            #expect(try await again.access(title: "euronews", article: "k\(index)-new", token: device) == "teaser", "device \(index)'s meter survived")
+        }
+        #expect(restarted.stop(SIGTERM) == 0)
 
         let store = try Store(path: cli.database)
         let stored = Set(try store.reads(since: .distantPast, limit: 100_000).map(\.articleID))

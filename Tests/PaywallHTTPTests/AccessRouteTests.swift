@@ -10,9 +10,9 @@ import Testing
 
 @Suite("POST /v1/access in process")
 struct AccessRouteTests {
-    @Test("anonymous: the teaser, sign up / sign in / a 14-day trial, no grant, private and uncached")
-    func anonymous() async throws {
-        let f = try seededFixture()
+    @Test("anonymous: the teaser, sign up / sign in / a 14-day trial, no grant, private and uncached", arguments: TestBackend.all)
+    func anonymous(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let before = try f.snapshot()
         let response = try await withAPI(f) { client in try await client.access(article: "a1") }
         #expect(response.status == .ok)
@@ -33,9 +33,9 @@ struct AccessRouteTests {
         #expect(try f.snapshot() == before, "an anonymous check records nothing")
     }
 
-    @Test("a member reads the plan's titles in full, with a verifiable article grant; a teaser elsewhere")
-    func member() async throws {
-        let f = try seededFixture()
+    @Test("a member reads the plan's titles in full, with a verifiable article grant; a teaser elsewhere", arguments: TestBackend.all)
+    func member(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let token = try accessToken(f, "member@example.com")
         let account = try f.service.account("member@example.com")
         let (inPlan, otherPlan, outside) = try await withAPI(f) { client in
@@ -76,9 +76,9 @@ struct AccessRouteTests {
         #expect(offers(teaser) == ["trial:14", "subscribe"])
     }
 
-    @Test("a signed-in reader: exactly three free articles, then the teaser; a re-read is free; the meter is exact")
-    func metered() async throws {
-        let f = try seededFixture()
+    @Test("a signed-in reader: exactly three free articles, then the teaser; a re-read is free; the meter is exact", arguments: TestBackend.all)
+    func metered(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let start = f.clock.now()
         var answers: [[String: Any]] = []
         for (index, article) in ["a1", "a2", "a3", "a4", "a2"].enumerated() {
@@ -116,9 +116,9 @@ struct AccessRouteTests {
         #expect(meter["used"] as? Int == 3 && meter["remaining"] as? Int == 0)
     }
 
-    @Test("a device token is a reader: its checks answer 200, anonymous offers, no account meter")
-    func deviceReader() async throws {
-        let f = try seededFixture()
+    @Test("a device token is a reader: its checks answer 200, anonymous offers, no account meter", arguments: TestBackend.all)
+    func deviceReader(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let device = try f.service.issueDeviceToken(renewing: nil).token
         let (paid, free) = try await withAPI(f) { client in
             (try await client.access(article: "a1", token: device), try await client.access(article: "f1", free: true, token: device))
@@ -139,9 +139,9 @@ struct AccessRouteTests {
         #expect(claims.registered.subject == "device:\(deviceClaims.deviceID)", "the grant names the device")
     }
 
-    @Test("JSON-LD isAccessibleForFree: true only for a publisher-free article without caps")
-    func jsonLD() async throws {
-        let f = try seededFixture()
+    @Test("JSON-LD isAccessibleForFree: true only for a publisher-free article without caps", arguments: TestBackend.all)
+    func jsonLD(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let member = try accessToken(f, "member@example.com")
         let reader = try accessToken(f, "reader@example.com")
         let results = try await withAPI(f) { client in
@@ -167,9 +167,9 @@ struct AccessRouteTests {
         #expect((reading["meter"] as? [String: Any])?["consumed"] as? Bool != true, "a free article uses no unit")
     }
 
-    @Test("X-Request-Id: a sane one echoed, a hostile or missing one replaced, on answers and errors")
-    func requestID() async throws {
-        let f = try seededFixture()
+    @Test("X-Request-Id: a sane one echoed, a hostile or missing one replaced, on answers and errors", arguments: TestBackend.all)
+    func requestID(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let header = HTTPField.Name("X-Request-Id")!
         let responses = try await withAPI(f) { client in
             [

@@ -48,8 +48,8 @@ final class FakeSendmail: @unchecked Sendable {
 }
 
 /// A seeded service whose mail goes to a fake sendmail.
-func readerFixture(mail: FakeSendmail?, configure: @escaping (inout ServiceConfiguration) -> Void = { _ in }) throws -> ServiceFixture {
-    let f = try seededFixture { configuration in
+func readerFixture(mail: FakeSendmail?, backend: TestBackend = .sqlite, configure: @escaping (inout ServiceConfiguration) -> Void = { _ in }) throws -> ServiceFixture {
+    let f = try seededFixture(backend: backend) { configuration in
         configuration.sendmailCommand = mail.map { [$0.script, "-t"] }
         configure(&configuration)
     }
@@ -90,10 +90,10 @@ extension TestResponse {
 
 @Suite("Readers' accounts over HTTP")
 struct AccountRouteTests {
-    @Test("sign up with a device token: its reads carry over, the verification mail is sent, the link verifies once")
-    func signUpJourney() async throws {
+    @Test("sign up with a device token: its reads carry over, the verification mail is sent, the link verifies once", arguments: TestBackend.all)
+    func signUpJourney(backend: TestBackend) async throws {
         let mail = try FakeSendmail()
-        let f = try readerFixture(mail: mail)
+        let f = try readerFixture(mail: mail, backend: backend)
         let (signUp, me, verify, again, beforeAgain, afterAgain) = try await withAPI(f) { client in
             let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
             // The shipped policy meters signed-in readers only: the device's reads are
@@ -141,9 +141,9 @@ struct AccountRouteTests {
         #expect(outbox.count == 1 && outbox[0].sentAt != nil && outbox[0].body.isEmpty)
     }
 
-    @Test("the device token may come as the bearer instead of in the body")
-    func signUpWithBearerDevice() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("the device token may come as the bearer instead of in the body", arguments: TestBackend.all)
+    func signUpWithBearerDevice(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         let signUp = try await withAPI(f) { client in
             let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
             let sub = try #require(try claims(of: device)["sub"] as? String)
@@ -154,9 +154,9 @@ struct AccountRouteTests {
         #expect(try signUp.object()["carriedReads"] as? Int == 1)
     }
 
-    @Test("sign-ups per client address: the burst, then 429 too_many_sign_ups with Retry-After, nothing written")
-    func signUpLimit() async throws {
-        let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 2 }
+    @Test("sign-ups per client address: the burst, then 429 too_many_sign_ups with Retry-After, nothing written", arguments: TestBackend.all)
+    func signUpLimit(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.signUpsPerAddress = 2 }
         try await withAPI(f) { client in
             #expect(try await client.signUp("one@example.com").status == .created)
             #expect(try await client.signUp("two@example.com").status == .created)
@@ -171,9 +171,9 @@ struct AccountRouteTests {
         #expect(throws: ServiceError.self) { try f.service.account("three@example.com") }
     }
 
-    @Test("a refused sign-up (bad email, weak password, bad name) spends none of the address's budget; the name is optional")
-    func refusedSignUpsSpendNothing() async throws {
-        let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 1 }
+    @Test("a refused sign-up (bad email, weak password, bad name) spends none of the address's budget; the name is optional", arguments: TestBackend.all)
+    func refusedSignUpsSpendNothing(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.signUpsPerAddress = 1 }
         try await withAPI(f) { client in
             let before = try f.snapshot()
             for _ in 0..<3 {
@@ -190,17 +190,17 @@ struct AccountRouteTests {
         #expect(try f.service.account("nameless@example.com").displayName == nil)
     }
 
-    @Test("a blank name is no name")
-    func blankName() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("a blank name is no name", arguments: TestBackend.all)
+    func blankName(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         let response = try await withAPI(f) { client in try await client.signUp("blank@example.com", name: "  ") }
         #expect(response.status == .created, "\(response.text)")
         #expect(try f.service.account("blank@example.com").displayName == nil)
     }
 
-    @Test("password-reset requests per client address: the burst, then 429 too_many_reset_requests for known and unknown emails alike, nothing written")
-    func resetRequestLimit() async throws {
-        let f = try readerFixture(mail: nil) { $0.signUpsPerAddress = 2 }
+    @Test("password-reset requests per client address: the burst, then 429 too_many_reset_requests for known and unknown emails alike, nothing written", arguments: TestBackend.all)
+    func resetRequestLimit(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.signUpsPerAddress = 2 }
         try await withAPI(f) { client in
             #expect(try await client.json("/v1/password/forgot", ["email": "reader@example.com"]).status == .ok)
             #expect(try await client.json("/v1/password/forgot", ["email": "nobody@example.com"]).status == .ok)
@@ -213,9 +213,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("sign-up refusals write nothing")
-    func signUpRefusals() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("sign-up refusals write nothing", arguments: TestBackend.all)
+    func signUpRefusals(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         let cases: [([String: Any], String?, HTTPResponse.Status, String)] = [
             (["password": "a long enough passphrase", "name": "X"], nil, .badRequest, "missing_field"),
             (["email": "x@example.com", "password": "a long enough passphrase", "name": "X", "admin": true], nil, .badRequest, "unknown_field"),
@@ -250,9 +250,9 @@ struct AccountRouteTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("sign in, refresh with rotation; a reused refresh token revokes the family and is audited")
-    func refreshRotation() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("sign in, refresh with rotation; a reused refresh token revokes the family and is audited", arguments: TestBackend.all)
+    func refreshRotation(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         let (first, second, reused, afterReuse) = try await withAPI(f) { client in
             let signIn = try await client.signIn("reader@example.com", deviceName: "laptop")
             #expect(signIn.status == .created, "\(signIn.text)")
@@ -273,9 +273,9 @@ struct AccountRouteTests {
         #expect(try f.service.auditEntries(target: "account:\(reader.id)", limit: 100).contains { $0.action == "session.reuse" })
     }
 
-    @Test("refresh refusals: unknown, empty, oversized tokens; nothing written")
-    func refreshRefusals() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("refresh refusals: unknown, empty, oversized tokens; nothing written", arguments: TestBackend.all)
+    func refreshRefusals(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         let before = try f.snapshot()
         let answers = try await withAPI(f) { client in
             [try await client.json("/v1/sessions/refresh", ["refreshToken": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]),
@@ -290,9 +290,9 @@ struct AccountRouteTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("past the session cap, signing in ends the least recently used session and says so")
-    func sessionCap() async throws {
-        let f = try readerFixture(mail: nil) { $0.maximumSessions = 2 }
+    @Test("past the session cap, signing in ends the least recently used session and says so", arguments: TestBackend.all)
+    func sessionCap(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.maximumSessions = 2 }
         let (signIns, refreshedOld, me) = try await withAPI(f) { client in
             var signIns: [TestResponse] = []
             for device in ["phone", "tablet"] {
@@ -318,9 +318,9 @@ struct AccountRouteTests {
         #expect(sessions.allSatisfy { $0["lastUsedAt"] is String && $0["startedAt"] is String })
     }
 
-    @Test("sign out, sign out everywhere and revoking one session; refusals write nothing")
-    func signingOut() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("sign out, sign out everywhere and revoking one session; refusals write nothing", arguments: TestBackend.all)
+    func signingOut(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         try await withAPI(f) { client in
             let one = try await client.signIn("reader@example.com", deviceName: "one")
             let two = try await client.signIn("reader@example.com", deviceName: "two")
@@ -366,9 +366,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("sign-in answers alike for an unknown email and a wrong password, then 429 with Retry-After; a restart keeps the count")
-    func throttledSignIn() async throws {
-        let f = try readerFixture(mail: nil) { configuration in
+    @Test("sign-in answers alike for an unknown email and a wrong password, then 429 with Retry-After; a restart keeps the count", arguments: TestBackend.all)
+    func throttledSignIn(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { configuration in
             configuration.signInThrottle.accountFree = 2
             configuration.signInThrottle.accountRefuseAfter = 4
         }
@@ -409,10 +409,10 @@ struct AccountRouteTests {
         #expect(fine.status == .created, "\(fine.text)")
     }
 
-    @Test("password reset by a single-use link: a newer link voids the older, sessions end, the new password works")
-    func passwordReset() async throws {
+    @Test("password reset by a single-use link: a newer link voids the older, sessions end, the new password works", arguments: TestBackend.all)
+    func passwordReset(backend: TestBackend) async throws {
         let mail = try FakeSendmail()
-        let f = try readerFixture(mail: mail)
+        let f = try readerFixture(mail: mail, backend: backend)
         try await withAPI(f) { client in
             let session = try await client.signIn("reader@example.com")
             var before = try f.snapshot()
@@ -447,10 +447,10 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("a link expires")
-    func linkExpires() async throws {
+    @Test("a link expires", arguments: TestBackend.all)
+    func linkExpires(backend: TestBackend) async throws {
         let mail = try FakeSendmail()
-        let f = try readerFixture(mail: mail)
+        let f = try readerFixture(mail: mail, backend: backend)
         try await withAPI(f) { client in
             _ = try await client.json("/v1/password/forgot", ["email": "reader@example.com"])
             f.clock.advance(by: 3_601)
@@ -459,9 +459,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("without a sendmail command mail waits in the outbox; a resend voids the previous link")
-    func queuedMail() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("without a sendmail command mail waits in the outbox; a resend voids the previous link", arguments: TestBackend.all)
+    func queuedMail(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         try await withAPI(f) { client in
             let signUp = try await client.signUp("queued@example.com")
             #expect(try signUp.object()["verificationMail"] as? String == "queued")
@@ -478,8 +478,8 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("mail is delivered after the answer, off the request: a sendmail that blocks holds up no sign-up")
-    func deliveryOffTheRequest() async throws {
+    @Test("mail is delivered after the answer, off the request: a sendmail that blocks holds up no sign-up", arguments: TestBackend.all)
+    func deliveryOffTheRequest(backend: TestBackend) async throws {
         let folder = try TestFolder("paywall-gated-sendmail")
         let gate = folder.path("gate"), capture = folder.path("mail.txt"), script = folder.path("sendmail")
         // Waits until the test opens the gate, then captures the message.
@@ -489,7 +489,7 @@ struct AccountRouteTests {
             cat >> '\(capture)'
             """.write(toFile: script, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        let f = try readerFixture(mail: nil) { $0.sendmailCommand = [script, "-t"] }
+        let f = try readerFixture(mail: nil, backend: backend) { $0.sendmailCommand = [script, "-t"] }
         let answers = try await withAPI(f) { client in
             [try await client.signUp("first@example.com"), try await client.signUp("second@example.com")]
         }
@@ -504,10 +504,10 @@ struct AccountRouteTests {
         #expect(try f.service.outbox().allSatisfy { $0.sentAt != nil })
     }
 
-    @Test("a failing sendmail keeps the message in the outbox, to be tried again")
-    func failingSendmail() async throws {
+    @Test("a failing sendmail keeps the message in the outbox, to be tried again", arguments: TestBackend.all)
+    func failingSendmail(backend: TestBackend) async throws {
         let mail = try FakeSendmail(exitStatus: 75)
-        let f = try readerFixture(mail: mail)
+        let f = try readerFixture(mail: mail, backend: backend)
         let signUp = try await withAPI(f) { client in try await client.signUp("fails@example.com") }
         #expect(signUp.status == .created)
         #expect(try signUp.object()["verificationMail"] as? String == "queued")
@@ -516,9 +516,9 @@ struct AccountRouteTests {
         #expect(message.sentAt == nil && message.attempts == 1 && message.lastError?.contains("75") == true && !message.body.isEmpty)
     }
 
-    @Test("too much mail to one address is refused (resend) or silently dropped (forgot password)")
-    func mailLimit() async throws {
-        let f = try readerFixture(mail: nil) { $0.mailsPerAddressPerHour = 2 }
+    @Test("too much mail to one address is refused (resend) or silently dropped (forgot password)", arguments: TestBackend.all)
+    func mailLimit(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.mailsPerAddressPerHour = 2 }
         try await withAPI(f) { client in
             let signUp = try await client.signUp("busy@example.com")  // mail 1
             let access = try signUp.string("accessToken")
@@ -532,9 +532,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("DELETE /v1/me: the password again; refusals write nothing; a renewing subscription first; then the account, its sessions and reads are gone and its token opens nothing")
-    func deleteOwnAccount() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("DELETE /v1/me: the password again; refusals write nothing; a renewing subscription first; then the account, its sessions and reads are gone and its token opens nothing", arguments: TestBackend.all)
+    func deleteOwnAccount(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         @Sendable func delete(_ client: any TestClientProtocol, _ body: String?, token: String?) async throws -> TestResponse {
             var headers: HTTPFields = [.contentType: "application/json"]
             if let token { headers[.authorization] = "Bearer \(token)" }
@@ -576,9 +576,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL: no trial before the address is confirmed (403, nothing written), then the trial")
-    func trialNeedsVerifiedEmail() async throws {
-        let f = try readerFixture(mail: nil) { $0.trialNeedsVerifiedEmail = true }
+    @Test("PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL: no trial before the address is confirmed (403, nothing written), then the trial", arguments: TestBackend.all)
+    func trialNeedsVerifiedEmail(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.trialNeedsVerifiedEmail = true }
         try await withAPI(f) { client in
             let access = try await client.signUp("new@example.com").string("accessToken")
             let before = try f.snapshot()
@@ -593,9 +593,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("POST /v1/trials starts the policy's trial once per person; refusals write nothing")
-    func trials() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("POST /v1/trials starts the policy's trial once per person; refusals write nothing", arguments: TestBackend.all)
+    func trials(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         try await withAPI(f) { client in
             let signUp = try await client.signUp("jo.smith@gmail.com")
             let access = try signUp.string("accessToken")
@@ -624,9 +624,9 @@ struct AccountRouteTests {
         }
     }
 
-    @Test("GET /v1/me: memberships, trial, meters; a token of a deleted account is refused")
-    func profile() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("GET /v1/me: memberships, trial, meters; a token of a deleted account is refused", arguments: TestBackend.all)
+    func profile(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         let member = try accessToken(f, "member@example.com")
         let trial = try accessToken(f, "trial@example.com")
         let reader = try accessToken(f, "reader@example.com")
@@ -644,9 +644,9 @@ struct AccountRouteTests {
         #expect(noToken.status == .unauthorized && noToken.errorCode == "token_required")
     }
 
-    @Test("each account route takes its methods only: others get 405 with Allow")
-    func methods() async throws {
-        let f = try readerFixture(mail: nil)
+    @Test("each account route takes its methods only: others get 405 with Allow", arguments: TestBackend.all)
+    func methods(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
         // The methods each path takes (GET brings HEAD), in the router's order.
         var byPath: [String: [HTTPRequest.Method]] = [:]
         var order: [String] = []

@@ -16,8 +16,8 @@ import Testing
 struct BillingRouteTests {
     static let stripeSignature = HTTPField.Name("Stripe-Signature")!
 
-    static func fixture(configured: Bool = true) throws -> ServiceFixture {
-        let f = try seededFixture { if configured { $0.stripeWebhookSecrets = [StripeFixtures.secret] } }
+    static func fixture(configured: Bool = true, backend: TestBackend = .sqlite) throws -> ServiceFixture {
+        let f = try seededFixture(backend: backend) { if configured { $0.stripeWebhookSecrets = [StripeFixtures.secret] } }
         _ = try f.service.mapBillingProduct(provider: .stripe, externalID: "price_news", plan: "news", actor: f.admin)
         return f
     }
@@ -28,9 +28,9 @@ struct BillingRouteTests {
         return try await client.execute(uri: "/v1/billing/stripe", method: .post, headers: headers, body: ByteBuffer(bytes: body))
     }
 
-    @Test("Stripe events signed over their exact bytes are applied, once; the reader then reads as a member")
-    func stripeApplied() async throws {
-        let f = try Self.fixture()
+    @Test("Stripe events signed over their exact bytes are applied, once; the reader then reads as a member", arguments: TestBackend.all)
+    func stripeApplied(backend: TestBackend) async throws {
+        let f = try Self.fixture(backend: backend)
         let account = try f.service.account("reader@example.com").id.rawValue
         let now = f.service.now
         // Bytes as Stripe sends them: pretty-printed, which re-encoding would change.
@@ -57,9 +57,9 @@ struct BillingRouteTests {
         }
     }
 
-    @Test("refused: bad or missing signature (400 invalid_signature), wrong media type (415), too large (413), not configured (404); nothing written")
-    func stripeRefused() async throws {
-        let f = try Self.fixture()
+    @Test("refused: bad or missing signature (400 invalid_signature), wrong media type (415), too large (413), not configured (404); nothing written", arguments: TestBackend.all)
+    func stripeRefused(backend: TestBackend) async throws {
+        let f = try Self.fixture(backend: backend)
         let body = StripeFixtures.event(id: "evt_1", type: "checkout.session.completed", created: f.service.now,
                                         object: StripeFixtures.checkout(customer: "cus_1", account: nil, subscription: nil))
         let before = try f.snapshot()
@@ -78,7 +78,7 @@ struct BillingRouteTests {
         }
         #expect(try f.snapshot() == before)
 
-        let bare = try Self.fixture(configured: false)
+        let bare = try Self.fixture(configured: false, backend: backend)
         let bareBefore = try bare.snapshot()
         try await withAPI(bare) { client in
             let response = try await Self.stripe(client, body, signature: StripeFixtures.signature(body, at: bare.service.now))
@@ -137,9 +137,9 @@ struct BillingRouteTests {
         }
     }
 
-    @Test("the admin API keeps the price and product mappings")
-    func adminMappings() async throws {
-        let f = try Self.fixture()
+    @Test("the admin API keeps the price and product mappings", arguments: TestBackend.all)
+    func adminMappings(backend: TestBackend) async throws {
+        let f = try Self.fixture(backend: backend)
         let admin = try adminToken(f, [.catalog])
         let members = try adminToken(f, [.members])
         try await withAPI(f) { client in
@@ -159,9 +159,9 @@ struct BillingRouteTests {
         }
     }
 
-    @Test("the admin API links a customer or a waiting subscription to an account and answers the events applied; refusals are JSON errors with stable codes and write nothing")
-    func adminLinks() async throws {
-        let f = try Self.fixture()
+    @Test("the admin API links a customer or a waiting subscription to an account and answers the events applied; refusals are JSON errors with stable codes and write nothing", arguments: TestBackend.all)
+    func adminLinks(backend: TestBackend) async throws {
+        let f = try Self.fixture(backend: backend)
         let admin = try adminToken(f, [.members])
         let catalog = try adminToken(f, [.catalog])
         let now = f.service.now

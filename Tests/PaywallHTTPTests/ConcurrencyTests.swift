@@ -13,9 +13,9 @@ func signUp(_ f: ServiceFixture, _ email: String) throws {
 
 @Suite("Concurrent access checks in process")
 struct ConcurrencyTests {
-    @Test("20 checks of different articles at once with one unit left: exactly one full, one read recorded")
-    func lastUnit() async throws {
-        let f = try seededFixture()
+    @Test("20 checks of different articles at once with one unit left: exactly one full, one read recorded", arguments: TestBackend.all)
+    func lastUnit(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let account = try f.service.account("reader@example.com")
         let token = try accessToken(f, "reader@example.com")
         // Two of the three units used.
@@ -48,9 +48,9 @@ struct ConcurrencyTests {
         #expect(try f.service.meterReport(subject: .account(account.id), window: 30 * 86_400, title: nil).usage.used == 3)
     }
 
-    @Test("the same article checked twice at once is counted once, and both answers show the meter as it is")
-    func sameArticleTwice() async throws {
-        let f = try seededFixture()
+    @Test("the same article checked twice at once is counted once, and both answers show the meter as it is", arguments: TestBackend.all)
+    func sameArticleTwice(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         // Several readers, so the pair of checks races more than once.
         var tokens: [String] = []
         for index in 0..<8 {

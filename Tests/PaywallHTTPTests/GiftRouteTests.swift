@@ -19,9 +19,9 @@ struct GiftRouteTests {
         return String(decoding: data ?? Data(), as: UTF8.self)
     }
 
-    @Test("a member gives an article; anyone reads it in full, recorded as a gift read, no meter used")
-    func giveAndRead() async throws {
-        let f = try seededFixture()
+    @Test("a member gives an article; anyone reads it in full, recorded as a gift read, no meter used", arguments: TestBackend.all)
+    func giveAndRead(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let member = try accessToken(f, "member@example.com")
         let reader = try accessToken(f, "reader@example.com")
         let created = try await withAPI(f) { client in try await client.post("/v1/gifts", #"{"title":"euronews","article":"a1"}"#, token: member) }
@@ -58,9 +58,9 @@ struct GiftRouteTests {
         #expect(report.titles.first?.giftReads == 2 && report.titles.first?.giftArticles == 1)
     }
 
-    @Test("who may give: members of the title only; bad input refused; nothing written")
-    func whoMayGive() async throws {
-        let f = try seededFixture()
+    @Test("who may give: members of the title only; bad input refused; nothing written", arguments: TestBackend.all)
+    func whoMayGive(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let member = try accessToken(f, "member@example.com")
         let reader = try accessToken(f, "reader@example.com")
         let trial = try accessToken(f, "trial@example.com")
@@ -86,9 +86,9 @@ struct GiftRouteTests {
         #expect(try f.snapshot() == before)
     }
 
-    @Test("gift links refused on access: another article, expired, forged, withdrawn, not a gift; nothing recorded")
-    func refusedGifts() async throws {
-        let f = try seededFixture()
+    @Test("gift links refused on access: another article, expired, forged, withdrawn, not a gift; nothing recorded", arguments: TestBackend.all)
+    func refusedGifts(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
         let member = try accessToken(f, "member@example.com")
         let gift = try await withAPI(f) { client in
             try await client.post("/v1/gifts", #"{"title":"euronews","article":"a1"}"#, token: member).object()["giftToken"] as? String

@@ -13,8 +13,8 @@ import Testing
 /// A service over a fresh database with a small catalog: titles `euronews`, `le-monde` and
 /// `the-daily`; plan `news` (euronews and le-monde); `member@example.com` with that plan,
 /// `reader@example.com` signed up without membership or trial, `trial@example.com` on a trial.
-func seededFixture(configure: (inout ServiceConfiguration) -> Void = { _ in }) throws -> ServiceFixture {
-    let f = try ServiceFixture(configure: configure)
+func seededFixture(backend: TestBackend = .sqlite, configure: (inout ServiceConfiguration) -> Void = { _ in }) throws -> ServiceFixture {
+    let f = try ServiceFixture(backend: backend, configure: configure)
     _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "Euronews SA", actor: f.admin)
     _ = try f.service.addTitle(id: "le-monde", name: "Le Monde", publisher: "Groupe Le Monde", actor: f.admin)
     _ = try f.service.addTitle(id: "the-daily", name: "The Daily", publisher: "Daily Ltd", actor: f.admin)

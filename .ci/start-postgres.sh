@@ -17,6 +17,16 @@ for _ in $(seq 1 30); do
     pg_isready -q -h 127.0.0.1 -p 5432 && break
     sleep 1
 done
+# The tests run at once, each store with its own pool (the HTTP route tests on PostgreSQL
+# too): more than the default 100 connections. A restart puts the setting in force.
+if [ "$(su postgres -c "psql -tAq -c 'SHOW max_connections'")" -lt 500 ]; then
+    su postgres -c "psql -q -c 'ALTER SYSTEM SET max_connections = 500'"
+    pg_ctlcluster "$1" "$2" restart
+    for _ in $(seq 1 30); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 1
+    done
+fi
 su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD '${PAYWALL_CI_POSTGRES_PASSWORD:-paywall-ci}'\"" 
 su postgres -c "psql -q -c 'DROP DATABASE IF EXISTS paywall_test' -c 'CREATE DATABASE paywall_test'"
 echo "PostgreSQL $1/$2 ready on 127.0.0.1:5432 (database paywall_test)"

@@ -74,7 +74,13 @@ public struct ServerSettings: Sendable, Equatable {
             guard (0...65_535).contains(port) else { throw invalid("--port", String(port), "a port from 0 to 65535 (0: any free port)") }
             settings.port = port
         } else if let text = environment["PAYWALL_PORT"] {
-            guard let port = Int(text), (0...65_535).contains(port) else { throw invalid("PAYWALL_PORT", text, "a port from 0 to 65535") }
+            guard let port = Int(text), (0...65_535).contains(port) else {
+                // `tcp://10.0.0.7:8080` is what Kubernetes sets for a Service named paywall.
+                let expected = text.hasPrefix("tcp://")
+                    ? "a port from 0 to 65535; this value is a Kubernetes service link (a Service named paywall): pass --port, or set enableServiceLinks: false on the pod"
+                    : "a port from 0 to 65535"
+                throw invalid("PAYWALL_PORT", text, expected)
+            }
             settings.port = port
         }
         if let text = flags.logLevel ?? environment["PAYWALL_LOG_LEVEL"] {

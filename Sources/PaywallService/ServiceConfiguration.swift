@@ -212,7 +212,7 @@ public struct ServiceConfiguration: Sendable {
     /// setting it was most likely meant to be, if one is close.
     public static func unknownSetting(in environment: [String: String], known: Set<String>) -> (name: String, meant: String?)? {
         func isUnknown(_ name: String) -> Bool {
-            guard name.hasPrefix("PAYWALL_"), !known.contains(name) else { return false }
+            guard name.hasPrefix("PAYWALL_"), !known.contains(name), !isServiceLink(name) else { return false }
             return !reservedEnvironmentPrefixes.contains { (prefix: String) -> Bool in name.hasPrefix(prefix) }
         }
         guard let name = environment.keys.filter(isUnknown).sorted().first else { return nil }
@@ -223,6 +223,17 @@ public struct ServiceConfiguration: Sendable {
             if distance < best { (best, meant) = (distance, candidate) }
         }
         return (name, meant)
+    }
+
+    /// Whether `name` has the shape of the variables Kubernetes gives every pod for a
+    /// Service named `paywall` (`PAYWALL_SERVICE_HOST`, `PAYWALL_SERVICE_PORT_HTTP`,
+    /// `PAYWALL_PORT_8080_TCP_ADDR`…): not settings, and not ours to refuse.
+    public static func isServiceLink(_ name: String) -> Bool {
+        if name == "PAYWALL_SERVICE_HOST" || name == "PAYWALL_SERVICE_PORT" || name.hasPrefix("PAYWALL_SERVICE_PORT_") { return true }
+        guard name.hasPrefix("PAYWALL_PORT_") else { return false }
+        let parts = name.dropFirst("PAYWALL_PORT_".count).split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].allSatisfy(\.isNumber), !parts[0].isEmpty, ["TCP", "UDP", "SCTP"].contains(String(parts[1])) else { return false }
+        return parts.count == 2 || (parts.count == 3 && ["PROTO", "PORT", "ADDR"].contains(String(parts[2])))
     }
 
     /// Levenshtein distance (short names only).

@@ -126,7 +126,12 @@ extension Store {
             let waiting = try db.fetchAll("""
                 SELECT id, change FROM billing_events WHERE outcome = 'pending' AND provider = ? AND subscription_id = ? ORDER BY occurred_at, id
                 """, [provider.rawValue, subscription])
-            guard !waiting.isEmpty else { throw StoreError.billingNothingWaiting(subscription: subscription) }
+            guard !waiting.isEmpty else {
+                let failed = try db.fetchValue(Int.self, """
+                    SELECT COUNT(*) FROM billing_events WHERE outcome = 'failed' AND provider = ? AND subscription_id = ?
+                    """, [provider.rawValue, subscription]) ?? 0
+                throw StoreError.billingNothingWaiting(subscription: subscription, failed: failed)
+            }
             try audit(db, actor: actor, action: "billing.link", target: "account:\(accountID)", details: ["provider": provider.rawValue, "subscription": subscription])
             // Each waiting event now names the account, as a subscription's own metadata
             // would; the first applied stores the subscription on it.
@@ -325,8 +330,14 @@ struct BillingApplier {
             }
             accountID = account
         }
-        if accountID == nil, let customer = change.customer { accountID = try linkedAccount(change.provider, customer) }
         let stored = try subscription(change.provider, state.id)
+        // A stored Stripe subscription is its account's whatever its customer's link says
+        // (stored through its metadata or an admin's link while the customer went to
+        // another account): the link is for subscriptions not yet stored. On the App Store
+        // the "customer" is the transaction's own appAccountToken, the account it names:
+        // another one there is a conflict, found below.
+        if accountID == nil, change.provider == .stripe { accountID = stored?.accountID }
+        if accountID == nil, let customer = change.customer { accountID = try linkedAccount(change.provider, customer) }
         if accountID == nil { accountID = stored?.accountID }
         guard let accountID else {
             if let customer = change.customer {
@@ -424,7 +435,16 @@ struct BillingApplier {
                 periodEnd?.millis, status == .pastDue ? graceEnd?.millis : nil, cancel, state.isFinal,
                 max(change.occurredAt, stored?.asOf ?? change.occurredAt).millis, now.millis,
             ])
-        if stored == nil { unblocked.append(Self.key(change.provider, subscription: state.id)) }
+        if stored == nil {
+            // Newly stored: its other events waiting (for the subscription, or for a
+            // customer link that may never come now that the subscription has its account)
+            // are applied after this one.
+            let key = Self.key(change.provider, subscription: state.id)
+            try db.execute("""
+                UPDATE billing_events SET waiting_for = ? WHERE provider = ? AND subscription_id = ? AND outcome = 'pending' AND waiting_for IS NOT NULL
+                """, [key, change.provider.rawValue, state.id])
+            unblocked.append(key)
+        }
         return outcome(.applied, nil, unblocked: unblocked)
     }
 

@@ -47,8 +47,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case billingCustomerLinked(customer: String, account: String)
     /// A provider subscription already held by another account.
     case billingSubscriptionLinked(subscription: String, account: String)
-    /// No event of this provider subscription waits for an account: nothing to link.
-    case billingNothingWaiting(subscription: String)
+    /// No event of this provider subscription waits for an account: nothing to link
+    /// (`failed`: how many of its events were recorded as failed, to retry instead).
+    case billingNothingWaiting(subscription: String, failed: Int)
     /// ``Store/copy(to:)`` refused, or found the copy different from its source: nothing
     /// was written to the target.
     case copyRefused(CopyRefusal)
@@ -124,8 +125,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "customer '\(customer)' is already linked to account \(account)"
         case let .billingSubscriptionLinked(subscription, account):
             return "subscription '\(PrintableText.quoted(subscription))' is already account \(account)'s"
-        case let .billingNothingWaiting(subscription):
-            return "no event of subscription '\(PrintableText.quoted(subscription))' is waiting for an account (paywall billing failed lists those that are); check the id, or link it once its first event has come"
+        case let .billingNothingWaiting(subscription, failed) where failed > 0:
+            return "no event of subscription '\(PrintableText.quoted(subscription))' is waiting for an account; \(failed) of its events failed (paywall billing failures says why): once that is mended, paywall billing retry applies them again"
+        case let .billingNothingWaiting(subscription, _):
+            return "no event of subscription '\(PrintableText.quoted(subscription))' is waiting for an account (paywall billing failures lists those that are); check the id, or link it once its first event has come"
         case let .destinationExists(path):
             return "\(path) already exists; choose another destination"
         case let .copyRefused(refusal):

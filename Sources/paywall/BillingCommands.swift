@@ -187,7 +187,8 @@ struct BillingCommand: ParsableCommand {
             try global.run { service in
                 let results = try service.linkStripeCustomer(customer, account: account, actor: global.auditActor)
                 if global.json { Output(json: true).emit(results.map(BillingResultView.init)); return }
-                print("\(customer) is linked to \(account); \(results.count) waiting event\(results.count == 1 ? "" : "s") applied")
+                let applied = results.filter { $0.outcome == .applied }.count
+                print("\(customer) is linked to \(account); \(applied) waiting event\(applied == 1 ? "" : "s") applied")
             }
         }
     }
@@ -198,7 +199,7 @@ struct BillingCommand: ParsableCommand {
             abstract: "Give an account a subscription whose events wait for one (an App Store purchase made without the app's appAccountToken).",
             discussion: """
                 An App Store purchase made outside the app (an offer code redeemed in the App Store, say) carries no \
-                appAccountToken, so its events wait (paywall billing failed lists them, pending). This applies them to the \
+                appAccountToken, so its events wait (paywall billing failures lists them, pending). This applies them to the \
                 account, and the subscription's later events follow it. Refused when nothing of the subscription waits, or \
                 when another account holds it.
                 """)
@@ -212,7 +213,8 @@ struct BillingCommand: ParsableCommand {
             try global.run { service in
                 let results = try service.linkBillingSubscription(subscription, provider: provider, account: account, actor: global.auditActor)
                 if global.json { Output(json: true).emit(results.map(BillingResultView.init)); return }
-                print("subscription \(subscription) is \(account)'s; \(results.count) waiting event\(results.count == 1 ? "" : "s") applied")
+                let applied = results.filter { $0.outcome == .applied }.count
+                print("subscription \(subscription) is \(account)'s; \(applied) waiting event\(applied == 1 ? "" : "s") applied")
                 for result in results where result.outcome != .applied {
                     print("  \(result.eventID) (\(result.type)): \(result.outcome.rawValue)\(result.detail.map { ": \($0)" } ?? "")")
                 }

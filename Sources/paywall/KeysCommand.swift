@@ -55,7 +55,7 @@ struct KeysCommand: ParsableCommand {
         )
         @OptionGroup var global: GlobalOptions
         @Option(help: "ES256 (default) or Ed25519.") var alg = "ES256"
-        @Option(name: .customLong("publish-ahead"), help: "How long the key is published before it signs, e.g. 10m, 1h, 0s.") var publishAhead = "10m"
+        @Option(name: .customLong("publish-ahead"), parsing: .unconditional, help: "How long the key is published before it signs, e.g. 10m, 1h, 0s.") var publishAhead = "10m"
 
         func validate() throws { _ = try KeysCommand.algorithm(alg) }
 

@@ -46,9 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The policy folder (default ./Policies).", valueName: "dir")) var policies: String?
     @Option(help: ArgumentHelp("The tokens' iss (default paywall).", valueName: "name")) var issuer: String?
     @Option(help: ArgumentHelp("The tokens' aud (default paywall-api).", valueName: "name")) var audience: String?
-    @Option(name: .customLong("access-ttl"), help: ArgumentHelp("Access token lifetime, e.g. 15m (at most 24h).", valueName: "duration")) var accessTTL: String?
-    @Option(name: .customLong("grant-ttl"), help: ArgumentHelp("Article grant lifetime, e.g. 5m (at most 1h).", valueName: "duration")) var grantTTL: String?
-    @Option(name: .customLong("device-ttl"), help: ArgumentHelp("Device token lifetime, e.g. 30d (at most 31d).", valueName: "duration")) var deviceTTL: String?
+    @Option(name: .customLong("access-ttl"), parsing: .unconditional, help: ArgumentHelp("Access token lifetime, e.g. 15m (at most 24h).", valueName: "duration")) var accessTTL: String?
+    @Option(name: .customLong("grant-ttl"), parsing: .unconditional, help: ArgumentHelp("Article grant lifetime, e.g. 5m (at most 1h).", valueName: "duration")) var grantTTL: String?
+    @Option(name: .customLong("device-ttl"), parsing: .unconditional, help: ArgumentHelp("Device token lifetime, e.g. 30d (at most 31d).", valueName: "duration")) var deviceTTL: String?
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String?
     @Option(name: .customLong("log-format"), help: ArgumentHelp("text or json.", valueName: "format")) var logFormat: String?
     @Option(name: .customLong("trusted-proxies"), help: ArgumentHelp("Proxies whose X-Forwarded-For names the client, e.g. 10.0.0.0/8,192.0.2.7 (default: none; the peer is the client).", valueName: "ranges")) var trustedProxies: String?

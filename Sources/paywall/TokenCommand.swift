@@ -37,7 +37,7 @@ struct TokenCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an access token carrying an account's current entitlements.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The account's email or id.") var account: String
-        @Option(help: "Lifetime, e.g. 15m (at most 24h).") var ttl = "15m"
+        @Option(parsing: .unconditional, help: "Lifetime, e.g. 15m (at most 24h).") var ttl = "15m"
         @Option(help: "Audience (default: paywall-api).") var aud: String?
 
         func run() throws {
@@ -54,7 +54,7 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var subject: MeterCommand.Subject
         @Option(help: "The title id.") var title: String
         @Option(help: "The article id.") var article: String
-        @Option(help: "Lifetime, e.g. 5m (at most 1h).") var ttl = "5m"
+        @Option(parsing: .unconditional, help: "Lifetime, e.g. 5m (at most 1h).") var ttl = "5m"
         @Option(help: "Audience (default: paywall-api).") var aud: String?
 
         func run() throws {

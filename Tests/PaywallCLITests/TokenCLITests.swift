@@ -115,6 +115,8 @@ struct TokenCLITests {
         let keysBefore = try cli.run(["keys", "list", "--json"]).stdout
         let aheadTooShort = try cli.run(["keys", "rotate", "--publish-ahead", "1m"])
         #expect(aheadTooShort.status == 1 && aheadTooShort.stderr.contains("at least 5m, how long verifiers cache the JWKS"), "\(aheadTooShort.stderr)")
+        let negative = try cli.run(["keys", "rotate", "--publish-ahead", "-10m"])
+        #expect(negative.status == 1 && negative.stderr.contains("-10m"), "a value, refused with its reason: \(negative.stderr)")
         #expect(try cli.run(["keys", "list", "--json"]).stdout == keysBefore)
 
         // An emergency rotation while the Ed25519 key waits to take over: said, with the fix

@@ -349,6 +349,54 @@ struct StripeBillingTests {
         #expect(try shop.post("customer.subscription.created", shop.subscription("active", end: end)).accountID == shop.account)
     }
 
+    @Test("a stored subscription stays its account's when its customer is later linked to another; its events waiting for the customer apply once it is stored")
+    func storedSubscriptionWinsOverLaterLink() async throws {
+        let shop = try Shop()
+        let second = try await shop.f.service.signUp(email: "partner@example.com", password: "correct horse battery", displayName: nil, actor: shop.f.admin).id
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        // An invoice first, naming no account, its customer unlinked: it waits for the customer.
+        let early = try shop.post("invoice.paid", StripeFixtures.invoice(id: "in_e", customer: "cus_9", subscription: "sub_9", price: "price_news", periodEnd: end, paid: true))
+        #expect(early.outcome == .pending)
+        // The subscription naming the second account: stored on it, and the waiting invoice
+        // applied after it (it waited for a link that never comes).
+        shop.f.clock.advance(by: 1)
+        let created = try shop.post("customer.subscription.created", StripeFixtures.subscription(
+            id: "sub_9", customer: "cus_9", status: "active", price: "price_news", periodEnd: end, account: second.rawValue))
+        #expect(created.outcome == .applied && created.accountID == second)
+        #expect(try shop.f.service.unappliedBillingEvents().isEmpty, "the invoice waiting for the customer was applied")
+        // The customer is then linked to the first account (its own Checkout): the stored
+        // subscription's later events, naming no account, still go to the second.
+        #expect(try shop.checkout("cus_9").outcome == .applied)
+        shop.f.clock.advance(by: 30 * 86_400)
+        let renewal = try shop.post("invoice.paid", StripeFixtures.invoice(
+            id: "in_r", customer: "cus_9", subscription: "sub_9", price: "price_news", periodEnd: end.addingTimeInterval(30 * 86_400), paid: true))
+        #expect(renewal.outcome == .applied && renewal.accountID == second, "\(renewal.outcome) \(renewal.detail ?? "")")
+        #expect(try shop.memberships().isEmpty)
+        let theirs = try shop.f.service.membershipRecords(account: "partner@example.com").1.map(\.membership)
+        #expect(theirs.first?.currentPeriodEnd == end.addingTimeInterval(30 * 86_400))
+    }
+
+    @Test("a subscription linked by an admin whose events then fail: linking again says to retry them, and a retry applies them on the linked account")
+    func linkedThenFailed() throws {
+        let shop = try Shop()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        let waiting = try shop.post("customer.subscription.created", StripeFixtures.subscription(
+            id: "sub_u", customer: "cus_u", status: "active", price: "price_unmapped", periodEnd: end))
+        #expect(waiting.outcome == .pending)
+        let linked = try shop.f.service.linkBillingSubscription("sub_u", provider: .stripe, account: "reader@example.com", actor: shop.f.admin)
+        #expect(linked.map(\.outcome) == [.failed])
+        do {
+            _ = try shop.f.service.linkBillingSubscription("sub_u", provider: .stripe, account: "reader@example.com", actor: shop.f.admin)
+            Issue.record("linked twice")
+        } catch {
+            #expect(error.code == "no_events_waiting")
+            #expect(error.description.contains("1 of its events failed") && error.description.contains("paywall billing retry"), "\(error.description)")
+        }
+        _ = try shop.f.service.mapBillingProduct(provider: .stripe, externalID: "price_unmapped", plan: "news", actor: shop.f.admin)
+        #expect(try shop.f.service.retryBillingEvents().map(\.outcome) == [.applied])
+        #expect(try shop.memberships().map(\.status) == [.active])
+    }
+
     @Test("a subscription whose metadata names no account of ours fails with the reason and writes no membership; an event naming another account than its subscription's fails")
     func metadataNamingWrongAccount() throws {
         let shop = try Shop()

@@ -26,7 +26,8 @@ struct SettingsNamesTests {
         }
         #expect(named.contains("PAYWALL_PORT") && named.contains("PAYWALL_DB") && named.contains("PAYWALL_SECURE_COOKIES"))
         let unlisted = named.filter { name in
-            !Self.known.contains(name) && !ServiceConfiguration.reservedEnvironmentPrefixes.contains { name.hasPrefix($0) }
+            !Self.known.contains(name) && !ServiceConfiguration.isServiceLink(name)
+                && !ServiceConfiguration.reservedEnvironmentPrefixes.contains { name.hasPrefix($0) }
         }
         #expect(unlisted.isEmpty, "read but not listed as settings: \(unlisted.sorted())")
     }
@@ -40,6 +41,15 @@ struct SettingsNamesTests {
         #expect(ServiceConfiguration.unknownSetting(in: ["PAYWALL_LOGLEVEL": "x"], known: Self.known)?.meant == "PAYWALL_LOG_LEVEL")
         let far = ServiceConfiguration.unknownSetting(in: ["PAYWALL_SOMETHING_ELSE": "x"], known: Self.known)
         #expect(far?.name == "PAYWALL_SOMETHING_ELSE" && far?.meant == nil)
+        // Kubernetes' service links for a Service named paywall are not settings.
+        for name in ["PAYWALL_SERVICE_HOST", "PAYWALL_SERVICE_PORT", "PAYWALL_SERVICE_PORT_HTTP", "PAYWALL_PORT_8080_TCP", "PAYWALL_PORT_8080_TCP_ADDR",
+                     "PAYWALL_PORT_8080_TCP_PORT", "PAYWALL_PORT_8080_TCP_PROTO", "PAYWALL_PORT_53_UDP"] {
+            #expect(ServiceConfiguration.isServiceLink(name), "\(name)")
+            #expect(ServiceConfiguration.unknownSetting(in: [name: "x"], known: Self.known) == nil, "\(name)")
+        }
+        for name in ["PAYWALL_PORT_TCP", "PAYWALL_PORT_8080", "PAYWALL_PORT_8080_TCP_HOST", "PAYWALL_SERVICES_HOST", "PAYWALL_PORTS"] {
+            #expect(!ServiceConfiguration.isServiceLink(name), "\(name)")
+        }
         for name in ["PAYWALL_TEST_POSTGRES_URL", "PAYWALL_BENCH_POSTGRES_URL", "PAYWALL_CI_POSTGRES_PASSWORD", "PAYWALL_TEST_SCREENSHOTS"] {
             #expect(ServiceConfiguration.unknownSetting(in: [name: "x"], known: Self.known) == nil, "\(name)")
         }

@@ -160,6 +160,10 @@ public struct ServiceConfiguration: Sendable {
         public var deviceTokenLifetime: String?
         /// As written (`10.0.0.0/8,192.0.2.7`).
         public var trustedProxies: String?
+        /// Every setting the adapter reads from the environment (these of the service's and
+        /// its own): when set, a `PAYWALL_*` variable not among them is refused
+        /// (``ServiceError/unknownSetting(name:meant:)``).
+        public var knownEnvironment: Set<String>?
         public init() {}
     }
 
@@ -257,6 +261,9 @@ public struct ServiceConfiguration: Sendable {
         var configuration = ServiceConfiguration()
         func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {
             .configuration(name: name, value: value, expected: expected)
+        }
+        if let known = overrides.knownEnvironment, let (name, meant) = unknownSetting(in: environment, known: known.union(environmentNames)) {
+            throw .unknownSetting(name: name, meant: meant)
         }
         func flag(_ name: String) throws(ServiceError) -> Bool? {
             guard let text = environment[name] else { return nil }

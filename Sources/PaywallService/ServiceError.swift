@@ -34,6 +34,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidInput(DomainError)
     /// A setting (environment variable or flag) has an invalid value.
     case configuration(name: String, value: String, expected: String)
+    /// A `PAYWALL_*` environment variable that names no setting (a typo would otherwise be
+    /// ignored and the default taken), with the setting it was likely meant to be.
+    case unknownSetting(name: String, meant: String?)
     /// The store refused or failed.
     case store(StoreError)
     /// A cryptographic operation failed.
@@ -96,6 +99,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .configuration(name, value, expected):
             // An environment variable left empty is one not set; a flag given "" is invalid.
             value.isEmpty && !name.hasPrefix("-") ? "\(name) is not set: set it to \(expected)" : "invalid \(name) '\(value.prefix(80))': expected \(expected)"
+        case let .unknownSetting(name, meant):
+            "\(PrintableText.oneLine(name)) is not a setting of paywall\(meant.map { " (did you mean \($0)?)" } ?? ""); unset it, or name it "
+                + "with \(ServiceConfiguration.reservedEnvironmentPrefixes.joined(separator: ", ")) if a test or script sets it"
         case let .store(error): error.description
         case let .crypto(error): error.description
         case .invalidCredentials: "wrong email or password"
@@ -170,7 +176,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The kind of failure.
     public var category: ServiceErrorCategory {
         switch self {
-        case .invalidInput, .configuration, .policy: .invalid
+        case .invalidInput, .configuration, .unknownSetting, .policy: .invalid
         case let .store(error): Self.category(of: error)
         case let .crypto(error):
             switch error {
@@ -226,6 +232,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .invalidValue: "invalid_value"
             }
         case .configuration: "invalid_configuration"
+        case .unknownSetting: "unknown_setting"
         case let .store(error):
             switch error {
             case .notADatabase, .corrupt, .readOnly, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: "database_unavailable"

@@ -178,6 +178,7 @@ struct DatabaseCommand: ParsableCommand {
             do {
                 var overrides = ServiceConfiguration.Overrides()
                 overrides.databaseLocation = to
+                overrides.knownEnvironment = knownSettings
                 let configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
                 let view = DatabaseCopyView(try PaywallService.copyDatabase(from: from, configuration: configuration))
                 let out = Output(json: json)

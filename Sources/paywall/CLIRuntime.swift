@@ -47,6 +47,7 @@ extension GlobalOptions {
         // The CLI's first-use convenience: a development key when the ring has none (said
         // on stderr when it happens). PAYWALL_DEV_KEYS=0 turns it off.
         overrides.developmentKeysByDefault = true
+        overrides.knownEnvironment = knownSettings
         var configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
         configuration.policyFolderFirst = policyFolderFirst
         return configuration
@@ -99,6 +100,7 @@ func fail(_ error: any Error) -> any Error {
         }
         // An invalid setting (PAYWALL_BUSY_TIMEOUT=abc) is a usage error, as 'serve' says.
         if case .configuration = error { return ExitCode.validationFailure }
+        if case .unknownSetting = error { return ExitCode.validationFailure }
         return exitCode(for: error.category)
     }
 }

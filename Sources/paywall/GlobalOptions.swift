@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import PaywallHTTP
 import PaywallService
+import PaywallWeb
 
 /// Options every command that touches the database accepts.
 struct GlobalOptions: ParsableArguments {
@@ -24,3 +26,8 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 }
+
+/// Every `PAYWALL_*` setting a `paywall` command may read: the service's, the HTTP
+/// server's and the web pages'. One environment serves every command (a deployment sets
+/// the server's, and its admins run commands in it): a name outside them is a typo.
+let knownSettings = ServiceConfiguration.environmentNames.union(ServerSettings.environmentNames).union(WebSettings.environmentNames)

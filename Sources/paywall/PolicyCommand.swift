@@ -26,6 +26,7 @@ struct PolicyCommand: ParsableCommand {
             do {
                 var overrides = ServiceConfiguration.Overrides()
                 overrides.policyDirectory = directory
+                overrides.knownEnvironment = knownSettings
                 let configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
                 let folder = configuration.policyDirectory
                 return (folder, try PaywallService.checkPolicy(directory: folder))

@@ -56,12 +56,6 @@ struct ServeCommand: AsyncParsableCommand {
     /// Every setting, checked before anything opens or binds: invalid ones are usage errors (exit 64).
     func settings() throws -> (ServiceConfiguration, ServerSettings) {
         let environment = ProcessInfo.processInfo.environment
-        let known = ServiceConfiguration.environmentNames.union(ServerSettings.environmentNames).union(WebSettings.environmentNames)
-        if let (name, meant) = ServiceConfiguration.unknownSetting(in: environment, known: known) {
-            throw ValidationError(
-                "\(name) is not a setting of paywall serve\(meant.map { " (did you mean \($0)?)" } ?? ""); unset it, "
-                    + "or name it with \(ServiceConfiguration.reservedEnvironmentPrefixes.joined(separator: ", ")) if it is a test's")
-        }
         do {
             var overrides = ServiceConfiguration.Overrides()
             overrides.databaseLocation = db
@@ -77,6 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
             overrides.articleGrantLifetime = grantTTL
             overrides.deviceTokenLifetime = deviceTTL
             overrides.trustedProxies = trustedProxies
+            overrides.knownEnvironment = knownSettings
             let configuration = try ServiceConfiguration.resolve(environment: environment, overrides: overrides)
             var flags = ServerSettings.Flags()
             flags.host = host

@@ -203,6 +203,24 @@ struct CLITests {
         #expect(try cli.snapshot() == before)
     }
 
+    @Test("a misspelt PAYWALL_ variable is a usage error for every command, naming the setting meant; nothing is made or written")
+    func misspeltSetting() throws {
+        let cli = try seeded()
+        let before = try cli.snapshot()
+        for (command, variable, meant) in [
+            (["account", "list"], "PAYWALL_DBB", "PAYWALL_DB"), (["title", "add", "x", "--name", "X", "--publisher", "P"], "PAYWALL_SCRYPT_LOGN", "PAYWALL_SCRYPT_LN"),
+            (["keys", "list"], "PAYWALL_KEY", "PAYWALL_KEYS"), (["policy", "check"], "PAYWALL_POLICY", "PAYWALL_POLICIES"),
+        ] {
+            let result = try cli.run(command, extraEnvironment: [variable: "/somewhere/else"])
+            #expect(result.status == 64, "\(command) \(variable): exit \(result.status)")
+            #expect(result.stderr.contains("\(variable) is not a setting of paywall (did you mean \(meant)?)"), "\(result.stderr)")
+            #expect(!result.stderr.contains("/somewhere/else"), "the value is not echoed (it may be a secret)")
+        }
+        #expect(try cli.snapshot() == before)
+        // A server's settings and a test's variables are not typos for a command.
+        #expect(try cli.run(["account", "list"], extraEnvironment: ["PAYWALL_PORT": "8080", "PAYWALL_SECURE_COOKIES": "1", "PAYWALL_TEST_ANYTHING": "x"]).status == 0)
+    }
+
     @Test("a file that is not SQLite: exit 2 and the file named")
     func notADatabase() throws {
         let cli = try CLIHarness()

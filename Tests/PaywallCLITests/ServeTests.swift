@@ -179,7 +179,7 @@ struct ServeTests {
         }
         // A misspelt setting is not ignored (the default would be taken silently).
         let typo = try cli.run(["serve", "--port", "0"], extraEnvironment: ["PAYWALL_DEV_KEYS": "1", "PAYWALL_PORTT": "9"])
-        #expect(typo.status == 64 && typo.stderr.contains("PAYWALL_PORTT is not a setting of paywall serve (did you mean PAYWALL_PORT?)"), "\(typo.stderr)")
+        #expect(typo.status == 64 && typo.stderr.contains("PAYWALL_PORTT is not a setting of paywall (did you mean PAYWALL_PORT?)"), "\(typo.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "refused before anything was made")
         let serviceLink = try cli.run(["serve"], extraEnvironment: ["PAYWALL_PORT": "tcp://10.0.0.7:8080"])
         #expect(serviceLink.status == 64 && serviceLink.stderr.contains("Kubernetes service link"), "\(serviceLink.stderr)")

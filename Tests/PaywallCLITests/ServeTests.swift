@@ -169,7 +169,7 @@ struct ServeTests {
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "no key was made")
         #expect(throws: ServerProcess.DidNotStart.self, "no development key unless asked for") { try ServerProcess(cli) }
         for (arguments, environment) in [(["--port", "70000"], [:]), ([], ["PAYWALL_PORT": "eighty"]), (["--port", "0", "--log-level", "loud"], [:]),
-                                         (["--port", "0", "--access-ttl", "9d"], [:]), (["--port", "0", "--access-ttl", "-5m"], [:]), (["--port", "0"], ["PAYWALL_SCRYPT_LN": "3", "PAYWALL_TESTING": "0"]),
+                                         (["--port", "0", "--access-ttl", "9d"], [:]), (["--port", "0", "--access-ttl", "-5m"], [:]), (["--port", "0", "--host", "no-such-host.invalid"], [:]), (["--port", "0"], ["PAYWALL_SCRYPT_LN": "3", "PAYWALL_TESTING": "0"]),
                                          (["--port", "0", "--log-format", "xml"], [:]), (["--port", "0", "--host", ""], [:]),
                                          (["--port", "0", "--host", "999.1.1.1"], [:]), (["--port", "0", "--host", "::zz"], [:]), (["--port", "0"], ["PAYWALL_HOST": "-web-"]),
                                          (["--port", "0"], ["PAYWALL_IDLE_TIMEOUT": "2h"]), (["--port", "0"], ["PAYWALL_IDLE_TIMEOUT": "soon"])] as [([String], [String: String])] {
@@ -181,6 +181,12 @@ struct ServeTests {
         let typo = try cli.run(["serve", "--port", "0"], extraEnvironment: ["PAYWALL_DEV_KEYS": "1", "PAYWALL_PORTT": "9"])
         #expect(typo.status == 64 && typo.stderr.contains("PAYWALL_PORTT is not a setting of paywall (did you mean PAYWALL_PORT?)"), "\(typo.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "refused before anything was made")
+        // The demo with a key folder that can be neither opened nor made: refused before a
+        // database is made.
+        let demoDatabase = cli.folder.appendingPathComponent("demo.sqlite").path
+        let badKeys = try cli.run(["serve", "--demo", "--port", "0", "--db", demoDatabase, "--keys", cli.folder.appendingPathComponent("missing/Keys").path])
+        #expect(badKeys.status == 2 && badKeys.stderr.contains("missing"), "\(badKeys.status) \(badKeys.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: demoDatabase), "no database left behind")
         let serviceLink = try cli.run(["serve"], extraEnvironment: ["PAYWALL_PORT": "tcp://10.0.0.7:8080"])
         #expect(serviceLink.status == 64 && serviceLink.stderr.contains("Kubernetes service link"), "\(serviceLink.stderr)")
     }

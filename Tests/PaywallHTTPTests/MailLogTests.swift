@@ -57,4 +57,37 @@ struct MailLogTests {
             #expect(!text.contains(secret), "a secret reached the log")
         }
     }
+
+    @Test("access checks: every line carries the request's id; a refused token, a valid one and a cookie never reach the log")
+    func accessLinesCarryTheRequestIDAndNoSecret() async throws {
+        let f = try seededFixture()
+        let log = CapturedLog()
+        let app = Application(router: PaywallAPI(service: f.service).router(), logger: Logger(label: "test") { _ in CapturedLog.Handler(log: log) })
+        let member = try accessToken(f, "member@example.com")
+        let forged = String(member.dropLast(6)) + "AAAAAA"
+        let body = #"{"title":"euronews","article":{"id":"a1"}}"#
+        let answers = try await app.test(.router) { client in
+            var answers: [HTTPResponse.Status] = []
+            for (token, id) in [(forged, "req-forged-1"), (member, "req-member-2"), ("not-a-token", "req-junk-3")] {
+                let response = try await client.execute(
+                    uri: "/v1/access", method: .post,
+                    headers: [.contentType: "application/json", .authorization: "Bearer \(token)", HTTPField.Name("X-Request-Id")!: id,
+                              .cookie: "paywall_session=cookie-secret-value"],
+                    body: ByteBuffer(string: body))
+                answers.append(response.status)
+            }
+            return answers
+        }
+        #expect(answers == [.unauthorized, .ok, .unauthorized])
+        let lines = log.lines.withLock { $0 }
+        #expect(!lines.isEmpty)
+        for line in lines where line.contains("/v1/access") || line.contains("refused") || line.contains("decision") {
+            #expect(line.contains("req-"), "a request's line without its id: \(line)")
+        }
+        let text = log.text
+        #expect(text.contains("req-forged-1") && text.contains("req-junk-3"), "the refusals are logged with their ids: \(text)")
+        for secret in [forged, member, "not-a-token", "cookie-secret-value", String(member.split(separator: ".")[2])] {
+            #expect(!text.contains(secret), "a secret reached the log")
+        }
+    }
 }

@@ -134,20 +134,15 @@ extension Store {
             }
             try audit(db, actor: actor, action: "billing.link", target: "account:\(accountID)", details: ["provider": provider.rawValue, "subscription": subscription])
             // Each waiting event now names the account, as a subscription's own metadata
-            // would; the first applied stores the subscription on it.
-            var results: [BillingResult] = []
-            var unblocked: [String] = []
+            // would, and waits for the subscription: applied in their order, the first
+            // stores the subscription on the account.
             for row in waiting {
-                let id: Int64 = row[0]
                 guard var change = Self.decodeChange(row[1]) else { continue }
                 change.subscriptionAccount = accountID.rawValue
+                let id: Int64 = row[0]
                 try db.execute("UPDATE billing_events SET change = ? WHERE id = ?", [Self.encodeChange(change), id])
-                let applied = try applier.apply(change)
-                try Self.updateEvent(db, id: id, applied)
-                results.append(applied.result)
-                unblocked.append(contentsOf: applied.unblocked)
             }
-            return try results + applier.drain(unblocked)
+            return try applier.drain([try applier.wakeWaiting(provider, subscription: subscription)])
         }
     }
 
@@ -435,16 +430,10 @@ struct BillingApplier {
                 periodEnd?.millis, status == .pastDue ? graceEnd?.millis : nil, cancel, state.isFinal,
                 max(change.occurredAt, stored?.asOf ?? change.occurredAt).millis, now.millis,
             ])
-        if stored == nil {
-            // Newly stored: its other events waiting (for the subscription, or for a
-            // customer link that may never come now that the subscription has its account)
-            // are applied after this one.
-            let key = Self.key(change.provider, subscription: state.id)
-            try db.execute("""
-                UPDATE billing_events SET waiting_for = ? WHERE provider = ? AND subscription_id = ? AND outcome = 'pending' AND waiting_for IS NOT NULL
-                """, [key, change.provider.rawValue, state.id])
-            unblocked.append(key)
-        }
+        // Newly stored: its other events waiting (for the subscription, or for a customer
+        // link that may never come now that the subscription has its account) are applied
+        // after this one.
+        if stored == nil { unblocked.append(try wakeWaiting(change.provider, subscription: state.id)) }
         return outcome(.applied, nil, unblocked: unblocked)
     }
 
@@ -578,6 +567,16 @@ struct BillingApplier {
                 periodEnd: (row[4] as Int64?).map(Date.init(millis:)), graceEnd: (row[5] as Int64?).map(Date.init(millis:)),
                 cancelAtPeriodEnd: row[6], isFinal: row[7], asOf: Date(millis: row[8]), providerStatus: row[9])
         }
+    }
+
+    /// Makes every pending event of a subscription wait for the subscription itself,
+    /// whatever it waited for (its customer's link, say); returns that key, for ``drain(_:)``.
+    func wakeWaiting(_ provider: BillingProvider, subscription: String) throws -> String {
+        let key = Self.key(provider, subscription: subscription)
+        try db.execute("""
+            UPDATE billing_events SET waiting_for = ? WHERE provider = ? AND subscription_id = ? AND outcome = 'pending' AND waiting_for IS NOT NULL
+            """, [key, provider.rawValue, subscription])
+        return key
     }
 
     func linkedAccount(_ provider: BillingProvider, _ customer: String) throws -> AccountID? {

@@ -53,6 +53,21 @@ public struct ServerSettings: Sendable, Equatable {
         }
     }
 
+    /// Refuses a host that does not resolve here (a lookup: ``resolve(environment:flags:)``
+    /// checks the form only), so that a server fails before it opens or loads anything, not
+    /// at the bind after the demo data. `flags` says which setting to name.
+    public func checkHostResolves(flags: Flags) throws(ServiceError) {
+        var found: UnsafeMutablePointer<addrinfo>?
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        let status = getaddrinfo(host, nil, &hints, &found)
+        if let found { freeaddrinfo(found) }
+        guard status != 0 else { return }
+        throw .configuration(
+            name: flags.host != nil ? "--host" : "PAYWALL_HOST", value: host,
+            expected: "an address or a host name that resolves here (\(String(cString: gai_strerror(status))))")
+    }
+
     /// The variables ``resolve(environment:flags:)`` reads.
     public static let environmentNames: Set<String> = [
         "PAYWALL_HOST", "PAYWALL_PORT", "PAYWALL_LOG_LEVEL", "PAYWALL_LOG_FORMAT", "PAYWALL_METRICS_TOKEN", "PAYWALL_IDLE_TIMEOUT",

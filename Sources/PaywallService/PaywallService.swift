@@ -187,6 +187,12 @@ public final class PaywallService: Sendable {
         }
     }
 
+    /// Refuses a key folder that neither exists nor can be made; needs no database (a
+    /// server checks it before it makes one).
+    public static func checkKeyFolder(_ directory: URL) throws(ServiceError) {
+        do { try KeyRing.checkCanOpen(directory) } catch { throw .keys(error) }
+    }
+
     // MARK: - The key ring
 
     /// The key ring in force and a verifier trusting its live keys: loaded on first use.

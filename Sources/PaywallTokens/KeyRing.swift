@@ -316,16 +316,24 @@ public struct KeyRing: Sendable {
     /// Opens the folder, creating it with mode 0700 when absent. An existing folder that
     /// others may read (as cloned, with its README) is closed to them; one that others may
     /// write, or a link, is refused.
+    /// Refuses a key folder that neither exists nor can be made: only the folder itself is
+    /// ever made, so a mistyped path (`/srv/paywal/Keys`) fails rather than grow a tree of
+    /// folders holding a new key nobody deploys. Checked on its own before a server makes
+    /// anything else (`serve --demo`, before its database).
+    public static func checkCanOpen(_ directory: URL) throws(KeyRingError) {
+        let parent = directory.deletingLastPathComponent().path
+        guard FileManager.default.isFolder(atPath: directory.path) || FileManager.default.isFolder(atPath: parent) else {
+            throw .noSuchFolder(path: directory.path, missingParent: parent)
+        }
+    }
+
     @discardableResult
     static func ensureDirectory(_ directory: URL) throws(KeyRingError) -> KeyFolder {
         if let folder = try KeyFolder.opening(directory) {
             if folder.mode & 0o077 != 0 { _ = fchmod(folder.descriptor, 0o700) }
             return folder
         }
-        // Only the folder itself: a mistyped path (`/srv/paywal/Keys`) must fail, not grow
-        // a tree of folders holding a new key nobody deploys.
-        let parent = directory.deletingLastPathComponent().path
-        guard FileManager.default.isFolder(atPath: parent) else { throw .noSuchFolder(path: directory.path, missingParent: parent) }
+        try checkCanOpen(directory)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         } catch { throw .cannotAccess(path: directory.path, reason: error.localizedDescription) }

@@ -79,21 +79,10 @@ struct ServeCommand: AsyncParsableCommand {
             flags.logLevel = logLevel
             flags.logFormat = logFormat
             let server = try ServerSettings.resolve(environment: environment, flags: flags)
-            // A name that does not resolve fails now, before anything is opened or loaded,
-            // rather than at the bind after the demo data.
-            var found: UnsafeMutablePointer<addrinfo>?
-            var hints = addrinfo()
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            let status = getaddrinfo(server.host, nil, &hints, &found)
-            if let found { freeaddrinfo(found) }
-            guard status == 0 else {
-                throw ServiceError.configuration(
-                    name: host != nil ? "--host" : "PAYWALL_HOST", value: server.host,
-                    expected: "an address or a host name that resolves here (\(String(cString: gai_strerror(status))))")
-            }
+            try server.checkHostResolves(flags: flags)
             return (configuration, server)
         } catch {
-            throw ValidationError(String(describing: error))
+            throw ValidationError(error.description)
         }
     }
 
@@ -102,14 +91,12 @@ struct ServeCommand: AsyncParsableCommand {
         if demo {
             // The demo runs on the policy folder (the shipped one from the repository): it is
             // checked before a database is made, with the loader's own message when missing.
-            do { _ = try PaywallService.checkPolicy(directory: configuration.policyDirectory) } catch { throw fail(error) }
             // So is the key folder: one that can be neither opened nor made must not leave
             // a new database behind.
-            let keys = configuration.keysDirectory
-            let parent = keys.deletingLastPathComponent().path
-            if !FileManager.default.isFolder(atPath: keys.path), !FileManager.default.isFolder(atPath: parent) {
-                throw fail(ServiceError.keys(.noSuchFolder(path: keys.path, missingParent: parent)))
-            }
+            do {
+                _ = try PaywallService.checkPolicy(directory: configuration.policyDirectory)
+                try PaywallService.checkKeyFolder(configuration.keysDirectory)
+            } catch { throw fail(error) }
         }
         let webSettings: WebSettings
         do { webSettings = try WebSettings.resolve(environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError(error.description) }

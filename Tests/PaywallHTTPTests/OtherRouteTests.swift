@@ -396,5 +396,15 @@ struct MetricsRouteTests {
         for bad in ["", "999.1.1.1", "1.2.3", "::zz", "-web-", "web_1", "a..b", "host name", String(repeating: "a", count: 64) + ".example"] {
             #expect(throws: ServiceError.self, "\(bad)") { try ServerSettings.resolve(environment: ["PAYWALL_HOST": bad], flags: .init()) }
         }
+        // Resolving is a lookup of its own, which a server makes before it opens anything.
+        for (host, resolves) in [("127.0.0.1", true), ("::1", true), ("localhost", true), ("no-such-host.invalid", false)] {
+            let settings = try ServerSettings.resolve(environment: ["PAYWALL_HOST": host], flags: .init())
+            do {
+                try settings.checkHostResolves(flags: .init())
+                #expect(resolves, "\(host) resolved")
+            } catch {
+                #expect(!resolves && error.description.contains("PAYWALL_HOST") && error.description.contains("resolves here"), "\(host): \(error)")
+            }
+        }
     }
 }

@@ -328,10 +328,9 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             throw Self.counted(error)
         } catch let error as ServiceError {
-            Counter(label: "paywall_errors_total", dimensions: [("code", error.code)]).increment()
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
             context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))])
-            throw APIError(error)
+            throw Self.counted(APIError(error))
         } catch let error as HTTPError {
             let answer: APIError
             switch error.status {

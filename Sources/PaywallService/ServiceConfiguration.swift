@@ -167,37 +167,7 @@ public struct ServiceConfiguration: Sendable {
         public init() {}
     }
 
-    /// The configuration from `PAYWALL_*` environment variables and the adapter's flags:
-    ///
-    /// | variable | setting |
-    /// |---|---|
-    /// | `PAYWALL_DB` | database file, or `postgres://…` URL |
-    /// | `PAYWALL_KEYS` | key folder |
-    /// | `PAYWALL_POLICIES` | policy folder |
-    /// | `PAYWALL_ISSUER`, `PAYWALL_AUDIENCE` | token `iss` and default `aud` |
-    /// | `PAYWALL_BUSY_TIMEOUT` | seconds a write waits for a lock |
-    /// | `PAYWALL_SCRYPT_LN` | log2 of scrypt's N (at least 17 unless testing) |
-    /// | `PAYWALL_TESTING=1` | test mode |
-    /// | `PAYWALL_DEV_KEYS=0/1` | create a development key when none exists |
-    /// | `PAYWALL_ADMIN_TTL` | default lifetime of admin tokens (e.g. 15m, at most 12h) |
-    /// | `PAYWALL_GIFT_TTL` | how long a gift link opens its article (e.g. 7d, at most 31d) |
-    /// | `PAYWALL_GIFT_MONTHLY_LIMIT` | gift links per member per calendar month (0 to 1000; 0: off) |
-    /// | `PAYWALL_MAX_SESSIONS` | sessions per account (1 to 100, default 5) |
-    /// | `PAYWALL_SIGNUPS_PER_ADDRESS` | sign-ups a client address may make at once, then one a minute (default 10) |
-    /// | `PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL` | 1: the offered trial only once the email address is confirmed |
-    /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
-    /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
-    /// | `PAYWALL_LINK_BASE` | the site's public http(s) URL: links in mail, the feed, the sitemap and gift links start with it |
-    /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
-    /// | `PAYWALL_TEST_CLOCK_FILE` | tests only (with `PAYWALL_TESTING=1`): "now" is the instant in this file (``FileClock``) |
-    /// | `PAYWALL_STRIPE_WEBHOOK_SECRETS` | Stripe endpoint signing secrets, comma-separated (several while rolling) |
-    /// | `PAYWALL_STRIPE_MODE` | `live` or `test`: take only Stripe events of that mode (unset: both) |
-    /// | `PAYWALL_STRIPE_GRACE` | access kept after a failed Stripe payment (e.g. 7d, at most 60d) |
-    /// | `PAYWALL_APPLE_ROOT_CERT` | path of the Apple root certificate (DER or PEM) App Store data must chain to |
-    /// | `PAYWALL_APPLE_BUNDLE_ID` | the app's bundle id (required with the root) |
-    /// | `PAYWALL_APPLE_ENVIRONMENT` | `Production` (default) or `Sandbox` |
-    ///
-    /// Invalid values are refused with the variable's name and what it takes.
+    /// The variables ``resolve(environment:overrides:)`` reads.
     public static let environmentNames: Set<String> = [
         "PAYWALL_DB", "PAYWALL_KEYS", "PAYWALL_POLICIES", "PAYWALL_ISSUER", "PAYWALL_AUDIENCE", "PAYWALL_BUSY_TIMEOUT", "PAYWALL_SCRYPT_LN",
         "PAYWALL_TESTING", "PAYWALL_DEV_KEYS", "PAYWALL_ACCESS_TTL", "PAYWALL_GRANT_TTL", "PAYWALL_DEVICE_TTL", "PAYWALL_ADMIN_TTL",
@@ -257,6 +227,37 @@ public struct ServiceConfiguration: Sendable {
         return previous[b.count]
     }
 
+    /// The configuration from `PAYWALL_*` environment variables and the adapter's flags:
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `PAYWALL_DB` | database file, or `postgres://…` URL |
+    /// | `PAYWALL_KEYS` | key folder |
+    /// | `PAYWALL_POLICIES` | policy folder |
+    /// | `PAYWALL_ISSUER`, `PAYWALL_AUDIENCE` | token `iss` and default `aud` |
+    /// | `PAYWALL_BUSY_TIMEOUT` | seconds a write waits for a lock |
+    /// | `PAYWALL_SCRYPT_LN` | log2 of scrypt's N (at least 17 unless testing) |
+    /// | `PAYWALL_TESTING=1` | test mode |
+    /// | `PAYWALL_DEV_KEYS=0/1` | create a development key when none exists |
+    /// | `PAYWALL_ADMIN_TTL` | default lifetime of admin tokens (e.g. 15m, at most 12h) |
+    /// | `PAYWALL_GIFT_TTL` | how long a gift link opens its article (e.g. 7d, at most 31d) |
+    /// | `PAYWALL_GIFT_MONTHLY_LIMIT` | gift links per member per calendar month (0 to 1000; 0: off) |
+    /// | `PAYWALL_MAX_SESSIONS` | sessions per account (1 to 100, default 5) |
+    /// | `PAYWALL_SIGNUPS_PER_ADDRESS` | sign-ups a client address may make at once, then one a minute (default 10) |
+    /// | `PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL` | 1: the offered trial only once the email address is confirmed |
+    /// | `PAYWALL_SENDMAIL` | sendmail-compatible command (absolute path, arguments) |
+    /// | `PAYWALL_MAIL_FROM` | `From:` of mail |
+    /// | `PAYWALL_LINK_BASE` | the site's public http(s) URL: links in mail, the feed, the sitemap and gift links start with it |
+    /// | `PAYWALL_TRUSTED_PROXIES` | proxies whose `X-Forwarded-For` names the client (ranges or addresses, comma-separated) |
+    /// | `PAYWALL_TEST_CLOCK_FILE` | tests only (with `PAYWALL_TESTING=1`): "now" is the instant in this file (``FileClock``) |
+    /// | `PAYWALL_STRIPE_WEBHOOK_SECRETS` | Stripe endpoint signing secrets, comma-separated (several while rolling) |
+    /// | `PAYWALL_STRIPE_MODE` | `live` or `test`: take only Stripe events of that mode (unset: both) |
+    /// | `PAYWALL_STRIPE_GRACE` | access kept after a failed Stripe payment (e.g. 7d, at most 60d) |
+    /// | `PAYWALL_APPLE_ROOT_CERT` | path of the Apple root certificate (DER or PEM) App Store data must chain to |
+    /// | `PAYWALL_APPLE_BUNDLE_ID` | the app's bundle id (required with the root) |
+    /// | `PAYWALL_APPLE_ENVIRONMENT` | `Production` (default) or `Sandbox` |
+    ///
+    /// Invalid values are refused with the variable's name and what it takes.
     public static func resolve(environment: [String: String], overrides: Overrides = Overrides()) throws(ServiceError) -> ServiceConfiguration {
         var configuration = ServiceConfiguration()
         func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceError {

@@ -99,9 +99,10 @@ func fail(_ error: any Error) -> any Error {
             printError(error.description + (hint(for: error).map { " (\($0))" } ?? ""))
         }
         // An invalid setting (PAYWALL_BUSY_TIMEOUT=abc) is a usage error, as 'serve' says.
-        if case .configuration = error { return ExitCode.validationFailure }
-        if case .unknownSetting = error { return ExitCode.validationFailure }
-        return exitCode(for: error.category)
+        switch error {
+        case .configuration, .unknownSetting: return ExitCode.validationFailure
+        default: return exitCode(for: error.category)
+        }
     }
 }
 

@@ -269,6 +269,12 @@ struct ServeTests {
         // A member reads the plan's titles in full; elsewhere the meter applies.
         let member = try token(cli, "member@example.com")
         #expect(try await client.access(title: "euronews", article: "m1", token: member) == "full")
+        // Elsewhere (le-monde is not in the plan) the member is a metered reader: the
+        // meter's three, then the teaser; the plan's title stays full and costs no unit.
+        var elsewhere: [String] = []
+        for article in ["e1", "e2", "e3", "e4"] { elsewhere.append(try await client.access(title: "le-monde", article: article, token: member)) }
+        #expect(elsewhere == ["full", "full", "full", "teaser"])
+        #expect(try await client.access(title: "euronews", article: "m2", token: member) == "full")
 
         // A signed-in reader without a membership: exactly the policy's three, then the teaser.
         let reader = try token(cli, "reader@example.com")

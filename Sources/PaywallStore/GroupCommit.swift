@@ -33,8 +33,10 @@ final class GroupCommit: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var queue: [Pending] = []
-    /// The committer thread is running (it ends after ``idleTimeout`` without work).
-    private var committing = false
+    /// Committer threads running (each ends after ``idleTimeout`` without work), and how
+    /// many of them are in a transaction now.
+    private var running = 0
+    private var busy = 0
     private var closed = false
     /// Batches committed and reads in them (for tests and benchmarks).
     private var batches = 0
@@ -42,12 +44,16 @@ final class GroupCommit: @unchecked Sendable {
 
     /// At most this many reads in one transaction (bounds the time the write lock is held).
     let maximumBatch: Int
-    /// How long the committer thread waits for more work before it ends.
+    /// How long a committer thread waits for more work before it ends.
     let idleTimeout: TimeInterval
+    /// At most this many transactions in flight at once: a second committer starts only
+    /// when reads arrive while every running one is in a transaction.
+    let committers: Int
 
-    init(maximumBatch: Int = 256, idleTimeout: TimeInterval = 2) {
+    init(maximumBatch: Int = 256, idleTimeout: TimeInterval = 2, committers: Int = 1) {
         self.maximumBatch = max(1, maximumBatch)
         self.idleTimeout = idleTimeout
+        self.committers = max(1, committers)
     }
 
     /// Queues `pending`; its `deliver` is called on the committer thread once the
@@ -62,8 +68,9 @@ final class GroupCommit: @unchecked Sendable {
             return
         }
         queue.append(pending)
-        let start = !committing
-        committing = true
+        // A thread waiting for work takes it; otherwise another committer, if allowed.
+        let start = running == busy && running < committers
+        if start { running += 1 }
         condition.signal()
         condition.unlock()
         if start {
@@ -85,19 +92,21 @@ final class GroupCommit: @unchecked Sendable {
             }
             let batch = Array(queue.prefix(maximumBatch))
             queue.removeFirst(batch.count)
+            busy += 1
             condition.unlock()
             let start = DispatchTime.now().uptimeNanoseconds
             let outcomes = commit(batch)
             CommitMetrics.duration.recordNanoseconds(Int64(clamping: DispatchTime.now().uptimeNanoseconds &- start))
             CommitMetrics.reads.record(batch.count)
             condition.lock()
+            busy -= 1
             batches += 1
             reads += batch.count
             condition.unlock()
             for (item, outcome) in zip(batch, outcomes) { item.deliver(outcome) }
             condition.lock()
         }
-        committing = false
+        running -= 1
         condition.broadcast()  // close() waits for this
         condition.unlock()
     }
@@ -118,6 +127,13 @@ final class GroupCommit: @unchecked Sendable {
         return queue.count
     }
 
+    /// Transactions in flight now.
+    var inFlight: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return busy
+    }
+
     var statistics: (batches: Int, reads: Int) {
         condition.lock()
         defer { condition.unlock() }
@@ -129,7 +145,7 @@ final class GroupCommit: @unchecked Sendable {
         condition.lock()
         closed = true
         condition.broadcast()
-        while committing { condition.wait() }
+        while running > 0 { condition.wait() }
         condition.unlock()
     }
 }

@@ -15,7 +15,7 @@ public final class Store: Sendable {
     public let clock: any PaywallClock
     let backend: any StoreBackend
     /// Concurrent metered reads committed together.
-    let groupCommit = GroupCommit()
+    let groupCommit: GroupCommit
     let readOnly: Bool
     let sessionFamilyLifetime: TimeInterval
     let refreshGraceWindow: TimeInterval
@@ -28,13 +28,19 @@ public final class Store: Sendable {
         self.readOnly = configuration.readOnly
         self.sessionFamilyLifetime = max(0, configuration.sessionFamilyLifetime)
         self.refreshGraceWindow = max(0, configuration.refreshGraceWindow)
-        if PostgresLocation.isURL(location) {
+        if Self.isPostgres(location) {
             backend = try PostgresBackend(url: location, configuration: configuration)
         } else {
             backend = try SQLiteBackend(path: location, configuration: configuration)
         }
         self.location = backend.location
+        // SQLite has one writer: a second committer would only wait for the first's lock.
+        groupCommit = GroupCommit(committers: backend is PostgresBackend ? configuration.meterCommitters : 1)
     }
+
+    /// Whether `location` names a PostgreSQL database (a `postgres://` or `postgresql://`
+    /// URL) rather than a SQLite file.
+    public static func isPostgres(_ location: String) -> Bool { PostgresLocation.isURL(location) }
 
     /// Opens the SQLite file at `path` (see ``init(location:configuration:)``).
     public convenience init(path: String, configuration: StoreConfiguration = StoreConfiguration()) throws(StoreError) {

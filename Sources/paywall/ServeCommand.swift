@@ -32,7 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
             PAYWALL_MAIL_FROM (mail), PAYWALL_MAX_SESSIONS, PAYWALL_SIGNUPS_PER_ADDRESS, \
             PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL, PAYWALL_DEV_KEYS (1: make a development key when \
             there is none; --demo does), PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
-            PAYWALL_BUSY_TIMEOUT, PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
+            PAYWALL_BUSY_TIMEOUT, PAYWALL_METER_COMMITTERS (PostgreSQL: metered-read transactions in flight, \
+            default 1), PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
             PAYWALL_APPLE_ROOT_CERT, PAYWALL_APPLE_BUNDLE_ID, PAYWALL_APPLE_ENVIRONMENT; the README \
             says what each does. The API: GET /openapi.json; the reader's web pages: GET /.
             """

@@ -29,9 +29,11 @@ struct MultiServerTests {
         return cli
     }
 
+    /// Server B runs two metered-read transactions at once (`PAYWALL_METER_COMMITTERS=2`):
+    /// the races below then cross batches within a server as well as between servers.
     func servers(_ cli: CLIHarness) throws -> (ServerProcess, ServerProcess) {
         let arguments = ["--policies", cli.folder.appendingPathComponent("policies").path]
-        return (try ServerProcess(cli, arguments: arguments), try ServerProcess(cli, arguments: arguments))
+        return (try ServerProcess(cli, arguments: arguments), try ServerProcess(cli, arguments: arguments, environment: ["PAYWALL_METER_COMMITTERS": "2"]))
     }
 
     /// The policy revision a server reports in force.

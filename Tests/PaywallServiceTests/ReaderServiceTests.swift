@@ -38,6 +38,29 @@ struct ReaderServiceTests {
         }
     }
 
+    @Test("PAYWALL_METER_COMMITTERS: 1 to 8 on PostgreSQL; more than one refused with a SQLite file, which has one writer")
+    func meterCommitters() throws {
+        #expect(try ServiceConfiguration.resolve(environment: [:]).store.meterCommitters == 1)
+        let postgres = try ServiceConfiguration.resolve(environment: ["PAYWALL_DB": "postgres://paywall@db.example.com/paywall", "PAYWALL_METER_COMMITTERS": "3"])
+        #expect(postgres.store.meterCommitters == 3)
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_METER_COMMITTERS": "1"]).store.meterCommitters == 1, "1 is SQLite's own")
+        let bad: [([String: String], String)] = [
+            (["PAYWALL_METER_COMMITTERS": "2"], "SQLite"),
+            (["PAYWALL_DB": "./x.sqlite", "PAYWALL_METER_COMMITTERS": "4"], "SQLite"),
+            (["PAYWALL_DB": "postgres://paywall@db.example.com/paywall", "PAYWALL_METER_COMMITTERS": "0"], "1 to 8"),
+            (["PAYWALL_DB": "postgres://paywall@db.example.com/paywall", "PAYWALL_METER_COMMITTERS": "9"], "1 to 8"),
+            (["PAYWALL_DB": "postgres://paywall@db.example.com/paywall", "PAYWALL_METER_COMMITTERS": "two"], "1 to 8"),
+        ]
+        for (environment, says) in bad {
+            do {
+                _ = try ServiceConfiguration.resolve(environment: environment)
+                Issue.record("accepted \(environment)")
+            } catch {
+                #expect(error.code == "invalid_configuration" && error.description.contains("PAYWALL_METER_COMMITTERS") && error.description.contains(says), "\(error)")
+            }
+        }
+    }
+
     @Test("the throttle: free failures, then doubling waits, then refusal for the window")
     func throttle() {
         let throttle = SignInThrottle()

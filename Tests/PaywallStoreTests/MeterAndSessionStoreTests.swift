@@ -1,4 +1,6 @@
 import Foundation
+import Synchronization
+import PostgresNIO
 import Testing
 import PaywallCore
 @testable import PaywallStore
@@ -105,9 +107,9 @@ struct MeterAndSessionStoreTests {
 
 @Suite("Group commit of metered reads")
 struct GroupCommitTests {
-    @Test("concurrent metered reads share transactions, each answered exactly; a bad read fails alone", arguments: TestBackend.all)
-    func sharedCommits(backend: TestBackend) throws {
-        let f = try StoreFixture(backend: backend)
+    @Test("concurrent metered reads share transactions, each answered exactly; a bad read fails alone", arguments: TestBackend.all, [1, 2])
+    func sharedCommits(backend: TestBackend, committers: Int) throws {
+        let f = try StoreFixture(backend: backend) { $0.meterCommitters = committers }
         try f.title("euronews")
         let store = f.store
         let now = f.clock.now()
@@ -151,6 +153,76 @@ struct GroupCommitTests {
     }
 }
 
+@Suite("Two transactions of metered reads in flight (PostgreSQL)")
+struct TwoCommittersTests {
+    /// With `meterCommitters = 2` a second batch starts while the first is still in its
+    /// transaction: here the first waits for a meter lock another connection holds, and
+    /// reads of other readers are committed meanwhile, the meter still exact among them.
+    @Test("a batch blocked on one reader's lock does not hold up the others; every meter stays exact", arguments: TestBackend.postgresOnly)
+    func secondBatchWhileFirstWaits(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend) { $0.meterCommitters = 2 }
+        try f.title("euronews")
+        let store = f.store
+        let now = f.clock.now()
+        let postgres = try #require(store.backend as? PostgresBackend)
+        let holder = try postgres.connections.lease()
+        defer { postgres.connections.giveBack(holder, reusable: false) }
+        for sql in ["BEGIN", "SELECT count(pg_advisory_xact_lock(hashtextextended('\(MeterSubject.device("held").key)', 0)))"] {
+            _ = try holder.query(PostgresQuery(unsafeSQL: sql), logger: PostgresSQL.logger).wait()
+        }
+        let held = DispatchSemaphore(value: 0)
+        let heldOutcome = Mutex<Result<Store.MeteredRead, StoreError>?>(nil)
+        Thread {
+            let read = ArticleRead(subject: .device("held"), titleID: TitleID(rawValue: "euronews"), articleID: "h", at: now)
+            let outcome: Result<Store.MeteredRead, StoreError>
+            do throws(StoreError) { outcome = .success(try store.recordCountedRead(read, window: 86_400, limit: 3).outcome) } catch { outcome = .failure(error) }
+            heldOutcome.withLock { $0 = outcome }
+            held.signal()
+        }.start()
+        // Its batch taken (nothing left queued to join it), and in the function, waiting.
+        var polls = 0
+        while store.groupCommit.inFlight == 0 || store.meteredReadsWaiting > 0, polls < 500 { Thread.sleep(forTimeInterval: 0.01); polls += 1 }
+        #expect(store.groupCommit.inFlight == 1 && store.meteredReadsWaiting == 0)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(store.groupCommit.statistics.batches == 0)
+
+        // Meanwhile 20 readers each ask for 5 articles at once with a limit of 3.
+        let collected = LockedResults()
+        let done = DispatchGroup()
+        for reader in 0..<20 {
+            for article in 0..<5 {
+                done.enter()
+                Thread {
+                    let read = ArticleRead(subject: .device("d\(reader)"), titleID: TitleID(rawValue: "euronews"), articleID: "a\(article)", at: now)
+                    do throws(StoreError) {
+                        collected.add(reader, .success(try store.recordCountedRead(read, window: 86_400, limit: 3).outcome))
+                    } catch { collected.add(reader, .failure(error)) }
+                    done.leave()
+                }.start()
+            }
+        }
+        #expect(done.wait(timeout: .now() + 20) == .success, "the other readers' reads were committed while the first batch waited")
+        #expect(store.groupCommit.inFlight == 1, "the first batch is still waiting for the lock")
+        #expect(heldOutcome.withLock { $0 } == nil, "the held reader's read is still waiting")
+        for reader in 0..<20 {
+            let recorded = collected.all.filter { $0.0 == reader }.filter { if case .success(.recorded) = $0.1 { true } else { false } }.count
+            #expect(recorded == 3, "reader \(reader): exactly the limit")
+            #expect(try store.meterUsage(subject: .device("d\(reader)"), window: 86_400).used == 3)
+        }
+
+        _ = try holder.query(PostgresQuery(unsafeSQL: "COMMIT"), logger: PostgresSQL.logger).wait()
+        #expect(held.wait(timeout: .now() + 10) == .success)
+        #expect(heldOutcome.withLock { $0 } == .success(.recorded(used: 1)))
+        #expect(store.groupCommit.statistics.reads == 101)
+    }
+
+    @Test("on SQLite the setting changes nothing: one writer, one committer")
+    func sqliteKeepsOne() throws {
+        let f = try StoreFixture(backend: .sqlite) { $0.meterCommitters = 4 }
+        #expect(f.store.groupCommit.committers == 1)
+    }
+}
+
 final class LockedResults: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [(Int, Result<Store.MeteredRead, StoreError>)] = []
@@ -160,9 +232,9 @@ final class LockedResults: @unchecked Sendable {
 
 @Suite("Group commit for async callers")
 struct AsyncGroupCommitTests {
-    @Test("300 concurrent async reads of one subject with a limit of 3: exactly 3 recorded, the rest exhausted or re-reads, in shared transactions", arguments: TestBackend.all)
-    func lastUnitExact(backend: TestBackend) async throws {
-        let f = try StoreFixture(backend: backend)
+    @Test("300 concurrent async reads of one subject with a limit of 3: exactly 3 recorded, the rest exhausted or re-reads, in shared transactions", arguments: TestBackend.all, [1, 2])
+    func lastUnitExact(backend: TestBackend, committers: Int) async throws {
+        let f = try StoreFixture(backend: backend) { $0.meterCommitters = committers }
         try f.title("euronews")
         let store = f.store
         let now = f.clock.now()

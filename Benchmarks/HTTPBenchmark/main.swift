@@ -7,7 +7,7 @@
 //       all (store-metered's larger shape)
 //   paywall-http-bench bare PORT
 //       the reference: a bare Hummingbird route returning a small JSON body
-//   paywall-http-bench store-metered DATABASE [--seconds 10] [--callers 64] [--readers 2000]
+//   paywall-http-bench store-metered DATABASE [--seconds 10] [--callers 64] [--readers 2000] [--committers 1]
 //       metered reads recorded through the store alone (no HTTP, no tokens, no policy):
 //       CALLERS concurrent callers each recording a new article's read for one of the
 //       prepared readers, exactly as an access check does (`Store.recordCountedRead`: the
@@ -16,6 +16,7 @@
 //       scans the reader's reads in the window, so READERS decides what a read costs:
 //       2,000 readers end a 10 s run with 70–100 counted articles each, 20,000 with 10–15
 //       (printed: a generous monthly meter holds ten, the shipped policy's three).
+//       COMMITTERS: transactions in flight at once (PostgreSQL; PAYWALL_METER_COMMITTERS).
 import Foundation
 import Hummingbird
 import PaywallCore
@@ -152,6 +153,7 @@ func storeMetered(_ location: String, _ arguments: [String]) async throws {
     let readerCount = option("--readers", arguments, default: 2_000)
     var configuration = StoreConfiguration()
     configuration.createIfMissing = false
+    configuration.meterCommitters = option("--committers", arguments, default: 1)
     let store = try Store(location: location, configuration: configuration)
     let readers = try (0..<readerCount).map { try store.account(matching: "reader\($0)@bench.example").id }
     let title = TitleID(rawValue: "euronews")
@@ -202,7 +204,7 @@ case "bare":
     guard arguments.count >= 3, let port = Int(arguments[2]) else { fail("usage: paywall-http-bench bare PORT") }
     try await bare(port: port)
 case "store-metered":
-    guard arguments.count >= 3 else { fail("usage: paywall-http-bench store-metered DATABASE [--seconds N] [--callers N] [--readers N]") }
+    guard arguments.count >= 3 else { fail("usage: paywall-http-bench store-metered DATABASE [--seconds N] [--callers N] [--readers N] [--committers N]") }
     try await storeMetered(arguments[2], arguments)
 default:
     fail("usage: paywall-http-bench prepare DIR … | bare PORT | store-metered DATABASE …")

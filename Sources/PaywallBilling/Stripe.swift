@@ -112,6 +112,7 @@ public enum StripeEvent {
         case "checkout.session.completed":
             change.customer = try object.id("customer")
             change.linkAccount = try object.string("client_reference_id")
+            change.checkoutSubscription = try object.id("subscription")
         case "customer.subscription.deleted":
             change.customer = try object.id("customer")
             change.subscriptionAccount = try accountInMetadata(object)

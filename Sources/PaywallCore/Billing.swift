@@ -90,6 +90,10 @@ public struct BillingChange: Hashable, Sendable, Codable {
     /// Also set on an event waiting for an account when an admin links its subscription to
     /// one (`paywall billing link-subscription`).
     public var subscriptionAccount: String?
+    /// The subscription a Stripe Checkout session started (its `subscription`): when the
+    /// session's customer is already another account's, whether the session did what it
+    /// should depends on the account that subscription went to.
+    public var checkoutSubscription: String?
     public var subscription: SubscriptionState?
 
     public init(

@@ -61,7 +61,7 @@ extension Store {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [
                 change.provider.rawValue, change.eventID, change.type, applied.result.outcome.rawValue, applied.result.detail, applied.waitingFor,
-                change.customer, change.subscription?.id, applied.result.accountID?.rawValue, change.occurredAt.millis, now.millis,
+                change.customer, change.subscription?.id ?? change.checkoutSubscription, applied.result.accountID?.rawValue, change.occurredAt.millis, now.millis,
                 Self.encodeChange(change),
             ])
     }
@@ -298,10 +298,25 @@ struct BillingApplier {
             let account = AccountID(rawValue: link.lowercased())
             guard try Store.requireAccountOrNil(db, account) else { return outcome(.failed, "no account '\(link.prefix(64))' (client_reference_id)") }
             if let linked = try linkedAccount(change.provider, customer) {
-                guard linked == account else {
+                if linked != account {
                     // One customer paying for a second account: the link stays; events of
                     // a subscription that names its account (metadata) go to that account.
-                    return outcome(.failed, "customer \(customer) is already linked to account \(linked): its subscriptions go to that account unless they name theirs (Checkout's subscription_data.metadata.paywall_account)")
+                    // The session did what it should when the subscription it started is
+                    // this account's: known once that subscription is stored (it waits
+                    // until then, woken like the subscription's other events).
+                    let how = "its subscriptions go to that account unless they name theirs (Checkout's subscription_data.metadata.paywall_account)"
+                    guard let started = change.checkoutSubscription else {
+                        return outcome(.failed, "customer \(customer) is already linked to account \(linked): \(how)")
+                    }
+                    guard let stored = try subscription(change.provider, started) else {
+                        return outcome(.pending, "customer \(customer) is linked to account \(linked): waiting for subscription \(started) to see which account it names",
+                                       waiting: Self.key(change.provider, subscription: started))
+                    }
+                    guard stored.accountID == account else {
+                        return outcome(.failed, "customer \(customer) is already linked to account \(linked), and subscription \(started) went to account \(stored.accountID): \(how)")
+                    }
+                    result.accountID = account
+                    return outcome(.applied, "customer \(customer) stays linked to account \(linked); subscription \(started) is this account's")
                 }
             } else {
                 try insertLink(change.provider, customer, account, actor: change.provider.actor)

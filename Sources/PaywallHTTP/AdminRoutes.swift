@@ -17,7 +17,7 @@ extension PaywallAPI {
     static let adminRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/admin/v1/titles", .get), ("/admin/v1/titles", .post),
         ("/admin/v1/titles/{title}", .get), ("/admin/v1/titles/{title}", .patch),
-        ("/admin/v1/plans", .get), ("/admin/v1/plans", .post), ("/admin/v1/plans/{plan}", .get),
+        ("/admin/v1/plans", .get), ("/admin/v1/plans", .post), ("/admin/v1/plans/{plan}", .get), ("/admin/v1/plans/{plan}", .patch),
         ("/admin/v1/accounts/{account}", .get),
         ("/admin/v1/accounts/{account}/memberships", .get), ("/admin/v1/accounts/{account}/memberships", .post),
         ("/admin/v1/accounts/{account}/memberships/cancel", .post),
@@ -58,9 +58,17 @@ extension PaywallAPI {
             let admin = try await self.admin(request, .catalog)
             var request = request
             let id = try Self.parameter(context, "title")
-            let body = try await RequestBody.object(&request).only(["tags"])
-            guard let tags = try body.strings("tags", max: 64) else { throw body.missing("tags") }
-            let title = try await service.blocking { service throws(ServiceError) in try service.setTitleTags(id: id, tags: tags, actor: admin.actor) }
+            let body = try await RequestBody.object(&request).only(["tags", "name", "publisher"])
+            let tags = try body.strings("tags", max: 64)
+            let name = try body.string("name"), publisher = try body.string("publisher")
+            guard tags != nil || name != nil || publisher != nil else {
+                throw APIError(status: .badRequest, code: "missing_field", message: "give 'name', 'publisher' or 'tags' (the id cannot change)")
+            }
+            let title = try await service.blocking { service throws(ServiceError) in
+                // Tags alone keep their own audit action (as `paywall title tag`).
+                if name == nil, publisher == nil, let tags { return try service.setTitleTags(id: id, tags: tags, actor: admin.actor) }
+                return try service.updateTitle(id: id, name: name, publisher: publisher, tags: tags, actor: admin.actor)
+            }
             return try Self.json(TitleView(title))
         }
         group.get("/plans") { request, _ in
@@ -86,6 +94,20 @@ extension PaywallAPI {
             try Self.noQuery(request)
             let id = try Self.parameter(context, "plan")
             return try Self.json(PlanView(try await service.blocking { service throws(ServiceError) in try service.adminPlan(id, by: admin) }))
+        }
+        group.patch("/plans/{plan}") { request, context in
+            let admin = try await self.admin(request, .catalog)
+            var request = request
+            let id = try Self.parameter(context, "plan")
+            let body = try await RequestBody.object(&request).only(["name", "titles", "allTitles"])
+            let name = try body.string("name"), titles = try body.strings("titles", max: 1_000), all = try body.bool("allTitles") ?? false
+            guard name != nil || titles != nil || all else {
+                throw APIError(status: .badRequest, code: "missing_field", message: "give 'name', 'titles' or 'allTitles' (the id and period cannot change)")
+            }
+            let plan = try await service.blocking { service throws(ServiceError) in
+                try service.updatePlan(id: id, name: name, titles: titles, allTitles: all, actor: admin.actor)
+            }
+            return try Self.json(PlanView(plan))
         }
         addAdminMemberRoutes(to: group)
         addAdminRecordRoutes(to: group)

@@ -18,6 +18,43 @@ extension PaywallService {
         try mapped { try store.setTitleTags(id: TitleID(validating: id), tags: Title.validatedTags(tags), actor: actor) }
     }
 
+    /// Renames a title or its publisher, or replaces its tags (nil: unchanged; at least one
+    /// is needed), all or nothing. The id never changes: reads, plans and policies name it.
+    public func updateTitle(id: String, name: String?, publisher: String?, tags: [String]? = nil, actor: AuditActor) throws(ServiceError) -> Title {
+        try mapped {
+            let slug = try TitleID(validating: id)
+            guard name != nil || publisher != nil || tags != nil else {
+                throw DomainError.invalidValue(field: "name", value: "", expected: "a new name, publisher or tags (the id cannot change)")
+            }
+            return try store.updateTitle(
+                id: slug, name: try name.map { try validatedName($0, kind: "title") }, publisher: try publisher.map { try validatedName($0, kind: "publisher") },
+                tags: try tags.map { try Title.validatedTags($0) }, actor: actor)
+        }
+    }
+
+    /// Renames a plan or replaces its titles (nil: unchanged): `titles`, the listed ids, or
+    /// `allTitles` for every title, present and future. At least one change is needed; the
+    /// period cannot change (memberships were sold on it).
+    public func updatePlan(id: String, name: String?, titles: [String]?, allTitles: Bool, actor: AuditActor) throws(ServiceError) -> Plan {
+        try mapped {
+            let slug = try PlanID(validating: id)
+            var bundle: TitleBundle?
+            if allTitles {
+                guard titles == nil else { throw DomainError.invalidValue(field: "titles", value: "", expected: "either titles or every title, not both") }
+                bundle = .all
+            } else if let titles {
+                guard !titles.isEmpty else {
+                    throw DomainError.invalidValue(field: "titles", value: "", expected: "at least one title id (or every title)")
+                }
+                bundle = .titles(Set(try titles.map { try TitleID(validating: $0) }))
+            }
+            guard name != nil || bundle != nil else {
+                throw DomainError.invalidValue(field: "name", value: "", expected: "a new name or titles (the id and period cannot change)")
+            }
+            return try store.updatePlan(id: slug, name: try name.map { try validatedName($0, kind: "plan") }, bundle: bundle, actor: actor)
+        }
+    }
+
     /// Adds a plan. `titles` is nil or empty for all titles, otherwise the listed ids.
     public func addPlan(id: String, name: String, period: String, titles: [String]?, actor: AuditActor) throws(ServiceError) -> Plan {
         try mapped {

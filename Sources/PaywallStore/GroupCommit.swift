@@ -8,12 +8,17 @@ import PaywallCore
 ///
 /// Why: a durable commit costs one fsync, about 130–240 µs here (BENCHMARKS.md, "record a
 /// read"), so one transaction per read caps a server at 4–7 thousand metered checks a
-/// second whatever its CPU. Reads queue up here; one committer thread takes everything
+/// second whatever its CPU. Reads queue up here; a committer thread takes everything
 /// waiting (up to ``maximumBatch``) and runs it in one transaction. Each read is still
 /// checked and inserted in order inside that transaction, so the meter's last unit stays
 /// exact, and each caller is answered only after the commit that holds its read (nothing
-/// acknowledged can be lost). A read that fails (an unknown title) fails alone: it runs in
-/// a savepoint of its own.
+/// acknowledged can be lost). A read that fails (an unknown title) fails alone (on
+/// PostgreSQL in a savepoint of its own).
+///
+/// One committer by default. On PostgreSQL up to ``committers`` may run (a second starts
+/// only while every running one is in its transaction): there the meter stays exact
+/// between concurrent batches, as between servers, because each batch takes its readers'
+/// advisory locks in one order before counting (`StoreConfiguration.meterCommitters`).
 ///
 /// Why a thread of its own rather than the caller's: an async caller (an HTTP access
 /// check) suspends instead of holding a thread while it waits, and nobody is woken but the

@@ -123,13 +123,16 @@ extension Store {
                 return []
             }
             // Waiting for the subscription (no customer named) or for its customer's link.
+            // Not a Checkout session waiting to see which account the subscription it started
+            // goes to: it is no event of the subscription, and is settled once that is stored.
             let waiting = try db.fetchAll("""
-                SELECT id, change FROM billing_events WHERE outcome = 'pending' AND provider = ? AND subscription_id = ? ORDER BY occurred_at, id
-                """, [provider.rawValue, subscription])
+                SELECT id, change FROM billing_events WHERE outcome = 'pending' AND provider = ? AND subscription_id = ? AND type <> ?
+                ORDER BY occurred_at, id
+                """, [provider.rawValue, subscription, Self.checkoutType])
             guard !waiting.isEmpty else {
                 let failed = try db.fetchValue(Int.self, """
-                    SELECT COUNT(*) FROM billing_events WHERE outcome = 'failed' AND provider = ? AND subscription_id = ?
-                    """, [provider.rawValue, subscription]) ?? 0
+                    SELECT COUNT(*) FROM billing_events WHERE outcome = 'failed' AND provider = ? AND subscription_id = ? AND type <> ?
+                    """, [provider.rawValue, subscription, Self.checkoutType]) ?? 0
                 throw StoreError.billingNothingWaiting(subscription: subscription, failed: failed)
             }
             try audit(db, actor: actor, action: "billing.link", target: "account:\(accountID)", details: ["provider": provider.rawValue, "subscription": subscription])
@@ -145,6 +148,9 @@ extension Store {
             return try applier.drain([try applier.wakeWaiting(provider, subscription: subscription)])
         }
     }
+
+    /// The Stripe event that links a customer, and names the subscription it started.
+    static let checkoutType = "checkout.session.completed"
 
     /// The customers linked to an account.
     public func billingLinks(accountID: AccountID) throws(StoreError) -> [BillingLink] {

@@ -28,6 +28,37 @@ extension Store {
         }
     }
 
+    /// Renames a title or its publisher, or replaces its tags (nil: unchanged), in one
+    /// transaction. Its id, what every read, plan and policy names, never changes. Returns
+    /// the title as stored.
+    public func updateTitle(id: TitleID, name: String?, publisher: String?, tags: Set<String>? = nil, actor: AuditActor) throws(StoreError) -> Title {
+        try write { db in
+            guard let before = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            var details: [String: String] = [:]
+            if let name, name != before.name {
+                try db.execute("UPDATE titles SET name = ? WHERE id = ?", [name, id.rawValue])
+                details["name"] = name
+                details["previous_name"] = before.name
+            }
+            if let publisher, publisher != before.publisher {
+                try db.execute("UPDATE titles SET publisher = ? WHERE id = ?", [publisher, id.rawValue])
+                details["publisher"] = publisher
+                details["previous_publisher"] = before.publisher
+            }
+            if let tags, tags != before.tags {
+                try db.execute("DELETE FROM title_tags WHERE title_id = ?", [id.rawValue])
+                try Self.insertTags(db, id, tags)
+                details["tags"] = tags.sorted().joined(separator: ",")
+                details["previous_tags"] = before.tags.sorted().joined(separator: ",")
+            }
+            // Nothing to change writes nothing (not even the audit log).
+            guard !details.isEmpty else { return before }
+            try audit(db, actor: actor, action: "title.update", target: "title:\(id)", details: details)
+            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            return title
+        }
+    }
+
     static func insertTags(_ db: any SQLConnection, _ id: TitleID, _ tags: Set<String>) throws {
         for tag in tags.sorted() {
             try db.execute("INSERT INTO title_tags (title_id, tag) VALUES (?, ?)", [id.rawValue, tag])
@@ -72,23 +103,65 @@ extension Store {
         let plan = Plan(id: id, name: name, period: period, bundle: bundle, createdAt: clock.now())
         return try write { db in
             if try Self.planExists(db, id) { throw StoreError.duplicatePlan(id.rawValue) }
-            var listed: [TitleID] = []
-            if case let .titles(set) = bundle {
-                if set.isEmpty { throw StoreError.emptyBundle(plan: id.rawValue) }
-                listed = set.sorted()
-                for title in listed where try !Self.titleExists(db, title) {
-                    throw StoreError.titleNotFound(title.rawValue)
-                }
-            }
+            let listed = try Self.checkedTitles(db, bundle, plan: id)
             try db.execute("INSERT INTO plans (id, name, period, all_titles, created_at) VALUES (?, ?, ?, ?, ?)", [id.rawValue, name, period.rawValue, bundle == .all, plan.createdAt.millis])
             for title in listed {
                 try db.execute("INSERT INTO plan_titles (plan_id, title_id) VALUES (?, ?)", [id.rawValue, title.rawValue])
             }
             try audit(db, actor: actor, action: "plan.add", target: "plan:\(id)", details: [
                 "name": name, "period": period.rawValue,
-                "titles": bundle == .all ? "all" : listed.map(\.rawValue).joined(separator: ","),
+                "titles": Self.auditText(bundle),
             ])
             return plan
+        }
+    }
+
+    /// Renames a plan or replaces the titles it grants (nil: unchanged); every listed title
+    /// must exist. Members of the plan read the new titles at once (a catalog change drops
+    /// every server's cached facts); their access tokens, which carry the titles for the
+    /// edge, say the old ones until they expire. The period stays: it is what the plan's
+    /// memberships were sold and renewed on.
+    public func updatePlan(id: PlanID, name: String?, bundle: TitleBundle?, actor: AuditActor) throws(StoreError) -> Plan {
+        try write { db in
+            guard let before = try Self.plan(db, id) else { throw StoreError.planNotFound(id.rawValue) }
+            var details: [String: String] = [:]
+            if let name, name != before.name {
+                try db.execute("UPDATE plans SET name = ? WHERE id = ?", [name, id.rawValue])
+                details["name"] = name
+                details["previous_name"] = before.name
+            }
+            if let bundle, bundle != before.bundle {
+                let listed = try Self.checkedTitles(db, bundle, plan: id)
+                try db.execute("UPDATE plans SET all_titles = ? WHERE id = ?", [bundle == .all, id.rawValue])
+                try db.execute("DELETE FROM plan_titles WHERE plan_id = ?", [id.rawValue])
+                for title in listed {
+                    try db.execute("INSERT INTO plan_titles (plan_id, title_id) VALUES (?, ?)", [id.rawValue, title.rawValue])
+                }
+                details["titles"] = Self.auditText(bundle)
+                details["previous_titles"] = Self.auditText(before.bundle)
+            }
+            guard !details.isEmpty else { return before }
+            try audit(db, actor: actor, action: "plan.update", target: "plan:\(id)", details: details)
+            guard let plan = try Self.plan(db, id) else { throw StoreError.planNotFound(id.rawValue) }
+            return plan
+        }
+    }
+
+    /// A bundle's listed titles, sorted, each checked to exist (none for every title).
+    static func checkedTitles(_ db: any SQLConnection, _ bundle: TitleBundle, plan: PlanID) throws -> [TitleID] {
+        guard case let .titles(set) = bundle else { return [] }
+        if set.isEmpty { throw StoreError.emptyBundle(plan: plan.rawValue) }
+        let listed = set.sorted()
+        for title in listed where try !Self.titleExists(db, title) {
+            throw StoreError.titleNotFound(title.rawValue)
+        }
+        return listed
+    }
+
+    static func auditText(_ bundle: TitleBundle) -> String {
+        switch bundle {
+        case .all: "all"
+        case let .titles(set): set.sorted().map(\.rawValue).joined(separator: ",")
         }
     }
 

@@ -28,9 +28,9 @@ public struct StoreConfiguration: Sendable {
     /// while the first is still running: it overlaps one batch's round trips and commit
     /// with the next one's work, which pays when PostgreSQL has cores to spare (a host of
     /// its own, or far away) and costs when the server and the database share saturated
-    /// cores (BENCHMARKS.md: +19–35% through the store alone, 0–21% fewer checks through
-    /// HTTP on this two-core machine). Still exact: each batch takes its readers' meter locks
-    /// in one order before counting.
+    /// cores (BENCHMARKS.md: 12–37% more reads through the store alone, 0–21% fewer checks
+    /// through HTTP on this two-core machine). Still exact: each batch takes its readers'
+    /// meter locks in one order before counting.
     public var meterCommitters = 1
     /// How often a PostgreSQL store's listening connection is pinged (``ChannelListener``);
     /// tests shorten it.

@@ -8,7 +8,7 @@ struct TitleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "title",
         abstract: "Manage the catalog of titles.",
-        subcommands: [Add.self, List.self, Tag.self]
+        subcommands: [Add.self, Update.self, List.self, Tag.self]
     )
 
     /// Tags from repeated or comma-separated `--tag` values.
@@ -31,6 +31,31 @@ struct TitleCommand: ParsableCommand {
             try global.run { service in
                 let title = try service.addTitle(id: id, name: name, publisher: publisher, tags: TitleCommand.tags(tag), actor: global.auditActor)
                 if global.json { Output(json: true).emit(TitleView(title)) } else { print("added title \(title.id) (\(title.name))") }
+            }
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rename a title or its publisher.",
+            discussion: """
+                The id cannot change: reads, plans and policies name it. Audited with the old values. Example:
+                  paywall title update euronews --name "Euronews English" --publisher "Euronews SA"
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The title's id.") var id: String
+        @Option(help: "The new name as readers see it.") var name: String?
+        @Option(help: "The new publisher.") var publisher: String?
+
+        func validate() throws {
+            if name == nil && publisher == nil { throw ValidationError("give --name, --publisher or both") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let view = TitleView(try service.updateTitle(id: id, name: name, publisher: publisher, actor: global.auditActor))
+                if global.json { Output(json: true).emit(view) } else { print("title \(view.id): \(view.name), published by \(view.publisher)") }
             }
         }
     }
@@ -74,7 +99,7 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Manage membership plans and the titles they grant.",
-        subcommands: [Add.self, List.self]
+        subcommands: [Add.self, Update.self, List.self]
     )
 
     struct Add: ParsableCommand {
@@ -104,6 +129,38 @@ struct PlanCommand: ParsableCommand {
                 let plan = try service.addPlan(id: id, name: name, period: period, titles: list, actor: global.auditActor)
                 let view = PlanView(plan)
                 if global.json { Output(json: true).emit(view) } else { print("added plan \(view.id) (\(view.name), per \(view.period), \(view.titleText))") }
+            }
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rename a plan or change the titles it grants.",
+            discussion: """
+                The plan's members read the new titles at once (on every server); access tokens
+                issued before, which carry the titles for the edge, list the old ones until they
+                expire. The id and the period cannot change. Audited with the old values. Examples:
+                  paywall plan update news-annual --titles euronews,the-daily,le-monde
+                  paywall plan update news-annual --name "News, yearly" --all
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The plan's id.") var id: String
+        @Option(help: "The new name.") var name: String?
+        @Option(help: "Comma-separated title ids the plan now grants (replacing its list).") var titles: String?
+        @Flag(help: "Grant every title, present and future.") var all = false
+
+        func validate() throws {
+            if all && titles != nil { throw ValidationError("give --all or --titles, not both") }
+            if name == nil && titles == nil && !all { throw ValidationError("give --name, --titles or --all") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let list = titles.map { $0.split(separator: ",").map { String($0) } }
+                if let list, list.isEmpty { throw CLIFailure("--titles needs at least one title id") }
+                let view = PlanView(try service.updatePlan(id: id, name: name, titles: list, allTitles: all, actor: global.auditActor))
+                if global.json { Output(json: true).emit(view) } else { print("plan \(view.id) (\(view.name), per \(view.period), \(view.titleText))") }
             }
         }
     }

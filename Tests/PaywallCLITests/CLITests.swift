@@ -18,6 +18,25 @@ struct CLITests {
         return cli
     }
 
+    @Test("catalog changes: a title renamed, a plan's titles replaced, audited; a command with nothing to change is a usage error")
+    func catalogUpdates() throws {
+        let cli = try seeded()
+        let renamed = try cli.run(["title", "update", "euronews", "--name", "Euronews English"])
+        #expect(renamed.status == 0 && renamed.stdout.contains("Euronews English, published by Euronews SA"), "\(renamed.stderr)")
+        let plan = try cli.run(["plan", "update", "news", "--titles", "euronews,the-daily", "--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect((try cli.json(plan.stdout) as? [String: Any])?["titles"] as? [String] == ["euronews", "the-daily"])
+        #expect(try cli.run(["plan", "list"]).stdout.contains("euronews,the-daily"))
+        let audit = try cli.run(["audit", "list", "--json"]).stdout
+        #expect(audit.contains("plan.update") && audit.contains("title.update"))
+        for arguments in [["title", "update", "euronews"], ["plan", "update", "news"], ["plan", "update", "news", "--all", "--titles", "euronews"]] {
+            let before = try cli.snapshot()
+            let usage = try cli.run(arguments)
+            #expect(usage.status == 64 && !usage.stderr.isEmpty, "\(arguments): \(usage.status) \(usage.stderr)")
+            #expect(try cli.snapshot() == before)
+        }
+    }
+
     @Test("an admin's session: accounts, trials, memberships, meters, audit, in text and JSON")
     func adminFlow() throws {
         let cli = try seeded()
@@ -129,6 +148,10 @@ struct CLITests {
         (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "0d"], "", "a whole number above 0"),
         (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "-5d"], "", "invalid duration '-5d'"),
         (["token", "revoke-admin", "--subject", "nobody-ever"], "", "no admin token was minted here for 'nobody-ever'"),
+        (["title", "update", "nope", "--name", "X"], "", "no title 'nope'"),
+        (["title", "update", "euronews", "--publisher", "   "], "", "invalid publisher name"),
+        (["plan", "update", "nope", "--name", "X"], "", "no plan 'nope'"),
+        (["plan", "update", "news", "--titles", "euronews,nope"], "", "no title 'nope'"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
         let cli = try seeded()

@@ -30,12 +30,22 @@ final class ReaderLedger: @unchecked Sendable {
 
 @Suite("readers' accounts across kill -9", .serialized)
 struct ReaderCrashTests {
+    /// A session of its own (as `BillingCrashTests`): on the shared one these requests queued
+    /// behind other suites' and a CI run once saw fewer than 12 sign-ups in 60 s; a request
+    /// to the killed server also fails fast.
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 10
+        configuration.httpMaximumConnectionsPerHost = 8
+        return URLSession(configuration: configuration)
+    }()
+
     static func post(_ base: String, _ path: String, _ body: [String: String]) async throws -> (Int, [String: Any]) {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = "POST"
         request.httpBody = try JSONSerialization.data(withJSONObject: body)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let (data, response) = try await session.data(for: request)
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
     }

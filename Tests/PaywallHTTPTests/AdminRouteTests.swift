@@ -36,6 +36,7 @@ struct AdminRouteTests {
         (.get, "/admin/v1/plans", nil, .catalog),
         (.post, "/admin/v1/plans", #"{"id":"daily","name":"Daily","period":"week","titles":["the-daily"]}"#, .catalog),
         (.get, "/admin/v1/plans/news", nil, .catalog),
+        (.patch, "/admin/v1/plans/news", #"{"name":"News and more","titles":["euronews","le-monde","the-daily"]}"#, .catalog),
         (.get, "/admin/v1/accounts/member@example.com", nil, .members),
         (.get, "/admin/v1/accounts/member%40example.com/memberships", nil, .members),
         (.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","reason":"support ticket 12"}"#, .members),
@@ -168,6 +169,65 @@ struct AdminRouteTests {
         #expect(query.status == .badRequest && query.errorCode == "unknown_parameter")
         #expect(try f.service.titles().count == 4)
         #expect(try f.service.auditEntries(target: "title:el-pais", limit: 10).map(\.actor).allSatisfy { $0 == .admin("alice") })
+    }
+
+    @Test("catalog changes: a title renamed, a plan's titles changed (its members read them at once); bad input refused with nothing written")
+    func catalogUpdates() async throws {
+        let f = try seededFixture()
+        let token = try adminToken(f, [.catalog])
+        let member = try accessToken(f, "member@example.com")
+        let membersRule = "members read the titles in their plan"
+        @Sendable func rules(_ client: any TestClientProtocol, _ title: String, _ article: String) async throws -> [String] {
+            let response = try await client.call(.post, "/v1/access", #"{"title":"\#(title)","article":{"id":"\#(article)"}}"#, token: member)
+            return try response.object()["decidingRules"] as? [String] ?? []
+        }
+        try await withAPI(f) { client in
+            #expect(try await !rules(client, "the-daily", "d1").contains(membersRule), "not in the plan yet")
+            let before = try f.snapshot()
+            let audited = try f.snapshot()["audit_log"]
+            // Refused, nothing written.
+            for (body, status, code) in [
+                ("{}", HTTPResponse.Status.badRequest, "missing_field"),
+                (#"{"titles":["euronews"],"allTitles":true}"#, .badRequest, "invalid_value"),
+                (#"{"titles":[]}"#, .badRequest, "invalid_value"),
+                (#"{"titles":["euronews","nope"]}"#, .notFound, "title_not_found"),
+                (#"{"period":"year"}"#, .badRequest, "unknown_field"),
+                (#"{"name":"\u0007"}"#, .badRequest, "invalid_name"),
+            ] {
+                let response = try await client.call(.patch, "/admin/v1/plans/news", body, token: token)
+                #expect(response.status == status && response.errorCode == code, "\(body): \(response.text)")
+            }
+            let unknown = try await client.call(.patch, "/admin/v1/plans/nope", #"{"name":"N"}"#, token: token)
+            #expect(unknown.status == .notFound && unknown.errorCode == "plan_not_found")
+            #expect(try f.snapshot() == before && (try f.snapshot()["audit_log"]) == audited)
+            #expect(try f.service.plans().first { $0.id.rawValue == "news" }?.bundle == .titles([TitleID(rawValue: "euronews"), TitleID(rawValue: "le-monde")]))
+
+            // The plan now gives euronews and the-daily: its member reads the-daily in full at
+            // once (the cached facts were dropped), le-monde no longer.
+            let changed = try await client.call(.patch, "/admin/v1/plans/news", #"{"titles":["the-daily","euronews"]}"#, token: token)
+            #expect(try changed.status == .ok && (try changed.object()["titles"] as? [String]) == ["euronews", "the-daily"], "\(changed.text)")
+            #expect(try await rules(client, "the-daily", "d2").contains(membersRule))
+            #expect(try await !rules(client, "le-monde", "l1").contains(membersRule))
+            let entry = try #require(try f.service.auditEntries(target: "plan:news", limit: 1).first)
+            #expect(entry.action == "plan.update" && entry.actor == .admin("alice") && entry.details.contains("\"previous_titles\":\"euronews,le-monde\""), "\(entry)")
+            let everything = try await client.call(.patch, "/admin/v1/plans/news", #"{"name":"Everything","allTitles":true}"#, token: token)
+            #expect(try everything.status == .ok && (try everything.object()["allTitles"] as? Bool) == true && (try everything.object()["name"] as? String) == "Everything")
+            #expect(try await rules(client, "le-monde", "l2").contains(membersRule))
+
+            // A title renamed; the same again writes nothing; a bad tag beside a new name changes nothing.
+            let renamed = try await client.call(.patch, "/admin/v1/titles/euronews", #"{"name":"Euronews English","publisher":"Euronews SA"}"#, token: token)
+            #expect(try renamed.status == .ok && (try renamed.object()["name"] as? String) == "Euronews English")
+            let renames = try f.service.auditEntries(target: "title:euronews", limit: 10).filter { $0.action == "title.update" }
+            #expect(renames.count == 1 && renames.first?.details.contains("\"previous_name\":\"Euronews\"") == true && renames.first?.details.contains("publisher") == false,
+                    "only what changed: \(renames)")
+            _ = try await client.call(.patch, "/admin/v1/titles/euronews", #"{"name":"Euronews English"}"#, token: token)
+            #expect(try f.service.auditEntries(target: "title:euronews", limit: 10).filter { $0.action == "title.update" }.count == 1)
+            let mixed = try await client.call(.patch, "/admin/v1/titles/euronews", #"{"name":"Other","tags":["no spaces"]}"#, token: token)
+            #expect(mixed.status == .badRequest && mixed.errorCode == "invalid_identifier", "\(mixed.text)")
+            let empty = try await client.call(.patch, "/admin/v1/titles/euronews", "{}", token: token)
+            #expect(empty.status == .badRequest && empty.errorCode == "missing_field")
+            #expect(try f.service.titles().first { $0.id.rawValue == "euronews" }?.name == "Euronews English")
+        }
     }
 
     @Test("plans: list, create, get; an unknown title or period refused")

@@ -360,6 +360,16 @@ struct StripeBillingTests {
         let session = try shop.post("checkout.session.completed", StripeFixtures.checkout(customer: "cus_1", account: second.rawValue, subscription: "sub_2"))
         #expect(session.outcome == .pending && (session.detail ?? "").contains("sub_2"), "\(session.outcome) \(session.detail ?? "")")
         #expect(try shop.f.service.unappliedBillingEvents().map(\.eventID) == [session.eventID])
+        // The waiting session is no event of the subscription: linking it by hand is refused
+        // (nothing of it is waiting), with nothing written.
+        let audited = try shop.f.snapshot()["audit_log"]
+        do {
+            _ = try shop.f.service.linkBillingSubscription("sub_2", provider: .stripe, account: "partner@example.com", actor: shop.f.admin)
+            Issue.record("linked a subscription none of whose events waited")
+        } catch {
+            #expect(error.code == "no_events_waiting", "\(error)")
+        }
+        #expect(try shop.f.snapshot()["audit_log"] == audited)
         shop.f.clock.advance(by: 1)
         let created = try shop.post("customer.subscription.created", StripeFixtures.subscription(
             id: "sub_2", customer: "cus_1", status: "active", price: "price_news", periodEnd: end, account: second.rawValue))

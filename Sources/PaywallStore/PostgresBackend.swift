@@ -184,8 +184,15 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     /// The statements every metered check runs, prepared once per connection
     /// (``PostgresConnectionPool/prepared(_:on:)``): as written in the store, `?` marks.
+    /// A reader's facts too (its account, memberships with their plans' titles, trial and
+    /// trial eligibility; a title): read once per reader and server (``FactsCache``), but a
+    /// server sees many readers once. Sent unprepared, each was parsed and planned again:
+    /// about 470 µs of PostgreSQL's CPU for a check of a reader new to the server
+    /// (BENCHMARKS.md, eleventh session).
     static let preparedStatements: Set<String> = [
         MeterSQL.meterFactsPostgres, MeterSQL.countAll, MeterSQL.countTitle, MeterSQL.readInWindow, MeterSQL.oldestCounted,
+        PlainHotQueries.accountByIDSQL, PlainHotQueries.accountByEmailSQL, HotReader.membershipsSQL(.postgres),
+        Store.trialByAccountSQL, Store.trialTakenSQL, Store.titleByIDSQL(.postgres),
     ]
 
     /// Transaction control every check and batch sends, prepared the same way (they return

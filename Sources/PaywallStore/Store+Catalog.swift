@@ -76,8 +76,10 @@ extension Store {
         return Title(id: TitleID(rawValue: row[0]), name: row[1], publisher: row[2], tags: tags, createdAt: Date(millis: row[3]))
     }
 
+    static func titleByIDSQL(_ dialect: SQLDialect) -> String { "\(titleSelect(dialect)) WHERE t.id = ?" }
+
     static func title(_ db: any SQLConnection, _ id: TitleID) throws -> Title? {
-        try db.fetchOne("\(titleSelect(db.dialect)) WHERE t.id = ?", [id.rawValue]).map(title(row:))
+        try db.fetchOne(titleByIDSQL(db.dialect), [id.rawValue]).map(title(row:))
     }
 
     /// Every title, by id.

@@ -48,8 +48,11 @@ extension Store {
     }
 
     /// The trial of an account, read on `db` (nil: it never had one).
+    static let trialByAccountSQL = "SELECT \(Trial.columns) FROM trials WHERE account_id = ?"
+    static let trialTakenSQL = "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)"
+
     static func trial(_ db: any SQLConnection, accountID: AccountID) throws -> Trial? {
-        try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE account_id = ?", [accountID.rawValue]).map(Trial.init(row:))
+        try db.fetchOne(trialByAccountSQL, [accountID.rawValue]).map(Trial.init(row:))
     }
 
     /// Whether the person behind `email` may still start a free trial.
@@ -61,7 +64,7 @@ extension Store {
     public func isTrialEligible(personKey: String) throws(StoreError) -> Bool {
         try cachedFact(group: "person:\(personKey)", key: "eligible") { () throws(StoreError) -> Bool in
             try readHotSQL { db in
-                !(try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM trials WHERE person_key = ?)", [personKey]) ?? false)
+                !(try db.fetchValue(Bool.self, Self.trialTakenSQL, [personKey]) ?? false)
             }
         }
     }

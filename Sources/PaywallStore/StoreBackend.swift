@@ -69,12 +69,15 @@ protocol HotQueries {
 struct PlainHotQueries: HotQueries {
     let connection: any SQLConnection
 
+    static let accountByEmailSQL = "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"
+    static let accountByIDSQL = "SELECT \(Account.columns) FROM accounts WHERE id = ?"
+
     func account(emailKey: String) throws -> Account? {
-        try connection.fetchOne("SELECT \(Account.columns) FROM accounts WHERE email_key = ?", [emailKey]).map(Account.init(row:))
+        try connection.fetchOne(Self.accountByEmailSQL, [emailKey]).map(Account.init(row:))
     }
 
     func account(id: String) throws -> Account? {
-        try connection.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [id]).map(Account.init(row:))
+        try connection.fetchOne(Self.accountByIDSQL, [id]).map(Account.init(row:))
     }
 
     func title(id: String) throws -> Title? {

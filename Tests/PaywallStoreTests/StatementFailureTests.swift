@@ -103,6 +103,25 @@ struct StatementFailureTests {
         #expect(try f.store.meterUsage(subject: .device("d"), window: 30 * day).used == 4)
     }
 
+    @Test("a reader's facts are read through statements prepared once per connection, and read back the same", arguments: TestBackend.postgresOnly)
+    func factsPrepared(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let account = try f.account("ada@example.com")
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        let facts = try #require(try f.store.accountFacts(id: account.id))
+        #expect(facts.account == account && facts.memberships.isEmpty && facts.trial == nil)
+        #expect(try f.store.isTrialEligible(personKey: "ada@example.com"))
+        // The one idle connection (the pool hands out the last returned first) ran them.
+        let statements = try postgres.connections.with { connection in
+            try connection.query(PostgresQuery(unsafeSQL: "SELECT statement FROM pg_prepared_statements"), logger: PostgresSQL.logger).wait()
+                .rows.map { try $0.decode(String.self) }
+        }
+        for fragment in ["FROM accounts WHERE id = $1", "FROM memberships m LEFT JOIN plans", "FROM trials WHERE account_id = $1", "FROM trials WHERE person_key = $1"] {
+            #expect(statements.contains { $0.contains(fragment) }, "\(fragment) not prepared: \(statements)")
+        }
+    }
+
     @Test("an access check's snapshot on a connection that forgot its statements fails once; that connection is not leased again", arguments: TestBackend.postgresOnly)
     func snapshotStatementsForgotten(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

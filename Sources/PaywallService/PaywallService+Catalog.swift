@@ -40,7 +40,7 @@ extension PaywallService {
             let slug = try PlanID(validating: id)
             var bundle: TitleBundle?
             if allTitles {
-                guard titles == nil else { throw DomainError.invalidValue(field: "titles", value: "", expected: "either titles or every title, not both") }
+                guard titles == nil else { throw DomainError.invalidValue(field: "titles", value: "a list and every title", expected: "either titles or every title, not both") }
                 bundle = .all
             } else if let titles {
                 guard !titles.isEmpty else {

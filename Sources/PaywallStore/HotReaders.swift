@@ -244,7 +244,7 @@ final class HotReader: @unchecked Sendable {
     }
 
     /// A title and its tags (comma-joined: tags are slugs). Argument: the title id.
-    static let titleSQL = "\(Store.titleSelect(.sqlite)) WHERE t.id = ?"
+    static let titleSQL = Store.titleByIDSQL(.sqlite)
 
     /// An account's memberships, newest first, each with its plan's bundle in the same
     /// row (one statement instead of one per plan). Argument: the account id.
@@ -259,8 +259,8 @@ final class HotReader: @unchecked Sendable {
         self.queue = queue
         statements = try queue.inDatabase { db in
             Statements(
-                accountByEmail: try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE email_key = ?"),
-                accountByID: try db.makeStatement(sql: "SELECT \(Account.columns) FROM accounts WHERE id = ?"),
+                accountByEmail: try db.makeStatement(sql: PlainHotQueries.accountByEmailSQL),
+                accountByID: try db.makeStatement(sql: PlainHotQueries.accountByIDSQL),
                 meterAll: try db.makeStatement(sql: MeterSQL.countAll),
                 meterTitle: try db.makeStatement(sql: MeterSQL.countTitle),
                 readInWindow: try db.makeStatement(sql: MeterSQL.readInWindow),

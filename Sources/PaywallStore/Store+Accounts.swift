@@ -86,7 +86,7 @@ extension Store {
     }
 
     static func account(_ db: any SQLConnection, emailKey: String) throws -> Account? {
-        try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE email_key = ?", [emailKey])
+        try db.fetchOne(PlainHotQueries.accountByEmailSQL, [emailKey])
             .map(Account.init(row:))
     }
 

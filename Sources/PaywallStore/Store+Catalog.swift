@@ -16,22 +16,18 @@ extension Store {
         }
     }
 
-    /// Replaces a title's tags. Returns the title as stored.
+    /// Replaces a title's tags (audited as `title.set-tags`; the same tags again write
+    /// nothing). Returns the title as stored.
     public func setTitleTags(id: TitleID, tags: Set<String>, actor: AuditActor) throws(StoreError) -> Title {
-        try write { db in
-            guard try Self.titleExists(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
-            try db.execute("DELETE FROM title_tags WHERE title_id = ?", [id.rawValue])
-            try Self.insertTags(db, id, tags)
-            try audit(db, actor: actor, action: "title.set-tags", target: "title:\(id)", details: ["tags": tags.sorted().joined(separator: ",")])
-            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
-            return title
-        }
+        try updateTitle(id: id, name: nil, publisher: nil, tags: tags, actor: actor, action: "title.set-tags")
     }
 
     /// Renames a title or its publisher, or replaces its tags (nil: unchanged), in one
     /// transaction. Its id, what every read, plan and policy names, never changes. Returns
     /// the title as stored.
-    public func updateTitle(id: TitleID, name: String?, publisher: String?, tags: Set<String>? = nil, actor: AuditActor) throws(StoreError) -> Title {
+    public func updateTitle(
+        id: TitleID, name: String?, publisher: String?, tags: Set<String>? = nil, actor: AuditActor, action: String = "title.update"
+    ) throws(StoreError) -> Title {
         try write { db in
             guard let before = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
             var details: [String: String] = [:]
@@ -53,7 +49,7 @@ extension Store {
             }
             // Nothing to change writes nothing (not even the audit log).
             guard !details.isEmpty else { return before }
-            try audit(db, actor: actor, action: "title.update", target: "title:\(id)", details: details)
+            try audit(db, actor: actor, action: action, target: "title:\(id)", details: details)
             guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
             return title
         }

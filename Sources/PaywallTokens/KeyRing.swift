@@ -336,7 +336,15 @@ public struct KeyRing: Sendable {
         try checkCanOpen(directory)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-        } catch { throw .cannotAccess(path: directory.path, reason: error.localizedDescription) }
+        } catch {
+            // Another thread or process made it meanwhile (a CI run caught 8 threads adding
+            // keys to a new folder at once): take theirs, as if it had been there.
+            if let folder = try KeyFolder.opening(directory) {
+                if folder.mode & 0o077 != 0 { _ = fchmod(folder.descriptor, 0o700) }
+                return folder
+            }
+            throw .cannotAccess(path: directory.path, reason: error.localizedDescription)
+        }
         guard let folder = try KeyFolder.opening(directory) else { throw .cannotAccess(path: directory.path, reason: "the folder vanished") }
         return folder
     }

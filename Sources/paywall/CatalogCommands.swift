@@ -153,12 +153,12 @@ struct PlanCommand: ParsableCommand {
         func validate() throws {
             if all && titles != nil { throw ValidationError("give --all or --titles, not both") }
             if name == nil && titles == nil && !all { throw ValidationError("give --name, --titles or --all") }
+            if let titles, titles.split(separator: ",").isEmpty { throw ValidationError("--titles needs at least one title id") }
         }
 
         func run() throws {
             try global.run { service in
                 let list = titles.map { $0.split(separator: ",").map { String($0) } }
-                if let list, list.isEmpty { throw CLIFailure("--titles needs at least one title id") }
                 let view = PlanView(try service.updatePlan(id: id, name: name, titles: list, allTitles: all, actor: global.auditActor))
                 if global.json { Output(json: true).emit(view) } else { print("plan \(view.id) (\(view.name), per \(view.period), \(view.titleText))") }
             }

@@ -224,6 +224,12 @@ struct AdminRouteTests {
             #expect(try f.service.auditEntries(target: "title:euronews", limit: 10).filter { $0.action == "title.update" }.count == 1)
             let mixed = try await client.call(.patch, "/admin/v1/titles/euronews", #"{"name":"Other","tags":["no spaces"]}"#, token: token)
             #expect(mixed.status == .badRequest && mixed.errorCode == "invalid_identifier", "\(mixed.text)")
+            // Tags alone: audited with the previous ones; the same tags again write nothing.
+            #expect(try await client.call(.patch, "/admin/v1/titles/euronews", #"{"tags":["europe"]}"#, token: token).status == .ok)
+            let tagged = try f.service.auditEntries(target: "title:euronews", limit: 20)
+            #expect(tagged.first?.action == "title.set-tags" && tagged.first?.details.contains("\"previous_tags\":\"\"") == true, "\(tagged.first.map(\.details) ?? "")")
+            #expect(try await client.call(.patch, "/admin/v1/titles/euronews", #"{"tags":["europe"]}"#, token: token).status == .ok)
+            #expect(try f.service.auditEntries(target: "title:euronews", limit: 20).count == tagged.count)
             let empty = try await client.call(.patch, "/admin/v1/titles/euronews", "{}", token: token)
             #expect(empty.status == .badRequest && empty.errorCode == "missing_field")
             #expect(try f.service.titles().first { $0.id.rawValue == "euronews" }?.name == "Euronews English")

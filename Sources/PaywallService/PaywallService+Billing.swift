@@ -136,6 +136,15 @@ extension PaywallService {
         }
     }
 
+    /// Sets aside a pending or failed event that will never apply, with the reason (1 to
+    /// 200 characters), audited (``Store/dismissBillingEvent(provider:eventID:reason:actor:)``).
+    public func dismissBillingEvent(_ eventID: String, provider: BillingProvider, reason: String, actor: AuditActor) throws(ServiceError) -> BillingEventRecord {
+        try mapped {
+            let why = try validatedName(reason, kind: "reason")
+            return try store.dismissBillingEvent(provider: provider, eventID: eventID, reason: why, actor: actor)
+        }
+    }
+
     /// What the payment providers know of an account.
     public struct BillingOverview: Sendable {
         public var account: Account

@@ -211,8 +211,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting: .notFound
-        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked: .conflict
+        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting, .billingEventNotFound: .notFound
+        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
         }
@@ -256,6 +256,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .billingCustomerLinked: "customer_linked"
             case .billingSubscriptionLinked: "subscription_linked"
             case .billingNothingWaiting: "no_events_waiting"
+            case .billingEventNotFound: "billing_event_not_found"
+            case .billingEventSettled: "billing_event_settled"
             case .emptyBundle: "empty_bundle"
             case .ambiguousRevision: "ambiguous_revision"
             case .revisionNotFound: "revision_not_found"

@@ -149,6 +149,43 @@ extension Store {
         }
     }
 
+    /// Sets aside a pending or failed event that will never apply (a test event, a Checkout
+    /// session whose subscription never comes, a subscription whose account was deleted):
+    /// recorded as ignored with who dismissed it and why, audited. Nothing else changes; a
+    /// redelivery of it is then a duplicate, and `retry` no longer takes it.
+    public func dismissBillingEvent(provider: BillingProvider, eventID: String, reason: String, actor: AuditActor) throws(StoreError) -> BillingEventRecord {
+        try write { db in
+            guard let row = try db.fetchOne("SELECT id, outcome FROM billing_events WHERE provider = ? AND event_id = ?", [provider.rawValue, eventID]) else {
+                throw StoreError.billingEventNotFound(provider: provider.rawValue, event: eventID)
+            }
+            let id: Int64 = row[0]
+            let outcome: String = row[1]
+            guard outcome == BillingOutcome.pending.rawValue || outcome == BillingOutcome.failed.rawValue else {
+                throw StoreError.billingEventSettled(event: eventID, outcome: outcome)
+            }
+            try db.execute("UPDATE billing_events SET outcome = ?, detail = ?, waiting_for = NULL WHERE id = ?", [
+                BillingOutcome.ignored.rawValue, "dismissed by \(actor.rawValue): \(reason) (was \(outcome))", id,
+            ])
+            try audit(db, actor: actor, action: "billing.dismiss", target: "billing:\(provider.rawValue):\(eventID)", details: ["reason": reason, "was": outcome])
+            guard let record = try Self.billingEvent(db, id: id) else { throw StoreError.billingEventNotFound(provider: provider.rawValue, event: eventID) }
+            return record
+        }
+    }
+
+    static let billingEventColumns = "id, provider, event_id, type, outcome, detail, customer_id, subscription_id, account_id, occurred_at, received_at, attempts"
+
+    static func billingEvent(row: SQLRow) -> BillingEventRecord? {
+        guard let provider = BillingProvider(rawValue: row[1]), let outcome = BillingOutcome(rawValue: row[4]) else { return nil }
+        return BillingEventRecord(
+            id: row[0], provider: provider, eventID: row[2], type: row[3], outcome: outcome, detail: row[5], customer: row[6],
+            subscriptionID: row[7], accountID: (row[8] as String?).map(AccountID.init(rawValue:)), occurredAt: Date(millis: row[9]),
+            receivedAt: Date(millis: row[10]), attempts: row[11])
+    }
+
+    static func billingEvent(_ db: any SQLConnection, id: Int64) throws -> BillingEventRecord? {
+        try db.fetchOne("SELECT \(billingEventColumns) FROM billing_events WHERE id = ?", [id]).flatMap(billingEvent(row:))
+    }
+
     /// The Stripe event that links a customer, and names the subscription it started.
     static let checkoutType = "checkout.session.completed"
 
@@ -190,16 +227,8 @@ extension Store {
             if unappliedOnly { conditions.append("outcome IN ('pending', 'failed')") }
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments.append(max(0, limit))
-            return try db.fetchAll("""
-                SELECT id, provider, event_id, type, outcome, detail, customer_id, subscription_id, account_id, occurred_at, received_at, attempts
-                FROM billing_events \(filter) ORDER BY id DESC LIMIT ?
-                """, arguments).compactMap { row in
-                guard let provider = BillingProvider(rawValue: row[1]), let outcome = BillingOutcome(rawValue: row[4]) else { return nil }
-                return BillingEventRecord(
-                    id: row[0], provider: provider, eventID: row[2], type: row[3], outcome: outcome, detail: row[5], customer: row[6],
-                    subscriptionID: row[7], accountID: (row[8] as String?).map(AccountID.init(rawValue:)), occurredAt: Date(millis: row[9]),
-                    receivedAt: Date(millis: row[10]), attempts: row[11])
-            }
+            return try db.fetchAll("SELECT \(Self.billingEventColumns) FROM billing_events \(filter) ORDER BY id DESC LIMIT ?", arguments)
+                .compactMap(Self.billingEvent(row:))
         }
     }
 

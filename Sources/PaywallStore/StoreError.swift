@@ -50,6 +50,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// No event of this provider subscription waits for an account: nothing to link
     /// (`failed`: how many of its events were recorded as failed, to retry instead).
     case billingNothingWaiting(subscription: String, failed: Int)
+    /// No event with this id was received from this provider.
+    case billingEventNotFound(provider: String, event: String)
+    /// The event was settled already (applied, stale, ignored): only a pending or failed
+    /// one can be dismissed.
+    case billingEventSettled(event: String, outcome: String)
     /// ``Store/copy(to:)`` refused, or found the copy different from its source: nothing
     /// was written to the target.
     case copyRefused(CopyRefusal)
@@ -129,6 +134,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no event of subscription '\(PrintableText.quoted(subscription))' is waiting for an account; \(failed) of its events failed (paywall billing failures says why): once that is mended, paywall billing retry applies them again"
         case let .billingNothingWaiting(subscription, _):
             return "no event of subscription '\(PrintableText.quoted(subscription))' is waiting for an account (paywall billing failures lists those that are); check the id, or link it once its first event has come"
+        case let .billingEventNotFound(provider, event):
+            return "no \(provider) event '\(PrintableText.quoted(event))' was received (paywall billing failures lists those not applied)"
+        case let .billingEventSettled(event, outcome):
+            return "event '\(PrintableText.quoted(event))' is \(outcome) already; only a pending or failed event can be dismissed"
         case let .destinationExists(path):
             return "\(path) already exists; choose another destination"
         case let .copyRefused(refusal):

@@ -15,7 +15,7 @@ struct BillingCommand: ParsableCommand {
             show what the providers know of an account, map prices and products to plans, \
             list the events that could not be applied and why, and apply events again.
             """,
-        subcommands: [Show.self, Map.self, Unmap.self, Products.self, Failures.self, Retry.self, Replay.self, LinkCustomer.self, LinkSubscription.self, AppToken.self]
+        subcommands: [Show.self, Map.self, Unmap.self, Products.self, Failures.self, Retry.self, Dismiss.self, Replay.self, LinkCustomer.self, LinkSubscription.self, AppToken.self]
     )
 
     static func provider(_ text: String) throws -> BillingProvider {
@@ -146,6 +146,30 @@ struct BillingCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in BillingCommand.printResults(try service.retryBillingEvents(), json: global.json) }
+        }
+    }
+
+    struct Dismiss: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set aside a pending or failed event that will never apply, with the reason.",
+            discussion: """
+                For an event nothing will fix: a test event, a Checkout session whose subscription never comes, a \
+                subscription whose account was deleted. It is recorded as ignored with who dismissed it and why, audited; \
+                nothing else changes, retry no longer takes it, and a redelivery of it is a duplicate. Example:
+                  paywall billing dismiss evt_1Nq… --reason "test-mode event sent to production"
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The provider's event id (as paywall billing failures lists it).") var event: String
+        @Option(help: "Why it will never apply (kept with the event and in the audit log).") var reason: String
+        @Option(help: "stripe or apple.") var provider: String = "stripe"
+
+        func run() throws {
+            let provider = try BillingCommand.provider(provider)
+            try global.run { service in
+                let record = try service.dismissBillingEvent(event, provider: provider, reason: reason, actor: global.auditActor)
+                if global.json { Output(json: true).emit(BillingEventView(record)); return }
+                print("event \(record.eventID) (\(record.type)) dismissed: \(record.detail ?? "")")
+            }
         }
     }
 

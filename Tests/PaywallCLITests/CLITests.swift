@@ -149,6 +149,7 @@ struct CLITests {
         (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "-5d"], "", "invalid duration '-5d'"),
         (["token", "revoke-admin", "--subject", "nobody-ever"], "", "no admin token was minted here for 'nobody-ever'"),
         (["title", "update", "nope", "--name", "X"], "", "no title 'nope'"),
+        (["billing", "dismiss", "evt_nope", "--reason", "typo"], "", "no stripe event 'evt_nope' was received"),
         (["title", "update", "euronews", "--publisher", "   "], "", "invalid publisher name"),
         (["plan", "update", "nope", "--name", "X"], "", "no plan 'nope'"),
         (["plan", "update", "news", "--titles", "euronews,nope"], "", "no title 'nope'"),

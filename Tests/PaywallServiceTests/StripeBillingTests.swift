@@ -393,6 +393,41 @@ struct StripeBillingTests {
         #expect(noSubscription.outcome == .failed)
     }
 
+    @Test("an event that will never apply is dismissed with its reason, audited: no longer unapplied, retried or taken again; settled or unknown events refused with nothing written")
+    func dismissEvent() async throws {
+        let shop = try Shop()
+        let applied = try shop.checkout()  // cus_1 is the first account's
+        let second = try await shop.f.service.signUp(email: "partner@example.com", password: "correct horse battery", displayName: nil, actor: shop.f.admin).id
+        // A session whose subscription never comes: it would wait for ever.
+        let body = StripeFixtures.checkout(customer: "cus_1", account: second.rawValue, subscription: "sub_never")
+        let waiting = try shop.post("checkout.session.completed", body)
+        #expect(waiting.outcome == .pending)
+        let before = try shop.f.snapshot()
+        for (event, reason, code) in [
+            (applied.eventID, "not needed", "billing_event_settled"), ("evt_nope", "typo", "billing_event_not_found"), (waiting.eventID, "  ", "invalid_name"),
+        ] {
+            do {
+                _ = try shop.f.service.dismissBillingEvent(event, provider: .stripe, reason: reason, actor: shop.f.admin)
+                Issue.record("dismissed \(event)")
+            } catch {
+                #expect(error.code == code, "\(event): \(error)")
+            }
+        }
+        #expect(try shop.f.snapshot() == before, "refusals write nothing")
+        let record = try shop.f.service.dismissBillingEvent(waiting.eventID, provider: .stripe, reason: "the customer abandoned the subscription", actor: shop.f.admin)
+        #expect(record.outcome == .ignored && (record.detail ?? "").contains("abandoned") && (record.detail ?? "").contains("was pending"), "\(record.detail ?? "")")
+        #expect(try shop.f.service.unappliedBillingEvents().isEmpty)
+        #expect(try shop.f.service.retryBillingEvents().isEmpty)
+        #expect(try shop.f.service.auditEntries(limit: 1).first?.action == "billing.dismiss")
+        // Delivered again (Stripe retries): a duplicate, still dismissed.
+        shop.f.clock.advance(by: 1)
+        #expect(try shop.post("checkout.session.completed", body, id: waiting.eventID).outcome == .duplicate)
+        do {
+            _ = try shop.f.service.dismissBillingEvent(waiting.eventID, provider: .stripe, reason: "again", actor: shop.f.admin)
+            Issue.record("dismissed twice")
+        } catch { #expect(error.code == "billing_event_settled") }
+    }
+
     @Test("a stored subscription stays its account's when its customer is later linked to another; its events waiting for the customer apply once it is stored")
     func storedSubscriptionWinsOverLaterLink() async throws {
         let shop = try Shop()

@@ -191,7 +191,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// (BENCHMARKS.md, eleventh session).
     static let preparedStatements: Set<String> = [
         MeterSQL.meterFactsPostgres, MeterSQL.countAll, MeterSQL.countTitle, MeterSQL.readInWindow, MeterSQL.oldestCounted,
-        PlainHotQueries.accountByIDSQL, PlainHotQueries.accountByEmailSQL, HotReader.membershipsSQL(.postgres),
+        PlainHotQueries.accountByIDSQL, PlainHotQueries.accountByEmailSQL, HotReader.membershipsSQL(.postgres), PlainHotQueries.accountFactsPostgresSQL,
         Store.trialByAccountSQL, Store.trialTakenSQL, Store.titleByIDSQL(.postgres),
     ]
 

@@ -137,6 +137,13 @@ struct SQLRow: Sendable {
         return Self.decoded(values[index], column: columns.names.indices.contains(index) ? columns.names[index] : "#\(index)")
     }
 
+    /// The columns `range` as a row of their own (a joined row's parts, each decoded by its
+    /// own type's `init(row:)`).
+    func slice(_ range: Range<Int>) -> SQLRow {
+        let names = columns.names.indices.contains(range.lowerBound) ? Array(columns.names[range.clamped(to: columns.names.indices)]) : []
+        return SQLRow(columns: SQLColumns(names), values: Array(values[range]))
+    }
+
     /// The value of the column named `name`.
     subscript<T: SQLDecodable>(_ name: String) -> T {
         guard let index = columns.index(of: name) else {

@@ -85,14 +85,50 @@ struct PlainHotQueries: HotQueries {
     }
 
     func membershipsWithBundles(accountID: String) throws -> [(Membership, TitleBundle)] {
-        try connection.fetchAll(HotReader.membershipsSQL(connection.dialect), [accountID]).map { row in
-            let membership = Membership(row: row)
-            let allTitles: Int64? = row[10]
-            let listed: String? = row[11]
-            let bundle: TitleBundle = allTitles.map { $0 != 0 } == true
-                ? .all : .titles(Set(HotReader.list(listed).map(TitleID.init(rawValue:))))
-            return (membership, bundle)
+        try connection.fetchAll(HotReader.membershipsSQL(connection.dialect), [accountID]).map(Self.membershipWithBundle(row:))
+    }
+
+    /// A row of ``HotReader/membershipsSQL(_:)``: the membership's columns, then its plan's
+    /// `all_titles` and listed titles.
+    static func membershipWithBundle(row: SQLRow) -> (Membership, TitleBundle) {
+        let membership = Membership(row: row)
+        let allTitles: Int64? = row[10]
+        let listed: String? = row[11]
+        let bundle: TitleBundle = allTitles.map { $0 != 0 } == true
+            ? .all : .titles(Set(HotReader.list(listed).map(TitleID.init(rawValue:))))
+        return (membership, bundle)
+    }
+
+    /// A reader's facts in one statement (PostgreSQL: one round trip instead of three for a
+    /// reader new to the server): the account's columns, its trial's (NULL when none), then
+    /// one row per membership as ``HotReader/membershipsSQL(_:)`` gives it (NULL when
+    /// none), newest first. Argument: the account id.
+    static let accountFactsPostgresSQL = """
+        SELECT \(Account.columns.split(separator: ",").map { "a." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")),
+               t.id, t.account_id, t.person_key, t.started_at, t.ends_at, t.status,
+               \(Membership.columns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")),
+               p.all_titles, (SELECT string_agg(title_id, ',') FROM plan_titles WHERE plan_id = m.plan_id)
+        FROM accounts a
+        LEFT JOIN LATERAL (SELECT \(Trial.columns) FROM trials WHERE account_id = a.id LIMIT 1) t ON true
+        LEFT JOIN memberships m ON m.account_id = a.id
+        LEFT JOIN plans p ON p.id = m.plan_id
+        WHERE a.id = ? ORDER BY m.id DESC
+        """
+
+    /// ``accountFactsPostgresSQL``'s rows as facts (nil: no such account).
+    static func accountFacts(rows: [SQLRow]) -> (Account, [(Membership, TitleBundle)], Trial?)? {
+        guard let first = rows.first else { return nil }
+        let accountCount = 6, trialCount = 6, membershipCount = 12
+        let account = Account(row: first.slice(0..<accountCount))
+        let trialRow = first.slice(accountCount..<(accountCount + trialCount))
+        let trial = (trialRow.values.first.map { $0 == .null } ?? true) ? nil : Trial(row: trialRow)
+        let start = accountCount + trialCount
+        let memberships = rows.compactMap { row -> (Membership, TitleBundle)? in
+            let part = row.slice(start..<(start + membershipCount))
+            guard part.values.first.map({ $0 != .null }) == true else { return nil }
+            return membershipWithBundle(row: part)
         }
+        return (account, memberships, trial)
     }
 
     func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int {

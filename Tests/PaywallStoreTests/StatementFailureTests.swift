@@ -117,9 +117,39 @@ struct StatementFailureTests {
             try connection.query(PostgresQuery(unsafeSQL: "SELECT statement FROM pg_prepared_statements"), logger: PostgresSQL.logger).wait()
                 .rows.map { try $0.decode(String.self) }
         }
-        for fragment in ["FROM accounts WHERE id = $1", "FROM memberships m LEFT JOIN plans", "FROM trials WHERE account_id = $1", "FROM trials WHERE person_key = $1"] {
+        // The account, its trial and its memberships in one statement; trial eligibility apart.
+        for fragment in ["FROM accounts a", "LEFT JOIN memberships m ON m.account_id = a.id", "FROM trials WHERE person_key = $1"] {
             #expect(statements.contains { $0.contains(fragment) }, "\(fragment) not prepared: \(statements)")
         }
+    }
+
+    @Test("a reader's facts read at once (PostgreSQL: one statement) equal their parts read one by one", arguments: TestBackend.all)
+    func factsAtOnce(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        for id in ["euronews", "le-monde", "the-daily"] { try f.title(id) }
+        let store = f.store
+        let titles = Set(["euronews", "le-monde"].map(TitleID.init(rawValue:)))
+        _ = try store.addPlan(id: PlanID(rawValue: "all"), name: "All", period: .month, bundle: .all, actor: .system)
+        _ = try store.addPlan(id: PlanID(rawValue: "news"), name: "News", period: .year, bundle: .titles(titles), actor: .system)
+        let bare = try f.account("bare@example.com")
+        let full = try f.account("full@example.com")
+        let end = f.clock.now().addingTimeInterval(30 * 86_400)
+        _ = try store.grantMembership(accountID: full.id, planID: PlanID(rawValue: "news"), periodEnd: end, source: .admin, actor: .system)
+        _ = try store.grantMembership(accountID: full.id, planID: PlanID(rawValue: "all"), periodEnd: end, source: .comp, actor: .system)
+        _ = try store.startTrial(accountID: full.id, duration: 14 * 86_400, actor: .system)
+        for account in [bare, full] {
+            let facts = try #require(try store.accountFacts(id: account.id))
+            #expect(facts.account == (try store.account(id: account.id)))
+            #expect(facts.trial == (try store.trial(accountID: account.id)))
+            let parts = try store.readMembershipsWithBundles(accountID: account.id)
+            #expect(facts.memberships.map(\.membership) == parts.map(\.membership))
+            #expect(facts.memberships.map(\.bundle) == parts.map(\.bundle))
+        }
+        let rich = try #require(try store.accountFacts(id: full.id))
+        #expect(rich.memberships.map(\.bundle) == [.all, .titles(titles)], "newest first, each with its plan's titles")
+        #expect(rich.trial != nil)
+        #expect(try store.accountFacts(id: bare.id)?.trial == nil)
+        #expect(try store.accountFacts(id: AccountID(rawValue: "00000000-0000-0000-0000-000000000000")) == nil)
     }
 
     @Test("an access check's snapshot on a connection that forgot its statements fails once; that connection is not leased again", arguments: TestBackend.postgresOnly)

@@ -249,11 +249,17 @@ final class HotReader: @unchecked Sendable {
     /// An account's memberships, newest first, each with its plan's bundle in the same
     /// row (one statement instead of one per plan). Argument: the account id.
     static func membershipsSQL(_ dialect: SQLDialect) -> String { """
-        SELECT \(Membership.columns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")),
-               p.all_titles, (SELECT \(dialect == .sqlite ? "group_concat(title_id, ',')" : "string_agg(title_id, ',')") FROM plan_titles WHERE plan_id = m.plan_id)
+        SELECT \(membershipColumns(dialect))
         FROM memberships m LEFT JOIN plans p ON p.id = m.plan_id
         WHERE m.account_id = ? ORDER BY m.id DESC
         """ }
+
+    /// A membership `m` with its plan `p`'s bundle: the membership's columns, `all_titles`
+    /// and the listed titles joined by commas (``PlainHotQueries/membershipWithBundle(row:)``).
+    static func membershipColumns(_ dialect: SQLDialect) -> String {
+        "\(qualified(Membership.columns, "m")), p.all_titles, "
+            + "(SELECT \(dialect == .sqlite ? "group_concat(title_id, ',')" : "string_agg(title_id, ',')") FROM plan_titles WHERE plan_id = m.plan_id)"
+    }
 
     init(_ queue: DatabaseQueue) throws {
         self.queue = queue

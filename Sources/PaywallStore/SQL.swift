@@ -140,8 +140,7 @@ struct SQLRow: Sendable {
     /// The columns `range` as a row of their own (a joined row's parts, each decoded by its
     /// own type's `init(row:)`).
     func slice(_ range: Range<Int>) -> SQLRow {
-        let names = columns.names.indices.contains(range.lowerBound) ? Array(columns.names[range.clamped(to: columns.names.indices)]) : []
-        return SQLRow(columns: SQLColumns(names), values: Array(values[range]))
+        SQLRow(columns: SQLColumns(Array(columns.names[range])), values: Array(values[range]))
     }
 
     /// The value of the column named `name`.
@@ -241,3 +240,12 @@ enum SQLConstraint: Sendable {
         SQLiteBackend.constraint(of: error) ?? PostgresBackend.constraint(of: error)
     }
 }
+
+/// A comma-separated column list (a type's `columns`) qualified by a table alias:
+/// `qualified("id, name", "a")` is `a.id, a.name`.
+func qualified(_ columns: String, _ alias: String) -> String {
+    columns.split(separator: ",").map { "\(alias)." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
+}
+
+/// How many columns a comma-separated list names.
+func columnCount(_ columns: String) -> Int { columns.split(separator: ",").count }

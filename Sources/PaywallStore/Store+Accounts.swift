@@ -62,17 +62,9 @@ extension Store {
         try cachedFact(group: "account:\(id.rawValue)", key: "facts") { () throws(StoreError) -> AccountFacts? in
             do {
                 return try snapshot { () throws -> AccountFacts? in
-                    if backend is PostgresBackend {
-                        // One statement, one round trip (three before: 49–61% more checks of
-                        // readers new to the server came from preparing them; BENCHMARKS.md).
-                        let rows = try readHotSQL { db in try db.fetchAll(PlainHotQueries.accountFactsPostgresSQL, [id.rawValue]) }
-                        guard let (account, memberships, trial) = PlainHotQueries.accountFacts(rows: rows) else { return nil }
-                        return AccountFacts(account: account, memberships: memberships.map(MembershipWithBundle.init), trial: trial)
+                    try readHot { hot in try hot.facts(accountID: id.rawValue) }.map { account, memberships, trial in
+                        AccountFacts(account: account, memberships: memberships.map(MembershipWithBundle.init), trial: trial)
                     }
-                    guard let account = try readHot({ hot in try hot.account(id: id.rawValue) }) else { return nil }
-                    let memberships = try readMembershipsWithBundles(accountID: id)
-                    let trial = try readHotSQL { db in try Self.trial(db, accountID: id) }
-                    return AccountFacts(account: account, memberships: memberships, trial: trial)
                 }
             } catch let error as StoreError {
                 throw error

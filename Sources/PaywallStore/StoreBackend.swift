@@ -62,6 +62,17 @@ protocol HotQueries {
     func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int
     /// Whether `subject` read this article in `(start, end]`.
     func hasRead(subject: String, title: String, article: String, start: Int64, end: Int64) throws -> Bool
+    /// An account's facts: the account, its memberships with their plans' titles (newest
+    /// first) and its trial; nil when there is no such account.
+    func facts(accountID: String) throws -> (Account, [(Membership, TitleBundle)], Trial?)?
+}
+
+extension HotQueries {
+    /// Three reads (SQLite's are its hot reader's prepared statements, in one process).
+    func facts(accountID: String) throws -> (Account, [(Membership, TitleBundle)], Trial?)? {
+        guard let account = try account(id: accountID) else { return nil }
+        return (account, try membershipsWithBundles(accountID: accountID), try Store.trial(connection, accountID: AccountID(rawValue: accountID)))
+    }
 }
 
 /// The hot queries as ordinary statements on any connection (PostgreSQL's; SQLite keeps
@@ -104,10 +115,7 @@ struct PlainHotQueries: HotQueries {
     /// one row per membership as ``HotReader/membershipsSQL(_:)`` gives it (NULL when
     /// none), newest first. Argument: the account id.
     static let accountFactsPostgresSQL = """
-        SELECT \(Account.columns.split(separator: ",").map { "a." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")),
-               t.id, t.account_id, t.person_key, t.started_at, t.ends_at, t.status,
-               \(Membership.columns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")),
-               p.all_titles, (SELECT string_agg(title_id, ',') FROM plan_titles WHERE plan_id = m.plan_id)
+        SELECT \(qualified(Account.columns, "a")), \(qualified(Trial.columns, "t")), \(HotReader.membershipColumns(.postgres))
         FROM accounts a
         LEFT JOIN LATERAL (SELECT \(Trial.columns) FROM trials WHERE account_id = a.id LIMIT 1) t ON true
         LEFT JOIN memberships m ON m.account_id = a.id
@@ -115,20 +123,20 @@ struct PlainHotQueries: HotQueries {
         WHERE a.id = ? ORDER BY m.id DESC
         """
 
-    /// ``accountFactsPostgresSQL``'s rows as facts (nil: no such account).
-    static func accountFacts(rows: [SQLRow]) -> (Account, [(Membership, TitleBundle)], Trial?)? {
+    /// PostgreSQL: one statement, one round trip (three before; measured in BENCHMARKS.md,
+    /// "A reader new to the server"). The columns of each part are counted from its list.
+    func facts(accountID: String) throws -> (Account, [(Membership, TitleBundle)], Trial?)? {
+        let rows = try connection.fetchAll(Self.accountFactsPostgresSQL, [accountID])
         guard let first = rows.first else { return nil }
-        let accountCount = 6, trialCount = 6, membershipCount = 12
-        let account = Account(row: first.slice(0..<accountCount))
-        let trialRow = first.slice(accountCount..<(accountCount + trialCount))
-        let trial = (trialRow.values.first.map { $0 == .null } ?? true) ? nil : Trial(row: trialRow)
-        let start = accountCount + trialCount
+        let accountEnd = columnCount(Account.columns), trialEnd = accountEnd + columnCount(Trial.columns)
+        let trialRow = first.slice(accountEnd..<trialEnd)
+        // A LEFT JOIN's missing side is NULL in every column, its id first.
+        let trial = trialRow.values.first == .null ? nil : Trial(row: trialRow)
         let memberships = rows.compactMap { row -> (Membership, TitleBundle)? in
-            let part = row.slice(start..<(start + membershipCount))
-            guard part.values.first.map({ $0 != .null }) == true else { return nil }
-            return membershipWithBundle(row: part)
+            let part = row.slice(trialEnd..<row.values.count)
+            return part.values.first == .null ? nil : Self.membershipWithBundle(row: part)
         }
-        return (account, memberships, trial)
+        return (Account(row: first.slice(0..<accountEnd)), memberships, trial)
     }
 
     func meterCount(subject: String, start: Int64, end: Int64, title: String?) throws -> Int {

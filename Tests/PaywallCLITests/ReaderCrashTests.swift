@@ -13,6 +13,8 @@ final class ReaderLedger: @unchecked Sendable {
     private var received: Set<String> = []
     private var sent: Set<String> = []
     private var spent: Set<String> = []
+    private var failures: [String: Int] = [:]
+    private var finished = false
 
     func account(_ email: String) { lock.withLock { _ = accounts.insert(email) } }
     /// A refresh token the server handed out (acknowledged: it must be usable).
@@ -21,6 +23,14 @@ final class ReaderLedger: @unchecked Sendable {
     func sending(_ token: String) { lock.withLock { _ = sent.insert(token) } }
     /// A token whose refresh the server acknowledged: it must never rotate again.
     func spent(_ token: String) { lock.withLock { _ = spent.insert(token) } }
+    /// A sign-up not acknowledged (a status, or the client's error): said when too few land.
+    func failed(_ reason: String) { lock.withLock { failures[reason, default: 0] += 1 } }
+    func finish() { lock.withLock { finished = true } }
+
+    var isFinished: Bool { lock.withLock { finished } }
+    var failureSummary: String {
+        lock.withLock { failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ") }
+    }
 
     var accountCount: Int { lock.withLock { accounts.count } }
     var snapshot: (accounts: Set<String>, live: Set<String>, spent: Set<String>) {
@@ -35,7 +45,7 @@ struct ReaderCrashTests {
     /// to the killed server also fails fast.
     static let session: URLSession = {
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 10
+        configuration.timeoutIntervalForRequest = 30
         configuration.httpMaximumConnectionsPerHost = 8
         return URLSession(configuration: configuration)
     }()
@@ -64,9 +74,15 @@ struct ReaderCrashTests {
                     group.addTask {
                         for n in 0..<100 {
                             let email = "w\(worker)-\(n)@example.com"
-                            guard let (status, body) = try? await Self.post(base, "/v1/accounts", ["email": email, "password": "a long enough passphrase", "name": "W"]),
-                                  status == 201, var current = body["refreshToken"] as? String
-                            else { continue }
+                            let reply: (Int, [String: Any])
+                            do { reply = try await Self.post(base, "/v1/accounts", ["email": email, "password": "a long enough passphrase", "name": "W"]) } catch {
+                                ledger.failed("\(type(of: error)) \((error as NSError).code)")
+                                continue
+                            }
+                            guard reply.0 == 201, var current = reply.1["refreshToken"] as? String else {
+                                ledger.failed("status \(reply.0)")
+                                continue
+                            }
                             ledger.account(email)
                             ledger.received(current)
                             for _ in 0..<3 {
@@ -82,13 +98,18 @@ struct ReaderCrashTests {
                     }
                 }
             }
+            ledger.finish()
         }
-        let deadline = Date().addingTimeInterval(60)
-        while ledger.accountCount < 12, Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        // Waits for a dozen acknowledged sign-ups, however slow the machine: a CI run once
+        // saw every suite stall for a minute at once (all finished within 0.2 s of each
+        // other), and a wall-clock minute here ended the test before any sign-up landed.
+        let deadline = Date().addingTimeInterval(300)
+        while ledger.accountCount < 12, !ledger.isFinished, Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
         server.stop(SIGKILL)
         await work.value
         let (accounts, live, spent) = ledger.snapshot
-        #expect(accounts.count >= 12 && !live.isEmpty && !spent.isEmpty)
+        #expect(accounts.count >= 12 && !live.isEmpty && !spent.isEmpty,
+                "\(accounts.count) sign-ups acknowledged before the kill; not acknowledged: \(ledger.failureSummary)")
 
         let store = try Store(path: cli.database)
         defer { try? store.close() }

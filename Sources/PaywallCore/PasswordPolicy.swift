@@ -7,6 +7,8 @@ public struct PasswordPolicy: Sendable, Equatable {
         case tooLong(maximum: Int)
         case common
         case containsEmail
+        /// A change to the password the account has already.
+        case unchanged
 
         public var description: String {
             switch self {
@@ -14,6 +16,7 @@ public struct PasswordPolicy: Sendable, Equatable {
             case let .tooLong(maximum): "it must be at most \(maximum) bytes long (UTF-8)"
             case .common: "it is in the list of commonly used passwords; choose another"
             case .containsEmail: "it must not contain the email address"
+            case .unchanged: "it is the current password; choose a new one"
             }
         }
     }

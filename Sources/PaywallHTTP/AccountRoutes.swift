@@ -16,6 +16,7 @@ extension PaywallAPI {
     static let accountRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/accounts", .post), ("/v1/sessions", .post), ("/v1/sessions/refresh", .post), ("/v1/sessions/sign-out", .post),
         ("/v1/sessions/sign-out-everywhere", .post), ("/v1/me", .get), ("/v1/me", .delete), ("/v1/me/sessions/{id}", .delete),
+        ("/v1/me/password", .post), ("/v1/me/email", .post),
         ("/v1/email/verification", .post), ("/v1/email/verify", .post), ("/v1/password/forgot", .post), ("/v1/password/reset", .post),
         ("/v1/trials", .post),
     ]
@@ -29,6 +30,8 @@ extension PaywallAPI {
         router.get("/v1/me") { request, _ in try self.me(request) }
         router.delete("/v1/me") { request, context in try await self.deleteMe(request, context) }
         router.delete("/v1/me/sessions/{id}") { request, context in try await self.revokeSession(request, context) }
+        router.post("/v1/me/password") { request, context in try await self.changePassword(request, context) }
+        router.post("/v1/me/email") { request, context in try await self.changeEmail(request, context) }
         router.post("/v1/email/verification") { request, context in try await self.resendVerification(request, context) }
         router.post("/v1/email/verify") { request, _ in try await self.verifyEmail(request) }
         router.post("/v1/password/forgot") { request, context in try await self.forgotPassword(request, context) }
@@ -115,6 +118,38 @@ extension PaywallAPI {
         let client = clientRateLimitKey(clientAddress(request, context))
         try await service.blocking { service throws(ServiceError) in try service.deleteOwnAccount(accountID: account, password: password, client: client) }
         return Response(status: .noContent, headers: [.cacheControl: "no-store"])
+    }
+
+    /// The reader changes their password (`{"currentPassword", "newPassword", "deviceName"?}`):
+    /// every session ends, this device gets a new one (the answer is a sign-in's, with
+    /// `signedOutSessions`).
+    func changePassword(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        let account = try service.signedInAccount(bearer: try bearer(request))
+        let body = try await RequestBody.object(&request).only(["currentPassword", "newPassword", "deviceName"])
+        let (current, new) = (try body.requiredString("currentPassword"), try body.requiredString("newPassword"))
+        let deviceName = try body.string("deviceName")
+        let client = clientRateLimitKey(clientAddress(request, context))
+        let session = try await service.blocking { service throws(ServiceError) in
+            try service.changeOwnPassword(accountID: account, currentPassword: current, newPassword: new, deviceName: deviceName, client: client)
+        }
+        return try Self.json(ReaderSessionView(session), private: true)
+    }
+
+    /// The reader changes their email address (`{"password", "email"}`): the account, its
+    /// new address unconfirmed, and the verification mail's status.
+    func changeEmail(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        let account = try service.signedInAccount(bearer: try bearer(request))
+        let body = try await RequestBody.object(&request).only(["password", "email"])
+        let (password, email) = (try body.requiredString("password"), try body.requiredString("email"))
+        let client = clientRateLimitKey(clientAddress(request, context))
+        let (changed, delivery) = try await service.blocking { service throws(ServiceError) in
+            try service.changeOwnEmail(accountID: account, password: password, newEmail: email, client: client)
+        }
+        Self.log(delivery, context)
+        struct Changed: Encodable { var account: AccountView; var verificationMail: String? }
+        return try Self.json(Changed(account: AccountView(changed), verificationMail: delivery.map { _ in MailStatus.queued.rawValue }), private: true)
     }
 
     func startTrial(_ request: Request) async throws -> Response {

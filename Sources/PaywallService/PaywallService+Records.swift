@@ -49,7 +49,9 @@ extension PaywallService {
 
     /// Whether the account's person may still start a trial.
     func trialEligible(_ account: Account) throws -> Bool {
-        try store.isTrialEligible(email: EmailAddress(stored: account.email))
+        // The account's own trial too: taken under an address it has since left, it is not
+        // the new address's person's.
+        try store.trial(accountID: account.id) == nil && store.isTrialEligible(email: EmailAddress(stored: account.email))
     }
 
     /// Accounts ordered by creation, `limit` at a time after the row `offset`.

@@ -19,6 +19,9 @@ public struct ReaderSession: Sendable {
     public var carriedReads = 0
     /// The verification mail queued at sign-up, and what became of it.
     public var mail: MailDelivery?
+    /// A password change only: the sessions it ended (every one the account had, this
+    /// device's previous one too; this session replaces it).
+    public var signedOutSessions: Int?
 }
 
 /// A reader's own view of their account (`GET /v1/me`).
@@ -247,9 +250,7 @@ extension PaywallService {
     /// deletion. Refused (409 `subscription_active`) while a payment provider still renews
     /// one of its memberships: the reader would go on paying for an account that is gone.
     public func deleteOwnAccount(accountID: AccountID, password: String, client: String) throws(ServiceError) {
-        guard let account = try mapped({ try store.account(id: accountID) }) else {
-            throw .token(.invalidClaim("sub", reason: "no such account"))
-        }
+        let account = try ownAccount(accountID)
         let at = now
         let renews: @Sendable (Membership) -> Bool = { $0.source.isProvider && $0.grantsAccess(at: at) && $0.status != .canceled && !$0.cancelAtPeriodEnd }
         // Asked first (no password check for an answer that is no), and again in the
@@ -262,6 +263,108 @@ extension PaywallService {
         if let blocker = try mapped({ try store.deleteAccount(id: accountID, actor: .account(accountID), unlessAny: renews) }) {
             throw .subscriptionActive(provider: blocker.source.rawValue)
         }
+    }
+
+    /// The reader changes their password (`POST /v1/me/password`): the current one again,
+    /// held to the sign-in throttle (a copied access token alone cannot), the new one
+    /// checked against the policy before that (a password that would be refused spends no
+    /// attempt). Every session of the account ends in the change's transaction, so whoever
+    /// else held one is out, and this device gets a new session: the one returned, with
+    /// ``ReaderSession/signedOutSessions``. Access tokens already issued live out their
+    /// minutes, as after signing out everywhere.
+    public func changeOwnPassword(
+        accountID: AccountID, currentPassword: String, newPassword: String, deviceName: String?, client: String
+    ) throws(ServiceError) -> ReaderSession {
+        let account = try ownAccount(accountID)
+        try mapped {
+            _ = try Self.validDeviceName(deviceName)
+            try configuration.passwordPolicy.validate(newPassword, email: try? EmailAddress(account.email))
+        }
+        if newPassword == currentPassword { throw .invalidInput(.weakPassword(.unchanged)) }
+        let verified = try verifiedPassword(email: account.email, password: currentPassword, client: client)
+        guard verified.id == accountID else { throw .invalidCredentials }
+        let ended = try mapped {
+            let hash = try hasher.hash(newPassword)
+            return try store.setPasswordHash(
+                accountID: accountID, hash: hash, actor: .account(accountID), action: "account.change-password", revokeSessions: true)
+        }
+        var session = try openSession(account: verified, deviceName: deviceName)
+        session.signedOutSessions = ended
+        return session
+    }
+
+    /// The reader changes their email address (`POST /v1/me/email`), with their password
+    /// again (held to the sign-in throttle). The new address is unconfirmed until the link
+    /// mailed to it now is used (`user.emailVerified` is false meanwhile); links mailed to
+    /// the old address stop working; and the old address, when it was confirmed, is told,
+    /// in the same transaction, so someone who took a session and the password cannot move
+    /// the account away unnoticed. Refused (429 `too_much_mail`) while the new address has
+    /// had its share of mail this hour, before anything is written. The same mailbox
+    /// respelt (`Ada@` for `ada@`) keeps its confirmation and gets no mail. Returns the
+    /// account as changed and the verification mail (nil when none was needed, or it
+    /// could not be queued: the reader can ask for another link).
+    public func changeOwnEmail(accountID: AccountID, password: String, newEmail rawEmail: String, client: String) throws(ServiceError) -> (Account, MailDelivery?) {
+        let account = try ownAccount(accountID)
+        let email = try mapped { try EmailAddress(rawEmail) }
+        if email.value == account.email {
+            throw .invalidInput(.invalidEmail(email.value, reason: "it is the account's address already"))
+        }
+        let verified = try verifiedPassword(email: account.email, password: password, client: client)
+        guard verified.id == accountID else { throw .invalidCredentials }
+        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID))
+    }
+
+    /// An admin changes a reader's email address (`paywall account set-email`): as the
+    /// reader would (the old address told, its links dead, a link mailed to the new one),
+    /// or, `confirmed`, with the new address confirmed by other means (no link mailed).
+    public func changeEmail(account reference: String, to rawEmail: String, confirmed: Bool, actor: AuditActor) throws(ServiceError) -> (Account, MailDelivery?) {
+        let (account, email) = try mapped { (try store.account(matching: reference), try EmailAddress(rawEmail)) }
+        if email.value == account.email {
+            throw .invalidInput(.invalidEmail(email.value, reason: "it is the account's address already"))
+        }
+        return try moveEmail(account, to: email, confirmed: confirmed, actor: actor)
+    }
+
+    /// What both email changes share: the mail budget, the notice, the change, the link.
+    private func moveEmail(_ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor) throws(ServiceError) -> (Account, MailDelivery?) {
+        let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
+        let linkNeeded = !sameMailbox && !confirmed
+        if linkNeeded, try mapped({ try store.mailCount(recipient: email.value, since: now.addingTimeInterval(-3_600)) }) >= configuration.mailsPerAddressPerHour {
+            throw .tooMuchMail(retryAfter: 3_600)
+        }
+        let notice: ((Account) -> OutgoingMail)? = account.emailVerifiedAt == nil ? nil : { previous in
+            OutgoingMail(
+                recipient: previous.email, subject: "Your email address was changed",
+                body: """
+                    Hello,
+
+                    The email address of the account \(previous.email) was changed to \(Self.masked(email)). Mail about the account goes there from now on.
+
+                    If you did not change it, someone else may have your password: write to the publisher's support from this address at once. Keep this message.
+
+                    """)
+        }
+        let (_, current) = try mapped { try store.changeEmail(accountID: account.id, to: email, confirmed: confirmed, actor: actor, notice: notice) }
+        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
+        guard linkNeeded else { return (current, nil) }
+        return (current, try? sendVerificationLink(accountID: account.id, actor: actor))
+    }
+
+    /// `n•••@example.com`: enough for the owner of the old address to recognise it, not
+    /// a whole address of someone else's in a mail to a mailbox that may be lost.
+    static func masked(_ email: EmailAddress) -> String {
+        let parts = email.value.split(separator: "@", maxSplits: 1)
+        guard parts.count == 2, let first = parts[0].first else { return email.value }
+        return "\(first)•••@\(parts[1])"
+    }
+
+    /// The reader's account by its id (a signed-in reader's own; gone since the token was
+    /// issued: refused as the token would be).
+    func ownAccount(_ accountID: AccountID) throws(ServiceError) -> Account {
+        guard let account = try mapped({ try store.account(id: accountID) }) else {
+            throw .token(.invalidClaim("sub", reason: "no such account"))
+        }
+        return account
     }
 
     /// The account, memberships, trial, free articles left per meter and sessions in use.

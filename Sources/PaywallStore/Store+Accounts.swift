@@ -157,6 +157,54 @@ extension Store {
         }
     }
 
+    /// Changes an account's email address: the new one unconfirmed (unless it is the same
+    /// mailbox respelt, `Ada@` for `ada@`), every link mailed to the old one dead (a reset
+    /// link in a mailbox the reader has left must not open the account), audited as
+    /// `account.change-email` with the previous address, and `notice` (a mail to the old
+    /// address) queued, all in one transaction. Throws ``StoreError/duplicateEmail(_:)``
+    /// when another account has the address, also when one takes it concurrently (the
+    /// unique index on `email_key`). Returns the account before and after.
+    /// `confirmed`: an admin who checked the new address by other means; it is confirmed now.
+    public func changeEmail(
+        accountID: AccountID, to email: EmailAddress, confirmed: Bool = false, actor: AuditActor, notice: ((Account) -> OutgoingMail)? = nil
+    ) throws(StoreError) -> (previous: Account, current: Account) {
+        let now = storedNow()
+        return try write { db in
+            try Self.requireAccount(db, accountID, lockingRow: true)
+            guard let row = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue]) else {
+                throw StoreError.accountNotFound(accountID.rawValue)
+            }
+            let previous = Account(row: row)
+            let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
+            if !sameMailbox, try Self.account(db, emailKey: email.lookupKey) != nil { throw StoreError.duplicateEmail(email.value) }
+            do {
+                let verifiedAt = confirmed ? ", email_verified_at = COALESCE(email_verified_at, ?)" : sameMailbox ? "" : ", email_verified_at = NULL"
+                try db.execute("UPDATE accounts SET email = ?, email_key = ?, updated_at = ?\(verifiedAt) WHERE id = ?",
+                               confirmed ? [email.value, email.lookupKey, now.millis, now.millis, accountID.rawValue]
+                                   : [email.value, email.lookupKey, now.millis, accountID.rawValue])
+            } catch where SQLConstraint.violated(by: error) == .unique {
+                throw StoreError.duplicateEmail(email.value)
+            }
+            if !sameMailbox {
+                try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
+                if let notice {
+                    let mail = notice(previous)
+                    // Kept a week: a notice, not a link (nothing in it opens anything).
+                    try db.execute("""
+                        INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+                        """, [mail.recipient, mail.subject, mail.body, now.millis, now.addingTimeInterval(7 * 86_400).millis, now.millis])
+                }
+            }
+            var details = ["previous": previous.email, "email": email.value]
+            if confirmed { details["confirmed"] = "admin" }
+            try audit(db, actor: actor, action: "account.change-email", target: "account:\(accountID)", details: details)
+            guard let updated = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue]) else {
+                throw StoreError.accountNotFound(accountID.rawValue)
+            }
+            return (previous, Account(row: updated))
+        }
+    }
+
     /// Changes an account's display name.
     public func setDisplayName(accountID: AccountID, displayName: String?, actor: AuditActor) throws(StoreError) {
         let now = clock.now().millis

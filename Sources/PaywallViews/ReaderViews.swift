@@ -34,6 +34,8 @@ public struct ReaderSessionView: Encodable, Sendable {
     public var carriedReads: Int
     /// Sign-up only: `sent`, `queued` (waiting in the outbox) or `failed` (to be retried).
     public var verificationMail: String?
+    /// A password change only: how many sessions it ended (every one the account had).
+    public var signedOutSessions: Int?
 
     public init(_ session: ReaderSession) {
         account = AccountView(session.account)
@@ -45,6 +47,7 @@ public struct ReaderSessionView: Encodable, Sendable {
         endedSessions = session.endedSessions.map(SessionView.init)
         carriedReads = session.carriedReads
         verificationMail = session.mail.map { _ in MailStatus.queued.rawValue }
+        signedOutSessions = session.signedOutSessions
     }
 }
 

@@ -154,7 +154,77 @@ extension WebSite {
     static let accountNotices = [
         "verification-sent": "We have sent you a new confirmation link. The previous one no longer works.",
         "session-ended": "That device is signed out.",
+        "password-changed": "Your password is changed. Every other device has been signed out.",
+        "email-changed": "Your email address is changed. We have sent a link to the new address to confirm it.",
     ]
+
+    /// "Change your password": the current one and a new one. Every session ends; this
+    /// browser gets a new one (a new cookie), the others sign in again.
+    func changePassword(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let current = visit.form?["currentPassword"] ?? ""
+        let new = visit.form?["newPassword"] ?? ""
+        var errors: [String: String] = [:]
+        if current.isEmpty { errors["currentPasswordError"] = "Enter your current password." }
+        if new.isEmpty { errors["newPasswordError"] = "Choose a new password." }
+        guard errors.isEmpty else { return try await account(visit, status: .unprocessableContent, error: nil, fields: errors) }
+        let id = reader.account.id
+        let client = visit.clientKey
+        let session: ReaderSession
+        do {
+            session = try await service.blocking { service throws(ServiceError) in
+                try service.changeOwnPassword(accountID: id, currentPassword: current, newPassword: new, deviceName: Self.deviceName, client: client)
+            }
+        } catch {
+            switch error {
+            case .invalidCredentials, .crypto(.passwordTooLong):
+                return try await account(visit, status: .unprocessableContent, error: nil, fields: ["currentPasswordError": "That is not your current password."])
+            case .invalidInput(.weakPassword), .crypto:
+                return try await account(visit, status: .unprocessableContent, error: nil, fields: ["newPasswordError": Self.sentence(error.publicMessage)])
+            case .tooManyAttempts:
+                return try await account(visit, status: .tooManyRequests, error: nil, fields: ["currentPasswordError": Self.sentence(error.publicMessage)])
+            default: throw error
+            }
+        }
+        return startSession(session, then: "/account?done=password-changed")
+    }
+
+    /// "Change your email address": the new address and the password. The new address
+    /// waits for its confirmation link; the old one, if confirmed, is told.
+    func changeEmail(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let email = visit.form?.text("newEmail") ?? ""
+        let password = visit.form?["password"] ?? ""
+        var errors: [String: String] = [:]
+        if email.isEmpty { errors["newEmailError"] = "Enter the new email address." }
+        if password.isEmpty { errors["emailPasswordError"] = "Enter your password." }
+        guard errors.isEmpty else { return try await account(visit, status: .unprocessableContent, error: nil, fields: errors.merging(["newEmail": email]) { $1 }) }
+        let id = reader.account.id
+        let client = visit.clientKey
+        do {
+            _ = try await service.blocking { service throws(ServiceError) in
+                try service.changeOwnEmail(accountID: id, password: password, newEmail: email, client: client)
+            }
+        } catch {
+            let field: String
+            let status: HTTPResponse.Status
+            switch error {
+            case .invalidCredentials, .crypto(.passwordTooLong): (field, status) = ("emailPasswordError", .unprocessableContent)
+            case .tooManyAttempts: (field, status) = ("emailPasswordError", .tooManyRequests)
+            case .invalidInput: (field, status) = ("newEmailError", .unprocessableContent)
+            case .store(.duplicateEmail): (field, status) = ("newEmailError", .conflict)
+            case .tooMuchMail: (field, status) = ("newEmailError", .tooManyRequests)
+            default: throw error
+            }
+            let message = switch error {
+            case .invalidCredentials, .crypto(.passwordTooLong): "That is not your password."
+            case .store(.duplicateEmail): "Another account uses that address."
+            default: Self.sentence(error.publicMessage)
+            }
+            return try await account(visit, status: status, error: nil, fields: [field: message, "newEmail": email])
+        }
+        return redirect("/account?done=email-changed")
+    }
 
     func resendVerification(_ visit: Visit) async throws -> Response {
         guard let reader = visit.reader else { return redirect("/signin?next=/account") }

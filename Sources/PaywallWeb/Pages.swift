@@ -362,7 +362,9 @@ extension WebSite {
         try await account(visit, status: .ok, error: nil)
     }
 
-    func account(_ visit: Visit, status: HTTPResponse.Status, error: String?) async throws -> Response {
+    /// `fields`: the email and password forms' errors (`newEmailError`…) and what was typed
+    /// in them that may be shown again (`newEmail`; never a password).
+    func account(_ visit: Visit, status: HTTPResponse.Status, error: String?, fields: [String: String] = [:]) async throws -> Response {
         guard let reader = visit.reader else { return redirect("/signin?next=/account") }
         let id = reader.account.id
         let summary = try await service.blocking { service throws(ServiceError) in try service.readerSummary(account: id) }
@@ -371,6 +373,8 @@ extension WebSite {
             "memberSince": Self.longDate(summary.account.createdAt),
         ]
         if let error { values["error"] = error }
+        for (key, value) in fields { values[key] = value }
+        values["minimumLength"] = service.configuration.passwordPolicy.minimumLength
         if error == nil, let key = visit.request.uri.queryParameters["done"].map(String.init), let notice = Self.accountNotices[key] {
             values["notice"] = notice
         }

@@ -120,6 +120,8 @@ public struct WebSite: Sendable {
         router.get("/account") { request, context in await self.run(request, context) { visit in try await self.account(visit) } }
         router.post("/account/verification") { request, context in await self.run(request, context, form: true) { visit in try await self.resendVerification(visit) } }
         router.post("/account/sessions/revoke") { request, context in await self.run(request, context, form: true) { visit in try await self.revokeSession(visit) } }
+        router.post("/account/password") { request, context in await self.run(request, context, form: true) { visit in try await self.changePassword(visit) } }
+        router.post("/account/email") { request, context in await self.run(request, context, form: true) { visit in try await self.changeEmail(visit) } }
         router.post("/signout-everywhere") { request, context in await self.run(request, context, form: true) { visit in try await self.signOutEverywhere(visit) } }
         // The pages the links in mail open (the token in the fragment: see AccountPages.swift).
         router.get("/verify-email") { request, context in await self.run(request, context) { visit in self.verifyEmailPage(visit) } }

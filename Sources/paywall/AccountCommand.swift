@@ -8,7 +8,7 @@ struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account",
         abstract: "Create, inspect and delete reader accounts.",
-        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetPassword.self, Delete.self]
+        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetEmail.self, SetPassword.self, Delete.self]
     )
 
     struct Create: ParsableCommand {
@@ -95,6 +95,34 @@ struct AccountCommand: ParsableCommand {
                 let verified = try service.markEmailVerified(account: account, method: "admin", actor: global.auditActor)
                 if global.json { Output(json: true).emit(AccountView(verified)) } else {
                     print("email of \(verified.id) <\(verified.email)> verified at \(verified.emailVerifiedAt.text)")
+                }
+            }
+        }
+    }
+
+    struct SetEmail: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-email",
+            abstract: "Change an account's email address (for a reader who lost the old mailbox).",
+            discussion: """
+                The new address is unconfirmed until the reader uses the link mailed to it, \
+                unless --confirmed says you checked it by other means. Links mailed to the old \
+                address stop working, and the old address, if it was confirmed, is told. \
+                Readers change their own with their password (POST /v1/me/email, the account page).
+                  paywall account set-email ada@example.com ada@new.example
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Argument(help: "The new email address (unique, case-insensitive).") var email: String
+        @Flag(help: "The new address is confirmed already (checked by other means): no link is mailed.") var confirmed = false
+
+        func run() throws {
+            try global.run { service in
+                let (changed, mail) = try service.changeEmail(account: account, to: email, confirmed: confirmed, actor: global.auditActor)
+                if global.json { Output(json: true).emit(AccountView(changed)) } else {
+                    let state = changed.emailVerifiedAt != nil ? "confirmed" : mail != nil ? "unconfirmed; a link to confirm it is in the outbox" : "unconfirmed"
+                    print("email of \(changed.id) is now <\(changed.email)> (\(state))")
                 }
             }
         }

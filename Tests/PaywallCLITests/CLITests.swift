@@ -153,6 +153,9 @@ struct CLITests {
         (["title", "update", "euronews", "--publisher", "   "], "", "invalid publisher name"),
         (["plan", "update", "nope", "--name", "X"], "", "no plan 'nope'"),
         (["plan", "update", "news", "--titles", "euronews,nope"], "", "no title 'nope'"),
+        (["account", "set-email", "nobody@example.com", "new@example.com"], "", "no account 'nobody@example.com'"),
+        (["account", "set-email", "ada@example.com", "not an address"], "", "invalid email address"),
+        (["account", "set-email", "ada@example.com", "Ada@Example.com"], "", "the account's address already"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
         let cli = try seeded()
@@ -185,6 +188,29 @@ struct CLITests {
         let audit = try cli.run(["audit", "list", "--json"]).stdout
         #expect(audit.contains("account.verify-email") && audit.contains("title.set-tags"))
         #expect(try cli.run(["title", "tag", "euronews"]).stdout.contains("tags: -"), "no --tag clears them")
+    }
+
+    @Test("account set-email: the new address unconfirmed with a link in the outbox, or --confirmed; a taken one refused; audited")
+    func setEmail() throws {
+        let cli = try seeded()
+        #expect(try cli.run(["account", "create", "--email", "bob@example.com"], input: "correct horse battery\n").status == 0)
+        #expect(try cli.run(["account", "verify-email", "ada@example.com"]).status == 0)
+        let before = try cli.snapshot()
+        let taken = try cli.run(["account", "set-email", "ada@example.com", "BOB@example.com"])
+        #expect(taken.status == 1 && taken.stderr.contains("already exists"), "\(taken.stderr)")
+        #expect(try cli.snapshot() == before)
+
+        let moved = try cli.run(["account", "set-email", "ada@example.com", "ada@new.example"])
+        #expect(moved.status == 0 && moved.stdout.contains("is now <ada@new.example> (unconfirmed; a link to confirm it is in the outbox)"), "\(moved.stdout) \(moved.stderr)")
+        let outbox = try cli.run(["mail", "outbox", "--json"]).stdout
+        #expect(outbox.contains("ada@new.example") && outbox.contains("Your email address was changed"), "the link, and the notice to the confirmed old address")
+        #expect(try cli.run(["account", "show", "Ada@Example.com"]).status == 1, "the old address names nothing now")
+
+        let confirmed = try cli.run(["account", "set-email", "ada@new.example", "ada@third.example", "--confirmed", "--json"])
+        #expect(confirmed.status == 0, "\(confirmed.stderr)")
+        #expect((try cli.json(confirmed.stdout) as? [String: Any])?["emailVerified"] as? Bool == true)
+        let audit = try cli.run(["audit", "list", "--json"]).stdout
+        #expect(audit.components(separatedBy: "account.change-email").count == 3, "\(audit)")
     }
 
     @Test("a second trial for the same person is refused", arguments: ["ada@example.com", "ADA+again@example.com"])

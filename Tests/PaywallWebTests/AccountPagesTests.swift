@@ -211,4 +211,75 @@ struct AccountPagesTests {
             #expect(try await stranger.get("/account").status == .ok)
         }
     }
+
+    @Test("change password on the account page: wrong or weak refused in the form, nothing changed; then a new cookie here, the other device signed out")
+    func changePassword() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let laptop = Browser(client), phone = Browser(client)
+            try await signIn(laptop, "reader@example.com", "demo reader passphrase")
+            try await signIn(phone, "reader@example.com", "demo reader passphrase")
+            let page = try await laptop.get("/account").text
+            #expect(page.contains(#"action="/account/password""#) && page.contains(#"autocomplete="current-password""#))
+            let before = try f.snapshot()
+            #expect(refusedAsForged(try await laptop.post("/account/password", [("currentPassword", "demo reader passphrase"), ("newPassword", "a new web passphrase")], csrf: "forged")))
+            _ = try await laptop.get("/account")
+            let wrong = try await laptop.post("/account/password", [("currentPassword", "not it at all"), ("newPassword", "a new web passphrase")])
+            #expect(wrong.status == .unprocessableContent && wrong.text.contains("That is not your current password."), "\(wrong.status)")
+            #expect(wrong.text.contains(#"id="currentPassword" name="currentPassword" type="password" autocomplete="current-password" required aria-describedby="currentPassword-error" aria-invalid="true""#))
+            _ = try await laptop.get("/account")
+            let weak = try await laptop.post("/account/password", [("currentPassword", "demo reader passphrase"), ("newPassword", "short")])
+            #expect(weak.status == .unprocessableContent && weak.text.contains(#"id="newPassword-error""#))
+            _ = try await laptop.get("/account")
+            let empty = try await laptop.post("/account/password", [("currentPassword", ""), ("newPassword", "")])
+            #expect(empty.status == .unprocessableContent && empty.text.contains("Enter your current password.") && empty.text.contains("Choose a new password."))
+            let after = try f.snapshot()
+            #expect(after["sessions"] == before["sessions"] && after["credentials"] == before["credentials"] && after["audit_log"] == before["audit_log"])
+            #expect(try await phone.get("/account").status == .ok)
+
+            _ = try await laptop.get("/account")
+            let oldCookie = await laptop.cookies["paywall_session"]
+            let changed = try await laptop.post("/account/password", [("currentPassword", "demo reader passphrase"), ("newPassword", "a new web passphrase")])
+            #expect(changed.status == .seeOther && changed.headers[.location] == "/account?done=password-changed")
+            let newCookie = await laptop.cookies["paywall_session"]
+            #expect(newCookie != nil && newCookie != oldCookie)
+            #expect(try await laptop.get("/account?done=password-changed").text.contains("Your password is changed."))
+            #expect(try await phone.get("/account").status == .seeOther, "the other device is signed out")
+            let fresh = Browser(client)
+            try await signIn(fresh, "reader@example.com", "a new web passphrase")
+        }
+    }
+
+    @Test("change email on the account page: taken, malformed or a wrong password refused in the form; then the new address waits for its link")
+    func changeEmail() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            try await signIn(browser, "reader@example.com", "demo reader passphrase")
+            let before = try f.snapshot()
+            let refusals: [([(String, String)], HTTPResponse.Status, String)] = [
+                ([("newEmail", "member@example.com"), ("password", "demo reader passphrase")], .conflict, "Another account uses that address."),
+                ([("newEmail", "no address"), ("password", "demo reader passphrase")], .unprocessableContent, #"id="newEmail-error""#),
+                ([("newEmail", "rita@new.example"), ("password", "wrong password")], .unprocessableContent, "That is not your password."),
+                ([("newEmail", ""), ("password", "")], .unprocessableContent, "Enter the new email address."),
+            ]
+            for (fields, status, text) in refusals {
+                _ = try await browser.get("/account")
+                let reply = try await browser.post("/account/email", fields)
+                #expect(reply.status == status && reply.text.contains(text), "\(fields): \(reply.status)")
+                if !(fields.first?.1.isEmpty ?? true) {
+                    #expect(reply.text.contains(#"value="\#(fields[0].1)""#), "what was typed is kept")
+                }
+            }
+            let after = try f.snapshot()
+            #expect(after["accounts"] == before["accounts"] && after["outbox"] == before["outbox"] && after["audit_log"] == before["audit_log"])
+
+            _ = try await browser.get("/account")
+            let changed = try await browser.post("/account/email", [("newEmail", "rita@new.example"), ("password", "demo reader passphrase")])
+            #expect(changed.status == .seeOther && changed.headers[.location] == "/account?done=email-changed")
+            let page = try await browser.get("/account?done=email-changed").text
+            #expect(page.contains("rita@new.example") && page.contains("Not confirmed yet") && page.contains("We have sent a link to the new address"))
+            #expect(try mailedToken(f, "verify-email", to: "rita@new.example") != nil)
+        }
+    }
 }

@@ -1,0 +1,167 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import PaywallCore
+@testable import PaywallHTTP
+@testable import PaywallService
+import PaywallTestSupport
+import Testing
+
+/// `POST /v1/me/password` and `POST /v1/me/email`: a signed-in reader changes what they
+/// sign in with, with their password again.
+@Suite("A reader changes their password and email address over HTTP")
+struct AccountChangeTests {
+    /// What a refused change must leave as it was (the sign-in throttle's own rows aside:
+    /// a wrong password is counted, as at sign-in).
+    static func unchanged(_ before: [String: Int], _ after: [String: Int]) -> Bool {
+        ["accounts", "credentials", "sessions", "audit_log", "outbox", "email_links"].allSatisfy { before[$0] == after[$0] }
+    }
+
+    @Test("password: the current one again; refusals change nothing; then every session ends, this device gets a new one, the old password opens nothing", arguments: TestBackend.all)
+    func changePassword(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let laptop = try await client.signIn("reader@example.com", deviceName: "Laptop")
+            let phone = try await client.signIn("reader@example.com", deviceName: "Phone")
+            let access = try phone.string("accessToken")
+            let before = try f.snapshot()
+            let hashBefore = try f.service.store.passwordHash(accountID: f.service.account("reader@example.com").id)
+            let refusals: [([String: Any], String?, HTTPResponse.Status, String)] = [
+                (["currentPassword": "correct horse battery", "newPassword": "a brand new passphrase"], nil, .unauthorized, "token_required"),
+                (["currentPassword": "not my password", "newPassword": "a brand new passphrase"], access, .unauthorized, "invalid_credentials"),
+                (["currentPassword": "correct horse battery", "newPassword": "short"], access, .badRequest, "weak_password"),
+                (["currentPassword": "correct horse battery", "newPassword": "correct horse battery"], access, .badRequest, "weak_password"),
+                (["currentPassword": "correct horse battery", "newPassword": "my reader@example.com pw"], access, .badRequest, "weak_password"),
+                (["currentPassword": "correct horse battery"], access, .badRequest, "missing_field"),
+                (["currentPassword": "correct horse battery", "newPassword": "a brand new passphrase", "extra": 1], access, .badRequest, "unknown_field"),
+                (["currentPassword": "correct horse battery", "newPassword": "a brand new passphrase", "deviceName": String(repeating: "x", count: 65)], access, .badRequest, "invalid_name"),
+            ]
+            for (body, token, status, code) in refusals {
+                let reply = try await client.json("/v1/me/password", body, token: token)
+                #expect(reply.status == status && reply.errorCode == code, "\(body): \(reply.status) \(reply.text)")
+            }
+            #expect(Self.unchanged(before, try f.snapshot()))
+            #expect(try f.service.store.passwordHash(accountID: f.service.account("reader@example.com").id) == hashBefore)
+            // The same password as before still refreshes both sessions' tokens (nothing ended).
+            let stillLaptop = try await client.json("/v1/sessions/refresh", ["refreshToken": try laptop.string("refreshToken")])
+            #expect(stillLaptop.status == .ok, "\(stillLaptop.text)")
+
+            let changed = try await client.json(
+                "/v1/me/password", ["currentPassword": "correct horse battery", "newPassword": "a brand new passphrase", "deviceName": "Phone"], token: access)
+            #expect(changed.status == .ok, "\(changed.text)")
+            #expect(changed.headers[.cacheControl]?.contains("no-store") == true)
+            let object = try changed.object()
+            #expect(object["signedOutSessions"] as? Int == 2, "\(changed.text)")
+            #expect((object["session"] as? [String: Any])?["deviceName"] as? String == "Phone")
+            for old in [try stillLaptop.string("refreshToken"), try phone.string("refreshToken")] {
+                #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": old]).errorCode == "session_rejected")
+            }
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try changed.string("refreshToken")]).status == .ok)
+            #expect(try await client.signIn("reader@example.com").status == .unauthorized)
+            #expect(try await client.signIn("reader@example.com", password: "a brand new passphrase").status == .created)
+            let audit = try f.service.store.auditEntries(target: "account:\(f.service.account("reader@example.com").id)", limit: 20).map(\.action)
+            #expect(audit.contains("account.change-password") && audit.contains("session.revoke-all"), "\(audit)")
+        }
+    }
+
+    @Test("password: wrong current passwords count as failed sign-ins; past the budget 429, even with the right one", arguments: TestBackend.all)
+    func changePasswordThrottled(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.signInThrottle.accountFree = 2 }
+        try await withAPI(f) { client in
+            let access = try await client.signIn("reader@example.com").string("accessToken")
+            // Two free failures, a third that makes the next attempt wait a second.
+            for _ in 0..<3 {
+                let wrong = try await client.json("/v1/me/password", ["currentPassword": "a wrong guess", "newPassword": "a brand new passphrase"], token: access)
+                #expect(wrong.errorCode == "invalid_credentials")
+            }
+            let right = try await client.json("/v1/me/password", ["currentPassword": "correct horse battery", "newPassword": "a brand new passphrase"], token: access)
+            #expect(right.status == .tooManyRequests && right.errorCode == "too_many_attempts", "\(right.text)")
+            #expect(right.headers[.retryAfter] == "1")
+            // The throttle is the account's: signing in is held back alike.
+            #expect(try await client.signIn("reader@example.com").status == .tooManyRequests)
+            f.clock.advance(by: 2)
+            #expect(try await client.signIn("reader@example.com").status == .created, "the password is unchanged")
+        }
+    }
+
+    @Test("email: the password again; taken, malformed and unchanged addresses refused with nothing written; then the new address unconfirmed with its link, the old one told and its links dead", arguments: TestBackend.all)
+    func changeEmail(backend: TestBackend) async throws {
+        let mail = try FakeSendmail()
+        let f = try readerFixture(mail: mail, backend: backend)
+        try await withAPI(f) { client in
+            let signedUp = try await client.signUp("rita@example.com")
+            #expect(try await client.json("/v1/email/verify", ["token": try mail.token("verify-email")]).status == .ok)
+            let access = try signedUp.string("accessToken")
+            #expect(try await client.post("/v1/trials", nil, token: access, contentType: nil).status == .created)
+            // A reset link in the old mailbox: it must die with the change.
+            _ = try await client.json("/v1/password/forgot", ["email": "rita@example.com"])
+            let resetToken = try mail.token("reset-password")
+
+            let before = try f.snapshot()
+            let refusals: [([String: Any], String?, HTTPResponse.Status, String)] = [
+                (["password": "a long enough passphrase", "email": "rita@new.example"], nil, .unauthorized, "token_required"),
+                (["password": "not my password", "email": "rita@new.example"], access, .unauthorized, "invalid_credentials"),
+                (["password": "a long enough passphrase", "email": "reader@example.com"], access, .conflict, "email_taken"),
+                (["password": "a long enough passphrase", "email": "READER@example.com"], access, .conflict, "email_taken"),
+                (["password": "a long enough passphrase", "email": "not an address"], access, .badRequest, "invalid_email"),
+                (["password": "a long enough passphrase", "email": "rita@example.com"], access, .badRequest, "invalid_email"),
+                (["password": "a long enough passphrase"], access, .badRequest, "missing_field"),
+                (["password": "a long enough passphrase", "email": "rita@new.example", "name": "R"], access, .badRequest, "unknown_field"),
+            ]
+            for (body, token, status, code) in refusals {
+                let reply = try await client.json("/v1/me/email", body, token: token)
+                #expect(reply.status == status && reply.errorCode == code, "\(body): \(reply.status) \(reply.text)")
+            }
+            #expect(Self.unchanged(before, try f.snapshot()))
+            #expect(try f.service.account("rita@example.com").emailVerifiedAt != nil)
+            let mailsBefore = mail.messages().count
+
+            let changed = try await client.json("/v1/me/email", ["password": "a long enough passphrase", "email": "Rita@New.example"], token: access)
+            #expect(changed.status == .ok, "\(changed.text)")
+            #expect(try changed.string("account", "email") == "Rita@New.example")
+            #expect(try (changed.object()["account"] as? [String: Any])?["emailVerified"] as? Bool == false, "\(changed.text)")
+            #expect(try changed.string("verificationMail") == "queued")
+
+            let messages = mail.messages()
+            #expect(messages.count == mailsBefore + 2, "the notice and the link")
+            let notice = try #require(messages.first { $0.contains("Subject: Your email address was changed") })
+            #expect(notice.contains("To: rita@example.com") && notice.contains("R•••@New.example") && !notice.contains("Rita@New.example"), "\(notice)")
+            let link = try #require(messages.last { $0.contains("/verify-email#token=") })
+            #expect(link.contains("To: Rita@New.example"), "\(link)")
+
+            #expect(try await client.json("/v1/password/reset", ["token": resetToken, "password": "a brand new passphrase"]).errorCode == "link_invalid")
+            #expect(try await client.signIn("rita@example.com", password: "a long enough passphrase").status == .unauthorized)
+            #expect(try await client.signIn("rita@new.example", password: "a long enough passphrase").status == .created)
+            // The old address is free for another account; the trial stays this account's.
+            let me = try await client.call("/v1/me", method: .get, token: access)
+            #expect(try (me.object()["trialEligible"] as? Bool) == false, "\(me.text)")
+
+            // The new address confirmed by its link; then respelt: still confirmed, no mail.
+            #expect(try await client.json("/v1/email/verify", ["token": try mail.token("verify-email")]).status == .ok)
+            let mailsNow = mail.messages().count
+            let respelt = try await client.json("/v1/me/email", ["password": "a long enough passphrase", "email": "rita@new.example"], token: access)
+            #expect(try respelt.status == .ok && respelt.object()["verificationMail"] == nil, "\(respelt.text)")
+            #expect(try (respelt.object()["account"] as? [String: Any])?["emailVerified"] as? Bool == true)
+            #expect(mail.messages().count == mailsNow)
+            let audit = try f.service.store.auditEntries(target: "account:\(f.service.account("rita@new.example").id)", limit: 50)
+                .filter { $0.action == "account.change-email" }
+            #expect(audit.count == 2 && audit.last?.details.contains("rita@example.com") == true, "\(audit)")
+        }
+    }
+
+    @Test("email: a new address that had its share of mail this hour is refused (429 too_much_mail) before anything is written", arguments: TestBackend.all)
+    func changeEmailMailBudget(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend) { $0.mailsPerAddressPerHour = 1 }
+        try await withAPI(f) { client in
+            let access = try await client.signIn("reader@example.com").string("accessToken")
+            let body: [String: Any] = ["password": "correct horse battery", "email": "elsewhere@example.com"]
+            #expect(try await client.json("/v1/me/email", body, token: access).status == .ok)
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "reader@example.com"], token: access).status == .ok)
+            let before = try f.snapshot()
+            let again = try await client.json("/v1/me/email", body, token: access)
+            #expect(again.status == .tooManyRequests && again.errorCode == "too_much_mail", "\(again.text)")
+            #expect(Self.unchanged(before, try f.snapshot()))
+            #expect(try f.service.account("reader@example.com").email == "reader@example.com")
+        }
+    }
+}

@@ -15,6 +15,8 @@ extension PaywallAPI {
     static let billingRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/billing/stripe", .post), ("/v1/billing/apple", .post), ("/v1/me/app-account-token", .get),
         ("/admin/v1/billing/products", .get), ("/admin/v1/billing/products", .post), ("/admin/v1/billing/links", .post),
+        ("/admin/v1/billing/events", .get), ("/admin/v1/billing/events/retry", .post), ("/admin/v1/billing/events/dismiss", .post),
+        ("/admin/v1/accounts/{account}/billing", .get),
     ]
 
     static let stripeSignature = HTTPField.Name("Stripe-Signature")!
@@ -91,6 +93,40 @@ extension PaywallAPI {
                 throw APIError(status: .badRequest, code: "invalid_field", message: "give exactly one of 'customer' and 'subscription'")
             }
             return try Self.json(["results": results.map(BillingResultView.init)])
+        }
+        // The events that wait or failed, what `paywall billing failures` lists; applying
+        // them again, and setting aside one that will never apply.
+        router.get("/admin/v1/billing/events") { request, _ in
+            let admin = try await self.admin(request, .members)
+            let query = try Query(request, allowed: ["limit"])
+            let limit = Int(try query.integer("limit", in: 1...1_000) ?? 100)
+            let events = try await service.blocking { service throws(ServiceError) in try service.unappliedBillingEvents(limit: limit, by: admin) }
+            return try Self.json(["events": events.map(BillingEventView.init)], private: true)
+        }
+        router.post("/admin/v1/billing/events/retry") { request, _ in
+            let admin = try await self.admin(request, .members)
+            var request = request
+            _ = try await RequestBody.optionalObject(&request)?.only([])
+            let results = try await service.blocking { service throws(ServiceError) in try service.retryBillingEvents(actor: admin.actor) }
+            return try Self.json(["results": results.map(BillingResultView.init)])
+        }
+        router.post("/admin/v1/billing/events/dismiss") { request, _ in
+            let admin = try await self.admin(request, .members)
+            var request = request
+            let body = try await RequestBody.object(&request).only(["provider", "event", "reason"])
+            guard let provider = BillingProvider(rawValue: try body.requiredString("provider")) else { throw body.invalid("provider", "stripe or apple") }
+            let (event, reason) = (try body.requiredString("event"), try body.requiredString("reason"))
+            let record = try await service.blocking { service throws(ServiceError) in
+                try service.dismissBillingEvent(event, provider: provider, reason: reason, actor: admin.actor)
+            }
+            return try Self.json(BillingEventView(record), private: true)
+        }
+        router.get("/admin/v1/accounts/{account}/billing") { request, context in
+            let admin = try await self.admin(request, .members)
+            try Self.noQuery(request)
+            let reference = try Self.parameter(context, "account")
+            let overview = try await service.blocking { service throws(ServiceError) in try service.billingOverview(account: reference, by: admin) }
+            return try Self.json(BillingOverviewView(overview), private: true)
         }
     }
 }

@@ -80,9 +80,14 @@ extension PaywallService {
 
     /// Applies again the events that could not be applied (after a price was mapped or a
     /// customer linked by hand).
-    public func retryBillingEvents() throws(ServiceError) -> [BillingResult] {
+    /// Audited as `billing.retry` with what became of the events (who asked, and when, is
+    /// what support looks for after a price was mapped).
+    public func retryBillingEvents(actor: AuditActor = .system) throws(ServiceError) -> [BillingResult] {
         let results = try mapped { try store.retryBillingEvents() }
         results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
+        var outcomes: [String: String] = ["events": String(results.count)]
+        for (outcome, count) in Dictionary(grouping: results, by: \.outcome.rawValue).mapValues(\.count) { outcomes[outcome] = String(count) }
+        try mapped { try store.recordAudit(actor: actor, action: "billing.retry", target: "billing", details: outcomes) }
         return results
     }
 
@@ -165,7 +170,21 @@ extension PaywallService {
 
     /// Events not applied (pending, failed), newest first, with why.
     public func unappliedBillingEvents(limit: Int = 100) throws(ServiceError) -> [BillingEventRecord] {
-        try mapped { try store.billingEvents(unappliedOnly: true, limit: limit) }
+        guard (1...1_000).contains(limit) else { throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 1000")) }
+        return try mapped { try store.billingEvents(unappliedOnly: true, limit: limit) }
+    }
+
+    /// The same for an admin API call (audited as `admin.billing.events`).
+    public func unappliedBillingEvents(limit: Int, by admin: AdminPrincipal) throws(ServiceError) -> [BillingEventRecord] {
+        let events = try unappliedBillingEvents(limit: limit)
+        return try auditedRead(admin, "admin.billing.events", target: "billing") { events }
+    }
+
+    /// An account's provider links, subscriptions and recent events for an admin API call
+    /// (audited as `admin.billing.view`).
+    public func billingOverview(account reference: String, by admin: AdminPrincipal) throws(ServiceError) -> BillingOverview {
+        let overview = try billingOverview(account: reference)
+        return try auditedRead(admin, "admin.billing.view", target: "account:\(overview.account.id)") { overview }
     }
 
     /// Maps a Stripe price or App Store product to a plan.

@@ -270,8 +270,10 @@ extension PaywallService {
     /// checked against the policy before that (a password that would be refused spends no
     /// attempt). Every session of the account ends in the change's transaction, so whoever
     /// else held one is out, and this device gets a new session: the one returned, with
-    /// ``ReaderSession/signedOutSessions``. Access tokens already issued live out their
-    /// minutes, as after signing out everywhere.
+    /// ``ReaderSession/signedOutSessions``. The account's address is told, in the same
+    /// transaction. Access tokens already issued live out their minutes, as after signing
+    /// out everywhere. Should the new session fail to open (the database gone a moment
+    /// after the commit), the change stands and the reader signs in with the new password.
     public func changeOwnPassword(
         accountID: AccountID, currentPassword: String, newPassword: String, deviceName: String?, client: String
     ) throws(ServiceError) -> ReaderSession {
@@ -283,11 +285,22 @@ extension PaywallService {
         if newPassword == currentPassword { throw .invalidInput(.weakPassword(.unchanged)) }
         let verified = try verifiedPassword(email: account.email, password: currentPassword, client: client)
         guard verified.id == accountID else { throw .invalidCredentials }
+        let notice = OutgoingMail(
+            recipient: verified.email, subject: "Your password was changed",
+            body: """
+                Hello,
+
+                The password of the account \(verified.email) was changed, and every device signed in to it was signed out.
+
+                If you did not change it, someone else had your password: choose a new one at once with "Forgot your password?" at \(configuration.mailLinkBase)/forgot-password, then sign in again.
+
+                """)
         let ended = try mapped {
             let hash = try hasher.hash(newPassword)
             return try store.setPasswordHash(
-                accountID: accountID, hash: hash, actor: .account(accountID), action: "account.change-password", revokeSessions: true)
+                accountID: accountID, hash: hash, actor: .account(accountID), action: "account.change-password", revokeSessions: true, notice: notice)
         }
+        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
         var session = try openSession(account: verified, deviceName: deviceName)
         session.signedOutSessions = ended
         return session
@@ -296,9 +309,9 @@ extension PaywallService {
     /// The reader changes their email address (`POST /v1/me/email`), with their password
     /// again (held to the sign-in throttle). The new address is unconfirmed until the link
     /// mailed to it now is used (`user.emailVerified` is false meanwhile); links mailed to
-    /// the old address stop working; and the old address, when it was confirmed, is told,
-    /// in the same transaction, so someone who took a session and the password cannot move
-    /// the account away unnoticed. Refused (429 `too_much_mail`) while the new address has
+    /// the old address stop working; and the old address is told, in the same transaction,
+    /// so someone who took a session and the password cannot move the account away
+    /// unnoticed. At most three changes, then one an hour, per account (per server). Refused (429 `too_much_mail`) while the new address has
     /// had its share of mail this hour, before anything is written. The same mailbox
     /// respelt (`Ada@` for `ada@`) keeps its confirmation and gets no mail. Returns the
     /// account as changed and the verification mail (nil when none was needed, or it
@@ -311,6 +324,10 @@ extension PaywallService {
         }
         let verified = try verifiedPassword(email: account.email, password: password, client: client)
         guard verified.id == accountID else { throw .invalidCredentials }
+        // Taken by every change to another mailbox, refused or not: each mails a link, and a
+        // refusal (`email_taken`) says whether an address has an account.
+        let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
+        if !sameMailbox, let wait = emailChanges.take(accountID.rawValue, at: now) { throw .tooManyEmailChanges(retryAfter: wait) }
         return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID))
     }
 
@@ -332,7 +349,9 @@ extension PaywallService {
         if linkNeeded, try mapped({ try store.mailCount(recipient: email.value, since: now.addingTimeInterval(-3_600)) }) >= configuration.mailsPerAddressPerHour {
             throw .tooMuchMail(retryAfter: 3_600)
         }
-        let notice: ((Account) -> OutgoingMail)? = account.emailVerifiedAt == nil ? nil : { previous in
+        // Told even when never confirmed: reset links went there, so it was the account's
+        // way back in, and its owner should hear that it no longer is.
+        let notice: ((Account) -> OutgoingMail)? = sameMailbox ? nil : { previous in
             OutgoingMail(
                 recipient: previous.email, subject: "Your email address was changed",
                 body: """
@@ -340,7 +359,7 @@ extension PaywallService {
 
                     The email address of the account \(previous.email) was changed to \(Self.masked(email)). Mail about the account goes there from now on.
 
-                    If you did not change it, someone else may have your password: write to the publisher's support from this address at once. Keep this message.
+                    If you did not ask for this change, write to the publisher's support from this address at once: someone else may have your password. Keep this message.
 
                     """)
         }

@@ -31,6 +31,10 @@ public final class PaywallService: Sendable {
     /// Password-reset requests per client address (the same burst, then one a minute):
     /// each may queue a mail to an address the caller names.
     let resetRequests: RateLimiter
+    /// Email-address changes per account (``changeOwnEmail(accountID:password:newEmail:client:)``):
+    /// each mails a link to an address the reader types, and the per-address mail budget
+    /// is counted per spelling; three, then one an hour.
+    let emailChanges = RateLimiter(burst: 3, interval: 3_600)
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
     /// The last access decisions, for the admin area (``DecisionLog``).

@@ -79,6 +79,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManySignUps(retryAfter: TimeInterval)
     /// Too many password-reset requests from this client address lately.
     case tooManyResetRequests(retryAfter: TimeInterval)
+    /// Too many email-address changes of this account lately.
+    case tooManyEmailChanges(retryAfter: TimeInterval)
     /// An email link that is unknown, expired, superseded or already used.
     case linkInvalid
     /// The policy in force offers no free trial.
@@ -124,6 +126,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooMuchMail(wait): "too much mail sent to this address lately; try again in \(Self.seconds(wait)) seconds"
         case let .tooManySignUps(wait): "too many sign-ups from this address; try again in \(Self.seconds(wait)) seconds"
         case let .tooManyResetRequests(wait): "too many password-reset requests from this address; try again in \(Self.seconds(wait)) seconds"
+        case let .tooManyEmailChanges(wait): "the email address of this account was changed several times lately; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
         case .emailNotVerified: "confirm your email address first: open the link we mailed you, or ask for a new one"
@@ -162,7 +165,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The seconds a client must wait before retrying, for errors that say so.
     public var retryAfter: TimeInterval? {
         switch self {
-        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait), let .tooManyResetRequests(wait): max(1, wait)
+        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait), let .tooManyResetRequests(wait), let .tooManyEmailChanges(wait): max(1, wait)
         default: nil
         }
     }
@@ -195,7 +198,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .crypto: .internal
             }
         case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
-        case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests: .rateLimited
+        case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests, .tooManyEmailChanges: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
         case .emailNotVerified: .forbidden
@@ -284,6 +287,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooMuchMail: "too_much_mail"
         case .tooManySignUps: "too_many_sign_ups"
         case .tooManyResetRequests: "too_many_reset_requests"
+        case .tooManyEmailChanges: "too_many_email_changes"
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
         case .emailNotVerified: "email_not_verified"

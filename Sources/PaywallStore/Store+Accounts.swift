@@ -126,8 +126,11 @@ extension Store {
     /// transaction (audited as `session.revoke-all`): either both happen or neither.
     /// Returns the number of sessions revoked.
     @discardableResult
+    /// `notice`: a mail to queue in the same transaction (the reader's own change tells
+    /// their address).
     public func setPasswordHash(
-        accountID: AccountID, hash: String, actor: AuditActor, action: String = "account.set-password", revokeSessions: Bool = false
+        accountID: AccountID, hash: String, actor: AuditActor, action: String = "account.set-password", revokeSessions: Bool = false,
+        notice: OutgoingMail? = nil
     ) throws(StoreError) -> Int {
         let now = clock.now()
         return try write { db in
@@ -138,6 +141,7 @@ extension Store {
                 """, [accountID.rawValue, hash, now.millis])
             try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
+            if let notice { try Self.queueNotice(db, notice, at: now) }
             return revokeSessions ? try self.revokeSessions(db, accountID: accountID, actor: actor, now: now) : 0
         }
     }
@@ -178,7 +182,14 @@ extension Store {
             let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
             if !sameMailbox, try Self.account(db, emailKey: email.lookupKey) != nil { throw StoreError.duplicateEmail(email.value) }
             do {
-                let verifiedAt = confirmed ? ", email_verified_at = COALESCE(email_verified_at, ?)" : sameMailbox ? "" : ", email_verified_at = NULL"
+                // Confirmed by an admin: from now (another mailbox's confirmation says nothing
+                // of this one); the same mailbox respelt keeps its own.
+                let verifiedAt = switch (confirmed, sameMailbox) {
+                case (true, false): ", email_verified_at = ?"
+                case (true, true): ", email_verified_at = COALESCE(email_verified_at, ?)"
+                case (false, false): ", email_verified_at = NULL"
+                case (false, true): ""
+                }
                 try db.execute("UPDATE accounts SET email = ?, email_key = ?, updated_at = ?\(verifiedAt) WHERE id = ?",
                                confirmed ? [email.value, email.lookupKey, now.millis, now.millis, accountID.rawValue]
                                    : [email.value, email.lookupKey, now.millis, accountID.rawValue])
@@ -187,13 +198,7 @@ extension Store {
             }
             if !sameMailbox {
                 try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
-                if let notice {
-                    let mail = notice(previous)
-                    // Kept a week: a notice, not a link (nothing in it opens anything).
-                    try db.execute("""
-                        INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-                        """, [mail.recipient, mail.subject, mail.body, now.millis, now.addingTimeInterval(7 * 86_400).millis, now.millis])
-                }
+                if let notice { try Self.queueNotice(db, notice(previous), at: now) }
             }
             var details = ["previous": previous.email, "email": email.value]
             if confirmed { details["confirmed"] = "admin" }

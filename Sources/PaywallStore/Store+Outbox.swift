@@ -60,6 +60,15 @@ extension Store {
         }
     }
 
+    /// Queues a notice (a mail that opens nothing: a change the owner of an address should
+    /// hear of) inside the caller's write transaction. Kept a week, like a link's message
+    /// past its life: then its body is erased.
+    static func queueNotice(_ db: any SQLConnection, _ mail: OutgoingMail, at now: Date) throws {
+        try db.execute("""
+            INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+            """, [mail.recipient, mail.subject, mail.body, now.millis, now.addingTimeInterval(7 * 86_400).millis, now.millis])
+    }
+
     /// The account a live link of `purpose` belongs to, without using it (nil: unknown,
     /// used, superseded or expired).
     public func emailLinkAccount(token: String, purpose: EmailLinkPurpose) throws(StoreError) -> AccountID? {

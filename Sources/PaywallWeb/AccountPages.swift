@@ -156,6 +156,8 @@ extension WebSite {
         "session-ended": "That device is signed out.",
         "password-changed": "Your password is changed. Every other device has been signed out.",
         "email-changed": "Your email address is changed. We have sent a link to the new address to confirm it.",
+        "email-respelt": "Your email address is changed.",
+        "email-changed-unsent": "Your email address is changed. The link to confirm it could not be sent just now: use “Send me a new link”.",
     ]
 
     /// "Change your password": the current one and a new one. Every session ends; this
@@ -201,8 +203,10 @@ extension WebSite {
         guard errors.isEmpty else { return try await account(visit, status: .unprocessableContent, error: nil, fields: errors.merging(["newEmail": email]) { $1 }) }
         let id = reader.account.id
         let client = visit.clientKey
+        let changed: Account
+        let delivery: MailDelivery?
         do {
-            _ = try await service.blocking { service throws(ServiceError) in
+            (changed, delivery) = try await service.blocking { service throws(ServiceError) in
                 try service.changeOwnEmail(accountID: id, password: password, newEmail: email, client: client)
             }
         } catch {
@@ -213,7 +217,7 @@ extension WebSite {
             case .tooManyAttempts: (field, status) = ("emailPasswordError", .tooManyRequests)
             case .invalidInput: (field, status) = ("newEmailError", .unprocessableContent)
             case .store(.duplicateEmail): (field, status) = ("newEmailError", .conflict)
-            case .tooMuchMail: (field, status) = ("newEmailError", .tooManyRequests)
+            case .tooMuchMail, .tooManyEmailChanges: (field, status) = ("newEmailError", .tooManyRequests)
             default: throw error
             }
             let message = switch error {
@@ -223,7 +227,11 @@ extension WebSite {
             }
             return try await account(visit, status: status, error: nil, fields: [field: message, "newEmail": email])
         }
-        return redirect("/account?done=email-changed")
+        // Said as it is: a respelling sends nothing, and a link that could not be queued
+        // was not sent.
+        let respelt = EmailAddress(stored: reader.account.email).lookupKey == EmailAddress(stored: changed.email).lookupKey
+        let notice = respelt ? "email-respelt" : delivery != nil ? "email-changed" : "email-changed-unsent"
+        return redirect("/account?done=\(notice)")
     }
 
     func resendVerification(_ visit: Visit) async throws -> Response {

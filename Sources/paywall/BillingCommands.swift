@@ -145,7 +145,7 @@ struct BillingCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            try global.run { service in BillingCommand.printResults(try service.retryBillingEvents(), json: global.json) }
+            try global.run { service in BillingCommand.printResults(try service.retryBillingEvents(actor: global.auditActor), json: global.json) }
         }
     }
 

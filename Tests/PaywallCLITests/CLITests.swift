@@ -206,9 +206,13 @@ struct CLITests {
         #expect(outbox.contains("ada@new.example") && outbox.contains("Your email address was changed"), "the link, and the notice to the confirmed old address")
         #expect(try cli.run(["account", "show", "Ada@Example.com"]).status == 1, "the old address names nothing now")
 
+        #expect(try cli.run(["account", "verify-email", "ada@new.example"]).status == 0)
         let confirmed = try cli.run(["account", "set-email", "ada@new.example", "ada@third.example", "--confirmed", "--json"])
         #expect(confirmed.status == 0, "\(confirmed.stderr)")
-        #expect((try cli.json(confirmed.stdout) as? [String: Any])?["emailVerified"] as? Bool == true)
+        let shown = try #require(try cli.json(confirmed.stdout) as? [String: Any])
+        #expect(shown["emailVerified"] as? Bool == true)
+        // Confirmed now, not when an earlier address was.
+        #expect(shown["emailVerifiedAt"] as? String == shown["updatedAt"] as? String, "\(shown)")
         let audit = try cli.run(["audit", "list", "--json"]).stdout
         #expect(audit.components(separatedBy: "account.change-email").count == 3, "\(audit)")
     }

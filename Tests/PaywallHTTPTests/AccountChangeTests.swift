@@ -61,6 +61,9 @@ struct AccountChangeTests {
             #expect(try await client.signIn("reader@example.com", password: "a brand new passphrase").status == .created)
             let audit = try f.service.store.auditEntries(target: "account:\(f.service.account("reader@example.com").id)", limit: 20).map(\.action)
             #expect(audit.contains("account.change-password") && audit.contains("session.revoke-all"), "\(audit)")
+            let notices = try f.service.outbox().filter { $0.subject == "Your password was changed" }
+            #expect(notices.map(\.recipient) == ["reader@example.com"], "the address is told, once")
+            #expect(notices.first?.body.contains("forgot-password") == true)
         }
     }
 
@@ -151,7 +154,7 @@ struct AccountChangeTests {
 
     @Test("email: a new address that had its share of mail this hour is refused (429 too_much_mail) before anything is written", arguments: TestBackend.all)
     func changeEmailMailBudget(backend: TestBackend) async throws {
-        let f = try readerFixture(mail: nil, backend: backend) { $0.mailsPerAddressPerHour = 1 }
+        let f = try readerFixture(mail: nil, backend: backend) { $0.mailsPerAddressPerHour = 2 }
         try await withAPI(f) { client in
             let access = try await client.signIn("reader@example.com").string("accessToken")
             let body: [String: Any] = ["password": "correct horse battery", "email": "elsewhere@example.com"]
@@ -162,6 +165,30 @@ struct AccountChangeTests {
             #expect(again.status == .tooManyRequests && again.errorCode == "too_much_mail", "\(again.text)")
             #expect(Self.unchanged(before, try f.snapshot()))
             #expect(try f.service.account("reader@example.com").email == "reader@example.com")
+            // The old address is told even though it was never confirmed.
+            let told = try f.service.outbox().filter { $0.subject == "Your email address was changed" }.map(\.recipient)
+            #expect(told.sorted() == ["elsewhere@example.com", "reader@example.com"], "\(told)")
+        }
+    }
+
+    @Test("email: three changes, then 429 too_many_email_changes with Retry-After until an hour has passed", arguments: TestBackend.all)
+    func changeEmailLimit(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let access = try await client.signIn("reader@example.com").string("accessToken")
+            for address in ["a@example.net", "b@example.net", "c@example.net"] {
+                #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": address], token: access).status == .ok)
+            }
+            let before = try f.snapshot()
+            let fourth = try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "d@example.net"], token: access)
+            #expect(fourth.status == .tooManyRequests && fourth.errorCode == "too_many_email_changes", "\(fourth.text)")
+            #expect(Int(fourth.headers[.retryAfter] ?? "") ?? 0 > 0)
+            #expect(Self.unchanged(before, try f.snapshot()))
+            // Only the spelling: no link, not counted.
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "C@example.net"], token: access).status == .ok)
+            f.clock.advance(by: 3_601)
+            let again = try await client.signIn("c@example.net").string("accessToken")
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "d@example.net"], token: again).status == .ok)
         }
     }
 }

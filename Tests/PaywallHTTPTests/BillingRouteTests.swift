@@ -205,4 +205,77 @@ struct BillingRouteTests {
             #expect(try await refused(#"{"provider": "stripe", "account": "partner@example.com", "customer": "cus_1"}"#) == (.conflict, "customer_linked"))
         }
     }
+
+    @Test("the admin API lists the events that wait or failed, applies them again, sets aside one that never will, and shows an account's billing; refusals write nothing", arguments: TestBackend.all)
+    func adminEvents(backend: TestBackend) async throws {
+        let f = try Self.fixture(backend: backend)
+        let admin = try adminToken(f, [.members])
+        let catalog = try adminToken(f, [.catalog])
+        let now = f.service.now
+        let end = now.addingTimeInterval(30 * 86_400)
+        _ = try f.service.linkStripeCustomer("cus_1", account: "reader@example.com", actor: f.admin)
+        // A linked customer's subscription at a price no plan has: failed. Another customer's: pending.
+        for (event, subscription, customer, price) in [("evt_1", "sub_1", "cus_1", "price_new"), ("evt_2", "sub_2", "cus_2", "price_news")] {
+            let body = StripeFixtures.event(id: event, type: "customer.subscription.created", created: now, object: StripeFixtures.subscription(
+                id: subscription, customer: customer, status: "active", price: price, periodEnd: end))
+            _ = try f.service.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: now))
+        }
+        try await withAPI(f) { client in
+            let listed = try await client.call(.get, "/admin/v1/billing/events", token: admin)
+            #expect(listed.status == .ok && listed.headers[.cacheControl] == "private, no-store", "\(listed.text)")
+            let events = try #require(try listed.object()["events"] as? [[String: Any]])
+            #expect(Set(events.compactMap { $0["event"] as? String }) == ["evt_1", "evt_2"])
+            #expect(events.first { $0["event"] as? String == "evt_1" }?["outcome"] as? String == "failed")
+            #expect(events.first { $0["event"] as? String == "evt_2" }?["outcome"] as? String == "pending")
+            #expect(try f.service.auditEntries(limit: 1).first?.action == "admin.billing.events")
+
+            let before = try f.snapshot()
+            let refusals: [(HTTPRequest.Method, String, String?, String?, HTTPResponse.Status, String?)] = [
+                (.get, "/admin/v1/billing/events?limit=0", nil, admin, .badRequest, "invalid_parameter"),
+                (.get, "/admin/v1/billing/events?status=failed", nil, admin, .badRequest, "unknown_parameter"),
+                (.get, "/admin/v1/billing/events", nil, catalog, .forbidden, nil),
+                (.post, "/admin/v1/billing/events/retry", #"{"all":true}"#, admin, .badRequest, "unknown_field"),
+                (.post, "/admin/v1/billing/events/retry", nil, catalog, .forbidden, nil),
+                (.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_9","reason":"typo"}"#, admin, .notFound, "billing_event_not_found"),
+                (.post, "/admin/v1/billing/events/dismiss", #"{"provider":"paypal","event":"evt_2","reason":"typo"}"#, admin, .badRequest, "invalid_field"),
+                (.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_2","reason":"   "}"#, admin, .badRequest, "invalid_name"),
+                (.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_2"}"#, admin, .badRequest, "missing_field"),
+                (.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_2","reason":"x","by":"me"}"#, admin, .badRequest, "unknown_field"),
+                (.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_2","reason":"x"}"#, catalog, .forbidden, nil),
+                (.get, "/admin/v1/accounts/nobody@example.com/billing", nil, admin, .notFound, "account_not_found"),
+                (.get, "/admin/v1/accounts/reader@example.com/billing?limit=5", nil, admin, .badRequest, "unknown_parameter"),
+            ]
+            for (method, path, body, token, status, code) in refusals {
+                let reply = try await client.call(method, path, body, token: token)
+                #expect(reply.status == status && (code == nil || reply.errorCode == code), "\(method) \(path) \(body ?? ""): \(reply.status) \(reply.text)")
+            }
+            #expect(try f.snapshot() == before, "refusals write nothing")
+
+            // The price mapped: a retry applies the failed one; the pending one still waits.
+            _ = try f.service.mapBillingProduct(provider: .stripe, externalID: "price_new", plan: "news", actor: f.admin)
+            let retried = try await client.call(.post, "/admin/v1/billing/events/retry", token: admin)
+            #expect(retried.status == .ok, "\(retried.text)")
+            let outcomes = try #require(try retried.object()["results"] as? [[String: String]]).reduce(into: [String: String]()) { $0[$1["event"] ?? ""] = $1["outcome"] }
+            #expect(outcomes == ["evt_1": "applied", "evt_2": "pending"], "\(retried.text)")
+            let retryAudit = try #require(try f.service.auditEntries(limit: 5).first { $0.action == "billing.retry" })
+            #expect(retryAudit.actor == .admin("alice") || retryAudit.actor.rawValue.hasPrefix("admin:"), "\(retryAudit.actor.rawValue)")
+
+            // The pending one will never be linked: set aside, with who and why.
+            let dismissed = try await client.call(.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_2","reason":"a test customer"}"#, token: admin)
+            #expect(try dismissed.status == .ok && dismissed.object()["outcome"] as? String == "ignored", "\(dismissed.text)")
+            #expect(try dismissed.string("detail").contains("a test customer"))
+            let again = try await client.call(.post, "/admin/v1/billing/events/dismiss", #"{"provider":"stripe","event":"evt_2","reason":"twice"}"#, token: admin)
+            #expect(again.status == .conflict && again.errorCode == "billing_event_settled")
+            let empty = try await client.call(.get, "/admin/v1/billing/events", token: admin)
+            #expect((try empty.object()["events"] as? [Any])?.isEmpty == true, "\(empty.text)")
+
+            let billing = try await client.call(.get, "/admin/v1/accounts/reader%40example.com/billing", token: admin)
+            #expect(billing.status == .ok, "\(billing.text)")
+            let overview = try billing.object()
+            #expect((overview["links"] as? [[String: Any]])?.map { $0["customer"] as? String } == ["cus_1"])
+            #expect((overview["subscriptions"] as? [[String: Any]])?.map { $0["id"] as? String } == ["sub_1"])
+            #expect((overview["events"] as? [[String: Any]])?.map { $0["event"] as? String } == ["evt_1"])
+            #expect(try f.service.auditEntries(limit: 1).first?.action == "admin.billing.view")
+        }
+    }
 }

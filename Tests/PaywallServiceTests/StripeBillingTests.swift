@@ -417,8 +417,10 @@ struct StripeBillingTests {
         let record = try shop.f.service.dismissBillingEvent(waiting.eventID, provider: .stripe, reason: "the customer abandoned the subscription", actor: shop.f.admin)
         #expect(record.outcome == .ignored && (record.detail ?? "").contains("abandoned") && (record.detail ?? "").contains("was pending"), "\(record.detail ?? "")")
         #expect(try shop.f.service.unappliedBillingEvents().isEmpty)
-        #expect(try shop.f.service.retryBillingEvents().isEmpty)
         #expect(try shop.f.service.auditEntries(limit: 1).first?.action == "billing.dismiss")
+        #expect(try shop.f.service.retryBillingEvents(actor: shop.f.admin).isEmpty)
+        let retry = try #require(try shop.f.service.auditEntries(limit: 1).first)
+        #expect(retry.action == "billing.retry" && retry.actor == shop.f.admin && retry.details.contains(#""events":"0""#), "\(retry.details)")
         // Delivered again (Stripe retries): a duplicate, still dismissed.
         shop.f.clock.advance(by: 1)
         #expect(try shop.post("checkout.session.completed", body, id: waiting.eventID).outcome == .duplicate)

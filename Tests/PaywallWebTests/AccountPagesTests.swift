@@ -280,6 +280,11 @@ struct AccountPagesTests {
             let page = try await browser.get("/account?done=email-changed").text
             #expect(page.contains("rita@new.example") && page.contains("Not confirmed yet") && page.contains("We have sent a link to the new address"))
             #expect(try mailedToken(f, "verify-email", to: "rita@new.example") != nil)
+            // Only the spelling: no link is sent, and the page does not say one was.
+            _ = try await browser.get("/account")
+            let respelt = try await browser.post("/account/email", [("newEmail", "Rita@New.example"), ("password", "demo reader passphrase")])
+            #expect(respelt.status == .seeOther && respelt.headers[.location] == "/account?done=email-respelt")
+            #expect(try await browser.get("/account?done=email-respelt").text.contains("Your email address is changed.</p>"))
         }
     }
 }

@@ -60,11 +60,11 @@ REFUSED = ["not-a-token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "a.b.c"]
 # routes that need an access token (a device token or a refused one must get 401 there).
 BEARER_PATHS = (
     "/v1/access", "/v1/access/preview", "/v1/devices", "/v1/accounts", "/v1/me", "/v1/me/sessions/{id}",
-    "/v1/me/password", "/v1/me/email", "/v1/sessions/sign-out-everywhere", "/v1/email/verification", "/v1/trials", "/v1/me/app-account-token",
+    "/v1/me/password", "/v1/me/email", "/v1/me/export", "/v1/sessions/sign-out-everywhere", "/v1/email/verification", "/v1/trials", "/v1/me/app-account-token",
 )
 
 ACCESS_ONLY_PATHS = (
-    "/v1/me", "/v1/me/sessions/{id}", "/v1/me/password", "/v1/me/email", "/v1/sessions/sign-out-everywhere", "/v1/email/verification", "/v1/trials", "/v1/me/app-account-token",
+    "/v1/me", "/v1/me/sessions/{id}", "/v1/me/password", "/v1/me/email", "/v1/me/export", "/v1/sessions/sign-out-everywhere", "/v1/email/verification", "/v1/trials", "/v1/me/app-account-token",
 )
 
 

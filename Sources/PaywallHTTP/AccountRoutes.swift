@@ -16,7 +16,7 @@ extension PaywallAPI {
     static let accountRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/accounts", .post), ("/v1/sessions", .post), ("/v1/sessions/refresh", .post), ("/v1/sessions/sign-out", .post),
         ("/v1/sessions/sign-out-everywhere", .post), ("/v1/me", .get), ("/v1/me", .delete), ("/v1/me/sessions/{id}", .delete),
-        ("/v1/me/password", .post), ("/v1/me/email", .post),
+        ("/v1/me/password", .post), ("/v1/me/email", .post), ("/v1/me/export", .post),
         ("/v1/email/verification", .post), ("/v1/email/verify", .post), ("/v1/password/forgot", .post), ("/v1/password/reset", .post),
         ("/v1/trials", .post),
     ]
@@ -32,6 +32,7 @@ extension PaywallAPI {
         router.delete("/v1/me/sessions/{id}") { request, context in try await self.revokeSession(request, context) }
         router.post("/v1/me/password") { request, context in try await self.changePassword(request, context) }
         router.post("/v1/me/email") { request, context in try await self.changeEmail(request, context) }
+        router.post("/v1/me/export") { request, context in try await self.exportData(request, context) }
         router.post("/v1/email/verification") { request, context in try await self.resendVerification(request, context) }
         router.post("/v1/email/verify") { request, _ in try await self.verifyEmail(request) }
         router.post("/v1/password/forgot") { request, context in try await self.forgotPassword(request, context) }
@@ -150,6 +151,22 @@ extension PaywallAPI {
         Self.log(delivery, context)
         struct Changed: Encodable { var account: AccountView; var verificationMail: String? }
         return try Self.json(Changed(account: AccountView(changed), verificationMail: delivery.map { _ in MailStatus.queued.rawValue }), private: true)
+    }
+
+    /// Everything stored about the reader, with their password again (`{"password"}`): a
+    /// JSON file to keep (`Content-Disposition: attachment`).
+    func exportData(_ request: Request, _ context: PaywallRequestContext) async throws -> Response {
+        var request = request
+        let account = try service.signedInAccount(bearer: try bearer(request))
+        let body = try await RequestBody.object(&request).only(["password"])
+        let password = try body.requiredString("password")
+        let client = clientRateLimitKey(clientAddress(request, context))
+        let export = try await service.blocking { service throws(ServiceError) in
+            try service.exportOwnData(accountID: account, password: password, client: client)
+        }
+        var response = try Self.json(AccountExportView(export), private: true)
+        response.headers[.contentDisposition] = #"attachment; filename="\#(export.fileName)""#
+        return response
     }
 
     func startTrial(_ request: Request) async throws -> Response {

@@ -51,6 +51,14 @@ extension Store {
         try read { db in try Self.giftCount(db, accountID, from: from, to: to) }
     }
 
+    /// The gifts a member made, newest first, at most `limit`.
+    public func gifts(accountID: AccountID, limit: Int) throws(StoreError) -> [Gift] {
+        try read { db in
+            try db.fetchAll("SELECT \(Gift.columns) FROM gifts WHERE account_id = ? ORDER BY created_at DESC, id LIMIT ?", [accountID.rawValue, max(0, limit)])
+                .map(Gift.init(row:))
+        }
+    }
+
     /// The gift with this id, or nil (never made, or its member's account was deleted).
     public func gift(id: String) throws(StoreError) -> Gift? {
         try read { db in

@@ -228,6 +228,14 @@ extension Store {
         }
     }
 
+    /// One reader's recorded reads, newest first, at most `limit` (a reader's own data).
+    public func reads(subject: MeterSubject, limit: Int) throws(StoreError) -> [ArticleRead] {
+        try read { db in
+            try db.fetchAll("SELECT title_id, article_id, read_at FROM reads WHERE subject = ? ORDER BY read_at DESC, id DESC LIMIT ?", [subject.key, max(0, limit)]
+            ).map { row in ArticleRead(subject: subject, titleID: TitleID(rawValue: row[0]), articleID: row[1], at: Date(millis: row[2])) }
+        }
+    }
+
     /// The number of stored reads (every read, re-reads included).
     public func readCount() throws(StoreError) -> Int {
         try read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM reads") ?? 0 }

@@ -112,3 +112,45 @@ public struct ProfileView: Encodable, Sendable {
         sessions = profile.sessions.map(SessionView.init)
     }
 }
+
+/// Everything stored about one reader (`POST /v1/me/export`, `paywall account export`).
+public struct AccountExportView: Encodable, Sendable {
+    public struct Read: Encodable, Sendable {
+        public var title: String
+        public var article: String
+        public var at: Date
+    }
+
+    public struct GivenGift: Encodable, Sendable {
+        public var id: String
+        public var title: String
+        public var article: String
+        public var createdAt: Date
+        public var expiresAt: Date
+    }
+
+    public var generatedAt: Date
+    public var account: AccountView
+    public var memberships: [MembershipView]
+    public var trial: TrialView?
+    public var sessions: [SessionView]
+    public var reads: [Read]
+    public var gifts: [GivenGift]
+    public var billing: BillingOverviewView
+    public var audit: [AuditView]
+    public var truncated: Bool
+
+    public init(_ export: AccountExport) {
+        let now = export.generatedAt
+        generatedAt = now
+        account = AccountView(export.account)
+        memberships = export.memberships.map { MembershipView($0.membership, now: now, history: $0.history) }
+        trial = export.trial.map { TrialView($0, now: now) }
+        sessions = export.sessions.map(SessionView.init)
+        reads = export.reads.map { Read(title: $0.titleID.rawValue, article: $0.articleID, at: $0.at) }
+        gifts = export.gifts.map { GivenGift(id: $0.id, title: $0.titleID.rawValue, article: $0.articleID, createdAt: $0.createdAt, expiresAt: $0.expiresAt) }
+        billing = BillingOverviewView(export.billing)
+        audit = export.audit.map(AuditView.init)
+        truncated = export.truncated
+    }
+}

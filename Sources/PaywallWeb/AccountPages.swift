@@ -1,8 +1,10 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import PaywallCore
 import PaywallService
+import PaywallViews
 
 /// The pages behind the links in mail (verify an email, reset a password), "forgot your
 /// password?", and the account page's session and mail forms.
@@ -189,6 +191,38 @@ extension WebSite {
             }
         }
         return startSession(session, then: "/account?done=password-changed")
+    }
+
+    /// "Download your data": everything stored about the reader, as the API's export (a
+    /// JSON file), with the password again.
+    func exportData(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let password = visit.form?["password"] ?? ""
+        guard !password.isEmpty else {
+            return try await account(visit, status: .unprocessableContent, error: nil, fields: ["exportPasswordError": "Enter your password."])
+        }
+        let id = reader.account.id
+        let client = visit.clientKey
+        let export: AccountExport
+        do {
+            export = try await service.blocking { service throws(ServiceError) in try service.exportOwnData(accountID: id, password: password, client: client) }
+        } catch {
+            switch error {
+            case .invalidCredentials, .crypto(.passwordTooLong):
+                return try await account(visit, status: .unprocessableContent, error: nil, fields: ["exportPasswordError": "That is not your password."])
+            case .tooManyAttempts:
+                return try await account(visit, status: .tooManyRequests, error: nil, fields: ["exportPasswordError": Self.sentence(error.publicMessage)])
+            default: throw error
+            }
+        }
+        let bytes = try ViewEncoding.encoder(pretty: true).encode(AccountExportView(export))
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "application/json; charset=utf-8", .cacheControl: "private, no-store",
+                .contentDisposition: #"attachment; filename="\#(export.fileName)""#,
+            ],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// "Change your email address": the new address and the password. The new address

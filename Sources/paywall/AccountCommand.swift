@@ -8,7 +8,7 @@ struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account",
         abstract: "Create, inspect and delete reader accounts.",
-        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetEmail.self, SetPassword.self, Delete.self]
+        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetEmail.self, SetPassword.self, Export.self, Delete.self]
     )
 
     struct Create: ParsableCommand {
@@ -142,6 +142,27 @@ struct AccountCommand: ParsableCommand {
                 let password = try readPassword(prompt: "New password for \(found.email): ")
                 try service.setPassword(account: found.id.rawValue, password: password, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["id": found.id.rawValue, "result": "password-set"]) } else { print("password set for \(found.email)") }
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Everything stored about a reader, as JSON (a request for their data).",
+            discussion: """
+                The account, memberships with their histories, trial, devices signed in, reads, \
+                gifts, payment links, subscriptions and events, and the audit entries about or by \
+                the account: what readers download themselves (POST /v1/me/export, the account \
+                page). Written to standard output; audited. Example:
+                  paywall account export ada@example.com > ada.json
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run { service in
+                Output(json: true).emit(AccountExportView(try service.exportAccount(account, actor: global.auditActor)))
             }
         }
     }

@@ -217,6 +217,20 @@ struct CLITests {
         #expect(audit.components(separatedBy: "account.change-email").count == 3, "\(audit)")
     }
 
+    @Test("account export: the reader's data as JSON on stdout, audited; an unknown account refused")
+    func export() throws {
+        let cli = try seeded()
+        #expect(try cli.run(["trial", "start", "ada@example.com"]).status == 0)
+        let exported = try cli.run(["account", "export", "ada@example.com"])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let data = try #require(try cli.json(exported.stdout) as? [String: Any])
+        #expect((data["account"] as? [String: Any])?["email"] as? String == "Ada@Example.com")
+        #expect((data["trial"] as? [String: Any]) != nil && data["reads"] as? [Any] != nil)
+        #expect(try cli.run(["audit", "list", "--json"]).stdout.contains("account.export"))
+        let missing = try cli.run(["account", "export", "nobody@example.com"])
+        #expect(missing.status == 1 && missing.stderr.contains("no account"))
+    }
+
     @Test("a second trial for the same person is refused", arguments: ["ada@example.com", "ADA+again@example.com"])
     func secondTrial(email: String) throws {
         let cli = try seeded()

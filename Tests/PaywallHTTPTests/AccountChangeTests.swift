@@ -191,4 +191,49 @@ struct AccountChangeTests {
             #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "d@example.net"], token: again).status == .ok)
         }
     }
+
+    @Test("export: the password again; everything stored about the reader and nothing of anyone else's, as a file; audited; refusals write nothing", arguments: TestBackend.all)
+    func exportData(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let signedIn = try await client.signIn("reader@example.com", deviceName: "Phone")
+            let access = try signedIn.string("accessToken")
+            for article in ["a1", "a2"] { #expect(try await client.access(article: article, token: access).status == .ok) }
+            let other = try await client.signIn("member@example.com").string("accessToken")
+            #expect(try await client.access(title: "the-daily", article: "someone-elses", token: other).status == .ok)
+            #expect(try await client.post("/v1/trials", nil, token: access, contentType: nil).status == .created)
+
+            let before = try f.snapshot()
+            let refusals: [([String: Any], String?, HTTPResponse.Status, String)] = [
+                (["password": "correct horse battery"], nil, .unauthorized, "token_required"),
+                (["password": "not my password"], access, .unauthorized, "invalid_credentials"),
+                ([:], access, .badRequest, "missing_field"),
+                (["password": "correct horse battery", "format": "csv"], access, .badRequest, "unknown_field"),
+            ]
+            for (body, token, status, code) in refusals {
+                let reply = try await client.json("/v1/me/export", body, token: token)
+                #expect(reply.status == status && reply.errorCode == code, "\(body): \(reply.status) \(reply.text)")
+            }
+            #expect(Self.unchanged(before, try f.snapshot()))
+
+            let exported = try await client.json("/v1/me/export", ["password": "correct horse battery"], token: access)
+            #expect(exported.status == .ok, "\(exported.text)")
+            let id = try f.service.account("reader@example.com").id.rawValue
+            #expect(exported.headers[.contentDisposition] == #"attachment; filename="paywall-data-\#(id).json""#)
+            #expect(exported.headers[.cacheControl] == "private, no-store")
+            let data = try exported.object()
+            #expect((data["account"] as? [String: Any])?["email"] as? String == "reader@example.com")
+            let reads = try #require(data["reads"] as? [[String: Any]])
+            #expect(reads.map { $0["article"] as? String } == ["a2", "a1"], "newest first: \(reads)")
+            #expect(!exported.text.contains("someone-elses") && !exported.text.contains("member@example.com"), "nobody else's data")
+            #expect((data["trial"] as? [String: Any])?["status"] as? String == "active")
+            #expect((data["sessions"] as? [[String: Any]])?.map { $0["deviceName"] as? String } == ["Phone"])
+            let actions = try #require(data["audit"] as? [[String: Any]]).compactMap { $0["action"] as? String }
+            #expect(actions.contains("account.create") && actions.contains("trial.start"), "\(actions)")
+            #expect(data["truncated"] as? Bool == false)
+            #expect((data["billing"] as? [String: Any])?["links"] as? [Any] != nil)
+            let audited = try #require(try f.service.store.auditEntries(target: "account:\(id)", limit: 1).first)
+            #expect(audited.action == "account.export" && audited.actor == .account(AccountID(rawValue: id)))
+        }
+    }
 }

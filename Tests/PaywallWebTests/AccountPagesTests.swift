@@ -287,4 +287,24 @@ struct AccountPagesTests {
             #expect(try await browser.get("/account?done=email-respelt").text.contains("Your email address is changed.</p>"))
         }
     }
+
+    @Test("download my data on the account page: the password again; a JSON file of the reader's own data")
+    func exportData() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            try await signIn(browser, "reader@example.com", "demo reader passphrase")
+            #expect(try await browser.get("/account").text.contains(#"action="/account/export""#))
+            let wrong = try await browser.post("/account/export", [("password", "not it")])
+            #expect(wrong.status == .unprocessableContent && wrong.text.contains(#"id="exportPassword-error""#) && wrong.text.contains("That is not your password."))
+            #expect(refusedAsForged(try await browser.post("/account/export", [("password", "demo reader passphrase")], csrf: "forged")))
+            _ = try await browser.get("/account")
+            let file = try await browser.post("/account/export", [("password", "demo reader passphrase")])
+            #expect(file.status == .ok && file.headers[.contentType] == "application/json; charset=utf-8")
+            #expect(file.headers[.contentDisposition]?.hasPrefix(#"attachment; filename="paywall-data-"#) == true)
+            let data = try #require(try JSONSerialization.jsonObject(with: Data(file.text.utf8)) as? [String: Any])
+            #expect((data["account"] as? [String: Any])?["email"] as? String == "reader@example.com")
+            #expect(!file.text.contains("member@example.com"))
+        }
+    }
 }

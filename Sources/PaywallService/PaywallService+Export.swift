@@ -1,0 +1,77 @@
+import Foundation
+import PaywallCore
+import PaywallStore
+
+/// Everything stored about one reader, for them (the GDPR's right of access and to data
+/// portability: `POST /v1/me/export`, the account page, `paywall account export`).
+public struct AccountExport: Sendable {
+    public var generatedAt: Date
+    public var account: Account
+    public var memberships: [MembershipRecord]
+    public var trial: Trial?
+    public var sessions: [ActiveSession]
+    /// Their recorded reads, newest first (at most ``PaywallService/exportLimit``).
+    public var reads: [ArticleRead]
+    /// The articles they gave, newest first.
+    public var gifts: [Gift]
+    public var billing: PaywallService.BillingOverview
+    /// What the audit log holds about the account or done by it, newest first.
+    public var audit: [AuditEntry]
+    /// Whether a list stopped at ``PaywallService/exportLimit`` (a reader with more reads
+    /// than that asks support for the rest).
+    public var truncated: Bool
+
+    /// `paywall-data-<account id>.json` (the id: letters, digits and dashes; safe in a header).
+    public var fileName: String { "paywall-data-\(account.id.rawValue).json" }
+}
+
+extension PaywallService {
+    /// The most rows of one kind an export holds: a reader's lifetime of reads fits many
+    /// times over, and one request cannot make the server build an unbounded answer.
+    public static let exportLimit = 50_000
+
+    /// A signed-in reader's own data, with their password again (held to the sign-in
+    /// throttle): their reading history is theirs, and an access token copied for a few
+    /// minutes must not carry it away. Audited as `account.export`.
+    public func exportOwnData(accountID: AccountID, password: String, client: String) throws(ServiceError) -> AccountExport {
+        let account = try ownAccount(accountID)
+        let verified = try verifiedPassword(email: account.email, password: password, client: client)
+        guard verified.id == accountID else { throw .invalidCredentials }
+        return try export(verified, actor: .account(accountID))
+    }
+
+    /// A reader's data for an admin answering a request by other means (`paywall account
+    /// export`), audited as `account.export` with the admin.
+    public func exportAccount(_ reference: String, actor: AuditActor) throws(ServiceError) -> AccountExport {
+        try export(try account(reference), actor: actor)
+    }
+
+    private func export(_ account: Account, actor: AuditActor) throws(ServiceError) -> AccountExport {
+        let limit = Self.exportLimit
+        return try mapped {
+            let id = account.id
+            let memberships = try store.memberships(accountID: id).map {
+                MembershipRecord(membership: $0, history: try store.membershipHistory(id: $0.id))
+            }
+            let reads = try store.reads(subject: .account(id), limit: limit + 1)
+            let gifts = try store.gifts(accountID: id, limit: limit + 1)
+            // About the account (`account:…`) and by it (gifts, its own sign-outs).
+            let about = try store.auditEntries(filter: AuditFilter(target: "account:\(id)"), limit: limit + 1)
+            let by = try store.auditEntries(filter: AuditFilter(actor: AuditActor.account(id).rawValue), limit: limit + 1)
+            var seen = Set<Int64>()
+            let audit = (about + by).filter { seen.insert($0.id).inserted }.sorted { $0.id > $1.id }
+            let billing = BillingOverview(
+                account: account, links: try store.billingLinks(accountID: id), subscriptions: try store.billingSubscriptions(accountID: id),
+                events: try store.billingEvents(accountID: id, limit: limit))
+            let export = AccountExport(
+                generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
+                sessions: try store.sessionsInUse(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
+                billing: billing, audit: Array(audit.prefix(limit)),
+                truncated: reads.count > limit || gifts.count > limit || audit.count > limit)
+            try store.recordAudit(actor: actor, action: "account.export", target: "account:\(id)", details: [
+                "reads": String(export.reads.count), "truncated": String(export.truncated),
+            ])
+            return export
+        }
+    }
+}

@@ -18,7 +18,7 @@ extension PaywallAPI {
         ("/admin/v1/titles", .get), ("/admin/v1/titles", .post),
         ("/admin/v1/titles/{title}", .get), ("/admin/v1/titles/{title}", .patch),
         ("/admin/v1/plans", .get), ("/admin/v1/plans", .post), ("/admin/v1/plans/{plan}", .get), ("/admin/v1/plans/{plan}", .patch),
-        ("/admin/v1/accounts/{account}", .get),
+        ("/admin/v1/accounts", .get), ("/admin/v1/accounts/{account}", .get),
         ("/admin/v1/accounts/{account}/memberships", .get), ("/admin/v1/accounts/{account}/memberships", .post),
         ("/admin/v1/accounts/{account}/memberships/cancel", .post),
         ("/admin/v1/accounts/{account}/memberships/past-due", .post),
@@ -114,6 +114,14 @@ extension PaywallAPI {
     }
 
     private func addAdminMemberRoutes(to group: RouterGroup<PaywallRequestContext>) {
+        group.get("/accounts") { request, _ in
+            let admin = try await self.admin(request, .members)
+            let query = try Query(request, allowed: ["email", "limit"])
+            guard let prefix = try query.string("email") else { throw Query.missing("email") }
+            let limit = Int(try query.integer("limit", in: 1...1_000) ?? 50)
+            let found = try await service.blocking { service throws(ServiceError) in try service.accounts(emailPrefix: prefix, limit: limit, by: admin) }
+            return try Self.json(["accounts": found.map(AccountView.init)], private: true)
+        }
         group.get("/accounts/{account}") { request, context in
             let admin = try await self.admin(request, .members)
             try Self.noQuery(request)

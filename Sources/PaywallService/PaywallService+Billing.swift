@@ -83,11 +83,8 @@ extension PaywallService {
     /// Audited as `billing.retry` with what became of the events (who asked, and when, is
     /// what support looks for after a price was mapped).
     public func retryBillingEvents(actor: AuditActor = .system) throws(ServiceError) -> [BillingResult] {
-        let results = try mapped { try store.retryBillingEvents() }
+        let results = try mapped { try store.retryBillingEvents(actor: actor) }
         results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
-        var outcomes: [String: String] = ["events": String(results.count)]
-        for (outcome, count) in Dictionary(grouping: results, by: \.outcome.rawValue).mapValues(\.count) { outcomes[outcome] = String(count) }
-        try mapped { try store.recordAudit(actor: actor, action: "billing.retry", target: "billing", details: outcomes) }
         return results
     }
 

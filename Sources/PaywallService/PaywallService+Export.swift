@@ -15,10 +15,11 @@ public struct AccountExport: Sendable {
     /// The articles they gave, newest first.
     public var gifts: [Gift]
     public var billing: PaywallService.BillingOverview
-    /// What the audit log holds about the account or done by it, newest first.
+    /// What the audit log holds about the account or done by it, newest first. Whole here:
+    /// the reader's view (``AccountExportView``) says who in kind only and leaves out the
+    /// details, which can name staff, admin tokens and other accounts.
     public var audit: [AuditEntry]
-    /// Whether a list stopped at ``PaywallService/exportLimit`` (a reader with more reads
-    /// than that asks support for the rest).
+    /// Whether a list stopped at ``PaywallService/exportLimit`` (the newest are kept).
     public var truncated: Bool
 
     /// `paywall-data-<account id>.json` (the id: letters, digits and dashes; safe in a header).
@@ -37,6 +38,9 @@ extension PaywallService {
         let account = try ownAccount(accountID)
         let verified = try verifiedPassword(email: account.email, password: password, client: client)
         guard verified.id == accountID else { throw .invalidCredentials }
+        // Each export reads every row about the reader and builds a file of it: three,
+        // then one an hour, per account (per server).
+        if let wait = exports.take(accountID.rawValue, at: now) { throw .tooManyExports(retryAfter: wait) }
         return try export(verified, actor: .account(accountID))
     }
 
@@ -62,12 +66,15 @@ extension PaywallService {
             let audit = (about + by).filter { seen.insert($0.id).inserted }.sorted { $0.id > $1.id }
             let billing = BillingOverview(
                 account: account, links: try store.billingLinks(accountID: id), subscriptions: try store.billingSubscriptions(accountID: id),
-                events: try store.billingEvents(accountID: id, limit: limit))
+                events: Array(try store.billingEvents(accountID: id, limit: limit + 1)))
+            let eventsCut = billing.events.count > limit
+            var trimmed = billing
+            trimmed.events = Array(billing.events.prefix(limit))
             let export = AccountExport(
                 generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
                 sessions: try store.sessionsInUse(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
-                billing: billing, audit: Array(audit.prefix(limit)),
-                truncated: reads.count > limit || gifts.count > limit || audit.count > limit)
+                billing: trimmed, audit: Array(audit.prefix(limit)),
+                truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut)
             try store.recordAudit(actor: actor, action: "account.export", target: "account:\(id)", details: [
                 "reads": String(export.reads.count), "truncated": String(export.truncated),
             ])

@@ -63,6 +63,27 @@ extension PaywallService {
         return try mapped { try store.accounts(limit: limit, offset: offset) }
     }
 
+    /// Accounts whose email starts with `prefix` (any case), in email order, at most
+    /// `limit` (1 to 1000): support finding a reader from the part of the address they know.
+    public func accounts(emailPrefix raw: String, limit: Int) throws(ServiceError) -> [Account] {
+        let prefix = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        // Addresses are printable ASCII (``EmailAddress``): a prefix with anything else
+        // matches nothing, and is said to be wrong rather than found empty.
+        guard !prefix.isEmpty, prefix.utf8.count <= 254, prefix.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw .invalidInput(.invalidValue(field: "email", value: String(raw.prefix(64)), expected: "the start of an email address: 1 to 254 printable ASCII characters"))
+        }
+        guard (1...1_000).contains(limit) else {
+            throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 1000"))
+        }
+        return try mapped { try store.accounts(emailPrefix: prefix, limit: limit) }
+    }
+
+    /// The same for an admin API call (audited as `admin.accounts.search`, with the prefix).
+    public func accounts(emailPrefix raw: String, limit: Int, by admin: AdminPrincipal) throws(ServiceError) -> [Account] {
+        let found = try accounts(emailPrefix: raw, limit: limit)
+        return try auditedRead(admin, "admin.accounts.search", target: "accounts", details: ["emailPrefix": raw.lowercased(), "found": String(found.count)]) { found }
+    }
+
     /// Marks an account's email address verified (an admin who checked it by other means,
     /// or later the verification link). Policies see it as `user.emailVerified`.
     public func markEmailVerified(account reference: String, method: String, actor: AuditActor) throws(ServiceError) -> Account {

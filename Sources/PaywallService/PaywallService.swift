@@ -35,6 +35,9 @@ public final class PaywallService: Sendable {
     /// each mails a link to an address the reader types, and the per-address mail budget
     /// is counted per spelling; three, then one an hour.
     let emailChanges = RateLimiter(burst: 3, interval: 3_600)
+    /// Data exports per account (``exportOwnData(accountID:password:client:)``): each reads
+    /// every row about the reader; three, then one an hour.
+    let exports = RateLimiter(burst: 3, interval: 3_600)
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
     /// The last access decisions, for the admin area (``DecisionLog``).

@@ -81,6 +81,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyResetRequests(retryAfter: TimeInterval)
     /// Too many email-address changes of this account lately.
     case tooManyEmailChanges(retryAfter: TimeInterval)
+    /// Too many data exports of this account lately.
+    case tooManyExports(retryAfter: TimeInterval)
     /// An email link that is unknown, expired, superseded or already used.
     case linkInvalid
     /// The policy in force offers no free trial.
@@ -127,6 +129,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooManySignUps(wait): "too many sign-ups from this address; try again in \(Self.seconds(wait)) seconds"
         case let .tooManyResetRequests(wait): "too many password-reset requests from this address; try again in \(Self.seconds(wait)) seconds"
         case let .tooManyEmailChanges(wait): "the email address of this account was changed several times lately; try again in \(Self.seconds(wait)) seconds"
+        case let .tooManyExports(wait): "this account's data was exported several times lately; try again in \(Self.seconds(wait)) seconds"
         case .linkInvalid: "the link is invalid, expired, or already used; ask for a new one"
         case .trialNotOffered: "no free trial is offered"
         case .emailNotVerified: "confirm your email address first: open the link we mailed you, or ask for a new one"
@@ -165,7 +168,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The seconds a client must wait before retrying, for errors that say so.
     public var retryAfter: TimeInterval? {
         switch self {
-        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait), let .tooManyResetRequests(wait), let .tooManyEmailChanges(wait): max(1, wait)
+        case let .tooManyAttempts(wait), let .tooMuchMail(wait), let .tooManySignUps(wait), let .tooManyResetRequests(wait), let .tooManyEmailChanges(wait), let .tooManyExports(wait): max(1, wait)
         default: nil
         }
     }
@@ -198,7 +201,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .crypto: .internal
             }
         case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
-        case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests, .tooManyEmailChanges: .rateLimited
+        case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests, .tooManyEmailChanges, .tooManyExports: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
         case .emailNotVerified: .forbidden
@@ -288,6 +291,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManySignUps: "too_many_sign_ups"
         case .tooManyResetRequests: "too_many_reset_requests"
         case .tooManyEmailChanges: "too_many_email_changes"
+        case .tooManyExports: "too_many_exports"
         case .linkInvalid: "link_invalid"
         case .trialNotOffered: "trial_not_offered"
         case .emailNotVerified: "email_not_verified"

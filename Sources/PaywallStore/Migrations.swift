@@ -395,6 +395,10 @@ enum Migrations {
         // PostgreSQL only: the metered-reads function records no read for an account
         // deleted meanwhile. An empty step on SQLite, whose insert checks in Swift's SQL.
         migrator.registerMigration("v18-metered-reads-live-accounts") { _ in }
+        // PostgreSQL only: an index for admins' search by email prefix in byte order
+        // (``Store/accounts(emailPrefix:limit:)``). SQLite's unique index on `email_key` is
+        // in byte order already (BINARY): an empty step.
+        migrator.registerMigration("v19-accounts-by-email-prefix") { _ in }
 
         return migrator
     }()

@@ -540,6 +540,11 @@ enum PostgresMigrations {
             END $$
             """,
         ]),
+        // Admins search accounts by email prefix (``Store/accounts(emailPrefix:limit:)``): a
+        // range in byte order, which the unique index (the database's collation) cannot serve.
+        ("v19-accounts-by-email-prefix", [
+            #"CREATE INDEX accounts_by_email_prefix ON accounts ((email_key COLLATE "C"))"#,
+        ]),
     ]
 }
 

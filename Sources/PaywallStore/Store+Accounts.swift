@@ -108,6 +108,21 @@ extension Store {
         }
     }
 
+    /// Accounts whose (lower-cased) email starts with `prefix`, in email order, at most
+    /// `limit`: support looking a reader up by the part of the address they know. A range
+    /// on `email_key` in byte order, `[prefix, prefix + DEL)`, which holds exactly the keys
+    /// with that prefix (keys are ASCII below DEL: ``EmailAddress``), served by an index on
+    /// both backends (SQLite's BINARY unique index; PostgreSQL's `COLLATE "C"` one, v19).
+    public func accounts(emailPrefix prefix: String, limit: Int) throws(StoreError) -> [Account] {
+        try read { db in
+            let key = db.dialect == .postgres ? #"email_key COLLATE "C""# : "email_key"
+            return try db.fetchAll(
+                "SELECT \(Account.columns) FROM accounts WHERE \(key) >= ? AND \(key) < ? ORDER BY \(key) LIMIT ?",
+                [prefix, prefix + "\u{7F}", max(0, limit)]
+            ).map(Account.init(row:))
+        }
+    }
+
     /// The number of accounts.
     public func accountCount() throws(StoreError) -> Int {
         try read { db in try db.fetchValue(Int.self, "SELECT COUNT(*) FROM accounts") ?? 0 }

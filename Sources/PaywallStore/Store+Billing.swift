@@ -32,7 +32,9 @@ extension Store {
 
     /// Applies again every failed or pending event (after a price was mapped, say), oldest
     /// first; returns what became of each.
-    public func retryBillingEvents() throws(StoreError) -> [BillingResult] {
+    /// Audited as `billing.retry` by `actor`, with what became of the events, in the same
+    /// transaction.
+    public func retryBillingEvents(actor: AuditActor = .system) throws(StoreError) -> [BillingResult] {
         let now = clock.now()
         return try write { db in
             let rows = try db.fetchAll("SELECT id, change FROM billing_events WHERE outcome IN ('pending', 'failed') ORDER BY occurred_at, id")
@@ -42,6 +44,9 @@ extension Store {
                 guard let change = Self.decodeChange(row[1]) else { continue }
                 results.append(try retry(db, id: id, change: change, now: now))
             }
+            var outcomes: [String: String] = ["events": String(results.count)]
+            for (outcome, count) in Dictionary(grouping: results, by: \.outcome.rawValue).mapValues(\.count) { outcomes[outcome] = String(count) }
+            try audit(db, actor: actor, action: "billing.retry", target: "billing", details: outcomes)
             return results
         }
     }

@@ -115,6 +115,15 @@ public struct ProfileView: Encodable, Sendable {
 
 /// Everything stored about one reader (`POST /v1/me/export`, `paywall account export`).
 public struct AccountExportView: Encodable, Sendable {
+    /// `you`, `staff`, `another reader`, or the actor itself when it names no one (`system`).
+    static func kind(of actor: AuditActor, own: String) -> String {
+        let raw = actor.rawValue
+        if raw == own { return "you" }
+        if raw.hasPrefix("admin:") { return "staff" }
+        if raw.hasPrefix("account:") { return "another reader" }
+        return raw.split(separator: ":").first.map(String.init) ?? raw
+    }
+
     public struct Read: Encodable, Sendable {
         public var title: String
         public var article: String
@@ -129,6 +138,32 @@ public struct AccountExportView: Encodable, Sendable {
         public var expiresAt: Date
     }
 
+    /// A payment provider's event about the reader, without the stored reason: a reason
+    /// can name another account (a subscription that went to it) or a member of staff.
+    public struct BillingEvent: Encodable, Sendable {
+        public var provider: String
+        public var event: String
+        public var type: String
+        public var outcome: String
+        public var subscription: String?
+        public var occurredAt: Date
+    }
+
+    public struct Billing: Encodable, Sendable {
+        public var links: [BillingOverviewView.Link]
+        public var subscriptions: [BillingOverviewView.Subscription]
+        public var events: [BillingEvent]
+    }
+
+    /// A change recorded about the reader or by them: when, what, and by whom in kind only
+    /// (`you`, `staff`, `system`, a provider): staff names and the entries' details (admin
+    /// token ids, other accounts) are other people's data.
+    public struct Change: Encodable, Sendable {
+        public var at: Date
+        public var action: String
+        public var by: String
+    }
+
     public var generatedAt: Date
     public var account: AccountView
     public var memberships: [MembershipView]
@@ -136,8 +171,8 @@ public struct AccountExportView: Encodable, Sendable {
     public var sessions: [SessionView]
     public var reads: [Read]
     public var gifts: [GivenGift]
-    public var billing: BillingOverviewView
-    public var audit: [AuditView]
+    public var billing: Billing
+    public var audit: [Change]
     public var truncated: Bool
 
     public init(_ export: AccountExport) {
@@ -149,8 +184,14 @@ public struct AccountExportView: Encodable, Sendable {
         sessions = export.sessions.map(SessionView.init)
         reads = export.reads.map { Read(title: $0.titleID.rawValue, article: $0.articleID, at: $0.at) }
         gifts = export.gifts.map { GivenGift(id: $0.id, title: $0.titleID.rawValue, article: $0.articleID, createdAt: $0.createdAt, expiresAt: $0.expiresAt) }
-        billing = BillingOverviewView(export.billing)
-        audit = export.audit.map(AuditView.init)
+        let overview = BillingOverviewView(export.billing)
+        billing = Billing(
+            links: overview.links, subscriptions: overview.subscriptions,
+            events: export.billing.events.map {
+                BillingEvent(provider: $0.provider.rawValue, event: $0.eventID, type: $0.type, outcome: $0.outcome.rawValue, subscription: $0.subscriptionID, occurredAt: $0.occurredAt)
+            })
+        let own = AuditActor.account(export.account.id).rawValue
+        audit = export.audit.map { Change(at: $0.at, action: $0.action, by: Self.kind(of: $0.actor, own: own)) }
         truncated = export.truncated
     }
 }

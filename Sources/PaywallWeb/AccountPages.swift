@@ -210,7 +210,7 @@ extension WebSite {
             switch error {
             case .invalidCredentials, .crypto(.passwordTooLong):
                 return try await account(visit, status: .unprocessableContent, error: nil, fields: ["exportPasswordError": "That is not your password."])
-            case .tooManyAttempts:
+            case .tooManyAttempts, .tooManyExports:
                 return try await account(visit, status: .tooManyRequests, error: nil, fields: ["exportPasswordError": Self.sentence(error.publicMessage)])
             default: throw error
             }

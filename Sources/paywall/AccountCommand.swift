@@ -57,19 +57,30 @@ struct AccountCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List accounts, oldest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List accounts, oldest first, or those whose email starts with --email.",
+            discussion: """
+                  paywall account list --email ada@        # ada@example.com, ada@news.example…
+                  paywall account list --email "rita.r"    # any case; in email order
+                """)
         @OptionGroup var global: GlobalOptions
-        @Option(parsing: .unconditional, help: "At most this many accounts.") var limit = 100
-        @Option(parsing: .unconditional, help: "Skip this many accounts first.") var offset = 0
+        @Option(parsing: .unconditional, help: "At most this many accounts (1 to 1000 with --email).") var limit = 100
+        @Option(parsing: .unconditional, help: "Skip this many accounts first (not with --email).") var offset = 0
+        @Option(help: "Only accounts whose email starts with this (any case), in email order.") var email: String?
 
         func validate() throws {
             guard limit > 0, limit <= 100_000 else { throw ValidationError("--limit must be between 1 and 100000") }
             guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
+            if email != nil {
+                guard limit <= 1_000 else { throw ValidationError("--limit must be between 1 and 1000 with --email") }
+                guard offset == 0 else { throw ValidationError("--offset does not go with --email (narrow the prefix instead)") }
+            }
         }
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let accounts = try service.accounts(limit: limit, offset: offset).map(AccountView.init)
+                let found = try email.map { try service.accounts(emailPrefix: $0, limit: limit) } ?? service.accounts(limit: limit, offset: offset)
+                let accounts = found.map(AccountView.init)
                 let out = Output(json: global.json)
                 if global.json { out.emit(accounts); return }
                 out.table(["ID", "EMAIL", "NAME", "CREATED"], accounts.map { [$0.id, $0.email, $0.displayName ?? "-", $0.createdAt.text] })

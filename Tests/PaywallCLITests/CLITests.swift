@@ -231,6 +231,20 @@ struct CLITests {
         #expect(missing.status == 1 && missing.stderr.contains("no account"))
     }
 
+    @Test("account list --email: the accounts whose email starts with it, any case; bad combinations are usage errors")
+    func listByEmail() throws {
+        let cli = try seeded()
+        #expect(try cli.run(["account", "create", "--email", "adam@example.com"], input: "correct horse battery\n").status == 0)
+        #expect(try cli.run(["account", "create", "--email", "bob@example.com"], input: "correct horse battery\n").status == 0)
+        let found = try cli.run(["account", "list", "--email", "AD", "--json"])
+        #expect(found.status == 0, "\(found.stderr)")
+        #expect((try cli.json(found.stdout) as? [[String: Any]])?.compactMap { $0["email"] as? String } == ["Ada@Example.com", "adam@example.com"])
+        #expect(try cli.run(["account", "list", "--email", "ad", "--offset", "1"]).status == 64)
+        #expect(try cli.run(["account", "list", "--email", "ad", "--limit", "5000"]).status == 64)
+        let bad = try cli.run(["account", "list", "--email", "a b"])
+        #expect(bad.status == 1 && bad.stderr.contains("the start of an email address"), "\(bad.stderr)")
+    }
+
     @Test("a second trial for the same person is refused", arguments: ["ada@example.com", "ADA+again@example.com"])
     func secondTrial(email: String) throws {
         let cli = try seeded()

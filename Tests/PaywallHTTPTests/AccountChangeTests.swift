@@ -202,6 +202,9 @@ struct AccountChangeTests {
             let other = try await client.signIn("member@example.com").string("accessToken")
             #expect(try await client.access(title: "the-daily", article: "someone-elses", token: other).status == .ok)
             #expect(try await client.post("/v1/trials", nil, token: access, contentType: nil).status == .created)
+            // A member of staff looked at the account: the reader learns that staff did, not who, nor with what token.
+            let id = try f.service.account("reader@example.com").id.rawValue
+            try f.service.store.recordAudit(actor: .admin("alice.smith"), action: "admin.account.view", target: "account:\(id)", details: ["jti": "tok-4711"])
 
             let before = try f.snapshot()
             let refusals: [([String: Any], String?, HTTPResponse.Status, String)] = [
@@ -218,7 +221,6 @@ struct AccountChangeTests {
 
             let exported = try await client.json("/v1/me/export", ["password": "correct horse battery"], token: access)
             #expect(exported.status == .ok, "\(exported.text)")
-            let id = try f.service.account("reader@example.com").id.rawValue
             #expect(exported.headers[.contentDisposition] == #"attachment; filename="paywall-data-\#(id).json""#)
             #expect(exported.headers[.cacheControl] == "private, no-store")
             let data = try exported.object()
@@ -228,12 +230,20 @@ struct AccountChangeTests {
             #expect(!exported.text.contains("someone-elses") && !exported.text.contains("member@example.com"), "nobody else's data")
             #expect((data["trial"] as? [String: Any])?["status"] as? String == "active")
             #expect((data["sessions"] as? [[String: Any]])?.map { $0["deviceName"] as? String } == ["Phone"])
-            let actions = try #require(data["audit"] as? [[String: Any]]).compactMap { $0["action"] as? String }
+            let changes = try #require(data["audit"] as? [[String: Any]])
+            let actions = changes.compactMap { $0["action"] as? String }
             #expect(actions.contains("account.create") && actions.contains("trial.start"), "\(actions)")
+            #expect(changes.first { $0["action"] as? String == "admin.account.view" }?["by"] as? String == "staff")
+            #expect(changes.first { $0["action"] as? String == "trial.start" }?["by"] as? String == "you")
+            #expect(!exported.text.contains("alice") && !exported.text.contains("tok-4711"), "no staff name, no admin token id")
             #expect(data["truncated"] as? Bool == false)
             #expect((data["billing"] as? [String: Any])?["links"] as? [Any] != nil)
             let audited = try #require(try f.service.store.auditEntries(target: "account:\(id)", limit: 1).first)
             #expect(audited.action == "account.export" && audited.actor == .account(AccountID(rawValue: id)))
+            // Three an hour per account.
+            for _ in 0..<2 { #expect(try await client.json("/v1/me/export", ["password": "correct horse battery"], token: access).status == .ok) }
+            let fourth = try await client.json("/v1/me/export", ["password": "correct horse battery"], token: access)
+            #expect(fourth.status == .tooManyRequests && fourth.errorCode == "too_many_exports" && fourth.headers[.retryAfter] != nil, "\(fourth.text)")
         }
     }
 }

@@ -38,6 +38,7 @@ struct AdminRouteTests {
         (.get, "/admin/v1/plans/news", nil, .catalog),
         (.patch, "/admin/v1/plans/news", #"{"name":"News and more","titles":["euronews","le-monde","the-daily"]}"#, .catalog),
         (.get, "/admin/v1/accounts/member@example.com", nil, .members),
+        (.get, "/admin/v1/accounts?email=mem&limit=5", nil, .members),
         (.get, "/admin/v1/accounts/member%40example.com/memberships", nil, .members),
         (.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","reason":"support ticket 12"}"#, .members),
         (.post, "/admin/v1/accounts/member@example.com/memberships/cancel", #"{"mode":"now"}"#, .members),
@@ -54,6 +55,41 @@ struct AdminRouteTests {
         (.get, "/admin/v1/policy", nil, .policy),
         (.post, "/admin/v1/policy/reload", nil, .policy),
     ]
+
+    @Test("account search by email prefix: any case, in email order, limited; refusals with stable codes write nothing; audited", arguments: TestBackend.all)
+    func accountSearch(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
+        for email in ["Rita.R@example.org", "rita@example.com", "ritz@example.com"] {
+            _ = try await f.service.signUp(email: email, password: "correct horse battery", displayName: nil, actor: f.admin)
+        }
+        let token = try adminToken(f, [.members])
+        let catalog = try adminToken(f, [.catalog])
+        try await withAPI(f) { client in
+            func emails(_ query: String) async throws -> [String] {
+                let response = try await client.call(.get, "/admin/v1/accounts?\(query)", token: token)
+                #expect(response.status == .ok && response.headers[.cacheControl] == "private, no-store", "\(query): \(response.text)")
+                return try #require(try response.object()["accounts"] as? [[String: Any]]).compactMap { $0["email"] as? String }
+            }
+            #expect(try await emails("email=RIT") == ["Rita.R@example.org", "rita@example.com", "ritz@example.com"])
+            #expect(try await emails("email=rita&limit=1") == ["Rita.R@example.org"])
+            #expect(try await emails("email=rita%40") == ["rita@example.com"])
+            #expect(try await emails("email=nobody").isEmpty)
+            let audited = try #require(try f.service.auditEntries(limit: 1).first)
+            #expect(audited.action == "admin.accounts.search" && audited.details.contains("nobody"), "\(audited.details)")
+
+            let before = try f.snapshot()
+            for (query, status, code) in [
+                ("", HTTPResponse.Status.badRequest, "missing_parameter"), ("email=a%20b", .badRequest, "invalid_value"),
+                ("email=%C3%A9", .badRequest, "invalid_value"), ("email=a&limit=0", .badRequest, "invalid_parameter"),
+                ("email=a&limit=1001", .badRequest, "invalid_parameter"), ("email=a&name=b", .badRequest, "unknown_parameter"),
+            ] {
+                let response = try await client.call(.get, "/admin/v1/accounts?\(query)", token: token)
+                #expect(response.status == status && response.errorCode == code, "\(query): \(response.status) \(response.text)")
+            }
+            #expect(try await client.call(.get, "/admin/v1/accounts?email=a", token: catalog).status == .forbidden)
+            #expect(try f.snapshot() == before, "refusals write nothing")
+        }
+    }
 
     @Test("every admin route succeeds with a token of its scope, and audits the admin as the actor")
     func everyRouteSucceeds() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PaywallCore
+import PostgresNIO
 @testable import PaywallStore
 import PaywallTestSupport
 
@@ -44,6 +45,36 @@ struct AccountStoreTests {
         #expect(try f.store.accounts(limit: 2, offset: 0).map(\.email) == ["reader0@example.com", "reader1@example.com"])
         #expect(try f.store.accounts(limit: 10, offset: 4).map(\.email) == ["reader4@example.com"])
         #expect(try f.store.accountCount() == 5)
+    }
+
+    @Test("search by email prefix: exactly the keys that start with it, in email order, through an index", arguments: TestBackend.all)
+    func emailPrefix(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        for email in ["ada@example.com", "Ada.Lovelace@example.org", "adam@example.net", "adb@example.com", "bob@example.com", "ad@example.com"] {
+            try f.account(email)
+        }
+        #expect(try f.store.accounts(emailPrefix: "ada", limit: 10).map(\.email) == ["Ada.Lovelace@example.org", "ada@example.com", "adam@example.net"])
+        #expect(try f.store.accounts(emailPrefix: "ada", limit: 2).map(\.email) == ["Ada.Lovelace@example.org", "ada@example.com"])
+        #expect(try f.store.accounts(emailPrefix: "ad", limit: 10).count == 5)
+        #expect(try f.store.accounts(emailPrefix: "ada@example.com", limit: 10).map(\.email) == ["ada@example.com"])
+        #expect(try f.store.accounts(emailPrefix: "zed", limit: 10).isEmpty)
+        // Served by an index, not a scan of every account.
+        let plan: String
+        if let postgres = f.store.backend as? PostgresBackend {
+            plan = try postgres.connections.with { connection in
+                _ = try connection.query(PostgresQuery(unsafeSQL: "SET enable_seqscan = off"), logger: PostgresSQL.logger).wait()
+                defer { _ = try? connection.query(PostgresQuery(unsafeSQL: "RESET enable_seqscan"), logger: PostgresSQL.logger).wait() }
+                return try connection.query(PostgresQuery(unsafeSQL: #"EXPLAIN SELECT id FROM accounts WHERE email_key COLLATE "C" >= 'ada' AND email_key COLLATE "C" < 'ada\#u{7F}' ORDER BY email_key COLLATE "C" LIMIT 10"#), logger: PostgresSQL.logger).wait()
+                    .rows.map { try $0.decode(String.self) }.joined(separator: "\n")
+            }
+            #expect(plan.contains("accounts_by_email_prefix"), "\(plan)")
+        } else {
+            plan = try f.store.read { db in
+                try db.fetchAll("EXPLAIN QUERY PLAN SELECT id FROM accounts WHERE email_key >= ? AND email_key < ? ORDER BY email_key LIMIT 10", ["ada", "ada\u{7F}"])
+                    .map { row -> String in row[3] }.joined(separator: "\n")
+            }
+            #expect(plan.contains("USING INDEX") && !plan.contains("TEMP B-TREE"), "\(plan)")
+        }
     }
 
     @Test("password and name changes update the account and the audit log", arguments: TestBackend.all)

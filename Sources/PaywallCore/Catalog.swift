@@ -8,14 +8,20 @@ public struct Title: Hashable, Sendable, Codable {
     /// Labels policies can test (`title.tags`), e.g. `academic`, `local`.
     public var tags: Set<String>
     public var createdAt: Date
+    /// When the title left the catalog (its publisher left the aggregator): no longer read
+    /// or sold, its reads kept for the publisher's reports. Nil: in the catalog.
+    public var retiredAt: Date?
 
-    public init(id: TitleID, name: String, publisher: String, tags: Set<String> = [], createdAt: Date) {
+    public init(id: TitleID, name: String, publisher: String, tags: Set<String> = [], createdAt: Date, retiredAt: Date? = nil) {
         self.id = id
         self.name = name
         self.publisher = publisher
         self.tags = tags
         self.createdAt = createdAt
+        self.retiredAt = retiredAt
     }
+
+    public var isRetired: Bool { retiredAt != nil }
 
     /// At most this many tags per title.
     public static let maximumTags = 32

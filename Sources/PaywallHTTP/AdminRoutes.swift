@@ -17,6 +17,7 @@ extension PaywallAPI {
     static let adminRoutes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/admin/v1/titles", .get), ("/admin/v1/titles", .post),
         ("/admin/v1/titles/{title}", .get), ("/admin/v1/titles/{title}", .patch),
+        ("/admin/v1/titles/{title}/retire", .post), ("/admin/v1/titles/{title}/restore", .post),
         ("/admin/v1/plans", .get), ("/admin/v1/plans", .post), ("/admin/v1/plans/{plan}", .get), ("/admin/v1/plans/{plan}", .patch),
         ("/admin/v1/accounts", .get), ("/admin/v1/accounts/{account}", .get),
         ("/admin/v1/accounts/{account}/memberships", .get), ("/admin/v1/accounts/{account}/memberships", .post),
@@ -70,6 +71,22 @@ extension PaywallAPI {
                 return try service.updateTitle(id: id, name: name, publisher: publisher, tags: tags, actor: admin.actor)
             }
             return try Self.json(TitleView(title))
+        }
+        // A title leaves the catalog (its publisher left), or comes back.
+        group.post("/titles/{title}/retire") { request, context in
+            let admin = try await self.admin(request, .catalog)
+            var request = request
+            let id = try Self.parameter(context, "title")
+            _ = try await RequestBody.optionalObject(&request)?.only([])
+            let (title, left, emptied) = try await service.blocking { service throws(ServiceError) in try service.retireTitle(id: id, actor: admin.actor) }
+            return try Self.json(RetiredTitleView(title: TitleView(title), leftPlans: left.map(\.rawValue), emptiedPlans: emptied.map(\.rawValue)))
+        }
+        group.post("/titles/{title}/restore") { request, context in
+            let admin = try await self.admin(request, .catalog)
+            var request = request
+            let id = try Self.parameter(context, "title")
+            _ = try await RequestBody.optionalObject(&request)?.only([])
+            return try Self.json(TitleView(try await service.blocking { service throws(ServiceError) in try service.restoreTitle(id: id, actor: admin.actor) }))
         }
         group.get("/plans") { request, _ in
             let admin = try await self.admin(request, .catalog)

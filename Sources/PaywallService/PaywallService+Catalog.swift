@@ -18,6 +18,18 @@ extension PaywallService {
         try mapped { try store.setTitleTags(id: TitleID(validating: id), tags: Title.validatedTags(tags), actor: actor) }
     }
 
+    /// A title leaves the catalog (its publisher left the aggregator): see
+    /// ``Store/retireTitle(id:actor:)``. Returns the title, the plans it left and those that
+    /// now grant no title.
+    public func retireTitle(id: String, actor: AuditActor) throws(ServiceError) -> (title: Title, leftPlans: [PlanID], emptied: [PlanID]) {
+        try mapped { try store.retireTitle(id: TitleID(validating: id), actor: actor) }
+    }
+
+    /// A retired title back in the catalog (no plan takes it back by itself).
+    public func restoreTitle(id: String, actor: AuditActor) throws(ServiceError) -> Title {
+        try mapped { try store.restoreTitle(id: TitleID(validating: id), actor: actor) }
+    }
+
     /// Renames a title or its publisher, or replaces its tags (nil: unchanged; at least one
     /// is needed), all or nothing. The id never changes: reads, plans and policies name it.
     public func updateTitle(id: String, name: String?, publisher: String?, tags: [String]? = nil, actor: AuditActor) throws(ServiceError) -> Title {

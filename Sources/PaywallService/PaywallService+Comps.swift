@@ -24,18 +24,19 @@ extension PaywallService {
         // the title still exists (a comp outlives nothing in the catalog), and whether the
         // bearer's account does (a deleted account's access token opens nothing, as on the
         // policy's path: the token outlives the account by up to its lifetime).
-        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, Bool, Bool)? in
+        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, Title?, Bool)? in
             guard let claims = try service.verifiedComp(token), claims.titles.contains(titleID.rawValue) else { return nil }
-            let titleExists = try mapped { try service.store.title(id: titleID) } != nil
+            let title = try mapped { try service.store.title(id: titleID) }
             let accountExists: Bool = if case let .account(id) = reader { try mapped { try service.store.account(id: id) } != nil } else { false }
-            return (claims, titleExists, accountExists)
+            return (claims, title, accountExists)
         }
-        guard let (claims, titleExists, accountExists) = found else { return nil }
+        guard let (claims, title, accountExists) = found else { return nil }
         guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
             throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
         }
         guard accountExists else { throw .token(.invalidClaim("sub", reason: "no such account")) }
-        guard titleExists else { throw .store(.titleNotFound(titleID.rawValue)) }
+        guard let title else { throw .store(.titleNotFound(titleID.rawValue)) }
+        if title.isRetired { throw .store(.titleRetired(titleID.rawValue)) }
         let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
         return try grantedApartFromPolicy(reader: reader, title: titleID, article: articleID, by: "comp grant", revision: try policy().revision)
     }

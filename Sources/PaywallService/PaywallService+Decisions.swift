@@ -54,7 +54,7 @@ extension PaywallService {
         // transaction took a WAL lock each, several per check).
         try mapped { try store.snapshot {
             let titleID = try TitleID(validating: title)
-            guard let catalogTitle = try store.title(id: titleID) else { throw StoreError.titleNotFound(titleID.rawValue) }
+            let catalogTitle = try store.catalogTitle(id: titleID)
             let articleID = try ArticleRead.validateArticleID(article.id)
             var facts = DecisionFacts(now: at)
             facts.title.id = catalogTitle.id.rawValue

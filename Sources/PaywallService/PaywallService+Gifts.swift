@@ -33,7 +33,7 @@ extension PaywallService {
             let articleID = try ArticleRead.validateArticleID(article)
             let at = now
             guard try store.account(id: accountID) != nil else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
-            guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
+            _ = try store.catalogTitle(id: titleID)
             // "Entitled" as the policy sees it (one definition): a trial is not a membership.
             guard try membershipFacts(accountID: accountID, title: titleID, at: at).entitled else {
                 throw ServiceError.notEntitled(title: titleID.rawValue)

@@ -106,9 +106,9 @@ extension PaywallService {
 
     // MARK: - Catalog
 
-    /// Every title, by id.
-    public func titles() throws(ServiceError) -> [Title] {
-        try mapped { try store.titles() }
+    /// The titles in the catalog, by id; with `includingRetired`, also those that left it.
+    public func titles(includingRetired: Bool = false) throws(ServiceError) -> [Title] {
+        try mapped { try store.titles().filter { includingRetired || !$0.isRetired } }
     }
 
     /// Every plan, by id.

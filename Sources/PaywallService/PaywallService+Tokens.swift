@@ -172,7 +172,7 @@ extension PaywallService {
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumGrantLifetime)
             let audience = try issuingAudience(audience)
             let titleID = try TitleID(validating: title)
-            guard try store.title(id: titleID) != nil else { throw StoreError.titleNotFound(titleID.rawValue) }
+            _ = try store.catalogTitle(id: titleID)
             let articleID = try ArticleRead.validateArticleID(article)
             let (issuer, created) = try issuer()
             var issued = try articleGrant(issuer, subject: subject, title: titleID, article: articleID, lifetime: ttl, audience: audience)
@@ -207,7 +207,7 @@ extension PaywallService {
             var ids: [String] = []
             for title in titles {
                 let id = try TitleID(validating: title)
-                guard try store.title(id: id) != nil else { throw StoreError.titleNotFound(id.rawValue) }
+                _ = try store.catalogTitle(id: id)
                 if !ids.contains(id.rawValue) { ids.append(id.rawValue) }
             }
             let (issuer, created) = try issuer()

@@ -217,7 +217,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
-        case .accountNotFound, .titleNotFound, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting, .billingEventNotFound: .notFound
+        case .accountNotFound, .titleNotFound, .titleRetired, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting, .billingEventNotFound: .notFound
         case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
@@ -247,6 +247,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .randomUnavailable: "random_unavailable"
             case .accountNotFound: "account_not_found"
             case .titleNotFound: "title_not_found"
+            case .titleRetired: "title_retired"
             case .planNotFound: "plan_not_found"
             case .billingProductNotMapped: "billing_product_not_found"
             case .trialNotFound: "trial_not_found"

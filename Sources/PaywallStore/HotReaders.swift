@@ -320,7 +320,8 @@ final class HotReader: @unchecked Sendable {
                 guard try step(handle, db) else { return nil }
                 return Title(
                     id: TitleID(rawValue: text(handle, 0) ?? ""), name: text(handle, 1) ?? "", publisher: text(handle, 2) ?? "",
-                    tags: Self.list(text(handle, 4)), createdAt: Date(millis: sqlite3_column_int64(handle, 3)))
+                    tags: Self.list(text(handle, 4)), createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
+                    retiredAt: sqlite3_column_type(handle, 5) == SQLITE_NULL ? nil : Date(millis: sqlite3_column_int64(handle, 5)))
             }
         }
     }

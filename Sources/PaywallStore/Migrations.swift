@@ -399,6 +399,10 @@ enum Migrations {
         // (``Store/accounts(emailPrefix:limit:)``). SQLite's unique index on `email_key` is
         // in byte order already (BINARY): an empty step.
         migrator.registerMigration("v19-accounts-by-email-prefix") { _ in }
+        // A title leaves the catalog without losing its reads (``Store/retireTitle(id:actor:)``).
+        migrator.registerMigration("v20-title-retirement") { db in
+            try db.execute(sql: "ALTER TABLE titles ADD COLUMN retired_at INTEGER")
+        }
 
         return migrator
     }()

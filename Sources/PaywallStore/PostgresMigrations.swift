@@ -545,6 +545,10 @@ enum PostgresMigrations {
         ("v19-accounts-by-email-prefix", [
             #"CREATE INDEX accounts_by_email_prefix ON accounts ((email_key COLLATE "C"))"#,
         ]),
+        // A title leaves the catalog without losing its reads (``Store/retireTitle(id:actor:)``).
+        ("v20-title-retirement", [
+            "ALTER TABLE titles ADD COLUMN retired_at BIGINT",
+        ]),
     ]
 }
 

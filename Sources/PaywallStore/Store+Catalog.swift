@@ -64,12 +64,55 @@ extension Store {
     /// Title columns with the tags folded into one text (tags are slugs: no commas).
     static func titleSelect(_ dialect: SQLDialect) -> String { """
         SELECT t.id, t.name, t.publisher, t.created_at,
-               (SELECT \(dialect == .sqlite ? "group_concat(tag, ',')" : "string_agg(tag, ',')") FROM title_tags WHERE title_id = t.id) FROM titles t
+               (SELECT \(dialect == .sqlite ? "group_concat(tag, ',')" : "string_agg(tag, ',')") FROM title_tags WHERE title_id = t.id),
+               t.retired_at FROM titles t
         """ }
 
     private static func title(row: SQLRow) -> Title {
         let tags = (row[4] as String?).map { Set($0.split(separator: ",").map(String.init)) } ?? []
-        return Title(id: TitleID(rawValue: row[0]), name: row[1], publisher: row[2], tags: tags, createdAt: Date(millis: row[3]))
+        return Title(
+            id: TitleID(rawValue: row[0]), name: row[1], publisher: row[2], tags: tags, createdAt: Date(millis: row[3]),
+            retiredAt: (row[5] as Int64?).map(Date.init(millis:)))
+    }
+
+    /// Takes a title out of the catalog (its publisher left): access checks of its articles
+    /// answer 404 `title_retired`, no plan grants it (it leaves every plan that listed it,
+    /// in the same transaction), no gift or comp names it; its reads stay, for the
+    /// publisher's reports, and its id stays taken. Audited as `title.retire` with the plans
+    /// it left. A retired title again writes nothing. Returns the title and the plans it
+    /// left, with those that now grant no title at all.
+    public func retireTitle(id: TitleID, actor: AuditActor) throws(StoreError) -> (title: Title, leftPlans: [PlanID], emptied: [PlanID]) {
+        let now = storedNow()
+        return try write { db in
+            guard let before = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            if before.isRetired { return (before, [], []) }
+            let plans = try db.fetchAll("SELECT plan_id FROM plan_titles WHERE title_id = ? ORDER BY plan_id", [id.rawValue])
+                .map { PlanID(rawValue: $0[0]) }
+            try db.execute("DELETE FROM plan_titles WHERE title_id = ?", [id.rawValue])
+            var emptied: [PlanID] = []
+            for plan in plans where try db.fetchValue(Int.self, "SELECT COUNT(*) FROM plan_titles WHERE plan_id = ?", [plan.rawValue]) == 0 {
+                emptied.append(plan)
+            }
+            try db.execute("UPDATE titles SET retired_at = ? WHERE id = ?", [now.millis, id.rawValue])
+            try audit(db, actor: actor, action: "title.retire", target: "title:\(id)", details: [
+                "plans": plans.map(\.rawValue).joined(separator: ","), "emptiedPlans": emptied.map(\.rawValue).joined(separator: ","),
+            ])
+            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            return (title, plans, emptied)
+        }
+    }
+
+    /// Brings a retired title back into the catalog (audited as `title.restore`). The plans
+    /// it left do not take it back by themselves: `plan update` says which do.
+    public func restoreTitle(id: TitleID, actor: AuditActor) throws(StoreError) -> Title {
+        try write { db in
+            guard let before = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            guard let retired = before.retiredAt else { return before }
+            try db.execute("UPDATE titles SET retired_at = NULL WHERE id = ?", [id.rawValue])
+            try audit(db, actor: actor, action: "title.restore", target: "title:\(id)", details: ["retiredAt": TimeText.format(retired)])
+            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            return title
+        }
     }
 
     static func titleByIDSQL(_ dialect: SQLDialect) -> String { "\(titleSelect(dialect)) WHERE t.id = ?" }
@@ -90,6 +133,15 @@ extension Store {
         try cachedFact(group: "catalog", key: "title:\(id.rawValue)") { () throws(StoreError) -> Title? in
             try readHot { hot in try hot.title(id: id.rawValue) }
         }
+    }
+
+    /// The title with this id while it is in the catalog: what access checks, gifts, comps
+    /// and grants name. Throws ``StoreError/titleNotFound(_:)``, or
+    /// ``StoreError/titleRetired(_:)`` once it left.
+    public func catalogTitle(id: TitleID) throws(StoreError) -> Title {
+        guard let title = try title(id: id) else { throw .titleNotFound(id.rawValue) }
+        if title.isRetired { throw .titleRetired(id.rawValue) }
+        return title
     }
 
     static func titleExists(_ db: any SQLConnection, _ id: TitleID) throws -> Bool {
@@ -150,8 +202,9 @@ extension Store {
         guard case let .titles(set) = bundle else { return [] }
         if set.isEmpty { throw StoreError.emptyBundle(plan: plan.rawValue) }
         let listed = set.sorted()
-        for title in listed where try !Self.titleExists(db, title) {
-            throw StoreError.titleNotFound(title.rawValue)
+        for id in listed {
+            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            if title.isRetired { throw StoreError.titleRetired(id.rawValue) }
         }
         return listed
     }

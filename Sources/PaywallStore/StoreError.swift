@@ -20,6 +20,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case accountNotFound(String)
     case duplicateEmail(String)
     case titleNotFound(String)
+    /// The title left the catalog (``Store/retireTitle(id:actor:)``).
+    case titleRetired(String)
     case duplicateTitle(String)
     case planNotFound(String)
     /// No plan is mapped to this provider's price or product.
@@ -93,6 +95,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "an account with email '\(email)' already exists"
         case let .titleNotFound(id):
             return "no title '\(id)'"
+        case let .titleRetired(id):
+            return "the title '\(id)' is no longer in the catalog"
         case let .duplicateTitle(id):
             return "title '\(id)' already exists"
         case let .planNotFound(id):

@@ -34,6 +34,8 @@ public struct TitleView: Encodable, Sendable {
     public var publisher: String
     public var tags: [String]
     public var createdAt: Date
+    /// When it left the catalog; absent while it is in it.
+    public var retiredAt: Date?
 
     public init(_ title: Title) {
         id = title.id.rawValue
@@ -41,6 +43,20 @@ public struct TitleView: Encodable, Sendable {
         publisher = title.publisher
         tags = title.tags.sorted()
         createdAt = title.createdAt
+        retiredAt = title.retiredAt
+    }
+}
+
+/// A title just retired, with the plans it left and those that now grant no title.
+public struct RetiredTitleView: Encodable, Sendable {
+    public var title: TitleView
+    public var leftPlans: [String]
+    public var emptiedPlans: [String]
+
+    public init(title: TitleView, leftPlans: [String], emptiedPlans: [String]) {
+        self.title = title
+        self.leftPlans = leftPlans
+        self.emptiedPlans = emptiedPlans
     }
 }
 

@@ -57,7 +57,7 @@ extension WebSite {
                 return errorPage(visit, status: .forbidden, heading: "No gift links left this month",
                                  message: "You have made your \(limit) gift links this month. More from \(Self.longDate(resetsAt)).",
                                  link: (Self.path(title: titleID, article: articleID), "Back to the article"))
-            case .store(.titleNotFound), .invalidInput: return notFound(visit)
+            case .store(.titleNotFound), .store(.titleRetired), .invalidInput: return notFound(visit)
             default: throw error
             }
         }

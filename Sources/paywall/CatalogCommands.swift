@@ -8,7 +8,7 @@ struct TitleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "title",
         abstract: "Manage the catalog of titles.",
-        subcommands: [Add.self, Update.self, List.self, Tag.self]
+        subcommands: [Add.self, Update.self, List.self, Tag.self, Retire.self, Restore.self]
     )
 
     /// Tags from repeated or comma-separated `--tag` values.
@@ -86,10 +86,62 @@ struct TitleCommand: ParsableCommand {
 
         func run() throws {
             try global.run(readOnly: true) { service in
-                let titles = try service.titles().map { TitleView($0) }
+                let titles = try service.titles(includingRetired: true).map { TitleView($0) }
                 let out = Output(json: global.json)
                 if global.json { out.emit(titles); return }
-                out.table(["ID", "NAME", "PUBLISHER", "TAGS"], titles.map { [$0.id, $0.name, $0.publisher, $0.tagText] })
+                out.table(["ID", "NAME", "PUBLISHER", "TAGS", "STATUS"], titles.map {
+                    [$0.id, $0.name, $0.publisher, $0.tagText, $0.retiredAt.map { "retired \($0.text)" } ?? "in the catalog"]
+                })
+            }
+        }
+    }
+
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a title out of the catalog (its publisher left): no longer read in full, offered or sold.",
+            discussion: """
+                Access checks of its articles answer 404 title_retired; it leaves every plan that \
+                listed it (plans of all titles stop covering it too); gifts and comps can no longer \
+                name it. Its reads stay for the publisher's reports, and its id stays taken. Audited. \
+                'paywall title restore' brings it back (plans do not take it back by themselves). Example:
+                  paywall title retire der-spiegel --yes
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The title's id.") var id: String
+        @Flag(help: "Confirm (its members lose it at once).") var yes = false
+
+        func validate() throws {
+            guard yes else { throw ValidationError("retiring a title takes it from its plans' members at once; add --yes to confirm") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let (title, left, emptied) = try service.retireTitle(id: id, actor: global.auditActor)
+                if global.json {
+                    Output(json: true).emit(RetiredTitleView(title: TitleView(title), leftPlans: left.map(\.rawValue), emptiedPlans: emptied.map(\.rawValue)))
+                    return
+                }
+                print("title \(title.id) retired\(left.isEmpty ? "" : "; it left the plans \(left.map(\.rawValue).joined(separator: ", "))")")
+                if !emptied.isEmpty {
+                    print("warning: \(emptied.map(\.rawValue).joined(separator: ", ")) now grant no title: give them others with 'paywall plan update'")
+                }
+            }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring a retired title back into the catalog.",
+            discussion: "No plan takes it back by itself: 'paywall plan update ID --titles …' does."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The title's id.") var id: String
+
+        func run() throws {
+            try global.run { service in
+                let view = TitleView(try service.restoreTitle(id: id, actor: global.auditActor))
+                if global.json { Output(json: true).emit(view) } else { print("title \(view.id) is in the catalog again") }
             }
         }
     }

@@ -245,6 +245,24 @@ struct CLITests {
         #expect(bad.status == 1 && bad.stderr.contains("the start of an email address"), "\(bad.stderr)")
     }
 
+    @Test("title retire (with --yes) and restore: listed as retired, the plans it left said, audited")
+    func retireTitle() throws {
+        let cli = try seeded()
+        #expect(try cli.run(["title", "retire", "euronews"]).status == 64, "--yes is needed")
+        let retired = try cli.run(["title", "retire", "euronews", "--yes"])
+        #expect(retired.status == 0 && retired.stdout.contains("title euronews retired; it left the plans news"), "\(retired.stdout) \(retired.stderr)")
+        #expect(retired.stdout.contains("warning: news now grant no title"), "\(retired.stdout)")
+        let listed = try cli.run(["title", "list"]).stdout
+        #expect(listed.contains("retired ") && listed.contains("in the catalog"), "\(listed)")
+        let plan = try cli.run(["plan", "update", "news", "--titles", "euronews"])
+        #expect(plan.status == 1 && plan.stderr.contains("no longer in the catalog"), "\(plan.stderr)")
+        let restored = try cli.run(["title", "restore", "euronews"])
+        #expect(restored.status == 0 && restored.stdout.contains("in the catalog again"))
+        #expect(try cli.run(["plan", "update", "news", "--titles", "euronews"]).status == 0)
+        let audit = try cli.run(["audit", "list", "--json"]).stdout
+        #expect(audit.contains("title.retire") && audit.contains("title.restore"))
+    }
+
     @Test("a second trial for the same person is refused", arguments: ["ada@example.com", "ADA+again@example.com"])
     func secondTrial(email: String) throws {
         let cli = try seeded()

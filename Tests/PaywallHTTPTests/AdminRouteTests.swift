@@ -33,6 +33,7 @@ struct AdminRouteTests {
         (.post, "/admin/v1/titles", #"{"id":"el-pais","name":"El País","publisher":"PRISA","tags":["spanish"]}"#, .catalog),
         (.get, "/admin/v1/titles/euronews", nil, .catalog),
         (.patch, "/admin/v1/titles/euronews", #"{"tags":["europe","video"]}"#, .catalog),
+        (.post, "/admin/v1/titles/the-daily/retire", nil, .catalog),
         (.get, "/admin/v1/plans", nil, .catalog),
         (.post, "/admin/v1/plans", #"{"id":"daily","name":"Daily","period":"week","titles":["the-daily"]}"#, .catalog),
         (.get, "/admin/v1/plans/news", nil, .catalog),
@@ -88,6 +89,41 @@ struct AdminRouteTests {
             }
             #expect(try await client.call(.get, "/admin/v1/accounts?email=a", token: catalog).status == .forbidden)
             #expect(try f.snapshot() == before, "refusals write nothing")
+        }
+    }
+
+    @Test("a title retired through the API: its members and metered readers get 404 title_retired, gifts refuse it, it is listed as retired; restored, it is read again", arguments: TestBackend.all)
+    func retireTitle(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
+        let token = try adminToken(f, [.catalog])
+        let member = try accessToken(f, "member@example.com")
+        try await withAPI(f) { client in
+            #expect(try await client.access(title: "le-monde", article: "a1", token: member).status == .ok)
+            let retired = try await client.call(.post, "/admin/v1/titles/le-monde/retire", nil, token: token)
+            #expect(retired.status == .ok, "\(retired.text)")
+            let body = try retired.object()
+            #expect(body["leftPlans"] as? [String] == ["news"] && body["emptiedPlans"] as? [String] == [])
+            #expect((body["title"] as? [String: Any])?["retiredAt"] is String)
+
+            for token in [member, nil] as [String?] {
+                let refused = try await client.access(title: "le-monde", article: "a2", token: token)
+                #expect(refused.status == .notFound && refused.errorCode == "title_retired", "\(refused.text)")
+            }
+            #expect(try await client.access(title: "euronews", article: "a3", token: member).status == .ok, "the plan's other title stays")
+            let gift = try await client.json("/v1/gifts", ["title": "le-monde", "article": "a1"], token: member)
+            #expect(gift.status == .notFound && gift.errorCode == "title_retired", "\(gift.text)")
+            let listed = try await client.call(.get, "/admin/v1/titles/le-monde", token: token)
+            #expect(try listed.object()["retiredAt"] is String)
+            #expect(try await client.call(.post, "/admin/v1/titles/le-monde/retire", #"{"now":true}"#, token: token).errorCode == "unknown_field")
+            #expect(try await client.call(.post, "/admin/v1/titles/nope/retire", nil, token: token).errorCode == "title_not_found")
+            let plan = try await client.call(.patch, "/admin/v1/plans/news", #"{"titles":["euronews","le-monde"]}"#, token: token)
+            #expect(plan.status == .notFound && plan.errorCode == "title_retired", "\(plan.text)")
+
+            let restored = try await client.call(.post, "/admin/v1/titles/le-monde/restore", nil, token: token)
+            #expect(try restored.status == .ok && restored.object()["retiredAt"] == nil, "\(restored.text)")
+            #expect(try await client.access(title: "le-monde", article: "a2", token: member).status == .ok)
+            let actions = try f.service.auditEntries(limit: 10).map(\.action)
+            #expect(actions.contains("title.retire") && actions.contains("title.restore"))
         }
     }
 

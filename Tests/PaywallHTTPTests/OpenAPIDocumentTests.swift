@@ -16,7 +16,7 @@ struct OpenAPIDocumentTests {
         "POST /v1/access", "POST /v1/access/preview", "POST /v1/devices",
         "GET /.well-known/jwks.json", "GET /healthz", "GET /readyz", "GET /openapi.json",
         "POST /v1/gifts",
-        "GET /admin/v1/titles", "POST /admin/v1/titles", "GET /admin/v1/titles/{title}", "PATCH /admin/v1/titles/{title}",
+        "GET /admin/v1/titles", "POST /admin/v1/titles", "GET /admin/v1/titles/{title}", "PATCH /admin/v1/titles/{title}", "POST /admin/v1/titles/{title}/retire", "POST /admin/v1/titles/{title}/restore",
         "GET /admin/v1/plans", "POST /admin/v1/plans", "GET /admin/v1/plans/{plan}", "PATCH /admin/v1/plans/{plan}",
         "GET /admin/v1/accounts", "GET /admin/v1/accounts/{account}", "GET /admin/v1/accounts/{account}/memberships", "POST /admin/v1/accounts/{account}/memberships",
         "POST /admin/v1/accounts/{account}/memberships/cancel", "POST /admin/v1/accounts/{account}/memberships/past-due",

@@ -93,6 +93,47 @@ struct AccountStoreTests {
         #expect(throws: StoreError.accountNotFound(ghost.rawValue)) { try f.store.setPasswordHash(accountID: ghost, hash: "$x", actor: f.admin) }
     }
 
+    @Test("a retired title leaves its plans, is refused by plans and checks, keeps its reads; audited; restored it stays out of the plans", arguments: TestBackend.all)
+    func retireTitle(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        for id in ["euronews", "le-monde"] { try f.title(id) }
+        let euronews = TitleID(rawValue: "euronews"), leMonde = TitleID(rawValue: "le-monde")
+        try f.plan("both", bundle: .titles([euronews, leMonde]))
+        try f.plan("euronews-only", bundle: .titles([euronews]))
+        try f.plan("all")
+        let account = try f.account("ada@example.com")
+        try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: euronews, articleID: "a1", at: f.clock.now()))
+        f.clock.advance(by: 60)
+
+        let (title, left, emptied) = try f.store.retireTitle(id: euronews, actor: f.admin)
+        #expect(title.retiredAt == Store.stored(f.clock.now()) && left.map(\.rawValue) == ["both", "euronews-only"] && emptied.map(\.rawValue) == ["euronews-only"])
+        #expect(try f.store.plan(id: PlanID(rawValue: "both"))?.bundle == .titles([leMonde]))
+        #expect(try f.store.plan(id: PlanID(rawValue: "all"))?.bundle == .all)
+        #expect(throws: StoreError.titleRetired("euronews")) { try f.store.catalogTitle(id: euronews) }
+        #expect(try f.store.catalogTitle(id: leMonde).id == leMonde)
+        #expect(try f.store.auditEntries(limit: 1).first?.action == "title.retire")
+        // Its reads stay, for the publisher's report.
+        #expect(try f.store.readsByTitle(from: f.clock.now().addingTimeInterval(-3_600), to: f.clock.now(), title: euronews).first?.reads == 1)
+
+        // Again: nothing written. Plans refuse it, with nothing written.
+        let before = try f.snapshot()
+        #expect(try f.store.retireTitle(id: euronews, actor: f.admin).leftPlans.isEmpty)
+        #expect(throws: StoreError.titleRetired("euronews")) {
+            try f.store.updatePlan(id: PlanID(rawValue: "both"), name: nil, bundle: .titles([euronews, leMonde]), actor: f.admin)
+        }
+        #expect(throws: StoreError.titleRetired("euronews")) {
+            try f.store.addPlan(id: PlanID(rawValue: "new"), name: "New", period: .month, bundle: .titles([euronews]), actor: f.admin)
+        }
+        #expect(throws: StoreError.titleNotFound("nope")) { try f.store.retireTitle(id: TitleID(rawValue: "nope"), actor: f.admin) }
+        #expect(try f.snapshot() == before)
+
+        let restored = try f.store.restoreTitle(id: euronews, actor: f.admin)
+        #expect(try restored.retiredAt == nil && f.store.title(id: euronews)?.isRetired == false)
+        #expect(try f.store.plan(id: PlanID(rawValue: "both"))?.bundle == .titles([leMonde]), "plans do not take it back by themselves")
+        #expect(try f.store.auditEntries(limit: 1).first?.action == "title.restore")
+        #expect(try f.store.titles().map(\.isRetired) == [false, false])
+    }
+
     @Test("deleting removes the account, its credentials, memberships, sessions and reads", arguments: TestBackend.all)
     func delete(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

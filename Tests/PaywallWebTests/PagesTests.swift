@@ -161,6 +161,23 @@ struct PagesTests {
         }
     }
 
+    @Test("a retired title: gone from the home page, the feed and the sitemap; its articles a 404 page with no text")
+    func retiredTitle() async throws {
+        let f = try demoFixture()
+        let seed = try seed
+        _ = try f.service.retireTitle(id: "euronews", actor: f.admin)
+        try await withSite(f) { client in
+            for path in ["/", "/feed.xml", "/sitemap.xml"] {
+                let page = try await client.execute(uri: path, method: .get).text
+                #expect(!page.contains("/titles/euronews/"), "\(path) still links the retired title")
+                #expect(page.contains("/titles/le-monde/"), "\(path) lists the others")
+            }
+            let article = try await client.execute(uri: "/titles/euronews/articles/zelenskyy-talks", method: .get)
+            #expect(article.status == .notFound)
+            for paragraph in seed.paragraphs { #expect(!contains(article.text, paragraph: paragraph)) }
+        }
+    }
+
     @Test("unknown titles and articles: a 404 page with no article text", arguments: [
         "/titles/euronews/articles/no-such-article", "/titles/no-such-title/articles/zelenskyy-talks",
         "/titles/le-monde/articles/zelenskyy-talks", "/titles/EURONEWS/articles/zelenskyy-talks",

@@ -330,6 +330,8 @@ extension PaywallService {
         var impact = PolicyImpact()
         let reads = try mapped { try store.reads(since: since, limit: limit) }
         for read in reads {
+            // A title retired since reads nothing: no policy decides its articles now.
+            guard (try? store.catalogTitle(id: read.titleID)) != nil else { continue }
             let reader: Reader
             switch read.subject {
             case let .account(id):

@@ -66,7 +66,11 @@ extension PaywallService {
     /// if any, is not what failed.
     public func checkGiftAccess(_ request: AccessRequest, gift token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
         let gift = try await offCooperativePoolIfShared { service throws(ServiceError) in
-            try service.verifiedGift(token, title: request.title, article: request.article.id)
+            let gift = try service.verifiedGift(token, title: request.title, article: request.article.id)
+            // A link given before its title was retired opens nothing now (404 title_retired,
+            // as the title's other articles).
+            _ = try mapped { try service.store.catalogTitle(id: gift.titleID) }
+            return gift
         }
         let revision = try policy().revision
         let at = now

@@ -84,7 +84,7 @@ extension Store {
     public func retireTitle(id: TitleID, actor: AuditActor) throws(StoreError) -> (title: Title, leftPlans: [PlanID], emptied: [PlanID]) {
         let now = storedNow()
         return try write { db in
-            guard let before = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            guard let before = try Self.title(db, id, lock: .update) else { throw StoreError.titleNotFound(id.rawValue) }
             if before.isRetired { return (before, [], []) }
             let plans = try db.fetchAll("SELECT plan_id FROM plan_titles WHERE title_id = ? ORDER BY plan_id", [id.rawValue])
                 .map { PlanID(rawValue: $0[0]) }
@@ -106,7 +106,7 @@ extension Store {
     /// it left do not take it back by themselves: `plan update` says which do.
     public func restoreTitle(id: TitleID, actor: AuditActor) throws(StoreError) -> Title {
         try write { db in
-            guard let before = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            guard let before = try Self.title(db, id, lock: .update) else { throw StoreError.titleNotFound(id.rawValue) }
             guard let retired = before.retiredAt else { return before }
             try db.execute("UPDATE titles SET retired_at = NULL WHERE id = ?", [id.rawValue])
             try audit(db, actor: actor, action: "title.restore", target: "title:\(id)", details: ["retiredAt": TimeText.format(retired)])
@@ -117,8 +117,20 @@ extension Store {
 
     static func titleByIDSQL(_ dialect: SQLDialect) -> String { "\(titleSelect(dialect)) WHERE t.id = ?" }
 
-    static func title(_ db: any SQLConnection, _ id: TitleID) throws -> Title? {
-        try db.fetchOne(titleByIDSQL(db.dialect), [id.rawValue]).map(title(row:))
+    /// A row lock on PostgreSQL (SQLite's writer holds the whole file).
+    enum RowLock { case none, share, update }
+
+    /// The title, read in the caller's transaction. `lock`: on PostgreSQL, `share` for a
+    /// write that depends on the title staying as read (a plan or a gift naming it), `update`
+    /// for one that changes it (retirement): a plan cannot take a title being retired, nor
+    /// keep one retired meanwhile.
+    static func title(_ db: any SQLConnection, _ id: TitleID, lock: RowLock = .none) throws -> Title? {
+        let suffix = switch (db.dialect, lock) {
+        case (.postgres, .share): " FOR SHARE OF t"
+        case (.postgres, .update): " FOR UPDATE OF t"
+        default: ""
+        }
+        return try db.fetchOne(titleByIDSQL(db.dialect) + suffix, [id.rawValue]).map(title(row:))
     }
 
     /// Every title, by id.
@@ -203,7 +215,7 @@ extension Store {
         if set.isEmpty { throw StoreError.emptyBundle(plan: plan.rawValue) }
         let listed = set.sorted()
         for id in listed {
-            guard let title = try Self.title(db, id) else { throw StoreError.titleNotFound(id.rawValue) }
+            guard let title = try Self.title(db, id, lock: .share) else { throw StoreError.titleNotFound(id.rawValue) }
             if title.isRetired { throw StoreError.titleRetired(id.rawValue) }
         }
         return listed

@@ -29,7 +29,8 @@ extension Store {
         let month = Gift.month(of: gift.createdAt)
         return try write { db in
             _ = try Self.requireAccount(db, gift.accountID)
-            guard try Self.titleExists(db, gift.titleID) else { throw StoreError.titleNotFound(gift.titleID.rawValue) }
+            guard let title = try Self.title(db, gift.titleID, lock: .share) else { throw StoreError.titleNotFound(gift.titleID.rawValue) }
+            if title.isRetired { throw StoreError.titleRetired(gift.titleID.rawValue) }
             let used = try Self.giftCount(db, gift.accountID, from: month.start, to: month.end)
             guard used < limit else { return .limitReached(used: used) }
             try db.execute("""

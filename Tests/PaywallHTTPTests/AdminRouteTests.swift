@@ -99,6 +99,12 @@ struct AdminRouteTests {
         let member = try accessToken(f, "member@example.com")
         try await withAPI(f) { client in
             #expect(try await client.access(title: "le-monde", article: "a1", token: member).status == .ok)
+            // A metered read of the title, which the policy's impact report will meet.
+            #expect(try await client.access(title: "le-monde", article: "m1", token: try accessToken(f, "reader@example.com")).status == .ok)
+            #expect(try f.snapshot()["reads"] == 1, "the read is recorded")
+            // A gift link given before the retirement.
+            let giftToken = try #require(try await client.post("/v1/gifts", #"{"title":"le-monde","article":"a1"}"#, token: member).object()["giftToken"] as? String)
+            #expect(try await client.post("/v1/access", GiftRouteTests.accessBody(title: "le-monde", article: "a1", gift: giftToken)).status == .ok)
             let retired = try await client.call(.post, "/admin/v1/titles/le-monde/retire", nil, token: token)
             #expect(retired.status == .ok, "\(retired.text)")
             let body = try retired.object()
@@ -112,6 +118,13 @@ struct AdminRouteTests {
             #expect(try await client.access(title: "euronews", article: "a3", token: member).status == .ok, "the plan's other title stays")
             let gift = try await client.json("/v1/gifts", ["title": "le-monde", "article": "a1"], token: member)
             #expect(gift.status == .notFound && gift.errorCode == "title_retired", "\(gift.text)")
+            let giftReads = try f.snapshot()["gift_reads"]
+            let opened = try await client.post("/v1/access", GiftRouteTests.accessBody(title: "le-monde", article: "a1", gift: giftToken))
+            #expect(opened.status == .notFound && opened.errorCode == "title_retired", "a link given before opens nothing: \(opened.text)")
+            #expect(try f.snapshot()["gift_reads"] == giftReads, "and no gift read is recorded")
+            // The policy's impact report replays reads: those of the retired title are left out, not an error.
+            let policy = try f.service.policy()
+            #expect(try f.service.policyImpact(current: policy, proposed: policy, since: f.clock.now().addingTimeInterval(-86_400), limit: 100).replayed == 0)
             let listed = try await client.call(.get, "/admin/v1/titles/le-monde", token: token)
             #expect(try listed.object()["retiredAt"] is String)
             #expect(try await client.call(.post, "/admin/v1/titles/le-monde/retire", #"{"now":true}"#, token: token).errorCode == "unknown_field")

@@ -81,7 +81,8 @@ extension PaywallService {
     /// The same for an admin API call (audited as `admin.accounts.search`, with the prefix).
     public func accounts(emailPrefix raw: String, limit: Int, by admin: AdminPrincipal) throws(ServiceError) -> [Account] {
         let found = try accounts(emailPrefix: raw, limit: limit)
-        return try auditedRead(admin, "admin.accounts.search", target: "accounts", details: ["emailPrefix": raw.lowercased(), "found": String(found.count)]) { found }
+        let prefix = raw.trimmingCharacters(in: .whitespaces).lowercased()  // as searched
+        return try auditedRead(admin, "admin.accounts.search", target: "accounts", details: ["emailPrefix": prefix, "found": String(found.count)]) { found }
     }
 
     /// Marks an account's email address verified (an admin who checked it by other means,

@@ -154,4 +154,17 @@ struct EntitlementServiceTests {
         #expect(throws: ServiceError.self) { try f.service.recordRead(subject: .account(account.id), title: "euronews", article: "") }
         #expect(try f.service.store.readCount() == 1)
     }
+
+    @Test("the demo data on a database where a demo title was retired: the title stays out, its plan is made without it")
+    func demoWithRetiredTitle() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "Euronews SA", actor: f.admin)
+        _ = try f.service.retireTitle(id: "euronews", actor: f.admin)
+        let load = try f.service.loadDemoData(actor: f.admin)
+        #expect(load.plansAdded == 2)
+        let plan = try #require(try f.service.store.plan(id: PlanID(rawValue: "news-annual")))
+        #expect(plan.bundle == .titles([TitleID(rawValue: "le-monde"), TitleID(rawValue: "the-daily")]))
+        #expect(try f.service.store.title(id: TitleID(rawValue: "euronews"))?.isRetired == true)
+        #expect(try f.service.account("news@example.com").email == "news@example.com")
+    }
 }

@@ -172,9 +172,9 @@ public struct PaywallAPI: Sendable {
             guard let object = item.objectValue else { throw body.invalid("articles[\(index)]", "an object") }
             return try AccessRequest(RequestBody.Fields(object: object, path: "articles[\(index)]"), request: facts)
         }
-        let decisions = try await service.blocking { service throws(ServiceError) in try service.previewAccess(inputs, reader: reader) }
+        let answers = try await service.blocking { service throws(ServiceError) in try service.previewAnswers(inputs, reader: reader) }
         struct Preview: Encodable { var articles: [PreviewItemView] }
-        let views = zip(inputs, decisions).map { PreviewItemView(title: $0.title, article: $0.article.id, decision: $1) }
+        let views = zip(inputs, answers).map { PreviewItemView(title: $0.title, article: $0.article.id, answer: $1) }
         return try Self.json(Preview(articles: views), private: true)
     }
 

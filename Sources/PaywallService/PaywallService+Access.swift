@@ -202,18 +202,47 @@ extension PaywallService {
     }
 
     /// Decides for several articles at once without consuming or recording anything
-    /// (a list page's locks and "free" badges).
+    /// (a list page's locks and "free" badges). A title not in the catalog fails the whole
+    /// list (the site's own pages list only catalog titles); the API answers each item
+    /// (``previewAnswers(_:reader:)``).
     public func previewAccess(_ requests: [AccessRequest], reader: AccessReader) throws(ServiceError) -> [Decision] {
+        try previewAnswers(requests, reader: reader).map { (answer: PreviewAnswer) throws(ServiceError) -> Decision in
+            switch answer {
+            case let .decided(decision): decision
+            case let .unavailable(error): throw error
+            }
+        }
+    }
+
+    /// One article's answer in a preview: a decision, or why its title has none.
+    public enum PreviewAnswer: Sendable {
+        case decided(Decision)
+        /// The title is not in the catalog: never was (``StoreError/titleNotFound(_:)``) or
+        /// left it (``StoreError/titleRetired(_:)``). An app's cached list outlives a title;
+        /// one such item must not take the badges of the rest with it.
+        case unavailable(ServiceError)
+    }
+
+    /// ``previewAccess(_:reader:)`` answering each item: a title not in the catalog is that
+    /// item's answer. Anything else wrong (a malformed id, the database) fails the list.
+    public func previewAnswers(_ requests: [AccessRequest], reader: AccessReader) throws(ServiceError) -> [PreviewAnswer] {
         guard (1...Self.maximumPreview).contains(requests.count) else {
             throw .invalidInput(.invalidValue(field: "articles", value: "\(requests.count) articles", expected: "1 to \(Self.maximumPreview)"))
         }
         let at = now
-        var decisions: [Decision] = []
-        decisions.reserveCapacity(requests.count)
+        var answers: [PreviewAnswer] = []
+        answers.reserveCapacity(requests.count)
         for request in requests {
-            decisions.append(try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at))
+            do throws(ServiceError) {
+                answers.append(.decided(try decide(reader: reader.reader, title: request.title, article: request.article, request: request.request, at: at)))
+            } catch {
+                switch error {
+                case .store(.titleNotFound), .store(.titleRetired): answers.append(.unavailable(error))
+                default: throw error
+                }
+            }
         }
-        return decisions
+        return answers
     }
 
     // MARK: - Device tokens

@@ -456,13 +456,31 @@ public struct PreviewItemView: Encodable, Sendable {
     public var accessibleForFree: Bool
     /// Reading it would use a unit of a meter.
     public var metered: Bool
+    /// Why there is no decision (`title_not_found`, `title_retired`): access is then `none`.
+    public var unavailable: String?
 
-    public init(title: String, article: String, decision: Decision) {
+    private init(title: String, article: String, access: AccessLevel, accessibleForFree: Bool, metered: Bool, unavailable: String?) {
         self.title = title
         self.article = article
-        access = decision.access.description
-        accessibleForFree = decision.accessibleForFree
-        metered = decision.meter?.consumed ?? false
+        self.access = access.description
+        self.accessibleForFree = accessibleForFree
+        self.metered = metered
+        self.unavailable = unavailable
+    }
+
+    public init(title: String, article: String, decision: Decision) {
+        self.init(
+            title: title, article: article, access: decision.access, accessibleForFree: decision.accessibleForFree,
+            metered: decision.meter?.consumed ?? false, unavailable: nil)
+    }
+
+    public init(title: String, article: String, answer: PaywallService.PreviewAnswer) {
+        switch answer {
+        case let .decided(decision):
+            self.init(title: title, article: article, decision: decision)
+        case let .unavailable(error):
+            self.init(title: title, article: article, access: .none, accessibleForFree: false, metered: false, unavailable: error.code)
+        }
     }
 }
 

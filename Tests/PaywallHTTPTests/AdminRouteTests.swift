@@ -115,6 +115,12 @@ struct AdminRouteTests {
                 let refused = try await client.access(title: "le-monde", article: "a2", token: token)
                 #expect(refused.status == .notFound && refused.errorCode == "title_retired", "\(refused.text)")
             }
+            // A feed's preview answers each item: the retired title's, and an unknown one's, say so; the rest are decided.
+            let preview = try await client.post("/v1/access/preview", #"{"articles":[{"title":"euronews","article":{"id":"p1"}},{"title":"le-monde","article":{"id":"p2"}},{"title":"nope","article":{"id":"p3"}}]}"#, token: member)
+            #expect(preview.status == .ok, "\(preview.text)")
+            let items = try #require(try preview.object()["articles"] as? [[String: Any]])
+            #expect(items.map { $0["access"] as? String } == ["full", "none", "none"], "\(preview.text)")
+            #expect(items.map { $0["unavailable"] as? String } == [nil, "title_retired", "title_not_found"], "\(preview.text)")
             #expect(try await client.access(title: "euronews", article: "a3", token: member).status == .ok, "the plan's other title stays")
             let gift = try await client.json("/v1/gifts", ["title": "le-monde", "article": "a1"], token: member)
             #expect(gift.status == .notFound && gift.errorCode == "title_retired", "\(gift.text)")

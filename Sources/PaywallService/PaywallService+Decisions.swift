@@ -54,8 +54,10 @@ extension PaywallService {
         // transaction took a WAL lock each, several per check).
         try mapped { try store.snapshot {
             let titleID = try TitleID(validating: title)
-            let catalogTitle = try store.catalogTitle(id: titleID)
+            // The request's own mistakes before the catalog's answer (a preview answers an
+            // unknown title per item, and must not answer a malformed article id so).
             let articleID = try ArticleRead.validateArticleID(article.id)
+            let catalogTitle = try store.catalogTitle(id: titleID)
             var facts = DecisionFacts(now: at)
             facts.title.id = catalogTitle.id.rawValue
             facts.title.publisher = catalogTitle.publisher

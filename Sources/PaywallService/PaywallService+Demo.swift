@@ -60,12 +60,14 @@ extension PaywallService {
             } catch .store(.duplicatePlan) {}
         }
         for reader in catalog.accounts {
-            load.readers.append(DemoReader(email: reader.email, password: reader.password, plan: reader.plan))
+            // A plan not made (every title of it retired) is not said to be the reader's.
+            let plan: String? = try mapped { try reader.plan.flatMap { try store.plan(id: PlanID(validating: $0)) == nil ? nil : $0 } }
+            load.readers.append(DemoReader(email: reader.email, password: reader.password, plan: plan))
             guard try mapped({ try store.account(email: EmailAddress(reader.email)) }) == nil else { continue }
             do {
                 _ = try signUp(email: reader.email, password: reader.password, displayName: reader.name, actor: actor)
             } catch .store(.duplicateEmail) { continue }
-            if let plan = reader.plan, try mapped({ try store.plan(id: PlanID(validating: plan)) }) != nil {
+            if let plan {
                 _ = try grantMembership(account: reader.email, plan: plan, until: now.addingTimeInterval(365 * 86_400), source: .comp, actor: actor, reason: "demo")
             }
             load.accountsAdded.append(reader.email)

@@ -72,6 +72,7 @@ struct BadInputTests {
         Refusal(name: "preview item not an object", uri: "/v1/access/preview", body: #"{"articles":["a1"]}"#, status: .badRequest, code: "invalid_field"),
         Refusal(name: "preview item unknown field", uri: "/v1/access/preview", body: #"{"articles":[{"title":"euronews","article":{"id":"a1"},"x":1}]}"#, status: .badRequest, code: "unknown_field", message: "unknown field 'articles[0].x'"),
         Refusal(name: "preview unknown field", uri: "/v1/access/preview", body: #"{"articles":[{"title":"euronews","article":{"id":"a1"}}],"reader":"x"}"#, status: .badRequest, code: "unknown_field"),
+        Refusal(name: "preview unknown title with a malformed article id", uri: "/v1/access/preview", body: #"{"articles":[{"title":"nope","article":{"id":" "}}]}"#, status: .badRequest, code: "invalid_value"),
         Refusal(name: "preview malformed title", uri: "/v1/access/preview", body: #"{"articles":[{"title":"euronews","article":{"id":"a1"}},{"title":"No Such!","article":{"id":"a2"}}]}"#, status: .badRequest, code: "invalid_identifier"),
         Refusal(name: "preview channel not in the enum", uri: "/v1/access/preview", body: #"{"articles":[{"title":"euronews","article":{"id":"a1"},"channel":"fax"}]}"#, status: .badRequest, code: "invalid_field"),
         Refusal(name: "preview text/plain", uri: "/v1/access/preview", body: previewBody(count: 1), contentType: "text/plain", status: .unsupportedMediaType, code: "unsupported_media_type"),

@@ -161,15 +161,8 @@ extension PaywallAPI {
         let body = try await RequestBody.object(&request).only(["password"])
         let password = try body.requiredString("password")
         let client = clientRateLimitKey(clientAddress(request, context))
-        // Encoded on the blocking pool too: a reader's years of reads make a file of
-        // megabytes, no work for the cooperative threads that answer access checks.
         let (name, bytes) = try await service.blocking { service throws(ServiceError) in
-            let export = try service.exportOwnData(accountID: account, password: password, client: client)
-            do {
-                return (export.fileName, try ViewEncoding.encoder(pretty: false).encode(AccountExportView(export)))
-            } catch {
-                throw ServiceError.wrapping(error)  // an internal error (never seen: strings, dates and integers)
-            }
+            try AccountExportView.file(try service.exportOwnData(accountID: account, password: password, client: client), pretty: false)
         }
         var response = Self.json(bytes: bytes, private: true)
         response.headers[.contentDisposition] = #"attachment; filename="\#(name)""#

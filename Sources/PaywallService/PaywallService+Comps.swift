@@ -24,19 +24,28 @@ extension PaywallService {
         // the title still exists (a comp outlives nothing in the catalog), and whether the
         // bearer's account does (a deleted account's access token opens nothing, as on the
         // policy's path: the token outlives the account by up to its lifetime).
-        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, Title?, Bool)? in
+        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, StoreError?, Bool)? in
             guard let claims = try service.verifiedComp(token), claims.titles.contains(titleID.rawValue) else { return nil }
-            let title = try mapped { try service.store.title(id: titleID) }
+            // Why the title cannot be read (unknown, retired), said after the bearer's checks.
+            let titleRefusal: StoreError?
+            do throws(StoreError) {
+                _ = try service.store.catalogTitle(id: titleID)
+                titleRefusal = nil
+            } catch {
+                switch error {
+                case .titleNotFound, .titleRetired: titleRefusal = error
+                default: throw .store(error)
+                }
+            }
             let accountExists: Bool = if case let .account(id) = reader { try mapped { try service.store.account(id: id) } != nil } else { false }
-            return (claims, title, accountExists)
+            return (claims, titleRefusal, accountExists)
         }
-        guard let (claims, title, accountExists) = found else { return nil }
+        guard let (claims, titleRefusal, accountExists) = found else { return nil }
         guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
             throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
         }
         guard accountExists else { throw .token(.invalidClaim("sub", reason: "no such account")) }
-        guard let title else { throw .store(.titleNotFound(titleID.rawValue)) }
-        if title.isRetired { throw .store(.titleRetired(titleID.rawValue)) }
+        if let titleRefusal { throw .store(titleRefusal) }
         let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
         return try grantedApartFromPolicy(reader: reader, title: titleID, article: articleID, by: "comp grant", revision: try policy().revision)
     }

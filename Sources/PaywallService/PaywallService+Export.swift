@@ -36,8 +36,7 @@ extension PaywallService {
     /// minutes must not carry it away. Audited as `account.export`.
     public func exportOwnData(accountID: AccountID, password: String, client: String) throws(ServiceError) -> AccountExport {
         let account = try ownAccount(accountID)
-        let verified = try verifiedPassword(email: account.email, password: password, client: client)
-        guard verified.id == accountID else { throw .invalidCredentials }
+        let verified = try reverified(account, password: password, client: client)
         // Each export reads every row about the reader and builds a file of it: three,
         // then one an hour, per account (per server).
         if let wait = exports.take(accountID.rawValue, at: now) { throw .tooManyExports(retryAfter: wait) }

@@ -86,8 +86,14 @@ extension PaywallService {
             return try store.issueEmailLink(accountID: accountID, purpose: purpose, lifetime: lifetime, actor: actor, compose: compose)
         }
         // Delivered by the courier, not here (see ``MailCourier``).
-        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
+        nudgeMailCourier()
         return MailDelivery(queued: id, sendmailConfigured: configuration.sendmailCommand != nil)
+    }
+
+    /// Wakes the mail courier for what was just queued (without a sendmail command, mail
+    /// waits in the outbox).
+    func nudgeMailCourier() {
+        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
     }
 
     /// Waits until the mail courier has made a delivery pass that started after this call

@@ -66,6 +66,17 @@ extension PaywallService {
     /// Accounts whose email starts with `prefix` (any case), in email order, at most
     /// `limit` (1 to 1000): support finding a reader from the part of the address they know.
     public func accounts(emailPrefix raw: String, limit: Int) throws(ServiceError) -> [Account] {
+        try accountsFound(emailPrefix: raw, limit: limit).accounts
+    }
+
+    /// The same for an admin API call (audited as `admin.accounts.search`, with the prefix).
+    public func accounts(emailPrefix raw: String, limit: Int, by admin: AdminPrincipal) throws(ServiceError) -> [Account] {
+        let (prefix, found) = try accountsFound(emailPrefix: raw, limit: limit)
+        return try auditedRead(admin, "admin.accounts.search", target: "accounts", details: ["emailPrefix": prefix, "found": String(found.count)]) { found }
+    }
+
+    /// The search and the prefix it searched for (trimmed, lower-cased).
+    private func accountsFound(emailPrefix raw: String, limit: Int) throws(ServiceError) -> (prefix: String, accounts: [Account]) {
         let prefix = raw.trimmingCharacters(in: .whitespaces).lowercased()
         // Addresses are printable ASCII (``EmailAddress``): a prefix with anything else
         // matches nothing, and is said to be wrong rather than found empty.
@@ -75,14 +86,7 @@ extension PaywallService {
         guard (1...1_000).contains(limit) else {
             throw .invalidInput(.invalidValue(field: "limit", value: String(limit), expected: "1 to 1000"))
         }
-        return try mapped { try store.accounts(emailPrefix: prefix, limit: limit) }
-    }
-
-    /// The same for an admin API call (audited as `admin.accounts.search`, with the prefix).
-    public func accounts(emailPrefix raw: String, limit: Int, by admin: AdminPrincipal) throws(ServiceError) -> [Account] {
-        let found = try accounts(emailPrefix: raw, limit: limit)
-        let prefix = raw.trimmingCharacters(in: .whitespaces).lowercased()  // as searched
-        return try auditedRead(admin, "admin.accounts.search", target: "accounts", details: ["emailPrefix": prefix, "found": String(found.count)]) { found }
+        return (prefix, try mapped { try store.accounts(emailPrefix: prefix, limit: limit) })
     }
 
     /// Marks an account's email address verified (an admin who checked it by other means,

@@ -258,8 +258,7 @@ extension PaywallService {
         if let first = try mapped({ try store.memberships(accountID: accountID) }).first(where: renews) {
             throw .subscriptionActive(provider: first.source.rawValue)
         }
-        let verified = try verifiedPassword(email: account.email, password: password, client: client)
-        guard verified.id == accountID else { throw .invalidCredentials }
+        _ = try reverified(account, password: password, client: client)
         if let blocker = try mapped({ try store.deleteAccount(id: accountID, actor: .account(accountID), unlessAny: renews) }) {
             throw .subscriptionActive(provider: blocker.source.rawValue)
         }
@@ -283,8 +282,7 @@ extension PaywallService {
             try configuration.passwordPolicy.validate(newPassword, email: try? EmailAddress(account.email))
         }
         if newPassword == currentPassword { throw .invalidInput(.weakPassword(.unchanged)) }
-        let verified = try verifiedPassword(email: account.email, password: currentPassword, client: client)
-        guard verified.id == accountID else { throw .invalidCredentials }
+        let verified = try reverified(account, password: currentPassword, client: client)
         let notice = OutgoingMail(
             recipient: verified.email, subject: "Your password was changed",
             body: """
@@ -300,7 +298,7 @@ extension PaywallService {
             return try store.setPasswordHash(
                 accountID: accountID, hash: hash, actor: .account(accountID), action: "account.change-password", revokeSessions: true, notice: notice)
         }
-        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
+        nudgeMailCourier()
         var session = try openSession(account: verified, deviceName: deviceName)
         session.signedOutSessions = ended
         return session
@@ -311,40 +309,45 @@ extension PaywallService {
     /// mailed to it now is used (`user.emailVerified` is false meanwhile); links mailed to
     /// the old address stop working; and the old address is told, in the same transaction,
     /// so someone who took a session and the password cannot move the account away
-    /// unnoticed. At most three changes, then one an hour, per account (per server). Refused (429 `too_much_mail`) while the new address has
-    /// had its share of mail this hour, before anything is written. The same mailbox
+    /// unnoticed. At most three changes, then one an hour, per account (per server).
+    /// Refused (429 `too_much_mail`) while the new address has had its share of mail this
+    /// hour, before anything is written. The same mailbox
     /// respelt (`Ada@` for `ada@`) keeps its confirmation and gets no mail. Returns the
     /// account as changed and the verification mail (nil when none was needed, or it
     /// could not be queued: the reader can ask for another link).
     public func changeOwnEmail(accountID: AccountID, password: String, newEmail rawEmail: String, client: String) throws(ServiceError) -> (Account, MailDelivery?) {
         let account = try ownAccount(accountID)
-        let email = try mapped { try EmailAddress(rawEmail) }
-        if email.value == account.email {
-            throw .invalidInput(.invalidEmail(email.value, reason: "it is the account's address already"))
-        }
-        let verified = try verifiedPassword(email: account.email, password: password, client: client)
-        guard verified.id == accountID else { throw .invalidCredentials }
-        // Taken by every change to another mailbox, refused or not: each mails a link, and a
-        // refusal (`email_taken`) says whether an address has an account.
-        let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
-        if !sameMailbox, let wait = emailChanges.take(accountID.rawValue, at: now) { throw .tooManyEmailChanges(retryAfter: wait) }
-        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID))
+        let email = try Self.newAddress(rawEmail, for: account)
+        let verified = try reverified(account, password: password, client: client)
+        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID), limitedBy: emailChanges)
     }
 
     /// An admin changes a reader's email address (`paywall account set-email`): as the
     /// reader would (the old address told, its links dead, a link mailed to the new one),
     /// or, `confirmed`, with the new address confirmed by other means (no link mailed).
     public func changeEmail(account reference: String, to rawEmail: String, confirmed: Bool, actor: AuditActor) throws(ServiceError) -> (Account, MailDelivery?) {
-        let (account, email) = try mapped { (try store.account(matching: reference), try EmailAddress(rawEmail)) }
+        let account = try self.account(reference)
+        return try moveEmail(account, to: try Self.newAddress(rawEmail, for: account), confirmed: confirmed, actor: actor)
+    }
+
+    /// The address an account is to move to: valid, and not the one it has.
+    static func newAddress(_ raw: String, for account: Account) throws(ServiceError) -> EmailAddress {
+        let email = try mapped { try EmailAddress(raw) }
         if email.value == account.email {
             throw .invalidInput(.invalidEmail(email.value, reason: "it is the account's address already"))
         }
-        return try moveEmail(account, to: email, confirmed: confirmed, actor: actor)
+        return email
     }
 
-    /// What both email changes share: the mail budget, the notice, the change, the link.
-    private func moveEmail(_ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor) throws(ServiceError) -> (Account, MailDelivery?) {
+    /// What both email changes share: the limit, the mail budget, the notice, the change,
+    /// the link. `limit` (the reader's own changes) is taken by every change to another
+    /// mailbox, refused or not: each mails a link, and a refusal (`email_taken`) says
+    /// whether an address has an account.
+    private func moveEmail(
+        _ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor, limitedBy limit: RateLimiter? = nil
+    ) throws(ServiceError) -> (Account, MailDelivery?) {
         let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
+        if !sameMailbox, let limit, let wait = limit.take(account.id.rawValue, at: now) { throw .tooManyEmailChanges(retryAfter: wait) }
         let linkNeeded = !sameMailbox && !confirmed
         if linkNeeded, try mapped({ try store.mailCount(recipient: email.value, since: now.addingTimeInterval(-3_600)) }) >= configuration.mailsPerAddressPerHour {
             throw .tooMuchMail(retryAfter: 3_600)
@@ -364,7 +367,7 @@ extension PaywallService {
                     """)
         }
         let (_, current) = try mapped { try store.changeEmail(accountID: account.id, to: email, confirmed: confirmed, actor: actor, notice: notice) }
-        if configuration.sendmailCommand != nil { mailCourier.nudge { [weak self] in self?.deliverMail() } }
+        nudgeMailCourier()
         guard linkNeeded else { return (current, nil) }
         return (current, try? sendVerificationLink(accountID: account.id, actor: actor))
     }
@@ -375,6 +378,15 @@ extension PaywallService {
         let parts = email.value.split(separator: "@", maxSplits: 1)
         guard parts.count == 2, let first = parts[0].first else { return email.value }
         return "\(first)•••@\(parts[1])"
+    }
+
+    /// A signed-in reader's password asked again (deleting the account, changing its
+    /// password or address, exporting its data), held to the sign-in throttle: the account
+    /// as it is now, or ``ServiceError/invalidCredentials``.
+    func reverified(_ account: Account, password: String, client: String) throws(ServiceError) -> Account {
+        let verified = try verifiedPassword(email: account.email, password: password, client: client)
+        guard verified.id == account.id else { throw .invalidCredentials }
+        return verified
     }
 
     /// The reader's account by its id (a signed-in reader's own; gone since the token was

@@ -84,6 +84,13 @@ extension Store {
         try readHot { hot in try hot.account(emailKey: emailKey) }
     }
 
+    /// The account with this id, read in the caller's transaction; `lockingRow`: `FOR
+    /// UPDATE` on PostgreSQL (SQLite's writer holds the whole file).
+    static func account(_ db: any SQLConnection, id: AccountID, lockingRow: Bool = false) throws -> Account? {
+        let lock = lockingRow && db.dialect == .postgres ? " FOR UPDATE" : ""
+        return try db.fetchOne(PlainHotQueries.accountByIDSQL + lock, [id.rawValue]).map(Account.init(row:))
+    }
+
     static func account(_ db: any SQLConnection, emailKey: String) throws -> Account? {
         try db.fetchOne(PlainHotQueries.accountByEmailSQL, [emailKey])
             .map(Account.init(row:))
@@ -169,10 +176,8 @@ extension Store {
             let email = try Self.requireAccount(db, accountID)
             try db.execute("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", [now, now, accountID.rawValue])
             try audit(db, actor: actor, action: "account.verify-email", target: "account:\(accountID)", details: ["email": email, "method": method])
-            guard let row = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue]) else {
-                throw StoreError.accountNotFound(accountID.rawValue)
-            }
-            return Account(row: row)
+            guard let account = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
+            return account
         }
     }
 
@@ -189,11 +194,7 @@ extension Store {
     ) throws(StoreError) -> (previous: Account, current: Account) {
         let now = storedNow()
         return try write { db in
-            try Self.requireAccount(db, accountID, lockingRow: true)
-            guard let row = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue]) else {
-                throw StoreError.accountNotFound(accountID.rawValue)
-            }
-            let previous = Account(row: row)
+            guard let previous = try Self.account(db, id: accountID, lockingRow: true) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
             if !sameMailbox, try Self.account(db, emailKey: email.lookupKey) != nil { throw StoreError.duplicateEmail(email.value) }
             do {
@@ -218,10 +219,8 @@ extension Store {
             var details = ["previous": previous.email, "email": email.value]
             if confirmed { details["confirmed"] = "admin" }
             try audit(db, actor: actor, action: "account.change-email", target: "account:\(accountID)", details: details)
-            guard let updated = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue]) else {
-                throw StoreError.accountNotFound(accountID.rawValue)
-            }
-            return (previous, Account(row: updated))
+            guard let updated = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
+            return (previous, updated)
         }
     }
 

@@ -40,9 +40,7 @@ extension Store {
         let now = storedNow()
         let expires = now.addingTimeInterval(lifetime)
         return try write { db in
-            guard let row = try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue])
-            else { throw StoreError.accountNotFound(accountID.rawValue) }
-            let account = Account(row: row)
+            guard let account = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
             try db.execute("DELETE FROM email_links WHERE account_id = ? AND purpose = ?", [accountID.rawValue, purpose.rawValue])
             try db.execute("DELETE FROM email_links WHERE expires_at <= ?", [now.millis])
             try db.execute("INSERT INTO email_links (token_hash, account_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", [Data(RefreshToken.hash(token.text)), accountID.rawValue, purpose.rawValue, now.millis, expires.millis])
@@ -50,9 +48,7 @@ extension Store {
             // A queued message past its link's life opens nothing: erase its body now
             // rather than keep a dead link's token in the file.
             try db.execute("UPDATE outbox SET body = '' WHERE sent_at IS NULL AND expires_at <= ? AND body != ''", [now.millis])
-            let id = try db.insertedID("""
-                INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, [mail.recipient, mail.subject, mail.body, now.millis, expires.millis, now.millis])
+            let id = try Self.queueMail(db, mail, at: now, expires: expires)
             try audit(db, actor: actor, action: "email-link.issue", target: "account:\(accountID)", details: [
                 "purpose": purpose.rawValue, "outbox": String(id), "expiresAt": TimeText.format(expires),
             ])
@@ -60,13 +56,19 @@ extension Store {
         }
     }
 
-    /// Queues a notice (a mail that opens nothing: a change the owner of an address should
-    /// hear of) inside the caller's write transaction. Kept a week, like a link's message
-    /// past its life: then its body is erased.
-    static func queueNotice(_ db: any SQLConnection, _ mail: OutgoingMail, at now: Date) throws {
-        try db.execute("""
+    /// Queues a message inside the caller's write transaction, due now; past `expires` its
+    /// body is erased (a link's message then opens nothing). Returns its outbox id.
+    @discardableResult
+    static func queueMail(_ db: any SQLConnection, _ mail: OutgoingMail, at now: Date, expires: Date) throws -> Int64 {
+        try db.insertedID("""
             INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [mail.recipient, mail.subject, mail.body, now.millis, now.addingTimeInterval(7 * 86_400).millis, now.millis])
+            """, [mail.recipient, mail.subject, mail.body, now.millis, expires.millis, now.millis])
+    }
+
+    /// Queues a notice (a mail that opens nothing: a change the owner of an address should
+    /// hear of) inside the caller's write transaction, kept a week.
+    static func queueNotice(_ db: any SQLConnection, _ mail: OutgoingMail, at now: Date) throws {
+        try queueMail(db, mail, at: now, expires: now.addingTimeInterval(7 * 86_400))
     }
 
     /// The account a live link of `purpose` belongs to, without using it (nil: unknown,
@@ -94,8 +96,7 @@ extension Store {
             try db.execute("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", [now.millis, now.millis, accountID.rawValue])
             try audit(db, actor: actor ?? .account(accountID), action: "account.verify-email", target: "account:\(accountID)",
                       details: ["email": email, "method": "link"])
-            return try db.fetchOne("SELECT \(Account.columns) FROM accounts WHERE id = ?", [accountID.rawValue])
-                .map(Account.init(row:))
+            return try Self.account(db, id: accountID)
         }
     }
 

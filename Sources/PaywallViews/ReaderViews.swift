@@ -195,3 +195,16 @@ public struct AccountExportView: Encodable, Sendable {
         truncated = export.truncated
     }
 }
+
+extension AccountExportView {
+    /// The export as the file a reader keeps: its name and its JSON. Both adapters call it
+    /// on the service's blocking pool: years of reads make megabytes, no work for the
+    /// cooperative threads that answer access checks.
+    public static func file(_ export: AccountExport, pretty: Bool) throws(ServiceError) -> (name: String, bytes: Data) {
+        do {
+            return (export.fileName, try ViewEncoding.encoder(pretty: pretty).encode(AccountExportView(export)))
+        } catch {
+            throw ServiceError.wrapping(error)  // an internal error (never seen: strings, dates and integers)
+        }
+    }
+}

@@ -203,9 +203,11 @@ extension WebSite {
         }
         let id = reader.account.id
         let client = visit.clientKey
-        let export: AccountExport
+        let file: (name: String, bytes: Data)
         do {
-            export = try await service.blocking { service throws(ServiceError) in try service.exportOwnData(accountID: id, password: password, client: client) }
+            file = try await service.blocking { service throws(ServiceError) in
+                try AccountExportView.file(try service.exportOwnData(accountID: id, password: password, client: client), pretty: true)
+            }
         } catch {
             switch error {
             case .invalidCredentials, .crypto(.passwordTooLong):
@@ -215,18 +217,17 @@ extension WebSite {
             default: throw error
             }
         }
-        let bytes = try ViewEncoding.encoder(pretty: true).encode(AccountExportView(export))
         return Response(
             status: .ok,
             headers: [
                 .contentType: "application/json; charset=utf-8", .cacheControl: "private, no-store",
-                .contentDisposition: #"attachment; filename="\#(export.fileName)""#,
+                .contentDisposition: #"attachment; filename="\#(file.name)""#,
             ],
-            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            body: .init(byteBuffer: ByteBuffer(bytes: file.bytes)))
     }
 
     /// "Change your email address": the new address and the password. The new address
-    /// waits for its confirmation link; the old one, if confirmed, is told.
+    /// waits for its confirmation link; the old one is told.
     func changeEmail(_ visit: Visit) async throws -> Response {
         guard let reader = visit.reader else { return redirect("/signin?next=/account") }
         let email = visit.form?.text("newEmail") ?? ""

@@ -19,6 +19,9 @@ import schemathesis
 TITLES = ["euronews", "le-monde", "the-daily", "the-lancet", "el-pais", "der-spiegel", "financial-review"]
 # Real tokens, one a line, written by api-contract.sh before the run.
 TOKENS = [line.strip() for line in open(os.environ["API_CONTRACT_TOKENS"]) if line.strip()] if os.environ.get("API_CONTRACT_TOKENS") else []
+# Signing out everywhere ends the bearer's access tokens: that route gets this token, of an
+# account no other request uses, instead of TOKENS (which would be refused from then on).
+SIGN_OUT_TOKENS = [line.strip() for line in open(os.environ["API_CONTRACT_SIGN_OUT_TOKEN"]) if line.strip()] if os.environ.get("API_CONTRACT_SIGN_OUT_TOKEN") else []
 
 
 def _pick(value, choices, keep_one_in):
@@ -79,7 +82,8 @@ def map_case(context, case):
     # header from schemathesis: replace it most of the time, so their 200s are tested too.
     if "Authorization" in case.headers and path not in ACCESS_ONLY_PATHS:
         return case
-    choices = [None, None] + TOKENS * 2 + REFUSED
+    real = SIGN_OUT_TOKENS if path == "/v1/sessions/sign-out-everywhere" else TOKENS
+    choices = [None, None] + real * 2 + REFUSED
     token = choices[zlib.crc32(repr((case.body, sorted(case.headers.items()))).encode("utf-8", "surrogatepass")) % len(choices)]
     if token is not None:
         case.headers["Authorization"] = f"Bearer {token}"

@@ -11,13 +11,22 @@ public struct Account: Hashable, Sendable, Codable {
     public var emailVerifiedAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
+    /// How many times every session of the account was ended at once (sign out everywhere,
+    /// a password changed or reset). An access token carries the count it was issued under
+    /// and is refused once the account's is higher: it ends with the sessions instead of
+    /// living out its minutes. A count, not a time, so that a token issued in the same
+    /// second as the change (its `iat` is in whole seconds) is told apart.
+    public var signOutsEverywhere: Int
 
-    public init(id: AccountID, email: String, displayName: String?, emailVerifiedAt: Date? = nil, createdAt: Date, updatedAt: Date) {
+    public init(
+        id: AccountID, email: String, displayName: String?, emailVerifiedAt: Date? = nil, createdAt: Date, updatedAt: Date, signOutsEverywhere: Int = 0
+    ) {
         self.id = id
         self.email = email
         self.displayName = displayName
         self.emailVerifiedAt = emailVerifiedAt
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.signOutsEverywhere = signOutsEverywhere
     }
 }

@@ -25,7 +25,7 @@ extension PaywallAPI {
         ("/admin/v1/accounts/{account}/memberships/past-due", .post),
         ("/admin/v1/accounts/{account}/comps", .post),
         ("/admin/v1/accounts/{account}/trial", .get), ("/admin/v1/accounts/{account}/trial", .post),
-        ("/admin/v1/accounts/{account}/trial/end", .post),
+        ("/admin/v1/accounts/{account}/trial/end", .post), ("/admin/v1/accounts/{account}/sign-out", .post),
         ("/admin/v1/audit", .get), ("/admin/v1/reads", .get),
         ("/admin/v1/policy", .get), ("/admin/v1/policy/reload", .post),
     ]
@@ -239,6 +239,16 @@ extension PaywallAPI {
             _ = try await RequestBody.optionalObject(&request)?.only([])
             let trial = try await service.blocking { service throws(ServiceError) in try service.endTrial(account: reference, actor: admin.actor) }
             return try Self.json(TrialView(trial, now: service.now))
+        }
+        group.post("/accounts/{account}/sign-out") { request, context in
+            let admin = try await self.admin(request, .members)
+            var request = request
+            let reference = try Self.parameter(context, "account")
+            _ = try await RequestBody.optionalObject(&request)?.only([])
+            let (account, ended) = try await service.blocking { service throws(ServiceError) in
+                try service.signOutEverywhere(account: reference, actor: admin.actor)
+            }
+            return try Self.json(SignedOutView(account: account.id.rawValue, endedSessions: ended), private: true)
         }
     }
 

@@ -31,8 +31,11 @@ public struct AccessRequest: Sendable {
 
 /// Who asked, as established from their token.
 public enum AccessReader: Sendable, Equatable {
-    /// A signed-in reader (an access token); the account id.
-    case account(AccountID)
+    /// A signed-in reader: the account id, and from an access token the account's sign-outs
+    /// everywhere it was issued under (``Account/signOutsEverywhere``: once the account's
+    /// count is higher, the token opens nothing). Nil for a reader known from a live session
+    /// (the web page's cookie).
+    case account(AccountID, signOuts: Int? = nil)
     /// An anonymous reader with a device token; the device id.
     case device(String)
     /// No token: nothing can be counted, so metered grants give nothing.
@@ -40,7 +43,7 @@ public enum AccessReader: Sendable, Equatable {
 
     var reader: Reader {
         switch self {
-        case let .account(id): .tokenAccount(id)
+        case let .account(id, signOuts): .tokenAccount(id, signOuts: signOuts)
         case let .device(id): .anonymous(device: id)
         case .anonymous: .anonymous(device: nil)
         }
@@ -48,7 +51,7 @@ public enum AccessReader: Sendable, Equatable {
 
     var meterSubject: MeterSubject? {
         switch self {
-        case let .account(id): .account(id)
+        case let .account(id, _): .account(id)
         case let .device(id): .device(id)
         case .anonymous: nil
         }
@@ -78,7 +81,7 @@ extension PaywallService {
     public func accessReader(bearer: String?) throws(ServiceError) -> AccessReader {
         guard let bearer else { return .anonymous }
         switch try verifyCached(bearer, kinds: [.access, .device]) {
-        case let .access(claims): return .account(AccountID(rawValue: claims.registered.subject))
+        case let .access(claims): return .account(AccountID(rawValue: claims.registered.subject), signOuts: claims.signOutsEverywhere)
         case let .device(claims): return .device(claims.deviceID)
         default: throw .token(.wrongType(expected: TokenKind.access.rawValue, actual: nil))
         }

@@ -21,10 +21,11 @@ extension PaywallService {
     public func checkCompAccess(_ request: AccessRequest, comp token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer? {
         let titleID = try mapped { try TitleID(validating: request.title) }
         // One hop off the cooperative pool (store reads on PostgreSQL): the comp, whether
-        // the title still exists (a comp outlives nothing in the catalog), and whether the
-        // bearer's account does (a deleted account's access token opens nothing, as on the
-        // policy's path: the token outlives the account by up to its lifetime).
-        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, StoreError?, Bool)? in
+        // the title still exists (a comp outlives nothing in the catalog), and the bearer's
+        // account, whose token must still hold (``holding(_:signOuts:)``, as on the
+        // policy's path: a token outlives a deletion or a sign-out everywhere by up to its
+        // lifetime).
+        let found = try await offCooperativePoolIfShared { service throws(ServiceError) -> (CompGrantClaims, StoreError?, Account?)? in
             guard let claims = try service.verifiedComp(token), claims.titles.contains(titleID.rawValue) else { return nil }
             // Why the title cannot be read (unknown, retired), said after the bearer's checks.
             let titleRefusal: StoreError?
@@ -37,14 +38,14 @@ extension PaywallService {
                 default: throw .store(error)
                 }
             }
-            let accountExists: Bool = if case let .account(id) = reader { try mapped { try service.store.account(id: id) } != nil } else { false }
-            return (claims, titleRefusal, accountExists)
+            let account: Account? = if case let .account(id, _) = reader { try mapped { try service.store.account(id: id) } } else { nil }
+            return (claims, titleRefusal, account)
         }
-        guard let (claims, titleRefusal, accountExists) = found else { return nil }
-        guard case let .account(id) = reader, claims.registered.subject == id.rawValue else {
+        guard let (claims, titleRefusal, account) = found else { return nil }
+        guard case let .account(id, signOuts) = reader, claims.registered.subject == id.rawValue else {
             throw .compRefused("it was given to another reader (the bearer must be the access token of the account it names)")
         }
-        guard accountExists else { throw .token(.invalidClaim("sub", reason: "no such account")) }
+        _ = try Self.holding(account, signOuts: signOuts)
         if let titleRefusal { throw .store(titleRefusal) }
         let articleID = try mapped { try ArticleRead.validateArticleID(request.article.id) }
         return try grantedApartFromPolicy(reader: reader, title: titleID, article: articleID, by: "comp grant", revision: try policy().revision)

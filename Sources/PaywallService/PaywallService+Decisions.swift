@@ -7,9 +7,10 @@ import PaywallStore
 public enum Reader: Sendable {
     /// A signed-in reader named by an admin (email or account id).
     case account(String)
-    /// A signed-in reader whose access token names this account: an account deleted since
-    /// makes the token invalid (``ServiceError/token(_:)``), not a missing record.
-    case tokenAccount(AccountID)
+    /// A signed-in reader whose access token names this account: an account deleted since,
+    /// or every session of it ended since (`signOuts`, the token's count, below the
+    /// account's), makes the token invalid (``ServiceError/token(_:)``), not a missing record.
+    case tokenAccount(AccountID, signOuts: Int?)
     /// An anonymous reader, with the device id the app or cookie gives, if any.
     case anonymous(device: String?)
 }
@@ -71,8 +72,9 @@ extension PaywallService {
 
             let known: AccountFacts?
             switch reader {
-            case let .tokenAccount(id):
-                guard let found = try store.accountFacts(id: id) else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
+            case let .tokenAccount(id, signOuts):
+                let found = try store.accountFacts(id: id)
+                _ = try Self.holding(found?.account, signOuts: signOuts)
                 known = found
             case let .account(reference):
                 let account = try store.account(matching: reference)

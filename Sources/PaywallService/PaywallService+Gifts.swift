@@ -26,13 +26,14 @@ extension PaywallService {
         switch reader {
         case .anonymous: throw .tokenRequired
         case .device: throw .notEntitled(title: title)
-        case let .account(id): accountID = id
+        case let .account(id, signOuts):
+            accountID = id
+            _ = try Self.holding(try mapped { try store.account(id: id) }, signOuts: signOuts)
         }
         return try mapped {
             let titleID = try TitleID(validating: title)
             let articleID = try ArticleRead.validateArticleID(article)
             let at = now
-            guard try store.account(id: accountID) != nil else { throw ServiceError.token(.invalidClaim("sub", reason: "no such account")) }
             _ = try store.catalogTitle(id: titleID)
             // "Entitled" as the policy sees it (one definition): a trial is not a membership.
             guard try membershipFacts(accountID: accountID, title: titleID, at: at).entitled else {
@@ -66,6 +67,9 @@ extension PaywallService {
     /// if any, is not what failed.
     public func checkGiftAccess(_ request: AccessRequest, gift token: String, reader: AccessReader) async throws(ServiceError) -> AccessAnswer {
         let gift = try await offCooperativePoolIfShared { service throws(ServiceError) in
+            // The bearer's own token must hold (the read is recorded as theirs), as on the
+            // policy's path.
+            if case let .account(id, signOuts) = reader { _ = try Self.holding(try mapped { try service.store.account(id: id) }, signOuts: signOuts) }
             let gift = try service.verifiedGift(token, title: request.title, article: request.article.id)
             // A link given before its title was retired opens nothing now (404 title_retired,
             // as the title's other articles).
@@ -74,7 +78,7 @@ extension PaywallService {
         }
         let revision = try policy().revision
         let at = now
-        try await blocking { service throws(ServiceError) in
+        _ = try await blocking { service throws(ServiceError) in
             try mapped { try service.store.recordGiftRead(gift, subject: reader.meterSubject, at: at) }
         }
         return try grantedApartFromPolicy(reader: reader, title: gift.titleID, article: gift.articleID, by: "gift", revision: revision)

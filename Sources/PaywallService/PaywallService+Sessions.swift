@@ -69,8 +69,17 @@ extension PaywallService {
             throw .token(.wrongType(expected: TokenKind.access.rawValue, actual: nil))
         }
         let id = AccountID(rawValue: claims.registered.subject)
-        guard try mapped({ try store.account(id: id) }) != nil else { throw .token(.invalidClaim("sub", reason: "no such account")) }
-        return id
+        return try Self.holding(try mapped { try store.account(id: id) }, signOuts: claims.signOutsEverywhere).id
+    }
+
+    /// The account an access token names, if the token still holds: the account exists
+    /// (deleted, its tokens open nothing), and every session of it has not ended since the
+    /// token was issued (`signOuts`, the token's count; nil for a reader known from a live
+    /// session, such as the web page's cookie). One rule for every route that takes a token.
+    static func holding(_ account: Account?, signOuts: Int?) throws(ServiceError) -> Account {
+        guard let account else { throw .token(.invalidClaim("sub", reason: "no such account")) }
+        if let signOuts, signOuts < account.signOutsEverywhere { throw .token(.revoked) }
+        return account
     }
 
     // MARK: - Signing up and in
@@ -180,19 +189,32 @@ extension PaywallService {
             let name = try Self.validDeviceName(deviceName)
             let started = try store.startSession(
                 accountID: account.id, lifetime: configuration.sessionLifetime, deviceName: name, maximum: configuration.maximumSessions)
+            let (token, active) = try accessToken(for: account.id, session: started.session.familyID)
             return ReaderSession(
-                account: account, accessToken: try accessToken(for: account.id), refreshToken: started.token,
-                refreshTokenExpiresAt: started.session.expiresAt, session: started.active, endedSessions: started.ended)
+                account: account, accessToken: token, refreshToken: started.token,
+                refreshTokenExpiresAt: started.session.expiresAt, session: active, endedSessions: started.ended)
         }
     }
 
-    /// An access token for an account, with its entitlements now.
-    func accessToken(for id: AccountID) throws -> IssuedToken {
+    /// An access token for a session of an account, with its entitlements now, and the
+    /// session as readers see it; ``ServiceError/sessionRejected`` when the session has
+    /// ended meanwhile.
+    ///
+    /// The token carries the account's sign-outs everywhere (``Account/signOutsEverywhere``),
+    /// read as committed *before* the session is checked: a sign-out everywhere committed
+    /// before the read has ended the session (refused here), and one committed after it
+    /// outnumbers the token (refused where it is used). Read the other way round, a token
+    /// could carry the new count for a session the sign-out ended.
+    func accessToken(for id: AccountID, session family: String) throws -> (IssuedToken, ActiveSession) {
+        guard let signOuts = try store.signOutsEverywhere(accountID: id),
+              let active = try store.sessionsInUse(accountID: id).first(where: { $0.id == family })
+        else { throw ServiceError.sessionRejected }
         let snapshot = try entitlements(accountID: id)
         let (issuer, created) = try issuer()
         let (token, claims) = try issuer.accessToken(
-            subject: id.rawValue, audience: configuration.audience, lifetime: configuration.accessTokenLifetime, entitlements: snapshot)
-        return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
+            subject: id.rawValue, audience: configuration.audience, lifetime: configuration.accessTokenLifetime, entitlements: snapshot,
+            signOutsEverywhere: signOuts)
+        return (IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created), active)
     }
 
     static func validDeviceName(_ name: String?) throws -> String? {
@@ -212,11 +234,10 @@ extension PaywallService {
         guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .sessionRejected }
         let (next, session) = try refreshSession(token: token)
         return try mapped {
-            guard let account = try store.account(id: session.accountID),
-                  let active = try store.sessionsInUse(accountID: session.accountID).first(where: { $0.id == session.familyID })
-            else { throw ServiceError.sessionRejected }
+            guard let account = try store.account(id: session.accountID) else { throw ServiceError.sessionRejected }
+            let (token, active) = try accessToken(for: account.id, session: session.familyID)
             return ReaderSession(
-                account: account, accessToken: try accessToken(for: account.id), refreshToken: next,
+                account: account, accessToken: token, refreshToken: next,
                 refreshTokenExpiresAt: session.expiresAt, session: active)
         }
     }
@@ -230,10 +251,23 @@ extension PaywallService {
         }
     }
 
-    /// Ends every session of the account (sign out everywhere). Returns how many ended.
-    /// Access tokens already issued stay valid until they expire (minutes).
+    /// Ends every session of the account (sign out everywhere), and with them every access
+    /// token issued to it so far (``Account/signOutsEverywhere``). Returns how many ended.
     public func signOutEverywhere(accountID: AccountID) throws(ServiceError) -> Int {
         try mapped { try store.revokeSessions(accountID: accountID, actor: .account(accountID)) }
+    }
+
+    /// Support signs a reader out everywhere (`paywall account sign-out`, `POST
+    /// /admin/v1/accounts/{account}/sign-out`): a reader whose device or password was taken.
+    /// Every session ends and every access token issued so far is refused, as when the
+    /// reader does it; audited (`session.revoke-all`) with the admin as the actor. The
+    /// password stays: set a new one too (`paywall account set-password`) if it was taken.
+    /// Returns the account and how many sessions ended.
+    public func signOutEverywhere(account reference: String, actor: AuditActor) throws(ServiceError) -> (Account, Int) {
+        try mapped {
+            let account = try store.account(matching: reference)
+            return (account, try store.revokeSessions(accountID: account.id, actor: actor))
+        }
     }
 
     /// Ends one of the account's own sessions, by id.

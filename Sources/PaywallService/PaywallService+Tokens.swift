@@ -158,9 +158,11 @@ extension PaywallService {
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAccessLifetime)
             let audience = try issuingAudience(audience)  // before a first-use key is made
             let account = try store.account(matching: reference)
+            guard let signOuts = try store.signOutsEverywhere(accountID: account.id) else { throw StoreError.accountNotFound(reference) }
             let snapshot = try entitlements(accountID: account.id)
             let (issuer, created) = try issuer()
-            let (token, claims) = try issuer.accessToken(subject: account.id.rawValue, audience: audience, lifetime: ttl, entitlements: snapshot)
+            let (token, claims) = try issuer.accessToken(
+                subject: account.id.rawValue, audience: audience, lifetime: ttl, entitlements: snapshot, signOutsEverywhere: signOuts)
             return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }

@@ -307,7 +307,8 @@ final class HotReader: @unchecked Sendable {
                     displayName: text(handle, 2),
                     emailVerifiedAt: sqlite3_column_type(handle, 5) == SQLITE_NULL ? nil : Date(millis: sqlite3_column_int64(handle, 5)),
                     createdAt: Date(millis: sqlite3_column_int64(handle, 3)),
-                    updatedAt: Date(millis: sqlite3_column_int64(handle, 4)))
+                    updatedAt: Date(millis: sqlite3_column_int64(handle, 4)),
+                    signOutsEverywhere: Int(sqlite3_column_int64(handle, 6)))
             }
         }
     }

@@ -403,6 +403,11 @@ enum Migrations {
         migrator.registerMigration("v20-title-retirement") { db in
             try db.execute(sql: "ALTER TABLE titles ADD COLUMN retired_at INTEGER")
         }
+        // Access tokens end with the sessions: every "all sessions end" counts here, and an
+        // access token carries the count it was issued under (``Account/signOutsEverywhere``).
+        migrator.registerMigration("v21-sign-outs-everywhere") { db in
+            try db.execute(sql: "ALTER TABLE accounts ADD COLUMN sign_outs_everywhere INTEGER NOT NULL DEFAULT 0")
+        }
 
         return migrator
     }()

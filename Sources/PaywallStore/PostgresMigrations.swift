@@ -549,6 +549,11 @@ enum PostgresMigrations {
         ("v20-title-retirement", [
             "ALTER TABLE titles ADD COLUMN retired_at BIGINT",
         ]),
+        // Access tokens end with the sessions (``Account/signOutsEverywhere``). A constant
+        // default: PostgreSQL 11 and later add the column without rewriting the table.
+        ("v21-sign-outs-everywhere", [
+            "ALTER TABLE accounts ADD COLUMN sign_outs_everywhere BIGINT NOT NULL DEFAULT 0",
+        ]),
     ]
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import PaywallCore
 
 extension Account {
-    static let columns = "id, email, display_name, created_at, updated_at, email_verified_at"
+    static let columns = "id, email, display_name, created_at, updated_at, email_verified_at, sign_outs_everywhere"
 
     init(row: SQLRow) {
         self.init(
@@ -11,7 +11,8 @@ extension Account {
             displayName: row[2],
             emailVerifiedAt: (row[5] as Int64?).map(Date.init(millis:)),
             createdAt: Date(millis: row[3]),
-            updatedAt: Date(millis: row[4])
+            updatedAt: Date(millis: row[4]),
+            signOutsEverywhere: row[6]
         )
     }
 }

@@ -252,11 +252,21 @@ extension Store {
     }
 
     /// Revokes an account's usable sessions inside the caller's write transaction, with
-    /// its `session.revoke-all` audit entry. Returns how many.
+    /// its `session.revoke-all` audit entry, and ends the access tokens issued so far: the
+    /// account's ``Account/signOutsEverywhere`` goes up by one (its row's change drops the
+    /// account from every server's cached facts). Returns how many sessions ended.
     func revokeSessions(_ db: any SQLConnection, accountID: AccountID, actor: AuditActor, now: Date) throws -> Int {
+        try db.execute("UPDATE accounts SET sign_outs_everywhere = sign_outs_everywhere + 1 WHERE id = ?", [accountID.rawValue])
         let count = try db.execute("UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?", [now.millis, accountID.rawValue, now.millis])
         try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
         return count
+    }
+
+    /// The account's ``Account/signOutsEverywhere`` as committed now, never from a server's
+    /// cached facts (which may lag another server's change by a notification): what a new
+    /// access token carries. Nil when there is no such account.
+    public func signOutsEverywhere(accountID: AccountID) throws(StoreError) -> Int? {
+        try read { db in try db.fetchValue(Int.self, "SELECT sign_outs_everywhere FROM accounts WHERE id = ?", [accountID.rawValue]) }
     }
 
     /// An account's sessions that can still be used.

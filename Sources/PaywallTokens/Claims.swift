@@ -72,11 +72,19 @@ public struct RegisteredClaims: Equatable, Sendable {
 public struct AccessClaims: Equatable, Sendable {
     public var registered: RegisteredClaims
     public var entitlements: EntitlementSnapshot
+    /// `soe`: how many times every session of the account had ended when the token was
+    /// issued (``Account/signOutsEverywhere``). The API refuses the token once the account's
+    /// count is higher. A token without it (issued before the claim) counts as 0.
+    public var signOutsEverywhere: Int
 
-    public init(registered: RegisteredClaims, entitlements: EntitlementSnapshot) {
+    public init(registered: RegisteredClaims, entitlements: EntitlementSnapshot, signOutsEverywhere: Int = 0) {
         self.registered = registered
         self.entitlements = entitlements
+        self.signOutsEverywhere = signOutsEverywhere
     }
+
+    /// The largest `soe` read: an integer a JSON number holds exactly.
+    static let maximumSignOuts = 1 << 53
 
     /// The claims as JSON bytes, as signed.
     func encoded() -> [UInt8] {
@@ -103,6 +111,8 @@ public struct AccessClaims: Equatable, Sendable {
         writer.endArray()
         if let trial = entitlements.trialEndsAt { writer.seconds("trialEnd", trial.timeIntervalSince1970) }
         writer.endObject()
+        writer.key("soe")
+        writer.integer(Int64(signOutsEverywhere))
         writer.endObject()
         return writer.bytes
     }
@@ -130,6 +140,15 @@ public struct AccessClaims: Equatable, Sendable {
         }
         let trial = ent["trialEnd"] == nil ? nil : try RegisteredClaims.date(ent, "trialEnd")
         entitlements = EntitlementSnapshot(memberships: memberships, trialEndsAt: trial)
+        switch object["soe"] {
+        case nil: signOutsEverywhere = 0
+        case let .number(value)?:
+            guard value >= 0, value <= Double(Self.maximumSignOuts), value.rounded(.towardZero) == value else {
+                throw .invalidClaim("soe", reason: "must be a whole number from 0")
+            }
+            signOutsEverywhere = Int(value)
+        default: throw .invalidClaim("soe", reason: "must be a whole number from 0")
+        }
     }
 }
 

@@ -20,7 +20,8 @@ public enum TokenError: Error, Equatable, Sendable, CustomStringConvertible {
     case issuedInFuture(Date)
     case missingClaim(String)
     case invalidClaim(String, reason: String)
-    /// Valid, but revoked before it expired (admin tokens: `paywall token revoke-admin`).
+    /// Valid, but revoked before it expired (admin tokens: `paywall token revoke-admin`;
+    /// access tokens: every session of the account ended since it was issued).
     case revoked
 
     /// Every value that may come from a token (`kid`, `alg`, `typ`, `iss`, claim names)

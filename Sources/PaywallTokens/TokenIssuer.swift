@@ -26,9 +26,14 @@ public struct TokenIssuer: Sendable {
         Base64URL.encode(try SecureRandom.bytes16())
     }
 
-    /// An access token carrying `entitlements`.
-    public func accessToken(subject: String, audience: String, lifetime: TimeInterval, entitlements: EntitlementSnapshot) throws -> (String, AccessClaims) {
-        let claims = AccessClaims(registered: try registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements)
+    /// An access token carrying `entitlements` and the account's count of sign-outs
+    /// everywhere (``AccessClaims/signOutsEverywhere``).
+    public func accessToken(
+        subject: String, audience: String, lifetime: TimeInterval, entitlements: EntitlementSnapshot, signOutsEverywhere: Int = 0
+    ) throws -> (String, AccessClaims) {
+        let claims = AccessClaims(
+            registered: try registered(subject: subject, audience: audience, lifetime: lifetime), entitlements: entitlements,
+            signOutsEverywhere: signOutsEverywhere)
         return (try signer.sign(type: TokenKind.access.rawValue, payload: claims.encoded()), claims)
     }
 

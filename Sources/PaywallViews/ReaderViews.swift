@@ -51,6 +51,18 @@ public struct ReaderSessionView: Encodable, Sendable {
     }
 }
 
+/// Support signed a reader out everywhere (`POST /admin/v1/accounts/{account}/sign-out`,
+/// `paywall account sign-out --json`): the account's id and how many sessions ended.
+public struct SignedOutView: Encodable, Sendable {
+    public var account: String
+    public var endedSessions: Int
+
+    public init(account: String, endedSessions: Int) {
+        self.account = account
+        self.endedSessions = endedSessions
+    }
+}
+
 /// What happened to a mail just queued: `queued`, always, now that a courier delivers it
 /// after the answer (`sent` and `failed` stay in the contract for clients that read them).
 public enum MailStatus: String, Sendable {

@@ -8,7 +8,7 @@ struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account",
         abstract: "Create, inspect and delete reader accounts.",
-        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetEmail.self, SetPassword.self, Export.self, Delete.self]
+        subcommands: [Create.self, Show.self, List.self, VerifyEmail.self, SetEmail.self, SetPassword.self, SignOut.self, Export.self, Delete.self]
     )
 
     struct Create: ParsableCommand {
@@ -153,6 +153,34 @@ struct AccountCommand: ParsableCommand {
                 let password = try readPassword(prompt: "New password for \(found.email): ")
                 try service.setPassword(account: found.id.rawValue, password: password, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["id": found.id.rawValue, "result": "password-set"]) } else { print("password set for \(found.email)") }
+            }
+        }
+    }
+
+    struct SignOut: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sign-out",
+            abstract: "Sign a reader out everywhere: every session and every access token issued so far end.",
+            discussion: """
+                For a reader whose device or password was taken. Their apps and pages must sign \
+                in again; access tokens issued before are refused by every server at once (a \
+                verifier with the JWKS alone honours them until they expire). The password \
+                stays: if it was taken, set a new one (set-password, which signs out too). \
+                Audited. Example:
+                  paywall account sign-out ada@example.com
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run { service in
+                let (found, ended) = try service.signOutEverywhere(account: account, actor: global.auditActor)
+                if global.json {
+                    Output(json: true).emit(SignedOutView(account: found.id.rawValue, endedSessions: ended))
+                } else {
+                    print("signed \(found.email) out everywhere: \(ended) session\(ended == 1 ? "" : "s") ended, access tokens issued before refused")
+                }
             }
         }
     }

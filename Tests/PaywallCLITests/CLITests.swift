@@ -107,6 +107,10 @@ struct CLITests {
         }
 
         #expect(try cli.run(["account", "set-password", "ada@example.com"], input: "another fine passphrase\n").status == 0)
+        let signedOut = try cli.run(["account", "sign-out", "ada@example.com", "--json"])
+        #expect(signedOut.status == 0, "\(signedOut.stderr)")
+        #expect((try cli.json(signedOut.stdout) as? [String: Any])?["endedSessions"] as? Int == 0)
+        #expect(try cli.run(["account", "sign-out", "ada@example.com"]).stdout.contains("signed Ada@Example.com out everywhere: 0 sessions ended"))
         #expect(try cli.run(["account", "delete", "ada@example.com", "--yes"]).status == 0)
         #expect(try cli.run(["account", "show", "ada@example.com"]).status == 1)
     }
@@ -156,6 +160,7 @@ struct CLITests {
         (["account", "set-email", "nobody@example.com", "new@example.com"], "", "no account 'nobody@example.com'"),
         (["account", "set-email", "ada@example.com", "not an address"], "", "invalid email address"),
         (["account", "set-email", "ada@example.com", "Ada@Example.com"], "", "the account's address already"),
+        (["account", "sign-out", "nobody@example.com"], "", "no account 'nobody@example.com'"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
         let cli = try seeded()

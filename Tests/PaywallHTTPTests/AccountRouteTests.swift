@@ -360,7 +360,11 @@ struct AccountRouteTests {
             before = try f.snapshot()
             let deviceAnswer = try await client.post("/v1/sessions/sign-out-everywhere", nil, token: device, contentType: nil)
             #expect(deviceAnswer.status == .unauthorized && deviceAnswer.errorCode == "invalid_token", "a device token is not a reader")
-            let bodyAnswer = try await client.post("/v1/sessions/sign-out-everywhere", #"{"all":true}"#, token: access)
+            let ended = try await client.post("/v1/sessions/sign-out-everywhere", nil, token: access, contentType: nil)
+            #expect(ended.status == .unauthorized && ended.errorCode == "invalid_token", "the access token ended with the sessions")
+            let fresh = try await client.signIn("reader@example.com").string("accessToken")
+            before = try f.snapshot()
+            let bodyAnswer = try await client.post("/v1/sessions/sign-out-everywhere", #"{"all":true}"#, token: fresh)
             #expect(bodyAnswer.errorCode == "unknown_field")
             #expect(try f.snapshot() == before)
         }

@@ -48,6 +48,7 @@ struct AdminRouteTests {
         (.get, "/admin/v1/accounts/trial@example.com/trial", nil, .members),
         (.post, "/admin/v1/accounts/reader@example.com/trial", #"{"days":7}"#, .members),
         (.post, "/admin/v1/accounts/trial@example.com/trial/end", nil, .members),
+        (.post, "/admin/v1/accounts/trial@example.com/sign-out", nil, .members),
         (.get, "/admin/v1/accounts/member@example.com/billing", nil, .members),
         (.get, "/admin/v1/billing/events?limit=10", nil, .members),
         (.post, "/admin/v1/billing/events/retry", nil, .members),

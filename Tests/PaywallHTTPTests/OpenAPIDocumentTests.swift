@@ -21,7 +21,7 @@ struct OpenAPIDocumentTests {
         "GET /admin/v1/accounts", "GET /admin/v1/accounts/{account}", "GET /admin/v1/accounts/{account}/memberships", "POST /admin/v1/accounts/{account}/memberships",
         "POST /admin/v1/accounts/{account}/memberships/cancel", "POST /admin/v1/accounts/{account}/memberships/past-due",
         "POST /admin/v1/accounts/{account}/comps", "GET /admin/v1/accounts/{account}/trial", "POST /admin/v1/accounts/{account}/trial",
-        "POST /admin/v1/accounts/{account}/trial/end",
+        "POST /admin/v1/accounts/{account}/trial/end", "POST /admin/v1/accounts/{account}/sign-out",
         "GET /admin/v1/audit", "GET /admin/v1/reads", "GET /admin/v1/policy", "POST /admin/v1/policy/reload",
         "POST /v1/accounts", "POST /v1/sessions", "POST /v1/sessions/refresh", "POST /v1/sessions/sign-out",
         "POST /v1/sessions/sign-out-everywhere", "GET /v1/me", "DELETE /v1/me", "DELETE /v1/me/sessions/{id}", "POST /v1/me/password", "POST /v1/me/email", "POST /v1/me/export", "POST /v1/email/verification",

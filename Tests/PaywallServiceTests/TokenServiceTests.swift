@@ -96,7 +96,7 @@ struct TokenServiceTests {
         let f = try fixture()
         let server = try f.another()  // a server on the same keys folder
         let first = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
-        #expect(try server.accessReader(bearer: first.token) == .account(try f.service.account("ada@example.com").id))
+        #expect(try server.accessReader(bearer: first.token) == .account(try f.service.account("ada@example.com").id, signOuts: 0))
         #expect(try server.refreshKeysIfChanged() == nil, "nothing changed")
         let next = try f.service.rotateKey(.ed25519, publishAhead: 0, actor: f.admin)
         _ = try f.service.retireKey(kid: first.kid, force: true, actor: f.admin)

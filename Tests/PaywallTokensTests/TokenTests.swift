@@ -69,6 +69,18 @@ struct TokenTests {
         #expect(throws: TokenError.issuedInFuture(Date(timeIntervalSince1970: Double(later)))) { try f.verifier.verifyAccess(futureIat, audience: "api") }
     }
 
+    @Test("an access token carries the account's sign-outs everywhere (soe) it was issued under; one without the claim counts as 0")
+    func signOutsEverywhere() throws {
+        let f = try TokenFixture()
+        let (token, issued) = try f.issuer.accessToken(subject: "acc-1", audience: "api", lifetime: 600, entitlements: .none, signOutsEverywhere: 7)
+        #expect(issued.signOutsEverywhere == 7)
+        #expect(try f.verifier.verifyAccess(token, audience: "api").signOutsEverywhere == 7)
+        let payload = try #require(token.split(separator: ".").dropFirst().first)
+        #expect(String(decoding: try #require(Base64URL.decode(String(payload))), as: UTF8.self).contains(#""soe":7"#))
+        let older = try f.forge(header: #"{"alg":"ES256","kid":"\#(f.kid)","typ":"at+jwt"}"#, payload: f.claims())
+        #expect(try f.verifier.verifyAccess(older, audience: "api").signOutsEverywhere == 0)
+    }
+
     @Test("issuer, audience and required claims are enforced", arguments: [
         (#"{"iss":"evil","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{}}"#, TokenError.wrongIssuer("evil")),
         (#"{"iss":"paywall","sub":"s","aud":"other","iat":NOW,"exp":EXP,"jti":"j","ent":{}}"#, .wrongAudience),
@@ -81,6 +93,10 @@ struct TokenTests {
         (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j"}"#, .missingClaim("ent")),
         (#"{"iss":"paywall","sub":"s","sub":"t","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{}}"#, .malformed("claims: duplicate member name \"sub\" at byte 27")),
         (#"["not","an","object"]"#, .malformed("claims are not a JSON object")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":-1}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":1.5}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":"2"}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":1e300}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
     ] as [(String, TokenError)])
     func claims(_ template: String, expected: TokenError) throws {
         let f = try TokenFixture()

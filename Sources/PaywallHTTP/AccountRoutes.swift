@@ -18,6 +18,7 @@ extension PaywallAPI {
         ("/v1/sessions/sign-out-everywhere", .post), ("/v1/me", .get), ("/v1/me", .delete), ("/v1/me/sessions/{id}", .delete),
         ("/v1/me/password", .post), ("/v1/me/email", .post), ("/v1/me/export", .post),
         ("/v1/email/verification", .post), ("/v1/email/verify", .post), ("/v1/password/forgot", .post), ("/v1/password/reset", .post),
+        ("/v1/email/revert", .post),
         ("/v1/trials", .post),
     ]
 
@@ -37,6 +38,7 @@ extension PaywallAPI {
         router.post("/v1/email/verify") { request, _ in try await self.verifyEmail(request) }
         router.post("/v1/password/forgot") { request, context in try await self.forgotPassword(request, context) }
         router.post("/v1/password/reset") { request, _ in try await self.resetPassword(request) }
+        router.post("/v1/email/revert") { request, _ in try await self.revertEmail(request) }
         router.post("/v1/trials") { request, _ in try await self.startTrial(request) }
     }
 
@@ -219,6 +221,15 @@ extension PaywallAPI {
         let (account, ended) = try await service.blocking { service throws(ServiceError) in try service.resetPassword(token: token, password: password) }
         struct Reset: Encodable { var account: AccountView; var endedSessions: Int }
         return try Self.json(Reset(account: AccountView(account), endedSessions: ended), private: true)
+    }
+
+    func revertEmail(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await RequestBody.object(&request).only(["token", "password"])
+        let (token, password) = (try body.requiredString("token"), try body.requiredString("password"))
+        let (account, ended) = try await service.blocking { service throws(ServiceError) in try service.revertEmail(token: token, password: password) }
+        struct Reverted: Encodable { var account: AccountView; var endedSessions: Int }
+        return try Self.json(Reverted(account: AccountView(account), endedSessions: ended), private: true)
     }
 
     // MARK: - Helpers

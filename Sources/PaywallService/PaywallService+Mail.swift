@@ -131,6 +131,27 @@ extension PaywallService {
         }
     }
 
+    /// Uses the link of an email change's notice (sent to the address the account had):
+    /// that address becomes the account's again, confirmed, with `password` (checked against
+    /// the policy) as the new password, and every session and access token ends. For the
+    /// owner of an account whose address someone else changed: they had the password.
+    /// ``ServiceError/linkInvalid`` when the link is not live; 409 `email_taken` when
+    /// another account has taken the address since. Returns the account and how many
+    /// sessions ended.
+    public func revertEmail(token: String, password: String) throws(ServiceError) -> (Account, Int) {
+        guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .linkInvalid }
+        return try mapped {
+            // Checked before the (slow) hashing; used, atomically, after it.
+            guard let address = try store.emailRevertAddress(token: token) else { throw ServiceError.linkInvalid }
+            try configuration.passwordPolicy.validate(password, email: try? EmailAddress(address))
+            let hash = try hasher.hash(password)
+            guard let (account, ended) = try store.revertEmail(token: token, hash: hash) else { throw ServiceError.linkInvalid }
+            // Whoever proved they hold the mailbox may sign in at once (as after a reset).
+            try store.clearSignInFailures(key: Self.signInThrottleKey(EmailAddress(stored: account.email)))
+            return (account, ended)
+        }
+    }
+
     // MARK: - Delivery
 
     /// Hands due outbox messages to the sendmail command, one process each; a message the

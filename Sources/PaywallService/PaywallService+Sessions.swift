@@ -76,6 +76,10 @@ extension PaywallService {
     /// (deleted, its tokens open nothing), and every session of it has not ended since the
     /// token was issued (`signOuts`, the token's count; nil for a reader known from a live
     /// session, such as the web page's cookie). One rule for every route that takes a token.
+    ///
+    /// A request that passed this check just before a sign-out everywhere committed still
+    /// completes (its writes are not made conditional on the count): the window is that
+    /// request's own duration, and on other servers the moment until they hear the change.
     static func holding(_ account: Account?, signOuts: Int?) throws(ServiceError) -> Account {
         guard let account else { throw .token(.invalidClaim("sub", reason: "no such account")) }
         if let signOuts, signOuts < account.signOutsEverywhere { throw .token(.revoked) }
@@ -257,6 +261,14 @@ extension PaywallService {
         try mapped { try store.revokeSessions(accountID: accountID, actor: .account(accountID)) }
     }
 
+    /// Whether an access token still opens its account, as the API judges it now
+    /// (``holding(_:signOuts:)``): for `paywall token verify`, which verifies the signature
+    /// and claims only. ``ServiceError/token(_:)`` when it does not.
+    public func checkAccessTokenStanding(_ claims: AccessClaims) throws(ServiceError) {
+        let id = AccountID(rawValue: claims.registered.subject)
+        _ = try Self.holding(try mapped { try store.account(id: id) }, signOuts: claims.signOutsEverywhere)
+    }
+
     /// Support signs a reader out everywhere (`paywall account sign-out`, `POST
     /// /admin/v1/accounts/{account}/sign-out`): a reader whose device or password was taken.
     /// Every session ends and every access token issued so far is refused, as when the
@@ -304,8 +316,8 @@ extension PaywallService {
     /// attempt). Every session of the account ends in the change's transaction, so whoever
     /// else held one is out, and this device gets a new session: the one returned, with
     /// ``ReaderSession/signedOutSessions``. The account's address is told, in the same
-    /// transaction. Access tokens already issued live out their minutes, as after signing
-    /// out everywhere. Should the new session fail to open (the database gone a moment
+    /// transaction. Access tokens issued before end too (``Account/signOutsEverywhere``);
+    /// the new session's is issued after. Should the new session fail to open (the database gone a moment
     /// after the commit), the change stands and the reader signs in with the new password.
     public func changeOwnPassword(
         accountID: AccountID, currentPassword: String, newPassword: String, deviceName: String?, client: String
@@ -387,17 +399,27 @@ extension PaywallService {
             throw .tooMuchMail(retryAfter: 3_600)
         }
         // Told even when never confirmed: reset links went there, so it was the account's
-        // way back in, and its owner should hear that it no longer is.
-        let notice: ((Account) -> OutgoingMail)? = sameMailbox ? nil : { previous in
-            OutgoingMail(
+        // way back in, and its owner should hear that it no longer is. A confirmed address
+        // also gets the link that puts it back (``revertEmail(token:password:)``).
+        let base = configuration.mailLinkBase
+        let days = Int(Store.emailRevertLifetime / 86_400)
+        let notice: ((Account, String?) -> OutgoingMail)? = sameMailbox ? nil : { previous, undo in
+            let whatToDo = undo.map { token in
+                """
+                If you did not ask for this change, someone else has your password. Open this link within \(days) days to put your address back, choose a new password and sign out every device:
+
+                \(base)/undo-email-change#token=\(token)
+
+                """
+            } ?? "If you did not ask for this change, write to the publisher's support from this address at once: someone else may have your password. Keep this message.\n"
+            return OutgoingMail(
                 recipient: previous.email, subject: "Your email address was changed",
                 body: """
                     Hello,
 
                     The email address of the account \(previous.email) was changed to \(Self.masked(email)). Mail about the account goes there from now on.
 
-                    If you did not ask for this change, write to the publisher's support from this address at once: someone else may have your password. Keep this message.
-
+                    \(whatToDo)
                     """)
         }
         let (_, current) = try mapped { try store.changeEmail(accountID: account.id, to: email, confirmed: confirmed, actor: actor, notice: notice) }

@@ -408,6 +408,21 @@ enum Migrations {
         migrator.registerMigration("v21-sign-outs-everywhere") { db in
             try db.execute(sql: "ALTER TABLE accounts ADD COLUMN sign_outs_everywhere INTEGER NOT NULL DEFAULT 0")
         }
+        // The link in the notice an email change sends the old address: it puts that address
+        // back (``Store/revertEmail(token:hash:)``). A table of its own: it outlives later
+        // changes (the links table is emptied by each), and carries the address it restores.
+        migrator.registerMigration("v22-email-reverts") { db in
+            try db.execute(sql: """
+                CREATE TABLE email_reverts (
+                    token_hash BLOB PRIMARY KEY NOT NULL,
+                    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                    restores_email TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX email_reverts_by_account ON email_reverts(account_id);
+                """)
+        }
 
         return migrator
     }()

@@ -554,6 +554,19 @@ enum PostgresMigrations {
         ("v21-sign-outs-everywhere", [
             "ALTER TABLE accounts ADD COLUMN sign_outs_everywhere BIGINT NOT NULL DEFAULT 0",
         ]),
+        // The link that puts an email change's old address back (``Store/revertEmail(token:hash:)``).
+        ("v22-email-reverts", [
+            """
+            CREATE TABLE email_reverts (
+                token_hash BYTEA PRIMARY KEY NOT NULL,
+                account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                restores_email TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX email_reverts_by_account ON email_reverts(account_id)",
+        ]),
     ]
 }
 

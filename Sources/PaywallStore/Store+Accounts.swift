@@ -190,10 +190,19 @@ extension Store {
     /// when another account has the address, also when one takes it concurrently (the
     /// unique index on `email_key`). Returns the account before and after.
     /// `confirmed`: an admin who checked the new address by other means; it is confirmed now.
+    ///
+    /// `notice` gets the account as it was and, when the old address was confirmed, the
+    /// token of a link that puts it back (``revertEmail(token:hash:)``, live for
+    /// ``emailRevertLifetime``), for the owner of that mailbox if the change was not theirs.
+    /// Later changes leave it live: whoever changed the address cannot void it by changing
+    /// it again. An address never confirmed gets no such link: whoever holds it (a typo at
+    /// sign-up) never proved it was the reader's.
     public func changeEmail(
-        accountID: AccountID, to email: EmailAddress, confirmed: Bool = false, actor: AuditActor, notice: ((Account) -> OutgoingMail)? = nil
+        accountID: AccountID, to email: EmailAddress, confirmed: Bool = false, actor: AuditActor,
+        notice: ((_ previous: Account, _ undoToken: String?) -> OutgoingMail)? = nil
     ) throws(StoreError) -> (previous: Account, current: Account) {
         let now = storedNow()
+        let undo = try RefreshToken.generate()
         return try write { db in
             guard let previous = try Self.account(db, id: accountID, lockingRow: true) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
@@ -215,13 +224,77 @@ extension Store {
             }
             if !sameMailbox {
                 try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
-                if let notice { try Self.queueNotice(db, notice(previous), at: now) }
+                if let notice {
+                    var undoToken: String?
+                    if previous.emailVerifiedAt != nil {
+                        try db.execute("DELETE FROM email_reverts WHERE expires_at <= ?", [now.millis])
+                        try db.execute(
+                            "INSERT INTO email_reverts (token_hash, account_id, restores_email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                            [Data(RefreshToken.hash(undo.text)), accountID.rawValue, previous.email, now.millis,
+                             now.addingTimeInterval(Self.emailRevertLifetime).millis])
+                        undoToken = undo.text
+                    }
+                    try Self.queueMail(db, notice(previous, undoToken), at: now, expires: now.addingTimeInterval(Self.emailRevertLifetime))
+                }
             }
             var details = ["previous": previous.email, "email": email.value]
             if confirmed { details["confirmed"] = "admin" }
             try audit(db, actor: actor, action: "account.change-email", target: "account:\(accountID)", details: details)
             guard let updated = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
             return (previous, updated)
+        }
+    }
+
+    /// How long the link that puts an email change's old address back stays live, and the
+    /// notice carrying it is kept to be sent: a week, so that an owner away for some days
+    /// still finds it working.
+    public static let emailRevertLifetime: TimeInterval = 7 * 86_400
+
+    /// Uses the link of an email change's notice (``changeEmail(accountID:to:confirmed:actor:notice:)``):
+    /// in one transaction, the address it names becomes the account's again, confirmed (its
+    /// owner just opened mail there); the password becomes `hash` (whoever changed the
+    /// address had the old one); every session and access token ends; every link mailed
+    /// since, and every other such link, dies; audited as `account.revert-email` by the
+    /// account. Nil when the link is not live (nothing written). Throws
+    /// ``StoreError/duplicateEmail(_:)`` when another account has taken the address since
+    /// (nothing written). Returns the account as restored and how many sessions ended.
+    public func revertEmail(token: String, hash: String) throws(StoreError) -> (account: Account, endedSessions: Int)? {
+        let now = storedNow()
+        return try write { db -> (account: Account, endedSessions: Int)? in
+            guard let row = try db.fetchOne(
+                "SELECT account_id, restores_email FROM email_reverts WHERE token_hash = ? AND expires_at > ?",
+                [Data(RefreshToken.hash(token)), now.millis])
+            else { return nil }
+            let accountID = AccountID(rawValue: row[0])
+            let restored = EmailAddress(stored: row[1])
+            guard let current = try Self.account(db, id: accountID, lockingRow: true) else { return nil }
+            if let holder = try Self.account(db, emailKey: restored.lookupKey), holder.id != accountID { throw StoreError.duplicateEmail(restored.value) }
+            do {
+                try db.execute(
+                    "UPDATE accounts SET email = ?, email_key = ?, email_verified_at = ?, updated_at = ? WHERE id = ?",
+                    [restored.value, restored.lookupKey, now.millis, now.millis, accountID.rawValue])
+            } catch where SQLConstraint.violated(by: error) == .unique {
+                throw StoreError.duplicateEmail(restored.value)
+            }
+            try db.execute("UPDATE credentials SET password_hash = ?, updated_at = ? WHERE account_id = ?", [hash, now.millis, accountID.rawValue])
+            try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
+            try db.execute("DELETE FROM email_reverts WHERE account_id = ?", [accountID.rawValue])
+            let actor = AuditActor.account(accountID)
+            try audit(db, actor: actor, action: "account.revert-email", target: "account:\(accountID)", details: [
+                "previous": current.email, "email": restored.value,
+            ])
+            let ended = try revokeSessions(db, accountID: accountID, actor: actor, now: now)
+            guard let account = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
+            return (account, ended)
+        }
+    }
+
+    /// The address a live email-change undo link would put back, without using it (nil:
+    /// unknown, used or expired): checked before the password is hashed.
+    public func emailRevertAddress(token: String) throws(StoreError) -> String? {
+        let now = clock.now()
+        return try read { db in
+            try db.fetchValue(String.self, "SELECT restores_email FROM email_reverts WHERE token_hash = ? AND expires_at > ?", [Data(RefreshToken.hash(token)), now.millis])
         }
     }
 

@@ -40,6 +40,7 @@ extension Store {
             report.sessions = try db.execute("DELETE FROM sessions WHERE expires_at < ?", [cutoff])
             report.sessionDevices = try db.execute("DELETE FROM session_devices WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = session_devices.family_id)")
             report.emailLinks = try db.execute("DELETE FROM email_links WHERE expires_at < ?", [at.millis])
+                + (try db.execute("DELETE FROM email_reverts WHERE expires_at < ?", [at.millis]))
             report.outbox = try db.execute("DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?", [cutoff, cutoff])
             // A revocation outlives every token it covers by `keep_until`: then it is moot.
             report.adminTokenRevocations = try db.execute("DELETE FROM admin_token_revocations WHERE keep_until < ?", [at.millis])

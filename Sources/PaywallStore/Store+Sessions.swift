@@ -188,6 +188,10 @@ extension Store {
             if revoked > 0 {
                 try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
                           details: ["family": old.familyID, "session": old.id])
+                // Theft is known here: the access tokens the family's holders were given end
+                // too. The count is the account's, so every device's current token goes; the
+                // other devices' sessions stay, and their next refresh gives them new ones.
+                try db.execute("UPDATE accounts SET sign_outs_everywhere = sign_outs_everywhere + 1 WHERE id = ?", [old.accountID.rawValue])
             }
             return .reuseDetected(familyID: old.familyID)
         }

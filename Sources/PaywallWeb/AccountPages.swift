@@ -71,40 +71,88 @@ extension WebSite {
 
     // MARK: - Reset a password
 
-    func resetPasswordPage(_ visit: Visit) -> Response {
-        resetForm(visit, status: .ok, token: "", errors: [:])
+    /// The two pages a mail link opens to choose a new password: a password reset, and
+    /// putting back an address someone else changed (the link in the change's notice).
+    enum PasswordLink {
+        case reset, undoEmailChange
+
+        var path: String { self == .reset ? "/reset-password" : "/undo-email-change" }
+        var title: String { self == .reset ? "Choose a new password" : "Put your email address back" }
     }
 
-    func resetForm(_ visit: Visit, status: HTTPResponse.Status, token: String, errors: [String: String]) -> Response {
-        var values: [String: Any] = ["token": token, "minimumLength": service.configuration.passwordPolicy.minimumLength]
+    func resetPasswordPage(_ visit: Visit) -> Response {
+        passwordLinkForm(.reset, visit, status: .ok, token: "", errors: [:])
+    }
+
+    func undoEmailChangePage(_ visit: Visit) -> Response {
+        passwordLinkForm(.undoEmailChange, visit, status: .ok, token: "", errors: [:])
+    }
+
+    func passwordLinkForm(_ link: PasswordLink, _ visit: Visit, status: HTTPResponse.Status, token: String, errors: [String: String]) -> Response {
+        var values: [String: Any] = [
+            "token": token, "minimumLength": service.configuration.passwordPolicy.minimumLength, "action": link.path, "heading": link.title,
+        ]
+        switch link {
+        case .reset:
+            values["intro"] = "Every device signed in to your account will be signed out."
+            values["button"] = "Set my new password"
+            values["retry"] = true
+        case .undoEmailChange:
+            values["intro"] = "Your account gets back the address this link was mailed to. Whoever changed it had your password: choose a new one. Every device signed in to your account will be signed out."
+            values["button"] = "Put my address back"
+        }
         for (field, message) in errors { values[field + "Error"] = message }
-        return linkPage("reset-password", visit, status: status, title: "Choose a new password", values: values)
+        return linkPage("reset-password", visit, status: status, title: link.title, values: values)
     }
 
     func resetPassword(_ visit: Visit) async throws -> Response {
+        try await usePasswordLink(.reset, visit)
+    }
+
+    func undoEmailChange(_ visit: Visit) async throws -> Response {
+        try await usePasswordLink(.undoEmailChange, visit)
+    }
+
+    func usePasswordLink(_ link: PasswordLink, _ visit: Visit) async throws -> Response {
         let password = visit.form?["password"] ?? ""
         guard let token = Self.linkToken(visit.form?["token"]) else {
-            return resetForm(visit, status: .unprocessableContent, token: "", errors: [
+            return passwordLinkForm(link, visit, status: .unprocessableContent, token: "", errors: [
                 "token": "Paste the code from the mail (the part of the link after “token=”).",
             ])
         }
-        guard !password.isEmpty else { return resetForm(visit, status: .unprocessableContent, token: token, errors: ["password": "Choose a new password."]) }
+        guard !password.isEmpty else {
+            return passwordLinkForm(link, visit, status: .unprocessableContent, token: token, errors: ["password": "Choose a new password."])
+        }
+        let account: Account
         let ended: Int
         do {
-            (_, ended) = try await service.blocking { service throws(ServiceError) in try service.resetPassword(token: token, password: password) }
+            (account, ended) = try await service.blocking { service throws(ServiceError) in
+                switch link {
+                case .reset: try service.resetPassword(token: token, password: password)
+                case .undoEmailChange: try service.revertEmail(token: token, password: password)
+                }
+            }
         } catch {
             switch error {
-            case .linkInvalid: return linkExpired(visit, what: "password reset", retry: "/forgot-password", retryText: "Ask for a new link")
+            case .linkInvalid where link == .reset: return linkExpired(visit, what: "password reset", retry: "/forgot-password", retryText: "Ask for a new link")
+            case .linkInvalid: return linkExpired(visit, what: "undo", retry: "/signin", retryText: "Sign in")
+            case .store(.duplicateEmail):
+                return errorPage(
+                    visit, status: .conflict, heading: "This address has another account now",
+                    message: "Another account uses that address since, so it cannot be put back. Write to the publisher's support from it.")
             case .invalidInput(.weakPassword), .crypto:
                 // The reader's own mistake: the form again, the code kept (it is theirs, on
                 // a page no one caches).
-                return resetForm(visit, status: .unprocessableContent, token: token, errors: ["password": Self.sentence(error.publicMessage)])
+                return passwordLinkForm(link, visit, status: .unprocessableContent, token: token, errors: ["password": Self.sentence(error.publicMessage)])
             default: throw error
             }
         }
-        var response = page("done", visit, title: "Password changed", values: [
-            "heading": "Your password is changed",
-            "message": ended == 0 ? "Sign in with your new password." : "Every device that was signed in has been signed out. Sign in with your new password.",
+        let signedOut = ended == 0 ? "" : "Every device that was signed in has been signed out. "
+        var response = page("done", visit, title: link == .reset ? "Password changed" : "Email address put back", values: [
+            "heading": link == .reset ? "Your password is changed" : "Your email address is back",
+            "message": link == .reset
+                ? signedOut + "Sign in with your new password."
+                : "Your account's address is \(account.email) again, with your new password. " + signedOut + "Sign in with them.",
             "link": "/signin", "linkText": "Sign in",
         ])
         // Every session of the account ended, this browser's too.

@@ -129,6 +129,8 @@ public struct WebSite: Sendable {
         router.post("/verify-email") { request, context in await self.run(request, context, form: true) { visit in try await self.verifyEmail(visit) } }
         router.get("/reset-password") { request, context in await self.run(request, context) { visit in self.resetPasswordPage(visit) } }
         router.post("/reset-password") { request, context in await self.run(request, context, form: true) { visit in try await self.resetPassword(visit) } }
+        router.get("/undo-email-change") { request, context in await self.run(request, context) { visit in self.undoEmailChangePage(visit) } }
+        router.post("/undo-email-change") { request, context in await self.run(request, context, form: true) { visit in try await self.undoEmailChange(visit) } }
         router.get("/forgot-password") { request, context in await self.run(request, context) { visit in self.forgotPasswordPage(visit) } }
         router.post("/forgot-password") { request, context in await self.run(request, context, form: true) { visit in try await self.forgotPassword(visit) } }
         // The admin area (AdminPages.swift).

@@ -191,6 +191,9 @@ struct TokenCommand: ParsableCommand {
             try global.run(readOnly: true) { service in
                 let expected = TokenKind(name: kind).map { Set([$0]) } ?? []
                 let verified = try service.verifyToken(try TokenCommand.read(token), kinds: expected, audience: aud)
+                // An access token is also judged against its account now (deleted, or every
+                // session ended since), as the API would.
+                if case let .access(claims) = verified { try service.checkAccessTokenStanding(claims) }
                 if global.json {
                     Output(json: true).emit(json: .object(["valid": .bool(true), "kind": .string(verified.kind.rawValue), "claims": verified.json]))
                 } else {

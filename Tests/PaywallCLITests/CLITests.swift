@@ -106,7 +106,11 @@ struct CLITests {
             }
         }
 
+        let access = try cli.run(["token", "issue", "--account", "ada@example.com"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try cli.run(["token", "verify", "--kind", "access", "-"], input: access + "\n").status == 0)
         #expect(try cli.run(["account", "set-password", "ada@example.com"], input: "another fine passphrase\n").status == 0)
+        let ended = try cli.run(["token", "verify", "--kind", "access", "-"], input: access + "\n")
+        #expect(ended.status == 1 && ended.stderr.contains("revoked"), "a token issued before the password was set: \(ended.stderr)")
         let signedOut = try cli.run(["account", "sign-out", "ada@example.com", "--json"])
         #expect(signedOut.status == 0, "\(signedOut.stderr)")
         #expect((try cli.json(signedOut.stdout) as? [String: Any])?["endedSessions"] as? Int == 0)

@@ -152,6 +152,77 @@ struct AccountChangeTests {
         }
     }
 
+    /// The token of the newest undo link mailed to `email` (the notice of an email change).
+    static func undoToken(_ f: ServiceFixture, to email: String) throws -> String? {
+        let notice = try f.service.outbox().last { $0.recipient == email && $0.subject == "Your email address was changed" }
+        guard let body = notice?.body, let range = body.range(of: "/undo-email-change#token=[A-Za-z0-9_-]+", options: .regularExpression) else { return nil }
+        return String(body[range].split(separator: "=").last ?? "")
+    }
+
+    @Test("email: a confirmed old address gets a link that puts it back (confirmed), with a new password, ending every session and access token; it outlives later changes; refusals write nothing; single use", arguments: TestBackend.all)
+    func undoEmailChange(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
+        try await withAPI(f) { client in
+            // Someone with a session and the password moves the account away, twice.
+            let taker = try await client.signIn("reader@example.com").string("accessToken")
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "taker@evil.example"], token: taker).status == .ok)
+            let token = try #require(try Self.undoToken(f, to: "reader@example.com"))
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "taker2@evil.example"], token: taker).status == .ok)
+            #expect(try Self.undoToken(f, to: "taker@evil.example") == nil, "a never confirmed address gets no link back")
+            let ownerSession = try await client.signIn("taker2@evil.example")
+
+            let before = try f.snapshot()
+            let refusals: [([String: Any], HTTPResponse.Status, String)] = [
+                (["token": String(repeating: "A", count: 43), "password": "my own passphrase again"], .badRequest, "link_invalid"),
+                (["token": token, "password": "short"], .badRequest, "weak_password"),
+                (["token": token, "password": "my reader@example.com pw"], .badRequest, "weak_password"),
+                (["token": token], .badRequest, "missing_field"),
+                (["token": token, "password": "my own passphrase again", "email": "x@example.com"], .badRequest, "unknown_field"),
+                (["token": String(repeating: "A", count: 300), "password": "my own passphrase again"], .badRequest, "link_invalid"),
+            ]
+            for (body, status, code) in refusals {
+                let reply = try await client.json("/v1/email/revert", body, token: nil)
+                #expect(reply.status == status && reply.errorCode == code, "\(body): \(reply.status) \(reply.text)")
+            }
+            #expect(try f.snapshot() == before, "refusals write nothing")
+
+            let reverted = try await client.json("/v1/email/revert", ["token": token, "password": "my own passphrase again"], token: nil)
+            #expect(reverted.status == .ok, "\(reverted.text)")
+            #expect(try reverted.string("account", "email") == "reader@example.com")
+            #expect(try (reverted.object()["account"] as? [String: Any])?["emailVerified"] as? Bool == true)
+            #expect(try reverted.object()["endedSessions"] as? Int == 2)
+            #expect(try await client.call("/v1/me", method: .get, token: taker).errorCode == "invalid_token", "the taker's access token ends")
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try ownerSession.string("refreshToken")]).errorCode == "session_rejected")
+            #expect(try await client.signIn("taker2@evil.example", password: "correct horse battery").status == .unauthorized)
+            #expect(try await client.signIn("reader@example.com", password: "correct horse battery").status == .unauthorized, "the old password is gone")
+            #expect(try await client.signIn("reader@example.com", password: "my own passphrase again").status == .created)
+            #expect(try await client.json("/v1/email/revert", ["token": token, "password": "yet another passphrase"]).errorCode == "link_invalid", "single use")
+            let id = try f.service.account("reader@example.com").id
+            #expect(try f.service.store.auditEntries(target: "account:\(id)", limit: 50).contains { $0.action == "account.revert-email" })
+        }
+    }
+
+    @Test("email: the undo link is refused (409 email_taken, nothing written) once another account has the old address, and dies after a week", arguments: TestBackend.all)
+    func undoEmailChangeRefused(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
+        try await withAPI(f) { client in
+            let access = try await client.signIn("reader@example.com").string("accessToken")
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "moved@example.net"], token: access).status == .ok)
+            let token = try #require(try Self.undoToken(f, to: "reader@example.com"))
+            _ = try await f.service.signUp(email: "Reader@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+            let before = try f.snapshot()
+            let taken = try await client.json("/v1/email/revert", ["token": token, "password": "my own passphrase again"])
+            #expect(taken.status == .conflict && taken.errorCode == "email_taken", "\(taken.text)")
+            #expect(try f.snapshot() == before)
+            _ = try f.service.deleteAccount("Reader@example.com", actor: f.admin)
+            f.clock.advance(by: 7 * 86_400 + 1)
+            #expect(try await client.json("/v1/email/revert", ["token": token, "password": "my own passphrase again"]).errorCode == "link_invalid")
+            #expect(try f.service.account("moved@example.net").email == "moved@example.net")
+        }
+    }
+
     @Test("email: a new address that had its share of mail this hour is refused (429 too_much_mail) before anything is written", arguments: TestBackend.all)
     func changeEmailMailBudget(backend: TestBackend) async throws {
         let f = try readerFixture(mail: nil, backend: backend) { $0.mailsPerAddressPerHour = 2 }

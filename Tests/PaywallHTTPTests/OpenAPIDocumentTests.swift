@@ -25,7 +25,7 @@ struct OpenAPIDocumentTests {
         "GET /admin/v1/audit", "GET /admin/v1/reads", "GET /admin/v1/policy", "POST /admin/v1/policy/reload",
         "POST /v1/accounts", "POST /v1/sessions", "POST /v1/sessions/refresh", "POST /v1/sessions/sign-out",
         "POST /v1/sessions/sign-out-everywhere", "GET /v1/me", "DELETE /v1/me", "DELETE /v1/me/sessions/{id}", "POST /v1/me/password", "POST /v1/me/email", "POST /v1/me/export", "POST /v1/email/verification",
-        "POST /v1/email/verify", "POST /v1/password/forgot", "POST /v1/password/reset", "POST /v1/trials",
+        "POST /v1/email/verify", "POST /v1/password/forgot", "POST /v1/password/reset", "POST /v1/email/revert", "POST /v1/trials",
         "POST /v1/billing/stripe", "POST /v1/billing/apple", "GET /v1/me/app-account-token",
         "GET /admin/v1/billing/products", "POST /admin/v1/billing/products", "POST /admin/v1/billing/links", "GET /admin/v1/billing/events", "POST /admin/v1/billing/events/retry", "POST /admin/v1/billing/events/dismiss", "GET /admin/v1/accounts/{account}/billing",
     ]

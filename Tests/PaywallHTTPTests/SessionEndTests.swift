@@ -126,4 +126,56 @@ struct SessionEndTests {
             #expect(entry.actor.description == "admin:alice")
         }
     }
+
+    @Test("a refresh token used twice (theft) ends the account's access tokens, the thief's included; other devices refresh and go on", arguments: TestBackend.all)
+    func reuseDetected(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let stolen = try await client.signIn("reader@example.com", deviceName: "Phone")
+            let laptop = try await client.signIn("reader@example.com", deviceName: "Laptop")
+            let thief = try await client.json("/v1/sessions/refresh", ["refreshToken": try stolen.string("refreshToken")])
+            let thiefAccess = try thief.string("accessToken")
+            #expect(try await client.call(.get, "/v1/me", nil, token: thiefAccess).status == .ok)
+            f.clock.advance(by: 11)  // past the grace window of a refresh sent twice at once
+            let reused = try await client.json("/v1/sessions/refresh", ["refreshToken": try stolen.string("refreshToken")])
+            #expect(reused.errorCode == "session_reused", "\(reused.text)")
+            for token in [thiefAccess, try laptop.string("accessToken")] {
+                #expect(try await client.call(.get, "/v1/me", nil, token: token).errorCode == "invalid_token")
+            }
+            let renewed = try await client.json("/v1/sessions/refresh", ["refreshToken": try laptop.string("refreshToken")])
+            #expect(try await client.call(.get, "/v1/me", nil, token: try renewed.string("accessToken")).status == .ok, "\(renewed.text)")
+        }
+    }
+
+    @Test("a password reset by its link ends the access tokens issued before it", arguments: TestBackend.all)
+    func passwordReset(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let access = try await client.signIn("reader@example.com").string("accessToken")
+            #expect(try await client.json("/v1/password/forgot", ["email": "reader@example.com"]).status == .ok)
+            let body = try #require(try f.service.outbox().last { $0.body.contains("/reset-password#token=") }?.body)
+            let range = try #require(body.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression))
+            let token = String(body[range].dropFirst(7))
+            #expect(try await client.json("/v1/password/reset", ["token": token, "password": "a brand new passphrase"]).status == .ok)
+            #expect(try await client.access(title: "euronews", article: "r1", token: access).status == .unauthorized)
+            #expect(try await client.call(.get, "/v1/me", nil, token: access).errorCode == "invalid_token")
+        }
+    }
+
+    @Test("signed out through another server (or the CLI on the same database): this server refuses the tokens once it hears the change", arguments: TestBackend.all)
+    func anotherServer(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        let other = try f.another()
+        try await withAPI(f) { client in
+            let access = try await client.signIn("member@example.com").string("accessToken")
+            #expect(try await client.access(title: "euronews", article: "o1", token: access).status == .ok, "cached here")
+            _ = try other.signOutEverywhere(account: "member@example.com", actor: f.admin)
+            var status = HTTPResponse.Status.ok
+            for _ in 0..<100 where status == .ok {
+                status = try await client.access(title: "euronews", article: "o2", token: access).status
+                if status == .ok { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(status == .unauthorized, "still honoured five seconds after the other server's change")
+        }
+    }
 }

@@ -18,6 +18,7 @@ struct CopyTests {
         var refreshToken: String
         var readerToken: String
         var verifyToken: String
+        var undoToken: String
         /// The id of a membership deleted with its account: the largest id SQLite's
         /// AUTOINCREMENT gave out, no longer in the table.
         var deletedMembershipID: Int64
@@ -62,6 +63,13 @@ struct CopyTests {
             return OutgoingMail(recipient: account.email, subject: "Confirm", body: "link #token=\(token)")
         }
         try store.recordSignInFailure(keys: [("email:bob", 600, { _ in 60 })], at: now)
+        // An email change's undo link: Ada moves to a confirmed address and back.
+        _ = try store.changeEmail(accountID: ada.id, to: try EmailAddress("ada@new.example"), confirmed: true, actor: f.admin)
+        var undoToken = ""
+        _ = try store.changeEmail(accountID: ada.id, to: try EmailAddress("ada@example.com"), confirmed: true, actor: f.admin) { previous, token in
+            undoToken = token ?? ""
+            return OutgoingMail(recipient: previous.email, subject: "Changed", body: "undo #token=\(undoToken)")
+        }
 
         // Billing: a mapped product, a linked customer, an applied subscription event.
         _ = try store.mapBillingProduct(provider: .stripe, externalID: "price_all", planID: PlanID(rawValue: "all"), actor: f.admin)
@@ -83,7 +91,7 @@ struct CopyTests {
             accountID: gone.id, planID: PlanID(rawValue: "all"), periodEnd: now.addingTimeInterval(day), source: .admin, actor: f.admin)
         try store.deleteAccount(id: gone.id, actor: f.admin)
 
-        return Seeded(ada: ada, bob: bob, refreshToken: refresh.token, readerToken: reader.token, verifyToken: verifyToken,
+        return Seeded(ada: try #require(try store.account(id: ada.id)), bob: bob, refreshToken: refresh.token, readerToken: reader.token, verifyToken: verifyToken, undoToken: undoToken,
                       deletedMembershipID: goneMembership.id)
     }
 
@@ -158,6 +166,7 @@ struct CopyTests {
         }
         #expect(try target.store.sessionInUse(token: seeded.readerToken) != nil)
         #expect(try target.store.emailLinkAccount(token: seeded.verifyToken, purpose: .verifyEmail) == bob.id)
+        #expect(try target.store.emailRevertAddress(token: seeded.undoToken) == "ada@new.example")
 
         // New rows get fresh ids: every identity sequence moved past the copied ids (and
         // past the id of a membership deleted before the copy).

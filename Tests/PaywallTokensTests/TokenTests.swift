@@ -97,6 +97,9 @@ struct TokenTests {
         (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":1.5}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
         (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":"2"}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
         (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":1e300}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":9007199254740994}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":null}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
+        (#"{"iss":"paywall","sub":"s","aud":"api","iat":NOW,"exp":EXP,"jti":"j","ent":{},"soe":true}"#, .invalidClaim("soe", reason: "must be a whole number from 0")),
     ] as [(String, TokenError)])
     func claims(_ template: String, expected: TokenError) throws {
         let f = try TokenFixture()

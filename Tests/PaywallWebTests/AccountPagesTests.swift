@@ -162,6 +162,38 @@ struct AccountPagesTests {
         }
     }
 
+    @Test("undo an email change: the notice's link opens a page with the link script; a weak password keeps the code, a bad code writes nothing; then the address is back with the new password and every device is signed out; used once")
+    func undoEmailChange() async throws {
+        let f = try demoFixture()
+        _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
+        _ = try f.service.changeEmail(account: "reader@example.com", to: "moved@example.net", confirmed: true, actor: f.admin)
+        let token = try #require(try mailedToken(f, "undo-email-change", to: "reader@example.com"))
+        try await withSite(f) { client in
+            let browser = Browser(client), other = Browser(client)
+            try await signIn(other, "moved@example.net", "demo reader passphrase")
+            let page = try await browser.get("/undo-email-change")
+            #expect(page.status == .ok && page.text.contains("link-token.js") && page.text.contains("Put your email address back"))
+            #expect(page.text.contains(#"action="/undo-email-change""#) && !page.text.contains("Ask for a new link"))
+            let before = try f.snapshot()
+            let weak = try await browser.post("/undo-email-change", [("token", token), ("password", "short")])
+            #expect(weak.status == .unprocessableContent && weak.text.contains(#"value="\#(token)""#) && weak.text.contains(#"id="password-error""#))
+            _ = try await browser.get("/undo-email-change")
+            let forged = try await browser.post("/undo-email-change", [("token", String(repeating: "B", count: 43)), ("password", "a brand new passphrase")])
+            #expect(forged.status == .badRequest && forged.text.contains("This link does not work"))
+            _ = try await browser.get("/undo-email-change")
+            #expect(refusedAsForged(try await browser.post("/undo-email-change", [("token", token), ("password", "a brand new passphrase")], csrf: "forged")))
+            #expect(try f.snapshot() == before)
+
+            _ = try await browser.get("/undo-email-change")
+            let done = try await browser.post("/undo-email-change", [("token", token), ("password", "a brand new passphrase")])
+            #expect(done.status == .ok && done.text.contains("Your email address is back") && done.text.contains("reader@example.com"), "\(done.text)")
+            #expect(try await other.get("/account").status == .seeOther, "the other device is signed out")
+            _ = try await browser.get("/undo-email-change")
+            #expect(try await browser.post("/undo-email-change", [("token", token), ("password", "another new passphrase")]).status == .badRequest)
+            try await signIn(Browser(client), "reader@example.com", "a brand new passphrase")
+        }
+    }
+
     @Test("the account page lists devices; sign out this device, only one's own; sign out everywhere")
     func sessions() async throws {
         let f = try demoFixture()

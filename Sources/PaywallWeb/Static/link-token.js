@@ -1,4 +1,4 @@
-// The pages that links in mail open (/verify-email, /reset-password): the link carries its
+// The pages that links in mail open (/verify-email, /reset-password, /undo-email-change): the link carries its
 // token in the URL fragment (#token=...), which browsers never send to the server (no access
 // log, no Referer). This copies it into the page's form, removes it from the address bar
 // and history, then sends the confirmation form or puts the cursor in the password field.

@@ -145,7 +145,21 @@ extension PaywallService {
             guard let address = try store.emailRevertAddress(token: token) else { throw ServiceError.linkInvalid }
             try configuration.passwordPolicy.validate(password, email: try? EmailAddress(address))
             let hash = try hasher.hash(password)
-            guard let (account, ended) = try store.revertEmail(token: token, hash: hash) else { throw ServiceError.linkInvalid }
+            // The address being replaced is told: if its holder moved the account there
+            // honestly, they learn at once that whoever reads the old mailbox took it back.
+            let notice = { (replaced: Account, restored: EmailAddress) in
+                OutgoingMail(
+                    recipient: replaced.email, subject: "Your email address was changed back",
+                    body: """
+                        Hello,
+
+                        The email address of the account \(replaced.email) was changed back to \(Self.masked(restored)) with the link mailed there when it was changed, a new password was chosen, and every device was signed out.
+
+                        If you did not expect this, write to the publisher's support from this address at once.
+
+                        """)
+            }
+            guard let (account, ended) = try store.revertEmail(token: token, hash: hash, notice: notice) else { throw ServiceError.linkInvalid }
             // Whoever proved they hold the mailbox may sign in at once (as after a reset).
             try store.clearSignInFailures(key: Self.signInThrottleKey(EmailAddress(stored: account.email)))
             return (account, ended)

@@ -365,7 +365,7 @@ extension PaywallService {
         let account = try ownAccount(accountID)
         let email = try Self.newAddress(rawEmail, for: account)
         let verified = try reverified(account, password: password, client: client)
-        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID), limitedBy: emailChanges)
+        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID), offerUndo: true, limitedBy: emailChanges)
     }
 
     /// An admin changes a reader's email address (`paywall account set-email`): as the
@@ -389,8 +389,14 @@ extension PaywallService {
     /// the link. `limit` (the reader's own changes) is taken by every change to another
     /// mailbox, refused or not: each mails a link, and a refusal (`email_taken`) says
     /// whether an address has an account.
+    ///
+    /// `offerUndo`: the old address's notice carries a link that puts it back (when it was
+    /// confirmed). For the reader's own changes: someone with their session and password
+    /// must not keep the account by moving it. Not for support's: a reader who asks support
+    /// to move them has often lost the old mailbox, and whoever holds it must not get a way
+    /// back in.
     private func moveEmail(
-        _ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor, limitedBy limit: RateLimiter? = nil
+        _ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor, offerUndo: Bool = false, limitedBy limit: RateLimiter? = nil
     ) throws(ServiceError) -> (Account, MailDelivery?) {
         let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
         if !sameMailbox, let limit, let wait = limit.take(account.id.rawValue, at: now) { throw .tooManyEmailChanges(retryAfter: wait) }
@@ -422,7 +428,9 @@ extension PaywallService {
                     \(whatToDo)
                     """)
         }
-        let (_, current) = try mapped { try store.changeEmail(accountID: account.id, to: email, confirmed: confirmed, actor: actor, notice: notice) }
+        let (_, current) = try mapped {
+            try store.changeEmail(accountID: account.id, to: email, confirmed: confirmed, actor: actor, offerUndo: offerUndo, notice: notice)
+        }
         nudgeMailCourier()
         guard linkNeeded else { return (current, nil) }
         return (current, try? sendVerificationLink(accountID: account.id, actor: actor))

@@ -410,17 +410,20 @@ enum Migrations {
         }
         // The link in the notice an email change sends the old address: it puts that address
         // back (``Store/revertEmail(token:hash:)``). A table of its own: it outlives later
-        // changes (the links table is emptied by each), and carries the address it restores.
+        // changes (the links table is emptied by each), carries the address it restores, and
+        // keeps that address for the account while it lives (no other account may take it).
         migrator.registerMigration("v22-email-reverts") { db in
             try db.execute(sql: """
                 CREATE TABLE email_reverts (
                     token_hash BLOB PRIMARY KEY NOT NULL,
                     account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
                     restores_email TEXT NOT NULL,
+                    restores_email_key TEXT NOT NULL,
                     created_at INTEGER NOT NULL,
                     expires_at INTEGER NOT NULL
                 );
                 CREATE INDEX email_reverts_by_account ON email_reverts(account_id);
+                CREATE INDEX email_reverts_by_address ON email_reverts(restores_email_key);
                 """)
         }
 

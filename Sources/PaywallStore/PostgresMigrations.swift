@@ -561,11 +561,13 @@ enum PostgresMigrations {
                 token_hash BYTEA PRIMARY KEY NOT NULL,
                 account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
                 restores_email TEXT NOT NULL,
+                restores_email_key TEXT NOT NULL,
                 created_at BIGINT NOT NULL,
                 expires_at BIGINT NOT NULL
             )
             """,
             "CREATE INDEX email_reverts_by_account ON email_reverts(account_id)",
+            "CREATE INDEX email_reverts_by_address ON email_reverts(restores_email_key)",
         ]),
     ]
 }

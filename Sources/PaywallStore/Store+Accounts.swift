@@ -34,7 +34,7 @@ extension Store {
     /// Inserts a new account and its credentials inside the caller's write transaction,
     /// audited; refuses a taken email.
     func insertAccount(_ db: any SQLConnection, _ account: Account, emailKey: String, passwordHash: String, actor: AuditActor) throws {
-        if try Self.account(db, emailKey: emailKey) != nil {
+        if try Self.account(db, emailKey: emailKey) != nil || Self.addressKept(db, emailKey: emailKey, forOtherThan: nil, now: account.createdAt) {
             throw StoreError.duplicateEmail(account.email)
         }
         do {
@@ -191,14 +191,15 @@ extension Store {
     /// unique index on `email_key`). Returns the account before and after.
     /// `confirmed`: an admin who checked the new address by other means; it is confirmed now.
     ///
-    /// `notice` gets the account as it was and, when the old address was confirmed, the
-    /// token of a link that puts it back (``revertEmail(token:hash:)``, live for
-    /// ``emailRevertLifetime``), for the owner of that mailbox if the change was not theirs.
-    /// Later changes leave it live: whoever changed the address cannot void it by changing
-    /// it again. An address never confirmed gets no such link: whoever holds it (a typo at
-    /// sign-up) never proved it was the reader's.
+    /// `notice` gets the account as it was and, with `offerUndo` when the old address was
+    /// confirmed, the token of a link that puts it back (``revertEmail(token:hash:)``, live
+    /// for ``emailRevertLifetime``), for the owner of that mailbox if the change was not
+    /// theirs. Later changes leave it live (whoever changed the address cannot void it by
+    /// changing it again), and while it lives no other account may take the address (a
+    /// sign-up with it would otherwise lock its owner out). An address never confirmed gets
+    /// no such link: whoever holds it (a typo at sign-up) never proved it was the reader's.
     public func changeEmail(
-        accountID: AccountID, to email: EmailAddress, confirmed: Bool = false, actor: AuditActor,
+        accountID: AccountID, to email: EmailAddress, confirmed: Bool = false, actor: AuditActor, offerUndo: Bool = false,
         notice: ((_ previous: Account, _ undoToken: String?) -> OutgoingMail)? = nil
     ) throws(StoreError) -> (previous: Account, current: Account) {
         let now = storedNow()
@@ -206,7 +207,9 @@ extension Store {
         return try write { db in
             guard let previous = try Self.account(db, id: accountID, lockingRow: true) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
-            if !sameMailbox, try Self.account(db, emailKey: email.lookupKey) != nil { throw StoreError.duplicateEmail(email.value) }
+            if !sameMailbox, try Self.account(db, emailKey: email.lookupKey) != nil || Self.addressKept(db, emailKey: email.lookupKey, forOtherThan: accountID, now: now) {
+                throw StoreError.duplicateEmail(email.value)
+            }
             do {
                 // Confirmed by an admin: from now (another mailbox's confirmation says nothing
                 // of this one); the same mailbox respelt keeps its own.
@@ -226,11 +229,11 @@ extension Store {
                 try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
                 if let notice {
                     var undoToken: String?
-                    if previous.emailVerifiedAt != nil {
-                        try db.execute("DELETE FROM email_reverts WHERE expires_at <= ?", [now.millis])
+                    if offerUndo, previous.emailVerifiedAt != nil {
+                        try db.execute("DELETE FROM email_reverts WHERE account_id = ? AND expires_at <= ?", [accountID.rawValue, now.millis])
                         try db.execute(
-                            "INSERT INTO email_reverts (token_hash, account_id, restores_email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                            [Data(RefreshToken.hash(undo.text)), accountID.rawValue, previous.email, now.millis,
+                            "INSERT INTO email_reverts (token_hash, account_id, restores_email, restores_email_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            [Data(RefreshToken.hash(undo.text)), accountID.rawValue, previous.email, EmailAddress(stored: previous.email).lookupKey, now.millis,
                              now.addingTimeInterval(Self.emailRevertLifetime).millis])
                         undoToken = undo.text
                     }
@@ -250,23 +253,30 @@ extension Store {
     /// still finds it working.
     public static let emailRevertLifetime: TimeInterval = 7 * 86_400
 
-    /// Uses the link of an email change's notice (``changeEmail(accountID:to:confirmed:actor:notice:)``):
+    /// Uses the link of an email change's notice (``changeEmail(accountID:to:confirmed:actor:offerUndo:notice:)``):
     /// in one transaction, the address it names becomes the account's again, confirmed (its
     /// owner just opened mail there); the password becomes `hash` (whoever changed the
     /// address had the old one); every session and access token ends; every link mailed
-    /// since, and every other such link, dies; audited as `account.revert-email` by the
-    /// account. Nil when the link is not live (nothing written). Throws
-    /// ``StoreError/duplicateEmail(_:)`` when another account has taken the address since
-    /// (nothing written). Returns the account as restored and how many sessions ended.
-    public func revertEmail(token: String, hash: String) throws(StoreError) -> (account: Account, endedSessions: Int)? {
+    /// since dies, and so do the undo links of later changes, while those of earlier ones
+    /// stay: the oldest address wins (someone who moved the account on, confirmed their
+    /// address and moved it again cannot void its owner's link with their own); the address
+    /// being replaced is told (`notice`); audited as `account.revert-email` by the account.
+    /// Nil when the link is not live (nothing written). Throws
+    /// ``StoreError/duplicateEmail(_:)`` when another account has the address (only one
+    /// that had it before the link was made: the link keeps it from others while it lives;
+    /// nothing written). Returns the account as restored and how many sessions ended.
+    public func revertEmail(
+        token: String, hash: String, notice: ((_ replaced: Account, _ restored: EmailAddress) -> OutgoingMail)? = nil
+    ) throws(StoreError) -> (account: Account, endedSessions: Int)? {
         let now = storedNow()
         return try write { db -> (account: Account, endedSessions: Int)? in
             guard let row = try db.fetchOne(
-                "SELECT account_id, restores_email FROM email_reverts WHERE token_hash = ? AND expires_at > ?",
+                "SELECT account_id, restores_email, created_at FROM email_reverts WHERE token_hash = ? AND expires_at > ?",
                 [Data(RefreshToken.hash(token)), now.millis])
             else { return nil }
             let accountID = AccountID(rawValue: row[0])
             let restored = EmailAddress(stored: row[1])
+            let madeAt: Int64 = row[2]
             guard let current = try Self.account(db, id: accountID, lockingRow: true) else { return nil }
             if let holder = try Self.account(db, emailKey: restored.lookupKey), holder.id != accountID { throw StoreError.duplicateEmail(restored.value) }
             do {
@@ -278,7 +288,12 @@ extension Store {
             }
             try db.execute("UPDATE credentials SET password_hash = ?, updated_at = ? WHERE account_id = ?", [hash, now.millis, accountID.rawValue])
             try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
-            try db.execute("DELETE FROM email_reverts WHERE account_id = ?", [accountID.rawValue])
+            // This link and later ones (by time: two changes of one account are a password
+            // check and a request apart, never in one millisecond).
+            try db.execute("DELETE FROM email_reverts WHERE account_id = ? AND created_at >= ?", [accountID.rawValue, madeAt])
+            if let notice, EmailAddress(stored: current.email).lookupKey != restored.lookupKey {
+                try Self.queueNotice(db, notice(current, restored), at: now)
+            }
             let actor = AuditActor.account(accountID)
             try audit(db, actor: actor, action: "account.revert-email", target: "account:\(accountID)", details: [
                 "previous": current.email, "email": restored.value,
@@ -287,6 +302,14 @@ extension Store {
             guard let account = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
             return (account, ended)
         }
+    }
+
+    /// Whether a live undo link of an account other than `accountID` (any, when nil) keeps
+    /// the address: it may not be taken while its owner can still put it back.
+    static func addressKept(_ db: any SQLConnection, emailKey: String, forOtherThan accountID: AccountID?, now: Date) throws -> Bool {
+        try db.fetchValue(
+            Bool.self, "SELECT EXISTS (SELECT 1 FROM email_reverts WHERE restores_email_key = ? AND expires_at > ? AND account_id <> ?)",
+            [emailKey, now.millis, accountID?.rawValue ?? ""]) ?? false
     }
 
     /// The address a live email-change undo link would put back, without using it (nil:

@@ -118,8 +118,9 @@ struct AccountCommand: ParsableCommand {
             discussion: """
                 The new address is unconfirmed until the reader uses the link mailed to it, \
                 unless --confirmed says you checked it by other means. Links mailed to the old \
-                address stop working, and the old address is told. \
-                Readers change their own with their password (POST /v1/me/email, the account page).
+                address stop working, and the old address is told, without the undo link a \
+                reader's own change sends (whoever holds a mailbox the reader lost must not get \
+                a way back in). Readers change their own with their password (POST /v1/me/email, the account page).
                   paywall account set-email ada@example.com ada@new.example
                 """
         )

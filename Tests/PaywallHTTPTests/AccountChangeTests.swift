@@ -171,6 +171,11 @@ struct AccountChangeTests {
             #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "taker2@evil.example"], token: taker).status == .ok)
             #expect(try Self.undoToken(f, to: "taker@evil.example") == nil, "a never confirmed address gets no link back")
             let ownerSession = try await client.signIn("taker2@evil.example")
+            let hashBefore = try f.service.store.passwordHash(accountID: try f.service.account("taker2@evil.example").id)
+            // While the link lives, the address is the account's to take back: no one else may take it.
+            #expect(try await client.signUp("reader@example.com").errorCode == "email_taken")
+            let other = try await client.signIn("member@example.com").string("accessToken")
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "Reader@example.com"], token: other).errorCode == "email_taken")
 
             let before = try f.snapshot()
             let refusals: [([String: Any], HTTPResponse.Status, String)] = [
@@ -186,6 +191,8 @@ struct AccountChangeTests {
                 #expect(reply.status == status && reply.errorCode == code, "\(body): \(reply.status) \(reply.text)")
             }
             #expect(try f.snapshot() == before, "refusals write nothing")
+            let id = try f.service.account("taker2@evil.example").id
+            #expect(try f.service.store.passwordHash(accountID: id) == hashBefore && (try f.service.store.signOutsEverywhere(accountID: id)) == 0)
 
             let reverted = try await client.json("/v1/email/revert", ["token": token, "password": "my own passphrase again"], token: nil)
             #expect(reverted.status == .ok, "\(reverted.text)")
@@ -198,29 +205,73 @@ struct AccountChangeTests {
             #expect(try await client.signIn("reader@example.com", password: "correct horse battery").status == .unauthorized, "the old password is gone")
             #expect(try await client.signIn("reader@example.com", password: "my own passphrase again").status == .created)
             #expect(try await client.json("/v1/email/revert", ["token": token, "password": "yet another passphrase"]).errorCode == "link_invalid", "single use")
-            let id = try f.service.account("reader@example.com").id
             #expect(try f.service.store.auditEntries(target: "account:\(id)", limit: 50).contains { $0.action == "account.revert-email" })
+            let told = try f.service.outbox().filter { $0.subject == "Your email address was changed back" }
+            #expect(told.map(\.recipient) == ["taker2@evil.example"] && told.first?.body.contains("r•••@example.com") == true, "the replaced address is told")
         }
     }
 
-    @Test("email: the undo link is refused (409 email_taken, nothing written) once another account has the old address, and dies after a week", arguments: TestBackend.all)
-    func undoEmailChangeRefused(backend: TestBackend) async throws {
+    @Test("email: the oldest address wins: after A→B (confirmed)→C, B's link does not void A's, and A's voids B's", arguments: TestBackend.all)
+    func undoOldestWins(backend: TestBackend) async throws {
         let f = try readerFixture(mail: nil, backend: backend)
         _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
         try await withAPI(f) { client in
             let access = try await client.signIn("reader@example.com").string("accessToken")
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "b@evil.example"], token: access).status == .ok)
+            let first = try #require(try Self.undoToken(f, to: "reader@example.com"))
+            _ = try await f.service.markEmailVerified(account: "b@evil.example", method: "test", actor: f.admin)
+            f.clock.advance(by: 60)
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "c@evil.example"], token: access).status == .ok)
+            let second = try #require(try Self.undoToken(f, to: "b@evil.example"))
+            #expect(try await client.json("/v1/email/revert", ["token": second, "password": "the taker's passphrase"]).status == .ok)
+            #expect(try f.service.account("b@evil.example").email == "b@evil.example")
+            let back = try await client.json("/v1/email/revert", ["token": first, "password": "the owner's passphrase"])
+            #expect(back.status == .ok, "the owner's link outlives the later one's use: \(back.text)")
+            #expect(try await client.signIn("reader@example.com", password: "the owner's passphrase").status == .created)
+            #expect(try await client.signIn("b@evil.example", password: "the taker's passphrase").status == .unauthorized)
+        }
+    }
+
+    @Test("email: the undo link lives a week, keeping the address from others until then; support's changes offer none", arguments: TestBackend.all)
+    func undoLifetime(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
+        _ = try await f.service.markEmailVerified(account: "trial@example.com", method: "test", actor: f.admin)
+        try await withAPI(f) { client in
+            let access = try await client.signIn("reader@example.com").string("accessToken")
             #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "moved@example.net"], token: access).status == .ok)
             let token = try #require(try Self.undoToken(f, to: "reader@example.com"))
-            _ = try await f.service.signUp(email: "Reader@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
-            let before = try f.snapshot()
-            let taken = try await client.json("/v1/email/revert", ["token": token, "password": "my own passphrase again"])
-            #expect(taken.status == .conflict && taken.errorCode == "email_taken", "\(taken.text)")
-            #expect(try f.snapshot() == before)
-            _ = try f.service.deleteAccount("Reader@example.com", actor: f.admin)
-            f.clock.advance(by: 7 * 86_400 + 1)
+            f.clock.advance(by: 7 * 86_400 - 1)
+            #expect(try await client.signUp("reader@example.com").errorCode == "email_taken", "kept to the last second")
+            f.clock.advance(by: 2)
             #expect(try await client.json("/v1/email/revert", ["token": token, "password": "my own passphrase again"]).errorCode == "link_invalid")
+            #expect(try await client.signUp("reader@example.com").status == .created, "free once the link has died")
             #expect(try f.service.account("moved@example.net").email == "moved@example.net")
+
+            _ = try f.service.changeEmail(account: "trial@example.com", to: "trial@new.example", confirmed: true, actor: f.admin)
+            let notice = try #require(try f.service.outbox().last { $0.recipient == "trial@example.com" && $0.subject == "Your email address was changed" })
+            #expect(!notice.body.contains("undo-email-change") && notice.body.contains("support"), "\(notice.body)")
         }
+    }
+
+    @Test("email: a link used at the same moment twice puts the address back once", arguments: TestBackend.all)
+    func undoOnce(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
+        let id = try f.service.account("reader@example.com").id
+        _ = try f.service.changeOwnEmail(accountID: id, password: "correct horse battery", newEmail: "moved@example.net", client: "test")
+        let token = try #require(try Self.undoToken(f, to: "reader@example.com"))
+        let service = f.service
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<4 {
+                group.addTask {
+                    (try? await service.blocking { service throws(ServiceError) in try service.revertEmail(token: token, password: "passphrase number \(index)") }) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1, "\(outcomes)")
+        #expect(try f.service.store.auditEntries(target: "account:\(id)", limit: 50).filter { $0.action == "account.revert-email" }.count == 1)
     }
 
     @Test("email: a new address that had its share of mail this hour is refused (429 too_much_mail) before anything is written", arguments: TestBackend.all)

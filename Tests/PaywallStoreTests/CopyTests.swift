@@ -66,7 +66,7 @@ struct CopyTests {
         // An email change's undo link: Ada moves to a confirmed address and back.
         _ = try store.changeEmail(accountID: ada.id, to: try EmailAddress("ada@new.example"), confirmed: true, actor: f.admin)
         var undoToken = ""
-        _ = try store.changeEmail(accountID: ada.id, to: try EmailAddress("ada@example.com"), confirmed: true, actor: f.admin) { previous, token in
+        _ = try store.changeEmail(accountID: ada.id, to: try EmailAddress("ada@example.com"), confirmed: true, actor: f.admin, offerUndo: true) { previous, token in
             undoToken = token ?? ""
             return OutgoingMail(recipient: previous.email, subject: "Changed", body: "undo #token=\(undoToken)")
         }

@@ -19,6 +19,10 @@ public struct AccountExport: Sendable {
     /// the reader's view (``AccountExportView``) says who in kind only and leaves out the
     /// details, which can name staff, admin tokens and other accounts.
     public var audit: [AuditEntry]
+    /// Mail about the account (to whichever address it had then), newest first, without bodies.
+    public var mail: [OutboxMessage]
+    /// Links mailed to the account and not used yet (never their tokens).
+    public var pendingLinks: [Store.PendingLink]
     /// Whether a list stopped at ``PaywallService/exportLimit`` (the newest are kept).
     public var truncated: Bool
 
@@ -38,8 +42,8 @@ extension PaywallService {
         let account = try ownAccount(accountID)
         let verified = try reverified(account, password: password, client: client)
         // Each export reads every row about the reader and builds a file of it: three,
-        // then one an hour, per account (per server).
-        if let wait = exports.take(accountID.rawValue, at: now) { throw .tooManyExports(retryAfter: wait) }
+        // then one an hour, per account (on every server together).
+        if let wait = try mapped({ try store.takeRateToken(Self.exports, key: accountID.rawValue) }) { throw .tooManyExports(retryAfter: wait) }
         return try export(verified, actor: .account(accountID))
     }
 
@@ -69,11 +73,13 @@ extension PaywallService {
             let eventsCut = billing.events.count > limit
             var trimmed = billing
             trimmed.events = Array(billing.events.prefix(limit))
+            let mail = try store.mail(accountID: id, limit: limit + 1)
             let export = AccountExport(
                 generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
                 sessions: try store.sessionsInUse(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
-                billing: trimmed, audit: Array(audit.prefix(limit)),
-                truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut)
+                billing: trimmed, audit: Array(audit.prefix(limit)), mail: Array(mail.prefix(limit)),
+                pendingLinks: try store.pendingLinks(accountID: id),
+                truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut || mail.count > limit)
             try store.recordAudit(actor: actor, action: "account.export", target: "account:\(id)", details: [
                 "reads": String(export.reads.count), "truncated": String(export.truncated),
             ])

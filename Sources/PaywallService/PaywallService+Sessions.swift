@@ -355,7 +355,7 @@ extension PaywallService {
     /// mailed to it now is used (`user.emailVerified` is false meanwhile); links mailed to
     /// the old address stop working; and the old address is told, in the same transaction,
     /// so someone who took a session and the password cannot move the account away
-    /// unnoticed. At most three changes, then one an hour, per account (per server).
+    /// unnoticed. At most three changes, then one an hour, per account (all servers together).
     /// Refused (429 `too_much_mail`) while the new address has had its share of mail this
     /// hour, before anything is written. The same mailbox
     /// respelt (`Ada@` for `ada@`) keeps its confirmation and gets no mail. Returns the
@@ -365,7 +365,7 @@ extension PaywallService {
         let account = try ownAccount(accountID)
         let email = try Self.newAddress(rawEmail, for: account)
         let verified = try reverified(account, password: password, client: client)
-        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID), offerUndo: true, limitedBy: emailChanges)
+        return try moveEmail(verified, to: email, confirmed: false, actor: .account(accountID), offerUndo: true, limitedBy: Self.emailChanges)
     }
 
     /// An admin changes a reader's email address (`paywall account set-email`): as the
@@ -388,7 +388,7 @@ extension PaywallService {
     /// What both email changes share: the limit, the mail budget, the notice, the change,
     /// the link. `limit` (the reader's own changes) is taken by every change to another
     /// mailbox, refused or not: each mails a link, and a refusal (`email_taken`) says
-    /// whether an address has an account.
+    /// whether an address has an account. Its bucket's row is the one thing a refusal writes.
     ///
     /// `offerUndo`: the old address's notice carries a link that puts it back (when it was
     /// confirmed). For the reader's own changes: someone with their session and password
@@ -396,10 +396,12 @@ extension PaywallService {
     /// to move them has often lost the old mailbox, and whoever holds it must not get a way
     /// back in.
     private func moveEmail(
-        _ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor, offerUndo: Bool = false, limitedBy limit: RateLimiter? = nil
+        _ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor, offerUndo: Bool = false, limitedBy limit: StoredRateLimit? = nil
     ) throws(ServiceError) -> (Account, MailDelivery?) {
         let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
-        if !sameMailbox, let limit, let wait = limit.take(account.id.rawValue, at: now) { throw .tooManyEmailChanges(retryAfter: wait) }
+        if !sameMailbox, let limit, let wait = try mapped({ try store.takeRateToken(limit, key: account.id.rawValue) }) {
+            throw .tooManyEmailChanges(retryAfter: wait)
+        }
         let linkNeeded = !sameMailbox && !confirmed
         if linkNeeded, try mapped({ try store.mailCount(recipient: email.value, since: now.addingTimeInterval(-3_600)) }) >= configuration.mailsPerAddressPerHour {
             throw .tooMuchMail(retryAfter: 3_600)

@@ -33,11 +33,12 @@ public final class PaywallService: Sendable {
     let resetRequests: RateLimiter
     /// Email-address changes per account (``changeOwnEmail(accountID:password:newEmail:client:)``):
     /// each mails a link to an address the reader types, and the per-address mail budget
-    /// is counted per spelling; three, then one an hour.
-    let emailChanges = RateLimiter(burst: 3, interval: 3_600)
+    /// is counted per spelling; three, then one an hour. Kept in the store: every server
+    /// counts alike, and a restart forgets nothing.
+    static let emailChanges = StoredRateLimit(scope: "email-change", burst: 3, interval: 3_600)
     /// Data exports per account (``exportOwnData(accountID:password:client:)``): each reads
-    /// every row about the reader; three, then one an hour.
-    let exports = RateLimiter(burst: 3, interval: 3_600)
+    /// every row about the reader; three, then one an hour. Kept in the store.
+    static let exports = StoredRateLimit(scope: "export", burst: 3, interval: 3_600)
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
     /// The last access decisions, for the admin area (``DecisionLog``).

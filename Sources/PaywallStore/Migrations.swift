@@ -426,6 +426,22 @@ enum Migrations {
                 CREATE INDEX email_reverts_by_address ON email_reverts(restores_email_key);
                 """)
         }
+        // Limits every server counts alike (``Store/takeRateToken(_:key:)``): a token bucket
+        // per kind and key. And the account each queued mail is about, so that a data export
+        // lists the reader's mail and no one else's (an address can pass between accounts).
+        migrator.registerMigration("v23-rate-limits-mail-accounts") { db in
+            try db.execute(sql: """
+                CREATE TABLE rate_limits (
+                    scope TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    tokens REAL NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (scope, key)
+                ) WITHOUT ROWID;
+                ALTER TABLE outbox ADD COLUMN account_id TEXT;
+                CREATE INDEX outbox_by_account ON outbox(account_id, created_at);
+                """)
+        }
 
         return migrator
     }()

@@ -569,6 +569,21 @@ enum PostgresMigrations {
             "CREATE INDEX email_reverts_by_account ON email_reverts(account_id)",
             "CREATE INDEX email_reverts_by_address ON email_reverts(restores_email_key)",
         ]),
+        // Limits every server counts alike (``Store/takeRateToken(_:key:)``), and the account
+        // each queued mail is about (a data export lists the reader's mail, no one else's).
+        ("v23-rate-limits-mail-accounts", [
+            """
+            CREATE TABLE rate_limits (
+                scope TEXT NOT NULL,
+                key TEXT NOT NULL,
+                tokens DOUBLE PRECISION NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (scope, key)
+            )
+            """,
+            "ALTER TABLE outbox ADD COLUMN account_id TEXT",
+            "CREATE INDEX outbox_by_account ON outbox(account_id, created_at)",
+        ]),
     ]
 }
 

@@ -164,7 +164,7 @@ extension Store {
                 """, [accountID.rawValue, hash, now.millis])
             try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
-            if let notice { try Self.queueNotice(db, notice, at: now) }
+            if let notice { try Self.queueNotice(db, notice, for: accountID, at: now) }
             return revokeSessions ? try self.revokeSessions(db, accountID: accountID, actor: actor, now: now) : 0
         }
     }
@@ -237,7 +237,7 @@ extension Store {
                              now.addingTimeInterval(Self.emailRevertLifetime).millis])
                         undoToken = undo.text
                     }
-                    try Self.queueMail(db, notice(previous, undoToken), at: now, expires: now.addingTimeInterval(Self.emailRevertLifetime))
+                    try Self.queueMail(db, notice(previous, undoToken), for: accountID, at: now, expires: now.addingTimeInterval(Self.emailRevertLifetime))
                 }
             }
             var details = ["previous": previous.email, "email": email.value]
@@ -292,7 +292,7 @@ extension Store {
             // check and a request apart, never in one millisecond).
             try db.execute("DELETE FROM email_reverts WHERE account_id = ? AND created_at >= ?", [accountID.rawValue, madeAt])
             if let notice, EmailAddress(stored: current.email).lookupKey != restored.lookupKey {
-                try Self.queueNotice(db, notice(current, restored), at: now)
+                try Self.queueNotice(db, notice(current, restored), for: accountID, at: now)
             }
             let actor = AuditActor.account(accountID)
             try audit(db, actor: actor, action: "account.revert-email", target: "account:\(accountID)", details: [
@@ -350,6 +350,7 @@ extension Store {
             let email = try Self.requireAccount(db, id, lockingRow: true)
             if let blocker = try Self.memberships(db, accountID: id).first(where: blocking) { return blocker }
             try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
+            try db.execute("DELETE FROM rate_limits WHERE key = ?", [id.rawValue])
             try db.execute("DELETE FROM accounts WHERE id = ?", [id.rawValue])
             try audit(db, actor: actor, action: "account.delete", target: "account:\(id)", details: ["email": email])
             return nil

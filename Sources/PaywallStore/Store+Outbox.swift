@@ -48,7 +48,7 @@ extension Store {
             // A queued message past its link's life opens nothing: erase its body now
             // rather than keep a dead link's token in the file.
             try db.execute("UPDATE outbox SET body = '' WHERE sent_at IS NULL AND expires_at <= ? AND body != ''", [now.millis])
-            let id = try Self.queueMail(db, mail, at: now, expires: expires)
+            let id = try Self.queueMail(db, mail, for: accountID, at: now, expires: expires)
             try audit(db, actor: actor, action: "email-link.issue", target: "account:\(accountID)", details: [
                 "purpose": purpose.rawValue, "outbox": String(id), "expiresAt": TimeText.format(expires),
             ])
@@ -56,19 +56,21 @@ extension Store {
         }
     }
 
-    /// Queues a message inside the caller's write transaction, due now; past `expires` its
-    /// body is erased (a link's message then opens nothing). Returns its outbox id.
+    /// Queues a message about `account` inside the caller's write transaction, due now;
+    /// past `expires` its body is erased (a link's message then opens nothing). Returns its
+    /// outbox id. The account is recorded (schema v23) so that its data export lists its
+    /// mail, and only its: an address can pass from one account to another.
     @discardableResult
-    static func queueMail(_ db: any SQLConnection, _ mail: OutgoingMail, at now: Date, expires: Date) throws -> Int64 {
+    static func queueMail(_ db: any SQLConnection, _ mail: OutgoingMail, for account: AccountID, at now: Date, expires: Date) throws -> Int64 {
         try db.insertedID("""
-            INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [mail.recipient, mail.subject, mail.body, now.millis, expires.millis, now.millis])
+            INSERT INTO outbox (recipient, subject, body, created_at, expires_at, next_attempt_at, account_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, [mail.recipient, mail.subject, mail.body, now.millis, expires.millis, now.millis, account.rawValue])
     }
 
-    /// Queues a notice (a mail that opens nothing: a change the owner of an address should
-    /// hear of) inside the caller's write transaction, kept a week.
-    static func queueNotice(_ db: any SQLConnection, _ mail: OutgoingMail, at now: Date) throws {
-        try queueMail(db, mail, at: now, expires: now.addingTimeInterval(7 * 86_400))
+    /// Queues a notice about `account` (a change the owner of an address should hear of)
+    /// inside the caller's write transaction, kept a week.
+    static func queueNotice(_ db: any SQLConnection, _ mail: OutgoingMail, for account: AccountID, at now: Date) throws {
+        try queueMail(db, mail, for: account, at: now, expires: now.addingTimeInterval(7 * 86_400))
     }
 
     /// The account a live link of `purpose` belongs to, without using it (nil: unknown,
@@ -158,6 +160,46 @@ extension Store {
         let now = storedNow()
         try write { db in
             try db.execute("UPDATE outbox SET last_error = ?, next_attempt_at = ? WHERE id = ?", [String(error.prefix(500)), now.addingTimeInterval(retryAfter).millis, id])
+        }
+    }
+
+    /// Mail queued about an account (to whichever address it had then), newest first, at
+    /// most `limit`, WITHOUT bodies (a waiting message holds its live link): what a reader's
+    /// data export lists. Mail queued before schema v23 names no account and is not listed.
+    public func mail(accountID: AccountID, limit: Int) throws(StoreError) -> [OutboxMessage] {
+        try read { db in
+            try db.fetchAll(
+                "SELECT \(OutboxMessage.columns) FROM outbox WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+                [accountID.rawValue, max(0, limit)]
+            ).map { row in
+                var message = OutboxMessage(row: row)
+                message.body = ""
+                return message
+            }
+        }
+    }
+
+    /// A link mailed to an account and not used yet, as its reader may know of it: what it
+    /// does, the address an undo link would put back, and when it expires. Never its token.
+    public struct PendingLink: Sendable, Equatable {
+        /// `verify-email`, `reset-password` or `undo-email-change`.
+        public var purpose: String
+        /// An undo link's address.
+        public var restores: String?
+        public var expiresAt: Date
+    }
+
+    /// The account's live links, soonest to expire first.
+    public func pendingLinks(accountID: AccountID) throws(StoreError) -> [PendingLink] {
+        let now = clock.now()
+        return try read { db in
+            let links = try db.fetchAll(
+                "SELECT purpose, expires_at FROM email_links WHERE account_id = ? AND expires_at > ?", [accountID.rawValue, now.millis]
+            ).map { PendingLink(purpose: $0[0], restores: nil, expiresAt: Date(millis: $0[1])) }
+            let undos = try db.fetchAll(
+                "SELECT restores_email, expires_at FROM email_reverts WHERE account_id = ? AND expires_at > ?", [accountID.rawValue, now.millis]
+            ).map { PendingLink(purpose: "undo-email-change", restores: $0[0], expiresAt: Date(millis: $0[1])) }
+            return (links + undos).sorted { ($0.expiresAt, $0.purpose) < ($1.expiresAt, $1.purpose) }
         }
     }
 

@@ -44,6 +44,8 @@ extension Store {
             report.outbox = try db.execute("DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) OR expires_at < ?", [cutoff, cutoff])
             // A revocation outlives every token it covers by `keep_until`: then it is moot.
             report.adminTokenRevocations = try db.execute("DELETE FROM admin_token_revocations WHERE keep_until < ?", [at.millis])
+            // Stored rate limits refill within hours: a row untouched for a day is full again.
+            try db.execute("DELETE FROM rate_limits WHERE updated_at < ?", [at.addingTimeInterval(-86_400).millis])
             // Sign-in failure counters whose window began before the cutoff and whose block
             // is over limit no one (a later failure would count from one).
             try db.execute("DELETE FROM sign_in_failures WHERE window_start < ? AND blocked_until < ?", [cutoff, at.millis])

@@ -176,6 +176,21 @@ public struct AccountExportView: Encodable, Sendable {
         public var by: String
     }
 
+    /// A message to the reader's address: never its body (a waiting one holds a live link).
+    public struct Mail: Encodable, Sendable {
+        public var to: String
+        public var subject: String
+        public var queuedAt: Date
+        public var sentAt: Date?
+    }
+
+    /// A link mailed to the reader and not used yet: what it does and until when.
+    public struct PendingLink: Encodable, Sendable {
+        public var purpose: String
+        public var restores: String?
+        public var expiresAt: Date
+    }
+
     public var generatedAt: Date
     public var account: AccountView
     public var memberships: [MembershipView]
@@ -185,6 +200,8 @@ public struct AccountExportView: Encodable, Sendable {
     public var gifts: [GivenGift]
     public var billing: Billing
     public var audit: [Change]
+    public var mail: [Mail]
+    public var pendingLinks: [PendingLink]
     public var truncated: Bool
 
     public init(_ export: AccountExport) {
@@ -204,6 +221,8 @@ public struct AccountExportView: Encodable, Sendable {
             })
         let own = AuditActor.account(export.account.id).rawValue
         audit = export.audit.map { Change(at: $0.at, action: $0.action, by: Self.kind(of: $0.actor, own: own)) }
+        mail = export.mail.map { Mail(to: $0.recipient, subject: $0.subject, queuedAt: $0.createdAt, sentAt: $0.sentAt) }
+        pendingLinks = export.pendingLinks.map { PendingLink(purpose: $0.purpose, restores: $0.restores, expiresAt: $0.expiresAt) }
         truncated = export.truncated
     }
 }

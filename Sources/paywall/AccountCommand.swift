@@ -191,8 +191,9 @@ struct AccountCommand: ParsableCommand {
             abstract: "Everything stored about a reader, as JSON (a request for their data).",
             discussion: """
                 The account, memberships with their histories, trial, devices signed in, reads, \
-                gifts, payment links, subscriptions and events, and the audit entries about or by \
-                the account: what readers download themselves (POST /v1/me/export, the account \
+                gifts, payment links, subscriptions and events, the audit entries about or by \
+                the account, the mail queued about it (no bodies) and links mailed and not used (no \
+                tokens): what readers download themselves (POST /v1/me/export, the account \
                 page). Written to standard output; audited. Example:
                   paywall account export ada@example.com > ada.json
                 """

@@ -274,6 +274,57 @@ struct AccountChangeTests {
         #expect(try f.service.store.auditEntries(target: "account:\(id)", limit: 50).filter { $0.action == "account.revert-email" }.count == 1)
     }
 
+    @Test("export: the mail listed is the account's own, to whichever address it had; not an earlier holder's of its address; links pending with what they do", arguments: TestBackend.all)
+    func exportMailOwnership(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
+        // The first holder of an address gets mail there, then leaves the address.
+        _ = try await f.service.requestPasswordReset(email: "member@example.com")
+        _ = try f.service.changeEmail(account: "member@example.com", to: "member@elsewhere.example", confirmed: true, actor: f.admin)
+        _ = try await f.service.deleteAccount("member@elsewhere.example", actor: f.admin)
+        #expect(try f.service.outbox().contains { $0.recipient == "member@example.com" })
+        // The reader moves to it and exports.
+        let id = try f.service.account("reader@example.com").id
+        _ = try f.service.changeOwnEmail(accountID: id, password: "correct horse battery", newEmail: "member@example.com", client: "test")
+        let export = try f.service.exportOwnData(accountID: id, password: "correct horse battery", client: "test")
+        #expect(export.mail.map(\.subject).sorted() == ["Confirm your email address", "Your email address was changed"], "\(export.mail.map(\.subject))")
+        #expect(export.mail.contains { $0.recipient == "reader@example.com" }, "the notice to the old address is the reader's too")
+        #expect(export.mail.allSatisfy { $0.body.isEmpty })
+        #expect(!export.mail.contains { $0.subject == "Reset your password" }, "the earlier holder's mail is not the reader's")
+        let purposes = export.pendingLinks.map(\.purpose).sorted()
+        #expect(purposes == ["undo-email-change", "verify-email"], "\(purposes)")
+        #expect(export.pendingLinks.first { $0.purpose == "undo-email-change" }?.restores == "reader@example.com")
+    }
+
+    @Test("the limits of email changes and exports are the store's: two servers (or a restart) share one budget per account", arguments: TestBackend.all)
+    func limitsShared(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        let other = try f.another()
+        let id = try f.service.account("reader@example.com").id
+        for server in [f.service, other, f.service] {
+            _ = try server.exportOwnData(accountID: id, password: "correct horse battery", client: "test")
+        }
+        #expect(throws: ServiceError.tooManyExports(retryAfter: 3_600)) { try other.exportOwnData(accountID: id, password: "correct horse battery", client: "test") }
+        do {
+            _ = try other.exportOwnData(accountID: id, password: "correct horse battery", client: "test")
+            Issue.record("a fourth export within the hour, on another server")
+        } catch {
+            guard case let .tooManyExports(wait) = error else { Issue.record("\(error)"); return }
+            #expect(wait > 0 && wait <= 3_600)
+        }
+        for (server, address) in [(other, "one@example.net"), (f.service, "two@example.net"), (other, "three@example.net")] {
+            let current = try server.account(id.rawValue).email
+            _ = try server.changeOwnEmail(accountID: id, password: "correct horse battery", newEmail: address, client: "test-\(current)")
+        }
+        let restarted = try f.another()
+        #expect(throws: ServiceError.tooManyEmailChanges(retryAfter: 3_600)) {
+            try restarted.changeOwnEmail(accountID: id, password: "correct horse battery", newEmail: "four@example.net", client: "test")
+        }
+        f.clock.advance(by: 3_600)
+        #expect(try restarted.changeOwnEmail(accountID: id, password: "correct horse battery", newEmail: "four@example.net", client: "test").0.email == "four@example.net")
+        #expect(try f.service.exportOwnData(accountID: id, password: "correct horse battery", client: "test").account.id == id, "an export refilled meanwhile")
+    }
+
     @Test("email: a new address that had its share of mail this hour is refused (429 too_much_mail) before anything is written", arguments: TestBackend.all)
     func changeEmailMailBudget(backend: TestBackend) async throws {
         let f = try readerFixture(mail: nil, backend: backend) { $0.mailsPerAddressPerHour = 2 }
@@ -327,6 +378,11 @@ struct AccountChangeTests {
             // A member of staff looked at the account: the reader learns that staff did, not who, nor with what token.
             let id = try f.service.account("reader@example.com").id.rawValue
             try f.service.store.recordAudit(actor: .admin("alice.smith"), action: "admin.account.view", target: "account:\(id)", details: ["jti": "tok-4711"])
+            // Mail to the reader: a reset link waiting (its token must not appear), and mail to someone else.
+            #expect(try await client.json("/v1/password/forgot", ["email": "reader@example.com"]).status == .ok)
+            #expect(try await client.json("/v1/password/forgot", ["email": "member@example.com"]).status == .ok)
+            let resetBody = try #require(try f.service.outbox().last { $0.recipient == "reader@example.com" }?.body)
+            let resetToken = String(resetBody[try #require(resetBody.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression))].dropFirst(7))
 
             let before = try f.snapshot()
             let refusals: [([String: Any], String?, HTTPResponse.Status, String)] = [
@@ -360,6 +416,11 @@ struct AccountChangeTests {
             #expect(!exported.text.contains("alice") && !exported.text.contains("tok-4711"), "no staff name, no admin token id")
             #expect(data["truncated"] as? Bool == false)
             #expect((data["billing"] as? [String: Any])?["links"] as? [Any] != nil)
+            let mail = try #require(data["mail"] as? [[String: Any]])
+            #expect(mail.map { $0["subject"] as? String } == ["Reset your password"] && mail.first?["to"] as? String == "reader@example.com", "\(mail)")
+            #expect(!exported.text.contains(resetToken) && !exported.text.contains("#token="), "never a body or a token")
+            let links = try #require(data["pendingLinks"] as? [[String: Any]])
+            #expect(links.map { $0["purpose"] as? String } == ["reset-password"] && links.first?["expiresAt"] as? String != nil, "\(links)")
             let audited = try #require(try f.service.store.auditEntries(target: "account:\(id)", limit: 1).first)
             #expect(audited.action == "account.export" && audited.actor == .account(AccountID(rawValue: id)))
             // Three an hour per account.

@@ -63,6 +63,8 @@ struct CopyTests {
             return OutgoingMail(recipient: account.email, subject: "Confirm", body: "link #token=\(token)")
         }
         try store.recordSignInFailure(keys: [("email:bob", 600, { _ in 60 })], at: now)
+        // A stored rate limit's bucket.
+        #expect(try store.takeRateToken(StoredRateLimit(scope: "export", burst: 3, interval: 3_600), key: ada.id.rawValue) == nil)
         // An email change's undo link: Ada moves to a confirmed address and back.
         _ = try store.changeEmail(accountID: ada.id, to: try EmailAddress("ada@new.example"), confirmed: true, actor: f.admin)
         var undoToken = ""

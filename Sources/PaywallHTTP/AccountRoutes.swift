@@ -215,21 +215,24 @@ extension PaywallAPI {
     }
 
     func resetPassword(_ request: Request) async throws -> Response {
-        var request = request
-        let body = try await RequestBody.object(&request).only(["token", "password"])
-        let (token, password) = (try body.requiredString("token"), try body.requiredString("password"))
-        let (account, ended) = try await service.blocking { service throws(ServiceError) in try service.resetPassword(token: token, password: password) }
-        struct Reset: Encodable { var account: AccountView; var endedSessions: Int }
-        return try Self.json(Reset(account: AccountView(account), endedSessions: ended), private: true)
+        try await usePasswordLink(request) { service, token, password throws(ServiceError) in try service.resetPassword(token: token, password: password) }
     }
 
     func revertEmail(_ request: Request) async throws -> Response {
+        try await usePasswordLink(request) { service, token, password throws(ServiceError) in try service.revertEmail(token: token, password: password) }
+    }
+
+    /// The two links in mail that take a new password (a reset, an email change's undo):
+    /// `{"token", "password"}` in; the account and how many sessions ended out.
+    func usePasswordLink(
+        _ request: Request, _ use: @escaping @Sendable (PaywallService, String, String) throws(ServiceError) -> (Account, Int)
+    ) async throws -> Response {
         var request = request
         let body = try await RequestBody.object(&request).only(["token", "password"])
         let (token, password) = (try body.requiredString("token"), try body.requiredString("password"))
-        let (account, ended) = try await service.blocking { service throws(ServiceError) in try service.revertEmail(token: token, password: password) }
-        struct Reverted: Encodable { var account: AccountView; var endedSessions: Int }
-        return try Self.json(Reverted(account: AccountView(account), endedSessions: ended), private: true)
+        let (account, ended) = try await service.blocking { service throws(ServiceError) in try use(service, token, password) }
+        struct Done: Encodable { var account: AccountView; var endedSessions: Int }
+        return try Self.json(Done(account: AccountView(account), endedSessions: ended), private: true)
     }
 
     // MARK: - Helpers

@@ -9,6 +9,12 @@ public struct AccountDetail: Sendable {
     /// Whether the person may still start a free trial (one per person, ever).
     public var trialEligible: Bool
     public var memberships: [Membership]
+    /// The devices signed in, most recently used first: what support looks at before
+    /// signing a reader out everywhere.
+    public var sessions: [ActiveSession]
+    /// The links mailed to the account and not used yet (never their tokens): whether a
+    /// reset or confirmation link went out, and whether an email change can still be undone.
+    public var pendingLinks: [Store.PendingLink]
 }
 
 /// A membership with its status history, oldest change first.
@@ -43,7 +49,8 @@ extension PaywallService {
             return AccountDetail(
                 account: account, trial: try store.trial(accountID: account.id),
                 trialEligible: try trialEligible(account),
-                memberships: try store.memberships(accountID: account.id))
+                memberships: try store.memberships(accountID: account.id),
+                sessions: try store.sessionsInUse(accountID: account.id), pendingLinks: try store.pendingLinks(accountID: account.id))
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import PaywallCore
 import PaywallService
+import PaywallStore
 
 /// A session as the reader sees it (`GET /v1/me`, sign-in answers).
 public struct SessionView: Encodable, Sendable {
@@ -48,6 +49,21 @@ public struct ReaderSessionView: Encodable, Sendable {
         carriedReads = session.carriedReads
         verificationMail = session.mail.map { _ in MailStatus.queued.rawValue }
         signedOutSessions = session.signedOutSessions
+    }
+}
+
+/// A link mailed to a reader and not used yet: what it does (`verify-email`,
+/// `reset-password`, `undo-email-change` with the address it would put back) and until when.
+/// Never its token. In the reader's data export and support's view of an account.
+public struct PendingLinkView: Encodable, Sendable {
+    public var purpose: String
+    public var restores: String?
+    public var expiresAt: Date
+
+    public init(_ link: Store.PendingLink) {
+        purpose = link.purpose
+        restores = link.restores
+        expiresAt = link.expiresAt
     }
 }
 
@@ -184,13 +200,6 @@ public struct AccountExportView: Encodable, Sendable {
         public var sentAt: Date?
     }
 
-    /// A link mailed to the reader and not used yet: what it does and until when.
-    public struct PendingLink: Encodable, Sendable {
-        public var purpose: String
-        public var restores: String?
-        public var expiresAt: Date
-    }
-
     public var generatedAt: Date
     public var account: AccountView
     public var memberships: [MembershipView]
@@ -201,7 +210,7 @@ public struct AccountExportView: Encodable, Sendable {
     public var billing: Billing
     public var audit: [Change]
     public var mail: [Mail]
-    public var pendingLinks: [PendingLink]
+    public var pendingLinks: [PendingLinkView]
     public var truncated: Bool
 
     public init(_ export: AccountExport) {
@@ -222,7 +231,7 @@ public struct AccountExportView: Encodable, Sendable {
         let own = AuditActor.account(export.account.id).rawValue
         audit = export.audit.map { Change(at: $0.at, action: $0.action, by: Self.kind(of: $0.actor, own: own)) }
         mail = export.mail.map { Mail(to: $0.recipient, subject: $0.subject, queuedAt: $0.createdAt, sentAt: $0.sentAt) }
-        pendingLinks = export.pendingLinks.map { PendingLink(purpose: $0.purpose, restores: $0.restores, expiresAt: $0.expiresAt) }
+        pendingLinks = export.pendingLinks.map(PendingLinkView.init)
         truncated = export.truncated
     }
 }

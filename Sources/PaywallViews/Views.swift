@@ -165,12 +165,18 @@ public struct AccountDetailView: Encodable, Sendable {
     public var trial: TrialView?
     public var memberships: [MembershipView]
     public var trialEligible: Bool
+    /// The devices signed in, most recently used first.
+    public var sessions: [SessionView]
+    /// Links mailed and not used yet (never their tokens).
+    public var pendingLinks: [PendingLinkView]
 
     public init(_ detail: AccountDetail, now: Date) {
         account = AccountView(detail.account)
         trial = detail.trial.map { TrialView($0, now: now) }
         memberships = detail.memberships.map { MembershipView($0, now: now) }
         trialEligible = detail.trialEligible
+        sessions = detail.sessions.map(SessionView.init)
+        pendingLinks = detail.pendingLinks.map(PendingLinkView.init)
     }
 }
 

@@ -47,6 +47,12 @@ struct AccountCommand: ParsableCommand {
                 if global.json { out.emit(detail); return }
                 var fields = detail.account.fields
                 fields.append(("trial", detail.trial.map { "\($0.status) until \($0.endsAt.text)" } ?? (detail.trialEligible ? "none (eligible)" : "none (already used)")))
+                let devices = detail.sessions.map { $0.deviceName ?? "unnamed" }
+                fields.append(("signed in", devices.isEmpty ? "nowhere" : "\(devices.count): " + devices.joined(separator: ", ")))
+                let links = detail.pendingLinks.map { link in
+                    link.purpose + (link.restores.map { " of \($0)" } ?? "") + " until " + link.expiresAt.text
+                }
+                fields.append(("links waiting", links.isEmpty ? "none" : links.joined(separator: "; ")))
                 out.fields(fields)
                 if !detail.memberships.isEmpty {
                     print("")

@@ -46,6 +46,9 @@ struct CLITests {
         let account = try #require(detail["account"] as? [String: Any])
         #expect(account["email"] as? String == "Ada@Example.com")
         #expect(detail["trialEligible"] as? Bool == true)
+        #expect((detail["sessions"] as? [Any])?.isEmpty == true && (detail["pendingLinks"] as? [Any])?.isEmpty == true)
+        let shown = try cli.run(["account", "show", "ada@example.com"]).stdout
+        #expect(shown.contains("signed in") && shown.contains("nowhere") && shown.contains("links waiting"), "\(shown)")
         let id = try #require(account["id"] as? String)
 
         #expect(try cli.run(["trial", "start", id, "--days", "14"]).stdout.contains("trial #1 started"))

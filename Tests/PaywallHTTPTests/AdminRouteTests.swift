@@ -365,6 +365,9 @@ struct AdminRouteTests {
         let f = try seededFixture()
         let token = try adminToken(f, [.members])
         let member = try f.service.account("member@example.com")
+        // A device signed in and a reset link waiting: support sees both (never the link's token).
+        _ = try f.service.signInReader(email: "member@example.com", password: "correct horse battery", deviceName: "Kitchen tablet", client: "test")
+        _ = try f.service.requestPasswordReset(email: "member@example.com")
         let (byEmail, byID, unknown) = try await withAPI(f) { client in
             (try await client.call(.get, "/admin/v1/accounts/MEMBER@example.com", token: token),
              try await client.call(.get, "/admin/v1/accounts/\(member.id.rawValue)", token: token),
@@ -373,6 +376,9 @@ struct AdminRouteTests {
         #expect(byEmail.status == .ok && byEmail.headers[.cacheControl] == "private, no-store")
         #expect(try ((try byEmail.object()["account"] as? [String: Any])?["id"] as? String) == member.id.rawValue)
         #expect(try ((try byID.object()["memberships"] as? [[String: Any]])?.first?["plan"] as? String) == "news")
+        #expect(try ((try byEmail.object()["sessions"] as? [[String: Any]])?.map { $0["deviceName"] as? String }) == ["Kitchen tablet"])
+        #expect(try ((try byEmail.object()["pendingLinks"] as? [[String: Any]])?.map { $0["purpose"] as? String }) == ["reset-password"])
+        #expect(!byEmail.text.contains("#token="))
         #expect(unknown.status == .notFound && unknown.errorCode == "account_not_found")
 
         let before = try f.snapshot()

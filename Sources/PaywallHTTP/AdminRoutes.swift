@@ -19,6 +19,7 @@ extension PaywallAPI {
         ("/admin/v1/titles/{title}", .get), ("/admin/v1/titles/{title}", .patch),
         ("/admin/v1/titles/{title}/retire", .post), ("/admin/v1/titles/{title}/restore", .post),
         ("/admin/v1/plans", .get), ("/admin/v1/plans", .post), ("/admin/v1/plans/{plan}", .get), ("/admin/v1/plans/{plan}", .patch),
+        ("/admin/v1/plans/{plan}", .delete),
         ("/admin/v1/accounts", .get), ("/admin/v1/accounts/{account}", .get),
         ("/admin/v1/accounts/{account}/memberships", .get), ("/admin/v1/accounts/{account}/memberships", .post),
         ("/admin/v1/accounts/{account}/memberships/cancel", .post),
@@ -125,6 +126,14 @@ extension PaywallAPI {
                 try service.updatePlan(id: id, name: name, titles: titles, allTitles: all, actor: admin.actor)
             }
             return try Self.json(PlanView(plan))
+        }
+        group.delete("/plans/{plan}") { request, context in
+            let admin = try await self.admin(request, .catalog)
+            var request = request
+            let id = try Self.parameter(context, "plan")
+            _ = try await RequestBody.optionalObject(&request)?.only([])
+            _ = try await service.blocking { service throws(ServiceError) in try service.deletePlan(id: id, actor: admin.actor) }
+            return Response(status: .noContent, headers: [.cacheControl: "no-store"])
         }
         addAdminMemberRoutes(to: group)
         addAdminRecordRoutes(to: group)

@@ -25,6 +25,11 @@ extension PaywallService {
         try mapped { try store.retireTitle(id: TitleID(validating: id), actor: actor) }
     }
 
+    /// Deletes a plan nothing refers to (made by mistake): see ``Store/deletePlan(id:actor:)``.
+    public func deletePlan(id: String, actor: AuditActor) throws(ServiceError) -> Plan {
+        try mapped { try store.deletePlan(id: PlanID(validating: id), actor: actor) }
+    }
+
     /// A retired title back in the catalog (no plan takes it back by itself).
     public func restoreTitle(id: String, actor: AuditActor) throws(ServiceError) -> Title {
         try mapped { try store.restoreTitle(id: TitleID(validating: id), actor: actor) }

@@ -218,7 +218,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .titleRetired, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting, .billingEventNotFound: .notFound
-        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
+        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
         }
@@ -256,6 +256,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .duplicateEmail: "email_taken"
             case .duplicateTitle: "title_exists"
             case .duplicatePlan: "plan_exists"
+            case .planInUse: "plan_in_use"
             case .trialAlreadyUsed: "trial_already_used"
             case .membershipExists: "membership_exists"
             case .invalidTransition: "invalid_transition"

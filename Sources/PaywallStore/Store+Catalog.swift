@@ -209,6 +209,30 @@ extension Store {
         }
     }
 
+    /// Deletes a plan nothing refers to: no membership ever made of it (ended ones keep its
+    /// history) and no billing product mapped to it; otherwise ``StoreError/planInUse(plan:memberships:mappings:)``
+    /// and nothing is written. For a plan made by mistake; one that was sold stays (stop
+    /// selling it by unmapping its prices). Audited as `plan.delete` with what it was.
+    /// On PostgreSQL a membership inserted meanwhile holds a key-share lock on the plan's
+    /// row, so the delete waits for it and then fails its foreign key: reported the same.
+    public func deletePlan(id: PlanID, actor: AuditActor) throws(StoreError) -> Plan {
+        try write { db in
+            guard let plan = try Self.plan(db, id) else { throw StoreError.planNotFound(id.rawValue) }
+            let memberships = try db.fetchValue(Int.self, "SELECT COUNT(*) FROM memberships WHERE plan_id = ?", [id.rawValue]) ?? 0
+            let mappings = try db.fetchValue(Int.self, "SELECT COUNT(*) FROM billing_plans WHERE plan_id = ?", [id.rawValue]) ?? 0
+            guard memberships == 0, mappings == 0 else { throw StoreError.planInUse(plan: id.rawValue, memberships: memberships, mappings: mappings) }
+            do {
+                try db.execute("DELETE FROM plans WHERE id = ?", [id.rawValue])  // its titles go with it (ON DELETE CASCADE)
+            } catch where SQLConstraint.violated(by: error) == .foreignKey {
+                throw StoreError.planInUse(plan: id.rawValue, memberships: 1, mappings: 0)
+            }
+            try audit(db, actor: actor, action: "plan.delete", target: "plan:\(id)", details: [
+                "name": plan.name, "period": plan.period.rawValue, "titles": Self.auditText(plan.bundle),
+            ])
+            return plan
+        }
+    }
+
     /// A bundle's listed titles, sorted, each checked to exist (none for every title).
     static func checkedTitles(_ db: any SQLConnection, _ bundle: TitleBundle, plan: PlanID) throws -> [TitleID] {
         guard case let .titles(set) = bundle else { return [] }

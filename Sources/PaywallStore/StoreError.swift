@@ -27,6 +27,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// No plan is mapped to this provider's price or product.
     case billingProductNotMapped(provider: String, product: String)
     case duplicatePlan(String)
+    /// A plan that memberships (ended ones included: they keep its history) or billing
+    /// mappings name cannot be deleted.
+    case planInUse(plan: String, memberships: Int, mappings: Int)
     case emptyBundle(plan: String)
     case trialAlreadyUsed(email: String)
     case trialNotFound(account: String)
@@ -105,6 +108,12 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no plan is mapped to \(provider) '\(product)'"
         case let .duplicatePlan(id):
             return "plan '\(id)' already exists"
+        case let .planInUse(plan, memberships, mappings):
+            let uses = [
+                memberships > 0 ? "\(memberships) membership\(memberships == 1 ? "" : "s") (ended ones keep its history)" : nil,
+                mappings > 0 ? "\(mappings) billing mapping\(mappings == 1 ? "" : "s") ('paywall billing unmap')" : nil,
+            ].compactMap { $0 }
+            return "plan '\(plan)' is in use by \(uses.joined(separator: " and ")); only a plan nothing refers to can be deleted"
         case let .emptyBundle(plan):
             return "plan '\(plan)' must grant all titles or at least one listed title"
         case let .trialAlreadyUsed(email):

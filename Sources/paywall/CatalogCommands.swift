@@ -152,7 +152,7 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Manage membership plans and the titles they grant.",
-        subcommands: [Add.self, Update.self, List.self]
+        subcommands: [Add.self, Update.self, List.self, Delete.self]
     )
 
     struct Add: ParsableCommand {
@@ -214,6 +214,32 @@ struct PlanCommand: ParsableCommand {
                 let list = titles.map { $0.split(separator: ",").map { String($0) } }
                 let view = PlanView(try service.updatePlan(id: id, name: name, titles: list, allTitles: all, actor: global.auditActor))
                 if global.json { Output(json: true).emit(view) } else { print("plan \(view.id) (\(view.name), per \(view.period), \(view.titleText))") }
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a plan nothing refers to (made by mistake).",
+            discussion: """
+                Refused while any membership was ever made of it (ended ones keep its history) or \
+                a Stripe price or App Store product is mapped to it ('paywall billing unmap'): \
+                a plan that was sold stays; stop selling it by unmapping its prices. Audited. Example:
+                  paywall plan delete news-wekly --yes
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The plan's id.") var id: String
+        @Flag(help: "Confirm.") var yes = false
+
+        func validate() throws {
+            guard yes else { throw ValidationError("deleting a plan cannot be undone; add --yes to confirm") }
+        }
+
+        func run() throws {
+            try global.run { service in
+                let plan = try service.deletePlan(id: id, actor: global.auditActor)
+                if global.json { Output(json: true).emit(["id": plan.id.rawValue, "result": "deleted"]) } else { print("plan \(plan.id) deleted") }
             }
         }
     }

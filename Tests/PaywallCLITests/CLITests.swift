@@ -18,6 +18,21 @@ struct CLITests {
         return cli
     }
 
+    @Test("plan delete: only with --yes, only a plan nothing refers to; audited")
+    func planDelete() throws {
+        let cli = try seeded()
+        #expect(try cli.run(["plan", "delete", "news"]).status == 64)
+        #expect(try cli.run(["membership", "grant", "ada@example.com", "--plan", "monthly-all"]).status == 0)
+        let before = try cli.snapshot()
+        let inUse = try cli.run(["plan", "delete", "monthly-all", "--yes"])
+        #expect(inUse.status == 1 && inUse.stderr.contains("plan 'monthly-all' is in use by 1 membership"), "\(inUse.stderr)")
+        #expect(try cli.snapshot() == before)
+        let deleted = try cli.run(["plan", "delete", "news", "--yes"])
+        #expect(deleted.status == 0 && deleted.stdout.contains("plan news deleted"), "\(deleted.stderr)")
+        #expect(!(try cli.run(["plan", "list"]).stdout.contains("news")))
+        #expect(try cli.run(["audit", "list", "--action", "plan.delete"]).stdout.contains("plan:news"))
+    }
+
     @Test("catalog changes: a title renamed, a plan's titles replaced, audited; a command with nothing to change is a usage error")
     func catalogUpdates() throws {
         let cli = try seeded()
@@ -168,6 +183,7 @@ struct CLITests {
         (["account", "set-email", "ada@example.com", "not an address"], "", "invalid email address"),
         (["account", "set-email", "ada@example.com", "Ada@Example.com"], "", "the account's address already"),
         (["account", "sign-out", "nobody@example.com"], "", "no account 'nobody@example.com'"),
+        (["plan", "delete", "nope", "--yes"], "", "no plan 'nope'"),
     ] as [([String], String, String)])
     func refused(arguments: [String], input: String, message: String) throws {
         let cli = try seeded()

@@ -360,6 +360,38 @@ struct AdminRouteTests {
         #expect(missing.status == .notFound && missing.errorCode == "plan_not_found")
     }
 
+    @Test("a plan nothing refers to is deleted (204, audited); one with memberships or a billing mapping is not (409 plan_in_use); refusals write nothing", arguments: TestBackend.all)
+    func deletePlan(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
+        let catalog = try adminToken(f, [.catalog])
+        let members = try adminToken(f, [.members])
+        _ = try f.service.addPlan(id: "typo", name: "Typo", period: "month", titles: ["euronews"], actor: f.admin)
+        _ = try f.service.addPlan(id: "sold", name: "Sold", period: "year", titles: nil, actor: f.admin)
+        _ = try f.service.mapBillingProduct(provider: .stripe, externalID: "price_sold", plan: "sold", actor: f.admin)
+        try await withAPI(f) { client in
+            let before = try f.snapshot()
+            let refusals: [(TestResponse, HTTPResponse.Status, String)] = [
+                (try await client.call(.delete, "/admin/v1/plans/news", token: catalog), .conflict, "plan_in_use"),
+                (try await client.call(.delete, "/admin/v1/plans/sold", token: catalog), .conflict, "plan_in_use"),
+                (try await client.call(.delete, "/admin/v1/plans/nope", token: catalog), .notFound, "plan_not_found"),
+                (try await client.call(.delete, "/admin/v1/plans/typo", token: members), .forbidden, "insufficient_scope"),
+                (try await client.call(.delete, "/admin/v1/plans/typo", #"{"force":true}"#, token: catalog), .badRequest, "unknown_field"),
+            ]
+            for (reply, status, code) in refusals {
+                #expect(reply.status == status && reply.errorCode == code, "\(reply.status) \(reply.text)")
+            }
+            #expect(refusals[0].0.text.contains("membership"), "\(refusals[0].0.text)")
+            #expect(try f.snapshot() == before, "refusals write nothing")
+            let deleted = try await client.call(.delete, "/admin/v1/plans/typo", token: catalog)
+            #expect(deleted.status == .noContent, "\(deleted.text)")
+            #expect(try await client.call(.get, "/admin/v1/plans/typo", token: catalog).status == .notFound)
+            let entry = try #require(try f.service.auditEntries(target: "plan:typo", limit: 5).first)
+            #expect(entry.action == "plan.delete" && entry.actor == .admin("alice") && entry.details.contains("euronews"))
+            // The id is free again.
+            #expect(try f.service.addPlan(id: "typo", name: "Fixed", period: "month", titles: nil, actor: f.admin).name == "Fixed")
+        }
+    }
+
     @Test("accounts by email or id; memberships granted, comped, canceled three ways, marked past due")
     func members() async throws {
         let f = try seededFixture()

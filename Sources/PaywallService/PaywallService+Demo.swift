@@ -66,7 +66,7 @@ extension PaywallService {
             guard try mapped({ try store.account(email: EmailAddress(reader.email)) }) == nil else { continue }
             do {
                 _ = try signUp(email: reader.email, password: reader.password, displayName: reader.name, actor: actor)
-            } catch .store(.duplicateEmail) { continue }
+            } catch .store(.duplicateEmail), .store(.addressKept) { continue }  // there, or kept for an account that left it
             if let plan {
                 _ = try grantMembership(account: reader.email, plan: plan, until: now.addingTimeInterval(365 * 86_400), source: .comp, actor: actor, reason: "demo")
             }

@@ -151,6 +151,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             // Why a gift token failed would help someone forging one; the reader needs only this.
             if case .giftRefused = self { return "the gift link is not valid for this article, or has expired" }
             if case .compRefused = self { return "the comp grant is not valid for this reader, or has expired" }
+            // Which account keeps an address, and until when, is support's to know (the CLI
+            // and the log say it); a reader is answered as for a taken address.
+            if case let .store(.addressKept(email, _, _)) = self { return StoreError.duplicateEmail(email).description }
             // Which check a forged event failed would help the forger; the log has it.
             if case let .billing(error) = self, error.isSignatureFailure { return "the event's signature could not be verified" }
             return description
@@ -218,7 +221,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .titleRetired, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting, .billingEventNotFound: .notFound
-        case .duplicateEmail, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
+        case .duplicateEmail, .addressKept, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
         }
@@ -253,7 +256,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .trialNotFound: "trial_not_found"
             case .membershipNotFound: "membership_not_found"
             case .sessionNotFound: "session_not_found"
-            case .duplicateEmail: "email_taken"
+            case .duplicateEmail, .addressKept: "email_taken"
             case .duplicateTitle: "title_exists"
             case .duplicatePlan: "plan_exists"
             case .planInUse: "plan_in_use"

@@ -34,9 +34,8 @@ extension Store {
     /// Inserts a new account and its credentials inside the caller's write transaction,
     /// audited; refuses a taken email.
     func insertAccount(_ db: any SQLConnection, _ account: Account, emailKey: String, passwordHash: String, actor: AuditActor) throws {
-        if try Self.account(db, emailKey: emailKey) != nil || Self.addressKept(db, emailKey: emailKey, forOtherThan: nil, now: account.createdAt) {
-            throw StoreError.duplicateEmail(account.email)
-        }
+        if try Self.account(db, emailKey: emailKey) != nil { throw StoreError.duplicateEmail(account.email) }
+        try Self.refuseKeptAddress(db, email: account.email, emailKey: emailKey, forOtherThan: nil, now: account.createdAt)
         do {
             try db.execute("""
                 INSERT INTO accounts (id, email, email_key, display_name, created_at, updated_at)
@@ -207,8 +206,9 @@ extension Store {
         return try write { db in
             guard let previous = try Self.account(db, id: accountID, lockingRow: true) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
-            if !sameMailbox, try Self.account(db, emailKey: email.lookupKey) != nil || Self.addressKept(db, emailKey: email.lookupKey, forOtherThan: accountID, now: now) {
-                throw StoreError.duplicateEmail(email.value)
+            if !sameMailbox {
+                if try Self.account(db, emailKey: email.lookupKey) != nil { throw StoreError.duplicateEmail(email.value) }
+                try Self.refuseKeptAddress(db, email: email.value, emailKey: email.lookupKey, forOtherThan: accountID, now: now)
             }
             do {
                 // Confirmed by an admin: from now (another mailbox's confirmation says nothing
@@ -242,6 +242,15 @@ extension Store {
             }
             var details = ["previous": previous.email, "email": email.value]
             if confirmed { details["confirmed"] = "admin" }
+            if !sameMailbox, offerUndo, notice != nil, previous.emailVerifiedAt != nil {
+                details["undoUntil"] = TimeText.format(now.addingTimeInterval(Self.emailRevertLifetime))
+            }
+            if !sameMailbox, !offerUndo {
+                // Support moved the reader (often off a mailbox they lost): no earlier address
+                // may take the account back either.
+                let voided = try db.execute("DELETE FROM email_reverts WHERE account_id = ?", [accountID.rawValue])
+                if voided > 0 { details["undoLinksVoided"] = String(voided) }
+            }
             try audit(db, actor: actor, action: "account.change-email", target: "account:\(accountID)", details: details)
             guard let updated = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
             return (previous, updated)
@@ -304,12 +313,15 @@ extension Store {
         }
     }
 
-    /// Whether a live undo link of an account other than `accountID` (any, when nil) keeps
-    /// the address: it may not be taken while its owner can still put it back.
-    static func addressKept(_ db: any SQLConnection, emailKey: String, forOtherThan accountID: AccountID?, now: Date) throws -> Bool {
-        try db.fetchValue(
-            Bool.self, "SELECT EXISTS (SELECT 1 FROM email_reverts WHERE restores_email_key = ? AND expires_at > ? AND account_id <> ?)",
-            [emailKey, now.millis, accountID?.rawValue ?? ""]) ?? false
+    /// Throws ``StoreError/addressKept(email:account:until:)`` when a live undo link of an
+    /// account other than `accountID` (any, when nil) keeps the address: it may not be taken
+    /// while its owner can still put it back.
+    static func refuseKeptAddress(_ db: any SQLConnection, email: String, emailKey: String, forOtherThan accountID: AccountID?, now: Date) throws {
+        guard let row = try db.fetchOne(
+            "SELECT account_id, expires_at FROM email_reverts WHERE restores_email_key = ? AND expires_at > ? AND account_id <> ? ORDER BY expires_at DESC LIMIT 1",
+            [emailKey, now.millis, accountID?.rawValue ?? ""])
+        else { return }
+        throw StoreError.addressKept(email: email, account: row[0], until: Date(millis: row[1]))
     }
 
     /// The address a live email-change undo link would put back, without using it (nil:

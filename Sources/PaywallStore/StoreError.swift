@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import PaywallCore
 
@@ -19,6 +20,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     // Domain lookups and constraints.
     case accountNotFound(String)
     case duplicateEmail(String)
+    /// No account has the address, but a live undo link of another account's email change
+    /// keeps it for that account until it expires (``Store/revertEmail(token:hash:)``).
+    case addressKept(email: String, account: String, until: Date)
     case titleNotFound(String)
     /// The title left the catalog (``Store/retireTitle(id:actor:)``).
     case titleRetired(String)
@@ -102,6 +106,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the title '\(id)' is no longer in the catalog"
         case let .duplicateTitle(id):
             return "title '\(id)' already exists"
+        case let .addressKept(email, account, until):
+            return "the address '\(email)' is kept until \(TimeText.format(until)) for account \(account), which left it and can still take it back with the link mailed there ('paywall account show \(account)' lists it); another account cannot take it before"
         case let .planNotFound(id):
             return "no plan '\(id)'"
         case let .billingProductNotMapped(provider, product):
@@ -111,9 +117,12 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .planInUse(plan, memberships, mappings):
             let uses = [
                 memberships > 0 ? "\(memberships) membership\(memberships == 1 ? "" : "s") (ended ones keep its history)" : nil,
-                mappings > 0 ? "\(mappings) billing mapping\(mappings == 1 ? "" : "s") ('paywall billing unmap')" : nil,
+                mappings > 0 ? "\(mappings) billing mapping\(mappings == 1 ? "" : "s")" : nil,
             ].compactMap { $0 }
-            return "plan '\(plan)' is in use by \(uses.joined(separator: " and ")); only a plan nothing refers to can be deleted"
+            let fix = memberships > 0
+                ? "a plan that was sold stays; to stop selling it, unmap its prices ('paywall billing products' lists them, 'paywall billing unmap' removes one)"
+                : "unmap its prices first ('paywall billing products' lists them, 'paywall billing unmap' removes one)"
+            return "plan '\(plan)' is in use by \(uses.joined(separator: " and ")): \(fix)"
         case let .emptyBundle(plan):
             return "plan '\(plan)' must grant all titles or at least one listed title"
         case let .trialAlreadyUsed(email):

@@ -135,7 +135,11 @@ extension WebSite {
         } catch {
             switch error {
             case .linkInvalid where link == .reset: return linkExpired(visit, what: "password reset", retry: "/forgot-password", retryText: "Ask for a new link")
-            case .linkInvalid: return linkExpired(visit, what: "undo", retry: "/signin", retryText: "Sign in")
+            case .linkInvalid:
+                // Whoever changed the address also changed what the owner would sign in with.
+                return errorPage(
+                    visit, status: .badRequest, heading: "This link does not work",
+                    message: "This undo link is invalid, has expired, or was already used. If someone else changed your account's address, write to the publisher's support from your address.")
             case .store(.duplicateEmail):
                 return errorPage(
                     visit, status: .conflict, heading: "This address has another account now",
@@ -299,13 +303,13 @@ extension WebSite {
             case .invalidCredentials, .crypto(.passwordTooLong): (field, status) = ("emailPasswordError", .unprocessableContent)
             case .tooManyAttempts: (field, status) = ("emailPasswordError", .tooManyRequests)
             case .invalidInput: (field, status) = ("newEmailError", .unprocessableContent)
-            case .store(.duplicateEmail): (field, status) = ("newEmailError", .conflict)
+            case .store(.duplicateEmail), .store(.addressKept): (field, status) = ("newEmailError", .conflict)
             case .tooMuchMail, .tooManyEmailChanges: (field, status) = ("newEmailError", .tooManyRequests)
             default: throw error
             }
             let message = switch error {
             case .invalidCredentials, .crypto(.passwordTooLong): "That is not your password."
-            case .store(.duplicateEmail): "Another account uses that address."
+            case .store(.duplicateEmail), .store(.addressKept): "Another account uses that address."
             default: Self.sentence(error.publicMessage)
             }
             return try await account(visit, status: status, error: nil, fields: [field: message, "newEmail": email])

@@ -302,7 +302,7 @@ extension WebSite {
             case let .invalidInput(.invalidEmail(_, reason)): errors["email"] = "That email address is not valid: \(reason)."
             case .invalidInput(.weakPassword): errors["password"] = Self.sentence(error.publicMessage)
             case .invalidInput(.invalidName): errors["name"] = Self.sentence(error.publicMessage)
-            case .store(.duplicateEmail): errors["email"] = "An account with this email already exists. Sign in instead."
+            case .store(.duplicateEmail), .store(.addressKept): errors["email"] = "An account with this email already exists. Sign in instead."
             case .crypto: errors["password"] = Self.sentence(error.publicMessage)
             case .tooManySignUps:
                 errors["form"] = Self.sentence(error.publicMessage)

@@ -36,7 +36,7 @@ struct AccountCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show an account, its trial and memberships.")
+        static let configuration = CommandConfiguration(abstract: "Show an account, its trial, memberships, devices signed in and links waiting.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
 
@@ -170,8 +170,9 @@ struct AccountCommand: ParsableCommand {
             abstract: "Sign a reader out everywhere: every session and every access token issued so far end.",
             discussion: """
                 For a reader whose device or password was taken. Their apps and pages must sign \
-                in again; access tokens issued before are refused by every server at once (a \
-                verifier with the JWKS alone honours them until they expire). The password \
+                in again; access tokens issued before are refused at once by this database's \
+                servers (the others within moments; a verifier with the JWKS alone honours them \
+                until they expire). The password \
                 stays: if it was taken, set a new one (set-password, which signs out too). \
                 Audited. Example:
                   paywall account sign-out ada@example.com

@@ -176,7 +176,11 @@ struct TokenCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify a token: exit 0 and print its claims when valid; exit 1 and the reason when not.",
-            discussion: "Pass - to read the token from standard input (keeps it out of the process list)."
+            discussion: """
+                Pass - to read the token from standard input (keeps it out of the process list). An \
+                access token is also judged against its account, as the API does: refused when the \
+                account was deleted or signed out everywhere since it was issued.
+                """
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The token, or - for standard input.") var token: String

@@ -172,8 +172,14 @@ struct AccountChangeTests {
             #expect(try Self.undoToken(f, to: "taker@evil.example") == nil, "a never confirmed address gets no link back")
             let ownerSession = try await client.signIn("taker2@evil.example")
             let hashBefore = try f.service.store.passwordHash(accountID: try f.service.account("taker2@evil.example").id)
-            // While the link lives, the address is the account's to take back: no one else may take it.
-            #expect(try await client.signUp("reader@example.com").errorCode == "email_taken")
+            // While the link lives, the address is the account's to take back: no one else may
+            // take it, and no one is told which account keeps it.
+            let keptReply = try await client.signUp("reader@example.com")
+            let keeper = try f.service.account("taker2@evil.example").id.rawValue
+            #expect(keptReply.errorCode == "email_taken" && !keptReply.text.contains(keeper), "\(keptReply.text)")
+            #expect(try f.service.store.auditEntries(target: "account:\(keeper)", limit: 50).contains {
+                $0.action == "account.change-email" && $0.details.contains("undoUntil")
+            }, "the undo link's issue is audited")
             let other = try await client.signIn("member@example.com").string("accessToken")
             #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "Reader@example.com"], token: other).errorCode == "email_taken")
 
@@ -251,6 +257,15 @@ struct AccountChangeTests {
             _ = try f.service.changeEmail(account: "trial@example.com", to: "trial@new.example", confirmed: true, actor: f.admin)
             let notice = try #require(try f.service.outbox().last { $0.recipient == "trial@example.com" && $0.subject == "Your email address was changed" })
             #expect(!notice.body.contains("undo-email-change") && notice.body.contains("support"), "\(notice.body)")
+
+            // Support moving a reader voids the undo links of the reader's own earlier changes:
+            // whoever holds a mailbox the reader left must not take the account back.
+            let trialAccess = try await client.signIn("trial@new.example").string("accessToken")
+            #expect(try await client.json("/v1/me/email", ["password": "correct horse battery", "email": "trial@third.example"], token: trialAccess).status == .ok)
+            let earlier = try #require(try Self.undoToken(f, to: "trial@new.example"))
+            _ = try f.service.changeEmail(account: "trial@third.example", to: "trial@safe.example", confirmed: true, actor: f.admin)
+            #expect(try await client.json("/v1/email/revert", ["token": earlier, "password": "someone else's passphrase"]).errorCode == "link_invalid")
+            #expect(try await client.signUp("trial@new.example").status == .created, "the address is free again")
         }
     }
 

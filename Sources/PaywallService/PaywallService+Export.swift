@@ -10,6 +10,8 @@ public struct AccountExport: Sendable {
     public var memberships: [MembershipRecord]
     public var trial: Trial?
     public var sessions: [ActiveSession]
+    /// Sessions ended and still on record (a week after they expire), most recent first.
+    public var endedSessions: [Store.EndedSession]
     /// Their recorded reads, newest first (at most ``PaywallService/exportLimit``).
     public var reads: [ArticleRead]
     /// The articles they gave, newest first.
@@ -76,7 +78,7 @@ extension PaywallService {
             let mail = try store.mail(accountID: id, limit: limit + 1)
             let export = AccountExport(
                 generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
-                sessions: try store.sessionsInUse(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
+                sessions: try store.sessionsInUse(accountID: id), endedSessions: try store.endedSessions(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
                 billing: trimmed, audit: Array(audit.prefix(limit)), mail: Array(mail.prefix(limit)),
                 pendingLinks: try store.pendingLinks(accountID: id),
                 truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut || mail.count > limit)

@@ -100,6 +100,37 @@ extension Store {
         return try read { db in try activeSessions(db, accountID: accountID, now: now) }
     }
 
+    /// A session (family) of an account that has ended, as its data export lists it: the
+    /// device's name, when it began and when it ended (signed out, revoked or expired).
+    public struct EndedSession: Sendable, Equatable {
+        public var deviceName: String?
+        public var startedAt: Date
+        public var endedAt: Date
+    }
+
+    /// An account's ended sessions still on record (rows are pruned a week after they
+    /// expire), most recently ended first.
+    public func endedSessions(accountID: AccountID) throws(StoreError) -> [EndedSession] {
+        let now = clock.now()
+        return try read { db in
+            let live = Set(try activeSessions(db, accountID: accountID, now: now).map(\.id))
+            return try db.fetchAll("""
+                    SELECT s.family_id, MIN(s.family_started_at), MAX(COALESCE(s.revoked_at, s.expires_at)), MAX(d.device_name)
+                    FROM sessions AS s LEFT JOIN session_devices AS d ON d.family_id = s.family_id
+                    WHERE s.account_id = ?
+                    GROUP BY s.family_id
+                    """, [accountID.rawValue]
+            ).compactMap { row -> (Date, EndedSession)? in
+                let family: String = row[0]
+                guard !live.contains(family) else { return nil }
+                let ended = Date(millis: row[2])
+                return (ended, EndedSession(deviceName: row[3], startedAt: Date(millis: row[1]), endedAt: min(ended, now)))
+            }
+            .sorted { $0.0 > $1.0 }
+            .map(\.1)
+        }
+    }
+
     /// The live session (family) holding this refresh token, as readers see it; nil when
     /// the token is unknown, spent, revoked or expired.
     public func sessionInUse(token: String) throws(StoreError) -> ActiveSession? {

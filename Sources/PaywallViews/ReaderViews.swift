@@ -192,6 +192,13 @@ public struct AccountExportView: Encodable, Sendable {
         public var by: String
     }
 
+    /// A session that has ended: the device, when it began and ended.
+    public struct EndedSession: Encodable, Sendable {
+        public var deviceName: String?
+        public var startedAt: Date
+        public var endedAt: Date
+    }
+
     /// A message to the reader's address: never its body (a waiting one holds a live link).
     public struct Mail: Encodable, Sendable {
         public var to: String
@@ -205,6 +212,7 @@ public struct AccountExportView: Encodable, Sendable {
     public var memberships: [MembershipView]
     public var trial: TrialView?
     public var sessions: [SessionView]
+    public var endedSessions: [EndedSession]
     public var reads: [Read]
     public var gifts: [GivenGift]
     public var billing: Billing
@@ -220,6 +228,7 @@ public struct AccountExportView: Encodable, Sendable {
         memberships = export.memberships.map { MembershipView($0.membership, now: now, history: $0.history) }
         trial = export.trial.map { TrialView($0, now: now) }
         sessions = export.sessions.map(SessionView.init)
+        endedSessions = export.endedSessions.map { EndedSession(deviceName: $0.deviceName, startedAt: $0.startedAt, endedAt: $0.endedAt) }
         reads = export.reads.map { Read(title: $0.titleID.rawValue, article: $0.articleID, at: $0.at) }
         gifts = export.gifts.map { GivenGift(id: $0.id, title: $0.titleID.rawValue, article: $0.articleID, createdAt: $0.createdAt, expiresAt: $0.expiresAt) }
         let overview = BillingOverviewView(export.billing)

@@ -396,6 +396,9 @@ struct AccountChangeTests {
             // Mail to the reader: a reset link waiting (its token must not appear), and mail to someone else.
             #expect(try await client.json("/v1/password/forgot", ["email": "reader@example.com"]).status == .ok)
             #expect(try await client.json("/v1/password/forgot", ["email": "member@example.com"]).status == .ok)
+            // A device signed in and out again: an ended session.
+            let tablet = try await client.signIn("reader@example.com", deviceName: "Tablet")
+            #expect(try await client.json("/v1/sessions/sign-out", ["refreshToken": try tablet.string("refreshToken")]).status == .ok)
             let resetBody = try #require(try f.service.outbox().last { $0.recipient == "reader@example.com" }?.body)
             let resetToken = String(resetBody[try #require(resetBody.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression))].dropFirst(7))
 
@@ -423,6 +426,8 @@ struct AccountChangeTests {
             #expect(!exported.text.contains("someone-elses") && !exported.text.contains("member@example.com"), "nobody else's data")
             #expect((data["trial"] as? [String: Any])?["status"] as? String == "active")
             #expect((data["sessions"] as? [[String: Any]])?.map { $0["deviceName"] as? String } == ["Phone"])
+            let ended = try #require(data["endedSessions"] as? [[String: Any]])
+            #expect(ended.map { $0["deviceName"] as? String } == ["Tablet"] && ended.first?["endedAt"] as? String != nil, "\(ended)")
             let changes = try #require(data["audit"] as? [[String: Any]])
             let actions = changes.compactMap { $0["action"] as? String }
             #expect(actions.contains("account.create") && actions.contains("trial.start"), "\(actions)")

@@ -28,7 +28,7 @@ extension PaywallService {
         case .device: throw .notEntitled(title: title)
         case let .account(id, signOuts):
             accountID = id
-            _ = try Self.holding(try mapped { try store.account(id: id) }, signOuts: signOuts)
+            _ = try holdingAccount(id, signOuts: signOuts)
         }
         return try mapped {
             let titleID = try TitleID(validating: title)
@@ -69,7 +69,7 @@ extension PaywallService {
         let gift = try await offCooperativePoolIfShared { service throws(ServiceError) in
             // The bearer's own token must hold (the read is recorded as theirs), as on the
             // policy's path.
-            if case let .account(id, signOuts) = reader { _ = try Self.holding(try mapped { try service.store.account(id: id) }, signOuts: signOuts) }
+            if case let .account(id, signOuts) = reader { _ = try service.holdingAccount(id, signOuts: signOuts) }
             let gift = try service.verifiedGift(token, title: request.title, article: request.article.id)
             // A link given before its title was retired opens nothing now (404 title_retired,
             // as the title's other articles).

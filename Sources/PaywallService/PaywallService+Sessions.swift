@@ -68,8 +68,12 @@ extension PaywallService {
         guard case let .access(claims) = try verifyCached(bearer, kinds: [.access]) else {
             throw .token(.wrongType(expected: TokenKind.access.rawValue, actual: nil))
         }
-        let id = AccountID(rawValue: claims.registered.subject)
-        return try Self.holding(try mapped { try store.account(id: id) }, signOuts: claims.signOutsEverywhere).id
+        return try holdingAccount(AccountID(rawValue: claims.registered.subject), signOuts: claims.signOutsEverywhere).id
+    }
+
+    /// ``holding(_:signOuts:)`` for the account with this id, read from the cached facts.
+    func holdingAccount(_ id: AccountID, signOuts: Int?) throws(ServiceError) -> Account {
+        try Self.holding(try mapped { try store.account(id: id) }, signOuts: signOuts)
     }
 
     /// The account an access token names, if the token still holds: the account exists
@@ -265,8 +269,7 @@ extension PaywallService {
     /// (``holding(_:signOuts:)``): for `paywall token verify`, which verifies the signature
     /// and claims only. ``ServiceError/token(_:)`` when it does not.
     public func checkAccessTokenStanding(_ claims: AccessClaims) throws(ServiceError) {
-        let id = AccountID(rawValue: claims.registered.subject)
-        _ = try Self.holding(try mapped { try store.account(id: id) }, signOuts: claims.signOutsEverywhere)
+        _ = try holdingAccount(AccountID(rawValue: claims.registered.subject), signOuts: claims.signOutsEverywhere)
     }
 
     /// Support signs a reader out everywhere (`paywall account sign-out`, `POST

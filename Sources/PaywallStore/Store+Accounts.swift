@@ -202,7 +202,8 @@ extension Store {
         notice: ((_ previous: Account, _ undoToken: String?) -> OutgoingMail)? = nil
     ) throws(StoreError) -> (previous: Account, current: Account) {
         let now = storedNow()
-        let undo = try RefreshToken.generate()
+        // Made before the transaction, which PostgreSQL may run again: one token per change.
+        let undo = offerUndo ? try RefreshToken.generate() : nil
         return try write { db in
             guard let previous = try Self.account(db, id: accountID, lockingRow: true) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let sameMailbox = EmailAddress(stored: previous.email).lookupKey == email.lookupKey
@@ -225,31 +226,27 @@ extension Store {
             } catch where SQLConstraint.violated(by: error) == .unique {
                 throw StoreError.duplicateEmail(email.value)
             }
-            if !sameMailbox {
-                try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
-                if let notice {
-                    var undoToken: String?
-                    if offerUndo, previous.emailVerifiedAt != nil {
-                        try db.execute("DELETE FROM email_reverts WHERE account_id = ? AND expires_at <= ?", [accountID.rawValue, now.millis])
-                        try db.execute(
-                            "INSERT INTO email_reverts (token_hash, account_id, restores_email, restores_email_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                            [Data(RefreshToken.hash(undo.text)), accountID.rawValue, previous.email, EmailAddress(stored: previous.email).lookupKey, now.millis,
-                             now.addingTimeInterval(Self.emailRevertLifetime).millis])
-                        undoToken = undo.text
-                    }
-                    try Self.queueMail(db, notice(previous, undoToken), for: accountID, at: now, expires: now.addingTimeInterval(Self.emailRevertLifetime))
-                }
-            }
             var details = ["previous": previous.email, "email": email.value]
             if confirmed { details["confirmed"] = "admin" }
-            if !sameMailbox, offerUndo, notice != nil, previous.emailVerifiedAt != nil {
-                details["undoUntil"] = TimeText.format(now.addingTimeInterval(Self.emailRevertLifetime))
-            }
-            if !sameMailbox, !offerUndo {
-                // Support moved the reader (often off a mailbox they lost): no earlier address
-                // may take the account back either.
-                let voided = try db.execute("DELETE FROM email_reverts WHERE account_id = ?", [accountID.rawValue])
-                if voided > 0 { details["undoLinksVoided"] = String(voided) }
+            if !sameMailbox {
+                try db.execute("DELETE FROM email_links WHERE account_id = ?", [accountID.rawValue])
+                let expires = now.addingTimeInterval(Self.emailRevertLifetime)
+                var undoToken: String?
+                if let undo, notice != nil, previous.emailVerifiedAt != nil {
+                    try db.execute("DELETE FROM email_reverts WHERE account_id = ? AND expires_at <= ?", [accountID.rawValue, now.millis])
+                    try db.execute(
+                        "INSERT INTO email_reverts (token_hash, account_id, restores_email, restores_email_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        [Data(RefreshToken.hash(undo.text)), accountID.rawValue, previous.email, EmailAddress(stored: previous.email).lookupKey,
+                         now.millis, expires.millis])
+                    undoToken = undo.text
+                    details["undoUntil"] = TimeText.format(expires)
+                } else if !offerUndo {
+                    // Support moved the reader (often off a mailbox they lost): no earlier
+                    // address may take the account back either.
+                    let voided = try db.execute("DELETE FROM email_reverts WHERE account_id = ?", [accountID.rawValue])
+                    if voided > 0 { details["undoLinksVoided"] = String(voided) }
+                }
+                if let notice { try Self.queueMail(db, notice(previous, undoToken), for: accountID, at: now, expires: expires) }
             }
             try audit(db, actor: actor, action: "account.change-email", target: "account:\(accountID)", details: details)
             guard let updated = try Self.account(db, id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }

@@ -38,19 +38,11 @@ extension Store {
             guard let row = try db.fetchOne("SELECT tokens, updated_at FROM rate_limits WHERE scope = ? AND key = ?", [limit.scope, key]) else {
                 throw StoreError.corrupt(path: location, detail: "the rate limit row \(limit.scope)/\(key) vanished inside its transaction")
             }
-            let stored: Double = row[0]
-            let updated = Date(millis: row[1])
-            var tokens = min(burst, stored + max(0, now.timeIntervalSince(updated)) / limit.interval)
-            // Never back in time (another server's clock a little ahead): no refill twice.
-            let at = max(updated, now)
-            let wait: TimeInterval?
-            if tokens >= 1 {
-                tokens -= 1
-                wait = nil
-            } else {
-                wait = (1 - tokens) * limit.interval
-            }
-            try db.execute("UPDATE rate_limits SET tokens = ?, updated_at = ? WHERE scope = ? AND key = ?", [tokens, at.millis, limit.scope, key])
+            var bucket = TokenBucket(tokens: row[0], updated: Date(millis: row[1]))
+            let wait = bucket.take(at: now, burst: burst, interval: limit.interval)
+            try db.execute(
+                "UPDATE rate_limits SET tokens = ?, updated_at = ? WHERE scope = ? AND key = ?",
+                [bucket.tokens, bucket.updated.millis, limit.scope, key])
             return wait
         }
     }

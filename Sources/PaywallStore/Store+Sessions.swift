@@ -191,7 +191,7 @@ extension Store {
                 // Theft is known here: the access tokens the family's holders were given end
                 // too. The count is the account's, so every device's current token goes; the
                 // other devices' sessions stay, and their next refresh gives them new ones.
-                try db.execute("UPDATE accounts SET sign_outs_everywhere = sign_outs_everywhere + 1 WHERE id = ?", [old.accountID.rawValue])
+                try Self.endAccessTokens(db, accountID: old.accountID)
             }
             return .reuseDetected(familyID: old.familyID)
         }
@@ -260,10 +260,17 @@ extension Store {
     /// account's ``Account/signOutsEverywhere`` goes up by one (its row's change drops the
     /// account from every server's cached facts). Returns how many sessions ended.
     func revokeSessions(_ db: any SQLConnection, accountID: AccountID, actor: AuditActor, now: Date) throws -> Int {
-        try db.execute("UPDATE accounts SET sign_outs_everywhere = sign_outs_everywhere + 1 WHERE id = ?", [accountID.rawValue])
+        try Self.endAccessTokens(db, accountID: accountID)
         let count = try db.execute("UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?", [now.millis, accountID.rawValue, now.millis])
         try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
         return count
+    }
+
+    /// Ends every access token issued to the account so far, inside the caller's write
+    /// transaction: its ``Account/signOutsEverywhere`` goes up by one, above the count each
+    /// carries (the row's change drops the account from every server's cached facts).
+    static func endAccessTokens(_ db: any SQLConnection, accountID: AccountID) throws {
+        try db.execute("UPDATE accounts SET sign_outs_everywhere = sign_outs_everywhere + 1 WHERE id = ?", [accountID.rawValue])
     }
 
     /// The account's ``Account/signOutsEverywhere`` as committed now, never from a server's

@@ -58,34 +58,43 @@ extension PaywallService {
     private func export(_ account: Account, actor: AuditActor) throws(ServiceError) -> AccountExport {
         let limit = Self.exportLimit
         return try mapped {
-            let id = account.id
-            let memberships = try store.memberships(accountID: id).map {
-                MembershipRecord(membership: $0, history: try store.membershipHistory(id: $0.id))
-            }
-            let reads = try store.reads(subject: .account(id), limit: limit + 1)
-            let gifts = try store.gifts(accountID: id, limit: limit + 1)
-            // About the account (`account:…`) and by it (gifts, its own sign-outs).
-            let about = try store.auditEntries(filter: AuditFilter(target: "account:\(id)"), limit: limit + 1)
-            let by = try store.auditEntries(filter: AuditFilter(actor: AuditActor.account(id).rawValue), limit: limit + 1)
-            var seen = Set<Int64>()
-            let audit = (about + by).filter { seen.insert($0.id).inserted }.sorted { $0.id > $1.id }
-            let billing = BillingOverview(
-                account: account, links: try store.billingLinks(accountID: id), subscriptions: try store.billingSubscriptions(accountID: id),
-                events: Array(try store.billingEvents(accountID: id, limit: limit + 1)))
-            let eventsCut = billing.events.count > limit
-            var trimmed = billing
-            trimmed.events = Array(billing.events.prefix(limit))
-            let mail = try store.mail(accountID: id, limit: limit + 1)
-            let export = AccountExport(
-                generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
-                sessions: try store.sessionsInUse(accountID: id), endedSessions: try store.endedSessions(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
-                billing: trimmed, audit: Array(audit.prefix(limit)), mail: Array(mail.prefix(limit)),
-                pendingLinks: try store.pendingLinks(accountID: id),
-                truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut || mail.count > limit)
-            try store.recordAudit(actor: actor, action: "account.export", target: "account:\(id)", details: [
+            let export = try store.snapshot { () throws -> AccountExport in try exportRecords(account, limit: limit) }
+            try store.recordAudit(actor: actor, action: "account.export", target: "account:\(account.id)", details: [
                 "reads": String(export.reads.count), "truncated": String(export.truncated),
             ])
             return export
         }
+    }
+
+    /// Every list of the export, read in one snapshot (``Store/snapshot(_:)``): a membership
+    /// changed or a session ended while the file is made shows in all of it or in none.
+    private func exportRecords(_ found: Account, limit: Int) throws -> AccountExport {
+        let id = found.id
+        // Again in the snapshot: the account as of the rest (deleted meanwhile: not found).
+        guard let account = try store.account(id: id) else { throw StoreError.accountNotFound(id.rawValue) }
+        let memberships = try store.memberships(accountID: id).map {
+            MembershipRecord(membership: $0, history: try store.membershipHistory(id: $0.id))
+        }
+        let reads = try store.reads(subject: .account(id), limit: limit + 1)
+        let gifts = try store.gifts(accountID: id, limit: limit + 1)
+        // About the account (`account:…`) and by it (gifts, its own sign-outs).
+        let about = try store.auditEntries(filter: AuditFilter(target: "account:\(id)"), limit: limit + 1)
+        let by = try store.auditEntries(filter: AuditFilter(actor: AuditActor.account(id).rawValue), limit: limit + 1)
+        var seen = Set<Int64>()
+        let audit = (about + by).filter { seen.insert($0.id).inserted }.sorted { $0.id > $1.id }
+        let billing = BillingOverview(
+            account: account, links: try store.billingLinks(accountID: id), subscriptions: try store.billingSubscriptions(accountID: id),
+            events: Array(try store.billingEvents(accountID: id, limit: limit + 1)))
+        let eventsCut = billing.events.count > limit
+        var trimmed = billing
+        trimmed.events = Array(billing.events.prefix(limit))
+        let mail = try store.mail(accountID: id, limit: limit + 1)
+        let export = AccountExport(
+            generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
+            sessions: try store.sessionsInUse(accountID: id), endedSessions: try store.endedSessions(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
+            billing: trimmed, audit: Array(audit.prefix(limit)), mail: Array(mail.prefix(limit)),
+            pendingLinks: try store.pendingLinks(accountID: id),
+            truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut || mail.count > limit)
+        return export
     }
 }

@@ -132,18 +132,21 @@ extension PaywallService {
         return signer
     }
 
-    /// What an account is entitled to now: memberships that grant access and a running trial.
+    /// What an account is entitled to now: memberships that grant access and a running trial,
+    /// from its facts as one read (``Store/accountFacts(id:)``, the entry access checks read:
+    /// a token and a check never see two states of the account).
     public func entitlements(accountID: AccountID) throws(ServiceError) -> EntitlementSnapshot {
         try mapped {
+            guard let facts = try store.accountFacts(id: accountID) else { throw StoreError.accountNotFound(accountID.rawValue) }
             let at = now
-            let trial = try store.trial(accountID: accountID).flatMap { $0.status(at: at) == .active ? $0.endsAt : nil }
-            return EntitlementSnapshot(memberships: try liveMemberships(accountID: accountID, at: at), trialEndsAt: trial)
+            let trial = facts.trial.flatMap { $0.status(at: at) == .active ? $0.endsAt : nil }
+            return EntitlementSnapshot(memberships: Self.liveMemberships(facts.memberships, at: at), trialEndsAt: trial)
         }
     }
 
-    /// The memberships that grant access at `at`, each with its plan's titles.
-    func liveMemberships(accountID: AccountID, at: Date) throws -> [MembershipEntitlement] {
-        try store.membershipsWithBundles(accountID: accountID).filter { $0.membership.grantsAccess(at: at) }.map { item in
+    /// Of `memberships`, those that grant access at `at`, each with its plan's titles.
+    static func liveMemberships(_ memberships: [Store.MembershipWithBundle], at: Date) -> [MembershipEntitlement] {
+        memberships.filter { $0.membership.grantsAccess(at: at) }.map { item in
             let (membership, bundle) = (item.membership, item.bundle)
             return MembershipEntitlement(
                 status: membership.status, plan: membership.planID, titles: bundle,

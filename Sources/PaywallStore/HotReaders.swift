@@ -80,6 +80,9 @@ final class HotReaders: Sendable {
     /// straddle a concurrent commit), and one WAL read lock instead of one per statement.
     /// The transaction begins at the first read (``LazyHotSnapshot``): a check whose facts
     /// are all cached takes no reader.
+    /// Whether this thread is inside ``snapshot(_:)``.
+    var inSnapshot: Bool { Self.current.current(of: self) != nil }
+
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         if Self.current.current(of: self) != nil { return try body() }
         let lazy = LazyHotSnapshot(readers: self)

@@ -233,6 +233,8 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     /// The snapshot begins at its first query: a check whose facts all come from the
     /// cache (``FactsCache``) leases no connection and sends nothing.
+    var inSnapshot: Bool { Self.current.current(of: self) != nil }
+
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         if Self.current.current(of: self) != nil { return try body() }
         let lazy = LazySnapshot(backend: self)

@@ -129,6 +129,8 @@ final class SQLiteBackend: StoreBackend {
         try hotReaders.snapshot(body)
     }
 
+    var inSnapshot: Bool { hotReaders.inSnapshot }
+
     func catchUpOnFactChanges() -> Bool {
         let begun: Bool
         switch hotReaders.factChangesInSnapshot() {

@@ -58,9 +58,13 @@ public final class Store: Sendable {
 
     // MARK: - Access helpers
 
-    /// Runs `body` in a read transaction, mapping errors.
+    /// Runs `body` in a read transaction, mapping errors. Inside ``snapshot(_:)`` on this
+    /// thread, in the snapshot's transaction: what the caller reads there, hot or not, is
+    /// one state of the database (a reader's data export reads a dozen tables), and no
+    /// second connection is taken while one is held.
     func read<T>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {
         do {
+            if backend.inSnapshot { return try backend.readHot { hot in try body(hot.connection) } }
             return try backend.read(body)
         } catch {
             throw backend.storeError(error)
@@ -82,8 +86,9 @@ public final class Store: Sendable {
         try readHot { hot in try body(hot.connection) }
     }
 
-    /// Runs `body` so that every hot-path read it makes (on this thread) sees one snapshot
-    /// of the database, on one connection. For the facts of a decision.
+    /// Runs `body` so that every read it makes (on this thread) sees one snapshot of the
+    /// database, on one connection: the facts of a decision, a reader's data export.
+    /// Writes inside it are their own transactions (and not seen by its reads).
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
         do {
             return try backend.snapshot(body)

@@ -29,6 +29,9 @@ protocol StoreBackend: Sendable {
     /// begun at the first read.
     func snapshot<T>(_ body: () throws -> T) throws -> T
 
+    /// Whether this thread is inside ``snapshot(_:)`` of this backend.
+    var inSnapshot: Bool { get }
+
     /// The facts this server caches (``FactsCache``).
     var facts: FactsCache { get }
 

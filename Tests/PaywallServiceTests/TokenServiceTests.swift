@@ -44,6 +44,8 @@ struct TokenServiceTests {
         #expect(later.trialEndsAt == nil)
         f.clock.advance(by: 6 * 86_400)
         #expect(try f.service.entitlements(accountID: f.service.account("ada@example.com").id).memberships.isEmpty)
+        // An account that is not there has no entitlements to carry: refused, not empty.
+        #expect(throws: ServiceError.store(.accountNotFound("acct_nobody"))) { try f.service.entitlements(accountID: AccountID(rawValue: "acct_nobody")) }
     }
 
     @Test("grants and comps: validated, comps audited; bad requests write nothing")

@@ -263,6 +263,27 @@ struct SharedStoreTests {
         #expect(try f.store.account(id: account.id)?.displayName == "Ada", "the old snapshot's value was cached")
     }
 
+    @Test("every read in a snapshot sees one state: the ordinary reads too, not only the hot ones", arguments: TestBackend.all)
+    func ordinaryReadsInSnapshot(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let account = try f.account("ada@example.com")
+        let other = try f.reopen()
+        defer { try? other.close() }
+        let (inside, sessionsInside) = try f.store.snapshot { () throws -> (Int, Int) in
+            let first = try f.store.auditEntries(target: "account:\(account.id)").count
+            #expect(try f.store.sessionsInUse(accountID: account.id).isEmpty)
+            // Another server changes the account (an audit entry) and starts a session meanwhile…
+            try other.setDisplayName(accountID: account.id, displayName: "Ada", actor: f.admin)
+            _ = try other.createSession(accountID: account.id, lifetime: 3_600)
+            // …which the snapshot's later reads do not see.
+            #expect(try f.store.auditEntries(target: "account:\(account.id)").count == first)
+            return (first, try f.store.sessionsInUse(accountID: account.id).count)
+        }
+        #expect(sessionsInside == 0, "a read in the snapshot saw a session started after it began")
+        #expect(try f.store.auditEntries(target: "account:\(account.id)").count > inside, "after it, the change is seen")
+        #expect(try f.store.sessionsInUse(accountID: account.id).count == 1)
+    }
+
     /// Runs `body` on a thread of its own (not in the caller's snapshot) and waits for it.
     func onAnotherThread(_ body: @escaping @Sendable () -> Void) {
         let done = DispatchSemaphore(value: 0)

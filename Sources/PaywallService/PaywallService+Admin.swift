@@ -247,9 +247,7 @@ extension PaywallService {
     /// continues until `graceEnd`, which must be in the future.
     public func markPastDue(account reference: String, plan: String?, graceEnd: Date, actor: AuditActor) throws(ServiceError) -> Membership {
         try mapped {
-            guard graceEnd > now else {
-                throw DomainError.invalidValue(field: "graceEnd", value: TimeText.format(graceEnd), expected: "a time in the future")
-            }
+            try Self.checkFutureEnd(graceEnd, field: "graceEnd", now: now)
             let target = try liveMembership(account: reference, plan: plan)
             return try store.changeStatus(id: target.id, to: .pastDue, graceEnd: graceEnd, actor: actor, reason: "payment failed")
         }

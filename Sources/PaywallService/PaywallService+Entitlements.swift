@@ -13,18 +13,28 @@ extension PaywallService {
     }
 
     /// Grants a membership of `plan` until `until` (default: one billing period from now).
+    /// `reason`, kept in the membership's history, is 1 to 200 characters without control
+    /// characters (it is printed on admins' terminals).
     public func grantMembership(
         account reference: String, plan: String, until: Date?, source: MembershipSource, actor: AuditActor, reason: String? = nil
     ) throws(ServiceError) -> Membership {
         try mapped {
+            let reason = try reason.map { text throws(DomainError) in try validatedName(text, kind: "reason") }
             let account = try store.account(matching: reference)
             let planID = try PlanID(validating: plan)
             guard let found = try store.plan(id: planID) else { throw StoreError.planNotFound(planID.rawValue) }
             let end = until ?? now.addingTimeInterval(found.period.approximateLength)
-            guard end > now else {
-                throw DomainError.invalidValue(field: "period end", value: TimeText.format(end), expected: "a time in the future")
-            }
+            try Self.checkFutureEnd(end, field: "period end", now: now)
             return try store.grantMembership(accountID: account.id, planID: planID, periodEnd: end, source: source, actor: actor, reason: reason)
+        }
+    }
+
+    /// An end an admin sets (a membership's period, a grace period): after now and at most
+    /// 100 years ahead. "9999-12-31" for "forever" is refused with the limit named: no date
+    /// that far fits a token's claims, and none is needed.
+    static func checkFutureEnd(_ end: Date, field: String, now: Date) throws(DomainError) {
+        guard end > now, end.timeIntervalSince(now) <= TimeText.maximumDuration else {
+            throw DomainError.invalidValue(field: field, value: TimeText.format(end), expected: "a time in the future, at most 100 years ahead")
         }
     }
 

@@ -72,7 +72,16 @@ public struct JSONWriter: Sendable {
     /// Bytes the caller vouches are one complete JSON value (a number or date it formatted).
     public mutating func raw(_ value: some Sequence<UInt8>) { beforeValue(); bytes.append(contentsOf: value) }
     /// A NumericDate: whole seconds since 1970.
-    public mutating func seconds(_ value: Double) { integer(Int64(value.rounded(.down))) }
+    /// A NumericDate in whole seconds, held to what a verifier reads back (``latestSeconds``;
+    /// nothing before 1970): an end typed as "9999-12-31" stays a date no token outlives,
+    /// instead of a claim every verifier refuses, and no value traps the conversion.
+    public mutating func seconds(_ value: Double) {
+        integer(Int64((value.isNaN ? 0 : min(max(value, 0), Self.latestSeconds)).rounded(.down)))
+    }
+
+    /// The latest NumericDate written: `RegisteredClaims` refuses 10^11 seconds and later.
+    public static let latestSeconds: Double = 1e11 - 1
+
 
     public mutating func string(_ name: String, _ value: String) { key(name); string(value) }
     public mutating func seconds(_ name: String, _ value: Double) { key(name); seconds(value) }

@@ -155,6 +155,7 @@ struct CLITests {
         (["membership", "grant", "ada@example.com", "--plan", "nope"], "", "no plan 'nope'"),
         (["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2026-02-30"], "", "invalid date"),
         (["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2001-01-01"], "", "a time in the future"),
+        (["membership", "grant", "ada@example.com", "--plan", "news", "--until", "9999-12-31"], "", "at most 100 years ahead"),
         (["membership", "grant", "ada@example.com", "--plan", "news", "--for", "ten days"], "", "invalid duration"),
         (["membership", "grant", "nobody@example.com", "--plan", "news"], "", "no account"),
         (["membership", "cancel", "ada@example.com"], "", "no membership"),

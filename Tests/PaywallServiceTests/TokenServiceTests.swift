@@ -48,6 +48,25 @@ struct TokenServiceTests {
         #expect(throws: ServiceError.store(.accountNotFound("acct_nobody"))) { try f.service.entitlements(accountID: AccountID(rawValue: "acct_nobody")) }
     }
 
+    @Test("a membership ending past what a NumericDate holds (a provider's, or stored before the limit) still gives a token that verifies")
+    func farFutureEnd() throws {
+        let f = try fixture()
+        let account = try f.service.account("ada@example.com")
+        // Past 10^11 seconds (year 5138): the claim is written at the latest date a verifier reads.
+        let farAway = Date(timeIntervalSince1970: 253_402_300_799 * 2)
+        _ = try f.service.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "news"), periodEnd: farAway, source: .admin, actor: f.admin)
+        let issued = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
+        guard case let .access(claims) = try f.service.verifyToken(issued.token, kinds: [.access], audience: nil) else {
+            Issue.record("not an access token")
+            return
+        }
+        #expect(claims.entitlements.memberships.first?.periodEnd == Date(timeIntervalSince1970: 1e11 - 1))
+        // The admin's own paths refuse such an end, naming the limit.
+        #expect(throws: ServiceError.self) {
+            try f.service.grantMembership(account: "ada@example.com", plan: "news", until: Date(timeIntervalSince1970: 253_402_300_799), source: .comp, actor: f.admin)
+        }
+    }
+
     @Test("grants and comps: validated, comps audited; bad requests write nothing")
     func grantsAndComps() throws {
         let f = try fixture()

@@ -77,13 +77,23 @@ extension PaywallService {
         try mapped { try store.account(matching: reference) }
     }
 
-    /// Deletes an account (its trial stays recorded against the person).
-    public func deleteAccount(_ reference: String, actor: AuditActor) throws(ServiceError) -> Account {
-        try mapped {
-            let account = try store.account(matching: reference)
-            try store.deleteAccount(id: account.id, actor: actor)
-            return account
-        }
+    /// Deletes an account (its trial stays recorded against the person). Refused (409
+    /// `subscription_active`) while a payment provider still renews one of its memberships,
+    /// as the reader's own deletion is: the reader would go on paying for an account that
+    /// is gone. `evenIfRenewing` deletes anyway (support has cancelled it with the provider,
+    /// or the provider's record is wrong).
+    public func deleteAccount(_ reference: String, evenIfRenewing: Bool = false, actor: AuditActor) throws(ServiceError) -> Account {
+        let renews = Self.renewsThroughProvider(at: now)
+        let account = try mapped { try store.account(matching: reference) }
+        let blocker = try mapped { try store.deleteAccount(id: account.id, actor: actor, unlessAny: { !evenIfRenewing && renews($0) }) }
+        if let blocker { throw .subscriptionActive(provider: blocker.source.rawValue) }
+        return account
+    }
+
+    /// Whether a membership is one a payment provider will charge for again: the reader's
+    /// subscription is live there.
+    static func renewsThroughProvider(at: Date) -> @Sendable (Membership) -> Bool {
+        { $0.source.isProvider && $0.grantsAccess(at: at) && $0.status != .canceled && !$0.cancelAtPeriodEnd }
     }
 
     // MARK: - Sessions

@@ -301,7 +301,7 @@ extension PaywallService {
     public func deleteOwnAccount(accountID: AccountID, password: String, client: String) throws(ServiceError) {
         let account = try ownAccount(accountID)
         let at = now
-        let renews: @Sendable (Membership) -> Bool = { $0.source.isProvider && $0.grantsAccess(at: at) && $0.status != .canceled && !$0.cancelAtPeriodEnd }
+        let renews = Self.renewsThroughProvider(at: at)
         // Asked first (no password check for an answer that is no), and again in the
         // deletion's transaction: a provider's webhook may create one in between.
         if let first = try mapped({ try store.memberships(accountID: accountID) }).first(where: renews) {

@@ -218,11 +218,17 @@ struct AccountCommand: ParsableCommand {
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete an account with its memberships, sessions and reads.",
-            discussion: "The person's trial stays recorded: a re-created account gets no second trial."
+            discussion: """
+                The person's trial stays recorded: a re-created account gets no second trial. \
+                Refused while Stripe or the App Store still renews a membership of the account \
+                (the reader would go on paying for an account that is gone): cancel it with the \
+                provider first, or add --even-if-renewing once it is cancelled there.
+                """
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
         @Flag(help: "Confirm the deletion (required).") var yes = false
+        @Flag(help: "Delete even though a payment provider still renews a membership of the account.") var evenIfRenewing = false
 
         func validate() throws {
             guard yes else { throw ValidationError("deleting an account cannot be undone; add --yes to confirm") }
@@ -230,7 +236,7 @@ struct AccountCommand: ParsableCommand {
 
         func run() throws {
             try global.run { service in
-                let deleted = try service.deleteAccount(account, actor: global.auditActor)
+                let deleted = try service.deleteAccount(account, evenIfRenewing: evenIfRenewing, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["id": deleted.id.rawValue, "result": "deleted"]) } else { print("deleted account \(deleted.id) <\(deleted.email)>") }
             }
         }

@@ -149,6 +149,7 @@ func hint(for error: ServiceError) -> String? {
         }
     case let .billing(.notConfigured(provider)):
         provider == .apple ? "set PAYWALL_APPLE_ROOT_CERT and PAYWALL_APPLE_BUNDLE_ID" : "set PAYWALL_STRIPE_WEBHOOK_SECRETS"
+    case .subscriptionActive: "once it is cancelled with the provider, 'paywall account delete … --yes --even-if-renewing' deletes it at once"
     default: nil
     }
 }

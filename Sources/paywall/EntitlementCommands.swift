@@ -139,17 +139,13 @@ struct TrialCommand: ParsableCommand {
         func run() throws {
             try global.run(readOnly: true) { service in
                 let detail = try service.accountDetail(account)
+                // --json: one shape with or without a trial, the API's (`GET .../trial`).
+                if global.json { return Output(json: true).emit(TrialStatusView(detail, now: service.now)) }
                 guard let trial = detail.trial else {
-                    let eligible = detail.trialEligible
-                    if global.json {
-                        Output(json: true).emit(["trial": nil, "eligible": eligible] as [String: Bool?])
-                    } else {
-                        print("\(detail.account.email) has no trial (\(eligible ? "eligible for one" : "the person already had one"))")
-                    }
+                    print("\(detail.account.email) has no trial (\(detail.trialEligible ? "eligible for one" : "the person already had one"))")
                     return
                 }
-                let view = TrialView(trial, now: service.now)
-                if global.json { Output(json: true).emit(view) } else { Output(json: false).fields(view.fields) }
+                Output(json: false).fields(TrialView(trial, now: service.now).fields)
             }
         }
     }

@@ -59,6 +59,16 @@ struct BillingCLITests {
         #expect(try cli.run(["billing", "app-token", "ada@example.com"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == token)
         let products = try cli.run(["billing", "products"])
         #expect(products.stdout.contains("price_news") && products.stdout.contains("price_unmapped"))
+
+        // Support cannot delete an account Stripe still charges for (as the reader cannot)…
+        let audit = try cli.run(["audit", "list", "--json"]).stdout
+        let refused = try cli.run(["account", "delete", "ada@example.com", "--yes"])
+        #expect(refused.status == 1 && refused.stderr.contains("still renews") && refused.stderr.contains("--even-if-renewing"), "\(refused.stderr)")
+        #expect(try cli.run(["audit", "list", "--json"]).stdout == audit, "a refusal writes nothing")
+        #expect(try cli.run(["account", "show", "ada@example.com"]).status == 0)
+        // …until it says the provider's side is dealt with.
+        #expect(try cli.run(["account", "delete", "ada@example.com", "--yes", "--even-if-renewing"]).status == 0)
+        #expect(try cli.run(["account", "show", "ada@example.com"]).status == 1)
     }
     @Test("link-customer and link-subscription apply the events waiting for them; wrong ids, accounts and repeats are refused with a message and change nothing")
     func links() throws {

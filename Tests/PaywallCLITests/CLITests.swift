@@ -66,9 +66,13 @@ struct CLITests {
         #expect(shown.contains("signed in") && shown.contains("nowhere") && shown.contains("links waiting"), "\(shown)")
         let id = try #require(account["id"] as? String)
 
+        // --json has one shape with a trial and without (the API's TrialStatus).
+        let none = try #require(try cli.json(try cli.run(["trial", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])
+        #expect(none["eligible"] as? Bool == true && none["trial"] == nil)
         #expect(try cli.run(["trial", "start", id, "--days", "14"]).stdout.contains("trial #1 started"))
-        let trial = try #require(try cli.json(try cli.run(["trial", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])
-        #expect(trial["status"] as? String == "active")
+        let status = try #require(try cli.json(try cli.run(["trial", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])
+        let trial = try #require(status["trial"] as? [String: Any])
+        #expect(trial["status"] as? String == "active" && status["eligible"] as? Bool == false)
 
         let grant = try cli.run(["membership", "grant", "ada@example.com", "--plan", "news", "--until", "2099-01-01", "--json"])
         #expect(grant.status == 0, "\(grant.stderr)")

@@ -221,7 +221,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notADatabase, .corrupt, .readOnly, .locked, .cannotOpen, .noSuchFile, .diskFull, .schemaTooNew, .schemaOutdated, .unavailable: .unavailable
         case .sqlite, .postgres, .randomUnavailable: .internal
         case .accountNotFound, .titleNotFound, .titleRetired, .planNotFound, .billingProductNotMapped, .trialNotFound, .membershipNotFound, .sessionNotFound, .revisionNotFound, .adminTokenNotFound, .adminNeverMinted, .billingNothingWaiting, .billingEventNotFound: .notFound
-        case .duplicateEmail, .addressKept, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
+        case .duplicateEmail, .addressKept, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .trialNotRunning, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
         }
@@ -262,7 +262,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .planInUse: "plan_in_use"
             case .trialAlreadyUsed: "trial_already_used"
             case .membershipExists: "membership_exists"
-            case .invalidTransition: "invalid_transition"
+            case .invalidTransition, .trialNotRunning: "invalid_transition"
             case .destinationExists: "destination_exists"
             case .billingCustomerLinked: "customer_linked"
             case .billingSubscriptionLinked: "subscription_linked"

@@ -81,6 +81,10 @@ extension Store {
             guard current.status == .active || current.status == .pastDue else {
                 throw StoreError.invalidTransition(from: current.status.rawValue, to: "cancel at period end")
             }
+            // Asked again: already so; nothing written, no second audit entry.
+            guard !current.cancelAtPeriodEnd else {
+                throw StoreError.invalidTransition(from: "\(current.status.rawValue), not renewing", to: "cancel at period end")
+            }
             try db.execute("UPDATE memberships SET cancel_at_period_end = 1, updated_at = ? WHERE id = ?", [now.millis, id])
             try audit(db, actor: actor, action: "membership.schedule-cancel", target: "account:\(current.accountID)", details: ["membership": String(id)])
             return try Self.membership(db, id)

@@ -74,8 +74,13 @@ extension Store {
         try write { db in
             let email = try Self.requireAccount(db, accountID)
             guard var trial = try Self.trial(db, accountID: accountID) else { throw StoreError.trialNotFound(account: email) }
+            let now = clock.now()
+            // Only a running trial: one that ran its course stays "expired" in reports, not
+            // "canceled by an admin", and a repeat writes nothing (no second audit entry).
+            let status = trial.status(at: now)
+            guard status == .active else { throw StoreError.trialNotRunning(account: email, status: status.rawValue) }
             // It ends now, not when it would have: what readers and reports then show.
-            trial.endsAt = min(trial.endsAt, clock.now())
+            trial.endsAt = min(trial.endsAt, now)
             try db.execute("UPDATE trials SET status = 'canceled', ends_at = ? WHERE id = ?", [trial.endsAt.millis, trial.id])
             trial.storedStatus = .canceled
             try audit(db, actor: actor, action: "trial.cancel", target: "account:\(accountID)", details: ["trial": String(trial.id)])

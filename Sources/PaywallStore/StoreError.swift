@@ -37,6 +37,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case emptyBundle(plan: String)
     case trialAlreadyUsed(email: String)
     case trialNotFound(account: String)
+    /// Only a running trial can be ended early; this one is `status` (expired or canceled).
+    case trialNotRunning(account: String, status: String)
     case membershipNotFound(String)
     case membershipExists(account: String, plan: String, status: String)
     case invalidTransition(from: String, to: String)
@@ -129,6 +131,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "'\(email)' has already had a free trial (one per person)"
         case let .trialNotFound(account):
             return "account '\(account)' has no trial"
+        case let .trialNotRunning(account, status):
+            return "the trial of account '\(account)' is not running (it is \(status)): there is nothing to end"
         case let .membershipNotFound(ref):
             return "no membership \(ref)"
         case let .membershipExists(account, plan, status):

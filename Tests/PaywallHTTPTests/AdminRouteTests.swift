@@ -438,9 +438,10 @@ struct AdminRouteTests {
         #expect(refused[4].text.contains("at most 100 years ahead") && refused[12].text.contains("at most 100 years ahead"))
         #expect(try f.snapshot() == before, "refusals write nothing")
 
-        let (comp, pastDue, noRenewal, canceled, ended, history) = try await withAPI(f) { client in
+        let (comp, pastDue, noRenewal, noRenewalAgain, canceled, ended, history) = try await withAPI(f) { client in
             (try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships", #"{"plan":"news","source":"comp","until":"2026-03-01T00:00:00Z"}"#, token: token),
              try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/past-due", #"{"plan":"news","graceEnd":"2026-01-10T00:00:00Z"}"#, token: token),
+             try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships/cancel", #"{"mode":"no_renewal"}"#, token: token),
              try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships/cancel", #"{"mode":"no_renewal"}"#, token: token),
              try await client.call(.post, "/admin/v1/accounts/reader@example.com/memberships/cancel", #"{"plan":"news"}"#, token: token),
              try await client.call(.post, "/admin/v1/accounts/member@example.com/memberships/cancel", #"{"mode":"now"}"#, token: token),
@@ -450,6 +451,7 @@ struct AdminRouteTests {
         #expect(try pastDue.status == .ok && (try pastDue.object()["status"] as? String) == "past_due")
         #expect(try (try pastDue.object()["gracePeriodEnd"] as? String) == "2026-01-10T00:00:00Z")
         #expect(try (try noRenewal.object()["cancelAtPeriodEnd"] as? Bool) == true && (try noRenewal.object()["status"] as? String) == "active")
+        #expect(noRenewalAgain.status == .conflict && noRenewalAgain.errorCode == "invalid_transition", "asked again: already so, nothing written")
         #expect(try (try canceled.object()["status"] as? String) == "canceled")
         #expect(try (try ended.object()["status"] as? String) == "expired")
         let memberships = try #require(try history.object()["memberships"] as? [[String: Any]])
@@ -481,6 +483,22 @@ struct AdminRouteTests {
         #expect(badDays.status == .badRequest && badDays.errorCode == "invalid_field")
         #expect(try comp.status == .created && (try comp.object()["kind"] as? String) == "paywall-comp+jwt")
         #expect(badComp.status == .badRequest && badComp.errorCode == "invalid_value")
+
+        // Ending it again, or ending one that ran its course: 409, nothing written (an
+        // expired trial must not read "canceled by an admin" in reports).
+        _ = try await f.service.startTrial(account: "member@example.com", length: 86_400, actor: f.admin)
+        f.clock.advance(by: 2 * 86_400)
+        let later = try adminToken(f, [.members])
+        let before = try f.snapshot()
+        let (twice, expired) = try await withAPI(f) { client in
+            (try await client.call(.post, "/admin/v1/accounts/reader@example.com/trial/end", token: later),
+             try await client.call(.post, "/admin/v1/accounts/member@example.com/trial/end", token: later))
+        }
+        #expect(twice.status == .conflict && twice.errorCode == "invalid_transition" && twice.text.contains("it is canceled"), "\(twice.text)")
+        #expect(expired.status == .conflict && expired.errorCode == "invalid_transition" && expired.text.contains("it is expired"), "\(expired.text)")
+        #expect(try f.snapshot() == before, "refusals write nothing")
+        let after = try await withAPI(f) { client in try await client.call(.get, "/admin/v1/accounts/member@example.com/trial", token: later) }
+        #expect(try ((try after.object()["trial"] as? [String: Any])?["status"] as? String) == "expired", "an expired trial stays as it ended")
     }
 
     @Test("the audit log: filters and keyset paging")

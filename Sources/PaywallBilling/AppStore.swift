@@ -141,14 +141,39 @@ public enum AppStoreNotification {
         case "RENEWAL_EXTENDED":
             // The developer extended the period (a service outage, say): the new expiry stands.
             state.status = .active
-        case "DID_CHANGE_RENEWAL_PREF", "OFFER_REDEEMED":
+        case "DID_CHANGE_RENEWAL_PREF":
             // An upgrade takes effect at once, with a new period on the new product (the
             // transaction's). A downgrade or a crossgrade at the next renewal changes nothing
             // until then: that renewal's DID_RENEW says so.
             guard subtype == "UPGRADE" else { return (id, type, nil) }
             state.status = .active
+        case "OFFER_REDEEMED":
+            switch subtype {
+            case "INITIAL_BUY", "RESUBSCRIBE", "UPGRADE":
+                // A first purchase or a return through an offer code (Apple may send no
+                // SUBSCRIBED for it: "three months free" must open the titles now, not at
+                // the first DID_RENEW), or an upgrade, at once.
+                state.status = .active
+            case "DOWNGRADE":
+                // At the next renewal: its DID_RENEW says so.
+                return (id, type, nil)
+            default:
+                // No subtype: an offer on a subscription already running. Its period and
+                // renewal as the transaction says; the status stays as stored.
+                break
+            }
         default:
             return (id, type, nil)
+        }
+        // A transaction Apple revoked (refunded, or taken back from Family Sharing) for the
+        // period the reader is in: no access, whatever the notice is about. A later notice
+        // (a renewal preference changed) carries it too, so a REFUND that lost the race to
+        // it, and was set aside as older, still takes effect. A revoked transaction of an
+        // earlier period takes nothing away now (as a REFUND of one does not); REFUND_REVERSED
+        // carries a transaction no longer revoked.
+        if try transaction.millis("revocationDate") != nil, kind != "REFUND_REVERSED", let expires = state.periodEnd, expires > signedDate {
+            state.status = .expired
+            state.graceEnd = nil
         }
         let token = try transaction.string("appAccountToken").flatMap { $0.isEmpty ? nil : $0.lowercased() }
         if let token, UUID(uuidString: token) == nil { throw .malformedEvent("'appAccountToken' is not a UUID") }

@@ -405,7 +405,11 @@ struct BillingApplier {
                 return outcome(.failed, "subscription \(state.id) belongs to account \(stored.accountID), not \(accountID)", unblocked: unblocked)
             }
             if stored.isFinal { return outcome(.stale, "subscription \(state.id) has already ended", unblocked: unblocked) }
-            if change.occurredAt < stored.asOf {
+            // The end of a subscription (Stripe's deletion: no event can follow it) applies
+            // even when older than what was applied: events come in any order, and retries
+            // come hours late. Set aside, a deletion delivered after a later-stamped
+            // `invoice.paid` of its final invoice left the reader a paid period of access.
+            if change.occurredAt < stored.asOf, !state.isFinal {
                 return outcome(.stale, "older than the state already applied (of \(TimeText.format(stored.asOf)))", unblocked: unblocked)
             }
             // Stripe stamps events in whole seconds, and a checkout sends `created`

@@ -38,11 +38,11 @@ struct AppleBillingTests {
 
         func payload(_ type: String, _ subtype: String? = nil, expires: Date, autoRenew: Bool = true, graceEnd: Date? = nil, token: String? = nil,
                      uuid: String = UUID().uuidString.lowercased(), signedDate: Date? = nil, offerType: Int? = nil, bundle: String = "com.example",
-                     product: String = "com.example.news.monthly", noToken: Bool = false) throws -> String {
+                     product: String = "com.example.news.monthly", noToken: Bool = false, revokedAt: Date? = nil) throws -> String {
             try chain.notification(
                 uuid: uuid, type: type, subtype: subtype, signedDate: signedDate ?? now, bundleID: bundle, originalTransactionID: "2000000001",
                 productID: product, expires: expires, appAccountToken: noToken ? nil : token ?? self.token, autoRenew: autoRenew, graceEnd: graceEnd,
-                offerType: offerType)
+                offerType: offerType, revokedAt: revokedAt)
         }
 
         @discardableResult
@@ -62,6 +62,54 @@ struct AppleBillingTests {
             guard answer.decision.access.description == "full" else { return "no full access" }
             return answer.decision.decidingRules.first ?? "none"
         }
+    }
+
+    @Test("a refund that arrives after a later notice (set aside as older) still ends the access: the later notice's transaction carries the revocation")
+    func refundOvertaken() async throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(30 * 86_400)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: end)
+        app.f.clock.advance(by: 60)
+        let refundedAt = app.now
+        let refund = try app.payload("REFUND", expires: end, signedDate: refundedAt)
+        app.f.clock.advance(by: 5)
+        // The reader turns renewal off a moment after the refund; Apple's notice of that,
+        // signed later, is delivered first, with the (revoked) transaction as it stands.
+        let renewalOff = try app.payload("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED", expires: end, autoRenew: false, revokedAt: refundedAt)
+        #expect(try app.post(renewalOff).outcome == .applied)
+        #expect(try app.memberships().map(\.status) == [.expired])
+        #expect(try await app.access() == "no full access")
+        #expect(try app.post(refund).outcome == .stale, "older than what was applied, and already said")
+        #expect(try app.memberships().map(\.status) == [.expired])
+        // The same notice without a revocation leaves the status as stored (nothing else changed).
+        let other = try App()
+        try other.post("SUBSCRIBED", "INITIAL_BUY", expires: end)
+        other.f.clock.advance(by: 60)
+        #expect(try other.post(try other.payload("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED", expires: end, autoRenew: false)).outcome == .applied)
+        #expect(try other.memberships().map(\.status) == [.active])
+    }
+
+    @Test("an offer code redeemed: a first purchase or a return opens the titles at once; a downgrade waits for its renewal; on a running subscription the status stays")
+    func offerRedeemed() async throws {
+        for subtype in ["INITIAL_BUY", "RESUBSCRIBE"] {
+            let app = try App()
+            let end = app.now.addingTimeInterval(90 * 86_400)
+            #expect(try app.post("OFFER_REDEEMED", subtype, expires: end).outcome == .applied, "\(subtype)")
+            #expect(try app.memberships().map(\.status) == [.active], "\(subtype)")
+            #expect(try await app.access() == StripeBillingTests.member, "\(subtype)")
+        }
+        let app = try App()
+        let end = app.now.addingTimeInterval(90 * 86_400)
+        #expect(try app.post("OFFER_REDEEMED", "DOWNGRADE", expires: end).outcome == .ignored)
+        #expect(try app.memberships().isEmpty)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: end)
+        app.f.clock.advance(by: 60)
+        try app.post("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED", expires: end, autoRenew: false)
+        app.f.clock.advance(by: 60)
+        let later = end.addingTimeInterval(30 * 86_400)
+        #expect(try app.post("OFFER_REDEEMED", expires: later).outcome == .applied)
+        let membership = try #require(try app.memberships().first)
+        #expect(membership.status == .active && membership.currentPeriodEnd == later && !membership.cancelAtPeriodEnd)
     }
 
     @Test("the token given to the app is the account's, always the same")

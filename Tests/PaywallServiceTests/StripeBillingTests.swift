@@ -208,6 +208,28 @@ struct StripeBillingTests {
         #expect(try shop.memberships().allSatisfy { $0.status == .expired })
     }
 
+    @Test("a deletion delivered after a later-stamped event still ends the subscription (nothing follows a deletion)")
+    func lateDeletion() async throws {
+        let shop = try Shop()
+        _ = try shop.checkout()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        try shop.post("customer.subscription.created", shop.subscription("active", end: end))
+        shop.f.clock.advance(by: 60)
+        // Cancelled at once with a final invoice: the deletion at T, the invoice paid at T+2;
+        // the invoice is delivered first, the deletion (a retry) later.
+        let deletedAt = shop.now
+        try shop.post("invoice.paid", shop.invoice(paid: true, end: end), created: deletedAt.addingTimeInterval(2))
+        #expect(try shop.memberships().first?.status == .active)
+        let deletion = try shop.post("customer.subscription.deleted", shop.subscription("canceled", end: end), created: deletedAt)
+        #expect(deletion.outcome == .applied)
+        #expect(try shop.memberships().allSatisfy { $0.status == .expired })
+        #expect(try await shop.access() != Self.member)
+        // An older snapshot still is set aside (only the end jumps the queue).
+        let old = try shop.post("customer.subscription.updated", shop.subscription("active", end: end), created: deletedAt.addingTimeInterval(-30))
+        #expect(old.outcome == .stale)
+        #expect(try shop.memberships().allSatisfy { $0.status == .expired })
+    }
+
     @Test("a plan bought twice: ending one subscription keeps the access the other pays for")
     func twoSubscriptionsOnePlan() async throws {
         let shop = try Shop()

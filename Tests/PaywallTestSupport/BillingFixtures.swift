@@ -195,7 +195,7 @@ public final class AppleTestChain: @unchecked Sendable {
     public func notification(
         uuid: String = UUID().uuidString.lowercased(), type: String, subtype: String? = nil, signedDate: Date, bundleID: String = "com.example",
         environment: String = "Sandbox", originalTransactionID: String, productID: String, expires: Date, appAccountToken: String?,
-        autoRenew: Bool = true, graceEnd: Date? = nil, offerType: Int? = nil
+        autoRenew: Bool = true, graceEnd: Date? = nil, offerType: Int? = nil, revokedAt: Date? = nil
     ) throws -> String {
         let millis = { (date: Date) in Int64(date.timeIntervalSince1970 * 1000) }
         var transaction: [String: Any] = [
@@ -207,8 +207,8 @@ public final class AppleTestChain: @unchecked Sendable {
         ]
         if let appAccountToken { transaction["appAccountToken"] = appAccountToken }
         if let offerType { transaction["offerType"] = offerType }
-        if type == "REFUND" || type == "REVOKE" {
-            transaction["revocationDate"] = millis(signedDate)
+        if let revoked = revokedAt ?? (type == "REFUND" || type == "REVOKE" ? signedDate : nil) {
+            transaction["revocationDate"] = millis(revoked)
             transaction["revocationReason"] = 0
         }
         var renewal: [String: Any] = [

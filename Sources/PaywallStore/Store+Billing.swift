@@ -42,6 +42,17 @@ extension Store {
             for row in rows {
                 let id: Int64 = row[0]
                 guard let change = Self.decodeChange(row[1]) else { continue }
+                // An earlier event's retry may have applied this one already (it was waiting
+                // for that one): said as it now stands, not applied a second time (which
+                // counted its attempts twice and could restate an applied end as stale).
+                if let settled = try db.fetchOne("SELECT outcome, detail, account_id FROM billing_events WHERE id = ? AND outcome NOT IN ('pending', 'failed')", [id]) {
+                    let outcome: String = settled[0]
+                    let account: String? = settled[2]
+                    results.append(BillingResult(
+                        provider: change.provider, eventID: change.eventID, type: change.type, outcome: BillingOutcome(rawValue: outcome) ?? .applied,
+                        detail: settled[1], accountID: account.map(AccountID.init(rawValue:))))
+                    continue
+                }
                 results.append(try retry(db, id: id, change: change, now: now))
             }
             var outcomes: [String: String] = ["events": String(results.count)]
@@ -365,7 +376,7 @@ struct BillingApplier {
             accountID = account
             result.accountID = account
         }
-        guard let state = change.subscription else {
+        guard var state = change.subscription else {
             if change.linkAccount != nil { return outcome(.applied, nil, unblocked: unblocked) }
             return outcome(.ignored, "the event names no subscription")
         }
@@ -430,6 +441,13 @@ struct BillingApplier {
         // must not open the titles for the grace period.
         if state.status == .pastDue, state.providerStatus == SubscriptionState.failedPayment, stored.map({ $0.status == .expired }) ?? true {
             return outcome(.stale, "a failed payment of subscription \(state.id), never paid, grants no grace", unblocked: unblocked)
+        }
+        // An invoice's prices are what was billed, not what the subscription is now: a
+        // renewal invoice drafted on the old price and paid an hour after an upgrade must not
+        // put the reader back on the old plan. For a subscription already stored, its own
+        // events decide the plan; an invoice's prices only for one not seen yet.
+        if stored != nil, state.providerStatus == SubscriptionState.paidInvoice || state.providerStatus == SubscriptionState.failedPayment {
+            state.products = []
         }
         // What the event leaves out stays as stored.
         let mapped = try plan(change.provider, state.products)

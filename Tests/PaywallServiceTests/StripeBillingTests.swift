@@ -330,6 +330,13 @@ struct StripeBillingTests {
         let memberships = try shop.memberships()
         #expect(memberships.map(\.planID.rawValue) == ["premium", "news"])
         #expect(memberships.map(\.status) == [.active, .expired])
+        // The renewal invoice drafted on the old price before the upgrade, paid after it: what
+        // was billed, not what the subscription is now. The reader stays on premium.
+        shop.f.clock.advance(by: 60)
+        let paid = try shop.post("invoice.paid", shop.invoice(paid: true, end: end))
+        #expect(paid.outcome == .applied)
+        #expect(try shop.memberships().map(\.planID.rawValue) == ["premium", "news"])
+        #expect(try shop.memberships().map(\.status) == [.active, .expired])
     }
 
     @Test("a price mapped to no plan fails with the reason, and applies once mapped and retried")
@@ -343,6 +350,28 @@ struct StripeBillingTests {
         #expect(unapplied.map(\.detail) == [result.detail])
         _ = try shop.f.service.mapBillingProduct(provider: .stripe, externalID: "price_unknown", plan: "premium", actor: shop.f.admin)
         #expect(try shop.f.service.retryBillingEvents().map(\.outcome) == [.applied])
+        #expect(try shop.memberships().map(\.planID.rawValue) == ["premium"])
+    }
+
+    @Test("a retry that applies a waiting event on the way does not apply it again: each event tried once, its outcome said as it stands")
+    func retryDrainsOnce() throws {
+        let shop = try Shop()
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        // The subscription names its account but an unmapped price: failed. Its invoice,
+        // later and naming no account, waits for the subscription.
+        let created = try shop.post("customer.subscription.created", StripeFixtures.subscription(
+            id: "sub_1", customer: "cus_1", status: "active", price: "price_unknown", periodEnd: end, account: shop.account.rawValue))
+        shop.f.clock.advance(by: 1)
+        let paid = try shop.post("invoice.paid", shop.invoice(paid: true, end: end))
+        #expect(created.outcome == .failed && paid.outcome == .pending)
+        _ = try shop.f.service.mapBillingProduct(provider: .stripe, externalID: "price_unknown", plan: "premium", actor: shop.f.admin)
+        // The subscription's retry applies the invoice waiting for it; the loop then finds it settled.
+        let retried = try shop.f.service.retryBillingEvents(actor: shop.f.admin)
+        #expect(retried.map(\.eventID) == [created.eventID, paid.eventID])
+        #expect(retried.map(\.outcome) == [.applied, .applied])
+        let events = try shop.f.service.billingOverview(account: shop.account.rawValue).events
+        let attempts = Dictionary(uniqueKeysWithValues: events.map { ($0.eventID, $0.attempts) })
+        #expect(attempts[paid.eventID] == attempts[created.eventID], "the invoice was applied twice: \(attempts)")
         #expect(try shop.memberships().map(\.planID.rawValue) == ["premium"])
     }
 

@@ -10,7 +10,7 @@ public struct ActiveSession: Hashable, Sendable {
     public var deviceName: String?
     /// The sign-in that began the session.
     public var startedAt: Date
-    /// The last sign-in or refresh (when the current refresh token was made).
+    /// The last sign-in, refresh or (web pages, noted at most hourly) page seen.
     public var lastUsedAt: Date
     /// When the current refresh token expires.
     public var expiresAt: Date

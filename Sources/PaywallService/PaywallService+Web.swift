@@ -45,10 +45,17 @@ public struct ReaderSummary: Sendable {
 }
 
 extension PaywallService {
+    /// The key the web pages sign their forms' CSRF fields with: one for every server on
+    /// this database (``Store/siteSecret(_:)``), made by the first.
+    public func webFormKey() throws(ServiceError) -> [UInt8] {
+        try mapped { try store.siteSecret("web-forms") }
+    }
+
     /// The reader a web session cookie names, without rotating its refresh token: pages are
     /// read far more often than a session is renewed, and a rotation per page view would be a
-    /// durable write per view (and would race between a reader's tabs). Nil when the token
-    /// opens no usable session (signed out, expired, revoked, unknown) or the account is gone.
+    /// durable write per view (and would race between a reader's tabs); its use is noted
+    /// instead, at most hourly (``noteWebSessionUse(_:)``). Nil when the token opens no
+    /// usable session (signed out, expired, revoked, unknown) or the account is gone.
     public func webReader(refreshToken: String) throws(ServiceError) -> WebReader? {
         try mapped {
             guard let session = try store.session(token: refreshToken),
@@ -56,6 +63,13 @@ extension PaywallService {
             else { return nil }
             return WebReader(account: account, session: session)
         }
+    }
+
+    /// Notes a page seen with the reader's session (``Store/noteWebSessionUse(_:lifetime:)``:
+    /// last used, and the expiry moved on as an app's refresh moves it, at most hourly).
+    /// Returns the new expiry when it moved, for the cookie.
+    public func noteWebSessionUse(_ reader: WebReader) throws(ServiceError) -> Date? {
+        try mapped { try store.noteWebSessionUse(reader.session, lifetime: configuration.sessionLifetime) }
     }
 
     /// The account page's facts: memberships with their plans, the trial and whether one may

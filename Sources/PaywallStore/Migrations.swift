@@ -443,6 +443,17 @@ enum Migrations {
                 """)
         }
 
+        migrator.registerMigration("v24-site-secrets-session-use") { db in
+            try db.execute(sql: """
+                CREATE TABLE site_secrets (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value BLOB NOT NULL,
+                    created_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                ALTER TABLE session_devices ADD COLUMN last_used_at INTEGER;
+                """)
+        }
+
         return migrator
     }()
 }

@@ -584,6 +584,16 @@ enum PostgresMigrations {
             "ALTER TABLE outbox ADD COLUMN account_id TEXT",
             "CREATE INDEX outbox_by_account ON outbox(account_id, created_at)",
         ]),
+        ("v24-site-secrets-session-use", [
+            """
+            CREATE TABLE site_secrets (
+                name TEXT PRIMARY KEY NOT NULL,
+                value BYTEA NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "ALTER TABLE session_devices ADD COLUMN last_used_at BIGINT",
+        ]),
     ]
 }
 

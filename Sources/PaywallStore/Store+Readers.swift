@@ -94,6 +94,36 @@ extension Store {
         return StartedSession(token: token.text, session: session, active: active, ended: ended)
     }
 
+    /// Notes that a web page was seen with `session` (a session cookie's), at most once an
+    /// hour: its last use, which the reader's device list shows and the session cap evicts
+    /// by (a browser in daily use was the "least recently used" and went first), and its
+    /// expiry moved to `lifetime` from now, within its family's limit, as an app's refresh
+    /// moves it. Pages do not rotate the cookie's token (a write per view, and a race
+    /// between tabs); this is one small write an hour. Returns the new expiry when it
+    /// moved (the cookie is set again to match), nil when nothing was written.
+    public func noteWebSessionUse(_ session: RefreshSession, lifetime: TimeInterval) throws(StoreError) -> Date? {
+        let now = storedNow()
+        let noted = try read { db in
+            try db.fetchValue(Int64.self, "SELECT last_used_at FROM session_devices WHERE family_id = ?", [session.familyID])
+        }
+        let lastUsed = max(session.createdAt, noted.map(Date.init(millis:)) ?? .distantPast)
+        guard now.timeIntervalSince(lastUsed) >= Self.webSessionUseInterval else { return nil }
+        let familyEnd = session.familyStartedAt.addingTimeInterval(sessionFamilyLifetime)
+        let expiry = Self.stored(max(session.expiresAt, min(now.addingTimeInterval(lifetime), familyEnd)))
+        return try write { db -> Date? in
+            // Only while it is the family's live token: a sign-out committed meanwhile must
+            // not be undone, nor an ended session shown as used.
+            let live = try db.execute(
+                "UPDATE sessions SET expires_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?", [expiry.millis, session.id, now.millis])
+            guard live == 1 else { return nil }
+            try db.execute("UPDATE session_devices SET last_used_at = ? WHERE family_id = ?", [now.millis, session.familyID])
+            return expiry > session.expiresAt ? expiry : nil
+        }
+    }
+
+    /// How often a web session's use is written at most.
+    static let webSessionUseInterval: TimeInterval = 3_600
+
     /// An account's sessions in use (one per live family), most recently used first.
     public func sessionsInUse(accountID: AccountID) throws(StoreError) -> [ActiveSession] {
         let now = clock.now()
@@ -141,11 +171,14 @@ extension Store {
     private func activeSessions(_ db: any SQLConnection, accountID: AccountID, now: Date) throws -> [ActiveSession] {
         // A family has at most one row neither revoked nor rotated: its current token.
         // Ties (the same millisecond) go to the later insert.
-        try db.fetchAll("""
-                SELECT s.family_id, s.family_started_at, s.created_at, s.expires_at, d.device_name
+        // Last used: the current token's making (a sign-in or refresh), or a web page seen
+        // since (``noteWebSessionUse(_:lifetime:)``), whichever is later.
+        let lastUsed = db.dialect == .sqlite ? "MAX(s.created_at, COALESCE(d.last_used_at, 0))" : "GREATEST(s.created_at, d.last_used_at)"
+        return try db.fetchAll("""
+                SELECT s.family_id, s.family_started_at, \(lastUsed) AS last_used, s.expires_at, d.device_name
                 FROM sessions AS s LEFT JOIN session_devices AS d ON d.family_id = s.family_id
                 WHERE s.account_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND s.family_started_at > ?
-                ORDER BY s.created_at DESC, s.\(db.dialect == .sqlite ? "rowid" : "seq") DESC
+                ORDER BY last_used DESC, s.\(db.dialect == .sqlite ? "rowid" : "seq") DESC
                 """, [accountID.rawValue, now.millis, now.addingTimeInterval(-sessionFamilyLifetime).millis]
         ).map { row in
             ActiveSession(

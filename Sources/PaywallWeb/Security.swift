@@ -7,13 +7,12 @@ import PaywallTokens
 /// cross-site page can make the browser send the cookies but cannot read them or the page,
 /// so it cannot compute the field. Binding the session's token too means a form made before
 /// signing in (or for another session) stops working once the session changes. The key is
-/// made at start: a restart only makes open forms ask to be sent again.
+/// the database's (``PaywallService/webFormKey()``): every server behind a load balancer
+/// accepts the forms every other made, and a restart leaves open forms working.
 struct CSRF: Sendable {
     private let key: [UInt8]
 
     init(key: [UInt8]) { self.key = key }
-
-    static func random() throws -> CSRF { CSRF(key: try SecureRandom.bytes(32)) }
 
     /// Nil when the MAC cannot be made: the form then carries none, and nothing is valid.
     func token(seed: String, session: String?) -> String? {

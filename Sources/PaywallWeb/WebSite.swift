@@ -56,7 +56,7 @@ public struct WebSite: Sendable {
         self.articles = articles
         self.settings = settings
         templates = try Self.loadTemplates()
-        csrf = try CSRF.random()
+        csrf = CSRF(key: try service.webFormKey())
         stylesheet = try Self.staticFile("site.css")
         favicon = try Self.staticFile("favicon.svg")
         linkScript = try Self.staticFile("link-token.js")
@@ -161,6 +161,9 @@ public struct WebSite: Sendable {
         var sessionToken: String?
         /// Whether a session cookie was sent that opens nothing (it is cleared).
         var staleSession: Bool
+        /// The session's new expiry when this visit moved it: the cookie is set again to last
+        /// as long.
+        var sessionRenewedUntil: Date? = nil
         /// The CSRF seed cookie, and whether it is new (to be set).
         var csrfSeed: String
         var newSeed: Bool
@@ -196,6 +199,13 @@ public struct WebSite: Sendable {
                 if Cookies.isToken(token), let reader = try await service.blocking({ service throws(ServiceError) in try service.webReader(refreshToken: token) }) {
                     visit.reader = reader
                     visit.sessionToken = token
+                    // Best effort: the page is shown when the note cannot be written (the
+                    // database read-only a moment); the next visit notes it.
+                    do {
+                        visit.sessionRenewedUntil = try await service.blocking { service throws(ServiceError) in try service.noteWebSessionUse(reader) }
+                    } catch {
+                        context.logger.warning("a web session's use was not noted", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])
+                    }
                 } else {
                     visit.staleSession = true
                 }
@@ -269,8 +279,13 @@ public struct WebSite: Sendable {
         if visit.newSeed, !visit.csrfSeed.isEmpty {
             response.setCookie(cookie(Cookies.csrf, visit.csrfSeed, maxAge: nil))
         }
-        if visit.staleSession, response.headers[values: .setCookie].allSatisfy({ !$0.hasPrefix(Cookies.session + "=") }) {
+        let setsSession = response.headers[values: .setCookie].contains { $0.hasPrefix(Cookies.session + "=") }
+        if visit.staleSession, !setsSession {
             response.setCookie(cookie(Cookies.session, "", maxAge: 0))
+        }
+        // The session lasts longer now: so does its cookie (unless the page ended or replaced it).
+        if let until = visit.sessionRenewedUntil, let token = visit.sessionToken, !setsSession {
+            response.setCookie(cookie(Cookies.session, token, maxAge: max(0, Int(until.timeIntervalSince(service.now)))))
         }
         return response
     }

@@ -83,6 +83,9 @@ struct CopyTests {
                                             periodEnd: now.addingTimeInterval(30 * day)))
         #expect(try store.applyBilling(change).outcome == .applied)
 
+        // The web forms' key every server shares.
+        #expect(try store.siteSecret("web-forms").count == 32)
+
         // An admin's tokens revoked.
         try store.revokeAdminTokens(.subject("mallory", issuedUntil: now), keepUntil: now.addingTimeInterval(day), actor: f.admin)
         try store.revokeAdminTokens(.token(id: "revoked-jti"), keepUntil: now.addingTimeInterval(day), actor: f.admin)
@@ -133,6 +136,7 @@ struct CopyTests {
         #expect(try target.store.account(email: EmailAddress("ADA@example.com")) == ada)
         #expect(try target.store.account(email: EmailAddress("bob.smith@example.com")) == bob)
         #expect(try target.store.passwordHash(accountID: ada.id) == source.store.passwordHash(accountID: ada.id))
+        #expect(try target.store.siteSecret("web-forms") == source.store.siteSecret("web-forms"), "the copy keeps the forms open in browsers valid")
         #expect(try target.store.titles() == source.store.titles())
         #expect(try target.store.plans() == source.store.plans())
         #expect(try target.store.memberships(accountID: ada.id) == source.store.memberships(accountID: ada.id))

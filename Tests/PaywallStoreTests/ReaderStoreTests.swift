@@ -75,6 +75,44 @@ struct ReaderStoreTests {
         #expect(try f.snapshot() == before)
     }
 
+    @Test("a web session's use: noted at most hourly, shown as last used, evicted last, its expiry moved on within the family's limit; never for an ended one", arguments: TestBackend.all)
+    func webSessionUse(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let account = try f.account("a@example.com")
+        let web = try f.store.startSession(accountID: account.id, lifetime: 30 * 86_400, deviceName: "browser", maximum: 2)
+        f.clock.advance(by: 60)
+        let phone = try f.store.startSession(accountID: account.id, lifetime: 30 * 86_400, deviceName: "phone", maximum: 2)
+        // Within the hour: nothing written.
+        let before = try f.snapshot()
+        #expect(try f.store.noteWebSessionUse(web.session, lifetime: 30 * 86_400) == nil)
+        #expect(try f.snapshot() == before)
+        // Days of reading on the web, the phone idle.
+        f.clock.advance(by: 3 * 86_400)
+        let renewed = try #require(try f.store.noteWebSessionUse(web.session, lifetime: 30 * 86_400))
+        #expect(renewed == Date(millis: f.clock.now().addingTimeInterval(30 * 86_400).millis))
+        let listed = try f.store.sessionsInUse(accountID: account.id)
+        #expect(listed.map(\.deviceName) == ["browser", "phone"], "most recently used first")
+        #expect(listed.first?.lastUsedAt == Date(millis: f.clock.now().millis) && listed.first?.expiresAt == renewed)
+        #expect(try f.store.session(token: web.token)?.expiresAt == renewed)
+        // A new sign-in past the cap ends the idle phone, not the browser in use.
+        let tablet = try f.store.startSession(accountID: account.id, lifetime: 30 * 86_400, deviceName: "tablet", maximum: 2)
+        #expect(tablet.ended.map(\.id) == [phone.active.id])
+        // Never past the family's limit (90 days from the sign-in).
+        var latest = renewed
+        for _ in 0..<3 {
+            f.clock.advance(by: 25 * 86_400)
+            let current = try #require(try f.store.session(token: web.token), "lapsed though in use")
+            latest = try #require(try f.store.noteWebSessionUse(current, lifetime: 30 * 86_400))
+        }
+        #expect(latest == Date(millis: web.session.familyStartedAt.addingTimeInterval(90 * 86_400).millis))
+        // Ended (signed out): nothing noted, nothing moved.
+        _ = try f.store.revokeSession(id: web.active.id, accountID: account.id, actor: .account(account.id))
+        f.clock.advance(by: 2 * 3_600)
+        let ended = try f.snapshot()
+        #expect(try f.store.noteWebSessionUse(web.session, lifetime: 30 * 86_400) == nil)
+        #expect(try f.snapshot() == ended)
+    }
+
     @Test("revoking one session by id: only the account's own, live ones", arguments: TestBackend.all)
     func revokeSession(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

@@ -284,6 +284,18 @@ struct SharedStoreTests {
         #expect(try f.store.sessionsInUse(accountID: account.id).count == 1)
     }
 
+    @Test("a site secret is made once, by whichever store asks first, and every store on the database reads the same", arguments: TestBackend.all)
+    func siteSecretShared(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let other = try f.reopen()
+        defer { try? other.close() }
+        let made = try other.siteSecret("web-forms")
+        #expect(made.count == 32)
+        #expect(try f.store.siteSecret("web-forms") == made)
+        #expect(try other.siteSecret("web-forms") == made, "kept, not made again")
+        #expect(try f.store.siteSecret("another") != made, "one per name")
+    }
+
     /// Runs `body` on a thread of its own (not in the caller's snapshot) and waits for it.
     func onAnotherThread(_ body: @escaping @Sendable () -> Void) {
         let done = DispatchSemaphore(value: 0)

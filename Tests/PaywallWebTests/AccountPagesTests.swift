@@ -196,6 +196,34 @@ struct AccountPagesTests {
         }
     }
 
+    @Test("a browser in use counts as used: past the session cap an idle app's session ends, not the browser's, and the cookie lasts as long as the session")
+    func browserInUse() async throws {
+        let f = try ServiceFixture { $0.maximumSessions = 2 }
+        _ = try f.service.loadDemoData(actor: f.admin)
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            try await signIn(browser, "reader@example.com", "demo reader passphrase")
+            f.clock.advance(by: 60)
+            _ = try f.service.signInReader(email: "reader@example.com", password: "demo reader passphrase", deviceName: "Phone", client: "test")
+            // Reading on the web for days; the phone idle.
+            f.clock.advance(by: 2 * 86_400)
+            let page = try await browser.get("/account")
+            #expect(page.status == .ok)
+            let renewed = page.headers[values: .setCookie].first { $0.hasPrefix("paywall_session=") }
+            #expect(renewed?.contains("Max-Age=2592000") == true, "the cookie moved on with the session: \(renewed ?? "none")")
+            // Within the hour: no write, no cookie.
+            f.clock.advance(by: 60)
+            #expect(try await browser.get("/account").headers[values: .setCookie].allSatisfy { !$0.hasPrefix("paywall_session=") })
+            let html = try await browser.get("/account").text
+            #expect(html.range(of: #"Web browser[\s\S]*Phone"#, options: .regularExpression) != nil, "the browser listed as the most recently used")
+            // A third sign-in: the phone goes, the browser stays.
+            _ = try f.service.signInReader(email: "reader@example.com", password: "demo reader passphrase", deviceName: "Tablet", client: "test")
+            #expect(try await browser.get("/account").status == .ok)
+            let left = try f.service.profile(accountID: f.service.account("reader@example.com").id).sessions.map(\.deviceName)
+            #expect(!left.contains("Phone") && left.contains("Tablet") && left.count == 2, "\(left)")
+        }
+    }
+
     @Test("the account page lists devices; sign out this device, only one's own; sign out everywhere")
     func sessions() async throws {
         let f = try demoFixture()

@@ -1,7 +1,9 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import PaywallCore
+import PaywallHTTP
 import PaywallService
 import PaywallTestSupport
 import PaywallWeb
@@ -217,6 +219,29 @@ struct FormsTests {
             #expect(refused(try await browser.post("/signout", [], csrf: token)))
             #expect(try f.snapshot() == before)
         }
+    }
+
+    @Test("two servers on one database (behind a load balancer): a form one rendered is accepted by the other, and after a restart")
+    func formsAcrossServers() async throws {
+        let f = try demoFixture()
+        let other = try f.another()
+        var first = PaywallAPI(service: f.service)
+        first.web = try WebSite(service: f.service, articles: ArticleLibrary.demo(), settings: WebSettings())
+        var second = PaywallAPI(service: other)
+        second.web = try WebSite(service: other, articles: ArticleLibrary.demo(), settings: WebSettings())
+        // A page from the first server: its CSRF cookie and field.
+        let (cookies, token) = try await Application(router: first.router()).test(.router) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/forgot-password")
+            return (await browser.cookies, try #require(await browser.lastCSRF))
+        }
+        // Posted to the second.
+        let status = try await Application(router: second.router()).test(.router) { client in
+            let browser = Browser(client)
+            for (name, value) in cookies { await browser.setCookie(name, value) }
+            return try await browser.post("/forgot-password", [("email", "reader@example.com")], csrf: token).status
+        }
+        #expect(status == .ok, "a form made by another server was refused")
     }
 
     @Test("forms only as forms: another content type is refused, and `next` never leaves the site", arguments: [

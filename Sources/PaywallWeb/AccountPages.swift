@@ -26,8 +26,19 @@ extension WebSite {
     static func linkToken(_ raw: String?) -> String? {
         var text = (raw ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         if let range = text.range(of: "token=", options: .backwards) { text = String(text[range.upperBound...]) }
+        // A link copied with what followed it in the mail ("…token=abc>", "…abc.", "…abc)"):
+        // no token character is punctuation, so what trails it is not the token's.
+        while let last = text.unicodeScalars.last, !Cookies.isBase64URL(String(last)) { text.unicodeScalars.removeLast() }
         guard (16...ReaderLimits.token).contains(text.utf8.count), Cookies.isBase64URL(text) else { return nil }
         return text
+    }
+
+    /// What the reader typed in a code field, to show it again beside the error (escaped by
+    /// the template) so it can be corrected rather than pasted again; nothing when it is
+    /// longer than any link.
+    static func typedToken(_ raw: String?) -> String {
+        let text = (raw ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.utf8.count <= 2_048 ? text : ""
     }
 
     func linkPage(_ template: String, _ visit: Visit, status: HTTPResponse.Status = .ok, title: String, values: [String: Any]) -> Response {
@@ -47,7 +58,7 @@ extension WebSite {
     func verifyEmail(_ visit: Visit) async throws -> Response {
         guard let token = Self.linkToken(visit.form?["token"]) else {
             return linkPage("verify-email", visit, status: .unprocessableContent, title: "Confirm your email address", values: [
-                "tokenError": "Paste the code from the mail (the part of the link after “token=”).",
+                "tokenError": "Paste the code from the mail (the part of the link after “token=”).", "token": Self.typedToken(visit.form?["token"]),
             ])
         }
         do {
@@ -116,7 +127,7 @@ extension WebSite {
     func usePasswordLink(_ link: PasswordLink, _ visit: Visit) async throws -> Response {
         let password = visit.form?["password"] ?? ""
         guard let token = Self.linkToken(visit.form?["token"]) else {
-            return passwordLinkForm(link, visit, status: .unprocessableContent, token: "", errors: [
+            return passwordLinkForm(link, visit, status: .unprocessableContent, token: Self.typedToken(visit.form?["token"]), errors: [
                 "token": "Paste the code from the mail (the part of the link after “token=”).",
             ])
         }
@@ -152,15 +163,25 @@ extension WebSite {
             }
         }
         let signedOut = ended == 0 ? "" : "Every device that was signed in has been signed out. "
-        var response = page("done", visit, title: link == .reset ? "Password changed" : "Email address put back", values: [
+        // This browser signed in to that account: its session ended with the others, so the
+        // page is drawn signed out (a header saying who is signed in, with a sign-out form
+        // bound to the dead session, would 403). Signed in to another account: it stays.
+        let thisAccount = visit.reader?.account.id == account.id
+        var shown = visit
+        if thisAccount {
+            shown.reader = nil
+            shown.sessionToken = nil
+            shown.sessionRenewedUntil = nil
+            shown.csrfToken = csrf.token(seed: visit.csrfSeed, session: nil) ?? ""
+        }
+        var response = page("done", shown, title: link == .reset ? "Password changed" : "Email address put back", values: [
             "heading": link == .reset ? "Your password is changed" : "Your email address is back",
             "message": link == .reset
                 ? signedOut + "Sign in with your new password."
                 : "Your account's address is \(account.email) again, with your new password. " + signedOut + "Sign in with them.",
             "link": "/signin", "linkText": "Sign in",
         ])
-        // Every session of the account ended, this browser's too.
-        if visit.sessionToken != nil { response.setCookie(cookie(Cookies.session, "", maxAge: 0)) }
+        if thisAccount { response.setCookie(cookie(Cookies.session, "", maxAge: 0)) }
         return response
     }
 

@@ -16,12 +16,16 @@ extension WebSite {
     static let adminCookie = "paywall_admin"
 
     func adminCookie(_ value: String, maxAge: Int) -> Cookie {
-        Cookie(name: Self.adminCookie, value: value, maxAge: maxAge, path: "/admin", secure: settings.secureCookies, httpOnly: true, sameSite: .strict)
+        Cookie(name: adminCookieName, value: value, maxAge: maxAge, path: "/admin", secure: settings.secureCookies, httpOnly: true, sameSite: .strict)
     }
+
+    /// Over TLS `__Secure-` (set only with Secure, so never planted over plain HTTP); not
+    /// `__Host-`, which needs the whole path, and this cookie keeps to /admin.
+    var adminCookieName: String { settings.secureCookies ? "__Secure-" + Self.adminCookie : Self.adminCookie }
 
     /// The cookie's token, if it could be one (a JWT of reasonable size).
     func adminToken(_ visit: Visit) -> String? {
-        guard let value = visit.request.cookies[Self.adminCookie]?.value, (16...Self.giftTokenLimit).contains(value.utf8.count),
+        guard let value = visit.request.cookies[adminCookieName]?.value, (16...Self.giftTokenLimit).contains(value.utf8.count),
               Cookies.isBase64URL(value, dots: true)
         else { return nil }
         return value
@@ -50,7 +54,7 @@ extension WebSite {
         switch refusal {
         case let .signIn(message):
             var response = adminSignInForm(visit, status: .unauthorized, error: message)
-            if adminToken(visit) != nil || visit.request.cookies[Self.adminCookie] != nil { response.setCookie(adminCookie("", maxAge: 0)) }
+            if adminToken(visit) != nil || visit.request.cookies[adminCookieName] != nil { response.setCookie(adminCookie("", maxAge: 0)) }
             return response
         case let .scope(name):
             return errorPage(

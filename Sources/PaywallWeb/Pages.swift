@@ -369,9 +369,10 @@ extension WebSite {
         let id = reader.account.id
         let summary = try await service.blocking { service throws(ServiceError) in try service.readerSummary(account: id) }
         var values: [String: Any] = [
-            "name": summary.account.displayName ?? "", "email": summary.account.email,
-            "memberSince": Self.longDate(summary.account.createdAt),
+            "email": summary.account.email, "memberSince": Self.longDate(summary.account.createdAt),
         ]
+        // Only a name given: the template's section takes "" as a value and drew an empty row.
+        if let name = summary.account.displayName, !name.isEmpty { values["name"] = name }
         if let error { values["error"] = error }
         for (key, value) in fields { values[key] = value }
         values["minimumLength"] = service.configuration.passwordPolicy.minimumLength

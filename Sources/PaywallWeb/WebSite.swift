@@ -195,7 +195,7 @@ public struct WebSite: Sendable {
             request: request, logger: context.logger, facts: facts, reader: nil, sessionToken: nil, staleSession: false,
             csrfSeed: "", newSeed: false, csrfToken: "", clientKey: clientRateLimitKey(client), form: nil)
         do {
-            if let token = cookies[Cookies.session]?.value {
+            if let token = cookies[cookieName(Cookies.session)]?.value {
                 if Cookies.isToken(token), let reader = try await service.blocking({ service throws(ServiceError) in try service.webReader(refreshToken: token) }) {
                     visit.reader = reader
                     visit.sessionToken = token
@@ -210,7 +210,7 @@ public struct WebSite: Sendable {
                     visit.staleSession = true
                 }
             }
-            if let seed = cookies[Cookies.csrf]?.value, Cookies.isToken(seed) {
+            if let seed = cookies[cookieName(Cookies.csrf)]?.value, Cookies.isToken(seed) {
                 visit.csrfSeed = seed
             } else {
                 visit.csrfSeed = try Self.newToken()
@@ -279,7 +279,7 @@ public struct WebSite: Sendable {
         if visit.newSeed, !visit.csrfSeed.isEmpty {
             response.setCookie(cookie(Cookies.csrf, visit.csrfSeed, maxAge: nil))
         }
-        let setsSession = response.headers[values: .setCookie].contains { $0.hasPrefix(Cookies.session + "=") }
+        let setsSession = response.headers[values: .setCookie].contains { $0.hasPrefix(cookieName(Cookies.session) + "=") }
         if visit.staleSession, !setsSession {
             response.setCookie(cookie(Cookies.session, "", maxAge: 0))
         }
@@ -295,7 +295,16 @@ public struct WebSite: Sendable {
 
     /// Every cookie: HttpOnly, SameSite=Lax, the whole site, Secure over TLS.
     func cookie(_ name: String, _ value: String, maxAge: Int?) -> Cookie {
-        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: settings.secureCookies, httpOnly: true, sameSite: .lax)
+        Cookie(name: cookieName(name), value: value, maxAge: maxAge, path: "/", secure: settings.secureCookies, httpOnly: true, sameSite: .lax)
+    }
+
+    /// A cookie's name as sent: over TLS with the `__Host-` prefix, which browsers accept
+    /// only when set Secure, for the whole path, by this host and no other (no `Domain`):
+    /// a page served over plain HTTP, or by a sibling subdomain, cannot plant a session
+    /// cookie of the attacker's own account (the reader would then read, start a trial or
+    /// give gifts inside it) or a CSRF seed it knows.
+    func cookieName(_ name: String) -> String {
+        settings.secureCookies ? "__Host-" + name : name
     }
 
     func asset(_ buffer: ByteBuffer, type: String) -> Response {

@@ -38,6 +38,12 @@ struct AccountPagesTests {
             #expect(try await browser.post("/signup", [("name", "Vera"), ("email", "verify@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
             var account = try await browser.get("/account").text
             #expect(account.contains("Not confirmed yet") && account.contains(#"action="/account/verification""#))
+            #expect(account.contains("<dt>Name</dt><dd>Vera</dd>"))
+            // A reader who gave no name has no empty "Name" row.
+            let nameless = Browser(client)
+            _ = try await nameless.get("/signup")
+            #expect(try await nameless.post("/signup", [("email", "nameless@example.com"), ("password", "a long web passphrase")]).status == .seeOther)
+            #expect(!(try await nameless.get("/account").text.contains("<dt>Name</dt>")))
             let token = try #require(try mailedToken(f, "verify-email", to: "verify@example.com"))
 
             // The page: a form with a labelled code field, and the one script that reads the fragment.
@@ -58,8 +64,9 @@ struct AccountPagesTests {
             let before = try f.snapshot()
             #expect(refusedAsForged(try await browser.post("/verify-email", [("token", token)], csrf: .some(nil))))
             #expect(refusedAsForged(try await browser.post("/verify-email", [("token", token)], csrf: "forged")))
-            let malformed = try await browser.post("/verify-email", [("token", "not a code")])
+            let malformed = try await browser.post("/verify-email", [("token", "not a code <b>")])
             #expect(malformed.status == .unprocessableContent && malformed.text.contains("Paste the code"))
+            #expect(malformed.text.contains(#"value="not a code &lt;b&gt;""#), "what was typed comes back, escaped, to be corrected")
             _ = try await browser.get("/verify-email")
             let unknown = try await browser.post("/verify-email", [("token", String(repeating: "A", count: 43))])
             #expect(unknown.status == .badRequest && unknown.text.contains("This link does not work"))
@@ -68,7 +75,8 @@ struct AccountPagesTests {
 
             // The whole link pasted works too; then the account says so; a second use fails.
             _ = try await browser.get("/verify-email")
-            let confirmed = try await browser.post("/verify-email", [("token", "http://localhost:8080/verify-email#token=\(token)")])
+            // (copied from the mail with the bracket that closed it)
+            let confirmed = try await browser.post("/verify-email", [("token", "<http://localhost:8080/verify-email#token=\(token)>.")])
             #expect(confirmed.status == .ok && confirmed.text.contains("Your email address is confirmed"))
             #expect(try f.service.account("verify@example.com").emailVerifiedAt != nil)
             account = try await browser.get("/account").text
@@ -193,6 +201,31 @@ struct AccountPagesTests {
             _ = try await browser.get("/undo-email-change")
             #expect(try await browser.post("/undo-email-change", [("token", token), ("password", "another new passphrase")]).status == .badRequest)
             try await signIn(Browser(client), "reader@example.com", "a brand new passphrase")
+        }
+    }
+
+    @Test("a reset from a browser signed in to that account shows it signed out (its session ended too); one signed in to another account stays so")
+    func resetWhileSignedIn() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let own = Browser(client), member = Browser(client)
+            try await signIn(own, "reader@example.com", "demo reader passphrase")
+            try await signIn(member, "member@example.com", "demo member passphrase")
+            for (browser, password) in [(own, "a brand new passphrase"), (member, "another new passphrase")] {
+                _ = try f.service.requestPasswordReset(email: "reader@example.com", client: "test")
+                let token = try #require(try mailedToken(f, "reset-password", to: "reader@example.com"))
+                _ = try await browser.get("/reset-password")
+                let done = try await browser.post("/reset-password", [("token", token), ("password", password)])
+                #expect(done.status == .ok && done.text.contains("Your password is changed"))
+                if browser === own {
+                    #expect(!done.text.contains(#"action="/signout""#) && done.text.contains(#"href="/signin""#), "drawn signed out")
+                    #expect(await own.cookies["paywall_session"] == nil)
+                } else {
+                    #expect(done.text.contains(#"action="/signout""#), "the member is still signed in")
+                    #expect(await member.cookies["paywall_session"] != nil)
+                    #expect(try await member.get("/account").status == .ok)
+                }
+            }
         }
     }
 

@@ -261,16 +261,22 @@ struct FormsTests {
         }
     }
 
-    @Test("Secure cookies when served over TLS (a setting)")
+    @Test("Secure cookies when served over TLS (a setting), named __Host- so no plain-HTTP page or sibling subdomain can plant one; the unprefixed names are then ignored")
     func secureCookies() async throws {
         let f = try demoFixture()
         try await withSite(f, settings: WebSettings(secureCookies: true)) { client in
             let browser = Browser(client)
             let page = try await browser.get("/signin")
-            #expect(page.headers[values: .setCookie].allSatisfy { $0.contains("Secure") })
+            #expect(page.headers[values: .setCookie].allSatisfy { $0.contains("Secure") && $0.hasPrefix("__Host-") && $0.contains("Path=/") && !$0.contains("Domain") })
             let response = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "demo reader passphrase")])
-            let cookie = try #require(response.headers[values: .setCookie].first { $0.hasPrefix("paywall_session=") })
+            let cookie = try #require(response.headers[values: .setCookie].first { $0.hasPrefix("__Host-paywall_session=") })
             #expect(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"))
+            #expect(try await browser.get("/account").status == .ok)
+            // A planted, unprefixed session cookie (an attacker's own account) opens nothing.
+            let session = try #require(await browser.cookies["__Host-paywall_session"])
+            await browser.setCookie("__Host-paywall_session", nil)
+            await browser.setCookie("paywall_session", session)
+            #expect(try await browser.get("/account").status == .seeOther)
         }
         #expect(throws: ServiceError.self) { try WebSettings.resolve(environment: ["PAYWALL_SECURE_COOKIES": "maybe"]) }
         #expect(try WebSettings.resolve(environment: ["PAYWALL_SECURE_COOKIES": "1"]).secureCookies)

@@ -44,7 +44,7 @@ extension PaywallAPI {
             var request = request
             let body = try await RequestBody.object(&request).only(["id", "name", "publisher", "tags"])
             let (id, name, publisher) = (try body.requiredString("id"), try body.requiredString("name"), try body.requiredString("publisher"))
-            let tags = try body.strings("tags", max: 64) ?? []
+            let tags = try body.strings("tags", max: Title.maximumTags) ?? []
             let title = try await service.blocking { service throws(ServiceError) in
                 try service.addTitle(id: id, name: name, publisher: publisher, tags: tags, actor: admin.actor)
             }
@@ -61,7 +61,7 @@ extension PaywallAPI {
             var request = request
             let id = try Self.parameter(context, "title")
             let body = try await RequestBody.object(&request).only(["tags", "name", "publisher"])
-            let tags = try body.strings("tags", max: 64)
+            let tags = try body.strings("tags", max: Title.maximumTags)
             let name = try body.string("name"), publisher = try body.string("publisher")
             guard tags != nil || name != nil || publisher != nil else {
                 throw APIError(status: .badRequest, code: "missing_field", message: "give 'name', 'publisher' or 'tags' (the id cannot change)")
@@ -294,8 +294,16 @@ extension PaywallAPI {
             let admin = try await self.admin(request, .policy)
             var request = request
             _ = try await RequestBody.optionalObject(&request)?.only([])
-            let summary = try await service.blocking { service throws(ServiceError) in try service.adminReloadPolicy(by: admin) }
-            return try Self.json(PolicySummaryView(summary))
+            do {
+                let summary = try await service.blocking { service throws(ServiceError) in try service.adminReloadPolicy(by: admin) }
+                return try Self.json(PolicySummaryView(summary))
+            } catch let ServiceError.policy(errors) {
+                // The admin who asked is told why (the policy's own file:line), as the CLI
+                // is; a reader's request never reaches a policy error with details.
+                let first = errors.diagnostics.first.map { "\($0.location): \($0.message)" } ?? "it does not check"
+                let more = errors.diagnostics.count > 1 ? " (and \(errors.diagnostics.count - 1) more)" : ""
+                throw APIError(status: .badRequest, code: ServiceError.policy(errors).code, message: "the policy could not be loaded, the one in force stays: \(first)\(more)")
+            }
         }
     }
 

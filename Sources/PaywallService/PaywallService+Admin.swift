@@ -329,7 +329,21 @@ extension PaywallService {
     /// one stays otherwise); audited with both revisions.
     public func adminReloadPolicy(by admin: AdminPrincipal) throws(ServiceError) -> PolicySummary {
         let previous = try? policy().revision
-        let loaded = try reloadPolicy()
+        let loaded: Policy
+        do {
+            loaded = try reloadPolicy()
+        } catch {
+            // Refused, the old policy in force: audited too (who tried, and the first reason).
+            if case let .policy(errors) = error {
+                let first = errors.diagnostics.first.map { "\($0.location): \($0.message)" } ?? ""
+                _ = try? mapped {
+                    try store.recordAudit(actor: admin.actor, action: "policy.reload-refused", target: "policy", details: [
+                        "errors": String(errors.diagnostics.count), "first": String(first.prefix(300)), "kept": previous ?? "none", "jti": admin.tokenID,
+                    ])
+                }
+            }
+            throw error
+        }
         try mapped {
             try store.recordAudit(actor: admin.actor, action: "policy.reload", target: "policy", details: [
                 "from": previous ?? "none", "to": loaded.revision, "jti": admin.tokenID,

@@ -596,9 +596,18 @@ struct AdminRouteTests {
             (try await client.call(.post, "/admin/v1/policy/reload", token: token), try await client.call(.post, "/admin/v1/policy/reload", #"{"force":true}"#, token: token))
         }
         #expect(refused.status == .badRequest && refused.errorCode == "invalid_policy")
+        // The admin is told why, with the policy's file and line, and that the old one stays.
+        #expect(refused.text.contains("the one in force stays") && refused.text.contains(file.lastPathComponent + ":1:"), "\(refused.text)")
         #expect(badBody.status == .badRequest && badBody.errorCode == "unknown_field")
         #expect(try f.service.policy().revision == revision)
-        #expect(try f.snapshot() == before)
+        // Nothing changed but the audit log, which records the refused attempt (once: the
+        // malformed body was refused before anything was tried).
+        var after = try f.snapshot()
+        #expect(after["audit_log"] == (before["audit_log"] ?? 0) + 1)
+        after["audit_log"] = before["audit_log"]
+        #expect(after == before)
+        let entry = try #require(try f.service.auditEntries(target: "policy", limit: 1).first)
+        #expect(entry.action == "policy.reload-refused" && entry.details.contains(file.lastPathComponent), "\(entry.details)")
     }
 
     @Test("other methods on admin paths: 405 with Allow")

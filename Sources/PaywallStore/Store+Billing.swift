@@ -442,12 +442,15 @@ struct BillingApplier {
         if state.status == .pastDue, state.providerStatus == SubscriptionState.failedPayment, stored.map({ $0.status == .expired }) ?? true {
             return outcome(.stale, "a failed payment of subscription \(state.id), never paid, grants no grace", unblocked: unblocked)
         }
-        // An invoice's prices are what was billed, not what the subscription is now: a
-        // renewal invoice drafted on the old price and paid an hour after an upgrade must not
-        // put the reader back on the old plan. For a subscription already stored, its own
-        // events decide the plan; an invoice's prices only for one not seen yet.
-        if stored != nil, state.providerStatus == SubscriptionState.paidInvoice || state.providerStatus == SubscriptionState.failedPayment {
-            state.products = []
+        // An invoice's prices are what was billed, not necessarily what the subscription is
+        // now: a renewal invoice drafted on the old price and paid an hour after an upgrade
+        // (its period the one already stored) must not put the reader back on the old plan.
+        // They count for a subscription not stored yet, and for a period newer than the
+        // stored one (a scheduled change at renewal whose `customer.subscription.updated`
+        // comes late, after this invoice has made it stale).
+        if let stored, state.providerStatus == SubscriptionState.paidInvoice || state.providerStatus == SubscriptionState.failedPayment {
+            let newerPeriod = state.periodEnd.map { paid in stored.periodEnd.map { paid > $0 } ?? true } ?? false
+            if !newerPeriod { state.products = [] }
         }
         // What the event leaves out stays as stored.
         let mapped = try plan(change.provider, state.products)

@@ -337,6 +337,14 @@ struct StripeBillingTests {
         #expect(paid.outcome == .applied)
         #expect(try shop.memberships().map(\.planID.rawValue) == ["premium", "news"])
         #expect(try shop.memberships().map(\.status) == [.active, .expired])
+        // A downgrade scheduled for the renewal: the next period's invoice, on the news price,
+        // arrives before the subscription's own update (delivered late, then stale). The
+        // invoice's newer period moves the plan.
+        shop.f.clock.advance(by: 60)
+        let next = end.addingTimeInterval(30 * 86_400)
+        #expect(try shop.post("invoice.paid", shop.invoice(paid: true, end: next)).outcome == .applied)
+        #expect(try shop.memberships().first.map { [$0.planID.rawValue, $0.status.rawValue] } == ["news", "active"])
+        #expect(try shop.memberships().first?.currentPeriodEnd == next)
     }
 
     @Test("a price mapped to no plan fails with the reason, and applies once mapped and retried")

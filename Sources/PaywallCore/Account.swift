@@ -11,11 +11,15 @@ public struct Account: Hashable, Sendable, Codable {
     public var emailVerifiedAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
-    /// How many times every session of the account was ended at once (sign out everywhere,
-    /// a password changed or reset). An access token carries the count it was issued under
-    /// and is refused once the account's is higher: it ends with the sessions instead of
-    /// living out its minutes. A count, not a time, so that a token issued in the same
-    /// second as the change (its `iat` is in whole seconds) is told apart.
+    /// How many times sessions of the account were ended by anyone but their own device
+    /// (sign out everywhere, a password changed or reset, a device signed out from another,
+    /// evicted past the session cap, a refresh token stolen). An access token carries the
+    /// count it was issued under and is refused once the account's is higher: it ends with
+    /// the sessions instead of living out its minutes (the account's other devices refresh
+    /// theirs, as they do every 15 minutes). Access tokens name no session, so this is the
+    /// account's: a device signing itself out does not count (it drops its own token). A
+    /// count, not a time, so that a token issued in the same second as the change (its
+    /// `iat` is in whole seconds) is told apart.
     public var signOutsEverywhere: Int
 
     public init(

@@ -255,7 +255,7 @@ extension PaywallService {
         guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .sessionRejected }
         return try mapped {
             guard let session = try store.sessionInUse(token: token) else { throw ServiceError.sessionRejected }
-            return try store.revokeSession(id: session.id, accountID: session.accountID, actor: .account(session.accountID))
+            return try store.revokeSession(id: session.id, accountID: session.accountID, actor: .account(session.accountID), bySelf: true)
         }
     }
 
@@ -285,10 +285,12 @@ extension PaywallService {
         }
     }
 
-    /// Ends one of the account's own sessions, by id.
-    public func revokeSession(id: String, accountID: AccountID) throws(ServiceError) -> ActiveSession {
+    /// Ends one of the account's own sessions, by id. Another device's: the account's
+    /// access tokens end too, the caller's included (it refreshes). `current` is the
+    /// caller's own session when known (the web page's cookie): ending it is signing out.
+    public func revokeSession(id: String, accountID: AccountID, current: String? = nil) throws(ServiceError) -> ActiveSession {
         guard !id.isEmpty, id.utf8.count <= 64 else { throw .store(.sessionNotFound) }
-        return try mapped { try store.revokeSession(id: id, accountID: accountID, actor: .account(accountID)) }
+        return try mapped { try store.revokeSession(id: id, accountID: accountID, actor: .account(accountID), bySelf: id == current) }
     }
 
     // MARK: - The reader's own account

@@ -81,6 +81,9 @@ extension Store {
             let over = others.count - (max(1, maximum) - 1)
             guard over > 0 else { return [] }
             let evicted = Array(others.suffix(over))
+            // The evicted device's access token must end with its session (so must the
+            // others'; they refresh). The new session's token is issued after this commits.
+            try Self.endAccessTokens(db, accountID: accountID)
             for victim in evicted {
                 try revokeFamily(db, victim.id, now: now)
                 try audit(db, actor: .system, action: "session.evict", target: "account:\(accountID)", details: [
@@ -190,14 +193,19 @@ extension Store {
     /// Ends one of the account's sessions (by its family id), audited as `session.revoke`.
     /// Throws ``StoreError/sessionNotFound`` when the account has no such live session
     /// (another account's session is not found either: ids are not confirmed to strangers).
+    /// `bySelf`: the session's own device signs out (it drops its access token itself).
+    /// Otherwise (a device signed out from another, support) the account's access tokens
+    /// end too (``Account/signOutsEverywhere``): the device signed out must not go on
+    /// reading, giving gifts or signing the owner out with the token it holds.
     @discardableResult
-    public func revokeSession(id: String, accountID: AccountID, actor: AuditActor) throws(StoreError) -> ActiveSession {
+    public func revokeSession(id: String, accountID: AccountID, actor: AuditActor, bySelf: Bool = false) throws(StoreError) -> ActiveSession {
         let now = storedNow()
         return try write { db in
             guard let session = try activeSessions(db, accountID: accountID, now: now).first(where: { $0.id == id }) else {
                 throw StoreError.sessionNotFound
             }
             try revokeFamily(db, id, now: now)
+            if !bySelf { try Self.endAccessTokens(db, accountID: accountID) }
             try audit(db, actor: actor, action: "session.revoke", target: "account:\(accountID)", details: ["session": id])
             return session
         }

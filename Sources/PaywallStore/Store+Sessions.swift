@@ -262,6 +262,10 @@ extension Store {
     func revokeSessions(_ db: any SQLConnection, accountID: AccountID, actor: AuditActor, now: Date) throws -> Int {
         try Self.endAccessTokens(db, accountID: accountID)
         let count = try db.execute("UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?", [now.millis, accountID.rawValue, now.millis])
+        // And the rotated tokens' sealed successors, as for one session: an old refresh
+        // token replayed later is then refused quietly, not taken for theft (which would end
+        // the access tokens issued since, the new sign-in's too, and audit a false reuse).
+        try db.execute("UPDATE sessions SET successor_sealed = NULL WHERE account_id = ? AND successor_sealed IS NOT NULL", [accountID.rawValue])
         try audit(db, actor: actor, action: "session.revoke-all", target: "account:\(accountID)", details: ["count": String(count)])
         return count
     }

@@ -362,8 +362,9 @@ extension WebSite {
         guard let reader = visit.reader else { return redirect("/signin?next=/account") }
         let sessionID = visit.form?.text("session") ?? ""
         let id = reader.account.id
+        let current = reader.session.familyID
         do {
-            _ = try await service.blocking { service throws(ServiceError) in try service.revokeSession(id: sessionID, accountID: id) }
+            _ = try await service.blocking { service throws(ServiceError) in try service.revokeSession(id: sessionID, accountID: id, current: current) }
         } catch {
             guard case .store(.sessionNotFound) = error else { throw error }
             return try await account(visit, status: .notFound, error: "That device is not signed in (any more).")

@@ -339,12 +339,16 @@ struct AccountRouteTests {
             let revoked = try await client.call("/v1/me/sessions/\(id)", method: .delete, token: access)
             #expect(try revoked.status == .ok && (try revoked.string("session", "id")) == id, "\(revoked.text)")
             #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try two.string("refreshToken")]).errorCode == "session_rejected")
+            // Another device signed out: the account's access tokens ended, this one's too; it refreshes.
+            #expect(try await client.call("/v1/me", method: .get, token: access).errorCode == "invalid_token")
+            let threeRenewed = try await client.json("/v1/sessions/refresh", ["refreshToken": try three.string("refreshToken")])
+            let renewedAccess = try threeRenewed.string("accessToken")
             before = try f.snapshot()
             let refusals = [
-                try await client.call("/v1/me/sessions/\(id)", method: .delete, token: access),
-                try await client.call("/v1/me/sessions/\(try memberSession.string("session", "id"))", method: .delete, token: access),
+                try await client.call("/v1/me/sessions/\(id)", method: .delete, token: renewedAccess),
+                try await client.call("/v1/me/sessions/\(try memberSession.string("session", "id"))", method: .delete, token: renewedAccess),
                 try await client.call("/v1/me/sessions/\(id)", method: .delete, token: nil),
-                try await client.call("/v1/me/sessions/\(id)", method: .get, token: access),
+                try await client.call("/v1/me/sessions/\(id)", method: .get, token: renewedAccess),
             ]
             #expect(refusals[0].status == .notFound && refusals[0].errorCode == "session_not_found")
             #expect(refusals[1].status == .notFound && refusals[1].errorCode == "session_not_found", "another account's session is not found")
@@ -352,9 +356,9 @@ struct AccountRouteTests {
             #expect(refusals[3].status == .methodNotAllowed && refusals[3].headers[.allow] == "DELETE")
             #expect(try f.snapshot() == before)
 
-            let everywhere = try await client.post("/v1/sessions/sign-out-everywhere", nil, token: access, contentType: nil)
+            let everywhere = try await client.post("/v1/sessions/sign-out-everywhere", nil, token: renewedAccess, contentType: nil)
             #expect(try everywhere.status == .ok && (try everywhere.object()["endedSessions"] as? Int) == 1, "\(everywhere.text)")
-            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try three.string("refreshToken")]).errorCode == "session_rejected")
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try threeRenewed.string("refreshToken")]).errorCode == "session_rejected")
             #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try memberSession.string("refreshToken")]).status == .ok, "other accounts keep theirs")
             let device = try await client.post("/v1/devices", nil, contentType: nil).string("deviceToken")
             before = try f.snapshot()

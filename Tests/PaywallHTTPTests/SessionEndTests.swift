@@ -147,6 +147,50 @@ struct SessionEndTests {
         }
     }
 
+    @Test("a device signed out from another loses its access token at once (it cannot read, give gifts or sign the owner out); the one that did it refreshes; a device signing itself out ends nothing else", arguments: TestBackend.all)
+    func deviceSignedOutFromAnother(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let phone = try await client.signIn("reader@example.com", deviceName: "Phone")
+            let laptop = try await client.signIn("reader@example.com", deviceName: "Laptop")
+            let tablet = try await client.signIn("reader@example.com", deviceName: "Tablet")
+            // The tablet signs itself out: the others' tokens go on.
+            #expect(try await client.json("/v1/sessions/sign-out", ["refreshToken": try tablet.string("refreshToken")]).status == .ok)
+            for device in [phone, laptop] {
+                #expect(try await client.call(.get, "/v1/me", nil, token: try device.string("accessToken")).status == .ok)
+            }
+            // The laptop signs the phone out.
+            let profile = try await client.call(.get, "/v1/me", nil, token: try laptop.string("accessToken"))
+            let sessions = try #require(try profile.object()["sessions"] as? [[String: Any]])
+            let phoneID = try #require(sessions.first { $0["deviceName"] as? String == "Phone" }?["id"] as? String)
+            #expect(try await client.call(.delete, "/v1/me/sessions/\(phoneID)", nil, token: try laptop.string("accessToken")).status == .ok)
+            let phoneAccess = try phone.string("accessToken")
+            #expect(try await client.call(.get, "/v1/me", nil, token: phoneAccess).errorCode == "invalid_token")
+            #expect(try await client.call(.post, "/v1/gifts", #"{"title":"euronews","article":"g9"}"#, token: phoneAccess).status == .unauthorized)
+            #expect(try await client.json("/v1/sessions/refresh", ["refreshToken": try phone.string("refreshToken")]).errorCode == "session_rejected")
+            // The laptop refreshes and goes on.
+            #expect(try await client.call(.get, "/v1/me", nil, token: try laptop.string("accessToken")).errorCode == "invalid_token")
+            let renewed = try await client.json("/v1/sessions/refresh", ["refreshToken": try laptop.string("refreshToken")])
+            #expect(try await client.call(.get, "/v1/me", nil, token: try renewed.string("accessToken")).status == .ok, "\(renewed.text)")
+        }
+    }
+
+    @Test("after sign out everywhere an old, rotated refresh token replayed is refused quietly: the new sign-in's access token stays, no theft is audited", arguments: TestBackend.all)
+    func replayAfterSignOutEverywhere(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let first = try await client.signIn("reader@example.com", deviceName: "Phone")
+            let rotated = try await client.json("/v1/sessions/refresh", ["refreshToken": try first.string("refreshToken")])
+            #expect(try await client.call(.post, "/v1/sessions/sign-out-everywhere", nil, token: try rotated.string("accessToken")).status == .ok)
+            let again = try await client.signIn("reader@example.com", deviceName: "Phone")
+            f.clock.advance(by: 11)  // past the grace window
+            let replay = try await client.json("/v1/sessions/refresh", ["refreshToken": try first.string("refreshToken")])
+            #expect(replay.status == .unauthorized)
+            #expect(try await client.call(.get, "/v1/me", nil, token: try again.string("accessToken")).status == .ok, "the new sign-in's token ended")
+            #expect(try f.service.auditEntries(limit: 50).allSatisfy { $0.action != "session.reuse" })
+        }
+    }
+
     @Test("a password reset by its link ends the access tokens issued before it", arguments: TestBackend.all)
     func passwordReset(backend: TestBackend) async throws {
         let f = try readerFixture(mail: nil, backend: backend)

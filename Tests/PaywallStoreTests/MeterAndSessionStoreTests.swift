@@ -104,7 +104,7 @@ struct MeterAndSessionStoreTests {
         }
     }
 
-    @Test("every way of ending all of an account's sessions counts once in the account's sign-outs everywhere, which every read of it returns; ending one session does not", arguments: TestBackend.all)
+    @Test("every way of ending an account's sessions but a device's own sign-out counts once in the account's sign-outs everywhere, which every read of it returns", arguments: TestBackend.all)
     func signOutsEverywhere(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)
         let account = try f.account("ada@example.com")
@@ -115,23 +115,26 @@ struct MeterAndSessionStoreTests {
         }
         #expect(try counts() == [0, 0, 0, 0])
         let one = try f.store.createSession(accountID: account.id, tokenHash: [1], lifetime: day)
-        _ = try f.store.revokeSession(id: one.familyID, accountID: account.id, actor: f.admin)
-        #expect(try counts() == [0, 0, 0, 0], "one session ended is not all of them")
+        _ = try f.store.revokeSession(id: one.familyID, accountID: account.id, actor: .account(account.id), bySelf: true)
+        #expect(try counts() == [0, 0, 0, 0], "a device signing itself out drops its own token")
+        let two = try f.store.createSession(accountID: account.id, tokenHash: [2], lifetime: day)
+        _ = try f.store.revokeSession(id: two.familyID, accountID: account.id, actor: .account(account.id))
+        #expect(try counts() == [1, 1, 1, 1], "a device signed out from another; the cached facts dropped with the change")
         try f.store.revokeSessions(accountID: account.id, actor: f.admin)
-        #expect(try counts() == [1, 1, 1, 1], "sign out everywhere; the cached facts dropped with the change")
+        #expect(try counts() == [2, 2, 2, 2], "sign out everywhere")
         try f.store.revokeSessions(accountID: account.id, actor: f.admin)
-        #expect(try counts() == [2, 2, 2, 2], "also with no session left to end")
+        #expect(try counts() == [3, 3, 3, 3], "also with no session left to end")
         _ = try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$b", actor: f.admin, revokeSessions: true)
-        #expect(try counts() == [3, 3, 3, 3], "a password set with its sessions ended")
+        #expect(try counts() == [4, 4, 4, 4], "a password set with its sessions ended")
         _ = try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$c", actor: f.admin)
-        #expect(try counts() == [3, 3, 3, 3], "a password set without")
+        #expect(try counts() == [4, 4, 4, 4], "a password set without")
         var reset = ""
         _ = try f.store.issueEmailLink(accountID: account.id, purpose: .resetPassword, lifetime: 600, actor: f.admin) { account, token in
             reset = token
             return OutgoingMail(recipient: account.email, subject: "Reset", body: token)
         }
         #expect(try f.store.resetPassword(token: reset, hash: "$scrypt$d") != nil)
-        #expect(try counts() == [4, 4, 4, 4], "a password reset by its link")
+        #expect(try counts() == [5, 5, 5, 5], "a password reset by its link")
         #expect(try f.store.signOutsEverywhere(accountID: other.id) == 0, "another account's count is its own")
         #expect(try f.store.signOutsEverywhere(accountID: AccountID(rawValue: "missing")) == nil)
     }

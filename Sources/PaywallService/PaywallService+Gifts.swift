@@ -78,6 +78,8 @@ extension PaywallService {
         }
         let revision = try policy().revision
         let at = now
+        // The grant's key before the read is counted for the publisher.
+        try requireSigningKey()
         _ = try await blocking { service throws(ServiceError) in
             try mapped { try service.store.recordGiftRead(gift, subject: reader.meterSubject, at: at) }
         }

@@ -123,6 +123,9 @@ extension PaywallService {
         // budget is taken before the address is looked up, so asking whether emails are taken
         // costs it as before.
         if let client, let wait = signUps.take(client, at: now) { throw .tooManySignUps(retryAfter: wait) }
+        // No key to sign the session's access token: refused before the account exists (a
+        // 503 after it, and the retry met "email taken").
+        try requireSigningKey()
         let (account, carried): (Account, Int) = try mapped {
             if try store.account(email: email) != nil { throw StoreError.duplicateEmail(email.value) }
             let hash = try hasher.hash(password)
@@ -143,6 +146,8 @@ extension PaywallService {
     /// durable write). `client` is the address key the adapter rate-limits by.
     public func signInReader(email rawEmail: String, password: String, deviceName: String?, client: String) throws(ServiceError) -> ReaderSession {
         _ = try mapped { try Self.validDeviceName(deviceName) }
+        // Before the password is tried: no attempt spent, no scrypt, for an answer of 503.
+        try requireSigningKey()
         let account = try verifiedPassword(email: rawEmail, password: password, client: client)
         return try openSession(account: account, deviceName: deviceName)
     }
@@ -193,7 +198,10 @@ extension PaywallService {
 
     /// A new session within the cap, with its first access token.
     func openSession(account: Account, deviceName: String?) throws(ServiceError) -> ReaderSession {
-        try mapped {
+        // Before the session is written: a 503 after it left a session the client never got
+        // and, past the cap, evicted a real one each retry.
+        try requireSigningKey()
+        return try mapped {
             let name = try Self.validDeviceName(deviceName)
             let started = try store.startSession(
                 accountID: account.id, lifetime: configuration.sessionLifetime, deviceName: name, maximum: configuration.maximumSessions)
@@ -240,6 +248,9 @@ extension PaywallService {
     /// reuse detection: ``refreshSession(token:)``).
     public func refreshReader(token: String) throws(ServiceError) -> ReaderSession {
         guard !token.isEmpty, token.utf8.count <= ReaderLimits.token else { throw .sessionRejected }
+        // Before the rotation: a 503 after it spent the token, and the client's retry past
+        // the grace window was taken for theft.
+        try requireSigningKey()
         let (next, session) = try refreshSession(token: token)
         return try mapped {
             guard let account = try store.account(id: session.accountID) else { throw ServiceError.sessionRejected }

@@ -101,6 +101,20 @@ extension PaywallService {
 
     // MARK: - Issuing
 
+    /// Refuses (503 `keys_unavailable`) when no token could be signed now: asked before a
+    /// write whose answer is a token, so that nothing is written for an answer that fails.
+    /// Makes no key (with the development setting the token's own signing makes one).
+    func requireSigningKey() throws(ServiceError) {
+        try mapped {
+            let ring = try keys().ring
+            if ring.signingRecord(at: now) != nil {
+                _ = try signer(ring)  // the private key readable (kept once read)
+            } else if !configuration.developmentKeys {
+                throw KeyRingError.noSigningKey(path: configuration.keysDirectory.path)
+            }
+        }
+    }
+
     /// The issuer for the ring's signing key. Without one, a development key is created
     /// when the configuration allows it (returned, so the caller can say so); otherwise
     /// this fails with ``KeyRingError/noSigningKey(path:)``.

@@ -8,6 +8,31 @@ import PaywallPolicy
 
 @Suite("Readers' accounts in the service")
 struct ReaderServiceTests {
+    @Test("no key to sign with: sign-up, sign-in and refresh answer keys_unavailable having written nothing (no account, no session, nothing evicted, the refresh token unspent)")
+    func noSigningKey() throws {
+        let f = try ServiceFixture { $0.developmentKeys = false; $0.maximumSessions = 1 }
+        let account = try f.service.signUp(email: "reader@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let (refresh, _) = try f.service.store.createSession(accountID: account.id, lifetime: 86_400)
+        let before = try f.snapshot()
+        let refusals: [@Sendable () throws -> Void] = [
+            { _ = try f.service.signUpReader(email: "new@example.com", password: "correct horse battery", name: nil, deviceToken: nil, deviceName: nil, client: "c") },
+            { _ = try f.service.signInReader(email: "reader@example.com", password: "correct horse battery", deviceName: "Phone", client: "c") },
+            { _ = try f.service.refreshReader(token: refresh) },
+        ]
+        for refuse in refusals {
+            do {
+                try refuse()
+                Issue.record("answered without a signing key")
+            } catch let error as ServiceError {
+                #expect(error.code == "keys_unavailable", "\(error)")
+            }
+        }
+        let after = try f.snapshot()
+        #expect(after == before, "nothing written: \(after.filter { before[$0.key] != $0.value })")
+        #expect(try f.service.store.session(token: refresh) != nil, "the refresh token is not spent")
+        #expect(try f.service.store.account(email: EmailAddress("new@example.com")) == nil)
+    }
+
     @Test("reader settings come from PAYWALL_* variables; bad values name the variable")
     func configuration() throws {
         let defaults = try ServiceConfiguration.resolve(environment: [:])

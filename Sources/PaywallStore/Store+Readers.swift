@@ -119,7 +119,12 @@ extension Store {
             let live = try db.execute(
                 "UPDATE sessions SET expires_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?", [expiry.millis, session.id, now.millis])
             guard live == 1 else { return nil }
-            try db.execute("UPDATE session_devices SET last_used_at = ? WHERE family_id = ?", [now.millis, session.familyID])
+            // A family begun without a device row (the CLI's sessions, those from before v7)
+            // gets one: without it the use was never noted, and written on every view.
+            try db.execute("""
+                INSERT INTO session_devices (family_id, account_id, device_name, last_used_at) VALUES (?, ?, NULL, ?)
+                ON CONFLICT (family_id) DO UPDATE SET last_used_at = excluded.last_used_at
+                """, [session.familyID, session.accountID.rawValue, now.millis])
             return expiry > session.expiresAt ? expiry : nil
         }
     }

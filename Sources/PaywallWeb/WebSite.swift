@@ -199,13 +199,6 @@ public struct WebSite: Sendable {
                 if Cookies.isToken(token), let reader = try await service.blocking({ service throws(ServiceError) in try service.webReader(refreshToken: token) }) {
                     visit.reader = reader
                     visit.sessionToken = token
-                    // Best effort: the page is shown when the note cannot be written (the
-                    // database read-only a moment); the next visit notes it.
-                    do {
-                        visit.sessionRenewedUntil = try await service.blocking { service throws(ServiceError) in try service.noteWebSessionUse(reader) }
-                    } catch {
-                        context.logger.warning("a web session's use was not noted", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])
-                    }
                 } else {
                     visit.staleSession = true
                 }
@@ -237,7 +230,18 @@ public struct WebSite: Sendable {
                 }
                 visit.form = form
             }
-            return finish(try await body(visit), visit)
+            let response = try await body(visit)
+            // The session's use, noted after the page is made and only where its cookie can
+            // be set again (not on a feed a cache may keep): best effort, the page is shown
+            // when the note cannot be written (the database read-only a moment).
+            if let reader = visit.reader, response.headers[.cacheControl] == nil || response.headers[.cacheControl]?.contains("no-store") == true {
+                do {
+                    visit.sessionRenewedUntil = try await service.blocking { service throws(ServiceError) in try service.noteWebSessionUse(reader) }
+                } catch {
+                    context.logger.warning("a web session's use was not noted", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])
+                }
+            }
+            return finish(response, visit)
         } catch {
             context.logger.error("web page failed", metadata: ["path": .string(request.uri.path), "error": .string(LogText.maskingEmails(String(describing: error)))])
             let status: HTTPResponse.Status = (error as? ServiceError)?.category == .unavailable ? .serviceUnavailable : .internalServerError
@@ -278,6 +282,17 @@ public struct WebSite: Sendable {
         if response.headers[.cacheControl]?.contains("no-store") == false { return response }
         if visit.newSeed, !visit.csrfSeed.isEmpty {
             response.setCookie(cookie(Cookies.csrf, visit.csrfSeed, maxAge: nil))
+        }
+        // Served over TLS the cookies are __Host- named; those set before that (unprefixed,
+        // one holding a live session) are never read, and go: without this they stayed a
+        // month, their session an extra "Web browser" on the device list.
+        if settings.secureCookies {
+            for name in [Cookies.session, Cookies.csrf] where visit.request.cookies[name] != nil {
+                response.setCookie(Cookie(name: name, value: "", maxAge: 0, path: "/", secure: true, httpOnly: true, sameSite: .lax))
+            }
+            if visit.request.cookies[Self.adminCookie] != nil {
+                response.setCookie(Cookie(name: Self.adminCookie, value: "", maxAge: 0, path: "/admin", secure: true, httpOnly: true, sameSite: .strict))
+            }
         }
         let setsSession = response.headers[values: .setCookie].contains { $0.hasPrefix(cookieName(Cookies.session) + "=") }
         if visit.staleSession, !setsSession {

@@ -105,6 +105,14 @@ struct ReaderStoreTests {
             latest = try #require(try f.store.noteWebSessionUse(current, lifetime: 30 * 86_400))
         }
         #expect(latest == Date(millis: web.session.familyStartedAt.addingTimeInterval(90 * 86_400).millis))
+        // A session begun without a device row (the CLI's): noted once an hour too.
+        let plain = try f.store.createSession(accountID: account.id, lifetime: 30 * 86_400)
+        f.clock.advance(by: 2 * 3_600)
+        #expect(try f.store.noteWebSessionUse(plain.session, lifetime: 30 * 86_400) != nil)
+        f.clock.advance(by: 60)
+        let quiet = try f.snapshot()
+        #expect(try f.store.noteWebSessionUse(try #require(try f.store.session(token: plain.token)), lifetime: 30 * 86_400) == nil, "noted: not again within the hour")
+        #expect(try f.snapshot() == quiet)
         // Ended (signed out): nothing noted, nothing moved.
         _ = try f.store.revokeSession(id: web.active.id, accountID: account.id, actor: .account(account.id))
         f.clock.advance(by: 2 * 3_600)

@@ -290,13 +290,19 @@ public struct PaywallAPI: Sendable {
         try service.accessReader(bearer: try bearer(request))
     }
 
-    /// What the request itself tells the policy: the client's address.
+    /// What the request itself tells the policy: the client's address, and from a trusted
+    /// proxy whether it verified the client as a crawler. (The body may add the caller's
+    /// word for the country, referrer and device.)
     func requestFacts(_ request: Request, _ context: PaywallRequestContext) -> RequestFacts {
         var facts = RequestFacts()
         if let address = clientAddress(request, context) { facts.ip = IPAddress(address) }
         facts.channel = "api"
+        facts.verifiedCrawler = service.configuration.trustedProxies.verifiedCrawler(
+            header: request.headers[Self.verifiedCrawlerField], peer: context.remoteAddress?.ipAddress)
         return facts
     }
+
+    static let verifiedCrawlerField = HTTPField.Name(TrustedProxies.verifiedCrawlerHeader)!
 
     static func json(_ text: String) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))

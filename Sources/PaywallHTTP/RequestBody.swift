@@ -143,7 +143,7 @@ struct RequestBody {
 extension AccessRequest {
     static let channels: Set<String> = ["web", "app", "rss", "email", "api"]
     /// The fields a check may name (made once: every check reads them).
-    static let fields: Set<String> = ["title", "article", "channel"]
+    static let fields: Set<String> = ["title", "article", "channel", "country", "referrerHost", "device"]
     /// A single check may also carry a gift link's or a comp grant's token (a preview's
     /// items may not: they consume and prove nothing).
     static let singleFields = fields.union(["gift", "comp"])
@@ -164,6 +164,23 @@ extension AccessRequest {
         if let channel = try body.string("channel") {
             guard Self.channels.contains(channel) else { throw body.invalid("channel", "one of web, app, rss, email, api") }
             request.channel = channel
+        }
+        // The caller's word, as the channel: what its edge knows of the reader's request.
+        if let country = try body.string("country") {
+            guard country.utf8.count == 2, country.utf8.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0 & 0xDF) }) else {
+                throw body.invalid("country", "an ISO 3166-1 alpha-2 code, e.g. \"FR\"")
+            }
+            request.country = country.uppercased()
+        }
+        if let host = try body.string("referrerHost") {
+            guard let valid = RequestFacts.hostName(host) else { throw body.invalid("referrerHost", "a host name, e.g. \"news.example.com\"") }
+            request.referrerHost = valid
+        }
+        if let device = try body.string("device") {
+            guard (1...32).contains(device.utf8.count), device.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0 | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+                throw body.invalid("device", "a word of letters, digits and dashes, e.g. \"mobile\"")
+            }
+            request.device = device.lowercased()
         }
         self.init(title: try body.requiredString("title"), article: input, request: request, gift: single ? try body.string("gift") : nil,
                   comp: single ? try body.string("comp") : nil)

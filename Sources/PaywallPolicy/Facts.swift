@@ -95,6 +95,16 @@ public struct RequestFacts: Sendable {
     public var verifiedCrawler = false
     public var device = ""
     public init() {}
+
+    /// `text` as a host name the policy compares (lower-case letters, digits, dashes and
+    /// dots, 1 to 253 characters), or nil.
+    public static func hostName(_ text: String) -> String? {
+        let host = text.lowercased()
+        guard (1...253).contains(host.utf8.count),
+              host.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
+        else { return nil }
+        return host
+    }
 }
 
 /// A meter's state for the reader: articles used in the window, and whether this article

@@ -28,6 +28,22 @@ public struct TrustedProxies: Sendable, Equatable {
 
     func trusts(_ address: IPAddress) -> Bool { ranges.contains { $0.contains(address) } }
 
+    /// Whether the connection's peer is a trusted proxy: only then is a header it sets
+    /// about the client believed (`X-Verified-Crawler`: the proxy checked the crawler's
+    /// reverse DNS; a client's own word for it would open every article to anyone).
+    public func vouches(peer: String?) -> Bool {
+        guard let peer, let ip = IPAddress(peer) else { return false }
+        return trusts(ip)
+    }
+
+    /// The header a trusted proxy sets to `1` for a crawler it verified (`request.verifiedCrawler`).
+    public static let verifiedCrawlerHeader = "X-Verified-Crawler"
+
+    /// `request.verifiedCrawler`: the header's value is `1` and a trusted proxy sent it.
+    public func verifiedCrawler(header: String?, peer: String?) -> Bool {
+        header == "1" && vouches(peer: peer)
+    }
+
     /// The client's address: `peer`, or, when the peer is a trusted proxy, the nearest
     /// address of `forwardedFor` (the `X-Forwarded-For` header values, in order) that is
     /// not a trusted proxy, read from the right: entries left of it were written by the

@@ -190,6 +190,12 @@ public struct WebSite: Sendable {
         let client = service.configuration.trustedProxies.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded)
         if let client { facts.ip = IPAddress(client) }
         facts.channel = "web"
+        facts.verifiedCrawler = service.configuration.trustedProxies.verifiedCrawler(
+            header: request.headers[HTTPField.Name(TrustedProxies.verifiedCrawlerHeader)!], peer: context.remoteAddress?.ipAddress)
+        // The page the reader came from (a search engine, a social site), by its host.
+        if let referer = request.headers[.referer], let host = URLComponents(string: referer)?.host, let valid = RequestFacts.hostName(host) {
+            facts.referrerHost = valid
+        }
         let cookies = request.cookies
         var visit = Visit(
             request: request, logger: context.logger, facts: facts, reader: nil, sessionToken: nil, staleSession: false,

@@ -55,6 +55,40 @@ struct TrustedProxyTests {
         #expect(statuses == [.created, .tooManyRequests, .created, .created, .tooManyRequests])
     }
 
+    @Test("request facts: X-Verified-Crawler only from a trusted proxy; country, referrer host and device the caller's word from the body, validated")
+    func requestFacts() async throws {
+        let policies = try TestFolder("paywall-request-facts")
+        try """
+            defaults { teaser 2 paragraphs }
+            rule "crawlers" { when request.verifiedCrawler; grant full }
+            rule "french" { when request.country == "FR" and request.device == "mobile"; grant full }
+            rule "from search" { when request.referrerHost == "search.example"; grant full }
+            """.write(to: policies.url.appendingPathComponent("paywall.policy"), atomically: true, encoding: .utf8)
+        func access(trusting proxies: [String], crawlerHeader: Bool, body: String) async throws -> (HTTPResponse.Status, String?) {
+            let f = try seededFixture { $0.policyDirectory = policies.url; $0.trustedProxies = TrustedProxies(proxies.compactMap(CIDR.init)) }
+            let app = Application(router: PaywallAPI(service: f.service).router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            return try await app.test(.live) { client in
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if crawlerHeader { headers[HTTPField.Name("X-Verified-Crawler")!] = "1" }
+                let response = try await client.execute(uri: "/v1/access", method: .post, headers: headers, body: ByteBuffer(string: body))
+                let object = try? JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                return (response.status, (object?["access"] as? String) ?? ((object?["error"] as? [String: Any])?["code"] as? String))
+            }
+        }
+        let plain = #"{"title":"euronews","article":{"id":"x1"}}"#
+        #expect(try await access(trusting: ["127.0.0.1/32"], crawlerHeader: true, body: plain) == (.ok, "full"))
+        #expect(try await access(trusting: [], crawlerHeader: true, body: plain) == (.ok, "teaser"), "the header from anyone else is ignored")
+        #expect(try await access(trusting: ["127.0.0.1/32"], crawlerHeader: false, body: plain) == (.ok, "teaser"))
+        #expect(try await access(trusting: [], crawlerHeader: false, body: #"{"title":"euronews","article":{"id":"x1"},"country":"fr","device":"Mobile"}"#) == (.ok, "full"))
+        #expect(try await access(trusting: [], crawlerHeader: false, body: #"{"title":"euronews","article":{"id":"x1"},"country":"FR"}"#) == (.ok, "teaser"))
+        #expect(try await access(trusting: [], crawlerHeader: false, body: #"{"title":"euronews","article":{"id":"x1"},"referrerHost":"Search.Example"}"#) == (.ok, "full"))
+        let bad = [#""country":"FRA""#, #""country":"F1""#, #""referrerHost":"a b""#, #""referrerHost":"""#, #""device":"a phone""#, #""device":"""#]
+        for field in bad {
+            let body = #"{"title":"euronews","article":{"id":"x1"},"# + field + "}"
+            #expect(try await access(trusting: [], crawlerHeader: false, body: body) == (.badRequest, "invalid_field"), "\(field)")
+        }
+    }
+
     @Test("PAYWALL_TRUSTED_PROXIES and --trusted-proxies: ranges or bare addresses; anything else refused by name")
     func settings() throws {
         let parsed = try ServiceConfiguration.resolve(environment: ["PAYWALL_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"])

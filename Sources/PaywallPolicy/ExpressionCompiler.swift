@@ -310,7 +310,11 @@ struct ExpressionCompiler {
             case let (.number(l), .number(r)): equal = { l($0) == r($0) }
             case let (.string(l), .string(r)): equal = { l($0) == r($0) }
             case let (.duration(l), .duration(r)), let (.time(l), .time(r)): equal = { l($0) == r($0) }
-            case let (.ip(l), .ip(r)): equal = { l($0) != nil && l($0) == r($0) }
+            case let (.ip(l), .ip(r)):
+                // A missing address compares false both ways (the README's rule): with `!=`
+                // as `not ==`, a request without one passed `request.ip != ip("…")`.
+                if op == "!=" { return .bool { facts in l(facts).map { a in r(facts).map { a != $0 } ?? false } ?? false } }
+                equal = { l($0) != nil && l($0) == r($0) }
             default: throw mismatch("compare")
             }
             return op == "==" ? .bool(equal) : .bool { !equal($0) }
@@ -329,6 +333,10 @@ struct ExpressionCompiler {
             default: return .bool { l($0) >= r($0) }
             }
         case "in":
+            // `membership.status in ["activ"]` is the same typo as with `==`.
+            if case let .set(elements, _) = rightExpression {
+                for element in elements { try checkEnumeration(leftExpression, element, location) }
+            }
             switch (left, right) {
             case let (.string(element), .stringSet(set)):
                 if case let .string(literal, _) = leftExpression {

@@ -117,7 +117,9 @@ struct Parser {
         try expectKeyword("per", "after the limit (e.g. limit 3 per 30 days)")
         let windowLexeme = current
         let window = try parseDurationLiteral()
-        guard window > 0 else { throw error("a meter's window must be longer than 0", at: windowLexeme) }
+        // Reads are stored to the millisecond: a window shorter than a second (0.0001
+        // seconds) counted none of them, a meter that never ran out.
+        guard window >= 1 else { throw error("a meter's window must be at least 1 second", at: windowLexeme) }
         skipNewlines()
         try expectSymbol("}", "to close the meter")
         return MeterDecl(name: name, limit: Int(limit), window: window, location: start.location)

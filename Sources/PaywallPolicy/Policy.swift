@@ -196,7 +196,16 @@ public final class Policy: Sendable {
 
         // A metered grant counts only where it raises the (capped) access.
         func isMatched(_ index: Int) -> Bool {
-            index < 64 ? matchedBits & (1 << UInt64(index)) != 0 : matchedBeyond64.contains(index)
+            // Past 64 rules, the matched indices are in ascending order (appended as the
+            // rules were walked): a binary search, not a scan (a scan per rule made a
+            // decision quadratic in the rules: 5.6 s at 20,000 in a debug build).
+            guard index >= 64 else { return matchedBits & (1 << UInt64(index)) != 0 }
+            var low = 0, high = matchedBeyond64.count
+            while low < high {
+                let middle = (low + high) / 2
+                if matchedBeyond64[middle] < index { low = middle + 1 } else { high = middle }
+            }
+            return low < matchedBeyond64.count && matchedBeyond64[low] == index
         }
         search: for (index, rule) in rules.enumerated() where anyMetered && !rule.meteredGrants.isEmpty && isMatched(index) {
             for grant in rule.meteredGrants where min(grant.level, capLevel) > access {

@@ -138,6 +138,25 @@ public enum PolicyLoader {
                 }
             }
         }
+        // One trial per person, of one length: `POST /v1/trials` starts the policy's
+        // (``Policy/offeredTrialDays``). Two lengths offered (30 days for one title, 7 for
+        // the rest) and a reader shown 7 got 30.
+        var firstTrial: (days: Int, location: SourceLocation)?
+        for file in files {
+            for rule in file.rules where !rule.shadow {
+                for case let .offer(list, location) in rule.effects {
+                    for case let .trial(days) in list {
+                        if let first = firstTrial, first.days != days {
+                            diagnostics.append(error(
+                                "a trial of \(days) days here, of \(first.days) days at \(first.location): a person has one free trial, of one length; offer the same length everywhere",
+                                at: location))
+                        } else if firstTrial == nil {
+                            firstTrial = (days, location)
+                        }
+                    }
+                }
+            }
+        }
         if !diagnostics.isEmpty { throw PolicyErrors(diagnostics) }
         return Policy(revision: revision(of: sources), meters: meters, defaults: defaults, titleSettings: titleSettings, rules: rules)
     }

@@ -73,6 +73,10 @@ struct CheckerTests {
         ("rule \"a\" { when user.signedIn; when trial.active; grant full }", "a rule has one 'when'"),
         ("rule \"a\" { when user.signedIn; grant full } junk", "expected 'rule', 'meter', 'defaults' or 'title'"),
         ("rule \"a\" { when @; grant full }", "unexpected character '@'"),
+        ("rule \"a\" { when membership.status in [\"active\", \"activ\"]; grant full }", "membership.status is never \"activ\"; did you mean \"active\"?"),
+        ("rule \"a\" { when request.channel in [\"emial\"]; grant full }", "request.channel is never \"emial\""),
+        ("rule \"a\" { when true; offer trial 30 days }\nrule \"b\" { when user.signedIn; offer trial 7 days }", "a person has one free trial, of one length"),
+        ("meter \"m\" { limit 1 per 0.0001 seconds }", "at least 1 second"),
     ])
     func errors(_ text: String, message: String) {
         let found = diagnostics(text)

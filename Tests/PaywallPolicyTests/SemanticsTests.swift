@@ -75,6 +75,32 @@ struct SemanticsTests {
         #expect(decided.decidingRules == ["members"])
     }
 
+    @Test("a missing client address compares false with == and with != (a request without one is no proof of being elsewhere)")
+    func missingAddress() throws {
+        let policy = try compile("""
+            rule "outside the office" { when request.ip != ip("192.0.2.7"); grant full }
+            """)
+        #expect(policy.decide(facts()).access != .full, "no address: not 'outside'")
+        var outside = facts()
+        outside.request.ip = IPAddress("198.51.100.1")
+        #expect(policy.decide(outside).access == .full)
+        var office = facts()
+        office.request.ip = IPAddress("192.0.2.7")
+        #expect(policy.decide(office).access != .full)
+    }
+
+    @Test("past 64 rules a metered grant is still found among the matched ones (and the one that did not match is not)")
+    func manyRules() throws {
+        var text = "meter \"m\" { limit 5 per 30 days }\n"
+        for index in 0..<200 { text += "rule \"r\(index)\" { when title.id == \"t\(index)\"; offer signIn }\n" }
+        text += "rule \"metered\" { when user.signedIn; grant full using meter \"m\" }\n"
+        text += "rule \"never\" { when title.id == \"nowhere\"; grant full using meter \"m\" }\n"
+        let policy = try compile(text)
+        let decided = policy.decide(facts(signedIn: true, used: 1, title: "t150"))
+        #expect(decided.access == .full && decided.decidingRules == ["metered"])
+        #expect(policy.decide(facts(signedIn: false, used: 1, title: "t150")).access != .full)
+    }
+
     @Test("offers come from every matching rule, in policy order, only below full")
     func offers() throws {
         let policy = try compile("""

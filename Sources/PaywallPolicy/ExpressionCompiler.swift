@@ -333,9 +333,12 @@ struct ExpressionCompiler {
             default: return .bool { l($0) >= r($0) }
             }
         case "in":
-            // `membership.status in ["activ"]` is the same typo as with `==`.
+            // `membership.status in ["activ"]` is the same typo as with `==`, and
+            // `"Academic" in title.tags` as `title.id == "Le-Monde"`.
             if case let .set(elements, _) = rightExpression {
                 for element in elements { try checkEnumeration(leftExpression, element, location) }
+            } else {
+                try checkEnumeration(rightExpression, leftExpression, location)
             }
             switch (left, right) {
             case let (.string(element), .stringSet(set)):
@@ -354,9 +357,14 @@ struct ExpressionCompiler {
         }
     }
 
-    /// `membership.status == "activ"` is a typo, not a rule that never matches.
+    /// `membership.status == "activ"` is a typo, not a rule that never matches; so is
+    /// `title.id == "Le-Monde"` (stored lower-case).
     func checkEnumeration(_ left: Expression, _ right: Expression, _ location: SourceLocation) throws(PolicyDiagnostic) {
         for (attribute, literal) in [(left, right), (right, left)] {
+            if case let .attribute(path, _) = attribute, case let .string(value, literalLocation) = literal,
+               Schema.lowerCase.contains(path.joined(separator: ".")), value != value.lowercased() {
+                throw error("\(path.joined(separator: ".")) is stored lower-case: \"\(value)\" never matches; write \"\(value.lowercased())\"", at: literalLocation)
+            }
             guard case let .attribute(path, _) = attribute, case let .string(value, literalLocation) = literal,
                   let allowed = Schema.enumerations[path.joined(separator: ".")], !allowed.contains(value)
             else { continue }

@@ -32,6 +32,11 @@ enum Schema {
         "request.channel": ["web", "app", "rss", "email", "api"],
     ]
 
+    /// Attributes whose values are stored lower-case (title ids and tags are slugs, the
+    /// email's domain is lower-cased): a literal compared with them must be too, or the
+    /// rule never matches (`"Academic" in title.tags`).
+    static let lowerCase: Set<String> = ["title.id", "title.tags", "membership.titles", "user.emailDomain"]
+
     /// The root of attributes that make a decision depend on who reads.
     static let readerRoots: Set<String> = ["user", "membership", "trial", "request", "meter"]
 }

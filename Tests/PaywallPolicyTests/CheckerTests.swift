@@ -77,6 +77,10 @@ struct CheckerTests {
         ("rule \"a\" { when request.channel in [\"emial\"]; grant full }", "request.channel is never \"emial\""),
         ("rule \"a\" { when true; offer trial 30 days }\nrule \"b\" { when user.signedIn; offer trial 7 days }", "a person has one free trial, of one length"),
         ("meter \"m\" { limit 1 per 0.0001 seconds }", "at least 1 second"),
+        ("rule \"a\" { when \"Academic\" in title.tags; grant full }", "title.tags is stored lower-case: \"Academic\" never matches; write \"academic\""),
+        ("rule \"a\" { when title.id == \"Le-Monde\"; grant full }", "write \"le-monde\""),
+        ("rule \"a\" { when user.emailDomain in [\"Uni.edu\"]; grant full }", "write \"uni.edu\""),
+        ("title \"Le Monde\" { teaser 2 paragraphs }", "did you mean \"le-monde\"?"),
     ])
     func errors(_ text: String, message: String) {
         let found = diagnostics(text)

@@ -65,17 +65,25 @@ public enum PolicyTestRunner {
                 throw failHere("\"at\" must be an ISO 8601 instant such as 2026-06-01T10:00:00Z")
             }
             var facts = DecisionFacts(now: at, meters: Array(repeating: MeterFacts(), count: policy.meters.count))
-            let given = test["facts"] as? [String: Any] ?? [:]
+            // As the server: an article checked without a publication time is published now.
+            facts.article.publishedAt = at
+            guard let given = (test["facts"] ?? [String: Any]()) as? [String: Any] else { throw failHere("\"facts\" must be an object of attribute: value") }
             for (key, value) in given {
                 do { try set(key, value, in: &facts) } catch { throw failHere(error.message) }
             }
             // `active` and `entitled` follow from the (effective) status unless a test sets them.
             if given["membership.active"] == nil { facts.membership.active = facts.membership.status == "active" }
             if given["membership.entitled"] == nil { facts.membership.entitled = MembershipFacts.entitles(facts.membership.status) }
-            for (meterName, value) in (test["meters"] as? [String: Any] ?? [:]) {
+            guard let meters = (test["meters"] ?? [String: Any]()) as? [String: Any] else { throw failHere("\"meters\" must be an object of meter name: {\"used\": N}") }
+            for (meterName, value) in meters {
                 guard let index = policy.meters.firstIndex(where: { $0.name == meterName }) else { throw failHere("unknown meter \"\(meterName)\"") }
-                guard let object = value as? [String: Any] else { throw failHere("meter \"\(meterName)\" must be {\"used\": N, \"alreadyRead\": bool}") }
-                facts.meters[index] = MeterFacts(used: object["used"] as? Int ?? 0, alreadyRead: object["alreadyRead"] as? Bool ?? false)
+                let shape = "meter \"\(meterName)\" must be {\"used\": N, \"alreadyRead\": bool}"
+                // Read strictly: {"usd": 5} or "used": "5" taken as 0 tested something else.
+                guard let object = value as? [String: Any], Set(object.keys).isSubset(of: ["used", "alreadyRead"]) else { throw failHere(shape) }
+                let used = object["used"] ?? 0
+                let alreadyRead = object["alreadyRead"] ?? false
+                guard let count = used as? Int, count >= 0, let reread = alreadyRead as? Bool else { throw failHere(shape) }
+                facts.meters[index] = MeterFacts(used: count, alreadyRead: reread)
             }
             guard let expect = test["expect"] as? [String: Any], !expect.isEmpty else { throw failHere("needs an \"expect\" object") }
             // A misspelled name ("acess") would check nothing and pass: refused.
@@ -135,6 +143,15 @@ public enum PolicyTestRunner {
             guard let text = value as? String, let date = ISO8601DateFormatter().date(from: text) else { throw FactError(message: "\(key) must be an ISO 8601 instant") }
             return date
         }
+        /// A value of a closed attribute (`membership.status`, `request.channel`): one of its values.
+        func closed() throws(FactError) -> String {
+            let text = try string()
+            if let allowed = Schema.enumerations[key], !allowed.contains(text) {
+                let hint = closest(text, in: Array(allowed)).map { "; did you mean \"\($0)\"?" } ?? ""
+                throw FactError(message: "\(key) is one of \(allowed.sorted().joined(separator: ", ")), not \"\(text)\"\(hint)")
+            }
+            return text
+        }
         func strings() throws(FactError) -> Set<String> {
             guard let list = value as? [String] else { throw FactError(message: "\(key) must be a list of strings") }
             return Set(list)
@@ -145,7 +162,7 @@ public enum PolicyTestRunner {
         case "user.emailDomain": facts.user.emailDomain = try string()
         case "user.emailVerified": facts.user.emailVerified = try bool()
         case "user.createdAt": facts.user.createdAt = try time()
-        case "membership.status": facts.membership.status = try string()
+        case "membership.status": facts.membership.status = try closed()
         case "membership.active": facts.membership.active = try bool()
         case "membership.entitled": facts.membership.entitled = try bool()
         case "membership.plan": facts.membership.plan = try string()
@@ -169,7 +186,7 @@ public enum PolicyTestRunner {
             facts.request.ip = address
         case "request.country": facts.request.country = try string()
         case "request.referrerHost": facts.request.referrerHost = try string()
-        case "request.channel": facts.request.channel = try string()
+        case "request.channel": facts.request.channel = try closed()
         case "request.verifiedCrawler": facts.request.verifiedCrawler = try bool()
         case "request.device": facts.request.device = try string()
         default:

@@ -353,7 +353,11 @@ extension PaywallService {
             let a = current.decide(currentFacts)
             let b = proposed.decide(proposedFacts)
             impact.replayed += 1
-            if a.access != b.access || a.offers != b.offers {
+            // A change is anything the reader or the meter would see: the access, the offers,
+            // the teaser's length, and whether (and which) meter a read would use (a grant
+            // made free of the meter changed nothing here before).
+            if a.access != b.access || a.offers != b.offers || a.teaserParagraphs != b.teaserParagraphs
+                || a.meter?.name != b.meter?.name || (a.meter?.consumed ?? false) != (b.meter?.consumed ?? false) {
                 impact.changed += 1
                 impact.byTitle[read.titleID.rawValue, default: 0] += 1
                 impact.byRule["\(a.decidingRules.joined(separator: " + ")) → \(b.decidingRules.joined(separator: " + "))", default: 0] += 1

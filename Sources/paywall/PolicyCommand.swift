@@ -168,7 +168,12 @@ struct PolicyCommand: ParsableCommand {
                 What is replayed is the metered reads the store recorded: access checks that wrote \
                 nothing (members, trial readers, teasers once a meter was spent) left no record, so \
                 a change that only gives more access (a higher limit, a wider members' rule) can \
-                show no change here. Cover such a change with a case in Policies/tests ('policy test').
+                show no change here. A read is replayed with its reader, title and article id and \
+                the meters as they stood; not with the article's other facts (tags, section, \
+                publication time) nor the request's (channel, address, country), which are not \
+                stored: rules on those are not exercised. A decision counts as changed when its \
+                access, offers, teaser length or meter use would differ. Cover what a replay cannot \
+                with a case in Policies/tests ('policy test').
                 """
         )
         @OptionGroup var global: GlobalOptions
@@ -189,7 +194,7 @@ struct PolicyCommand: ParsableCommand {
                 let impact = try service.policyImpact(current: current, proposed: next, since: start, limit: limit)
                 if global.json { Output(json: true).emit(PolicyImpactView(impact)); return }
                 print("replayed \(impact.replayed) reads since \(start.text): \(impact.changed) decisions would change (revision \(current.revision) → \(next.revision))")
-                print("(recorded metered reads only: checks that wrote nothing, such as members' and teasers, are not replayed; see 'paywall policy diff --help')")
+                print("(recorded metered reads only, without their articles' tags, sections and dates or their requests' facts; see 'paywall policy diff --help')")
                 for (label, counts) in [("by title", impact.byTitle), ("by access", impact.byAccess), ("by rule", impact.byRule)] where !counts.isEmpty {
                     print("\n\(label):")
                     for (key, count) in counts.sorted(by: { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }) {

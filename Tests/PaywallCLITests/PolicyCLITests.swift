@@ -150,6 +150,10 @@ struct PolicyCLITests {
         #expect(impact["changed"] as? Int == 2)
         #expect((impact["byTitle"] as? [String: Int])?["the-daily"] == 2)
         #expect((impact["byAccess"] as? [String: Int])?["full → teaser"] == 2)
+        // Free of the meter: the same access, but no unit used (a change the reader's meter shows).
+        let unmetered = try policyFolder(cli, "unmetered", shipped.replacingOccurrences(of: "grant full using meter \"free-articles\"", with: "grant full"))
+        let freed = try #require(try cli.json(try cli.run(["policy", "diff", unmetered, "--json"]).stdout) as? [String: Any])
+        #expect(freed["changed"] as? Int == 3, "\(freed)")
         let same = try policyFolder(cli, "same", shipped)
         #expect((try cli.json(try cli.run(["policy", "diff", same, "--json"]).stdout) as? [String: Any])?["changed"] as? Int == 0)
         let broken = try policyFolder(cli, "broken", "rule {")

@@ -346,7 +346,8 @@ struct ExpressionCompiler {
                     return .bool { set($0).contains(literal) }
                 }
                 return .bool { set($0).contains(element($0)) }
-            case (.string, .emptySet), (.number, .emptySet), (.ip, .emptySet): return .bool { _ in false }
+            case (.string, .emptySet), (.number, .emptySet), (.ip, .emptySet):
+                throw error("'in []' is never true: an empty set holds nothing", at: location)
             case let (.number(element), .numberSet(set)): return .bool { set.contains(element($0)) }
             case let (.ip(address), .cidr(range)): return .bool { address($0).map(range.contains) ?? false }
             case let (.ip(address), .cidrSet(ranges)): return .bool { facts in address(facts).map { a in ranges.contains { $0.contains(a) } } ?? false }

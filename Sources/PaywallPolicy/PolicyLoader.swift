@@ -192,6 +192,11 @@ public enum PolicyLoader {
         for effect in rule.effects {
             switch effect {
             case let .grant(level, meter, location):
+                // A grant raises; none is the lowest level, so it raised nothing and, the only
+                // grant, quietly worked as a cap.
+                if level == .none {
+                    throw PolicyDiagnostic(at: location, "'grant none' raises nothing; to take access away write 'cap none'", sourceLine: sourceLine(location))
+                }
                 if let meter {
                     guard let index = meterIndex[meter] else {
                         let hint = closest(meter, in: Array(meterIndex.keys)).map { "; did you mean \"\($0)\"?" } ?? "; declare it with meter \"\(meter)\" { limit N per D days }"
@@ -202,7 +207,12 @@ public enum PolicyLoader {
                 } else {
                     grant = max(grant ?? level, level)
                 }
-            case let .cap(level, _): cap = min(cap ?? level, level)
+            case let .cap(level, location):
+                // A cap lowers; full is the highest level, so this one lowers nothing.
+                if level == .full {
+                    throw PolicyDiagnostic(at: location, "'cap full' lowers nothing; a cap is 'cap teaser' or 'cap none'", sourceLine: sourceLine(location))
+                }
+                cap = min(cap ?? level, level)
             case let .offer(list, _): offers.append(contentsOf: list)
             }
         }

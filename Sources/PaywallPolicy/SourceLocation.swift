@@ -36,7 +36,9 @@ public struct PolicyDiagnostic: Error, Hashable, Sendable, CustomStringConvertib
         if !sourceLine.isEmpty {
             let shown = String(sourceLine.prefix(200))
             let caretColumn = min(max(location.column - 1, 0), shown.count)
-            text += "\n    \(shown)\n    \(String(repeating: " ", count: caretColumn))^"
+            // The line's own tabs kept under it, so the caret lines up however wide a tab is.
+            let pad = String(shown.prefix(caretColumn).map { $0 == "\t" ? "\t" : " " })
+            text += "\n    \(shown)\n    \(pad)^"
         }
         return text
     }

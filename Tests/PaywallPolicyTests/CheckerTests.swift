@@ -30,6 +30,9 @@ struct CheckerTests {
         #expect(first.location == SourceLocation(file: "test.policy", line: 2, column: 25))
         #expect(first.description.hasPrefix("test.policy:2:25: error: expected a value or an attribute, found end of line"))
         #expect(first.description.contains("\n      when user.signedIn and\n                            ^"))
+        // Indented with a tab: the caret's padding keeps the tab, so it lines up in any terminal.
+        let tabbed = try #require(diagnostics("rule \"a\" {\n\twhen user.nope\n\tgrant full\n}").first)
+        #expect(tabbed.description.contains("\n    \twhen user.nope\n    \t     ^"), "\(tabbed.description)")
     }
 
     @Test("errors and their messages", arguments: [

@@ -79,7 +79,16 @@ final class MailCourier: @unchecked Sendable {
         return passes >= target
     }
 
-    /// Ends the courier after the pass in progress, if any.
+    /// Whether ``stop()`` was asked: a pass checks it before each message, so a stop waits
+    /// for one sendmail run at most, not a pass of twenty (a hanging mail server held a
+    /// SIGTERM for minutes, past any orchestrator's grace period).
+    var stopRequested: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+
+    /// Ends the courier after the message in progress, if any.
     func stop() {
         condition.lock()
         stopping = true

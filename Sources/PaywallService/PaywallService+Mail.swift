@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import PaywallCore
 import PaywallStore
 #if canImport(Glibc)
@@ -160,6 +161,8 @@ extension PaywallService {
                         """)
             }
             guard let (account, ended) = try store.revertEmail(token: token, hash: hash, notice: notice) else { throw ServiceError.linkInvalid }
+            // The notice to the replaced address is queued: deliver it now, as every other.
+            nudgeMailCourier()
             // Whoever proved they hold the mailbox may sign in at once (as after a reset).
             try store.clearSignInFailures(key: Self.signInThrottleKey(EmailAddress(stored: account.email)))
             return (account, ended)
@@ -183,14 +186,20 @@ extension PaywallService {
         var sent = 0
         var failed = 0
         for _ in 0..<max(0, limit) {
+            // Stopping (SIGTERM, the end of a CLI command): nothing more is claimed.
+            if mailCourier.stopRequested { break }
             guard let claimed = try? store.claimMail(limit: 1, lease: Self.mailLease) else { return (sent, failed + 1) }
             guard let message = claimed.first else { break }
             let marked: Bool
             if let error = Self.runSendmail(command, message: Self.rfc5322(message, from: configuration.mailFrom, at: now)) {
                 failed += 1
+                // Seen on /metrics (a broken sendmail otherwise failed silently), and in
+                // 'paywall mail list' with the command's own error.
+                MailCounters.failed.increment()
                 marked = Self.retrying { () throws(StoreError) in try store.markMailFailed(id: message.id, error: error, retryAfter: 60 * Double(message.attempts + 1)) }
             } else {
                 sent += 1
+                MailCounters.sent.increment()
                 marked = Self.retrying { () throws(StoreError) in try store.markMailSent(id: message.id) }
             }
             // Unmarked, the message is claimed again when its lease ends and sent twice (a
@@ -298,4 +307,10 @@ extension PaywallService {
 
     /// Writing to a command that exited must fail with EPIPE, not kill the server.
     private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+}
+
+/// Mail handed to the sendmail command, by result (`paywall_mail_deliveries_total`).
+enum MailCounters {
+    static let sent = Counter(label: "paywall_mail_deliveries_total", dimensions: [("result", "sent")])
+    static let failed = Counter(label: "paywall_mail_deliveries_total", dimensions: [("result", "failed")])
 }

@@ -168,7 +168,12 @@ public final class PaywallService: Sendable {
     public func prepareToServe() throws(ServiceError) -> KeyRecord? {
         try reloadPolicy()
         try reloadKeys()
-        return try mapped { try issuer().1 }
+        let created = try mapped { try issuer().1 }
+        // Mail already waiting (queued by the CLI, claimed by a server that crashed, due for
+        // a retry, queued before sendmail was set) is delivered from the start: the courier
+        // otherwise began only with the next message queued.
+        nudgeMailCourier()
+        return created
     }
 
     /// Loads the policy again: the newest published to the store, or the configured folder

@@ -73,6 +73,10 @@ extension GlobalOptions {
         do {
             let service = try PaywallService(configuration: try configuration(
                 readOnly: readOnly, policies: policies, policyFolderFirst: policyFolderFirst, createDatabase: createDatabase))
+            // Closed before the process ends: a message the mail courier is handing to
+            // sendmail is marked sent first (exiting mid-delivery left it "queued", to be sent
+            // again when its lease ran out); the courier takes no further one.
+            defer { try? service.close() }
             try body(service)
         } catch {
             throw fail(error)

@@ -486,6 +486,41 @@ struct AccountRouteTests {
         }
     }
 
+    @Test("mail already waiting is delivered when a server starts; stopping takes no further message, only finishes the one in hand", arguments: TestBackend.all)
+    func courierAtStartAndStop(backend: TestBackend) async throws {
+        let folder = try TestFolder("paywall-start-stop-sendmail")
+        let gate = folder.path("gate"), started = folder.path("started"), capture = folder.path("mail.txt"), script = folder.path("sendmail")
+        try """
+            #!/bin/sh
+            touch '\(started)'
+            while [ ! -e '\(gate)' ]; do sleep 0.05; done
+            cat >> '\(capture)'
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        // Queued while no server could send (no sendmail): two readers' links.
+        let f = try readerFixture(mail: nil, backend: backend)
+        for email in ["first@example.com", "second@example.com"] {
+            _ = try f.service.signUpReader(email: email, password: "correct horse battery", name: nil, deviceToken: nil, deviceName: nil, client: "c")
+        }
+        #expect(try f.service.outbox().filter { $0.sentAt == nil }.count == 2)
+        // A server starts with sendmail: the courier begins with what waits.
+        let server = try f.another { $0.sendmailCommand = [script, "-t"] }
+        _ = try server.prepareToServe()
+        let deadline = Date().addingTimeInterval(15)
+        while !FileManager.default.fileExists(atPath: started), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(FileManager.default.fileExists(atPath: started), "nothing was delivered at start")
+        // SIGTERM meanwhile: the message in hand is finished and marked, no other is taken.
+        let closing = Task.detached { try server.close() }
+        try await Task.sleep(for: .milliseconds(200))
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        try await closing.value
+        let captured = try String(contentsOfFile: capture, encoding: .utf8)
+        #expect(captured.components(separatedBy: "To: ").count - 1 == 1, "one message handed over: \(captured)")
+        let outbox = try f.service.outbox()
+        #expect(outbox.filter { $0.sentAt != nil }.count == 1, "the one in hand is marked sent")
+        #expect(outbox.filter { $0.sentAt == nil }.allSatisfy { $0.attempts == 0 }, "the other was not claimed")
+    }
+
     @Test("mail is delivered after the answer, off the request: a sendmail that blocks holds up no sign-up", arguments: TestBackend.all)
     func deliveryOffTheRequest(backend: TestBackend) async throws {
         let folder = try TestFolder("paywall-gated-sendmail")

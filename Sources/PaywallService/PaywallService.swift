@@ -219,10 +219,18 @@ public final class PaywallService: Sendable {
     }
 
     /// Loads the key folder again (after a rotation by another process, say). A folder
-    /// that cannot be read is refused and the ring in force stays.
+    /// that cannot be read is refused and the ring in force stays; so is an empty one while
+    /// the ring in force has keys (a folder moved aside for a moment, its manifest not yet
+    /// written): swapped in, it refused every token until the next look, served an empty
+    /// JWKS that caches keep for minutes, and (with development keys) made a new key. A ring
+    /// whose keys were retired is taken: a leaked key must stop verifying at once.
     @discardableResult
     public func reloadKeys() throws(ServiceError) -> KeyRing {
         let loaded = try loadKeys()
+        let hadKeys = heldKeys.withLock { $0.map { !$0.ring.records.isEmpty } } ?? false
+        if hadKeys, loaded.ring.records.isEmpty {
+            throw .keys(.noSigningKey(path: configuration.keysDirectory.path))
+        }
         heldKeys.withLock { $0 = loaded }
         heldSigner.withLock { $0 = nil }
         tokenCache.removeAll()

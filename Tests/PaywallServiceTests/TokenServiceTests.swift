@@ -130,5 +130,15 @@ struct TokenServiceTests {
         let fresh = try f.service.issueAccessToken(account: "ada@example.com", lifetime: nil, audience: nil)
         #expect(fresh.kid == next.kid)
         _ = try server.accessReader(bearer: fresh.token)
+
+        // The folder moved aside for a moment (a deploy swapping it): an empty ring is
+        // refused, the one in force stays and goes on verifying and signing.
+        let folder = f.service.configuration.keysDirectory
+        let aside = folder.deletingLastPathComponent().appendingPathComponent(folder.lastPathComponent + ".aside")
+        try FileManager.default.moveItem(at: folder, to: aside)
+        #expect(throws: ServiceError.keys(.noSigningKey(path: folder.path))) { try server.reloadKeys() }
+        _ = try server.accessReader(bearer: fresh.token)
+        #expect(try server.jwks().keys.isEmpty == false, "the JWKS still names the keys")
+        try FileManager.default.moveItem(at: aside, to: folder)
     }
 }

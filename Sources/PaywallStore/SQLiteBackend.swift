@@ -69,7 +69,7 @@ final class SQLiteBackend: StoreBackend {
                     try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
                     try Self.checkSchema(db, path: path, requireCurrent: false)
                 }
-                try Migrations.migrator.migrate(pool)
+                if configuration.migrate { try Migrations.migrator.migrate(pool) }
             }
             hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout, facts: facts)
             if configuration.readOnly {

@@ -11,6 +11,10 @@ public struct StoreConfiguration: Sendable {
     /// refused like a read-only open's (``StoreError/noSuchFile(path:)``): a server or a backup
     /// pointed at a mistyped path must fail, not start on an empty database.
     public var createIfMissing = true
+    /// Apply pending migrations on open (default). Off, a writable store is opened as its
+    /// schema stands (a newer one is still refused): `db backup` copies the file as the
+    /// running servers have it, and does not migrate it under them.
+    public var migrate = true
     /// Whether each commit waits for the disk (`synchronous = FULL`, the default) or
     /// only for the OS (`NORMAL`: survives a crash of the process, not of the machine).
     public var durableCommits = true

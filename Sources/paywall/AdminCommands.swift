@@ -128,13 +128,13 @@ struct DatabaseCommand: ParsableCommand {
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Copy the database, consistently and while in use, to a new file.",
-            discussion: "Uses SQLite's online backup; the destination must not exist, its folder must. The database must exist (a mistyped --db is refused, not backed up empty)."
+            discussion: "Uses SQLite's online backup; the destination must not exist, its folder must. The database must exist (a mistyped --db is refused, not backed up empty). It is copied as its schema stands: a backup taken with a newer paywall before an upgrade is the old schema, and the live file is not migrated under the servers still running the old one."
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The new file to write.") var destination: String
 
         func run() throws {
-            try global.run(createDatabase: false) { service in
+            try global.run(createDatabase: false, migrate: false) { service in
                 try service.backup(to: destination, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["result": "backed-up", "destination": destination]) } else { print("backed up \(service.databaseLocation) to \(destination)") }
             }

@@ -37,7 +37,7 @@ extension GlobalOptions {
     }
 
     /// The service's configuration from the environment and these flags.
-    func configuration(readOnly: Bool, policies: String?, policyFolderFirst: Bool = false, createDatabase: Bool = true) throws(ServiceError) -> ServiceConfiguration {
+    func configuration(readOnly: Bool, policies: String?, policyFolderFirst: Bool = false, createDatabase: Bool = true, migrate: Bool = true) throws(ServiceError) -> ServiceConfiguration {
         var overrides = ServiceConfiguration.Overrides()
         overrides.createDatabase = createDatabase
         overrides.databaseLocation = db
@@ -50,6 +50,7 @@ extension GlobalOptions {
         overrides.knownEnvironment = knownSettings
         var configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment, overrides: overrides)
         configuration.policyFolderFirst = policyFolderFirst
+        configuration.store.migrate = migrate
         return configuration
     }
 
@@ -69,10 +70,13 @@ extension GlobalOptions {
 
     /// `createDatabase` false: a command that writes but has nothing to do on a new database
     /// (a backup) refuses a SQLite file that does not exist, as one that only reads does.
-    func run(readOnly: Bool = false, policies: String? = nil, policyFolderFirst: Bool = false, createDatabase: Bool = true, _ body: (PaywallService) throws -> Void) throws {
+    func run(
+        readOnly: Bool = false, policies: String? = nil, policyFolderFirst: Bool = false, createDatabase: Bool = true, migrate: Bool = true,
+        _ body: (PaywallService) throws -> Void
+    ) throws {
         do {
             let service = try PaywallService(configuration: try configuration(
-                readOnly: readOnly, policies: policies, policyFolderFirst: policyFolderFirst, createDatabase: createDatabase))
+                readOnly: readOnly, policies: policies, policyFolderFirst: policyFolderFirst, createDatabase: createDatabase, migrate: migrate))
             // Closed before the process ends: a message the mail courier is handing to
             // sendmail is marked sent first (exiting mid-delivery left it "queued", to be sent
             // again when its lease ran out); the courier takes no further one.

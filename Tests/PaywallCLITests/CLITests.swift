@@ -453,3 +453,32 @@ struct CLITests {
         #expect(try cli.run(["account", "create", "--help"]).stdout.contains("standard input"))
     }
 }
+
+@Suite("paywall db backup on an older schema")
+struct BackupSchemaTests {
+    @Test("db backup copies the file as its schema stands: a newer paywall neither migrates the live file nor the copy")
+    func backupDoesNotMigrate() throws {
+        let cli = try CLIHarness()
+        guard cli.schema == nil else { return }  // SQLite's online backup
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        // The file as the previous version left it: the newest migration not applied.
+        let newest = try #require(Migrations.identifiers.last)
+        let store = try Store(location: cli.database)
+        try store.write { db in
+            try db.execute("DROP TABLE site_secrets", [])
+            try db.execute("ALTER TABLE session_devices DROP COLUMN last_used_at", [])
+            try db.execute("DELETE FROM grdb_migrations WHERE identifier = ?", [newest])
+        }
+        try store.close()
+        let backup = cli.folder.appendingPathComponent("old.sqlite").path
+        let result = try cli.run(["db", "backup", backup])
+        #expect(result.status == 0, "\(result.stderr)")
+        for path in [cli.database, backup] {
+            var configuration = StoreConfiguration()
+            configuration.migrate = false
+            let opened = try Store(location: path, configuration: configuration)
+            defer { try? opened.close() }
+            #expect(try !opened.appliedMigrations().contains(newest), "\(path) was migrated")
+        }
+    }
+}

@@ -88,6 +88,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A SIGHUP before the server's handler is in place (a config-management tool
+        // reloading every service at once) must not end it with status 129: ignored until
+        // then, as the handler takes it over (it traps the signal itself).
+        signal(SIGHUP, SIG_IGN)
         let (configuration, server) = try settings()
         if demo {
             // The demo runs on the policy folder (the shipped one from the repository): it is

@@ -60,16 +60,20 @@ final class SQLiteBackend: StoreBackend {
         }
         if !configuration.readOnly { Self.createPrivately(path) }
         do {
-            pool = try DatabasePool(path: path, configuration: config)
             if configuration.readOnly {
+                pool = try DatabasePool(path: path, configuration: config)
                 try pool.read { db in try Self.checkSchema(db, path: path, requireCurrent: true) }
             } else {
-                try pool.writeWithoutTransaction { db in
-                    // GRDB sets NORMAL when it enables WAL; apply our choice last.
-                    try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
-                    try Self.checkSchema(db, path: path, requireCurrent: false)
+                pool = try Self.retryingOpen {
+                    let pool = try DatabasePool(path: path, configuration: config)
+                    try pool.writeWithoutTransaction { db in
+                        // GRDB sets NORMAL when it enables WAL; apply our choice last.
+                        try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
+                        try Self.checkSchema(db, path: path, requireCurrent: false)
+                    }
+                    if configuration.migrate { try Migrations.migrator.migrate(pool) }
+                    return pool
                 }
-                if configuration.migrate { try Migrations.migrator.migrate(pool) }
             }
             hotReaders = try HotReaders(path: path, count: configuration.maximumReaderCount, busyTimeout: configuration.busyTimeout, facts: facts)
             if configuration.readOnly {
@@ -87,6 +91,28 @@ final class SQLiteBackend: StoreBackend {
 
     /// Refuses a file that a newer version of paywall migrated, or (read-only) one that
     /// is behind.
+    /// Opens, sets up and migrates a writable file, again when another process did so at
+    /// the same moment: GRDB reads which migrations are applied before it takes the write
+    /// lock, and switching a new file to WAL answers SQLITE_BUSY at once rather than
+    /// waiting, so of two servers (or `db migrate`s) starting on a new file one met "table
+    /// accounts already exists" or "locked" and exited (4 rounds in 10, measured in
+    /// review). What the other committed is read again on the retry; a migration that fails
+    /// on its own fails every time, and its error is the one thrown.
+    static func retryingOpen(_ open: () throws -> DatabasePool) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            do {
+                return try open()
+            } catch let error as StoreError {
+                throw error  // our own verdict (a newer schema, not SQLite): the same next time
+            } catch {
+                attempt += 1
+                guard attempt < 6 else { throw error }
+                usleep(UInt32(50_000 * attempt))
+            }
+        }
+    }
+
     static func checkSchema(_ db: Database, path: String, requireCurrent: Bool) throws {
         let applied = try Migrations.migrator.appliedIdentifiers(db)
         let known = Set(Migrations.identifiers)

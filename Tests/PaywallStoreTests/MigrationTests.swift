@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 import Testing
 import PaywallCore
@@ -163,6 +164,33 @@ struct MigrationTests {
     func quietRereadAgrees() throws {
         let step = try #require(PostgresMigrations.steps.first { $0.identifier == "v17-metered-rereads-quiet" })
         #expect(step.statements.joined().contains("p_ats[i] - latest < \(Store.quietRereadMillis) THEN"))
+    }
+
+    @Test("two stores opening a new file at the same moment both end migrated (two servers, or two 'db migrate's, starting together)")
+    func concurrentMigration() throws {
+        for _ in 0..<10 {
+            let path = try tempPath()
+            let results = Mutex<[String]>([])
+            let group = DispatchGroup()
+            for _ in 0..<2 {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    do {
+                        let store = try Store(path: path)
+                        try store.close()
+                        results.withLock { $0.append("ok") }
+                    } catch {
+                        results.withLock { $0.append("\(error)") }
+                    }
+                }.start()
+            }
+            group.wait()
+            #expect(results.withLock { $0 } == ["ok", "ok"])
+            let store = try Store(path: path)
+            #expect(try store.health().pendingMigrations.isEmpty)
+            try store.close()
+        }
     }
 
     @Test("a file migrated by a newer paywall is refused, untouched")

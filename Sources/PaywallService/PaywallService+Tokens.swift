@@ -64,15 +64,21 @@ extension PaywallService {
         try changeKeys(action: "key.generate", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.add(algorithm, now: now, activatesAt: now) }
     }
 
+    /// What a rotation's publish-ahead needs beyond the JWKS cache time (``rotateKey(_:publishAhead:actor:)``).
+    static let keyRolloutMargin: TimeInterval = 60
+
     /// Generates the next key, published at once and signing after `publishAhead`.
     public func rotateKey(_ algorithm: SignatureAlgorithm, publishAhead: TimeInterval, actor: AuditActor) throws(ServiceError) -> KeyRecord {
         // Shorter than the JWKS cache, a verifier holding the key set from before would
         // refuse the new key's tokens until its copy expires. Zero is the emergency (the
         // signing key is compromised): said explicitly, accepted.
-        guard publishAhead == 0 || publishAhead >= configuration.jwksMaxAge else {
+        // And a minute more: a verifier may fetch the key set from a server up to 2 s before
+        // that server reloads the folder, and the servers' clocks differ.
+        let minimum = configuration.jwksMaxAge + Self.keyRolloutMargin
+        guard publishAhead == 0 || publishAhead >= minimum else {
             throw .invalidInput(.invalidValue(
                 field: "publish-ahead", value: TimeText.format(duration: publishAhead),
-                expected: "at least \(TimeText.format(duration: configuration.jwksMaxAge)), how long verifiers cache the JWKS (or 0s in an emergency: the new key signs at once, and verifiers with a cached key set refuse its tokens until it expires)"))
+                expected: "at least \(TimeText.format(duration: minimum)): how long verifiers cache the JWKS (\(TimeText.format(duration: configuration.jwksMaxAge))) and a minute for every server to reload the folder (or 0s in an emergency: the new key signs at once, and verifiers with a cached key set refuse its tokens until it expires)"))
         }
         return try changeKeys(action: "key.rotate", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.add(algorithm, now: now, activatesAt: now.addingTimeInterval(publishAhead)) }
     }

@@ -49,7 +49,9 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Publish a new key now and let it take over signing after --publish-ahead.",
             discussion: """
-                Verifiers that cache the JWKS see the new key before any token uses it. The old key \
+                Verifiers that cache the JWKS see the new key before any token uses it: --publish-ahead \
+                must be at least the JWKS cache time (PAYWALL_JWKS_MAX_AGE, 5m by default) and a \
+                minute for every server to reload the folder, or 0s in an emergency. The old key \
                 stays verify-only; retire it once its longest-lived tokens have expired (31 days).
                 """
         )

@@ -114,19 +114,20 @@ struct TokenCLITests {
         // tokens; refused, with why, and no key is made.
         let keysBefore = try cli.run(["keys", "list", "--json"]).stdout
         let aheadTooShort = try cli.run(["keys", "rotate", "--publish-ahead", "1m"])
-        #expect(aheadTooShort.status == 1 && aheadTooShort.stderr.contains("at least 5m, how long verifiers cache the JWKS"), "\(aheadTooShort.stderr)")
+        #expect(aheadTooShort.status == 1 && aheadTooShort.stderr.contains("at least 6m: how long verifiers cache the JWKS (5m) and a minute"), "\(aheadTooShort.stderr)")
+        #expect(try cli.run(["keys", "rotate", "--publish-ahead", "5m"]).status == 1, "the cache time alone leaves no margin")
         let negative = try cli.run(["keys", "rotate", "--publish-ahead", "-10m"])
         #expect(negative.status == 1 && negative.stderr.contains("-10m"), "a value, refused with its reason: \(negative.stderr)")
         #expect(try cli.run(["keys", "list", "--json"]).stdout == keysBefore)
 
         // An emergency rotation while the Ed25519 key waits to take over: said, with the fix
         // (on stderr in JSON mode too).
-        let json = try cli.run(["keys", "rotate", "--publish-ahead", "5m", "--json"])
+        let json = try cli.run(["keys", "rotate", "--publish-ahead", "6m", "--json"])
         #expect(json.status == 0 && json.stderr.contains("paywall keys retire --force -- \(second)"), "\(json.stderr)")
         let third = try #require(try cli.json(json.stdout) as? [String: Any])["kid"] as? String
         let now = try cli.run(["keys", "rotate", "--publish-ahead", "0s"])
         #expect(now.status == 0)
-        // The next to take over is the one published 5 minutes ahead.
+        // The next to take over is the one published 6 minutes ahead.
         #expect(now.stdout.contains("until \(try #require(third)), published earlier, takes over at"), "\(now.stdout)")
         #expect(now.stderr.contains("paywall keys retire --force -- \(try #require(third))"), "\(now.stderr)")
         let listed = try #require(try cli.json(try cli.run(["keys", "list", "--json"]).stdout) as? [[String: Any]])

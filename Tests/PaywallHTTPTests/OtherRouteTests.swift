@@ -243,12 +243,13 @@ struct OperationsRouteTests {
         _ = try accessToken(configured, "member@example.com")
         let fromConfiguration = try await withAPI(configured) { client in try await client.get("/.well-known/jwks.json") }
         #expect(fromConfiguration.headers[.cacheControl] == "public, max-age=900")
-        // A key published for less than verifiers cache the key set is refused; 0 (an
-        // emergency) and the cache time itself are taken.
+        // A key published for less than verifiers cache the key set and a minute is refused;
+        // 0 (an emergency) and the cache time and a minute are taken.
         #expect(throws: ServiceError.self) { try configured.service.rotateKey(.es256, publishAhead: 600, actor: configured.admin) }
+        #expect(throws: ServiceError.self) { try configured.service.rotateKey(.es256, publishAhead: 900, actor: configured.admin) }
         #expect(throws: ServiceError.self) { try configured.service.rotateKey(.es256, publishAhead: -1, actor: configured.admin) }
         #expect(try configured.service.keyRing().records.count == 1)
-        _ = try configured.service.rotateKey(.es256, publishAhead: 900, actor: configured.admin)
+        _ = try configured.service.rotateKey(.es256, publishAhead: 960, actor: configured.admin)
         _ = try configured.service.rotateKey(.es256, publishAhead: 0, actor: configured.admin)
         #expect(try configured.service.keyRing().records.count == 3)
     }

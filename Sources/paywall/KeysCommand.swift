@@ -50,7 +50,7 @@ struct KeysCommand: ParsableCommand {
             abstract: "Publish a new key now and let it take over signing after --publish-ahead.",
             discussion: """
                 Verifiers that cache the JWKS see the new key before any token uses it: --publish-ahead \
-                must be at least the JWKS cache time (PAYWALL_JWKS_MAX_AGE, 5m by default) and a \
+                must be at least the JWKS cache time (the max-age it is served with, 5m) and a \
                 minute for every server to reload the folder, or 0s in an emergency. The old key \
                 stays verify-only; retire it once its longest-lived tokens have expired (31 days).
                 """

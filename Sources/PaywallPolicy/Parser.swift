@@ -160,7 +160,9 @@ struct Parser {
 
     mutating func parseLevel() throws(PolicyDiagnostic) -> AccessLevel {
         guard case let .identifier(word) = current.kind, let level = AccessLevel(name: word) else {
-            throw error("expected an access level: none, teaser or full; found \(describe(current.kind))")
+            var hint = ""
+            if case let .identifier(word) = current.kind, let near = closest(word, in: ["none", "teaser", "full"]) { hint = "; did you mean '\(near)'?" }
+            throw error("expected an access level: none, teaser or full; found \(describe(current.kind))\(hint)")
         }
         _ = advance()
         return level

@@ -92,7 +92,9 @@ struct TokenCLITests {
     @Test("keys: generate, rotate, list, jwks, retire with its safeguards")
     func keys() throws {
         let cli = try seeded()
-        let generated = try #require(try cli.json(try cli.run(["keys", "generate", "--json"]).stdout) as? [String: Any])
+        let generation = try cli.run(["keys", "generate", "--json"])
+        #expect(!generation.stderr.contains("in place of"), "the first key replaces none")
+        let generated = try #require(try cli.json(generation.stdout) as? [String: Any])
         let first = try #require(generated["kid"] as? String)
         let rotated = try #require(try cli.json(try cli.run(["keys", "rotate", "--alg", "Ed25519", "--json"]).stdout) as? [String: Any])
         #expect(rotated["state"] as? String == "next")
@@ -140,6 +142,14 @@ struct TokenCLITests {
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/\(first).pem"))
         let audit = try cli.run(["audit", "list"]).stdout
         for action in ["key.generate", "key.rotate", "key.retire"] { #expect(audit.contains(action)) }
+    }
+
+    @Test("keys generate in place of a key that signs says what it does to cached key sets, as an emergency rotation does")
+    func generateOverActive() throws {
+        let cli = try seeded()
+        _ = try cli.run(["keys", "generate"])
+        let again = try cli.run(["keys", "generate", "--json"])
+        #expect(again.status == 0 && again.stderr.contains("signs at once in place of") && again.stderr.contains("'paywall keys rotate' publishes a key ahead"), "\(again.stderr)")
     }
 
     @Test("a private key readable by others stops the CLI with the fix")

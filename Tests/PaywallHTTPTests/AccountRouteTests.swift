@@ -514,7 +514,13 @@ struct AccountRouteTests {
         try await Task.sleep(for: .milliseconds(200))
         FileManager.default.createFile(atPath: gate, contents: nil)
         try await closing.value
-        let captured = try String(contentsOfFile: capture, encoding: .utf8)
+        // What the store says first (the stop waited for the message in hand to be marked)…
+        let marked = try f.service.outbox()
+        #expect(marked.filter { $0.sentAt != nil }.count == 1, "the one in hand is marked sent when the stop returns")
+        // …then what sendmail got (on a loaded machine the file may lag its writer a moment).
+        let fileDeadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: capture), Date() < fileDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        let captured = (try? String(contentsOfFile: capture, encoding: .utf8)) ?? ""
         #expect(captured.components(separatedBy: "To: ").count - 1 == 1, "one message handed over: \(captured)")
         let outbox = try f.service.outbox()
         #expect(outbox.filter { $0.sentAt != nil }.count == 1, "the one in hand is marked sent")

@@ -504,7 +504,9 @@ struct AccountRouteTests {
         }
         #expect(try f.service.outbox().filter { $0.sentAt == nil }.count == 2)
         // A server starts with sendmail: the courier begins with what waits.
-        let server = try f.another { $0.sendmailCommand = [script, "-t"] }
+        // Run by /bin/sh, not exec'd itself: a file just written can be "busy" to exec while
+        // another test's fork still holds its descriptor (ETXTBSY), a failed delivery here.
+        let server = try f.another { $0.sendmailCommand = ["/bin/sh", script, "-t"] }
         _ = try server.prepareToServe()
         let deadline = Date().addingTimeInterval(15)
         while !FileManager.default.fileExists(atPath: started), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
@@ -516,7 +518,7 @@ struct AccountRouteTests {
         try await closing.value
         // What the store says first (the stop waited for the message in hand to be marked)…
         let marked = try f.service.outbox()
-        #expect(marked.filter { $0.sentAt != nil }.count == 1, "the one in hand is marked sent when the stop returns")
+        #expect(marked.filter { $0.sentAt != nil }.count == 1, "the one in hand is marked sent when the stop returns: \(marked.map { "\($0.attempts) \($0.lastError ?? "-")" })")
         // …then what sendmail got (on a loaded machine the file may lag its writer a moment).
         let fileDeadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: capture), Date() < fileDeadline { try await Task.sleep(for: .milliseconds(50)) }

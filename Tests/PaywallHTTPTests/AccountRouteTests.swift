@@ -487,8 +487,11 @@ struct AccountRouteTests {
     }
 
     @Test("mail already waiting is delivered when a server starts; stopping takes no further message, only finishes the one in hand", arguments: TestBackend.all)
-    func courierAtStartAndStop(backend: TestBackend) async throws {
+    func courierAtStartAndStop(backend: TestBackend) throws {
         let folder = try TestFolder("paywall-start-stop-sendmail")
+        // Kept to the end: ARC may end a value at its last use, and the folder's deinit
+        // removes the files the script and the test meet in.
+        defer { withExtendedLifetime(folder) {} }
         let gate = folder.path("gate"), started = folder.path("started"), capture = folder.path("mail.txt"), script = folder.path("sendmail")
         try """
             #!/bin/sh
@@ -508,20 +511,27 @@ struct AccountRouteTests {
         // another test's fork still holds its descriptor (ETXTBSY), a failed delivery here.
         let server = try f.another { $0.sendmailCommand = ["/bin/sh", script, "-t"] }
         _ = try server.prepareToServe()
+        // Synchronous, on threads of its own: under a full parallel run the cooperative pool
+        // is busy for longer than sendmail's timeout, and a test step waiting on it let both
+        // messages time out.
         let deadline = Date().addingTimeInterval(15)
-        while !FileManager.default.fileExists(atPath: started), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while !FileManager.default.fileExists(atPath: started), Date() < deadline { usleep(50_000) }
         #expect(FileManager.default.fileExists(atPath: started), "nothing was delivered at start")
         // SIGTERM meanwhile: the message in hand is finished and marked, no other is taken.
-        let closing = Task.detached { try server.close() }
-        try await Task.sleep(for: .milliseconds(200))
+        let closed = DispatchSemaphore(value: 0)
+        Thread {
+            try? server.close()
+            closed.signal()
+        }.start()
+        usleep(200_000)
         FileManager.default.createFile(atPath: gate, contents: nil)
-        try await closing.value
+        closed.wait()
         // What the store says first (the stop waited for the message in hand to be marked)…
         let marked = try f.service.outbox()
         #expect(marked.filter { $0.sentAt != nil }.count == 1, "the one in hand is marked sent when the stop returns: \(marked.map { "\($0.attempts) \($0.lastError ?? "-")" })")
         // …then what sendmail got (on a loaded machine the file may lag its writer a moment).
         let fileDeadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: capture), Date() < fileDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        while !FileManager.default.fileExists(atPath: capture), Date() < fileDeadline { usleep(50_000) }
         let captured = (try? String(contentsOfFile: capture, encoding: .utf8)) ?? ""
         #expect(captured.components(separatedBy: "To: ").count - 1 == 1, "one message handed over: \(captured)")
         let outbox = try f.service.outbox()
@@ -532,6 +542,7 @@ struct AccountRouteTests {
     @Test("mail is delivered after the answer, off the request: a sendmail that blocks holds up no sign-up", arguments: TestBackend.all)
     func deliveryOffTheRequest(backend: TestBackend) async throws {
         let folder = try TestFolder("paywall-gated-sendmail")
+        defer { withExtendedLifetime(folder) {} }  // as above: the files outlive its last use
         let gate = folder.path("gate"), capture = folder.path("mail.txt"), script = folder.path("sendmail")
         // Waits until the test opens the gate, then captures the message.
         try """

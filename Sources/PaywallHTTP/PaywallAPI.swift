@@ -294,12 +294,9 @@ public struct PaywallAPI: Sendable {
     /// proxy whether it verified the client as a crawler. (The body may add the caller's
     /// word for the country, referrer and device.)
     func requestFacts(_ request: Request, _ context: PaywallRequestContext) -> RequestFacts {
-        var facts = RequestFacts()
-        if let address = clientAddress(request, context) { facts.ip = IPAddress(address) }
-        facts.channel = "api"
-        facts.verifiedCrawler = service.configuration.trustedProxies.verifiedCrawler(
-            header: request.headers[Self.verifiedCrawlerField], peer: context.remoteAddress?.ipAddress)
-        return facts
+        service.configuration.trustedProxies.requestFacts(
+            client: clientAddress(request, context), peer: context.remoteAddress?.ipAddress,
+            verifiedCrawlerHeader: request.headers[Self.verifiedCrawlerField], channel: "api")
     }
 
     static let verifiedCrawlerField = HTTPField.Name(TrustedProxies.verifiedCrawlerHeader)!

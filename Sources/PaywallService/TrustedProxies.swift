@@ -40,8 +40,20 @@ public struct TrustedProxies: Sendable, Equatable {
     public static let verifiedCrawlerHeader = "X-Verified-Crawler"
 
     /// `request.verifiedCrawler`: the header's value is `1` and a trusted proxy sent it.
-    public func verifiedCrawler(header: String?, peer: String?) -> Bool {
+    func verifiedCrawler(header: String?, peer: String?) -> Bool {
         header == "1" && vouches(peer: peer)
+    }
+
+    /// What the connection and a trusted proxy's headers tell the policy of a request read
+    /// through `channel`: the client's address (`client`, from ``client(peer:forwardedFor:)``,
+    /// which the caller also keys its rate limits by) and whether the proxy verified a
+    /// crawler. One place for the API and the web pages, so they agree.
+    public func requestFacts(client: String?, peer: String?, verifiedCrawlerHeader: String?, channel: String) -> RequestFacts {
+        var facts = RequestFacts()
+        if let client { facts.ip = IPAddress(client) }
+        facts.channel = channel
+        facts.verifiedCrawler = verifiedCrawler(header: verifiedCrawlerHeader, peer: peer)
+        return facts
     }
 
     /// The client's address: `peer`, or, when the peer is a trusted proxy, the nearest

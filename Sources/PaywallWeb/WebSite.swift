@@ -184,14 +184,11 @@ public struct WebSite: Sendable {
         _ request: Request, _ context: Context, form expectsForm: Bool = false, _ body: @Sendable (Visit) async throws -> Response
     ) async -> Response {
         var request = request
-        var facts = RequestFacts()
-        // The same client address as the API's (behind a trusted proxy, the forwarded one).
-        let forwarded = request.headers[values: HTTPField.Name("X-Forwarded-For")!]
-        let client = service.configuration.trustedProxies.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded)
-        if let client { facts.ip = IPAddress(client) }
-        facts.channel = "web"
-        facts.verifiedCrawler = service.configuration.trustedProxies.verifiedCrawler(
-            header: request.headers[HTTPField.Name(TrustedProxies.verifiedCrawlerHeader)!], peer: context.remoteAddress?.ipAddress)
+        // The same client address and crawler verdict as the API's (one place: TrustedProxies).
+        let peer = context.remoteAddress?.ipAddress
+        let proxies = service.configuration.trustedProxies
+        let client = proxies.client(peer: peer, forwardedFor: request.headers[values: Self.forwardedForField])
+        var facts = proxies.requestFacts(client: client, peer: peer, verifiedCrawlerHeader: request.headers[Self.verifiedCrawlerField], channel: "web")
         // The page the reader came from (a search engine, a social site), by its host.
         if let referer = request.headers[.referer], let host = URLComponents(string: referer)?.host, let valid = RequestFacts.hostName(host) {
             facts.referrerHost = valid
@@ -311,6 +308,8 @@ public struct WebSite: Sendable {
         return response
     }
 
+    static let forwardedForField = HTTPField.Name("X-Forwarded-For")!
+    static let verifiedCrawlerField = HTTPField.Name(TrustedProxies.verifiedCrawlerHeader)!
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
     static let frameOptions = HTTPField.Name("X-Frame-Options")!
 

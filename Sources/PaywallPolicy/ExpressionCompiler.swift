@@ -303,7 +303,7 @@ struct ExpressionCompiler {
         }
         switch op {
         case "==", "!=":
-            try checkEnumeration(leftExpression, rightExpression, location)
+            try checkLiteral(leftExpression, rightExpression, location)
             let equal: @Sendable (FactsPointer) -> Bool
             switch (left, right) {
             case let (.bool(l), .bool(r)): equal = { l($0) == r($0) }
@@ -336,9 +336,9 @@ struct ExpressionCompiler {
             // `membership.status in ["activ"]` is the same typo as with `==`, and
             // `"Academic" in title.tags` as `title.id == "Le-Monde"`.
             if case let .set(elements, _) = rightExpression {
-                for element in elements { try checkEnumeration(leftExpression, element, location) }
+                for element in elements { try checkLiteral(leftExpression, element, location) }
             } else {
-                try checkEnumeration(rightExpression, leftExpression, location)
+                try checkLiteral(rightExpression, leftExpression, location)
             }
             switch (left, right) {
             case let (.string(element), .stringSet(set)):
@@ -358,9 +358,10 @@ struct ExpressionCompiler {
         }
     }
 
-    /// `membership.status == "activ"` is a typo, not a rule that never matches; so is
+    /// A string literal compared with an attribute, checked against what the attribute can
+    /// hold: `membership.status == "activ"` is a typo, not a rule that never matches; so is
     /// `title.id == "Le-Monde"` (stored lower-case).
-    func checkEnumeration(_ left: Expression, _ right: Expression, _ location: SourceLocation) throws(PolicyDiagnostic) {
+    func checkLiteral(_ left: Expression, _ right: Expression, _ location: SourceLocation) throws(PolicyDiagnostic) {
         for (attribute, literal) in [(left, right), (right, left)] {
             if case let .attribute(path, _) = attribute, case let .string(value, literalLocation) = literal,
                Schema.lowerCase.contains(path.joined(separator: ".")), value != value.lowercased() {

@@ -6,11 +6,14 @@ public struct PublicKey: Sendable {
     public let algorithm: SignatureAlgorithm
     let key: EVPKey
     let verifier: DigestTemplate
+    /// ES256: a table of the key's multiples, built once it has verified a few signatures.
+    let table: LazyP256KeyTable?
 
     init(algorithm: SignatureAlgorithm, key: EVPKey) throws(CryptoError) {
         self.algorithm = algorithm
         self.key = key
         self.verifier = try DigestTemplate(key: key, algorithm: algorithm, signing: false)
+        self.table = algorithm == .es256 ? LazyP256KeyTable(raw: Self.raw(of: key, algorithm)) : nil
     }
 
     /// Imports a raw public key: for ES256 the uncompressed point `0x04‖x‖y` (65 bytes),
@@ -38,7 +41,9 @@ public struct PublicKey: Sendable {
     }
 
     /// The raw public key: `0x04‖x‖y` for ES256, 32 bytes for Ed25519.
-    public var raw: [UInt8] {
+    public var raw: [UInt8] { Self.raw(of: key, algorithm) }
+
+    static func raw(of key: EVPKey, _ algorithm: SignatureAlgorithm) -> [UInt8] {
         var output: UnsafeMutablePointer<UInt8>?
         let length = i2d_PUBKEY(key.pointer, &output)
         guard length > 0, let output else { return [] }
@@ -53,9 +58,9 @@ public struct PublicKey: Sendable {
         guard signature.count == 64 else { return false }
         switch algorithm {
         case .es256:
-            guard P256.isScalarInRange(signature[0..<32]), P256.isScalarInRange(signature[32..<64]),
-                  let der = ECDSASignature.der(fromRaw: signature)
-            else { return false }
+            guard P256.isScalarInRange(signature[0..<32]), P256.isScalarInRange(signature[32..<64]) else { return false }
+            if let table = table?.table() { return table.verify(signature: signature, digest: SHA256.hash(message)) }
+            guard let der = ECDSASignature.der(fromRaw: signature) else { return false }
             return digestVerify(signature: der, message: message)
         case .ed25519:
             return digestVerify(signature: signature, message: message)

@@ -295,7 +295,7 @@ struct PolicyWatcher: Service {
                 }
             }
         }
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 if let notifications = service.policyNotifications() {
                     group.addTask { for await _ in notifications { await refresh() } }

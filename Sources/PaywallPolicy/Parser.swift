@@ -313,7 +313,8 @@ struct Parser {
         return expression
     }
 
-    /// A line break is allowed before `and` / `or`, continuing the condition.
+    /// A line break is allowed before `and` / `or`, continuing the condition (and after
+    /// them: a condition cannot end with one, so the line break there cannot end it).
     mutating func continuation(_ word: String) -> Bool {
         if current.kind == .identifier(word) { return true }
         var look = position
@@ -325,6 +326,19 @@ struct Parser {
         return false
     }
 
+    /// After a line-ending `and` / `or`, the condition goes on on the next line, unless
+    /// that line starts the rule's next statement or closes it: then the operand is missing
+    /// and the error points at the end of the operator's line.
+    mutating func skipLineBreakAfterOperator() {
+        var look = position
+        while lexemes[look].kind == .newline { look += 1 }
+        guard look != position else { return }
+        switch lexemes[look].kind {
+        case .identifier("when"), .identifier("grant"), .identifier("cap"), .identifier("offer"), .symbol("}"), .end: return
+        default: position = look
+        }
+    }
+
     /// `a or b or …`: parsed in a loop into one flat node (a chain of any length uses
     /// constant stack).
     mutating func parseOr(topLevel: Bool = false) throws(PolicyDiagnostic) -> Expression {
@@ -333,6 +347,7 @@ struct Parser {
         var operators: [SourceLocation] = []
         while continuation("or") {
             operators.append(advance().location)
+            skipLineBreakAfterOperator()
             operands.append(try parseAnd(topLevel: false))
         }
         guard !operators.isEmpty else { return operands[0] }
@@ -354,6 +369,7 @@ struct Parser {
         if topLevel { parts.append(Conjunct(expression: operands[0], text: text(from: partStart, to: previousEnd))) }
         while continuation("and") {
             operators.append(advance().location)
+            skipLineBreakAfterOperator()
             partStart = current.offset
             let operand = try parseNot()
             operands.append(operand)
@@ -470,10 +486,18 @@ struct Parser {
             _ = advance()
             guard case let .number(value) = current.kind else { throw error("expected a number after '-'") }
             _ = advance()
+            if case let .identifier(unit) = current.kind, Self.units[unit] != nil {
+                throw error("a duration cannot be negative ('-\(Self.format(value)) \(unit)'): subtract the other way round and flip the comparison", at: lexeme)
+            }
             return .number(-value, lexeme.location)
         default:
             throw error("expected a value or an attribute, found \(describe(lexeme.kind))")
         }
+    }
+
+    /// A number as written in a policy: `7`, not `7.0`.
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
     /// `true`, `false`, `time(…)`, `cidr(…)`, `ip(…)`, `meter(…).field` or an attribute path.

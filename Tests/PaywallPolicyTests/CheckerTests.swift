@@ -106,6 +106,41 @@ struct CheckerTests {
         #expect(found.map(\.location.line) == [1, 2])
     }
 
+    @Test("a line may also end with and/or; a negative duration says how to write it")
+    func lineEndingOperators() throws {
+        let policy = try compile("""
+            rule "either" {
+              when user.signedIn and
+                trial.active or
+                membership.active
+              grant full
+            }
+            """)
+        var facts = DecisionFacts(now: Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(policy.decide(facts).access == .teaser)
+        facts.membership.status = "active"
+        facts.membership.active = true
+        #expect(policy.decide(facts).access == .full)
+        facts = DecisionFacts(now: Date(timeIntervalSince1970: 1_800_000_000))
+        facts.user.signedIn = true
+        #expect(policy.decide(facts).access == .teaser)
+        facts.trial.active = true
+        #expect(policy.decide(facts).access == .full)
+        // An operator with nothing after it before the next statement or the end of the rule:
+        // the error is at the end of its line, not about the next line's keyword.
+        for next in ["grant full", "offer signUp", "cap teaser", "}"] {
+            let text = "rule \"a\" {\n  when user.signedIn or\n  \(next)\n" + (next == "}" ? "" : "}")
+            let first = try #require(diagnostics(text).first, "\(next)")
+            #expect(first.location == SourceLocation(file: "test.policy", line: 2, column: 24), "\(next)")
+            #expect(first.message.hasPrefix("expected a value or an attribute, found end of line"), "\(next)")
+        }
+        let negative = try #require(diagnostics("rule \"a\" { when now - user.createdAt > -7 days; grant full }").first)
+        #expect(negative.message == "a duration cannot be negative ('-7 days'): subtract the other way round and flip the comparison")
+        #expect(negative.location.column == 40)  // the sign
+        // A negative number without a unit is still a number.
+        #expect(diagnostics("meter \"m\" { limit 3 per 30 days }\nrule \"a\" { when meter(\"m\").remaining > -1; grant full }").isEmpty)
+    }
+
     @Test("conditions may continue on the next line with and/or, and use every literal kind")
     func literals() throws {
         let policy = try compile("""

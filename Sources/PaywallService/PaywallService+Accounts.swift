@@ -85,8 +85,10 @@ extension PaywallService {
     public func deleteAccount(_ reference: String, evenIfRenewing: Bool = false, actor: AuditActor) throws(ServiceError) -> Account {
         let renews = Self.renewsThroughProvider(at: now)
         let account = try mapped { try store.account(matching: reference) }
-        let blocker = try mapped { try store.deleteAccount(id: account.id, actor: actor, unlessAny: { !evenIfRenewing && renews($0) }) }
-        if let blocker { throw .subscriptionActive(provider: blocker.source.rawValue) }
+        let blocker = try mapped {
+            try store.deleteAccount(id: account.id, actor: actor, unlessAny: { !evenIfRenewing && renews($0) }, unlessSubscriptionRenews: !evenIfRenewing)
+        }
+        if let blocker { throw .subscriptionActive(provider: blocker.provider) }
         return account
     }
 

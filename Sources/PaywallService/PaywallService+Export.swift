@@ -9,11 +9,16 @@ public struct AccountExport: Sendable {
     public var account: Account
     public var memberships: [MembershipRecord]
     public var trial: Trial?
+    /// A trial an earlier, deleted account at the same address took: it is kept against the
+    /// person (one trial per person) and is why this account may start none.
+    public var earlierTrial: Trial?
     public var sessions: [ActiveSession]
     /// Sessions ended and still on record (a week after they expire), most recent first.
     public var endedSessions: [Store.EndedSession]
     /// Their recorded reads, newest first (at most ``PaywallService/exportLimit``).
     public var reads: [ArticleRead]
+    /// Articles they read through others' gift links, newest first.
+    public var giftReads: [Store.GiftRead]
     /// The articles they gave, newest first.
     public var gifts: [Gift]
     public var billing: PaywallService.BillingOverview
@@ -77,6 +82,8 @@ extension PaywallService {
         }
         let reads = try store.reads(subject: .account(id), limit: limit + 1)
         let gifts = try store.gifts(accountID: id, limit: limit + 1)
+        let giftReads = try store.giftReads(subject: .account(id), limit: limit + 1)
+        let trial = try store.trial(accountID: id)
         // About the account (`account:…`) and by it (gifts, its own sign-outs).
         let about = try store.auditEntries(filter: AuditFilter(target: "account:\(id)"), limit: limit + 1)
         let by = try store.auditEntries(filter: AuditFilter(actor: AuditActor.account(id).rawValue), limit: limit + 1)
@@ -90,11 +97,13 @@ extension PaywallService {
         trimmed.events = Array(billing.events.prefix(limit))
         let mail = try store.mail(accountID: id, limit: limit + 1)
         let export = AccountExport(
-            generatedAt: now, account: account, memberships: memberships, trial: try store.trial(accountID: id),
-            sessions: try store.sessionsInUse(accountID: id), endedSessions: try store.endedSessions(accountID: id), reads: Array(reads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
+            generatedAt: now, account: account, memberships: memberships, trial: trial,
+            earlierTrial: trial == nil ? try store.earlierTrial(personKey: EmailAddress(stored: account.email).personKey) : nil,
+            sessions: try store.sessionsInUse(accountID: id), endedSessions: try store.endedSessions(accountID: id), reads: Array(reads.prefix(limit)),
+            giftReads: Array(giftReads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
             billing: trimmed, audit: Array(audit.prefix(limit)), mail: Array(mail.prefix(limit)),
             pendingLinks: try store.pendingLinks(accountID: id),
-            truncated: reads.count > limit || gifts.count > limit || audit.count > limit || eventsCut || mail.count > limit)
+            truncated: reads.count > limit || giftReads.count > limit || gifts.count > limit || audit.count > limit || eventsCut || mail.count > limit)
         return export
     }
 }

@@ -321,8 +321,8 @@ extension PaywallService {
             throw .subscriptionActive(provider: first.source.rawValue)
         }
         _ = try reverified(account, password: password, client: client)
-        if let blocker = try mapped({ try store.deleteAccount(id: accountID, actor: .account(accountID), unlessAny: renews) }) {
-            throw .subscriptionActive(provider: blocker.source.rawValue)
+        if let blocker = try mapped({ try store.deleteAccount(id: accountID, actor: .account(accountID), unlessAny: renews, unlessSubscriptionRenews: true) }) {
+            throw .subscriptionActive(provider: blocker.provider)
         }
     }
 

@@ -348,17 +348,37 @@ extension Store {
     /// transaction (a subscription a payment provider still renews, created a moment ago by
     /// its webhook): then nothing is deleted and that membership is returned.
     @discardableResult
-    public func deleteAccount(id: AccountID, actor: AuditActor, unlessAny blocking: @escaping (Membership) -> Bool = { _ in false }) throws(StoreError) -> Membership? {
+    public func deleteAccount(
+        id: AccountID, actor: AuditActor, unlessAny blocking: @escaping (Membership) -> Bool = { _ in false },
+        unlessSubscriptionRenews: Bool = false
+    ) throws(StoreError) -> AccountDeletionBlocker? {
         // Under the account's meter lock (and on PostgreSQL READ COMMITTED after it): a
         // metered read of this account committing meanwhile is either seen and deleted
         // here, or refused after (its insert checks that the account exists).
-        try writeLockingMeters([MeterSubject.account(id).key]) { db -> Membership? in
+        try writeLockingMeters([MeterSubject.account(id).key]) { db -> AccountDeletionBlocker? in
             // The row locked (on PostgreSQL, READ COMMITTED here): a membership a webhook
             // inserts meanwhile holds a key-share lock on it, so this waits for that commit
             // and the memberships read below sees it (`blocking` then keeps the account).
             let email = try Self.requireAccount(db, id, lockingRow: true)
-            if let blocker = try Self.memberships(db, accountID: id).first(where: blocking) { return blocker }
+            if let blocker = try Self.memberships(db, accountID: id).first(where: blocking) { return .membership(blocker) }
+            // A subscription the provider has not ended and will renew, whatever the
+            // membership says: Stripe keeps an `unpaid` or `paused` one open and charges it
+            // again once the card works.
+            if unlessSubscriptionRenews, let row = try db.fetchOne(
+                "SELECT provider, subscription_id FROM billing_subscriptions WHERE account_id = ? AND final = 0 AND cancel_at_period_end = 0 ORDER BY provider, subscription_id LIMIT 1",
+                [id.rawValue])
+            {
+                return .subscription(provider: row[0], id: row[1])
+            }
             try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
+            // The reader's reads through gift links stay counted for the title (what its
+            // publisher is paid on), no longer as theirs.
+            try db.execute("UPDATE gift_reads SET subject = NULL WHERE subject = ?", [MeterSubject.account(id).key])
+            // Mail not sent yet is never sent (a verification or reset link to an account
+            // that is gone); mail sent keeps its address, subject and time, without the body
+            // or the account, until pruned: the per-address mail budget counts it.
+            try db.execute("DELETE FROM outbox WHERE account_id = ? AND sent_at IS NULL", [id.rawValue])
+            try db.execute("UPDATE outbox SET body = '', account_id = NULL WHERE account_id = ?", [id.rawValue])
             try db.execute("DELETE FROM rate_limits WHERE key = ?", [id.rawValue])
             try db.execute("DELETE FROM accounts WHERE id = ?", [id.rawValue])
             try audit(db, actor: actor, action: "account.delete", target: "account:\(id)", details: ["email": email])
@@ -378,6 +398,22 @@ extension Store {
     }
 }
 
+
+/// Why ``Store/deleteAccount(id:actor:unlessAny:unlessSubscriptionRenews:)`` kept an account.
+public enum AccountDeletionBlocker: Sendable {
+    /// A membership the caller's test refused to delete with.
+    case membership(Membership)
+    /// A provider's subscription still live and renewing.
+    case subscription(provider: String, id: String)
+
+    /// The payment provider behind it (`stripe`, `apple`), or the membership's source.
+    public var provider: String {
+        switch self {
+        case let .membership(membership): membership.source.rawValue
+        case let .subscription(provider, _): provider
+        }
+    }
+}
 
 /// What an access check reads of an account, cached as one fact: one cache lookup per
 /// check instead of four, and the email's person key and domain worked out once, not on

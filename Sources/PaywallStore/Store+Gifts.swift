@@ -60,6 +60,24 @@ extension Store {
         }
     }
 
+    /// An article read through someone's gift link.
+    public struct GiftRead: Sendable, Equatable {
+        public var giftID: String
+        public var titleID: TitleID
+        public var articleID: String
+        public var at: Date
+    }
+
+    /// The articles `subject` read through gift links, newest first (a reader's export).
+    public func giftReads(subject: MeterSubject, limit: Int) throws(StoreError) -> [GiftRead] {
+        try read { db in
+            try db.fetchAll(
+                "SELECT gift_id, title_id, article_id, read_at FROM gift_reads WHERE subject = ? ORDER BY read_at DESC, id DESC LIMIT ?",
+                [subject.key, max(0, limit)]
+            ).map { row in GiftRead(giftID: row[0], titleID: TitleID(rawValue: row[1]), articleID: row[2], at: Date(millis: row[3])) }
+        }
+    }
+
     /// The gift with this id, or nil (never made, or its member's account was deleted).
     public func gift(id: String) throws(StoreError) -> Gift? {
         try read { db in

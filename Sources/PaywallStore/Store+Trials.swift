@@ -55,6 +55,14 @@ extension Store {
         try db.fetchOne(trialByAccountSQL, [accountID.rawValue]).map(Trial.init(row:))
     }
 
+    /// The trial an earlier, deleted account of this person took (its account gone, the
+    /// trial kept against the person): why a new account at the address gets none.
+    public func earlierTrial(personKey: String) throws(StoreError) -> Trial? {
+        try read { db in
+            try db.fetchOne("SELECT \(Trial.columns) FROM trials WHERE person_key = ? AND account_id IS NULL", [personKey]).map(Trial.init(row:))
+        }
+    }
+
     /// Whether the person behind `email` may still start a free trial.
     public func isTrialEligible(email: EmailAddress) throws(StoreError) -> Bool {
         try isTrialEligible(personKey: email.personKey)

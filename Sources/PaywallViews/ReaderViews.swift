@@ -158,6 +158,14 @@ public struct AccountExportView: Encodable, Sendable {
         public var at: Date
     }
 
+    /// An article read through someone's gift link (the gift's id, not its giver).
+    public struct GiftRead: Encodable, Sendable {
+        public var gift: String
+        public var title: String
+        public var article: String
+        public var at: Date
+    }
+
     public struct GivenGift: Encodable, Sendable {
         public var id: String
         public var title: String
@@ -211,9 +219,12 @@ public struct AccountExportView: Encodable, Sendable {
     public var account: AccountView
     public var memberships: [MembershipView]
     public var trial: TrialView?
+    /// A trial of an earlier, deleted account at this address, kept against the person.
+    public var earlierTrial: TrialView?
     public var sessions: [SessionView]
     public var endedSessions: [EndedSession]
     public var reads: [Read]
+    public var giftReads: [GiftRead]
     public var gifts: [GivenGift]
     public var billing: Billing
     public var audit: [Change]
@@ -225,11 +236,25 @@ public struct AccountExportView: Encodable, Sendable {
         let now = export.generatedAt
         generatedAt = now
         account = AccountView(export.account)
-        memberships = export.memberships.map { MembershipView($0.membership, now: now, history: $0.history) }
+        let own = AuditActor.account(export.account.id).rawValue
+        // Who changed a membership in kind only, and no reasons: a member of staff's name and
+        // free text (which can name another reader) are not the reader's data.
+        memberships = export.memberships.map { record in
+            var view = MembershipView(record.membership, now: now, history: record.history)
+            view.history = view.history?.map { change in
+                var change = change
+                change.actor = Self.kind(of: AuditActor(rawValue: change.actor), own: own)
+                change.reason = nil
+                return change
+            }
+            return view
+        }
         trial = export.trial.map { TrialView($0, now: now) }
+        earlierTrial = export.earlierTrial.map { TrialView($0, now: now) }
         sessions = export.sessions.map(SessionView.init)
         endedSessions = export.endedSessions.map { EndedSession(deviceName: $0.deviceName, startedAt: $0.startedAt, endedAt: $0.endedAt) }
         reads = export.reads.map { Read(title: $0.titleID.rawValue, article: $0.articleID, at: $0.at) }
+        giftReads = export.giftReads.map { GiftRead(gift: $0.giftID, title: $0.titleID.rawValue, article: $0.articleID, at: $0.at) }
         gifts = export.gifts.map { GivenGift(id: $0.id, title: $0.titleID.rawValue, article: $0.articleID, createdAt: $0.createdAt, expiresAt: $0.expiresAt) }
         let overview = BillingOverviewView(export.billing)
         billing = Billing(
@@ -237,7 +262,6 @@ public struct AccountExportView: Encodable, Sendable {
             events: export.billing.events.map {
                 BillingEvent(provider: $0.provider.rawValue, event: $0.eventID, type: $0.type, outcome: $0.outcome.rawValue, subscription: $0.subscriptionID, occurredAt: $0.occurredAt)
             })
-        let own = AuditActor.account(export.account.id).rawValue
         audit = export.audit.map { Change(at: $0.at, action: $0.action, by: Self.kind(of: $0.actor, own: own)) }
         mail = export.mail.map { Mail(to: $0.recipient, subject: $0.subject, queuedAt: $0.createdAt, sentAt: $0.sentAt) }
         pendingLinks = export.pendingLinks.map(PendingLinkView.init)

@@ -380,6 +380,22 @@ struct AccountChangeTests {
         }
     }
 
+    @Test("export after a deletion: the trial an earlier account at the address took is in it, as why no new one starts", arguments: TestBackend.all)
+    func exportEarlierTrial(backend: TestBackend) async throws {
+        let f = try readerFixture(mail: nil, backend: backend)
+        try await withAPI(f) { client in
+            let first = try await client.signUp("again@example.com").string("accessToken")
+            #expect(try await client.post("/v1/trials", nil, token: first, contentType: nil).status == .created)
+            _ = try f.service.deleteAccount("again@example.com", actor: .admin("support"))
+            let second = try await client.signUp("again@example.com").string("accessToken")
+            let exported = try await client.json("/v1/me/export", ["password": "a long enough passphrase"], token: second)
+            #expect(exported.status == .ok, "\(exported.text)")
+            let data = try exported.object()
+            #expect(data["trial"] == nil)
+            #expect((data["earlierTrial"] as? [String: Any])?["status"] as? String == "active", "\(exported.text)")
+        }
+    }
+
     @Test("export: the password again; everything stored about the reader and nothing of anyone else's, as a file; audited; refusals write nothing", arguments: TestBackend.all)
     func exportData(backend: TestBackend) async throws {
         let f = try readerFixture(mail: nil, backend: backend)
@@ -401,6 +417,16 @@ struct AccountChangeTests {
             #expect(try await client.json("/v1/sessions/sign-out", ["refreshToken": try tablet.string("refreshToken")]).status == .ok)
             let resetBody = try #require(try f.service.outbox().last { $0.recipient == "reader@example.com" }?.body)
             let resetToken = String(resetBody[try #require(resetBody.range(of: "#token=[A-Za-z0-9_-]+", options: .regularExpression))].dropFirst(7))
+
+            // Staff granted a membership with a note naming another reader; the reader read an
+            // article through someone's gift link.
+            _ = try f.service.store.grantMembership(
+                accountID: AccountID(rawValue: id), planID: PlanID(rawValue: "news"), periodEnd: f.clock.now().addingTimeInterval(86_400),
+                source: .admin, actor: .admin("alice.smith"), reason: "asked by bob@other.example")
+            let giver = try f.service.account("member@example.com").id
+            let gift = Gift(id: "gift-77", accountID: giver, titleID: TitleID(rawValue: "euronews"), articleID: "gifted-1", createdAt: f.clock.now(), expiresAt: f.clock.now().addingTimeInterval(86_400))
+            _ = try f.service.store.createGift(gift, limit: 5)
+            #expect(try f.service.store.recordGiftRead(gift, subject: .account(AccountID(rawValue: id)), at: f.clock.now()))
 
             let before = try f.snapshot()
             let refusals: [([String: Any], String?, HTTPResponse.Status, String)] = [
@@ -434,6 +460,12 @@ struct AccountChangeTests {
             #expect(changes.first { $0["action"] as? String == "admin.account.view" }?["by"] as? String == "staff")
             #expect(changes.first { $0["action"] as? String == "trial.start" }?["by"] as? String == "you")
             #expect(!exported.text.contains("alice") && !exported.text.contains("tok-4711"), "no staff name, no admin token id")
+            let history = try #require((data["memberships"] as? [[String: Any]])?.first?["history"] as? [[String: Any]])
+            #expect(history.map { $0["actor"] as? String } == ["staff"] && history.allSatisfy { $0["reason"] == nil }, "\(history)")
+            #expect(!exported.text.contains("bob@other.example"), "no staff notes")
+            let giftReads = try #require(data["giftReads"] as? [[String: Any]])
+            #expect(giftReads.map { $0["article"] as? String } == ["gifted-1"] && giftReads.first?["gift"] as? String == "gift-77", "\(giftReads)")
+            #expect(data["earlierTrial"] == nil)
             #expect(data["truncated"] as? Bool == false)
             #expect((data["billing"] as? [String: Any])?["links"] as? [Any] != nil)
             let mail = try #require(data["mail"] as? [[String: Any]])

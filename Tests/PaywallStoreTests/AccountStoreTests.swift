@@ -147,7 +147,8 @@ struct AccountStoreTests {
         // keeps the account whole, and comes back.
         let before = try f.snapshot()
         let blocker = try f.store.deleteAccount(id: account.id, actor: f.admin, unlessAny: { $0.planID.rawValue == "all" })
-        #expect(blocker?.planID.rawValue == "all")
+        guard case let .membership(membership)? = blocker else { Issue.record("not kept for the membership: \(String(describing: blocker))"); return }
+        #expect(membership.planID.rawValue == "all")
         #expect(try f.snapshot() == before, "nothing deleted, nothing audited")
         #expect(try f.store.deleteAccount(id: account.id, actor: f.admin) == nil)
         let counts = try f.snapshot()
@@ -156,6 +157,72 @@ struct AccountStoreTests {
         }
         #expect(try f.store.auditEntries().first?.action == "account.delete")
         #expect(throws: StoreError.accountNotFound(account.id.rawValue)) { try f.store.deleteAccount(id: account.id, actor: f.admin) }
+    }
+
+    @Test("deleting drops the account's unsent mail, keeps sent mail's address without its body, and unlinks its gift reads", arguments: TestBackend.all)
+    func deleteCleansUp(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let ada = try f.account("ada@example.com")
+        let giver = try f.account("max@example.com")
+        let now = f.clock.now()
+        for purpose in [EmailLinkPurpose.verifyEmail, .resetPassword] {
+            _ = try f.store.issueEmailLink(accountID: ada.id, purpose: purpose, lifetime: 600, actor: f.admin) { account, token in
+                OutgoingMail(recipient: account.email, subject: purpose.rawValue, body: "secret \(token)")
+            }
+        }
+        _ = try f.store.issueEmailLink(accountID: giver.id, purpose: .verifyEmail, lifetime: 600, actor: f.admin) { account, token in
+            OutgoingMail(recipient: account.email, subject: "giver's", body: "giver's \(token)")
+        }
+        // One of Ada's two sent, one waiting.
+        let claimed = try f.store.claimMail(limit: 1, lease: 60)
+        try f.store.markMailSent(id: try #require(claimed.first).id)
+        let gift = Gift(id: "gift-1", accountID: giver.id, titleID: TitleID(rawValue: "euronews"), articleID: "a1", createdAt: now, expiresAt: now.addingTimeInterval(86_400))
+        #expect(try f.store.createGift(gift, limit: 5) == .created(used: 1))
+        #expect(try f.store.recordGiftRead(gift, subject: .account(ada.id), at: now))
+        #expect(try f.store.giftReads(subject: .account(ada.id), limit: 10).map(\.articleID) == ["a1"])
+
+        #expect(try f.store.deleteAccount(id: ada.id, actor: f.admin) == nil)
+        let left = try f.store.outbox(limit: 10)
+        // The waiting message is gone: nothing will deliver it.
+        #expect(left.map(\.subject).sorted() == ["giver's", EmailLinkPurpose.verifyEmail.rawValue].sorted())
+        let sent = try #require(left.first { $0.recipient == "ada@example.com" })
+        #expect(sent.sentAt != nil && sent.body.isEmpty)
+        #expect(try f.store.claimMail(limit: 10, lease: 60).map(\.subject) == ["giver's"])
+        #expect(try f.store.mail(accountID: ada.id, limit: 10).isEmpty)
+        // The per-address budget still counts what was sent.
+        #expect(try f.store.mailCount(recipient: "ada@example.com", since: now.addingTimeInterval(-60)) == 1)
+        // The gift read still counts for the title, no longer as Ada's.
+        #expect(try f.store.giftReads(subject: .account(ada.id), limit: 10).isEmpty)
+        #expect(try f.snapshot()["gift_reads"] == 1)
+    }
+
+    @Test("a provider's subscription still renewing keeps the account when asked, whatever its membership says", arguments: TestBackend.all)
+    func deleteKeptForLiveSubscription(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        try f.plan("all")
+        let ada = try f.account("ada@example.com")
+        let now = f.clock.now()
+        _ = try f.store.mapBillingProduct(provider: .stripe, externalID: "price_all", planID: PlanID(rawValue: "all"), actor: f.admin)
+        _ = try f.store.linkBillingCustomer(provider: .stripe, customer: "cus_1", accountID: ada.id, actor: f.admin)
+        func apply(_ event: String, _ state: SubscriptionState, at offset: TimeInterval) throws {
+            let change = BillingChange(provider: .stripe, eventID: event, type: "customer.subscription.updated", occurredAt: now.addingTimeInterval(offset), customer: "cus_1", subscription: state)
+            #expect(try f.store.applyBilling(change).outcome == .applied)
+        }
+        // Unpaid: no access, but Stripe keeps the subscription open and charges it again.
+        try apply("evt_1", SubscriptionState(id: "sub_1", products: ["price_all"], status: .expired, providerStatus: "unpaid", periodEnd: now.addingTimeInterval(-60)), at: 1)
+        let before = try f.snapshot()
+        guard case let .subscription(provider, id)? = try f.store.deleteAccount(id: ada.id, actor: f.admin, unlessSubscriptionRenews: true) else {
+            Issue.record("deleted with a live subscription")
+            return
+        }
+        #expect(provider == "stripe" && id == "sub_1")
+        #expect(try f.snapshot() == before, "nothing deleted, nothing audited")
+        // Set to cancel at the period's end: it will not renew, the account may go.
+        try apply("evt_2", SubscriptionState(id: "sub_1", products: ["price_all"], status: .expired, providerStatus: "unpaid", periodEnd: now.addingTimeInterval(-60), cancelAtPeriodEnd: true), at: 2)
+        #expect(try f.store.deleteAccount(id: ada.id, actor: f.admin, unlessSubscriptionRenews: true) == nil)
+        #expect(try f.store.account(id: ada.id) == nil)
     }
 
     @Test("titles and plans: duplicates and unknown titles are refused and write nothing", arguments: TestBackend.all)

@@ -40,11 +40,15 @@ static inline int paywall_x509_stack_push(STACK_OF(X509) *stack, X509 *cert) { r
 /// Frees the stack and the certificates in it.
 static inline void paywall_x509_stack_free(STACK_OF(X509) *stack) { sk_X509_pop_free(stack, X509_free); }
 
-/// `EC_GROUP_precompute_mult` is deprecated in OpenSSL 3.0 with the rest of the low-level
-/// EC API, and hidden by OPENSSL_NO_DEPRECATED above; libcrypto 3 still exports it, and it
-/// is the only way to give a public key a table of its multiples (P256KeyTable.swift says
-/// why that is worth it).
+/// `EC_GROUP_precompute_mult` and `EC_GROUP_have_precompute_mult` are deprecated in OpenSSL
+/// 3.0 with the rest of the low-level EC API, and hidden by OPENSSL_NO_DEPRECATED above;
+/// libcrypto 3 still exports them (declared here as in 3.0.x's ec.h; checked with 3.0.22),
+/// and they are the only way to give a public key a table of its multiples
+/// (P256KeyTable.swift says why that is worth it). Should a later OpenSSL drop them, the
+/// link fails: loudly, not at run time.
 int EC_GROUP_precompute_mult(EC_GROUP *group, BN_CTX *ctx);
+int EC_GROUP_have_precompute_mult(const EC_GROUP *group);
 static inline int paywall_ec_group_precompute_mult(EC_GROUP *group) { return EC_GROUP_precompute_mult(group, NULL); }
+static inline int paywall_ec_group_have_precompute_mult(const EC_GROUP *group) { return EC_GROUP_have_precompute_mult(group); }
 
 #endif

@@ -9,17 +9,29 @@ import Synchronization
 /// new point to it on every call: u2·Q costs about 28 µs, two thirds of a verification
 /// (41 µs; `openssl speed ecdsap256`: 24,500/s). Here Q gets a table of its own, built once
 /// per key (about 15 ms, 150 KB) by making it the generator of a copy of the group: both
-/// products then take the fast path, and a verification costs about 25 µs (1.6× as many
-/// per core, measured in BENCHMARKS.md). Nothing secret is involved (a verification's
-/// inputs are public), so none of it needs to be constant-time.
+/// products then take the fast path, and a verification costs about 25 µs: 1.5–1.6× as
+/// many per core (BENCHMARKS.md, "ES256 verification with a table of the key"; most of
+/// what is left is the inversion of s). Nothing secret is involved (a verification's inputs
+/// are public), so none of it needs to be constant-time.
+///
+/// Only where OpenSSL's P-256 code has a fixed-base path (nistz256: the x86_64 and aarch64
+/// assembly builds, Debian's among them): a generic build multiplies by a generator with
+/// its constant-time ladder, table or not, and this would be 2.3× slower than
+/// `EVP_DigestVerify` (measured in review). The table is made only when the built-in
+/// group reports its own table (`EC_GROUP_have_precompute_mult`), true on nistz256 alone.
+/// These low-level EC calls bypass OpenSSL's providers: a deployment that must verify
+/// through a FIPS provider must not use this path.
 ///
 /// The arithmetic is FIPS 186-5's ECDSA verification step by step, on OpenSSL's group and
 /// big-number functions; it is checked against every Wycheproof P-256 vector and against
-/// `EVP_DigestVerify` on random and corrupted signatures (`P256KeyTableTests`).
+/// `EVP_DigestVerify` on random and corrupted signatures (`P256KeyTableTests`), and in review
+/// against `ECDSA_do_verify` on constructed edge cases (u1 = 0, u1·G = ±u2·Q, x(R) ≥ n).
 final class P256KeyTable: @unchecked Sendable {
     /// P-256 with its standard generator (OpenSSL's built-in table).
     private let standard: OpaquePointer
-    /// P-256 with the public key as its generator, and a table built for it.
+    /// P-256 with the public key as its generator, and a table built for it. Private, and
+    /// never serialized or compared: it still calls itself P-256 (its curve name is kept,
+    /// which is what lets its points be added to the standard group's), but it is not.
     private let keyed: OpaquePointer
 
     /// `raw`: the uncompressed point 0x04‖x‖y, checked to be on the curve.
@@ -32,6 +44,9 @@ final class P256KeyTable: @unchecked Sendable {
         }
         self.standard = standard
         self.keyed = keyed
+        guard paywall_ec_group_have_precompute_mult(standard) == 1 else {
+            throw .invalidKey("this OpenSSL has no fixed-base P-256 multiplication (not nistz256): a table would be slower")
+        }
         guard let point = EC_POINT_new(standard) else { throw CryptoError.fromQueue("EC_POINT_new") }
         defer { EC_POINT_free(point) }
         // oct2point refuses a point not on the curve; P-256's cofactor is 1, so any point on

@@ -58,13 +58,18 @@ public struct PublicKey: Sendable {
         guard signature.count == 64 else { return false }
         switch algorithm {
         case .es256:
-            guard P256.isScalarInRange(signature[0..<32]), P256.isScalarInRange(signature[32..<64]) else { return false }
-            if let table = table?.table() { return table.verify(signature: signature, digest: SHA256.hash(message)) }
-            guard let der = ECDSASignature.der(fromRaw: signature) else { return false }
-            return digestVerify(signature: der, message: message)
+            return verifyES256(signature: signature, message: message).verified
         case .ed25519:
             return digestVerify(signature: signature, message: message)
         }
+    }
+
+    /// ES256 by the key's table once it has one, else by `EVP_DigestVerify`; says which.
+    func verifyES256(signature: [UInt8], message: [UInt8]) -> (verified: Bool, withTable: Bool) {
+        guard P256.isScalarInRange(signature[0..<32]), P256.isScalarInRange(signature[32..<64]) else { return (false, false) }
+        if let table = table?.table() { return (table.verify(signature: signature, digest: SHA256.hash(message)), true) }
+        guard let der = ECDSASignature.der(fromRaw: signature) else { return (false, false) }
+        return (digestVerify(signature: der, message: message), false)
     }
 
     func digestVerify(signature: [UInt8], message: [UInt8]) -> Bool {

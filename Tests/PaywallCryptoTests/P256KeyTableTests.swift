@@ -93,9 +93,11 @@ struct P256KeyTableTests {
         let signatures = try messages.map { try key.sign($0) }
         let lazy = try #require(publicKey.table)
         for (index, (message, signature)) in zip(messages, signatures).enumerated() {
-            // Built by the call that reaches the threshold, and used from then on.
+            // Built by the call that reaches the threshold, and used by it and every one after.
             #expect((lazy.peek() != nil) == (index >= LazyP256KeyTable.threshold))
-            #expect(publicKey.verify(signature: signature, message: message))
+            let (verified, withTable) = publicKey.verifyES256(signature: signature, message: message)
+            #expect(verified)
+            #expect(withTable == (index >= LazyP256KeyTable.threshold - 1), "verification \(index + 1)")
         }
         #expect(lazy.peek() != nil)
         for (message, signature) in zip(messages, signatures) {
@@ -103,6 +105,28 @@ struct P256KeyTableTests {
             #expect(publicKey.verify(signature: signature, message: message))
         }
         #expect(try PublicKey(algorithm: .ed25519, raw: PrivateKey.generate(.ed25519).publicKey.raw).table == nil)
+    }
+
+    @Test("many threads reaching the threshold at once: one table, every answer right")
+    func concurrentThreshold() async throws {
+        let key = try PrivateKey.generate(.es256)
+        let publicKey = try PublicKey(algorithm: .es256, raw: key.publicKey.raw)
+        let message = Array("header.payload".utf8)
+        let signature = try key.sign(message)
+        let wrong = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    (0..<(LazyP256KeyTable.threshold * 2)).reduce(0) { wrong, index in
+                        let verified = publicKey.verify(signature: signature, message: index % 3 == 0 ? message + [1] : message)
+                        return wrong + (verified == (index % 3 != 0) ? 0 : 1)
+                    }
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(wrong == 0)
+        let table = try #require(publicKey.table?.peek())
+        #expect(publicKey.table?.table() === table, "built once, kept")
     }
 
     /// n − s, big-endian.

@@ -266,6 +266,45 @@ extension WebSite {
         return startSession(session, then: "/account?done=password-changed")
     }
 
+    /// "Delete your account", with the password again and DELETE typed (as `DELETE /v1/me`:
+    /// refused while a provider still renews a subscription). The page after is drawn
+    /// signed out, and the session cookie cleared.
+    func deleteAccount(_ visit: Visit) async throws -> Response {
+        guard let reader = visit.reader else { return redirect("/signin?next=/account") }
+        let password = visit.form?["password"] ?? ""
+        var fields: [String: String] = [:]
+        if password.isEmpty { fields["deletePasswordError"] = "Enter your password." }
+        if visit.form?["confirm"]?.trimmingCharacters(in: .whitespaces) != "DELETE" { fields["deleteConfirmError"] = "Type DELETE (in capitals) to confirm." }
+        guard fields.isEmpty else { return try await account(visit, status: .unprocessableContent, error: nil, fields: fields) }
+        let id = reader.account.id
+        let client = visit.clientKey
+        do {
+            try await service.blocking { service throws(ServiceError) in try service.deleteOwnAccount(accountID: id, password: password, client: client) }
+        } catch {
+            switch error {
+            case .invalidCredentials, .crypto(.passwordTooLong):
+                return try await account(visit, status: .unprocessableContent, error: nil, fields: ["deletePasswordError": "That is not your password."])
+            case .tooManyAttempts:
+                return try await account(visit, status: .tooManyRequests, error: nil, fields: ["deletePasswordError": Self.sentence(error.publicMessage)])
+            case .subscriptionActive:
+                return try await account(visit, status: .conflict, error: Self.sentence(error.publicMessage))
+            default: throw error
+            }
+        }
+        var shown = visit
+        shown.reader = nil
+        shown.sessionToken = nil
+        shown.sessionRenewedUntil = nil
+        shown.csrfToken = csrf.token(seed: visit.csrfSeed, session: nil) ?? ""
+        var response = page("done", shown, title: "Account deleted", values: [
+            "heading": "Your account is deleted",
+            "message": "Your account, devices, memberships and reading history are gone, and this browser is signed out. You may sign up again at any time; the free trial stays used.",
+            "link": "/", "linkText": "Back to the articles",
+        ])
+        response.setCookie(cookie(Cookies.session, "", maxAge: 0))
+        return response
+    }
+
     /// "Download your data": everything stored about the reader, as the API's export (a
     /// JSON file), with the password again.
     func exportData(_ visit: Visit) async throws -> Response {

@@ -123,6 +123,7 @@ public struct WebSite: Sendable {
         router.post("/account/password") { request, context in await self.run(request, context, form: true) { visit in try await self.changePassword(visit) } }
         router.post("/account/email") { request, context in await self.run(request, context, form: true) { visit in try await self.changeEmail(visit) } }
         router.post("/account/export") { request, context in await self.run(request, context, form: true) { visit in try await self.exportData(visit) } }
+        router.post("/account/delete") { request, context in await self.run(request, context, form: true) { visit in try await self.deleteAccount(visit) } }
         router.post("/signout-everywhere") { request, context in await self.run(request, context, form: true) { visit in try await self.signOutEverywhere(visit) } }
         // The pages the links in mail open (the token in the fragment: see AccountPages.swift).
         router.get("/verify-email") { request, context in await self.run(request, context) { visit in self.verifyEmailPage(visit) } }

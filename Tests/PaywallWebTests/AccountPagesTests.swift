@@ -383,6 +383,40 @@ struct AccountPagesTests {
         }
     }
 
+    @Test("delete my account on the account page: the password and DELETE typed; refusals keep everything; then gone and signed out")
+    func deleteAccount() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            try await signIn(browser, "reader@example.com", "demo reader passphrase")
+            #expect(try await browser.get("/account").text.contains(#"action="/account/delete""#))
+            let id = try f.service.account("reader@example.com").id
+            let wrong = try await browser.post("/account/delete", [("password", "not it"), ("confirm", "DELETE")])
+            #expect(wrong.status == .unprocessableContent && wrong.text.contains(#"id="deletePassword-error""#) && wrong.text.contains("That is not your password."))
+            _ = try await browser.get("/account")
+            let unconfirmed = try await browser.post("/account/delete", [("password", "demo reader passphrase"), ("confirm", "delete")])
+            #expect(unconfirmed.status == .unprocessableContent && unconfirmed.text.contains(#"id="deleteConfirm-error""#))
+            #expect(refusedAsForged(try await browser.post("/account/delete", [("password", "demo reader passphrase"), ("confirm", "DELETE")], csrf: "forged")))
+            #expect((try? f.service.account("reader@example.com"))?.id == id, "kept after every refusal")
+
+            // A subscription Stripe renews: refused, with what to do.
+            let plan = try #require(try f.service.plans().first).id.rawValue
+            _ = try await f.service.grantMembership(account: "reader@example.com", plan: plan, until: f.clock.now().addingTimeInterval(3_600), source: MembershipSource(rawValue: "stripe"), actor: .system)
+            _ = try await browser.get("/account")
+            let renewing = try await browser.post("/account/delete", [("password", "demo reader passphrase"), ("confirm", "DELETE")])
+            #expect(renewing.status == .conflict && renewing.text.contains("cancel it there first"), "\(renewing.text)")
+            f.clock.advance(by: 2 * 3_600)  // its period over: nothing renews
+
+            _ = try await browser.get("/account")
+            let deleted = try await browser.post("/account/delete", [("password", "demo reader passphrase"), ("confirm", " DELETE ")])
+            #expect(deleted.status == .ok && deleted.text.contains("Your account is deleted"), "\(deleted.text)")
+            #expect(!deleted.text.contains(#"action="/signout""#), "drawn signed out")
+            #expect(await browser.cookies["paywall_session"] == nil)
+            #expect(throws: ServiceError.self) { try f.service.account("reader@example.com") }
+            #expect(try await browser.get("/account").status == .seeOther, "signed out: to the sign-in page")
+        }
+    }
+
     @Test("download my data on the account page: the password again; a JSON file of the reader's own data")
     func exportData() async throws {
         let f = try demoFixture()

@@ -20,7 +20,8 @@ extension PaywallAPI {
         ("/admin/v1/titles/{title}/retire", .post), ("/admin/v1/titles/{title}/restore", .post),
         ("/admin/v1/plans", .get), ("/admin/v1/plans", .post), ("/admin/v1/plans/{plan}", .get), ("/admin/v1/plans/{plan}", .patch),
         ("/admin/v1/plans/{plan}", .delete),
-        ("/admin/v1/accounts", .get), ("/admin/v1/accounts/{account}", .get),
+        ("/admin/v1/accounts", .get), ("/admin/v1/accounts/{account}", .get), ("/admin/v1/accounts/{account}", .delete),
+        ("/admin/v1/accounts/{account}/export", .get),
         ("/admin/v1/accounts/{account}/memberships", .get), ("/admin/v1/accounts/{account}/memberships", .post),
         ("/admin/v1/accounts/{account}/memberships/cancel", .post),
         ("/admin/v1/accounts/{account}/memberships/past-due", .post),
@@ -154,6 +155,36 @@ extension PaywallAPI {
             let reference = try Self.parameter(context, "account")
             let detail = try await service.blocking { service throws(ServiceError) in try service.adminAccount(reference, by: admin) }
             return try Self.json(AccountDetailView(detail, now: service.now), private: true)
+        }
+        // A reader's data request or erasure answered by support (as `paywall account export`
+        // and `paywall account delete`), audited with the admin.
+        group.get("/accounts/{account}/export") { request, context in
+            let admin = try await self.admin(request, .members)
+            try Self.noQuery(request)
+            let reference = try Self.parameter(context, "account")
+            let (name, bytes) = try await service.blocking { service throws(ServiceError) in
+                try AccountExportView.file(try service.exportAccount(reference, actor: admin.actor), pretty: false)
+            }
+            var response = Self.json(bytes: bytes, private: true)
+            response.headers[.contentDisposition] = #"attachment; filename="\#(name)""#
+            return response
+        }
+        group.delete("/accounts/{account}") { request, context in
+            let admin = try await self.admin(request, .members)
+            var request = request
+            let query = try Query(request, allowed: ["evenIfRenewing"])
+            let evenIfRenewing: Bool
+            switch query.values["evenIfRenewing"] {
+            case nil, "false": evenIfRenewing = false
+            case "true": evenIfRenewing = true
+            default: throw Query.invalid("evenIfRenewing", "true or false")
+            }
+            let reference = try Self.parameter(context, "account")
+            _ = try await RequestBody.optionalObject(&request)?.only([])
+            _ = try await service.blocking { service throws(ServiceError) in
+                try service.deleteAccount(reference, evenIfRenewing: evenIfRenewing, actor: admin.actor)
+            }
+            return Response(status: .noContent, headers: [.cacheControl: "no-store"])
         }
         group.get("/accounts/{account}/memberships") { request, context in
             let admin = try await self.admin(request, .members)

@@ -49,6 +49,8 @@ struct AdminRouteTests {
         (.post, "/admin/v1/accounts/reader@example.com/trial", #"{"days":7}"#, .members),
         (.post, "/admin/v1/accounts/trial@example.com/trial/end", nil, .members),
         (.post, "/admin/v1/accounts/trial@example.com/sign-out", nil, .members),
+        (.get, "/admin/v1/accounts/reader@example.com/export", nil, .members),
+        (.delete, "/admin/v1/accounts/trial@example.com", nil, .members),
         (.get, "/admin/v1/accounts/member@example.com/billing", nil, .members),
         (.get, "/admin/v1/billing/events?limit=10", nil, .members),
         (.post, "/admin/v1/billing/events/retry", nil, .members),
@@ -147,6 +149,39 @@ struct AdminRouteTests {
         }
     }
 
+    @Test("support answers a data request and an erasure: the export file, audited; a delete refused while a provider renews, then forced; refusals write nothing", arguments: TestBackend.all)
+    func exportAndDelete(backend: TestBackend) async throws {
+        let f = try seededFixture(backend: backend)
+        let token = try adminToken(f, [.members], subject: "sam")
+        _ = try await f.service.grantMembership(account: "reader@example.com", plan: "news", until: nil, source: MembershipSource(rawValue: "stripe"), actor: .system)
+        try await withAPI(f) { client in
+            let file = try await client.call(.get, "/admin/v1/accounts/reader%40example.com/export", token: token)
+            #expect(file.status == .ok && file.headers[.cacheControl] == "private, no-store", "\(file.text)")
+            #expect(file.headers[.contentDisposition]?.hasPrefix(#"attachment; filename="paywall-data-"#) == true)
+            #expect((try file.object()["account"] as? [String: Any])?["email"] as? String == "reader@example.com")
+            let exported = try #require(try f.service.auditEntries(limit: 1).first)
+            #expect(exported.action == "account.export" && exported.actor == .admin("sam"))
+
+            let before = try f.snapshot()
+            for (path, status, code) in [
+                ("/admin/v1/accounts/reader@example.com", HTTPResponse.Status.conflict, "subscription_active"),
+                ("/admin/v1/accounts/reader@example.com?evenIfRenewing=yes", .badRequest, "invalid_parameter"),
+                ("/admin/v1/accounts/reader@example.com?force=true", .badRequest, "unknown_parameter"),
+                ("/admin/v1/accounts/nobody@example.com", .notFound, "account_not_found"),
+            ] {
+                let refused = try await client.call(.delete, path, token: token)
+                #expect(refused.status == status && refused.errorCode == code, "\(path): \(refused.status) \(refused.text)")
+            }
+            #expect(try f.snapshot() == before, "refusals write nothing")
+            let deleted = try await client.call(.delete, "/admin/v1/accounts/reader@example.com?evenIfRenewing=true", token: token)
+            #expect(deleted.status == .noContent && deleted.headers[.cacheControl] == "no-store", "\(deleted.text)")
+            #expect(throws: ServiceError.self) { try f.service.account("reader@example.com") }
+            let audited = try #require(try f.service.auditEntries(limit: 1).first)
+            #expect(audited.action == "account.delete" && audited.actor == .admin("sam"))
+            #expect(try await client.call(.get, "/admin/v1/accounts/reader@example.com/export", token: token).status == .notFound)
+        }
+    }
+
     @Test("every admin route succeeds with a token of its scope, and audits the admin as the actor")
     func everyRouteSucceeds() async throws {
         for call in Self.calls {
@@ -154,8 +189,8 @@ struct AdminRouteTests {
             let token = try adminToken(f, [call.scope], subject: "alice")
             let auditBefore = try f.snapshot()["audit_log"] ?? 0
             let response = try await withAPI(f) { client in try await client.call(call.method, call.path, call.body, token: token) }
-            #expect([.ok, .created].contains(response.status), "\(call.method) \(call.path): \(response.text)")
-            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            #expect([.ok, .created, .noContent].contains(response.status), "\(call.method) \(call.path): \(response.text)")
+            #expect(response.status == .noContent || response.headers[.contentType]?.hasPrefix("application/json") == true)
             let entries = try f.service.auditEntries(limit: 1)
             #expect(try (try f.snapshot()["audit_log"] ?? 0) > auditBefore, "\(call.method) \(call.path) wrote no audit entry")
             #expect(entries.first?.actor == .admin("alice"), "\(call.method) \(call.path): \(entries.first?.actor.rawValue ?? "none")")

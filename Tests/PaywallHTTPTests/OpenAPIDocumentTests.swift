@@ -18,7 +18,7 @@ struct OpenAPIDocumentTests {
         "POST /v1/gifts",
         "GET /admin/v1/titles", "POST /admin/v1/titles", "GET /admin/v1/titles/{title}", "PATCH /admin/v1/titles/{title}", "POST /admin/v1/titles/{title}/retire", "POST /admin/v1/titles/{title}/restore",
         "GET /admin/v1/plans", "POST /admin/v1/plans", "GET /admin/v1/plans/{plan}", "PATCH /admin/v1/plans/{plan}", "DELETE /admin/v1/plans/{plan}",
-        "GET /admin/v1/accounts", "GET /admin/v1/accounts/{account}", "GET /admin/v1/accounts/{account}/memberships", "POST /admin/v1/accounts/{account}/memberships",
+        "GET /admin/v1/accounts", "GET /admin/v1/accounts/{account}", "DELETE /admin/v1/accounts/{account}", "GET /admin/v1/accounts/{account}/export", "GET /admin/v1/accounts/{account}/memberships", "POST /admin/v1/accounts/{account}/memberships",
         "POST /admin/v1/accounts/{account}/memberships/cancel", "POST /admin/v1/accounts/{account}/memberships/past-due",
         "POST /admin/v1/accounts/{account}/comps", "GET /admin/v1/accounts/{account}/trial", "POST /admin/v1/accounts/{account}/trial",
         "POST /admin/v1/accounts/{account}/trial/end", "POST /admin/v1/accounts/{account}/sign-out",

@@ -332,7 +332,17 @@ struct ErrorMiddleware: RouterMiddleware {
             throw Self.counted(error)
         } catch let error as ServiceError {
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
-            context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))])
+            if error.category == .unavailable {
+                // The same outage refuses every request: one line a second for it, with how
+                // many were not logged (a 30 s database stop wrote 10,000 lines in review).
+                if let suppressed = Self.outageLines.pass(code: error.code) {
+                    var metadata: Logger.Metadata = ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))]
+                    if suppressed > 0 { metadata["alike_not_logged"] = .stringConvertible(suppressed) }
+                    context.logger.log(level: level, "refused", metadata: metadata)
+                }
+            } else {
+                context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))])
+            }
             throw Self.counted(APIError(error))
         } catch let error as HTTPError {
             let answer: APIError
@@ -357,6 +367,8 @@ struct ErrorMiddleware: RouterMiddleware {
             throw Self.counted(APIError(status: .internalServerError, code: "internal", message: "an internal error occurred"))
         }
     }
+
+    static let outageLines = LogThrottle(every: .seconds(1))
 
     /// Every error answered is counted by its code (`paywall_errors_total`), the router's
     /// own (an unknown route, a wrong method) and the unexpected (500) included.
@@ -418,6 +430,27 @@ final class MetricCache<Key: Hashable & Sendable, Metric: Sendable>: Sendable {
             let metric = make()
             metrics[key] = metric
             return metric
+        }
+    }
+}
+
+/// At most one log line per code in each interval; says how many were held back since.
+final class LogThrottle: Sendable {
+    private let every: Duration
+    private let state = Mutex<[String: (last: ContinuousClock.Instant, held: Int)]>([:])
+
+    init(every: Duration) { self.every = every }
+
+    /// Nil: do not log this one. Otherwise log it, saying how many like it were not.
+    func pass(code: String, at now: ContinuousClock.Instant = .now) -> Int? {
+        state.withLock { state in
+            if let entry = state[code], now - entry.last < every {
+                state[code]?.held += 1
+                return nil
+            }
+            let held = state[code]?.held ?? 0
+            state[code] = (now, 0)
+            return held
         }
     }
 }

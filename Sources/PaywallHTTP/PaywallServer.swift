@@ -291,7 +291,14 @@ struct PolicyWatcher: Service {
                 // Said once per distinct failure, not every few seconds.
                 let text = "\(error)"
                 if refusals.withLock({ last in defer { last = text }; return last != text }) {
-                    logger.error("published policy refused; the policy in force stays", metadata: ["reason": .string(text)])
+                    // The database out of reach is not a refused policy: an operator must not
+                    // go looking for a bad publication.
+                    let code = (error as? ServiceError)?.code
+                    let unreachable = code == "database_unavailable" || code == "database_locked"
+                    logger.error(
+                        unreachable ? "could not look for a published policy (the database is out of reach); the policy in force stays"
+                            : "published policy refused; the policy in force stays",
+                        metadata: ["reason": .string(LogText.maskingEmails(text))])
                 }
             }
         }

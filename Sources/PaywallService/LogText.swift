@@ -13,7 +13,11 @@ public enum LogText {
         var result = ""
         var word = ""
         func flush() {
-            if let at = word.firstIndex(of: "@"), at != word.startIndex, word.index(after: at) != word.endIndex {
+            // `//user@host` after a scheme's colon is a URL's authority (a database URL's
+            // role), and `***@host` its redacted password: not addresses. Masked, they read
+            // `postgres:/***@host` in logs.
+            if let at = word.firstIndex(of: "@"), at != word.startIndex, word.index(after: at) != word.endIndex,
+               !word.hasPrefix("//"), !word[..<at].allSatisfy({ $0 == "*" }) {
                 result += String(word[word.startIndex]) + "***" + word[at...]
             } else {
                 result += word

@@ -383,6 +383,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
 
     /// A client-side failure (connection refused, closed, authentication) in words.
     static func describe(_ error: PSQLError) -> String {
+        if error.code == .authMechanismRequiresPassword {
+            return "the server asks for a password and the URL gives none (postgres://user:PASSWORD@host:port/database; percent-encode it)"
+        }
         if let underlying = error.underlying { return "\(error.code): \(underlying)" }
         if let message = error.serverInfo?[.message] { return "\(error.code): \(message)" }
         return "\(error.code)"
@@ -634,6 +637,9 @@ final class LazySnapshot: SQLConnection, SnapshotTransaction {
 struct PostgresSQL: SQLConnection {
     let connection: PostgresConnection
     let backend: PostgresBackend
+    /// How long each statement's answer is waited for (``PostgresConnection/answerLimit``);
+    /// nil for the migrator, which lifts the server's statement timeout too.
+    var answerLimit: TimeAmount? = PostgresConnection.answerLimit
     /// The meter locks this transaction holds (taken once each).
     private let held = HeldLocks()
 
@@ -673,7 +679,7 @@ struct PostgresSQL: SQLConnection {
         let missing = Set(subjects).subtracting(held.subjects)
         guard !missing.isEmpty else { return }
         let lock = PostgresBackend.lockSubjects(Array(missing))
-        _ = try connection.answer(connection.query(lock, logger: Self.logger), sql: lock.sql)
+        _ = try connection.answer(connection.query(lock, logger: Self.logger), sql: lock.sql, limit: answerLimit)
         held.subjects.formUnion(missing)
     }
 
@@ -689,7 +695,7 @@ struct PostgresSQL: SQLConnection {
             }
         }
         let query = PostgresQuery(unsafeSQL: backend.translated(sql), binds: binds)
-        return try connection.answer(connection.query(query, logger: Self.logger), sql: query.sql)
+        return try connection.answer(connection.query(query, logger: Self.logger), sql: query.sql, limit: answerLimit)
     }
 
     /// Runs one of the hot path's statements (``PostgresBackend/preparedStatements``)
@@ -697,7 +703,7 @@ struct PostgresSQL: SQLConnection {
     func fetchPrepared(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
         let translated = backend.translated(sql)
         let statement = try backend.connections.prepared(translated, on: connection)
-        let rows = try connection.answer(statement.execute(arguments.values.map(Self.data)), sql: translated)
+        let rows = try connection.answer(statement.execute(arguments.values.map(Self.data)), sql: translated, limit: answerLimit)
         guard let first = rows.first else { return [] }
         let columns = SQLColumns(first.map(\.columnName))
         return try rows.map { row in SQLRow(columns: columns, values: try row.map(Self.preparedValue)) }
@@ -778,13 +784,22 @@ extension PostgresConnection {
     /// Waits for the answer to a statement (or a preparation, or the closing) sent on this
     /// connection; fails when the connection closes first (``ConnectionWatch``). Every
     /// wait on a connection goes through here.
-    func answer<T>(_ future: EventLoopFuture<T>, sql: String) throws -> T {
+    func answer<T>(_ future: EventLoopFuture<T>, sql: String, limit: TimeAmount? = PostgresConnection.answerLimit) throws -> T {
         do {
-            return try ConnectionWatch.shared.answer(future, on: self, sql: sql)
+            return try ConnectionWatch.shared.answer(future, on: self, sql: sql, limit: limit)
         } catch {
             throw StatementFailure.normalized(error, sql: sql)
         }
     }
+}
+
+extension PostgresConnection {
+    /// How long a caller waits for an answer before giving the connection up: the server's
+    /// `statement_timeout` (30 s) and a margin. That timeout is the server's: a server or a
+    /// network that stalls without closing the connection (a frozen process, a partition)
+    /// never sends it, and a request waited as long as the stall (found in review: access
+    /// checks hung for minutes). Migrations, which lift the statement timeout, wait without one.
+    static let answerLimit: TimeAmount = .seconds(40)
 }
 
 /// Fails what callers wait for on a connection when it closes.
@@ -814,9 +829,19 @@ final class ConnectionWatch: Sendable {
 
     /// `future`'s value (an answer on `connection`), or a connection failure if the
     /// connection closes before it comes.
-    func answer<T>(_ future: EventLoopFuture<T>, on connection: PostgresConnection, sql: String) throws -> T {
+    func answer<T>(_ future: EventLoopFuture<T>, on connection: PostgresConnection, sql: String, limit: TimeAmount? = nil) throws -> T {
         let promise = future.eventLoop.makePromise(of: T.self)
         future.cascade(to: promise)
+        if let limit {
+            // No answer in time: the caller is told the connection failed, and the connection
+            // is closed (a late answer must not be read as the next statement's).
+            let timer = future.eventLoop.scheduleTask(in: limit) {
+                promise.fail(StatementFailure(sqlState: nil, message: "no answer in \(limit.nanoseconds / 1_000_000_000) s: the connection is given up", sql: sql))
+                let closing: EventLoopFuture<Void> = connection.close()
+                _ = closing
+            }
+            future.whenComplete { _ in timer.cancel() }
+        }
         let key = ObjectIdentifier(connection)
         let (ticket, isNew): (Int, Bool) = state.withLock { state in
             state.next += 1
@@ -1068,7 +1093,9 @@ struct PostgresLocation: Sendable {
         guard let user = parts.user, !user.isEmpty else {
             throw .cannotOpen(path: shown, detail: "the URL names no user (postgres://USER@host:port/database)")
         }
-        self.host = host
+        // An IPv6 literal comes bracketed (`[::1]`): the brackets are URL syntax, not part
+        // of the address (kept, DNS looked up "[::1]" and failed).
+        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         port = parts.port ?? 5432
         // URLComponents' user, password and path are already percent-decoded.
         username = user
@@ -1133,6 +1160,12 @@ struct PostgresLocation: Sendable {
             ("application_name", "paywall"),
             ("lock_timeout", "\(lockMillis)ms"),
             ("statement_timeout", "\(max(30_000, lockMillis))ms"),
+            // A server that stops mid-transaction (frozen, cut off) holds its locks, and
+            // every other server's checks of those readers wait on them: PostgreSQL ends
+            // such a session after 15 s idle in a transaction (ours send their statements
+            // back to back), and probes a silent client's socket within about a minute.
+            ("idle_in_transaction_session_timeout", "15000ms"),
+            ("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3"),
         ]
         if let searchPath {
             configuration.options.additionalStartupParameters.append(("search_path", searchPath))

@@ -607,7 +607,7 @@ struct PostgresMigrator {
 
     func migrate(readOnly: Bool) throws {
         try backend.connections.with { connection in
-            let sql = PostgresSQL(connection: connection, backend: backend)
+            var sql = PostgresSQL(connection: connection, backend: backend)
             if readOnly {
                 let applied = try appliedIdentifiers(sql)
                 try refuseUnknown(applied)
@@ -615,10 +615,17 @@ struct PostgresMigrator {
                 if !pending.isEmpty { throw StoreError.schemaOutdated(path: backend.location, pendingMigrations: pending) }
                 return
             }
+            // Up to date already (every start but the first after an upgrade): no lock. A
+            // process holding it (a migration paused or cut off mid-way) must not stop every
+            // server's restart and every write command when there is nothing to wait for.
+            let before = try appliedIdentifiers(sql)
+            try refuseUnknown(before)
+            if PostgresMigrations.identifiers.allSatisfy(before.contains) { return }
             // Another server may be migrating (wait for it), and a migration may take long:
             // no timeouts on this connection until it is done.
             try sql.execute("SET lock_timeout = 0")
             try sql.execute("SET statement_timeout = 0")
+            sql.answerLimit = nil
             try sql.execute("SELECT pg_advisory_lock(?)", [Self.lockKey])
             defer {
                 _ = try? sql.execute("SELECT pg_advisory_unlock(?)", [Self.lockKey])

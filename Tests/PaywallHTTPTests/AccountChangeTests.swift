@@ -295,6 +295,10 @@ struct AccountChangeTests {
         _ = try await f.service.markEmailVerified(account: "reader@example.com", method: "test", actor: f.admin)
         // The first holder of an address gets mail there, then leaves the address.
         _ = try await f.service.requestPasswordReset(email: "member@example.com")
+        // Sent (mail not sent yet goes with a deleted account; sent mail stays, detached).
+        for message in try f.service.store.claimMail(limit: 10, lease: 60) where message.recipient == "member@example.com" {
+            try f.service.store.markMailSent(id: message.id)
+        }
         _ = try f.service.changeEmail(account: "member@example.com", to: "member@elsewhere.example", confirmed: true, actor: f.admin)
         _ = try await f.service.deleteAccount("member@elsewhere.example", actor: f.admin)
         #expect(try f.service.outbox().contains { $0.recipient == "member@example.com" })

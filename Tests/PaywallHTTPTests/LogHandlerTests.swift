@@ -17,9 +17,25 @@ struct LogHandlerTests {
         ("no plan 'news' for kid a@b", "no plan 'news' for kid a***@b"),
         ("invalid email address 'averyveryverylongname@exa…': too long", "invalid email address 'a***@exa…': too long"),
         ("an @ alone, @example.com", "an @ alone, @example.com"),
+        // A database URL's role is not an address (its password is redacted before logging).
+        ("the database postgres://paywall:***@db.internal:5432/paywall is unavailable", "the database postgres://paywall:***@db.internal:5432/paywall is unavailable"),
+        ("the database postgres://postgres@127.0.0.1:5432/p is unavailable; ada@example.com", "the database postgres://postgres@127.0.0.1:5432/p is unavailable; a***@example.com"),
     ])
     func masksEmails(_ text: String, masked: String) {
         #expect(LogText.maskingEmails(text) == masked)
+    }
+
+    @Test("an outage's refusals are logged once a second per code, saying how many were held back")
+    func outageThrottle() {
+        let throttle = LogThrottle(every: .seconds(1))
+        let start = ContinuousClock.now
+        #expect(throttle.pass(code: "database_unavailable", at: start) == 0)
+        for offset in [100, 400, 900] {
+            #expect(throttle.pass(code: "database_unavailable", at: start + .milliseconds(offset)) == nil)
+        }
+        #expect(throttle.pass(code: "database_locked", at: start + .milliseconds(200)) == 0, "each code apart")
+        #expect(throttle.pass(code: "database_unavailable", at: start + .milliseconds(1_100)) == 3)
+        #expect(throttle.pass(code: "database_unavailable", at: start + .milliseconds(2_200)) == 0)
     }
 
     @Test("a line carries the time, level, label, the logger's latest metadata sorted by key, the source and the message")

@@ -47,5 +47,10 @@ struct PostgresLocationTests {
         #expect(upper.redacted == "postgres://ada@localhost:5432/paywall")
         #expect(try PostgresLocation(url: "postgres://ada@db.example/paywall").sslMode == "require")
         #expect(PostgresLocation.redact("postgres://ada:s3cret@h/d") == "postgres://ada:***@h/d")
+        // An IPv6 literal: connected to without its URL brackets, shown with them.
+        let six = try PostgresLocation(url: "postgres://ada@[::1]:5433/paywall")
+        #expect(six.host == "::1" && six.port == 5433 && six.sslMode == "disable")
+        #expect(six.redacted == "postgres://ada@[::1]:5433/paywall")
+        #expect(try PostgresLocation(url: "postgres://ada@[2001:db8::5]/paywall").host == "2001:db8::5")
     }
 }

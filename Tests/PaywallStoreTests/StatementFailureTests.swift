@@ -53,6 +53,44 @@ struct StatementFailureTests {
         }
     }
 
+    @Test("an answer that does not come in time fails the caller as a broken connection and closes it; the pool goes on with another", arguments: TestBackend.postgresOnly)
+    func answerDeadline(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        let started = Date()
+        var closed: PostgresConnection?
+        #expect(throws: StatementFailure.self) {
+            try postgres.connections.with { connection in
+                closed = connection
+                // The server answers after 5 s; the caller waits 0.3 s.
+                _ = try connection.answer(connection.query(PostgresQuery(unsafeSQL: "SELECT pg_sleep(5)"), logger: PostgresSQL.logger), sql: "SELECT pg_sleep(5)", limit: .milliseconds(300))
+            }
+        }
+        #expect(Date().timeIntervalSince(started) < 3, "given up at the limit, not after the server's answer")
+        let connection = try #require(closed)
+        try connection.closeFuture.wait()
+        #expect(connection.isClosed)
+        // The store works on a new connection.
+        try f.title("euronews")
+        #expect(try f.store.titles().map(\.id.rawValue) == ["euronews"])
+    }
+
+    @Test("opening an up-to-date database takes no schema lock: a process holding it (a migration cut off) stops no server's start", arguments: TestBackend.postgresOnly)
+    func upToDateOpensWithoutTheLock(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        // Held on a connection of the running store (a session lock: it stays after the call).
+        try postgres.connections.with { connection in
+            _ = try connection.answer(connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(PostgresMigrator.lockKey))"), logger: PostgresSQL.logger), sql: "lock")
+        }
+        let started = Date()
+        let reopened = try f.reopen()
+        defer { try? reopened.close() }
+        #expect(Date().timeIntervalSince(started) < 5)
+        try f.title("euronews")
+        #expect(try reopened.titles().map(\.id.rawValue) == ["euronews"])
+    }
+
     @Test("the batch function dropped under a running store: metered reads go read by read, on a connection that prepared it and on new ones", arguments: TestBackend.postgresOnly)
     func batchFunctionGone(backend: TestBackend) throws {
         let day: TimeInterval = 86_400

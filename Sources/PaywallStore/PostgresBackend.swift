@@ -153,7 +153,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             // Prepared here too: on a new connection, a function a later
                             // migration dropped or changed fails the preparation.
                             let statement = try connections.prepared(Self.meteredReadsSQL, on: connection)
-                            rows = try connection.answer(statement.execute(binds), sql: Self.meteredReadsSQL)
+                            rows = try connection.answer(statement.execute(binds), sql: Self.meteredReadsSQL, limit: connections.answerLimit)
                         } catch where Self.refusesBatch(error) {
                             // The server refused it (an unknown title's constraint; a function
                             // a later migration changed): read by read, each on its own.
@@ -639,7 +639,7 @@ struct PostgresSQL: SQLConnection {
     let backend: PostgresBackend
     /// How long each statement's answer is waited for (``PostgresConnection/answerLimit``);
     /// nil for the migrator, which lifts the server's statement timeout too.
-    var answerLimit: TimeAmount? = PostgresConnection.answerLimit
+    var answerLimit: TimeAmount?
     /// The meter locks this transaction holds (taken once each).
     private let held = HeldLocks()
 
@@ -650,6 +650,7 @@ struct PostgresSQL: SQLConnection {
     init(connection: PostgresConnection, backend: PostgresBackend) {
         self.connection = connection
         self.backend = backend
+        self.answerLimit = backend.connections.answerLimit
     }
 
     var dialect: SQLDialect { .postgres }
@@ -794,11 +795,14 @@ extension PostgresConnection {
 }
 
 extension PostgresConnection {
-    /// How long a caller waits for an answer before giving the connection up: the server's
-    /// `statement_timeout` (30 s) and a margin. That timeout is the server's: a server or a
-    /// network that stalls without closing the connection (a frozen process, a partition)
-    /// never sends it, and a request waited as long as the stall (found in review: access
-    /// checks hung for minutes). Migrations, which lift the statement timeout, wait without one.
+    /// How long a caller waits for an answer before giving the connection up. Statements
+    /// wait ``PostgresConnectionPool/answerLimit`` (the server's `statement_timeout` and a
+    /// margin); this is for what involves no lock wait (a health probe, a preparation, the
+    /// closing). Why a limit of our own: the statement timeout is the server's, and a server
+    /// or network that stalls without closing the connection (a frozen process, a
+    /// partition) never sends it; a request waited as long as the stall (found in review:
+    /// access checks hung for minutes). Migrations, which lift the statement timeout, wait
+    /// without one.
     static let answerLimit: TimeAmount = .seconds(40)
 }
 
@@ -885,6 +889,10 @@ final class PostgresConnectionPool: @unchecked Sendable {
     let maximum: Int
     /// How long a lease waits for a connection (seconds).
     let waitLimit: Double
+    /// How long a statement's answer is waited for: the server's statement timeout (30 s,
+    /// or the busy timeout if longer: ``PostgresLocation/connectionConfiguration``) and a
+    /// margin (``PostgresConnection/answerLimit``).
+    var answerLimit: TimeAmount { .milliseconds(Int64(max(30, waitLimit) * 1000) + 10_000) }
     let location: String
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let condition = NSCondition()

@@ -17,7 +17,7 @@ public enum LogText {
             // role), and `***@host` its redacted password: not addresses. Masked, they read
             // `postgres:/***@host` in logs.
             if let at = word.firstIndex(of: "@"), at != word.startIndex, word.index(after: at) != word.endIndex,
-               !word.hasPrefix("//"), !word[..<at].allSatisfy({ $0 == "*" }) {
+               !(word.hasPrefix("//") && !word[word.index(word.startIndex, offsetBy: 2)..<at].contains("/")), !word[..<at].allSatisfy({ $0 == "*" }) {
                 result += String(word[word.startIndex]) + "***" + word[at...]
             } else {
                 result += word

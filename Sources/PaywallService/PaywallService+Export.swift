@@ -10,7 +10,8 @@ public struct AccountExport: Sendable {
     public var memberships: [MembershipRecord]
     public var trial: Trial?
     /// A trial an earlier, deleted account at the same address took: it is kept against the
-    /// person (one trial per person) and is why this account may start none.
+    /// person (one trial per person) and is why this account may start none. Only once this
+    /// account's address is confirmed.
     public var earlierTrial: Trial?
     public var sessions: [ActiveSession]
     /// Sessions ended and still on record (a week after they expire), most recent first.
@@ -98,7 +99,10 @@ extension PaywallService {
         let mail = try store.mail(accountID: id, limit: limit + 1)
         let export = AccountExport(
             generatedAt: now, account: account, memberships: memberships, trial: trial,
-            earlierTrial: trial == nil ? try store.earlierTrial(personKey: EmailAddress(stored: account.email).personKey) : nil,
+            // Only to a reader who proved the address theirs: anyone may sign up at an address
+            // like it (the person key drops `+tags`), and must not learn that a deleted
+            // account was there and when its trial ran.
+            earlierTrial: trial == nil && account.emailVerifiedAt != nil ? try store.earlierTrial(personKey: EmailAddress(stored: account.email).personKey) : nil,
             sessions: try store.sessionsInUse(accountID: id), endedSessions: try store.endedSessions(accountID: id), reads: Array(reads.prefix(limit)),
             giftReads: Array(giftReads.prefix(limit)), gifts: Array(gifts.prefix(limit)),
             billing: trimmed, audit: Array(audit.prefix(limit)), mail: Array(mail.prefix(limit)),

@@ -369,7 +369,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         switch state {
         case "25006": return .readOnly(path: location)
         // Wrong password or role, no such database: the server cannot be used as given.
-        case "28P01", "28000", "3D000": return .unavailable(location: location, detail: message)
+        case "28P01", "28000", "3D000": return .unavailable(location: location, detail: message + "; check the URL's user, password and database name")
         // statement_timeout: the database is too slow to answer in time.
         case "57014": return .unavailable(location: location, detail: message)
         case "40001", "40P01", "55P03": return .locked(path: location, timeoutSeconds: connections.waitLimit)
@@ -963,7 +963,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         let found = prepared[key]?[sql]
         condition.unlock()
         if let found { return found }
-        let made = try connection.answer(connection.prepare(query: sql), sql: sql)
+        let made = try connection.answer(connection.prepare(query: sql), sql: sql, limit: answerLimit)
         condition.lock()
         // Only while the connection is open: a closed one's entry was dropped, and its
         // identifier may come back for a new connection.
@@ -1171,7 +1171,8 @@ struct PostgresLocation: Sendable {
             // A server that stops mid-transaction (frozen, cut off) holds its locks, and
             // every other server's checks of those readers wait on them: PostgreSQL ends
             // such a session after 15 s idle in a transaction (ours send their statements
-            // back to back), and probes a silent client's socket within about a minute.
+            // back to back; `db copy`, which reads the source between them, lifts it), and
+            // probes a silent client's socket within about a minute.
             ("idle_in_transaction_session_timeout", "15000ms"),
             ("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3"),
         ]

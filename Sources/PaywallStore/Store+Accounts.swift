@@ -364,16 +364,25 @@ extension Store {
             // A subscription the provider has not ended and will renew, whatever the
             // membership says: Stripe keeps an `unpaid` or `paused` one open and charges it
             // again once the card works.
+            // An App Store subscription that expired (billing retry over, revoked, refunded)
+            // does not renew: Apple marks none final, and the reader would have nothing left
+            // to cancel.
             if unlessSubscriptionRenews, let row = try db.fetchOne(
-                "SELECT provider, subscription_id FROM billing_subscriptions WHERE account_id = ? AND final = 0 AND cancel_at_period_end = 0 ORDER BY provider, subscription_id LIMIT 1",
+                """
+                SELECT provider, subscription_id FROM billing_subscriptions
+                WHERE account_id = ? AND final = 0 AND cancel_at_period_end = 0 AND (provider = 'stripe' OR status != 'expired')
+                ORDER BY provider, subscription_id LIMIT 1
+                """,
                 [id.rawValue])
             {
                 return .subscription(provider: row[0], id: row[1])
             }
             try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
             // The reader's reads through gift links stay counted for the title (what its
-            // publisher is paid on), no longer as theirs.
-            try db.execute("UPDATE gift_reads SET subject = NULL WHERE subject = ?", [MeterSubject.account(id).key])
+            // publisher is paid on), no longer as theirs: each under a subject of its own
+            // that names no one (NULL is the anonymous readers' one row per gift, which a
+            // later anonymous reader would then not get).
+            try db.execute("UPDATE gift_reads SET subject = 'deleted:' || id WHERE subject = ?", [MeterSubject.account(id).key])
             // Mail not sent yet is never sent (a verification or reset link to an account
             // that is gone); mail sent keeps its address, subject and time, without the body
             // or the account, until pruned: the per-address mail budget counts it.

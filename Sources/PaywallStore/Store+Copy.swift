@@ -96,7 +96,11 @@ extension Store {
         let sourceLocation = location
         return try read { source in
             try target.write { destination in
-                try StoreCopier(
+                // The target waits while the source is read (the audit chain of millions of
+                // entries is hashed before the commit): this one transaction may sit idle
+                // longer than servers' sessions may (`idle_in_transaction_session_timeout`).
+                try destination.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+                return try StoreCopier(
                     source: source, target: destination, sourceLocation: sourceLocation, targetLocation: target.location
                 ).run()
             }

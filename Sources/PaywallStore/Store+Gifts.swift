@@ -93,7 +93,7 @@ extension Store {
     /// cost a durable insert each time). Returns whether a read was recorded.
     @discardableResult
     public func recordGiftRead(_ gift: Gift, subject: MeterSubject?, at instant: Date) throws(StoreError) -> Bool {
-        try write { db in
+        let record = { (db: any SQLConnection) throws -> Bool in
             let seen = try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM gift_reads WHERE gift_id = ? AND subject IS NOT DISTINCT FROM ?)", [gift.id, subject?.key]) ?? false
             if seen { return false }
             do {
@@ -102,6 +102,17 @@ extension Store {
                 throw StoreError.titleNotFound(gift.titleID.rawValue)
             }
             return true
+        }
+        guard let subject else { return try write(record) }
+        // Under the reader's meter lock, which an account's deletion takes too: a read racing
+        // the deletion is either unlinked by it or refused here, never left naming the
+        // account after it is gone.
+        return try writeLockingMeters([subject.key]) { db in
+            if case let .account(id) = subject,
+               try db.fetchValue(Bool.self, "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)", [id.rawValue]) != true {
+                throw StoreError.accountNotFound(id.rawValue)
+            }
+            return try record(db)
         }
     }
 }

@@ -175,7 +175,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             let statement = sql.map { " in `\($0)`" } ?? ""
             return "PostgreSQL error \(state) on \(location): \(message)\(statement)"
         case let .unavailable(location, detail):
-            return "the database \(location) is unavailable (\(detail)); check that it runs and accepts connections, and the URL's user, password and database name"
+            return "the database \(location) is unavailable (\(detail)); check that it runs and accepts connections"
         }
     }
 

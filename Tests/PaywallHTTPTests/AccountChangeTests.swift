@@ -384,7 +384,7 @@ struct AccountChangeTests {
         }
     }
 
-    @Test("export after a deletion: the trial an earlier account at the address took is in it, as why no new one starts", arguments: TestBackend.all)
+    @Test("export after a deletion: the trial an earlier account at the address took is in it once the address is confirmed, as why no new one starts", arguments: TestBackend.all)
     func exportEarlierTrial(backend: TestBackend) async throws {
         let f = try readerFixture(mail: nil, backend: backend)
         try await withAPI(f) { client in
@@ -392,6 +392,11 @@ struct AccountChangeTests {
             #expect(try await client.post("/v1/trials", nil, token: first, contentType: nil).status == .created)
             _ = try f.service.deleteAccount("again@example.com", actor: .admin("support"))
             let second = try await client.signUp("again@example.com").string("accessToken")
+            // Not before the address is confirmed: anyone may sign up at it.
+            let unconfirmed = try await client.json("/v1/me/export", ["password": "a long enough passphrase"], token: second)
+            let unconfirmedData = try unconfirmed.object()
+            #expect(unconfirmed.status == .ok && unconfirmedData["earlierTrial"] == nil, "\(unconfirmed.text)")
+            _ = try await f.service.markEmailVerified(account: "again@example.com", method: "test", actor: f.admin)
             let exported = try await client.json("/v1/me/export", ["password": "a long enough passphrase"], token: second)
             #expect(exported.status == .ok, "\(exported.text)")
             let data = try exported.object()

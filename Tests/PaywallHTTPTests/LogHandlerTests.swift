@@ -20,6 +20,8 @@ struct LogHandlerTests {
         // A database URL's role is not an address (its password is redacted before logging).
         ("the database postgres://paywall:***@db.internal:5432/paywall is unavailable", "the database postgres://paywall:***@db.internal:5432/paywall is unavailable"),
         ("the database postgres://postgres@127.0.0.1:5432/p is unavailable; ada@example.com", "the database postgres://postgres@127.0.0.1:5432/p is unavailable; a***@example.com"),
+        // Past a URL's authority an address is an address.
+        ("https://host/x?email=ada@example.com", "https:/***@example.com"),
     ])
     func masksEmails(_ text: String, masked: String) {
         #expect(LogText.maskingEmails(text) == masked)

@@ -192,9 +192,14 @@ struct AccountStoreTests {
         #expect(try f.store.mail(accountID: ada.id, limit: 10).isEmpty)
         // The per-address budget still counts what was sent.
         #expect(try f.store.mailCount(recipient: "ada@example.com", since: now.addingTimeInterval(-60)) == 1)
-        // The gift read still counts for the title, no longer as Ada's.
+        // The gift read still counts for the title, no longer as Ada's, nor as the anonymous
+        // readers' one row: the first anonymous reader of the gift is still counted.
         #expect(try f.store.giftReads(subject: .account(ada.id), limit: 10).isEmpty)
         #expect(try f.snapshot()["gift_reads"] == 1)
+        #expect(try f.store.recordGiftRead(gift, subject: nil, at: now))
+        #expect(try f.snapshot()["gift_reads"] == 2)
+        // A gift read for the deleted account (a check that raced the deletion) is refused.
+        #expect(throws: StoreError.accountNotFound(ada.id.rawValue)) { try f.store.recordGiftRead(gift, subject: .account(ada.id), at: now) }
     }
 
     @Test("a provider's subscription still renewing keeps the account when asked, whatever its membership says", arguments: TestBackend.all)
@@ -219,6 +224,16 @@ struct AccountStoreTests {
         }
         #expect(provider == "stripe" && id == "sub_1")
         #expect(try f.snapshot() == before, "nothing deleted, nothing audited")
+        // An App Store subscription that expired (Apple marks none final) does not keep it.
+        _ = try f.store.mapBillingProduct(provider: .apple, externalID: "com.example.all", planID: PlanID(rawValue: "all"), actor: f.admin)
+        _ = try f.store.linkBillingCustomer(provider: .apple, customer: "2000000111", accountID: ada.id, actor: f.admin)
+        let apple = BillingChange(provider: .apple, eventID: "apple-1", type: "EXPIRED", occurredAt: now.addingTimeInterval(1), customer: "2000000111",
+                                  subscription: SubscriptionState(id: "2000000111", products: ["com.example.all"], status: .expired, providerStatus: "EXPIRED", periodEnd: now.addingTimeInterval(-60)))
+        #expect(try f.store.applyBilling(apple).outcome == .applied)
+        guard case .subscription(provider: "stripe", id: "sub_1")? = try f.store.deleteAccount(id: ada.id, actor: f.admin, unlessSubscriptionRenews: true) else {
+            Issue.record("not kept for the Stripe subscription alone")
+            return
+        }
         // Set to cancel at the period's end: it will not renew, the account may go.
         try apply("evt_2", SubscriptionState(id: "sub_1", products: ["price_all"], status: .expired, providerStatus: "unpaid", periodEnd: now.addingTimeInterval(-60), cancelAtPeriodEnd: true), at: 2)
         #expect(try f.store.deleteAccount(id: ada.id, actor: f.admin, unlessSubscriptionRenews: true) == nil)

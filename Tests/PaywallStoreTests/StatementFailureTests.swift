@@ -75,6 +75,23 @@ struct StatementFailureTests {
         #expect(try f.store.titles().map(\.id.rawValue) == ["euronews"])
     }
 
+    @Test("every connection asks the server to end a session idle in a transaction after 15 s and to probe a silent client", arguments: TestBackend.postgresOnly)
+    func sessionLimits(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let postgres = try #require(f.store.backend as? PostgresBackend)
+        let (shown, limit) = try postgres.connections.with { connection -> ([String], TimeAmount?) in
+            let sql = PostgresSQL(connection: connection, backend: postgres)
+            let shown = try ["idle_in_transaction_session_timeout", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"].map { name in
+                try sql.fetchValue(String.self, "SELECT current_setting('\(name)')") ?? "?"
+            }
+            return (shown, sql.answerLimit)
+        }
+        #expect(shown == ["15s", "30", "10", "3"])
+        // Statements wait for their answer as long as the server may take, and a margin.
+        #expect(limit == postgres.connections.answerLimit)
+        #expect(postgres.connections.answerLimit >= .seconds(40))
+    }
+
     @Test("opening an up-to-date database takes no schema lock: a process holding it (a migration cut off) stops no server's start", arguments: TestBackend.postgresOnly)
     func upToDateOpensWithoutTheLock(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

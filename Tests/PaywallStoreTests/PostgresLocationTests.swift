@@ -1,4 +1,5 @@
 import Foundation
+import PaywallTestSupport
 import Testing
 @testable import PaywallStore
 
@@ -22,6 +23,29 @@ struct PostgresLocationTests {
         } catch {
             #expect(error.description.contains(reason), "\(error)")
             #expect(!error.description.contains("s3cret"), "the password leaked: \(error)")
+        }
+    }
+
+    @Test("wrong credentials, or none where the server asks for a password: a message that says what to check, never the password", arguments: TestBackend.postgresOnly)
+    func credentials(backend: TestBackend) throws {
+        let url = try #require(TestBackend.postgresURL)
+        var parts = try #require(URLComponents(string: url))
+        parts.password = nil
+        let withoutPassword = try #require(parts.string)
+        parts.password = "not-the-password"
+        let wrongPassword = try #require(parts.string)
+        for (location, expected) in [
+            (withoutPassword, "the server asks for a password and the URL gives none"),
+            (wrongPassword, "check the URL's user, password and database name"),
+        ] {
+            do {
+                let store = try Store(location: location)
+                try? store.close()
+                // A server that trusts local connections asks for nothing: nothing to check.
+            } catch {
+                #expect(error.description.contains(expected), "\(error)")
+                #expect(!error.description.contains("not-the-password"))
+            }
         }
     }
 

@@ -277,6 +277,9 @@ public struct ServiceConfiguration: Sendable {
         }
         configuration.testing = try flag("PAYWALL_TESTING") ?? false
         configuration.databaseLocation = overrides.databaseLocation ?? environment["PAYWALL_DB"] ?? configuration.databaseLocation
+        if let problem = Store.urlProblem(configuration.databaseLocation) {
+            throw invalid(overrides.databaseLocation == nil ? "PAYWALL_DB" : "--db", Store.redacted(configuration.databaseLocation), "a PostgreSQL URL paywall can use (\(problem))")
+        }
         if let keys = overrides.keysDirectory ?? environment["PAYWALL_KEYS"] { configuration.keysDirectory = URL(fileURLWithPath: keys) }
         if let policies = overrides.policyDirectory ?? environment["PAYWALL_POLICIES"] {
             configuration.policyDirectory = URL(fileURLWithPath: policies)

@@ -42,6 +42,25 @@ public final class Store: Sendable {
     /// URL) rather than a SQLite file.
     public static func isPostgres(_ location: String) -> Bool { PostgresLocation.isURL(location) }
 
+    /// `location` as messages show it: a PostgreSQL URL without its password.
+    public static func redacted(_ location: String) -> String {
+        PostgresLocation.isURL(location) ? PostgresLocation.redact(location) : location
+    }
+
+    /// Nil when `location` is a SQLite path or a PostgreSQL URL paywall can use; otherwise
+    /// what is wrong with the URL (never its password). Read before anything connects, so
+    /// that a malformed `--db` is a usage error.
+    public static func urlProblem(_ location: String) -> String? {
+        guard PostgresLocation.isURL(location) else { return nil }
+        do {
+            _ = try PostgresLocation(url: location)
+            return nil
+        } catch {
+            if case let .cannotOpen(_, detail) = error { return detail }
+            return error.description
+        }
+    }
+
     /// Opens the SQLite file at `path` (see ``init(location:configuration:)``).
     public convenience init(path: String, configuration: StoreConfiguration = StoreConfiguration()) throws(StoreError) {
         try self.init(location: path, configuration: configuration)

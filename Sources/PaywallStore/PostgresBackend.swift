@@ -133,7 +133,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// Why: read by read with savepoints a metered read took six round trips on the group
     /// commit's one connection (BENCHMARKS.md, shared store: 610 metered checks a second);
     /// a statement per read, pipelined, still cost both sides a protocol exchange per read.
-    func pipelinedMeteredReads(_ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)]) throws -> [Result<Store.CountedRead, StoreError>]? {
+    /// `lockWaitMillis`: how long the batch waits for its subjects' locks, if not the busy
+    /// timeout (``Store`` retries a batch that timed out read by read, briefly).
+    func pipelinedMeteredReads(
+        _ reads: [(read: ArticleRead, window: TimeInterval, limit: Int)], lockWaitMillis: Int? = nil
+    ) throws -> [Result<Store.CountedRead, StoreError>]? {
         /// The server refused the batch: the caller goes read by read.
         struct StatementFailed: Error {}
         do {
@@ -148,6 +152,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             PostgresData(array: reads.map { PostgresData(int64: $0.read.at.millis) }, elementType: .int8),
                             PostgresData(array: reads.map { PostgresData(int64: Int64($0.limit)) }, elementType: .int8),
                         ]
+                        if let lockWaitMillis {
+                            let wait = PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(max(1, lockWaitMillis))ms'")
+                            _ = try connection.answer(connection.query(wait, logger: PostgresSQL.logger), sql: wait.sql)
+                        }
                         let rows: [PostgresRow]
                         do {
                             // Prepared here too: on a new connection, a function a later
@@ -279,6 +287,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         }
     }
 
+    /// Whether `error` is a lock wait that ran out (`lock_timeout`, SQLSTATE 55P03).
+    static func isLockTimeout(_ error: any Error) -> Bool { sqlState(of: error) == "55P03" }
+
     static func isRetryable(_ error: any Error) -> Bool {
         let state = sqlState(of: error)
         return state == "40001" || state == "40P01" || PostgresConnectionPool.preparedStatementLost(error)
@@ -287,8 +298,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     /// Whether the server refused a batch of metered reads for what the batch holds or for
     /// what the function has become (data, a constraint, an unknown or changed function, an
     /// error the function raised): each read alone then gets its own answer. Not for a
-    /// lock or statement timeout, an overload or a shutdown: reading one by one would only
-    /// wait for the same locks again, on a database that is already struggling.
+    /// statement timeout, an overload or a shutdown: reading one by one would only add load
+    /// to a database that is already struggling. A lock timeout is retried read by read,
+    /// briefly, by the store (``Store/commitMetered(_:lockWaitMillis:)``).
     static func refusesBatch(_ error: any Error) -> Bool {
         guard !isRetryable(error), !PostgresConnectionPool.connectionFailed(error), let state = sqlState(of: error) else { return false }
         return ["22", "23", "42", "P0"].contains(String(state.prefix(2)))

@@ -64,11 +64,27 @@ extension Store {
     /// One transaction for a batch of metered reads, each in a savepoint of its own; an
     /// outcome per read.
     private func commitMetered(_ batch: [GroupCommit.Pending]) -> [Result<CountedRead, StoreError>] {
+        commitMetered(batch.map { ($0.read, $0.window, $0.limit) })
+    }
+
+    /// How long each read of a batch that timed out waiting for a lock waits for its own
+    /// when tried again alone (milliseconds).
+    static let lockRetryMillis = 100
+
+    /// ``commitMetered(_:)`` for the batch's reads.
+    func commitMetered(_ batch: [(read: ArticleRead, window: TimeInterval, limit: Int)], lockWaitMillis: Int? = nil) -> [Result<CountedRead, StoreError>] {
         do {
             if readOnly { throw StoreError.readOnly(path: location) }
-            if let postgres = backend as? PostgresBackend,
-               let outcomes = try postgres.pipelinedMeteredReads(batch.map { ($0.read, $0.window, $0.limit) }) {
-                return outcomes
+            if let postgres = backend as? PostgresBackend {
+                do {
+                    if let outcomes = try postgres.pipelinedMeteredReads(batch, lockWaitMillis: lockWaitMillis) { return outcomes }
+                } catch where batch.count > 1 && PostgresBackend.isLockTimeout(error) {
+                    // One reader's lock held elsewhere (another server's transaction, frozen
+                    // until PostgreSQL ends it) timed the whole batch out. Each read again
+                    // alone, waiting briefly: the others are answered, and only a read whose
+                    // lock is still held fails (found in review: unrelated readers got 503).
+                    return batch.map { commitMetered([$0], lockWaitMillis: Self.lockRetryMillis)[0] }
+                }
             }
             return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
                 // A read that fails must leave the others. On PostgreSQL a failed statement

@@ -92,6 +92,37 @@ struct StatementFailureTests {
         #expect(postgres.connections.answerLimit >= .seconds(40))
     }
 
+    @Test("a batch of metered reads that meets one reader's lock held elsewhere: the others are recorded, only that reader's read fails, quickly", arguments: TestBackend.postgresOnly)
+    func lockedReaderInBatch(backend: TestBackend) throws {
+        let day: TimeInterval = 86_400
+        let f = try StoreFixture(backend: backend)
+        try f.title("euronews")
+        let store = try f.reopen { $0.busyTimeout = 0.5 }
+        defer { try? store.close() }
+        // Another session (a server frozen mid-transaction) holds one reader's meter lock.
+        let holder = try #require(f.store.backend as? PostgresBackend)
+        let held = MeterSubject.device("held").key
+        func advisory(_ function: String) throws {
+            try holder.connections.with { connection in
+                let sql = PostgresSQL(connection: connection, backend: holder)
+                _ = try sql.fetchValue(String.self, "SELECT \(function)(hashtextextended(?, 0))::text", [held])
+            }
+        }
+        try advisory("pg_advisory_lock")
+        let reads = [("held", "a1"), ("free-1", "a1"), ("free-2", "a2")].map { subject, article in
+            (read: ArticleRead(subject: .device(subject), titleID: TitleID(rawValue: "euronews"), articleID: article, at: f.clock.now()), window: 30 * day, limit: 3)
+        }
+        let started = Date()
+        let outcomes = store.commitMetered(reads)
+        #expect(Date().timeIntervalSince(started) < 3, "the batch's wait, then a brief one each")
+        guard case .failure(.locked) = outcomes[0] else { Issue.record("the held reader's read: \(outcomes[0])"); return }
+        for outcome in outcomes.dropFirst() {
+            #expect((try? outcome.get().outcome) == .recorded(used: 1), "\(outcome)")
+        }
+        try advisory("pg_advisory_unlock")
+        #expect(try store.recordCountedRead(reads[0].read, window: 30 * day, limit: 3).outcome == .recorded(used: 1))
+    }
+
     @Test("opening an up-to-date database takes no schema lock: a process holding it (a migration cut off) stops no server's start", arguments: TestBackend.postgresOnly)
     func upToDateOpensWithoutTheLock(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)

@@ -332,16 +332,12 @@ struct ErrorMiddleware: RouterMiddleware {
             throw Self.counted(error)
         } catch let error as ServiceError {
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
-            if error.category == .unavailable {
-                // The same outage refuses every request: one line a second for it, with how
-                // many were not logged (a 30 s database stop wrote 10,000 lines in review).
-                if let suppressed = Self.outageLines.pass(code: error.code) {
-                    var metadata: Logger.Metadata = ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))]
-                    if suppressed > 0 { metadata["alike_not_logged"] = .stringConvertible(suppressed) }
-                    context.logger.log(level: level, "refused", metadata: metadata)
-                }
-            } else {
-                context.logger.log(level: level, "refused", metadata: ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))])
+            // The same outage refuses every request: one line a second for it, with how many
+            // were not logged (a 30 s database stop wrote 10,000 lines in review).
+            if let held = error.category == .unavailable ? Self.outageLines.pass(code: error.code) : 0 {
+                var metadata: Logger.Metadata = ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))]
+                if held > 0 { metadata["alike_not_logged"] = .stringConvertible(held) }
+                context.logger.log(level: level, "refused", metadata: metadata)
             }
             throw Self.counted(APIError(error))
         } catch let error as HTTPError {

@@ -111,8 +111,9 @@ public enum PolicyLoader {
                     diagnostics.append(error("title \"\(title.id)\" has a second section (the first is at \(first))", at: title.location))
                     continue
                 }
-                // Title ids are slugs: "Le Monde" names no title, and its section would never apply.
-                if title.id.isEmpty || !title.id.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }) {
+                // Title ids are slugs (``TitleID``'s shape): "Le Monde" names no title, and its
+                // section would never apply.
+                if (try? TitleID(validating: title.id))?.rawValue != title.id {
                     let hint = title.id.lowercased().replacingOccurrences(of: " ", with: "-")
                     diagnostics.append(error("\"\(title.id)\" is not a title id (lower-case letters, digits and dashes, as 'paywall title list' shows them); did you mean \"\(hint)\"?", at: title.location))
                     continue

@@ -89,8 +89,6 @@ final class SQLiteBackend: StoreBackend {
         }
     }
 
-    /// Refuses a file that a newer version of paywall migrated, or (read-only) one that
-    /// is behind.
     /// Opens, sets up and migrates a writable file, again when another process did so at
     /// the same moment: GRDB reads which migrations are applied before it takes the write
     /// lock, and switching a new file to WAL answers SQLITE_BUSY at once rather than
@@ -113,6 +111,8 @@ final class SQLiteBackend: StoreBackend {
         }
     }
 
+    /// Refuses a file that a newer version of paywall migrated, or (read-only) one that
+    /// is behind.
     static func checkSchema(_ db: Database, path: String, requireCurrent: Bool) throws {
         let applied = try Migrations.migrator.appliedIdentifiers(db)
         let known = Set(Migrations.identifiers)

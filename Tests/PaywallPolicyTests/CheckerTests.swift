@@ -84,6 +84,7 @@ struct CheckerTests {
         ("rule \"a\" { when title.id == \"Le-Monde\"; grant full }", "write \"le-monde\""),
         ("rule \"a\" { when user.emailDomain in [\"Uni.edu\"]; grant full }", "write \"uni.edu\""),
         ("title \"Le Monde\" { teaser 2 paragraphs }", "did you mean \"le-monde\"?"),
+        ("title \"-daily\" { teaser 2 paragraphs }", "is not a title id"),
         ("rule \"a\" { when user.signedIn; grant ful }", "did you mean 'full'?"),
         ("rule \"a\" { when user.signedIn; grant none }", "'grant none' raises nothing; to take access away write 'cap none'"),
         ("rule \"a\" { when user.signedIn; cap full }", "'cap full' lowers nothing"),

@@ -167,14 +167,7 @@ extension WebSite {
         // page is drawn signed out (a header saying who is signed in, with a sign-out form
         // bound to the dead session, would 403). Signed in to another account: it stays.
         let thisAccount = visit.reader?.account.id == account.id
-        var shown = visit
-        if thisAccount {
-            shown.reader = nil
-            shown.sessionToken = nil
-            shown.sessionRenewedUntil = nil
-            shown.csrfToken = csrf.token(seed: visit.csrfSeed, session: nil) ?? ""
-        }
-        var response = page("done", shown, title: link == .reset ? "Password changed" : "Email address put back", values: [
+        var response = page("done", thisAccount ? drawnSignedOut(visit) : visit, title: link == .reset ? "Password changed" : "Email address put back", values: [
             "heading": link == .reset ? "Your password is changed" : "Your email address is back",
             "message": link == .reset
                 ? signedOut + "Sign in with your new password."
@@ -266,6 +259,17 @@ extension WebSite {
         return startSession(session, then: "/account?done=password-changed")
     }
 
+    /// `visit` as a page drawn after its session ended (a reset, an undo, a deletion): no
+    /// reader in the header, forms bound to no session. The caller clears the cookie.
+    func drawnSignedOut(_ visit: Visit) -> Visit {
+        var shown = visit
+        shown.reader = nil
+        shown.sessionToken = nil
+        shown.sessionRenewedUntil = nil
+        shown.csrfToken = csrf.token(seed: visit.csrfSeed, session: nil) ?? ""
+        return shown
+    }
+
     /// "Delete your account", with the password again and DELETE typed (as `DELETE /v1/me`:
     /// refused while a provider still renews a subscription). The page after is drawn
     /// signed out, and the session cookie cleared.
@@ -291,12 +295,7 @@ extension WebSite {
             default: throw error
             }
         }
-        var shown = visit
-        shown.reader = nil
-        shown.sessionToken = nil
-        shown.sessionRenewedUntil = nil
-        shown.csrfToken = csrf.token(seed: visit.csrfSeed, session: nil) ?? ""
-        var response = page("done", shown, title: "Account deleted", values: [
+        var response = page("done", drawnSignedOut(visit), title: "Account deleted", values: [
             "heading": "Your account is deleted",
             "message": "Your account, devices, memberships and reading history are gone, and this browser is signed out. You may sign up again at any time; the free trial stays used.",
             "link": "/", "linkText": "Back to the articles",

@@ -64,7 +64,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
             waitLimit: configuration.busyTimeout, location: parsed.redacted,
             listening: (Self.factsChannel, { [facts] in facts.invalidate($0) }))
         do {
-            try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly)
+            try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly, apply: configuration.migrate)
         } catch {
             connections.close()
             throw storeError(error)

@@ -605,22 +605,20 @@ struct PostgresMigrator {
     /// The advisory lock key of schema changes ("paywall" in ASCII, as a number).
     static let lockKey: Int64 = 0x7061_7977_616C_6C
 
-    func migrate(readOnly: Bool) throws {
+    /// `apply` false: a writable store opened as its schema stands
+    /// (``StoreConfiguration/migrate``); a newer schema is refused all the same.
+    func migrate(readOnly: Bool, apply: Bool = true) throws {
         try backend.connections.with { connection in
             var sql = PostgresSQL(connection: connection, backend: backend)
-            if readOnly {
-                let applied = try appliedIdentifiers(sql)
-                try refuseUnknown(applied)
-                let pending = PostgresMigrations.identifiers.filter { !applied.contains($0) }
-                if !pending.isEmpty { throw StoreError.schemaOutdated(path: backend.location, pendingMigrations: pending) }
-                return
-            }
+            let before = try appliedIdentifiers(sql)
+            try refuseUnknown(before)
+            let pending = PostgresMigrations.identifiers.filter { !before.contains($0) }
             // Up to date already (every start but the first after an upgrade): no lock. A
             // process holding it (a migration paused or cut off mid-way) must not stop every
             // server's restart and every write command when there is nothing to wait for.
-            let before = try appliedIdentifiers(sql)
-            try refuseUnknown(before)
-            if PostgresMigrations.identifiers.allSatisfy(before.contains) { return }
+            guard !pending.isEmpty else { return }
+            if readOnly { throw StoreError.schemaOutdated(path: backend.location, pendingMigrations: pending) }
+            guard apply else { return }
             // Another server may be migrating (wait for it), and a migration may take long:
             // no timeouts on this connection until it is done.
             try sql.execute("SET lock_timeout = 0")

@@ -227,4 +227,16 @@ struct MigrationTests {
         readOnly.readOnly = true
         #expect(throws: StoreError.schemaTooNew(path: f.store.location, unknownMigrations: ["v99-future"])) { try Store(location: f.path, configuration: readOnly) }
     }
+
+    @Test("PostgreSQL: a store opened without migrating keeps the schema as it stands (as a backup's on SQLite); opened as usual, it migrates", arguments: TestBackend.postgresOnly)
+    func postgresWithoutMigrating(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let last = try #require(PostgresMigrations.identifiers.last)
+        // The last migration's record gone: the database reads as one the previous version made.
+        try f.store.write { try $0.execute("DELETE FROM paywall_migrations WHERE identifier = ?", [last]) }
+        let kept = try f.reopen { $0.migrate = false }
+        #expect(try kept.health().pendingMigrations == [last])
+        try kept.close()
+        #expect(throws: StoreError.schemaOutdated(path: f.store.location, pendingMigrations: [last])) { try f.reopen { $0.readOnly = true } }
+    }
 }

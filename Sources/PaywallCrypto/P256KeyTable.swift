@@ -128,8 +128,8 @@ final class P256KeyTable: @unchecked Sendable {
         if let w = sScalar.inverse {
             var eScalar = digest.withUnsafeBufferPointer { P256Scalar(bigEndian: $0) }
             if !eScalar.isLess(than: .order) { eScalar = P256Scalar.difference(eScalar, .order) }
-            P256Scalar.product(eScalar, w).bigEndianBytes.withUnsafeBufferPointer { _ = BN_bin2bn($0.baseAddress, 32, u1) }
-            P256Scalar.product(rScalar, w).bigEndianBytes.withUnsafeBufferPointer { _ = BN_bin2bn($0.baseAddress, 32, u2) }
+            P256Scalar.product(eScalar, w).withBigEndianBytes { _ = BN_bin2bn($0.baseAddress, 32, u1) }
+            P256Scalar.product(rScalar, w).withBigEndianBytes { _ = BN_bin2bn($0.baseAddress, 32, u2) }
             _ = signature.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, r) }
         } else {
             signature.withUnsafeBufferPointer { bytes in

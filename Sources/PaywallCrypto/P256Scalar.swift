@@ -41,13 +41,10 @@ struct P256Scalar: Equatable {
         self.init(word(24), word(16), word(8), word(0))
     }
 
-    /// 32 big-endian bytes.
-    var bigEndianBytes: [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        for (index, word) in [w3, w2, w1, w0].enumerated() {
-            for byte in 0..<8 { bytes[index * 8 + byte] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(byte))) }
-        }
-        return bytes
+    /// `body` with the 32 big-endian bytes, from the stack (no array).
+    func withBigEndianBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        var words = (w3.bigEndian, w2.bigEndian, w1.bigEndian, w0.bigEndian)
+        return withUnsafeBytes(of: &words) { body($0.bindMemory(to: UInt8.self)) }
     }
 
     var isZero: Bool { (w0 | w1 | w2 | w3) == 0 }

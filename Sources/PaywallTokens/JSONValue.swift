@@ -245,15 +245,25 @@ struct JSONParser {
         index += 1
         // Fast path: no escapes before the closing quote.
         var scan = index
+        var high: UInt8 = 0
         while scan < bytes.count {
             let byte = bytes[scan]
             if byte == UInt8(ascii: "\"") {
-                guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[index..<scan]), as: UTF8.self) else {
-                    throw error("invalid UTF-8 in string")
+                let slice = UnsafeBufferPointer(rebasing: bytes[index..<scan])
+                let text: String
+                if high < 0x80 {
+                    // ASCII (a token's claims nearly always): valid UTF-8 as it is, and
+                    // decoding is specialized where `String(validating:)` looked up its
+                    // generic metadata on every call (measured with `perf`).
+                    text = String(decoding: slice, as: UTF8.self)
+                } else {
+                    guard let valid = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                    text = valid
                 }
                 index = scan + 1
                 return text
             }
+            high |= byte
             if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
             scan += 1
         }

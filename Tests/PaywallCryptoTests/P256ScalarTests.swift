@@ -50,12 +50,12 @@ struct P256ScalarTests {
     }
 
     @Test("32 big-endian bytes in and out")
-    func bytes() {
+    func bigEndianRoundTrip() {
         let bytes = (0..<32).map { UInt8($0 + 1) }
         let scalar = bytes.withUnsafeBufferPointer { P256Scalar(bigEndian: $0) }
         #expect(scalar == P256Scalar(0x191A_1B1C_1D1E_1F20, 0x1112_1314_1516_1718, 0x090A_0B0C_0D0E_0F10, 0x0102_0304_0506_0708))
-        #expect(scalar.bigEndianBytes == bytes)
-        #expect(P256Scalar.order.bigEndianBytes == P256.order)
+        #expect(Self.bytes(scalar) == bytes)
+        #expect(Self.bytes(P256Scalar.order) == P256.order)
     }
 
     /// Values at the edges: 1, 2, n−1, n−2, (n−1)/2, every power of two below n, all-ones
@@ -76,6 +76,8 @@ struct P256ScalarTests {
         return values
     }()
 
+    static func bytes(_ value: P256Scalar) -> [UInt8] { value.withBigEndianBytes { Array($0) } }
+
     static func random(using generator: inout SystemRandomNumberGenerator) -> P256Scalar {
         while true {
             let value = P256Scalar(generator.next(), generator.next(), generator.next(), generator.next())
@@ -84,7 +86,7 @@ struct P256ScalarTests {
     }
 
     static func hex(_ value: P256Scalar) -> String {
-        value.bigEndianBytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        Self.bytes(value).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
     struct OpenSSLFailed: Error {}
@@ -96,9 +98,9 @@ struct P256ScalarTests {
         { a, b in
             guard let context = BN_CTX_new(), let n = BN_new(), let x = BN_new(), let y = BN_new(), let result = BN_new() else { throw OpenSSLFailed() }
             defer { BN_free(result); BN_free(y); BN_free(x); BN_free(n); BN_CTX_free(context) }
-            _ = P256Scalar.order.bigEndianBytes.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, n) }
-            _ = a.bigEndianBytes.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, x) }
-            _ = b.bigEndianBytes.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, y) }
+            _ = Self.bytes(P256Scalar.order).withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, n) }
+            _ = Self.bytes(a).withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, x) }
+            _ = Self.bytes(b).withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, y) }
             guard body(n, context, x, y, result) else { throw OpenSSLFailed() }
             var bytes = [UInt8](repeating: 0, count: 32)
             guard bytes.withUnsafeMutableBufferPointer({ BN_bn2binpad(result, $0.baseAddress, 32) }) == 32 else { throw OpenSSLFailed() }

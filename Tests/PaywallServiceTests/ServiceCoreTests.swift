@@ -435,9 +435,9 @@ struct LimiterAndCacheTests {
         let cache = f.service.tokenCache
         let before = cache.generation
         cache.removeAll()  // the keys changed while it was being verified
-        cache.insert(SHA256.hash(token), verified, at: f.clock.now(), generation: before)
+        cache.insert(.init(SHA256.hash(token)), verified, at: f.clock.now(), generation: before)
         #expect(cache.count == 0)
-        cache.insert(SHA256.hash(token), verified, at: f.clock.now(), generation: cache.generation)
+        cache.insert(.init(SHA256.hash(token)), verified, at: f.clock.now(), generation: cache.generation)
         #expect(cache.count == 1)
     }
 }

@@ -157,9 +157,9 @@ extension PaywallAPI {
             return try Self.json(AccountDetailView(detail, now: service.now), private: true)
         }
         // A reader's data request or erasure answered by support (as `paywall account export`
-        // and `paywall account delete`), audited with the admin.
+        // and `paywall account delete`), audited with the admin; the `privacy` scope.
         group.get("/accounts/{account}/export") { request, context in
-            let admin = try await self.admin(request, .members)
+            let admin = try await self.admin(request, .privacy)
             try Self.noQuery(request)
             let reference = try Self.parameter(context, "account")
             let (name, bytes) = try await service.blocking { service throws(ServiceError) in
@@ -170,7 +170,7 @@ extension PaywallAPI {
             return response
         }
         group.delete("/accounts/{account}") { request, context in
-            let admin = try await self.admin(request, .members)
+            let admin = try await self.admin(request, .privacy)
             var request = request
             let query = try Query(request, allowed: ["evenIfRenewing"])
             let evenIfRenewing: Bool

@@ -259,6 +259,10 @@ public enum AdminScope: String, Sendable, CaseIterable, Comparable, CustomString
     case audit
     /// The policy in force and its reload.
     case policy
+    /// A reader's own data: the export of it and the account's erasure (data-protection
+    /// requests). Apart from `members`: staff who grant memberships and end trials need
+    /// not be able to download every reader's data or delete accounts.
+    case privacy
 
     public var description: String { rawValue }
     public static func < (lhs: AdminScope, rhs: AdminScope) -> Bool { lhs.rawValue < rhs.rawValue }

@@ -93,23 +93,30 @@ struct TokenCommand: ParsableCommand {
                 The token's subject is the admin's name: every call made with it is audited as \
                 admin:<subject>. Scopes: catalog (titles and plans), members (accounts, memberships, \
                 trials, comps), audit (the audit log and the reads report), policy (the policy in \
-                force and its reload). Keep tokens short-lived; send one as 'Authorization: Bearer <token>'.
+                force and its reload), privacy (a reader's data export and the account's deletion). \
+                Keep tokens short-lived; send one as 'Authorization: Bearer <token>'.
 
                 Example: paywall token admin --scope catalog --scope members --subject alice --lifetime 30m
                 """
         )
         @OptionGroup var global: GlobalOptions
-        @Option(name: .customLong("scope"), help: "A scope: catalog, members, audit or policy (repeat for several).") var scopes: [String] = []
+        @Option(name: .customLong("scope"), help: "A scope: \(Self.scopeList) (repeat for several).") var scopes: [String] = []
         @Option(help: "The admin's name: the token's subject and the actor in the audit log.") var subject: String
         @Option(help: "Lifetime, e.g. 30m (default 15m or PAYWALL_ADMIN_TTL; at most 12h).") var lifetime: String?
         @Option(help: "Audience (default: paywall-api).") var aud: String?
 
         func validate() throws {
-            guard !scopes.isEmpty else { throw ValidationError("give at least one --scope (catalog, members, audit, policy)") }
+            guard !scopes.isEmpty else { throw ValidationError("give at least one --scope (\(Self.scopeList))") }
             for scope in scopes where AdminScope(rawValue: scope) == nil {
-                throw ValidationError("unknown scope '\(scope)': use catalog, members, audit or policy")
+                throw ValidationError("unknown scope '\(scope)': use \(Self.scopeList)")
             }
         }
+
+        /// Every scope, as help and errors name them: "catalog, members, audit, policy or privacy".
+        static let scopeList: String = {
+            let names = AdminScope.allCases.map(\.rawValue)
+            return names.dropLast().joined(separator: ", ") + " or " + (names.last ?? "")
+        }()
 
         func run() throws {
             try global.run { service in

@@ -49,8 +49,8 @@ struct AdminRouteTests {
         (.post, "/admin/v1/accounts/reader@example.com/trial", #"{"days":7}"#, .members),
         (.post, "/admin/v1/accounts/trial@example.com/trial/end", nil, .members),
         (.post, "/admin/v1/accounts/trial@example.com/sign-out", nil, .members),
-        (.get, "/admin/v1/accounts/reader@example.com/export", nil, .members),
-        (.delete, "/admin/v1/accounts/trial@example.com", nil, .members),
+        (.get, "/admin/v1/accounts/reader@example.com/export", nil, .privacy),
+        (.delete, "/admin/v1/accounts/trial@example.com", nil, .privacy),
         (.get, "/admin/v1/accounts/member@example.com/billing", nil, .members),
         (.get, "/admin/v1/billing/events?limit=10", nil, .members),
         (.post, "/admin/v1/billing/events/retry", nil, .members),
@@ -152,9 +152,17 @@ struct AdminRouteTests {
     @Test("support answers a data request and an erasure: the export file, audited; a delete refused while a provider renews, then forced; refusals write nothing", arguments: TestBackend.all)
     func exportAndDelete(backend: TestBackend) async throws {
         let f = try seededFixture(backend: backend)
-        let token = try adminToken(f, [.members], subject: "sam")
+        let token = try adminToken(f, [.privacy], subject: "sam")
+        let support = try adminToken(f, [.members, .catalog, .audit, .policy], subject: "kim")
         _ = try await f.service.grantMembership(account: "reader@example.com", plan: "news", until: nil, source: MembershipSource(rawValue: "stripe"), actor: .system)
         try await withAPI(f) { client in
+            // Every other scope together is not enough: a reader's data is `privacy`'s.
+            let untouched = try f.snapshot()
+            for (method, path) in [(HTTPRequest.Method.get, "/admin/v1/accounts/reader@example.com/export"), (.delete, "/admin/v1/accounts/reader@example.com?evenIfRenewing=true")] {
+                let refused = try await client.call(method, path, token: support)
+                #expect(refused.status == .forbidden && refused.errorCode == "insufficient_scope", "\(method) \(path): \(refused.status) \(refused.text)")
+            }
+            #expect(try f.snapshot() == untouched, "refused for its scope: nothing written, not even an audit entry")
             let file = try await client.call(.get, "/admin/v1/accounts/reader%40example.com/export", token: token)
             #expect(file.status == .ok && file.headers[.cacheControl] == "private, no-store", "\(file.text)")
             #expect(file.headers[.contentDisposition]?.hasPrefix(#"attachment; filename="paywall-data-"#) == true)

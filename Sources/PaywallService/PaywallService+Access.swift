@@ -400,21 +400,3 @@ final class GrantCache: Sendable {
         _ = dropped  // released here, after the lock
     }
 }
-
-/// What `/readyz` reports (the database took a write transaction, or this was thrown).
-public struct Readiness: Sendable {
-    public var policyRevision: String
-    public var signingKey: String
-}
-
-extension PaywallService {
-    /// Whether the service can take requests: the database takes a write transaction, the
-    /// policy is loaded and a key signs. Throws the reason when it cannot.
-    public func readiness() throws(ServiceError) -> Readiness {
-        let policy = try policy()
-        let ring = try keyRing()
-        guard let signer = ring.signingRecord(at: now) else { throw .keys(.noSigningKey(path: configuration.keysDirectory.path)) }
-        try mapped { try store.checkWritable() }
-        return Readiness(policyRevision: policy.revision, signingKey: signer.kid)
-    }
-}

@@ -41,6 +41,8 @@ public final class PaywallService: Sendable {
     static let exports = StoredRateLimit(scope: "export", burst: 3, interval: 3_600)
     /// Article grants of access checks, reused while young (see ``GrantCache``).
     let grantCache: GrantCache
+    /// The readiness check in flight (``readiness(within:)``).
+    let readinessProbe = ReadinessProbe()
     /// The last access decisions, for the admin area (``DecisionLog``).
     public let decisionLog = DecisionLog(capacity: 200)
     /// Loaded on first use, replaced by ``reloadPolicy()`` only with a set that checks;

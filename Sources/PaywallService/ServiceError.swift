@@ -57,6 +57,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case shuttingDown
     /// Too much blocking work is already waiting; try again shortly.
     case overloaded
+    /// A readiness probe's check did not finish in time (why, for the log and the probe).
+    case notReady(String)
     /// The operation needs a bearer token and none was given.
     case tokenRequired
     /// An admin operation was asked with a valid token that is not an admin token.
@@ -116,6 +118,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .policy(errors): errors.description
         case .shuttingDown: "the service is shutting down"
         case .overloaded: "too many requests are waiting; try again shortly"
+        case let .notReady(reason): "not ready: \(reason)"
         case .tokenRequired: "this operation needs a bearer token"
         case .adminTokenRequired: "this operation needs an admin token ('paywall token admin'); a reader's token is not one"
         case let .missingScope(scope): "the admin token lacks the '\(scope)' scope this operation needs"
@@ -163,6 +166,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             default: return "the token was refused"
             }
         case .unavailable:
+            if case .notReady = self { return description }
             return self == .overloaded ? description : "the service is unavailable; try again shortly"
         case .internal: return "an internal error occurred"
         }
@@ -203,7 +207,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .alreadyRetired, .retiringSigningKey, .tooSoonToRetire: .conflict
             case .crypto: .internal
             }
-        case .shuttingDown, .overloaded, .mailNotDelivered: .unavailable
+        case .shuttingDown, .overloaded, .notReady, .mailNotDelivered: .unavailable
         case .tooManyAttempts, .tooMuchMail, .tooManySignUps, .tooManyResetRequests, .tooManyEmailChanges, .tooManyExports: .rateLimited
         case .linkInvalid: .invalid
         case .trialNotOffered: .conflict
@@ -284,6 +288,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .policy: "invalid_policy"
         case .shuttingDown: "shutting_down"
         case .overloaded: "overloaded"
+        case .notReady: "not_ready"
         case .tokenRequired: "token_required"
         case .adminTokenRequired: "admin_token_required"
         case .missingScope: "insufficient_scope"

@@ -10,6 +10,42 @@ import PaywallTokens
 
 @Suite("Configuration, held policy and keys, errors, the blocking pool")
 struct ServiceCoreTests {
+    // MARK: - Readiness
+
+    @Test("a readiness probe is answered within its deadline while the database is locked, shares the check in flight, and is ready once the lock goes")
+    func readinessDeadline() async throws {
+        let f = try ServiceFixture(configure: { $0.store.busyTimeout = 4 })
+        _ = try f.service.generateKey(.es256, actor: f.admin)
+        _ = try f.service.readiness()  // policy and keys loaded: only the database can hold it up
+        let locker = try LockHolder(path: f.path)
+        defer { locker.release() }
+        let started = Date()
+        func probe() async -> Result<Readiness, ServiceError> {
+            do throws(ServiceError) { return .success(try await f.service.readiness(within: .milliseconds(300))) } catch { return .failure(error) }
+        }
+        async let first = probe()
+        async let second = probe()
+        let answers = await [first, second]
+        #expect(Date().timeIntervalSince(started) < 2, "answered at the deadline, not after the 4 s busy timeout")
+        for answer in answers {
+            guard case let .failure(error) = answer, case .notReady = error else {
+                Issue.record("expected not ready, got \(answer)")
+                continue
+            }
+            #expect(error.code == "not_ready")
+            #expect(error.category == .unavailable)
+        }
+        // One check ran for both probes (and still runs): a third probe now shares it too.
+        let running = f.service.readinessProbe.current { .failure(.notReady("a second check")) }
+        let again = f.service.readinessProbe.current { .failure(.notReady("a third check")) }
+        #expect(running == again)
+        locker.release()
+        // The check in flight ends once the lock goes (ready); the next probe starts anew.
+        if case let .failure(error) = await running.value { Issue.record("the shared check failed: \(error)") }
+        let ready = try await f.service.readiness(within: .seconds(5))
+        #expect(ready.signingKey == (try f.service.readiness().signingKey))
+    }
+
     // MARK: - Configuration
 
     @Test("the environment is read in one place; flags win; bad values name the variable")

@@ -127,19 +127,21 @@ final class P256KeyTable: @unchecked Sendable {
         // w = s⁻¹, u1 = e·w, u2 = r·w (mod n), by ``P256Scalar`` (checked; OpenSSL's should
         // it ever fail); then u1·G + u2·Q, both from tables. Every output is written whole
         // by its call: nothing of an earlier verification is read.
+        // Every conversion is checked: one that failed (memory) would leave its number at
+        // the zero `BN_CTX_get` gave it, and with u1 = 0 the check x(u2·Q) = r is one anyone
+        // can satisfy without the key (found in review). Fail closed.
         if let w = sScalar.inverse {
             var eScalar = digest.withUnsafeBufferPointer { P256Scalar(bigEndian: $0) }
             if !eScalar.isLess(than: .order) { eScalar = P256Scalar.difference(eScalar, .order) }
-            P256Scalar.product(eScalar, w).withBigEndianBytes { _ = BN_bin2bn($0.baseAddress, 32, u1) }
-            P256Scalar.product(rScalar, w).withBigEndianBytes { _ = BN_bin2bn($0.baseAddress, 32, u2) }
-            _ = signature.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, r) }
+            guard P256Scalar.product(eScalar, w).withBigEndianBytes({ BN_bin2bn($0.baseAddress, 32, u1) }) != nil,
+                  P256Scalar.product(rScalar, w).withBigEndianBytes({ BN_bin2bn($0.baseAddress, 32, u2) }) != nil,
+                  signature.withUnsafeBufferPointer({ BN_bin2bn($0.baseAddress, 32, r) }) != nil
+            else { return clearingErrors(false) }
         } else {
-            signature.withUnsafeBufferPointer { bytes in
-                _ = BN_bin2bn(bytes.baseAddress, 32, r)
-                _ = BN_bin2bn(bytes.baseAddress.map { $0 + 32 }, 32, s)
-            }
-            _ = digest.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, 32, e) }
-            guard BN_mod_inverse(w, s, order, context) != nil,
+            guard signature.withUnsafeBufferPointer({ BN_bin2bn($0.baseAddress, 32, r) }) != nil,
+                  signature.withUnsafeBufferPointer({ BN_bin2bn($0.baseAddress.map { $0 + 32 }, 32, s) }) != nil,
+                  digest.withUnsafeBufferPointer({ BN_bin2bn($0.baseAddress, 32, e) }) != nil,
+                  BN_mod_inverse(w, s, order, context) != nil,
                   BN_mod_mul(u1, e, w, order, context) == 1, BN_mod_mul(u2, r, w, order, context) == 1
             else { return clearingErrors(false) }
         }

@@ -14,8 +14,11 @@ public enum SHA256 {
         [UInt8](unsafeUninitializedCapacity: 32) { output, count in
             // Through the SHA-256 fetched once: OpenSSL 3's one-shot `SHA256()` fetches
             // it on every call (measured with `perf` on cold-token checks, which hash
-            // twice: the fetch was as much as the hashing). Cannot fail over memory.
-            _ = EVP_Digest(input.baseAddress, input.count, output.baseAddress, nil, Digests.sha256 ?? EVP_sha256(), nil)
+            // twice: the fetch was as much as the hashing). It fails only when memory runs
+            // out; 32 bytes never written must not become a digest (a cache key, a
+            // signature's message), so that stops the process as any allocation would.
+            let hashed = EVP_Digest(input.baseAddress, input.count, output.baseAddress, nil, Digests.sha256 ?? EVP_sha256(), nil)
+            precondition(hashed == 1, "SHA-256 failed (out of memory)")
             count = 32
         }
     }

@@ -18,53 +18,122 @@ extension PaywallService {
         return Readiness(policyRevision: policy.revision, signingKey: signer.kid)
     }
 
-    /// ``readiness()`` for a probe: answered within `deadline`, and one check at a time.
+    /// ``readiness()`` for a probe: answered within `deadline`, and probes share checks.
     ///
     /// Why: against a stalled database the check's write waits until the store gives up
     /// (PostgreSQL: its answer limit, 40 s), so `/readyz` answered nothing for that long,
-    /// and each probe meanwhile held a blocking thread of its own. Now a probe that
-    /// arrives while a check runs waits for that check, and past `deadline` is answered
-    /// not ready (``ServiceError/notReady(_:)``); the check goes on, and the next probe
-    /// after it ends starts a new one.
+    /// and each probe meanwhile held a blocking thread of its own. Now a probe joins the
+    /// check in flight (``ReadinessProbe``) and past `deadline` is answered not ready
+    /// (``ServiceError/notReady(_:)``); a check that fails at once (no signing key) is
+    /// answered with its own error at once.
     public func readiness(within deadline: Duration) async throws(ServiceError) -> Readiness {
-        let check = readinessProbe.current { [self] () async -> Result<Readiness, ServiceError> in
+        try await readinessProbe.answer(within: deadline) { [self] () async -> Result<Readiness, ServiceError> in
             do throws(ServiceError) {
                 return .success(try await blocking { service throws(ServiceError) in try service.readiness() })
             } catch {
                 return .failure(error)
             }
         }
-        return try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Readiness, ServiceError>, Never>) in
-            let answered = Mutex(false)
-            let answer: @Sendable (Result<Readiness, ServiceError>) -> Void = { result in
-                guard answered.withLock({ done in defer { done = true }; return !done }) else { return }
-                continuation.resume(returning: result)
-            }
-            Task { answer(await check.value) }
-            Task {
-                try? await Task.sleep(for: deadline)
-                answer(.failure(.notReady("the database did not answer within \(deadline.components.seconds) s")))
-            }
-        }.get()
     }
 }
 
-/// The readiness check in flight, shared by the probes that arrive while it runs.
+/// Readiness checks in flight, shared by the probes that arrive while they run.
+///
+/// A probe joins the newest check, unless that one has run longer than the probe's
+/// deadline: a check stuck on a stalled database (up to the store's answer limit) must not
+/// keep a recovered server out of its load balancer's rotation, so a new check starts
+/// then, at most ``maximumInFlight`` at once. A probe waits as a continuation in its
+/// check's list (no task of its own), answered by the check or by its deadline, whichever
+/// comes first (found in review: a task per probe, each waiting on a check that might
+/// never end, and a timer left running after the answer).
 final class ReadinessProbe: Sendable {
-    private let running = Mutex<Task<Result<Readiness, ServiceError>, Never>?>(nil)
+    typealias Check = @Sendable () async -> Result<Readiness, ServiceError>
 
-    /// The check in flight, or a new one of `body` when none is.
-    func current(_ body: @escaping @Sendable () async -> Result<Readiness, ServiceError>) -> Task<Result<Readiness, ServiceError>, Never> {
-        running.withLock { current in
-            if let task = current { return task }
-            let task = Task { [self] in
-                let result = await body()
-                // Done: the next probe checks again (not this one's answer for ever).
-                running.withLock { $0 = nil }
-                return result
+    /// Checks running at once, at most (each holds a blocking thread while it waits).
+    static let maximumInFlight = 3
+
+    private struct Running {
+        let started: ContinuousClock.Instant
+        var waiters: [Waiter]
+    }
+
+    private struct State {
+        var running: [Int: Running] = [:]
+        var nextID = 0
+        /// Checks started, for tests.
+        var started = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Checks started so far.
+    var checksStarted: Int { state.withLock { $0.started } }
+
+    /// The answer of the newest check in flight, or of a new one of `check`, or not ready
+    /// once `deadline` has passed.
+    func answer(within deadline: Duration, _ check: @escaping Check) async throws(ServiceError) -> Readiness {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Readiness, ServiceError>, Never>) in
+            let waiter = Waiter(continuation)
+            let now = ContinuousClock.now
+            let startedID: Int? = state.withLock { state in
+                // Probes already answered by their deadline leave the lists as others join.
+                for id in state.running.keys { state.running[id]?.waiters.removeAll { $0.isAnswered } }
+                if let newest = state.running.keys.max(), let running = state.running[newest],
+                   now - running.started < deadline || state.running.count >= Self.maximumInFlight {
+                    state.running[newest]?.waiters.append(waiter)
+                    return nil
+                }
+                let id = state.nextID
+                state.nextID += 1
+                state.started += 1
+                state.running[id] = Running(started: now, waiters: [waiter])
+                return id
             }
-            current = task
-            return task
+            if let id = startedID {
+                Task {
+                    let result = await check()
+                    let waiters = state.withLock { $0.running.removeValue(forKey: id)?.waiters ?? [] }
+                    for waiter in waiters { waiter.answer(result) }
+                }
+            }
+            waiter.startDeadline(deadline)
+        }.get()
+    }
+
+    /// One probe waiting: answered once, by its check or its deadline.
+    final class Waiter: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<Result<Readiness, ServiceError>, Never>?
+            var timer: Task<Void, Never>?
+        }
+        private let state: Mutex<State>
+
+        init(_ continuation: CheckedContinuation<Result<Readiness, ServiceError>, Never>) {
+            state = Mutex(State(continuation: continuation))
+        }
+
+        var isAnswered: Bool { state.withLock { $0.continuation == nil } }
+
+        func answer(_ result: Result<Readiness, ServiceError>) {
+            let (continuation, timer) = state.withLock { state in
+                defer { (state.continuation, state.timer) = (nil, nil) }
+                return (state.continuation, state.timer)
+            }
+            timer?.cancel()
+            continuation?.resume(returning: result)
+        }
+
+        func startDeadline(_ deadline: Duration) {
+            let timer = Task { [self] in
+                do { try await Task.sleep(for: deadline) } catch { return }  // answered first
+                answer(.failure(.notReady("the database did not answer within \(deadline)")))
+            }
+            let answered = state.withLock { state in
+                if state.continuation == nil { return true }
+                state.timer = timer
+                return false
+            }
+            if answered { timer.cancel() }
         }
     }
 }

@@ -66,6 +66,10 @@ final class SQLiteBackend: StoreBackend {
                 // store +9% with 10,000 (BENCHMARKS.md, "ES256 scalar arithmetic in Swift"),
                 // for a log file of about 40 MB that SQLite reuses from its start.
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
+                // And the log file cut back to 64 MiB after a checkpoint that emptied it: one
+                // large transaction (a migration, a mass deletion) would otherwise leave it at
+                // its largest until every connection closed (found in review).
+                try db.execute(sql: "PRAGMA journal_size_limit = \(64 << 20)")
             }
         }
         if !configuration.readOnly { Self.createPrivately(path) }

@@ -296,12 +296,15 @@ public struct AdminClaims: Equatable, Sendable {
         let text = try RegisteredClaims.string(object, "scope")
         var scopes: Set<AdminScope> = []
         for name in text.split(separator: " ") {
-            // An unknown scope is refused, not ignored: a token minted for a newer server
-            // must not quietly mean less (or, after a rename, something else) here.
-            guard let scope = AdminScope(rawValue: String(name)) else { throw .invalidClaim("scope", reason: "unknown scope") }
-            scopes.insert(scope)
+            // A scope this version does not know is ignored: a route opens only for a scope
+            // it names, so ignoring one can only take rights away, never give them. Refused
+            // instead (until the sixteenth session), a token minted by a newer server for a
+            // new scope (`privacy`) was refused whole on the older servers of a rolling
+            // upgrade: 401 on every route, and the admin pages signed out at random (found
+            // in review). A name is never reused for another meaning.
+            if let scope = AdminScope(rawValue: String(name)) { scopes.insert(scope) }
         }
-        guard !scopes.isEmpty else { throw .invalidClaim("scope", reason: "must name at least one scope") }
+        guard !scopes.isEmpty else { throw .invalidClaim("scope", reason: "must name at least one scope this server knows") }
         self.scopes = scopes
     }
 }

@@ -12,7 +12,7 @@ import PaywallTokens
 struct ServiceCoreTests {
     // MARK: - Readiness
 
-    @Test("a readiness probe is answered within its deadline while the database is locked, shares the check in flight, and is ready once the lock goes")
+    @Test("a readiness probe is answered within its deadline while the database is locked, and ready once the lock goes")
     func readinessDeadline() async throws {
         // A busy timeout far past the deadline: without the deadline the probes would wait
         // all of it (the margin below is wide: the whole suite runs at once on two cores).
@@ -21,14 +21,15 @@ struct ServiceCoreTests {
         _ = try f.service.readiness()  // policy and keys loaded: only the database can hold it up
         let locker = try LockHolder(path: f.path)
         defer { locker.release() }
-        let started = Date()
+        let clock = ContinuousClock()
+        let started = clock.now
         func probe() async -> Result<Readiness, ServiceError> {
-            do throws(ServiceError) { return .success(try await f.service.readiness(within: .milliseconds(300))) } catch { return .failure(error) }
+            do throws(ServiceError) { return .success(try await f.service.readiness(within: .seconds(2))) } catch { return .failure(error) }
         }
         async let first = probe()
         async let second = probe()
         let answers = await [first, second]
-        #expect(Date().timeIntervalSince(started) < 30, "answered at the deadline, not after the 60 s busy timeout")
+        #expect(clock.now - started < .seconds(30), "answered at the deadline, not after the 60 s busy timeout")
         for answer in answers {
             guard case let .failure(error) = answer, case .notReady = error else {
                 Issue.record("expected not ready, got \(answer)")
@@ -37,15 +38,98 @@ struct ServiceCoreTests {
             #expect(error.code == "not_ready")
             #expect(error.category == .unavailable)
         }
-        // One check ran for both probes (and still runs): a third probe now shares it too.
-        let running = f.service.readinessProbe.current { .failure(.notReady("a second check")) }
-        let again = f.service.readinessProbe.current { .failure(.notReady("a third check")) }
-        #expect(running == again)
+        #expect(f.service.readinessProbe.checksStarted == 1, "the two probes shared one check")
         locker.release()
-        // The check in flight ends once the lock goes (ready); the next probe starts anew.
-        if case let .failure(error) = await running.value { Issue.record("the shared check failed: \(error)") }
-        let ready = try await f.service.readiness(within: .seconds(5))
+        // A new check once the deadline has passed for the stuck one; ready now.
+        let ready = try await f.service.readiness(within: .seconds(20))
         #expect(ready.signingKey == (try f.service.readiness().signingKey))
+    }
+
+    /// Holds readiness checks until opened.
+    actor Gate {
+        private var open = false
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        func wait() async {
+            if open { return }
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        func release() {
+            open = true
+            for continuation in waiting { continuation.resume() }
+            waiting = []
+        }
+    }
+
+    @Test("readiness probes share the check in flight; one past its deadline is not ready while a later one still gets the check's answer")
+    func readinessProbesShare() async throws {
+        let probe = ReadinessProbe()
+        let gate = Gate()
+        let ready = Readiness(policyRevision: "r", signingKey: "k")
+        let check: ReadinessProbe.Check = {
+            await gate.wait()
+            return .success(ready)
+        }
+        func ask(_ deadline: Duration) async -> Result<Readiness, ServiceError> {
+            do throws(ServiceError) { return .success(try await probe.answer(within: deadline, check)) } catch { return .failure(error) }
+        }
+        async let patient = ask(.seconds(60))
+        let hasty = await ask(.milliseconds(100))
+        guard case .failure(.notReady) = hasty else {
+            Issue.record("the hasty probe: \(hasty)")
+            return
+        }
+        await gate.release()
+        guard case let .success(answer) = await patient else {
+            Issue.record("the patient probe was not answered by the check")
+            return
+        }
+        #expect(answer.signingKey == "k")
+        #expect(probe.checksStarted == 1, "one check for both probes")
+    }
+
+    @Test("a stuck check does not keep a server not ready: a probe past its deadline starts another, at most three at once")
+    func readinessStuckCheck() async throws {
+        let probe = ReadinessProbe()
+        let gate = Gate()
+        let stuck: ReadinessProbe.Check = {
+            await gate.wait()
+            return .failure(.notReady("stuck"))
+        }
+        for _ in 0..<5 {
+            do throws(ServiceError) {
+                _ = try await probe.answer(within: .milliseconds(50), stuck)
+                Issue.record("ready while every check is stuck")
+            } catch {
+                #expect(error.code == "not_ready")
+            }
+        }
+        #expect(probe.checksStarted == ReadinessProbe.maximumInFlight, "a new check per stale one, up to the bound")
+        await gate.release()
+        // The stuck ones end; the next probe starts a check that answers.
+        var answered = false
+        for _ in 0..<100 where !answered {
+            do throws(ServiceError) {
+                _ = try await probe.answer(within: .seconds(5)) { .success(Readiness(policyRevision: "r", signingKey: "k")) }
+                answered = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(20))  // a stuck check still ending: joined it
+            }
+        }
+        #expect(answered)
+    }
+
+    @Test("a check that fails at once is answered with its own error, not not_ready")
+    func readinessFailsAtOnce() async {
+        let probe = ReadinessProbe()
+        let clock = ContinuousClock()
+        let started = clock.now
+        do throws(ServiceError) {
+            _ = try await probe.answer(within: .seconds(30)) { .failure(.keys(.noSigningKey(path: "Keys"))) }
+            Issue.record("ready without a key")
+        } catch {
+            #expect(error == .keys(.noSigningKey(path: "Keys")))
+        }
+        #expect(clock.now - started < .seconds(10), "not held to the deadline")
     }
 
     // MARK: - Configuration

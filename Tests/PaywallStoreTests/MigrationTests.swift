@@ -29,6 +29,8 @@ struct MigrationTests {
         #expect(sync == 2, "synchronous should be FULL")
         let checkpoint = try store.pool.write { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
         #expect(checkpoint == SQLiteBackend.checkpointPages && checkpoint != 1_000, "the writer's log is checkpointed at 10,000 pages, not SQLite's 1,000")
+        let limit = try store.pool.write { try Int.fetchOne($0, sql: "PRAGMA journal_size_limit") }
+        #expect(limit == 64 << 20, "the log file is cut back to 64 MiB")
         try store.close()
         let again = try Store(path: path)
         #expect(try again.appliedMigrations() == Store.knownMigrations)

@@ -12,24 +12,23 @@ import PaywallTokens
 struct ServiceCoreTests {
     // MARK: - Readiness
 
-    @Test("a readiness probe is answered within its deadline while the database is locked, and ready once the lock goes")
+    @Test("a readiness probe is answered within its deadline while the database is locked, and ready once the lock goes", .timeLimit(.minutes(5)))
     func readinessDeadline() async throws {
-        // A busy timeout far past the deadline: without the deadline the probes would wait
-        // all of it (the margin below is wide: the whole suite runs at once on two cores).
-        let f = try ServiceFixture(configure: { $0.store.busyTimeout = 60 })
+        // A busy timeout far past the deadline, and the lock held until the probes are
+        // answered: only the deadline can answer them (not ready); without it the test
+        // would wait for ever (its time limit fails it). No wall-clock assertion: the whole
+        // suite runs at once on two cores, and a timer may fire late there.
+        let f = try ServiceFixture(configure: { $0.store.busyTimeout = 600 })
         _ = try f.service.generateKey(.es256, actor: f.admin)
         _ = try f.service.readiness()  // policy and keys loaded: only the database can hold it up
         let locker = try LockHolder(path: f.path)
         defer { locker.release() }
-        let clock = ContinuousClock()
-        let started = clock.now
         func probe() async -> Result<Readiness, ServiceError> {
             do throws(ServiceError) { return .success(try await f.service.readiness(within: .seconds(2))) } catch { return .failure(error) }
         }
         async let first = probe()
         async let second = probe()
         let answers = await [first, second]
-        #expect(clock.now - started < .seconds(30), "answered at the deadline, not after the 60 s busy timeout")
         for answer in answers {
             guard case let .failure(error) = answer, case .notReady = error else {
                 Issue.record("expected not ready, got \(answer)")
@@ -38,10 +37,10 @@ struct ServiceCoreTests {
             #expect(error.code == "not_ready")
             #expect(error.category == .unavailable)
         }
-        #expect(f.service.readinessProbe.checksStarted == 1, "the two probes shared one check")
+        #expect((1...2).contains(f.service.readinessProbe.checksStarted), "at most one check per probe (sharing: readinessProbesShare)")
         locker.release()
         // A new check once the deadline has passed for the stuck one; ready now.
-        let ready = try await f.service.readiness(within: .seconds(20))
+        let ready = try await f.service.readiness(within: .seconds(120))
         #expect(ready.signingKey == (try f.service.readiness().signingKey))
     }
 
@@ -118,18 +117,16 @@ struct ServiceCoreTests {
         #expect(answered)
     }
 
-    @Test("a check that fails at once is answered with its own error, not not_ready")
+    @Test("a check that fails at once is answered with its own error, not not_ready", .timeLimit(.minutes(5)))
     func readinessFailsAtOnce() async {
         let probe = ReadinessProbe()
-        let clock = ContinuousClock()
-        let started = clock.now
         do throws(ServiceError) {
-            _ = try await probe.answer(within: .seconds(30)) { .failure(.keys(.noSigningKey(path: "Keys"))) }
+            // A deadline past the test's time limit: an answer at all is the check's.
+            _ = try await probe.answer(within: .seconds(600)) { .failure(.keys(.noSigningKey(path: "Keys"))) }
             Issue.record("ready without a key")
         } catch {
             #expect(error == .keys(.noSigningKey(path: "Keys")))
         }
-        #expect(clock.now - started < .seconds(10), "not held to the deadline")
     }
 
     // MARK: - Configuration

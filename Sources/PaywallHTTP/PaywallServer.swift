@@ -278,6 +278,16 @@ struct PolicyWatcher: Service {
     let logger: Logger
     var interval: Duration = .seconds(2)
 
+    /// What the log says when looking for a publication failed. The database out of reach
+    /// is not a refused policy: an operator must not go looking for a bad publication.
+    static func message(for error: any Error) -> Logger.Message {
+        let code = (error as? ServiceError)?.code
+        if code == "database_unavailable" || code == "database_locked" {
+            return "could not look for a published policy (the database is out of reach); the policy in force stays"
+        }
+        return "published policy refused; the policy in force stays"
+    }
+
     func run() async throws {
         let refusals = Mutex<String?>(nil)
         let refresh: @Sendable () async -> Void = { [service, logger] in
@@ -291,14 +301,7 @@ struct PolicyWatcher: Service {
                 // Said once per distinct failure, not every few seconds.
                 let text = "\(error)"
                 if refusals.withLock({ last in defer { last = text }; return last != text }) {
-                    // The database out of reach is not a refused policy: an operator must not
-                    // go looking for a bad publication.
-                    let code = (error as? ServiceError)?.code
-                    let unreachable = code == "database_unavailable" || code == "database_locked"
-                    logger.error(
-                        unreachable ? "could not look for a published policy (the database is out of reach); the policy in force stays"
-                            : "published policy refused; the policy in force stays",
-                        metadata: ["reason": .string(LogText.maskingEmails(text))])
+                    logger.error(Self.message(for: error), metadata: ["reason": .string(LogText.maskingEmails(text))])
                 }
             }
         }

@@ -33,6 +33,9 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     let location: String
     let connections: PostgresConnectionPool
     let readOnly: Bool
+    /// How long a statement waits for a lock (`lock_timeout`, from the busy timeout), in
+    /// milliseconds.
+    let lockTimeoutMillis: Int
     /// The snapshot a thread is in (see ``snapshot(_:)``).
     private static let current = ThreadSpecificSnapshot()
 
@@ -54,6 +57,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         let parsed = try PostgresLocation(url: url)
         location = parsed.redacted
         readOnly = configuration.readOnly
+        lockTimeoutMillis = max(1, Int(configuration.busyTimeout * 1000))
         let cache = facts
         listener = ChannelListener(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,

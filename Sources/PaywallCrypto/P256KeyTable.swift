@@ -126,10 +126,10 @@ final class P256KeyTable: @unchecked Sendable {
         // e: the digest as an integer (P-256's n has 256 bits, as SHA-256: no truncation).
         // w = s⁻¹, u1 = e·w, u2 = r·w (mod n), by ``P256Scalar`` (checked; OpenSSL's should
         // it ever fail); then u1·G + u2·Q, both from tables. Every output is written whole
-        // by its call: nothing of an earlier verification is read.
-        // Every conversion is checked: one that failed (memory) would leave its number at
-        // the zero `BN_CTX_get` gave it, and with u1 = 0 the check x(u2·Q) = r is one anyone
-        // can satisfy without the key (found in review). Fail closed.
+        // by its call: nothing of an earlier verification is read. Every conversion is
+        // checked: one that failed (memory) would leave its number at the zero `BN_CTX_get`
+        // gave it, and with u1 = 0 the check x(u2·Q) = r is one anyone can satisfy without
+        // the key (found in review). Fail closed.
         if let w = sScalar.inverse {
             var eScalar = digest.withUnsafeBufferPointer { P256Scalar(bigEndian: $0) }
             if !eScalar.isLess(than: .order) { eScalar = P256Scalar.difference(eScalar, .order) }

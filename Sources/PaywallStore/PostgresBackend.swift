@@ -57,7 +57,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         let parsed = try PostgresLocation(url: url)
         location = parsed.redacted
         readOnly = configuration.readOnly
-        lockTimeoutMillis = max(1, Int(configuration.busyTimeout * 1000))
+        lockTimeoutMillis = PostgresLocation.lockMillis(configuration.busyTimeout)
         let cache = facts
         listener = ChannelListener(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,
@@ -1164,6 +1164,10 @@ struct PostgresLocation: Sendable {
     /// Connections wait at most `lockTimeout` seconds for a lock (a row, or a meter's
     /// advisory lock) and a statement runs at most 30 s (or the lock timeout if longer):
     /// a stalled database answers with an error, and no pool thread waits for ever.
+    /// A lock wait of `seconds` as `lock_timeout` takes it (milliseconds, at least 1: 0
+    /// would mean no limit).
+    static func lockMillis(_ seconds: Double) -> Int { max(1, Int(seconds * 1000)) }
+
     func connectionConfiguration(lockTimeout: Double) throws(StoreError) -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         switch sslMode {
@@ -1179,7 +1183,7 @@ struct PostgresLocation: Sendable {
         }
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
-        let lockMillis = max(1, Int(lockTimeout * 1000))
+        let lockMillis = Self.lockMillis(lockTimeout)
         configuration.options.additionalStartupParameters = [
             ("application_name", "paywall"),
             ("lock_timeout", "\(lockMillis)ms"),

@@ -38,7 +38,7 @@ public struct JWSVerifier: Sendable {
     struct KnownHeader: Sendable {
         let encoded: [UInt8]
         let header: JSONObject
-        let kid: String
+        let key: VerificationKey
     }
 
     /// Every header ``JWSSigner`` writes for these keys: a token whose header is one of
@@ -57,7 +57,7 @@ public struct JWSVerifier: Sendable {
             TokenKind.allCases.compactMap { kind -> KnownHeader? in
                 let encoded = JWSSigner.encodedHeader(algorithm: key.publicKey.algorithm, kid: key.kid, type: kind.rawValue)
                 guard let json = Base64URL.decode(utf8: encoded[...]), case let .object(header)? = try? JSONValue.parse(json, maxDepth: 4) else { return nil }
-                return KnownHeader(encoded: encoded, header: header, kid: key.kid)
+                return KnownHeader(encoded: encoded, header: header, key: key)
             }
         }
     }
@@ -78,21 +78,20 @@ public struct JWSVerifier: Sendable {
         guard let payload = Base64URL.decode(utf8: parts[1]) else { throw .malformed("payload is not strict base64url") }
         guard let signature = Base64URL.decode(utf8: parts[2]) else { throw .malformed("signature is not strict base64url") }
         let header: JSONObject
-        let kid: String
+        let key: VerificationKey
         if let known {
-            (header, kid) = (known.header, known.kid)
+            (header, key) = (known.header, known.key)
         } else {
-            (header, kid) = try checkedHeader(headerBytes)
+            (header, key) = try checkedHeader(headerBytes)
         }
-        guard let key = keys[kid] else { throw .unknownKey(kid) }
         let signingInput = Array(bytes[..<(parts[0].count + 1 + parts[1].count)])
         guard key.publicKey.verify(signature: signature, message: signingInput) else { throw .badSignature }
-        return VerifiedJWS(header: header, payload: payload, kid: kid)
+        return VerifiedJWS(header: header, payload: payload, kid: key.kid)
     }
 
-    /// A header not written by our signer: decoded, parsed and checked (RFC 8725); its
-    /// key id, and the key's algorithm must be the one it names.
-    private func checkedHeader(_ headerBytes: [UInt8]) throws(TokenError) -> (JSONObject, String) {
+    /// A header not written by our signer: parsed and checked (RFC 8725); with the key it
+    /// names, whose algorithm must be the one it names.
+    private func checkedHeader(_ headerBytes: [UInt8]) throws(TokenError) -> (JSONObject, VerificationKey) {
         let header: JSONObject
         do {
             guard case let .object(object) = try JSONValue.parse(headerBytes, maxDepth: 4) else { throw TokenError.malformed("header is not a JSON object") }
@@ -113,7 +112,7 @@ public struct JWSVerifier: Sendable {
         guard key.publicKey.algorithm == algorithm else {
             throw .algorithmMismatch(header: alg, key: key.publicKey.algorithm.rawValue)
         }
-        return (header, kid)
+        return (header, key)
     }
 }
 

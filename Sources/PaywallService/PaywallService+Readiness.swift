@@ -69,6 +69,11 @@ final class ReadinessProbe: Sendable {
     /// Checks started so far.
     var checksStarted: Int { state.withLock { $0.started } }
 
+    /// Probes waiting for a check, not yet answered.
+    var waiting: Int {
+        state.withLock { state in state.running.values.reduce(0) { $0 + $1.waiters.filter { !$0.isAnswered }.count } }
+    }
+
     /// The answer of the newest check in flight, or of a new one of `check`, or not ready
     /// once `deadline` has passed.
     func answer(within deadline: Duration, _ check: @escaping Check) async throws(ServiceError) -> Readiness {

@@ -43,6 +43,13 @@ enum MeterSQL {
         WHERE subject = ? AND read_at > ? AND read_at <= ? AND title_id = ? AND article_id = ?
         """
 
+    /// Each article the subject read after `start`, with its latest read (the SQLite
+    /// writer's ``SQLiteMeterState`` counts from these). Arguments: subject, start.
+    static let latestByArticle = """
+        SELECT title_id, article_id, MAX(read_at) FROM reads
+        WHERE subject = ? AND read_at > ? GROUP BY title_id, article_id
+        """
+
     /// Whether the subject read this article in `(start, end]`. Arguments: subject, start,
     /// end, title, article.
     static let readInWindow = """

@@ -19,6 +19,8 @@ final class SQLiteBackend: StoreBackend {
     let facts = FactsCache()
     /// Keeps ``facts`` exact against every writer of the file (``SQLiteFactsChanges``).
     let factsChanges: SQLiteFactsChanges
+    /// The metered readers' counted articles, known to the writer (nil when read-only).
+    let meterState: SQLiteMeterState?
 
     /// The scheme of a location that looks like another database's URL (`mysql://…`):
     /// taken for a file path it would be created as a folder named `mysql:`.
@@ -36,6 +38,7 @@ final class SQLiteBackend: StoreBackend {
         location = path
         busyTimeout = configuration.busyTimeout
         factsChanges = SQLiteFactsChanges(facts: facts)
+        meterState = configuration.readOnly || configuration.meterStateCapacity <= 0 ? nil : SQLiteMeterState(capacity: configuration.meterStateCapacity)
         if let scheme = Self.foreignScheme(path) {
             // Shown without what may be a password (`mysql://user:secret@host/db`).
             throw .cannotOpen(path: PostgresLocation.redact(path), detail: "'\(scheme)://' is not a database paywall uses: give a SQLite file's path or a postgres:// URL")
@@ -96,7 +99,10 @@ final class SQLiteBackend: StoreBackend {
                 // On the writer: a pool reader opened here would outlive the writer at close
                 // (GRDB closes the writer first), and a read-only last connection leaves the
                 // WAL uncheckpointed.
-                try pool.writeWithoutTransaction { db in try factsChanges.start(GRDBConnection(db: db)) }
+                try pool.writeWithoutTransaction { db in
+                    try factsChanges.start(GRDBConnection(db: db))
+                    if let meterState { db.add(transactionObserver: meterState, extent: .databaseLifetime) }
+                }
             }
         } catch {
             throw StoreError.from(error, path: path, busyTimeout: configuration.busyTimeout)

@@ -79,6 +79,9 @@ extension Store {
     /// fifteenth-session note; now about 1.1 s).
     static let batchLockWaitMillis = 1_000
 
+    /// The SQLite writer's counted articles (nil on PostgreSQL, where other servers write).
+    private var meterState: SQLiteMeterState? { (backend as? SQLiteBackend)?.meterState }
+
     /// ``commitMetered(_:)`` for the batch's reads.
     func commitMetered(_ batch: [(read: ArticleRead, window: TimeInterval, limit: Int)], lockWaitMillis: Int? = nil) -> [Result<CountedRead, StoreError>] {
         do {
@@ -95,7 +98,9 @@ extension Store {
                     return batch.map { commitMetered([$0], lockWaitMillis: Self.lockRetryMillis)[0] }
                 }
             }
+            let meterState = meterState
             return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
+                try meterState?.beginBatch(db)
                 // A read that fails must leave the others. On PostgreSQL a failed statement
                 // aborts the transaction, so each read runs in a savepoint. SQLite undoes a
                 // failed statement alone and keeps the transaction, and a read fails only at
@@ -104,7 +109,7 @@ extension Store {
                 let isolate = db.dialect == .postgres
                 return try batch.map { pending -> Result<CountedRead, StoreError> in
                     do {
-                        let read = { try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit) }
+                        let read = { try Self.meteredRead(db, pending.read, window: pending.window, limit: pending.limit, state: meterState) }
                         return .success(isolate ? try db.inSavepoint(read) : try read())
                     } catch let error as StoreError {
                         return .failure(error)
@@ -116,6 +121,7 @@ extension Store {
             }
         } catch {
             // The transaction itself failed (locked, disk full…): nothing of it is stored.
+            meterState?.batchFailed()
             return batch.map { _ in .failure(backend.storeError(error)) }
         }
     }
@@ -123,16 +129,29 @@ extension Store {
     /// A re-read this soon after its article's latest read writes nothing (both backends).
     static let quietRereadMillis: Int64 = 60_000
 
-    static func meteredRead(_ db: any SQLConnection, _ read: ArticleRead, window: TimeInterval, limit: Int) throws -> CountedRead {
+    /// `state`: the SQLite writer's counted articles (``SQLiteMeterState``), which answer
+    /// what the two queries would.
+    static func meteredRead(_ db: any SQLConnection, _ read: ArticleRead, window: TimeInterval, limit: Int, state: SQLiteMeterState? = nil) throws -> CountedRead {
+        let subject = read.subject.key
         let start = read.at.addingTimeInterval(-window).millis
         // No upper bound: concurrent checks are stamped when they start but committed in
         // the order they reach the writer, so a read stamped a millisecond *later* may
         // already hold the last unit. Counting it is what keeps the meter exact.
         let end = Int64.max
-        let latest = try db.fetchValue(Int64.self, MeterSQL.latestReadOfArticle, [read.subject.key, start, end, read.titleID.rawValue, read.articleID])
-        let counted = try db.fetchOne(MeterSQL.countAllAndOldest, [read.subject.key, start, end])
-        let used: Int = counted?[0] ?? 0
-        let oldest: Int64? = counted?[1]
+        let latest: Int64?, used: Int, oldest: Int64?
+        if let state {
+            let facts = try state.facts(subject: subject, after: start, title: read.titleID.rawValue, article: read.articleID) {
+                try db.fetchAll(MeterSQL.latestByArticle, [subject, start]).map { row in
+                    (SQLiteMeterState.ArticleKey(title: row[0], article: row[1]), row[2])
+                }
+            }
+            (latest, used, oldest) = (facts.latestOfArticle, facts.used, facts.oldest)
+        } else {
+            latest = try db.fetchValue(Int64.self, MeterSQL.latestReadOfArticle, [subject, start, end, read.titleID.rawValue, read.articleID])
+            let counted = try db.fetchOne(MeterSQL.countAllAndOldest, [subject, start, end])
+            used = counted?[0] ?? 0
+            oldest = counted?[1]
+        }
         if let latest {  // counted already: the count includes it
             // A reload, or an app asking twice: nothing is written (each re-read was a
             // durable row, and one account could add rows as fast as it could ask). The
@@ -141,15 +160,18 @@ extension Store {
                 return CountedRead(outcome: .reread, oldestCounted: oldest.map(Date.init(millis:)) ?? read.at, used: used)
             }
             try insertRead(db, read)
+            state?.recorded(subject: subject, title: read.titleID.rawValue, article: read.articleID, at: read.at.millis)
             // The article now stays counted until this read leaves: if its earlier read was
             // the one to leave first, another is now. Asked again (re-reads only).
-            let after = try db.fetchValue(Int64.self, MeterSQL.oldestCounted, [read.subject.key, start, end])
+            let after = try state.map { $0.oldest(subject: subject, after: start) }
+                ?? db.fetchValue(Int64.self, MeterSQL.oldestCounted, [subject, start, end])
             return CountedRead(outcome: .reread, oldestCounted: after.map(Date.init(millis:)) ?? read.at, used: used)
         }
         guard used < limit else {
             return CountedRead(outcome: .exhausted(used: used), oldestCounted: oldest.map(Date.init(millis:)), used: used)
         }
         try insertRead(db, read)
+        state?.recorded(subject: subject, title: read.titleID.rawValue, article: read.articleID, at: read.at.millis)
         // A new article's read is its latest (stamped `read.at`, in the window).
         let withThis = Date(millis: min(oldest ?? read.at.millis, read.at.millis))
         return CountedRead(outcome: .recorded(used: used + 1), oldestCounted: withThis, used: used + 1)

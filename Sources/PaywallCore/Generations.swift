@@ -1,4 +1,5 @@
-/// A bounded map for the service's caches (verified tokens, article grants) that never
+/// A bounded map for caches (verified tokens and article grants in the service, the SQLite
+/// writer's meter state in the store) that never
 /// scans itself: entries go into a young generation; when it holds half the capacity it
 /// becomes the old one and the previous old generation is dropped whole. A hit in the old
 /// generation moves to the young one, so what is used survives and what is not ages out
@@ -10,28 +11,28 @@
 /// more to free the old dictionary, measured here with 100,000 entries (a `swiftc -O`
 /// loop). Here an insert is O(1); the generation dropped is handed back to be released
 /// after the lock is let go (by the one thread that dropped it, not by all of them).
-struct Generations<Key: Hashable, Value> {
+public struct Generations<Key: Hashable, Value> {
     private(set) var young: [Key: Value] = [:]
     private(set) var old: [Key: Value] = [:]
     /// Size of a generation when it turns old (half the capacity rounded up, at least 1):
     /// the young one holds at most `half - 1` entries and the old one `half`.
     let half: Int
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         half = max(1, (capacity + 1) / 2)
     }
 
-    var count: Int { young.count + old.count }
+    public var count: Int { young.count + old.count }
 
     /// The value for `key`; a value found in the old generation moves to the young one
     /// (and what that turns out is returned in `dropped`, for the caller to release).
-    mutating func value(for key: Key, dropped: inout [Key: Value]) -> Value? {
+    public mutating func value(for key: Key, dropped: inout [Key: Value]) -> Value? {
         value(for: key, if: { _ in true }, dropped: &dropped)
     }
 
     /// ``value(for:dropped:)`` when `usable` accepts the value (nil otherwise); only a
     /// usable value found in the old generation moves to the young one.
-    mutating func value(for key: Key, if usable: (Value) -> Bool, dropped: inout [Key: Value]) -> Value? {
+    public mutating func value(for key: Key, if usable: (Value) -> Bool, dropped: inout [Key: Value]) -> Value? {
         if let value = young[key] { return usable(value) ? value : nil }
         guard let value = old[key], usable(value) else { return nil }
         old.removeValue(forKey: key)
@@ -42,7 +43,7 @@ struct Generations<Key: Hashable, Value> {
     /// Stores `value`; returns the generation dropped to make room (empty if none), which
     /// the caller should let go of outside its lock.
     @discardableResult
-    mutating func insert(_ key: Key, _ value: Value) -> [Key: Value] {
+    public mutating func insert(_ key: Key, _ value: Value) -> [Key: Value] {
         old.removeValue(forKey: key)
         young[key] = value
         guard young.count >= half else { return [:] }
@@ -56,7 +57,7 @@ struct Generations<Key: Hashable, Value> {
 
     /// Empties the map; returns what it held, for the caller to release outside its lock.
     @discardableResult
-    mutating func removeAll() -> (young: [Key: Value], old: [Key: Value]) {
+    public mutating func removeAll() -> (young: [Key: Value], old: [Key: Value]) {
         defer { (young, old) = ([:], [:]) }
         return (young, old)
     }

@@ -1,5 +1,5 @@
 import Foundation
-@testable import PaywallService
+@testable import PaywallCore
 import Testing
 
 /// The bounded map behind the verified-token and grant caches.

@@ -7,7 +7,7 @@
 //       all (store-metered's larger shape)
 //   paywall-http-bench bare PORT
 //       the reference: a bare Hummingbird route returning a small JSON body
-//   paywall-http-bench store-metered DATABASE [--seconds 10] [--callers 64] [--readers 2000] [--committers 1]
+//   paywall-http-bench store-metered DATABASE [--seconds 10] [--callers 64] [--readers 2000] [--committers 1] [--meter-state N]
 //       metered reads recorded through the store alone (no HTTP, no tokens, no policy):
 //       CALLERS concurrent callers each recording a new article's read for one of the
 //       prepared readers, exactly as an access check does (`Store.recordCountedRead`: the
@@ -17,6 +17,8 @@
 //       2,000 readers end a 10 s run with 70–100 counted articles each, 20,000 with 10–15
 //       (printed: a generous monthly meter holds ten, the shipped policy's three).
 //       COMMITTERS: transactions in flight at once (PostgreSQL; PAYWALL_METER_COMMITTERS).
+//       --meter-state N: readers whose counted articles the SQLite writer keeps (default
+//       the store's; 0 counts every read with queries, as before the seventeenth session)
 import Foundation
 import Hummingbird
 import PaywallCore
@@ -154,6 +156,10 @@ func storeMetered(_ location: String, _ arguments: [String]) async throws {
     var configuration = StoreConfiguration()
     configuration.createIfMissing = false
     configuration.meterCommitters = option("--committers", arguments, default: 1)
+    if let index = arguments.firstIndex(of: "--meter-state"), index + 1 < arguments.count {
+        guard let capacity = Int(arguments[index + 1]), capacity >= 0 else { fail("--meter-state takes a number of readers (0: none)") }
+        configuration.meterStateCapacity = capacity
+    }
     let store = try Store(location: location, configuration: configuration)
     let readers = try (0..<readerCount).map { try store.account(matching: "reader\($0)@bench.example").id }
     let title = TitleID(rawValue: "euronews")
@@ -204,7 +210,7 @@ case "bare":
     guard arguments.count >= 3, let port = Int(arguments[2]) else { fail("usage: paywall-http-bench bare PORT") }
     try await bare(port: port)
 case "store-metered":
-    guard arguments.count >= 3 else { fail("usage: paywall-http-bench store-metered DATABASE [--seconds N] [--callers N] [--readers N] [--committers N]") }
+    guard arguments.count >= 3 else { fail("usage: paywall-http-bench store-metered DATABASE [--seconds N] [--callers N] [--readers N] [--committers N] [--meter-state N]") }
     try await storeMetered(arguments[2], arguments)
 default:
     fail("usage: paywall-http-bench prepare DIR … | bare PORT | store-metered DATABASE …")

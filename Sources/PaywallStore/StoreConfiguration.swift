@@ -21,9 +21,10 @@ public struct StoreConfiguration: Sendable {
     /// Number of concurrent reader connections (default 8).
     public var maximumReaderCount = 8
     /// SQLite: how many metered readers' counted articles the writer keeps in memory
-    /// (``SQLiteMeterState``; default 100,000, a few hundred bytes each at a meter's size;
-    /// 0 keeps none and counts each read with queries, as PostgreSQL does).
-    public var meterStateCapacity = 100_000
+    /// (``SQLiteMeterState``; the least recently metered go first). Default 50,000: about
+    /// 1.5 KB each for a reader with ten counted articles, so some 75 MB at most. 0 keeps
+    /// none and counts each read with queries, as PostgreSQL does.
+    public var meterStateCapacity = 50_000
     /// The longest a session family lives, from its first sign-in (default 90 days):
     /// rotation never extends a session past it, and a refresh after it is rejected.
     public var sessionFamilyLifetime: TimeInterval = 90 * 86_400

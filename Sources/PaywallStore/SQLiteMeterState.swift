@@ -20,9 +20,24 @@ import Synchronization
 ///   account, an account erased): a GRDB transaction observer sees every such row;
 /// - a batch's transaction failed (what it recorded here was rolled back).
 final class SQLiteMeterState: TransactionObserver, Sendable {
+    /// A title's article, compared and hashed byte by byte as SQLite's `=` and `GROUP BY`
+    /// compare text: Swift's own `String` equality is Unicode's, under which an id written
+    /// precomposed ("café", NFC) and decomposed (NFD) are one article, while the table
+    /// stores and counts them as two (found in review: a reader would read one free).
     struct ArticleKey: Hashable, Sendable {
         let title: String
         let article: String
+
+        static func == (a: ArticleKey, b: ArticleKey) -> Bool {
+            a.title.utf8.elementsEqual(b.title.utf8) && a.article.utf8.elementsEqual(b.article.utf8)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            var (title, article) = (title, article)
+            hasher.combine(title.utf8.count)
+            title.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            article.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        }
     }
 
     /// One reader's reads made after `horizon` (milliseconds): each article's latest.
@@ -42,14 +57,17 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
 
     private struct State: ~Copyable {
         var readers: Generations<String, Reader>
-        /// `PRAGMA data_version` at the end of the last batch (nil before the first).
+        /// `PRAGMA data_version` as the last batch began (nil before the first). The batch's
+        /// own commit leaves it as it is: it changes only for other connections' commits.
         var dataVersion: Int64?
         /// Whether `reads` changed outside a metered batch since the last one.
         var foreignChange = false
         var inBatch = false
-        /// Counters for tests: readers loaded from the table, and times forgotten whole.
+        /// Counters for tests: readers loaded from the table, times forgotten whole, and
+        /// entries that let go of articles out of every window.
         var loads = 0
         var resets = 0
+        var prunes = 0
     }
 
     private let state: Mutex<State>
@@ -65,24 +83,36 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
     /// connection committed or `reads` changed outside a batch since the last one.
     func beginBatch(_ db: any SQLConnection) throws {
         let version = try db.fetchValue(Int64.self, "PRAGMA data_version", [])
-        state.withLock { state in
-            if state.foreignChange || version != state.dataVersion { Self.reset(&state) }
+        let dropped = state.withLock { state in
+            // A batch still open: its end was never seen (SQLite rolled it back by itself
+            // after an I/O error, and GRDB tells observers nothing then).
+            let stale = state.foreignChange || state.inBatch || version != state.dataVersion
             state.foreignChange = false
             state.dataVersion = version
             state.inBatch = true
+            return stale ? Self.reset(&state) : nil
         }
+        _ = dropped  // released here, outside the lock
     }
 
     /// Called after a batch's write failed: forgets everything (its reads were rolled
     /// back, or may have been). The batch itself ends at its commit or rollback (below):
     /// on the writer, before any other transaction can begin and change `reads`.
     func batchFailed() {
-        state.withLock { state in Self.reset(&state) }
+        let dropped = state.withLock { state in
+            // Until now a change on this connection may have been taken for the batch's
+            // own: the next batch begins afresh too.
+            state.inBatch = false
+            state.foreignChange = true
+            return Self.reset(&state)
+        }
+        _ = dropped
     }
 
-    private static func reset(_ state: inout State) {
+    /// Forgets every reader; returns them, to be released outside the lock.
+    private static func reset(_ state: inout State) -> (young: [String: Reader], old: [String: Reader]) {
         if state.readers.count > 0 { state.resets += 1 }
-        state.readers.removeAll()
+        return state.readers.removeAll()
     }
 
     // MARK: Reads
@@ -91,10 +121,11 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
     /// `load` reads the reader's articles read after `start` from the table (each with its
     /// latest read) when they are not known that far back.
     func facts(subject: String, after start: Int64, title: String, article: String, load: () throws -> [(ArticleKey, Int64)]) throws -> Facts {
+        var dropped: [String: Reader] = [:]
         let known: Reader? = state.withLock { state in
-            var dropped: [String: Reader] = [:]
-            return state.readers.value(for: subject, if: { $0.horizon <= start }, dropped: &dropped)
+            state.readers.value(for: subject, if: { $0.horizon <= start }, dropped: &dropped)
         }
+        dropped = [:]
         var reader: Reader
         var store = false
         if let known {
@@ -121,10 +152,11 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
             store = true
         }
         if store {
-            state.withLock { state in
-                if known == nil { state.loads += 1 }
-                state.readers.insert(subject, reader)
+            let dropped = state.withLock { state in
+                if known == nil { state.loads += 1 } else { state.prunes += 1 }
+                return state.readers.insert(subject, reader)
             }
+            _ = dropped  // a generation turned out: released here, outside the lock
         }
         let key = ArticleKey(title: title, article: article)
         return Facts(latestOfArticle: reader.latest[key].flatMap { $0 > start ? $0 : nil }, used: used, oldest: oldest)
@@ -136,28 +168,30 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
     /// Records that `subject` read `article` at `at` (inserted in the batch's transaction):
     /// known only if the reader is, and only if `at` is after what is known of it.
     func recorded(subject: String, title: String, article: String, at: Int64) {
+        var dropped: [String: Reader] = [:]
         state.withLock { state in
-            var dropped: [String: Reader] = [:]
             guard var reader = state.readers.value(for: subject, dropped: &dropped) else { return }
             let key = ArticleKey(title: title, article: article)
             guard at > reader.horizon, (reader.latest[key] ?? .min) < at else { return }
             reader.latest[key] = at
-            state.readers.insert(subject, reader)
+            dropped = state.readers.insert(subject, reader)
         }
     }
 
     /// When the counted read that leaves the window after `start` first was made.
+    /// Nil when none is, or when the reader is not known (the caller then asks the table).
     func oldest(subject: String, after start: Int64) -> Int64? {
-        state.withLock { state in
-            var dropped: [String: Reader] = [:]
+        var dropped: [String: Reader] = [:]
+        return state.withLock { state in
             guard let reader = state.readers.value(for: subject, dropped: &dropped) else { return nil }
             return reader.latest.values.filter { $0 > start }.min()
         }
     }
 
-    /// Readers loaded from the table and times everything was forgotten (tests).
-    var statistics: (loads: Int, resets: Int, readers: Int) {
-        state.withLock { ($0.loads, $0.resets, $0.readers.count) }
+    /// Readers loaded from the table, times everything was forgotten, entries pruned, and
+    /// readers known now (tests).
+    var statistics: (loads: Int, resets: Int, prunes: Int, readers: Int) {
+        state.withLock { ($0.loads, $0.resets, $0.prunes, $0.readers.count) }
     }
 
     // MARK: TransactionObserver
@@ -175,12 +209,12 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
     }
 
     private func noteChange() {
-        let ours = state.withLock { state in
+        state.withLock { state in
             if !state.inBatch { state.foreignChange = true }
-            return state.inBatch
         }
-        // A batch's own inserts are recorded by the batch; the rest of them need no event.
-        if ours { stopObservingDatabaseChangesUntilNextTransaction() }
+        // One event says all there is to know of this transaction: a batch's own inserts
+        // are recorded by the batch, and one foreign change forgets everything.
+        stopObservingDatabaseChangesUntilNextTransaction()
     }
 
     func databaseDidCommit(_ db: Database) {
@@ -188,9 +222,10 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
     }
 
     func databaseDidRollback(_ db: Database) {
-        state.withLock { state in
-            if state.inBatch { Self.reset(&state) }
-            state.inBatch = false
+        let dropped = state.withLock { state in
+            defer { state.inBatch = false }
+            return state.inBatch ? Self.reset(&state) : nil
         }
+        _ = dropped
     }
 }

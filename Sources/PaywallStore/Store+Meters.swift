@@ -163,7 +163,7 @@ extension Store {
             state?.recorded(subject: subject, title: read.titleID.rawValue, article: read.articleID, at: read.at.millis)
             // The article now stays counted until this read leaves: if its earlier read was
             // the one to leave first, another is now. Asked again (re-reads only).
-            let after = try state.map { $0.oldest(subject: subject, after: start) }
+            let after = try state?.oldest(subject: subject, after: start)
                 ?? db.fetchValue(Int64.self, MeterSQL.oldestCounted, [subject, start, end])
             return CountedRead(outcome: .reread, oldestCounted: after.map(Date.init(millis:)) ?? read.at, used: used)
         }

@@ -32,7 +32,7 @@ struct MeterStateTests {
         }
     }
 
-    @Test("counted from memory, every metered read answers as the queries do (two meters, reads out of order, a store that keeps two readers)")
+    @Test("counted from memory, every metered read answers as the queries do (three meters, re-reads soon and late, reads stamped out of order, an unknown title, a store that keeps two readers)")
     func sameAnswers() throws {
         // The same reads into three stores: one counting with queries only, one keeping
         // every reader, one keeping two (readers dropped and loaded again all the time).
@@ -46,35 +46,59 @@ struct MeterStateTests {
         }
         #expect(queries.store.sqlite.meterState == nil)
         var random = Generator(state: 42)
-        let start = Date(timeIntervalSince1970: 1_800_000_000)
-        var now = start
-        let meters: [(window: TimeInterval, limit: Int)] = [(day, 3), (7 * day, 5)]
-        var outcomes: [String: Int] = [:]
-        for step in 0..<1_500 {
-            // Time moves on by up to six hours, sometimes a re-read's minute, and a read may
-            // be stamped a little before the last one (checks commit out of order).
-            now = now.addingTimeInterval(TimeInterval(Int.random(in: 0...21_600, using: &random)))
-            let stamp = now.addingTimeInterval(-TimeInterval(Int.random(in: 0...3, using: &random)))
-            let subject = MeterSubject.device("d\(Int.random(in: 0..<6, using: &random))")
-            let title = Bool.random(using: &random) ? "euronews" : "the-daily"
-            let article = "a\(Int.random(in: 0..<12, using: &random))"
+        var now = Date(timeIntervalSince1970: 1_800_000_000)
+        // A generous monthly meter lets entries grow past what is kept of articles out of
+        // every window (so they are pruned), and the shorter ones then load them again.
+        let meters: [(window: TimeInterval, limit: Int)] = [(day, 3), (7 * day, 8), (30 * day, 120)]
+        var tally: [String: Int] = [:]
+        var last: (subject: MeterSubject, title: String, article: String)?
+        for step in 0..<3_000 {
+            let subject: MeterSubject, title: String, article: String
+            if let previous = last, Int.random(in: 0..<5, using: &random) == 0 {
+                // The same article again: within the quiet minute (nothing written) or after.
+                (subject, title, article) = previous
+                now = now.addingTimeInterval(TimeInterval(Int.random(in: 0...120, using: &random)))
+            } else {
+                subject = .device("d\(Int.random(in: 0..<4, using: &random))")
+                title = Int.random(in: 0..<40, using: &random) == 0 ? "nope" : (Bool.random(using: &random) ? "euronews" : "the-daily")
+                article = "a\(Int.random(in: 0..<200, using: &random))"
+                now = now.addingTimeInterval(TimeInterval(Int.random(in: 0...7_200, using: &random)))
+            }
+            last = (subject, title, article)
+            // Checks commit out of order by moments; now and then one is stamped days back.
+            let back = Int.random(in: 0..<30, using: &random) == 0 ? Int.random(in: 0...(3 * 86_400), using: &random) : Int.random(in: 0...3, using: &random)
+            let stamp = now.addingTimeInterval(-TimeInterval(back))
             let meter = meters[Int.random(in: 0..<meters.count, using: &random)]
-            let answers = try fixtures.map { f in
-                try f.store.recordCountedRead(read(subject, article, at: stamp, title: title), window: meter.window, limit: meter.limit)
+            let rowsBefore = try queries.store.readCount()
+            let answers = fixtures.map { f in
+                Result { () throws(StoreError) -> Store.CountedRead in
+                    try f.store.recordCountedRead(read(subject, article, at: stamp, title: title), window: meter.window, limit: meter.limit)
+                }
             }
             #expect(answers[1] == answers[0], "step \(step): kept")
             #expect(answers[2] == answers[0], "step \(step): two readers kept")
-            outcomes[answers[0].outcome.kind, default: 0] += 1
+            switch answers[0] {
+            case let .success(counted):
+                let rowsAfter = try queries.store.readCount()
+                let quiet = counted.outcome == .reread && rowsAfter == rowsBefore
+                tally[quiet ? "quiet re-read" : counted.outcome.kind, default: 0] += 1
+            case .failure(.titleNotFound): tally["unknown title", default: 0] += 1
+            case let .failure(error): Issue.record("step \(step): \(error)")
+            }
             if answers.contains(where: { $0 != answers[0] }) { break }
         }
-        // Every outcome happened, many times (the sequence tests what it means to).
-        #expect(outcomes.count == 3 && outcomes.values.allSatisfy { $0 > 50 }, "\(outcomes)")
+        // Every case happened, many times (the sequence tests what it means to).
+        for kind in ["recorded", "reread", "quiet re-read", "exhausted", "unknown title"] {
+            #expect(tally[kind, default: 0] >= 20, "\(kind): \(tally)")
+        }
         #expect(try queries.store.readCount() == kept.store.readCount())
-        // The kept store loaded each reader from the table about once per longer window,
-        // not per read; the small one far more often.
-        let keptLoads = try state(kept.store).statistics.loads
-        let smallLoads = try state(small.store).statistics.loads
-        #expect(keptLoads < 300 && smallLoads > keptLoads, "kept \(keptLoads), small \(smallLoads)")
+        #expect(try queries.store.readCount() == small.store.readCount())
+        // The kept store loaded readers from the table far less often than the small one,
+        // and pruned entries that grew past what is kept of articles out of every window.
+        let keptState = try state(kept.store).statistics
+        let smallState = try state(small.store).statistics
+        #expect(keptState.loads < 1_000 && smallState.loads > keptState.loads, "kept \(keptState), small \(smallState)")
+        #expect(keptState.prunes > 0, "\(keptState)")
     }
 
     @Test("a read recorded outside a metered batch (this store's other writes) counts at once")
@@ -90,7 +114,7 @@ struct MeterStateTests {
         #expect(try state(f.store).statistics.resets == resets + 1, "forgotten once, at the next batch")
     }
 
-    @Test("another connection's reads (another process, another store on the file) count at once")
+    @Test("another connection's reads (another process, another store on the file) count at once, both ways")
     func readsOfAnotherConnection() throws {
         let f = try StoreFixture()
         try f.title("euronews")
@@ -98,11 +122,14 @@ struct MeterStateTests {
         defer { try? other.close() }
         let t = f.clock.now()
         let d = MeterSubject.device("d1")
-        #expect(try f.store.recordCountedRead(read(d, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
-        #expect(try other.recordCountedRead(read(d, "a2", at: t.addingTimeInterval(1)), window: day, limit: 2).outcome == .recorded(used: 2))
-        #expect(try f.store.recordCountedRead(read(d, "a3", at: t.addingTimeInterval(2)), window: day, limit: 2).outcome == .exhausted(used: 2))
-        // And the other way round: this store's re-read is seen there.
-        #expect(try other.recordCountedRead(read(d, "a1", at: t.addingTimeInterval(3)), window: day, limit: 2).outcome == .reread)
+        func counted(_ store: Store, _ article: String, _ offset: TimeInterval) throws -> Store.MeteredRead {
+            try store.recordCountedRead(read(d, article, at: t.addingTimeInterval(offset)), window: day, limit: 3).outcome
+        }
+        #expect(try counted(f.store, "a1", 0) == .recorded(used: 1))
+        #expect(try counted(other, "a2", 1) == .recorded(used: 2), "the other store loads the reader: a1 and its own a2")
+        #expect(try counted(f.store, "a3", 2) == .recorded(used: 3), "this store knew a1 only: it must see a2")
+        #expect(try counted(other, "a4", 3) == .exhausted(used: 3), "the other store knew a1 and a2: it must see a3")
+        #expect(try f.store.readCount() == 3)
     }
 
     @Test("a device's reads moved to the account it signed up with count on the account's meter")
@@ -113,10 +140,82 @@ struct MeterStateTests {
         let t = f.clock.now()
         let subject = MeterSubject.account(account.id)
         #expect(try f.store.recordCountedRead(read(subject, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
-        try f.store.recordRead(read(.device("dev"), "a2", at: t.addingTimeInterval(1)))
+        // The device's read through a metered batch too: only the move itself changes
+        // `reads` outside one.
+        #expect(try f.store.recordCountedRead(read(.device("dev"), "a2", at: t.addingTimeInterval(1)), window: day, limit: 2).outcome == .recorded(used: 1))
+        let resets = try state(f.store).statistics.resets
         #expect(try f.store.moveDeviceReads(device: "dev", to: account.id, actor: f.admin) == 1)
         #expect(try f.store.recordCountedRead(read(subject, "a3", at: t.addingTimeInterval(2)), window: day, limit: 2).outcome == .exhausted(used: 2))
         #expect(try f.store.recordCountedRead(read(subject, "a2", at: t.addingTimeInterval(3)), window: day, limit: 2).outcome == .reread)
+        #expect(try state(f.store).statistics.resets == resets + 1)
+    }
+
+    @Test("an erased account's reads are gone: a metered read for it is refused, not counted from memory")
+    func erasedAccount() throws {
+        let f = try StoreFixture()
+        try f.title("euronews")
+        let account = try f.account("reader@example.com")
+        let t = f.clock.now()
+        let subject = MeterSubject.account(account.id)
+        #expect(try f.store.recordCountedRead(read(subject, "a1", at: t), window: day, limit: 1).outcome == .recorded(used: 1))
+        #expect(try f.store.deleteAccount(id: account.id, actor: f.admin) == nil)
+        // Counted from memory the meter would be full (an answer, and no insert to refuse
+        // it); the table has no read of the account now, so its insert is tried and refused.
+        #expect(throws: StoreError.accountNotFound(account.id.rawValue)) {
+            _ = try f.store.recordCountedRead(read(subject, "a2", at: t.addingTimeInterval(1)), window: day, limit: 1)
+        }
+        #expect(try f.store.readCount() == 0)
+    }
+
+    @Test("article ids are told apart byte by byte, as the table does: \"café\" precomposed and decomposed are two articles")
+    func articleIdsByBytes() throws {
+        let queries = try StoreFixture { $0.meterStateCapacity = 0 }
+        let kept = try StoreFixture()
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed, "equal as Swift strings")
+        let t = kept.clock.now()
+        for f in [queries, kept] {
+            try f.title("euronews")
+            let d = MeterSubject.device("d1")
+            #expect(try f.store.recordCountedRead(read(d, composed, at: t), window: day, limit: 3).outcome == .recorded(used: 1))
+            #expect(try f.store.recordCountedRead(read(d, decomposed, at: t.addingTimeInterval(120)), window: day, limit: 3).outcome == .recorded(used: 2))
+            #expect(try f.store.recordCountedRead(read(d, "other", at: t.addingTimeInterval(240)), window: day, limit: 3).outcome == .recorded(used: 3))
+            #expect(try f.store.recordCountedRead(read(d, "more", at: t.addingTimeInterval(360)), window: day, limit: 3).outcome == .exhausted(used: 3))
+        }
+    }
+
+    @Test("a batch that cannot begin (the file locked by another process) forgets what it knew, and the next counts from the table")
+    func lockedBatch() throws {
+        let f = try StoreFixture { $0.busyTimeout = 0.2 }
+        try f.title("euronews")
+        let t = f.clock.now()
+        let d = MeterSubject.device("d1")
+        #expect(try f.store.recordCountedRead(read(d, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
+        let state = try state(f.store)
+        #expect(state.statistics.readers == 1)
+        // Another process holds the write lock (a connection of its own, on a thread of
+        // its own), then records a read and lets go.
+        let holder = try DatabaseQueue(path: f.path)
+        let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread {
+            try? holder.inDatabase { db in
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                locked.signal()
+                release.wait()
+                try db.execute(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, 'euronews', 'a3', ?)", arguments: [d.key, t.addingTimeInterval(2).millis])
+                try db.execute(sql: "COMMIT")
+            }
+            done.signal()
+        }.start()
+        locked.wait()
+        #expect(throws: StoreError.self) {
+            _ = try f.store.recordCountedRead(read(d, "a2", at: t.addingTimeInterval(1)), window: day, limit: 2)
+        }
+        #expect(state.statistics.readers == 0, "forgotten")
+        release.signal()
+        done.wait()
+        try holder.close()
+        #expect(try f.store.recordCountedRead(read(d, "a4", at: t.addingTimeInterval(3)), window: day, limit: 2).outcome == .exhausted(used: 2))
     }
 
     @Test("a metered batch whose transaction fails is forgotten: its reads were rolled back")

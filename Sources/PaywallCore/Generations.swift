@@ -55,6 +55,12 @@ public struct Generations<Key: Hashable, Value> {
         return dropped
     }
 
+    /// Takes the value for `key` out of the map (nil if absent): a value changed and put
+    /// back with ``insert(_:_:)`` is then not copied, as a copy still held here would make it.
+    public mutating func removeValue(forKey key: Key) -> Value? {
+        young.removeValue(forKey: key) ?? old.removeValue(forKey: key)
+    }
+
     /// Empties the map; returns what it held, for the caller to release outside its lock.
     @discardableResult
     public mutating func removeAll() -> (young: [Key: Value], old: [Key: Value]) {

@@ -181,7 +181,11 @@ extension PaywallService {
             let subject = reader.meterSubject ?? .device("anonymous")
             let lifetime = configuration.articleGrantLifetime
             let key = GrantCache.Key(subject: subject.key, title: title.rawValue, article: facts.article.id, kid: issuer.signer.kid)
-            if let reused = grantCache.reusable(key, lifetime: lifetime, at: at) {
+            // A unit spent now is the article's first read in the meter's window, so a grant
+            // of it is waiting only by chance (one given while the reader was a member):
+            // not looked for, since the look was a miss on nearly every metered check.
+            let firstRead = decision.meter?.consumed == true
+            if !firstRead, let reused = grantCache.reusable(key, lifetime: lifetime, at: at) {
                 answer.articleGrant = reused
             } else {
                 let issued = try mapped { try articleGrant(issuer, subject: subject, title: title, article: facts.article.id, lifetime: lifetime) }

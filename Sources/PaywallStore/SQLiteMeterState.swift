@@ -170,10 +170,11 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
     func recorded(subject: String, title: String, article: String, at: Int64) {
         var dropped: [String: Reader] = [:]
         state.withLock { state in
-            guard var reader = state.readers.value(for: subject, dropped: &dropped) else { return }
+            // Taken out and put back: changed while the map still held it, its articles
+            // would be copied whole.
+            guard var reader = state.readers.removeValue(forKey: subject) else { return }
             let key = ArticleKey(title: title, article: article)
-            guard at > reader.horizon, (reader.latest[key] ?? .min) < at else { return }
-            reader.latest[key] = at
+            if at > reader.horizon, (reader.latest[key] ?? .min) < at { reader.latest[key] = at }
             dropped = state.readers.insert(subject, reader)
         }
     }

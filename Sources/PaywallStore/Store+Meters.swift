@@ -48,7 +48,10 @@ extension Store {
     /// thread) until the transaction holding the read has committed.
     public func recordCountedRead(_ read: ArticleRead, window: TimeInterval, limit: Int) async throws(StoreError) -> CountedRead {
         if readOnly { throw StoreError.readOnly(path: location) }
-        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<GroupCommit.Outcome, Never>) in
+        // Unchecked: the group commit resumes each read exactly once (an outcome per read of
+        // every batch, or the closed store's error), and the checked kind cost an allocation
+        // and an atomic per metered check.
+        let outcome = await withUnsafeContinuation { (continuation: UnsafeContinuation<GroupCommit.Outcome, Never>) in
             groupCommit.enqueue(
                 GroupCommit.Pending(read: read, window: window, limit: limit, deliver: { continuation.resume(returning: $0) }),
                 commit: { [self] in commitMetered($0) }, closedError: closedError)
@@ -99,7 +102,11 @@ extension Store {
                 }
             }
             let meterState = meterState
-            return try backend.meteredWrite(subjects: batch.map(\.read.subject.key)) { db in
+            let run = { (body: (any SQLConnection) throws -> [Result<CountedRead, StoreError>]) throws -> [Result<CountedRead, StoreError>] in
+                if let sqlite = self.backend as? SQLiteBackend { return try sqlite.meteredBatch(body) }
+                return try self.backend.meteredWrite(subjects: batch.map(\.read.subject.key), body)
+            }
+            return try run { db in
                 try meterState?.beginBatch(db)
                 // A read that fails must leave the others. On PostgreSQL a failed statement
                 // aborts the transaction, so each read runs in a savepoint. SQLite undoes a

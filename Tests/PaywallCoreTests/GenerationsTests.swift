@@ -98,4 +98,24 @@ struct GenerationsTests {
         var dropped: [Int: Int] = [:]
         #expect(map.value(for: 2, dropped: &dropped) == 2)
     }
+
+    @Test("a value taken out is gone from either generation, and put back is found once")
+    func removeValue() {
+        var map = Generations<String, [Int]>(capacity: 4)
+        map.insert("old", [1])
+        map.insert("older", [2])  // the young generation holds 2 = half: it turns old
+        map.insert("young", [3])
+        #expect(map.old["old"] != nil && map.young["young"] != nil)
+        #expect(map.removeValue(forKey: "old") == [1])
+        #expect(map.removeValue(forKey: "young") == [3])
+        #expect(map.removeValue(forKey: "absent") == nil)
+        #expect(map.count == 1)
+        var dropped: [String: [Int]] = [:]
+        #expect(map.value(for: "old", dropped: &dropped) == nil)
+        var taken = map.removeValue(forKey: "older") ?? []
+        taken.append(4)
+        map.insert("older", taken)
+        #expect(map.value(for: "older", dropped: &dropped) == [2, 4])
+        #expect(map.count == 1)
+    }
 }

@@ -367,11 +367,28 @@ final class VerifiedTokenCache: Sendable {
 /// full one gets a grant. Keyed by the signing key too: after a rotation grants are new;
 /// forgotten whenever the keys change. Bounded (``Generations``).
 final class GrantCache: Sendable {
+    /// Compared and hashed byte by byte: an article id written precomposed ("café", NFC)
+    /// and decomposed (NFD) is one `String` to Swift but two articles to the store and to a
+    /// content server comparing the grant's claim, so each gets a grant naming it as asked.
     struct Key: Hashable, Sendable {
         var subject: String
         var title: String
         var article: String
         var kid: String
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.subject.utf8.elementsEqual(b.subject.utf8) && a.title.utf8.elementsEqual(b.title.utf8)
+                && a.article.utf8.elementsEqual(b.article.utf8) && a.kid.utf8.elementsEqual(b.kid.utf8)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            var (subject, title, article) = (subject, title, article)
+            hasher.combine(subject.utf8.count)
+            subject.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            hasher.combine(title.utf8.count)
+            title.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            article.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        }
     }
 
     private let grants: Mutex<Generations<Key, IssuedToken>>

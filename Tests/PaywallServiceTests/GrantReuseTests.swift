@@ -57,6 +57,22 @@ struct GrantReuseTests {
         #expect(try f.service.verifyToken(otherReader, kinds: [.articleGrant]).registered.subject == (try f.service.account("other@example.com").id.rawValue))
     }
 
+    @Test("an article id precomposed and decomposed (\"café\", NFC and NFD): two articles, each grant naming its own")
+    func articleIdsByBytes() async throws {
+        let (f, member, _) = try Self.fixture()
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let first = try #require(try await Self.grant(f, member, composed))
+        let second = try #require(try await Self.grant(f, member, decomposed))
+        #expect(first != second)
+        for (token, article) in [(first, composed), (second, decomposed)] {
+            guard case let .articleGrant(claims) = try f.service.verifyToken(token, kinds: [.articleGrant]) else {
+                Issue.record("not an article grant")
+                continue
+            }
+            #expect(Array(claims.article.utf8) == Array(article.utf8))
+        }
+    }
+
     @Test("a decision that is no longer full gets no grant, cached or not")
     func notFullNoGrant() async throws {
         let (f, member, _) = try Self.fixture()

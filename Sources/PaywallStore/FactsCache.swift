@@ -18,7 +18,8 @@ import Synchronization
 ///   a disconnection the cache empties and is off until it listens again (notifications
 ///   sent meanwhile are lost).
 /// - SQLite (`v13-facts-changes`) appends to a change log in the same file, which the server
-///   reads after each of its own writes and at most every millisecond before a check
+///   reads after each of its own writes (but batches of metered reads, which change no
+///   fact) and at most every millisecond before a check
 ///   (``SQLiteFactsChanges``): another process's change (the CLI's) is seen by checks
 ///   that start a millisecond after its commit.
 ///

@@ -108,6 +108,9 @@ final class GroupCommit: @unchecked Sendable {
             batches += 1
             reads += batch.count
             condition.unlock()
+            // An outcome per read, or a caller would wait for ever (its continuation is
+            // unchecked: nothing would say so).
+            precondition(outcomes.count == batch.count, "a batch of \(batch.count) metered reads committed with \(outcomes.count) outcomes")
             for (item, outcome) in zip(batch, outcomes) { item.deliver(outcome) }
             condition.lock()
         }

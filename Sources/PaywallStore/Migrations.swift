@@ -325,7 +325,8 @@ enum Migrations {
         // SQLite's way of telling a server which cached facts changed (``FactsCache``):
         // other processes (the CLI) write the same file, and SQLite has no notifications.
         // The same triggers as PostgreSQL's `v12` append to a change log that the server
-        // reads after each of its own writes and at most every millisecond before a check
+        // reads after each of its own writes that can change a fact and at most every
+        // millisecond before a check
         // (``SQLiteFactsChanges``); `prune` drops entries older than a day (a cache entry
         // lives a minute). AUTOINCREMENT: ids never go back, even when the log is emptied.
         migrator.registerMigration("v13-facts-changes") { db in

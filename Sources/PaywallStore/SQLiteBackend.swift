@@ -163,6 +163,8 @@ final class SQLiteBackend: StoreBackend {
         return result
     }
 
+    /// Writes that take readers' meter locks on PostgreSQL (reads recorded or moved, an
+    /// account erased); batches of metered reads run through ``meteredBatch(_:)``.
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
         try write(body)  // one writer at a time: exact already
     }

@@ -5,7 +5,8 @@ import Synchronization
 /// triggers of migration `v13-facts-changes`), and the reading itself: SQLite has no
 /// notifications, and the CLI (another process) writes the same file.
 ///
-/// When: after each of the server's own writes, on the writer inside the write transaction
+/// When: after each of the server's own writes (but a batch of metered reads, which writes
+/// only `reads`, a table no trigger logs), on the writer inside the write transaction
 /// (so its own change has left the cache when the write returns), and before a check's
 /// cached facts at most every ``interval``. Measured (BENCHMARKS.md, HTTP API): reading the
 /// log on every check cost a reader and a statement each, most of what the cache saves;

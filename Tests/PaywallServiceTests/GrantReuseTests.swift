@@ -64,6 +64,9 @@ struct GrantReuseTests {
         let first = try #require(try await Self.grant(f, member, composed))
         let second = try #require(try await Self.grant(f, member, decomposed))
         #expect(first != second)
+        // Each is reused for the same bytes again.
+        #expect(try await Self.grant(f, member, composed) == first)
+        #expect(try await Self.grant(f, member, decomposed) == second)
         for (token, article) in [(first, composed), (second, decomposed)] {
             guard case let .articleGrant(claims) = try f.service.verifyToken(token, kinds: [.articleGrant]) else {
                 Issue.record("not an article grant")

@@ -169,7 +169,7 @@ public struct ServiceConfiguration: Sendable {
 
     /// The variables ``resolve(environment:overrides:)`` reads.
     public static let environmentNames: Set<String> = [
-        "PAYWALL_DB", "PAYWALL_KEYS", "PAYWALL_POLICIES", "PAYWALL_ISSUER", "PAYWALL_AUDIENCE", "PAYWALL_BUSY_TIMEOUT", "PAYWALL_METER_COMMITTERS", "PAYWALL_SCRYPT_LN",
+        "PAYWALL_DB", "PAYWALL_KEYS", "PAYWALL_POLICIES", "PAYWALL_ISSUER", "PAYWALL_AUDIENCE", "PAYWALL_BUSY_TIMEOUT", "PAYWALL_METER_COMMITTERS", "PAYWALL_METER_STATE", "PAYWALL_SCRYPT_LN",
         "PAYWALL_TESTING", "PAYWALL_DEV_KEYS", "PAYWALL_ACCESS_TTL", "PAYWALL_GRANT_TTL", "PAYWALL_DEVICE_TTL", "PAYWALL_ADMIN_TTL",
         "PAYWALL_GIFT_TTL", "PAYWALL_GIFT_MONTHLY_LIMIT", "PAYWALL_MAX_SESSIONS", "PAYWALL_SIGNUPS_PER_ADDRESS",
         "PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL", "PAYWALL_SENDMAIL", "PAYWALL_MAIL_FROM", "PAYWALL_LINK_BASE", "PAYWALL_TRUSTED_PROXIES",
@@ -237,6 +237,7 @@ public struct ServiceConfiguration: Sendable {
     /// | `PAYWALL_ISSUER`, `PAYWALL_AUDIENCE` | token `iss` and default `aud` |
     /// | `PAYWALL_BUSY_TIMEOUT` | seconds a write waits for a lock |
     /// | `PAYWALL_METER_COMMITTERS` | PostgreSQL: transactions of metered reads in flight at once (1 to 8, default 1) |
+    /// | `PAYWALL_METER_STATE` | SQLite: metered readers whose counted articles the writer keeps in memory (0 to 10,000,000, default 50,000; 0: none) |
     /// | `PAYWALL_SCRYPT_LN` | log2 of scrypt's N (at least 17 unless testing) |
     /// | `PAYWALL_TESTING=1` | test mode |
     /// | `PAYWALL_DEV_KEYS=0/1` | create a development key when none exists |
@@ -325,6 +326,12 @@ public struct ServiceConfiguration: Sendable {
                 throw invalid("PAYWALL_METER_COMMITTERS", text, "1 with a SQLite file, which has one writer (more apply to a postgres:// database)")
             }
             configuration.store.meterCommitters = count
+        }
+        if let text = environment["PAYWALL_METER_STATE"] {
+            guard let readers = Int(text), (0...10_000_000).contains(readers) else {
+                throw invalid("PAYWALL_METER_STATE", text, "a whole number of readers from 0 to 10000000 (0: count every metered read with queries)")
+            }
+            configuration.store.meterStateCapacity = readers
         }
         if let text = environment["PAYWALL_SCRYPT_LN"] {
             // With r = 8 the hasher's 256 MiB bound allows N up to 2^18.

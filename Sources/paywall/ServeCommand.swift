@@ -33,7 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
             PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL, PAYWALL_DEV_KEYS (1: make a development key when \
             there is none; --demo does), PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
             PAYWALL_BUSY_TIMEOUT, PAYWALL_METER_COMMITTERS (PostgreSQL: metered-read transactions in flight, \
-            default 1), PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
+            default 1), PAYWALL_METER_STATE (SQLite: metered readers whose counted articles the writer keeps \
+            in memory, default 50000, about 1.5 KB each; 0: none), PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
             PAYWALL_APPLE_ROOT_CERT, PAYWALL_APPLE_BUNDLE_ID, PAYWALL_APPLE_ENVIRONMENT; the README \
             says what each does. The API: GET /openapi.json; the reader's web pages: GET /.
             """

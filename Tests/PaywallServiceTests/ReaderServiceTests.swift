@@ -86,6 +86,21 @@ struct ReaderServiceTests {
         }
     }
 
+    @Test("PAYWALL_METER_STATE: readers the SQLite writer keeps, 0 to 10,000,000; anything else refused by name")
+    func meterState() throws {
+        #expect(try ServiceConfiguration.resolve(environment: [:]).store.meterStateCapacity == 50_000)
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_METER_STATE": "0"]).store.meterStateCapacity == 0)
+        #expect(try ServiceConfiguration.resolve(environment: ["PAYWALL_METER_STATE": "200000"]).store.meterStateCapacity == 200_000)
+        for text in ["-1", "10000001", "lots", "", "1e5"] {
+            do {
+                _ = try ServiceConfiguration.resolve(environment: ["PAYWALL_METER_STATE": text])
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.code == "invalid_configuration" && error.description.contains("PAYWALL_METER_STATE"), "\(error)")
+            }
+        }
+    }
+
     @Test("the throttle: free failures, then doubling waits, then refusal for the window")
     func throttle() {
         let throttle = SignInThrottle()

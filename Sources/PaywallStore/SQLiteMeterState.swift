@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Metrics
 import PaywallCore
 import Synchronization
 
@@ -111,7 +112,11 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
 
     /// Forgets every reader; returns them, to be released outside the lock.
     private static func reset(_ state: inout State) -> (young: [String: Reader], old: [String: Reader]) {
-        if state.readers.count > 0 { state.resets += 1 }
+        if state.readers.count > 0 {
+            state.resets += 1
+            MeterStateMetrics.resets.increment()
+            MeterStateMetrics.readers.record(0)
+        }
         return state.readers.removeAll()
     }
 
@@ -153,7 +158,13 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
         }
         if store {
             let dropped = state.withLock { state in
-                if known == nil { state.loads += 1 } else { state.prunes += 1 }
+                if known == nil {
+                    state.loads += 1
+                    MeterStateMetrics.loads.increment()
+                } else {
+                    state.prunes += 1
+                }
+                defer { MeterStateMetrics.readers.record(state.readers.count) }
                 return state.readers.insert(subject, reader)
             }
             _ = dropped  // a generation turned out: released here, outside the lock
@@ -229,4 +240,16 @@ final class SQLiteMeterState: TransactionObserver, Sendable {
         }
         _ = dropped
     }
+}
+
+/// What `/metrics` shows of the writer's meter state: readers kept now, readers loaded
+/// from the table (each a metered read the map could not answer), and times it was
+/// forgotten whole (another process wrote, or something else changed the reads). Loads
+/// near the metered reads committed mean the map is too small for the readers
+/// (`PAYWALL_METER_STATE`), or forgotten too often. Made on first use, after the server
+/// set up its metrics.
+enum MeterStateMetrics {
+    static let readers = Gauge(label: "paywall_meter_state_readers")
+    static let loads = Counter(label: "paywall_meter_state_loads_total")
+    static let resets = Counter(label: "paywall_meter_state_resets_total")
 }

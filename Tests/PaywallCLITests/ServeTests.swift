@@ -318,6 +318,11 @@ struct ServeTests {
         // The group commit: each metered transaction's time and reads.
         #expect(metrics.contains("paywall_meter_commit_duration_count"), "\(metrics.prefix(3000))")
         #expect(metrics.contains("paywall_meter_commit_reads"))
+        // The SQLite writer's meter state: the device loaded once after the restart (d3),
+        // then counted from memory (d4).
+        #expect(metrics.contains("paywall_meter_state_loads_total 1"), "\(metrics.prefix(3000))")
+        #expect(metrics.contains("paywall_meter_state_readers 1"))
+        #expect(metrics.contains("paywall_meter_state_resets_total 0") || !metrics.contains("paywall_meter_state_resets_total "))
         // Requests and latency by route, method and status; errors only where there were.
         #expect(metrics.contains(#"http_server_request_duration_count{http_route="/v1/access",http_request_method="POST",http_response_status_code="200"} 2"#))
         #expect(metrics.contains(#"hb_requests{http_route="NotFound",http_request_method="GET",http_response_status_code="404"} 1"#))

@@ -207,7 +207,7 @@ let package = Package(
         .testTarget(name: "PaywallCoreTests", dependencies: ["PaywallCore"]),
         .testTarget(name: "PaywallCryptoTests", dependencies: ["PaywallCrypto"]),
         .testTarget(name: "PaywallBillingTests", dependencies: ["PaywallBilling", "PaywallCrypto", "PaywallCore", "PaywallTokens", "PaywallTestSupport"]),
-        .testTarget(name: "PaywallPolicyTests", dependencies: ["PaywallPolicy", "PaywallCore"]),
+        .testTarget(name: "PaywallPolicyTests", dependencies: ["PaywallPolicy", "PaywallCore", "PaywallTestSupport"]),
         .testTarget(name: "PaywallTokensTests", dependencies: ["PaywallTokens", "PaywallCrypto", "PaywallCore", "PaywallTestSupport"]),
         // Helpers shared by test targets: store and service fixtures, temporary folders,
         // another process holding a database lock, programs run to their end.

@@ -367,9 +367,10 @@ final class VerifiedTokenCache: Sendable {
 /// full one gets a grant. Keyed by the signing key too: after a rotation grants are new;
 /// forgotten whenever the keys change. Bounded (``Generations``).
 final class GrantCache: Sendable {
-    /// Compared and hashed byte by byte: an article id written precomposed ("café", NFC)
-    /// and decomposed (NFD) is one `String` to Swift but two articles to the store and to a
-    /// content server comparing the grant's claim, so each gets a grant naming it as asked.
+    /// Compared and hashed byte by byte (`String.hasSameBytes(as:)`): an article id written
+    /// precomposed and decomposed is two articles to the store and to a content server
+    /// comparing the grant's claim, so each gets a grant naming it as asked. The key id is
+    /// compared, not hashed: it changes only at a rotation, which empties the cache.
     struct Key: Hashable, Sendable {
         var subject: String
         var title: String
@@ -377,17 +378,14 @@ final class GrantCache: Sendable {
         var kid: String
 
         static func == (a: Key, b: Key) -> Bool {
-            a.subject.utf8.elementsEqual(b.subject.utf8) && a.title.utf8.elementsEqual(b.title.utf8)
-                && a.article.utf8.elementsEqual(b.article.utf8) && a.kid.utf8.elementsEqual(b.kid.utf8)
+            a.subject.hasSameBytes(as: b.subject) && a.title.hasSameBytes(as: b.title)
+                && a.article.hasSameBytes(as: b.article) && a.kid.hasSameBytes(as: b.kid)
         }
 
         func hash(into hasher: inout Hasher) {
-            var (subject, title, article) = (subject, title, article)
-            hasher.combine(subject.utf8.count)
-            subject.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-            hasher.combine(title.utf8.count)
-            title.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-            article.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            hasher.combine(bytesOf: subject)
+            hasher.combine(bytesOf: title)
+            hasher.combine(bytesOf: article)
         }
     }
 

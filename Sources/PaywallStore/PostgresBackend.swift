@@ -115,6 +115,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         }
     }
 
+    func meteredReadBatch<T>(subjects: [String], _ body: (any SQLConnection, SQLiteMeterState?) throws -> T) throws -> T {
+        try meteredWrite(subjects: subjects) { sql in try body(sql, nil) }
+    }
+
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T {
         try retrying {  // deadlocks only: the locks are taken in one order
             try connections.with { connection in

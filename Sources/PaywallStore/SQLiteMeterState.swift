@@ -22,22 +22,20 @@ import Synchronization
 /// - a batch's transaction failed (what it recorded here was rolled back).
 final class SQLiteMeterState: TransactionObserver, Sendable {
     /// A title's article, compared and hashed byte by byte as SQLite's `=` and `GROUP BY`
-    /// compare text: Swift's own `String` equality is Unicode's, under which an id written
-    /// precomposed ("café", NFC) and decomposed (NFD) are one article, while the table
-    /// stores and counts them as two (found in review: a reader would read one free).
+    /// compare text (`String.hasSameBytes(as:)`): as `String`s an id written precomposed
+    /// and decomposed would be one article, which the table counts as two (a reader would
+    /// read one free).
     struct ArticleKey: Hashable, Sendable {
         let title: String
         let article: String
 
         static func == (a: ArticleKey, b: ArticleKey) -> Bool {
-            a.title.utf8.elementsEqual(b.title.utf8) && a.article.utf8.elementsEqual(b.article.utf8)
+            a.title.hasSameBytes(as: b.title) && a.article.hasSameBytes(as: b.article)
         }
 
         func hash(into hasher: inout Hasher) {
-            var (title, article) = (title, article)
-            hasher.combine(title.utf8.count)
-            title.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-            article.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            hasher.combine(bytesOf: title)
+            hasher.combine(bytesOf: article)
         }
     }
 

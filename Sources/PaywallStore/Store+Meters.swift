@@ -82,9 +82,6 @@ extension Store {
     /// fifteenth-session note; now about 1.1 s).
     static let batchLockWaitMillis = 1_000
 
-    /// The SQLite writer's counted articles (nil on PostgreSQL, where other servers write).
-    private var meterState: SQLiteMeterState? { (backend as? SQLiteBackend)?.meterState }
-
     /// ``commitMetered(_:)`` for the batch's reads.
     func commitMetered(_ batch: [(read: ArticleRead, window: TimeInterval, limit: Int)], lockWaitMillis: Int? = nil) -> [Result<CountedRead, StoreError>] {
         do {
@@ -101,13 +98,7 @@ extension Store {
                     return batch.map { commitMetered([$0], lockWaitMillis: Self.lockRetryMillis)[0] }
                 }
             }
-            let meterState = meterState
-            let run = { (body: (any SQLConnection) throws -> [Result<CountedRead, StoreError>]) throws -> [Result<CountedRead, StoreError>] in
-                if let sqlite = self.backend as? SQLiteBackend { return try sqlite.meteredBatch(body) }
-                return try self.backend.meteredWrite(subjects: batch.map(\.read.subject.key), body)
-            }
-            return try run { db in
-                try meterState?.beginBatch(db)
+            return try backend.meteredReadBatch(subjects: batch.map(\.read.subject.key)) { db, meterState in
                 // A read that fails must leave the others. On PostgreSQL a failed statement
                 // aborts the transaction, so each read runs in a savepoint. SQLite undoes a
                 // failed statement alone and keeps the transaction, and a read fails only at
@@ -128,7 +119,6 @@ extension Store {
             }
         } catch {
             // The transaction itself failed (locked, disk full…): nothing of it is stored.
-            meterState?.batchFailed()
             return batch.map { _ in .failure(backend.storeError(error)) }
         }
     }

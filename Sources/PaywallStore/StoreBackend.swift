@@ -21,6 +21,12 @@ protocol StoreBackend: Sendable {
     /// and insert are exact against every other writer, on any server.
     func meteredWrite<T>(subjects: [String], _ body: (any SQLConnection) throws -> T) throws -> T
 
+    /// Runs `body`, one transaction of a batch of metered reads by `subjects`, exact as
+    /// ``meteredWrite(subjects:_:)``; with the SQLite writer's counted articles when the
+    /// backend keeps them (``SQLiteMeterState``: nil on PostgreSQL, where other servers
+    /// write), which the backend checks before `body` and forgets if the batch fails.
+    func meteredReadBatch<T>(subjects: [String], _ body: (any SQLConnection, SQLiteMeterState?) throws -> T) throws -> T
+
     /// Runs one hot-path query (atomic on its own), or inside ``snapshot(_:)`` on this
     /// thread, in the snapshot's transaction.
     func readHot<T>(_ body: (any HotQueries) throws -> T) throws -> T

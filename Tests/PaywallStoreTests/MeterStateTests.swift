@@ -20,16 +20,19 @@ struct MeterStateTests {
         try #require(store.sqlite.meterState)
     }
 
-    /// A small deterministic generator (the sequence must be the same on every run).
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+    /// A fresh SQLite store with the title every read here is of.
+    func fixture(_ configure: (inout StoreConfiguration) -> Void = { _ in }) throws -> StoreFixture {
+        let f = try StoreFixture(configure: configure)
+        try f.title("euronews")
+        return f
+    }
+
+    /// A metered read through `store` (the fixture's own by default), `offset` seconds after
+    /// the fixture's start, under a daily meter of `limit`: its outcome.
+    func metered(
+        _ f: StoreFixture, _ subject: MeterSubject, _ article: String, _ offset: TimeInterval = 0, limit: Int = 2, through store: Store? = nil
+    ) throws -> Store.MeteredRead {
+        try (store ?? f.store).recordCountedRead(read(subject, article, at: f.clock.now().addingTimeInterval(offset)), window: day, limit: limit).outcome
     }
 
     @Test("counted from memory, every metered read answers as the queries do (three meters, re-reads soon and late, reads stamped out of order, an unknown title, a store that keeps two readers)")
@@ -45,7 +48,7 @@ struct MeterStateTests {
             try f.title("the-daily")
         }
         #expect(queries.store.sqlite.meterState == nil)
-        var random = Generator(state: 42)
+        var random = SplitMix64(state: 42)
         var now = Date(timeIntervalSince1970: 1_800_000_000)
         // A generous monthly meter lets entries grow past what is kept of articles out of
         // every window (so they are pruned), and the shorter ones then load them again.
@@ -103,141 +106,106 @@ struct MeterStateTests {
 
     @Test("a read recorded outside a metered batch (this store's other writes) counts at once")
     func readsWrittenOtherwise() throws {
-        let f = try StoreFixture()
-        try f.title("euronews")
-        let t = f.clock.now()
+        let f = try fixture()
         let d = MeterSubject.device("d1")
-        #expect(try f.store.recordCountedRead(read(d, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
-        try f.store.recordRead(read(d, "a2", at: t.addingTimeInterval(1)))
+        #expect(try metered(f, d, "a1") == .recorded(used: 1))
+        try f.store.recordRead(read(d, "a2", at: f.clock.now().addingTimeInterval(1)))
         let resets = try state(f.store).statistics.resets
-        #expect(try f.store.recordCountedRead(read(d, "a3", at: t.addingTimeInterval(2)), window: day, limit: 2).outcome == .exhausted(used: 2))
+        #expect(try metered(f, d, "a3", 2) == .exhausted(used: 2))
         #expect(try state(f.store).statistics.resets == resets + 1, "forgotten once, at the next batch")
     }
 
     @Test("another connection's reads (another process, another store on the file) count at once, both ways")
     func readsOfAnotherConnection() throws {
-        let f = try StoreFixture()
-        try f.title("euronews")
+        let f = try fixture()
         let other = try f.reopen()
         defer { try? other.close() }
-        let t = f.clock.now()
         let d = MeterSubject.device("d1")
-        func counted(_ store: Store, _ article: String, _ offset: TimeInterval) throws -> Store.MeteredRead {
-            try store.recordCountedRead(read(d, article, at: t.addingTimeInterval(offset)), window: day, limit: 3).outcome
-        }
-        #expect(try counted(f.store, "a1", 0) == .recorded(used: 1))
-        #expect(try counted(other, "a2", 1) == .recorded(used: 2), "the other store loads the reader: a1 and its own a2")
-        #expect(try counted(f.store, "a3", 2) == .recorded(used: 3), "this store knew a1 only: it must see a2")
-        #expect(try counted(other, "a4", 3) == .exhausted(used: 3), "the other store knew a1 and a2: it must see a3")
+        #expect(try metered(f, d, "a1", 0, limit: 3) == .recorded(used: 1))
+        #expect(try metered(f, d, "a2", 1, limit: 3, through: other) == .recorded(used: 2), "the other store loads the reader: a1 and its own a2")
+        #expect(try metered(f, d, "a3", 2, limit: 3) == .recorded(used: 3), "this store knew a1 only: it must see a2")
+        #expect(try metered(f, d, "a4", 3, limit: 3, through: other) == .exhausted(used: 3), "the other store knew a1 and a2: it must see a3")
         #expect(try f.store.readCount() == 3)
     }
 
     @Test("a device's reads moved to the account it signed up with count on the account's meter")
     func movedReads() throws {
-        let f = try StoreFixture()
-        try f.title("euronews")
+        let f = try fixture()
         let account = try f.account("reader@example.com")
-        let t = f.clock.now()
         let subject = MeterSubject.account(account.id)
-        #expect(try f.store.recordCountedRead(read(subject, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
+        #expect(try metered(f, subject, "a1") == .recorded(used: 1))
         // The device's read through a metered batch too: only the move itself changes
         // `reads` outside one.
-        #expect(try f.store.recordCountedRead(read(.device("dev"), "a2", at: t.addingTimeInterval(1)), window: day, limit: 2).outcome == .recorded(used: 1))
+        #expect(try metered(f, .device("dev"), "a2", 1) == .recorded(used: 1))
         let resets = try state(f.store).statistics.resets
         #expect(try f.store.moveDeviceReads(device: "dev", to: account.id, actor: f.admin) == 1)
-        #expect(try f.store.recordCountedRead(read(subject, "a3", at: t.addingTimeInterval(2)), window: day, limit: 2).outcome == .exhausted(used: 2))
-        #expect(try f.store.recordCountedRead(read(subject, "a2", at: t.addingTimeInterval(3)), window: day, limit: 2).outcome == .reread)
+        #expect(try metered(f, subject, "a3", 2) == .exhausted(used: 2))
+        #expect(try metered(f, subject, "a2", 3) == .reread)
         #expect(try state(f.store).statistics.resets == resets + 1)
     }
 
     @Test("an erased account's reads are gone: a metered read for it is refused, not counted from memory")
     func erasedAccount() throws {
-        let f = try StoreFixture()
-        try f.title("euronews")
+        let f = try fixture()
         let account = try f.account("reader@example.com")
-        let t = f.clock.now()
         let subject = MeterSubject.account(account.id)
-        #expect(try f.store.recordCountedRead(read(subject, "a1", at: t), window: day, limit: 1).outcome == .recorded(used: 1))
+        #expect(try metered(f, subject, "a1", limit: 1) == .recorded(used: 1))
         #expect(try f.store.deleteAccount(id: account.id, actor: f.admin) == nil)
         // Counted from memory the meter would be full (an answer, and no insert to refuse
         // it); the table has no read of the account now, so its insert is tried and refused.
-        #expect(throws: StoreError.accountNotFound(account.id.rawValue)) {
-            _ = try f.store.recordCountedRead(read(subject, "a2", at: t.addingTimeInterval(1)), window: day, limit: 1)
-        }
+        #expect(throws: StoreError.accountNotFound(account.id.rawValue)) { _ = try metered(f, subject, "a2", 1, limit: 1) }
         #expect(try f.store.readCount() == 0)
     }
 
     @Test("article ids are told apart byte by byte, as the table does: \"café\" precomposed and decomposed are two articles")
     func articleIdsByBytes() throws {
-        let queries = try StoreFixture { $0.meterStateCapacity = 0 }
-        let kept = try StoreFixture()
         let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
         #expect(composed == decomposed, "equal as Swift strings")
-        let t = kept.clock.now()
-        for f in [queries, kept] {
-            try f.title("euronews")
+        for f in [try fixture { $0.meterStateCapacity = 0 }, try fixture()] {
             let d = MeterSubject.device("d1")
-            #expect(try f.store.recordCountedRead(read(d, composed, at: t), window: day, limit: 3).outcome == .recorded(used: 1))
-            #expect(try f.store.recordCountedRead(read(d, decomposed, at: t.addingTimeInterval(120)), window: day, limit: 3).outcome == .recorded(used: 2))
-            #expect(try f.store.recordCountedRead(read(d, "other", at: t.addingTimeInterval(240)), window: day, limit: 3).outcome == .recorded(used: 3))
-            #expect(try f.store.recordCountedRead(read(d, "more", at: t.addingTimeInterval(360)), window: day, limit: 3).outcome == .exhausted(used: 3))
+            #expect(try metered(f, d, composed, limit: 3) == .recorded(used: 1))
+            #expect(try metered(f, d, decomposed, 120, limit: 3) == .recorded(used: 2))
+            #expect(try metered(f, d, "other", 240, limit: 3) == .recorded(used: 3))
+            #expect(try metered(f, d, "more", 360, limit: 3) == .exhausted(used: 3))
         }
     }
 
     @Test("a batch that cannot begin (the file locked by another process) forgets what it knew, and the next counts from the table")
     func lockedBatch() throws {
-        let f = try StoreFixture { $0.busyTimeout = 0.2 }
-        try f.title("euronews")
-        let t = f.clock.now()
+        let f = try fixture { $0.busyTimeout = 0.2 }
         let d = MeterSubject.device("d1")
-        #expect(try f.store.recordCountedRead(read(d, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
+        #expect(try metered(f, d, "a1") == .recorded(used: 1))
         let state = try state(f.store)
         #expect(state.statistics.readers == 1)
-        // Another process holds the write lock (a connection of its own, on a thread of
-        // its own), then records a read and lets go.
-        let holder = try DatabaseQueue(path: f.path)
-        let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
-        Thread {
-            try? holder.inDatabase { db in
-                try db.execute(sql: "BEGIN IMMEDIATE")
-                locked.signal()
-                release.wait()
-                try db.execute(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, 'euronews', 'a3', ?)", arguments: [d.key, t.addingTimeInterval(2).millis])
-                try db.execute(sql: "COMMIT")
-            }
-            done.signal()
-        }.start()
-        locked.wait()
-        #expect(throws: StoreError.self) {
-            _ = try f.store.recordCountedRead(read(d, "a2", at: t.addingTimeInterval(1)), window: day, limit: 2)
-        }
+        let locker = try LockHolder(path: f.path)
+        #expect(throws: StoreError.self) { _ = try metered(f, d, "a2", 1) }
         #expect(state.statistics.readers == 0, "forgotten")
-        release.signal()
-        done.wait()
-        try holder.close()
-        #expect(try f.store.recordCountedRead(read(d, "a4", at: t.addingTimeInterval(3)), window: day, limit: 2).outcome == .exhausted(used: 2))
+        locker.release()
+        // Another connection records a read meanwhile.
+        let other = try DatabaseQueue(path: f.path)
+        try other.write { db in
+            try db.execute(sql: "INSERT INTO reads (subject, title_id, article_id, read_at) VALUES (?, 'euronews', 'a3', ?)", arguments: [d.key, f.clock.now().addingTimeInterval(2).millis])
+        }
+        try other.close()
+        #expect(try metered(f, d, "a4", 3) == .exhausted(used: 2))
     }
 
     @Test("a metered batch whose transaction fails is forgotten: its reads were rolled back")
     func failedBatch() throws {
-        let f = try StoreFixture()
-        try f.title("euronews")
-        let t = f.clock.now()
+        let f = try fixture()
         let d = MeterSubject.device("d1")
-        #expect(try f.store.recordCountedRead(read(d, "a1", at: t), window: day, limit: 2).outcome == .recorded(used: 1))
-        let state = try state(f.store)
+        #expect(try metered(f, d, "a1") == .recorded(used: 1))
         struct Refused: Error {}
         // A batch that counts and records a read, then fails before its commit.
         #expect(throws: Refused.self) {
-            try f.store.sqlite.meteredWrite(subjects: [d.key]) { db in
-                try state.beginBatch(db)
-                _ = try Store.meteredRead(db, read(d, "a2", at: t.addingTimeInterval(1)), window: day, limit: 2, state: state)
+            try f.store.sqlite.meteredReadBatch(subjects: [d.key]) { db, state in
+                _ = try Store.meteredRead(db, read(d, "a2", at: f.clock.now().addingTimeInterval(1)), window: day, limit: 2, state: state)
                 throw Refused()
             }
         }
-        #expect(state.statistics.readers == 0, "forgotten at the rollback")
+        #expect(try state(f.store).statistics.readers == 0, "forgotten")
         // The rolled-back read is not counted: the meter still has its second unit.
-        #expect(try f.store.recordCountedRead(read(d, "a3", at: t.addingTimeInterval(2)), window: day, limit: 2).outcome == .recorded(used: 2))
+        #expect(try metered(f, d, "a3", 2) == .recorded(used: 2))
         #expect(try f.store.readCount() == 2)
     }
 

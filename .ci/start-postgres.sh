@@ -27,6 +27,13 @@ if [ "$(su postgres -c "psql -tAq -c 'SHOW max_connections'")" -lt 500 ]; then
         sleep 1
     done
 fi
+# The socket tests sign in with the password through the unix socket too, for the test
+# database alone (Debian's default there is peer authentication: the OS user's name).
+hba=$(su postgres -c "psql -tAq -c 'SHOW hba_file'")
+if ! grep -q '^local  *paywall_test  *postgres  *scram-sha-256' "$hba"; then
+    sed -i '1i local   paywall_test    postgres                                scram-sha-256' "$hba"
+    pg_ctlcluster "$1" "$2" reload
+fi
 su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD '${PAYWALL_CI_POSTGRES_PASSWORD:-paywall-ci}'\"" 
 su postgres -c "psql -q -c 'DROP DATABASE IF EXISTS paywall_test' -c 'CREATE DATABASE paywall_test'"
 echo "PostgreSQL $1/$2 ready on 127.0.0.1:5432 (database paywall_test)"

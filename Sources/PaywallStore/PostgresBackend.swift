@@ -1048,6 +1048,10 @@ final class PostgresConnectionPool: @unchecked Sendable {
                     if let error = error as? PSQLError, error.code == .server {
                         throw error  // authentication, unknown database: the server's own words
                     }
+                    if let socket = configuration.unixSocketPath, !FileManager.default.fileExists(atPath: socket) {
+                        // The connect error says only "No such file or directory".
+                        throw Unavailable(detail: "no socket at \(socket): is PostgreSQL running, and is this its socket folder (SHOW unix_socket_directories) and port?")
+                    }
                     throw Unavailable(detail: "cannot connect: \((error as? PSQLError).map(PostgresBackend.describe) ?? String(describing: error))")
                 }
             }
@@ -1091,18 +1095,34 @@ final class PostgresConnectionPool: @unchecked Sendable {
     }
 }
 
-/// A `postgres://user:password@host:port/database?sslmode=…&search_path=…` URL.
+/// A `postgres://user:password@host:port/database?sslmode=…&search_path=…` URL, or one
+/// that reaches the server through its unix-domain socket: `postgres://user@/database?host=/run/postgresql`
+/// (libpq's form: a `host` that is a folder; the socket in it is `.s.PGSQL.<port>`), also
+/// written with the folder percent-encoded as the host (`postgres://user@%2Frun%2Fpostgresql/database`).
+///
+/// Why the socket: a server on the same machine as PostgreSQL, or beside a proxy that
+/// offers one (Cloud SQL's), is usually reached so, with the file's permissions as a first
+/// check and no TCP port open at all.
 struct PostgresLocation: Sendable {
     var host: String
     var port: Int
     var username: String
     var password: String?
     var database: String
+    /// The folder holding the server's socket, when reached through it (`host` is then "").
+    var socketFolder: String?
     /// `disable`, `prefer` or `require` (verifying the server's certificate). Default:
-    /// `disable` on loopback, `require` elsewhere.
+    /// `disable` on loopback and through a socket, `require` elsewhere.
     var sslMode: String
     /// The schema to use instead of `public` (tests give each store its own).
     var searchPath: String?
+
+    /// The socket's path: `.s.PGSQL.<port>` in ``socketFolder``, as PostgreSQL names it.
+    var socketPath: String? { socketFolder.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/.s.PGSQL.\(port)" } }
+
+    /// The longest socket path the system connects to (`sun_path` holds 108 bytes with the
+    /// terminating zero).
+    static let maximumSocketPath = 107
 
     static func isURL(_ text: String) -> Bool {
         let lowered = text.prefix(14).lowercased()
@@ -1111,10 +1131,30 @@ struct PostgresLocation: Sendable {
 
     init(url: String) throws(StoreError) {
         let shown = Self.redact(url)
-        guard let parts = URLComponents(string: url), let host = parts.host, !host.isEmpty else {
+        guard let parts = URLComponents(string: url), parts.scheme != nil, url.contains("://") else {
             throw .cannotOpen(path: shown, detail: "not a URL of the form postgres://user@host:port/database")
         }
         let database = String(parts.path.drop(while: { $0 == "/" }))
+        // The socket's folder as the URL's `host` parameter, or percent-encoded as its host.
+        var folder: String?
+        var authorityHost = parts.host ?? ""
+        if authorityHost.hasPrefix("/") {
+            folder = authorityHost
+            authorityHost = ""
+        }
+        let items = parts.queryItems ?? []
+        if let item = items.first(where: { $0.name == "host" }) {
+            guard let value = item.value, value.hasPrefix("/") else {
+                throw .cannotOpen(path: shown, detail: "the host parameter must be the folder of the server's socket, an absolute path (e.g. ?host=/run/postgresql); a network host goes in the URL (postgres://user@HOST:port/database)")
+            }
+            guard folder == nil, authorityHost.isEmpty else {
+                throw .cannotOpen(path: shown, detail: "the URL names a host and a socket folder: give one (postgres://user@host/database or postgres://user@/database?host=/folder)")
+            }
+            folder = value
+        }
+        guard folder != nil || !authorityHost.isEmpty else {
+            throw .cannotOpen(path: shown, detail: "not a URL of the form postgres://user@host:port/database (or postgres://user@/database?host=/socket/folder)")
+        }
         guard !database.isEmpty else {
             throw .cannotOpen(path: shown, detail: "the URL names no database (postgres://user@host:port/DATABASE)")
         }
@@ -1123,16 +1163,19 @@ struct PostgresLocation: Sendable {
         }
         // An IPv6 literal comes bracketed (`[::1]`): the brackets are URL syntax, not part
         // of the address (kept, DNS looked up "[::1]" and failed).
-        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        self.host = authorityHost.hasPrefix("[") && authorityHost.hasSuffix("]") ? String(authorityHost.dropFirst().dropLast()) : authorityHost
         port = parts.port ?? 5432
         // URLComponents' user, password and path are already percent-decoded.
         username = user
         password = parts.password
         self.database = database
-        let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
-        var mode = loopback ? "disable" : "require"
-        for item in parts.queryItems ?? [] {
+        socketFolder = folder
+        let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(authorityHost)
+        var mode = loopback || folder != nil ? "disable" : "require"
+        for item in items {
             switch item.name {
+            case "host":
+                continue  // read above
             case "sslmode":
                 guard let value = item.value, ["disable", "prefer", "require"].contains(value) else {
                     throw .cannotOpen(path: shown, detail: "sslmode must be disable, prefer or require")
@@ -1144,16 +1187,35 @@ struct PostgresLocation: Sendable {
                 }
                 searchPath = value
             default:
-                throw .cannotOpen(path: shown, detail: "unknown URL parameter '\(item.name)' (known: sslmode, search_path)")
+                throw .cannotOpen(path: shown, detail: "unknown URL parameter '\(item.name)' (known: host, sslmode, search_path)")
             }
         }
+        if folder != nil {
+            // PostgreSQL speaks no TLS on its socket: a URL asking for it would be refused
+            // by every connection, with a less helpful message.
+            guard mode != "require" else {
+                throw .cannotOpen(path: shown, detail: "sslmode=require cannot be met through a unix socket (PostgreSQL uses no TLS there): drop it, or reach the server over the network")
+            }
+            mode = "disable"
+        }
         sslMode = mode
+        if let path = socketPath, path.utf8.count > Self.maximumSocketPath {
+            throw .cannotOpen(path: shown, detail: "the socket path \(path) is longer than the \(Self.maximumSocketPath) bytes the system accepts: use a shorter folder (a symbolic link to it)")
+        }
     }
 
     /// The URL without its password, for messages and logs.
     var redacted: String {
-        var text = "postgres://\(username)@\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)/\(database)"
-        if let searchPath { text += "?search_path=\(searchPath)" }
+        var query: [String] = []
+        var text: String
+        if let socketFolder {
+            text = "postgres://\(username)@\(port == 5432 ? "" : ":\(port)")/\(database)"
+            query.append("host=\(socketFolder)")
+        } else {
+            text = "postgres://\(username)@\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)/\(database)"
+        }
+        if let searchPath { query.append("search_path=\(searchPath)") }
+        if !query.isEmpty { text += "?" + query.joined(separator: "&") }
         return text
     }
 
@@ -1185,8 +1247,12 @@ struct PostgresLocation: Sendable {
                 throw .cannotOpen(path: redacted, detail: "cannot set up TLS: \(error)")
             }
         }
-        var configuration = PostgresConnection.Configuration(
-            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        var configuration =
+            if let socketPath {
+                PostgresConnection.Configuration(unixSocketPath: socketPath, username: username, password: password, database: database)
+            } else {
+                PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+            }
         let lockMillis = Self.lockMillis(lockTimeout)
         configuration.options.additionalStartupParameters = [
             ("application_name", "paywall"),

@@ -6,7 +6,7 @@ import PaywallWeb
 
 /// Options every command that touches the database accepts.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The SQLite database file, or a PostgreSQL URL (postgres://user:password@host:port/database) shared by several servers.", discussion: "Default: $PAYWALL_DB, else ./paywall.sqlite. Prefer $PAYWALL_DB for a URL with a password: command lines are visible to other users.", valueName: "path-or-url"))
+    @Option(name: .long, help: ArgumentHelp("The SQLite database file, or a PostgreSQL URL (postgres://user:password@host:port/database, or postgres://user:password@/database?host=/var/run/postgresql through its unix socket) shared by several servers.", discussion: "Default: $PAYWALL_DB, else ./paywall.sqlite. Prefer $PAYWALL_DB for a URL with a password: command lines are visible to other users.", valueName: "path-or-url"))
     var db: String?
 
     @Flag(name: .long, help: "Print machine-readable JSON instead of text.")

@@ -1,5 +1,6 @@
 import Foundation
 import PaywallTestSupport
+import PaywallCore
 import Testing
 @testable import PaywallStore
 
@@ -14,6 +15,11 @@ struct PostgresLocationTests {
         ("postgres://ada:s3cret@db.example/paywall?search_path=a;DROP", "search_path must be"),
         ("postgres://ada:s3cret@db.example/paywall?application_name=x", "unknown URL parameter"),
         ("postgres://", "not a URL"),
+        ("postgres://ada:s3cret@/paywall", "not a URL"),
+        ("postgres://ada:s3cret@/paywall?host=run/postgresql", "must be the folder of the server's socket"),
+        ("postgres://ada:s3cret@db.example/paywall?host=/run/postgresql", "names a host and a socket folder"),
+        ("postgres://ada:s3cret@/paywall?host=/run/postgresql&sslmode=require", "cannot be met through a unix socket"),
+        ("postgres://ada:s3cret@/paywall?host=/" + String(repeating: "d", count: 100), "longer than the 107 bytes"),
     ])
     func refused(url: String, reason: String) {
         do {
@@ -61,6 +67,52 @@ struct PostgresLocationTests {
             #expect(error.description.contains("postgres://ada@127.0.0.1:1/paywall"))
         }
         #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test("nothing at the socket: unavailable, quickly, naming the socket's folder and not the password")
+    func noSocket() throws {
+        let folder = try TestFolder("paywall-no-socket")
+        let started = Date()
+        do {
+            _ = try Store(location: "postgres://ada:s3cret@/paywall?host=\(folder.url.path)")
+            Issue.record("a store opened with no socket")
+        } catch {
+            guard case .unavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+            #expect(!error.description.contains("s3cret"))
+            #expect(error.description.contains("postgres://ada@/paywall?host=\(folder.url.path)"), "\(error)")
+            #expect(error.description.contains("no socket at \(folder.url.path)/.s.PGSQL.5432"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test("socket URLs: the folder as a parameter or percent-encoded as the host, the port naming the socket file, no TLS")
+    func socketForms() throws {
+        let plain = try PostgresLocation(url: "postgres://ada:pw@/paywall?host=/run/postgresql")
+        #expect(plain.socketPath == "/run/postgresql/.s.PGSQL.5432" && plain.host.isEmpty && plain.sslMode == "disable")
+        #expect(plain.password == "pw" && plain.database == "paywall" && plain.username == "ada")
+        #expect(plain.redacted == "postgres://ada@/paywall?host=/run/postgresql")
+        let encoded = try PostgresLocation(url: "postgresql://ada@%2Fvar%2Frun%2Fpostgresql:5433/paywall?search_path=t1")
+        #expect(encoded.socketPath == "/var/run/postgresql/.s.PGSQL.5433" && encoded.searchPath == "t1")
+        #expect(encoded.redacted == "postgres://ada@:5433/paywall?host=/var/run/postgresql&search_path=t1")
+        // The redacted form is itself a URL that names the same socket.
+        #expect(try PostgresLocation(url: encoded.redacted).socketPath == encoded.socketPath)
+        #expect(try PostgresLocation(url: "postgres://ada@/paywall?host=/run/pg/&sslmode=prefer").socketPath == "/run/pg/.s.PGSQL.5432")
+        // A network URL is unchanged: no socket.
+        #expect(try PostgresLocation(url: "postgres://ada@db.example/paywall").socketPath == nil)
+    }
+
+    @Test("through the server's unix socket: the same database as over TCP", .enabled(if: TestBackend.postgresSocketURL != nil))
+    func throughSocket() throws {
+        let tcp = try #require(TestBackend.postgresURL)
+        let socket = try #require(TestBackend.postgresSocketURL)
+        let schema = try PostgresTestSchema(baseURL: tcp)
+        let overSocket = try Store(location: socket + (socket.contains("?") ? "&" : "?") + "search_path=\(schema.name)")
+        defer { try? overSocket.close() }
+        #expect(try PostgresLocation(url: socket).socketPath != nil, "PAYWALL_TEST_POSTGRES_SOCKET_URL names no socket: \(socket)")
+        _ = try overSocket.addTitle(id: TitleID(validating: "socket-times"), name: "Socket Times", publisher: "Unix", actor: .system)
+        let overTCP = try Store(location: schema.url)
+        defer { try? overTCP.close() }
+        #expect(try overTCP.title(id: TitleID(validating: "socket-times"))?.name == "Socket Times")
     }
 
     @Test("URL forms: scheme in any case, percent-encoded passwords decoded once, loopback without TLS by default")

@@ -22,6 +22,14 @@ public enum TestBackend: String, Sendable, CustomStringConvertible {
         return url
     }
 
+    /// The same test database reached through the server's unix socket
+    /// (`postgres://user:password@/database?host=/folder`), when `.ci/run` sets
+    /// `PAYWALL_TEST_POSTGRES_SOCKET_URL`.
+    public static var postgresSocketURL: String? {
+        guard let url = ProcessInfo.processInfo.environment["PAYWALL_TEST_POSTGRES_SOCKET_URL"], !url.isEmpty else { return nil }
+        return url
+    }
+
     public var description: String { rawValue }
 }
 

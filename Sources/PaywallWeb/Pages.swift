@@ -255,7 +255,24 @@ extension WebSite {
             default: throw error
             }
         }
-        return startSession(signedIn, then: nextPath(visit) ?? "/account")
+        return await startSession(signedIn, then: nextPath(visit) ?? "/account", replacing: visit)
+    }
+
+    /// Signed in over a session the cookie held until now: that session is signed out
+    /// first. Its cookie is overwritten, and it would stay live for a month as an
+    /// unexplained "Web browser" on its account's device list, counting against the session
+    /// cap (found in review). Rare: the sign-in and sign-up pages send a signed-in reader
+    /// on, and a form posts only with the session it was drawn with, so it takes a form
+    /// drawn while signed in. Best effort: the new session is the reader's either way.
+    func startSession(_ signedIn: ReaderSession, then location: String, replacing visit: Visit) async -> Response {
+        if let old = visit.sessionToken, visit.reader != nil {
+            do {
+                _ = try await service.blocking { service throws(ServiceError) in try service.signOut(refreshToken: old) }
+            } catch {
+                visit.logger.warning("web: the session a new sign-in replaced was not signed out", metadata: ["reason": "\(error.code)"])
+            }
+        }
+        return startSession(signedIn, then: location)
     }
 
     /// Signed in: the refresh token goes into the HttpOnly cookie (the page never sees a
@@ -311,7 +328,7 @@ extension WebSite {
             }
             return signUpForm(visit, status: .unprocessableContent, name: name, email: email, errors: errors)
         }
-        return startSession(signedUp, then: nextPath(visit) ?? "/")
+        return await startSession(signedUp, then: nextPath(visit) ?? "/", replacing: visit)
     }
 
     /// The device name web sessions carry (the account page's session list shows it).

@@ -279,6 +279,11 @@ public struct WebSite: Sendable {
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[Self.referrerPolicy] = "same-origin"
         response.headers[Self.frameOptions] = "DENY"
+        // Served over TLS (the `__Host-` cookies say so): browsers are told to come back
+        // over TLS only, or a reader's first plain-HTTP visit could be stripped of it on
+        // the way (found in review). A year, as browsers' preload lists ask; no subdomains,
+        // which may be other sites of the publisher's.
+        if settings.secureCookies { response.headers[Self.strictTransportSecurity] = "max-age=31536000" }
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "private, no-store" }
         // A response that may be cached (the feed, the sitemap) sets no cookie: a shared
         // cache would hand one reader's CSRF seed, or a session cookie's removal, to
@@ -313,6 +318,7 @@ public struct WebSite: Sendable {
     static let verifiedCrawlerField = HTTPField.Name(TrustedProxies.verifiedCrawlerHeader)!
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
     static let frameOptions = HTTPField.Name("X-Frame-Options")!
+    static let strictTransportSecurity = HTTPField.Name("Strict-Transport-Security")!
 
     /// Every cookie: HttpOnly, SameSite=Lax, the whole site, Secure over TLS.
     func cookie(_ name: String, _ value: String, maxAge: Int?) -> Cookie {

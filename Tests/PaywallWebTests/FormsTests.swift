@@ -283,8 +283,57 @@ struct FormsTests {
             #expect(await browser.cookies["paywall_session"] == nil)
         }
         #expect(throws: ServiceError.self) { try WebSettings.resolve(environment: ["PAYWALL_SECURE_COOKIES": "maybe"]) }
+        // Over TLS the browser is told to stay on it; served over plain HTTP, nothing is said.
+        let hsts = HTTPField.Name("Strict-Transport-Security")!
+        try await withSite(f, settings: WebSettings(secureCookies: true)) { client in
+            for path in ["/", "/signin", "/no-such-page"] {
+                let response = try await client.execute(uri: path, method: .get, headers: [.accept: "text/html"])
+                #expect(response.headers[hsts] == "max-age=31536000", "\(path)")
+            }
+        }
+        try await withSite(f) { client in
+            let plain = try await client.execute(uri: "/", method: .get)
+            #expect(plain.headers[hsts] == nil)
+        }
         #expect(try WebSettings.resolve(environment: ["PAYWALL_SECURE_COOKIES": "1"]).secureCookies)
         #expect(try !WebSettings.resolve(environment: [:]).secureCookies)
+    }
+
+    @Test("signing in or up over a live session signs that session out: no orphan on its account's device list")
+    func signInOverSession() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            _ = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "demo reader passphrase")])
+            let first = try #require(await browser.cookies["paywall_session"])
+            let reader = try f.service.account("reader@example.com").id
+            #expect(try f.service.profile(accountID: reader).sessions.count == 1)
+            // The sign-in page sends a signed-in reader on, and forms are bound to the session
+            // they were drawn with: a sign-in over a live session posts a token drawn with it
+            // (here the account page's).
+            #expect(try await browser.get("/signin").status == .seeOther)
+            _ = try await browser.get("/account")
+            let second = try await browser.post("/signin", [("email", "member@example.com"), ("password", "demo member passphrase")])
+            #expect(second.status == .seeOther)
+            #expect(try await browser.cookies["paywall_session"] != first)
+            #expect(try f.service.profile(accountID: reader).sessions.isEmpty, "the first reader's web session outlived its cookie")
+            #expect(throws: ServiceError.self) { try f.service.signOut(refreshToken: first) }
+            let member = try f.service.account("member@example.com").id
+            #expect(try f.service.profile(accountID: member).sessions.count == 1)
+            // And a sign-up over it likewise.
+            #expect(try await browser.get("/signup").status == .seeOther, "a signed-in reader is sent on from the sign-up page")
+            _ = try await browser.get("/account")
+            let third = try await browser.post("/signup", [("name", "Newcomer"), ("email", "newcomer@example.com"), ("password", "a long new passphrase here")])
+            #expect(third.status == .seeOther)
+            #expect(try f.service.profile(accountID: member).sessions.isEmpty)
+            // A sign-in that fails leaves the session that was there.
+            let newcomer = try f.service.account("newcomer@example.com").id
+            _ = try await browser.get("/account")
+            let failed = try await browser.post("/signin", [("email", "member@example.com"), ("password", "not the passphrase")])
+            #expect(failed.status == .unprocessableContent)
+            #expect(try f.service.profile(accountID: newcomer).sessions.count == 1)
+        }
     }
 
     @Test("the account page needs a session; a member sees their plan")

@@ -56,11 +56,15 @@ extension PaywallService {
     /// durable write per view (and would race between a reader's tabs); its use is noted
     /// instead, at most hourly (``noteWebSessionUse(_:)``). Nil when the token opens no
     /// usable session (signed out, expired, revoked, unknown) or the account is gone.
+    /// A cookie whose token was rotated through the API (a stolen copy used as an app's
+    /// refresh token) revokes its whole session family here (``Store/revokeIfRotated(webToken:)``).
     public func webReader(refreshToken: String) throws(ServiceError) -> WebReader? {
         try mapped {
-            guard let session = try store.session(token: refreshToken),
-                  let account = try store.account(id: session.accountID)
-            else { return nil }
+            guard let session = try store.session(token: refreshToken) else {
+                try store.revokeIfRotated(webToken: refreshToken)
+                return nil
+            }
+            guard let account = try store.account(id: session.accountID) else { return nil }
             return WebReader(account: account, session: session)
         }
     }

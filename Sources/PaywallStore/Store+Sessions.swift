@@ -181,18 +181,7 @@ extension Store {
                let found = try currentSuccessor(db, of: old, id: replacedBy, sealed: Array(sealed), pad: pad, familyEnd: familyEnd, now: now) {
                 return .alreadyRotated(token: found.token, session: found.session)
             }
-            let revoked = try db.execute("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ? AND (revoked_at IS NULL OR successor_sealed IS NOT NULL)", [now.millis, old.familyID])
-            // Audited once, when it revokes something: replaying a token of a family already
-            // revoked must not let anyone flood the audit log. The family and the reused
-            // session are named, never the token or its hash.
-            if revoked > 0 {
-                try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
-                          details: ["family": old.familyID, "session": old.id])
-                // Theft is known here: the access tokens the family's holders were given end
-                // too. The count is the account's, so every device's current token goes; the
-                // other devices' sessions stay, and their next refresh gives them new ones.
-                try Self.endAccessTokens(db, accountID: old.accountID)
-            }
+            try revokeReusedFamily(db, old, now: now)
             return .reuseDetected(familyID: old.familyID)
         }
 
@@ -234,6 +223,43 @@ extension Store {
     /// The usable session holding this refresh token, or nil.
     public func session(token: String) throws(StoreError) -> RefreshSession? {
         try session(tokenHash: RefreshToken.hash(token))
+    }
+
+    /// A token already rotated, shown again: theft (the holder and the thief each have a
+    /// copy, and whichever came second is one of them). The whole family is revoked.
+    private func revokeReusedFamily(_ db: any SQLConnection, _ old: RefreshSession, now: Date) throws {
+        let revoked = try db.execute("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?), successor_sealed = NULL WHERE family_id = ? AND (revoked_at IS NULL OR successor_sealed IS NOT NULL)", [now.millis, old.familyID])
+        // Audited once, when it revokes something: replaying a token of a family already
+        // revoked must not let anyone flood the audit log. The family and the reused
+        // session are named, never the token or its hash.
+        if revoked > 0 {
+            try audit(db, actor: .system, action: "session.reuse", target: "account:\(old.accountID)",
+                      details: ["family": old.familyID, "session": old.id])
+            // Theft is known here: the access tokens the family's holders were given end
+            // too. The count is the account's, so every device's current token goes; the
+            // other devices' sessions stay, and their next refresh gives them new ones.
+            try Self.endAccessTokens(db, accountID: old.accountID)
+        }
+    }
+
+    /// A web session's cookie whose token opens no session: when the token was rotated (by
+    /// `POST /v1/sessions/refresh`: the pages never rotate theirs), someone else holds its
+    /// successor, a copy of the cookie taken and used as an app's refresh token. As the API
+    /// does with a rotated token shown twice, the family is revoked, the thief's successor
+    /// with it; the reader signs in again (found in review: the pages only cleared their
+    /// cookie, and the copy lived on for the session's lifetime). Returns whether it was so.
+    /// A read first: a cookie merely expired or signed out writes nothing.
+    @discardableResult
+    public func revokeIfRotated(webToken token: String) throws(StoreError) -> Bool {
+        let hash = Data(RefreshToken.hash(token))
+        let sql = "SELECT \(RefreshSession.columns) FROM sessions WHERE token_hash = ? AND replaced_by IS NOT NULL"
+        guard try read({ db in try db.fetchOne(sql, [hash]) }) != nil else { return false }
+        let now = storedNow()
+        return try write { db in
+            guard let row = try db.fetchOne(sql, [hash]) else { return false }
+            try revokeReusedFamily(db, RefreshSession(row: row), now: now)
+            return true
+        }
     }
 
     /// The usable session whose refresh token has this SHA-256, or nil.

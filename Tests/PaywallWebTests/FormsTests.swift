@@ -336,6 +336,43 @@ struct FormsTests {
         }
     }
 
+    @Test("a session cookie copied and refreshed through the API as an app's token: the browser's next page revokes the family, the copy's successor with it")
+    func stolenCookieRotated() async throws {
+        let f = try demoFixture()
+        try await withSite(f) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            _ = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "demo reader passphrase")])
+            let cookie = try #require(await browser.cookies["paywall_session"])
+            // The thief renews the copy: it works once (the pages never rotate their token).
+            func refresh(_ token: String) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/v1/sessions/refresh", method: .post, headers: [.contentType: "application/json"],
+                    body: ByteBuffer(string: #"{"refreshToken":"\#(token)"}"#))
+            }
+            let stolen = try await refresh(cookie)
+            #expect(stolen.status == .ok)
+            let successor = try #require(try JSONSerialization.jsonObject(with: Data(stolen.text.utf8)) as? [String: Any])["refreshToken"] as? String
+            // The reader's browser comes back with its cookie: signed out, and so is the thief.
+            let page = try await browser.get("/account")
+            #expect(page.status == .seeOther && page.headers[.location] == "/signin?next=/account")
+            #expect(await browser.cookies["paywall_session"] == nil)
+            let after = try await refresh(try #require(successor))
+            #expect(after.status == .unauthorized, "the thief's successor still renews: \(after.text)")
+            let reader = try f.service.account("reader@example.com").id
+            #expect(try f.service.profile(accountID: reader).sessions.isEmpty)
+            #expect(try f.service.auditEntries(target: "account:\(reader)", limit: 20).contains { $0.action == "session.reuse" })
+            // A cookie merely signed out is not theft: nothing more is revoked or audited.
+            _ = try await browser.get("/signin")
+            _ = try await browser.post("/signin", [("email", "reader@example.com"), ("password", "demo reader passphrase")])
+            let second = try #require(await browser.cookies["paywall_session"])
+            _ = try f.service.signOut(refreshToken: second)
+            let audits = try f.service.auditEntries(target: "account:\(reader)", limit: 50).count
+            #expect(try await browser.get("/account").status == .seeOther)
+            #expect(try f.service.auditEntries(target: "account:\(reader)", limit: 50).count == audits)
+        }
+    }
+
     @Test("the account page needs a session; a member sees their plan")
     func accountPage() async throws {
         let f = try demoFixture()

@@ -79,7 +79,7 @@ extension WebSite {
             // so any site could send a reader through articles until the meter is spent. The
             // decision is asked without consuming; when it would take a unit, the page asks
             // first, and following its link (same origin) spends it.
-            if gift == nil, visit.reader != nil, Self.crossSite(visit.request),
+            if gift == nil, visit.reader != nil, !Self.fromThisSite(visit.request),
                let preview = try await service.blocking({ service throws(ServiceError) in try service.previewAccess([request], reader: visit.accessReader) }).first,
                let meter = preview.meter, meter.consumed {
                 return confirmReadPage(visit, title: title, article: article, decision: preview, meter: meter)
@@ -140,10 +140,21 @@ extension WebSite {
         return values
     }
 
-    /// Whether the browser says the request came from another site (`Sec-Fetch-Site:
-    /// cross-site`; browsers set it, pages cannot).
-    static func crossSite(_ request: Request) -> Bool {
-        request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased() == "cross-site"
+    /// Whether the browser says the request came from this site's own pages or from the
+    /// reader (`Sec-Fetch-Site: same-origin`, or `none`: typed, a bookmark); browsers set
+    /// it, pages cannot. Without the header (an older browser), a `Referer` of this host
+    /// (the pages send `Referrer-Policy: same-origin`, so their own links carry one).
+    /// Anything else asks before a free article is spent: another site (`cross-site`), a
+    /// sibling subdomain (`same-site`, which the session cookie's `SameSite=Lax` also lets
+    /// through), or a request that says nothing (found in review: only `cross-site` was
+    /// caught, and those two could spend a reader's articles with plain links).
+    static func fromThisSite(_ request: Request) -> Bool {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased() {
+            return site == "same-origin" || site == "none"
+        }
+        guard let referer = request.headers[.referer], let from = URLComponents(string: referer), let authority = request.head.authority else { return false }
+        let origin = from.host.map { host in from.port.map { "\(host):\($0)" } ?? host }
+        return origin?.lowercased() == authority.lowercased()
     }
 
     /// An article reached from another site whose full text would use a free article: its

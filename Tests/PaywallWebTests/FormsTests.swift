@@ -110,6 +110,30 @@ struct FormsTests {
             // Read already: from another site it opens at once (a re-read spends nothing).
             let again = try await browser.get(seedPath, headers: crossSite).text
             #expect(contains(again, paragraph: seed.paragraphs[11]) && !again.contains("Read this article?"))
+            // A sibling subdomain, or a browser that says nothing and names no page of this
+            // site, asks too; one typed or bookmarked (`none`) reads at once.
+            let other = "/titles/euronews/articles/night-trains-return"
+            for headers: HTTPFields in [[Browser.fetchSite: "same-site"], [Browser.fetchSite: "cross-site", .referer: "http://localhost/"]] {
+                let asked = try await browser.get(other, headers: headers).text
+                #expect(asked.contains("Read this article?"), "\(headers)")
+            }
+            // Without the header (an older browser): a Referer of this host reads, another
+            // site's or none asks.
+            let session: HTTPFields = [.cookie: "paywall_session=\(try #require(await browser.cookies["paywall_session"]))"]
+            for referer in [nil, "http://evil.example/", "http://localhost.evil.example/"] {
+                var headers = session
+                if let referer { headers[.referer] = referer }
+                let unsaid = try await client.execute(uri: other, method: .get, headers: headers)
+                #expect(unsaid.text.contains("Read this article?"), "\(referer ?? "no Referer")")
+            }
+            #expect(try f.snapshot()["reads"] == before.map { $0 + 1 }, "nothing spent by those")
+            var ownLink = session
+            ownLink[.referer] = "http://localhost/titles/euronews/articles/zelenskyy-talks"
+            let followed = try await client.execute(uri: other, method: .get, headers: ownLink).text
+            #expect(!followed.contains("Read this article?") && followed.contains("You have 1 free article left this month."))
+            let typed = try await browser.get("/titles/le-monde/articles/paris-bike-lanes", headers: [Browser.fetchSite: "none"]).text
+            #expect(!typed.contains("Read this article?"))
+            #expect(try f.snapshot()["reads"] == before.map { $0 + 3 })
         }
     }
 

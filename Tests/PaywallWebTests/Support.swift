@@ -37,8 +37,11 @@ actor Browser {
 
     init(_ client: any TestClientProtocol) { self.client = client }
 
+    /// GETs a page as a browser following this site's own link (`Sec-Fetch-Site:
+    /// same-origin`, as every current browser sends) unless `headers` says otherwise.
     func get(_ path: String, headers: HTTPFields = [:]) async throws -> TestResponse {
         var fields = cookieHeader()
+        if headers[Self.fetchSite] == nil { fields[Self.fetchSite] = "same-origin" }
         for field in headers { fields.append(field) }
         let response = try await client.execute(uri: path, method: .get, headers: fields)
         absorb(response)
@@ -63,6 +66,8 @@ actor Browser {
     }
 
     func setCookie(_ name: String, _ value: String?) { cookies[name] = value }
+
+    static let fetchSite = HTTPField.Name("Sec-Fetch-Site")!
 
     private func cookieHeader() -> HTTPFields {
         var fields = HTTPFields()

@@ -476,8 +476,12 @@ struct BillingApplier {
         var status = eventStatus
         // An older invoice paid late (the previous period's, while the subscription is past
         // due) says nothing of the period now: it must not move the end back, nor make a
-        // past-due subscription active. The subscription's own snapshot decides that.
-        if state.providerStatus == SubscriptionState.paidInvoice, let stored, let storedEnd = stored.periodEnd, let paidEnd = state.periodEnd, paidEnd < storedEnd {
+        // past-due subscription active. The subscription's own snapshot decides that. Nor
+        // does an invoice that covers no period at all: one of proration lines only (a
+        // downgrade invoiced at once, paid at once at a zero or negative total) made a
+        // past-due or unpaid subscription active again to its period's end, its failed
+        // renewal still unpaid (found in review).
+        if state.providerStatus == SubscriptionState.paidInvoice, let stored, let storedEnd = stored.periodEnd, (state.periodEnd ?? .distantPast) < storedEnd {
             periodEnd = storedEnd
             status = stored.status
         }

@@ -661,6 +661,26 @@ struct StripeBillingEdgeTests {
         #expect(try await shop.access() == StripeBillingTests.grace)
     }
 
+    @Test("a paid invoice of proration lines only (a downgrade invoiced at once) leaves a past-due subscription past due, its grace as it was")
+    func prorationOnlyInvoicePaid() async throws {
+        let shop = try Shop()
+        let end = try subscribed(shop)
+        shop.f.clock.advance(by: 60)
+        #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
+        let pastDue = try #require(try shop.memberships().first)
+        #expect(pastDue.status == .pastDue)
+        shop.f.clock.advance(by: 60)
+        let proration = StripeFixtures.prorationInvoice(id: "in_proration", customer: "cus_1", subscription: "sub_1", from: "price_news", to: "price_news", periodEnd: end)
+        _ = try shop.post("invoice.paid", proration)
+        let after = try #require(try shop.memberships().first)
+        #expect(after.status == .pastDue && after.currentPeriodEnd == pastDue.currentPeriodEnd && after.accessEnd == pastDue.accessEnd, "\(after)")
+        #expect(try await shop.access() == StripeBillingTests.grace)
+        // The renewal's own invoice paid at last: active again, to its period's end.
+        shop.f.clock.advance(by: 60)
+        #expect(try shop.post("invoice.paid", shop.invoice(paid: true, end: end)).outcome == .applied)
+        #expect(try #require(try shop.memberships().first).status == .active)
+    }
+
     @Test("PAYWALL_STRIPE_MODE: an event of the other mode is refused and writes nothing; of this mode, taken")
     func mode() throws {
         for (livemode, taken) in [(true, false), (false, true)] {

@@ -87,6 +87,29 @@ public enum StripeFixtures {
         return invoice
     }
 
+    /// A downgrade invoiced at once (`proration_behavior=always_invoice`): proration lines
+    /// only, a credit for `from`'s unused time and a smaller charge for `to`'s remainder,
+    /// paid at once (its total is not positive). It covers no period of the subscription.
+    public static func prorationInvoice(id: String, customer: String, subscription: String, from: String, to: String, periodEnd: Date) -> [String: Any] {
+        var invoice = Self.invoice(id: id, customer: customer, subscription: subscription, price: to, periodEnd: periodEnd, paid: true)
+        var lines = invoice["lines"] as? [String: Any] ?? [:]
+        let regular = (lines["data"] as? [[String: Any]])?.first ?? [:]
+        func proration(_ price: String, amount: Int) -> [String: Any] {
+            var line = regular
+            line["amount"] = amount
+            line["pricing"] = ["type": "price_details", "price_details": ["price": price, "product": "prod_test"], "unit_amount_decimal": String(amount)]
+            line["parent"] = ["type": "subscription_item_details", "subscription_item_details": [
+                "invoice_item": NSNull(), "proration": true, "proration_details": ["credited_items": NSNull()],
+                "subscription": subscription, "subscription_item": "si_test",
+            ] as [String: Any]]
+            return line
+        }
+        lines["data"] = [proration(from, amount: -700), proration(to, amount: 300)]
+        invoice["lines"] = lines
+        invoice["billing_reason"] = "subscription_update"
+        return invoice
+    }
+
     /// An upgrade's invoice: a proration credit for unused time on `from` (negative), a
     /// proration charge for `to`'s remainder, then `to`'s regular line.
     public static func upgradeInvoice(id: String, customer: String, subscription: String, from: String, to: String, periodEnd: Date) -> [String: Any] {

@@ -55,27 +55,42 @@ extension PaywallService {
     /// a JSON array, taken without their signatures (the operator vouches for the file);
     /// App Store `signedPayload`s one per line, verified as on the route. Events already
     /// applied are duplicates and change nothing.
+    ///
+    /// A refused event stops the replay, saying which it was and how many before it were
+    /// applied (found in review: it stopped without saying where, the file half applied).
     public func replayBillingEvents(provider: BillingProvider, contents: [UInt8]) throws(ServiceError) -> [BillingResult] {
+        let apply: [() throws -> BillingResult]
         do {
             switch provider {
             case .stripe:
-                return try Self.stripeEvents(in: contents).map { event throws -> BillingResult in try takeStripe(body: event) }
+                apply = try Self.stripeEvents(in: contents).map { event in { try self.takeStripe(body: event) } }
             case .apple:
                 let verifier = try appStoreVerifier()
-                return try String(decoding: contents, as: UTF8.self).split(whereSeparator: \.isNewline).map { line throws -> BillingResult in
-                    var text = line.trimmingCharacters(in: .whitespaces)
-                    // A line may be the notification's whole body, `{"signedPayload": "…"}`.
-                    if text.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                       let payload = object["signedPayload"] as? String {
-                        text = payload
+                apply = String(decoding: contents, as: UTF8.self).split(whereSeparator: \.isNewline).map { line in
+                    {
+                        var text = line.trimmingCharacters(in: .whitespaces)
+                        // A line may be the notification's whole body, `{"signedPayload": "…"}`.
+                        if text.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                           let payload = object["signedPayload"] as? String {
+                            text = payload
+                        }
+                        let (id, type, change) = try AppStoreNotification.parse(signedPayload: text, verifier: verifier, now: self.now)
+                        return try self.take(.apple, id: id, type: type, change: change)
                     }
-                    let (id, type, change) = try AppStoreNotification.parse(signedPayload: text, verifier: verifier, now: now)
-                    return try take(.apple, id: id, type: type, change: change)
                 }
             }
         } catch {
             throw ServiceError.wrapping(error)
         }
+        var results: [BillingResult] = []
+        for (index, event) in apply.enumerated() {
+            do {
+                results.append(try event())
+            } catch {
+                throw .billingReplayStopped(event: index + 1, total: apply.count, reason: ServiceError.wrapping(error).description)
+            }
+        }
+        return results
     }
 
     /// Applies again the events that could not be applied (after a price was mapped or a

@@ -98,6 +98,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A payment provider's event was refused (signature, chain, shape) or its provider is
     /// not configured; nothing was written.
     case billing(BillingError)
+    /// A replay of billing events (`paywall billing replay`) stopped at a refused event:
+    /// the ones before it are applied (each in its own transaction), none after it.
+    case billingReplayStopped(event: Int, total: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -139,6 +142,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .subscriptionActive(provider):
             "a subscription through \(provider == "apple" ? "the App Store" : "Stripe") still renews a membership of this account: cancel it there first (it ends at the end of its period), then delete the account"
         case let .billing(error): error.description
+        case let .billingReplayStopped(event, total, reason):
+            "event \(event) of \(total) was refused (\(reason)); the \(event - 1) before it are applied and none after it: fix or remove it and replay the file again (events already applied change nothing)"
         case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
     }
@@ -213,6 +218,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .trialNotOffered: .conflict
         case .emailNotVerified: .forbidden
         case .subscriptionActive: .conflict
+        case .billingReplayStopped: .invalid
         case let .billing(error):
             // 404, not 503: a server without the provider's settings has no such endpoint,
             // and the provider keeps the event to deliver again.
@@ -307,6 +313,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .emailNotVerified: "email_not_verified"
         case .subscriptionActive: "subscription_active"
         case .mailNotDelivered: "mail_not_delivered"
+        case .billingReplayStopped: "replay_stopped"
         case let .billing(error):
             if case .notConfigured = error { "billing_not_configured" } else if error.isSignatureFailure { "invalid_signature" } else { "invalid_event" }
         }

@@ -7,6 +7,40 @@ import Testing
 /// retry, an account's links and events.
 @Suite("paywall billing")
 struct BillingCLITests {
+    @Test("a replay stops at a refused event, saying which and what before it was applied; the file replayed again once fixed")
+    func replayStops() throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        #expect(try cli.run(["plan", "add", "news", "--name", "News", "--period", "month", "--titles", "euronews"]).status == 0)
+        #expect(try cli.run(["billing", "map", "stripe", "price_news", "news"]).status == 0)
+        #expect(try cli.run(["account", "create", "--email", "ada@example.com"], input: "correct horse battery\n").status == 0)
+        let account = try #require((try cli.json(try cli.run(["account", "show", "ada@example.com", "--json"]).stdout) as? [String: Any])?["account"] as? [String: Any])
+        let id = try #require(account["id"] as? String)
+        let now = Date()
+        let end = now.addingTimeInterval(30 * 86_400)
+        func events(status: String) -> String {
+            [
+                StripeFixtures.event(id: "evt_1", type: "checkout.session.completed", created: now,
+                                     object: StripeFixtures.checkout(customer: "cus_1", account: id, subscription: "sub_1")),
+                StripeFixtures.event(id: "evt_2", type: "customer.subscription.created", created: now.addingTimeInterval(1), object: StripeFixtures.subscription(
+                    id: "sub_1", customer: "cus_1", status: status, price: "price_news", periodEnd: end)),
+                StripeFixtures.event(id: "evt_3", type: "customer.subscription.updated", created: now.addingTimeInterval(2), object: StripeFixtures.subscription(
+                    id: "sub_1", customer: "cus_1", status: "active", price: "price_news", periodEnd: end)),
+            ].map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
+        }
+        let file = cli.folder.appendingPathComponent("events.jsonl")
+        try events(status: "no-such-status").write(to: file, atomically: true, encoding: .utf8)
+        let stopped = try cli.run(["billing", "replay", "stripe", file.path])
+        #expect(stopped.status != 0)
+        #expect(stopped.stderr.contains("event 2 of 3 was refused (the event is malformed"), "\(stopped.stderr)")
+        #expect(stopped.stderr.contains("the 1 before it are applied and none after it"), "\(stopped.stderr)")
+        let shown = try cli.run(["billing", "show", "ada@example.com"]).stdout
+        #expect(shown.contains("evt_1") && !shown.contains("evt_3"), "\(shown)")
+        try events(status: "active").write(to: file, atomically: true, encoding: .utf8)
+        let fixed = try cli.run(["billing", "replay", "stripe", file.path])
+        #expect(fixed.status == 0 && fixed.stdout.contains("2 applied"), "\(fixed.stdout) \(fixed.stderr)")
+    }
+
     @Test("map prices, replay Stripe events from a file, list failures, retry, show the account")
     func flow() throws {
         let cli = try CLIHarness()

@@ -192,7 +192,12 @@ public struct KeyRing: Sendable {
 
     /// The state of `record` at `now`.
     public func state(of record: KeyRecord, at now: Date) -> KeyState {
-        if let retired = record.retiredAt, retired <= now { return .retired }
+        // Retired whatever the time it names: a retirement is always "now" on the host that
+        // made it, and a server whose clock was behind that host's read a retirement still
+        // in its future and went on verifying with the key, until its next reload, as signing
+        // (``signingRecord(at:)``) never did (found in review: a leaked key, retired from a
+        // bastion a few seconds fast, kept verifying forged tokens on every server).
+        if record.retiredAt != nil { return .retired }
         if record.activatesAt > now { return .next }
         return signingRecord(at: now)?.kid == record.kid ? .active : .verifyOnly
     }
@@ -208,10 +213,18 @@ public struct KeyRing: Sendable {
         return best?.record
     }
 
-    /// When a verify-only key stopped signing: when a key added after it activated.
+    /// When a verify-only key stopped signing: the first moment after it activated at which
+    /// another key signed instead, by ``signingRecord(at:)``'s rule (the latest to activate
+    /// wins; on a tie, the one added last). Not merely when a key added after it activated:
+    /// a key added later but activating earlier (an emergency key, then the rotation's key
+    /// taking over from it) was counted, and the key seemed superseded days before it
+    /// stopped signing, so a retirement could refuse tokens it signed later (found in review).
     func supersededAt(_ record: KeyRecord, now: Date) -> Date? {
         guard let index = records.firstIndex(where: { $0.kid == record.kid }) else { return nil }
-        return records[(index + 1)...].map(\.activatesAt).filter { $0 <= now }.min().map { max($0, record.activatesAt) }
+        return records.enumerated().filter { offset, other in
+            offset != index && other.retiredAt == nil && other.activatesAt <= now
+                && (other.activatesAt > record.activatesAt || (other.activatesAt == record.activatesAt && offset > index))
+        }.map(\.element.activatesAt).min()
     }
 
     /// The key that signs at `now`, with its record: the one place a private key file is

@@ -136,8 +136,9 @@ struct TokenCommand: ParsableCommand {
                 Every server refuses a revoked token from its next call (401), with no restart: \
                 the revocation is in the store. --id takes a token's jti: 'paywall audit' shows it \
                 in the token.admin entry that minted it, and 'paywall token inspect' in the token. \
-                --subject revokes every token the admin was given until now (tokens minted in the \
-                same second included: mint a new one a second later). Recorded in the audit log.
+                --subject revokes every token the admin was given until now, and those minted in \
+                the next 30 seconds (the leeway for clocks that differ between hosts): mint a new \
+                one after that. Recorded in the audit log.
 
                 Examples: paywall token revoke-admin --id Jb1x2f9sXXW8a0fHq2Jt3w
                           paywall token revoke-admin --token - < leaked-token.txt

@@ -72,6 +72,45 @@ struct KeyRingTests {
         #expect(reloaded.jwks(at: retiredAt).keys.map(\.kid) == [second.kid])
     }
 
+    @Test("a key retired by a host whose clock runs ahead is retired at once here: it verifies nothing more")
+    func retiredAheadOfThisClock() throws {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        var ring = try KeyRing.load(directory: try folder())
+        let old = try ring.add(.es256, now: start, activatesAt: start)
+        _ = try ring.add(.es256, now: start, activatesAt: start.addingTimeInterval(60))
+        let token = try JWSSigner(key: try ring.signingKey(at: start).1, kid: old.kid).sign(type: "at+jwt", payload: .object(["x": .number(1)]))
+        // Retired (forced: a leak) by a host 5 s ahead of the server reading the manifest.
+        let now = start.addingTimeInterval(120)
+        let retired = try ring.retire(kid: old.kid, now: now.addingTimeInterval(5), force: true)
+        #expect(ring.state(of: retired, at: now) == .retired)
+        #expect(!ring.verificationKeys(at: now).map(\.kid).contains(old.kid))
+        #expect(throws: TokenError.unknownKey(old.kid)) { try JWSVerifier(keys: ring.verificationKeys(at: now)).verify(token) }
+        #expect(!ring.jwks(at: now).keys.map(\.kid).contains(old.kid))
+    }
+
+    @Test("a key is superseded when another key signs instead, not when a key added after it activated: an emergency key, then the rotation's key taking over")
+    func supersededByActivation() throws {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        var ring = try KeyRing.load(directory: try folder())
+        let rotated = try ring.add(.es256, now: start, activatesAt: start.addingTimeInterval(600))
+        let emergency = try ring.add(.es256, now: start, activatesAt: start)
+        #expect(try ring.signingKey(at: start).0.kid == emergency.kid)
+        #expect(try ring.signingKey(at: start.addingTimeInterval(600)).0.kid == rotated.kid)
+        let tenDays = start.addingTimeInterval(10 * 86_400)
+        _ = try ring.add(.es256, now: tenDays.addingTimeInterval(-600), activatesAt: tenDays)
+        // `rotated` signed until the third key took over, ten days in: its tokens live on
+        // for the verify-only period from then, not from its own activation.
+        let now = tenDays.addingTimeInterval(3_600)
+        #expect(ring.state(of: rotated, at: now) == .verifyOnly)
+        #expect(throws: KeyRingError.tooSoonToRetire(kid: rotated.kid, until: tenDays.addingTimeInterval(KeyRing.verifyOnlyPeriod))) {
+            try ring.retire(kid: rotated.kid, now: start.addingTimeInterval(600 + KeyRing.verifyOnlyPeriod + 60), force: false)
+        }
+        // The emergency key was superseded by the rotated one, at its activation.
+        #expect(throws: KeyRingError.tooSoonToRetire(kid: emergency.kid, until: start.addingTimeInterval(600 + KeyRing.verifyOnlyPeriod))) {
+            try ring.retire(kid: emergency.kid, now: now, force: false)
+        }
+    }
+
     @Test("an existing open key folder (as cloned, with its README) is closed to others when a key is written")
     func existingFolder() throws {
         let dir = try folder()

@@ -44,7 +44,7 @@ extension PaywallService {
             guard limit > 0 else { throw ServiceError.giftLimitReached(limit: 0, resetsAt: month.end) }
             let (issuer, _) = try issuer()
             let (token, claims) = try issuer.giftToken(
-                subject: accountID.rawValue, audience: configuration.audience, title: titleID.rawValue, article: articleID,
+                subject: accountID.rawValue, audience: giftAudience, title: titleID.rawValue, article: articleID,
                 lifetime: configuration.giftLifetime)
             // The token's own times, so the stored gift and the link expire together.
             let gift = Gift(
@@ -99,13 +99,28 @@ extension PaywallService {
         return answer
     }
 
+    /// The audience of gift links: the service's own with `#gift`, never the article
+    /// grants'. A gift link has a grant's shape (this article of this title, signed by the
+    /// same keys) and differs only in its `typ`, which many JWT libraries ignore: a content
+    /// server checking a grant's `iss`, `aud`, `exp`, `title` and `article` took a gift
+    /// link, valid for a month, as a five-minute grant, and kept taking it after the gift
+    /// was withdrawn (found in review; RFC 8725 §3.9 and §3.11). Links made before keep
+    /// the old audience until they expire, and are still taken here.
+    var giftAudience: String { configuration.audience + "#gift" }
+
     /// The stored gift a token proves, for this title and article.
     func verifiedGift(_ token: String, title: String, article: String) throws(ServiceError) -> Gift {
         let titleID = try mapped { try TitleID(validating: title) }
         let articleID = try mapped { try ArticleRead.validateArticleID(article) }
         let verified: VerifiedToken
         do throws(ServiceError) {
-            verified = try verifyToken(token, kinds: [.gift])
+            do throws(ServiceError) {
+                verified = try verifyToken(token, kinds: [.gift], audience: giftAudience)
+            } catch .token(.wrongAudience) {
+                // A link made before gift links had an audience of their own (at most
+                // `giftLifetime` ago): still the reader's gift.
+                verified = try verifyToken(token, kinds: [.gift])
+            }
         } catch {
             if case let .token(reason) = error { throw .giftRefused(reason.description) }
             throw error

@@ -106,7 +106,7 @@ extension PaywallService {
     /// link, valid for a month, as a five-minute grant, and kept taking it after the gift
     /// was withdrawn (found in review; RFC 8725 §3.9 and §3.11). Links made before keep
     /// the old audience until they expire, and are still taken here.
-    var giftAudience: String { configuration.audience + "#gift" }
+    public var giftAudience: String { configuration.audience + "#gift" }
 
     /// The stored gift a token proves, for this title and article.
     func verifiedGift(_ token: String, title: String, article: String) throws(ServiceError) -> Gift {

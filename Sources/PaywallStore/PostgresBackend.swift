@@ -187,7 +187,10 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
                             // A recorded read (counted or re-read) is counted too.
                             let withThis = Date(millis: min(oldest ?? at, at))
                             return .success(already != 0 ? .init(outcome: .reread, oldestCounted: withThis, used: Int(used))
-                                : inserted != 0 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis, used: Int(used) + 1)
+                                // Exactly 1 is a recorded read; anything else records nothing and
+                                // is answered as spent (fail closed: a value this code does not
+                                // know is a contract it does not know).
+                                : inserted == 1 ? .init(outcome: .recorded(used: Int(used) + 1), oldestCounted: withThis, used: Int(used) + 1)
                                 : .init(outcome: .exhausted(used: Int(used)), oldestCounted: oldest.map(Date.init(millis:)), used: Int(used)))
                         }
                     }

@@ -496,6 +496,12 @@ enum PostgresMigrations {
             END $$
             """,
         ]),
+        // A rule learnt here (a review): a shipped function's contract is never changed in
+        // place. v18 made `paywall_metered_reads` answer `inserted = -1` for an account
+        // deleted since its check, which a server still running an older binary during a
+        // rolling upgrade read as a recorded read (`inserted != 0`) and answered full with
+        // nothing stored. A new contract gets a new function name; the old one stays for
+        // the old binaries until a later migration may drop it.
         ("v18-metered-reads-live-accounts", [
             """
             CREATE OR REPLACE FUNCTION paywall_metered_reads(

@@ -258,15 +258,49 @@ final class SQLiteBackend: StoreBackend {
     /// SQLite's online backup to a new file (only its owner may read it, as the database).
     /// A file that appeared at `destination` since the caller looked (or a link planted
     /// there) is refused, never written through.
+    ///
+    /// Written beside it first (`destination.partial`), synced, and only then given its
+    /// name, with the folder synced: a backup interrupted (killed, the power lost) is never
+    /// a file under the backup's name. Written in place, a kill left an empty database
+    /// there once its journal rolled back, and the next run refused the name; and a
+    /// success reported before the folder was synced could vanish with the power (found in
+    /// review).
     func backup(to destination: String) throws {
-        guard Self.createPrivately(destination) else {
+        let partial = destination + ".partial"
+        guard Self.createPrivately(partial) else {
             let reason = errno
-            if reason == EEXIST { throw StoreError.destinationExists(path: destination) }
+            if reason == EEXIST {
+                throw StoreError.cannotOpen(path: destination, detail: "\(partial) is there: an interrupted backup's, or one running now; remove it (and \(partial)-journal) once none runs, and back up again")
+            }
             throw StoreError.cannotOpen(path: destination, detail: String(cString: strerror(reason)))
         }
-        let target = try DatabaseQueue(path: destination)
-        try pool.backup(to: target)
-        try target.close()
+        do {
+            let target = try DatabaseQueue(path: partial)
+            try pool.backup(to: target)
+            try target.close()
+            try Self.sync(path: partial, flags: O_RDONLY)
+            // A link, not a rename: it never replaces a file that appeared at the name since.
+            guard link(partial, destination) == 0 else {
+                let reason = errno
+                if reason == EEXIST { throw StoreError.destinationExists(path: destination) }
+                throw StoreError.cannotOpen(path: destination, detail: String(cString: strerror(reason)))
+            }
+        } catch {
+            unlink(partial)
+            unlink(partial + "-journal")
+            throw error
+        }
+        unlink(partial)
+        let folder = (destination as NSString).deletingLastPathComponent
+        try Self.sync(path: folder.isEmpty ? "." : folder, flags: O_RDONLY | O_DIRECTORY)
+    }
+
+    /// fsync of the file or folder at `path`.
+    static func sync(path: String, flags: Int32) throws {
+        let descriptor = open(path, flags | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StoreError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
+        defer { Glibc.close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw StoreError.cannotOpen(path: path, detail: "fsync: \(String(cString: strerror(errno)))") }
     }
 
     func close() throws {

@@ -76,11 +76,12 @@ extension Store {
             throw .cannotOpen(path: destination, detail: "folder \(parent) does not exist")
         }
         do {
+            // A failure removes its partial file and never names the destination: a file
+            // there is never ours to remove.
             try sqlite.backup(to: destination)
-        } catch StoreError.destinationExists(let path) {
-            throw .destinationExists(path: path)  // not ours: left where it is
+        } catch let error as StoreError {
+            throw error
         } catch {
-            try? FileManager.default.removeItem(atPath: destination)
             throw StoreError.from(error, path: destination, busyTimeout: sqlite.busyTimeout)
         }
     }

@@ -119,6 +119,14 @@ struct CLITests {
         let backup = cli.folder.appendingPathComponent("backup.sqlite").path
         #expect(try cli.run(["db", "backup", backup]).status == 0)
         #expect(try cli.run(["db", "backup", backup]).status == 1)
+        #expect(!FileManager.default.fileExists(atPath: backup + ".partial"), "the partial file is renamed, not left")
+        // An interrupted backup's partial file: refused, saying what to remove; nothing named.
+        let second = cli.folder.appendingPathComponent("second.sqlite").path
+        #expect(FileManager.default.createFile(atPath: second + ".partial", contents: Data("half".utf8)))
+        let interrupted = try cli.run(["db", "backup", second])
+        #expect(interrupted.status != 0 && interrupted.stderr.contains("second.sqlite.partial is there: an interrupted backup's"), "\(interrupted.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: second))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: second + ".partial")) == Data("half".utf8), "not ours to remove")
         #expect(try cli.run(["db", "check", "--db", backup, "--json"]).stdout.contains("\"healthy\" : true"))
         // The database and its backup hold password hashes and sessions: readable by their owner only.
         if cli.schema == nil {

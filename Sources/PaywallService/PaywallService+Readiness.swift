@@ -52,6 +52,12 @@ final class ReadinessProbe: Sendable {
     /// Checks running at once, at most (each holds a blocking thread while it waits).
     static let maximumInFlight = 3
 
+    /// How long a successful check answers later probes without a new one. `/readyz` is
+    /// public, and each check is a write transaction: probes back to back kept one in
+    /// progress almost all the time, beside the commits of metered reads (found in
+    /// review). A failure is never reused, so a recovered server is ready at the next probe.
+    let reuse: Duration
+
     private struct Running {
         let started: ContinuousClock.Instant
         var waiters: [Waiter]
@@ -60,11 +66,17 @@ final class ReadinessProbe: Sendable {
     private struct State {
         var running: [Int: Running] = [:]
         var nextID = 0
+        /// The latest successful answer, and when its check ended.
+        var lastReady: (at: ContinuousClock.Instant, readiness: Readiness)?
         /// Checks started, for tests.
         var started = 0
     }
 
     private let state = Mutex(State())
+
+    init(reuse: Duration = .seconds(1)) {
+        self.reuse = reuse
+    }
 
     /// Checks started so far.
     var checksStarted: Int { state.withLock { $0.started } }
@@ -77,7 +89,12 @@ final class ReadinessProbe: Sendable {
     /// The answer of the newest check in flight, or of a new one of `check`, or not ready
     /// once `deadline` has passed.
     func answer(within deadline: Duration, _ check: @escaping Check) async throws(ServiceError) -> Readiness {
-        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Readiness, ServiceError>, Never>) in
+        let recent: Readiness? = state.withLock { state in
+            guard let last = state.lastReady, ContinuousClock.now - last.at < reuse else { return nil }
+            return last.readiness
+        }
+        if let recent { return recent }
+        return try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Readiness, ServiceError>, Never>) in
             let waiter = Waiter(continuation)
             let now = ContinuousClock.now
             let startedID: Int? = state.withLock { state in
@@ -97,7 +114,10 @@ final class ReadinessProbe: Sendable {
             if let id = startedID {
                 Task {
                     let result = await check()
-                    let waiters = state.withLock { $0.running.removeValue(forKey: id)?.waiters ?? [] }
+                    let waiters = state.withLock { state in
+                        if case let .success(readiness) = result { state.lastReady = (ContinuousClock.now, readiness) }
+                        return state.running.removeValue(forKey: id)?.waiters ?? []
+                    }
                     for waiter in waiters { waiter.answer(result) }
                 }
             }

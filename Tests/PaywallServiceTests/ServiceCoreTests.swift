@@ -92,6 +92,32 @@ struct ServiceCoreTests {
         #expect(probe.checksStarted == 1)
     }
 
+    @Test("a successful check answers the probes of the next second without another; a failure is never reused")
+    func readinessReused() async throws {
+        let probe = ReadinessProbe(reuse: .seconds(600))
+        let checks = ManagedAtomicCounter()
+        let ready: ReadinessProbe.Check = {
+            checks.increment()
+            return .success(Readiness(policyRevision: "r", signingKey: "k\(checks.value)"))
+        }
+        for _ in 0..<5 { #expect(try await probe.answer(within: .seconds(60), ready).signingKey == "k1") }
+        #expect(checks.value == 1 && probe.checksStarted == 1)
+        let failing = ReadinessProbe(reuse: .seconds(600))
+        for _ in 0..<3 {
+            do throws(ServiceError) {
+                _ = try await failing.answer(within: .seconds(60)) { .failure(.notReady("down")) }
+                Issue.record("ready")
+            } catch {
+                #expect(error.code == "not_ready")
+            }
+        }
+        #expect(failing.checksStarted == 3, "a failure was reused")
+        // With no reuse, each probe checks.
+        let eager = ReadinessProbe(reuse: .zero)
+        for _ in 0..<3 { _ = try await eager.answer(within: .seconds(60), ready) }
+        #expect(eager.checksStarted == 3)
+    }
+
     @Test("a stuck check does not keep a server not ready: a probe past its deadline starts another, at most three at once")
     func readinessStuckCheck() async throws {
         let probe = ReadinessProbe()
@@ -535,20 +561,27 @@ final class ManagedAtomicCounter: @unchecked Sendable {
 
 @Suite("Rate limiter and token cache generations")
 struct LimiterAndCacheTests {
-    @Test("a bucket per key; a table full of limited clients refuses newcomers instead of forgetting them")
+    @Test("a bucket per key; a full table lets newcomers in, keeps a limited client that keeps asking, and forgets a quiet one")
     func limiter() {
-        let limiter = RateLimiter(burst: 2, interval: 60, maximumKeys: 2)
+        let limiter = RateLimiter(burst: 2, interval: 60, maximumKeys: 8)
         let t = Date(timeIntervalSince1970: 1_000_000)
         #expect(limiter.take("a", at: t) == nil)
         #expect(limiter.take("a", at: t) == nil)
         #expect(limiter.take("a", at: t) != nil, "burst spent")
-        #expect(limiter.take("b", at: t) == nil)
-        #expect(limiter.take("b", at: t) == nil)
-        // Full of clients being limited: a newcomer waits, and "a" is still limited.
-        #expect(limiter.take("c", at: t) != nil)
-        #expect(limiter.take("a", at: t) != nil)
-        // Once buckets refill they are dropped and newcomers get in.
-        #expect(limiter.take("c", at: t.addingTimeInterval(600)) == nil)
+        #expect(limiter.take("quiet", at: t) == nil)  // one of its two spent
+        // Many more clients than the table holds (an attacker's addresses): each gets in,
+        // "a" asking between them stays limited, the table stays bounded.
+        for i in 0..<100 {
+            #expect(limiter.take("n\(i)", at: t) == nil, "newcomer \(i) refused")
+            #expect(limiter.take("a", at: t) != nil, "a limited client forgotten at \(i)")
+            #expect(limiter.count <= 8)
+        }
+        // The quiet client was forgotten: a full bucket again (two at once).
+        #expect(limiter.take("quiet", at: t) == nil)
+        #expect(limiter.take("quiet", at: t) == nil)
+        #expect(limiter.take("quiet", at: t) != nil)
+        // Refilled with time, as before.
+        #expect(limiter.take("a", at: t.addingTimeInterval(60)) == nil)
     }
 
     @Test("a verification made against keys that changed meanwhile is not cached")

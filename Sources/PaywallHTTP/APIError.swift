@@ -63,6 +63,9 @@ public struct APIError: HTTPResponseError, Sendable {
         status: .unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json")
     static let encodedBody = APIError(
         status: .unsupportedMediaType, code: "unsupported_media_type", message: "send the body without a Content-Encoding (gzip and the others are not read)")
+    static func bodyTimeout(_ deadline: Duration) -> APIError {
+        APIError(status: .requestTimeout, code: "request_timeout", message: "the body did not arrive within \(deadline.components.seconds) s")
+    }
     static func tooLarge(_ limit: Int) -> APIError {
         APIError(status: .contentTooLarge, code: "body_too_large", message: "the body is larger than \(limit) bytes")
     }

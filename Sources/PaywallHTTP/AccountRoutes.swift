@@ -253,7 +253,7 @@ extension PaywallAPI {
     /// A body-less POST: no body, or an empty JSON object (anything else is read as
     /// strictly as everywhere).
     static func emptyBody(_ request: inout Request) async throws {
-        if try await request.collectBody(upTo: RequestBody.limit).readableBytes > 0 {
+        if try await RequestBody.collect(&request).readableBytes > 0 {
             _ = try await RequestBody.object(&request).only([])
         }
     }

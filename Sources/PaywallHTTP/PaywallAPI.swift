@@ -18,10 +18,14 @@ import PaywallWeb
 public struct PaywallRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The connection: its input is closed after a body too large or too slow, so the
+    /// rest of that body is never read (``ErrorMiddleware``).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 }
 
@@ -49,10 +53,15 @@ public struct PaywallAPI: Sendable {
     /// The reader's web pages (PaywallWeb), mounted on this router when set (`paywall serve`).
     public var web: WebSite?
 
+    /// How long a route waits for a request's whole body (`PAYWALL_BODY_TIMEOUT`): 408
+    /// `request_timeout` past it, and the connection's input closed.
+    public let bodyTimeout: Duration
+
     public init(
         service: PaywallService, deviceMinting: RateLimiter = RateLimiter(burst: 20, interval: 6), jwksMaxAge: Int? = nil,
-        metrics: PrometheusCollectorRegistry? = nil, metricsToken: String? = nil, corsOrigins: Set<String> = []
+        metrics: PrometheusCollectorRegistry? = nil, metricsToken: String? = nil, corsOrigins: Set<String> = [], bodyTimeout: Duration = .seconds(30)
     ) {
+        self.bodyTimeout = bodyTimeout
         self.corsOrigins = corsOrigins
         self.service = service
         self.deviceMinting = deviceMinting
@@ -77,7 +86,7 @@ public struct PaywallAPI: Sendable {
         router.middlewares.add(RequestIDMiddleware())
         // Outside the error middleware, so error responses carry the CORS headers too.
         if !corsOrigins.isEmpty { router.middlewares.add(CORSMiddleware(origins: corsOrigins)) }
-        router.middlewares.add(ErrorMiddleware(web: web))
+        router.middlewares.add(ErrorMiddleware(web: web, bodyTimeout: bodyTimeout))
         router.post("/v1/access") { request, context in try await self.access(request, context) }
         router.post("/v1/access/preview") { request, context in try await self.preview(request, context) }
         router.post("/v1/devices") { request, context in try await self.devices(request, context) }
@@ -329,11 +338,17 @@ struct ErrorMiddleware: RouterMiddleware {
     /// The reader's pages, when mounted: a browser's page request for an unknown path gets
     /// their 404 page rather than the API's JSON.
     var web: WebSite?
+    /// ``PaywallAPI/bodyTimeout``, given to the routes' body reading.
+    var bodyTimeout: Duration = .seconds(30)
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
-            return try await next(request, context)
+            return try await RequestBody.$deadline.withValue(bodyTimeout) { try await next(request, context) }
         } catch let error as APIError {
+            // A body too large or too slow is not read further: the connection's input is
+            // closed (the answer still goes out), and the connection with it. Otherwise the
+            // server read the rest of it, however long, before the next request.
+            if error.status == .contentTooLarge || error.status == .requestTimeout { context.channel.close(mode: .input, promise: nil) }
             throw Self.counted(error)
         } catch let error as ServiceError {
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
@@ -362,6 +377,7 @@ struct ErrorMiddleware: RouterMiddleware {
             throw Self.counted(answer)
         } catch let error as NIOTooManyBytesError {
             _ = error
+            context.channel.close(mode: .input, promise: nil)
             throw Self.counted(.tooLarge(RequestBody.limit))
         } catch {
             context.logger.error("unexpected error", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])

@@ -27,6 +27,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// `60s`, 1 s to 1 h): an idle keep-alive, or headers never finished, held a server slot
     /// for good before. Behind a proxy, keep it longer than the proxy's own idle timeout.
     public var idleTimeout: Int64 = 60
+    /// Seconds a route waits for a request's whole body (`PAYWALL_BODY_TIMEOUT`, 1 s to
+    /// 10 min, default 30 s): a body sent a byte at a time restarts the idle timer each time.
+    public var bodyTimeout: Int64 = 30
 
     public init() {}
 
@@ -70,7 +73,7 @@ public struct ServerSettings: Sendable, Equatable {
 
     /// The variables ``resolve(environment:flags:)`` reads.
     public static let environmentNames: Set<String> = [
-        "PAYWALL_HOST", "PAYWALL_PORT", "PAYWALL_LOG_LEVEL", "PAYWALL_LOG_FORMAT", "PAYWALL_METRICS_TOKEN", "PAYWALL_IDLE_TIMEOUT",
+        "PAYWALL_HOST", "PAYWALL_PORT", "PAYWALL_LOG_LEVEL", "PAYWALL_LOG_FORMAT", "PAYWALL_METRICS_TOKEN", "PAYWALL_IDLE_TIMEOUT", "PAYWALL_BODY_TIMEOUT",
         "PAYWALL_CORS_ORIGINS",
     ]
 
@@ -116,6 +119,12 @@ public struct ServerSettings: Sendable, Equatable {
                 throw invalid("PAYWALL_IDLE_TIMEOUT", text, "a duration from 1s to 1h, e.g. 60s or 5m")
             }
             settings.idleTimeout = Int64(seconds)
+        }
+        if let text = environment["PAYWALL_BODY_TIMEOUT"] {
+            guard let seconds = try? TimeText.duration(text), (1...600).contains(seconds) else {
+                throw invalid("PAYWALL_BODY_TIMEOUT", text, "a duration from 1s to 10m, e.g. 30s")
+            }
+            settings.bodyTimeout = Int64(seconds)
         }
         if let text = environment["PAYWALL_CORS_ORIGINS"], !text.trimmingCharacters(in: .whitespaces).isEmpty {
             for item in text.split(separator: ",") {

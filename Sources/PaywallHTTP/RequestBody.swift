@@ -14,13 +14,40 @@ struct RequestBody {
     /// The largest body any route takes (a preview of 100 articles fits easily).
     static let limit = 64 * 1024
 
+    /// How long a route waits for its whole body (``PaywallAPI/bodyTimeout``, set for each
+    /// request by the error middleware).
+    @TaskLocal static var deadline: Duration = .seconds(30)
+
+    /// The body, at most `limit` bytes, within ``deadline``: 408 `request_timeout` past it.
+    ///
+    /// Why: the connection's idle timer starts again with each piece of a body, so a client
+    /// sending a byte a minute held a connection and a waiting handler for good (found in
+    /// review). The error middleware then closes the connection's input, so the rest of
+    /// such a body is not read either.
+    static func collect(_ request: inout Request) async throws -> ByteBuffer {
+        let body = request.body
+        let deadline = Self.deadline
+        let buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask { try await body.collect(upTo: limit) }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let buffer = first else { throw APIError.bodyTimeout(deadline) }
+            return buffer
+        }
+        request.body = .init(buffer: buffer)
+        return buffer
+    }
+
     static func object(_ request: inout Request) async throws -> Fields {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         guard type == "application/json" || type.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
         try refuseEncoded(request)
         let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: limit)
+            buffer = try await collect(&request)
         } catch is NIOTooManyBytesError {
             throw APIError.tooLarge(limit)
         }
@@ -40,7 +67,7 @@ struct RequestBody {
     static func bytes(_ request: inout Request) async throws -> [UInt8] {
         try refuseEncoded(request)
         do {
-            return Array(try await request.collectBody(upTo: limit).readableBytesView)
+            return Array(try await collect(&request).readableBytesView)
         } catch is NIOTooManyBytesError {
             throw APIError.tooLarge(limit)
         }
@@ -58,7 +85,7 @@ struct RequestBody {
     static func optionalObject(_ request: inout Request) async throws -> Fields? {
         let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: limit)
+            buffer = try await collect(&request)
         } catch is NIOTooManyBytesError {
             throw APIError.tooLarge(limit)
         }

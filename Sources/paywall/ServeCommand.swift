@@ -28,7 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
             PAYWALL_LOG_FORMAT, PAYWALL_TRUSTED_PROXIES. Environment only: PAYWALL_SECURE_COOKIES \
             (1 when served over TLS), PAYWALL_METRICS_TOKEN (the bearer token GET /metrics asks \
             for; unset: none), PAYWALL_LINK_BASE (the site's public address), PAYWALL_CORS_ORIGINS \
-            (origins whose pages may call the API), PAYWALL_IDLE_TIMEOUT (default 60s), PAYWALL_SENDMAIL and \
+            (origins whose pages may call the API), PAYWALL_IDLE_TIMEOUT (default 60s), PAYWALL_BODY_TIMEOUT (default 30s), PAYWALL_SENDMAIL and \
             PAYWALL_MAIL_FROM (mail), PAYWALL_MAX_SESSIONS, PAYWALL_SIGNUPS_PER_ADDRESS, \
             PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL, PAYWALL_DEV_KEYS (1: make a development key when \
             there is none; --demo does), PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
@@ -137,7 +137,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-        var api = PaywallAPI(service: service, metrics: registry, metricsToken: server.metricsToken, corsOrigins: server.corsOrigins)
+        var api = PaywallAPI(
+            service: service, metrics: registry, metricsToken: server.metricsToken, corsOrigins: server.corsOrigins, bodyTimeout: .seconds(server.bodyTimeout))
         do {
             // The reader's pages on the same server; article texts only with --demo (in
             // production they are the publisher's CMS's, never invented here).

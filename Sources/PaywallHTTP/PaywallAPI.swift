@@ -343,7 +343,7 @@ struct ErrorMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
-            return try await RequestBody.$reading.withValue((context.channel, bodyTimeout)) { try await next(request, context) }
+            return try await BodyReading.$current.withValue((context.channel, bodyTimeout)) { try await next(request, context) }
         } catch let error as APIError {
             // A body too large or too slow is not read further: the connection's input is
             // closed (the answer still goes out), and the connection with it. Otherwise the

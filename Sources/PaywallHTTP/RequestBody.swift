@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -7,6 +6,7 @@ import PaywallCore
 import PaywallPolicy
 import PaywallService
 import PaywallTokens
+import PaywallWeb
 
 /// A JSON request body read strictly: `application/json` only (415), at most `limit` bytes
 /// (413), valid JSON without duplicate member names, no field the API does not know
@@ -15,31 +15,14 @@ struct RequestBody {
     /// The largest body any route takes (a preview of 100 articles fits easily).
     static let limit = 64 * 1024
 
-    /// The connection a request's body comes on and how long a route waits for all of it
-    /// (``PaywallAPI/bodyTimeout``), set for each request by the error middleware. Nil
-    /// (a body read outside the API's router): no deadline.
-    @TaskLocal static var reading: (channel: any Channel, deadline: Duration)?
-
-    /// The body, at most `limit` bytes, within the deadline: 408 `request_timeout` past it.
-    ///
-    /// Why: the connection's idle timer starts again with each piece of a body, so a client
-    /// sending a byte a minute held a connection and a waiting handler for good (found in
-    /// review). Past the deadline ``BodyDeadlines`` closes the connection's input, which
-    /// ends the read here, and the rest of such a body is never read. Not a task racing a
-    /// timer per request: two child tasks and a timer cost every access check a few
-    /// microseconds of its ~50; a registration here costs a lock.
+    /// The body, at most `limit` bytes, within the connection's deadline
+    /// (``BodyReading``): 408 `request_timeout` past it.
     static func collect(_ request: inout Request) async throws -> ByteBuffer {
-        guard let reading = Self.reading else { return try await request.collectBody(upTo: limit) }
-        let watch = BodyDeadlines.shared.begin(reading.channel, within: reading.deadline)
-        let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: limit)
-        } catch {
-            if BodyDeadlines.shared.end(watch) { throw APIError.bodyTimeout(reading.deadline) }
-            throw error
+            return try await BodyReading.collect(&request, upTo: limit)
+        } catch let late as BodyReading.Late {
+            throw APIError.bodyTimeout(late.deadline)
         }
-        if BodyDeadlines.shared.end(watch) { throw APIError.bodyTimeout(reading.deadline) }
-        return buffer
     }
 
     static func object(_ request: inout Request) async throws -> Fields {
@@ -215,61 +198,3 @@ extension AccessRequest {
     }
 }
 
-/// Request bodies being read, each with its deadline: a thread of its own looks four times
-/// a second and closes the input of a connection whose body is late (its read then ends,
-/// and the route answers 408). Registering and ending a read take a lock and no task.
-final class BodyDeadlines: Sendable {
-    static let shared = BodyDeadlines()
-
-    private struct Watch {
-        let channel: any Channel
-        let deadline: ContinuousClock.Instant
-        var expired = false
-    }
-
-    private struct State {
-        var watches: [Int: Watch] = [:]
-        var next = 0
-        var watching = false
-    }
-
-    private let state = Mutex(State())
-
-    /// Starts watching a read on `channel`; ``end(_:)`` with what it returns.
-    func begin(_ channel: any Channel, within deadline: Duration) -> Int {
-        let (id, start) = state.withLock { state in
-            let id = state.next
-            state.next &+= 1
-            state.watches[id] = Watch(channel: channel, deadline: .now + deadline)
-            defer { state.watching = true }
-            return (id, !state.watching)
-        }
-        if start {
-            let thread = Thread { [self] in watch() }
-            thread.name = "paywall-body-deadlines"
-            thread.start()
-        }
-        return id
-    }
-
-    /// Stops watching; whether the deadline had passed (and the input was closed).
-    func end(_ id: Int) -> Bool {
-        state.withLock { $0.watches.removeValue(forKey: id)?.expired ?? false }
-    }
-
-    private func watch() {
-        while true {
-            Thread.sleep(forTimeInterval: 0.25)
-            let now = ContinuousClock.now
-            let late: [any Channel] = state.withLock { state in
-                var late: [any Channel] = []
-                for (id, watch) in state.watches where !watch.expired && watch.deadline <= now {
-                    state.watches[id]?.expired = true
-                    late.append(watch.channel)
-                }
-                return late
-            }
-            for channel in late { channel.close(mode: .input, promise: nil) }
-        }
-    }
-}

@@ -219,7 +219,13 @@ public struct WebSite: Sendable {
                     return finish(errorPage(visit, status: .unsupportedMediaType, message: "This form must be sent by the page's own form."), visit)
                 }
                 let buffer: ByteBuffer
-                do { buffer = try await request.collectBody(upTo: Form.limit) } catch {
+                do {
+                    buffer = try await BodyReading.collect(&request, upTo: Form.limit)
+                } catch is BodyReading.Late {
+                    BodyReading.stopReading()
+                    return finish(errorPage(visit, status: .requestTimeout, message: "That form took too long to arrive. Go back and send it again."), visit)
+                } catch {
+                    BodyReading.stopReading()
                     return finish(errorPage(visit, status: .contentTooLarge, message: "That form was too large."), visit)
                 }
                 let form = Form(urlEncoded: String(buffer: buffer))

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import PaywallHTTP
+import PaywallWeb
 import PaywallTestSupport
 import Testing
 
@@ -16,7 +17,15 @@ struct SlowBodyTests {
     /// Sends `head` and `start` of a body on a new connection to `port`, never the rest,
     /// and reads until the server closes (at most `wait` seconds). Returns what came back,
     /// whether the server closed, and how long it took.
-    static func send(port: Int, head: String, start: [UInt8], wait: Int) throws -> (reply: String, closed: Bool, seconds: Double) {
+    static func send(port: Int, head: String, start: [UInt8], wait: Int) async throws -> (reply: String, closed: Bool, seconds: Double) {
+        // On a thread of its own: blocked in recv on the cooperative pool, it starved the
+        // server's own handlers of the pool's two threads when other tests ran at once.
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try sendBlocking(port: port, head: head, start: start, wait: wait) }) }.start()
+        }
+    }
+
+    static func sendBlocking(port: Int, head: String, start: [UInt8], wait: Int) throws -> (reply: String, closed: Bool, seconds: Double) {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(descriptor >= 0)
         defer { close(descriptor) }
@@ -57,20 +66,37 @@ struct SlowBodyTests {
         let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let slow = try Self.send(
+            let slow = try await Self.send(
                 port: port, head: "POST /v1/access HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
                 start: Array(#"{"title":"#.utf8), wait: 20)
             #expect(slow.reply.hasPrefix("HTTP/1.1 408"), "\(slow.reply.prefix(300))")
             #expect(slow.reply.contains(#""code":"request_timeout""#))
             #expect(slow.closed, "the server kept the connection, waiting for the rest of the body")
             #expect(slow.seconds < 15, "\(slow.seconds) s")
-            let large = try Self.send(
+            let large = try await Self.send(
                 port: port, head: "POST /v1/access HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n",
                 start: [UInt8](repeating: 0x20, count: 70_000), wait: 20)
             #expect(large.reply.hasPrefix("HTTP/1.1 413"), "\(large.reply.prefix(300))")
             #expect(large.closed && large.seconds < 15, "\(large.seconds) s")
             // The server still answers.
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+        }
+    }
+
+    @Test("a web form that does not arrive within the deadline: the 408 page, and the connection closed")
+    func slowForm() async throws {
+        let f = try seededFixture()
+        var api = PaywallAPI(service: f.service, bodyTimeout: .seconds(1))
+        api.web = try WebSite(service: f.service, articles: ArticleLibrary.demo())
+        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let slow = try await Self.send(
+                port: port, head: "POST /signin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n",
+                start: Array("email=a".utf8), wait: 20)
+            #expect(slow.reply.hasPrefix("HTTP/1.1 408"), "\(slow.reply.prefix(300))")
+            #expect(slow.reply.contains("took too long to arrive"))
+            #expect(slow.closed && slow.seconds < 15, "\(slow.seconds) s")
         }
     }
 }

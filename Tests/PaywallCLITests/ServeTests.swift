@@ -377,30 +377,12 @@ struct ServeTests {
     /// Connects to 127.0.0.1:`port`, sends `text`, and reads until the server closes the
     /// connection (or `timeout` seconds pass: an error). Returns what was read.
     static func sendAndReadUntilClosed(port: Int, _ text: String, timeout: Int) throws -> String {
-        struct SocketFailed: Error { var step: String }
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw SocketFailed(step: "socket") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw SocketFailed(step: "connect") }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let connection = try LoopbackSocket(port: port, timeout: timeout)
         let bytes = Array(text.utf8)
-        guard send(descriptor, bytes, bytes.count, 0) == bytes.count else { throw SocketFailed(step: "send") }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4_096)
-        while true {
-            let count = recv(descriptor, &buffer, buffer.count, 0)
-            if count == 0 { return String(decoding: received, as: UTF8.self) }  // closed by the server
-            guard count > 0 else { throw SocketFailed(step: "recv (still open after \(timeout) s)") }
-            received += buffer[0..<count]
-        }
+        guard connection.send(bytes) == bytes.count else { throw LoopbackSocket.Failed(step: "send") }
+        let (received, closed) = connection.readUntilClosed()
+        guard closed else { throw LoopbackSocket.Failed(step: "recv (still open after \(timeout) s)") }
+        return String(decoding: received, as: UTF8.self)
     }
 
     @Test("--demo without a policy folder (run outside the repository): a message naming --policies, and no database made")

@@ -6,10 +6,6 @@ import PaywallWeb
 import PaywallTestSupport
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A body sent too slowly, or too large, over a real socket: answered, and the connection
 /// closed without the server reading the rest of it.
 @Suite("Slow and oversized bodies")
@@ -26,36 +22,10 @@ struct SlowBodyTests {
     }
 
     static func sendBlocking(port: Int, head: String, start: [UInt8], wait: Int) throws -> (reply: String, closed: Bool, seconds: Double) {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(descriptor >= 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        var timeout = timeval(tv_sec: wait, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connection = try LoopbackSocket(port: port, timeout: wait)
         let started = Date()
-        let bytes = Array(head.utf8) + start
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }  // the server may close before taking it all (the 413 case)
-            sent += n
-        }
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var closed = false
-        while true {
-            let n = recv(descriptor, &buffer, buffer.count, 0)
-            if n > 0 { reply += buffer[0..<n]; continue }
-            closed = n == 0 || errno == ECONNRESET
-            break
-        }
+        connection.send(Array(head.utf8) + start)  // the server may close before taking it all (the 413 case)
+        let (reply, closed) = connection.readUntilClosed()
         return (String(decoding: reply, as: UTF8.self), closed, Date().timeIntervalSince(started))
     }
 

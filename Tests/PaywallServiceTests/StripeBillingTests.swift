@@ -646,15 +646,22 @@ struct StripeBillingEdgeTests {
         }
     }
 
+    /// Subscribed, then its renewal's payment failed a minute later: past due. A minute
+    /// later again, returns the period end and the past-due membership.
+    func pastDue(_ shop: Shop, sourceLocation: SourceLocation = #_sourceLocation) throws -> (Date, Membership) {
+        let end = try subscribed(shop, sourceLocation: sourceLocation)
+        shop.f.clock.advance(by: 60)
+        #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied, sourceLocation: sourceLocation)
+        let membership = try #require(try shop.memberships().first, sourceLocation: sourceLocation)
+        #expect(membership.status == .pastDue, sourceLocation: sourceLocation)
+        shop.f.clock.advance(by: 60)
+        return (end, membership)
+    }
+
     @Test("an older invoice paid late neither moves the period end back nor makes a past-due subscription active")
     func olderInvoicePaid() async throws {
         let shop = try Shop()
-        let end = try subscribed(shop)
-        shop.f.clock.advance(by: 60)
-        #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
-        let pastDue = try #require(try shop.memberships().first)
-        #expect(pastDue.status == .pastDue)
-        shop.f.clock.advance(by: 60)
+        let (end, _) = try pastDue(shop)
         #expect(try shop.post("invoice.paid", shop.invoice(paid: true, end: shop.now.addingTimeInterval(-86_400))).outcome == .applied)
         let after = try #require(try shop.memberships().first)
         #expect(after.status == .pastDue && after.currentPeriodEnd == end.roundedDownToSecond, "\(after)")
@@ -664,12 +671,7 @@ struct StripeBillingEdgeTests {
     @Test("a paid invoice of proration lines only (a downgrade invoiced at once) leaves a past-due subscription past due, its grace as it was")
     func prorationOnlyInvoicePaid() async throws {
         let shop = try Shop()
-        let end = try subscribed(shop)
-        shop.f.clock.advance(by: 60)
-        #expect(try shop.post("invoice.payment_failed", shop.invoice(paid: false, end: end)).outcome == .applied)
-        let pastDue = try #require(try shop.memberships().first)
-        #expect(pastDue.status == .pastDue)
-        shop.f.clock.advance(by: 60)
+        let (end, pastDue) = try pastDue(shop)
         let proration = StripeFixtures.prorationInvoice(id: "in_proration", customer: "cus_1", subscription: "sub_1", from: "price_news", to: "price_news", periodEnd: end)
         _ = try shop.post("invoice.paid", proration)
         let after = try #require(try shop.memberships().first)

@@ -94,17 +94,10 @@ public enum StripeFixtures {
         var invoice = Self.invoice(id: id, customer: customer, subscription: subscription, price: to, periodEnd: periodEnd, paid: true)
         var lines = invoice["lines"] as? [String: Any] ?? [:]
         let regular = (lines["data"] as? [[String: Any]])?.first ?? [:]
-        func proration(_ price: String, amount: Int) -> [String: Any] {
-            var line = regular
-            line["amount"] = amount
-            line["pricing"] = ["type": "price_details", "price_details": ["price": price, "product": "prod_test"], "unit_amount_decimal": String(amount)]
-            line["parent"] = ["type": "subscription_item_details", "subscription_item_details": [
-                "invoice_item": NSNull(), "proration": true, "proration_details": ["credited_items": NSNull()],
-                "subscription": subscription, "subscription_item": "si_test",
-            ] as [String: Any]]
-            return line
-        }
-        lines["data"] = [proration(from, amount: -700), proration(to, amount: 300)]
+        lines["data"] = [
+            prorationLine(regular, price: from, amount: -700, subscription: subscription),
+            prorationLine(regular, price: to, amount: 300, subscription: subscription),
+        ]
         invoice["lines"] = lines
         invoice["billing_reason"] = "subscription_update"
         return invoice
@@ -116,19 +109,24 @@ public enum StripeFixtures {
         var invoice = Self.invoice(id: id, customer: customer, subscription: subscription, price: to, periodEnd: periodEnd, paid: true)
         var lines = invoice["lines"] as? [String: Any] ?? [:]
         let regular = (lines["data"] as? [[String: Any]])?.first ?? [:]
-        func proration(_ price: String, amount: Int) -> [String: Any] {
-            var line = regular
-            line["amount"] = amount
-            line["pricing"] = ["type": "price_details", "price_details": ["price": price, "product": "prod_test"], "unit_amount_decimal": String(abs(amount))]
-            line["parent"] = ["type": "subscription_item_details", "subscription_item_details": [
-                "invoice_item": NSNull(), "proration": true, "proration_details": ["credited_items": NSNull()],
-                "subscription": subscription, "subscription_item": "si_test",
-            ] as [String: Any]]
-            return line
-        }
-        lines["data"] = [proration(from, amount: -500), proration(to, amount: 800), regular]
+        lines["data"] = [
+            prorationLine(regular, price: from, amount: -500, subscription: subscription),
+            prorationLine(regular, price: to, amount: 800, subscription: subscription), regular,
+        ]
         invoice["lines"] = lines
         return invoice
+    }
+
+    /// A proration line of `price` for `amount` (negative: a credit), shaped as `regular`.
+    static func prorationLine(_ regular: [String: Any], price: String, amount: Int, subscription: String) -> [String: Any] {
+        var line = regular
+        line["amount"] = amount
+        line["pricing"] = ["type": "price_details", "price_details": ["price": price, "product": "prod_test"], "unit_amount_decimal": String(abs(amount))]
+        line["parent"] = ["type": "subscription_item_details", "subscription_item_details": [
+            "invoice_item": NSNull(), "proration": true, "proration_details": ["credited_items": NSNull()],
+            "subscription": subscription, "subscription_item": "si_test",
+        ] as [String: Any]]
+        return line
     }
 
     /// A completed Checkout session that names our account.

@@ -127,6 +127,11 @@ struct ServeCommand: AsyncParsableCommand {
         if service.databaseReadableByOthers {
             logger.warning("the database file is readable by other users; it holds password hashes and sessions: chmod 600 it and its -wal and -shm files", metadata: ["path": .string(service.databaseLocation)])
         }
+        // /metrics shows decisions, rules, errors and timings by route: on an address other
+        // machines reach, without a token, to anyone who asks (found in review).
+        if server.metricsToken == nil, !["127.0.0.1", "::1", "localhost"].contains(server.host) {
+            logger.warning("/metrics answers anyone who reaches \(server.host): set PAYWALL_METRICS_TOKEN (Prometheus's bearer credentials), or keep the port private")
+        }
         var demoReaders: [DemoReader] = []
         if demo {
             do {

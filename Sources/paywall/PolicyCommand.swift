@@ -219,13 +219,13 @@ extension PolicyCommand {
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The policy folder (default: $PAYWALL_POLICIES, else ./Policies).") var directory: String?
-        @Option(help: "Who publishes, as recorded in the history and the audit log (default: the system user).") var author: String?
+        @Option(help: "Who publishes, as recorded in the history and the audit log (default: --actor, else the system user).") var author: String?
         @Option(help: "Why, as recorded in the history.") var note: String?
 
         func run() throws {
             try global.run(policies: directory) { service in
                 let published = try service.publishPolicy(
-                    directory: service.configuration.policyDirectory, author: author ?? NSUserName(), note: note)
+                    directory: service.configuration.policyDirectory, author: author ?? global.actor ?? NSUserName(), note: note)
                 if global.json { Output(json: true).emit(PublishedPolicyView(published)); return }
                 print("published revision \(published.revision) (publication \(published.number), \(published.files.count) file\(published.files.count == 1 ? "" : "s"), by \(published.author)) to \(service.databaseLocation)")
             }
@@ -265,11 +265,11 @@ extension PolicyCommand {
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The revision to go back to.") var revision: String
-        @Option(help: "Who rolls back, as recorded (default: the system user).") var author: String?
+        @Option(help: "Who rolls back, as recorded (default: --actor, else the system user).") var author: String?
 
         func run() throws {
             try global.run { service in
-                let published = try service.rollbackPolicy(to: revision, author: author ?? NSUserName())
+                let published = try service.rollbackPolicy(to: revision, author: author ?? global.actor ?? NSUserName())
                 if global.json { Output(json: true).emit(PublishedPolicyView(published)); return }
                 print("published revision \(published.revision) again (publication \(published.number), by \(published.author))")
             }

@@ -15,7 +15,8 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve the HTTP API: access checks, device tokens, the JWKS.",
         discussion: """
             With --demo (a newcomer's first command): listens on 127.0.0.1:8080, creates and \
-            migrates ./paywall.sqlite, makes a development key in Keys/ if there is none, loads \
+            migrates ./paywall.sqlite (or the --db given; never one PAYWALL_DB alone names, which \
+            may be a real one), makes a development key in Keys/ if there is none, loads \
             the shipped Policies/ and a sample catalog with three readers, and prints how to try it. \
             Without --demo it refuses to start without a signing key or on a database file that does not \
             exist (make one with 'paywall db migrate'), and never invents data. \
@@ -25,7 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
             the policy, not the folder). Settings: flags, else PAYWALL_HOST, PAYWALL_PORT, \
             PAYWALL_DB, PAYWALL_KEYS, PAYWALL_POLICIES, PAYWALL_ISSUER, PAYWALL_AUDIENCE, \
             PAYWALL_ACCESS_TTL, PAYWALL_GRANT_TTL, PAYWALL_DEVICE_TTL, PAYWALL_LOG_LEVEL, \
-            PAYWALL_LOG_FORMAT, PAYWALL_TRUSTED_PROXIES. Environment only: PAYWALL_SECURE_COOKIES \
+            PAYWALL_LOG_FORMAT, PAYWALL_TRUSTED_PROXIES. Environment only: PAYWALL_STRIPE_MODE (live or test; unset: both), PAYWALL_SECURE_COOKIES \
             (1 when served over TLS), PAYWALL_METRICS_TOKEN (the bearer token GET /metrics asks \
             for; unset: none), PAYWALL_LINK_BASE (the site's public address), PAYWALL_CORS_ORIGINS \
             (origins whose pages may call the API), PAYWALL_IDLE_TIMEOUT (default 60s), PAYWALL_BODY_TIMEOUT (default 30s), PAYWALL_SENDMAIL and \
@@ -48,16 +49,23 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The policy folder (default ./Policies).", valueName: "dir")) var policies: String?
     @Option(help: ArgumentHelp("The tokens' iss (default paywall).", valueName: "name")) var issuer: String?
     @Option(help: ArgumentHelp("The tokens' aud (default paywall-api).", valueName: "name")) var audience: String?
-    @Option(name: .customLong("access-ttl"), parsing: .unconditional, help: ArgumentHelp("Access token lifetime, e.g. 15m (at most 24h).", valueName: "duration")) var accessTTL: String?
-    @Option(name: .customLong("grant-ttl"), parsing: .unconditional, help: ArgumentHelp("Article grant lifetime, e.g. 5m (at most 1h).", valueName: "duration")) var grantTTL: String?
-    @Option(name: .customLong("device-ttl"), parsing: .unconditional, help: ArgumentHelp("Device token lifetime, e.g. 30d (at most 31d).", valueName: "duration")) var deviceTTL: String?
-    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String?
-    @Option(name: .customLong("log-format"), help: ArgumentHelp("text or json.", valueName: "format")) var logFormat: String?
+    @Option(name: .customLong("access-ttl"), parsing: .unconditional, help: ArgumentHelp("Access token lifetime (default 15m, at most 24h).", valueName: "duration")) var accessTTL: String?
+    @Option(name: .customLong("grant-ttl"), parsing: .unconditional, help: ArgumentHelp("Article grant lifetime (default 5m, at most 1h).", valueName: "duration")) var grantTTL: String?
+    @Option(name: .customLong("device-ttl"), parsing: .unconditional, help: ArgumentHelp("Device token lifetime (default 30d, at most 31d).", valueName: "duration")) var deviceTTL: String?
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level")) var logLevel: String?
+    @Option(name: .customLong("log-format"), help: ArgumentHelp("text or json (default text).", valueName: "format")) var logFormat: String?
     @Option(name: .customLong("trusted-proxies"), help: ArgumentHelp("Proxies whose X-Forwarded-For names the client, e.g. 10.0.0.0/8,192.0.2.7 (default: none; the peer is the client).", valueName: "ranges")) var trustedProxies: String?
 
     /// Every setting, checked before anything opens or binds: invalid ones are usage errors (exit 64).
     func settings() throws -> (ServiceConfiguration, ServerSettings) {
         let environment = ProcessInfo.processInfo.environment
+        // The demo adds readers with known passwords and year-long memberships: never
+        // into a database only the environment names, which may be production's
+        // (`export PAYWALL_DB=postgres://…` as the README shows; found in review).
+        if demo, db == nil, let named = environment["PAYWALL_DB"], !named.isEmpty {
+            throw ValidationError(
+                "--demo adds sample readers with known passwords: it does not use the database PAYWALL_DB names; give it one with --db (e.g. --db demo.sqlite), or unset PAYWALL_DB for ./paywall.sqlite")
+        }
         do {
             var overrides = ServiceConfiguration.Overrides()
             overrides.databaseLocation = db

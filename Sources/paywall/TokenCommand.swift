@@ -92,7 +92,7 @@ struct TokenCommand: ParsableCommand {
             discussion: """
                 The token's subject is the admin's name: every call made with it is audited as \
                 admin:<subject>. Scopes: catalog (titles and plans), members (accounts, memberships, \
-                trials, comps), audit (the audit log and the reads report), policy (the policy in \
+                trials, comps, billing events and links), audit (the audit log and the reads report), policy (the policy in \
                 force and its reload), privacy (a reader's data export and the account's deletion). \
                 Keep tokens short-lived; send one as 'Authorization: Bearer <token>'.
 

@@ -154,7 +154,7 @@ struct JourneyTests {
         let clock = try FileClockDriver(path: folder.appendingPathComponent("now").path, start: start)
         // The server and every CLI run share the clock, the database, the keys and the mail.
         let environment = ["PAYWALL_TEST_CLOCK_FILE": clock.path, "PAYWALL_SENDMAIL": "\(mail.script) -t", "PAYWALL_POLICIES": policies.path]
-        let server = try ServerProcess(cli, arguments: ["--demo", "--policies", policies.path], environment: environment)
+        let server = try ServerProcess(cli, arguments: ["--demo", "--db", cli.database, "--policies", policies.path], environment: environment)
         let api = JourneyClient(base: server.base)
         let euronews = (title: "euronews", teaser: 2)
 
@@ -294,7 +294,7 @@ struct TestClockSettingTests {
         let clock = cli.folder.appendingPathComponent("now").path
         try "2026-03-02T09:00:00Z\n".write(toFile: clock, atomically: true, encoding: .utf8)
         // OWASP's cost, so that the only setting test mode would allow is the clock.
-        let result = try cli.run(["serve", "--port", "0", "--demo"],
+        let result = try cli.run(["serve", "--port", "0", "--demo", "--db", cli.database],
                                  extraEnvironment: ["PAYWALL_TESTING": "0", "PAYWALL_SCRYPT_LN": "17", "PAYWALL_TEST_CLOCK_FILE": clock])
         #expect(result.status == 64, "\(result.stderr)")
         #expect(result.stderr.contains("PAYWALL_TEST_CLOCK_FILE") && result.stderr.contains("PAYWALL_TESTING=1"), "\(result.stderr)")

@@ -41,5 +41,9 @@ struct PolicyPublishCLITests {
         let entries = try #require(try cli.json(try cli.run(["policy", "history", "--json"]).stdout) as? [[String: Any]])
         #expect(entries.compactMap { $0["revision"] as? String } == [revision, revision], "two publications of it, newest first")
         #expect(entries.first?["author"] as? String == "bob")
+        // --actor names who acts for every command: publishing and rolling back too.
+        #expect(try cli.run(["policy", "rollback", String(revision.prefix(8)), "--actor", "carol"]).status == 0)
+        let latest = try #require(try cli.json(try cli.run(["policy", "history", "--json"]).stdout) as? [[String: Any]])
+        #expect(latest.first?["author"] as? String == "carol", "\(latest.first ?? [:])")
     }
 }

@@ -389,10 +389,20 @@ struct ServeTests {
     func demoWithoutPolicies() throws {
         let cli = try CLIHarness()
         let missing = cli.folder.appendingPathComponent("Policies").path
-        let result = try cli.run(["serve", "--demo", "--port", "0"], extraEnvironment: ["PAYWALL_POLICIES": missing])
+        let result = try cli.run(["serve", "--demo", "--port", "0", "--db", cli.database], extraEnvironment: ["PAYWALL_POLICIES": missing])
         #expect(result.status == 1, "\(result.stderr)")
         #expect(result.stderr.contains("--policies"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.database), "no database before the policy is known good")
+    }
+
+    @Test("--demo never seeds the database only PAYWALL_DB names (production's, exported in the shell): exit 64, nothing made")
+    func demoRefusesEnvironmentDatabase() throws {
+        let cli = try CLIHarness()  // its environment names its database in PAYWALL_DB
+        let result = try cli.run(["serve", "--demo", "--port", "0"])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains("does not use the database PAYWALL_DB names; give it one with --db"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.database))
+        #expect(!FileManager.default.fileExists(atPath: cli.folder.appendingPathComponent("paywall.sqlite").path))
     }
 
     @Test("a port already taken: a clear message and a non-zero exit, at once (no spinning)")

@@ -367,6 +367,10 @@ struct ExpressionCompiler {
                Schema.lowerCase.contains(path.joined(separator: ".")), value != value.lowercased() {
                 throw error("\(path.joined(separator: ".")) is stored lower-case: \"\(value)\" never matches; write \"\(value.lowercased())\"", at: literalLocation)
             }
+            if case let .attribute(path, _) = attribute, case let .string(value, literalLocation) = literal,
+               Schema.upperCase.contains(path.joined(separator: ".")), value != value.uppercased() {
+                throw error("\(path.joined(separator: ".")) is stored upper-case: \"\(value)\" never matches; write \"\(value.uppercased())\"", at: literalLocation)
+            }
             guard case let .attribute(path, _) = attribute, case let .string(value, literalLocation) = literal,
                   let allowed = Schema.enumerations[path.joined(separator: ".")], !allowed.contains(value)
             else { continue }

@@ -74,6 +74,10 @@ public enum PolicyTestRunner {
             // `active` and `entitled` follow from the (effective) status unless a test sets them.
             if given["membership.active"] == nil { facts.membership.active = facts.membership.status == "active" }
             if given["membership.entitled"] == nil { facts.membership.entitled = MembershipFacts.entitles(facts.membership.status) }
+            // As the server: a reader not signed in may always sign up for a trial (found in
+            // review: a test of an anonymous reader's offers passed without the trial offer
+            // the site then showed).
+            if given["trial.eligible"] == nil, !facts.user.signedIn { facts.trial.eligible = true }
             guard let meters = (test["meters"] ?? [String: Any]()) as? [String: Any] else { throw failHere("\"meters\" must be an object of meter name: {\"used\": N}") }
             for (meterName, value) in meters {
                 guard let index = policy.meters.firstIndex(where: { $0.name == meterName }) else { throw failHere("unknown meter \"\(meterName)\"") }

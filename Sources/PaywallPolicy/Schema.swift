@@ -35,7 +35,14 @@ enum Schema {
     /// Attributes whose values are stored lower-case (title ids and tags are slugs, the
     /// email's domain is lower-cased): a literal compared with them must be too, or the
     /// rule never matches (`"Academic" in title.tags`).
-    static let lowerCase: Set<String> = ["title.id", "title.tags", "membership.titles", "user.emailDomain"]
+    /// The service writes these lower-case (ids and slugs, host names, device kinds), and
+    /// `request.country` upper-case (ISO 3166 codes): a literal in another case never
+    /// matches, and a cap written with one failed open (found in review:
+    /// `request.country == "fr"` checked clean and never applied).
+    static let lowerCase: Set<String> = [
+        "title.id", "title.tags", "membership.titles", "membership.plan", "user.emailDomain", "user.id", "request.referrerHost", "request.device",
+    ]
+    static let upperCase: Set<String> = ["request.country"]
 
     /// The root of attributes that make a decision depend on who reads.
     static let readerRoots: Set<String> = ["user", "membership", "trial", "request", "meter"]

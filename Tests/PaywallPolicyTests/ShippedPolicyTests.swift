@@ -56,6 +56,20 @@ struct PolicyTestFileTests {
         }
     }
 
+    @Test("a reader not signed in may start a trial unless the test says otherwise, as on the server: the trial offer shows")
+    func anonymousTrialEligible() throws {
+        let policy = try compile("""
+            rule "offer the trial" { when trial.eligible; offer trial 14 days }
+            """)
+        func parse(_ test: String) throws -> [PolicyTestCase] {
+            try PolicyTestRunner.parse(Data(("{\"tests\": [" + test + "]}").utf8), file: "t.json", policy: policy)
+        }
+        let offered = try parse(#"{"name": "t", "at": "2026-06-01T10:00:00Z", "facts": {"title.id": "the-daily", "article.id": "a1"}, "expect": {"offers": ["trial 14 days"]}}"#)
+        #expect(PolicyTestRunner.run(offered, policy: policy).flatMap(\.failures).isEmpty)
+        let said = try parse(#"{"name": "t", "at": "2026-06-01T10:00:00Z", "facts": {"title.id": "the-daily", "article.id": "a1", "trial.eligible": false}, "expect": {"offers": []}}"#)
+        #expect(PolicyTestRunner.run(said, policy: policy).flatMap(\.failures).isEmpty)
+    }
+
     @Test("an article without a publication time is published now, as on the server (an undated article is not an old one)")
     func undatedArticle() throws {
         let cases = try parse(#"{"name": "t", "at": "2026-06-01T10:00:00Z", "facts": {"membership.status": "active"}, "expect": {"access": "full"}}"#)

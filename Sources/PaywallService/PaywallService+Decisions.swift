@@ -91,10 +91,16 @@ extension PaywallService {
                 facts.user.emailVerified = account.emailVerifiedAt != nil
                 facts.user.createdAt = account.createdAt
                 facts.membership = membershipFacts(known.memberships, title: titleID, at: at)
-                if let trial = known.trial {
+                if let trial = known.trial, trial.startedAt <= at {
                     facts.trial.active = trial.status(at: at) == .active
                     facts.trial.endsAt = trial.endsAt
                     facts.trial.eligible = false
+                } else if known.trial != nil {
+                    // A decision before the trial began (`policy diff` replaying reads,
+                    // `decide --at`): no trial yet, and this one shows the person had none
+                    // before (found in review: the reads before a trial replayed as a trial
+                    // reader's, every meter change showing no impact on them).
+                    facts.trial.eligible = true
                 } else {
                     facts.trial.eligible = try store.isTrialEligible(personKey: known.personKey)
                 }

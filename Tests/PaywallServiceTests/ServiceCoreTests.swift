@@ -471,6 +471,22 @@ struct ServiceCoreTests {
         #expect(now.decidingRules == ["members read the titles in their plan"])
     }
 
+    @Test("a decision in the past does not count a trial that had not begun: the reader was still eligible")
+    func pastDecisionBeforeTrial() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "E", actor: f.admin)
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let before = f.clock.now()
+        f.clock.advance(by: 86_400)
+        _ = try f.service.startTrial(account: "ada@example.com", actor: f.admin)
+        let policy = try f.service.policy()
+        let then = try f.service.facts(reader: .account("ada@example.com"), title: "euronews", article: ArticleInput(id: "a"), request: RequestFacts(), at: before, policy: policy)
+        #expect(!then.trial.active && then.trial.eligible, "\(then.trial)")
+        let now = try f.service.facts(reader: .account("ada@example.com"), title: "euronews", article: ArticleInput(id: "a"), request: RequestFacts(), at: f.clock.now(), policy: policy)
+        #expect(now.trial.active && !now.trial.eligible)
+        #expect(try f.service.decide(reader: .account("ada@example.com"), title: "euronews", article: ArticleInput(id: "a"), at: before).decidingRules != ["trial readers read everything"])
+    }
+
     @Test("verified tokens are cached until they expire, per kind and audience; a key change empties the cache")
     func tokenCache() throws {
         let f = try ServiceFixture()

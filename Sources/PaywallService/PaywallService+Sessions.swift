@@ -402,9 +402,10 @@ extension PaywallService {
     }
 
     /// What both email changes share: the limit, the mail budget, the notice, the change,
-    /// the link. `limit` (the reader's own changes) is taken by every change to another
-    /// mailbox, refused or not: each mails a link, and a refusal (`email_taken`) says
-    /// whether an address has an account. Its bucket's row is the one thing a refusal writes.
+    /// the link. `limit` (the reader's own changes) is taken by every change, refused or
+    /// not, a respelling of the same mailbox included: each mails a link or resets the
+    /// spelling mail is counted by, and a refusal (`email_taken`) says whether an address
+    /// has an account. Its bucket's row is the one thing a refusal writes.
     ///
     /// `offerUndo`: the old address's notice carries a link that puts it back (when it was
     /// confirmed). For the reader's own changes: someone with their session and password
@@ -415,7 +416,10 @@ extension PaywallService {
         _ account: Account, to email: EmailAddress, confirmed: Bool, actor: AuditActor, offerUndo: Bool = false, limitedBy limit: StoredRateLimit? = nil
     ) throws(ServiceError) -> (Account, MailDelivery?) {
         let sameMailbox = EmailAddress(stored: account.email).lookupKey == email.lookupKey
-        if !sameMailbox, let limit, let wait = try mapped({ try store.takeRateToken(limit, key: account.id.rawValue) }) {
+        // A respelling of the same mailbox is limited too: the mail budget is counted per
+        // spelling, and free respellings (`Victim@`, `VIctim@`…) gave an account's owner a
+        // fresh budget of verification mail into one inbox each time (found in review).
+        if let limit, let wait = try mapped({ try store.takeRateToken(limit, key: account.id.rawValue) }) {
             throw .tooManyEmailChanges(retryAfter: wait)
         }
         let linkNeeded = !sameMailbox && !confirmed

@@ -162,6 +162,13 @@ extension Store {
                 ON CONFLICT(account_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
                 """, [accountID.rawValue, hash, now.millis])
             try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
+            // A new password voids the reset links mailed before it: one read later from a
+            // forwarded or shared mailbox set a password of its own over the owner's (or
+            // support's, after a compromise) (found in review). Not for a rehash at sign-in,
+            // which the owner did not ask for.
+            if action != "account.rehash-password" {
+                try db.execute("DELETE FROM email_links WHERE account_id = ? AND purpose = ?", [accountID.rawValue, EmailLinkPurpose.resetPassword.rawValue])
+            }
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
             if let notice { try Self.queueNotice(db, notice, for: accountID, at: now) }
             return revokeSessions ? try self.revokeSessions(db, accountID: accountID, actor: actor, now: now) : 0

@@ -187,6 +187,22 @@ struct ReaderStoreTests {
         #expect(try f.store.emailLinkAccount(token: reset, purpose: .resetPassword) == nil)
         #expect(try f.store.resetPassword(token: reset, hash: "$scrypt$new") == nil)
         #expect(try f.store.passwordHash(accountID: account.id) == "$scrypt$test")
+
+        // A password set meanwhile voids the reset links mailed before it; a rehash at sign-in does not.
+        var mailed = ""
+        func mailReset() throws {
+            _ = try f.store.issueEmailLink(accountID: account.id, purpose: .resetPassword, lifetime: 600, actor: f.admin) { account, token in
+                mailed = token
+                return OutgoingMail(recipient: account.email, subject: "Reset", body: token)
+            }
+        }
+        try mailReset()
+        try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$rehashed", actor: .system, action: "account.rehash-password")
+        #expect(try f.store.emailLinkAccount(token: mailed, purpose: .resetPassword) != nil, "a rehash keeps the link")
+        try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$owner", actor: f.admin)
+        #expect(try f.store.emailLinkAccount(token: mailed, purpose: .resetPassword) == nil, "a new password voids it")
+        #expect(try f.store.resetPassword(token: mailed, hash: "$scrypt$thief") == nil)
+        #expect(try f.store.passwordHash(accountID: account.id) == "$scrypt$owner")
     }
 
     @Test("the outbox: a claim leases messages, a sent message loses its body, a failed one waits to be retried", arguments: TestBackend.all)

@@ -59,14 +59,18 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         readOnly = configuration.readOnly
         lockTimeoutMillis = PostgresLocation.lockMillis(configuration.busyTimeout)
         let cache = facts
-        listener = ChannelListener(
-            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,
-            connected: { cache.setEnabled(true) }, disconnected: { cache.setEnabled(false) }, payload: { cache.invalidate($0) },
-            heartbeat: .milliseconds(Int64(max(0.05, configuration.listenerHeartbeat) * 1000)))
-        connections = PostgresConnectionPool(
+        let pool = PostgresConnectionPool(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(4, configuration.maximumReaderCount * 4),
             waitLimit: configuration.busyTimeout, location: parsed.redacted,
             listening: (Self.factsChannel, { [facts] in facts.invalidate($0) }))
+        connections = pool
+        listener = ChannelListener(
+            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,
+            connected: { cache.setEnabled(true) },
+            // The listener's connection lost: the pool's idle ones may be too (``PostgresConnectionPool/closeIdle()``).
+            disconnected: { [weak pool] in cache.setEnabled(false); pool?.closeIdle() },
+            payload: { cache.invalidate($0) },
+            heartbeat: .milliseconds(Int64(max(0.05, configuration.listenerHeartbeat) * 1000)))
         do {
             try PostgresMigrator(backend: self).migrate(readOnly: configuration.readOnly, apply: configuration.migrate)
         } catch {
@@ -397,7 +401,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         case "57014": return .unavailable(location: location, detail: message)
         case "40001", "40P01", "55P03": return .locked(path: location, timeoutSeconds: connections.waitLimit)
         case "53100": return .diskFull(path: location)
-        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
+        // And the transient ones a failover or a sick server gives (25P03 idle-in-transaction
+        // timeout, 25P04 transaction timeout, 40003 statement completion unknown, class 58
+        // system errors): 503, not 500 (found in review).
+        case "25P03", "25P04", "40003": return .unavailable(location: location, detail: message)
+        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") || state.hasPrefix("58"):
             return .unavailable(location: location, detail: message)
         default:
             return .postgres(location: location, sqlState: state, message: message, sql: sql)
@@ -1083,6 +1091,22 @@ final class PostgresConnectionPool: @unchecked Sendable {
     /// A store dropped without ``close()`` (its service failed to start) still closes its
     /// connections (postgres-nio requires it).
     deinit { close() }
+
+    /// Closes the connections waiting idle, keeping the pool open: after the listener lost
+    /// its connection, those opened before may be as dead without knowing it (a failover
+    /// that moved the address, a partition dropping packets without a reset), and each would
+    /// hold a request for the whole answer limit, 40 s, before failing (found in review).
+    /// New ones are opened as needed.
+    func closeIdle() {
+        condition.lock()
+        let toClose = idle
+        idle = []
+        open -= toClose.count
+        for connection in toClose { forgetPrepared(connection) }
+        condition.broadcast()
+        condition.unlock()
+        for connection in toClose { connection.close().whenComplete { _ in } }
+    }
 
     /// Closes the idle connections; leased ones close when given back.
     func close() {

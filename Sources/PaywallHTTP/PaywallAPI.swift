@@ -86,7 +86,7 @@ public struct PaywallAPI: Sendable {
         router.middlewares.add(RequestIDMiddleware())
         // Outside the error middleware, so error responses carry the CORS headers too.
         if !corsOrigins.isEmpty { router.middlewares.add(CORSMiddleware(origins: corsOrigins)) }
-        router.middlewares.add(ErrorMiddleware(web: web, bodyTimeout: bodyTimeout))
+        router.middlewares.add(ErrorMiddleware(web: web, bodyTimeout: bodyTimeout, service: service))
         router.post("/v1/access") { request, context in try await self.access(request, context) }
         router.post("/v1/access/preview") { request, context in try await self.preview(request, context) }
         router.post("/v1/devices") { request, context in try await self.devices(request, context) }
@@ -340,6 +340,8 @@ struct ErrorMiddleware: RouterMiddleware {
     var web: WebSite?
     /// ``PaywallAPI/bodyTimeout``, given to the routes' body reading.
     var bodyTimeout: Duration = .seconds(30)
+    /// Told when a request meets the database unavailable (`/readyz` then checks again).
+    var service: PaywallService?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -351,6 +353,7 @@ struct ErrorMiddleware: RouterMiddleware {
             if error.status == .contentTooLarge || error.status == .requestTimeout { context.channel.close(mode: .input, promise: nil) }
             throw Self.counted(error)
         } catch let error as ServiceError {
+            if error.category == .unavailable { service?.databaseUnavailableSeen() }
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
             // The same outage refuses every request: one line a second for it, with how many
             // were not logged (a 30 s database stop wrote 10,000 lines in review).

@@ -28,6 +28,15 @@ extension PaywallService {
         return published
     }
 
+    /// The titles `policy` has a section for that the catalog does not hold (retired ones
+    /// count as held), sorted: a section for a mistyped id loads and checks, and its rules
+    /// never apply, a cap failing open (found in review). Said when a policy is published
+    /// and when a server takes one, not refused: a title may be added after its section.
+    public func titleSectionsNotInCatalog(_ policy: Policy) throws(ServiceError) -> [String] {
+        let known = Set(try titles(includingRetired: true).map(\.id.rawValue))
+        return policy.titleSections.subtracting(known).sorted()
+    }
+
     /// Publishes again the files of an earlier publication of `revision` (a revision id or
     /// a unique prefix), by `author`. The files must still check with this version.
     public func rollbackPolicy(to revision: String, author: String) throws(ServiceError) -> PublishedPolicy {

@@ -18,6 +18,12 @@ extension PaywallService {
         return Readiness(policyRevision: policy.revision, signingKey: signer.kid)
     }
 
+    /// Says a request met the database unavailable: `/readyz` checks again at its next
+    /// probe instead of reusing a success from before (the HTTP error middleware calls it).
+    public func databaseUnavailableSeen() {
+        readinessProbe.forgetSuccess()
+    }
+
     /// ``readiness()`` for a probe: answered within `deadline`, and probes share checks.
     ///
     /// Why: against a stalled database the check's write waits until the store gives up
@@ -55,7 +61,9 @@ final class ReadinessProbe: Sendable {
     /// How long a successful check answers later probes without a new one. `/readyz` is
     /// public, and each check is a write transaction: probes back to back kept one in
     /// progress almost all the time, beside the commits of metered reads (found in
-    /// review). A failure is never reused, so a recovered server is ready at the next probe.
+    /// review). A failure is never reused, so a recovered server is ready at the next probe;
+    /// and a success is forgotten as soon as a request meets the database unavailable
+    /// (``forgetSuccess()``), so an outage shorter than the reuse is still reported.
     let reuse: Duration
 
     private struct Running {
@@ -76,6 +84,11 @@ final class ReadinessProbe: Sendable {
 
     init(reuse: Duration = .seconds(1)) {
         self.reuse = reuse
+    }
+
+    /// Drops the success being reused: the next probe checks.
+    func forgetSuccess() {
+        state.withLock { $0.lastReady = nil }
     }
 
     /// Checks started so far.

@@ -29,6 +29,11 @@ func printError(_ message: String) {
     try? FileHandle.standardError.write(contentsOf: Data("paywall: error: \(message)\n".utf8))
 }
 
+/// Writes one warning line to standard error (the command still succeeds).
+func printWarning(_ message: String) {
+    try? FileHandle.standardError.write(contentsOf: Data("paywall: warning: \(message)\n".utf8))
+}
+
 extension GlobalOptions {
     /// The audit actor: `admin:<--actor or OS user>`.
     var auditActor: AuditActor {

@@ -226,6 +226,10 @@ extension PolicyCommand {
             try global.run(policies: directory) { service in
                 let published = try service.publishPolicy(
                     directory: service.configuration.policyDirectory, author: author ?? global.actor ?? NSUserName(), note: note)
+                let unknown = try service.titleSectionsNotInCatalog(try service.policy())
+                if !unknown.isEmpty {
+                    printWarning("the policy has sections for titles not in the catalog, whose rules apply to nothing until they are added: \(unknown.joined(separator: ", ")) (a mistyped id?)")
+                }
                 if global.json { Output(json: true).emit(PublishedPolicyView(published)); return }
                 print("published revision \(published.revision) (publication \(published.number), \(published.files.count) file\(published.files.count == 1 ? "" : "s"), by \(published.author)) to \(service.databaseLocation)")
             }

@@ -132,6 +132,9 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
+        if let unknown = try? service.titleSectionsNotInCatalog(try service.policy()), !unknown.isEmpty {
+            logger.warning("the policy has sections for titles not in the catalog, whose rules apply to nothing until they are added (a mistyped id?)", metadata: ["titles": .string(unknown.joined(separator: ","))])
+        }
         if service.databaseReadableByOthers {
             logger.warning("the database file is readable by other users; it holds password hashes and sessions: chmod 600 it and its -wal and -shm files", metadata: ["path": .string(service.databaseLocation)])
         }

@@ -46,4 +46,28 @@ struct PolicyPublishCLITests {
         let latest = try #require(try cli.json(try cli.run(["policy", "history", "--json"]).stdout) as? [[String: Any]])
         #expect(latest.first?["author"] as? String == "carol", "\(latest.first ?? [:])")
     }
+
+    @Test("publishing a policy with a section for a title not in the catalog warns, naming it, and publishes")
+    func unknownTitleSection() throws {
+        let cli = try CLIHarness()
+        #expect(try cli.run(["title", "add", "euronews", "--name", "Euronews", "--publisher", "Euronews SA"]).status == 0)
+        let folder = cli.folder.appendingPathComponent("mistyped")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data("""
+            title "euronews" {
+              teaser 2 paragraphs
+            }
+
+            title "le-mond" {
+              rule "opinion is for members" {
+                when article.section == "opinion"
+                cap none
+              }
+            }
+            """.utf8).write(to: folder.appendingPathComponent("paywall.policy"))
+        let published = try cli.run(["policy", "publish", folder.path, "--author", "ada"])
+        #expect(published.status == 0, "\(published.stderr)")
+        #expect(published.stderr.contains("paywall: warning: the policy has sections for titles not in the catalog") && published.stderr.contains("le-mond"), "\(published.stderr)")
+        #expect(!published.stderr.contains("euronews"))
+    }
 }

@@ -102,6 +102,10 @@ struct ServiceCoreTests {
         }
         for _ in 0..<5 { #expect(try await probe.answer(within: .seconds(60), ready).signingKey == "k1") }
         #expect(checks.value == 1 && probe.checksStarted == 1)
+        // A request met the database unavailable meanwhile: the next probe checks.
+        probe.forgetSuccess()
+        #expect(try await probe.answer(within: .seconds(60), ready).signingKey == "k2")
+        #expect(probe.checksStarted == 2)
         let failing = ReadinessProbe(reuse: .seconds(600))
         for _ in 0..<3 {
             do throws(ServiceError) {

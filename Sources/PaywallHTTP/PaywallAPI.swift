@@ -18,8 +18,8 @@ import PaywallWeb
 public struct PaywallRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
-    /// The connection: its input is closed after a body too large or too slow, so the
-    /// rest of that body is never read (``ErrorMiddleware``).
+    /// The connection, whose body reads keep a deadline (``BodyReading``, set by
+    /// ``ErrorMiddleware``).
     let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
@@ -347,10 +347,6 @@ struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await BodyReading.$current.withValue((context.channel, bodyTimeout)) { try await next(request, context) }
         } catch let error as APIError {
-            // A body too large or too slow is not read further: the connection's input is
-            // closed (the answer still goes out), and the connection with it. Otherwise the
-            // server read the rest of it, however long, before the next request.
-            if error.status == .contentTooLarge || error.status == .requestTimeout { context.channel.close(mode: .input, promise: nil) }
             throw Self.counted(error)
         } catch let error as ServiceError {
             if error.category == .unavailable { service?.databaseUnavailableSeen() }
@@ -380,7 +376,6 @@ struct ErrorMiddleware: RouterMiddleware {
             throw Self.counted(answer)
         } catch let error as NIOTooManyBytesError {
             _ = error
-            context.channel.close(mode: .input, promise: nil)
             throw Self.counted(.tooLarge(RequestBody.limit))
         } catch {
             context.logger.error("unexpected error", metadata: ["error": .string(LogText.maskingEmails(String(describing: error)))])

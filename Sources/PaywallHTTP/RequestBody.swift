@@ -197,4 +197,3 @@ extension AccessRequest {
                   comp: single ? try body.string("comp") : nil)
     }
 }
-

@@ -1098,27 +1098,26 @@ final class PostgresConnectionPool: @unchecked Sendable {
     /// hold a request for the whole answer limit, 40 s, before failing (found in review).
     /// New ones are opened as needed.
     func closeIdle() {
-        condition.lock()
-        let toClose = idle
-        idle = []
-        open -= toClose.count
-        for connection in toClose { forgetPrepared(connection) }
-        condition.broadcast()
-        condition.unlock()
-        for connection in toClose { connection.close().whenComplete { _ in } }
+        for connection in takeIdle(closing: false) { connection.close().whenComplete { _ in } }
     }
 
     /// Closes the idle connections; leased ones close when given back.
     func close() {
+        for connection in takeIdle(closing: true) { try? connection.close().wait() }
+    }
+
+    /// Takes the idle connections out of the pool (which stays open unless `closing`),
+    /// waking the waiters: what they wait for changed.
+    private func takeIdle(closing: Bool) -> [PostgresConnection] {
         condition.lock()
-        closed = true
-        let toClose = idle
+        defer { condition.unlock() }
+        if closing { closed = true }
+        let taken = idle
         idle = []
-        open -= toClose.count
-        for connection in toClose { forgetPrepared(connection) }
+        open -= taken.count
+        for connection in taken { forgetPrepared(connection) }
         condition.broadcast()
-        condition.unlock()
-        for connection in toClose { try? connection.close().wait() }
+        return taken
     }
 }
 

@@ -23,7 +23,10 @@ public enum BodyReading {
     }
 
     /// The body, at most `limit` bytes (`NIOTooManyBytesError` past it), within the
-    /// deadline (``Late`` past it).
+    /// deadline (``Late`` past it). Either way the connection's input is closed (the answer
+    /// still goes out, then the connection closes): the server would otherwise read the
+    /// rest of such a body, however long, before the next request. Late, the deadline
+    /// closed it already.
     public static func collect(_ request: inout Request, upTo limit: Int) async throws -> ByteBuffer {
         guard let reading = current else { return try await request.collectBody(upTo: limit) }
         let watch = BodyDeadlines.shared.begin(reading.channel, within: reading.deadline)
@@ -32,17 +35,11 @@ public enum BodyReading {
             buffer = try await request.collectBody(upTo: limit)
         } catch {
             if BodyDeadlines.shared.end(watch) { throw Late(deadline: reading.deadline) }
+            if error is NIOTooManyBytesError { reading.channel.close(mode: .input, promise: nil) }
             throw error
         }
         if BodyDeadlines.shared.end(watch) { throw Late(deadline: reading.deadline) }
         return buffer
-    }
-
-    /// Stops reading the current connection (its input closed; the answer still goes
-    /// out, then the connection closes): after a body too large or too late, whose rest
-    /// the server would otherwise read, however long, before the next request.
-    public static func stopReading() {
-        current?.channel.close(mode: .input, promise: nil)
     }
 }
 

@@ -222,10 +222,8 @@ public struct WebSite: Sendable {
                 do {
                     buffer = try await BodyReading.collect(&request, upTo: Form.limit)
                 } catch is BodyReading.Late {
-                    BodyReading.stopReading()
                     return finish(errorPage(visit, status: .requestTimeout, message: "That form took too long to arrive. Go back and send it again."), visit)
                 } catch {
-                    BodyReading.stopReading()
                     return finish(errorPage(visit, status: .contentTooLarge, message: "That form was too large."), visit)
                 }
                 let form = Form(urlEncoded: String(buffer: buffer))

@@ -93,13 +93,10 @@ final class BlockingPool: Sendable {
         if state.started < threadCount, state.started < state.jobs.count - state.head + state.busy {
             state.started += 1
             let threadName = "\(name)-\(state.started)"
-            let thread = Thread {
+            Thread.startNamed(threadName, stackSize: 1 << 20) {
                 Thread.current.threadDictionary[BlockingPool.threadKey] = threadName
                 BlockingPool.work(state)
             }
-            thread.name = threadName
-            thread.stackSize = 1 << 20
-            thread.start()
         }
         state.condition.signal()
         return nil

@@ -35,9 +35,7 @@ final class MailCourier: @unchecked Sendable {
         condition.broadcast()
         guard !running else { return }
         running = true
-        let thread = Thread { [self] in run(deliver) }
-        thread.name = "paywall-mail"
-        thread.start()
+        Thread.startNamed("paywall-mail") { [self] in run(deliver) }
     }
 
     private func run(_ deliver: @Sendable () -> Void) {

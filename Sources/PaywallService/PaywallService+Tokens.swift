@@ -84,11 +84,23 @@ extension PaywallService {
     }
 
     /// Retires a key (refused for the signing key, or too soon, unless `force`).
-    public func retireKey(kid: String, force: Bool, actor: AuditActor) throws(ServiceError) -> KeyRecord {
-        try changeKeys(action: "key.retire", actor: actor) { (ring: inout KeyRing, now: Date) throws(KeyRingError) in try ring.retire(kid: kid, now: now, force: force) }
+    /// Retires a key (see ``KeyRing/retire(kid:now:force:)``); the retirement's
+    /// ``KeyRing/Retirement/privateKeyLeft`` says when its private key file is still there,
+    /// for the caller to tell the operator (it is in the audit entry too).
+    public func retireKey(kid: String, force: Bool, actor: AuditActor) throws(ServiceError) -> KeyRing.Retirement {
+        var left: (path: String, reason: String)?
+        let record = try changeKeys(action: "key.retire", actor: actor, details: { left.map { ["privateKeyLeft": $0.path] } ?? [:] }) {
+            (ring: inout KeyRing, now: Date) throws(KeyRingError) in
+            let retirement = try ring.retire(kid: kid, now: now, force: force)
+            left = retirement.privateKeyLeft
+            return retirement.record
+        }
+        return KeyRing.Retirement(record: record, privateKeyLeft: left)
     }
 
-    private func changeKeys(action: String, actor: AuditActor, _ change: (inout KeyRing, Date) throws(KeyRingError) -> KeyRecord) throws(ServiceError) -> KeyRecord {
+    private func changeKeys(
+        action: String, actor: AuditActor, details: () -> [String: String] = { [:] }, _ change: (inout KeyRing, Date) throws(KeyRingError) -> KeyRecord
+    ) throws(ServiceError) -> KeyRecord {
         try mapped {
             let at = now
             let (_, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
@@ -100,7 +112,7 @@ extension PaywallService {
             }
             try store.recordAudit(actor: actor, action: action, target: "key:\(record.kid)", details: [
                 "alg": record.algorithm.rawValue, "activatesAt": TimeText.format(record.activatesAt),
-            ])
+            ].merging(details()) { $1 })
             return record
         }
     }

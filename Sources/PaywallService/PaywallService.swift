@@ -86,7 +86,7 @@ public final class PaywallService: Sendable {
             try? store.close()  // opened by the convenience initializer for us
             throw error
         }
-        self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-blocking")
+        self.blocking = BlockingPool(threads: configuration.blockingThreads, name: "paywall-pool")
         self.tokenCache = VerifiedTokenCache(capacity: configuration.tokenCacheCapacity)
         self.grantCache = GrantCache(capacity: configuration.tokenCacheCapacity)
         self.signUps = RateLimiter(burst: configuration.signUpsPerAddress, interval: 60)

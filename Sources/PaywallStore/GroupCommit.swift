@@ -79,9 +79,7 @@ final class GroupCommit: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         if start {
-            let thread = Thread { [self] in run(commit) }
-            thread.name = "paywall-group-commit"
-            thread.start()
+            Thread.startNamed("paywall-commit") { [self] in run(commit) }
         }
     }
 

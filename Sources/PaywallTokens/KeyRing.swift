@@ -302,8 +302,12 @@ public struct KeyRing: Sendable {
 
     /// Retires a key: it stops verifying and its private key file is deleted. Refuses the
     /// signing key, and a superseded key whose tokens may still be live, unless `force`.
+    /// The retirement holds once the manifest says so; a private key file that could not
+    /// be deleted after that is named in ``Retirement/privateKeyLeft`` for the operator
+    /// (found in review: a failed delete was ignored, leaving a retired key's private half
+    /// on the disk without a word).
     @discardableResult
-    public mutating func retire(kid: String, now: Date, force: Bool) throws(KeyRingError) -> KeyRecord {
+    public mutating func retire(kid: String, now: Date, force: Bool) throws(KeyRingError) -> Retirement {
         guard let index = records.firstIndex(where: { $0.kid == kid }) else { throw .unknownKey(kid) }
         let record = records[index]
         switch state(of: record, at: now) {
@@ -318,8 +322,29 @@ public struct KeyRing: Sendable {
         updated[index].retiredAt = Self.second(now)
         try writeManifest(updated, publicKeys: publicKeys)
         records = updated
-        try? FileManager.default.removeItem(at: pemURL(kid))
-        return updated[index]
+        return Retirement(record: updated[index], privateKeyLeft: deletePrivateKey(kid))
+    }
+
+    /// A retired key, and why its private key file is still there if it is.
+    public struct Retirement: Sendable {
+        public var record: KeyRecord
+        /// The file and the reason it could not be deleted (nil: deleted, or never there).
+        public var privateKeyLeft: (path: String, reason: String)?
+
+        public init(record: KeyRecord, privateKeyLeft: (path: String, reason: String)?) {
+            self.record = record
+            self.privateKeyLeft = privateKeyLeft
+        }
+    }
+
+    /// Deletes `kid`'s private key file (never following a link in its place); returns the
+    /// path and the reason when it could not. Absent already is fine.
+    private func deletePrivateKey(_ kid: String) -> (path: String, reason: String)? {
+        let path = pemURL(kid).path
+        guard unlink(path) != 0 else { return nil }
+        let code = errno
+        if code == ENOENT { return nil }
+        return (path, String(cString: strerror(code)))
     }
 
     static func second(_ date: Date) -> Date { Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)) }

@@ -73,9 +73,7 @@ final class BodyDeadlines: Sendable {
             return (id, !state.watching)
         }
         if start {
-            let thread = Thread { [self] in watch() }
-            thread.name = "paywall-body-deadlines"
-            thread.start()
+            Thread.startNamed("paywall-deadline") { [self] in watch() }
         }
         return id
     }

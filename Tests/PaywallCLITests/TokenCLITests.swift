@@ -142,6 +142,18 @@ struct TokenCLITests {
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/\(first).pem"))
         let audit = try cli.run(["audit", "list"]).stdout
         for action in ["key.generate", "key.rotate", "key.retire"] { #expect(audit.contains(action)) }
+
+        // A private key file that cannot be deleted (a folder in its place: unlink refuses
+        // it even to root): the key is retired, and the file named on stderr, exit 1.
+        let stuck = cli.keys + "/\(second).pem"
+        try FileManager.default.removeItem(atPath: stuck)
+        try FileManager.default.createDirectory(atPath: stuck + "/inside", withIntermediateDirectories: true)
+        let left = try cli.run(["keys", "retire", "--force", "--", second])
+        #expect(left.status == 1 && left.stdout.contains("retired key \(second)"), "\(left.stdout)")
+        #expect(left.stderr.contains("warning: the private key file \(stuck) could not be deleted") && left.stderr.contains("delete it by hand"), "\(left.stderr)")
+        let after = try #require(try cli.json(try cli.run(["keys", "list", "--json"]).stdout) as? [[String: Any]])
+        #expect(after.first { $0["kid"] as? String == second }?["state"] as? String == "retired")
+        #expect(try cli.run(["audit", "list", "--json"]).stdout.contains("privateKeyLeft"))
     }
 
     @Test("keys generate in place of a key that signs says what it does to cached key sets, as an emergency rotation does")

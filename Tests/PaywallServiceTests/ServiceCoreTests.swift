@@ -372,7 +372,7 @@ struct ServiceCoreTests {
         }
         #expect(names.count == 8)
         #expect(BlockingPool.currentThread == nil, "the test itself runs on the cooperative pool")
-        #expect(names.allSatisfy { $0.hasPrefix("paywall-blocking-") }, "\(names)")
+        #expect(names.allSatisfy { $0.hasPrefix("paywall-pool-") }, "\(names)")
         #expect(f.service.blocking.peakConcurrency == 2, "eight jobs of 20 ms on two threads: both busy at once, never three")
         #expect(try f.service.accounts(limit: 100, offset: 0).count == 8)
 

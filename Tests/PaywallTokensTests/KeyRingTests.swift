@@ -72,6 +72,35 @@ struct KeyRingTests {
         #expect(reloaded.jwks(at: retiredAt).keys.map(\.kid) == [second.kid])
     }
 
+    @Test("a private key file that cannot be deleted is named, and the key is retired all the same")
+    func retiredKeyLeftOnDisk() throws {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let directory = try folder()
+        var ring = try KeyRing.load(directory: directory)
+        let old = try ring.add(.es256, now: start, activatesAt: start)
+        _ = try ring.add(.es256, now: start, activatesAt: start)
+        let later = start.addingTimeInterval(KeyRing.verifyOnlyPeriod + 60)
+        // Something unlink refuses even to root: a folder where the key file was.
+        let pem = directory.appendingPathComponent("\(old.kid).pem")
+        try FileManager.default.removeItem(at: pem)
+        try FileManager.default.createDirectory(at: pem.appendingPathComponent("inside"), withIntermediateDirectories: true)
+        let retirement = try ring.retire(kid: old.kid, now: later, force: false)
+        #expect(retirement.privateKeyLeft?.path == pem.path)
+        #expect(retirement.privateKeyLeft?.reason.isEmpty == false)
+        #expect(ring.state(of: retirement.record, at: later) == .retired)
+        #expect(try KeyRing.load(directory: directory).state(of: retirement.record, at: later) == .retired)
+
+        // Deleted, or already gone: nothing to say.
+        let secondDirectory = try folder()
+        var second = try KeyRing.load(directory: secondDirectory)
+        let a = try second.add(.es256, now: start, activatesAt: start)
+        let b = try second.add(.es256, now: start, activatesAt: start)
+        #expect(try second.retire(kid: a.kid, now: later, force: false).privateKeyLeft == nil)
+        #expect(!FileManager.default.fileExists(atPath: secondDirectory.appendingPathComponent("\(a.kid).pem").path))
+        try FileManager.default.removeItem(at: secondDirectory.appendingPathComponent("\(b.kid).pem"))
+        #expect(try second.retire(kid: b.kid, now: later, force: true).privateKeyLeft == nil)
+    }
+
     @Test("a key retired by a host whose clock runs ahead is retired at once here: it verifies nothing more")
     func retiredAheadOfThisClock() throws {
         let start = Date(timeIntervalSince1970: 1_800_000_000)
@@ -81,7 +110,7 @@ struct KeyRingTests {
         let token = try JWSSigner(key: try ring.signingKey(at: start).1, kid: old.kid).sign(type: "at+jwt", payload: .object(["x": .number(1)]))
         // Retired (forced: a leak) by a host 5 s ahead of the server reading the manifest.
         let now = start.addingTimeInterval(120)
-        let retired = try ring.retire(kid: old.kid, now: now.addingTimeInterval(5), force: true)
+        let retired = try ring.retire(kid: old.kid, now: now.addingTimeInterval(5), force: true).record
         #expect(ring.state(of: retired, at: now) == .retired)
         #expect(!ring.verificationKeys(at: now).map(\.kid).contains(old.kid))
         #expect(throws: TokenError.unknownKey(old.kid)) { try JWSVerifier(keys: ring.verificationKeys(at: now)).verify(token) }

@@ -342,6 +342,9 @@ struct ErrorMiddleware: RouterMiddleware {
     var bodyTimeout: Duration = .seconds(30)
     /// Told when a request meets the database unavailable (`/readyz` then checks again).
     var service: PaywallService?
+    /// The refusals' log lines, per router (one a server; each test its own).
+    let outageLines = LogThrottle(every: .seconds(1))
+    let refusalLines = LogThrottle(every: .seconds(1), lines: 20)
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -352,8 +355,12 @@ struct ErrorMiddleware: RouterMiddleware {
             if error.category == .unavailable { service?.databaseUnavailableSeen() }
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
             // The same outage refuses every request: one line a second for it, with how many
-            // were not logged (a 30 s database stop wrote 10,000 lines in review).
-            if let held = error.category == .unavailable ? Self.outageLines.pass(code: error.code) : 0 {
+            // were not logged (a 30 s database stop wrote 10,000 lines in review). Other
+            // refusals: up to 20 a second per code, so that a client sending garbage as fast
+            // as it can (each refusal costs it one request) cannot fill the disk with lines;
+            // an integration's occasional mistakes are all logged.
+            let throttle = error.category == .unavailable ? outageLines : refusalLines
+            if let held = throttle.pass(code: error.code) {
                 var metadata: Logger.Metadata = ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))]
                 if held > 0 { metadata["alike_not_logged"] = .stringConvertible(held) }
                 context.logger.log(level: level, "refused", metadata: metadata)
@@ -383,7 +390,6 @@ struct ErrorMiddleware: RouterMiddleware {
         }
     }
 
-    static let outageLines = LogThrottle(every: .seconds(1))
 
     /// Every error answered is counted by its code (`paywall_errors_total`), the router's
     /// own (an unknown route, a wrong method) and the unexpected (500) included.
@@ -449,23 +455,32 @@ final class MetricCache<Key: Hashable & Sendable, Metric: Sendable>: Sendable {
     }
 }
 
-/// At most one log line per code in each interval; says how many were held back since.
+/// At most so many log lines per code in each interval (one by default); the next line
+/// passed says how many were held back.
 final class LogThrottle: Sendable {
     private let every: Duration
-    private let state = Mutex<[String: (last: ContinuousClock.Instant, held: Int)]>([:])
+    private let lines: Int
+    /// Per code: when its window began, the lines passed in it, and those held back since
+    /// the last line passed.
+    private let state = Mutex<[String: (start: ContinuousClock.Instant, passed: Int, held: Int)]>([:])
 
-    init(every: Duration) { self.every = every }
+    /// At most `lines` lines per code in each window of `every`.
+    init(every: Duration, lines: Int = 1) {
+        self.every = every
+        self.lines = max(1, lines)
+    }
 
     /// Nil: do not log this one. Otherwise log it, saying how many like it were not.
     func pass(code: String, at now: ContinuousClock.Instant = .now) -> Int? {
         state.withLock { state in
-            if let entry = state[code], now - entry.last < every {
-                state[code]?.held += 1
+            var entry = state[code] ?? (now, 0, 0)
+            if now - entry.start >= every { (entry.start, entry.passed) = (now, 0) }
+            guard entry.passed < lines else {
+                state[code] = (entry.start, entry.passed, entry.held + 1)
                 return nil
             }
-            let held = state[code]?.held ?? 0
-            state[code] = (now, 0)
-            return held
+            state[code] = (entry.start, entry.passed + 1, 0)
+            return entry.held
         }
     }
 }

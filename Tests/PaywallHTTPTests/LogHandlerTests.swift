@@ -40,6 +40,21 @@ struct LogHandlerTests {
         #expect(throttle.pass(code: "database_unavailable", at: start + .milliseconds(2_200)) == 0)
     }
 
+    @Test("other refusals: up to so many lines a second per code, then held back and counted")
+    func refusalThrottle() {
+        let throttle = LogThrottle(every: .seconds(1), lines: 3)
+        let start = ContinuousClock.now
+        for offset in [0, 10, 20] { #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(offset)) == 0) }
+        for offset in [30, 500, 999] { #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(offset)) == nil) }
+        #expect(throttle.pass(code: "unknown_title", at: start + .milliseconds(40)) == 0, "each code apart")
+        // A new window: the first line says how many the last one held back, the rest none.
+        #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(1_000)) == 3)
+        #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(1_001)) == 0)
+        #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(1_002)) == 0)
+        #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(1_003)) == nil)
+        #expect(throttle.pass(code: "invalid_json", at: start + .milliseconds(2_500)) == 1)
+    }
+
     @Test("a line carries the time, level, label, the logger's latest metadata sorted by key, the source and the message")
     func layout() {
         var handler = StandardErrorLogHandler(label: "paywall", format: .text)

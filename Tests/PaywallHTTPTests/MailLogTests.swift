@@ -90,4 +90,36 @@ struct MailLogTests {
             #expect(!text.contains(secret), "a secret reached the log")
         }
     }
+    @Test("a flood of one refusal is logged up to 20 lines a second; the rest are counted, not written")
+    func refusalFloodIsThrottled() async throws {
+        let f = try seededFixture()
+        let log = CapturedLog()
+        let app = Application(router: PaywallAPI(service: f.service).router(), logger: Logger(label: "test") { _ in CapturedLog.Handler(log: log) })
+        let clock = ContinuousClock()
+        let start = clock.now
+        let statuses = try await app.test(.router) { client in
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<60 {
+                let response = try await client.execute(
+                    uri: "/v1/access", method: .post, headers: [.contentType: "application/json", .authorization: "Bearer not-a-token"],
+                    body: ByteBuffer(string: #"{"title":"euronews","article":{"id":"a1"}}"#))
+                statuses.append(response.status)
+            }
+            return statuses
+        }
+        let seconds = Int((clock.now - start).components.seconds) + 1
+        #expect(statuses.allSatisfy { $0 == .unauthorized }, "every one still answered")
+        let refused = log.lines.withLock { $0 }.filter { $0.contains("refused") && $0.contains("code=invalid_token") }
+        #expect(refused.count >= 20 && refused.count <= 20 * seconds, "\(refused.count) lines in \(seconds) s")
+        if seconds == 1 { #expect(refused.count == 20) }
+        // Another code is not held back by this one's flood.
+        let member = try accessToken(f, "member@example.com")
+        let other = try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/v1/access", method: .post, headers: [.contentType: "application/json", .authorization: "Bearer \(member)"],
+                body: ByteBuffer(string: #"{"title":"no-such-title","article":{"id":"a1"}}"#))
+        }
+        #expect(other.status == .notFound)
+        #expect(log.lines.withLock { $0 }.contains { $0.contains("refused") && $0.contains("code=title_not_found") }, "\(log.text.suffix(400))")
+    }
 }

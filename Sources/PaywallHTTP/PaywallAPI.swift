@@ -347,8 +347,27 @@ struct ErrorMiddleware: RouterMiddleware {
     let refusalLines = LogThrottle(every: .seconds(1), lines: 20)
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        try await BodyReading.$current.withValue((context.channel, bodyTimeout)) {
+            let mark = BodyReading.Mark()
+            do {
+                var response = try await answer(request, context: context) { request, context in
+                    try await BodyReading.$mark.withValue(mark) { try await next(request, context) }
+                }
+                if BodyReading.closeUnread(request, mark: mark) { response.headers[.connection] = "close" }
+                return response
+            } catch var error as APIError {
+                if BodyReading.closeUnread(request, mark: mark) { error.headers[.connection] = "close" }
+                throw error
+            } catch {
+                _ = BodyReading.closeUnread(request, mark: mark)
+                throw error
+            }
+        }
+    }
+
+    private func answer(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
-            return try await BodyReading.$current.withValue((context.channel, bodyTimeout)) { try await next(request, context) }
+            return try await next(request, context)
         } catch let error as APIError {
             throw Self.counted(error)
         } catch let error as ServiceError {

@@ -17,6 +17,19 @@ public enum BodyReading {
     /// (`PAYWALL_BODY_TIMEOUT`). Nil (a body read outside the server's router): no deadline.
     @TaskLocal public static var current: (channel: any Channel, deadline: Duration)?
 
+    /// Set by the error middleware around a request: whether a route began reading its
+    /// body (``collect(_:upTo:)``); for one never read the connection's input is closed
+    /// (``closeUnread(_:mark:)``) rather than read by the server without a deadline.
+    @TaskLocal public static var mark: Mark?
+
+    /// Whether a request's body was taken up by a route.
+    public final class Mark: Sendable {
+        private let begun = Mutex(false)
+        public init() {}
+        var isBegun: Bool { begun.withLock { $0 } }
+        func begin() { begun.withLock { $0 = true } }
+    }
+
     /// Thrown when the body did not arrive within the deadline.
     public struct Late: Error {
         public let deadline: Duration
@@ -28,18 +41,50 @@ public enum BodyReading {
     /// rest of such a body, however long, before the next request. Late, the deadline
     /// closed it already.
     public static func collect(_ request: inout Request, upTo limit: Int) async throws -> ByteBuffer {
+        mark?.begin()
         guard let reading = current else { return try await request.collectBody(upTo: limit) }
         let watch = BodyDeadlines.shared.begin(reading.channel, within: reading.deadline)
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: limit)
         } catch {
-            if BodyDeadlines.shared.end(watch) { throw Late(deadline: reading.deadline) }
+            if BodyDeadlines.shared.end(watch) { throw await late(reading) }
             if error is NIOTooManyBytesError { reading.channel.close(mode: .input, promise: nil) }
             throw error
         }
-        if BodyDeadlines.shared.end(watch) { throw Late(deadline: reading.deadline) }
+        if BodyDeadlines.shared.end(watch) { throw await late(reading) }
         return buffer
+    }
+
+    /// The input closed before the 408 goes out: the watcher closes it too, but from its
+    /// own thread a moment later, and on a kept-alive connection that close could cut the
+    /// client's next request (found in review).
+    private static func late(_ reading: (channel: any Channel, deadline: Duration)) async -> Late {
+        try? await reading.channel.close(mode: .input)
+        return Late(deadline: reading.deadline)
+    }
+
+    /// Closes the connection's input after a request whose body no route read (one
+    /// refused before its body: a bad token, a wrong content type, an unknown path, a rate
+    /// limit): the answer still goes out, then the connection closes. Left open, the server
+    /// read the rest of that body itself before the connection's next request, with no
+    /// deadline and no limit: a body sent a byte a minute after a 401 held the connection
+    /// for good (found in review). Not read away here under the deadline instead: that
+    /// would hold the answer until the body came, and a client sending `Expect:
+    /// 100-continue` (curl, past 1 KiB) waits a second for a go-ahead before sending it.
+    /// Returns whether it closed it (the answer should then say `Connection: close`, so
+    /// that no client sends its next request on the connection).
+    public static func closeUnread(_ request: Request, mark: Mark) -> Bool {
+        guard !mark.isBegun, declaresBody(request.headers), let reading = current else { return false }
+        reading.channel.close(mode: .input, promise: nil)
+        return true
+    }
+
+    /// Whether a request says a body follows (HTTP/1.1: a length above 0, or chunks).
+    static func declaresBody(_ headers: HTTPFields) -> Bool {
+        if headers[.transferEncoding] != nil { return true }
+        guard let length = headers[.contentLength] else { return false }
+        return Int(length).map { $0 > 0 } ?? true
     }
 }
 

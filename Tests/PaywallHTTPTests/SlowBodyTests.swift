@@ -53,6 +53,36 @@ struct SlowBodyTests {
         }
     }
 
+    @Test("a request refused before its body is read (a bad token, an unknown path): answered at once, then the connection closed, the body never waited for")
+    func refusedBeforeTheBody() async throws {
+        let f = try seededFixture()
+        // A long deadline: the close must not come from it.
+        let api = PaywallAPI(service: f.service, bodyTimeout: .seconds(60))
+        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            for (head, status) in [
+                ("POST /v1/access HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer not-a-token\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", "401"),
+                ("POST /v1/access HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer not-a-token\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", "401"),
+                ("POST /v1/nowhere HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", "404"),
+            ] {
+                let start: [UInt8] = head.contains("chunked") ? Array("5\r\n{\"ti\"\r\n".utf8) : Array(#"{"title":"#.utf8)
+                let refused = try await Self.send(port: port, head: head, start: start, wait: 30)
+                #expect(refused.reply.hasPrefix("HTTP/1.1 \(status)"), "\(refused.reply.prefix(300))")
+                #expect(refused.reply.lowercased().contains("connection: close"), "\(refused.reply.prefix(300))")
+                #expect(refused.closed && refused.seconds < 15, "the server waited for the body: \(refused.seconds) s")
+            }
+            // The usual case, a whole body sent with its head: one answer, then closed.
+            let body = #"{"title":"euronews","article":{"id":"a1"}}"#
+            let whole = try await Self.send(
+                port: port, head: "POST /v1/access HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer not-a-token\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n",
+                start: Array(body.utf8), wait: 30)
+            #expect(whole.reply.hasPrefix("HTTP/1.1 401") && whole.reply.components(separatedBy: "HTTP/1.1 ").count == 2, "\(whole.reply.prefix(600))")
+            #expect(whole.closed && whole.seconds < 15)
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+        }
+    }
+
     @Test("a web form that does not arrive within the deadline: the 408 page, and the connection closed")
     func slowForm() async throws {
         let f = try seededFixture()

@@ -29,15 +29,17 @@ extension PaywallService {
     /// ``signInReader(email:password:deviceName:client:)``, which counts failures; this is
     /// the core of it, kept internal so no adapter can skip the throttle.
     func signIn(email rawEmail: String, password: String) throws(ServiceError) -> SignIn {
-        let account = try checkCredentials(email: rawEmail, password: password)
-        let (token, session) = try startSession(accountID: account.id)
+        let (account, hash) = try checkCredentials(email: rawEmail, password: password)
+        let (token, session) = try startSession(accountID: account.id, passwordHash: hash)
         return SignIn(account: account, refreshToken: token, session: session)
     }
 
     /// The account whose email and password these are, or ``ServiceError/invalidCredentials``
     /// (the same error, after the same hash work, for an unknown email and a wrong
-    /// password). Upgrades a hash weaker than the configured parameters.
-    func checkCredentials(email rawEmail: String, password: String) throws(ServiceError) -> Account {
+    /// password), with the account's hash as checked (or as upgraded: a hash weaker than
+    /// the configured parameters is replaced), for the session to start only while it is
+    /// still the account's (``Store/startSession(accountID:lifetime:deviceName:maximum:passwordHash:)``).
+    func checkCredentials(email rawEmail: String, password: String) throws(ServiceError) -> (Account, passwordHash: String) {
         try mapped {
             guard let email = try? EmailAddress(rawEmail),
                   let account = try store.account(email: email),
@@ -52,10 +54,12 @@ extension PaywallService {
             case let .match(needsRehash):
                 if needsRehash {
                     let upgraded = try hasher.hash(password)
-                    try store.setPasswordHash(accountID: account.id, hash: upgraded, actor: .system, action: "account.rehash-password")
+                    // Not replaced: the password changed since it was read, and the session
+                    // will be refused on the hash it was checked against.
+                    if try store.upgradePasswordHash(accountID: account.id, checked: stored, upgraded: upgraded) { return (account, upgraded) }
                 }
             }
-            return account
+            return (account, stored)
         }
     }
 
@@ -103,8 +107,12 @@ extension PaywallService {
     /// Starts a session after a checked sign-in (internal: an adapter must never start one
     /// without credentials): returns the refresh token (to hand to the reader, once) and the
     /// stored session, which keeps only the token's SHA-256.
-    func startSession(accountID: AccountID) throws(ServiceError) -> (String, RefreshSession) {
-        try mapped { try store.createSession(accountID: accountID, lifetime: configuration.sessionLifetime) }
+    func startSession(accountID: AccountID, passwordHash: String) throws(ServiceError) -> (String, RefreshSession) {
+        do {
+            return try mapped { try store.createSession(accountID: accountID, lifetime: configuration.sessionLifetime, passwordHash: passwordHash) }
+        } catch .store(.passwordChanged) {
+            throw .invalidCredentials
+        }
     }
 
     /// Exchanges a refresh token for a new one. The same token sent again within a few

@@ -148,14 +148,14 @@ extension PaywallService {
         _ = try mapped { try Self.validDeviceName(deviceName) }
         // Before the password is tried: no attempt spent, no scrypt, for an answer of 503.
         try requireSigningKey()
-        let account = try verifiedPassword(email: rawEmail, password: password, client: client)
-        return try openSession(account: account, deviceName: deviceName)
+        let (account, hash) = try verifiedPassword(email: rawEmail, password: password, client: client)
+        return try openSession(account: account, deviceName: deviceName, passwordHash: hash)
     }
 
     /// The account whose email and password these are, held to the sign-in throttle (see
     /// ``signInReader(email:password:deviceName:client:)``): what signing in and deleting
     /// one's own account share.
-    func verifiedPassword(email rawEmail: String, password: String, client: String) throws(ServiceError) -> Account {
+    func verifiedPassword(email rawEmail: String, password: String, client: String) throws(ServiceError) -> (Account, passwordHash: String) {
         let throttle = configuration.signInThrottle
         // The account the email names, known or not, keyed exactly as accounts are looked
         // up (`EmailAddress.lookupKey`): any spelling that reaches an account's password
@@ -174,9 +174,9 @@ extension PaywallService {
         // guesses sent at once cannot all pass the check (see ``Store/claimSignInAttempt``).
         let claim = try mapped { try store.claimSignInAttempt(keys: counted, at: now) }
         if let until = claim.refusedUntil { throw .tooManyAttempts(retryAfter: until.timeIntervalSince(now)) }
-        let account: Account
+        let checked: (Account, passwordHash: String)
         do {
-            account = try checkCredentials(email: rawEmail, password: password)
+            checked = try checkCredentials(email: rawEmail, password: password)
         } catch .invalidCredentials {
             throw .invalidCredentials  // counted already
         } catch {
@@ -190,21 +190,32 @@ extension PaywallService {
             try store.refundSignInAttempt(claim, keys: [clientKey])
             if let emailKey { try store.clearSignInFailures(key: emailKey) }
         }
-        return account
+        return checked
     }
 
     /// The sign-in throttle's key for an account's email.
     static func signInThrottleKey(_ email: EmailAddress) -> String { "email:" + email.lookupKey }
 
-    /// A new session within the cap, with its first access token.
-    func openSession(account: Account, deviceName: String?) throws(ServiceError) -> ReaderSession {
+    /// A new session within the cap, with its first access token; after a sign-in, only
+    /// while `passwordHash` (the one the password was checked against) is still the account's.
+    func openSession(account: Account, deviceName: String?, passwordHash: String? = nil) throws(ServiceError) -> ReaderSession {
         // Before the session is written: a 503 after it left a session the client never got
         // and, past the cap, evicted a real one each retry.
         try requireSigningKey()
-        return try mapped {
+        do {
+            return try startReaderSession(account: account, deviceName: deviceName, passwordHash: passwordHash)
+        } catch .store(.passwordChanged) {
+            // Answered as the old password now is: wrong (the sign-in counted as it went).
+            throw .invalidCredentials
+        }
+    }
+
+    private func startReaderSession(account: Account, deviceName: String?, passwordHash: String?) throws(ServiceError) -> ReaderSession {
+        try mapped {
             let name = try Self.validDeviceName(deviceName)
             let started = try store.startSession(
-                accountID: account.id, lifetime: configuration.sessionLifetime, deviceName: name, maximum: configuration.maximumSessions)
+                accountID: account.id, lifetime: configuration.sessionLifetime, deviceName: name, maximum: configuration.maximumSessions,
+                passwordHash: passwordHash)
             let (token, active) = try accessToken(for: account.id, session: started.session.familyID)
             return ReaderSession(
                 account: account, accessToken: token, refreshToken: started.token,
@@ -470,7 +481,7 @@ extension PaywallService {
     /// password or address, exporting its data), held to the sign-in throttle: the account
     /// as it is now, or ``ServiceError/invalidCredentials``.
     func reverified(_ account: Account, password: String, client: String) throws(ServiceError) -> Account {
-        let verified = try verifiedPassword(email: account.email, password: password, client: client)
+        let (verified, _) = try verifiedPassword(email: account.email, password: password, client: client)
         guard verified.id == account.id else { throw .invalidCredentials }
         return verified
     }

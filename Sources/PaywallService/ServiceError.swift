@@ -234,6 +234,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .duplicateEmail, .addressKept, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .trialNotRunning, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
+        case .passwordChanged: .unauthorized
         }
     }
 
@@ -284,6 +285,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             case .revisionNotFound: "revision_not_found"
             case .adminTokenNotFound, .adminNeverMinted: "admin_token_not_found"
             case .copyRefused: "copy_refused"
+            case .passwordChanged: "invalid_credentials"
             }
         case .crypto: category == .internal ? "crypto_failure" : "password_too_long"
         case .invalidCredentials: "invalid_credentials"

@@ -142,8 +142,26 @@ extension Store {
         }
     }
 
+    /// Replaces a hash made with weaker parameters by `upgraded`, of the same password, at
+    /// sign-in (audited `account.rehash-password`; reset links stay: the owner asked for
+    /// nothing). Only while `checked` is still the account's hash: a new password set
+    /// since the check (a reset) must not be overwritten with the old one's upgrade (found
+    /// in review). Returns whether it was replaced.
+    public func upgradePasswordHash(accountID: AccountID, checked: String, upgraded: String) throws(StoreError) -> Bool {
+        let now = clock.now()
+        return try write { db in
+            let changed = try db.execute(
+                "UPDATE credentials SET password_hash = ?, updated_at = ? WHERE account_id = ? AND password_hash = ?",
+                [upgraded, now.millis, accountID.rawValue, checked])
+            guard changed == 1 else { return false }
+            try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
+            try audit(db, actor: .system, action: "account.rehash-password", target: "account:\(accountID)")
+            return true
+        }
+    }
+
     /// Replaces an account's password hash. `action` names the reason in the audit log
-    /// (`account.set-password`, or `account.rehash-password` for an upgrade at sign-in).
+    /// (`account.set-password` unless told).
     /// With `revokeSessions`, every usable session of the account is revoked in the same
     /// transaction (audited as `session.revoke-all`): either both happen or neither.
     /// Returns the number of sessions revoked.
@@ -164,11 +182,9 @@ extension Store {
             try db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", [now.millis, accountID.rawValue])
             // A new password voids the reset links mailed before it: one read later from a
             // forwarded or shared mailbox set a password of its own over the owner's (or
-            // support's, after a compromise) (found in review). Not for a rehash at sign-in,
-            // which the owner did not ask for.
-            if action != "account.rehash-password" {
-                try db.execute("DELETE FROM email_links WHERE account_id = ? AND purpose = ?", [accountID.rawValue, EmailLinkPurpose.resetPassword.rawValue])
-            }
+            // support's, after a compromise) (found in review). A rehash at sign-in, which
+            // the owner did not ask for, is ``upgradePasswordHash(accountID:checked:upgraded:)``.
+            try db.execute("DELETE FROM email_links WHERE account_id = ? AND purpose = ?", [accountID.rawValue, EmailLinkPurpose.resetPassword.rawValue])
             try audit(db, actor: actor, action: action, target: "account:\(accountID)")
             if let notice { try Self.queueNotice(db, notice, for: accountID, at: now) }
             return revokeSessions ? try self.revokeSessions(db, accountID: accountID, actor: actor, now: now) : 0

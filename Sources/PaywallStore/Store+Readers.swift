@@ -63,8 +63,13 @@ extension Store {
     /// account within `maximum` sessions: past it, the least recently used sessions end
     /// (audited as `session.evict`), in the same transaction as the new one starts, so
     /// two sign-ins at once cannot both slip under the cap.
+    /// `passwordHash`: the hash a sign-in checked the password against; the session starts
+    /// only if it is still the account's (``StoreError/passwordChanged`` otherwise). The
+    /// check and the session are two transactions, the hash's work between them: a reset
+    /// committed in between ended the sessions there were and then met this new one, which
+    /// outlived it with the old password (found in review).
     public func startSession(
-        accountID: AccountID, lifetime: TimeInterval, deviceName: String?, maximum: Int
+        accountID: AccountID, lifetime: TimeInterval, deviceName: String?, maximum: Int, passwordHash: String? = nil
     ) throws(StoreError) -> StartedSession {
         let token = try RefreshToken.generate()
         let now = storedNow()
@@ -74,6 +79,7 @@ extension Store {
             familyStartedAt: now)
         let ended: [ActiveSession] = try write { db in
             try Self.requireAccount(db, accountID)
+            if let passwordHash { try Self.requirePasswordHash(db, accountID, passwordHash) }
             try Self.insertSession(db, session, tokenHash: RefreshToken.hash(token.text))
             try db.execute("INSERT INTO session_devices (family_id, account_id, device_name) VALUES (?, ?, ?)", [session.familyID, accountID.rawValue, deviceName])
             // The others, most recently used first: the new session always stays.

@@ -84,16 +84,24 @@ extension Store {
 
     /// Starts a session (a new family) for an account and returns its refresh token, to
     /// hand to the reader once; the store keeps only the token's SHA-256.
-    public func createSession(accountID: AccountID, lifetime: TimeInterval) throws(StoreError) -> (token: String, session: RefreshSession) {
+    /// `passwordHash`: as for ``startSession(accountID:lifetime:deviceName:maximum:passwordHash:)``.
+    public func createSession(accountID: AccountID, lifetime: TimeInterval, passwordHash: String? = nil) throws(StoreError) -> (token: String, session: RefreshSession) {
         let token = try RefreshToken.generate()
-        let session = try createSession(accountID: accountID, tokenHash: RefreshToken.hash(token.text), lifetime: lifetime)
+        let session = try createSession(accountID: accountID, tokenHash: RefreshToken.hash(token.text), lifetime: lifetime, passwordHash: passwordHash)
         return (token.text, session)
+    }
+
+    /// Refuses (``StoreError/passwordChanged``) unless `hash` is the account's password
+    /// hash, inside the caller's write transaction.
+    static func requirePasswordHash(_ db: any SQLConnection, _ accountID: AccountID, _ hash: String) throws {
+        let stored = try db.fetchValue(String.self, "SELECT password_hash FROM credentials WHERE account_id = ?", [accountID.rawValue])
+        guard stored == hash else { throw StoreError.passwordChanged }
     }
 
     /// Stores a new session (a new family) for an account. `tokenHash` is the SHA-256 of
     /// the refresh token; the token itself is never stored. Prefer
     /// ``createSession(accountID:lifetime:)``, which makes the token.
-    func createSession(accountID: AccountID, tokenHash: [UInt8], lifetime: TimeInterval) throws(StoreError) -> RefreshSession {
+    func createSession(accountID: AccountID, tokenHash: [UInt8], lifetime: TimeInterval, passwordHash: String? = nil) throws(StoreError) -> RefreshSession {
         let now = storedNow()
         let session = RefreshSession(
             id: UUID().uuidString.lowercased(), accountID: accountID, familyID: UUID().uuidString.lowercased(),
@@ -101,6 +109,7 @@ extension Store {
             familyStartedAt: now)
         try write { db in
             try Self.requireAccount(db, accountID)
+            if let passwordHash { try Self.requirePasswordHash(db, accountID, passwordHash) }
             try Self.insertSession(db, session, tokenHash: tokenHash)
         }
         return session

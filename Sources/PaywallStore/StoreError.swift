@@ -43,6 +43,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case membershipExists(account: String, plan: String, status: String)
     case invalidTransition(from: String, to: String)
     case sessionNotFound
+    /// The account's password changed between its check and the session it was checked
+    /// for (a reset or change committed meanwhile): the check no longer holds.
+    case passwordChanged
     /// No random bytes could be drawn for a refresh token.
     case randomUnavailable(detail: String)
     case destinationExists(path: String)
@@ -142,6 +145,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "a membership cannot go from \(from) to \(to)"
         case .sessionNotFound:
             return "no such session"
+        case .passwordChanged:
+            return "the password changed while it was being checked; sign in with the new one"
         case let .randomUnavailable(detail):
             return "cannot draw random bytes for a refresh token: \(detail)"
         case let .ambiguousRevision(prefix):

@@ -59,6 +59,31 @@ struct AccountServiceTests {
         #expect(try f.service.store.activeSessions(accountID: f.service.account("ada@example.com").id).isEmpty)
     }
 
+    @Test("a password reset committed while a sign-in checks the old password: no session for the old one, and no rehash over the new")
+    func resetDuringSignIn() throws {
+        let f = try ServiceFixture(hashing: ScryptParameters(logN: 6, r: 8, p: 1))
+        let account = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let stronger = try PaywallService(store: f.service.store, configuration: ServiceFixture.configuration(f.clock, .testing))
+        // The sign-in's check of the old password has passed (its hash read) ...
+        let checked = try #require(try f.service.store.passwordHash(accountID: account.id))
+        // ... when the owner's new password commits, signing every session out.
+        try stronger.setPassword(account: "ada@example.com", password: "a brand new passphrase", actor: .account(account.id))
+        let owners = try #require(try f.service.store.passwordHash(accountID: account.id))
+        // The sign-in's rehash of the old password does not overwrite the new hash ...
+        #expect(try !f.service.store.upgradePasswordHash(accountID: account.id, checked: checked, upgraded: "$scrypt$stale"))
+        #expect(try f.service.store.passwordHash(accountID: account.id) == owners)
+        // ... and its session is refused as bad credentials, nothing written.
+        #expect(throws: ServiceError.invalidCredentials) {
+            try stronger.openSession(account: account, deviceName: "attacker", passwordHash: checked)
+        }
+        #expect(try f.service.store.activeSessions(accountID: account.id).isEmpty)
+        // The new password signs in; the old one does not.
+        _ = try stronger.signInReader(email: "ada@example.com", password: "a brand new passphrase", deviceName: nil, client: "test")
+        #expect(throws: ServiceError.invalidCredentials) {
+            try stronger.signInReader(email: "ada@example.com", password: "correct horse battery", deviceName: nil, client: "test")
+        }
+    }
+
     @Test("a hash made with weaker parameters is upgraded at the next sign-in")
     func upgrade() throws {
         let f = try ServiceFixture(hashing: ScryptParameters(logN: 6, r: 8, p: 1))

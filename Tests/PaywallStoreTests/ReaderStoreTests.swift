@@ -75,6 +75,25 @@ struct ReaderStoreTests {
         #expect(try f.snapshot() == before)
     }
 
+    @Test("a session started for a sign-in's check only while the checked password hash is the account's; none after a reset", arguments: TestBackend.all)
+    func sessionOnlyForTheCheckedPassword(backend: TestBackend) throws {
+        let f = try StoreFixture(backend: backend)
+        let (account, _) = try f.store.createAccount(
+            email: EmailAddress("checked@example.com"), displayName: nil, passwordHash: "$scrypt$old", carryingReadsOf: nil, actor: f.admin)
+        _ = try f.store.startSession(accountID: account.id, lifetime: 3_600, deviceName: "phone", maximum: 5, passwordHash: "$scrypt$old")
+        _ = try f.store.createSession(accountID: account.id, lifetime: 3_600, passwordHash: "$scrypt$old")
+        #expect(try f.store.activeSessions(accountID: account.id).count == 2)
+        // A reset commits between the sign-in's check (of the old hash) and its session.
+        #expect(try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$new", actor: f.admin, revokeSessions: true) == 2)
+        #expect(throws: StoreError.passwordChanged) {
+            try f.store.startSession(accountID: account.id, lifetime: 3_600, deviceName: "attacker", maximum: 5, passwordHash: "$scrypt$old")
+        }
+        #expect(throws: StoreError.passwordChanged) { try f.store.createSession(accountID: account.id, lifetime: 3_600, passwordHash: "$scrypt$old") }
+        #expect(try f.store.activeSessions(accountID: account.id).isEmpty, "nothing written for the refused ones")
+        _ = try f.store.startSession(accountID: account.id, lifetime: 3_600, deviceName: "owner", maximum: 5, passwordHash: "$scrypt$new")
+        #expect(try f.store.sessionsInUse(accountID: account.id).map(\.deviceName) == ["owner"])
+    }
+
     @Test("a web session's use: noted at most hourly, shown as last used, evicted last, its expiry moved on within the family's limit; never for an ended one", arguments: TestBackend.all)
     func webSessionUse(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)
@@ -197,8 +216,13 @@ struct ReaderStoreTests {
             }
         }
         try mailReset()
-        try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$rehashed", actor: .system, action: "account.rehash-password")
+        let checked = try #require(try f.store.passwordHash(accountID: account.id))
+        #expect(try f.store.upgradePasswordHash(accountID: account.id, checked: checked, upgraded: "$scrypt$rehashed"))
         #expect(try f.store.emailLinkAccount(token: mailed, purpose: .resetPassword) != nil, "a rehash keeps the link")
+        // A rehash of a hash that is no longer the account's (a reset committed after the
+        // sign-in's check) changes nothing.
+        #expect(try !f.store.upgradePasswordHash(accountID: account.id, checked: checked, upgraded: "$scrypt$stale"))
+        #expect(try f.store.passwordHash(accountID: account.id) == "$scrypt$rehashed")
         try f.store.setPasswordHash(accountID: account.id, hash: "$scrypt$owner", actor: f.admin)
         #expect(try f.store.emailLinkAccount(token: mailed, purpose: .resetPassword) == nil, "a new password voids it")
         #expect(try f.store.resetPassword(token: mailed, hash: "$scrypt$thief") == nil)

@@ -311,8 +311,9 @@ struct SessionSecurityTests {
         #expect(try f.store.session(token: c) != nil)
         let actions = try f.store.auditEntries(target: "account:\(account.id)").prefix(2).map(\.action)
         #expect(actions == ["session.revoke-all", "account.set-password"])
-        // Without revokeSessions (a rehash at sign-in) sessions stay.
-        #expect(try f.store.setPasswordHash(accountID: other.id, hash: "$scrypt$re", actor: .system, action: "account.rehash-password") == 0)
+        // Without revokeSessions sessions stay; a rehash at sign-in keeps them too.
+        #expect(try f.store.setPasswordHash(accountID: other.id, hash: "$scrypt$re", actor: .system) == 0)
+        #expect(try f.store.upgradePasswordHash(accountID: other.id, checked: "$scrypt$re", upgraded: "$scrypt$re2"))
         #expect(try f.store.session(token: c) != nil)
     }
 

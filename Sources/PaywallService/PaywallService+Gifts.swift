@@ -108,19 +108,25 @@ extension PaywallService {
     /// the old audience until they expire, and are still taken here.
     public var giftAudience: String { configuration.audience + "#gift" }
 
+    /// A gift link's token verified as the routes take it: the gift audience, or the
+    /// service's own for a link made before gift links had an audience of their own (at
+    /// most `giftLifetime` ago). `paywall token verify --kind gift` asks the same, so that
+    /// support sees what a reader's link gets.
+    public func verifyGiftLink(_ token: String) throws(ServiceError) -> VerifiedToken {
+        do {
+            return try verifyToken(token, kinds: [.gift], audience: giftAudience)
+        } catch .token(.wrongAudience) {
+            return try verifyToken(token, kinds: [.gift])
+        }
+    }
+
     /// The stored gift a token proves, for this title and article.
     func verifiedGift(_ token: String, title: String, article: String) throws(ServiceError) -> Gift {
         let titleID = try mapped { try TitleID(validating: title) }
         let articleID = try mapped { try ArticleRead.validateArticleID(article) }
         let verified: VerifiedToken
         do throws(ServiceError) {
-            do throws(ServiceError) {
-                verified = try verifyToken(token, kinds: [.gift], audience: giftAudience)
-            } catch .token(.wrongAudience) {
-                // A link made before gift links had an audience of their own (at most
-                // `giftLifetime` ago): still the reader's gift.
-                verified = try verifyToken(token, kinds: [.gift])
-            }
+            verified = try verifyGiftLink(token)
         } catch {
             if case let .token(reason) = error { throw .giftRefused(reason.description) }
             throw error

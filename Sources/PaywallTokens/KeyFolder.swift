@@ -135,5 +135,17 @@ final class KeyFolder {
         fsync(self.descriptor)
     }
 
+    /// Deletes `name` from the folder (never following a link: the link itself would go)
+    /// and syncs the folder, so that the deletion outlives a power cut. Nil when deleted or
+    /// absent; otherwise why not.
+    func remove(_ name: String) -> String? {
+        guard unlinkat(descriptor, name, 0) == 0 else {
+            let code = errno
+            return code == ENOENT ? nil : String(cString: strerror(code))
+        }
+        guard fsync(descriptor) == 0 else { return "deleted, but the folder could not be synced: \(String(cString: strerror(errno)))" }
+        return nil
+    }
+
     static func octal(_ mode: mode_t) -> String { String(mode, radix: 8) }
 }

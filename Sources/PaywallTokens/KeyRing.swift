@@ -337,14 +337,20 @@ public struct KeyRing: Sendable {
         }
     }
 
-    /// Deletes `kid`'s private key file (never following a link in its place); returns the
-    /// path and the reason when it could not. Absent already is fine.
+    /// Deletes `kid`'s private key file through the folder (never following a link in its
+    /// place; the folder synced after, or the file could come back after a power cut:
+    /// found in review); returns the path and the reason when it could not. Absent
+    /// already is fine.
     private func deletePrivateKey(_ kid: String) -> (path: String, reason: String)? {
         let path = pemURL(kid).path
-        guard unlink(path) != 0 else { return nil }
-        let code = errno
-        if code == ENOENT { return nil }
-        return (path, String(cString: strerror(code)))
+        let folder: KeyFolder
+        do {
+            guard let opened = try KeyFolder.opening(directory) else { return nil }
+            folder = opened
+        } catch {
+            return (path, error.description)
+        }
+        return folder.remove(pemURL(kid).lastPathComponent).map { (path, $0) }
     }
 
     static func second(_ date: Date) -> Date { Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)) }

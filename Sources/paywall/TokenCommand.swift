@@ -192,7 +192,7 @@ struct TokenCommand: ParsableCommand {
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The token, or - for standard input.") var token: String
-        @Option(help: "Audience to verify for (default: the service's, paywall-api unless configured; for --kind gift, its gift-link audience, e.g. paywall-api#gift).") var aud: String?
+        @Option(help: "Audience to verify for (default: the service's, paywall-api unless configured; for --kind gift, its gift-link audience, e.g. paywall-api#gift, or its own for a link made before gift links had one, as the routes take it).") var aud: String?
         @Option(help: "The kind the token must be: access, article, comp, device, admin or gift (a token of another kind is refused).") var kind = "access"
 
         func validate() throws {
@@ -202,7 +202,12 @@ struct TokenCommand: ParsableCommand {
         func run() throws {
             try global.run(readOnly: true) { service in
                 let expected = TokenKind(name: kind).map { Set([$0]) } ?? []
-                let verified = try service.verifyToken(try TokenCommand.read(token), kinds: expected, audience: aud ?? (expected == [.gift] ? service.giftAudience : nil))
+                let text = try TokenCommand.read(token)
+                let verified = if expected == [.gift], aud == nil {
+                    try service.verifyGiftLink(text)
+                } else {
+                    try service.verifyToken(text, kinds: expected, audience: aud)
+                }
                 // An access token is also judged against its account now (deleted, or every
                 // session ended since), as the API would.
                 if case let .access(claims) = verified { try service.checkAccessTokenStanding(claims) }

@@ -35,6 +35,13 @@ struct GiftAudienceTests {
             _ = try f.service.store.createGift(Gift(
                 id: made.registered.tokenID, accountID: member, titleID: TitleID(rawValue: "euronews"), articleID: article,
                 createdAt: made.registered.issuedAt, expiresAt: made.registered.expiresAt), limit: 10)
+            // What `paywall token verify --kind gift` asks: the same answer as the route's.
+            do throws(ServiceError) {
+                _ = try f.service.verifyGiftLink(token)
+                #expect(reads, "\(audience) verified")
+            } catch {
+                #expect(!reads && error == .token(.wrongAudience), "\(audience): \(error)")
+            }
             let request = AccessRequest(title: "euronews", article: ArticleInput(id: article), gift: token)
             do throws(ServiceError) {
                 let answer = try await f.service.checkAccess(request, reader: .anonymous)

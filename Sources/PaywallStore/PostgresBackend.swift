@@ -61,11 +61,11 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
         let cache = facts
         let pool = PostgresConnectionPool(
             configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), maximum: max(4, configuration.maximumReaderCount * 4),
-            waitLimit: configuration.busyTimeout, location: parsed.redacted,
+            waitLimit: configuration.busyTimeout, location: parsed.redacted, socketCheck: parsed.socketCheck,
             listening: (Self.factsChannel, { [facts] in facts.invalidate($0) }))
         connections = pool
         listener = ChannelListener(
-            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), channel: Self.factsChannel,
+            configuration: try parsed.connectionConfiguration(lockTimeout: configuration.busyTimeout), socketCheck: parsed.socketCheck, channel: Self.factsChannel,
             connected: { cache.setEnabled(true) },
             // The listener's connection lost: the pool's idle ones may be too (``PostgresConnectionPool/closeIdle()``).
             disconnected: { [weak pool] in cache.setEnabled(false); pool?.closeIdle() },
@@ -446,7 +446,7 @@ final class PostgresBackend: StoreBackend, @unchecked Sendable {
     func notifications(channel: String) -> AsyncStream<String> {
         AsyncStream { continuation in
             let listener = ChannelListener(
-                configuration: connections.configuration, channel: channel,
+                configuration: connections.configuration, socketCheck: connections.socketCheck, channel: channel,
                 connected: { continuation.yield("") }, disconnected: {}, payload: { continuation.yield($0) })
             listener.start()
             continuation.onTermination = { _ in listener.stop() }
@@ -483,9 +483,13 @@ final class ChannelListener: @unchecked Sendable {
     /// (``disconnected``) and reconnects.
     private let heartbeatInterval: TimeAmount
 
-    init(configuration: PostgresConnection.Configuration, channel: String, connected: @escaping @Sendable () -> Void,
+    /// Who may answer on the server's socket (``PostgresLocation/SocketCheck``).
+    private let socketCheck: PostgresLocation.SocketCheck?
+
+    init(configuration: PostgresConnection.Configuration, socketCheck: PostgresLocation.SocketCheck? = nil, channel: String, connected: @escaping @Sendable () -> Void,
          disconnected: @escaping @Sendable () -> Void, payload: @escaping @Sendable (String) -> Void, heartbeat: TimeAmount = .seconds(5)) {
         self.configuration = configuration
+        self.socketCheck = socketCheck
         self.heartbeatInterval = heartbeat
         self.channel = channel
         self.connected = connected
@@ -528,6 +532,7 @@ final class ChannelListener: @unchecked Sendable {
 
     private func connect() {
         guard !stopped else { return }
+        if let socketCheck, (try? socketCheck.verify()) == nil { return retry() }
         PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: PostgresSQL.logger).whenComplete { result in
             guard case let .success(connection) = result else { return self.retry() }
             if self.stopped {
@@ -938,9 +943,13 @@ final class PostgresConnectionPool: @unchecked Sendable {
     /// A channel every connection listens on, and what to do with its notifications.
     let listening: (channel: String, handle: @Sendable (String) -> Void)?
 
+    /// Who may answer on the server's socket (``PostgresLocation/SocketCheck``).
+    let socketCheck: PostgresLocation.SocketCheck?
+
     init(configuration: PostgresConnection.Configuration, maximum: Int, waitLimit: Double, location: String,
-         listening: (channel: String, handle: @Sendable (String) -> Void)? = nil) {
+         socketCheck: PostgresLocation.SocketCheck? = nil, listening: (channel: String, handle: @Sendable (String) -> Void)? = nil) {
         self.configuration = configuration
+        self.socketCheck = socketCheck
         self.maximum = maximum
         self.waitLimit = waitLimit
         self.location = location
@@ -952,6 +961,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
     /// COMMIT, so a server's own change of a fact has left its cache by the time the write
     /// returns (the separate listener alone would hear of it a moment later).
     private func connect(id: Int) throws -> PostgresConnection {
+        try socketCheck?.verify()
         let connection = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: Self.logger).wait()
         guard let listening else { return connection }
         do {
@@ -1059,6 +1069,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
                     if let error = error as? PSQLError, error.code == .server {
                         throw error  // authentication, unknown database: the server's own words
                     }
+                    if let error = error as? Unavailable { throw error }  // the socket's owner refused
                     if let socket = configuration.unixSocketPath, !FileManager.default.fileExists(atPath: socket) {
                         // The connect error says only "No such file or directory".
                         throw Unavailable(detail: "no socket at \(socket): is PostgreSQL running, and is this its socket folder (SHOW unix_socket_directories) and port?")
@@ -1142,6 +1153,51 @@ struct PostgresLocation: Sendable {
     var sslMode: String
     /// The schema to use instead of `public` (tests give each store its own).
     var searchPath: String?
+    /// `requirepeer=USER` (as libpq names it): the system user whose socket it must be.
+    var requirePeer: (name: String, uid: uid_t)?
+
+    /// Who may answer on the server's socket, checked before each connection: the
+    /// password goes to whatever listens there (PostgreSQL asks for it in clear over a
+    /// socket, with no TLS to prove the server). Found in review: with the socket in a
+    /// folder anyone may write (`/tmp`, PostgreSQL's own default elsewhere than Debian), a
+    /// local user could bind the socket's name while PostgreSQL was down and be sent the
+    /// password at the next reconnection. So: the socket must be a socket; with
+    /// `requirepeer`, owned by that user; without, in a folder others may not write.
+    /// (libpq asks the kernel who the peer is after connecting, `SO_PEERCRED`; the
+    /// connection here is postgres-nio's, which does not expose its descriptor, so the
+    /// socket file's owner is checked just before instead.)
+    struct SocketCheck: Sendable {
+        let path: String
+        let folder: String
+        let requirePeer: (name: String, uid: uid_t)?
+
+        func verify() throws {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return }  // absent: the connection says so
+            guard info.st_mode & S_IFMT == S_IFSOCK else {
+                throw PostgresConnectionPool.Unavailable(detail: "\(path) is not a socket")
+            }
+            if let requirePeer {
+                guard info.st_uid == requirePeer.uid else {
+                    throw PostgresConnectionPool.Unavailable(detail: "the socket \(path) belongs to uid \(info.st_uid), not to \(requirePeer.name) (requirepeer): the password is not sent to it")
+                }
+                return
+            }
+            var folderInfo = stat()
+            if stat(folder, &folderInfo) == 0, folderInfo.st_mode & S_IWOTH != 0 {
+                throw PostgresConnectionPool.Unavailable(detail: """
+                    the socket folder \(folder) may be written by anyone: another local user could stand in for PostgreSQL \
+                    there and be sent the password. Name the server's system user in the URL (requirepeer=postgres), or use \
+                    a folder only PostgreSQL writes (such as /var/run/postgresql)
+                    """)
+            }
+        }
+    }
+
+    var socketCheck: SocketCheck? {
+        guard let socketPath, let socketFolder else { return nil }
+        return SocketCheck(path: socketPath, folder: socketFolder, requirePeer: requirePeer)
+    }
 
     /// The socket's path: `.s.PGSQL.<port>` in ``socketFolder``, as PostgreSQL names it.
     var socketPath: String? { socketFolder.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/.s.PGSQL.\(port)" } }
@@ -1207,14 +1263,25 @@ struct PostgresLocation: Sendable {
                     throw .cannotOpen(path: shown, detail: "sslmode must be disable, prefer or require")
                 }
                 mode = value
+            case "requirepeer":
+                guard let value = item.value, !value.isEmpty else {
+                    throw .cannotOpen(path: shown, detail: "requirepeer must name the system user PostgreSQL runs as (requirepeer=postgres)")
+                }
+                guard let entry = getpwnam(value) else {
+                    throw .cannotOpen(path: shown, detail: "requirepeer names '\(value)', which is no user on this system")
+                }
+                requirePeer = (value, entry.pointee.pw_uid)
             case "search_path":
                 guard let value = item.value, !value.isEmpty, value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
                     throw .cannotOpen(path: shown, detail: "search_path must be one schema name (letters, digits, _)")
                 }
                 searchPath = value
             default:
-                throw .cannotOpen(path: shown, detail: "unknown URL parameter '\(item.name)' (known: host, sslmode, search_path)")
+                throw .cannotOpen(path: shown, detail: "unknown URL parameter '\(item.name)' (known: host, sslmode, requirepeer, search_path)")
             }
+        }
+        if folder == nil, requirePeer != nil {
+            throw .cannotOpen(path: shown, detail: "requirepeer applies to a unix socket (postgres://user@/database?host=/folder&requirepeer=postgres); over the network the server is proven by TLS (sslmode=require)")
         }
         if folder != nil {
             // PostgreSQL speaks no TLS on its socket: a URL asking for it would be refused
@@ -1240,6 +1307,7 @@ struct PostgresLocation: Sendable {
         } else {
             text = "postgres://\(username)@\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)/\(database)"
         }
+        if let requirePeer { query.append("requirepeer=\(requirePeer.name)") }
         if let searchPath { query.append("search_path=\(searchPath)") }
         if !query.isEmpty { text += "?" + query.joined(separator: "&") }
         return text

@@ -20,6 +20,9 @@ struct PostgresLocationTests {
         ("postgres://ada:s3cret@db.example/paywall?host=/run/postgresql", "names a host and a socket folder"),
         ("postgres://ada:s3cret@/paywall?host=/run/postgresql&sslmode=require", "cannot be met through a unix socket"),
         ("postgres://ada:s3cret@/paywall?host=/" + String(repeating: "d", count: 100), "longer than the 107 bytes"),
+        ("postgres://ada:s3cret@db.example/paywall?requirepeer=postgres", "requirepeer applies to a unix socket"),
+        ("postgres://ada:s3cret@/paywall?host=/run/postgresql&requirepeer=", "requirepeer must name the system user"),
+        ("postgres://ada:s3cret@/paywall?host=/run/postgresql&requirepeer=no-such-user-here", "which is no user on this system"),
     ])
     func refused(url: String, reason: String) {
         do {
@@ -99,6 +102,73 @@ struct PostgresLocationTests {
         #expect(try PostgresLocation(url: "postgres://ada@/paywall?host=/run/pg/&sslmode=prefer").socketPath == "/run/pg/.s.PGSQL.5432")
         // A network URL is unchanged: no socket.
         #expect(try PostgresLocation(url: "postgres://ada@db.example/paywall").socketPath == nil)
+    }
+
+    /// A unix socket bound at `folder`/.s.PGSQL.5432 by this process (nothing answers on it).
+    static func bindSocket(in folder: String) throws -> Int32 {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(descriptor >= 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = Array((folder + "/.s.PGSQL.5432").utf8CString)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: path.map { UInt8(bitPattern: $0) }) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0, "bind: \(String(cString: strerror(errno)))")
+        return descriptor
+    }
+
+    @Test("the socket's owner: in a folder anyone may write, only with requirepeer naming its user; never a file that is not a socket")
+    func socketOwner() throws {
+        let me = try #require(getpwuid(geteuid())).pointee
+        let myName = String(cString: me.pw_name)
+        // A user this process is not (the one whose socket an attacker's would not be).
+        let other = geteuid() == 0 ? "nobody" : "root"
+        for (mode, openToAll) in [(0o777 as mode_t, true), (0o755 as mode_t, false)] {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pg-socket-\(UUID().uuidString.prefix(8))").path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            #expect(chmod(folder, mode) == 0)
+            let descriptor = try Self.bindSocket(in: folder)
+            defer { close(descriptor) }
+            func verify(_ query: String) throws {
+                try #require(try PostgresLocation(url: "postgres://ada:s3cret@/paywall?host=\(folder)\(query)").socketCheck).verify()
+            }
+            if openToAll {
+                #expect(throws: PostgresConnectionPool.Unavailable.self, "a folder anyone may write, no requirepeer") { try verify("") }
+                do { try verify("") } catch let error as PostgresConnectionPool.Unavailable {
+                    #expect(error.detail.contains("may be written by anyone") && error.detail.contains("requirepeer=postgres"), "\(error.detail)")
+                }
+                // What opening a store there says: the refusal, not a connection's error.
+                do {
+                    let store = try Store(location: "postgres://ada:s3cret@/paywall?host=\(folder)")
+                    try? store.close()
+                    Issue.record("opened a store through a socket in a folder anyone may write")
+                } catch {
+                    #expect(error.description.contains("may be written by anyone") && !error.description.contains("s3cret"), "\(error)")
+                }
+            } else {
+                try verify("")
+            }
+            try verify("&requirepeer=\(myName)")
+            #expect(throws: PostgresConnectionPool.Unavailable.self, "owned by \(myName), not \(other)") { try verify("&requirepeer=\(other)") }
+            // No socket there (PostgreSQL down): left to the connection, which says so.
+            try #require(try PostgresLocation(url: "postgres://ada@/paywall?host=\(folder)&requirepeer=\(myName)")
+                .socketCheck.map { PostgresLocation.SocketCheck(path: $0.path + ".gone", folder: $0.folder, requirePeer: $0.requirePeer) }).verify()
+        }
+        // A plain file under the socket's name.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pg-file-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        #expect(FileManager.default.createFile(atPath: folder + "/.s.PGSQL.5432", contents: Data()))
+        #expect(throws: PostgresConnectionPool.Unavailable.self) {
+            try #require(try PostgresLocation(url: "postgres://ada@/paywall?host=\(folder)").socketCheck).verify()
+        }
+        // Shown in the redacted URL, which parses back to the same check.
+        let named = try PostgresLocation(url: "postgres://ada:pw@/paywall?host=/run/postgresql&requirepeer=\(myName)")
+        #expect(named.redacted == "postgres://ada@/paywall?host=/run/postgresql&requirepeer=\(myName)")
+        #expect(try PostgresLocation(url: named.redacted).requirePeer?.uid == me.pw_uid)
     }
 
     @Test("through the server's unix socket: the same database as over TCP", .enabled(if: TestBackend.postgresSocketURL != nil))

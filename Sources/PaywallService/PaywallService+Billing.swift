@@ -58,7 +58,13 @@ extension PaywallService {
     ///
     /// A refused event stops the replay, saying which it was and how many before it were
     /// applied (found in review: it stopped without saying where, the file half applied).
-    public func replayBillingEvents(provider: BillingProvider, contents: [UInt8]) throws(ServiceError) -> [BillingResult] {
+    ///
+    /// `taken` hears each event's result as it is taken, so that a caller can show what
+    /// became of those before a refusal (found in review: they were dropped with the error,
+    /// and the message called pending and failed ones applied).
+    public func replayBillingEvents(
+        provider: BillingProvider, contents: [UInt8], taken: (BillingResult) -> Void = { _ in }
+    ) throws(ServiceError) -> [BillingResult] {
         let apply: [() throws -> BillingResult]
         do {
             switch provider {
@@ -85,9 +91,13 @@ extension PaywallService {
         var results: [BillingResult] = []
         for (index, event) in apply.enumerated() {
             do {
-                results.append(try event())
+                let result = try event()
+                results.append(result)
+                taken(result)
             } catch {
-                throw .billingReplayStopped(event: index + 1, total: apply.count, reason: ServiceError.wrapping(error).description)
+                let refusal = ServiceError.wrapping(error)
+                throw .billingReplayStopped(
+                    event: index + 1, total: apply.count, reason: refusal.description, transient: refusal.category == .unavailable)
             }
         }
         return results

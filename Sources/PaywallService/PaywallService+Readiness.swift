@@ -67,6 +67,10 @@ final class ReadinessProbe: Sendable {
     let reuse: Duration
 
     private struct Running {
+        /// ``State/forgets`` when the check began: a success found by a check begun before
+        /// an outage was seen is not kept for reuse (found in review: it put back the
+        /// success just forgotten).
+        var forgets = 0
         let started: ContinuousClock.Instant
         var waiters: [Waiter]
     }
@@ -78,6 +82,8 @@ final class ReadinessProbe: Sendable {
         var lastReady: (at: ContinuousClock.Instant, readiness: Readiness)?
         /// Checks started, for tests.
         var started = 0
+        /// Times the success was forgotten (``forgetSuccess()``).
+        var forgets = 0
     }
 
     private let state = Mutex(State())
@@ -88,7 +94,10 @@ final class ReadinessProbe: Sendable {
 
     /// Drops the success being reused: the next probe checks.
     func forgetSuccess() {
-        state.withLock { $0.lastReady = nil }
+        state.withLock { state in
+            state.lastReady = nil
+            state.forgets += 1
+        }
     }
 
     /// Checks started so far.
@@ -121,15 +130,18 @@ final class ReadinessProbe: Sendable {
                 let id = state.nextID
                 state.nextID += 1
                 state.started += 1
-                state.running[id] = Running(started: now, waiters: [waiter])
+                state.running[id] = Running(forgets: state.forgets, started: now, waiters: [waiter])
                 return id
             }
             if let id = startedID {
                 Task {
                     let result = await check()
                     let waiters = state.withLock { state in
-                        if case let .success(readiness) = result { state.lastReady = (ContinuousClock.now, readiness) }
-                        return state.running.removeValue(forKey: id)?.waiters ?? []
+                        let running = state.running.removeValue(forKey: id)
+                        if case let .success(readiness) = result, running?.forgets == state.forgets {
+                            state.lastReady = (ContinuousClock.now, readiness)
+                        }
+                        return running?.waiters ?? []
                     }
                     for waiter in waiters { waiter.answer(result) }
                 }

@@ -100,7 +100,9 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     case billing(BillingError)
     /// A replay of billing events (`paywall billing replay`) stopped at a refused event:
     /// the ones before it are applied (each in its own transaction), none after it.
-    case billingReplayStopped(event: Int, total: Int, reason: String)
+    /// `transient`: the refusal was the database's or the server's (unavailable,
+    /// overloaded), not the event's: the same file replayed later may go through.
+    case billingReplayStopped(event: Int, total: Int, reason: String, transient: Bool)
 
     public var description: String {
         switch self {
@@ -142,8 +144,10 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .subscriptionActive(provider):
             "a subscription through \(provider == "apple" ? "the App Store" : "Stripe") still renews a membership of this account: cancel it there first (it ends at the end of its period), then delete the account"
         case let .billing(error): error.description
-        case let .billingReplayStopped(event, total, reason):
-            "event \(event) of \(total) was refused (\(reason)); the \(event - 1) before it are applied and none after it: fix or remove it and replay the file again (events already applied change nothing)"
+        case let .billingReplayStopped(event, total, reason, transient):
+            "event \(event) of \(total) was refused (\(reason)); the \(event - 1) before it were taken (applied, or waiting or failed as listed) and none after it: "
+                + (transient ? "replay the file again once the database answers" : "fix or remove it and replay the file again")
+                + " (events already applied change nothing)"
         case let .mailNotDelivered(count): "the sendmail command refused \(count) message\(count == 1 ? "" : "s"); they stay in the outbox and are tried again"
         }
     }
@@ -218,7 +222,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .trialNotOffered: .conflict
         case .emailNotVerified: .forbidden
         case .subscriptionActive: .conflict
-        case .billingReplayStopped: .invalid
+        case let .billingReplayStopped(_, _, _, transient): transient ? .unavailable : .invalid
         case let .billing(error):
             // 404, not 503: a server without the provider's settings has no such endpoint,
             // and the provider keeps the event to deliver again.

@@ -252,7 +252,11 @@ public struct WebSite: Sendable {
             return finish(response, visit)
         } catch {
             context.logger.error("web page failed", metadata: ["path": .string(request.uri.path), "error": .string(LogText.maskingEmails(String(describing: error)))])
-            let status: HTTPResponse.Status = (error as? ServiceError)?.category == .unavailable ? .serviceUnavailable : .internalServerError
+            let unavailable = (error as? ServiceError)?.category == .unavailable
+            // As the API's requests do: `/readyz` checks again rather than reuse a success
+            // (found in review: only the API's errors told it).
+            if unavailable { service.databaseUnavailableSeen() }
+            let status: HTTPResponse.Status = unavailable ? .serviceUnavailable : .internalServerError
             return finish(errorPage(visit, status: status, message: "Something went wrong on our side. Please try again in a moment."), visit)
         }
     }

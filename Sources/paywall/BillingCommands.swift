@@ -195,7 +195,16 @@ struct BillingCommand: ParsableCommand {
                 guard let data = FileManager.default.contents(atPath: file) else { throw fail(CLIFailure("cannot read '\(file)': no such file, or not readable")) }
                 contents = data
             }
-            try global.run { service in BillingCommand.printResults(try service.replayBillingEvents(provider: provider, contents: Array(contents)), json: global.json) }
+            try global.run { service in
+                var taken: [BillingResult] = []
+                do {
+                    BillingCommand.printResults(try service.replayBillingEvents(provider: provider, contents: Array(contents)) { taken.append($0) }, json: global.json)
+                } catch {
+                    // What became of the events before the refused one, then the refusal.
+                    if !taken.isEmpty { BillingCommand.printResults(taken, json: global.json) }
+                    throw error
+                }
+            }
         }
     }
 

@@ -122,6 +122,29 @@ struct ServiceCoreTests {
         #expect(eager.checksStarted == 3)
     }
 
+    @Test("a success found by a check begun before an outage was seen is given to its probes, not kept for the next ones")
+    func readinessForgetDuringCheck() async throws {
+        let probe = ReadinessProbe(reuse: .seconds(600))
+        let gate = Gate()
+        let checks = ManagedAtomicCounter()
+        let check: ReadinessProbe.Check = {
+            checks.increment()
+            let number = checks.value
+            if number == 1 { await gate.wait() }
+            return .success(Readiness(policyRevision: "r", signingKey: "k\(number)"))
+        }
+        let first = Task { () async throws(ServiceError) -> Readiness in try await probe.answer(within: .seconds(600), check) }
+        while probe.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        // A request meets the database unavailable while the check is in its transaction.
+        probe.forgetSuccess()
+        await gate.release()
+        #expect(try await first.value.signingKey == "k1")
+        #expect(try await probe.answer(within: .seconds(600), check).signingKey == "k2", "the stale success was reused")
+        #expect(probe.checksStarted == 2)
+        // A check begun after the forget is kept as before.
+        #expect(try await probe.answer(within: .seconds(600), check).signingKey == "k2")
+    }
+
     @Test("a stuck check does not keep a server not ready: a probe past its deadline starts another, at most three at once")
     func readinessStuckCheck() async throws {
         let probe = ReadinessProbe()

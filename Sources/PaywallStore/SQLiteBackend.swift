@@ -279,12 +279,7 @@ final class SQLiteBackend: StoreBackend {
             try pool.backup(to: target)
             try target.close()
             try Self.sync(path: partial, flags: O_RDONLY)
-            // A link, not a rename: it never replaces a file that appeared at the name since.
-            guard link(partial, destination) == 0 else {
-                let reason = errno
-                if reason == EEXIST { throw StoreError.destinationExists(path: destination) }
-                throw StoreError.cannotOpen(path: destination, detail: String(cString: strerror(reason)))
-            }
+            try Self.name(partial, as: destination)
         } catch {
             unlink(partial)
             unlink(partial + "-journal")
@@ -292,7 +287,33 @@ final class SQLiteBackend: StoreBackend {
         }
         unlink(partial)
         let folder = (destination as NSString).deletingLastPathComponent
-        try Self.sync(path: folder.isEmpty ? "." : folder, flags: O_RDONLY | O_DIRECTORY)
+        do {
+            try Self.sync(path: folder.isEmpty ? "." : folder, flags: O_RDONLY | O_DIRECTORY)
+        } catch {
+            // The backup is whole under its name; only its surviving a power cut is unsure.
+            throw StoreError.cannotOpen(
+                path: destination,
+                detail: "the backup is complete, but its folder could not be synced (\(error)): it may not survive a power cut; copy it somewhere that syncs")
+        }
+    }
+
+    /// Gives the synced `partial` the backup's name: a link, not a rename, so that it never
+    /// replaces a file that appeared at the name since. A file system without hard links
+    /// (vfat and exFAT, many SMB shares and FUSE mounts) refuses the link; there the name
+    /// is checked free and the file renamed to it, which leaves a moment for a file to
+    /// appear in between (found in review: every backup to such a volume failed).
+    static func name(_ partial: String, as destination: String, link: (String, String) -> Int32 = { Glibc.link($0, $1) }) throws {
+        guard link(partial, destination) != 0 else { return }
+        let reason = errno
+        if reason == EEXIST { throw StoreError.destinationExists(path: destination) }
+        guard [EPERM, EOPNOTSUPP, ENOSYS, EMLINK].contains(reason) else {
+            throw StoreError.cannotOpen(path: destination, detail: String(cString: strerror(reason)))
+        }
+        var info = stat()
+        if lstat(destination, &info) == 0 { throw StoreError.destinationExists(path: destination) }
+        guard rename(partial, destination) == 0 else {
+            throw StoreError.cannotOpen(path: destination, detail: String(cString: strerror(errno)))
+        }
     }
 
     /// fsync of the file or folder at `path`.

@@ -353,13 +353,13 @@ struct ErrorMiddleware: RouterMiddleware {
                 var response = try await answer(request, context: context) { request, context in
                     try await BodyReading.$mark.withValue(mark) { try await next(request, context) }
                 }
-                if BodyReading.closeUnread(request, mark: mark) { response.headers[.connection] = "close" }
+                if await BodyReading.settleUnread(request, mark: mark) { response.headers[.connection] = "close" }
                 return response
             } catch var error as APIError {
-                if BodyReading.closeUnread(request, mark: mark) { error.headers[.connection] = "close" }
+                if await BodyReading.settleUnread(request, mark: mark) { error.headers[.connection] = "close" }
                 throw error
             } catch {
-                _ = BodyReading.closeUnread(request, mark: mark)
+                _ = await BodyReading.settleUnread(request, mark: mark)
                 throw error
             }
         }
@@ -474,32 +474,3 @@ final class MetricCache<Key: Hashable & Sendable, Metric: Sendable>: Sendable {
     }
 }
 
-/// At most so many log lines per code in each interval (one by default); the next line
-/// passed says how many were held back.
-final class LogThrottle: Sendable {
-    private let every: Duration
-    private let lines: Int
-    /// Per code: when its window began, the lines passed in it, and those held back since
-    /// the last line passed.
-    private let state = Mutex<[String: (start: ContinuousClock.Instant, passed: Int, held: Int)]>([:])
-
-    /// At most `lines` lines per code in each window of `every`.
-    init(every: Duration, lines: Int = 1) {
-        self.every = every
-        self.lines = max(1, lines)
-    }
-
-    /// Nil: do not log this one. Otherwise log it, saying how many like it were not.
-    func pass(code: String, at now: ContinuousClock.Instant = .now) -> Int? {
-        state.withLock { state in
-            var entry = state[code] ?? (now, 0, 0)
-            if now - entry.start >= every { (entry.start, entry.passed) = (now, 0) }
-            guard entry.passed < lines else {
-                state[code] = (entry.start, entry.passed, entry.held + 1)
-                return nil
-            }
-            state[code] = (entry.start, entry.passed + 1, 0)
-            return entry.held
-        }
-    }
-}

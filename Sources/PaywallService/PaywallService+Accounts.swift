@@ -52,15 +52,25 @@ extension PaywallService {
             case .mismatch:
                 throw ServiceError.invalidCredentials
             case let .match(needsRehash):
-                if needsRehash {
-                    let upgraded = try hasher.hash(password)
-                    // Not replaced: the password changed since it was read, and the session
-                    // will be refused on the hash it was checked against.
-                    if try store.upgradePasswordHash(accountID: account.id, checked: stored, upgraded: upgraded) { return (account, upgraded) }
-                }
+                if needsRehash { return (account, try upgradedHash(account.id, password: password, checked: stored)) }
             }
             return (account, stored)
         }
+    }
+
+    /// The account's hash once `password`, checked against `stored`, is upgraded to the
+    /// configured parameters: the upgrade, or, when the hash changed since it was read,
+    /// another sign-in's upgrade of this same password (two at once: a form sent twice,
+    /// phone and web), which this password still opens (found in review: it was refused as
+    /// a wrong password). A new password (a reset) does not open: `stored` is returned, and
+    /// the session is then refused on it. One more hash's work, only in this race.
+    func upgradedHash(_ accountID: AccountID, password: String, checked stored: String) throws -> String {
+        let upgraded = try hasher.hash(password)
+        if try store.upgradePasswordHash(accountID: accountID, checked: stored, upgraded: upgraded) { return upgraded }
+        if let now = try store.passwordHash(accountID: accountID), now != stored, case .match = try hasher.verify(password, against: now) {
+            return now
+        }
+        return stored
     }
 
     /// Sets a new password (checked against the policy) and signs the account out

@@ -122,8 +122,9 @@ final class ReadinessProbe: Sendable {
             let startedID: Int? = state.withLock { state in
                 // Probes already answered by their deadline leave the lists as others join.
                 for id in state.running.keys { state.running[id]?.waiters.removeAll { $0.isAnswered } }
+                // Not a check begun before an outage was seen since (its success is stale).
                 if let newest = state.running.keys.max(), let running = state.running[newest],
-                   now - running.started < deadline || state.running.count >= Self.maximumInFlight {
+                   running.forgets == state.forgets && now - running.started < deadline || state.running.count >= Self.maximumInFlight {
                     state.running[newest]?.waiters.append(waiter)
                     return nil
                 }

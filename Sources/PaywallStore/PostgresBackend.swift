@@ -1165,7 +1165,10 @@ struct PostgresLocation: Sendable {
     /// `requirepeer`, owned by that user; without, in a folder others may not write.
     /// (libpq asks the kernel who the peer is after connecting, `SO_PEERCRED`; the
     /// connection here is postgres-nio's, which does not expose its descriptor, so the
-    /// socket file's owner is checked just before instead.)
+    /// socket file's owner is checked just before instead. What that leaves: PostgreSQL
+    /// removing its socket, and another user binding the name, between this look and the
+    /// connection; in a sticky folder such as /tmp nobody else can replace PostgreSQL's
+    /// own socket while it is there.)
     struct SocketCheck: Sendable {
         let path: String
         let folder: String
@@ -1173,7 +1176,12 @@ struct PostgresLocation: Sendable {
 
         func verify() throws {
             var info = stat()
-            guard lstat(path, &info) == 0 else { return }  // absent: the connection says so
+            // Absent (PostgreSQL down): no connection tried, so that none can reach a socket
+            // someone binds in the moment between this look and the connection (review).
+            guard lstat(path, &info) == 0 else {
+                throw PostgresConnectionPool.Unavailable(
+                    detail: "no socket at \(path): is PostgreSQL running, and is this its socket folder (SHOW unix_socket_directories) and port?")
+            }
             guard info.st_mode & S_IFMT == S_IFSOCK else {
                 throw PostgresConnectionPool.Unavailable(detail: "\(path) is not a socket")
             }

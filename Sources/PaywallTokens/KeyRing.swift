@@ -328,7 +328,8 @@ public struct KeyRing: Sendable {
     /// A retired key, and why its private key file is still there if it is.
     public struct Retirement: Sendable {
         public var record: KeyRecord
-        /// The file and the reason it could not be deleted (nil: deleted, or never there).
+        /// The file and why it may still be there: not deleted, or deleted with its folder
+        /// not synced (nil: deleted and synced, or never there).
         public var privateKeyLeft: (path: String, reason: String)?
 
         public init(record: KeyRecord, privateKeyLeft: (path: String, reason: String)?) {

@@ -18,16 +18,20 @@ public enum BodyReading {
     @TaskLocal public static var current: (channel: any Channel, deadline: Duration)?
 
     /// Set by the error middleware around a request: whether a route began reading its
-    /// body (``collect(_:upTo:)``); for one never read the connection's input is closed
-    /// (``closeUnread(_:mark:)``) rather than read by the server without a deadline.
+    /// body (``collect(_:upTo:)``); one never read is read away within the deadline
+    /// (``settleUnread(_:mark:)``) rather than by the server without one.
     @TaskLocal public static var mark: Mark?
 
-    /// Whether a request's body was taken up by a route.
+    /// Whether a request's body was taken up by a route, and whether the connection's
+    /// input was closed on its account (a body too large or too late, or not read away).
     public final class Mark: Sendable {
-        private let begun = Mutex(false)
+        private let state = Mutex((begun: false, inputClosed: false))
         public init() {}
-        var isBegun: Bool { begun.withLock { $0 } }
-        func begin() { begun.withLock { $0 = true } }
+        var isBegun: Bool { state.withLock { $0.begun } }
+        /// Whether no further request will be read on the connection.
+        public var inputClosed: Bool { state.withLock { $0.inputClosed } }
+        func begin() { state.withLock { $0.begun = true } }
+        func closeInput() { state.withLock { $0.inputClosed = true } }
     }
 
     /// Thrown when the body did not arrive within the deadline.
@@ -49,7 +53,10 @@ public enum BodyReading {
             buffer = try await request.collectBody(upTo: limit)
         } catch {
             if BodyDeadlines.shared.end(watch) { throw await late(reading) }
-            if error is NIOTooManyBytesError { reading.channel.close(mode: .input, promise: nil) }
+            if error is NIOTooManyBytesError {
+                reading.channel.close(mode: .input, promise: nil)
+                mark?.closeInput()
+            }
             throw error
         }
         if BodyDeadlines.shared.end(watch) { throw await late(reading) }
@@ -61,23 +68,56 @@ public enum BodyReading {
     /// client's next request (found in review).
     private static func late(_ reading: (channel: any Channel, deadline: Duration)) async -> Late {
         try? await reading.channel.close(mode: .input)
+        mark?.closeInput()
         return Late(deadline: reading.deadline)
     }
 
-    /// Closes the connection's input after a request whose body no route read (one
-    /// refused before its body: a bad token, a wrong content type, an unknown path, a rate
-    /// limit): the answer still goes out, then the connection closes. Left open, the server
-    /// read the rest of that body itself before the connection's next request, with no
-    /// deadline and no limit: a body sent a byte a minute after a 401 held the connection
-    /// for good (found in review). Not read away here under the deadline instead: that
-    /// would hold the answer until the body came, and a client sending `Expect:
-    /// 100-continue` (curl, past 1 KiB) waits a second for a go-ahead before sending it.
-    /// Returns whether it closed it (the answer should then say `Connection: close`, so
-    /// that no client sends its next request on the connection).
-    public static func closeUnread(_ request: Request, mark: Mark) -> Bool {
-        guard !mark.isBegun, declaresBody(request.headers), let reading = current else { return false }
-        reading.channel.close(mode: .input, promise: nil)
-        return true
+    /// The most of a body no route read that is read away to keep the connection (the
+    /// API's bodies are at most 64 KiB).
+    static let drainLimit = 64 * 1024
+
+    /// Settles the body of a request no route read (one refused before its body: a bad
+    /// token, a wrong content type, an unknown path, a rate limit). Left to the server, the
+    /// rest of it was read before the connection's next request with no deadline and no
+    /// limit: a body sent a byte a minute after a 401 held the connection for good (found
+    /// in review). So it is read away here, within the deadline and up to
+    /// ``drainLimit``, and the connection kept; past either, or when the client waits for
+    /// a go-ahead before sending it (`Expect: 100-continue`, curl's way past 1 KiB), the
+    /// connection's input is closed (the answer still goes out, then the connection
+    /// closes). Not closed at once: closing a socket with a body still unread in it sends
+    /// a reset, which can erase the answer before the client reads it (RFC 9112 §9.6;
+    /// found in review). Returns whether the input was closed (the answer should then say
+    /// `Connection: close`).
+    public static func settleUnread(_ request: Request, mark: Mark) async -> Bool {
+        guard !mark.isBegun, declaresBody(request.headers), let reading = current else { return mark.inputClosed }
+        mark.begin()
+        let waitsForGoAhead = request.headers[.expect] != nil
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if waitsForGoAhead || (declared ?? 0) > drainLimit {
+            reading.channel.close(mode: .input, promise: nil)
+            mark.closeInput()
+            return true
+        }
+        let watch = BodyDeadlines.shared.begin(reading.channel, within: reading.deadline)
+        var seen = 0
+        var whole = true
+        do {
+            for try await part in request.body {
+                seen += part.readableBytes
+                if seen > drainLimit {
+                    whole = false
+                    break
+                }
+            }
+        } catch {
+            whole = false
+        }
+        if BodyDeadlines.shared.end(watch) { whole = false }
+        if !whole {
+            try? await reading.channel.close(mode: .input)
+            mark.closeInput()
+        }
+        return !whole
     }
 
     /// Whether a request says a body follows (HTTP/1.1: a length above 0, or chunks).

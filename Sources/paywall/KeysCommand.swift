@@ -92,7 +92,7 @@ struct KeysCommand: ParsableCommand {
     struct Retire: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Retire a key: its private key is deleted and its tokens stop verifying (running servers reload the ring within 2 seconds).",
-            discussion: "Refused for the signing key, and for a superseded key whose tokens may still be live, unless --force. A key id may start with '-' (it is base64url): write options first and `--` before it, e.g. `paywall keys retire --force -- -Xy2…`. Exit 1 with a warning naming the file when the key is retired but its private key file could not be deleted: delete it by hand."
+            discussion: "Refused for the signing key, and for a superseded key whose tokens may still be live, unless --force. A key id may start with '-' (it is base64url): write options first and `--` before it, e.g. `paywall keys retire --force -- -Xy2…`. Exit 1 with a warning naming the file when the key is retired but its private key file may still be on the disk (not deleted, or its deletion not synced): make sure it is gone."
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The key id.") var kid: String
@@ -106,7 +106,7 @@ struct KeysCommand: ParsableCommand {
                 if let left = retirement.privateKeyLeft {
                     // Retired all the same (the manifest says so: nothing signs or verifies
                     // with it); its private half must not stay on the disk.
-                    try? FileHandle.standardError.write(contentsOf: Data("paywall: warning: the private key file \(left.path) could not be deleted (\(left.reason)); delete it by hand\n".utf8))
+                    try? FileHandle.standardError.write(contentsOf: Data("paywall: warning: the private key file \(left.path) may still be on the disk (\(left.reason)); make sure it is gone\n".utf8))
                     throw ExitStatus.refused
                 }
             }

@@ -84,6 +84,27 @@ struct AccountServiceTests {
         }
     }
 
+    @Test("two sign-ins at once while the hash is upgraded: both start their session (the second finds the first's upgrade of the same password)")
+    func concurrentUpgrade() throws {
+        let f = try ServiceFixture(hashing: ScryptParameters(logN: 6, r: 8, p: 1))
+        let account = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let stronger = try PaywallService(store: f.service.store, configuration: ServiceFixture.configuration(f.clock, .testing))
+        let old = try #require(try f.service.store.passwordHash(accountID: account.id))
+        // The other sign-in's upgrade lands between this one's read of the hash and its own.
+        let other = try PasswordHasher(parameters: .testing).hash("correct horse battery")
+        #expect(try f.service.store.upgradePasswordHash(accountID: account.id, checked: old, upgraded: other))
+        // This sign-in checked `old`: its upgrade finds the other's, which the same password
+        // opens, and its session starts on it.
+        #expect(try stronger.upgradedHash(account.id, password: "correct horse battery", checked: old) == other)
+        #expect(try f.service.store.passwordHash(accountID: account.id) == other)
+        _ = try stronger.openSession(account: account, deviceName: "web", passwordHash: other)
+        // A reset instead (a password this one does not open): the hash checked comes back,
+        // and the session is refused on it.
+        try stronger.setPassword(account: "ada@example.com", password: "a brand new passphrase", actor: .account(account.id))
+        #expect(try stronger.upgradedHash(account.id, password: "correct horse battery", checked: other) == other)
+        #expect(throws: ServiceError.invalidCredentials) { try stronger.openSession(account: account, deviceName: "attacker", passwordHash: other) }
+    }
+
     @Test("a hash made with weaker parameters is upgraded at the next sign-in")
     func upgrade() throws {
         let f = try ServiceFixture(hashing: ScryptParameters(logN: 6, r: 8, p: 1))

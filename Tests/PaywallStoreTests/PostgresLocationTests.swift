@@ -153,9 +153,10 @@ struct PostgresLocationTests {
             }
             try verify("&requirepeer=\(myName)")
             #expect(throws: PostgresConnectionPool.Unavailable.self, "owned by \(myName), not \(other)") { try verify("&requirepeer=\(other)") }
-            // No socket there (PostgreSQL down): left to the connection, which says so.
-            try #require(try PostgresLocation(url: "postgres://ada@/paywall?host=\(folder)&requirepeer=\(myName)")
-                .socketCheck.map { PostgresLocation.SocketCheck(path: $0.path + ".gone", folder: $0.folder, requirePeer: $0.requirePeer) }).verify()
+            // No socket there (PostgreSQL down): no connection tried, and the message says so.
+            let gone = try #require(try PostgresLocation(url: "postgres://ada@/paywall?host=\(folder)&requirepeer=\(myName)")
+                .socketCheck.map { PostgresLocation.SocketCheck(path: $0.path + ".gone", folder: $0.folder, requirePeer: $0.requirePeer) })
+            #expect(throws: PostgresConnectionPool.Unavailable.self) { try gone.verify() }
         }
         // A plain file under the socket's name.
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pg-file-\(UUID().uuidString.prefix(8))").path

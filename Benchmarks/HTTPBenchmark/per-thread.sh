@@ -30,6 +30,8 @@ wait_port $PORT
 MODE=member TOKENS="$DIR/member-tokens.txt" THREADS=2 wrk -t2 -c64 -d2s -s Benchmarks/HTTPBenchmark/wrk.lua "http://127.0.0.1:$PORT/v1/access" > /dev/null 2>&1
 # Each thread's CPU ticks (user + system), by name and position.
 snapshot() { for task in /proc/$SERVER_PID/task/*; do echo "$(tr ' ' '_' < "$task/comm") $(awk '{print $14 + $15}' "$task/stat")"; done | awk '{print $1 "_" NR, $2}' | sort; }
+# A thread started during the run (the group-commit writer, at the first metered read)
+# counts from zero.
 snapshot > "$DIR/before"
 # The machine's counters over the middle of the run.
 ( sleep $(( SECONDS_EACH / 4 )); head -1 /proc/stat > "$DIR/stat-a"; sleep $(( SECONDS_EACH / 2 )); head -1 /proc/stat > "$DIR/stat-b" ) & STAT_PID=$!
@@ -40,7 +42,7 @@ requests=$(echo "$out" | awk '/requests in/ {print $1}')
 rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 errors=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-threads=$(join "$DIR/before" "$DIR/after" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+threads=$(join -a 2 -e 0 -o 0,1.2,2.2 "$DIR/before" "$DIR/after" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
     '{d = $3 - $2; total += d; if (d > 0) printf "%s=%.0f ", $1, d / hz * 1e6 / n} END {printf "all=%.0f", total / hz * 1e6 / n}')
 machine=$(paste "$DIR/stat-a" "$DIR/stat-b" | awk '{n = (NF - 2) / 2; for (i = 2; i <= 9; i++) {d[i] = $(i + n + 1) - $i; t += d[i]}
     printf "idle %.1f%% iowait %.1f%% softirq %.1f%%", 100 * d[5] / t, 100 * d[6] / t, 100 * d[8] / t}')

@@ -349,18 +349,26 @@ struct ErrorMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         try await BodyReading.$current.withValue((context.channel, bodyTimeout)) {
             let mark = BodyReading.Mark()
+            let outcome: Result<Response, any Error>
             do {
-                var response = try await answer(request, context: context) { request, context in
+                outcome = .success(try await answer(request, context: context) { request, context in
                     try await BodyReading.$mark.withValue(mark) { try await next(request, context) }
-                }
-                if await BodyReading.settleUnread(request, mark: mark) { response.headers[.connection] = "close" }
-                return response
-            } catch var error as APIError {
-                if await BodyReading.settleUnread(request, mark: mark) { error.headers[.connection] = "close" }
-                throw error
+                })
             } catch {
-                _ = await BodyReading.settleUnread(request, mark: mark)
-                throw error
+                outcome = .failure(error)
+            }
+            // Settled after the catch, not in it: the same calls awaited inside the catch
+            // blocks (`catch var error as APIError`) made every live-server test crash on a
+            // null pointer in the debug build (not pinned down further than that).
+            let closed = await BodyReading.settleUnread(request, mark: mark)
+            switch outcome {
+            case var .success(response):
+                if closed { response.headers[.connection] = "close" }
+                return response
+            case let .failure(error):
+                guard closed, var answer = error as? APIError else { throw error }
+                answer.headers[.connection] = "close"
+                throw answer
             }
         }
     }

@@ -118,11 +118,7 @@ extension PaywallService {
     /// without credentials): returns the refresh token (to hand to the reader, once) and the
     /// stored session, which keeps only the token's SHA-256.
     func startSession(accountID: AccountID, passwordHash: String) throws(ServiceError) -> (String, RefreshSession) {
-        do {
-            return try mapped { try store.createSession(accountID: accountID, lifetime: configuration.sessionLifetime, passwordHash: passwordHash) }
-        } catch .store(.passwordChanged) {
-            throw .invalidCredentials
-        }
+        try mapped { try store.createSession(accountID: accountID, lifetime: configuration.sessionLifetime, passwordHash: passwordHash) }
     }
 
     /// Exchanges a refresh token for a new one. The same token sent again within a few

@@ -202,16 +202,7 @@ extension PaywallService {
         // Before the session is written: a 503 after it left a session the client never got
         // and, past the cap, evicted a real one each retry.
         try requireSigningKey()
-        do {
-            return try startReaderSession(account: account, deviceName: deviceName, passwordHash: passwordHash)
-        } catch .store(.passwordChanged) {
-            // Answered as the old password now is: wrong (the sign-in counted as it went).
-            throw .invalidCredentials
-        }
-    }
-
-    private func startReaderSession(account: Account, deviceName: String?, passwordHash: String?) throws(ServiceError) -> ReaderSession {
-        try mapped {
+        return try mapped {
             let name = try Self.validDeviceName(deviceName)
             let started = try store.startSession(
                 accountID: account.id, lifetime: configuration.sessionLifetime, deviceName: name, maximum: configuration.maximumSessions,

@@ -238,7 +238,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .duplicateEmail, .addressKept, .duplicateTitle, .duplicatePlan, .planInUse, .trialAlreadyUsed, .membershipExists, .invalidTransition, .trialNotRunning, .destinationExists, .billingCustomerLinked, .billingSubscriptionLinked, .billingEventSettled: .conflict
         case .emptyBundle, .ambiguousRevision: .invalid
         case .copyRefused: .conflict
-        case .passwordChanged: .unauthorized
+        case .passwordChanged: .unauthorized  // reaches adapters as ``invalidCredentials`` (``wrapping(_:)``)
         }
     }
 
@@ -341,6 +341,9 @@ extension ServiceError {
         switch error {
         case let error as ServiceError: error
         case let error as DomainError: .invalidInput(error)
+        // The password a sign-in checked was changed (a reset) before its session started:
+        // answered as that password now is, wrong (the sign-in counted as it went).
+        case StoreError.passwordChanged: .invalidCredentials
         case let error as StoreError: .store(error)
         case CryptoError.busy: .overloaded  // 503: too many sign-ins at once
         case let error as CryptoError: .crypto(error)

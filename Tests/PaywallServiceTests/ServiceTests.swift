@@ -59,11 +59,18 @@ struct AccountServiceTests {
         #expect(try f.service.store.activeSessions(accountID: f.service.account("ada@example.com").id).isEmpty)
     }
 
-    @Test("a password reset committed while a sign-in checks the old password: no session for the old one, and no rehash over the new")
-    func resetDuringSignIn() throws {
+    /// Ada's account with a hash of weaker parameters than `stronger`, a second service on
+    /// the same store, is configured with (as after an operator raised them).
+    func weakHashFixture() throws -> (ServiceFixture, Account, PaywallService) {
         let f = try ServiceFixture(hashing: ScryptParameters(logN: 6, r: 8, p: 1))
         let account = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
         let stronger = try PaywallService(store: f.service.store, configuration: ServiceFixture.configuration(f.clock, .testing))
+        return (f, account, stronger)
+    }
+
+    @Test("a password reset committed while a sign-in checks the old password: no session for the old one, and no rehash over the new")
+    func resetDuringSignIn() throws {
+        let (f, account, stronger) = try weakHashFixture()
         // The sign-in's check of the old password has passed (its hash read) ...
         let checked = try #require(try f.service.store.passwordHash(accountID: account.id))
         // ... when the owner's new password commits, signing every session out.
@@ -86,9 +93,7 @@ struct AccountServiceTests {
 
     @Test("two sign-ins at once while the hash is upgraded: both start their session (the second finds the first's upgrade of the same password)")
     func concurrentUpgrade() throws {
-        let f = try ServiceFixture(hashing: ScryptParameters(logN: 6, r: 8, p: 1))
-        let account = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
-        let stronger = try PaywallService(store: f.service.store, configuration: ServiceFixture.configuration(f.clock, .testing))
+        let (f, account, stronger) = try weakHashFixture()
         let old = try #require(try f.service.store.passwordHash(accountID: account.id))
         // The other sign-in's upgrade lands between this one's read of the hash and its own.
         let other = try PasswordHasher(parameters: .testing).hash("correct horse battery")

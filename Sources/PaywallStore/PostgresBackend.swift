@@ -1069,11 +1069,9 @@ final class PostgresConnectionPool: @unchecked Sendable {
                     if let error = error as? PSQLError, error.code == .server {
                         throw error  // authentication, unknown database: the server's own words
                     }
-                    if let error = error as? Unavailable { throw error }  // the socket's owner refused
-                    if let socket = configuration.unixSocketPath, !FileManager.default.fileExists(atPath: socket) {
-                        // The connect error says only "No such file or directory".
-                        throw Unavailable(detail: "no socket at \(socket): is PostgreSQL running, and is this its socket folder (SHOW unix_socket_directories) and port?")
-                    }
+                    // The socket's check (``PostgresLocation/SocketCheck``): absent, or not
+                    // PostgreSQL's to be sent the password.
+                    if let error = error as? Unavailable { throw error }
                     throw Unavailable(detail: "cannot connect: \((error as? PSQLError).map(PostgresBackend.describe) ?? String(describing: error))")
                 }
             }
@@ -1177,7 +1175,8 @@ struct PostgresLocation: Sendable {
         func verify() throws {
             var info = stat()
             // Absent (PostgreSQL down): no connection tried, so that none can reach a socket
-            // someone binds in the moment between this look and the connection (review).
+            // someone binds in the moment between this look and the connection (review);
+            // and said plainly (the connection's error says only "No such file or directory").
             guard lstat(path, &info) == 0 else {
                 throw PostgresConnectionPool.Unavailable(
                     detail: "no socket at \(path): is PostgreSQL running, and is this its socket folder (SHOW unix_socket_directories) and port?")

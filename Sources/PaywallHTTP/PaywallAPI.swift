@@ -343,24 +343,20 @@ struct ErrorMiddleware: RouterMiddleware {
     /// Told when a request meets the database unavailable (`/readyz` then checks again).
     var service: PaywallService?
     /// The refusals' log lines, per router (one a server; each test its own).
-    let outageLines = LogThrottle(every: .seconds(1))
-    let refusalLines = LogThrottle(every: .seconds(1), lines: 20)
+    let logLimits = LogLimits()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        try await BodyReading.$current.withValue((context.channel, bodyTimeout)) {
-            let mark = BodyReading.Mark()
+        try await BodyReading.$current.withValue(BodyReading.Reading(channel: context.channel, deadline: bodyTimeout)) {
             let outcome: Result<Response, any Error>
             do {
-                outcome = .success(try await answer(request, context: context) { request, context in
-                    try await BodyReading.$mark.withValue(mark) { try await next(request, context) }
-                })
+                outcome = .success(try await answer(request, context: context, next: next))
             } catch {
                 outcome = .failure(error)
             }
             // Settled after the catch, not in it: the same calls awaited inside the catch
             // blocks (`catch var error as APIError`) made every live-server test crash on a
             // null pointer in the debug build (not pinned down further than that).
-            let closed = await BodyReading.settleUnread(request, mark: mark)
+            let closed = await BodyReading.settleUnread(request)
             switch outcome {
             case var .success(response):
                 if closed { response.headers[.connection] = "close" }
@@ -381,17 +377,9 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as ServiceError {
             if error.category == .unavailable { service?.databaseUnavailableSeen() }
             let level: Logger.Level = error.category == .internal || error.category == .unavailable ? .error : .info
-            // The same outage refuses every request: one line a second for it, with how many
-            // were not logged (a 30 s database stop wrote 10,000 lines in review). Other
-            // refusals: up to 20 a second per code, so that a client sending garbage as fast
-            // as it can (each refusal costs it one request) cannot fill the disk with lines;
-            // an integration's occasional mistakes are all logged.
-            let throttle = error.category == .unavailable ? outageLines : refusalLines
-            if let held = throttle.pass(code: error.code) {
-                var metadata: Logger.Metadata = ["code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description))]
-                if held > 0 { metadata["alike_not_logged"] = .stringConvertible(held) }
-                context.logger.log(level: level, "refused", metadata: metadata)
-            }
+            logLimits.log(context.logger, level, "refused", code: error.code, outage: error.category == .unavailable, metadata: [
+                "code": .string(error.code), "reason": .string(LogText.maskingEmails(error.description)),
+            ])
             throw Self.counted(APIError(error))
         } catch let error as HTTPError {
             let answer: APIError

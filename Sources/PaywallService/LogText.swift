@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Log text with readers' email addresses masked: a refusal's reason names the address it
 /// was about ("'ada@example.com' has already had a free trial"), and a log is read by more
@@ -35,36 +34,5 @@ public enum LogText {
         }
         flush()
         return result
-    }
-}
-
-/// At most so many log lines per code in each interval (one by default); the next line
-/// passed says how many were held back. The API's refusals and the web pages' lines use
-/// it, each router and site its own.
-public final class LogThrottle: Sendable {
-    private let every: Duration
-    private let lines: Int
-    /// Per code: when its window began, the lines passed in it, and those held back since
-    /// the last line passed.
-    private let state = Mutex<[String: (start: ContinuousClock.Instant, passed: Int, held: Int)]>([:])
-
-    /// At most `lines` lines per code in each window of `every`.
-    public init(every: Duration, lines: Int = 1) {
-        self.every = every
-        self.lines = max(1, lines)
-    }
-
-    /// Nil: do not log this one. Otherwise log it, saying how many like it were not.
-    public func pass(code: String, at now: ContinuousClock.Instant = .now) -> Int? {
-        state.withLock { state in
-            var entry = state[code] ?? (now, 0, 0)
-            if now - entry.start >= every { (entry.start, entry.passed) = (now, 0) }
-            guard entry.passed < lines else {
-                state[code] = (entry.start, entry.passed, entry.held + 1)
-                return nil
-            }
-            state[code] = (entry.start, entry.passed + 1, 0)
-            return entry.held
-        }
     }
 }

@@ -42,7 +42,7 @@ extension WebSite {
             switch error {
             case let .missingScope(name): return .failure(.scope(name))
             default:
-                log(visit.logger, .info, "admin page refused a token", code: "admin-token", metadata: ["reason": .string(error.description)])
+                logLimits.log(visit.logger, .info, "admin page refused a token", code: "admin-token", metadata: ["reason": .string(error.description)])
                 return .failure(.signIn("Your admin token has expired or was refused. Paste a new one."))
             }
         }
@@ -87,7 +87,7 @@ extension WebSite {
                 default: "That token was refused: it may have expired. Make a new one with paywall token admin."
                 }
             // The reason goes to the log, never the token.
-            log(visit.logger, .info, "admin sign-in refused", code: "admin-sign-in", metadata: ["reason": .string(error.description)])
+            logLimits.log(visit.logger, .info, "admin sign-in refused", code: "admin-sign-in", metadata: ["reason": .string(error.description)])
             return adminSignInForm(visit, status: .unprocessableContent, error: message)
         }
         let lifetime = max(1, Int((admin.expiresAt ?? service.now).timeIntervalSince(service.now)))

@@ -13,25 +13,35 @@ import Synchronization
 /// request: two child tasks and a timer would cost every access check a few microseconds
 /// of its ~50; a registration here costs a lock (BENCHMARKS.md, eighteenth session).
 public enum BodyReading {
-    /// The connection a request's body comes on and how long a route waits for all of it
-    /// (`PAYWALL_BODY_TIMEOUT`). Nil (a body read outside the server's router): no deadline.
-    @TaskLocal public static var current: (channel: any Channel, deadline: Duration)?
+    /// The request being answered, set by the error middleware (nil: a body read outside
+    /// the server's router, with no deadline).
+    @TaskLocal public static var current: Reading?
 
-    /// Set by the error middleware around a request: whether a route began reading its
-    /// body (``collect(_:upTo:)``); one never read is read away within the deadline
-    /// (``settleUnread(_:mark:)``) rather than by the server without one.
-    @TaskLocal public static var mark: Mark?
-
-    /// Whether a request's body was taken up by a route, and whether the connection's
-    /// input was closed on its account (a body too large or too late, or not read away).
-    public final class Mark: Sendable {
+    /// A request's connection, how long a route waits for its whole body
+    /// (`PAYWALL_BODY_TIMEOUT`), and what became of the body: whether a route began reading
+    /// it (``collect(_:upTo:)``; one never read is settled by ``settleUnread(_:)``) and
+    /// whether the connection's input was closed on its account.
+    public final class Reading: Sendable {
+        let channel: any Channel
+        let deadline: Duration
         private let state = Mutex((begun: false, inputClosed: false))
-        public init() {}
-        var isBegun: Bool { state.withLock { $0.begun } }
+
+        public init(channel: any Channel, deadline: Duration) {
+            self.channel = channel
+            self.deadline = deadline
+        }
+
+        /// Marks the body taken up; whether it already was.
+        func begin() -> Bool { state.withLock { state in defer { state.begun = true }; return state.begun } }
+
         /// Whether no further request will be read on the connection.
-        public var inputClosed: Bool { state.withLock { $0.inputClosed } }
-        func begin() { state.withLock { $0.begun = true } }
-        func closeInput() { state.withLock { $0.inputClosed = true } }
+        var inputClosed: Bool { state.withLock { $0.inputClosed } }
+
+        /// Stops reading the connection (the answer still goes out, then it closes).
+        func closeInput() async {
+            state.withLock { $0.inputClosed = true }
+            try? await channel.close(mode: .input)
+        }
     }
 
     /// Thrown when the body did not arrive within the deadline.
@@ -42,34 +52,28 @@ public enum BodyReading {
     /// The body, at most `limit` bytes (`NIOTooManyBytesError` past it), within the
     /// deadline (``Late`` past it). Either way the connection's input is closed (the answer
     /// still goes out, then the connection closes): the server would otherwise read the
-    /// rest of such a body, however long, before the next request. Late, the deadline
-    /// closed it already.
+    /// rest of such a body, however long, before the next request. Closed here too when
+    /// late, before the 408 goes out: the deadline's watcher closes it from its own thread a
+    /// moment later, and on a kept-alive connection that close could cut the client's next
+    /// request (found in review).
     public static func collect(_ request: inout Request, upTo limit: Int) async throws -> ByteBuffer {
-        mark?.begin()
         guard let reading = current else { return try await request.collectBody(upTo: limit) }
+        _ = reading.begin()
         let watch = BodyDeadlines.shared.begin(reading.channel, within: reading.deadline)
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: limit)
         } catch {
-            if BodyDeadlines.shared.end(watch) { throw await late(reading) }
-            if error is NIOTooManyBytesError {
-                reading.channel.close(mode: .input, promise: nil)
-                mark?.closeInput()
-            }
+            let late = BodyDeadlines.shared.end(watch)
+            if late || error is NIOTooManyBytesError { await reading.closeInput() }
+            if late { throw Late(deadline: reading.deadline) }
             throw error
         }
-        if BodyDeadlines.shared.end(watch) { throw await late(reading) }
+        if BodyDeadlines.shared.end(watch) {
+            await reading.closeInput()
+            throw Late(deadline: reading.deadline)
+        }
         return buffer
-    }
-
-    /// The input closed before the 408 goes out: the watcher closes it too, but from its
-    /// own thread a moment later, and on a kept-alive connection that close could cut the
-    /// client's next request (found in review).
-    private static func late(_ reading: (channel: any Channel, deadline: Duration)) async -> Late {
-        try? await reading.channel.close(mode: .input)
-        mark?.closeInput()
-        return Late(deadline: reading.deadline)
     }
 
     /// The most of a body no route read that is read away to keep the connection (the
@@ -86,37 +90,28 @@ public enum BodyReading {
     /// connection's input is closed (the answer still goes out, then the connection
     /// closes). Not closed at once: closing a socket with a body still unread in it sends
     /// a reset, which can erase the answer before the client reads it (RFC 9112 §9.6;
-    /// found in review). Returns whether the input was closed (the answer should then say
-    /// `Connection: close`).
-    public static func settleUnread(_ request: Request, mark: Mark) async -> Bool {
-        guard !mark.isBegun, declaresBody(request.headers), let reading = current else { return mark.inputClosed }
-        mark.begin()
-        let waitsForGoAhead = request.headers[.expect] != nil
-        let declared = request.headers[.contentLength].flatMap { Int($0) }
-        if waitsForGoAhead || (declared ?? 0) > drainLimit {
-            reading.channel.close(mode: .input, promise: nil)
-            mark.closeInput()
+    /// found in review). Returns whether the input was closed, here or by the route's read
+    /// (the answer should then say `Connection: close`).
+    public static func settleUnread(_ request: Request) async -> Bool {
+        guard let reading = current else { return false }
+        guard !reading.begin(), declaresBody(request.headers) else { return reading.inputClosed }
+        let declared = request.headers[.contentLength].flatMap { Int($0) } ?? 0
+        guard request.headers[.expect] == nil, declared <= drainLimit else {
+            await reading.closeInput()
             return true
         }
         let watch = BodyDeadlines.shared.begin(reading.channel, within: reading.deadline)
         var seen = 0
-        var whole = true
         do {
             for try await part in request.body {
                 seen += part.readableBytes
-                if seen > drainLimit {
-                    whole = false
-                    break
-                }
+                if seen > drainLimit { break }
             }
         } catch {
-            whole = false
+            seen = .max  // broken off: the connection ends
         }
-        if BodyDeadlines.shared.end(watch) { whole = false }
-        if !whole {
-            try? await reading.channel.close(mode: .input)
-            mark.closeInput()
-        }
+        let whole = !BodyDeadlines.shared.end(watch) && seen <= drainLimit
+        if !whole { await reading.closeInput() }
         return !whole
     }
 

@@ -50,20 +50,9 @@ public struct WebSite: Sendable {
     let stylesheet: ByteBuffer
     let favicon: ByteBuffer
     let linkScript: ByteBuffer
-    /// The pages' own log lines, as the API's: an outage's one a second, the rest (forms
-    /// refused, admin tokens refused, pages failed) 20 a second per kind (found in review:
-    /// every page during an outage wrote its line).
-    let outageLines = LogThrottle(every: .seconds(1))
-    let lines = LogThrottle(every: .seconds(1), lines: 20)
-
-    /// Logs `message` unless too many like it (`code`) were logged this second; the next
-    /// line of that code says how many were not (`alike_not_logged`).
-    func log(_ logger: Logger, _ level: Logger.Level, _ message: Logger.Message, code: String, outage: Bool = false, metadata: Logger.Metadata = [:]) {
-        guard let held = (outage ? outageLines : lines).pass(code: code) else { return }
-        var metadata = metadata
-        if held > 0 { metadata["alike_not_logged"] = .stringConvertible(held) }
-        logger.log(level: level, message, metadata: metadata)
-    }
+    /// The pages' own log lines (forms refused, admin tokens refused, pages failed), held
+    /// as the API's are (found in review: every page during an outage wrote its line).
+    let logLimits = LogLimits()
 
     public init(service: PaywallService, articles: ArticleLibrary, settings: WebSettings = WebSettings()) throws {
         self.service = service
@@ -245,7 +234,7 @@ public struct WebSite: Sendable {
                 guard originAllowed(request), !visit.newSeed,
                       csrf.isValid(form["csrf"], seed: visit.csrfSeed, session: visit.sessionToken)
                 else {
-                    log(context.logger, .info, "web form refused", code: "csrf", metadata: ["reason": "csrf", "path": .string(request.uri.path)])
+                    logLimits.log(context.logger, .info, "web form refused", code: "csrf", metadata: ["reason": "csrf", "path": .string(request.uri.path)])
                     return finish(
                         errorPage(visit, status: .forbidden, message: "This form has expired or did not come from this site. Go back, reload the page and try again."),
                         visit)
@@ -266,7 +255,7 @@ public struct WebSite: Sendable {
             return finish(response, visit)
         } catch {
             let unavailable = (error as? ServiceError)?.category == .unavailable
-            log(context.logger, .error, "web page failed", code: (error as? ServiceError)?.code ?? "internal", outage: unavailable, metadata: [
+            logLimits.log(context.logger, .error, "web page failed", code: (error as? ServiceError)?.code ?? "internal", outage: unavailable, metadata: [
                 "path": .string(request.uri.path), "error": .string(LogText.maskingEmails(String(describing: error))),
             ])
             // As the API's requests do: `/readyz` checks again rather than reuse a success

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PaywallService
+import PaywallWeb
 @testable import PaywallHTTP
 import Testing
 

@@ -200,7 +200,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Benchmarks/HTTPBenchmark",
-            exclude: ["run.sh", "postgres.sh", "common.sh", "per-thread.sh", "wrk.lua"],
+            exclude: ["run.sh", "postgres.sh", "common.sh", "per-thread.sh", "bounds.sh", "bounds.patch", "wrk.lua"],
             swiftSettings: strict
         ),
 

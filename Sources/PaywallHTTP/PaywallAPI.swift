@@ -98,16 +98,18 @@ public struct PaywallAPI: Sendable {
         addGiftRoutes(to: router)
         web?.addRoutes(to: router)
         addBillingRoutes(to: router)
-        if let metrics {
-            router.get("/metrics") { request, _ in
-                if let expected = metricsTokenDigest {
-                    let given = try bearer(request).map { SHA256.hash($0) } ?? []
-                    guard ConstantTime.equal(given, expected) else { throw APIError.metricsTokenRequired }
-                }
-                return Response(
-                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4", .cacheControl: "no-store"],
-                    body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        // Registered whatever the registry (`paywall serve` always has one): the path is in
+        // the route table and the document, so other methods get 405 and a server built
+        // without metrics (tests) answers 404 here, as for no route.
+        router.get("/metrics") { request, _ in
+            guard let metrics else { throw APIError.notFound }
+            if let expected = metricsTokenDigest {
+                let given = try bearer(request).map { SHA256.hash($0) } ?? []
+                guard ConstantTime.equal(given, expected) else { throw APIError.metricsTokenRequired }
             }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
         addAccountRoutes(router)
         Self.refuseOtherMethods(router)
@@ -117,7 +119,7 @@ public struct PaywallAPI: Sendable {
     /// Each route's path and a method it takes (a path taking several is listed once per method).
     static let routes: [(path: String, allowed: HTTPRequest.Method)] = [
         ("/v1/access", .post), ("/v1/access/preview", .post), ("/v1/devices", .post),
-        ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get),
+        ("/.well-known/jwks.json", .get), ("/healthz", .get), ("/readyz", .get), ("/openapi.json", .get), ("/metrics", .get),
     ] + adminRoutes + giftRoutes + accountRoutes + billingRoutes
 
     /// The methods each path takes, in the table's order.

@@ -14,7 +14,7 @@ struct OpenAPIDocumentTests {
     /// Every route the router serves, as the document must list it.
     static let routes: Set<String> = [
         "POST /v1/access", "POST /v1/access/preview", "POST /v1/devices",
-        "GET /.well-known/jwks.json", "GET /healthz", "GET /readyz", "GET /openapi.json",
+        "GET /.well-known/jwks.json", "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /metrics",
         "POST /v1/gifts",
         "GET /admin/v1/titles", "POST /admin/v1/titles", "GET /admin/v1/titles/{title}", "PATCH /admin/v1/titles/{title}", "POST /admin/v1/titles/{title}/retire", "POST /admin/v1/titles/{title}/restore",
         "GET /admin/v1/plans", "POST /admin/v1/plans", "GET /admin/v1/plans/{plan}", "PATCH /admin/v1/plans/{plan}", "DELETE /admin/v1/plans/{plan}",

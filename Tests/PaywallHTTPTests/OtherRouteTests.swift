@@ -371,6 +371,22 @@ struct MetricsRouteTests {
         #expect(open.first?.status == .ok)
     }
 
+    @Test("/metrics is a route like the others: another method is 405 with Allow; a server without a registry answers 404")
+    func route() async throws {
+        let f = try seededFixture()
+        try await Application(router: PaywallAPI(service: f.service, metrics: PrometheusCollectorRegistry()).router()).test(.router) { client in
+            let post = try await client.post("/metrics", "{}")
+            #expect(post.status == .methodNotAllowed)
+            #expect(post.headers[.allow] == "GET, HEAD")
+            #expect(try post.object()["error"].flatMap { ($0 as? [String: Any])?["code"] as? String } == "method_not_allowed")
+        }
+        try await Application(router: PaywallAPI(service: f.service).router()).test(.router) { client in
+            let get = try await client.get("/metrics")
+            #expect(get.status == .notFound)
+            #expect(try get.object()["error"].flatMap { ($0 as? [String: Any])?["code"] as? String } == "not_found")
+        }
+    }
+
     @Test("PAYWALL_METRICS_TOKEN: too short, too long or with spaces is refused by name, without showing it")
     func settings() throws {
         let good = try ServerSettings.resolve(environment: ["PAYWALL_METRICS_TOKEN": String(repeating: "k", count: 32)], flags: .init())

@@ -110,6 +110,9 @@ public enum AppStoreNotification {
             id: try transaction.requiredString("originalTransactionId"), products: [try transaction.requiredString("productId")], status: nil,
             providerStatus: type, periodEnd: try transaction.millis("expiresDate"))
         if let renewal, let autoRenew = try renewal.integer("autoRenewStatus") { state.cancelAtPeriodEnd = autoRenew == 0 }
+        // A transaction superseded by an upgrade (Apple sets `isUpgraded` on it): what happens
+        // to it says nothing of the subscription, which goes on with the upgrade's.
+        let upgraded = try transaction.bool("isUpgraded") == true
         switch kind {
         case "SUBSCRIBED", "DID_RENEW":
             state.status = .active
@@ -130,6 +133,11 @@ public enum AppStoreNotification {
             // A refund of an earlier period (its transaction expired before this notice) takes
             // nothing away from the period the reader is in now.
             if let expires = state.periodEnd, expires <= signedDate, kind == "REFUND" { return (id, type, nil) }
+            // Nor does the (prorated) refund of a transaction the reader upgraded from: its
+            // expiry is still ahead, its product the old one, and taken as the subscription's
+            // end it expired the plan just bought (found in review; Apple's own model of a
+            // revoked transaction carries `isUpgraded`).
+            if upgraded { return (id, type, nil) }
             state.status = .expired
         case "REFUND_REVERSED":
             // Apple undid the refund: the transaction's period is the reader's again. The
@@ -171,7 +179,7 @@ public enum AppStoreNotification {
         // it, and was set aside as older, still takes effect. A revoked transaction of an
         // earlier period takes nothing away now (as a REFUND of one does not); REFUND_REVERSED
         // carries a transaction no longer revoked.
-        if try transaction.millis("revocationDate") != nil, kind != "REFUND_REVERSED", let expires = state.periodEnd, expires > signedDate {
+        if try transaction.millis("revocationDate") != nil, kind != "REFUND_REVERSED", !upgraded, let expires = state.periodEnd, expires > signedDate {
             state.status = .expired
             state.graceEnd = nil
         }

@@ -127,6 +127,16 @@ public enum StripeEvent {
             change.subscriptionAccount = try accountInMetadata(object)
             change.subscription = try subscription(object, grace: grace, at: created)
         case "invoice.paid", "invoice.payment_failed":
+            // Only a renewal's or a first invoice's failure says the subscription is unpaid.
+            // An upgrade's invoice that fails (`subscription_update`; with Stripe's
+            // `pending_if_incomplete` the subscription stays active on its old price) or a
+            // one-off invoice leaves it as it is: taken as past due, the reader lost at the
+            // grace's end the period paid for (found in review). Should Stripe make the
+            // subscription past due, its own `customer.subscription.updated` says so.
+            if type == "invoice.payment_failed", let reason = try object.string("billing_reason"),
+               !["subscription_cycle", "subscription_create", "subscription", "subscription_threshold"].contains(reason) {
+                return (id, type, nil)
+            }
             change.customer = try object.id("customer")
             // Current API versions name the subscription under `parent.subscription_details`;
             // older ones on the invoice itself. An invoice of no subscription is not ours.
@@ -143,8 +153,14 @@ public enum StripeEvent {
                 // Proration lines (a plan change's credit for unused time on the old price, or
                 // its remainder) do not say what the reader now has: the first mapped price of
                 // an upgrade's invoice would otherwise put them back on the old plan.
+                // Where the flag is: on the line (older API versions), or under its parent's
+                // details, of a subscription item or of an invoice item (a pending proration
+                // invoiced later: with the default `create_prorations`, a renewal invoice
+                // carries the positive lines of a mid-period change; found in review).
                 var proration = try line.bool("proration")
-                if proration == nil { proration = try line.fields("parent")?.fields("subscription_item_details")?.bool("proration") }
+                let parent = try line.fields("parent")
+                if proration != true, try parent?.fields("subscription_item_details")?.bool("proration") == true { proration = true }
+                if proration != true, try parent?.fields("invoice_item_details")?.bool("proration") == true { proration = true }
                 let amount = try line.integer("amount") ?? 0
                 if proration == true || amount < 0 { continue }
                 // Current versions: `pricing.price_details.price`; older: `price`.

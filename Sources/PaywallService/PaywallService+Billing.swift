@@ -251,10 +251,11 @@ extension PaywallService {
     }
 
     private func take(_ provider: BillingProvider, id: String, type: String, change: BillingChange?) throws -> BillingResult {
-        // Types we do not act on are answered, not stored: a redelivery changes nothing either.
+        // Types (and events, such as a refund of a transaction upgraded from) we do not act on
+        // are answered, not stored: a redelivery changes nothing either.
         guard let change else {
             BillingMetrics.count("ignored", provider, type: type)
-            return BillingResult(provider: provider, eventID: id, type: type, outcome: .ignored, detail: "not a type this service acts on")
+            return BillingResult(provider: provider, eventID: id, type: type, outcome: .ignored, detail: "nothing this service acts on (the type, or what this event says)")
         }
         let result = try store.applyBilling(change)
         BillingMetrics.count(result.outcome.rawValue, provider, type: type)

@@ -155,14 +155,17 @@ extension PaywallService {
     /// The account whose email and password these are, held to the sign-in throttle (see
     /// ``signInReader(email:password:deviceName:client:)``): what signing in and deleting
     /// one's own account share.
-    func verifiedPassword(email rawEmail: String, password: String, client: String) throws(ServiceError) -> (Account, passwordHash: String) {
+    ///
+    /// `accountKey`: the account's budget under another key than its email's (a signed-in
+    /// reader asked for the password again: ``reverified(_:password:client:)``).
+    func verifiedPassword(email rawEmail: String, password: String, client: String, accountKey: String? = nil) throws(ServiceError) -> (Account, passwordHash: String) {
         let throttle = configuration.signInThrottle
         // The account the email names, known or not, keyed exactly as accounts are looked
         // up (`EmailAddress.lookupKey`): any spelling that reaches an account's password
         // shares its budget (a key of its own per variant, e.g. a trailing combining mark
         // the address parser trims, was a fresh budget each). Text that is no address
         // cannot reach a password: only the client's budget applies to it.
-        let emailKey = (try? EmailAddress(rawEmail)).map { Self.signInThrottleKey($0) }
+        let emailKey = accountKey ?? (try? EmailAddress(rawEmail)).map { Self.signInThrottleKey($0) }
         let clientKey = "client:" + String(client.prefix(128))
         var counted: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)] = [
             (clientKey, throttle.window, { throttle.wait(failures: $0, free: throttle.clientFree, refuseAfter: throttle.clientRefuseAfter) }),
@@ -471,8 +474,15 @@ extension PaywallService {
     /// A signed-in reader's password asked again (deleting the account, changing its
     /// password or address, exporting its data), held to the sign-in throttle: the account
     /// as it is now, or ``ServiceError/invalidCredentials``.
+    ///
+    /// Its budget is the account's own (`reauth:` and its id), not the email's: anyone may
+    /// spend the email's ten failures from the sign-in form, and with one budget a stranger
+    /// failing every quarter of an hour kept the owner, signed in, from changing the
+    /// password or address, exporting or deleting, the very things done under attack (found
+    /// in review). Spending this one takes the reader's session, and the client's budget
+    /// still counts every failure.
     func reverified(_ account: Account, password: String, client: String) throws(ServiceError) -> Account {
-        let (verified, _) = try verifiedPassword(email: account.email, password: password, client: client)
+        let (verified, _) = try verifiedPassword(email: account.email, password: password, client: client, accountKey: "reauth:" + account.id.rawValue)
         guard verified.id == account.id else { throw .invalidCredentials }
         return verified
     }

@@ -267,11 +267,26 @@ public struct WebSite: Sendable {
     }
 
     /// `Origin`, when the browser sends it (every modern browser does on a POST), must be
-    /// this site: a second check beside the CSRF token.
+    /// this site: a second check beside the CSRF token. This site is the address the
+    /// request was sent to (its `Host`) or, when set, `PAYWALL_LINK_BASE`'s origin: behind a
+    /// proxy that rewrites `Host` (nginx's default sends its upstream's, `127.0.0.1:8080`)
+    /// every form of the public site was refused 403 (found in review).
     func originAllowed(_ request: Request) -> Bool {
         guard let origin = request.headers[.origin] else { return true }
+        if let configured = Self.origin(ofLinkBase: service.configuration.linkBase), origin == configured { return true }
         guard let host = request.head.authority else { return false }
         return origin == (settings.secureCookies ? "https://" : "http://") + host
+    }
+
+    /// A link base's origin as browsers send it in `Origin`: the scheme and host in lower
+    /// case, the port only when not the scheme's default (`https://news.example.com`).
+    static func origin(ofLinkBase linkBase: String?) -> String? {
+        guard let linkBase, let url = URLComponents(string: linkBase), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty
+        else { return nil }
+        let port = url.port.flatMap { (scheme, $0) == ("https", 443) || (scheme, $0) == ("http", 80) ? nil : $0 }
+        // An IPv6 literal is bracketed in an origin; URLComponents gives it bare.
+        let name = host.contains(":") && !host.hasPrefix("[") ? "[" + host + "]" : host
+        return scheme + "://" + name + (port.map { ":\($0)" } ?? "")
     }
 
     static func newToken() throws -> String {

@@ -82,6 +82,29 @@ struct StripeSignatureTests {
         let upgrade = StripeFixtures.event(id: "evt_u", type: "invoice.paid", created: now, object: StripeFixtures.upgradeInvoice(
             id: "in_2", customer: "cus_1", subscription: "sub_1", from: "price_news", to: "price_premium", periodEnd: end))
         #expect(try StripeEvent.parse(upgrade, grace: 0).change?.subscription?.products == ["price_premium"])
+        // A renewal invoice carrying a mid-period change's pending proration, flagged (current
+        // versions) under the line's invoice-item details: the regular line names the plan.
+        var renewal = StripeFixtures.invoice(id: "in_5", customer: "cus_1", subscription: "sub_1", price: "price_premium", periodEnd: end, paid: true)
+        var renewalLines = renewal["lines"] as? [String: Any] ?? [:]
+        let regular = try #require((renewalLines["data"] as? [[String: Any]])?.first)
+        var pending = regular
+        pending["amount"] = 300
+        pending["pricing"] = ["type": "price_details", "price_details": ["price": "price_news", "product": "prod_test"], "unit_amount_decimal": "300"]
+        pending["parent"] = ["type": "invoice_item_details", "invoice_item_details": ["invoice_item": "ii_1", "proration": true, "subscription": "sub_1"] as [String: Any]]
+        renewalLines["data"] = [pending, regular]
+        renewal["lines"] = renewalLines
+        let renewed = StripeFixtures.event(id: "evt_r", type: "invoice.paid", created: now, object: renewal)
+        #expect(try StripeEvent.parse(renewed, grace: 0).change?.subscription?.products == ["price_premium"])
+        // A failed invoice says the subscription is unpaid only for a renewal or a first
+        // invoice: an upgrade's (`subscription_update`) or a one-off invoice changes nothing.
+        for (reason, changes) in [("subscription_cycle", true), ("subscription_create", true), ("subscription_update", false), ("manual", false)] {
+            var failed = StripeFixtures.invoice(id: "in_6", customer: "cus_1", subscription: "sub_1", price: "price_premium", periodEnd: end, paid: false)
+            failed["billing_reason"] = reason
+            let event = StripeFixtures.event(id: "evt_f", type: "invoice.payment_failed", created: now, object: failed)
+            let change = try StripeEvent.parse(event, grace: 86_400).change
+            #expect((change?.subscription?.status == .pastDue) == changes, "\(reason)")
+            #expect((change == nil) == !changes, "\(reason)")
+        }
         // The account a subscription names: in its metadata, and in an invoice's subscription
         // details (current versions under `parent`, older ones on the invoice); empty is none.
         #expect(try StripeEvent.parse(current, grace: 0).change?.subscriptionAccount == nil)

@@ -38,11 +38,11 @@ struct AppleBillingTests {
 
         func payload(_ type: String, _ subtype: String? = nil, expires: Date, autoRenew: Bool = true, graceEnd: Date? = nil, token: String? = nil,
                      uuid: String = UUID().uuidString.lowercased(), signedDate: Date? = nil, offerType: Int? = nil, bundle: String = "com.example",
-                     product: String = "com.example.news.monthly", noToken: Bool = false, revokedAt: Date? = nil) throws -> String {
+                     product: String = "com.example.news.monthly", noToken: Bool = false, revokedAt: Date? = nil, isUpgraded: Bool = false) throws -> String {
             try chain.notification(
                 uuid: uuid, type: type, subtype: subtype, signedDate: signedDate ?? now, bundleID: bundle, originalTransactionID: "2000000001",
                 productID: product, expires: expires, appAccountToken: noToken ? nil : token ?? self.token, autoRenew: autoRenew, graceEnd: graceEnd,
-                offerType: offerType, revokedAt: revokedAt)
+                offerType: offerType, revokedAt: revokedAt, isUpgraded: isUpgraded)
         }
 
         @discardableResult
@@ -274,6 +274,30 @@ struct AppleBillingTests {
         #expect(upgraded.outcome == .applied, "\(String(describing: upgraded.detail))")
         let active = try app.memberships().filter { $0.status == .active }
         #expect(active.map(\.planID.rawValue) == ["all"] && active.first?.currentPeriodEnd == newEnd.roundedDownToSecond, "\(active)")
+    }
+
+    @Test("the prorated refund of the transaction upgraded from takes nothing from the upgrade; a refund of the upgrade's own transaction ends it", arguments: ["REFUND", "REVOKE"])
+    func refundAfterUpgrade(kind: String) async throws {
+        let app = try App()
+        _ = try app.f.service.addPlan(id: "all", name: "All", period: "month", titles: nil, actor: app.f.admin)
+        _ = try app.f.service.mapBillingProduct(provider: .apple, externalID: "com.example.all.monthly", plan: "all", actor: app.f.admin)
+        let oldEnd = app.now.addingTimeInterval(20 * 86_400)
+        try app.post("SUBSCRIBED", "INITIAL_BUY", expires: oldEnd)
+        app.f.clock.advance(by: 60)
+        let newEnd = app.now.addingTimeInterval(30 * 86_400)
+        #expect(try app.post(try app.payload("DID_CHANGE_RENEWAL_PREF", "UPGRADE", expires: newEnd, product: "com.example.all.monthly")).outcome == .applied)
+        app.f.clock.advance(by: 60)
+        // Apple refunds the unused part of the old product's transaction: revoked, upgraded,
+        // its expiry still ahead.
+        let refund = try app.post(try app.payload(kind, expires: oldEnd, isUpgraded: true))
+        #expect(refund.outcome == .ignored, "\(refund)")
+        let active = try app.memberships().filter { $0.status == .active }
+        #expect(active.map(\.planID.rawValue) == ["all"] && active.first?.currentPeriodEnd == newEnd.roundedDownToSecond, "\(active)")
+        #expect(try await app.access() != "no full access")
+        app.f.clock.advance(by: 60)
+        // The upgrade's own transaction refunded: the subscription ends.
+        #expect(try app.post(try app.payload(kind, expires: newEnd, product: "com.example.all.monthly")).outcome == .applied)
+        #expect(try await app.access() == "no full access")
     }
 
     @Test("a purchase without an appAccountToken waits, and says why")

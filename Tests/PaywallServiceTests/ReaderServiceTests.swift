@@ -238,6 +238,51 @@ struct SignInThrottleKeyTests {
     }
 }
 
+@Suite("The password asked again of a signed-in reader")
+struct ReverificationThrottleTests {
+    @Test("has a budget of its own: a stranger's failed sign-ins do not lock the owner out of its account's settings; the owner's own failures are throttled")
+    func budgetOfItsOwn() throws {
+        let f = try ServiceFixture()
+        let s = f.service
+        let owner = try s.signUp(email: "owner@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        // A stranger spends the email's budget from the sign-in form.
+        for attempt in 0..<12 {
+            _ = try? s.signInReader(email: "owner@example.com", password: "wrong \(attempt)", deviceName: nil, client: "stranger-\(attempt)")
+            f.clock.advance(by: 20)
+        }
+        do {
+            _ = try s.signInReader(email: "owner@example.com", password: "correct horse battery", deviceName: nil, client: "owner")
+            Issue.record("signed in while the email's budget is spent")
+        } catch {
+            #expect(error.code == "too_many_attempts")
+        }
+        // The owner, signed in elsewhere, still exports (the password asked again).
+        let export = try s.exportOwnData(accountID: owner.id, password: "correct horse battery", client: "owner")
+        #expect(export.account.id == owner.id)
+        // Wrong passwords asked again count on the account's own budget, from any address.
+        var refusals = 0
+        for attempt in 0..<12 {
+            do {
+                try s.deleteOwnAccount(accountID: owner.id, password: "wrong \(attempt)", client: "thief-\(attempt)")
+                Issue.record("deleted with a wrong password")
+            } catch .tooManyAttempts {
+                refusals += 1
+            } catch .invalidCredentials {
+                // counted
+            }
+            f.clock.advance(by: 20)
+        }
+        #expect(refusals == 2, "refused once the tenth had failed")
+        do {
+            try s.deleteOwnAccount(accountID: owner.id, password: "correct horse battery", client: "owner")
+            Issue.record("deleted while the budget is spent")
+        } catch {
+            #expect(error.code == "too_many_attempts")
+        }
+        #expect(try s.account("owner@example.com").id == owner.id, "nothing deleted")
+    }
+}
+
 @Suite("The sign-in throttle under concurrent guesses")
 struct SignInThrottleRaceTests {
     @Test("guesses sent at once are counted before they are hashed: one past the free five is tried, the rest refused", arguments: TestBackend.all)

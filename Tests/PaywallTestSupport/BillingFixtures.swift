@@ -216,7 +216,7 @@ public final class AppleTestChain: @unchecked Sendable {
     public func notification(
         uuid: String = UUID().uuidString.lowercased(), type: String, subtype: String? = nil, signedDate: Date, bundleID: String = "com.example",
         environment: String = "Sandbox", originalTransactionID: String, productID: String, expires: Date, appAccountToken: String?,
-        autoRenew: Bool = true, graceEnd: Date? = nil, offerType: Int? = nil, revokedAt: Date? = nil
+        autoRenew: Bool = true, graceEnd: Date? = nil, offerType: Int? = nil, revokedAt: Date? = nil, isUpgraded: Bool = false
     ) throws -> String {
         let millis = { (date: Date) in Int64(date.timeIntervalSince1970 * 1000) }
         var transaction: [String: Any] = [
@@ -228,6 +228,7 @@ public final class AppleTestChain: @unchecked Sendable {
         ]
         if let appAccountToken { transaction["appAccountToken"] = appAccountToken }
         if let offerType { transaction["offerType"] = offerType }
+        if isUpgraded { transaction["isUpgraded"] = true }
         if let revoked = revokedAt ?? (type == "REFUND" || type == "REVOKE" ? signedDate : nil) {
             transaction["revocationDate"] = millis(revoked)
             transaction["revocationReason"] = 0

@@ -207,6 +207,34 @@ struct FormsTests {
         }
     }
 
+    @Test("Origin: this site's is taken, by the Host the request came to or, behind a proxy that rewrites Host, by PAYWALL_LINK_BASE's origin")
+    func originOfThisSite() async throws {
+        let member = [("email", "member@example.com"), ("password", "demo member passphrase")]
+        let direct = try demoFixture()
+        try await withSite(direct) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            // The test router's requests come to `localhost`.
+            #expect(try await browser.post("/signin", member, headers: [.origin: "https://news.example.com"]).status == .forbidden, "no link base: only the Host's origin")
+            let signedIn = try await browser.post("/signin", member, headers: [.origin: "http://localhost"])
+            #expect(signedIn.status == .seeOther, "a browser's own origin")
+        }
+        let proxied = try ServiceFixture { $0.linkBase = "https://News.Example.com:443/paywall" }
+        _ = try proxied.service.loadDemoData(actor: proxied.admin)
+        try await withSite(proxied, settings: WebSettings(secureCookies: true)) { client in
+            let browser = Browser(client)
+            _ = try await browser.get("/signin")
+            let before = try proxied.snapshot()
+            // The requests come to `localhost` (a proxy's upstream); another site's origin is
+            // still refused.
+            let foreign = try await browser.post("/signin", member, headers: [.origin: "https://evil.example"])
+            #expect(foreign.status == .forbidden)
+            #expect(try proxied.snapshot() == before)
+            let signedIn = try await browser.post("/signin", member, headers: [.origin: "https://news.example.com"])
+            #expect(signedIn.status == .seeOther, "the public site's origin")
+        }
+    }
+
     @Test("CSRF: a missing, wrong or other session's token, no CSRF cookie, or a foreign Origin: 403 and nothing written")
     func csrf() async throws {
         let f = try demoFixture()

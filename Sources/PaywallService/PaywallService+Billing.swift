@@ -62,8 +62,12 @@ extension PaywallService {
     /// `taken` hears each event's result as it is taken, so that a caller can show what
     /// became of those before a refusal (found in review: they were dropped with the error,
     /// and the message called pending and failed ones applied).
+    ///
+    /// Audited as `billing.replay` (who, from where, how many events and what became of
+    /// them), stopped or not: the memberships it makes are audited as the provider's, as a
+    /// webhook's would be, and without this entry nothing told them apart (found in review).
     public func replayBillingEvents(
-        provider: BillingProvider, contents: [UInt8], taken: (BillingResult) -> Void = { _ in }
+        provider: BillingProvider, contents: [UInt8], actor: AuditActor, source: String, taken: (BillingResult) -> Void = { _ in }
     ) throws(ServiceError) -> [BillingResult] {
         let apply: [() throws -> BillingResult]
         do {
@@ -96,11 +100,29 @@ extension PaywallService {
                 taken(result)
             } catch {
                 let refusal = ServiceError.wrapping(error)
+                try auditReplay(provider, results, total: apply.count, stoppedAt: index + 1, actor: actor, source: source)
                 throw .billingReplayStopped(
                     event: index + 1, total: apply.count, reason: refusal.description, transient: refusal.category == .unavailable)
             }
         }
+        try auditReplay(provider, results, total: apply.count, stoppedAt: nil, actor: actor, source: source)
         return results
+    }
+
+    /// The `billing.replay` entry: the events' count, what became of those taken (by
+    /// outcome), the first and last event ids, and where it stopped.
+    private func auditReplay(
+        _ provider: BillingProvider, _ results: [BillingResult], total: Int, stoppedAt: Int?, actor: AuditActor, source: String
+    ) throws(ServiceError) {
+        var details: [String: String] = ["provider": provider.rawValue, "source": String(source.prefix(200)), "events": String(total)]
+        for outcome in BillingOutcome.allCases {
+            let count = results.count { $0.outcome == outcome }
+            if count > 0 { details[outcome.rawValue] = String(count) }
+        }
+        if let first = results.first { details["first"] = first.eventID }
+        if let last = results.last, results.count > 1 { details["last"] = last.eventID }
+        if let stoppedAt { details["stoppedAt"] = String(stoppedAt) }
+        try mapped { try store.recordAudit(actor: actor, action: "billing.replay", target: "billing", details: details) }
     }
 
     /// Applies again the events that could not be applied (after a price was mapped or a

@@ -391,7 +391,7 @@ struct BillingApplier {
             }
             accountID = account
         }
-        let stored = try subscription(change.provider, state.id)
+        var stored = try subscription(change.provider, state.id)
         // A stored Stripe subscription is its account's whatever its customer's link says
         // (stored through its metadata or an admin's link while the customer went to
         // another account): the link is for subscriptions not yet stored. On the App Store
@@ -408,13 +408,28 @@ struct BillingApplier {
             return outcome(.pending, "subscription \(state.id) is not known yet\(why)", waiting: Self.key(change.provider, subscription: state.id), unblocked: unblocked)
         }
         result.accountID = accountID
-        if let stored {
+        if let held = stored, held.accountID != accountID {
             // A subscription stays with the account it started on: a later event naming
             // another account (an App Store transaction carrying another account's
             // appAccountToken on the same Apple ID) must not move its membership silently.
-            if stored.accountID != accountID {
-                return outcome(.failed, "subscription \(state.id) belongs to account \(stored.accountID), not \(accountID)", unblocked: unblocked)
+            // Except an App Store subscription that had ended, bought again under another
+            // account: Apple keeps one original transaction per Apple ID and subscription
+            // group, so a reader who resubscribes while signed in to a second account of
+            // ours pays for that one. Refused, the reader paid and neither account read,
+            // and no admin could give it over (found in review). Moved, audited; the first
+            // account's ended membership stays as it was.
+            guard change.provider == .apple, held.status == .expired, !held.isFinal, state.status == .active, change.occurredAt > held.asOf else {
+                return outcome(.failed, "subscription \(state.id) belongs to account \(held.accountID), not \(accountID)", unblocked: unblocked)
             }
+            try db.execute("UPDATE billing_subscriptions SET account_id = ?, membership_id = NULL WHERE provider = ? AND subscription_id = ?",
+                           [accountID.rawValue, change.provider.rawValue, state.id])
+            try store.audit(db, actor: change.provider.actor, action: "billing.move", target: "account:\(accountID)", details: [
+                "provider": change.provider.rawValue, "subscription": state.id, "from": "account:\(held.accountID)", "event": change.eventID,
+            ])
+            stored?.accountID = accountID
+            stored?.membershipID = nil
+        }
+        if let stored {
             if stored.isFinal { return outcome(.stale, "subscription \(state.id) has already ended", unblocked: unblocked) }
             // The end of a subscription (Stripe's deletion: no event can follow it) applies
             // even when older than what was applied: events come in any order, and retries

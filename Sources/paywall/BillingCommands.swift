@@ -198,7 +198,10 @@ struct BillingCommand: ParsableCommand {
             try global.run { service in
                 var taken: [BillingResult] = []
                 do {
-                    BillingCommand.printResults(try service.replayBillingEvents(provider: provider, contents: Array(contents)) { taken.append($0) }, json: global.json)
+                    let results = try service.replayBillingEvents(
+                        provider: provider, contents: Array(contents), actor: global.auditActor, source: file == "-" ? "standard input" : file
+                    ) { taken.append($0) }
+                    BillingCommand.printResults(results, json: global.json)
                 } catch {
                     // What became of the events before the refused one, then the refusal.
                     if !taken.isEmpty { BillingCommand.printResults(taken, json: global.json) }

@@ -38,8 +38,21 @@ struct BillingCLITests {
         let shown = try cli.run(["billing", "show", "ada@example.com"]).stdout
         #expect(shown.contains("evt_1") && !shown.contains("evt_3"), "\(shown)")
         try events(status: "active").write(to: file, atomically: true, encoding: .utf8)
-        let fixed = try cli.run(["billing", "replay", "stripe", file.path])
+        let fixed = try cli.run(["billing", "replay", "stripe", file.path, "--actor", "ops"])
         #expect(fixed.status == 0 && fixed.stdout.contains("2 applied"), "\(fixed.stdout) \(fixed.stderr)")
+        // Both replays are audited, the stopped one with where it stopped.
+        let entries = try #require(try cli.json(try cli.run(["audit", "list", "--json"]).stdout) as? [[String: Any]])
+        let replays = entries.filter { $0["action"] as? String == "billing.replay" }
+        #expect(replays.count == 2, "\(replays)")
+        // `details` is the entry's JSON object as text.
+        let details = replays.compactMap { entry -> [String: Any]? in
+            guard let text = entry["details"] as? String else { return nil }
+            return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+        }
+        #expect(details.count == 2)
+        #expect(details.contains { $0["stoppedAt"] as? String == "2" && $0["events"] as? String == "3" && $0["applied"] as? String == "1" }, "\(details)")
+        #expect(details.contains { $0["stoppedAt"] == nil && $0["source"] as? String == file.path && $0["duplicate"] as? String == "1" }, "\(details)")
+        #expect(replays.contains { ($0["actor"] as? String)?.contains("ops") == true }, "\(replays)")
     }
 
     @Test("map prices, replay Stripe events from a file, list failures, retry, show the account")

@@ -197,6 +197,35 @@ struct AppleBillingTests {
         #expect(try app.f.snapshot() == before)
     }
 
+    @Test("an ended subscription bought again under another account of the same Apple ID moves to it, audited; the first account's ended membership stays")
+    func resubscribedElsewhere() async throws {
+        let app = try App()
+        let end = app.now.addingTimeInterval(30 * 86_400)
+        #expect(try app.post("SUBSCRIBED", "INITIAL_BUY", expires: end).outcome == .applied)
+        app.f.clock.advance(by: 31 * 86_400)
+        #expect(try app.post("EXPIRED", "VOLUNTARY", expires: end).outcome == .applied)
+        _ = try await app.f.service.signUp(email: "other@example.com", password: "correct horse battery", displayName: nil, actor: app.f.admin)
+        let other = try app.f.service.account("other@example.com")
+        let otherToken = try app.f.service.appAccountToken(account: "other@example.com", actor: app.f.admin).uuidString.lowercased()
+        app.f.clock.advance(by: 60)
+        // A stale notice naming the other account moves nothing.
+        let stale = try app.post(try app.payload("DID_RENEW", expires: end, token: otherToken, signedDate: app.now.addingTimeInterval(-120)))
+        #expect(stale.outcome == .failed)
+        let newEnd = app.now.addingTimeInterval(30 * 86_400)
+        let bought = try app.post(try app.payload("SUBSCRIBED", "RESUBSCRIBE", expires: newEnd, token: otherToken))
+        #expect(bought.outcome == .applied, "\(String(describing: bought.detail))")
+        #expect(bought.accountID == other.id)
+        let theirs = try app.f.service.membershipRecords(account: other.id.rawValue).1.map(\.membership)
+        #expect(theirs.count == 1 && theirs.first?.status == .active && theirs.first?.currentPeriodEnd == newEnd.roundedDownToSecond, "\(theirs)")
+        #expect(try app.memberships().allSatisfy { $0.status != .active }, "the first account's membership stays ended")
+        let audit = try app.f.service.auditEntries(target: "account:\(other.id)", limit: 20).map(\.action)
+        #expect(audit.contains("billing.move"), "\(audit)")
+        // Its renewals follow it; a notice still naming the first account no longer applies.
+        app.f.clock.advance(by: 60)
+        #expect(try app.post(try app.payload("DID_RENEW", expires: newEnd.addingTimeInterval(30 * 86_400), token: otherToken)).outcome == .applied)
+        #expect(try app.post("DID_RENEW", expires: newEnd.addingTimeInterval(60 * 86_400)).outcome == .failed)
+    }
+
     @Test("a subscription stays with its account: a later transaction carrying another account's token fails, nothing moves")
     func subscriptionPinned() async throws {
         let app = try App()

@@ -92,6 +92,15 @@ public enum StripeEvent {
         "invoice.paid", "invoice.payment_failed",
     ]
 
+    /// An event's id, type and time as far as they can be read, for an event whose
+    /// ``parse(_:grace:livemode:)`` failed: nil when not even those are there.
+    public static func identity(_ body: [UInt8]) -> (id: String, type: String, created: Date?)? {
+        guard let event = try? JSONFields.parse(body), let id = try? event.requiredString("id"), let type = try? event.requiredString("type"),
+              !id.isEmpty, id.utf8.count <= 255, type.utf8.count <= 255
+        else { return nil }
+        return (id, type, (try? event.seconds("created")) ?? nil)
+    }
+
     /// The event's id and type, and its change (nil for a type we do not act on).
     /// `grace` is how long a failed payment keeps access (Stripe retries meanwhile).
     /// `livemode`, when given, is the only mode taken (Stripe's `livemode` on the event).

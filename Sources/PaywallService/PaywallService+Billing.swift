@@ -28,7 +28,21 @@ extension PaywallService {
             let secrets = configuration.stripeWebhookSecrets
             guard !secrets.isEmpty else { throw BillingError.notConfigured(.stripe) }
             try StripeSignatureVerifier(secrets: secrets).verify(body: body, header: signature, now: now)
-            return try takeStripe(body: body)
+            do {
+                return try takeStripe(body: body)
+            } catch let BillingError.malformedEvent(reason) {
+                // Stripe signed it, and this server cannot read it: kept, failed, to be read
+                // again by `billing retry` (after an upgrade, a setting), not lost once Stripe
+                // stops delivering it. An event whose id and type cannot be read is refused.
+                guard let identity = StripeEvent.identity(body) else { throw BillingError.malformedEvent(reason) }
+                let result = try mapped {
+                    try store.recordUnreadBillingEvent(
+                        provider: .stripe, eventID: identity.id, type: identity.type, occurredAt: identity.created ?? now,
+                        body: String(decoding: body, as: UTF8.self), reason: reason)
+                }
+                BillingMetrics.count(result.outcome.rawValue, .stripe, type: identity.type)
+                return result
+            }
         } catch let error as BillingError {
             BillingMetrics.count("refused", .stripe, type: "unverified")
             throw ServiceError.billing(error)
@@ -129,8 +143,26 @@ extension PaywallService {
     /// customer linked by hand).
     /// Audited as `billing.retry` with what became of the events (who asked, and when, is
     /// what support looks for after a price was mapped).
+    ///
+    /// Stripe events kept unread (``Store/recordUnreadBillingEvent(provider:eventID:type:occurredAt:body:reason:)``)
+    /// are read again first: read, they are applied with the others in their order; still
+    /// unreadable, they stay failed, said with why.
     public func retryBillingEvents(actor: AuditActor = .system) throws(ServiceError) -> [BillingResult] {
-        let results = try mapped { try store.retryBillingEvents(actor: actor) }
+        var unread: [BillingResult] = []
+        for event in try mapped({ try store.unreadBillingEvents() }) where event.provider == .stripe {
+            do {
+                let (_, _, change) = try StripeEvent.parse(Array(event.body.utf8), grace: configuration.stripeGracePeriod, livemode: configuration.stripeLivemode)
+                try mapped { try store.readUnreadBillingEvent(id: event.id, change: change) }
+                if change == nil {
+                    unread.append(BillingResult(provider: .stripe, eventID: event.eventID, type: event.type, outcome: .ignored, detail: "nothing this service acts on (read again)"))
+                }
+            } catch let error as BillingError {
+                unread.append(BillingResult(provider: .stripe, eventID: event.eventID, type: event.type, outcome: .failed, detail: "could not be read: \(error)"))
+            } catch {
+                throw ServiceError.wrapping(error)
+            }
+        }
+        let results = unread + (try mapped { try store.retryBillingEvents(actor: actor) })
         results.forEach { BillingMetrics.count($0.outcome.rawValue, $0.provider, type: $0.type) }
         return results
     }

@@ -455,6 +455,12 @@ enum Migrations {
                 """)
         }
 
+        // A provider's verified event this server could not read is kept, failed, with its
+        // body (``Store/recordUnreadBillingEvent(provider:eventID:type:occurredAt:body:reason:)``).
+        migrator.registerMigration("v25-billing-events-unread") { db in
+            try db.execute(sql: "ALTER TABLE billing_events ADD COLUMN body TEXT")
+        }
+
         return migrator
     }()
 }

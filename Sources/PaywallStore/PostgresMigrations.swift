@@ -600,6 +600,9 @@ enum PostgresMigrations {
             """,
             "ALTER TABLE session_devices ADD COLUMN last_used_at BIGINT",
         ]),
+        ("v25-billing-events-unread", [
+            "ALTER TABLE billing_events ADD COLUMN body TEXT",
+        ]),
     ]
 }
 

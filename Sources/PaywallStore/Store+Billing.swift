@@ -21,6 +21,10 @@ extension Store {
                 guard row[1] == BillingOutcome.failed.rawValue else {
                     return BillingResult(provider: change.provider, eventID: change.eventID, type: change.type, outcome: .duplicate)
                 }
+                // Kept unread before (``recordUnreadBillingEvent``): read now, it is kept as read.
+                try db.execute("UPDATE billing_events SET change = ?, body = NULL, subscription_id = ?, customer_id = ? WHERE id = ? AND body IS NOT NULL", [
+                    Self.encodeChange(change), change.subscription?.id ?? change.checkoutSubscription, change.customer, id,
+                ])
                 return try retry(db, id: id, change: change, now: now)
             }
             let applied = try BillingApplier(store: self, db: db, now: now).apply(change)
@@ -37,7 +41,9 @@ extension Store {
     public func retryBillingEvents(actor: AuditActor = .system) throws(StoreError) -> [BillingResult] {
         let now = clock.now()
         return try write { db in
-            let rows = try db.fetchAll("SELECT id, change FROM billing_events WHERE outcome IN ('pending', 'failed') ORDER BY occurred_at, id")
+            // Not the events kept unread: only the service's parser reads them
+            // (``readUnreadBillingEvent(id:change:)`` first).
+            let rows = try db.fetchAll("SELECT id, change FROM billing_events WHERE outcome IN ('pending', 'failed') AND body IS NULL ORDER BY occurred_at, id")
             var results: [BillingResult] = []
             for row in rows {
                 let id: Int64 = row[0]
@@ -59,6 +65,74 @@ extension Store {
             for (outcome, count) in Dictionary(grouping: results, by: \.outcome.rawValue).mapValues(\.count) { outcomes[outcome] = String(count) }
             try audit(db, actor: actor, action: "billing.retry", target: "billing", details: outcomes)
             return results
+        }
+    }
+
+    /// A provider's event, verified, that this server could not read (a shape or status its
+    /// parser does not know, a setting it needs missing): kept as failed with `body` and why,
+    /// so that it is listed (`paywall billing failures`) and read again by `billing retry`
+    /// once the server can, instead of lost when the provider stops delivering it (Stripe
+    /// retries for three days). Answered as failed, as every event kept for a retry is. A
+    /// delivery again counts an attempt; an event settled before is a duplicate.
+    public func recordUnreadBillingEvent(
+        provider: BillingProvider, eventID: String, type: String, occurredAt: Date, body: String, reason: String
+    ) throws(StoreError) -> BillingResult {
+        let now = clock.now()
+        let detail = "could not be read: \(reason)"
+        return try write { db in
+            if let row = try db.fetchOne("SELECT id, outcome FROM billing_events WHERE provider = ? AND event_id = ?", [provider.rawValue, eventID]) {
+                let id: Int64 = row[0]
+                guard row[1] == BillingOutcome.failed.rawValue else {
+                    return BillingResult(provider: provider, eventID: eventID, type: type, outcome: .duplicate)
+                }
+                try db.execute("UPDATE billing_events SET detail = ?, body = ?, attempts = attempts + 1 WHERE id = ?", [detail, body, id])
+                return BillingResult(provider: provider, eventID: eventID, type: type, outcome: .failed, detail: detail)
+            }
+            // Its change is a placeholder until it is read: the event's identity, nothing to apply.
+            let placeholder = BillingChange(provider: provider, eventID: eventID, type: type, occurredAt: occurredAt)
+            try db.execute("""
+                INSERT INTO billing_events (provider, event_id, type, outcome, detail, occurred_at, received_at, change, body)
+                VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?)
+                """, [provider.rawValue, eventID, type, detail, occurredAt.millis, now.millis, Self.encodeChange(placeholder), body])
+            return BillingResult(provider: provider, eventID: eventID, type: type, outcome: .failed, detail: detail)
+        }
+    }
+
+    /// An event kept unread (``recordUnreadBillingEvent(provider:eventID:type:occurredAt:body:reason:)``).
+    public struct UnreadBillingEvent: Sendable {
+        public var id: Int64
+        public var provider: BillingProvider
+        public var eventID: String
+        public var type: String
+        public var body: String
+    }
+
+    /// The events kept unread, oldest first.
+    public func unreadBillingEvents() throws(StoreError) -> [UnreadBillingEvent] {
+        try read { db in
+            try db.fetchAll("SELECT id, provider, event_id, type, body FROM billing_events WHERE body IS NOT NULL AND outcome = 'failed' ORDER BY occurred_at, id").compactMap { row in
+                guard let provider = BillingProvider(rawValue: row[1]) else { return nil }
+                return UnreadBillingEvent(id: row[0], provider: provider, eventID: row[2], type: row[3], body: row[4])
+            }
+        }
+    }
+
+    /// An event kept unread, read at last: with its change it waits, failed, for the
+    /// retry that follows (``retryBillingEvents(actor:)``) to apply it in its order; without
+    /// one (a type or an event this service does not act on) it is settled as ignored.
+    public func readUnreadBillingEvent(id: Int64, change: BillingChange?) throws(StoreError) {
+        try write { db in
+            if let change {
+                try db.execute("""
+                    UPDATE billing_events SET change = ?, body = NULL, occurred_at = ?, subscription_id = ?, customer_id = ?
+                    WHERE id = ? AND body IS NOT NULL
+                    """, [Self.encodeChange(change), change.occurredAt.millis, change.subscription?.id ?? change.checkoutSubscription, change.customer, id])
+            } else {
+                try db.execute("""
+                    UPDATE billing_events SET outcome = 'ignored', detail = 'nothing this service acts on (read again)', body = NULL
+                    WHERE id = ? AND body IS NOT NULL
+                    """, [id])
+            }
         }
     }
 

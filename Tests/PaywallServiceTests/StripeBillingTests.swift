@@ -74,6 +74,54 @@ struct StripeBillingTests {
     static let grace = "failed payment keeps access through the grace period"
     static let embargo = "no full access"
 
+    @Test("a verified event this server cannot read is kept, failed, with why; a delivery again counts an attempt; billing retry reads it once the server can, and applies it")
+    func unreadEventKept() async throws {
+        let shop = try Shop()
+        #expect(try shop.checkout().outcome == .applied)
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        // Without `livemode`, which a server set to one mode (PAYWALL_STRIPE_MODE) needs.
+        var event = try #require(try JSONSerialization.jsonObject(with: Data(shop.body("customer.subscription.created", shop.subscription("active", end: end), id: "evt_unread"))) as? [String: Any])
+        event.removeValue(forKey: "livemode")
+        let body = Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
+        let strict = try shop.f.another { $0.stripeLivemode = false }
+        let kept = try strict.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: shop.now))
+        #expect(kept.outcome == .failed && kept.detail?.contains("could not be read") == true && kept.detail?.contains("livemode") == true, "\(kept)")
+        #expect(try strict.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: shop.now)).outcome == .failed)
+        let listed = try #require(try shop.f.service.unappliedBillingEvents().first { $0.eventID == "evt_unread" })
+        #expect(listed.outcome == .failed && listed.attempts == 2 && listed.type == "customer.subscription.created", "\(listed)")
+        #expect(try shop.memberships().isEmpty)
+        // Still unreadable where it was received: kept, said again.
+        let again = try strict.retryBillingEvents(actor: shop.f.admin)
+        #expect(again.contains { $0.eventID == "evt_unread" && $0.outcome == .failed && $0.detail?.contains("livemode") == true }, "\(again)")
+        // A server that can read it (the setting changed): read, then applied.
+        let retried = try shop.f.service.retryBillingEvents(actor: shop.f.admin)
+        #expect(retried.contains { $0.eventID == "evt_unread" && $0.outcome == .applied }, "\(retried)")
+        #expect(try shop.memberships().first?.status == .active)
+        #expect(try await shop.access() == Self.member)
+        #expect(try shop.f.service.unappliedBillingEvents().isEmpty)
+        #expect(try shop.post(body).outcome == .duplicate)
+        // Not even an id and a type: refused, nothing written.
+        let before = try shop.f.snapshot()
+        let anonymous = Array(#"{"object":"event","data":{"object":{}}}"#.utf8)
+        #expect(throws: ServiceError.self) { try shop.post(anonymous) }
+        #expect(try shop.f.snapshot() == before)
+    }
+
+    @Test("an event kept unread and delivered again once the server reads it is applied then")
+    func unreadEventRedelivered() throws {
+        let shop = try Shop()
+        #expect(try shop.checkout().outcome == .applied)
+        let end = shop.now.addingTimeInterval(30 * 86_400)
+        var event = try #require(try JSONSerialization.jsonObject(with: Data(shop.body("customer.subscription.created", shop.subscription("active", end: end), id: "evt_late"))) as? [String: Any])
+        event.removeValue(forKey: "livemode")
+        let body = Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
+        let strict = try shop.f.another { $0.stripeLivemode = false }
+        #expect(try strict.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: shop.now)).outcome == .failed)
+        #expect(try shop.post(body).outcome == .applied)
+        #expect(try shop.memberships().first?.status == .active)
+        #expect(try shop.f.service.retryBillingEvents(actor: shop.f.admin).allSatisfy { $0.eventID != "evt_late" })
+    }
+
     @Test("a subscription's whole life: trial, active, payment fails, grace, recovered, canceled at period end, expired")
     func wholeLife() async throws {
         let shop = try Shop()

@@ -90,11 +90,24 @@ extension WebSite {
             logLimits.log(visit.logger, .info, "admin sign-in refused", code: "admin-sign-in", metadata: ["reason": .string(error.description)])
             return adminSignInForm(visit, status: .unprocessableContent, error: message)
         }
+        // A token kept in a browser opens no more than these pages show (the audit log, the
+        // reads, the policy): one that also changes memberships, the catalog or readers' data
+        // would sit in a cookie for its whole life (found in review). Refused, with the command
+        // that makes the right one.
+        let extra = admin.scopes.subtracting(Self.adminPageScopes)
+        guard extra.isEmpty else {
+            let names = extra.sorted().map(\.rawValue).joined(separator: ", ")
+            return adminSignInForm(visit, status: .unprocessableContent, error:
+                "These pages take a token with the audit or policy scope only, and this one also opens \(names). Make one for the browser with: paywall token admin --scope audit --scope policy --subject \(admin.name)")
+        }
         let lifetime = max(1, Int((admin.expiresAt ?? service.now).timeIntervalSince(service.now)))
         var response = redirect("/admin")
         response.setCookie(adminCookie(token, maxAge: lifetime))
         return response
     }
+
+    /// The scopes the admin pages ask for: a token for them may carry these only.
+    static let adminPageScopes: Set<AdminScope> = [.audit, .policy]
 
     func adminSignOut(_ visit: Visit) -> Response {
         var response = redirect("/admin")

@@ -51,3 +51,30 @@ struct BillingStoreTests {
         }
     }
 }
+
+@Suite("Billing events a version cannot decode")
+struct UndecodableBillingEventTests {
+    @Test("retry says which stored events it cannot decode, leaves them, and applies the others")
+    func said() throws {
+        let f = try StoreFixture()
+        let account = try f.account("ada@example.com")
+        try f.plan("news")
+        _ = try f.store.mapBillingProduct(provider: .stripe, externalID: "price_news", planID: PlanID(rawValue: "news"), actor: f.admin)
+        func change(_ id: String, customer: String) -> BillingChange {
+            BillingChange(
+                provider: .stripe, eventID: id, type: "customer.subscription.created", occurredAt: f.clock.now(), customer: customer,
+                subscription: SubscriptionState(id: "sub_\(id)", products: ["price_news"], status: .active, providerStatus: "active",
+                                                periodEnd: f.clock.now().addingTimeInterval(86_400)))
+        }
+        #expect(try f.store.applyBilling(change("evt_1", customer: "cus_1")).outcome == .pending)
+        #expect(try f.store.applyBilling(change("evt_2", customer: "cus_2")).outcome == .pending)
+        // As a later version might have stored it.
+        try f.store.pool.write { db in try db.execute(sql: "UPDATE billing_events SET change = '{\"future\":true}' WHERE event_id = 'evt_2'") }
+        _ = try f.store.linkBillingCustomer(provider: .stripe, customer: "cus_2", accountID: account.id, actor: f.admin)
+        _ = try f.store.linkBillingCustomer(provider: .stripe, customer: "cus_1", accountID: account.id, actor: f.admin)
+        let results = try f.store.retryBillingEvents(actor: f.admin)
+        let said = try #require(results.first { $0.eventID == "evt_2" })
+        #expect(said.outcome == .failed && said.detail?.contains("cannot be read by this version") == true, "\(results)")
+        #expect(try f.store.billingEvents(unappliedOnly: true, limit: 10).map(\.eventID) == ["evt_2"], "left as it is")
+    }
+}

@@ -130,6 +130,13 @@ struct GiftAndAdminTests {
             #expect(expired.status == .unprocessableContent && expired.text.contains("refused"))
             #expect(await browser.cookies["paywall_admin"] == nil)
 
+            // A token that also opens more than the pages show is not kept in a browser.
+            let broad = try adminToken(f, [.audit, .members, .privacy])
+            _ = try await browser.get("/admin")
+            let tooMuch = try await browser.post("/admin/signin", [("token", broad)])
+            #expect(tooMuch.status == .unprocessableContent && tooMuch.text.contains("members, privacy") && tooMuch.text.contains("--scope audit --scope policy"), "\(tooMuch.text)")
+            #expect(await browser.cookies["paywall_admin"] == nil)
+
             let fresh = try adminToken(f, [.audit])
             _ = try await browser.get("/admin")
             let signedIn = try await browser.post("/admin/signin", [("token", fresh)])

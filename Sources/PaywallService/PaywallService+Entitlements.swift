@@ -67,8 +67,13 @@ extension PaywallService {
     }
 
     /// Records that a reader opened an article.
-    public func recordRead(subject: MeterSubject, title: String, article: String, at: Date? = nil) throws(ServiceError) {
+    ///
+    /// `actor`: an operator's read (`paywall meter record`) is audited as `meter.import`;
+    /// nil for a reader's own.
+    public func recordRead(subject: MeterSubject, title: String, article: String, at: Date? = nil, actor: AuditActor? = nil) throws(ServiceError) {
         let read = try articleRead(subject: subject, title: title, article: article, at: at)
-        try mapped { try store.recordRead(read) }
+        try mapped {
+            if let actor { try store.recordReads([read], actor: actor) } else { try store.recordRead(read) }
+        }
     }
 }

@@ -169,9 +169,10 @@ extension PaywallService {
         }
     }
 
-    /// Stores reads in one transaction: all or none.
-    public func importReads(_ reads: [ArticleRead]) throws(ServiceError) {
-        try mapped { try store.recordReads(reads) }
+    /// Stores reads in one transaction: all or none, audited as `meter.import` by `actor`
+    /// in it (they count in the reads report publishers are paid on).
+    public func importReads(_ reads: [ArticleRead], actor: AuditActor) throws(ServiceError) {
+        try mapped { try store.recordReads(reads, actor: actor) }
     }
 
     // MARK: - Audit and the database

@@ -186,8 +186,10 @@ extension PaywallService {
         }
     }
 
-    /// Issues an access token with the account's current entitlements.
-    public func issueAccessToken(account reference: String, lifetime: TimeInterval?, audience: String?) throws(ServiceError) -> IssuedToken {
+    /// Issues an access token with the account's current entitlements. Audited as
+    /// `token.access` (its id, lifetime and audience) by `actor` when given (an operator's
+    /// `paywall token issue`: whoever holds it reads as the reader), before it is handed over.
+    public func issueAccessToken(account reference: String, lifetime: TimeInterval?, audience: String?, actor: AuditActor? = nil) throws(ServiceError) -> IssuedToken {
         try mapped {
             let ttl = lifetime ?? configuration.accessTokenLifetime
             try Self.checkLifetime(ttl, maximum: TokenLimits.maximumAccessLifetime)
@@ -198,6 +200,11 @@ extension PaywallService {
             let (issuer, created) = try issuer()
             let (token, claims) = try issuer.accessToken(
                 subject: account.id.rawValue, audience: audience, lifetime: ttl, entitlements: snapshot, signOutsEverywhere: signOuts)
+            if let actor {
+                try store.recordAudit(actor: actor, action: "token.access", target: "account:\(account.id)", details: [
+                    "jti": claims.registered.tokenID, "lifetime": String(Int(ttl)), "audience": audience,
+                ])
+            }
             return IssuedToken(token: token, kind: .access, kid: issuer.signer.kid, claims: claims.registered, createdKey: created)
         }
     }

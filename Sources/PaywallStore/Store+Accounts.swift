@@ -400,7 +400,13 @@ extension Store {
             {
                 return .subscription(provider: row[0], id: row[1])
             }
-            try db.execute("DELETE FROM reads WHERE subject = ?", [MeterSubject.account(id).key])
+            // Its metered reads stay counted for their titles (the reads report is what
+            // publishers are paid on, and a month already paid must not change when a reader
+            // leaves; found in review), no longer as theirs: under one pseudonym made for this
+            // deletion, which names no one, meters no one and keeps the distinct readers' count.
+            try db.execute("UPDATE reads SET subject = ? WHERE subject = ?", ["deleted:" + UUID().uuidString.lowercased(), MeterSubject.account(id).key])
+            // Its sign-in throttle rows name the address (and the account).
+            try db.execute("DELETE FROM sign_in_failures WHERE key IN (?, ?)", ["email:" + EmailAddress(stored: email).lookupKey, "reauth:" + id.rawValue])
             // The reader's reads through gift links stay counted for the title (what its
             // publisher is paid on), no longer as theirs: each under a subject of its own
             // that names no one (NULL is the anonymous readers' one row per gift, which a

@@ -100,8 +100,14 @@ extension Store {
                 // entries is hashed before the commit): this one transaction may sit idle
                 // longer than servers' sessions may (`idle_in_transaction_session_timeout`).
                 try destination.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+                // Nor may one statement be held to a server's limits: counting and hashing a
+                // large file's rows takes longer than a check's 30 s (`statement_timeout`, and
+                // the client's own wait for an answer), and the copy failed (found in review).
+                try destination.execute("SET LOCAL statement_timeout = 0")
+                var unlimited = destination as? PostgresSQL
+                unlimited?.answerLimit = nil
                 return try StoreCopier(
-                    source: source, target: destination, sourceLocation: sourceLocation, targetLocation: target.location
+                    source: source, target: unlimited ?? destination, sourceLocation: sourceLocation, targetLocation: target.location
                 ).run()
             }
         }

@@ -185,10 +185,21 @@ extension Store {
     }
 
     /// Records several reads in one transaction (all or none).
-    public func recordReads(_ reads: [ArticleRead]) throws(StoreError) {
+    ///
+    /// `actor`: reads an operator brings (`paywall meter record|import`) are audited as
+    /// `meter.import` in the same transaction, how many, of how many readers and titles,
+    /// and their span: they count in the reads report publishers are paid on.
+    public func recordReads(_ reads: [ArticleRead], actor: AuditActor? = nil) throws(StoreError) {
         // Every subject's meter lock first, in one order (as ``recordRead(_:)`` says why).
         try writeLockingMeters(Array(Set(reads.map(\.subject.key)))) { db in
             for read in reads { try Self.insertRead(db, read) }
+            if let actor, let first = reads.map(\.at).min(), let last = reads.map(\.at).max() {
+                try audit(db, actor: actor, action: "meter.import", target: "reads", details: [
+                    "reads": String(reads.count), "readers": String(Set(reads.map(\.subject.key)).count),
+                    "titles": Set(reads.map(\.titleID.rawValue)).sorted().prefix(20).joined(separator: ","),
+                    "from": TimeText.format(first), "to": TimeText.format(last),
+                ])
+            }
         }
     }
 

@@ -124,7 +124,7 @@ struct TitleCommand: ParsableCommand {
                 }
                 print("title \(title.id) retired\(left.isEmpty ? "" : "; it left the plans \(left.map(\.rawValue).joined(separator: ", "))")")
                 if !emptied.isEmpty {
-                    print("warning: \(emptied.map(\.rawValue).joined(separator: ", ")) now grant no title: give them others with 'paywall plan update', "
+                    printWarning("\(emptied.map(\.rawValue).joined(separator: ", ")) now grant no title: give them others with 'paywall plan update', "
                         + "or unmap the prices that sell them ('paywall billing products', 'paywall billing unmap'): they still sell and renew")
                 }
             }

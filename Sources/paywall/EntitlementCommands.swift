@@ -23,7 +23,7 @@ struct MembershipCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account's email or id.") var account: String
         @Option(help: "The plan id.") var plan: String
-        @Option(help: "End of the period, e.g. 2026-12-31 or 2026-12-31T12:00:00Z.") var until: String?
+        @Option(help: "When access ends, e.g. 2027-01-01 (a bare date is its first instant, 00:00 UTC: access ends as that day begins) or 2026-12-31T23:59:59Z.") var until: String?
         @Option(name: .customLong("for"), parsing: .unconditional, help: "Length of the period, e.g. 30d, 12w.") var length: String?
         @Option(help: "Where the membership comes from: admin or comp.") var source = "admin"
         @Option(help: "Why, for the history.") var reason: String?

@@ -36,7 +36,7 @@ struct KeysCommand: ParsableCommand {
                 let record = try service.generateKey(try KeysCommand.algorithm(alg), actor: global.auditActor)
                 if let replacing {
                     // As 'keys rotate --publish-ahead 0s', the emergency, which says so too.
-                    printError("warning: \(record.kid) signs at once in place of \(replacing.kid): verifiers holding a cached JWKS (up to \(TimeText.format(duration: service.configuration.jwksMaxAge))) refuse its tokens until their copy expires; 'paywall keys rotate' publishes a key ahead instead")
+                    printWarning("\(record.kid) signs at once in place of \(replacing.kid): verifiers holding a cached JWKS (up to \(TimeText.format(duration: service.configuration.jwksMaxAge))) refuse its tokens until their copy expires; 'paywall keys rotate' publishes a key ahead instead")
                 }
                 if global.json { Output(json: true).emit(KeyView(record, state: .active)); return }
                 // A key published by 'keys rotate' and not yet signing still takes over at its time.

@@ -38,7 +38,7 @@ struct MeterCommand: ParsableCommand {
             try global.run { service in
                 let when = try at.map { try TimeText.instant($0) }
                 let who = try subject.resolve(service)
-                try service.recordRead(subject: who, title: title, article: article, at: when)
+                try service.recordRead(subject: who, title: title, article: article, at: when, actor: global.auditActor)
                 if global.json { Output(json: true).emit(["result": "recorded", "subject": who.key]) } else { print("recorded read of \(title)/\(article) by \(who)") }
             }
         }
@@ -109,7 +109,7 @@ struct MeterCommand: ParsableCommand {
                 func flush() throws {
                     guard !pending.isEmpty else { return }
                     do {
-                        try service.importReads(pending)
+                        try service.importReads(pending, actor: global.auditActor)
                     } catch {
                         // The batch is refused whole. For the input's fault, name the line
                         // (an unknown title: the first line naming it; else the batch's lines).

@@ -37,12 +37,15 @@ struct TokenCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an access token carrying an account's current entitlements.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The account's email or id.") var account: String
-        @Option(parsing: .unconditional, help: "Lifetime, e.g. 15m (at most 24h).") var ttl = "15m"
+        @Option(parsing: .unconditional, help: "Lifetime, e.g. 15m (default PAYWALL_ACCESS_TTL, else 15m; at most 24h).") var ttl: String?
         @Option(help: "Audience (default: paywall-api).") var aud: String?
 
         func run() throws {
-            try global.run { service in
-                let issued = try service.issueAccessToken(account: account, lifetime: try TimeText.duration(ttl), audience: aud)
+            // No database made here: one made by mistake (PAYWALL_DB unset) would hold the
+            // audit entry while the real keys sign (found in review).
+            try global.run(createDatabase: false) { service in
+                let issued = try service.issueAccessToken(
+                    account: account, lifetime: try ttl.map { try TimeText.duration($0) }, audience: aud, actor: global.auditActor)
                 TokenCommand.emit(issued, json: global.json, service: service)
             }
         }
@@ -54,12 +57,13 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var subject: MeterCommand.Subject
         @Option(help: "The title id.") var title: String
         @Option(help: "The article id.") var article: String
-        @Option(parsing: .unconditional, help: "Lifetime, e.g. 5m (at most 1h).") var ttl = "5m"
+        @Option(parsing: .unconditional, help: "Lifetime, e.g. 5m (default PAYWALL_GRANT_TTL, else 5m; at most 1h).") var ttl: String?
         @Option(help: "Audience (default: paywall-api).") var aud: String?
 
         func run() throws {
-            try global.run { service in
-                let issued = try service.issueArticleGrant(subject: try subject.resolve(service), title: title, article: article, lifetime: try TimeText.duration(ttl), audience: aud)
+            try global.run(createDatabase: false) { service in
+                let issued = try service.issueArticleGrant(
+                    subject: try subject.resolve(service), title: title, article: article, lifetime: try ttl.map { try TimeText.duration($0) }, audience: aud)
                 TokenCommand.emit(issued, json: global.json, service: service)
             }
         }
@@ -78,7 +82,7 @@ struct TokenCommand: ParsableCommand {
         }
 
         func run() throws {
-            try global.run { service in
+            try global.run(createDatabase: false) { service in
                 let titles = title.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let issued = try service.issueCompGrant(account: account, titles: titles, days: days, audience: aud, actor: global.auditActor)
                 TokenCommand.emit(issued, json: global.json, service: service)
@@ -119,7 +123,7 @@ struct TokenCommand: ParsableCommand {
         }()
 
         func run() throws {
-            try global.run { service in
+            try global.run(createDatabase: false) { service in
                 let lifetime = try lifetime.map { try TimeText.duration($0) }
                 let issued = try service.issueAdminToken(
                     subject: subject, scopes: Set(scopes.compactMap(AdminScope.init(rawValue:))), lifetime: lifetime, audience: aud, actor: global.auditActor)
@@ -158,7 +162,7 @@ struct TokenCommand: ParsableCommand {
         }
 
         func run() throws {
-            try global.run { service in
+            try global.run(createDatabase: false) { service in
                 let report = if let token {
                     try service.revokeAdminToken(try TokenCommand.read(token), actor: global.auditActor)
                 } else {
@@ -234,6 +238,9 @@ struct TokenCommand: ParsableCommand {
             } catch let error as TokenError {
                 printError(error.description)
                 throw ExitStatus.refused
+            } catch {
+                // Standard input empty, say: its message, not the error's Swift spelling.
+                throw fail(error)
             }
         }
     }

@@ -6,6 +6,7 @@ struct AdminTokenCLITests {
     @Test("issues a scoped admin token, audited; verify --kind admin accepts it and --kind access refuses it")
     func issues() throws {
         let cli = try CLIHarness()
+        #expect(try cli.run(["db", "migrate"]).status == 0)
         let issued = try cli.run(["token", "admin", "--scope", "catalog", "--scope", "members", "--subject", "alice", "--lifetime", "30m", "--json", "--actor", "ops"])
         #expect(issued.status == 0, "\(issued.stderr)")
         let object = try #require(try cli.json(issued.stdout) as? [String: Any])
@@ -22,6 +23,19 @@ struct AdminTokenCLITests {
         #expect(entries.first?["action"] as? String == "token.admin" && entries.first?["actor"] as? String == "admin:ops")
     }
 
+    @Test("without the database (PAYWALL_DB unset, a typo): token admin, revoke-admin, issue, grant and comp refuse and make none, so no token is minted or revoked with its audit entry in a new file")
+    func noDatabase() throws {
+        let cli = try CLIHarness()
+        for arguments in [["token", "admin", "--scope", "audit", "--subject", "alice"], ["token", "revoke-admin", "--subject", "alice"],
+                          ["token", "issue", "--account", "ada@example.com"], ["token", "grant", "--device", "d-1", "--title", "euronews", "--article", "a1"],
+                          ["token", "comp", "--account", "ada@example.com", "--title", "euronews", "--days", "3"]] {
+            let result = try cli.run(arguments)
+            #expect(result.status == 2 && result.stdout.isEmpty, "\(arguments): \(result.stdout) \(result.stderr)")
+            #expect(result.stderr.contains("no such file") && result.stderr.contains("paywall db migrate"), "\(arguments): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: cli.database), "\(arguments) made a database")
+        }
+    }
+
     @Test("refused: no scope, an unknown scope, too long a lifetime, a bad subject; errors on stderr, non-zero exit, no token", arguments: [
         (["--subject", "alice"], "at least one --scope"),
         (["--scope", "root", "--subject", "alice"], "unknown scope 'root'"),
@@ -30,6 +44,7 @@ struct AdminTokenCLITests {
     ] as [([String], String)])
     func refused(arguments: [String], message: String) throws {
         let cli = try CLIHarness()
+        #expect(try cli.run(["db", "migrate"]).status == 0)
         let result = try cli.run(["token", "admin"] + arguments)
         #expect(result.status != 0)
         #expect(result.stdout.isEmpty)
@@ -39,6 +54,7 @@ struct AdminTokenCLITests {
     @Test("revoke-admin: by id, then by subject; verify --kind admin refuses the revoked; audited; bad input refused, nothing stored")
     func revoke() throws {
         let cli = try CLIHarness()
+        #expect(try cli.run(["db", "migrate"]).status == 0)
         func mint(_ subject: String) throws -> (token: String, id: String) {
             let issued = try cli.run(["token", "admin", "--scope", "audit", "--subject", subject, "--json"])
             let token = try #require((try cli.json(issued.stdout) as? [String: Any])?["token"] as? String)

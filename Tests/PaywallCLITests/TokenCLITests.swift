@@ -34,6 +34,20 @@ struct TokenCLITests {
         #expect(try cli.run(["token", "verify", "-"], input: token + "\n").status == 0)
         // Second issue: no new key, no announcement.
         #expect(try !cli.run(["token", "issue", "--account", "ada@example.com"]).stderr.contains("created"))
+        // Whoever holds an issued token reads as the reader: each is audited, with its id.
+        let jti = try #require(claims["jti"] as? String)
+        let entries = try #require(try cli.json(try cli.run(["audit", "list", "--json"]).stdout) as? [[String: Any]])
+        let issuedEntries = entries.filter { $0["action"] as? String == "token.access" }
+        #expect(issuedEntries.count == 2 && issuedEntries.contains { ($0["details"] as? String)?.contains(jti) == true }, "\(issuedEntries)")
+        #expect(issuedEntries.allSatisfy { $0["actor"] as? String == "admin:tester" })
+    }
+
+    @Test("inspect - with nothing on standard input: the message on stderr, not the error's Swift spelling")
+    func inspectEmptyInput() throws {
+        let cli = try CLIHarness()
+        let result = try cli.run(["token", "inspect", "-"], input: "")
+        #expect(result.status != 0 && result.stdout.isEmpty)
+        #expect(result.stderr.contains("paywall: error: expected a token on standard input") && !result.stderr.contains("CLIFailure"), "\(result.stderr)")
     }
 
     @Test("refused tokens: exit 1 and the reason on one line", arguments: [

@@ -134,7 +134,7 @@ struct AccountStoreTests {
         #expect(try f.store.titles().map(\.isRetired) == [false, false])
     }
 
-    @Test("deleting removes the account, its credentials, memberships, sessions and reads", arguments: TestBackend.all)
+    @Test("deleting removes the account, its credentials, memberships, sessions and sign-in throttle rows; its reads stay in the reads report under a pseudonym", arguments: TestBackend.all)
     func delete(backend: TestBackend) throws {
         let f = try StoreFixture(backend: backend)
         try f.title("euronews")
@@ -143,6 +143,11 @@ struct AccountStoreTests {
         _ = try f.store.grantMembership(accountID: account.id, planID: PlanID(rawValue: "all"), periodEnd: f.clock.now().addingTimeInterval(86_400), source: .admin, actor: f.admin)
         _ = try f.store.createSession(accountID: account.id, tokenHash: [1, 2, 3], lifetime: 3_600)
         try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
+        try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "a2", at: f.clock.now()))
+        try f.store.recordRead(ArticleRead(subject: .device("dev-1"), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
+        _ = try f.store.claimSignInAttempt(keys: [("email:ada@example.com", 900, { _ in 0 }), ("reauth:" + account.id.rawValue, 900, { _ in 0 })], at: f.clock.now())
+        let month = (from: f.clock.now().addingTimeInterval(-86_400), to: f.clock.now().addingTimeInterval(86_400))
+        let report = try f.store.readsByTitle(from: month.from, to: month.to, title: nil)
         // A membership the caller's test picks (read in the deletion's own transaction)
         // keeps the account whole, and comes back.
         let before = try f.snapshot()
@@ -152,9 +157,14 @@ struct AccountStoreTests {
         #expect(try f.snapshot() == before, "nothing deleted, nothing audited")
         #expect(try f.store.deleteAccount(id: account.id, actor: f.admin) == nil)
         let counts = try f.snapshot()
-        for table in ["accounts", "credentials", "memberships", "membership_events", "sessions", "reads"] {
+        for table in ["accounts", "credentials", "memberships", "membership_events", "sessions", "sign_in_failures"] {
             #expect(counts[table] == 0, "\(table) still has rows")
         }
+        // The reads report of the month is what it was (publishers are paid on it): the
+        // reads stay, under one pseudonym, none the account's any more.
+        #expect(try f.store.readsByTitle(from: month.from, to: month.to, title: nil) == report)
+        #expect(counts["reads"] == 3)
+        #expect(try f.store.reads(subject: .account(account.id), limit: 10).isEmpty)
         #expect(try f.store.auditEntries().first?.action == "account.delete")
         #expect(throws: StoreError.accountNotFound(account.id.rawValue)) { try f.store.deleteAccount(id: account.id, actor: f.admin) }
     }

@@ -10,9 +10,13 @@ import PaywallStore
 /// older revision's files again.
 extension PaywallService {
     /// Checks the policy folder and publishes it, by `author`. Refuses a folder that does
-    /// not check (nothing is stored).
-    public func publishPolicy(directory: URL, author: String, note: String? = nil) throws(ServiceError) -> PublishedPolicy {
+    /// not check (nothing is stored). Audited by `actor` (default: `admin:` and the author),
+    /// the author and the note in the entry: the audit log is searched by actor, and an
+    /// author is free text (found in review: `--actor alice --author "Alice (on call)"` was
+    /// recorded as `admin:Alice (on call)`).
+    public func publishPolicy(directory: URL, author: String, note: String? = nil, actor: AuditActor? = nil) throws(ServiceError) -> PublishedPolicy {
         let author = try Self.author(author)
+        let note = try Self.note(note)
         let sources: [PolicySource]
         let policy: Policy
         do {
@@ -23,7 +27,7 @@ extension PaywallService {
         }
         var files: [String: String] = [:]
         for source in sources { files[URL(fileURLWithPath: source.name).lastPathComponent] = source.text }
-        let published = try mapped { try store.publishPolicy(revision: policy.revision, files: files, author: author, note: note) }
+        let published = try mapped { try store.publishPolicy(revision: policy.revision, files: files, author: author, note: note, actor: actor) }
         putInForce(policy, publication: published.number)
         return published
     }
@@ -39,7 +43,7 @@ extension PaywallService {
 
     /// Publishes again the files of an earlier publication of `revision` (a revision id or
     /// a unique prefix), by `author`. The files must still check with this version.
-    public func rollbackPolicy(to revision: String, author: String) throws(ServiceError) -> PublishedPolicy {
+    public func rollbackPolicy(to revision: String, author: String, actor: AuditActor? = nil) throws(ServiceError) -> PublishedPolicy {
         let author = try Self.author(author)
         let wanted = revision.trimmingCharacters(in: .whitespaces)
         guard !wanted.isEmpty, wanted.allSatisfy(\.isHexDigit) else {
@@ -50,7 +54,8 @@ extension PaywallService {
         }
         let policy = try Self.compile(earlier)
         let published = try mapped {
-            try store.publishPolicy(revision: policy.revision, files: earlier.files, author: author, note: "rollback to \(earlier.revision) (publication \(earlier.number))")
+            try store.publishPolicy(
+                revision: policy.revision, files: earlier.files, author: author, note: "rollback to \(earlier.revision) (publication \(earlier.number))", actor: actor)
         }
         putInForce(policy, publication: published.number)
         return published
@@ -88,11 +93,26 @@ extension PaywallService {
         }
     }
 
-    /// An author as recorded: printable, 1–100 characters.
+    /// An author as recorded: printable, 1–100 characters. Printable as ``PrintableText``
+    /// means it: no control character (C0, DEL, C1) and no bidirectional override, which
+    /// made a history or an audit line read otherwise than it holds (found in review: only
+    /// ASCII controls were refused).
     static func author(_ text: String) throws(ServiceError) -> String {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(trimmed.count), !trimmed.contains(where: { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true }) else {
-            throw .invalidInput(.invalidValue(field: "author", value: trimmed, expected: "1 to 100 printable characters"))
+        guard (1...100).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: PrintableText.mustEscape) else {
+            throw .invalidInput(.invalidValue(field: "author", value: PrintableText.quoted(trimmed), expected: "1 to 100 printable characters"))
+        }
+        return trimmed
+    }
+
+    /// A publication's note: nil, or one printable line of at most 500 characters (`policy
+    /// history` prints it as it is; it was taken unchecked).
+    static func note(_ text: String?) throws(ServiceError) -> String? {
+        guard let text else { return nil }
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty { return nil }
+        guard trimmed.count <= 500, !trimmed.unicodeScalars.contains(where: PrintableText.mustEscape) else {
+            throw .invalidInput(.invalidValue(field: "note", value: PrintableText.quoted(trimmed), expected: "one line of at most 500 printable characters"))
         }
         return trimmed
     }

@@ -23,7 +23,7 @@ extension Store {
     /// Publishes `files` (already checked by the caller) as the policy every server runs,
     /// audited as `policy.publish` with its author. On PostgreSQL the commit notifies
     /// ``policyChannel`` so servers switch at once; each server also polls.
-    public func publishPolicy(revision: String, files: [String: String], author: String, note: String?) throws(StoreError) -> PublishedPolicy {
+    public func publishPolicy(revision: String, files: [String: String], author: String, note: String?, actor: AuditActor? = nil) throws(StoreError) -> PublishedPolicy {
         let now = clock.now()
         let text = Self.json(files)
         return try write { db in
@@ -37,8 +37,8 @@ extension Store {
             let number = try db.insertedID(
                 "INSERT INTO policy_revisions (revision, files, author, note, published_at) VALUES (?, ?, ?, ?, ?)",
                 [revision, text, author, note, now.millis])
-            try audit(db, actor: .admin(author), action: "policy.publish", target: "policy", details: [
-                "revision": revision, "number": String(number), "note": note ?? "",
+            try audit(db, actor: actor ?? .admin(author), action: "policy.publish", target: "policy", details: [
+                "revision": revision, "number": String(number), "note": note ?? "", "author": author,
             ])
             if db.dialect == .postgres {
                 // Delivered when (and only if) this transaction commits.

@@ -37,8 +37,12 @@ func printWarning(_ message: String) {
 extension GlobalOptions {
     /// The audit actor: `admin:<--actor or OS user>`.
     var auditActor: AuditActor {
-        let name = actor ?? ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.userName
-        return .admin(name)
+        if let actor { return .admin(actor) }  // checked as an option
+        // The system user, as given: controls and bidirectional overrides escaped and the
+        // length cut, as `--actor` would refuse them (found in review: unchecked, a `$USER`
+        // could write what it liked into the audit log).
+        let user = ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.userName
+        return .admin((try? PaywallService.validatedAdminName(user)) ?? PrintableText.quoted(user, limit: 64))
     }
 
     /// The service's configuration from the environment and these flags.

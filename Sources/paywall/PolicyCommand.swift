@@ -225,7 +225,7 @@ extension PolicyCommand {
         func run() throws {
             try global.run(policies: directory) { service in
                 let published = try service.publishPolicy(
-                    directory: service.configuration.policyDirectory, author: author ?? global.actor ?? NSUserName(), note: note)
+                    directory: service.configuration.policyDirectory, author: author ?? global.actor ?? NSUserName(), note: note, actor: global.auditActor)
                 let unknown = try service.titleSectionsNotInCatalog(try service.policy())
                 if !unknown.isEmpty {
                     printWarning("the policy has sections for titles not in the catalog, whose rules apply to nothing until they are added: \(unknown.joined(separator: ", ")) (a mistyped id?)")
@@ -273,7 +273,7 @@ extension PolicyCommand {
 
         func run() throws {
             try global.run { service in
-                let published = try service.rollbackPolicy(to: revision, author: author ?? global.actor ?? NSUserName())
+                let published = try service.rollbackPolicy(to: revision, author: author ?? global.actor ?? NSUserName(), actor: global.auditActor)
                 if global.json { Output(json: true).emit(PublishedPolicyView(published)); return }
                 print("published revision \(published.revision) again (publication \(published.number), by \(published.author))")
             }

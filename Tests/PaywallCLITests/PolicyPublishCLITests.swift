@@ -47,6 +47,23 @@ struct PolicyPublishCLITests {
         #expect(latest.first?["author"] as? String == "carol", "\(latest.first ?? [:])")
     }
 
+    @Test("publications are audited by --actor, the author and note in the entry; an author or a note that would not print as it is (controls, bidirectional overrides) is refused, nothing stored")
+    func actorAndText() throws {
+        let cli = try CLIHarness()
+        for (arguments, field) in [(["--author", "ada\u{202E}nimda"], "author"), (["--author", "a\u{85}da"], "author"),
+                                   (["--author", "ada", "--note", "fix\u{1B}[2J"], "note"), (["--author", "ada", "--note", "two\nlines"], "note")] {
+            let refused = try cli.run(["policy", "publish", CLIHarness.repositoryPolicies] + arguments)
+            #expect(refused.status == 1 && refused.stderr.contains(field), "\(arguments): \(refused.stderr)")
+        }
+        #expect(try cli.run(["policy", "history"]).stdout.contains("no policy was published"))
+        let published = try cli.run(["policy", "publish", CLIHarness.repositoryPolicies, "--actor", "alice", "--author", "Alice (on call)", "--note", "the spring offer"])
+        #expect(published.status == 0, "\(published.stderr)")
+        let entries = try #require(try cli.json(try cli.run(["audit", "list", "--json"]).stdout) as? [[String: Any]])
+        let entry = try #require(entries.first { $0["action"] as? String == "policy.publish" })
+        #expect(entry["actor"] as? String == "admin:alice", "\(entry)")
+        #expect((entry["details"] as? String)?.contains("Alice (on call)") == true && (entry["details"] as? String)?.contains("the spring offer") == true, "\(entry)")
+    }
+
     @Test("publishing a policy with a section for a title not in the catalog warns, naming it, and publishes")
     func unknownTitleSection() throws {
         let cli = try CLIHarness()

@@ -99,10 +99,16 @@ extension PaywallAPI {
         group.post("/plans") { request, _ in
             let admin = try await self.admin(request, .catalog)
             var request = request
-            let body = try await RequestBody.object(&request).only(["id", "name", "period", "titles"])
+            let body = try await RequestBody.object(&request).only(["id", "name", "period", "titles", "allTitles"])
             let (id, name, period) = (try body.requiredString("id"), try body.requiredString("name"), try body.requiredString("period"))
-            // Absent or empty: every title (as `paywall plan add --all`).
-            let titles = try body.strings("titles", max: 1_000)
+            // Every title, present and future, only when asked for by name (`allTitles: true`,
+            // as `paywall plan add --all` and PATCH do): a body that forgot `titles` sold the
+            // whole catalog (found in review).
+            let titles = try body.strings("titles", max: 1_000), all = try body.bool("allTitles") ?? false
+            if titles == nil, !all {
+                throw APIError(status: .badRequest, code: "missing_field", message: "give 'titles' (the plan's titles) or 'allTitles': true (every title, now and later)")
+            }
+            if titles != nil, all { throw body.invalid("allTitles", "left out when 'titles' is given (one or the other)") }
             let plan = try await service.blocking { service throws(ServiceError) in
                 try service.addPlan(id: id, name: name, period: period, titles: titles, actor: admin.actor)
             }

@@ -8,7 +8,7 @@ struct MembershipCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "membership",
         abstract: "Grant, cancel and inspect memberships.",
-        subcommands: [Grant.self, Cancel.self, Show.self]
+        subcommands: [Grant.self, Cancel.self, PastDue.self, Show.self]
     )
 
     struct Grant: ParsableCommand {
@@ -80,6 +80,31 @@ struct MembershipCommand: ParsableCommand {
         }
     }
 
+    struct PastDue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "past-due",
+            abstract: "Mark a membership past due: it reads until --grace-end, then ends unless paid.",
+            discussion: """
+                As POST /admin/v1/accounts/{account}/memberships/past-due: for a payment taken by \
+                hand that failed. --grace-end is an ISO 8601 date or time in the future (a bare date \
+                is its first instant, 00:00 UTC). Granting the plan again makes it active.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+        @Option(help: "The plan id (needed when the account has several memberships).") var plan: String?
+        @Option(name: .customLong("grace-end"), help: "When access ends unless paid, e.g. 2027-01-08 or 2027-01-07T18:00:00Z.") var graceEnd: String
+
+        func run() throws {
+            try global.run(createDatabase: false) { service in
+                let membership = try service.markPastDue(account: account, plan: plan, graceEnd: try TimeText.instant(graceEnd), actor: global.auditActor)
+                let view = MembershipView(membership, now: service.now)
+                if global.json { Output(json: true).emit(view); return }
+                print("membership #\(view.id) (\(view.plan)) past due; access until \(membership.accessEnd.text) unless paid")
+            }
+        }
+    }
+
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an account's memberships and their status history.")
         @OptionGroup var global: GlobalOptions
@@ -109,7 +134,7 @@ struct TrialCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trial",
         abstract: "Start and inspect free trials (one per person, ever).",
-        subcommands: [Start.self, Show.self]
+        subcommands: [Start.self, End.self, Show.self]
     )
 
     struct Start: ParsableCommand {
@@ -127,6 +152,21 @@ struct TrialCommand: ParsableCommand {
                 let trial = try service.startTrial(account: account, length: TimeInterval(days) * 86_400, actor: global.auditActor)
                 let view = TrialView(trial, now: service.now)
                 if global.json { Output(json: true).emit(view) } else { print("trial #\(view.id) started; ends \(view.endsAt.text)") }
+            }
+        }
+    }
+
+    struct End: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End an account's trial now (as POST /admin/v1/accounts/{account}/trial/end); the person's one trial stays used.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account's email or id.") var account: String
+
+        func run() throws {
+            try global.run(createDatabase: false) { service in
+                let trial = try service.endTrial(account: account, actor: global.auditActor)
+                let view = TrialView(trial, now: service.now)
+                if global.json { Output(json: true).emit(view) } else { print("trial #\(view.id) ended") }
             }
         }
     }

@@ -493,3 +493,31 @@ struct BackupSchemaTests {
         }
     }
 }
+
+@Suite("paywall membership past-due and trial end (as the admin API's)")
+struct PastDueAndTrialEndCLITests {
+    @Test("past-due: the membership reads until the grace end, audited; a grace end passed, an unknown account or plan: refused, nothing stored. trial end: ended, audited; none to end: refused")
+    func pastDueAndTrialEnd() throws {
+        let cli = try CLITests().seeded()
+        #expect(try cli.run(["membership", "grant", "ada@example.com", "--plan", "news"]).status == 0)
+        let before = try cli.run(["membership", "show", "ada@example.com", "--json"]).stdout
+        for (arguments, message) in [(["--grace-end", "2001-01-01"], "graceEnd"), (["--grace-end", "soon"], "soon"), (["--plan", "nope", "--grace-end", "2099-01-01"], "nope")] {
+            let refused = try cli.run(["membership", "past-due", "ada@example.com"] + arguments)
+            #expect(refused.status != 0 && refused.stdout.isEmpty && refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+        }
+        #expect(try cli.run(["membership", "past-due", "nobody@example.com", "--grace-end", "2099-01-01"]).status == 1)
+        #expect(try cli.run(["membership", "show", "ada@example.com", "--json"]).stdout == before, "nothing stored")
+        let marked = try cli.run(["membership", "past-due", "ada@example.com", "--grace-end", "2099-01-01", "--json", "--actor", "ops"])
+        #expect(marked.status == 0, "\(marked.stderr)")
+        #expect((try cli.json(marked.stdout) as? [String: Any])?["status"] as? String == "past_due", "\(marked.stdout)")
+
+        #expect(try cli.run(["trial", "end", "ada@example.com"]).status == 1, "no trial to end")
+        #expect(try cli.run(["trial", "start", "ada@example.com", "--days", "14"]).status == 0)
+        let ended = try cli.run(["trial", "end", "ada@example.com", "--actor", "ops"])
+        #expect(ended.status == 0 && ended.stdout.contains("ended"), "\(ended.stdout) \(ended.stderr)")
+        let audit = try cli.run(["audit", "list", "--json"]).stdout
+        let actions = (try cli.json(audit) as? [[String: Any]])?.filter { $0["actor"] as? String == "admin:ops" }.compactMap { $0["action"] as? String } ?? []
+        #expect(actions.count == 2, "\(actions)")
+        #expect(try cli.run(["trial", "start", "ada@example.com"]).status == 1, "the person's one trial stays used")
+    }
+}

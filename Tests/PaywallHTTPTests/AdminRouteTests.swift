@@ -379,8 +379,15 @@ struct AdminRouteTests {
         let f = try seededFixture()
         let token = try adminToken(f, [.catalog])
         let before = try f.snapshot()
+        let (forgot, both) = try await withAPI(f) { client in
+            (try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month"}"#, token: token),
+             try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month","titles":["euronews"],"allTitles":true}"#, token: token))
+        }
+        // Neither titles nor allTitles: refused, not a plan of the whole catalog.
+        #expect(forgot.status == .badRequest && forgot.errorCode == "missing_field" && forgot.text.contains("allTitles"), "\(forgot.text)")
+        #expect(both.status == .badRequest && both.errorCode == "invalid_field", "\(both.text)")
         let (badPeriod, badTitle, missingName, noTitles) = try await withAPI(f) { client in
-            (try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"decade"}"#, token: token),
+            (try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"decade","titles":["euronews"]}"#, token: token),
              try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month","titles":["nope"]}"#, token: token),
              try await client.call(.post, "/admin/v1/plans", #"{"id":"p","period":"month"}"#, token: token),
              try await client.call(.post, "/admin/v1/plans", #"{"id":"p","name":"P","period":"month","titles":[]}"#, token: token))
@@ -392,7 +399,7 @@ struct AdminRouteTests {
         #expect(missingName.status == .badRequest && missingName.errorCode == "missing_field")
         #expect(try f.snapshot() == before)
         let (created, all, one, missing) = try await withAPI(f) { client in
-            (try await client.call(.post, "/admin/v1/plans", #"{"id":"everything","name":"Everything","period":"year"}"#, token: token),
+            (try await client.call(.post, "/admin/v1/plans", #"{"id":"everything","name":"Everything","period":"year","allTitles":true}"#, token: token),
              try await client.call(.get, "/admin/v1/plans", token: token),
              try await client.call(.get, "/admin/v1/plans/everything", token: token),
              try await client.call(.get, "/admin/v1/plans/nope", token: token))

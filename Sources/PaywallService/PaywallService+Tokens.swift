@@ -101,7 +101,7 @@ extension PaywallService {
     private func changeKeys(
         action: String, actor: AuditActor, details: () -> [String: String] = { [:] }, _ change: (inout KeyRing, Date) throws(KeyRingError) -> KeyRecord
     ) throws(ServiceError) -> KeyRecord {
-        try mapped {
+        let record = try mapped {
             let at = now
             let (_, record) = try KeyRing.modify(directory: configuration.keysDirectory) { (ring: inout KeyRing) throws(KeyRingError) -> KeyRecord in
                 let record = try change(&ring, at)
@@ -110,11 +110,17 @@ extension PaywallService {
                 hold(ring)
                 return record
             }
+            return record
+        }
+        // The folder is changed: a failure from here on must say so.
+        do {
             try store.recordAudit(actor: actor, action: action, target: "key:\(record.kid)", details: [
                 "alg": record.algorithm.rawValue, "activatesAt": TimeText.format(record.activatesAt),
             ].merging(details()) { $1 })
-            return record
+        } catch {
+            throw .auditMissing(change: "\(action) of key \(record.kid)", reason: error.description)
         }
+        return record
     }
 
     // MARK: - Issuing

@@ -103,6 +103,11 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `transient`: the refusal was the database's or the server's (unavailable,
     /// overloaded), not the event's: the same file replayed later may go through.
     case billingReplayStopped(event: Int, total: Int, reason: String, transient: Bool)
+    /// A change outside the database was made (the key folder), and its audit entry could
+    /// not be written after it: said as made, with what to record by hand, so that nobody
+    /// runs it again believing nothing happened (found in review: a retried `keys generate`
+    /// made another signing key).
+    case auditMissing(change: String, reason: String)
 
     public var description: String {
         switch self {
@@ -144,6 +149,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .subscriptionActive(provider):
             "a subscription through \(provider == "apple" ? "the App Store" : "Stripe") still renews a membership of this account: cancel it there first (it ends at the end of its period), then delete the account"
         case let .billing(error): error.description
+        case let .auditMissing(change, reason):
+            "\(change) was made, but its audit entry could not be written (\(reason)): do not run it again; record it by hand once the database answers"
         case let .billingReplayStopped(event, total, reason, transient):
             "event \(event) of \(total) was refused (\(reason)); the \(event - 1) before it were taken (applied, or waiting or failed as listed) and none after it: "
                 + (transient ? "replay the file again once the database answers" : "fix or remove it and replay the file again")
@@ -223,6 +230,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .emailNotVerified: .forbidden
         case .subscriptionActive: .conflict
         case let .billingReplayStopped(_, _, _, transient): transient ? .unavailable : .invalid
+        case .auditMissing: .unavailable
         case let .billing(error):
             // 404, not 503: a server without the provider's settings has no such endpoint,
             // and the provider keeps the event to deliver again.
@@ -320,6 +328,7 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .subscriptionActive: "subscription_active"
         case .mailNotDelivered: "mail_not_delivered"
         case .billingReplayStopped: "replay_stopped"
+        case .auditMissing: "audit_missing"
         case let .billing(error):
             if case .notConfigured = error { "billing_not_configured" } else if error.isSignatureFailure { "invalid_signature" } else { "invalid_event" }
         }

@@ -142,3 +142,23 @@ struct TokenServiceTests {
         try FileManager.default.moveItem(at: aside, to: folder)
     }
 }
+
+@Suite("A key change whose audit entry cannot be written")
+struct KeyChangeAuditMissingTests {
+    @Test("is said as made (audit_missing, do not run it again), not as a database error that nothing happened")
+    func saidAsMade() throws {
+        let f = try ServiceFixture()
+        let first = try f.service.generateKey(.es256, actor: f.admin)
+        try f.service.close()  // the database is gone; the key folder is not
+        do {
+            let second = try f.service.generateKey(.es256, actor: f.admin)
+            Issue.record("generated \(second.kid) and said nothing of the audit")
+        } catch {
+            #expect(error.code == "audit_missing", "\(error)")
+            #expect(error.description.contains("key.generate of key") && error.description.contains("do not run it again"), "\(error.description)")
+        }
+        // The change stands: a second key is in the folder beside the first.
+        let ring = try KeyRing.load(directory: f.service.configuration.keysDirectory)
+        #expect(ring.records.count == 2 && ring.records.contains { $0.kid == first.kid }, "\(ring.records.map(\.kid))")
+    }
+}

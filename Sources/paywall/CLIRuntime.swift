@@ -155,7 +155,7 @@ func hint(for error: ServiceError) -> String? {
         }
     case let .keys(error):
         switch error {
-        case .noSigningKey: "make one with 'paywall keys generate', or allow a development key with PAYWALL_DEV_KEYS=1"
+        case .noSigningKey: "make one with 'paywall keys generate' (a command other than serve makes a development key with PAYWALL_DEV_KEYS=1; serve only with --demo)"
         case .unknownKey: "list keys with 'paywall keys list'"
         case .missingPrivateKey, .tooSoonToRetire: "'paywall keys retire KID --force' retires it anyway"
         case .symbolicLink: "point --keys at the real folder"

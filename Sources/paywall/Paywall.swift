@@ -11,7 +11,7 @@ struct Paywall: AsyncParsableCommand {
             Start with 'paywall serve --demo' (the HTTP API with a sample catalog). Every \
             command works on one database, a SQLite file or a postgres:// URL: --db, else $PAYWALL_DB, else \
             ./paywall.sqlite (created and migrated by the first command that changes something; one \
-            that only reads, 'db backup' and 'serve' without --demo refuse a file that does not exist), and signs with the keys in \
+            that only reads, the token commands, 'db backup' and 'serve' without --demo refuse a file that does not exist), and signs with the keys in \
             --keys DIR, else $PAYWALL_KEYS, else ./Keys (the admin commands create a development \
             key on first use and say so; PAYWALL_DEV_KEYS=0 refuses; 'serve' without --demo never \
             does). Add --json for machine-readable output. Exit status: 0 success; 1 refused \

@@ -31,8 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
             for; unset: none), PAYWALL_LINK_BASE (the site's public address), PAYWALL_CORS_ORIGINS \
             (origins whose pages may call the API), PAYWALL_IDLE_TIMEOUT (default 60s), PAYWALL_BODY_TIMEOUT (default 30s), PAYWALL_SENDMAIL and \
             PAYWALL_MAIL_FROM (mail), PAYWALL_MAX_SESSIONS, PAYWALL_SIGNUPS_PER_ADDRESS, \
-            PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL, PAYWALL_DEV_KEYS (1: make a development key when \
-            there is none; --demo does), PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
+            PAYWALL_TRIAL_NEEDS_VERIFIED_EMAIL, PAYWALL_DEV_KEYS (refused as 1 without --demo: a \
+            server signs with a key made with 'paywall keys generate'), PAYWALL_GIFT_TTL, PAYWALL_GIFT_MONTHLY_LIMIT, PAYWALL_ADMIN_TTL, PAYWALL_SCRYPT_LN, \
             PAYWALL_BUSY_TIMEOUT, PAYWALL_METER_COMMITTERS (PostgreSQL: metered-read transactions in flight, \
             default 1), PAYWALL_METER_STATE (SQLite: metered readers whose counted articles the writer keeps \
             in memory, default 50000, about 1.5 KB each; 0: none), PAYWALL_STRIPE_WEBHOOK_SECRETS, PAYWALL_STRIPE_GRACE, \
@@ -62,6 +62,13 @@ struct ServeCommand: AsyncParsableCommand {
         // The demo adds readers with known passwords and year-long memberships: never
         // into a database only the environment names, which may be production's
         // (`export PAYWALL_DB=postgres://…` as the README shows; found in review).
+        // Without --demo a server never invents a key: one made on the spot, published by no
+        // rotation, would sign every reader's tokens (found in review: PAYWALL_DEV_KEYS=1
+        // made one, though the help said 'serve' never does).
+        if !demo, let asked = environment["PAYWALL_DEV_KEYS"], ["1", "true", "yes", "on"].contains(asked.lowercased()) {
+            throw ValidationError(
+                "PAYWALL_DEV_KEYS=\(asked): serve makes no development key without --demo; make a signing key with 'paywall keys generate' (or 'paywall keys rotate'), or run 'paywall serve --demo'")
+        }
         if demo, db == nil, let named = environment["PAYWALL_DB"], !named.isEmpty {
             throw ValidationError(
                 "--demo adds sample readers with known passwords: it does not use the database PAYWALL_DB names; give it one with --db (e.g. --db demo.sqlite), or unset PAYWALL_DB for ./paywall.sqlite")

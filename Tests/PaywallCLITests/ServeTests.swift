@@ -178,9 +178,13 @@ struct ServeTests {
             #expect(result.stderr.contains("invalid"), "\(result.stderr)")
         }
         // A misspelt setting is not ignored (the default would be taken silently).
-        let typo = try cli.run(["serve", "--port", "0"], extraEnvironment: ["PAYWALL_DEV_KEYS": "1", "PAYWALL_PORTT": "9"])
+        let typo = try cli.run(["serve", "--port", "0"], extraEnvironment: ["PAYWALL_PORTT": "9"])
         #expect(typo.status == 64 && typo.stderr.contains("PAYWALL_PORTT is not a setting of paywall (did you mean PAYWALL_PORT?)"), "\(typo.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "refused before anything was made")
+        // Without --demo, no development key even when asked for: a usage error, no key made.
+        let devKeys = try cli.run(["serve", "--port", "0"], extraEnvironment: ["PAYWALL_DEV_KEYS": "1"])
+        #expect(devKeys.status == 64 && devKeys.stderr.contains("serve makes no development key without --demo"), "\(devKeys.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.keys + "/keyring.json"), "no key was made")
         // The demo with a key folder that can be neither opened nor made: refused before a
         // database is made.
         let demoDatabase = cli.folder.appendingPathComponent("demo.sqlite").path

@@ -252,7 +252,7 @@ extension PaywallAPI {
             var request = request
             let reference = try Self.parameter(context, "account")
             let body = try await RequestBody.object(&request).only(["titles", "days"])
-            guard let titles = try body.strings("titles", max: 100) else { throw body.missing("titles") }
+            guard let titles = try body.strings("titles", max: PaywallService.maximumCompTitles) else { throw body.missing("titles") }
             guard let days = try body.integer("days") else { throw body.missing("days") }
             let issued = try await service.blocking { service throws(ServiceError) in
                 try service.issueCompGrant(account: reference, titles: titles, days: days, audience: nil, actor: admin.actor)

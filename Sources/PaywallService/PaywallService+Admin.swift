@@ -347,10 +347,14 @@ extension PaywallService {
             }
             throw error
         }
-        try mapped {
+        // In force already: a failure from here on says so (answered as a plain database
+        // error, the caller took the reload for not done; found in review).
+        do {
             try store.recordAudit(actor: admin.actor, action: "policy.reload", target: "policy", details: [
                 "from": previous ?? "none", "to": loaded.revision, "jti": admin.tokenID,
             ])
+        } catch {
+            throw .auditMissing(change: "the reload of the policy (revision \(loaded.revision) in force)", reason: error.description)
         }
         return PolicySummary(revision: loaded.revision, rules: loaded.ruleNames, meters: loaded.meters, previousRevision: previous)
     }

@@ -245,6 +245,9 @@ extension PaywallService {
         return IssuedToken(token: token, kind: .articleGrant, kid: issuer.signer.kid, claims: claims.registered, createdKey: nil)
     }
 
+    /// The most titles one comp grant names (as `POST /admin/v1/accounts/{account}/comps` takes).
+    public static let maximumCompTitles = 100
+
     /// Issues a comp grant: free access to `titles` for `days` days. Recorded in the audit log.
     public func issueCompGrant(account reference: String, titles: [String], days: Int, audience: String?, actor: AuditActor) throws(ServiceError) -> IssuedToken {
         try mapped {
@@ -252,6 +255,11 @@ extension PaywallService {
                 throw DomainError.invalidValue(field: "days", value: String(days), expected: "1 to \(TokenLimits.maximumCompDays)")
             }
             guard !titles.isEmpty else { throw DomainError.invalidValue(field: "titles", value: "", expected: "at least one title id") }
+            // The admin API's cap, for every caller (the CLI had none: found in review); a
+            // comp's titles travel in its token.
+            guard titles.count <= Self.maximumCompTitles else {
+                throw DomainError.invalidValue(field: "titles", value: "\(titles.count) titles", expected: "at most \(Self.maximumCompTitles)")
+            }
             let audience = try issuingAudience(audience)
             let account = try store.account(matching: reference)
             var ids: [String] = []

@@ -183,6 +183,8 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
             }
         case .unavailable:
             if case .notReady = self { return description }
+            // Said as made (the database's reason stays in the log).
+            if case let .auditMissing(change, _) = self { return "\(change) was made, but its audit entry could not be written: do not do it again" }
             return self == .overloaded ? description : "the service is unavailable; try again shortly"
         case .internal: return "an internal error occurred"
         }

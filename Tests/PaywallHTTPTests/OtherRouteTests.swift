@@ -425,3 +425,15 @@ struct MetricsRouteTests {
         }
     }
 }
+
+@Suite("A change made whose audit entry is missing, over HTTP")
+struct AuditMissingAnswerTests {
+    @Test("503 audit_missing, said as made, no Retry-After (nothing is to be tried again), no database detail")
+    func answer() {
+        let error = APIError(ServiceError.auditMissing(change: "the reload of the policy (revision abc in force)", reason: "SQLite error 8: attempt to write a readonly database"))
+        #expect(error.status == .serviceUnavailable && error.code == "audit_missing")
+        #expect(error.headers[.retryAfter] == nil)
+        #expect(error.message.contains("was made") && error.message.contains("do not do it again") && !error.message.contains("SQLite"), "\(error.message)")
+        #expect(APIError(ServiceError.overloaded).headers[.retryAfter] == "1", "other unavailable answers keep it")
+    }
+}

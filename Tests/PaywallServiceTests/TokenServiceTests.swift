@@ -162,3 +162,22 @@ struct KeyChangeAuditMissingTests {
         #expect(ring.records.count == 2 && ring.records.contains { $0.kid == first.kid }, "\(ring.records.map(\.kid))")
     }
 }
+
+@Suite("Comp grants' titles")
+struct CompTitlesCapTests {
+    @Test("at most 100 titles a comp, for every caller (the CLI's too); past it refused, nothing audited")
+    func capped() throws {
+        let f = try ServiceFixture()
+        _ = try f.service.addTitle(id: "euronews", name: "Euronews", publisher: "Euronews SA", actor: f.admin)
+        _ = try f.service.signUp(email: "ada@example.com", password: "correct horse battery", displayName: nil, actor: f.admin)
+        let before = try f.snapshot()
+        do {
+            _ = try f.service.issueCompGrant(account: "ada@example.com", titles: Array(repeating: "euronews", count: 101), days: 7, audience: nil, actor: f.admin)
+            Issue.record("a comp of 101 titles was issued")
+        } catch {
+            #expect(error.code == "invalid_value" && error.description.contains("at most 100"), "\(error)")
+        }
+        #expect(try f.snapshot() == before)
+        #expect(try f.service.issueCompGrant(account: "ada@example.com", titles: Array(repeating: "euronews", count: 100), days: 7, audience: nil, actor: f.admin).kind == .comp)
+    }
+}

@@ -95,10 +95,16 @@ public enum StripeEvent {
     /// An event's id, type and time as far as they can be read, for an event whose
     /// ``parse(_:grace:livemode:)`` failed: nil when not even those are there.
     public static func identity(_ body: [UInt8]) -> (id: String, type: String, created: Date?)? {
-        guard let event = try? JSONFields.parse(body), let id = try? event.requiredString("id"), let type = try? event.requiredString("type"),
-              !id.isEmpty, id.utf8.count <= 255, type.utf8.count <= 255
-        else { return nil }
+        guard let event = try? JSONFields.parse(body), let (id, type) = try? identity(of: event), !id.isEmpty else { return nil }
         return (id, type, (try? event.seconds("created")) ?? nil)
+    }
+
+    /// An event's id and type, as every event must have them.
+    static func identity(of event: JSONFields) throws(BillingError) -> (id: String, type: String) {
+        let id = try event.requiredString("id")
+        let type = try event.requiredString("type")
+        guard id.utf8.count <= 255, type.utf8.count <= 255 else { throw .malformedEvent("the id or type is longer than 255 bytes") }
+        return (id, type)
     }
 
     /// The event's id and type, and its change (nil for a type we do not act on).
@@ -106,9 +112,7 @@ public enum StripeEvent {
     /// `livemode`, when given, is the only mode taken (Stripe's `livemode` on the event).
     public static func parse(_ body: [UInt8], grace: TimeInterval, livemode expected: Bool? = nil) throws(BillingError) -> (id: String, type: String, change: BillingChange?) {
         let event = try JSONFields.parse(body)
-        let id = try event.requiredString("id")
-        let type = try event.requiredString("type")
-        guard id.utf8.count <= 255, type.utf8.count <= 255 else { throw .malformedEvent("the id or type is longer than 255 bytes") }
+        let (id, type) = try identity(of: event)
         if let expected {
             guard let livemode = try event.bool("livemode") else { throw .malformedEvent("'livemode' is required when PAYWALL_STRIPE_MODE is set") }
             if livemode != expected { throw .wrongEnvironment(livemode ? "live" : "test") }

@@ -245,3 +245,11 @@ public struct BillingPlanMapping: Hashable, Sendable {
         self.planID = planID
     }
 }
+
+extension Sequence where Element == BillingResult {
+    /// How many results of each outcome, as audit details (`applied: "2"`, …; none for an
+    /// outcome no result has).
+    public var outcomeCounts: [String: String] {
+        Dictionary(grouping: self, by: \.outcome.rawValue).mapValues { String($0.count) }
+    }
+}

@@ -23,8 +23,7 @@ public struct APIError: HTTPResponseError, Sendable {
     /// The API error for a service error.
     public init(_ error: ServiceError) {
         self.init(status: Self.status(for: error.category), code: error.code, message: error.publicMessage)
-        // Not for a change made whose audit entry is missing: nothing is to be tried again.
-        if error.category == .unavailable, case .auditMissing = error {} else if error.category == .unavailable { headers[.retryAfter] = "1" }
+        if error.category == .unavailable, error.invitesRetry { headers[.retryAfter] = "1" }
         if let wait = error.retryAfter { headers[.retryAfter] = String(ServiceError.seconds(wait)) }
     }
 

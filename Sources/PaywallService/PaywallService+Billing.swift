@@ -128,11 +128,7 @@ extension PaywallService {
     private func auditReplay(
         _ provider: BillingProvider, _ results: [BillingResult], total: Int, stoppedAt: Int?, actor: AuditActor, source: String
     ) throws(ServiceError) {
-        var details: [String: String] = ["provider": provider.rawValue, "source": String(source.prefix(200)), "events": String(total)]
-        for outcome in BillingOutcome.allCases {
-            let count = results.count { $0.outcome == outcome }
-            if count > 0 { details[outcome.rawValue] = String(count) }
-        }
+        var details = results.outcomeCounts.merging(["provider": provider.rawValue, "source": String(source.prefix(200)), "events": String(total)]) { $1 }
         if let first = results.first { details["first"] = first.eventID }
         if let last = results.last, results.count > 1 { details["last"] = last.eventID }
         if let stoppedAt { details["stoppedAt"] = String(stoppedAt) }
@@ -154,10 +150,10 @@ extension PaywallService {
                 let (_, _, change) = try StripeEvent.parse(Array(event.body.utf8), grace: configuration.stripeGracePeriod, livemode: configuration.stripeLivemode)
                 try mapped { try store.readUnreadBillingEvent(id: event.id, change: change) }
                 if change == nil {
-                    unread.append(BillingResult(provider: .stripe, eventID: event.eventID, type: event.type, outcome: .ignored, detail: "nothing this service acts on (read again)"))
+                    unread.append(BillingResult(provider: .stripe, eventID: event.eventID, type: event.type, outcome: .ignored, detail: Store.ignoredOnRereadDetail))
                 }
             } catch let error as BillingError {
-                unread.append(BillingResult(provider: .stripe, eventID: event.eventID, type: event.type, outcome: .failed, detail: "could not be read: \(error)"))
+                unread.append(BillingResult(provider: .stripe, eventID: event.eventID, type: event.type, outcome: .failed, detail: Store.unreadDetail(error.description)))
             } catch {
                 throw ServiceError.wrapping(error)
             }

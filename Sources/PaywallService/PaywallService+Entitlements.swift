@@ -72,8 +72,6 @@ extension PaywallService {
     /// nil for a reader's own.
     public func recordRead(subject: MeterSubject, title: String, article: String, at: Date? = nil, actor: AuditActor? = nil) throws(ServiceError) {
         let read = try articleRead(subject: subject, title: title, article: article, at: at)
-        try mapped {
-            if let actor { try store.recordReads([read], actor: actor) } else { try store.recordRead(read) }
-        }
+        try mapped { try store.recordReads([read], actor: actor) }
     }
 }

@@ -127,7 +127,7 @@ extension PaywallService {
             guard let (_, ended) = try store.resetPassword(token: token, hash: hash) else { throw ServiceError.linkInvalid }
             // Whoever proved they hold the mailbox may sign in at once: failed guesses by
             // others before the reset no longer hold the account.
-            try store.clearSignInFailures(key: Self.signInThrottleKey(EmailAddress(stored: account.email)))
+            try store.clearSignInFailures(key: Store.signInThrottleKey(email: EmailAddress(stored: account.email)))
             return (account, ended)
         }
     }
@@ -164,7 +164,7 @@ extension PaywallService {
             // The notice to the replaced address is queued: deliver it now, as every other.
             nudgeMailCourier()
             // Whoever proved they hold the mailbox may sign in at once (as after a reset).
-            try store.clearSignInFailures(key: Self.signInThrottleKey(EmailAddress(stored: account.email)))
+            try store.clearSignInFailures(key: Store.signInThrottleKey(email: EmailAddress(stored: account.email)))
             return (account, ended)
         }
     }

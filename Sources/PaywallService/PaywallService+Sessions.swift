@@ -165,13 +165,13 @@ extension PaywallService {
         // shares its budget (a key of its own per variant, e.g. a trailing combining mark
         // the address parser trims, was a fresh budget each). Text that is no address
         // cannot reach a password: only the client's budget applies to it.
-        let emailKey = accountKey ?? (try? EmailAddress(rawEmail)).map { Self.signInThrottleKey($0) }
+        let accountKey = accountKey ?? (try? EmailAddress(rawEmail)).map { Store.signInThrottleKey(email: $0) }
         let clientKey = "client:" + String(client.prefix(128))
         var counted: [(key: String, window: TimeInterval, block: (Int) -> TimeInterval)] = [
             (clientKey, throttle.window, { throttle.wait(failures: $0, free: throttle.clientFree, refuseAfter: throttle.clientRefuseAfter) }),
         ]
-        if let emailKey {
-            counted.append((emailKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }))
+        if let accountKey {
+            counted.append((accountKey, throttle.window, { throttle.wait(failures: $0, free: throttle.accountFree, refuseAfter: throttle.accountRefuseAfter) }))
         }
         // Counted as a failure before the hash, in the transaction that checks the block, so
         // guesses sent at once cannot all pass the check (see ``Store/claimSignInAttempt``).
@@ -191,13 +191,10 @@ extension PaywallService {
         // of one's own must not reset the budget for guessing others').
         try mapped {
             try store.refundSignInAttempt(claim, keys: [clientKey])
-            if let emailKey { try store.clearSignInFailures(key: emailKey) }
+            if let accountKey { try store.clearSignInFailures(key: accountKey) }
         }
         return checked
     }
-
-    /// The sign-in throttle's key for an account's email.
-    static func signInThrottleKey(_ email: EmailAddress) -> String { "email:" + email.lookupKey }
 
     /// A new session within the cap, with its first access token; after a sign-in, only
     /// while `passwordHash` (the one the password was checked against) is still the account's.
@@ -482,7 +479,7 @@ extension PaywallService {
     /// in review). Spending this one takes the reader's session, and the client's budget
     /// still counts every failure.
     func reverified(_ account: Account, password: String, client: String) throws(ServiceError) -> Account {
-        let (verified, _) = try verifiedPassword(email: account.email, password: password, client: client, accountKey: "reauth:" + account.id.rawValue)
+        let (verified, _) = try verifiedPassword(email: account.email, password: password, client: client, accountKey: Store.reverificationThrottleKey(account.id))
         guard verified.id == account.id else { throw .invalidCredentials }
         return verified
     }

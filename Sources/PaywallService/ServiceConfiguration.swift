@@ -286,6 +286,12 @@ public struct ServiceConfiguration: Sendable {
             configuration.policyDirectory = URL(fileURLWithPath: policies)
         }
         if let developmentKeys = overrides.developmentKeys {
+            // The caller decided (`serve` makes a key only with --demo): an environment that
+            // asks otherwise is refused, not ignored (found in review: `serve` made a
+            // development key with PAYWALL_DEV_KEYS=1, though its help said it never does).
+            if !developmentKeys, try flag("PAYWALL_DEV_KEYS") == true {
+                throw invalid("PAYWALL_DEV_KEYS", environment["PAYWALL_DEV_KEYS"] ?? "", "0 or unset: serve makes no development key without --demo (make a signing key with 'paywall keys generate')")
+            }
             configuration.developmentKeys = developmentKeys
         } else {
             configuration.developmentKeys = try flag("PAYWALL_DEV_KEYS") ?? overrides.developmentKeysByDefault

@@ -109,6 +109,14 @@ public enum ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// made another signing key).
     case auditMissing(change: String, reason: String)
 
+    /// Whether trying the same request again may succeed where this failed: not for a change
+    /// made whose audit entry is missing (``auditMissing(change:reason:)``), which would be
+    /// made again. Adapters ask it of unavailable errors (HTTP's `Retry-After`).
+    public var invitesRetry: Bool {
+        if case .auditMissing = self { return false }
+        return true
+    }
+
     public var description: String {
         switch self {
         case let .invalidInput(error): error.description

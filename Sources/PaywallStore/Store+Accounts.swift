@@ -406,7 +406,7 @@ extension Store {
             // deletion, which names no one, meters no one and keeps the distinct readers' count.
             try db.execute("UPDATE reads SET subject = ? WHERE subject = ?", ["deleted:" + UUID().uuidString.lowercased(), MeterSubject.account(id).key])
             // Its sign-in throttle rows name the address (and the account).
-            try db.execute("DELETE FROM sign_in_failures WHERE key IN (?, ?)", ["email:" + EmailAddress(stored: email).lookupKey, "reauth:" + id.rawValue])
+            try db.execute("DELETE FROM sign_in_failures WHERE key IN (?, ?)", [Self.signInThrottleKey(email: EmailAddress(stored: email)), Self.reverificationThrottleKey(id)])
             // The reader's reads through gift links stay counted for the title (what its
             // publisher is paid on), no longer as theirs: each under a subject of its own
             // that names no one (NULL is the anonymous readers' one row per gift, which a

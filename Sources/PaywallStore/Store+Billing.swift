@@ -22,9 +22,7 @@ extension Store {
                     return BillingResult(provider: change.provider, eventID: change.eventID, type: change.type, outcome: .duplicate)
                 }
                 // Kept unread before (``recordUnreadBillingEvent``): read now, it is kept as read.
-                try db.execute("UPDATE billing_events SET change = ?, body = NULL, subscription_id = ?, customer_id = ? WHERE id = ? AND body IS NOT NULL", [
-                    Self.encodeChange(change), change.subscription?.id ?? change.checkoutSubscription, change.customer, id,
-                ])
+                try Self.keepRead(db, id: id, change)
                 return try retry(db, id: id, change: change, now: now)
             }
             let applied = try BillingApplier(store: self, db: db, now: now).apply(change)
@@ -71,9 +69,7 @@ extension Store {
                 }
                 results.append(try retry(db, id: id, change: change, now: now))
             }
-            var outcomes: [String: String] = ["events": String(results.count)]
-            for (outcome, count) in Dictionary(grouping: results, by: \.outcome.rawValue).mapValues(\.count) { outcomes[outcome] = String(count) }
-            try audit(db, actor: actor, action: "billing.retry", target: "billing", details: outcomes)
+            try audit(db, actor: actor, action: "billing.retry", target: "billing", details: results.outcomeCounts.merging(["events": String(results.count)]) { $1 })
             return results
         }
     }
@@ -88,7 +84,7 @@ extension Store {
         provider: BillingProvider, eventID: String, type: String, occurredAt: Date, body: String, reason: String
     ) throws(StoreError) -> BillingResult {
         let now = clock.now()
-        let detail = "could not be read: \(reason)"
+        let detail = Self.unreadDetail(reason)
         return try write { db in
             if let row = try db.fetchOne("SELECT id, outcome FROM billing_events WHERE provider = ? AND event_id = ?", [provider.rawValue, eventID]) {
                 let id: Int64 = row[0]
@@ -133,17 +129,25 @@ extension Store {
     public func readUnreadBillingEvent(id: Int64, change: BillingChange?) throws(StoreError) {
         try write { db in
             if let change {
-                try db.execute("""
-                    UPDATE billing_events SET change = ?, body = NULL, occurred_at = ?, subscription_id = ?, customer_id = ?
-                    WHERE id = ? AND body IS NOT NULL
-                    """, [Self.encodeChange(change), change.occurredAt.millis, change.subscription?.id ?? change.checkoutSubscription, change.customer, id])
+                try Self.keepRead(db, id: id, change)
             } else {
-                try db.execute("""
-                    UPDATE billing_events SET outcome = 'ignored', detail = 'nothing this service acts on (read again)', body = NULL
-                    WHERE id = ? AND body IS NOT NULL
-                    """, [id])
+                try db.execute("UPDATE billing_events SET outcome = 'ignored', detail = ?, body = NULL WHERE id = ? AND body IS NOT NULL", [Self.ignoredOnRereadDetail, id])
             }
         }
+    }
+
+    /// Why an event is kept unread (the reason its parser gave).
+    public static func unreadDetail(_ reason: String) -> String { "could not be read: \(reason)" }
+
+    /// What an event kept unread and read at last to be no change says.
+    public static let ignoredOnRereadDetail = "nothing this service acts on (read again)"
+
+    /// An event kept unread, read: its change in place of the placeholder, its body gone.
+    private static func keepRead(_ db: any SQLConnection, id: Int64, _ change: BillingChange) throws {
+        try db.execute("""
+            UPDATE billing_events SET change = ?, body = NULL, occurred_at = ?, subscription_id = ?, customer_id = ?
+            WHERE id = ? AND body IS NOT NULL
+            """, [encodeChange(change), change.occurredAt.millis, change.subscription?.id ?? change.checkoutSubscription, change.customer, id])
     }
 
     private func retry(_ db: any SQLConnection, id: Int64, change: BillingChange, now: Date) throws -> BillingResult {

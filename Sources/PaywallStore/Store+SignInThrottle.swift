@@ -2,6 +2,14 @@ import Foundation
 import PaywallCore
 
 extension Store {
+    /// The sign-in throttle's key for an account's email: any spelling that reaches its
+    /// password (``EmailAddress/lookupKey``) shares it.
+    public static func signInThrottleKey(email: EmailAddress) -> String { "email:" + email.lookupKey }
+
+    /// The throttle's key for a signed-in reader asked for its password again: the
+    /// account's own, apart from the email's, which anyone at the sign-in form may spend.
+    public static func reverificationThrottleKey(_ accountID: AccountID) -> String { "reauth:" + accountID.rawValue }
+
     /// The latest moment until which any of `keys` is blocked from signing in, if one is
     /// blocked at `now`. Keys are the service's (`email:…`, `client:…`). (The service claims
     /// attempts instead: ``claimSignInAttempt(keys:at:)``; tests read the counters with this.)

@@ -53,11 +53,14 @@ public struct WebSite: Sendable {
     /// The pages' own log lines (forms refused, admin tokens refused, pages failed), held
     /// as the API's are (found in review: every page during an outage wrote its line).
     let logLimits = LogLimits()
+    /// `PAYWALL_LINK_BASE`'s origin, as `Origin` names this site (``originAllowed(_:)``).
+    let linkBaseOrigin: String?
 
     public init(service: PaywallService, articles: ArticleLibrary, settings: WebSettings = WebSettings()) throws {
         self.service = service
         self.articles = articles
         self.settings = settings
+        linkBaseOrigin = Self.origin(ofLinkBase: service.configuration.linkBase)
         templates = try Self.loadTemplates()
         csrf = CSRF(key: try service.webFormKey())
         stylesheet = try Self.staticFile("site.css")
@@ -273,7 +276,7 @@ public struct WebSite: Sendable {
     /// every form of the public site was refused 403 (found in review).
     func originAllowed(_ request: Request) -> Bool {
         guard let origin = request.headers[.origin] else { return true }
-        if let configured = Self.origin(ofLinkBase: service.configuration.linkBase), origin == configured { return true }
+        if let linkBaseOrigin, origin == linkBaseOrigin { return true }
         guard let host = request.head.authority else { return false }
         return origin == (settings.secureCookies ? "https://" : "http://") + host
     }

@@ -62,13 +62,6 @@ struct ServeCommand: AsyncParsableCommand {
         // The demo adds readers with known passwords and year-long memberships: never
         // into a database only the environment names, which may be production's
         // (`export PAYWALL_DB=postgres://…` as the README shows; found in review).
-        // Without --demo a server never invents a key: one made on the spot, published by no
-        // rotation, would sign every reader's tokens (found in review: PAYWALL_DEV_KEYS=1
-        // made one, though the help said 'serve' never does).
-        if !demo, let asked = environment["PAYWALL_DEV_KEYS"], ["1", "true", "yes", "on"].contains(asked.lowercased()) {
-            throw ValidationError(
-                "PAYWALL_DEV_KEYS=\(asked): serve makes no development key without --demo; make a signing key with 'paywall keys generate' (or 'paywall keys rotate'), or run 'paywall serve --demo'")
-        }
         if demo, db == nil, let named = environment["PAYWALL_DB"], !named.isEmpty {
             throw ValidationError(
                 "--demo adds sample readers with known passwords: it does not use the database PAYWALL_DB names; give it one with --db (e.g. --db demo.sqlite), or unset PAYWALL_DB for ./paywall.sqlite")
@@ -78,7 +71,9 @@ struct ServeCommand: AsyncParsableCommand {
             overrides.databaseLocation = db
             overrides.keysDirectory = keys
             overrides.policyDirectory = policies
-            overrides.developmentKeys = demo ? true : nil
+            // Without --demo a server never invents a key: one made on the spot, published by
+            // no rotation, would sign every reader's tokens (PAYWALL_DEV_KEYS=1 is refused).
+            overrides.developmentKeys = demo
             // A server started on a mistyped path must not come up on a new, empty database
             // (every reader a stranger, every title unknown): only the demo makes one.
             overrides.createDatabase = demo

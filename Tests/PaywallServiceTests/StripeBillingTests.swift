@@ -48,6 +48,15 @@ struct StripeBillingTests {
             StripeFixtures.subscription(id: "sub_1", customer: "cus_1", status: status, price: price, periodEnd: end, cancelAtPeriodEnd: cancel, legacy: legacy)
         }
 
+        /// A subscription's event without `livemode`, and a server set to one mode
+        /// (`PAYWALL_STRIPE_MODE`), which cannot read it without.
+        func eventWithoutLivemode(id: String) throws -> (body: [UInt8], strict: PaywallService) {
+            let end = now.addingTimeInterval(30 * 86_400)
+            var event = try #require(try JSONSerialization.jsonObject(with: Data(body("customer.subscription.created", subscription("active", end: end), id: id))) as? [String: Any])
+            event.removeValue(forKey: "livemode")
+            return (Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys])), try f.another { $0.stripeLivemode = false })
+        }
+
         func invoice(paid: Bool, end: Date) -> [String: Any] {
             StripeFixtures.invoice(id: "in_\(counter)", customer: "cus_1", subscription: "sub_1", price: "price_news", periodEnd: end, paid: paid)
         }
@@ -78,12 +87,7 @@ struct StripeBillingTests {
     func unreadEventKept() async throws {
         let shop = try Shop()
         #expect(try shop.checkout().outcome == .applied)
-        let end = shop.now.addingTimeInterval(30 * 86_400)
-        // Without `livemode`, which a server set to one mode (PAYWALL_STRIPE_MODE) needs.
-        var event = try #require(try JSONSerialization.jsonObject(with: Data(shop.body("customer.subscription.created", shop.subscription("active", end: end), id: "evt_unread"))) as? [String: Any])
-        event.removeValue(forKey: "livemode")
-        let body = Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
-        let strict = try shop.f.another { $0.stripeLivemode = false }
+        let (body, strict) = try shop.eventWithoutLivemode(id: "evt_unread")
         let kept = try strict.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: shop.now))
         #expect(kept.outcome == .failed && kept.detail?.contains("could not be read") == true && kept.detail?.contains("livemode") == true, "\(kept)")
         #expect(try strict.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: shop.now)).outcome == .failed)
@@ -111,11 +115,7 @@ struct StripeBillingTests {
     func unreadEventRedelivered() throws {
         let shop = try Shop()
         #expect(try shop.checkout().outcome == .applied)
-        let end = shop.now.addingTimeInterval(30 * 86_400)
-        var event = try #require(try JSONSerialization.jsonObject(with: Data(shop.body("customer.subscription.created", shop.subscription("active", end: end), id: "evt_late"))) as? [String: Any])
-        event.removeValue(forKey: "livemode")
-        let body = Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
-        let strict = try shop.f.another { $0.stripeLivemode = false }
+        let (body, strict) = try shop.eventWithoutLivemode(id: "evt_late")
         #expect(try strict.receiveStripeEvent(body: body, signature: StripeFixtures.signature(body, at: shop.now)).outcome == .failed)
         #expect(try shop.post(body).outcome == .applied)
         #expect(try shop.memberships().first?.status == .active)

@@ -145,7 +145,7 @@ struct AccountStoreTests {
         try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
         try f.store.recordRead(ArticleRead(subject: .account(account.id), titleID: TitleID(rawValue: "euronews"), articleID: "a2", at: f.clock.now()))
         try f.store.recordRead(ArticleRead(subject: .device("dev-1"), titleID: TitleID(rawValue: "euronews"), articleID: "a1", at: f.clock.now()))
-        _ = try f.store.claimSignInAttempt(keys: [("email:ada@example.com", 900, { _ in 0 }), ("reauth:" + account.id.rawValue, 900, { _ in 0 })], at: f.clock.now())
+        _ = try f.store.claimSignInAttempt(keys: [(Store.signInThrottleKey(email: EmailAddress(stored: "ada@example.com")), 900, { _ in 0 }), (Store.reverificationThrottleKey(account.id), 900, { _ in 0 })], at: f.clock.now())
         let month = (from: f.clock.now().addingTimeInterval(-86_400), to: f.clock.now().addingTimeInterval(86_400))
         let report = try f.store.readsByTitle(from: month.from, to: month.to, title: nil)
         // A membership the caller's test picks (read in the deletion's own transaction)
